@@ -1,0 +1,19 @@
+//! gm: a Genesis Mesh managed sovereign in one binary.
+//!
+//! The library does everything; `src/main.rs` only parses arguments and dispatches to [`cli::run`].
+//! Module map and dependency direction are documented in `../shared/STYLE.md` §1: `cli` at the top,
+//! `na` (the Network Authority server) over `http`, `store`, `model` and `crypto`, with `clock`,
+//! `files` and `logging` as leaves.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod clock;
+pub(crate) mod config;
+pub mod crypto;
+pub mod files;
+pub mod http;
+pub mod logging;
+pub mod model;
+pub mod na;
+pub mod store;
