@@ -1,0 +1,13 @@
+//! Cryptographic building blocks shared by every signed object: upstream key files, the canonical
+//! JSON bytes that get signed (the only path to such bytes), Ed25519 signatures and digests.
+//!
+//! Spec: `na-wire.md` §2 (keys, signatures, key files) and §3.1 (canonical JSON).
+
+pub mod canonical;
+pub mod digest;
+pub mod error;
+pub mod json;
+pub mod keys;
+pub mod signature;
+
+pub use error::CryptoError;
