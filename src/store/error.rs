@@ -1,0 +1,92 @@
+//! Errors of the store layer. No SQL text or file content ever reaches an HTTP body; the NA maps
+//! these to a generic 500 and logs the detail.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What went wrong with the database.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The file could not be opened as a database.
+    Open {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: rusqlite::Error,
+    },
+    /// The file exists but is not an SQLite database.
+    NotSqlite {
+        /// The file involved.
+        path: PathBuf,
+    },
+    /// The database needs to exist for this operation.
+    Missing {
+        /// The file involved.
+        path: PathBuf,
+    },
+    /// The database carries schema versions newer than gm knows (e.g. written by upstream 1.x).
+    SchemaTooNew {
+        /// The file involved.
+        path: PathBuf,
+        /// What was found.
+        found: i64,
+        /// The newest version gm knows.
+        known: i64,
+    },
+    /// A query failed.
+    Sqlite {
+        /// The operation that failed.
+        op: &'static str,
+        /// The underlying error.
+        source: rusqlite::Error,
+    },
+    /// No connection became free within the busy timeout.
+    PoolTimeout,
+    /// A stored JSON column could not be read back.
+    CorruptRow {
+        /// The table.
+        table: &'static str,
+        /// The row key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl StoreError {
+    /// Wraps a rusqlite error with the operation that failed.
+    pub fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        move |source| StoreError::Sqlite { op, source }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Open { path, source } => write!(f, "cannot open database {}: {source}", path.display()),
+            StoreError::NotSqlite { path } => {
+                write!(f, "{} is not an SQLite database (file header not recognised)", path.display())
+            }
+            StoreError::Missing { path } => write!(f, "database {} does not exist", path.display()),
+            StoreError::SchemaTooNew { path, found, known } => write!(
+                f,
+                "database {} has schema version {found}, newer than the {known} this gm knows (written by a newer upstream or gm?)",
+                path.display()
+            ),
+            StoreError::Sqlite { op, source } => write!(f, "database error while {op}: {source}"),
+            StoreError::PoolTimeout => write!(f, "no database connection became free within the busy timeout"),
+            StoreError::CorruptRow { table, key, problem } => {
+                write!(f, "stored row {key} in table {table} cannot be read: {problem}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Sqlite { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

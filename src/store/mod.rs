@@ -1,0 +1,272 @@
+//! The NA database: upstream's 0.16 SQLite layout, opened with upstream's connection settings
+//! (`foreign_keys = ON`, `busy_timeout = 30000`, `journal_mode = WAL`, `na-wire.md` §13.1).
+//!
+//! Every SQL string in gm lives in this module: [`schema`] owns the DDL and version gate, and one file
+//! per table family owns its queries. Callers get a pooled connection through [`Store::read`] and
+//! [`Store::write`]; no lock is held across a query except the connection itself.
+
+pub mod certs;
+pub mod crl;
+pub mod error;
+pub mod policy;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use error::StoreError;
+
+/// Upstream's busy timeout.
+pub const BUSY_TIMEOUT: Duration = Duration::from_millis(30_000);
+
+/// How a database is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `gm serve`: create the file if missing, apply missing migrations, create gm indexes.
+    Serve,
+    /// Read-only inspection: the file must exist; nothing is written, nothing created.
+    ReadOnly,
+}
+
+/// A pool of connections to one database file.
+pub struct Store {
+    path: PathBuf,
+    mode: OpenMode,
+    max_connections: usize,
+    idle: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+struct PoolState {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens `path`. In [`OpenMode::Serve`] the schema is brought to version 6 (a fresh file gets all
+    /// six migrations) and a newer schema is refused; in [`OpenMode::ReadOnly`] the file must exist.
+    /// `applied_at` is the isoformat time recorded for migrations.
+    pub fn open(path: &Path, mode: OpenMode, applied_at: &str) -> Result<Store, StoreError> {
+        let memory = path.as_os_str() == ":memory:";
+        if mode == OpenMode::ReadOnly && !memory && !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let store = Store {
+            path: path.to_path_buf(),
+            mode,
+            // `:memory:` is one private database per connection, so it gets exactly one.
+            max_connections: if memory { 1 } else { 8 },
+            idle: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+        };
+        // Gate before anything writes: a foreign or newer database is refused untouched.
+        let mut conn = store.connect_raw()?;
+        check_is_sqlite(&conn, path)?;
+        gate_version(&conn, path)?;
+        if mode == OpenMode::Serve {
+            store.enable_wal(&conn)?;
+            schema::migrate(&mut conn, applied_at)?;
+            schema::ensure_gm_indexes(&conn)?;
+        }
+        store.give_back(conn);
+        Ok(store)
+    }
+
+    /// The database path as configured.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled connection.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.take()?;
+        let result = f(&conn);
+        self.give_back(conn);
+        result
+    }
+
+    /// Runs `f` inside an immediate (write-locking) transaction, committing on success.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.take()?;
+        let result = run_in_transaction(&mut conn, f);
+        self.give_back(conn);
+        result
+    }
+
+    /// Size of the database file plus its WAL, in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        let main = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.as_os_str().to_os_string();
+        wal.push("-wal");
+        main + std::fs::metadata(PathBuf::from(wal))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// Readiness (`deviations.md` D3): the schema holds versions 1–6 and all 13 tables, and a write
+    /// transaction can be started and rolled back. Returns the short reason when not ready.
+    pub fn check_ready(&self) -> Result<(), String> {
+        let mut conn = self.take().map_err(|e| e.to_string())?;
+        let result = readiness(&mut conn);
+        self.give_back(conn);
+        result
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let conn = self.connect_raw()?;
+        if self.mode == OpenMode::Serve {
+            self.enable_wal(&conn)?;
+        }
+        Ok(conn)
+    }
+
+    fn connect_raw(&self) -> Result<Connection, StoreError> {
+        let flags = match self.mode {
+            OpenMode::Serve => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|source| StoreError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(StoreError::sqlite("setting busy_timeout"))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(|e| not_sqlite_or(e, &self.path))?;
+        Ok(conn)
+    }
+
+    /// Upstream only logs a failure to switch to WAL; so does gm (it still works, just slower).
+    fn enable_wal(&self, conn: &Connection) -> Result<(), StoreError> {
+        if let Err(e) = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            let e = not_sqlite_or(e, &self.path);
+            if matches!(e, StoreError::NotSqlite { .. }) {
+                return Err(e);
+            }
+            log::warn!("cannot switch {} to WAL mode: {e}", self.path.display());
+        }
+        Ok(())
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mut state = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(conn);
+            }
+            if state.open < self.max_connections {
+                state.open += 1;
+                drop(state);
+                return self.connect().inspect_err(|_| {
+                    let mut s = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    s.open -= 1;
+                });
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(StoreError::PoolTimeout);
+            }
+            state = self
+                .freed
+                .wait_timeout(state, deadline - now)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut state = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if state.open == 0 {
+            state.open = 1;
+        }
+        state.idle.push(conn);
+        drop(state);
+        self.freed.notify_one();
+    }
+}
+
+fn run_in_transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::sqlite("starting a write transaction"))?;
+    let value = f(&tx)?;
+    tx.commit().map_err(StoreError::sqlite("committing"))?;
+    Ok(value)
+}
+
+fn not_sqlite_or(e: rusqlite::Error, path: &Path) -> StoreError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+        StoreError::NotSqlite {
+            path: path.to_path_buf(),
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    }
+}
+
+fn check_is_sqlite(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|_| ())
+    .map_err(|e| not_sqlite_or(e, path))
+}
+
+fn gate_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found = schema::current_version(conn)?;
+    if found > schema::KNOWN_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            known: schema::KNOWN_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn readiness(conn: &mut Connection) -> Result<(), String> {
+    let versions = schema::applied_versions(conn).map_err(|e| e.to_string())?;
+    if let Some(v) = (1..=schema::KNOWN_VERSION).find(|v| !versions.contains(v)) {
+        return Err(format!("schema migration {v:03} not applied"));
+    }
+    let missing = schema::missing_tables(conn).map_err(|e| e.to_string())?;
+    if let Some(t) = missing.first() {
+        return Err(format!("table {t} missing"));
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| format!("database not writable: {e}"))?;
+    tx.rollback()
+        .map_err(|e| format!("database not writable: {e}"))
+}
