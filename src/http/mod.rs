@@ -1,0 +1,23 @@
+//! The HTTP/1.1 server layer: moves bytes, enforces [`Limits`], and calls a [`Handler`] once per request.
+//!
+//! Owns the listener, connection threads, request parsing, response framing, deadlines and graceful
+//! shutdown. Must not know anything about the application: no routes, no authentication, no application error
+//! bodies. The only bodies it writes itself are the fixed protocol-level refusals (400, 408, 413, 414, 431,
+//! 500 for a panicking handler, 501, 503 over the connection cap, 505), each `{"error":"..."}`.
+//!
+//! Files: `server.rs` (listener, accept thread, connection cap, shutdown), `conn.rs` (keep-alive loop,
+//! deadlines, access log), `request.rs` ([`Request`], head parsing, query helpers), `response.rs`
+//! ([`Response`], wire encoding), `limits.rs` ([`Limits`]), `error.rs` ([`HttpError`]).
+
+mod conn;
+mod error;
+mod limits;
+mod request;
+mod response;
+mod server;
+
+pub use error::{HttpError, PercentDecodeError};
+pub use limits::Limits;
+pub use request::{parse_query, percent_decode, percent_decode_query_component, Request};
+pub use response::{reason_phrase, Response};
+pub use server::{Handler, ServeReport, Server, ServerStats, ShutdownHandle};
