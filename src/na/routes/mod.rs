@@ -1,0 +1,4 @@
+//! Route handlers, one file per domain. Each takes the [`super::Authority`] and the request and returns
+//! a response or an [`super::error::NaError`].
+
+pub mod public;

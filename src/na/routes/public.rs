@@ -1,0 +1,269 @@
+//! Public read-only routes (`na-wire.md` §9.3, §10.1–10.3): health, readiness, metrics, nodes,
+//! genesis, sovereign description, policy and CRL. `/policy` and `/crl` create and sign the default
+//! policy and the empty CRL on first use, as upstream does.
+
+use chrono::Duration;
+
+use crate::crypto::digest::uuid4;
+use crate::crypto::json::{parse_str, Map, Value};
+use crate::http::{Request, Response};
+use crate::model::crl::Crl;
+use crate::model::fields::object;
+use crate::model::policy::PolicyManifest;
+use crate::model::timestamp::{isoformat_utc, parse_db_time, ModelTime};
+use crate::model::SignedObject;
+use crate::store::{certs, crl, policy};
+
+use super::super::error::NaError;
+use super::super::metrics::{render, NaGauges};
+use super::super::remote_addr::base_url;
+use super::super::{json_response, Authority};
+
+const HEALTHZ_BODY: &[u8] = b"{\"status\":\"ok\"}\n";
+
+/// How long after its last heartbeat a node counts as active (strict `<`).
+const ACTIVE_WINDOW_SECONDS: i64 = 300;
+
+/// `GET /healthz`: liveness only, touches nothing.
+pub fn healthz() -> Response {
+    Response::bytes(200, "application/json", HEALTHZ_BODY.to_vec())
+}
+
+/// `GET /health` (legacy).
+pub fn health(na: &Authority) -> Result<Response, NaError> {
+    let body = object(vec![
+        ("network", Value::from(na.genesis.network_name.as_str())),
+        ("status", Value::from("healthy")),
+        ("version", Value::from(na.genesis.network_version.as_str())),
+    ]);
+    Ok(json_response(200, &Value::Object(body)))
+}
+
+/// `GET /readyz` with real checks (D3): schema 1–6 and all tables present, a write transaction can
+/// start; the signing key was checked against genesis at startup.
+pub fn readyz(na: &Authority) -> Response {
+    let db_path = if na.settings.readyz_shows_db_path {
+        na.settings.db_path_display.clone()
+    } else {
+        "[REDACTED]".to_string()
+    };
+    let mut body = Map::new();
+    body.insert("db_path", Value::from(db_path));
+    match na.store.check_ready() {
+        Ok(()) => {
+            body.insert("status", Value::from("ready"));
+            json_response(200, &Value::Object(body))
+        }
+        Err(reason) => {
+            body.insert("error", Value::from(reason));
+            body.insert("status", Value::from("not_ready"));
+            json_response(503, &Value::Object(body))
+        }
+    }
+}
+
+/// `GET /metrics`.
+pub fn metrics(na: &Authority) -> Result<Response, NaError> {
+    let now = na.clock.now();
+    let gauges = na.store.read(|c| {
+        Ok(NaGauges {
+            issued_certs_total: certs::count_all(c)?,
+            active_nodes: active_rows(c, now)?.len() as i64,
+            revoked_certs_total: certs::count_revoked(c)?,
+            crl_sequence: crl::active_sequence(c)?,
+            policy_versions_total: policy::count(c)?,
+        })
+    })?;
+    let text = render(&gauges, &na.http_metrics, na.store.size_bytes());
+    Ok(Response::bytes(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        text.into_bytes(),
+    ))
+}
+
+fn active_rows(
+    conn: &rusqlite::Connection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<certs::ActiveNodeRow>, crate::store::StoreError> {
+    let threshold = now - Duration::seconds(ACTIVE_WINDOW_SECONDS);
+    // Index prefilter one second early at whole-second precision, then the exact test on parsed times.
+    let not_before = (threshold - Duration::seconds(1))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let rows = certs::recent_heartbeats(conn, &not_before)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            parse_db_time(&r.last_heartbeat)
+                .is_some_and(|t| now - t < Duration::seconds(ACTIVE_WINDOW_SECONDS))
+        })
+        .collect())
+}
+
+/// `GET /nodes` (§10.3).
+pub fn nodes(na: &Authority) -> Result<Response, NaError> {
+    let now = na.clock.now();
+    let rows = na.store.read(|c| active_rows(c, now))?;
+    let mut nodes = Map::new();
+    for row in &rows {
+        let roles = parse_str(&row.roles_json).unwrap_or(Value::Array(Vec::new()));
+        let status = match &row.heartbeat_status {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => row.status.clone(),
+        };
+        let entry = object(vec![
+            ("expires_at", Value::from(row.expires_at.as_str())),
+            ("last_heartbeat", Value::from(row.last_heartbeat.as_str())),
+            ("node_public_key", Value::from(row.node_public_key.as_str())),
+            (
+                "remote_addr",
+                row.remote_addr.as_deref().map_or(Value::Null, Value::from),
+            ),
+            ("roles", roles),
+            ("status", Value::from(status)),
+        ]);
+        nodes.insert(row.cert_id.clone(), Value::Object(entry));
+    }
+    let body = object(vec![
+        ("count", Value::from(rows.len())),
+        ("nodes", Value::Object(nodes)),
+    ]);
+    Ok(json_response(200, &Value::Object(body)))
+}
+
+/// `GET /sovereign.json` (unsigned description; URLs per D2).
+pub fn sovereign(na: &Authority, req: &Request) -> Response {
+    let g = &na.genesis;
+    let base = base_url(req, na.settings.proxy_hops);
+    let surface = |p: &str| Value::from(format!("{base}{p}"));
+    let surfaces = object(vec![
+        ("api_reference", surface("/api-reference")),
+        ("cli_reference", surface("/cli-reference")),
+        ("connectome", surface("/connectome.json")),
+        ("genesis", surface("/genesis")),
+        ("recognition_treaties", surface("/recognition-treaties")),
+        (
+            "sovereign_revocation_feed",
+            surface("/sovereign-revocation-feed"),
+        ),
+        ("swagger", surface("/swagger.json")),
+    ]);
+    let body = object(vec![
+        (
+            "bootstrap_anchor_count",
+            Value::from(g.bootstrap_anchors.len()),
+        ),
+        ("endpoint", Value::from(base.as_str())),
+        (
+            "network_authority",
+            Value::Object(object(vec![
+                (
+                    "public_key",
+                    Value::from(g.network_authority.public_key.as_str()),
+                ),
+                (
+                    "valid_from",
+                    Value::from(g.network_authority.valid_from.render_isoformat()),
+                ),
+                (
+                    "valid_to",
+                    Value::from(g.network_authority.valid_to.render_isoformat()),
+                ),
+            ])),
+        ),
+        ("network_name", Value::from(g.network_name.as_str())),
+        ("network_version", Value::from(g.network_version.as_str())),
+        (
+            "policy_manifest",
+            Value::Object(object(vec![
+                ("hash", Value::from(g.policy_hash.as_str())),
+                (
+                    "url",
+                    g.policy_url.as_deref().map_or(Value::Null, Value::from),
+                ),
+            ])),
+        ),
+        ("root_public_key", Value::from(g.root_public_key.as_str())),
+        ("sovereign_id", Value::from(g.network_name.as_str())),
+        ("supported_surfaces", Value::Object(surfaces)),
+    ]);
+    json_response(200, &Value::Object(body))
+}
+
+/// `GET /policy`: the active policy, creating and signing the default one when none is active.
+pub fn policy(na: &Authority) -> Result<Response, NaError> {
+    if let Some(json) = na.store.read(policy::active_json)? {
+        return stored_object::<PolicyManifest>(&json, "policy_versions");
+    }
+    let now = na.clock.now();
+    let mut manifest = PolicyManifest {
+        policy_id: format!(
+            "policy-{}-{}",
+            na.genesis.network_name, na.genesis.network_version
+        ),
+        issued_at: ModelTime::from_utc(now),
+        issued_by: na.settings.na_key_id.clone(),
+        min_client_version: "0.1.0".to_string(),
+        allowed_ports: vec![443, 8443],
+        allowed_services: vec!["service-1".to_string(), "service-2".to_string()],
+        preferred_transports: vec!["quic".to_string(), "wireguard".to_string()],
+        max_hops: 6,
+        signatures: Vec::new(),
+    };
+    manifest.sign(&na.na_key, &na.settings.na_key_id);
+    let stored = crate::crypto::canonical::to_string_with(
+        &manifest.to_value(),
+        &crate::crypto::canonical::Style::DECLARATION_ORDER,
+    );
+    let json = na.store.write(|tx| {
+        // Another request may have created it meanwhile: the first one stored wins.
+        if let Some(existing) = policy::active_json(tx)? {
+            return Ok(existing);
+        }
+        policy::activate_new(tx, &manifest.policy_id, &stored, &isoformat_utc(now))?;
+        Ok(stored.clone())
+    })?;
+    stored_object::<PolicyManifest>(&json, "policy_versions")
+}
+
+/// `GET /crl`: the active CRL, creating and signing the empty one (sequence 0) when none exists.
+pub fn crl(na: &Authority) -> Result<Response, NaError> {
+    if let Some((_, json)) = na.store.read(crl::active)? {
+        return stored_object::<Crl>(&json, "crl_versions");
+    }
+    let now = na.clock.now();
+    let mut list = Crl {
+        crl_id: uuid4(),
+        sequence: 0,
+        issued_at: ModelTime::from_utc(now),
+        next_update: ModelTime::from_utc(now + Duration::hours(24)),
+        issuer: na.settings.na_key_id.clone(),
+        revoked_certificates: Vec::new(),
+        signatures: Vec::new(),
+    };
+    list.sign(&na.na_key, &na.settings.na_key_id);
+    let stored = crate::crypto::canonical::to_string_with(
+        &list.to_value(),
+        &crate::crypto::canonical::Style::DECLARATION_ORDER,
+    );
+    let json = na.store.write(|tx| {
+        if let Some((_, existing)) = crl::active(tx)? {
+            return Ok(existing);
+        }
+        crl::activate_new(tx, 0, &stored, &isoformat_utc(now))?;
+        Ok(stored.clone())
+    })?;
+    stored_object::<Crl>(&json, "crl_versions")
+}
+
+/// Renders a stored `*_json` column through its model, so the response re-derives to the signed bytes.
+fn stored_object<T: SignedObject>(json: &str, table: &'static str) -> Result<Response, NaError> {
+    let value = parse_str(json).map_err(|e| NaError::Internal {
+        detail: format!("{table}: stored JSON unreadable: {e}"),
+    })?;
+    let object = T::from_value(&value).map_err(|e| NaError::Internal {
+        detail: format!("{table}: {e}"),
+    })?;
+    Ok(json_response(200, &object.to_value()))
+}
