@@ -1,0 +1,191 @@
+//! The one error a user sees. Every lower error converts in with `From`; [`Error`]'s `Display` renders
+//! every message (lowercase, the failing thing named, the cause last) and [`Error::hint`] the remedy.
+//! Exit codes are defined here once: 0 ok, 1 a check ran and said no, 2 the command could not run.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::crypto::CryptoError;
+use crate::http::HttpError;
+use crate::model::ModelError;
+use crate::store::StoreError;
+
+/// Exit status: a check ran and said no (verify, readiness, drill mismatch).
+pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit status: the command could not run (usage, config, I/O).
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+/// A user-facing failure.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad or conflicting options.
+    Usage {
+        /// The message shown.
+        message: String,
+        /// What the user can do.
+        hint: Option<String>,
+    },
+    /// A file operation failed.
+    Io {
+        /// The operation that failed.
+        action: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file exists and `--force` was not given.
+    Exists {
+        /// The file involved.
+        path: PathBuf,
+    },
+    /// A JSON file could not be parsed.
+    Json {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An object does not validate against its schema.
+    Model {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: ModelError,
+    },
+    /// Key material problem.
+    Crypto(CryptoError),
+    /// Configuration problem.
+    Config(ConfigError),
+    /// Database problem.
+    Store(StoreError),
+    /// Listener problem.
+    Http(HttpError),
+    /// The command refused to act, for a stated reason.
+    Refused {
+        /// The message shown.
+        message: String,
+        /// What the user can do.
+        hint: Option<String>,
+    },
+    /// A check ran and failed (exit 1).
+    CheckFailed {
+        /// The message shown.
+        message: String,
+    },
+}
+
+impl Error {
+    /// A usage error with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// A refusal with a hint.
+    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Refused {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// An I/O failure wrapper for `map_err`.
+    pub fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.to_path_buf();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// The process exit status.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::CheckFailed { .. } => EXIT_CHECK_FAILED,
+            _ => EXIT_CANNOT_RUN,
+        }
+    }
+
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Usage { hint, .. } | Error::Refused { hint, .. } => hint.clone(),
+            Error::Exists { .. } => Some("pass --force to replace it, or choose another path".to_string()),
+            Error::Crypto(CryptoError::BadKeyFile { .. }) => Some(
+                "key files are written by `gm keygen` (or upstream `genesis-mesh keygen`): a `# Ed25519 … Key` line and one base64 line"
+                    .to_string(),
+            ),
+            Error::Store(StoreError::NotSqlite { .. }) => {
+                Some("check --db-path / DB_PATH: it must name an SQLite database (or a new file)".to_string())
+            }
+            Error::Store(StoreError::SchemaTooNew { .. }) => {
+                Some("use the gm or upstream version that wrote this database; gm never downgrades a schema".to_string())
+            }
+            Error::Http(HttpError::Bind { .. }) => {
+                Some("stop the other process using the port, or choose another with --bind or PORT".to_string())
+            }
+            Error::Config(_) => Some("fix the setting named above; `gm serve --help` lists every setting".to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage { message, .. }
+            | Error::Refused { message, .. }
+            | Error::CheckFailed { message } => f.write_str(message),
+            Error::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            Error::Exists { path } => {
+                write!(f, "refusing to overwrite existing file {}", path.display())
+            }
+            Error::Json { path, problem } => {
+                write!(f, "cannot read {} as JSON: {problem}", path.display())
+            }
+            Error::Model { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Crypto(e) => write!(f, "{e}"),
+            Error::Config(e) => write!(f, "{e}"),
+            Error::Store(e) => write!(f, "{e}"),
+            Error::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<CryptoError> for Error {
+    fn from(e: CryptoError) -> Error {
+        Error::Crypto(e)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        Error::Config(e)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        Error::Store(e)
+    }
+}
+
+impl From<HttpError> for Error {
+    fn from(e: HttpError) -> Error {
+        Error::Http(e)
+    }
+}

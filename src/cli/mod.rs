@@ -1,0 +1,55 @@
+//! The command line: the top-level argh definitions and the single dispatch match. One file per
+//! command group; each turns its argh struct into typed options once, validates them before touching
+//! any file, then acts.
+
+pub mod error;
+pub mod genesis;
+pub mod input;
+pub mod keygen;
+pub mod output;
+pub mod quickstart;
+pub mod serve;
+pub mod sign;
+
+use argh::FromArgs;
+
+pub use error::Error;
+
+/// gm: a Genesis Mesh managed sovereign in one binary (drop-in Network Authority server and ops toolkit).
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Command {
+    Keygen(keygen::KeygenArgs),
+    Sign(sign::SignArgs),
+    Verify(sign::VerifyArgs),
+    Genesis(genesis::GenesisArgs),
+    Serve(serve::ServeArgs),
+    Quickstart(quickstart::QuickstartArgs),
+}
+
+/// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
+pub fn run(args: Args) -> Result<u8, Error> {
+    match args.command {
+        Command::Keygen(a) => keygen::run(a),
+        Command::Sign(a) => sign::run_sign(a),
+        Command::Verify(a) => sign::run_verify(a),
+        Command::Genesis(a) => genesis::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Quickstart(a) => quickstart::run(a),
+    }
+}
+
+/// Installs the log backend from `GENESIS_LOG_LEVEL` and `GENESIS_LOG_FORMAT`.
+pub fn init_logging() {
+    let env = crate::config::Env::from_process();
+    crate::logging::init(
+        crate::logging::parse_level(env.get("GENESIS_LOG_LEVEL")),
+        crate::logging::LogFormat::parse(env.get("GENESIS_LOG_FORMAT")),
+    );
+}

@@ -1,0 +1,44 @@
+//! The only code that prints: results to stdout (text for people, `--json` for machines), notices to
+//! stderr. Logs go through `log` and the `logging` backend, never through here.
+
+use std::io::Write;
+
+use crate::crypto::canonical::{to_string_with, Style};
+use crate::crypto::json::Value;
+
+/// How a command renders its result.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// `--json` was given.
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `text` for people, or `value` as one JSON line with `--json`.
+    pub fn result(&self, text: &str, value: &Value) {
+        if self.json {
+            line(&to_string_with(value, &Style::CANONICAL));
+        } else if !text.is_empty() {
+            line(text);
+        }
+    }
+}
+
+/// Prints one line to stdout and flushes (tests read the bound address from it).
+pub fn line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// Prints raw text to stdout without adding a newline.
+pub fn raw(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Prints a notice to stderr (`warning: …`).
+pub fn notice(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}

@@ -1,0 +1,159 @@
+//! `gm quickstart`: a sandbox sovereign in one command. In an empty (or missing) home it creates root,
+//! NA and operator keys, a root-signed genesis and `gm.toml`, then serves on 127.0.0.1:8443 and
+//! prints the next commands to try. The root and operator private keys go to `offline/`, with a
+//! warning: in a real sovereign they never live on the NA host.
+
+use std::path::{Path, PathBuf};
+
+use argh::FromArgs;
+
+use crate::clock::SystemClock;
+use crate::config::{self, Env, ServeFlags};
+use crate::crypto::keys::SigningKey;
+use crate::model::SignedObject;
+
+use super::error::Error;
+use super::genesis::{build, NewGenesis};
+use super::input::{object_file_text, write_public_file};
+use super::keygen::write_key_pair;
+use super::output::{notice, Output};
+
+/// Create a sandbox sovereign (if the home is empty) and serve it.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "quickstart",
+    example = "gm quickstart\ngm quickstart --home /tmp/sandbox --bind 127.0.0.1:18443\ngm quickstart --home ./gm-sandbox --no-serve",
+    note = "The home defaults to $GM_HOME, else ./gm-sandbox (never /etc/gm: a sandbox is not a production sovereign). An existing sandbox (a home with gm.toml) is served as it is."
+)]
+pub struct QuickstartArgs {
+    /// sandbox folder (default $GM_HOME, else ./gm-sandbox)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// network name of a new sandbox (default sandbox-mesh)
+    #[argh(option, default = "String::from(\"sandbox-mesh\")")]
+    network_name: String,
+    /// listen address (default 127.0.0.1:8443)
+    #[argh(option)]
+    bind: Option<std::net::SocketAddr>,
+    /// create the sandbox but do not serve it
+    #[argh(switch)]
+    no_serve: bool,
+    /// print the startup line as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Runs `gm quickstart`.
+pub fn run(args: QuickstartArgs) -> Result<u8, Error> {
+    let env = Env::from_process();
+    let home = args
+        .home
+        .clone()
+        .or_else(|| env.get("GM_HOME").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("gm-sandbox"));
+    if home.join(config::CONFIG_FILE).exists() {
+        notice(&format!("using the existing sandbox in {}", home.display()));
+    } else {
+        refuse_non_empty(&home)?;
+        create_sandbox(&home, &args.network_name)?;
+    }
+    if args.no_serve {
+        return Ok(0);
+    }
+    let file = config::load_file(&home)?;
+    let flags = ServeFlags {
+        bind: args.bind,
+        ..ServeFlags::default()
+    };
+    let settings = config::serve_settings(&home, &file, &env, &flags)?;
+    let port = settings.bind.port();
+    let h = home.display();
+    let next = vec![
+        "next, in another terminal:".to_string(),
+        format!("  curl http://127.0.0.1:{port}/healthz"),
+        format!("  curl http://127.0.0.1:{port}/genesis"),
+        format!("  curl http://127.0.0.1:{port}/crl"),
+        format!("  curl http://127.0.0.1:{port}/metrics"),
+        format!("  gm genesis verify --genesis {h}/genesis.signed.json"),
+        format!("  gm verify --public-key {h}/keys/na.pub <(curl -s http://127.0.0.1:{port}/crl)"),
+        "stop with Ctrl-C".to_string(),
+    ];
+    super::serve::serve(settings, Output { json: args.json }, &next)
+}
+
+fn refuse_non_empty(home: &Path) -> Result<(), Error> {
+    match std::fs::read_dir(home) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::refused(
+                    format!("{} is not empty and holds no gm.toml", home.display()),
+                    "choose an empty or new folder with --home",
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            action: "read folder",
+            path: home.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn create_sandbox(home: &Path, network_name: &str) -> Result<(), Error> {
+    for dir in [home.to_path_buf(), home.join("keys"), home.join("offline")] {
+        std::fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+    }
+    let root = SigningKey::generate();
+    let na = SigningKey::generate();
+    let operator = SigningKey::generate();
+    write_key_pair(&root, Some("rs-local"), &home.join("offline/root"), false)?;
+    write_key_pair(&na, Some("na-local"), &home.join("keys/na"), false)?;
+    write_key_pair(
+        &operator,
+        Some("operator-local"),
+        &home.join("offline/operator"),
+        false,
+    )?;
+    let mut genesis = build(
+        NewGenesis {
+            network_name,
+            network_version: "v0.1",
+            root_public_key: root.public_key().to_b64(),
+            na_public_key: na.public_key().to_b64(),
+            na_valid_days: 90,
+            anchors: Vec::new(),
+            policy_hash: "sha256:placeholder".to_string(),
+            policy_url: None,
+        },
+        &SystemClock,
+    );
+    genesis.sign(&root, "rs-local");
+    write_public_file(
+        &home.join("genesis.signed.json"),
+        &object_file_text(&genesis.to_value()),
+        false,
+    )?;
+    let operators = format!(
+        "{{\"operator-local\": \"{}\"}}\n",
+        operator.public_key().to_b64()
+    );
+    write_public_file(&home.join("operators.json"), &operators, false)?;
+    let toml = format!(
+        "# gm sandbox sovereign {network_name}: created by `gm quickstart`. Paths are relative to this folder.\n\
+         [na]\ngenesis_file = \"genesis.signed.json\"\nna_private_key_file = \"keys/na.key\"\nna_key_id = \"na-local\"\ndb_path = \"na.db\"\n\n\
+         [server]\nbind = \"127.0.0.1:8443\"\ntrusted_proxy_hops = 0\n"
+    );
+    write_public_file(&home.join(config::CONFIG_FILE), &toml, false)?;
+    notice(&format!(
+        "created sandbox sovereign {network_name} in {}",
+        home.display()
+    ));
+    notice(&format!(
+        "warning: {}/offline/ holds the ROOT and OPERATOR private keys; in a real sovereign they belong offline, never on the NA host",
+        home.display()
+    ));
+    Ok(())
+}

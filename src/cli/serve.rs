@@ -1,0 +1,247 @@
+//! `gm serve`: the drop-in NA server. Startup refuses, with a clear message and exit 2, when the
+//! genesis root signature does not verify (`deviations.md` D11; an unsigned genesis only with
+//! `--allow-unsigned-genesis`), the NA key does not match the genesis, the port is taken, or the
+//! database is not SQLite or has a newer schema. Checks run before anything is created, so a refused
+//! start changes no file. It prints the bound address, serves until SIGTERM/SIGINT, drains in-flight
+//! requests and exits 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use argh::FromArgs;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Env, ServeFlags, ServeSettings};
+use crate::crypto::json::Value;
+use crate::crypto::keys::load_signing_key;
+use crate::crypto::signature::SignatureCheck;
+use crate::files::lock::{try_lock_db, LockError};
+use crate::http::{Server, ShutdownHandle};
+use crate::model::fields::object;
+use crate::model::genesis::Genesis;
+use crate::model::timestamp::isoformat_utc;
+use crate::na::{Authority, Settings};
+use crate::store::{OpenMode, Store};
+
+use super::error::Error;
+use super::input::read_object;
+use super::output::{notice, Output};
+
+/// Serve the Network Authority API (drop-in for upstream genesis-mesh 0.16).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "serve",
+    example = "gm serve --home /etc/gm\ngm serve --home ./gm-sandbox --bind 127.0.0.1:0\nGENESIS_FILE=genesis.signed.json NA_PRIVATE_KEY_FILE=na.key DB_PATH=na.db gm serve",
+    note = "Settings come from flags, then upstream's environment (GENESIS_FILE, NA_PRIVATE_KEY_FILE, DB_PATH, NA_KEY_ID, PORT, NA_PROXY_HOPS, NA_MAX_REQUEST_BYTES, GENESIS_LOG_LEVEL, GENESIS_LOG_FORMAT), then HOME/gm.toml. Defaults: bind 127.0.0.1:8443, genesis HOME/genesis.signed.json, key HOME/keys/na.key, database HOME/na.db, key id na-2025-q1, proxy hops 0."
+)]
+pub struct ServeArgs {
+    /// gm home holding gm.toml, keys and databases (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// listen address (default 127.0.0.1:8443; PORT sets only the port)
+    #[argh(option)]
+    bind: Option<SocketAddr>,
+    /// signed genesis file
+    #[argh(option)]
+    genesis: Option<PathBuf>,
+    /// NA private key file
+    #[argh(option)]
+    na_key: Option<PathBuf>,
+    /// SQLite database
+    #[argh(option)]
+    db_path: Option<PathBuf>,
+    /// NA key id label written into signatures (default na-2025-q1)
+    #[argh(option)]
+    na_key_id: Option<String>,
+    /// trusted reverse-proxy hops for X-Forwarded-* (default 0: use the TCP peer)
+    #[argh(option)]
+    trusted_proxy_hops: Option<usize>,
+    /// start even though the genesis carries no root signature (development only)
+    #[argh(switch)]
+    allow_unsigned_genesis: bool,
+    /// print the startup line as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Runs `gm serve`.
+pub fn run(args: ServeArgs) -> Result<u8, Error> {
+    let env = Env::from_process();
+    let home = config::resolve_home(args.home.as_deref(), &env);
+    let file = config::load_file(&home)?;
+    let flags = ServeFlags {
+        bind: args.bind,
+        genesis_file: args.genesis,
+        na_key_file: args.na_key,
+        db_path: args.db_path,
+        na_key_id: args.na_key_id,
+        proxy_hops: args.trusted_proxy_hops,
+        allow_unsigned_genesis: args.allow_unsigned_genesis,
+    };
+    let settings = config::serve_settings(&home, &file, &env, &flags)?;
+    serve(settings, Output { json: args.json }, &[])
+}
+
+/// Starts the NA with `settings` and serves until a shutdown signal. `next_steps` are printed
+/// after the startup line (quickstart uses them).
+pub fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Result<u8, Error> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let genesis = load_genesis(&settings)?;
+    warn_about_validity(&genesis, clock.as_ref());
+    let na_key = load_signing_key(&settings.na_key_file)?;
+    if na_key.public_key().to_b64() != genesis.network_authority.public_key {
+        return Err(Error::refused(
+            format!(
+                "NA private key does not match genesis block: {} holds {}, genesis {} names {}",
+                settings.na_key_file.display(),
+                na_key.public_key().to_b64(),
+                settings.genesis_file.display(),
+                genesis.network_authority.public_key
+            ),
+            "point NA_PRIVATE_KEY_FILE / --na-key at the key whose public half is in the genesis",
+        ));
+    }
+    let server = Server::bind(settings.bind, settings.limits.clone())?;
+    let store = Store::open(
+        &settings.db_path,
+        OpenMode::Serve,
+        &isoformat_utc(clock.now()),
+    )?;
+    let lock = lock_database(&settings)?;
+    if let Some(l) = &lock {
+        log::debug!(target: "gm::serve", "holding the database lock {}", l.path().display());
+    }
+    let addr = server.local_addr();
+    let authority = Authority::new(
+        Settings {
+            na_key_id: settings.na_key_id.clone(),
+            proxy_hops: settings.proxy_hops,
+            readyz_shows_db_path: settings.readyz_shows_db_path,
+            db_path_display: settings.db_path.display().to_string(),
+        },
+        genesis,
+        na_key,
+        Arc::new(store),
+        clock,
+    );
+    let stop = install_signal_watch(server.shutdown_handle())?;
+    announce(out, addr, &settings, next_steps);
+    log::info!(target: "gm::serve", "serving NA on http://{addr} (database {})", settings.db_path.display());
+    let report = server.run(Arc::new(authority))?;
+    stop.store(true, Ordering::SeqCst);
+    log::info!(
+        target: "gm::serve",
+        "stopped after {} connections and {} requests",
+        report.connections_total,
+        report.requests_total
+    );
+    Ok(0)
+}
+
+fn load_genesis(settings: &ServeSettings) -> Result<Genesis, Error> {
+    let genesis: Genesis = read_object(&settings.genesis_file)?;
+    match genesis.check_root_signatures() {
+        SignatureCheck::Valid => Ok(genesis),
+        SignatureCheck::Unsigned if settings.allow_unsigned_genesis => {
+            log::warn!(target: "gm::serve", "serving an UNSIGNED genesis ({}): development only; the pilot-readiness report fails on this", settings.genesis_file.display());
+            Ok(genesis)
+        }
+        SignatureCheck::Unsigned => Err(Error::refused(
+            format!("genesis {} carries no root signature", settings.genesis_file.display()),
+            "sign it with `gm genesis sign`, or pass --allow-unsigned-genesis for development only",
+        )),
+        SignatureCheck::Invalid { index } => Err(Error::refused(
+            format!(
+                "genesis {} root signature {} does not verify with its root_public_key {}",
+                settings.genesis_file.display(),
+                index.map_or_else(|| "?".to_string(), |i| (i + 1).to_string()),
+                genesis.root_public_key
+            ),
+            "the file was changed after signing or signed with another key; re-run the root ceremony (`gm genesis sign`)",
+        )),
+    }
+}
+
+/// D11: keep serving outside the NA validity window, but say so loudly.
+fn warn_about_validity(genesis: &Genesis, clock: &dyn Clock) {
+    let now = clock.now();
+    let na = &genesis.network_authority;
+    let to = na.valid_to.to_utc();
+    if now < na.valid_from.to_utc() {
+        log::warn!(target: "gm::serve", "the system clock ({}) is before the genesis NA valid_from ({}): check the clock", isoformat_utc(now), na.valid_from.render_isoformat());
+    }
+    if to <= now {
+        log::error!(target: "gm::serve", "CRITICAL: the genesis NA validity ended at {}; sign a new genesis", na.valid_to.render_isoformat());
+    } else if to - now < chrono::Duration::days(30) {
+        log::warn!(target: "gm::serve", "the genesis NA validity ends at {} (within 30 days); plan a new genesis", na.valid_to.render_isoformat());
+    }
+}
+
+fn lock_database(settings: &ServeSettings) -> Result<Option<crate::files::lock::DbLock>, Error> {
+    if settings.db_path.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    match try_lock_db(&settings.db_path) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(LockError::Held { path }) => Err(Error::refused(
+            format!(
+                "database {} is already served by another gm (lock {} is held)",
+                settings.db_path.display(),
+                path.display()
+            ),
+            "stop the other `gm serve` first; upstream allows exactly one NA process per database",
+        )),
+        Err(LockError::Io { path, source }) => Err(Error::Io {
+            action: "create lock file",
+            path,
+            source,
+        }),
+    }
+}
+
+fn announce(out: Output, addr: SocketAddr, settings: &ServeSettings, next_steps: &[String]) {
+    let value = Value::Object(object(vec![
+        (
+            "db_path",
+            Value::from(settings.db_path.display().to_string()),
+        ),
+        ("listening", Value::from(addr.to_string())),
+        ("url", Value::from(format!("http://{addr}"))),
+    ]));
+    out.result(&format!("listening on http://{addr}"), &value);
+    for step in next_steps {
+        notice(step);
+    }
+}
+
+/// SIGTERM and SIGINT set a flag; a watcher thread turns it into a server shutdown.
+fn install_signal_watch(handle: ShutdownHandle) -> Result<Arc<AtomicBool>, Error> {
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&signalled)).map_err(|source| Error::Io {
+            action: "install signal handler for",
+            path: PathBuf::from("SIGTERM/SIGINT"),
+            source,
+        })?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, done) = (Arc::clone(&signalled), Arc::clone(&stop));
+    std::thread::Builder::new()
+        .name("gm-signals".to_string())
+        .spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if flag.load(Ordering::SeqCst) {
+                    log::info!(target: "gm::serve", "shutdown signal received: finishing in-flight requests");
+                    handle.shutdown();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .map_err(|source| Error::Io { action: "start thread", path: PathBuf::from("gm-signals"), source })?;
+    Ok(stop)
+}

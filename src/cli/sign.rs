@@ -1,0 +1,186 @@
+//! `gm sign` and `gm verify`: generic signing and checking of any upstream signed object, for the
+//! customer-held custody model (the customer keeps the NA key and signs trust material offline).
+//! The object is read through its model and canonicalised as upstream does; verification applies
+//! upstream's rule for the kind (genesis: every signature; crl and agent: the first; others: any).
+
+use std::path::{Path, PathBuf};
+
+use argh::FromArgs;
+
+use crate::crypto::digest::sha256_hex;
+use crate::crypto::json::Value;
+use crate::crypto::keys::{load_public_key, load_signing_key};
+use crate::crypto::signature::{SignatureCheck, VerifyRule};
+use crate::model::fields::object;
+use crate::model::{check_as, sign_as, Kind};
+
+use super::error::Error;
+use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
+use super::output::{line, raw, Output};
+
+/// Append a signature to a signed object (genesis, cert, policy, crl, attestation, treaty, feed, agent).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "sign",
+    example = "gm sign --key na.key --key-id na-2025-q1 treaty.json --output treaty.signed.json\ngm sign --kind policy --key na.key --key-id na-2025-q1 policy.json",
+    note = "The object is read through its schema (unknown fields dropped, defaults filled) before signing, exactly as upstream canonicalises it."
+)]
+pub struct SignArgs {
+    /// object kind: genesis, cert, policy, crl, attestation, treaty, feed, agent (default: detected from the fields)
+    #[argh(option)]
+    kind: Option<String>,
+    /// private key file (upstream format)
+    #[argh(option)]
+    key: PathBuf,
+    /// key id label written into the signature
+    #[argh(option)]
+    key_id: String,
+    /// the JSON object to sign
+    #[argh(positional)]
+    file: PathBuf,
+    /// write the signed object here instead of printing it
+    #[argh(option)]
+    output: Option<PathBuf>,
+    /// replace an existing --output file
+    #[argh(switch)]
+    force: bool,
+}
+
+/// Verify a signed object's signatures with a public key, using upstream's rule for its kind.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "verify",
+    example = "gm verify --public-key na.pub crl.json\ngm verify --kind genesis --public-key offline/root.pub genesis.signed.json --json",
+    note = "Exit status: 0 valid, 1 invalid (the reason is printed), 2 the file or key could not be read."
+)]
+pub struct VerifyArgs {
+    /// object kind (default: detected from the fields)
+    #[argh(option)]
+    kind: Option<String>,
+    /// public key file (upstream format)
+    #[argh(option)]
+    public_key: PathBuf,
+    /// the signed JSON object
+    #[argh(positional)]
+    file: PathBuf,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Runs `gm sign`.
+pub fn run_sign(args: SignArgs) -> Result<u8, Error> {
+    if let Some(out) = &args.output {
+        refuse_existing(out, args.force)?;
+    }
+    let value = read_json(&args.file)?;
+    let kind = resolve_kind(args.kind.as_deref(), &value, &args.file)?;
+    let key = load_signing_key(&args.key)?;
+    let signed = sign_as(kind, &value, &key, &args.key_id).map_err(|source| Error::Model {
+        path: args.file.clone(),
+        source,
+    })?;
+    let text = object_file_text(&signed);
+    match &args.output {
+        Some(out) => {
+            write_public_file(out, &text, args.force)?;
+            line(&format!(
+                "signed {} ({}) with key id {}: wrote {}",
+                args.file.display(),
+                kind.name(),
+                args.key_id,
+                out.display()
+            ));
+        }
+        None => raw(&text),
+    }
+    Ok(0)
+}
+
+/// Runs `gm verify`.
+pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
+    let value = read_json(&args.file)?;
+    let kind = resolve_kind(args.kind.as_deref(), &value, &args.file)?;
+    let key = load_public_key(&args.public_key)?;
+    let checked = check_as(kind, &value, &[key]).map_err(|source| Error::Model {
+        path: args.file.clone(),
+        source,
+    })?;
+    let reason = describe(
+        &checked.outcome,
+        checked.signature_count,
+        kind.verify_rule(),
+    );
+    let valid = checked.outcome.is_valid();
+    let out = Output { json: args.json };
+    let text = if valid {
+        format!("valid: {} {} ({reason})", kind.name(), args.file.display())
+    } else {
+        format!("invalid: {} {}: {reason}", kind.name(), args.file.display())
+    };
+    let value = Value::Object(object(vec![
+        (
+            "canonical_sha256",
+            Value::from(sha256_hex(&checked.canonical)),
+        ),
+        ("file", Value::from(args.file.display().to_string())),
+        ("kind", Value::from(kind.name())),
+        ("reason", Value::from(reason.as_str())),
+        ("rule", Value::from(rule_name(kind.verify_rule()))),
+        ("signature_count", Value::from(checked.signature_count)),
+        ("valid", Value::Bool(valid)),
+    ]));
+    out.result(&text, &value);
+    Ok(if valid {
+        0
+    } else {
+        super::error::EXIT_CHECK_FAILED
+    })
+}
+
+fn resolve_kind(flag: Option<&str>, value: &Value, file: &Path) -> Result<Kind, Error> {
+    match flag {
+        Some(name) => Kind::from_name(name).ok_or_else(|| {
+            Error::usage(
+                format!("unknown kind {name:?}"),
+                "choose one of: genesis, cert, policy, crl, attestation, treaty, feed, agent",
+            )
+        }),
+        None => Kind::detect(value).ok_or_else(|| {
+            Error::usage(
+                format!(
+                    "cannot tell which kind of signed object {} is",
+                    file.display()
+                ),
+                "pass --kind genesis|cert|policy|crl|attestation|treaty|feed|agent",
+            )
+        }),
+    }
+}
+
+fn rule_name(rule: VerifyRule) -> &'static str {
+    match rule {
+        VerifyRule::All => "all",
+        VerifyRule::Any => "any",
+        VerifyRule::First => "first",
+    }
+}
+
+/// The one-line reason shown for a verification outcome.
+pub fn describe(outcome: &SignatureCheck, count: usize, rule: VerifyRule) -> String {
+    match (outcome, rule) {
+        (SignatureCheck::Valid, VerifyRule::All) => format!("all {count} signature(s) verify"),
+        (SignatureCheck::Valid, VerifyRule::First) => "the first signature verifies".to_string(),
+        (SignatureCheck::Valid, VerifyRule::Any) => "a signature verifies".to_string(),
+        (SignatureCheck::Unsigned, _) => "the object carries no signatures".to_string(),
+        (SignatureCheck::Invalid { index: Some(i) }, VerifyRule::All) => {
+            format!("signature {} of {count} does not verify with the given key", i + 1)
+        }
+        (SignatureCheck::Invalid { .. }, VerifyRule::First) => {
+            "the first signature does not verify with the given key (this kind checks only signatures[0])".to_string()
+        }
+        (SignatureCheck::Invalid { .. }, _) => format!("none of the {count} signature(s) verifies with the given key"),
+    }
+}

@@ -1,0 +1,281 @@
+//! Configuration: `gm.toml` in the gm home, upstream's environment names and command-line flags,
+//! merged into typed settings with the precedence flags > environment > file > defaults.
+//!
+//! Paths in `gm.toml` are relative to the home folder; paths from the environment or flags are
+//! relative to the working directory (as upstream's variables are). Only `cli` calls this module;
+//! below `cli`, no code reads the environment, `gm.toml` or argv.
+
+pub mod error;
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::http::Limits;
+
+pub use error::ConfigError;
+pub use file::ConfigFile;
+
+/// The name of the config file inside the gm home.
+pub const CONFIG_FILE: &str = "gm.toml";
+
+/// Default home when neither `--home` nor `$GM_HOME` is given.
+pub const DEFAULT_HOME: &str = "/etc/gm";
+
+/// The environment variables gm reads, captured once so tests can pass their own.
+#[derive(Debug, Clone, Default)]
+pub struct Env(BTreeMap<String, String>);
+
+/// Every variable gm understands (`na-wire.md` §1.1, `deviations.md` D2/D6/D10, `operations.md` §6).
+pub const ENV_NAMES: [&str; 11] = [
+    "GM_HOME",
+    "GENESIS_FILE",
+    "NA_PRIVATE_KEY_FILE",
+    "DB_PATH",
+    "NA_KEY_ID",
+    "OPERATOR_PUBLIC_KEYS_JSON",
+    "PORT",
+    "NA_PROXY_HOPS",
+    "NA_MAX_REQUEST_BYTES",
+    "GENESIS_LOG_LEVEL",
+    "GENESIS_LOG_FORMAT",
+];
+
+impl Env {
+    /// Reads gm's variables from the process environment.
+    pub fn from_process() -> Env {
+        Env(ENV_NAMES
+            .iter()
+            .filter_map(|n| std::env::var(n).ok().map(|v| (n.to_string(), v)))
+            .collect())
+    }
+
+    /// An environment holding exactly `pairs` (tests).
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Env {
+        Env(pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    /// A variable's value; an empty value counts as unset (as upstream treats `OPERATOR_PUBLIC_KEYS_JSON`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Resolves the gm home: `--home`, else `$GM_HOME`, else `/etc/gm`.
+pub fn resolve_home(flag: Option<&Path>, env: &Env) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| env.get("GM_HOME").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_HOME))
+}
+
+/// Flags of `gm serve` that override file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct ServeFlags {
+    /// `--bind`.
+    pub bind: Option<SocketAddr>,
+    /// `--genesis`.
+    pub genesis_file: Option<PathBuf>,
+    /// `--na-key`.
+    pub na_key_file: Option<PathBuf>,
+    /// `--db-path`.
+    pub db_path: Option<PathBuf>,
+    /// `--na-key-id`.
+    pub na_key_id: Option<String>,
+    /// `--trusted-proxy-hops`.
+    pub proxy_hops: Option<usize>,
+    /// `--allow-unsigned-genesis`.
+    pub allow_unsigned_genesis: bool,
+}
+
+/// Everything `gm serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// The gm home.
+    pub home: PathBuf,
+    /// Signed genesis file.
+    pub genesis_file: PathBuf,
+    /// NA private key file.
+    pub na_key_file: PathBuf,
+    /// SQLite database.
+    pub db_path: PathBuf,
+    /// NA key id label.
+    pub na_key_id: String,
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Trusted proxy hops (D2).
+    pub proxy_hops: usize,
+    /// Whether `/readyz` shows the DB path.
+    pub readyz_shows_db_path: bool,
+    /// Start with an unsigned genesis (development only, D11).
+    pub allow_unsigned_genesis: bool,
+    /// HTTP limits.
+    pub limits: Limits,
+}
+
+/// Loads `gm.toml` from `home` (absent file = all defaults).
+pub fn load_file(home: &Path) -> Result<ConfigFile, ConfigError> {
+    let path = home.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            ConfigFile::parse(&text).map_err(|problem| ConfigError::Invalid { path, problem })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(source) => Err(ConfigError::Read { path, source }),
+    }
+}
+
+/// Merges defaults, `gm.toml`, the environment and flags into [`ServeSettings`].
+pub fn serve_settings(
+    home: &Path,
+    file: &ConfigFile,
+    env: &Env,
+    flags: &ServeFlags,
+) -> Result<ServeSettings, ConfigError> {
+    let in_home = |p: &Option<String>, default: &str| home.join(p.as_deref().unwrap_or(default));
+    let from_env = |name: &str| env.get(name).map(PathBuf::from);
+    let genesis_file = flags
+        .genesis_file
+        .clone()
+        .or_else(|| from_env("GENESIS_FILE"))
+        .unwrap_or_else(|| in_home(&file.na.genesis_file, "genesis.signed.json"));
+    let na_key_file = flags
+        .na_key_file
+        .clone()
+        .or_else(|| from_env("NA_PRIVATE_KEY_FILE"))
+        .unwrap_or_else(|| in_home(&file.na.na_private_key_file, "keys/na.key"));
+    let db_path = flags
+        .db_path
+        .clone()
+        .or_else(|| from_env("DB_PATH"))
+        .unwrap_or_else(|| match file.na.db_path.as_deref() {
+            Some(":memory:") => PathBuf::from(":memory:"),
+            other => home.join(other.unwrap_or("na.db")),
+        });
+    let na_key_id = flags
+        .na_key_id
+        .clone()
+        .or_else(|| env.get("NA_KEY_ID").map(str::to_string))
+        .or_else(|| file.na.na_key_id.clone())
+        .unwrap_or_else(|| "na-2025-q1".to_string());
+    let bind = resolve_bind(file, env, flags)?;
+    let proxy_hops = match flags.proxy_hops {
+        Some(n) => n,
+        None => match env.get("NA_PROXY_HOPS") {
+            Some(v) => parse_env_number("NA_PROXY_HOPS", v)?,
+            None => file.server.trusted_proxy_hops.unwrap_or(0),
+        },
+    };
+    let limits = resolve_limits(file, env)?;
+    Ok(ServeSettings {
+        home: home.to_path_buf(),
+        genesis_file,
+        na_key_file,
+        db_path,
+        na_key_id,
+        bind,
+        proxy_hops,
+        readyz_shows_db_path: file.server.readyz_shows_db_path.unwrap_or(true),
+        allow_unsigned_genesis: flags.allow_unsigned_genesis
+            || file.server.allow_unsigned_genesis.unwrap_or(false),
+        limits,
+    })
+}
+
+fn resolve_bind(
+    file: &ConfigFile,
+    env: &Env,
+    flags: &ServeFlags,
+) -> Result<SocketAddr, ConfigError> {
+    if let Some(b) = flags.bind {
+        return Ok(b);
+    }
+    let mut bind: SocketAddr = match &file.server.bind {
+        Some(text) => text.parse().map_err(|_| ConfigError::Value {
+            source_name: CONFIG_FILE.to_string(),
+            field: "server.bind".to_string(),
+            problem: format!("{text:?} is not an address like 127.0.0.1:8443"),
+        })?,
+        None => SocketAddr::from(([127, 0, 0, 1], 8443)),
+    };
+    if let Some(port) = env.get("PORT") {
+        bind.set_port(parse_env_number("PORT", port)?);
+    }
+    Ok(bind)
+}
+
+fn resolve_limits(file: &ConfigFile, env: &Env) -> Result<Limits, ConfigError> {
+    let mut limits = Limits::default();
+    let l = &file.server.limits;
+    let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
+    limits.max_head_bytes = l.max_head_bytes.unwrap_or(limits.max_head_bytes);
+    limits.max_body_bytes = l.max_body_bytes.unwrap_or(limits.max_body_bytes);
+    limits.max_connections = l.max_connections.unwrap_or(limits.max_connections);
+    limits.head_timeout = secs(l.head_timeout_seconds, limits.head_timeout);
+    limits.body_timeout = secs(l.body_timeout_seconds, limits.body_timeout);
+    limits.keep_alive_idle = secs(l.keep_alive_seconds, limits.keep_alive_idle);
+    if let Some(v) = env.get("NA_MAX_REQUEST_BYTES") {
+        limits.max_body_bytes = parse_env_number("NA_MAX_REQUEST_BYTES", v)?;
+    }
+    if limits.max_connections == 0 || limits.max_head_bytes < 256 {
+        return Err(ConfigError::Value {
+            source_name: CONFIG_FILE.to_string(),
+            field: "server.limits".to_string(),
+            problem: "max_connections must be at least 1 and max_head_bytes at least 256"
+                .to_string(),
+        });
+    }
+    Ok(limits)
+}
+
+fn parse_env_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Value {
+        source_name: format!("environment variable {name}"),
+        field: name.to_string(),
+        problem: format!("{value:?} is not a non-negative whole number"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file = ConfigFile::parse("[na]\ndb_path = \"file.db\"\nna_key_id = \"from-file\"\n[server]\nbind = \"127.0.0.1:9000\"\n").unwrap();
+        let env = Env::from_pairs(&[("DB_PATH", "/tmp/env.db"), ("PORT", "9100")]);
+        let flags = ServeFlags {
+            na_key_id: Some("from-flag".into()),
+            ..Default::default()
+        };
+        let s = serve_settings(Path::new("/home/gm"), &file, &env, &flags).unwrap();
+        assert_eq!(s.db_path, PathBuf::from("/tmp/env.db"));
+        assert_eq!(s.na_key_id, "from-flag");
+        assert_eq!(s.bind, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(
+            s.genesis_file,
+            PathBuf::from("/home/gm/genesis.signed.json")
+        );
+    }
+
+    #[test]
+    fn bad_port_names_the_variable() {
+        let env = Env::from_pairs(&[("PORT", "eighty")]);
+        let err = serve_settings(
+            Path::new("/x"),
+            &ConfigFile::default(),
+            &env,
+            &ServeFlags::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("PORT"), "{err}");
+    }
+}
