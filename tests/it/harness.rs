@@ -1,0 +1,274 @@
+//! Test harness: a temp folder, a `Gm` command builder that runs the real binary and asserts on its
+//! status, stdout and stderr, a `GmServer` that runs `gm serve --bind 127.0.0.1:0` and is killed and
+//! reaped on drop, and a tiny raw HTTP/1.1 client (so malformed requests can be sent too).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const GM: &str = env!("CARGO_BIN_EXE_gm");
+
+/// A folder removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("gm-it-{}-{label}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `gm` invocation with a clean environment (only PATH and HOME survive).
+#[must_use]
+pub struct Gm {
+    cmd: Command,
+}
+
+impl Gm {
+    pub fn new(args: &[&str]) -> Gm {
+        let mut cmd = Command::new(GM);
+        cmd.args(args).env_clear();
+        for keep in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(keep) {
+                cmd.env(keep, v);
+            }
+        }
+        cmd.stdin(Stdio::null());
+        Gm { cmd }
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Gm {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn cwd(mut self, dir: &Path) -> Gm {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    pub fn output(mut self) -> Output {
+        self.cmd.output().unwrap()
+    }
+
+    /// Runs and asserts the exit status; returns (stdout, stderr).
+    pub fn expect(self, status: i32) -> (String, String) {
+        let out = self.output();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(status),
+            "stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        (stdout, stderr)
+    }
+}
+
+/// Creates a complete sandbox home (keys, signed genesis, gm.toml) without serving it.
+pub fn sandbox(dir: &TempDir) -> PathBuf {
+    let home = dir.join("home");
+    Gm::new(&["quickstart", "--home", home.to_str().unwrap(), "--no-serve"]).expect(0);
+    home
+}
+
+/// A running `gm serve`, killed and reaped on drop.
+pub struct GmServer {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr_log: PathBuf,
+}
+
+impl GmServer {
+    /// Starts `gm serve --home HOME --bind 127.0.0.1:0 EXTRA…` and waits for its address.
+    pub fn start(home: &Path, extra: &[&str]) -> GmServer {
+        GmServer::start_with(home, extra, &[])
+    }
+
+    pub fn start_with(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> GmServer {
+        let stderr_log = home.join(format!("serve-{}.log", std::process::id()));
+        let mut cmd = Command::new(GM);
+        cmd.args([
+            "serve",
+            "--home",
+            home.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env_clear();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let log = std::fs::File::create(&stderr_log).unwrap();
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected startup line {line:?}; stderr: {}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                )
+            })
+            .parse()
+            .unwrap();
+        GmServer {
+            child,
+            addr,
+            stderr_log,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        request(
+            self.addr,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.addr
+            ),
+        )
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> i32 {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gm serve did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for GmServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Writes `raw` to a new connection and reads one response.
+pub fn request(addr: SocketAddr, raw: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    read_response(&mut stream).unwrap()
+}
+
+/// Reads one response (Content-Length framed) from `stream`.
+pub fn read_response(stream: &mut TcpStream) -> Option<HttpResponse> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(len);
+    Some(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}

@@ -1,0 +1,12 @@
+//! gm's integration tests: one binary (linked once) with one module per area. Tests run the real
+//! `gm` binary against real SQLite files on 127.0.0.1, and replay upstream's shared vectors from
+//! `tests/vectors/` (a copy of `../shared/vectors/`, refreshed when it changes).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod harness;
+mod keys;
+mod serve;
+mod serve_limits;
+mod store;
+mod vectors;

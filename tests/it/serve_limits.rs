@@ -1,0 +1,209 @@
+//! The HTTP layer under hostile and sloppy clients, through the real binary: garbage, oversized heads
+//! and bodies, chunked bodies, slow and idle clients, the connection cap. Each case gets the
+//! documented status or a dropped connection, and other clients keep being served.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::{read_response, request, sandbox, GmServer, TempDir};
+
+fn with_limits(home: &Path, limits: &str) {
+    let path = home.join("gm.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[server.limits]\n");
+    text.push_str(limits);
+    std::fs::write(path, text).unwrap();
+}
+
+fn healthz_ok(server: &GmServer) {
+    let started = Instant::now();
+    let r = server.get("/healthz");
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "healthz took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn garbage_request_line_gets_400_and_others_are_served() {
+    let dir = TempDir::new("lim-garbage");
+    let server = GmServer::start(&sandbox(&dir), &[]);
+    let r = request(server.addr, "\x16\x03\x01 this is not http\r\n\r\n");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "{\"error\":\"Bad Request\"}\n")
+    );
+    healthz_ok(&server);
+}
+
+#[test]
+fn oversized_head_gets_431() {
+    let dir = TempDir::new("lim-head");
+    let server = GmServer::start(&sandbox(&dir), &[]);
+    let big = "a".repeat(20 * 1024);
+    let r = request(
+        server.addr,
+        &format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"),
+    );
+    assert_eq!(r.status, 431);
+    assert!(r.text().contains("\"error\""));
+    healthz_ok(&server);
+}
+
+#[test]
+fn oversized_body_gets_413_without_reading_it() {
+    let dir = TempDir::new("lim-body");
+    let home = sandbox(&dir);
+    let server = GmServer::start_with(&home, &[], &[("NA_MAX_REQUEST_BYTES", "1000")]);
+    let r = request(
+        server.addr,
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (413, "{\"error\":\"Request body too large\"}\n")
+    );
+    healthz_ok(&server);
+}
+
+#[test]
+fn chunked_request_body_gets_501() {
+    let dir = TempDir::new("lim-chunked");
+    let server = GmServer::start(&sandbox(&dir), &[]);
+    let r = request(server.addr, "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    assert_eq!(r.status, 501);
+    assert!(r.text().contains("Content-Length"), "{}", r.text());
+    healthz_ok(&server);
+}
+
+#[test]
+fn body_without_content_length_is_not_taken_as_a_body() {
+    let dir = TempDir::new("lim-nocl");
+    let server = GmServer::start(&sandbox(&dir), &[]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"POST /healthz HTTP/1.1\r\nHost: x\r\n\r\n{\"a\":1}")
+        .unwrap();
+    let first = read_response(&mut s).unwrap();
+    assert_eq!(
+        first.status, 405,
+        "the request is handled with an empty body"
+    );
+    // The stray bytes are then read as the next request line: a 400 or a closed connection.
+    if let Some(next) = read_response(&mut s) {
+        assert_eq!(next.status, 400);
+    }
+    healthz_ok(&server);
+}
+
+#[test]
+fn request_id_is_echoed_when_valid() {
+    let dir = TempDir::new("lim-reqid");
+    let server = GmServer::start(&sandbox(&dir), &[]);
+    let r = request(
+        server.addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-ID: trace-42\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.header("X-Request-ID"), Some("trace-42"));
+    let r = request(server.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-ID: bad id with spaces\r\nConnection: close\r\n\r\n");
+    assert_ne!(r.header("X-Request-ID"), Some("bad id with spaces"));
+}
+
+#[test]
+fn slow_client_is_dropped_while_others_are_served() {
+    let dir = TempDir::new("lim-slow");
+    let home = sandbox(&dir);
+    with_limits(&home, "head_timeout_seconds = 1\n");
+    let server = GmServer::start(&home, &[]);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let started = Instant::now();
+    let mut dropped = false;
+    for b in b"GET /healthz HTTP/1.1\r\nHost: slowly-dribbled-header-value\r\n"
+        .iter()
+        .cycle()
+        .take(200)
+    {
+        if slow.write_all(&[*b]).is_err() {
+            dropped = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match slow.read(&mut buf) {
+            Ok(0) => {
+                dropped = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                dropped = true;
+                break;
+            }
+        }
+        healthz_ok(&server);
+        if started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    assert!(
+        dropped,
+        "a client dribbling its head must be dropped after head_timeout"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "dropped after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn two_thousand_idle_connections_do_not_starve_a_new_client() {
+    let dir = TempDir::new("lim-idle");
+    let server = GmServer::start(&sandbox(&dir), &[]);
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(TcpStream::connect(server.addr).unwrap());
+    }
+    // Half of them also start a request head and stall.
+    for s in idle.iter_mut().step_by(2) {
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHo");
+    }
+    healthz_ok(&server);
+    let metrics = server.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    drop(idle);
+    healthz_ok(&server);
+}
+
+#[test]
+fn connections_over_the_cap_get_a_fast_503() {
+    let dir = TempDir::new("lim-cap");
+    let home = sandbox(&dir);
+    with_limits(&home, "max_connections = 4\n");
+    let server = GmServer::start(&home, &[]);
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    assert!(crate::harness::wait_until(Duration::from_secs(5), || {
+        let r = request(server.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        r.status == 503
+    }));
+    let r = request(server.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (503, "{\"error\":\"Server busy\"}\n")
+    );
+    drop(held);
+    assert!(crate::harness::wait_until(
+        Duration::from_secs(5),
+        || server.get("/healthz").status == 200
+    ));
+}
