@@ -10,9 +10,6 @@ use std::sync::OnceLock;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::crypto::canonical::{to_string_with, Style};
-use crate::crypto::json::{Map, Value};
-
 /// Output format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -90,7 +87,13 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-fn text_line(record: &Record<'_>, message: &str, fields: &[(String, Value)]) -> String {
+/// A structured field value: numbers and booleans stay JSON literals, everything else is text.
+enum Field {
+    Literal(String),
+    Text(String),
+}
+
+fn text_line(record: &Record<'_>, message: &str, fields: &[(String, Field)]) -> String {
     let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
     let mut line = format!(
         "{now} - {} - {} - {message}",
@@ -98,31 +101,78 @@ fn text_line(record: &Record<'_>, message: &str, fields: &[(String, Value)]) -> 
         level_name(record.level())
     );
     for (k, v) in fields {
-        let shown = match v {
-            Value::Str(s) => s.clone(),
-            other => to_string_with(other, &Style::CANONICAL),
-        };
+        let (Field::Literal(shown) | Field::Text(shown)) = v;
         line.push_str(&format!(" {k}={shown}"));
     }
     line
 }
 
-fn json_line(record: &Record<'_>, message: &str, fields: Vec<(String, Value)>) -> String {
-    let mut map = Map::new();
-    for (k, v) in fields {
-        map.insert(k, v);
+/// One JSON object with sorted keys and Python's default separators (as upstream's JSON formatter).
+fn json_line(record: &Record<'_>, message: &str, mut entries: Vec<(String, Field)>) -> String {
+    entries.push((
+        "timestamp".to_string(),
+        Field::Text(utc_isoformat(chrono::Utc::now())),
+    ));
+    entries.push((
+        "level".to_string(),
+        Field::Text(level_name(record.level()).to_string()),
+    ));
+    entries.push((
+        "logger".to_string(),
+        Field::Text(record.target().to_string()),
+    ));
+    entries.push(("message".to_string(), Field::Text(message.to_string())));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::from("{");
+    for (i, (k, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_json_string(&mut out, k);
+        out.push_str(": ");
+        match v {
+            Field::Literal(l) => out.push_str(l),
+            Field::Text(t) => push_json_string(&mut out, t),
+        }
     }
-    map.insert(
-        "timestamp",
-        Value::from(crate::model::timestamp::isoformat_utc(chrono::Utc::now())),
-    );
-    map.insert("level", Value::from(level_name(record.level())));
-    map.insert("logger", Value::from(record.target()));
-    map.insert("message", Value::from(message));
-    to_string_with(&Value::Object(map), &Style::PYTHON_DEFAULT)
+    out.push('}');
+    out
 }
 
-struct FieldCollector(Vec<(String, Value)>);
+/// Python's `isoformat()` of a UTC instant (fraction only when non-zero).
+fn utc_isoformat(t: chrono::DateTime<chrono::Utc>) -> String {
+    let micros = t.timestamp_subsec_micros();
+    if micros == 0 {
+        t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+    } else {
+        format!("{}.{micros:06}+00:00", t.format("%Y-%m-%dT%H:%M:%S"))
+    }
+}
+
+/// A JSON string with ASCII-only escapes. `logging` is a leaf module (STYLE.md §1), so it carries
+/// this small escaper instead of importing `crypto::canonical`.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+struct FieldCollector(Vec<(String, Field)>);
 
 impl<'kvs> log::kv::VisitSource<'kvs> for FieldCollector {
     fn visit_pair(
@@ -131,15 +181,15 @@ impl<'kvs> log::kv::VisitSource<'kvs> for FieldCollector {
         value: log::kv::Value<'kvs>,
     ) -> Result<(), log::kv::Error> {
         let v = if let Some(n) = value.to_i64() {
-            Value::from(n)
+            Field::Literal(n.to_string())
         } else if let Some(n) = value.to_u64() {
-            Value::from(n)
-        } else if let Some(f) = value.to_f64() {
-            Value::Float(f)
+            Field::Literal(n.to_string())
+        } else if let Some(f) = value.to_f64().filter(|f| f.is_finite()) {
+            Field::Literal(format!("{f:?}"))
         } else if let Some(b) = value.to_bool() {
-            Value::Bool(b)
+            Field::Literal(b.to_string())
         } else {
-            Value::from(redact(&value.to_string()))
+            Field::Text(redact(&value.to_string()))
         };
         self.0.push((key.as_str().to_string(), v));
         Ok(())
@@ -325,6 +375,13 @@ mod tests {
             "red password = [REDACTED]"
         );
         assert_eq!(redact("key at C:\\keys\\na.key"), "key at [REDACTED]");
+    }
+
+    #[test]
+    fn json_strings_are_ascii_escaped() {
+        let mut out = String::new();
+        push_json_string(&mut out, "a\"b\\é\n😀");
+        assert_eq!(out, "\"a\\\"b\\\\\\u00e9\\n\\ud83d\\ude00\"");
     }
 
     #[test]

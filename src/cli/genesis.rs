@@ -7,6 +7,7 @@ use argh::FromArgs;
 use chrono::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Env};
 use crate::crypto::json::Value;
 use crate::crypto::keys::{load_public_key, load_signing_key};
 use crate::model::fields::object;
@@ -69,12 +70,15 @@ struct CreateArgs {
     /// policy manifest URL (default none)
     #[argh(option)]
     policy_url: Option<String>,
-    /// output file
+    /// output file (default HOME/genesis.json)
     #[argh(option)]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// replace an existing output file
     #[argh(switch)]
     force: bool,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
 }
 
 /// Append a root signature to a genesis block.
@@ -85,21 +89,24 @@ struct CreateArgs {
     example = "gm genesis sign --genesis genesis.json --root-private-key offline/root.key --key-id rs-2025-q1 --output genesis.signed.json"
 )]
 struct SignArgs {
-    /// genesis file to sign
+    /// genesis file to sign (default HOME/genesis.json)
     #[argh(option)]
-    genesis: PathBuf,
+    genesis: Option<PathBuf>,
     /// root private key file
     #[argh(option)]
     root_private_key: PathBuf,
     /// key id label (default rs-2025-q1)
     #[argh(option, default = "String::from(\"rs-2025-q1\")")]
     key_id: String,
-    /// output file
+    /// output file (default HOME/genesis.signed.json)
     #[argh(option)]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// replace an existing output file
     #[argh(switch)]
     force: bool,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
 }
 
 /// Verify every root signature of a genesis block (exit 0 valid, 1 invalid).
@@ -110,9 +117,12 @@ struct SignArgs {
     example = "gm genesis verify --genesis genesis.signed.json --json"
 )]
 struct VerifyArgs {
-    /// genesis file
+    /// genesis file (default HOME/genesis.signed.json)
     #[argh(option)]
-    genesis: PathBuf,
+    genesis: Option<PathBuf>,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -126,9 +136,12 @@ struct VerifyArgs {
     example = "gm genesis show --genesis genesis.signed.json"
 )]
 struct ShowArgs {
-    /// genesis file
+    /// genesis file (default HOME/genesis.signed.json)
     #[argh(option)]
-    genesis: PathBuf,
+    genesis: Option<PathBuf>,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
     /// print the block as JSON
     #[argh(switch)]
     json: bool,
@@ -206,7 +219,8 @@ fn create(a: CreateArgs) -> Result<u8, Error> {
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    refuse_existing(&a.output, a.force)?;
+    let output = in_home(a.output.clone(), a.home.as_deref(), "genesis.json");
+    refuse_existing(&output, a.force)?;
     let root = load_public_key(&a.root_key)?;
     let na = load_public_key(&a.na_key)?;
     if a.policy_hash == "sha256:placeholder" {
@@ -225,18 +239,20 @@ fn create(a: CreateArgs) -> Result<u8, Error> {
         },
         &SystemClock,
     );
-    write_public_file(&a.output, &object_file_text(&genesis.to_value()), a.force)?;
+    write_public_file(&output, &object_file_text(&genesis.to_value()), a.force)?;
     super::output::line(&format!(
         "wrote unsigned genesis for {} to {}",
         a.network_name,
-        a.output.display()
+        output.display()
     ));
     Ok(0)
 }
 
 fn sign(a: SignArgs) -> Result<u8, Error> {
-    refuse_existing(&a.output, a.force)?;
-    let mut genesis: Genesis = read_object(&a.genesis)?;
+    let input = in_home(a.genesis.clone(), a.home.as_deref(), "genesis.json");
+    let output = in_home(a.output.clone(), a.home.as_deref(), "genesis.signed.json");
+    refuse_existing(&output, a.force)?;
+    let mut genesis: Genesis = read_object(&input)?;
     let key = load_signing_key(&a.root_private_key)?;
     let public = key.public_key().to_b64();
     if public != genesis.root_public_key {
@@ -250,19 +266,25 @@ fn sign(a: SignArgs) -> Result<u8, Error> {
         ));
     }
     genesis.sign(&key, &a.key_id);
-    write_public_file(&a.output, &object_file_text(&genesis.to_value()), a.force)?;
+    write_public_file(&output, &object_file_text(&genesis.to_value()), a.force)?;
     super::output::line(&format!(
         "signed genesis {} with key id {} ({} signature(s)): wrote {}",
         genesis.network_name,
         a.key_id,
         genesis.signatures.len(),
-        a.output.display()
+        output.display()
     ));
     Ok(0)
 }
 
+/// A file a command works on: the flag, else `name` in the gm home.
+fn in_home(flag: Option<PathBuf>, home: Option<&std::path::Path>, name: &str) -> PathBuf {
+    flag.unwrap_or_else(|| config::resolve_home(home, &Env::from_process()).join(name))
+}
+
 fn verify(a: VerifyArgs) -> Result<u8, Error> {
-    let genesis: Genesis = read_object(&a.genesis)?;
+    let path = in_home(a.genesis.clone(), a.home.as_deref(), "genesis.signed.json");
+    let genesis: Genesis = read_object(&path)?;
     let outcome = genesis.check_root_signatures();
     let count = genesis.signatures.len();
     let reason = describe(&outcome, count, crate::crypto::signature::VerifyRule::All);
@@ -271,7 +293,7 @@ fn verify(a: VerifyArgs) -> Result<u8, Error> {
         "{}: genesis {} ({}) — {reason} with root key {}",
         if valid { "valid" } else { "invalid" },
         genesis.network_name,
-        a.genesis.display(),
+        path.display(),
         genesis.root_public_key
     );
     let value = Value::Object(object(vec![
@@ -289,7 +311,11 @@ fn verify(a: VerifyArgs) -> Result<u8, Error> {
 }
 
 fn show(a: ShowArgs) -> Result<u8, Error> {
-    let genesis: Genesis = read_object(&a.genesis)?;
+    let genesis: Genesis = read_object(&in_home(
+        a.genesis.clone(),
+        a.home.as_deref(),
+        "genesis.signed.json",
+    ))?;
     if a.json {
         Output { json: true }.result("", &genesis.to_value());
         return Ok(0);

@@ -38,9 +38,8 @@ pub struct KeygenArgs {
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
-    /// gm home (accepted for uniformity; keygen writes only where --output says)
+    /// gm home: a relative --output is taken inside it when given
     #[argh(option)]
-    #[allow(dead_code)]
     home: Option<PathBuf>,
 }
 
@@ -62,14 +61,18 @@ pub fn run(args: KeygenArgs) -> Result<u8, Error> {
         .key_id
         .clone()
         .unwrap_or_else(|| default_id.to_string());
-    let (key_path, pub_path) = key_paths(&args.output);
+    let prefix = match &args.home {
+        Some(home) if args.output.is_relative() => home.join(&args.output),
+        _ => args.output.clone(),
+    };
+    let (key_path, pub_path) = key_paths(&prefix);
     refuse_existing(&key_path, args.force)?;
     refuse_existing(&pub_path, args.force)?;
     if let Some(parent) = key_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(Error::io("create folder", parent))?;
     }
     let key = SigningKey::generate();
-    write_key_pair(&key, Some(&key_id), &args.output, args.force)?;
+    write_key_pair(&key, Some(&key_id), &prefix, args.force)?;
     let public = key.public_key().to_b64();
     let out = Output { json: args.json };
     let text = format!(

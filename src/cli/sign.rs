@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
 
+use crate::config::{self, Env};
 use crate::crypto::digest::sha256_hex;
 use crate::crypto::json::Value;
-use crate::crypto::keys::{load_public_key, load_signing_key};
+use crate::crypto::keys::{key_id_in_file, load_public_key, load_signing_key, PublicKey};
 use crate::crypto::signature::{SignatureCheck, VerifyRule};
 use crate::model::fields::object;
 use crate::model::{check_as, sign_as, Kind};
@@ -30,12 +31,15 @@ pub struct SignArgs {
     /// object kind: genesis, cert, policy, crl, attestation, treaty, feed, agent (default: detected from the fields)
     #[argh(option)]
     kind: Option<String>,
-    /// private key file (upstream format)
+    /// private key file, upstream format (default HOME/keys/na.key)
     #[argh(option)]
-    key: PathBuf,
-    /// key id label written into the signature
+    key: Option<PathBuf>,
+    /// key id label written into the signature (default: gm.toml na_key_id, else the key file's Key ID)
     #[argh(option)]
-    key_id: String,
+    key_id: Option<String>,
+    /// gm home (default $GM_HOME, else /etc/gm): supplies the default key and key id
+    #[argh(option)]
+    home: Option<PathBuf>,
     /// the JSON object to sign
     #[argh(positional)]
     file: PathBuf,
@@ -59,9 +63,12 @@ pub struct VerifyArgs {
     /// object kind (default: detected from the fields)
     #[argh(option)]
     kind: Option<String>,
-    /// public key file (upstream format)
+    /// public key file, upstream format (default HOME/keys/na.pub; for genesis, the block's own root key)
     #[argh(option)]
-    public_key: PathBuf,
+    public_key: Option<PathBuf>,
+    /// gm home (default $GM_HOME, else /etc/gm): supplies the default public key
+    #[argh(option)]
+    home: Option<PathBuf>,
     /// the signed JSON object
     #[argh(positional)]
     file: PathBuf,
@@ -77,8 +84,24 @@ pub fn run_sign(args: SignArgs) -> Result<u8, Error> {
     }
     let value = read_json(&args.file)?;
     let kind = resolve_kind(args.kind.as_deref(), &value, &args.file)?;
-    let key = load_signing_key(&args.key)?;
-    let signed = sign_as(kind, &value, &key, &args.key_id).map_err(|source| Error::Model {
+    let env = Env::from_process();
+    let home = config::resolve_home(args.home.as_deref(), &env);
+    let key_path = args.key.clone().unwrap_or_else(|| home.join("keys/na.key"));
+    let key = load_signing_key(&key_path)?;
+    let key_id = match &args.key_id {
+        Some(id) => id.clone(),
+        None => config::load_file(&home)?
+            .na
+            .na_key_id
+            .or_else(|| key_id_in_file(&key_path))
+            .ok_or_else(|| {
+                Error::usage(
+                    format!("no key id for {}", key_path.display()),
+                    "pass --key-id (the label written into the signature, e.g. na-2025-q1)",
+                )
+            })?,
+    };
+    let signed = sign_as(kind, &value, &key, &key_id).map_err(|source| Error::Model {
         path: args.file.clone(),
         source,
     })?;
@@ -90,7 +113,7 @@ pub fn run_sign(args: SignArgs) -> Result<u8, Error> {
                 "signed {} ({}) with key id {}: wrote {}",
                 args.file.display(),
                 kind.name(),
-                args.key_id,
+                key_id,
                 out.display()
             ));
         }
@@ -103,7 +126,14 @@ pub fn run_sign(args: SignArgs) -> Result<u8, Error> {
 pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     let value = read_json(&args.file)?;
     let kind = resolve_kind(args.kind.as_deref(), &value, &args.file)?;
-    let key = load_public_key(&args.public_key)?;
+    let key = match (&args.public_key, kind) {
+        (Some(path), _) => load_public_key(path)?,
+        (None, Kind::Genesis) => self_declared_root(&value, &args.file)?,
+        (None, _) => {
+            let home = config::resolve_home(args.home.as_deref(), &Env::from_process());
+            load_public_key(&home.join("keys/na.pub"))?
+        }
+    };
     let checked = check_as(kind, &value, &[key]).map_err(|source| Error::Model {
         path: args.file.clone(),
         source,
@@ -138,6 +168,21 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     } else {
         super::error::EXIT_CHECK_FAILED
     })
+}
+
+/// Upstream's genesis verification uses the block's own `root_public_key`.
+fn self_declared_root(value: &Value, file: &Path) -> Result<PublicKey, Error> {
+    let text = value
+        .as_object()
+        .and_then(|m| m.get("root_public_key"))
+        .and_then(Value::as_str);
+    let text = text.ok_or_else(|| {
+        Error::usage(
+            format!("{} has no root_public_key", file.display()),
+            "pass --public-key",
+        )
+    })?;
+    Ok(PublicKey::from_b64(text)?)
 }
 
 fn resolve_kind(flag: Option<&str>, value: &Value, file: &Path) -> Result<Kind, Error> {

@@ -340,3 +340,32 @@ fn upstream_genesis_vector_verifies_in_gm_cli() {
     let (stdout, _) = Gm::new(&["genesis", "verify", "--genesis", &file]).expect(0);
     assert!(stdout.starts_with("valid: genesis alpha-mesh"), "{stdout}");
 }
+
+#[test]
+fn home_supplies_default_key_key_id_and_genesis() {
+    let dir = TempDir::new("home-defaults");
+    let home = crate::harness::sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let obj = write(&dir, "policy.json", "{\"policy_id\":\"p-1\",\"issued_at\":\"2026-01-01T00:00:00Z\",\"issued_by\":\"na-local\",\"min_client_version\":\"0.1.0\"}");
+    let (signed, _) = Gm::new(&["sign", "--home", h, &obj]).expect(0);
+    assert!(
+        signed.contains("\"key_id\": \"na-local\""),
+        "key id comes from gm.toml: {signed}"
+    );
+    let signed_file = write(&dir, "policy.signed.json", &signed);
+    let (stdout, _) = Gm::new(&["verify", "--home", h, &signed_file]).expect(0);
+    assert!(stdout.starts_with("valid: policy"), "{stdout}");
+    let (stdout, _) = Gm::new(&["genesis", "verify", "--home", h]).expect(0);
+    assert!(
+        stdout.starts_with("valid: genesis sandbox-mesh"),
+        "{stdout}"
+    );
+    let (stdout, _) = Gm::new(&["genesis", "show"]).env("GM_HOME", h).expect(0);
+    assert!(
+        stdout.contains("network:        sandbox-mesh v0.1"),
+        "{stdout}"
+    );
+    // Without --public-key a genesis is checked against its own root key, as upstream does.
+    let (stdout, _) = Gm::new(&["verify", &format!("{h}/genesis.signed.json")]).expect(0);
+    assert!(stdout.starts_with("valid: genesis"), "{stdout}");
+}

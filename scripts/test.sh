@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The one command that runs every check and test (README, .ci/run): house rules, formatting, lints,
+# then the unit and integration tests (which start the real gm binary on 127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/forbid.sh
+scripts/check-layers.sh
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test
