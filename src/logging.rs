@@ -95,11 +95,7 @@ enum Field {
 
 fn text_line(record: &Record<'_>, message: &str, fields: &[(String, Field)]) -> String {
     let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
-    let mut line = format!(
-        "{now} - {} - {} - {message}",
-        record.target(),
-        level_name(record.level())
-    );
+    let mut line = format!("{now} - {} - {} - {message}", record.target(), level_name(record.level()));
     for (k, v) in fields {
         let (Field::Literal(shown) | Field::Text(shown)) = v;
         line.push_str(&format!(" {k}={shown}"));
@@ -109,18 +105,9 @@ fn text_line(record: &Record<'_>, message: &str, fields: &[(String, Field)]) -> 
 
 /// One JSON object with sorted keys and Python's default separators (as upstream's JSON formatter).
 fn json_line(record: &Record<'_>, message: &str, mut entries: Vec<(String, Field)>) -> String {
-    entries.push((
-        "timestamp".to_string(),
-        Field::Text(utc_isoformat(chrono::Utc::now())),
-    ));
-    entries.push((
-        "level".to_string(),
-        Field::Text(level_name(record.level()).to_string()),
-    ));
-    entries.push((
-        "logger".to_string(),
-        Field::Text(record.target().to_string()),
-    ));
+    entries.push(("timestamp".to_string(), Field::Text(utc_isoformat(chrono::Utc::now()))));
+    entries.push(("level".to_string(), Field::Text(level_name(record.level()).to_string())));
+    entries.push(("logger".to_string(), Field::Text(record.target().to_string())));
     entries.push(("message".to_string(), Field::Text(message.to_string())));
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::from("{");
@@ -175,11 +162,7 @@ fn push_json_string(out: &mut String, s: &str) {
 struct FieldCollector(Vec<(String, Field)>);
 
 impl<'kvs> log::kv::VisitSource<'kvs> for FieldCollector {
-    fn visit_pair(
-        &mut self,
-        key: log::kv::Key<'kvs>,
-        value: log::kv::Value<'kvs>,
-    ) -> Result<(), log::kv::Error> {
+    fn visit_pair(&mut self, key: log::kv::Key<'kvs>, value: log::kv::Value<'kvs>) -> Result<(), log::kv::Error> {
         let v = if let Some(n) = value.to_i64() {
             Field::Literal(n.to_string())
         } else if let Some(n) = value.to_u64() {
@@ -255,12 +238,8 @@ fn is_value_end(b: u8) -> bool {
 
 fn key_path_end(lower: &str, i: usize) -> Option<usize> {
     let rest = lower.get(i..)?;
-    let end_of_token = |from: usize| {
-        rest.bytes()
-            .skip(from)
-            .position(is_value_end)
-            .map_or(lower.len(), |p| i + from + p)
-    };
+    let end_of_token =
+        |from: usize| rest.bytes().skip(from).position(is_value_end).map_or(lower.len(), |p| i + from + p);
     if rest.starts_with("/etc/genesis-mesh/keys/") {
         return Some(end_of_token(0));
     }
@@ -305,11 +284,7 @@ fn labelled_value(lower: &str, i: usize) -> Option<(usize, usize)> {
     if matches!(b.get(pos), Some(b'"') | Some(b'\'')) {
         pos += 1;
     }
-    let end = b
-        .iter()
-        .skip(pos)
-        .position(|c| is_value_end(*c))
-        .map_or(b.len(), |p| pos + p);
+    let end = b.iter().skip(pos).position(|c| is_value_end(*c)).map_or(b.len(), |p| pos + p);
     if end == pos {
         return None;
     }
@@ -350,30 +325,12 @@ mod tests {
 
     #[test]
     fn redacts_labelled_values_and_key_paths() {
-        assert_eq!(
-            redact("invite_token=abc123 ok"),
-            "invite_token=[REDACTED] ok"
-        );
-        assert_eq!(
-            redact("signature: \"xyz==\", next"),
-            "signature: \"[REDACTED]\", next"
-        );
-        assert_eq!(
-            redact("Authorization: Bearer s3cr3t"),
-            "Authorization: Bearer [REDACTED]"
-        );
-        assert_eq!(
-            redact("loaded /etc/genesis-mesh/keys/na.key now"),
-            "loaded [REDACTED] now"
-        );
-        assert_eq!(
-            redact("token_fingerprint=11809f59"),
-            "token_fingerprint=11809f59"
-        );
-        assert_eq!(
-            redact("\u{1b}[31mred\u{1b}[0m password = hunter2"),
-            "red password = [REDACTED]"
-        );
+        assert_eq!(redact("invite_token=abc123 ok"), "invite_token=[REDACTED] ok");
+        assert_eq!(redact("signature: \"xyz==\", next"), "signature: \"[REDACTED]\", next");
+        assert_eq!(redact("Authorization: Bearer s3cr3t"), "Authorization: Bearer [REDACTED]");
+        assert_eq!(redact("loaded /etc/genesis-mesh/keys/na.key now"), "loaded [REDACTED] now");
+        assert_eq!(redact("token_fingerprint=11809f59"), "token_fingerprint=11809f59");
+        assert_eq!(redact("\u{1b}[31mred\u{1b}[0m password = hunter2"), "red password = [REDACTED]");
         assert_eq!(redact("key at C:\\keys\\na.key"), "key at [REDACTED]");
     }
 

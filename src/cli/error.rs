@@ -79,31 +79,18 @@ pub enum Error {
 impl Error {
     /// A usage error with a hint.
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Error {
-        Error::Usage {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
+        Error::Usage { message: message.into(), hint: Some(hint.into()) }
     }
 
     /// A refusal with a hint.
     pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Error {
-        Error::Refused {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
+        Error::Refused { message: message.into(), hint: Some(hint.into()) }
     }
 
     /// An I/O failure wrapper for `map_err`.
-    pub fn io(
-        action: &'static str,
-        path: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> Error {
+    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.to_path_buf();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| Error::Io { action, path, source }
     }
 
     /// The process exit status.
@@ -141,14 +128,10 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage { message, .. }
-            | Error::Refused { message, .. }
-            | Error::CheckFailed { message } => f.write_str(message),
-            Error::Io {
-                action,
-                path,
-                source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            Error::Usage { message, .. } | Error::Refused { message, .. } | Error::CheckFailed { message } => {
+                f.write_str(message)
+            }
+            Error::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
             Error::Exists { path } => {
                 write!(f, "refusing to overwrite existing file {}", path.display())
             }

@@ -111,11 +111,7 @@ struct SignArgs {
 
 /// Verify every root signature of a genesis block (exit 0 valid, 1 invalid).
 #[derive(FromArgs, Debug)]
-#[argh(
-    subcommand,
-    name = "verify",
-    example = "gm genesis verify --genesis genesis.signed.json --json"
-)]
+#[argh(subcommand, name = "verify", example = "gm genesis verify --genesis genesis.signed.json --json")]
 struct VerifyArgs {
     /// genesis file (default HOME/genesis.signed.json)
     #[argh(option)]
@@ -130,11 +126,7 @@ struct VerifyArgs {
 
 /// Show a genesis block's fields.
 #[derive(FromArgs, Debug)]
-#[argh(
-    subcommand,
-    name = "show",
-    example = "gm genesis show --genesis genesis.signed.json"
-)]
+#[argh(subcommand, name = "show", example = "gm genesis show --genesis genesis.signed.json")]
 struct ShowArgs {
     /// genesis file (default HOME/genesis.signed.json)
     #[argh(option)]
@@ -200,19 +192,15 @@ pub fn build(spec: NewGenesis<'_>, clock: &dyn Clock) -> Genesis {
 
 fn create(a: CreateArgs) -> Result<u8, Error> {
     if a.network_name.trim().is_empty() {
-        return Err(Error::usage(
-            "--network-name must not be empty",
-            "e.g. --network-name acme-mesh",
-        ));
+        return Err(Error::usage("--network-name must not be empty", "e.g. --network-name acme-mesh"));
     }
     let anchors = a
         .anchor
         .iter()
         .map(|spec| match spec.split_once(':') {
-            Some((id, endpoint)) if !id.is_empty() && !endpoint.is_empty() => Ok(Anchor {
-                id: id.to_string(),
-                endpoint: endpoint.to_string(),
-            }),
+            Some((id, endpoint)) if !id.is_empty() && !endpoint.is_empty() => {
+                Ok(Anchor { id: id.to_string(), endpoint: endpoint.to_string() })
+            }
             _ => Err(Error::usage(
                 format!("invalid --anchor {spec:?}"),
                 "write it as id:endpoint, e.g. anchor-1:203.0.113.5:9000",
@@ -240,11 +228,7 @@ fn create(a: CreateArgs) -> Result<u8, Error> {
         &SystemClock,
     );
     write_public_file(&output, &object_file_text(&genesis.to_value()), a.force)?;
-    super::output::line(&format!(
-        "wrote unsigned genesis for {} to {}",
-        a.network_name,
-        output.display()
-    ));
+    super::output::line(&format!("wrote unsigned genesis for {} to {}", a.network_name, output.display()));
     Ok(0)
 }
 
@@ -299,10 +283,7 @@ fn verify(a: VerifyArgs) -> Result<u8, Error> {
     let value = Value::Object(object(vec![
         ("network_name", Value::from(genesis.network_name.as_str())),
         ("reason", Value::from(reason.as_str())),
-        (
-            "root_public_key",
-            Value::from(genesis.root_public_key.as_str()),
-        ),
+        ("root_public_key", Value::from(genesis.root_public_key.as_str())),
         ("signature_count", Value::from(count)),
         ("valid", Value::Bool(valid)),
     ]));
@@ -311,21 +292,13 @@ fn verify(a: VerifyArgs) -> Result<u8, Error> {
 }
 
 fn show(a: ShowArgs) -> Result<u8, Error> {
-    let genesis: Genesis = read_object(&in_home(
-        a.genesis.clone(),
-        a.home.as_deref(),
-        "genesis.signed.json",
-    ))?;
+    let genesis: Genesis = read_object(&in_home(a.genesis.clone(), a.home.as_deref(), "genesis.signed.json"))?;
     if a.json {
         Output { json: true }.result("", &genesis.to_value());
         return Ok(0);
     }
     let na = &genesis.network_authority;
-    let anchors: Vec<String> = genesis
-        .bootstrap_anchors
-        .iter()
-        .map(|x| format!("{}={}", x.id, x.endpoint))
-        .collect();
+    let anchors: Vec<String> = genesis.bootstrap_anchors.iter().map(|x| format!("{}={}", x.id, x.endpoint)).collect();
     let text = format!(
         "network:        {} {}\nroot key:       {}\nNA key:         {}\nNA valid:       {} .. {}\npolicy hash:    {}\nanchors:        {}\nsignatures:     {} ({})",
         genesis.network_name,

@@ -23,19 +23,13 @@ pub fn read_json(path: &Path) -> Result<Value, Error> {
         });
     }
     let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
-    parse(&bytes, &ParseLimits::default()).map_err(|e| Error::Json {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
-    })
+    parse(&bytes, &ParseLimits::default()).map_err(|e| Error::Json { path: path.to_path_buf(), problem: e.to_string() })
 }
 
 /// Reads a JSON file through model `T`.
 pub fn read_object<T: SignedObject>(path: &Path) -> Result<T, Error> {
     let value = read_json(path)?;
-    T::from_value(&value).map_err(|source: ModelError| Error::Model {
-        path: path.to_path_buf(),
-        source,
-    })
+    T::from_value(&value).map_err(|source: ModelError| Error::Model { path: path.to_path_buf(), source })
 }
 
 /// The indented, declaration-ordered file text of an object (as upstream tooling writes it).
@@ -49,15 +43,9 @@ pub fn object_file_text(value: &Value) -> String {
 pub fn write_public_file(path: &Path, text: &str, force: bool) -> Result<(), Error> {
     write_atomic(path, text.as_bytes(), Mode::Public, force).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::Exists {
-                path: path.to_path_buf(),
-            }
+            Error::Exists { path: path.to_path_buf() }
         } else {
-            Error::Io {
-                action: "write",
-                path: path.to_path_buf(),
-                source: e,
-            }
+            Error::Io { action: "write", path: path.to_path_buf(), source: e }
         }
     })
 }
@@ -65,9 +53,7 @@ pub fn write_public_file(path: &Path, text: &str, force: bool) -> Result<(), Err
 /// Refuses early when `path` exists and `force` is not set (validate before acting).
 pub fn refuse_existing(path: &Path, force: bool) -> Result<(), Error> {
     if !force && path.exists() {
-        return Err(Error::Exists {
-            path: path.to_path_buf(),
-        });
+        return Err(Error::Exists { path: path.to_path_buf() });
     }
     Ok(())
 }

@@ -57,10 +57,7 @@ pub fn run(args: KeygenArgs) -> Result<u8, Error> {
             ))
         }
     };
-    let key_id = args
-        .key_id
-        .clone()
-        .unwrap_or_else(|| default_id.to_string());
+    let key_id = args.key_id.clone().unwrap_or_else(|| default_id.to_string());
     let prefix = match &args.home {
         Some(home) if args.output.is_relative() => home.join(&args.output),
         _ => args.output.clone(),
@@ -82,15 +79,9 @@ pub fn run(args: KeygenArgs) -> Result<u8, Error> {
     );
     let value = Value::Object(object(vec![
         ("key_id", Value::from(key_id.as_str())),
-        (
-            "private_key_file",
-            Value::from(key_path.display().to_string()),
-        ),
+        ("private_key_file", Value::from(key_path.display().to_string())),
         ("public_key", Value::from(public.as_str())),
-        (
-            "public_key_file",
-            Value::from(pub_path.display().to_string()),
-        ),
+        ("public_key_file", Value::from(pub_path.display().to_string())),
         ("role", Value::from(args.role.as_str())),
     ]));
     out.result(&text, &value);
@@ -108,12 +99,7 @@ pub fn key_paths(prefix: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Writes `PREFIX.key` (0600) and `PREFIX.pub` (0644) atomically.
-pub fn write_key_pair(
-    key: &SigningKey,
-    key_id: Option<&str>,
-    prefix: &Path,
-    force: bool,
-) -> Result<(), Error> {
+pub fn write_key_pair(key: &SigningKey, key_id: Option<&str>, prefix: &Path, force: bool) -> Result<(), Error> {
     let (key_path, pub_path) = key_paths(prefix);
     let map_exists = |path: &Path| {
         let path = path.to_path_buf();
@@ -121,26 +107,12 @@ pub fn write_key_pair(
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Exists { path }
             } else {
-                Error::Io {
-                    action: "write",
-                    path,
-                    source: e,
-                }
+                Error::Io { action: "write", path, source: e }
             }
         }
     };
-    write_atomic(
-        &key_path,
-        key.to_file_text(key_id).as_bytes(),
-        Mode::Private,
-        force,
-    )
-    .map_err(map_exists(&key_path))?;
-    write_atomic(
-        &pub_path,
-        key.public_key().to_file_text(key_id).as_bytes(),
-        Mode::Public,
-        force,
-    )
-    .map_err(map_exists(&pub_path))
+    write_atomic(&key_path, key.to_file_text(key_id).as_bytes(), Mode::Private, force)
+        .map_err(map_exists(&key_path))?;
+    write_atomic(&pub_path, key.public_key().to_file_text(key_id).as_bytes(), Mode::Public, force)
+        .map_err(map_exists(&pub_path))
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod genesis;
 pub mod input;
 pub mod keygen;
+pub mod operator;
 pub mod output;
 pub mod quickstart;
 pub mod serve;
@@ -31,6 +32,7 @@ enum Command {
     Genesis(genesis::GenesisArgs),
     Serve(serve::ServeArgs),
     Quickstart(quickstart::QuickstartArgs),
+    Operator(operator::OperatorArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -42,6 +44,7 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Genesis(a) => genesis::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Quickstart(a) => quickstart::run(a),
+        Command::Operator(a) => operator::run(a),
     }
 }
 

@@ -62,10 +62,7 @@ pub fn run(args: QuickstartArgs) -> Result<u8, Error> {
         return Ok(0);
     }
     let file = config::load_file(&home)?;
-    let flags = ServeFlags {
-        bind: args.bind,
-        ..ServeFlags::default()
-    };
+    let flags = ServeFlags { bind: args.bind, ..ServeFlags::default() };
     let settings = config::serve_settings(&home, &file, &env, &flags)?;
     let port = settings.bind.port();
     let h = home.display();
@@ -94,11 +91,7 @@ fn refuse_non_empty(home: &Path) -> Result<(), Error> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(Error::Io {
-            action: "read folder",
-            path: home.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(Error::Io { action: "read folder", path: home.to_path_buf(), source }),
     }
 }
 
@@ -111,12 +104,7 @@ fn create_sandbox(home: &Path, network_name: &str) -> Result<(), Error> {
     let operator = SigningKey::generate();
     write_key_pair(&root, Some("rs-local"), &home.join("offline/root"), false)?;
     write_key_pair(&na, Some("na-local"), &home.join("keys/na"), false)?;
-    write_key_pair(
-        &operator,
-        Some("operator-local"),
-        &home.join("offline/operator"),
-        false,
-    )?;
+    write_key_pair(&operator, Some("operator-local"), &home.join("offline/operator"), false)?;
     let mut genesis = build(
         NewGenesis {
             network_name,
@@ -131,15 +119,8 @@ fn create_sandbox(home: &Path, network_name: &str) -> Result<(), Error> {
         &SystemClock,
     );
     genesis.sign(&root, "rs-local");
-    write_public_file(
-        &home.join("genesis.signed.json"),
-        &object_file_text(&genesis.to_value()),
-        false,
-    )?;
-    let operators = format!(
-        "{{\"operator-local\": \"{}\"}}\n",
-        operator.public_key().to_b64()
-    );
+    write_public_file(&home.join("genesis.signed.json"), &object_file_text(&genesis.to_value()), false)?;
+    let operators = format!("{{\"operator-local\": \"{}\"}}\n", operator.public_key().to_b64());
     write_public_file(&home.join("operators.json"), &operators, false)?;
     let toml = format!(
         "# gm sandbox sovereign {network_name}: created by `gm quickstart`. Paths are relative to this folder.\n\
@@ -147,10 +128,7 @@ fn create_sandbox(home: &Path, network_name: &str) -> Result<(), Error> {
          [server]\nbind = \"127.0.0.1:8443\"\ntrusted_proxy_hops = 0\n"
     );
     write_public_file(&home.join(config::CONFIG_FILE), &toml, false)?;
-    notice(&format!(
-        "created sandbox sovereign {network_name} in {}",
-        home.display()
-    ));
+    notice(&format!("created sandbox sovereign {network_name} in {}", home.display()));
     notice(&format!(
         "warning: {}/offline/ holds the ROOT and OPERATOR private keys; in a real sovereign they belong offline, never on the NA host",
         home.display()

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{self, Env, ServeFlags, ServeSettings};
 use crate::crypto::json::Value;
 use crate::crypto::keys::load_signing_key;
@@ -22,7 +22,8 @@ use crate::files::lock::{try_lock_db, LockError};
 use crate::http::{Server, ShutdownHandle};
 use crate::model::fields::object;
 use crate::model::genesis::Genesis;
-use crate::model::timestamp::isoformat_utc;
+use crate::model::timestamp::{isoformat_utc, ModelTime};
+use crate::na::auth::operators::OperatorKeys;
 use crate::na::{Authority, Settings};
 use crate::store::{OpenMode, Store};
 
@@ -66,6 +67,9 @@ pub struct ServeArgs {
     /// print the startup line as JSON
     #[argh(switch)]
     json: bool,
+    /// testing only: freeze the server clock at this RFC 3339 instant (replaying upstream vectors)
+    #[argh(option)]
+    frozen_clock: Option<String>,
 }
 
 /// Runs `gm serve`.
@@ -83,13 +87,35 @@ pub fn run(args: ServeArgs) -> Result<u8, Error> {
         allow_unsigned_genesis: args.allow_unsigned_genesis,
     };
     let settings = config::serve_settings(&home, &file, &env, &flags)?;
-    serve(settings, Output { json: args.json }, &[])
+    let clock: Arc<dyn Clock> = match &args.frozen_clock {
+        None => Arc::new(SystemClock),
+        Some(text) => {
+            let t = ModelTime::parse_model_str(text).map_err(|e| {
+                Error::usage(
+                    format!("invalid --frozen-clock {text:?}: {e}"),
+                    "use an RFC 3339 time such as 2026-03-02T10:00:15Z",
+                )
+            })?;
+            log::warn!(target: "gm::serve", "the clock is FROZEN at {text} (--frozen-clock is for tests and vector replays only)");
+            Arc::new(FixedClock(t.to_utc()))
+        }
+    };
+    serve_with_clock(settings, Output { json: args.json }, &[], clock)
+}
+
+/// Starts the NA with `settings` and the system clock.
+pub fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Result<u8, Error> {
+    serve_with_clock(settings, out, next_steps, Arc::new(SystemClock))
 }
 
 /// Starts the NA with `settings` and serves until a shutdown signal. `next_steps` are printed
 /// after the startup line (quickstart uses them).
-pub fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Result<u8, Error> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+fn serve_with_clock(
+    settings: ServeSettings,
+    out: Output,
+    next_steps: &[String],
+    clock: Arc<dyn Clock>,
+) -> Result<u8, Error> {
     let genesis = load_genesis(&settings)?;
     warn_about_validity(&genesis, clock.as_ref());
     let na_key = load_signing_key(&settings.na_key_file)?;
@@ -105,12 +131,9 @@ pub fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Res
             "point NA_PRIVATE_KEY_FILE / --na-key at the key whose public half is in the genesis",
         ));
     }
+    let operators = Arc::new(load_operator_keys(&settings)?);
     let server = Server::bind(settings.bind, settings.limits.clone())?;
-    let store = Store::open(
-        &settings.db_path,
-        OpenMode::Serve,
-        &isoformat_utc(clock.now()),
-    )?;
+    let store = Store::open(&settings.db_path, OpenMode::Serve, &isoformat_utc(clock.now()))?;
     let lock = lock_database(&settings)?;
     if let Some(l) = &lock {
         log::debug!(target: "gm::serve", "holding the database lock {}", l.path().display());
@@ -122,16 +145,26 @@ pub fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Res
             proxy_hops: settings.proxy_hops,
             readyz_shows_db_path: settings.readyz_shows_db_path,
             db_path_display: settings.db_path.display().to_string(),
+            admin_signature: settings.admin_signature,
+            supersede_grace: settings.supersede_grace,
         },
         genesis,
         na_key,
         Arc::new(store),
         clock,
+        Arc::clone(&operators),
     );
-    let stop = install_signal_watch(server.shutdown_handle())?;
+    let authority = Arc::new(authority);
+    let stop = install_signal_watch(server.shutdown_handle(), Arc::clone(&authority))?;
     announce(out, addr, &settings, next_steps);
     log::info!(target: "gm::serve", "serving NA on http://{addr} (database {})", settings.db_path.display());
-    let report = server.run(Arc::new(authority))?;
+    let count = operators.current().len();
+    if count == 0 {
+        log::warn!(target: "gm::serve", "no operator public keys configured ({}): every admin request will fail with 401; add one with `gm operator add`", operators.describe());
+    } else {
+        log::info!(target: "gm::serve", "{count} operator key(s) from {}", operators.describe());
+    }
+    let report = server.run(authority)?;
     stop.store(true, Ordering::SeqCst);
     log::info!(
         target: "gm::serve",
@@ -140,6 +173,16 @@ pub fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Res
         report.requests_total
     );
     Ok(0)
+}
+
+fn load_operator_keys(settings: &ServeSettings) -> Result<OperatorKeys, Error> {
+    let keys = OperatorKeys::load(settings.operator_keys.clone()).map_err(|e| {
+        Error::refused(
+            e.to_string(),
+            "fix the keys (a JSON object {\"key id\": \"base64 public key\"}); `gm operator list` shows the file",
+        )
+    })?;
+    Ok(keys)
 }
 
 fn load_genesis(settings: &ServeSettings) -> Result<Genesis, Error> {
@@ -195,20 +238,13 @@ fn lock_database(settings: &ServeSettings) -> Result<Option<crate::files::lock::
             ),
             "stop the other `gm serve` first; upstream allows exactly one NA process per database",
         )),
-        Err(LockError::Io { path, source }) => Err(Error::Io {
-            action: "create lock file",
-            path,
-            source,
-        }),
+        Err(LockError::Io { path, source }) => Err(Error::Io { action: "create lock file", path, source }),
     }
 }
 
 fn announce(out: Output, addr: SocketAddr, settings: &ServeSettings, next_steps: &[String]) {
     let value = Value::Object(object(vec![
-        (
-            "db_path",
-            Value::from(settings.db_path.display().to_string()),
-        ),
+        ("db_path", Value::from(settings.db_path.display().to_string())),
         ("listening", Value::from(addr.to_string())),
         ("url", Value::from(format!("http://{addr}"))),
     ]));
@@ -218,26 +254,41 @@ fn announce(out: Output, addr: SocketAddr, settings: &ServeSettings, next_steps:
     }
 }
 
-/// SIGTERM and SIGINT set a flag; a watcher thread turns it into a server shutdown.
-fn install_signal_watch(handle: ShutdownHandle) -> Result<Arc<AtomicBool>, Error> {
+/// SIGTERM and SIGINT set a flag that becomes a server shutdown; SIGHUP reloads the operator keys.
+/// The same thread runs the NA's periodic upkeep (nonce pruning, CRL freshness) every minute.
+fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Result<Arc<AtomicBool>, Error> {
     let signalled = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&signalled)).map_err(|source| Error::Io {
+    let hangup = Arc::new(AtomicBool::new(false));
+    let register = |sig, flag: &Arc<AtomicBool>| {
+        signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|source| Error::Io {
             action: "install signal handler for",
-            path: PathBuf::from("SIGTERM/SIGINT"),
+            path: PathBuf::from(format!("signal {sig}")),
             source,
-        })?;
-    }
+        })
+    };
+    register(signal_hook::consts::SIGTERM, &signalled)?;
+    register(signal_hook::consts::SIGINT, &signalled)?;
+    register(signal_hook::consts::SIGHUP, &hangup)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (flag, done) = (Arc::clone(&signalled), Arc::clone(&stop));
+    let done = Arc::clone(&stop);
     std::thread::Builder::new()
         .name("gm-signals".to_string())
         .spawn(move || {
+            let mut last_upkeep = std::time::Instant::now();
+            authority.maintain();
             while !done.load(Ordering::SeqCst) {
-                if flag.load(Ordering::SeqCst) {
+                if signalled.load(Ordering::SeqCst) {
                     log::info!(target: "gm::serve", "shutdown signal received: finishing in-flight requests");
                     handle.shutdown();
                     return;
+                }
+                if hangup.swap(false, Ordering::SeqCst) {
+                    log::info!(target: "gm::serve", "SIGHUP: reloading operator keys");
+                    let _ = authority.operators().reload();
+                }
+                if last_upkeep.elapsed() >= Duration::from_secs(60) {
+                    authority.maintain();
+                    last_upkeep = std::time::Instant::now();
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -90,21 +90,15 @@ pub fn run_sign(args: SignArgs) -> Result<u8, Error> {
     let key = load_signing_key(&key_path)?;
     let key_id = match &args.key_id {
         Some(id) => id.clone(),
-        None => config::load_file(&home)?
-            .na
-            .na_key_id
-            .or_else(|| key_id_in_file(&key_path))
-            .ok_or_else(|| {
-                Error::usage(
-                    format!("no key id for {}", key_path.display()),
-                    "pass --key-id (the label written into the signature, e.g. na-2025-q1)",
-                )
-            })?,
+        None => config::load_file(&home)?.na.na_key_id.or_else(|| key_id_in_file(&key_path)).ok_or_else(|| {
+            Error::usage(
+                format!("no key id for {}", key_path.display()),
+                "pass --key-id (the label written into the signature, e.g. na-2025-q1)",
+            )
+        })?,
     };
-    let signed = sign_as(kind, &value, &key, &key_id).map_err(|source| Error::Model {
-        path: args.file.clone(),
-        source,
-    })?;
+    let signed =
+        sign_as(kind, &value, &key, &key_id).map_err(|source| Error::Model { path: args.file.clone(), source })?;
     let text = object_file_text(&signed);
     match &args.output {
         Some(out) => {
@@ -134,15 +128,8 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
             load_public_key(&home.join("keys/na.pub"))?
         }
     };
-    let checked = check_as(kind, &value, &[key]).map_err(|source| Error::Model {
-        path: args.file.clone(),
-        source,
-    })?;
-    let reason = describe(
-        &checked.outcome,
-        checked.signature_count,
-        kind.verify_rule(),
-    );
+    let checked = check_as(kind, &value, &[key]).map_err(|source| Error::Model { path: args.file.clone(), source })?;
+    let reason = describe(&checked.outcome, checked.signature_count, kind.verify_rule());
     let valid = checked.outcome.is_valid();
     let out = Output { json: args.json };
     let text = if valid {
@@ -151,10 +138,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
         format!("invalid: {} {}: {reason}", kind.name(), args.file.display())
     };
     let value = Value::Object(object(vec![
-        (
-            "canonical_sha256",
-            Value::from(sha256_hex(&checked.canonical)),
-        ),
+        ("canonical_sha256", Value::from(sha256_hex(&checked.canonical))),
         ("file", Value::from(args.file.display().to_string())),
         ("kind", Value::from(kind.name())),
         ("reason", Value::from(reason.as_str())),
@@ -163,25 +147,14 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
         ("valid", Value::Bool(valid)),
     ]));
     out.result(&text, &value);
-    Ok(if valid {
-        0
-    } else {
-        super::error::EXIT_CHECK_FAILED
-    })
+    Ok(if valid { 0 } else { super::error::EXIT_CHECK_FAILED })
 }
 
 /// Upstream's genesis verification uses the block's own `root_public_key`.
 fn self_declared_root(value: &Value, file: &Path) -> Result<PublicKey, Error> {
-    let text = value
-        .as_object()
-        .and_then(|m| m.get("root_public_key"))
-        .and_then(Value::as_str);
-    let text = text.ok_or_else(|| {
-        Error::usage(
-            format!("{} has no root_public_key", file.display()),
-            "pass --public-key",
-        )
-    })?;
+    let text = value.as_object().and_then(|m| m.get("root_public_key")).and_then(Value::as_str);
+    let text =
+        text.ok_or_else(|| Error::usage(format!("{} has no root_public_key", file.display()), "pass --public-key"))?;
     Ok(PublicKey::from_b64(text)?)
 }
 
@@ -195,10 +168,7 @@ fn resolve_kind(flag: Option<&str>, value: &Value, file: &Path) -> Result<Kind, 
         }),
         None => Kind::detect(value).ok_or_else(|| {
             Error::usage(
-                format!(
-                    "cannot tell which kind of signed object {} is",
-                    file.display()
-                ),
+                format!("cannot tell which kind of signed object {} is", file.display()),
                 "pass --kind genesis|cert|policy|crl|attestation|treaty|feed|agent",
             )
         }),

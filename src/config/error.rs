@@ -40,11 +40,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Invalid { path, problem } => {
                 write!(f, "invalid config {}: {problem}", path.display())
             }
-            ConfigError::Value {
-                source_name,
-                field,
-                problem,
-            } => {
+            ConfigError::Value { source_name, field, problem } => {
                 write!(f, "invalid setting {field} in {source_name}: {problem}")
             }
         }

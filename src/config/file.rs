@@ -27,6 +27,9 @@ pub struct NaSection {
     pub na_key_id: Option<String>,
     /// SQLite database. Defaults to `na.db`.
     pub db_path: Option<String>,
+    /// Operator public keys file (`{"key id": "base64"}`), reloaded on change and SIGHUP; ignored
+    /// when `OPERATOR_PUBLIC_KEYS_JSON` is set. Defaults to `operators.json`.
+    pub operator_keys_file: Option<String>,
 }
 
 /// `[server]`: the HTTP listener.
@@ -41,6 +44,10 @@ pub struct ServerSection {
     pub readyz_shows_db_path: Option<bool>,
     /// Serve an unsigned genesis (development only). Defaults to false.
     pub allow_unsigned_genesis: Option<bool>,
+    /// Admin signature versions accepted: `"v1+v2"` or `"v2"` (D6). Defaults to `"v1+v2"`.
+    pub admin_signature: Option<String>,
+    /// Seconds a renewed certificate's predecessor stays usable (D5). Defaults to 3600.
+    pub renewal_grace_seconds: Option<u64>,
     /// `[server.limits]`.
     #[serde(default)]
     pub limits: LimitsSection,

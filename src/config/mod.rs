@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::http::Limits;
+use crate::na::auth::admin::SignaturePolicy;
+use crate::na::auth::operators::KeySource;
 
 pub use error::ConfigError;
 pub use file::ConfigFile;
@@ -29,7 +31,8 @@ pub const DEFAULT_HOME: &str = "/etc/gm";
 pub struct Env(BTreeMap<String, String>);
 
 /// Every variable gm understands (`na-wire.md` §1.1, `deviations.md` D2/D6/D10, `operations.md` §6).
-pub const ENV_NAMES: [&str; 11] = [
+pub const ENV_NAMES: [&str; 12] = [
+    "NA_ADMIN_LEGACY_SIGNATURES",
     "GM_HOME",
     "GENESIS_FILE",
     "NA_PRIVATE_KEY_FILE",
@@ -46,27 +49,18 @@ pub const ENV_NAMES: [&str; 11] = [
 impl Env {
     /// Reads gm's variables from the process environment.
     pub fn from_process() -> Env {
-        Env(ENV_NAMES
-            .iter()
-            .filter_map(|n| std::env::var(n).ok().map(|v| (n.to_string(), v)))
-            .collect())
+        Env(ENV_NAMES.iter().filter_map(|n| std::env::var(n).ok().map(|v| (n.to_string(), v))).collect())
     }
 
     /// An environment holding exactly `pairs` (tests).
     #[cfg(test)]
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Env {
-        Env(pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
+        Env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     /// A variable's value; an empty value counts as unset (as upstream treats `OPERATOR_PUBLIC_KEYS_JSON`).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
@@ -119,15 +113,19 @@ pub struct ServeSettings {
     pub allow_unsigned_genesis: bool,
     /// HTTP limits.
     pub limits: Limits,
+    /// Where operator public keys come from.
+    pub operator_keys: KeySource,
+    /// Accepted admin signature versions (D6).
+    pub admin_signature: SignaturePolicy,
+    /// How long a renewed certificate's predecessor stays usable (D5).
+    pub supersede_grace: chrono::Duration,
 }
 
 /// Loads `gm.toml` from `home` (absent file = all defaults).
 pub fn load_file(home: &Path) -> Result<ConfigFile, ConfigError> {
     let path = home.join(CONFIG_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            ConfigFile::parse(&text).map_err(|problem| ConfigError::Invalid { path, problem })
-        }
+        Ok(text) => ConfigFile::parse(&text).map_err(|problem| ConfigError::Invalid { path, problem }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
         Err(source) => Err(ConfigError::Read { path, source }),
     }
@@ -152,11 +150,8 @@ pub fn serve_settings(
         .clone()
         .or_else(|| from_env("NA_PRIVATE_KEY_FILE"))
         .unwrap_or_else(|| in_home(&file.na.na_private_key_file, "keys/na.key"));
-    let db_path = flags
-        .db_path
-        .clone()
-        .or_else(|| from_env("DB_PATH"))
-        .unwrap_or_else(|| match file.na.db_path.as_deref() {
+    let db_path =
+        flags.db_path.clone().or_else(|| from_env("DB_PATH")).unwrap_or_else(|| match file.na.db_path.as_deref() {
             Some(":memory:") => PathBuf::from(":memory:"),
             other => home.join(other.unwrap_or("na.db")),
         });
@@ -175,7 +170,22 @@ pub fn serve_settings(
         },
     };
     let limits = resolve_limits(file, env)?;
+    let operator_keys = match env.get("OPERATOR_PUBLIC_KEYS_JSON") {
+        Some(json) => KeySource::Inline(json.to_string()),
+        None => KeySource::File(operator_keys_file(home, file)),
+    };
+    let admin_signature = resolve_signature_policy(file, env)?;
+    let grace = file.server.renewal_grace_seconds.unwrap_or(3600);
+    let supersede_grace =
+        chrono::Duration::try_seconds(i64::try_from(grace).unwrap_or(i64::MAX)).ok_or_else(|| ConfigError::Value {
+            source_name: CONFIG_FILE.to_string(),
+            field: "server.renewal_grace_seconds".to_string(),
+            problem: "too large".to_string(),
+        })?;
     Ok(ServeSettings {
+        operator_keys,
+        admin_signature,
+        supersede_grace,
         home: home.to_path_buf(),
         genesis_file,
         na_key_file,
@@ -184,17 +194,40 @@ pub fn serve_settings(
         bind,
         proxy_hops,
         readyz_shows_db_path: file.server.readyz_shows_db_path.unwrap_or(true),
-        allow_unsigned_genesis: flags.allow_unsigned_genesis
-            || file.server.allow_unsigned_genesis.unwrap_or(false),
+        allow_unsigned_genesis: flags.allow_unsigned_genesis || file.server.allow_unsigned_genesis.unwrap_or(false),
         limits,
     })
 }
 
-fn resolve_bind(
-    file: &ConfigFile,
-    env: &Env,
-    flags: &ServeFlags,
-) -> Result<SocketAddr, ConfigError> {
+/// The operator keys file: `[na] operator_keys_file` relative to the home, default `operators.json`.
+pub fn operator_keys_file(home: &Path, file: &ConfigFile) -> PathBuf {
+    home.join(file.na.operator_keys_file.as_deref().unwrap_or("operators.json"))
+}
+
+fn resolve_signature_policy(file: &ConfigFile, env: &Env) -> Result<SignaturePolicy, ConfigError> {
+    if let Some(v) = env.get("NA_ADMIN_LEGACY_SIGNATURES") {
+        return match v.trim().to_ascii_lowercase().as_str() {
+            "accept" => Ok(SignaturePolicy::V1AndV2),
+            "reject" => Ok(SignaturePolicy::V2Only),
+            _ => Err(ConfigError::Value {
+                source_name: "environment variable NA_ADMIN_LEGACY_SIGNATURES".to_string(),
+                field: "NA_ADMIN_LEGACY_SIGNATURES".to_string(),
+                problem: format!("{v:?} is neither accept nor reject"),
+            }),
+        };
+    }
+    match file.server.admin_signature.as_deref() {
+        None | Some("v1+v2") => Ok(SignaturePolicy::V1AndV2),
+        Some("v2") => Ok(SignaturePolicy::V2Only),
+        Some(other) => Err(ConfigError::Value {
+            source_name: CONFIG_FILE.to_string(),
+            field: "server.admin_signature".to_string(),
+            problem: format!("{other:?} is neither \"v1+v2\" nor \"v2\""),
+        }),
+    }
+}
+
+fn resolve_bind(file: &ConfigFile, env: &Env, flags: &ServeFlags) -> Result<SocketAddr, ConfigError> {
     if let Some(b) = flags.bind {
         return Ok(b);
     }
@@ -229,8 +262,7 @@ fn resolve_limits(file: &ConfigFile, env: &Env) -> Result<Limits, ConfigError> {
         return Err(ConfigError::Value {
             source_name: CONFIG_FILE.to_string(),
             field: "server.limits".to_string(),
-            problem: "max_connections must be at least 1 and max_head_bytes at least 256"
-                .to_string(),
+            problem: "max_connections must be at least 1 and max_head_bytes at least 256".to_string(),
         });
     }
     Ok(limits)
@@ -250,32 +282,23 @@ mod tests {
 
     #[test]
     fn flags_beat_env_beat_file() {
-        let file = ConfigFile::parse("[na]\ndb_path = \"file.db\"\nna_key_id = \"from-file\"\n[server]\nbind = \"127.0.0.1:9000\"\n").unwrap();
+        let file = ConfigFile::parse(
+            "[na]\ndb_path = \"file.db\"\nna_key_id = \"from-file\"\n[server]\nbind = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
         let env = Env::from_pairs(&[("DB_PATH", "/tmp/env.db"), ("PORT", "9100")]);
-        let flags = ServeFlags {
-            na_key_id: Some("from-flag".into()),
-            ..Default::default()
-        };
+        let flags = ServeFlags { na_key_id: Some("from-flag".into()), ..Default::default() };
         let s = serve_settings(Path::new("/home/gm"), &file, &env, &flags).unwrap();
         assert_eq!(s.db_path, PathBuf::from("/tmp/env.db"));
         assert_eq!(s.na_key_id, "from-flag");
         assert_eq!(s.bind, "127.0.0.1:9100".parse().unwrap());
-        assert_eq!(
-            s.genesis_file,
-            PathBuf::from("/home/gm/genesis.signed.json")
-        );
+        assert_eq!(s.genesis_file, PathBuf::from("/home/gm/genesis.signed.json"));
     }
 
     #[test]
     fn bad_port_names_the_variable() {
         let env = Env::from_pairs(&[("PORT", "eighty")]);
-        let err = serve_settings(
-            Path::new("/x"),
-            &ConfigFile::default(),
-            &env,
-            &ServeFlags::default(),
-        )
-        .unwrap_err();
+        let err = serve_settings(Path::new("/x"), &ConfigFile::default(), &env, &ServeFlags::default()).unwrap_err();
         assert!(err.to_string().contains("PORT"), "{err}");
     }
 }

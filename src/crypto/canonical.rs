@@ -25,37 +25,20 @@ pub struct Style {
 
 impl Style {
     /// `json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`.
-    pub const CANONICAL: Style = Style {
-        sort_keys: true,
-        ensure_ascii: true,
-        item_separator: ",",
-        key_separator: ":",
-    };
+    pub const CANONICAL: Style = Style { sort_keys: true, ensure_ascii: true, item_separator: ",", key_separator: ":" };
 
     /// `json.dumps(v, sort_keys=True)`.
-    pub const PYTHON_DEFAULT: Style = Style {
-        sort_keys: true,
-        ensure_ascii: true,
-        item_separator: ", ",
-        key_separator: ": ",
-    };
+    pub const PYTHON_DEFAULT: Style =
+        Style { sort_keys: true, ensure_ascii: true, item_separator: ", ", key_separator: ": " };
 
     /// `json.dumps(v, separators=(",", ":"), ensure_ascii=False)`: insertion order,
     /// raw UTF-8.
-    pub const DECLARATION_ORDER: Style = Style {
-        sort_keys: false,
-        ensure_ascii: false,
-        item_separator: ",",
-        key_separator: ":",
-    };
+    pub const DECLARATION_ORDER: Style =
+        Style { sort_keys: false, ensure_ascii: false, item_separator: ",", key_separator: ":" };
 
     /// `json.dumps(v)`: insertion order, ASCII-only, default separators.
-    pub const PYTHON_DEFAULT_UNSORTED: Style = Style {
-        sort_keys: false,
-        ensure_ascii: true,
-        item_separator: ", ",
-        key_separator: ": ",
-    };
+    pub const PYTHON_DEFAULT_UNSORTED: Style =
+        Style { sort_keys: false, ensure_ascii: true, item_separator: ", ", key_separator: ": " };
 }
 
 /// The canonical signing bytes of `value` (pure ASCII).
@@ -214,11 +197,7 @@ pub fn python_float_repr(f: f64) -> String {
         return format!("{f:?}");
     };
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let body = if (-4..16).contains(&exp) {
-        positional(&digits, exp)
-    } else {
-        exponential(&digits, exp)
-    };
+    let body = if (-4..16).contains(&exp) { positional(&digits, exp) } else { exponential(&digits, exp) };
     format!("{sign}{body}")
 }
 
@@ -301,10 +280,7 @@ mod tests {
                 r#"{"huge":123456789012345678901234567890,"i64max":9223372036854775807,"neg":-42,"neg_zero":0,"neghuge":-98765432109876543210,"two64":18446744073709551616,"u64max":18446744073709551615,"zero":0}"#,
             ),
             (r#"{"nz": -0.0, "z": 0.0}"#, r#"{"nz":-0.0,"z":0.0}"#),
-            (
-                r#"{"a": 1, "a": 2, "b": {"x": 1, "x": [1]}}"#,
-                r#"{"a":2,"b":{"x":[1]}}"#,
-            ),
+            (r#"{"a": 1, "a": 2, "b": {"x": 1, "x": [1]}}"#, r#"{"a":2,"b":{"x":[1]}}"#),
             (
                 r#"{"a": 1, "B": 2, "_": 3, "é": 4, "｡": 5, "😀": 6, "": 7, "a\u0000": 8, "Z": 9}"#,
                 r#"{"":7,"B":2,"Z":9,"_":3,"a":1,"a\u0000":8,"\u00e9":4,"\uff61":5,"\ud83d\ude00":6}"#,
@@ -317,14 +293,8 @@ mod tests {
                 r#"{"ls": "\u2028", "ps": "\u2029", "bom": "\ufeff", "nbsp": "\u00a0"}"#,
                 r#"{"bom":"\ufeff","ls":"\u2028","nbsp":"\u00a0","ps":"\u2029"}"#,
             ),
-            (
-                r#"[3, 1, 2, {"b": 1, "a": 2}, [2, 1]]"#,
-                r#"[3,1,2,{"a":2,"b":1},[2,1]]"#,
-            ),
-            (
-                r#"{"e": "😀🌍", "clef": "𝄞"}"#,
-                r#"{"clef":"\ud834\udd1e","e":"\ud83d\ude00\ud83c\udf0d"}"#,
-            ),
+            (r#"[3, 1, 2, {"b": 1, "a": 2}, [2, 1]]"#, r#"[3,1,2,{"a":2,"b":1},[2,1]]"#),
+            (r#"{"e": "😀🌍", "clef": "𝄞"}"#, r#"{"clef":"\ud834\udd1e","e":"\ud83d\ude00\ud83c\udf0d"}"#),
             (
                 r#"{"b":1,"a":"héllo\u007f\n/","é":[1.0,1e16,0.00001,2.9],"Z":null,"e":"😀"}"#,
                 r#"{"Z":null,"a":"h\u00e9llo\u007f\n/","b":1,"e":"\ud83d\ude00","\u00e9":[1.0,1e+16,1e-05,2.9]}"#,
@@ -347,23 +317,11 @@ mod tests {
     #[test]
     fn other_styles() {
         let value = parse_str(r#"{"b": [1, 2], "a": "é"}"#).unwrap();
-        assert_eq!(
-            to_string_with(&value, &Style::PYTHON_DEFAULT),
-            r#"{"a": "\u00e9", "b": [1, 2]}"#
-        );
-        assert_eq!(
-            to_string_with(&value, &Style::DECLARATION_ORDER),
-            r#"{"b":[1,2],"a":"é"}"#
-        );
-        assert_eq!(
-            to_string_with(&value, &Style::PYTHON_DEFAULT_UNSORTED),
-            r#"{"b": [1, 2], "a": "\u00e9"}"#
-        );
+        assert_eq!(to_string_with(&value, &Style::PYTHON_DEFAULT), r#"{"a": "\u00e9", "b": [1, 2]}"#);
+        assert_eq!(to_string_with(&value, &Style::DECLARATION_ORDER), r#"{"b":[1,2],"a":"é"}"#);
+        assert_eq!(to_string_with(&value, &Style::PYTHON_DEFAULT_UNSORTED), r#"{"b": [1, 2], "a": "\u00e9"}"#);
         let list = parse_str(r#"[1, "x", {"z": null, "y": []}, {}]"#).unwrap();
-        assert_eq!(
-            to_string_with(&list, &Style::PYTHON_DEFAULT_UNSORTED),
-            r#"[1, "x", {"z": null, "y": []}, {}]"#
-        );
+        assert_eq!(to_string_with(&list, &Style::PYTHON_DEFAULT_UNSORTED), r#"[1, "x", {"z": null, "y": []}, {}]"#);
     }
 
     #[test]
@@ -373,15 +331,9 @@ mod tests {
             to_string_with(&value, &Style::DECLARATION_ORDER),
             "\"\\u0000\\u001f\u{7f}\\b\\f\\\"\\\\/é😀\u{2028}\""
         );
-        assert_eq!(
-            canonical_string(&value),
-            r#""\u0000\u001f\u007f\b\f\"\\/\u00e9\ud83d\ude00\u2028""#
-        );
+        assert_eq!(canonical_string(&value), r#""\u0000\u001f\u007f\b\f\"\\/\u00e9\ud83d\ude00\u2028""#);
         assert_eq!(canonical_string(&Value::from("\u{ffff}")), r#""\uffff""#);
-        assert_eq!(
-            canonical_string(&Value::from("\u{10ffff}")),
-            r#""\udbff\udfff""#
-        );
+        assert_eq!(canonical_string(&Value::from("\u{10ffff}")), r#""\udbff\udfff""#);
     }
 
     #[test]
@@ -398,34 +350,17 @@ mod tests {
         );
         assert_eq!(canonical_string(&Value::Float(f64::NAN)), "NaN");
         assert_eq!(canonical_string(&Value::Float(f64::INFINITY)), "Infinity");
-        assert_eq!(
-            canonical_string(&Value::Float(f64::NEG_INFINITY)),
-            "-Infinity"
-        );
+        assert_eq!(canonical_string(&Value::Float(f64::NEG_INFINITY)), "-Infinity");
     }
 
     #[test]
     fn error_vectors() {
-        assert!(matches!(
-            parse_str(r#"{"s": "\ud800x"}"#),
-            Err(ParseError::LoneSurrogate { .. })
-        ));
-        for bad in [
-            r#"{"n": NaN}"#,
-            r#"{"big": 1E400}"#,
-            "[1,]",
-            r#"{"a" 1}"#,
-            "01",
-            r#""\x""#,
-            "\"a\tb\"",
-        ] {
+        assert!(matches!(parse_str(r#"{"s": "\ud800x"}"#), Err(ParseError::LoneSurrogate { .. })));
+        for bad in [r#"{"n": NaN}"#, r#"{"big": 1E400}"#, "[1,]", r#"{"a" 1}"#, "01", r#""\x""#, "\"a\tb\""] {
             assert!(parse_str(bad).is_err(), "accepted {bad}");
         }
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        assert_eq!(
-            parse(deep.as_bytes(), &ParseLimits::default()),
-            Err(ParseError::TooDeep { max_depth: 64 })
-        );
+        assert_eq!(parse(deep.as_bytes(), &ParseLimits::default()), Err(ParseError::TooDeep { max_depth: 64 }));
     }
 
     #[test]
@@ -475,10 +410,7 @@ mod tests {
         // 1e16 and rounds to even (1e16), so CPython's repr of it is "1e+16".
         let f: f64 = "9.999999999999999e15".parse().unwrap();
         assert_eq!(python_float_repr(f), "1e+16");
-        assert_eq!(
-            canon("[9.999999999999999e15, 9999999999999998.0]"),
-            "[1e+16,9999999999999998.0]"
-        );
+        assert_eq!(canon("[9.999999999999999e15, 9999999999999998.0]"), "[1e+16,9999999999999998.0]");
     }
 
     #[test]

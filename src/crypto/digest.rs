@@ -56,14 +56,7 @@ pub fn uuid4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// Fills `buf` from the OS random source. The OS source failing is unrecoverable for a signing
@@ -81,10 +74,7 @@ mod tests {
 
     #[test]
     fn token_fingerprint_matches_spec_vector() {
-        assert_eq!(
-            token_fingerprint("3f2b8f3e-2f0c-4c1e-9a57-0d6f3f1a2b3c"),
-            "11809f59dfefc976"
-        );
+        assert_eq!(token_fingerprint("3f2b8f3e-2f0c-4c1e-9a57-0d6f3f1a2b3c"), "11809f59dfefc976");
     }
 
     #[test]

@@ -70,16 +70,12 @@ impl fmt::Display for KeyProblem {
         match self {
             KeyProblem::Empty => write!(f, "no key line found (only comments or blank lines)"),
             KeyProblem::NotBase64 => write!(f, "the key line is not standard padded base64"),
-            KeyProblem::WrongLength { expected, found } => write!(
-                f,
-                "expected a base64 {expected}-byte Ed25519 key, found {found} bytes"
-            ),
+            KeyProblem::WrongLength { expected, found } => {
+                write!(f, "expected a base64 {expected}-byte Ed25519 key, found {found} bytes")
+            }
             KeyProblem::NotText => write!(f, "the file is not UTF-8 text"),
             KeyProblem::WrongKind { expected, found } => {
-                write!(
-                    f,
-                    "expected an Ed25519 {expected} key file, found a {found} key file"
-                )
+                write!(f, "expected an Ed25519 {expected} key file, found a {found} key file")
             }
             KeyProblem::InvalidPoint => write!(f, "the bytes are not a valid Ed25519 public key"),
         }
@@ -96,11 +92,7 @@ impl fmt::Display for CryptoError {
                 write!(f, "cannot load key file {}: {problem}", path.display())
             }
             CryptoError::Base64 { what } => write!(f, "{what} is not standard padded base64"),
-            CryptoError::KeyLength {
-                what,
-                expected,
-                found,
-            } => {
+            CryptoError::KeyLength { what, expected, found } => {
                 write!(f, "{what} must be {expected} bytes, found {found}")
             }
             CryptoError::InvalidPublicKey => write!(f, "not a valid Ed25519 public key"),

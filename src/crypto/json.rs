@@ -26,9 +26,7 @@ pub struct Int {
 impl Int {
     /// Builds an `Int` from a machine integer.
     pub fn from_i64(n: i64) -> Self {
-        Int {
-            repr: n.to_string(),
-        }
+        Int { repr: n.to_string() }
     }
 
     /// Parses an optional `-` followed by one or more ASCII digits, normalizing
@@ -92,9 +90,7 @@ impl From<i64> for Int {
 
 impl From<u64> for Int {
     fn from(n: u64) -> Self {
-        Int {
-            repr: n.to_string(),
-        }
+        Int { repr: n.to_string() }
     }
 }
 
@@ -106,9 +102,7 @@ impl From<i32> for Int {
 
 impl From<usize> for Int {
     fn from(n: usize) -> Self {
-        Int {
-            repr: n.to_string(),
-        }
+        Int { repr: n.to_string() }
     }
 }
 
@@ -125,25 +119,17 @@ pub struct Map {
 impl Map {
     /// Creates an empty map.
     pub fn new() -> Self {
-        Map {
-            entries: Vec::new(),
-        }
+        Map { entries: Vec::new() }
     }
 
     /// Returns the value stored under `key`, if any.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, value)| value)
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, value)| value)
     }
 
     /// Returns a mutable reference to the value stored under `key`, if any.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.entries
-            .iter_mut()
-            .find(|(k, _)| k == key)
-            .map(|(_, value)| value)
+        self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, value)| value)
     }
 
     /// Inserts `value` under `key`. An existing key keeps its position and has its
@@ -183,9 +169,7 @@ impl Map {
 
     /// Iterates over `(key, value)` pairs in insertion order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            inner: self.entries.iter(),
-        }
+        Iter { inner: self.entries.iter() }
     }
 
     /// Iterates over keys in insertion order.
@@ -201,11 +185,7 @@ impl Map {
 
 impl PartialEq for Map {
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len()
-            && self
-                .entries
-                .iter()
-                .all(|(key, value)| other.get(key) == Some(value))
+        self.len() == other.len() && self.entries.iter().all(|(key, value)| other.get(key) == Some(value))
     }
 }
 
@@ -267,10 +247,7 @@ struct ObjectBuilder {
 
 impl ObjectBuilder {
     fn new() -> Self {
-        ObjectBuilder {
-            entries: Vec::new(),
-            index: None,
-        }
+        ObjectBuilder { entries: Vec::new(), index: None }
     }
 
     fn insert(&mut self, key: String, value: Value) {
@@ -291,20 +268,13 @@ impl ObjectBuilder {
         }
         self.entries.push((key, value));
         if self.entries.len() > INDEX_THRESHOLD {
-            let index = self
-                .entries
-                .iter()
-                .enumerate()
-                .map(|(position, (k, _))| (k.clone(), position))
-                .collect();
+            let index = self.entries.iter().enumerate().map(|(position, (k, _))| (k.clone(), position)).collect();
             self.index = Some(index);
         }
     }
 
     fn finish(self) -> Map {
-        Map {
-            entries: self.entries,
-        }
+        Map { entries: self.entries }
     }
 }
 
@@ -579,9 +549,7 @@ impl ParseError {
             | ParseError::ControlCharacter { offset }
             | ParseError::InvalidEscape { offset }
             | ParseError::TrailingData { offset } => Some(*offset),
-            ParseError::UnexpectedEnd | ParseError::TooDeep { .. } | ParseError::InvalidUtf8 => {
-                None
-            }
+            ParseError::UnexpectedEnd | ParseError::TooDeep { .. } | ParseError::InvalidUtf8 => None,
         }
     }
 }
@@ -591,10 +559,7 @@ impl fmt::Display for ParseError {
         match self {
             ParseError::UnexpectedEnd => f.write_str("invalid JSON: unexpected end of input"),
             ParseError::UnexpectedChar { offset, found } => {
-                write!(
-                    f,
-                    "invalid JSON at byte {offset}: unexpected character {found:?}"
-                )
+                write!(f, "invalid JSON at byte {offset}: unexpected character {found:?}")
             }
             ParseError::InvalidNumber { offset } => {
                 write!(f, "invalid JSON at byte {offset}: invalid number")
@@ -602,17 +567,15 @@ impl fmt::Display for ParseError {
             ParseError::NumberOutOfRange { offset } => {
                 write!(f, "invalid JSON at byte {offset}: number out of range")
             }
-            ParseError::NonStandardToken { offset } => write!(
-                f,
-                "invalid JSON at byte {offset}: NaN and Infinity are not allowed"
-            ),
+            ParseError::NonStandardToken { offset } => {
+                write!(f, "invalid JSON at byte {offset}: NaN and Infinity are not allowed")
+            }
             ParseError::LoneSurrogate { offset } => {
                 write!(f, "invalid JSON at byte {offset}: lone surrogate escape")
             }
-            ParseError::ControlCharacter { offset } => write!(
-                f,
-                "invalid JSON at byte {offset}: unescaped control character in string"
-            ),
+            ParseError::ControlCharacter { offset } => {
+                write!(f, "invalid JSON at byte {offset}: unescaped control character in string")
+            }
             ParseError::InvalidEscape { offset } => {
                 write!(f, "invalid JSON at byte {offset}: invalid escape sequence")
             }
@@ -633,11 +596,7 @@ impl std::error::Error for ParseError {}
 /// (plus the deviations listed in the module docs), enforcing `limits`.
 pub fn parse(input: &[u8], limits: &ParseLimits) -> Result<Value, ParseError> {
     let text = std::str::from_utf8(input).map_err(|_| ParseError::InvalidUtf8)?;
-    let mut parser = Parser {
-        text,
-        bytes: input,
-        pos: 0,
-    };
+    let mut parser = Parser { text, bytes: input, pos: 0 };
     parser.parse_document(limits.max_depth)
 }
 
@@ -689,11 +648,7 @@ impl Parser<'_> {
         if offset >= self.bytes.len() {
             return ParseError::UnexpectedEnd;
         }
-        let found = self
-            .text
-            .get(offset..)
-            .and_then(|s| s.chars().next())
-            .unwrap_or(char::REPLACEMENT_CHARACTER);
+        let found = self.text.get(offset..).and_then(|s| s.chars().next()).unwrap_or(char::REPLACEMENT_CHARACTER);
         ParseError::UnexpectedChar { offset, found }
     }
 
@@ -888,18 +843,11 @@ impl Parser<'_> {
             }
             self.require_digits(start)?;
         }
-        let text = self
-            .text
-            .get(start..self.pos)
-            .ok_or(ParseError::InvalidNumber { offset: start })?;
+        let text = self.text.get(start..self.pos).ok_or(ParseError::InvalidNumber { offset: start })?;
         if !is_float {
-            return Int::from_decimal_str(text)
-                .map(Value::Int)
-                .ok_or(ParseError::InvalidNumber { offset: start });
+            return Int::from_decimal_str(text).map(Value::Int).ok_or(ParseError::InvalidNumber { offset: start });
         }
-        let f: f64 = text
-            .parse()
-            .map_err(|_| ParseError::InvalidNumber { offset: start })?;
+        let f: f64 = text.parse().map_err(|_| ParseError::InvalidNumber { offset: start })?;
         if !f.is_finite() {
             return Err(ParseError::NumberOutOfRange { offset: start });
         }
@@ -919,10 +867,7 @@ impl Parser<'_> {
                 self.advance(1);
             }
             // Stops only at ASCII bytes or the end, so both ends are char boundaries.
-            let segment = self
-                .text
-                .get(segment_start..self.pos)
-                .ok_or(ParseError::InvalidUtf8)?;
+            let segment = self.text.get(segment_start..self.pos).ok_or(ParseError::InvalidUtf8)?;
             out.push_str(segment);
             match self.peek() {
                 None => return Err(ParseError::UnexpectedEnd),
@@ -955,21 +900,15 @@ impl Parser<'_> {
                 let c = match unit {
                     0xD800..=0xDBFF => self.low_surrogate(escape_start, unit)?,
                     0xDC00..=0xDFFF => {
-                        return Err(ParseError::LoneSurrogate {
-                            offset: escape_start,
-                        });
+                        return Err(ParseError::LoneSurrogate { offset: escape_start });
                     }
-                    _ => char::from_u32(unit).ok_or(ParseError::InvalidEscape {
-                        offset: escape_start,
-                    })?,
+                    _ => char::from_u32(unit).ok_or(ParseError::InvalidEscape { offset: escape_start })?,
                 };
                 out.push(c);
                 return Ok(());
             }
             Some(_) => {
-                return Err(ParseError::InvalidEscape {
-                    offset: escape_start,
-                });
+                return Err(ParseError::InvalidEscape { offset: escape_start });
             }
         };
         out.push(simple);
@@ -982,10 +921,7 @@ impl Parser<'_> {
     fn low_surrogate(&mut self, high_start: usize, high: u32) -> Result<char, ParseError> {
         let lone = ParseError::LoneSurrogate { offset: high_start };
         let low_start = self.pos;
-        match (
-            self.byte_at(low_start),
-            self.byte_at(low_start.saturating_add(1)),
-        ) {
+        match (self.byte_at(low_start), self.byte_at(low_start.saturating_add(1))) {
             (None, _) => return Err(ParseError::UnexpectedEnd),
             (Some(b'\\'), Some(b'u')) => {}
             _ => return Err(lone),
@@ -1006,11 +942,7 @@ impl Parser<'_> {
         for i in 2..6 {
             let digit = match self.byte_at(escape_start.saturating_add(i)) {
                 None => return Err(ParseError::UnexpectedEnd),
-                Some(b) => char::from(b)
-                    .to_digit(16)
-                    .ok_or(ParseError::InvalidEscape {
-                        offset: escape_start,
-                    })?,
+                Some(b) => char::from(b).to_digit(16).ok_or(ParseError::InvalidEscape { offset: escape_start })?,
             };
             unit = (unit << 4) | digit;
         }
@@ -1055,10 +987,7 @@ mod tests {
     #[test]
     fn big_integers_are_exact() {
         let v = parse_ok("123456789012345678901234567890");
-        assert_eq!(
-            v.as_int().unwrap().as_str(),
-            "123456789012345678901234567890"
-        );
+        assert_eq!(v.as_int().unwrap().as_str(), "123456789012345678901234567890");
         assert_eq!(v.as_i64(), None);
         let v = parse_ok("-9223372036854775808");
         assert_eq!(v.as_i64(), Some(i64::MIN));
@@ -1087,10 +1016,7 @@ mod tests {
 
     #[test]
     fn strings_and_escapes() {
-        assert_eq!(
-            parse_ok(r#""\"\\\/\b\f\n\r\t""#),
-            Value::Str("\"\\/\u{8}\u{c}\n\r\t".into())
-        );
+        assert_eq!(parse_ok(r#""\"\\\/\b\f\n\r\t""#), Value::Str("\"\\/\u{8}\u{c}\n\r\t".into()));
         assert_eq!(parse_ok(r#""\u00e9\u00E9""#), Value::Str("éé".into()));
         assert_eq!(parse_ok(r#""\ud83d\ude00""#), Value::Str("😀".into()));
         assert_eq!(parse_ok(r#""\uD834\uDD1E""#), Value::Str("𝄞".into()));
@@ -1101,53 +1027,17 @@ mod tests {
     #[test]
     fn errors() {
         let err = |t: &str| parse_str(t).unwrap_err();
-        assert_eq!(
-            err(r#"{"s": "\ud800x"}"#),
-            ParseError::LoneSurrogate { offset: 7 }
-        );
-        assert!(matches!(
-            err(r#""\udc00""#),
-            ParseError::LoneSurrogate { .. }
-        ));
-        assert!(matches!(
-            err(r#""\ud800\u0041""#),
-            ParseError::LoneSurrogate { .. }
-        ));
-        assert!(matches!(
-            err(r#""\ud800\ud800""#),
-            ParseError::LoneSurrogate { .. }
-        ));
-        assert_eq!(
-            err(r#"{"n": NaN}"#),
-            ParseError::NonStandardToken { offset: 6 }
-        );
-        assert!(matches!(
-            err("Infinity"),
-            ParseError::NonStandardToken { offset: 0 }
-        ));
-        assert!(matches!(
-            err("[-Infinity]"),
-            ParseError::NonStandardToken { offset: 1 }
-        ));
-        assert_eq!(
-            err(r#"{"big": 1E400}"#),
-            ParseError::NumberOutOfRange { offset: 8 }
-        );
+        assert_eq!(err(r#"{"s": "\ud800x"}"#), ParseError::LoneSurrogate { offset: 7 });
+        assert!(matches!(err(r#""\udc00""#), ParseError::LoneSurrogate { .. }));
+        assert!(matches!(err(r#""\ud800\u0041""#), ParseError::LoneSurrogate { .. }));
+        assert!(matches!(err(r#""\ud800\ud800""#), ParseError::LoneSurrogate { .. }));
+        assert_eq!(err(r#"{"n": NaN}"#), ParseError::NonStandardToken { offset: 6 });
+        assert!(matches!(err("Infinity"), ParseError::NonStandardToken { offset: 0 }));
+        assert!(matches!(err("[-Infinity]"), ParseError::NonStandardToken { offset: 1 }));
+        assert_eq!(err(r#"{"big": 1E400}"#), ParseError::NumberOutOfRange { offset: 8 });
         assert!(matches!(err("-1e400"), ParseError::NumberOutOfRange { .. }));
-        assert_eq!(
-            err("[1,]"),
-            ParseError::UnexpectedChar {
-                offset: 3,
-                found: ']'
-            }
-        );
-        assert_eq!(
-            err(r#"{"a" 1}"#),
-            ParseError::UnexpectedChar {
-                offset: 5,
-                found: '1'
-            }
-        );
+        assert_eq!(err("[1,]"), ParseError::UnexpectedChar { offset: 3, found: ']' });
+        assert_eq!(err(r#"{"a" 1}"#), ParseError::UnexpectedChar { offset: 5, found: '1' });
         assert_eq!(err("01"), ParseError::InvalidNumber { offset: 0 });
         assert_eq!(err("-01"), ParseError::InvalidNumber { offset: 0 });
         assert_eq!(err(r#""\x""#), ParseError::InvalidEscape { offset: 1 });
@@ -1191,27 +1081,15 @@ mod tests {
         }
         assert_eq!(err("1 x"), ParseError::TrailingData { offset: 2 });
         assert_eq!(err("[1"), ParseError::UnexpectedEnd);
-        assert_eq!(
-            parse(b"\"\xff\"", &ParseLimits::default()),
-            Err(ParseError::InvalidUtf8)
-        );
+        assert_eq!(parse(b"\"\xff\"", &ParseLimits::default()), Err(ParseError::InvalidUtf8));
     }
 
     #[test]
     fn error_display() {
-        let e = ParseError::UnexpectedChar {
-            offset: 12,
-            found: 'x',
-        };
-        assert_eq!(
-            e.to_string(),
-            "invalid JSON at byte 12: unexpected character 'x'"
-        );
+        let e = ParseError::UnexpectedChar { offset: 12, found: 'x' };
+        assert_eq!(e.to_string(), "invalid JSON at byte 12: unexpected character 'x'");
         assert_eq!(e.offset(), Some(12));
-        assert_eq!(
-            ParseError::TooDeep { max_depth: 64 }.to_string(),
-            "invalid JSON: nesting deeper than 64 levels"
-        );
+        assert_eq!(ParseError::TooDeep { max_depth: 64 }.to_string(), "invalid JSON: nesting deeper than 64 levels");
         let all = [
             ParseError::UnexpectedEnd,
             e,
@@ -1236,21 +1114,12 @@ mod tests {
     fn depth_limit() {
         let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(parse_str(&nested(64)).is_ok());
-        assert_eq!(
-            parse_str(&nested(65)),
-            Err(ParseError::TooDeep { max_depth: 64 })
-        );
-        assert_eq!(
-            parse_str(&nested(100)),
-            Err(ParseError::TooDeep { max_depth: 64 })
-        );
+        assert_eq!(parse_str(&nested(65)), Err(ParseError::TooDeep { max_depth: 64 }));
+        assert_eq!(parse_str(&nested(100)), Err(ParseError::TooDeep { max_depth: 64 }));
         let objects = format!("{}1{}", "{\"a\":".repeat(64), "}".repeat(64));
         assert!(parse_str(&objects).is_ok());
         let objects = format!("{}1{}", "{\"a\":".repeat(65), "}".repeat(65));
-        assert!(matches!(
-            parse_str(&objects),
-            Err(ParseError::TooDeep { .. })
-        ));
+        assert!(matches!(parse_str(&objects), Err(ParseError::TooDeep { .. })));
         let zero = ParseLimits { max_depth: 0 };
         assert!(parse(b"1", &zero).is_ok());
         assert!(parse(b"[]", &zero).is_err());
@@ -1323,12 +1192,8 @@ mod tests {
         assert_eq!(collected.keys().collect::<Vec<_>>(), vec!["x", "y"]);
         assert_eq!(collected.get("x"), Some(&Value::from(3i64)));
 
-        let reordered: Map = vec![
-            ("y".to_string(), Value::from(2i64)),
-            ("x".to_string(), Value::from(3i64)),
-        ]
-        .into_iter()
-        .collect();
+        let reordered: Map =
+            vec![("y".to_string(), Value::from(2i64)), ("x".to_string(), Value::from(3i64))].into_iter().collect();
         assert_eq!(collected, reordered);
         let owned: Vec<(String, Value)> = reordered.into_iter().collect();
         assert_eq!(owned.len(), 2);
@@ -1344,9 +1209,7 @@ mod tests {
         assert_eq!(Value::from(vec![]).type_name(), "array");
         assert_eq!(Value::from(Map::new()).type_name(), "object");
 
-        for falsy in [
-            "null", "false", "0", "-0", "0.0", "-0.0", "\"\"", "[]", "{}",
-        ] {
+        for falsy in ["null", "false", "0", "-0", "0.0", "-0.0", "\"\"", "[]", "{}"] {
             assert!(!parse_ok(falsy).is_truthy(), "{falsy}");
         }
         for truthy in ["true", "1", "-1", "0.5", "\"0\"", "[0]", "{\"a\":null}"] {
@@ -1408,7 +1271,8 @@ mod tests {
 
     #[test]
     fn never_panics_on_random_input() {
-        const ALPHABET: &[u8] = b"{}[]\",:0123456789-+.eE truefalsnulNaIfiy\\u/bfnrtdD\t\n\r\x00\x1f\x7f\xc3\xa9\xf0\x9f\x98\x80\xff";
+        const ALPHABET: &[u8] =
+            b"{}[]\",:0123456789-+.eE truefalsnulNaIfiy\\u/bfnrtdD\t\n\r\x00\x1f\x7f\xc3\xa9\xf0\x9f\x98\x80\xff";
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..30_000 {
             let len = rng.below(48);
@@ -1433,8 +1297,7 @@ mod tests {
                         input.remove(at);
                     }
                     1 if at < input.len() => {
-                        *input.get_mut(at).unwrap() =
-                            *ALPHABET.get(rng.below(ALPHABET.len())).unwrap();
+                        *input.get_mut(at).unwrap() = *ALPHABET.get(rng.below(ALPHABET.len())).unwrap();
                     }
                     _ => input.insert(at, rng.next() as u8),
                 }

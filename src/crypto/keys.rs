@@ -21,11 +21,7 @@ pub struct SigningKey(ed25519_dalek::SigningKey);
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SigningKey([redacted], public {})",
-            self.public_key().to_b64()
-        )
+        write!(f, "SigningKey([redacted], public {})", self.public_key().to_b64())
     }
 }
 
@@ -44,17 +40,12 @@ impl SigningKey {
 
     /// The key for a base64 seed (test vectors, inline `NA_PRIVATE_KEY`).
     pub fn from_seed_b64(text: &str) -> Result<SigningKey, CryptoError> {
-        let bytes = b64_decode(text).ok_or(CryptoError::Base64 {
+        let bytes = b64_decode(text).ok_or(CryptoError::Base64 { what: "private key seed" })?;
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CryptoError::KeyLength {
             what: "private key seed",
+            expected: 32,
+            found: bytes.len(),
         })?;
-        let seed: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::KeyLength {
-                what: "private key seed",
-                expected: 32,
-                found: bytes.len(),
-            })?;
         Ok(SigningKey::from_seed(&seed))
     }
 
@@ -104,9 +95,7 @@ impl PublicKey {
             expected: 32,
             found: bytes.len(),
         })?;
-        ed25519_dalek::VerifyingKey::from_bytes(&raw)
-            .map(PublicKey)
-            .map_err(|_| CryptoError::InvalidPublicKey)
+        ed25519_dalek::VerifyingKey::from_bytes(&raw).map(PublicKey).map_err(|_| CryptoError::InvalidPublicKey)
     }
 
     /// Standard padded base64 (44 characters), the wire form.
@@ -135,15 +124,10 @@ fn key_file_text(header: &str, key_id: Option<&str>, b64: &str) -> String {
 /// Loads an upstream private key file.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, CryptoError> {
     let bytes = read_key_file(path, KeyKind::Private)?;
-    let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-        bad(
-            path,
-            KeyProblem::WrongLength {
-                expected: 32,
-                found: bytes.len(),
-            },
-        )
-    })?;
+    let seed: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad(path, KeyProblem::WrongLength { expected: 32, found: bytes.len() }))?;
     Ok(SigningKey::from_seed(&seed))
 }
 
@@ -151,13 +135,7 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, CryptoError> {
 pub fn load_public_key(path: &Path) -> Result<PublicKey, CryptoError> {
     let bytes = read_key_file(path, KeyKind::Public)?;
     if bytes.len() != 32 {
-        return Err(bad(
-            path,
-            KeyProblem::WrongLength {
-                expected: 32,
-                found: bytes.len(),
-            },
-        ));
+        return Err(bad(path, KeyProblem::WrongLength { expected: 32, found: bytes.len() }));
     }
     PublicKey::from_bytes(&bytes).map_err(|_| bad(path, KeyProblem::InvalidPoint))
 }
@@ -168,10 +146,7 @@ pub fn key_id_in_file(path: &Path) -> Option<String> {
     text.lines().find_map(|line| {
         let rest = line.strip_prefix('#')?.trim();
         let lower = rest.to_ascii_lowercase();
-        ["key id:", "key-id:"]
-            .iter()
-            .find(|p| lower.starts_with(*p))
-            .map(|p| rest[p.len()..].trim().to_string())
+        ["key id:", "key-id:"].iter().find(|p| lower.starts_with(*p)).map(|p| rest[p.len()..].trim().to_string())
     })
 }
 
@@ -191,17 +166,11 @@ impl KeyKind {
 }
 
 fn bad(path: &Path, problem: KeyProblem) -> CryptoError {
-    CryptoError::BadKeyFile {
-        path: path.to_path_buf(),
-        problem,
-    }
+    CryptoError::BadKeyFile { path: path.to_path_buf(), problem }
 }
 
 fn read_key_file(path: &Path, kind: KeyKind) -> Result<Vec<u8>, CryptoError> {
-    let raw = std::fs::read(path).map_err(|source| CryptoError::ReadKey {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let raw = std::fs::read(path).map_err(|source| CryptoError::ReadKey { path: path.to_path_buf(), source })?;
     let text = String::from_utf8(raw).map_err(|_| bad(path, KeyProblem::NotText))?;
     decode_key_text(&text, kind).map_err(|problem| bad(path, problem))
 }
@@ -210,17 +179,10 @@ fn read_key_file(path: &Path, kind: KeyKind) -> Result<Vec<u8>, CryptoError> {
 fn decode_key_text(text: &str, kind: KeyKind) -> Result<Vec<u8>, KeyProblem> {
     if let Some(found) = declared_kind(text) {
         if found != kind {
-            return Err(KeyProblem::WrongKind {
-                expected: kind.name(),
-                found: found.name(),
-            });
+            return Err(KeyProblem::WrongKind { expected: kind.name(), found: found.name() });
         }
     }
-    let body: String = text
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .map(str::trim)
-        .collect();
+    let body: String = text.lines().filter(|line| !line.starts_with('#')).map(str::trim).collect();
     if body.is_empty() {
         return Err(KeyProblem::Empty);
     }
@@ -243,10 +205,7 @@ mod tests {
     fn loader_rule_strips_comments_and_whitespace() {
         let text = "# Ed25519 Private Key\nS4OR8zs44Ri5M5ZC5eiu\n  IdBk2j0eqCqUgp2zXSlJjl8=  \n";
         let bytes = decode_key_text(text, KeyKind::Private).unwrap();
-        assert_eq!(
-            b64_encode(&bytes),
-            "S4OR8zs44Ri5M5ZC5eiuIdBk2j0eqCqUgp2zXSlJjl8="
-        );
+        assert_eq!(b64_encode(&bytes), "S4OR8zs44Ri5M5ZC5eiuIdBk2j0eqCqUgp2zXSlJjl8=");
     }
 
     #[test]
@@ -254,10 +213,7 @@ mod tests {
         let text = "# Ed25519 Public Key\n9Ci7Uk+4W6QaaxfxQsGKjQkBFVrjVaYgGUJiWSm66IQ=\n";
         assert_eq!(
             decode_key_text(text, KeyKind::Private),
-            Err(KeyProblem::WrongKind {
-                expected: "private",
-                found: "public"
-            })
+            Err(KeyProblem::WrongKind { expected: "private", found: "public" })
         );
     }
 

@@ -37,10 +37,7 @@ pub fn write_atomic(target: &Path, bytes: &[u8], mode: Mode, overwrite: bool) ->
 
 /// The temporary sibling used while writing `target`.
 pub fn tmp_path(target: &Path) -> PathBuf {
-    let mut name = target
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
     target.with_file_name(name)
 }

@@ -53,10 +53,7 @@ pub fn try_lock_db(db: &Path) -> Result<DbLock, LockError> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|source| LockError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(|source| LockError::Io { path: path.clone(), source })?;
     match file.try_lock() {
         Ok(()) => Ok(DbLock { _file: file, path }),
         Err(TryLockError::WouldBlock) => Err(LockError::Held { path }),

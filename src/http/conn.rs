@@ -115,13 +115,7 @@ impl Connection<'_> {
             Ok(head) => head,
             Err(stop) => return self.stop(stop, None),
         };
-        let ParsedHead {
-            mut request,
-            head_len,
-            content_length,
-            expects_continue,
-            client_keep_alive,
-        } = head;
+        let ParsedHead { mut request, head_len, content_length, expects_continue, client_keep_alive } = head;
         match self.read_body(head_len, content_length, expects_continue) {
             Ok(body) => request.body = body,
             Err(stop) => return self.stop(stop, Some(&request)),
@@ -132,11 +126,7 @@ impl Connection<'_> {
             && self.served < self.shared.limits.max_requests_per_connection
             && !response.asks_to_close()
             && !self.shared.is_shutting_down();
-        let framing = Framing {
-            request_id: &request.request_id,
-            keep_alive,
-            head_only: request.method == "HEAD",
-        };
+        let framing = Framing { request_id: &request.request_id, keep_alive, head_only: request.method == "HEAD" };
         let status = encode(&response, framing, &mut self.date, &mut self.out);
         let written = self.write_out();
         self.finish(&request.method, &request.path, status, &request.request_id);
@@ -168,11 +158,7 @@ impl Connection<'_> {
         let shared = self.shared;
         let limits = &shared.limits;
         let now = Instant::now();
-        let idle_limit = if self.served == 0 {
-            limits.head_timeout
-        } else {
-            limits.keep_alive_idle
-        };
+        let idle_limit = if self.served == 0 { limits.head_timeout } else { limits.keep_alive_idle };
         let idle_deadline = now + idle_limit;
         self.started = None;
         let mut head_deadline = None;
@@ -187,9 +173,7 @@ impl Connection<'_> {
                     return Ok(head);
                 }
                 if self.filled > limits.max_head_bytes {
-                    return Err(Stop::Reject(Rejection::HeadTooLarge {
-                        limit: limits.max_head_bytes,
-                    }));
+                    return Err(Stop::Reject(Rejection::HeadTooLarge { limit: limits.max_head_bytes }));
                 }
             } else if self.shared.is_shutting_down() {
                 return Err(Stop::Quiet);
@@ -197,22 +181,13 @@ impl Connection<'_> {
             let deadline = head_deadline.unwrap_or(idle_deadline);
             if Instant::now() >= deadline {
                 return Err(match head_deadline {
-                    Some(_) => Stop::Reject(Rejection::Timeout {
-                        phase: Phase::Head,
-                        limit: limits.head_timeout,
-                    }),
+                    Some(_) => Stop::Reject(Rejection::Timeout { phase: Phase::Head, limit: limits.head_timeout }),
                     None => Stop::Quiet,
                 });
             }
             self.make_room();
             let spare = self.buf.get_mut(self.filled..).unwrap_or_default();
-            match read_by(
-                &self.stream,
-                spare,
-                deadline,
-                self.read_slice,
-                &mut self.read_timeout,
-            ) {
+            match read_by(&self.stream, spare, deadline, self.read_slice, &mut self.read_timeout) {
                 Ok(ReadEvent::Data(n)) => {
                     if self.filled == 0 {
                         let first_byte = Instant::now();
@@ -237,18 +212,11 @@ impl Connection<'_> {
         if self.filled < len {
             return;
         }
-        let grown = len
-            .saturating_mul(2)
-            .min(self.shared.limits.max_head_bytes.saturating_add(1));
+        let grown = len.saturating_mul(2).min(self.shared.limits.max_head_bytes.saturating_add(1));
         self.buf.resize(grown.max(len + 1), 0);
     }
 
-    fn read_body(
-        &mut self,
-        head_len: usize,
-        length: usize,
-        expects_continue: bool,
-    ) -> Result<Vec<u8>, Stop> {
+    fn read_body(&mut self, head_len: usize, length: usize, expects_continue: bool) -> Result<Vec<u8>, Stop> {
         let buffered = self.buf.get(head_len..self.filled).unwrap_or_default();
         let from_buffer = buffered.get(..length).unwrap_or(buffered);
         let mut body = Vec::with_capacity(length.min(BODY_CHUNK_BYTES).max(from_buffer.len()));
@@ -268,21 +236,12 @@ impl Connection<'_> {
         while body.len() < length {
             if Instant::now() >= deadline {
                 let limit = self.shared.limits.body_timeout;
-                return Err(Stop::Reject(Rejection::Timeout {
-                    phase: Phase::Body,
-                    limit,
-                }));
+                return Err(Stop::Reject(Rejection::Timeout { phase: Phase::Body, limit }));
             }
             let got = body.len();
             body.resize(length.min(got + BODY_CHUNK_BYTES), 0);
             let spare = body.get_mut(got..).unwrap_or_default();
-            let event = read_by(
-                &self.stream,
-                spare,
-                deadline,
-                self.read_slice,
-                &mut self.read_timeout,
-            );
+            let event = read_by(&self.stream, spare, deadline, self.read_slice, &mut self.read_timeout);
             match event {
                 Ok(ReadEvent::Data(n)) => body.truncate(got + n),
                 Ok(ReadEvent::Idle) => body.truncate(got),
@@ -320,11 +279,7 @@ impl Connection<'_> {
             }
         };
         let response = Response::json_error(rejection.status(), rejection.public_message());
-        let framing = Framing {
-            request_id,
-            keep_alive: false,
-            head_only: false,
-        };
+        let framing = Framing { request_id, keep_alive: false, head_only: false };
         let status = encode(&response, framing, &mut self.date, &mut self.out);
         let written = self.write_out();
         let method = request.map_or("-", |r| r.method.as_str());
@@ -343,10 +298,7 @@ impl Connection<'_> {
 
     /// Counts the response and writes its access log record.
     fn finish(&self, method: &str, path: &str, status: u16, request_id: &str) {
-        self.shared
-            .stats
-            .requests_total
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.requests_total.fetch_add(1, Ordering::Relaxed);
         let started = self.started.unwrap_or_else(Instant::now);
         access_log(method, path, status, started, request_id, self.peer);
     }
@@ -361,13 +313,7 @@ impl Connection<'_> {
         let mut discarded = 0;
         while discarded < LINGER_BYTES && Instant::now() < deadline {
             let sink = self.buf.as_mut_slice();
-            match read_by(
-                &self.stream,
-                sink,
-                deadline,
-                self.read_slice,
-                &mut self.read_timeout,
-            ) {
+            match read_by(&self.stream, sink, deadline, self.read_slice, &mut self.read_timeout) {
                 Ok(ReadEvent::Data(n)) => discarded += n,
                 Ok(ReadEvent::Idle) => {}
                 Ok(ReadEvent::Eof) | Err(_) => return,
@@ -400,14 +346,7 @@ fn call_handler(handler: &dyn Handler, request: &Request) -> Response {
 
 /// Writes the one access record for a response. The query string, headers and body are left out: they may
 /// carry secrets.
-pub(super) fn access_log(
-    method: &str,
-    path: &str,
-    status: u16,
-    started: Instant,
-    request_id: &str,
-    peer: SocketAddr,
-) {
+pub(super) fn access_log(method: &str, path: &str, status: u16, started: Instant, request_id: &str, peer: SocketAddr) {
     log::info!(
         target: ACCESS_LOG_TARGET,
         method = method,
@@ -447,11 +386,7 @@ fn read_by(
 }
 
 /// Writes all of `data`, each call blocking at most the socket's write slice, giving up at `deadline`.
-pub(super) fn write_all_by(
-    stream: &TcpStream,
-    mut data: &[u8],
-    deadline: Instant,
-) -> io::Result<()> {
+pub(super) fn write_all_by(stream: &TcpStream, mut data: &[u8], deadline: Instant) -> io::Result<()> {
     while !data.is_empty() {
         let mut writer = stream;
         match writer.write(data) {
@@ -460,10 +395,7 @@ pub(super) fn write_all_by(
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) if is_timeout(&err) => {
                 if Instant::now() >= deadline {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "response not written within write_timeout",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "response not written within write_timeout"));
                 }
             }
             Err(err) => return Err(err),
@@ -473,10 +405,7 @@ pub(super) fn write_all_by(
 }
 
 fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 #[cfg(test)]
@@ -539,15 +468,11 @@ mod tests {
         let data = vec![7u8; 300_000];
         let reader = std::thread::spawn(move || {
             let mut got = Vec::new();
-            client
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
+            client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             client.read_to_end(&mut got).unwrap();
             got.len()
         });
-        server
-            .set_write_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
+        server.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
         write_all_by(&server, &data, Instant::now() + Duration::from_secs(5)).unwrap();
         drop(server);
         assert_eq!(reader.join().unwrap(), 300_000);
@@ -556,9 +481,7 @@ mod tests {
     #[test]
     fn write_all_by_gives_up_at_the_deadline_when_the_peer_does_not_read() {
         let (_client, server) = pair();
-        server
-            .set_write_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
+        server.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
         let data = vec![0u8; 64 * 1024 * 1024];
         let started = Instant::now();
         let err = write_all_by(&server, &data, started + Duration::from_millis(200)).unwrap_err();

@@ -52,10 +52,7 @@ impl fmt::Display for HttpError {
                 write!(f, "cannot listen on {addr}: ")?;
                 match source.kind() {
                     io::ErrorKind::AddrInUse => {
-                        write!(
-                            f,
-                            "the address is already in use (is another server running?)"
-                        )
+                        write!(f, "the address is already in use (is another server running?)")
                     }
                     io::ErrorKind::PermissionDenied => {
                         write!(f, "permission denied (ports below 1024 need privileges)")
@@ -75,10 +72,9 @@ impl fmt::Display for HttpError {
             HttpError::Spawn { thread, source } => {
                 write!(f, "cannot start thread {thread}: {source}")
             }
-            HttpError::AcceptLoopPanicked => write!(
-                f,
-                "the HTTP accept thread panicked; this is a bug in gm, please report it"
-            ),
+            HttpError::AcceptLoopPanicked => {
+                write!(f, "the HTTP accept thread panicked; this is a bug in gm, please report it")
+            }
         }
     }
 }
@@ -86,9 +82,9 @@ impl fmt::Display for HttpError {
 impl std::error::Error for HttpError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            HttpError::Bind { source, .. }
-            | HttpError::Listener { source, .. }
-            | HttpError::Spawn { source, .. } => Some(source),
+            HttpError::Bind { source, .. } | HttpError::Listener { source, .. } | HttpError::Spawn { source, .. } => {
+                Some(source)
+            }
             HttpError::InvalidLimit { .. } | HttpError::AcceptLoopPanicked => None,
         }
     }
@@ -109,10 +105,9 @@ pub enum PercentDecodeError {
 impl fmt::Display for PercentDecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PercentDecodeError::InvalidUtf8 { valid_up_to, .. } => write!(
-                f,
-                "percent-decoded bytes are not UTF-8 (first invalid byte at offset {valid_up_to})"
-            ),
+            PercentDecodeError::InvalidUtf8 { valid_up_to, .. } => {
+                write!(f, "percent-decoded bytes are not UTF-8 (first invalid byte at offset {valid_up_to})")
+            }
         }
     }
 }
@@ -158,9 +153,7 @@ impl Rejection {
     /// The status code of the answer.
     pub(super) fn status(&self) -> u16 {
         match self {
-            Rejection::Malformed { .. }
-            | Rejection::HeaderNotUtf8 { .. }
-            | Rejection::BadContentLength => 400,
+            Rejection::Malformed { .. } | Rejection::HeaderNotUtf8 { .. } | Rejection::BadContentLength => 400,
             Rejection::Timeout { .. } => 408,
             Rejection::BodyTooLarge { .. } => 413,
             Rejection::RequestLineTooLong { .. } => 414,
@@ -173,18 +166,14 @@ impl Rejection {
     /// The `error` text of the JSON answer body.
     pub(super) fn public_message(&self) -> &'static str {
         match self {
-            Rejection::Malformed { .. }
-            | Rejection::HeaderNotUtf8 { .. }
-            | Rejection::BadContentLength => "Bad Request",
+            Rejection::Malformed { .. } | Rejection::HeaderNotUtf8 { .. } | Rejection::BadContentLength => {
+                "Bad Request"
+            }
             Rejection::Timeout { .. } => "Request timeout",
             Rejection::BodyTooLarge { .. } => "Request body too large",
             Rejection::RequestLineTooLong { .. } => "URI too long",
-            Rejection::HeadTooLarge { .. } | Rejection::TooManyHeaders { .. } => {
-                "Request header fields too large"
-            }
-            Rejection::TransferEncoding => {
-                "Transfer-Encoding is not supported; send a Content-Length body"
-            }
+            Rejection::HeadTooLarge { .. } | Rejection::TooManyHeaders { .. } => "Request header fields too large",
+            Rejection::TransferEncoding => "Transfer-Encoding is not supported; send a Content-Length body",
             Rejection::UnsupportedVersion => "HTTP version not supported",
         }
     }
@@ -200,36 +189,28 @@ impl fmt::Display for Rejection {
             Rejection::BadContentLength => {
                 write!(f, "Content-Length is not a number or appears with different values")
             }
-            Rejection::RequestLineTooLong { limit } => write!(
-                f,
-                "request line longer than max_request_line_bytes ({limit}); raise that limit to accept it"
-            ),
-            Rejection::HeadTooLarge { limit } => write!(
-                f,
-                "request head larger than max_head_bytes ({limit}); raise that limit to accept it"
-            ),
-            Rejection::TooManyHeaders { limit } => write!(
-                f,
-                "more header fields than max_headers ({limit}); raise that limit to accept them"
-            ),
-            Rejection::BodyTooLarge { length, limit } => write!(
-                f,
-                "Content-Length {length} is over max_body_bytes ({limit}); raise that limit to accept it"
-            ),
+            Rejection::RequestLineTooLong { limit } => {
+                write!(f, "request line longer than max_request_line_bytes ({limit}); raise that limit to accept it")
+            }
+            Rejection::HeadTooLarge { limit } => {
+                write!(f, "request head larger than max_head_bytes ({limit}); raise that limit to accept it")
+            }
+            Rejection::TooManyHeaders { limit } => {
+                write!(f, "more header fields than max_headers ({limit}); raise that limit to accept them")
+            }
+            Rejection::BodyTooLarge { length, limit } => {
+                write!(f, "Content-Length {length} is over max_body_bytes ({limit}); raise that limit to accept it")
+            }
             Rejection::TransferEncoding => {
                 write!(f, "request uses Transfer-Encoding, which is not supported")
             }
             Rejection::UnsupportedVersion => write!(f, "HTTP version other than 1.0 and 1.1"),
-            Rejection::Timeout { phase: Phase::Head, limit } => write!(
-                f,
-                "request head not complete within head_timeout ({} ms)",
-                limit.as_millis()
-            ),
-            Rejection::Timeout { phase: Phase::Body, limit } => write!(
-                f,
-                "request body not complete within body_timeout ({} ms)",
-                limit.as_millis()
-            ),
+            Rejection::Timeout { phase: Phase::Head, limit } => {
+                write!(f, "request head not complete within head_timeout ({} ms)", limit.as_millis())
+            }
+            Rejection::Timeout { phase: Phase::Body, limit } => {
+                write!(f, "request body not complete within body_timeout ({} ms)", limit.as_millis())
+            }
         }
     }
 }
@@ -241,10 +222,7 @@ mod tests {
     #[test]
     fn bind_error_names_address_and_reason() {
         let addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
-        let err = HttpError::Bind {
-            addr,
-            source: io::Error::from(io::ErrorKind::AddrInUse),
-        };
+        let err = HttpError::Bind { addr, source: io::Error::from(io::ErrorKind::AddrInUse) };
         assert_eq!(
             err.to_string(),
             "cannot listen on 127.0.0.1:8080: the address is already in use (is another server running?)"
@@ -255,54 +233,14 @@ mod tests {
     #[test]
     fn rejections_map_to_status_and_fixed_bodies() {
         let cases = [
-            (
-                Rejection::Malformed {
-                    cause: httparse::Error::Token,
-                },
-                400,
-                "Bad Request",
-            ),
-            (
-                Rejection::RequestLineTooLong { limit: 1 },
-                414,
-                "URI too long",
-            ),
-            (
-                Rejection::HeadTooLarge { limit: 1 },
-                431,
-                "Request header fields too large",
-            ),
-            (
-                Rejection::TooManyHeaders { limit: 1 },
-                431,
-                "Request header fields too large",
-            ),
-            (
-                Rejection::BodyTooLarge {
-                    length: 9,
-                    limit: 1,
-                },
-                413,
-                "Request body too large",
-            ),
-            (
-                Rejection::TransferEncoding,
-                501,
-                "Transfer-Encoding is not supported; send a Content-Length body",
-            ),
-            (
-                Rejection::UnsupportedVersion,
-                505,
-                "HTTP version not supported",
-            ),
-            (
-                Rejection::Timeout {
-                    phase: Phase::Head,
-                    limit: Duration::from_secs(1),
-                },
-                408,
-                "Request timeout",
-            ),
+            (Rejection::Malformed { cause: httparse::Error::Token }, 400, "Bad Request"),
+            (Rejection::RequestLineTooLong { limit: 1 }, 414, "URI too long"),
+            (Rejection::HeadTooLarge { limit: 1 }, 431, "Request header fields too large"),
+            (Rejection::TooManyHeaders { limit: 1 }, 431, "Request header fields too large"),
+            (Rejection::BodyTooLarge { length: 9, limit: 1 }, 413, "Request body too large"),
+            (Rejection::TransferEncoding, 501, "Transfer-Encoding is not supported; send a Content-Length body"),
+            (Rejection::UnsupportedVersion, 505, "HTTP version not supported"),
+            (Rejection::Timeout { phase: Phase::Head, limit: Duration::from_secs(1) }, 408, "Request timeout"),
         ];
         for (rejection, status, message) in cases {
             assert_eq!(rejection.status(), status, "{rejection}");
@@ -314,11 +252,7 @@ mod tests {
     fn limit_rejections_name_the_setting() {
         let text = Rejection::HeadTooLarge { limit: 16384 }.to_string();
         assert!(text.contains("max_head_bytes (16384)"), "{text}");
-        let text = Rejection::Timeout {
-            phase: Phase::Body,
-            limit: Duration::from_secs(30),
-        }
-        .to_string();
+        let text = Rejection::Timeout { phase: Phase::Body, limit: Duration::from_secs(30) }.to_string();
         assert!(text.contains("body_timeout (30000 ms)"), "{text}");
     }
 }

@@ -82,17 +82,11 @@ impl Limits {
             ("max_request_line_bytes", self.max_request_line_bytes),
             ("max_headers", self.max_headers),
             ("max_connections", self.max_connections),
-            (
-                "max_requests_per_connection",
-                self.max_requests_per_connection,
-            ),
+            ("max_requests_per_connection", self.max_requests_per_connection),
         ];
         for (setting, value) in positive_counts {
             if value == 0 {
-                return Err(HttpError::InvalidLimit {
-                    setting,
-                    problem: "must be at least 1",
-                });
+                return Err(HttpError::InvalidLimit { setting, problem: "must be at least 1" });
             }
         }
         let positive_durations = [
@@ -103,17 +97,11 @@ impl Limits {
         ];
         for (setting, value) in positive_durations {
             if value < Duration::from_millis(1) {
-                return Err(HttpError::InvalidLimit {
-                    setting,
-                    problem: "must be at least 1 ms",
-                });
+                return Err(HttpError::InvalidLimit { setting, problem: "must be at least 1 ms" });
             }
         }
         if self.thread_stack_bytes < 64 * 1024 {
-            return Err(HttpError::InvalidLimit {
-                setting: "thread_stack_bytes",
-                problem: "must be at least 64 KiB",
-            });
+            return Err(HttpError::InvalidLimit { setting: "thread_stack_bytes", problem: "must be at least 64 KiB" });
         }
         Ok(())
     }
@@ -121,10 +109,7 @@ impl Limits {
     /// Longest single blocking read: short enough that deadlines overshoot by little and shutdown is seen
     /// quickly, long enough that an idle connection costs almost nothing.
     pub(super) fn read_slice(&self) -> Duration {
-        let shortest = self
-            .head_timeout
-            .min(self.body_timeout)
-            .min(self.keep_alive_idle);
+        let shortest = self.head_timeout.min(self.body_timeout).min(self.keep_alive_idle);
         (shortest / 4).clamp(MIN_READ_SLICE, MAX_READ_SLICE)
     }
 
@@ -158,39 +143,21 @@ mod tests {
 
     #[test]
     fn validate_names_the_bad_setting() {
-        let limits = Limits {
-            max_connections: 0,
-            ..Limits::default()
-        };
+        let limits = Limits { max_connections: 0, ..Limits::default() };
         let err = limits.validate().err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("invalid HTTP limit max_connections: must be at least 1")
-        );
-        let limits = Limits {
-            head_timeout: Duration::ZERO,
-            ..Limits::default()
-        };
+        assert_eq!(err.as_deref(), Some("invalid HTTP limit max_connections: must be at least 1"));
+        let limits = Limits { head_timeout: Duration::ZERO, ..Limits::default() };
         assert!(limits.validate().is_err());
-        let limits = Limits {
-            thread_stack_bytes: 1024,
-            ..Limits::default()
-        };
+        let limits = Limits { thread_stack_bytes: 1024, ..Limits::default() };
         assert!(limits.validate().is_err());
     }
 
     #[test]
     fn read_slice_is_bounded() {
         assert_eq!(Limits::default().read_slice(), Duration::from_millis(250));
-        let short = Limits {
-            head_timeout: Duration::from_millis(500),
-            ..Limits::default()
-        };
+        let short = Limits { head_timeout: Duration::from_millis(500), ..Limits::default() };
         assert_eq!(short.read_slice(), Duration::from_millis(125));
-        let tiny = Limits {
-            keep_alive_idle: Duration::from_millis(1),
-            ..Limits::default()
-        };
+        let tiny = Limits { keep_alive_idle: Duration::from_millis(1), ..Limits::default() };
         assert_eq!(tiny.read_slice(), Duration::from_millis(10));
     }
 }

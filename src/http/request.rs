@@ -40,10 +40,7 @@ pub struct Request {
 impl Request {
     /// The value of the first header field named `name`, compared without regard to ASCII case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 }
 
@@ -58,10 +55,7 @@ pub fn percent_decode(s: &str) -> Result<String, PercentDecodeError> {
     }
     String::from_utf8(decode_bytes(s, false)).map_err(|err| {
         let valid_up_to = err.utf8_error().valid_up_to();
-        PercentDecodeError::InvalidUtf8 {
-            bytes: err.into_bytes(),
-            valid_up_to,
-        }
+        PercentDecodeError::InvalidUtf8 { bytes: err.into_bytes(), valid_up_to }
     })
 }
 
@@ -81,10 +75,7 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|piece| !piece.is_empty())
         .map(|piece| match piece.split_once('=') {
-            Some((name, value)) => (
-                percent_decode_query_component(name),
-                percent_decode_query_component(value),
-            ),
+            Some((name, value)) => (percent_decode_query_component(name), percent_decode_query_component(value)),
             None => (percent_decode_query_component(piece), String::new()),
         })
         .collect()
@@ -139,11 +130,7 @@ const STACK_HEADERS: usize = 128;
 
 /// Parses the start of `bytes` as a request head. `Ok(None)` means more bytes are needed; the caller enforces
 /// `max_head_bytes` on a partial head.
-pub(super) fn parse_head(
-    bytes: &[u8],
-    limits: &Limits,
-    peer: SocketAddr,
-) -> Result<Option<ParsedHead>, Rejection> {
+pub(super) fn parse_head(bytes: &[u8], limits: &Limits, peer: SocketAddr) -> Result<Option<ParsedHead>, Rejection> {
     check_request_line(bytes, limits.max_request_line_bytes)?;
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap = Vec::new();
@@ -157,46 +144,28 @@ pub(super) fn parse_head(
     let head_len = match parsed.parse(bytes) {
         Ok(httparse::Status::Partial) => return Ok(None),
         Ok(httparse::Status::Complete(len)) => len,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Rejection::TooManyHeaders {
-                limit: limits.max_headers,
-            })
-        }
-        Err(httparse::Error::Version) if names_other_http_version(bytes) => {
-            return Err(Rejection::UnsupportedVersion)
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err(Rejection::TooManyHeaders { limit: limits.max_headers }),
+        Err(httparse::Error::Version) if names_other_http_version(bytes) => return Err(Rejection::UnsupportedVersion),
         Err(cause) => return Err(Rejection::Malformed { cause }),
     };
     if head_len > limits.max_head_bytes {
-        return Err(Rejection::HeadTooLarge {
-            limit: limits.max_head_bytes,
-        });
+        return Err(Rejection::HeadTooLarge { limit: limits.max_head_bytes });
     }
-    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version)
-    else {
-        return Err(Rejection::Malformed {
-            cause: httparse::Error::Token,
-        });
+    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version) else {
+        return Err(Rejection::Malformed { cause: httparse::Error::Token });
     };
     let mut headers = Vec::with_capacity(parsed.headers.len());
     for header in parsed.headers.iter() {
-        let value = std::str::from_utf8(header.value).map_err(|_| Rejection::HeaderNotUtf8 {
-            name: header.name.to_owned(),
-        })?;
-        headers.push((
-            header.name.to_owned(),
-            value.trim_matches([' ', '\t']).to_owned(),
-        ));
+        let value =
+            std::str::from_utf8(header.value).map_err(|_| Rejection::HeaderNotUtf8 { name: header.name.to_owned() })?;
+        headers.push((header.name.to_owned(), value.trim_matches([' ', '\t']).to_owned()));
     }
     let framing = read_framing(&headers, version, limits)?;
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
         None => (target.to_owned(), None),
     };
-    let request_id = match headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
-    {
+    let request_id = match headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-request-id")) {
         Some((_, id)) if is_valid_request_id(id) => id.clone(),
         _ => generate_request_id(),
     };
@@ -223,10 +192,7 @@ pub(super) fn parse_head(
 
 /// Refuses a request line longer than the limit as soon as enough bytes have arrived to know it.
 fn check_request_line(bytes: &[u8], limit: usize) -> Result<(), Rejection> {
-    let start = bytes
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(bytes.len());
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
     let rest = bytes.get(start..).unwrap_or_default();
     let window = rest.get(..limit.saturating_add(2)).unwrap_or(rest);
     let line_len = match window.iter().position(|&b| b == b'\n') {
@@ -244,10 +210,7 @@ fn check_request_line(bytes: &[u8], limit: usize) -> Result<(), Rejection> {
 /// Whether the request line ends in a well-formed `HTTP/x.y` that httparse refused: a real version this
 /// server does not speak (505) rather than garbage (400).
 fn names_other_http_version(bytes: &[u8]) -> bool {
-    let start = bytes
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(bytes.len());
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
     let rest = bytes.get(start..).unwrap_or_default();
     let line = match rest.iter().position(|&b| b == b'\n') {
         Some(end) => rest.get(..end).unwrap_or_default(),
@@ -275,11 +238,7 @@ struct Framing {
 
 /// Body length, `Expect` and `Connection` from the header fields. Only `Content-Length` bodies are
 /// supported; a request without one has an empty body, as in the Python server.
-fn read_framing(
-    headers: &[(String, String)],
-    version: u8,
-    limits: &Limits,
-) -> Result<Framing, Rejection> {
+fn read_framing(headers: &[(String, String)], version: u8, limits: &Limits) -> Result<Framing, Rejection> {
     let mut length: Option<u64> = None;
     let mut expects_continue = false;
     let mut close = false;
@@ -305,23 +264,10 @@ fn read_framing(
     let length = length.unwrap_or(0);
     let content_length = match usize::try_from(length) {
         Ok(n) if n <= limits.max_body_bytes => n,
-        _ => {
-            return Err(Rejection::BodyTooLarge {
-                length,
-                limit: limits.max_body_bytes,
-            })
-        }
+        _ => return Err(Rejection::BodyTooLarge { length, limit: limits.max_body_bytes }),
     };
-    let keep_alive = if version >= 1 {
-        !close
-    } else {
-        keep_alive_token && !close
-    };
-    Ok(Framing {
-        content_length,
-        expects_continue: expects_continue && version >= 1,
-        keep_alive,
-    })
+    let keep_alive = if version >= 1 { !close } else { keep_alive_token && !close };
+    Ok(Framing { content_length, expects_continue: expects_continue && version >= 1, keep_alive })
 }
 
 /// Digits only; a number too large for `u64` is certainly over any body limit.
@@ -335,9 +281,7 @@ fn parse_content_length(value: &str) -> Result<u64, Rejection> {
 /// Whether a client-supplied `X-Request-ID` is safe to echo and log: 1 to 128 of `[A-Za-z0-9._:-]`.
 pub(super) fn is_valid_request_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// A fresh 32-hex-character request id: a random per-process prefix and a scrambled per-request counter.
@@ -362,10 +306,7 @@ fn process_seed() -> (u64, u64) {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or_default();
         let pid = u64::from(std::process::id());
-        return (
-            mix64(nanos ^ pid.rotate_left(32)),
-            mix64(nanos.wrapping_add(pid)),
-        );
+        return (mix64(nanos ^ pid.rotate_left(32)), mix64(nanos.wrapping_add(pid)));
     }
     let (hi, lo) = bytes.split_at(8);
     let mut a = [0u8; 8];
@@ -415,13 +356,7 @@ mod tests {
     #[test]
     fn percent_decode_reports_invalid_utf8_losslessly() {
         let err = percent_decode("ok%FF%fe").unwrap_err();
-        assert_eq!(
-            err,
-            PercentDecodeError::InvalidUtf8 {
-                bytes: vec![b'o', b'k', 0xff, 0xfe],
-                valid_up_to: 2
-            }
-        );
+        assert_eq!(err, PercentDecodeError::InvalidUtf8 { bytes: vec![b'o', b'k', 0xff, 0xfe], valid_up_to: 2 });
     }
 
     #[test]
@@ -435,18 +370,8 @@ mod tests {
     #[test]
     fn parse_query_is_werkzeug_like() {
         let pairs = parse_query("a=1&&b=&c&a=2&d=x=y&e+f=g%20h&");
-        let expect = [
-            ("a", "1"),
-            ("b", ""),
-            ("c", ""),
-            ("a", "2"),
-            ("d", "x=y"),
-            ("e f", "g h"),
-        ];
-        let expect: Vec<(String, String)> = expect
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let expect = [("a", "1"), ("b", ""), ("c", ""), ("a", "2"), ("d", "x=y"), ("e f", "g h")];
+        let expect: Vec<(String, String)> = expect.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(pairs, expect);
         assert!(parse_query("").is_empty());
         assert_eq!(parse_query("=x"), vec![(String::new(), "x".to_string())]);
@@ -463,9 +388,7 @@ mod tests {
         let a = generate_request_id();
         let b = generate_request_id();
         assert_eq!(a.len(), 32);
-        assert!(a
-            .bytes()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
     }
 
@@ -494,14 +417,10 @@ mod tests {
         let head = parse(b"GET /p? HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.request.query.as_deref(), Some(""));
         assert!(!head.client_keep_alive);
-        let head = parse(b"GET /p HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let head = parse(b"GET /p HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.request.query, None);
         assert!(head.client_keep_alive);
-        let head = parse(b"GET /p HTTP/1.1\r\nConnection: foo, close\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let head = parse(b"GET /p HTTP/1.1\r\nConnection: foo, close\r\n\r\n").unwrap().unwrap();
         assert!(!head.client_keep_alive);
     }
 
@@ -519,59 +438,32 @@ mod tests {
         assert_eq!(status(b"GET / HTTP/2.0\r\n\r\n"), Some(505));
         assert_eq!(status(b"GET / HTTP/1.2\r\n\r\n"), Some(505));
         assert_eq!(status(b"GET / FTP/1.0\r\n\r\n"), Some(400));
-        assert_eq!(
-            status(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Some(501)
-        );
-        assert_eq!(
-            status(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
-            Some(400)
-        );
-        assert_eq!(
-            status(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
-            Some(400)
-        );
-        assert_eq!(
-            status(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
-            Some(400)
-        );
-        assert_eq!(
-            status(b"GET / HTTP/1.1\r\nContent-Length: 3000000\r\n\r\n"),
-            Some(413)
-        );
-        assert_eq!(
-            status(b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
-            Some(413)
-        );
+        assert_eq!(status(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), Some(501));
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), Some(400));
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), Some(400));
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), Some(400));
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: 3000000\r\n\r\n"), Some(413));
+        assert_eq!(status(b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"), Some(413));
         assert_eq!(status(b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n"), Some(400));
     }
 
     #[test]
     fn agreeing_duplicate_content_lengths_are_accepted() {
-        let head = parse(b"PUT / HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nhi")
-            .unwrap()
-            .unwrap();
+        let head = parse(b"PUT / HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nhi").unwrap().unwrap();
         assert_eq!(head.content_length, 2);
     }
 
     #[test]
     fn expect_continue_is_only_honoured_on_http_1_1() {
-        let head = parse(b"PUT / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let head = parse(b"PUT / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n").unwrap().unwrap();
         assert!(head.expects_continue);
-        let head = parse(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let head = parse(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n").unwrap().unwrap();
         assert!(!head.expects_continue);
     }
 
     #[test]
     fn request_line_limit_gives_414_even_before_the_line_ends() {
-        let limits = Limits {
-            max_request_line_bytes: 20,
-            ..Limits::default()
-        };
+        let limits = Limits { max_request_line_bytes: 20, ..Limits::default() };
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(30));
         let err = parse_head(long.as_bytes(), &limits, peer()).unwrap_err();
         assert_eq!(err.status(), 414);
@@ -584,22 +476,13 @@ mod tests {
 
     #[test]
     fn header_count_and_head_size_limits_give_431() {
-        let limits = Limits {
-            max_headers: 2,
-            ..Limits::default()
-        };
+        let limits = Limits { max_headers: 2, ..Limits::default() };
         let raw = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert_eq!(parse_head(raw, &limits, peer()).unwrap_err().status(), 431);
-        let limits = Limits {
-            max_head_bytes: 30,
-            ..Limits::default()
-        };
+        let limits = Limits { max_head_bytes: 30, ..Limits::default() };
         let raw = b"GET / HTTP/1.1\r\nA: 1234567890\r\n\r\n";
         assert_eq!(parse_head(raw, &limits, peer()).unwrap_err().status(), 431);
-        let limits = Limits {
-            max_headers: 200,
-            ..Limits::default()
-        };
+        let limits = Limits { max_headers: 200, ..Limits::default() };
         let mut raw = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..150 {
             raw.extend_from_slice(format!("H{i}: v\r\n").as_bytes());
@@ -611,13 +494,9 @@ mod tests {
 
     #[test]
     fn valid_request_id_is_kept() {
-        let head = parse(b"GET / HTTP/1.1\r\nx-request-id: abc.123\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let head = parse(b"GET / HTTP/1.1\r\nx-request-id: abc.123\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.request.request_id, "abc.123");
-        let head = parse(b"GET / HTTP/1.1\r\nX-Request-ID: bad id!\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let head = parse(b"GET / HTTP/1.1\r\nX-Request-ID: bad id!\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.request.request_id.len(), 32);
     }
 }

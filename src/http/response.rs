@@ -25,11 +25,7 @@ pub struct Response {
 impl Response {
     /// A response with no header fields and an empty body.
     pub fn new(status: u16) -> Response {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Response { status, headers: Vec::new(), body: Vec::new() }
     }
 
     /// Adds a header field.
@@ -55,29 +51,19 @@ impl Response {
 
     /// A UTF-8 plain-text body, sent as `text/plain; charset=utf-8`.
     pub fn text(status: u16, body: impl Into<String>) -> Response {
-        Response::bytes(
-            status,
-            "text/plain; charset=utf-8",
-            body.into().into_bytes(),
-        )
+        Response::bytes(status, "text/plain; charset=utf-8", body.into().into_bytes())
     }
 
     /// A body of any content type.
     pub fn bytes(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response {
-            status,
-            headers: vec![("Content-Type".to_owned(), content_type.to_owned())],
-            body: body.into(),
-        }
+        Response { status, headers: vec![("Content-Type".to_owned(), content_type.to_owned())], body: body.into() }
     }
 
     /// Whether the handler asked for the connection to be closed with `Connection: close`.
     pub(super) fn asks_to_close(&self) -> bool {
         self.headers.iter().any(|(name, value)| {
             name.eq_ignore_ascii_case("connection")
-                && value
-                    .split(',')
-                    .any(|token| token.trim().eq_ignore_ascii_case("close"))
+                && value.split(',').any(|token| token.trim().eq_ignore_ascii_case("close"))
         })
     }
 }
@@ -170,12 +156,7 @@ pub(super) struct Framing<'a> {
 /// Serialises `response` into `out` (cleared first) as one buffer: status line, `Content-Length`,
 /// `Content-Type`, `X-Request-ID`, `Connection`, `Date`, the other handler fields, blank line, body. Returns
 /// the status actually sent (an invalid handler status becomes 500).
-pub(super) fn encode(
-    response: &Response,
-    framing: Framing<'_>,
-    date: &mut DateCache,
-    out: &mut Vec<u8>,
-) -> u16 {
+pub(super) fn encode(response: &Response, framing: Framing<'_>, date: &mut DateCache, out: &mut Vec<u8>) -> u16 {
     out.clear();
     let (status, reason) = match response.status {
         100..=999 => (response.status, reason_phrase(response.status)),
@@ -189,29 +170,14 @@ pub(super) fn encode(
     out.reserve(160 + response.body.len() + response.headers.len() * 48);
     let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
     if !(status < 200 || status == 204) {
-        let _ = write!(
-            out,
-            "Content-Length: {}\r\n",
-            if bodiless_status {
-                0
-            } else {
-                response.body.len()
-            }
-        );
+        let _ = write!(out, "Content-Length: {}\r\n", if bodiless_status { 0 } else { response.body.len() });
     }
-    let content_type = response
-        .headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+    let content_type = response.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("content-type"));
     if let Some((name, value)) = content_type {
         push_field(out, name, value);
     }
     push_field(out, "X-Request-ID", framing.request_id);
-    out.extend_from_slice(if framing.keep_alive {
-        b"Connection: keep-alive\r\n"
-    } else {
-        b"Connection: close\r\n"
-    });
+    out.extend_from_slice(if framing.keep_alive { b"Connection: keep-alive\r\n" } else { b"Connection: close\r\n" });
     out.extend_from_slice(b"Date: ");
     out.extend_from_slice(date.now());
     out.extend_from_slice(b"\r\n");
@@ -228,24 +194,15 @@ pub(super) fn encode(
 }
 
 fn is_server_owned(name: &str) -> bool {
-    [
-        "content-type",
-        "content-length",
-        "x-request-id",
-        "connection",
-        "date",
-        "transfer-encoding",
-    ]
-    .iter()
-    .any(|owned| name.eq_ignore_ascii_case(owned))
+    ["content-type", "content-length", "x-request-id", "connection", "date", "transfer-encoding"]
+        .iter()
+        .any(|owned| name.eq_ignore_ascii_case(owned))
 }
 
 /// Writes one header field, dropping it (with a warning) if it could break the header block.
 fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
     let name_ok = !name.is_empty() && name.bytes().all(is_token_byte);
-    let value_ok = value
-        .bytes()
-        .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f));
+    let value_ok = value.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f));
     if !(name_ok && value_ok) {
         log::warn!("dropping response header {name:?}: invalid name or value bytes");
         return;
@@ -270,18 +227,12 @@ pub(super) struct DateCache {
 impl DateCache {
     /// An empty cache; the first call to `now` formats.
     pub(super) fn new() -> DateCache {
-        DateCache {
-            second: u64::MAX,
-            text: [b' '; 29],
-        }
+        DateCache { second: u64::MAX, text: [b' '; 29] }
     }
 
     /// The current time as an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
     pub(super) fn now(&mut self) -> &[u8] {
-        let second = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let second = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         if second != self.second {
             self.second = second;
             self.text = imf_fixdate(second);
@@ -293,10 +244,8 @@ impl DateCache {
 /// Formats seconds since the Unix epoch as an IMF-fixdate (RFC 9110 section 5.6.7).
 fn imf_fixdate(secs: u64) -> [u8; 29] {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
+    const MONTHS: [&[u8; 3]; 12] =
+        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
     let days = secs / 86_400;
     let of_day = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -346,30 +295,20 @@ mod tests {
 
     fn encoded(response: &Response, keep_alive: bool, head_only: bool) -> String {
         let mut out = Vec::new();
-        let framing = Framing {
-            request_id: "rid",
-            keep_alive,
-            head_only,
-        };
+        let framing = Framing { request_id: "rid", keep_alive, head_only };
         encode(response, framing, &mut DateCache::new(), &mut out);
         String::from_utf8(out).unwrap()
     }
 
     fn without_date(text: &str) -> String {
-        text.split("\r\n")
-            .filter(|line| !line.starts_with("Date: "))
-            .collect::<Vec<_>>()
-            .join("\r\n")
+        text.split("\r\n").filter(|line| !line.starts_with("Date: ")).collect::<Vec<_>>().join("\r\n")
     }
 
     #[test]
     fn json_error_escapes_to_ascii() {
         let response = Response::json_error(404, "Not found");
         assert_eq!(response.body, b"{\"error\":\"Not found\"}\n");
-        assert_eq!(
-            response.headers,
-            vec![("Content-Type".into(), "application/json".into())]
-        );
+        assert_eq!(response.headers, vec![("Content-Type".into(), "application/json".into())]);
         let response = Response::json_error(400, "q\"\\\n\u{1}é😀");
         assert_eq!(
             String::from_utf8(response.body).unwrap(),
@@ -379,10 +318,7 @@ mod tests {
 
     #[test]
     fn constructors_set_content_type() {
-        assert_eq!(
-            Response::text(200, "hi").headers[0].1,
-            "text/plain; charset=utf-8"
-        );
+        assert_eq!(Response::text(200, "hi").headers[0].1, "text/plain; charset=utf-8");
         assert_eq!(Response::json(200, "{}").body, b"{}");
         let response = Response::bytes(201, "image/png", vec![1, 2]).with_header("X-A", "b");
         assert_eq!(response.status, 201);
@@ -467,9 +403,7 @@ mod tests {
 
     #[test]
     fn handler_can_ask_to_close() {
-        assert!(Response::new(200)
-            .with_header("connection", "Close")
-            .asks_to_close());
+        assert!(Response::new(200).with_header("connection", "Close").asks_to_close());
         assert!(!Response::new(200).asks_to_close());
     }
 
@@ -478,10 +412,7 @@ mod tests {
         assert_eq!(&imf_fixdate(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(&imf_fixdate(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(&imf_fixdate(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(
-            &imf_fixdate(4_102_444_799),
-            b"Thu, 31 Dec 2099 23:59:59 GMT"
-        );
+        assert_eq!(&imf_fixdate(4_102_444_799), b"Thu, 31 Dec 2099 23:59:59 GMT");
         let mut cache = DateCache::new();
         assert!(cache.now().ends_with(b" GMT"));
     }

@@ -119,14 +119,9 @@ impl Server {
     /// already in use) when the socket cannot be bound.
     pub fn bind(addr: SocketAddr, limits: Limits) -> Result<Server, HttpError> {
         limits.validate()?;
-        let listener =
-            TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| HttpError::Listener {
-                step: "read its local address",
-                source,
-            })?;
+        let listener = TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| HttpError::Listener { step: "read its local address", source })?;
         let shared = Arc::new(Shared {
             limits,
             stats: Arc::new(ServerStats::default()),
@@ -135,11 +130,7 @@ impl Server {
             drained: Condvar::new(),
             drained_lock: Mutex::new(()),
         });
-        Ok(Server {
-            listener,
-            local_addr,
-            shared,
-        })
+        Ok(Server { listener, local_addr, shared })
     }
 
     /// The address actually bound (with the real port when port 0 was asked for).
@@ -149,10 +140,7 @@ impl Server {
 
     /// A handle that stops [`run`](Server::run) from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            shared: Arc::clone(&self.shared),
-            wake_addr: wake_addr(self.local_addr),
-        }
+        ShutdownHandle { shared: Arc::clone(&self.shared), wake_addr: wake_addr(self.local_addr) }
     }
 
     /// The live counters.
@@ -168,19 +156,12 @@ impl Server {
     /// [`HttpError::Spawn`] if the accept thread cannot start; [`HttpError::AcceptLoopPanicked`] (after
     /// draining) if it panicked.
     pub fn run(self, handler: Arc<dyn Handler>) -> Result<ServeReport, HttpError> {
-        let Server {
-            listener,
-            local_addr,
-            shared,
-        } = self;
+        let Server { listener, local_addr, shared } = self;
         let accept_shared = Arc::clone(&shared);
         let accept = thread::Builder::new()
             .name("http-accept".to_owned())
             .spawn(move || accept_loop(&listener, &accept_shared, &handler))
-            .map_err(|source| HttpError::Spawn {
-                thread: "http-accept",
-                source,
-            })?;
+            .map_err(|source| HttpError::Spawn { thread: "http-accept", source })?;
         log::debug!("HTTP server listening on {local_addr}");
         let accepted = accept.join();
         shared.shutdown.store(true, Ordering::Release);
@@ -241,11 +222,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Accepts until shutdown; returns the connection threads it started that may still need joining.
-fn accept_loop(
-    listener: &TcpListener,
-    shared: &Arc<Shared>,
-    handler: &Arc<dyn Handler>,
-) -> Workers {
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, handler: &Arc<dyn Handler>) -> Workers {
     let mut workers = Workers::default();
     let mut exhaustion_warning = Throttle::default();
     let mut error_warning = Throttle::default();
@@ -256,14 +233,7 @@ fn accept_loop(
                 if shared.is_shutting_down() {
                     break;
                 }
-                admit(
-                    stream,
-                    peer,
-                    shared,
-                    handler,
-                    &mut workers,
-                    &mut cap_warning,
-                );
+                admit(stream, peer, shared, handler, &mut workers, &mut cap_warning);
             }
             Err(err) if is_descriptor_exhaustion(&err) => {
                 if exhaustion_warning.allows() {
@@ -311,10 +281,7 @@ fn admit(
         return;
     }
     let id = stats.total_connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let open_guard = OpenConnection {
-        shared: Arc::clone(shared),
-        id,
-    };
+    let open_guard = OpenConnection { shared: Arc::clone(shared), id };
     let handler = Arc::clone(handler);
     let spawned = thread::Builder::new()
         .name(format!("http-conn-{id}"))
@@ -339,17 +306,8 @@ fn refuse_busy(stream: TcpStream, peer: SocketAddr) {
     let started = Instant::now();
     let request_id = generate_request_id();
     let mut out = Vec::with_capacity(256);
-    let framing = Framing {
-        request_id: &request_id,
-        keep_alive: false,
-        head_only: false,
-    };
-    let status = encode(
-        &Response::json_error(503, "Server busy"),
-        framing,
-        &mut DateCache::new(),
-        &mut out,
-    );
+    let framing = Framing { request_id: &request_id, keep_alive: false, head_only: false };
+    let status = encode(&Response::json_error(503, "Server busy"), framing, &mut DateCache::new(), &mut out);
     if stream.set_nonblocking(true).is_ok() {
         let mut socket = &stream;
         if let Err(err) = socket.write_all(&out) {
@@ -381,10 +339,7 @@ impl OpenConnection {
             Ok(clone) => {
                 lock(&self.shared.streams).insert(self.id, clone);
             }
-            Err(err) => log::debug!(
-                "connection {} cannot be force-closed on shutdown: {err}",
-                self.id
-            ),
+            Err(err) => log::debug!("connection {} cannot be force-closed on shutdown: {err}", self.id),
         }
     }
 }
@@ -392,10 +347,7 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         lock(&self.shared.streams).remove(&self.id);
-        self.shared
-            .stats
-            .open_connections
-            .fetch_sub(1, Ordering::AcqRel);
+        self.shared.stats.open_connections.fetch_sub(1, Ordering::AcqRel);
         if self.shared.is_shutting_down() {
             let _guard = lock(&self.shared.drained_lock);
             self.shared.drained.notify_all();
@@ -473,9 +425,7 @@ impl Workers {
             if all_closed || handle.is_finished() {
                 let handle = self.handles.swap_remove(i);
                 if handle.join().is_err() {
-                    log::error!(
-                        "an HTTP connection thread panicked; this is a bug in gm, please report it"
-                    );
+                    log::error!("an HTTP connection thread panicked; this is a bug in gm, please report it");
                 }
             } else {
                 i += 1;
@@ -493,10 +443,7 @@ struct Throttle {
 impl Throttle {
     fn allows(&mut self) -> bool {
         let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < WARNING_INTERVAL)
-        {
+        if self.last.is_some_and(|last| now.duration_since(last) < WARNING_INTERVAL) {
             return false;
         }
         self.last = Some(now);
@@ -587,20 +534,12 @@ mod tests {
                     let _ = tx.send(server.run(handler));
                 })
                 .unwrap();
-            TestServer {
-                addr,
-                handle,
-                stats,
-                done,
-            }
+            TestServer { addr, handle, stats, done }
         }
 
         fn stop(&self) -> ServeReport {
             self.handle.shutdown();
-            self.done
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap()
-                .unwrap()
+            self.done.recv_timeout(Duration::from_secs(10)).unwrap().unwrap()
         }
 
         fn open(&self) -> usize {
@@ -639,10 +578,7 @@ mod tests {
 
     impl Reply {
         fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
+            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
         }
 
         fn body_text(&self) -> &str {
@@ -658,10 +594,7 @@ mod tests {
 
     impl Client {
         fn new(addr: SocketAddr) -> Client {
-            Client {
-                stream: connect(addr),
-                buf: Vec::new(),
-            }
+            Client { stream: connect(addr), buf: Vec::new() }
         }
 
         fn send(&mut self, raw: &[u8]) {
@@ -680,11 +613,7 @@ mod tests {
                 }
                 let mut chunk = [0u8; 8192];
                 let n = self.stream.read(&mut chunk).unwrap();
-                assert!(
-                    n > 0,
-                    "connection closed before a full response: {:?}",
-                    self.buf
-                );
+                assert!(n > 0, "connection closed before a full response: {:?}", self.buf);
                 self.buf.extend_from_slice(&chunk[..n]);
             }
         }
@@ -699,33 +628,20 @@ mod tests {
             let headers: Vec<(String, String)> = response
                 .headers
                 .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8(h.value.to_vec()).unwrap(),
-                    )
-                })
+                .map(|h| (h.name.to_string(), String::from_utf8(h.value.to_vec()).unwrap()))
                 .collect();
             let status = response.code.unwrap();
             let length: usize = headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
                 .map_or(0, |(_, v)| v.parse().unwrap());
-            let body_len = if head_request || status == 100 {
-                0
-            } else {
-                length
-            };
+            let body_len = if head_request || status == 100 { 0 } else { length };
             if self.buf.len() < head_len + body_len {
                 return None;
             }
             let body = self.buf[head_len..head_len + body_len].to_vec();
             self.buf.drain(..head_len + body_len);
-            Some(Reply {
-                status,
-                headers,
-                body,
-            })
+            Some(Reply { status, headers, body })
         }
 
         /// Reads until the server closes; true if it closed (EOF or reset) with nothing more sent.
@@ -783,16 +699,10 @@ mod tests {
     #[test]
     fn head_over_limit_gets_431() {
         let server = TestServer::start(test_limits());
-        let raw = format!(
-            "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
-            "a".repeat(20_000)
-        );
+        let raw = format!("GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
         let (reply, mut client) = one_request(server.addr, raw.as_bytes());
         assert_eq!(reply.status, 431);
-        assert_eq!(
-            reply.body_text(),
-            "{\"error\":\"Request header fields too large\"}\n"
-        );
+        assert_eq!(reply.body_text(), "{\"error\":\"Request header fields too large\"}\n");
         assert!(client.closed_by_server());
         let mut raw = String::from("GET /healthz HTTP/1.1\r\n");
         for i in 0..101 {
@@ -816,15 +726,10 @@ mod tests {
     fn body_over_limit_gets_413_without_sending_the_body() {
         let server = TestServer::start(test_limits());
         let started = Instant::now();
-        let (reply, mut client) = one_request(
-            server.addr,
-            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3000000\r\n\r\n",
-        );
+        let (reply, mut client) =
+            one_request(server.addr, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3000000\r\n\r\n");
         assert_eq!(reply.status, 413);
-        assert_eq!(
-            reply.body_text(),
-            "{\"error\":\"Request body too large\"}\n"
-        );
+        assert_eq!(reply.body_text(), "{\"error\":\"Request body too large\"}\n");
         assert_eq!(reply.header("connection"), Some("close"));
         assert!(started.elapsed() < Duration::from_secs(2));
         assert!(client.closed_by_server());
@@ -849,10 +754,7 @@ mod tests {
         let server = TestServer::start(test_limits());
         let (reply, _) = one_request(server.addr, b"GET /healthz HTTP/2.0\r\n\r\n");
         assert_eq!(reply.status, 505);
-        let (reply, _) = one_request(
-            server.addr,
-            b"POST /echo HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
-        );
+        let (reply, _) = one_request(server.addr, b"POST /echo HTTP/1.1\r\nContent-Length: 1x\r\n\r\n");
         assert_eq!(reply.status, 400);
     }
 
@@ -885,10 +787,7 @@ mod tests {
 
     #[test]
     fn slow_client_is_dropped_at_head_timeout_while_others_are_served() {
-        let limits = Limits {
-            head_timeout: Duration::from_millis(500),
-            ..test_limits()
-        };
+        let limits = Limits { head_timeout: Duration::from_millis(500), ..test_limits() };
         let server = TestServer::start(limits);
         let slow = connect(server.addr);
         let mut slow_reader = slow.try_clone().unwrap();
@@ -902,9 +801,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(100));
             }
         });
-        wait_for("the slow connection", Duration::from_secs(2), || {
-            server.open() >= 1
-        });
+        wait_for("the slow connection", Duration::from_secs(2), || server.open() >= 1);
         let fresh_started = Instant::now();
         let reply = Client::new(server.addr).get("/healthz");
         assert_eq!(reply.status, 200);
@@ -912,24 +809,15 @@ mod tests {
         let mut seen = Vec::new();
         let _ = slow_reader.read_to_end(&mut seen);
         let dropped_after = started.elapsed();
-        assert!(
-            seen.is_empty() || seen.starts_with(b"HTTP/1.1 408 "),
-            "{seen:?}"
-        );
-        assert!(
-            dropped_after >= Duration::from_millis(400),
-            "{dropped_after:?}"
-        );
+        assert!(seen.is_empty() || seen.starts_with(b"HTTP/1.1 408 "), "{seen:?}");
+        assert!(dropped_after >= Duration::from_millis(400), "{dropped_after:?}");
         assert!(dropped_after < Duration::from_secs(3), "{dropped_after:?}");
         dribbler.join().unwrap();
     }
 
     #[test]
     fn body_slower_than_body_timeout_gets_408() {
-        let limits = Limits {
-            body_timeout: Duration::from_millis(300),
-            ..test_limits()
-        };
+        let limits = Limits { body_timeout: Duration::from_millis(300), ..test_limits() };
         let server = TestServer::start(limits);
         let mut client = Client::new(server.addr);
         client.send(b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nab");
@@ -942,52 +830,34 @@ mod tests {
 
     #[test]
     fn idle_keep_alive_connection_is_closed_after_keep_alive_idle() {
-        let limits = Limits {
-            keep_alive_idle: Duration::from_millis(300),
-            ..test_limits()
-        };
+        let limits = Limits { keep_alive_idle: Duration::from_millis(300), ..test_limits() };
         let server = TestServer::start(limits);
         let mut client = Client::new(server.addr);
         assert_eq!(client.get("/healthz").status, 200);
         let started = Instant::now();
         assert!(client.closed_by_server());
         assert!(started.elapsed() < Duration::from_secs(2));
-        wait_for(
-            "the connection to be counted closed",
-            Duration::from_secs(2),
-            || server.open() == 0,
-        );
+        wait_for("the connection to be counted closed", Duration::from_secs(2), || server.open() == 0);
     }
 
     #[test]
     fn many_idle_connections_do_not_delay_a_fresh_client() {
         let server = TestServer::start(test_limits());
         let idle: Vec<TcpStream> = (0..300).map(|_| connect(server.addr)).collect();
-        wait_for("300 open connections", Duration::from_secs(10), || {
-            server.open() == 300
-        });
+        wait_for("300 open connections", Duration::from_secs(10), || server.open() == 300);
         let started = Instant::now();
         let reply = Client::new(server.addr).get("/healthz");
         assert_eq!(reply.status, 200);
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         drop(idle);
     }
 
     #[test]
     fn connection_over_the_cap_gets_a_fast_503() {
-        let limits = Limits {
-            max_connections: 5,
-            ..test_limits()
-        };
+        let limits = Limits { max_connections: 5, ..test_limits() };
         let server = TestServer::start(limits);
         let mut idle: Vec<TcpStream> = (0..5).map(|_| connect(server.addr)).collect();
-        wait_for("5 open connections", Duration::from_secs(5), || {
-            server.open() == 5
-        });
+        wait_for("5 open connections", Duration::from_secs(5), || server.open() == 5);
         let started = Instant::now();
         let mut client = Client::new(server.addr);
         let reply = client.reply(false);
@@ -1030,16 +900,10 @@ mod tests {
 
     #[test]
     fn max_requests_per_connection_ends_with_close() {
-        let limits = Limits {
-            max_requests_per_connection: 2,
-            ..test_limits()
-        };
+        let limits = Limits { max_requests_per_connection: 2, ..test_limits() };
         let server = TestServer::start(limits);
         let mut client = Client::new(server.addr);
-        assert_eq!(
-            client.get("/healthz").header("connection"),
-            Some("keep-alive")
-        );
+        assert_eq!(client.get("/healthz").header("connection"), Some("keep-alive"));
         assert_eq!(client.get("/healthz").header("connection"), Some("close"));
         assert!(client.closed_by_server());
     }
@@ -1121,9 +985,7 @@ mod tests {
             let closed = client.closed_by_server();
             (reply, closed)
         });
-        wait_for("the handler to start", Duration::from_secs(5), || {
-            entered.load(Ordering::Acquire)
-        });
+        wait_for("the handler to start", Duration::from_secs(5), || entered.load(Ordering::Acquire));
         let stopping = Instant::now();
         server.handle.shutdown();
         let (reply, closed) = in_flight.join().unwrap();
@@ -1132,11 +994,7 @@ mod tests {
         assert_eq!(reply.header("connection"), Some("close"));
         assert!(closed);
         assert!(idle.closed_by_server());
-        let report = server
-            .done
-            .recv_timeout(Duration::from_secs(5))
-            .unwrap()
-            .unwrap();
+        let report = server.done.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
         assert!(stopping.elapsed() < Duration::from_secs(2));
         assert_eq!(report.forced_closed, 0);
         assert_eq!(report.connections_total, 2);
@@ -1145,10 +1003,7 @@ mod tests {
 
     #[test]
     fn shutdown_forces_shut_what_outlives_the_grace_period() {
-        let limits = Limits {
-            shutdown_grace: Duration::from_millis(100),
-            ..test_limits()
-        };
+        let limits = Limits { shutdown_grace: Duration::from_millis(100), ..test_limits() };
         let entered = Arc::new(AtomicBool::new(false));
         let seen = Arc::clone(&entered);
         let handler = move |request: &Request| {
@@ -1158,9 +1013,7 @@ mod tests {
         let server = TestServer::start_with(limits, Arc::new(handler));
         let mut client = Client::new(server.addr);
         client.send(b"GET /slow HTTP/1.1\r\n\r\n");
-        wait_for("the handler to start", Duration::from_secs(5), || {
-            entered.load(Ordering::Acquire)
-        });
+        wait_for("the handler to start", Duration::from_secs(5), || entered.load(Ordering::Acquire));
         let report = server.stop();
         assert_eq!(report.forced_closed, 1);
         assert!(client.closed_by_server());
@@ -1174,9 +1027,7 @@ mod tests {
         records: Mutex<Vec<Captured>>,
     }
 
-    static ACCESS_CAPTURE: AccessCapture = AccessCapture {
-        records: Mutex::new(Vec::new()),
-    };
+    static ACCESS_CAPTURE: AccessCapture = AccessCapture { records: Mutex::new(Vec::new()) };
 
     impl log::Log for AccessCapture {
         fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
@@ -1198,11 +1049,7 @@ mod tests {
     struct KeyValues(Vec<(String, String)>);
 
     impl<'kvs> log::kv::VisitSource<'kvs> for KeyValues {
-        fn visit_pair(
-            &mut self,
-            key: log::kv::Key<'kvs>,
-            value: log::kv::Value<'kvs>,
-        ) -> Result<(), log::kv::Error> {
+        fn visit_pair(&mut self, key: log::kv::Key<'kvs>, value: log::kv::Value<'kvs>) -> Result<(), log::kv::Error> {
             self.0.push((key.to_string(), value.to_string()));
             Ok(())
         }
@@ -1211,11 +1058,7 @@ mod tests {
     fn access_records_for(request_id: &str) -> Vec<Captured> {
         lock(&ACCESS_CAPTURE.records)
             .iter()
-            .filter(|(pairs, _)| {
-                pairs
-                    .iter()
-                    .any(|(k, v)| k == "request_id" && v == request_id)
-            })
+            .filter(|(pairs, _)| pairs.iter().any(|(k, v)| k == "request_id" && v == request_id))
             .cloned()
             .collect()
     }
@@ -1233,31 +1076,14 @@ mod tests {
         assert_eq!(client.reply(false).status, 200);
         client.send(b"GET /nope HTTP/1.1\r\nX-Request-ID: access-check-2\r\n\r\n");
         assert_eq!(client.reply(false).status, 404);
-        wait_for("the access records", Duration::from_secs(5), || {
-            !access_records_for("access-check-2").is_empty()
-        });
+        wait_for("the access records", Duration::from_secs(5), || !access_records_for("access-check-2").is_empty());
         let records = access_records_for("access-check-1");
         assert_eq!(records.len(), 1);
         let (pairs, message) = &records[0];
         assert_eq!(message, "API request");
         let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "method",
-                "path",
-                "status",
-                "duration_ms",
-                "request_id",
-                "remote_addr"
-            ]
-        );
-        let value = |key: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str())
-        };
+        assert_eq!(keys, ["method", "path", "status", "duration_ms", "request_id", "remote_addr"]);
+        let value = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
         assert_eq!(value("method"), Some("GET"));
         assert_eq!(value("path"), Some("/healthz"));
         assert_eq!(value("status"), Some("200"));
@@ -1277,16 +1103,10 @@ mod tests {
             err.to_string(),
             format!("cannot listen on {addr}: the address is already in use (is another server running?)")
         );
-        let bad = Limits {
-            max_headers: 0,
-            ..Limits::default()
-        };
+        let bad = Limits { max_headers: 0, ..Limits::default() };
         assert!(matches!(
             Server::bind(([127, 0, 0, 1], 0).into(), bad),
-            Err(HttpError::InvalidLimit {
-                setting: "max_headers",
-                ..
-            })
+            Err(HttpError::InvalidLimit { setting: "max_headers", .. })
         ));
     }
 
@@ -1296,26 +1116,15 @@ mod tests {
         server.shutdown_handle().shutdown();
         assert!(server.shutdown_handle().is_shutdown());
         let report = server.run(Arc::new(routes)).unwrap();
-        assert_eq!(
-            report,
-            ServeReport {
-                connections_total: 0,
-                requests_total: 0,
-                forced_closed: 0
-            }
-        );
+        assert_eq!(report, ServeReport { connections_total: 0, requests_total: 0, forced_closed: 0 });
     }
 
     #[test]
     fn descriptor_exhaustion_is_recognised_for_back_off() {
         assert!(is_descriptor_exhaustion(&io::Error::from_raw_os_error(24)));
         assert!(is_descriptor_exhaustion(&io::Error::from_raw_os_error(23)));
-        assert!(!is_descriptor_exhaustion(&io::Error::from(
-            io::ErrorKind::ConnectionAborted
-        )));
-        assert!(is_transient_accept_error(&io::Error::from(
-            io::ErrorKind::ConnectionAborted
-        )));
+        assert!(!is_descriptor_exhaustion(&io::Error::from(io::ErrorKind::ConnectionAborted)));
+        assert!(is_transient_accept_error(&io::Error::from(io::ErrorKind::ConnectionAborted)));
         let mut throttle = Throttle::default();
         assert!(throttle.allows());
         assert!(!throttle.allows());
@@ -1323,17 +1132,8 @@ mod tests {
 
     #[test]
     fn wake_address_is_loopback_for_wildcards() {
-        assert_eq!(
-            wake_addr("0.0.0.0:80".parse().unwrap()),
-            "127.0.0.1:80".parse().unwrap()
-        );
-        assert_eq!(
-            wake_addr("[::]:80".parse().unwrap()),
-            "[::1]:80".parse().unwrap()
-        );
-        assert_eq!(
-            wake_addr("127.0.0.2:80".parse().unwrap()),
-            "127.0.0.2:80".parse().unwrap()
-        );
+        assert_eq!(wake_addr("0.0.0.0:80".parse().unwrap()), "127.0.0.1:80".parse().unwrap());
+        assert_eq!(wake_addr("[::]:80".parse().unwrap()), "[::1]:80".parse().unwrap());
+        assert_eq!(wake_addr("127.0.0.2:80".parse().unwrap()), "127.0.0.2:80".parse().unwrap());
     }
 }

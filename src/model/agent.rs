@@ -49,11 +49,7 @@ impl SignedObject for AgentDescriptor {
     fn from_value(value: &Value) -> Result<Self, ModelError> {
         let f = Fields::of(MODEL, value)?;
         let e = f.object("endpoint")?;
-        let endpoint = Endpoint {
-            host: e.str("host")?,
-            port: e.int("port")?,
-            scheme: e.str_or("scheme", "ws")?,
-        };
+        let endpoint = Endpoint { host: e.str("host")?, port: e.int("port")?, scheme: e.str_or("scheme", "ws")? };
         if !(1..=65535).contains(&endpoint.port) {
             return Err(e.invalid("port", "must be between 1 and 65535"));
         }

@@ -72,15 +72,9 @@ impl SignedObject for MembershipAttestation {
     fn body(&self) -> Map {
         object(vec![
             ("attestation_id", Value::Str(self.attestation_id.clone())),
-            (
-                "issuer_sovereign_id",
-                Value::Str(self.issuer_sovereign_id.clone()),
-            ),
+            ("issuer_sovereign_id", Value::Str(self.issuer_sovereign_id.clone())),
             ("subject_id", Value::Str(self.subject_id.clone())),
-            (
-                "subject_public_key",
-                opt_str_value(&self.subject_public_key),
-            ),
+            ("subject_public_key", opt_str_value(&self.subject_public_key)),
             ("roles", str_array(&self.roles)),
             ("status", Value::Str(self.status.clone())),
             ("issued_at", time_value(&self.issued_at)),

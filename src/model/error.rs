@@ -15,16 +15,8 @@ pub struct ModelError {
 
 impl ModelError {
     /// A failure of `field` in `model`.
-    pub fn new(
-        model: &'static str,
-        field: impl Into<String>,
-        problem: impl Into<String>,
-    ) -> ModelError {
-        ModelError {
-            model,
-            field: field.into(),
-            problem: problem.into(),
-        }
+    pub fn new(model: &'static str, field: impl Into<String>, problem: impl Into<String>) -> ModelError {
+        ModelError { model, field: field.into(), problem: problem.into() }
     }
 }
 
@@ -33,11 +25,7 @@ impl fmt::Display for ModelError {
         if self.field.is_empty() {
             write!(f, "invalid {}: {}", self.model, self.problem)
         } else {
-            write!(
-                f,
-                "invalid {}: field {}: {}",
-                self.model, self.field, self.problem
-            )
+            write!(f, "invalid {}: field {}: {}", self.model, self.field, self.problem)
         }
     }
 }

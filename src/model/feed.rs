@@ -45,10 +45,7 @@ impl SignedObject for RevocationFeed {
                 return Err(f.invalid(&format!("revocation_reasons.{key}"), "expected a string"));
             }
             if ids.binary_search_by(|id| id.as_str().cmp(key)).is_err() {
-                return Err(f.invalid(
-                    "revocation_reasons",
-                    "every key must be in revoked_attestation_ids",
-                ));
+                return Err(f.invalid("revocation_reasons", "every key must be in revoked_attestation_ids"));
             }
         }
         let sequence = f.int("sequence")?;
@@ -70,20 +67,11 @@ impl SignedObject for RevocationFeed {
     fn body(&self) -> Map {
         object(vec![
             ("feed_id", Value::Str(self.feed_id.clone())),
-            (
-                "issuer_sovereign_id",
-                Value::Str(self.issuer_sovereign_id.clone()),
-            ),
+            ("issuer_sovereign_id", Value::Str(self.issuer_sovereign_id.clone())),
             ("sequence", Value::from(self.sequence)),
             ("issued_at", time_value(&self.issued_at)),
-            (
-                "revoked_attestation_ids",
-                str_array(&self.revoked_attestation_ids),
-            ),
-            (
-                "revocation_reasons",
-                Value::Object(self.revocation_reasons.clone()),
-            ),
+            ("revoked_attestation_ids", str_array(&self.revoked_attestation_ids)),
+            ("revocation_reasons", Value::Object(self.revocation_reasons.clone())),
             ("issued_by", Value::Str(self.issued_by.clone())),
         ])
     }

@@ -22,18 +22,10 @@ impl<'a> Fields<'a> {
         Fields::nested(model, String::new(), value)
     }
 
-    fn nested(
-        model: &'static str,
-        prefix: String,
-        value: &'a Value,
-    ) -> Result<Fields<'a>, ModelError> {
+    fn nested(model: &'static str, prefix: String, value: &'a Value) -> Result<Fields<'a>, ModelError> {
         match value {
             Value::Object(map) => Ok(Fields { model, prefix, map }),
-            other => Err(ModelError::new(
-                model,
-                prefix,
-                format!("expected an object, found {}", other.type_name()),
-            )),
+            other => Err(ModelError::new(model, prefix, format!("expected an object, found {}", other.type_name()))),
         }
     }
 
@@ -54,8 +46,7 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&self, name: &str) -> Result<&'a Value, ModelError> {
-        self.present(name)
-            .ok_or_else(|| self.fail(name, "field required"))
+        self.present(name).ok_or_else(|| self.fail(name, "field required"))
     }
 
     /// A nested object field (required).
@@ -95,10 +86,7 @@ impl<'a> Fields<'a> {
     fn as_string(&self, name: &str, v: &Value) -> Result<String, ModelError> {
         match v {
             Value::Str(s) => Ok(s.clone()),
-            other => Err(self.fail(
-                name,
-                format!("expected a string, found {}", other.type_name()),
-            )),
+            other => Err(self.fail(name, format!("expected a string, found {}", other.type_name()))),
         }
     }
 
@@ -130,14 +118,8 @@ impl<'a> Fields<'a> {
     }
 
     fn str_list_value(&self, name: &str, v: &Value) -> Result<Vec<String>, ModelError> {
-        let items = v
-            .as_array()
-            .ok_or_else(|| self.fail(name, "expected a list of strings"))?;
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.as_string(&format!("{name}.{i}"), item))
-            .collect()
+        let items = v.as_array().ok_or_else(|| self.fail(name, "expected a list of strings"))?;
+        items.iter().enumerate().map(|(i, item)| self.as_string(&format!("{name}.{i}"), item)).collect()
     }
 
     /// A list of integers with a default.
@@ -145,15 +127,12 @@ impl<'a> Fields<'a> {
         match self.present(name) {
             None => Ok(default.to_vec()),
             Some(v) => {
-                let items = v
-                    .as_array()
-                    .ok_or_else(|| self.fail(name, "expected a list of integers"))?;
+                let items = v.as_array().ok_or_else(|| self.fail(name, "expected a list of integers"))?;
                 items
                     .iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        coerce_int(item)
-                            .ok_or_else(|| self.fail(&format!("{name}.{i}"), "expected an integer"))
+                        coerce_int(item).ok_or_else(|| self.fail(&format!("{name}.{i}"), "expected an integer"))
                     })
                     .collect()
             }
@@ -170,10 +149,7 @@ impl<'a> Fields<'a> {
         match self.present(name) {
             None => Ok(Map::new()),
             Some(Value::Object(m)) => Ok(m.clone()),
-            Some(other) => Err(self.fail(
-                name,
-                format!("expected an object, found {}", other.type_name()),
-            )),
+            Some(other) => Err(self.fail(name, format!("expected an object, found {}", other.type_name()))),
         }
     }
 
@@ -186,39 +162,21 @@ impl<'a> Fields<'a> {
         let Some(v) = self.present(name) else {
             return Ok(Vec::new());
         };
-        let items = v
-            .as_array()
-            .ok_or_else(|| self.fail(name, "expected a list"))?;
+        let items = v.as_array().ok_or_else(|| self.fail(name, "expected a list"))?;
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| {
-                read(&Fields::nested(
-                    self.model,
-                    self.path(&format!("{name}.{i}")),
-                    item,
-                )?)
-            })
+            .map(|(i, item)| read(&Fields::nested(self.model, self.path(&format!("{name}.{i}")), item)?))
             .collect()
     }
 
     /// The `signatures` envelope (default `[]`).
     pub fn signatures(&self) -> Result<Vec<Signature>, ModelError> {
-        self.list_of("signatures", |f| {
-            Ok(Signature {
-                key_id: f.str("key_id")?,
-                sig: f.str("sig")?,
-            })
-        })
+        self.list_of("signatures", |f| Ok(Signature { key_id: f.str("key_id")?, sig: f.str("sig")? }))
     }
 
     /// A string restricted to `allowed` values.
-    pub fn enum_or(
-        &self,
-        name: &str,
-        allowed: &[&str],
-        default: &str,
-    ) -> Result<String, ModelError> {
+    pub fn enum_or(&self, name: &str, allowed: &[&str], default: &str) -> Result<String, ModelError> {
         let s = self.str_or(name, default)?;
         if allowed.contains(&s.as_str()) {
             Ok(s)

@@ -83,17 +83,12 @@ impl SignedObject for Genesis {
                 valid_from: na.time("valid_from")?,
                 valid_to: na.time("valid_to")?,
             },
-            allowed_crypto_suites: f
-                .str_list_or("allowed_crypto_suites", &["ed25519", "x25519"])?,
+            allowed_crypto_suites: f.str_list_or("allowed_crypto_suites", &["ed25519", "x25519"])?,
             allowed_transports: f.str_list_or("allowed_transports", &["quic", "wireguard"])?,
             policy_hash: pm.str("hash")?,
             policy_url: pm.opt_str("url")?,
-            bootstrap_anchors: f.list_of("bootstrap_anchors", |a| {
-                Ok(Anchor {
-                    id: a.str("id")?,
-                    endpoint: a.str("endpoint")?,
-                })
-            })?,
+            bootstrap_anchors: f
+                .list_of("bootstrap_anchors", |a| Ok(Anchor { id: a.str("id")?, endpoint: a.str("endpoint")? }))?,
             signatures: f.signatures()?,
         })
     }
@@ -112,10 +107,7 @@ impl SignedObject for Genesis {
                     ("valid_to", time_value(&na.valid_to)),
                 ])),
             ),
-            (
-                "allowed_crypto_suites",
-                str_array(&self.allowed_crypto_suites),
-            ),
+            ("allowed_crypto_suites", str_array(&self.allowed_crypto_suites)),
             ("allowed_transports", str_array(&self.allowed_transports)),
             (
                 "policy_manifest",

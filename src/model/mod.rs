@@ -64,16 +64,8 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order the CLI documents them.
-    pub const ALL: [Kind; 8] = [
-        Kind::Genesis,
-        Kind::Cert,
-        Kind::Policy,
-        Kind::Crl,
-        Kind::Attestation,
-        Kind::Treaty,
-        Kind::Feed,
-        Kind::Agent,
-    ];
+    pub const ALL: [Kind; 8] =
+        [Kind::Genesis, Kind::Cert, Kind::Policy, Kind::Crl, Kind::Attestation, Kind::Treaty, Kind::Feed, Kind::Agent];
 
     /// The CLI name (`genesis`, `cert`, …).
     pub fn name(self) -> &'static str {
@@ -170,47 +162,27 @@ pub trait SignedObject: Sized {
     /// responses sort it through the canonical serializer).
     fn to_value(&self) -> Value {
         let mut map = self.body();
-        map.insert(
-            "signatures".to_string(),
-            Value::Array(self.signatures().iter().map(Signature::to_value).collect()),
-        );
+        map.insert("signatures".to_string(), Value::Array(self.signatures().iter().map(Signature::to_value).collect()));
         Value::Object(map)
     }
 
     /// Appends a signature by `key` labelled `key_id`.
     fn sign(&mut self, key: &SigningKey, key_id: &str) {
         let sig = key.sign_b64(&self.canonical_bytes());
-        self.signatures_mut().push(Signature {
-            key_id: key_id.to_string(),
-            sig,
-        });
+        self.signatures_mut().push(Signature { key_id: key_id.to_string(), sig });
     }
 
     /// Applies this kind's rule with the allowed `keys`.
     fn check_signatures(&self, keys: &[PublicKey]) -> SignatureCheck {
         let sigs: Vec<&str> = self.signatures().iter().map(|s| s.sig.as_str()).collect();
-        check_signatures(
-            &self.canonical_bytes(),
-            &sigs,
-            keys,
-            Self::KIND.verify_rule(),
-        )
+        check_signatures(&self.canonical_bytes(), &sigs, keys, Self::KIND.verify_rule())
     }
 }
 
 /// Reads `value` as `kind`, appends a signature by `key`, and returns the signed object
 /// (declaration order). This is how the customer-held custody model signs trust material offline.
-pub fn sign_as(
-    kind: Kind,
-    value: &Value,
-    key: &SigningKey,
-    key_id: &str,
-) -> Result<Value, ModelError> {
-    fn go<T: SignedObject>(
-        value: &Value,
-        key: &SigningKey,
-        key_id: &str,
-    ) -> Result<Value, ModelError> {
+pub fn sign_as(kind: Kind, value: &Value, key: &SigningKey, key_id: &str) -> Result<Value, ModelError> {
+    fn go<T: SignedObject>(value: &Value, key: &SigningKey, key_id: &str) -> Result<Value, ModelError> {
         let mut object = T::from_value(value)?;
         object.sign(key, key_id);
         Ok(object.to_value())

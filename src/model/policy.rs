@@ -38,10 +38,7 @@ impl SignedObject for PolicyManifest {
         let f = Fields::of(MODEL, value)?;
         let routing = f.object_or_empty("routing")?;
         let (preferred_transports, max_hops) = match routing {
-            Some(r) => (
-                r.str_list_or("preferred_transports", &["quic", "wireguard"])?,
-                r.int_or("max_hops", 6)?,
-            ),
+            Some(r) => (r.str_list_or("preferred_transports", &["quic", "wireguard"])?, r.int_or("max_hops", 6)?),
             None => (vec!["quic".to_string(), "wireguard".to_string()], 6),
         };
         Ok(PolicyManifest {
@@ -62,22 +59,13 @@ impl SignedObject for PolicyManifest {
             ("policy_id", Value::Str(self.policy_id.clone())),
             ("issued_at", time_value(&self.issued_at)),
             ("issued_by", Value::Str(self.issued_by.clone())),
-            (
-                "min_client_version",
-                Value::Str(self.min_client_version.clone()),
-            ),
-            (
-                "allowed_ports",
-                Value::Array(self.allowed_ports.iter().map(|p| Value::from(*p)).collect()),
-            ),
+            ("min_client_version", Value::Str(self.min_client_version.clone())),
+            ("allowed_ports", Value::Array(self.allowed_ports.iter().map(|p| Value::from(*p)).collect())),
             ("allowed_services", str_array(&self.allowed_services)),
             (
                 "routing",
                 Value::Object(object(vec![
-                    (
-                        "preferred_transports",
-                        str_array(&self.preferred_transports),
-                    ),
+                    ("preferred_transports", str_array(&self.preferred_transports)),
                     ("max_hops", Value::from(self.max_hops)),
                 ])),
             ),

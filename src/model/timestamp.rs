@@ -44,10 +44,7 @@ const MAX_YEAR: i32 = 9999;
 impl ModelTime {
     /// A UTC instant (what gm generates for every time it sets).
     pub fn from_utc(t: DateTime<Utc>) -> ModelTime {
-        ModelTime {
-            local: crate::clock::truncate_to_micros(t).naive_utc(),
-            offset_seconds: Some(0),
-        }
+        ModelTime { local: crate::clock::truncate_to_micros(t).naive_utc(), offset_seconds: Some(0) }
     }
 
     /// Pydantic's lax datetime validation of a JSON value: an ISO 8601 string, or a Unix time as a
@@ -120,9 +117,7 @@ pub fn pydantic_utc(t: DateTime<Utc>) -> String {
 
 /// Parses a DB time column (isoformat, UTC); an offset-less value is read as UTC (`na-wire.md` §13.3).
 pub fn parse_db_time(s: &str) -> Option<DateTime<Utc>> {
-    parse_iso(s.trim(), Dialect::FromIsoFormat)
-        .ok()
-        .map(|t| t.to_utc())
+    parse_iso(s.trim(), Dialect::FromIsoFormat).ok().map(|t| t.to_utc())
 }
 
 /// Python `datetime.fromisoformat` as used for node `timestamp` and `X-Admin-Timestamp`: accepts
@@ -140,9 +135,7 @@ enum Dialect {
 
 fn looks_numeric(t: &str) -> bool {
     let body = t.strip_prefix('-').unwrap_or(t);
-    !body.is_empty()
-        && body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && body.matches('.').count() <= 1
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit() || b == b'.') && body.matches('.').count() <= 1
 }
 
 fn from_unix_number(f: f64) -> Result<ModelTime, TimeError> {
@@ -154,13 +147,9 @@ fn from_unix_number(f: f64) -> Result<ModelTime, TimeError> {
     if micros.abs() > 4e17 {
         return Err(err("unix time out of range"));
     }
-    let t = DateTime::<Utc>::from_timestamp_micros(micros as i64)
-        .ok_or(err("unix time out of range"))?;
+    let t = DateTime::<Utc>::from_timestamp_micros(micros as i64).ok_or(err("unix time out of range"))?;
     check_year(t.year())?;
-    Ok(ModelTime {
-        local: t.naive_utc(),
-        offset_seconds: Some(0),
-    })
+    Ok(ModelTime { local: t.naive_utc(), offset_seconds: Some(0) })
 }
 
 fn check_year(year: i32) -> Result<(), TimeError> {
@@ -176,10 +165,7 @@ fn parse_iso(s: &str, dialect: Dialect) -> Result<ModelTime, TimeError> {
     let date = parse_date(b)?;
     let rest = b.get(10..).unwrap_or_default();
     if rest.is_empty() {
-        return Ok(ModelTime {
-            local: date.and_time(NaiveTime::MIN),
-            offset_seconds: None,
-        });
+        return Ok(ModelTime { local: date.and_time(NaiveTime::MIN), offset_seconds: None });
     }
     let (sep, rest) = rest.split_first().ok_or(err("missing time"))?;
     if !matches!(sep, b'T' | b't' | b' ') {
@@ -187,10 +173,7 @@ fn parse_iso(s: &str, dialect: Dialect) -> Result<ModelTime, TimeError> {
     }
     let (time, rest) = parse_time(rest)?;
     let offset = parse_offset(rest, dialect)?;
-    Ok(ModelTime {
-        local: date.and_time(time),
-        offset_seconds: offset,
-    })
+    Ok(ModelTime { local: date.and_time(time), offset_seconds: offset })
 }
 
 fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, TimeError> {
@@ -210,8 +193,7 @@ fn parse_date(b: &[u8]) -> Result<NaiveDate, TimeError> {
     }
     let year = digits(b, 0, 4)? as i32;
     check_year(year)?;
-    NaiveDate::from_ymd_opt(year, digits(b, 5, 2)?, digits(b, 8, 2)?)
-        .ok_or(err("invalid calendar date"))
+    NaiveDate::from_ymd_opt(year, digits(b, 5, 2)?, digits(b, 8, 2)?).ok_or(err("invalid calendar date"))
 }
 
 fn parse_time(b: &[u8]) -> Result<(NaiveTime, &[u8]), TimeError> {
@@ -228,12 +210,7 @@ fn parse_time(b: &[u8]) -> Result<(NaiveTime, &[u8]), TimeError> {
         pos += 3;
         if b.get(pos) == Some(&b'.') {
             let start = pos + 1;
-            let count = b
-                .get(start..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
+            let count = b.get(start..).unwrap_or_default().iter().take_while(|c| c.is_ascii_digit()).count();
             if count == 0 || count > 9 {
                 return Err(err("fraction must have 1 to 9 digits"));
             }
@@ -242,8 +219,7 @@ fn parse_time(b: &[u8]) -> Result<(NaiveTime, &[u8]), TimeError> {
             pos = start + count;
         }
     }
-    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)
-        .ok_or(err("invalid time of day"))?;
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros).ok_or(err("invalid time of day"))?;
     Ok((time, b.get(pos..).unwrap_or_default()))
 }
 
@@ -270,15 +246,8 @@ fn parse_offset(b: &[u8], dialect: Dialect) -> Result<Option<i32>, TimeError> {
 
 fn render_local(t: &NaiveDateTime) -> String {
     let micros = t.nanosecond() / 1_000;
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    let mut out =
+        format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second());
     if micros != 0 {
         out.push_str(&format!(".{micros:06}"));
     }
@@ -308,9 +277,7 @@ mod tests {
     fn request_timestamps_follow_fromisoformat() {
         assert!(parse_request_timestamp("2026-11-25T17:45:00+01").is_ok());
         assert!(parse_request_timestamp("2026-11-25 17:45:00+0000").is_ok());
-        assert!(parse_request_timestamp("2026-11-25T17:45:00")
-            .unwrap()
-            .is_naive());
+        assert!(parse_request_timestamp("2026-11-25T17:45:00").unwrap().is_naive());
         assert!(parse_request_timestamp("yesterday").is_err());
         assert!(parse_request_timestamp("").is_err());
     }

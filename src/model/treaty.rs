@@ -25,14 +25,8 @@ impl TreatyScope {
     /// Reads a scope object (all fields defaulted).
     pub fn from_fields(s: &Fields<'_>) -> Result<TreatyScope, ModelError> {
         let accepted_statuses = s.str_list_or("accepted_statuses", &["active"])?;
-        if let Some(bad) = accepted_statuses
-            .iter()
-            .position(|st| !STATUSES.contains(&st.as_str()))
-        {
-            return Err(s.invalid(
-                &format!("accepted_statuses.{bad}"),
-                "must be one of active, suspended, revoked",
-            ));
+        if let Some(bad) = accepted_statuses.iter().position(|st| !STATUSES.contains(&st.as_str())) {
+            return Err(s.invalid(&format!("accepted_statuses.{bad}"), "must be one of active, suspended, revoked"));
         }
         Ok(TreatyScope {
             allowed_roles: s.str_list_or("allowed_roles", &[])?,
@@ -42,11 +36,7 @@ impl TreatyScope {
     }
 
     fn default_scope() -> TreatyScope {
-        TreatyScope {
-            allowed_roles: Vec::new(),
-            accepted_statuses: vec!["active".to_string()],
-            claims: Map::new(),
-        }
+        TreatyScope { allowed_roles: Vec::new(), accepted_statuses: vec!["active".to_string()], claims: Map::new() }
     }
 
     /// Declaration-order rendering.
@@ -126,14 +116,8 @@ impl SignedObject for RecognitionTreaty {
     fn body(&self) -> Map {
         object(vec![
             ("treaty_id", Value::Str(self.treaty_id.clone())),
-            (
-                "issuer_sovereign_id",
-                Value::Str(self.issuer_sovereign_id.clone()),
-            ),
-            (
-                "subject_sovereign_id",
-                Value::Str(self.subject_sovereign_id.clone()),
-            ),
+            ("issuer_sovereign_id", Value::Str(self.issuer_sovereign_id.clone())),
+            ("subject_sovereign_id", Value::Str(self.subject_sovereign_id.clone())),
             ("subject_public_keys", str_array(&self.subject_public_keys)),
             ("scope", self.scope.to_value()),
             ("status", Value::Str(self.status.clone())),

@@ -22,6 +22,8 @@ pub enum NaError {
         /// The message shown.
         message: String,
     },
+    /// A rate-limit bucket is exhausted: 429 `{"error":"Rate limit exceeded"}` with `Retry-After: 60`.
+    RateLimited,
     /// A gm failure (database, bug): 500 `{"error":"Internal server error"}` (D7).
     Internal {
         /// Details for the log (never the response body).
@@ -32,10 +34,12 @@ pub enum NaError {
 impl NaError {
     /// An application error.
     pub fn api(status: u16, message: impl Into<String>) -> NaError {
-        NaError::Api {
-            status,
-            message: message.into(),
-        }
+        NaError::Api { status, message: message.into() }
+    }
+
+    /// 429 for an exhausted rate-limit bucket.
+    pub fn rate_limited() -> NaError {
+        NaError::RateLimited
     }
 
     /// The status code.
@@ -44,6 +48,7 @@ impl NaError {
             NaError::NotFound => 404,
             NaError::MethodNotAllowed { .. } => 405,
             NaError::Api { status, .. } => *status,
+            NaError::RateLimited => 429,
             NaError::Internal { .. } => 500,
         }
     }
@@ -54,6 +59,7 @@ impl NaError {
             NaError::NotFound => "Not Found",
             NaError::MethodNotAllowed { .. } => "Method Not Allowed",
             NaError::Api { message, .. } => message.as_str(),
+            NaError::RateLimited => "Rate limit exceeded",
             NaError::Internal { .. } => "Internal server error",
         };
         let mut map = Map::new();
@@ -64,8 +70,6 @@ impl NaError {
 
 impl From<StoreError> for NaError {
     fn from(e: StoreError) -> NaError {
-        NaError::Internal {
-            detail: e.to_string(),
-        }
+        NaError::Internal { detail: e.to_string() }
     }
 }

@@ -25,9 +25,7 @@ pub struct NaGauges {
 }
 
 /// Upper bounds of the request-duration histogram buckets, in seconds.
-const BUCKETS: [f64; 10] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
-];
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
 
 /// gm's own request metrics, updated once per request.
 #[derive(Debug, Default)]
@@ -57,21 +55,18 @@ impl HttpMetrics {
     }
 
     fn render(&self, out: &mut String) {
-        out.push_str(
-            "# HELP gm_http_requests_total HTTP requests handled by gm, by route and status.\n",
-        );
+        out.push_str("# HELP gm_http_requests_total HTTP requests handled by gm, by route and status.\n");
         out.push_str("# TYPE gm_http_requests_total counter\n");
         let snapshot: Vec<((&str, u16), u64)> = {
             let map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
             map.iter().map(|(k, v)| (*k, *v)).collect()
         };
         for ((route, status), n) in snapshot {
-            let _ = writeln!(
-                out,
-                "gm_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+            let _ = writeln!(out, "gm_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
         }
-        out.push_str("# HELP gm_http_request_duration_seconds Time gm spent handling a request, excluding network I/O.\n");
+        out.push_str(
+            "# HELP gm_http_request_duration_seconds Time gm spent handling a request, excluding network I/O.\n",
+        );
         out.push_str("# TYPE gm_http_request_duration_seconds histogram\n");
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
             let _ = writeln!(
@@ -81,10 +76,7 @@ impl HttpMetrics {
             );
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "gm_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
+        let _ = writeln!(out, "gm_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "gm_http_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "gm_http_request_duration_seconds_count {count}");
@@ -100,46 +92,21 @@ pub fn render(gauges: &NaGauges, http: &HttpMetrics, db_size_bytes: u64) -> Stri
             "Total certificates issued by the Network Authority.",
             gauges.issued_certs_total,
         ),
-        (
-            "genesis_mesh_na_active_nodes",
-            "Current recently active nodes.",
-            gauges.active_nodes,
-        ),
-        (
-            "genesis_mesh_na_revoked_certs_total",
-            "Total certificates marked revoked.",
-            gauges.revoked_certs_total,
-        ),
-        (
-            "genesis_mesh_na_crl_sequence",
-            "Active certificate revocation list sequence.",
-            gauges.crl_sequence,
-        ),
-        (
-            "genesis_mesh_na_policy_versions_total",
-            "Persisted policy versions.",
-            gauges.policy_versions_total,
-        ),
+        ("genesis_mesh_na_active_nodes", "Current recently active nodes.", gauges.active_nodes),
+        ("genesis_mesh_na_revoked_certs_total", "Total certificates marked revoked.", gauges.revoked_certs_total),
+        ("genesis_mesh_na_crl_sequence", "Active certificate revocation list sequence.", gauges.crl_sequence),
+        ("genesis_mesh_na_policy_versions_total", "Persisted policy versions.", gauges.policy_versions_total),
     ];
     for (name, help, value) in upstream {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
     }
     http.render(&mut out);
-    out.push_str(
-        "# HELP gm_db_size_bytes Size of the NA database file plus its write-ahead log.\n",
-    );
+    out.push_str("# HELP gm_db_size_bytes Size of the NA database file plus its write-ahead log.\n");
     out.push_str("# TYPE gm_db_size_bytes gauge\n");
     let _ = writeln!(out, "gm_db_size_bytes {db_size_bytes}");
     out.push_str("# HELP gm_build_info Build of the running gm; the value is always 1.\n");
     out.push_str("# TYPE gm_build_info gauge\n");
-    let _ = writeln!(
-        out,
-        "gm_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
+    let _ = writeln!(out, "gm_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     out
 }
 
@@ -150,7 +117,8 @@ mod tests {
     #[test]
     fn upstream_gauges_come_first_exactly() {
         let text = render(&NaGauges::default(), &HttpMetrics::default(), 0);
-        let expected = "# HELP genesis_mesh_na_issued_certs_total Total certificates issued by the Network Authority.\n\
+        let expected =
+            "# HELP genesis_mesh_na_issued_certs_total Total certificates issued by the Network Authority.\n\
 # TYPE genesis_mesh_na_issued_certs_total gauge\n\
 genesis_mesh_na_issued_certs_total 0\n\
 # HELP genesis_mesh_na_active_nodes Current recently active nodes.\n\

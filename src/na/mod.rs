@@ -3,8 +3,14 @@
 //! errors through [`error::NaError`]. It never parses HTTP itself (that is `http`) and never reads
 //! configuration files (`cli` builds [`Settings`]).
 
+pub mod audit;
+pub mod auth;
+pub mod body;
+pub mod coerce;
 pub mod error;
 pub mod metrics;
+pub mod publish;
+pub mod rate_limit;
 pub mod remote_addr;
 pub mod router;
 pub mod routes;
@@ -37,6 +43,10 @@ pub struct Settings {
     pub readyz_shows_db_path: bool,
     /// The DB path as configured, for `/readyz`.
     pub db_path_display: String,
+    /// Which admin signature versions are accepted (D6). Defaults to v1 and v2.
+    pub admin_signature: auth::admin::SignaturePolicy,
+    /// How long a renewed certificate's predecessor stays usable (D5). Defaults to 1 hour.
+    pub supersede_grace: chrono::Duration,
 }
 
 /// The running NA: everything a request handler needs.
@@ -49,6 +59,8 @@ pub struct Authority {
     pub(crate) store: Arc<Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) http_metrics: HttpMetrics,
+    pub(crate) operators: Arc<auth::operators::OperatorKeys>,
+    pub(crate) limiter: rate_limit::RateLimiter,
 }
 
 impl Authority {
@@ -59,6 +71,7 @@ impl Authority {
         na_key: SigningKey,
         store: Arc<Store>,
         clock: Arc<dyn Clock>,
+        operators: Arc<auth::operators::OperatorKeys>,
     ) -> Authority {
         let genesis_body = json_bytes(&genesis.to_value());
         Authority {
@@ -69,23 +82,54 @@ impl Authority {
             store,
             clock,
             http_metrics: HttpMetrics::default(),
+            operators,
+            limiter: rate_limit::RateLimiter::default(),
+        }
+    }
+
+    /// The NA signer, owned, for write jobs.
+    pub(crate) fn signer(&self) -> publish::Signer {
+        publish::Signer { key: self.na_key.clone(), key_id: self.settings.na_key_id.clone() }
+    }
+
+    /// The operator key set (reloaded on SIGHUP by `gm serve`).
+    pub fn operators(&self) -> &auth::operators::OperatorKeys {
+        &self.operators
+    }
+
+    /// Periodic upkeep (D18, D4): prunes nonces older than 600 s and re-issues a CRL close to its
+    /// `next_update`. Called by the serve maintenance thread; errors are logged.
+    pub fn maintain(&self) {
+        let now = self.clock.now();
+        let threshold = crate::model::timestamp::isoformat_utc(now - chrono::Duration::seconds(600));
+        match self.store.write(move |c| crate::store::nonces::prune_older_than(c, &threshold)) {
+            Ok(n) if n > 0 => log::debug!(target: "gm::na", "pruned {n} expired nonce(s)"),
+            Ok(_) => {}
+            Err(e) => log::error!(target: "gm::na", "nonce pruning failed: {e}"),
+        }
+        let stale = self.store.read(crate::store::crl::active).ok().flatten().is_some_and(|(seq, json)| {
+            publish::parse_stored::<crate::model::crl::Crl>(&json, "crl_versions", &seq.to_string())
+                .is_ok_and(|crl| !publish::crl_is_fresh(&crl, now))
+        });
+        if stale {
+            let signer = self.signer();
+            if let Err(e) = self.store.write(move |c| publish::current_crl(c, &signer, now)) {
+                log::error!(target: "gm::na", "CRL refresh failed: {e}");
+            }
         }
     }
 
     fn dispatch(&self, req: &Request, path: &str) -> (&'static str, Result<Response, NaError>) {
         match router::route(&req.method, path) {
-            Match::Found(route) => (route.label(), self.run(route, req)),
-            Match::Options(allow) => (
-                "options",
-                Ok(Response::new(200).with_header("Allow", allow.join(", "))),
-            ),
+            Match::Found(route) => (route.label(), self.run(route, req, path)),
+            Match::Options(allow) => ("options", Ok(Response::new(200).with_header("Allow", allow.join(", ")))),
             Match::WrongMethod(allow) => ("unmatched", Err(NaError::MethodNotAllowed { allow })),
             Match::NotFound => ("unmatched", Err(NaError::NotFound)),
         }
     }
 
-    fn run(&self, route: Route, req: &Request) -> Result<Response, NaError> {
-        use routes::public;
+    fn run(&self, route: Route, req: &Request, path: &str) -> Result<Response, NaError> {
+        use routes::{admin, enroll, public};
         match route {
             Route::Health => public::health(self),
             Route::Healthz => Ok(public::healthz()),
@@ -96,6 +140,14 @@ impl Authority {
             Route::Sovereign => Ok(public::sovereign(self, req)),
             Route::Policy => public::policy(self),
             Route::Crl => public::crl(self),
+            Route::Join => enroll::join(self, req),
+            Route::Heartbeat => enroll::heartbeat(self, req),
+            Route::Renew => enroll::renew(self, req),
+            Route::AdminInvite => admin::invite(self, req, path),
+            Route::AdminRevoke => admin::revoke(self, req, path),
+            Route::AdminPolicy => admin::policy_publish(self, req, path),
+            Route::AdminPolicyHistory => admin::policy_history(self, req, path),
+            Route::AdminPolicyRollback => admin::policy_rollback(self, req, path),
         }
     }
 }
@@ -112,14 +164,15 @@ impl Handler for Authority {
                     log::error!(target: "gm::na", request_id = req.request_id.as_str(); "internal error on {}: {detail}", label);
                 }
                 let mut r = json_response(e.status(), &e.body());
-                if let NaError::MethodNotAllowed { allow } = e {
-                    r = r.with_header("Allow", allow.join(", "));
+                match e {
+                    NaError::MethodNotAllowed { allow } => r = r.with_header("Allow", allow.join(", ")),
+                    NaError::RateLimited => r = r.with_header("Retry-After", "60"),
+                    _ => {}
                 }
                 r
             }
         };
-        self.http_metrics
-            .observe(label, response.status, started.elapsed());
+        self.http_metrics.observe(label, response.status, started.elapsed());
         response
     }
 }

@@ -11,16 +11,8 @@ use crate::http::Request;
 pub fn client_addr(req: &Request, proxy_hops: usize) -> String {
     if proxy_hops > 0 {
         if let Some(forwarded) = req.header("X-Forwarded-For") {
-            let values: Vec<&str> = forwarded
-                .split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .collect();
-            if let Some(v) = values
-                .len()
-                .checked_sub(proxy_hops)
-                .and_then(|i| values.get(i))
-            {
+            let values: Vec<&str> = forwarded.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
+            if let Some(v) = values.len().checked_sub(proxy_hops).and_then(|i| values.get(i)) {
                 return (*v).to_string();
             }
         }
@@ -31,16 +23,9 @@ pub fn client_addr(req: &Request, proxy_hops: usize) -> String {
 /// The base URL (`scheme://host`, no trailing `/`) the request was addressed to.
 pub fn base_url(req: &Request, proxy_hops: usize) -> String {
     let first = |name: &str| {
-        req.header(name)
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
+        req.header(name).and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
     };
-    let (mut scheme, mut host) = (
-        req.scheme.to_string(),
-        req.header("Host").map(str::to_string),
-    );
+    let (mut scheme, mut host) = (req.scheme.to_string(), req.header("Host").map(str::to_string));
     if proxy_hops > 0 {
         if let Some(p) = first("X-Forwarded-Proto") {
             scheme = p;
@@ -50,7 +35,5 @@ pub fn base_url(req: &Request, proxy_hops: usize) -> String {
         }
     }
     let host = host.unwrap_or_else(|| "localhost".to_string());
-    format!("{scheme}://{host}")
-        .trim_end_matches('/')
-        .to_string()
+    format!("{scheme}://{host}").trim_end_matches('/').to_string()
 }

@@ -22,6 +22,22 @@ pub enum Route {
     Policy,
     /// `GET /crl`
     Crl,
+    /// `POST /join`
+    Join,
+    /// `POST /heartbeat`
+    Heartbeat,
+    /// `POST /renew`
+    Renew,
+    /// `POST /admin/invite`
+    AdminInvite,
+    /// `POST /admin/revoke`
+    AdminRevoke,
+    /// `POST /admin/policy`
+    AdminPolicy,
+    /// `GET /admin/policy/history`
+    AdminPolicyHistory,
+    /// `POST /admin/policy/rollback`
+    AdminPolicyRollback,
 }
 
 impl Route {
@@ -37,6 +53,14 @@ impl Route {
             Route::Sovereign => "/sovereign.json",
             Route::Policy => "/policy",
             Route::Crl => "/crl",
+            Route::Join => "/join",
+            Route::Heartbeat => "/heartbeat",
+            Route::Renew => "/renew",
+            Route::AdminInvite => "/admin/invite",
+            Route::AdminRevoke => "/admin/revoke",
+            Route::AdminPolicy => "/admin/policy",
+            Route::AdminPolicyHistory => "/admin/policy/history",
+            Route::AdminPolicyRollback => "/admin/policy/rollback",
         }
     }
 }
@@ -55,10 +79,29 @@ pub enum Match {
 }
 
 const GET_ONLY: &[&str] = &["GET", "HEAD", "OPTIONS"];
+const POST_ONLY: &[&str] = &["OPTIONS", "POST"];
 
 /// Routes `method` and the percent-decoded `path`.
 pub fn route(method: &str, path: &str) -> Match {
+    let post = match path {
+        "/join" => Some(Route::Join),
+        "/heartbeat" => Some(Route::Heartbeat),
+        "/renew" => Some(Route::Renew),
+        "/admin/invite" => Some(Route::AdminInvite),
+        "/admin/revoke" => Some(Route::AdminRevoke),
+        "/admin/policy" => Some(Route::AdminPolicy),
+        "/admin/policy/rollback" => Some(Route::AdminPolicyRollback),
+        _ => None,
+    };
+    if let Some(route) = post {
+        return match method {
+            "POST" => Match::Found(route),
+            "OPTIONS" => Match::Options(POST_ONLY),
+            _ => Match::WrongMethod(POST_ONLY),
+        };
+    }
     let (route, allow) = match path {
+        "/admin/policy/history" => (Route::AdminPolicyHistory, GET_ONLY),
         "/health" => (Route::Health, GET_ONLY),
         "/healthz" => (Route::Healthz, GET_ONLY),
         "/readyz" => (Route::Readyz, GET_ONLY),

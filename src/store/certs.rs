@@ -34,20 +34,13 @@ pub fn count_all(conn: &Connection) -> Result<i64, StoreError> {
 
 /// Rows with status `revoked`.
 pub fn count_revoked(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM issued_certs WHERE status = 'revoked'",
-        [],
-        |r| r.get(0),
-    )
-    .map_err(StoreError::sqlite("counting revoked certificates"))
+    conn.query_row("SELECT COUNT(*) FROM issued_certs WHERE status = 'revoked'", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("counting revoked certificates"))
 }
 
 /// Non-revoked rows whose `last_heartbeat` sorts at or after `not_before` (an isoformat prefix such
 /// as `2026-11-25T17:40:00`). Callers apply the exact time test to the few rows returned.
-pub fn recent_heartbeats(
-    conn: &Connection,
-    not_before: &str,
-) -> Result<Vec<ActiveNodeRow>, StoreError> {
+pub fn recent_heartbeats(conn: &Connection, not_before: &str) -> Result<Vec<ActiveNodeRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT cert_id, node_public_key, roles_json, expires_at, last_heartbeat, remote_addr, status, heartbeat_status
@@ -76,6 +69,194 @@ pub fn recent_heartbeats(
             })
         })
         .map_err(StoreError::sqlite("reading active nodes"))?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sqlite("reading active nodes"))
+    rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading active nodes"))
+}
+
+/// The columns of one certificate row that decisions need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRow {
+    /// Certificate id.
+    pub cert_id: String,
+    /// Node public key.
+    pub node_public_key: String,
+    /// Stored `roles_json`.
+    pub roles_json: String,
+    /// Issue time (isoformat).
+    pub issued_at: String,
+    /// Expiry (isoformat).
+    pub expires_at: String,
+    /// `issued` or `revoked`.
+    pub status: String,
+    /// Revocation reason, when revoked.
+    pub revocation_reason: Option<String>,
+    /// The certificate this one renewed.
+    pub renewed_from: Option<String>,
+    /// Validity cap (NULL on rows older than migration 002).
+    pub max_validity_hours: Option<i64>,
+}
+
+const CERT_COLUMNS: &str =
+    "cert_id, node_public_key, roles_json, issued_at, expires_at, status, revocation_reason, renewed_from, max_validity_hours";
+
+fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
+    Ok(CertRow {
+        cert_id: r.get(0)?,
+        node_public_key: r.get(1)?,
+        roles_json: r.get(2)?,
+        issued_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        status: r.get(5)?,
+        revocation_reason: r.get(6)?,
+        renewed_from: r.get(7)?,
+        max_validity_hours: r.get(8)?,
+    })
+}
+
+/// Loads one certificate row.
+pub fn get(conn: &Connection, cert_id: &str) -> Result<Option<CertRow>, StoreError> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(&format!("SELECT {CERT_COLUMNS} FROM issued_certs WHERE cert_id = ?1"))
+        .and_then(|mut s| s.query_row([cert_id], cert_row).optional())
+        .map_err(StoreError::sqlite("reading a certificate"))
+}
+
+/// The id of a certificate of `node_public_key` revoked for `key_compromise`, if any.
+pub fn key_compromised(conn: &Connection, node_public_key: &str) -> Result<Option<String>, StoreError> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(
+        "SELECT cert_id FROM issued_certs WHERE node_public_key = ?1 AND status = 'revoked' AND revocation_reason = 'key_compromise' LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row([node_public_key], |r| r.get(0)).optional())
+    .map_err(StoreError::sqlite("checking for a compromised key"))
+}
+
+/// A certificate to store.
+pub struct NewCert {
+    /// Certificate id.
+    pub cert_id: String,
+    /// Node public key.
+    pub node_public_key: String,
+    /// Declaration-order `cert_json`.
+    pub cert_json: String,
+    /// `roles_json` with upstream's separators.
+    pub roles_json: String,
+    /// Issue time (isoformat).
+    pub issued_at: String,
+    /// Expiry (isoformat).
+    pub expires_at: String,
+    /// Client address.
+    pub remote_addr: String,
+    /// The certificate this one renews.
+    pub renewed_from: Option<String>,
+    /// Validity cap.
+    pub max_validity_hours: Option<i64>,
+}
+
+/// Stores a freshly issued certificate: status `issued`, heartbeat status `joined`, last
+/// heartbeat = issue time (so it appears in `/nodes` for five minutes, as upstream).
+pub fn insert(conn: &Connection, c: &NewCert) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO issued_certs (cert_id, node_public_key, cert_json, roles_json, issued_at, expires_at, remote_addr,
+           status, last_heartbeat, heartbeat_status, renewed_from, revoked_at, revocation_reason, max_validity_hours)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'issued', ?5, 'joined', ?8, NULL, NULL, ?9)",
+    )
+    .and_then(|mut s| {
+        s.execute(rusqlite::params![
+            c.cert_id,
+            c.node_public_key,
+            c.cert_json,
+            c.roles_json,
+            c.issued_at,
+            c.expires_at,
+            c.remote_addr,
+            c.renewed_from,
+            c.max_validity_hours
+        ])
+    })
+    .map(|_| ())
+    .map_err(StoreError::sqlite("storing a certificate"))
+}
+
+/// Records a heartbeat.
+pub fn record_heartbeat(
+    conn: &Connection,
+    cert_id: &str,
+    at: &str,
+    status: &str,
+    remote_addr: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE issued_certs SET last_heartbeat = ?2, heartbeat_status = ?3, remote_addr = ?4 WHERE cert_id = ?1",
+    )
+    .and_then(|mut s| s.execute(rusqlite::params![cert_id, at, status, remote_addr]))
+    .map(|_| ())
+    .map_err(StoreError::sqlite("recording a heartbeat"))
+}
+
+/// Marks a certificate revoked (only if it is not already).
+pub fn mark_revoked(conn: &Connection, cert_id: &str, at: &str, reason: &str) -> Result<bool, StoreError> {
+    conn.execute(
+        "UPDATE issued_certs SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3 WHERE cert_id = ?1 AND status != 'revoked'",
+        rusqlite::params![cert_id, at, reason],
+    )
+    .map(|n| n == 1)
+    .map_err(StoreError::sqlite("revoking a certificate"))
+}
+
+/// Replaces the stored revocation reason (escalation to `key_compromise`, D12).
+pub fn set_revocation_reason(conn: &Connection, cert_id: &str, reason: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE issued_certs SET revocation_reason = ?2 WHERE cert_id = ?1",
+        rusqlite::params![cert_id, reason],
+    )
+    .map(|_| ())
+    .map_err(StoreError::sqlite("updating a revocation reason"))
+}
+
+/// The certificate that renewed `cert_id` (earliest), with its issue time.
+pub fn successor(conn: &Connection, cert_id: &str) -> Result<Option<(String, String)>, StoreError> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(
+        "SELECT cert_id, issued_at FROM issued_certs WHERE renewed_from = ?1 ORDER BY issued_at LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row([cert_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+    .map_err(StoreError::sqlite("reading a renewal"))
+}
+
+/// Every certificate linked to `cert_id` through `renewed_from` (ancestors and descendants) with the
+/// same node key, `cert_id` first.
+pub fn renewal_chain(conn: &Connection, cert_id: &str) -> Result<Vec<CertRow>, StoreError> {
+    let Some(start) = get(conn, cert_id)? else {
+        return Ok(Vec::new());
+    };
+    let mut chain = vec![start.clone()];
+    let mut cursor = start.renewed_from.clone();
+    while let Some(id) = cursor {
+        match get(conn, &id)? {
+            Some(row)
+                if row.node_public_key == start.node_public_key && !chain.iter().any(|c| c.cert_id == row.cert_id) =>
+            {
+                cursor = row.renewed_from.clone();
+                chain.push(row);
+            }
+            _ => break,
+        }
+    }
+    let mut frontier = vec![start.cert_id.clone()];
+    while let Some(id) = frontier.pop() {
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {CERT_COLUMNS} FROM issued_certs WHERE renewed_from = ?1"))
+            .map_err(StoreError::sqlite("reading renewals"))?;
+        let children = stmt
+            .query_map([&id], cert_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(StoreError::sqlite("reading renewals"))?;
+        for child in children {
+            if child.node_public_key == start.node_public_key && !chain.iter().any(|c| c.cert_id == child.cert_id) {
+                frontier.push(child.cert_id.clone());
+                chain.push(child);
+            }
+        }
+    }
+    Ok(chain)
 }

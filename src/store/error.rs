@@ -42,6 +42,13 @@ pub enum StoreError {
     },
     /// No connection became free within the busy timeout.
     PoolTimeout,
+    /// The writer thread failed or stopped.
+    Writer {
+        /// What happened.
+        problem: String,
+    },
+    /// The store was opened read-only and cannot write.
+    ReadOnly,
     /// A stored JSON column could not be read back.
     CorruptRow {
         /// The table.
@@ -75,6 +82,8 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Sqlite { op, source } => write!(f, "database error while {op}: {source}"),
             StoreError::PoolTimeout => write!(f, "no database connection became free within the busy timeout"),
+            StoreError::Writer { problem } => write!(f, "database write failed: {problem}"),
+            StoreError::ReadOnly => write!(f, "the database was opened read-only"),
             StoreError::CorruptRow { table, key, problem } => {
                 write!(f, "stored row {key} in table {table} cannot be read: {problem}")
             }

@@ -5,17 +5,22 @@
 //! per table family owns its queries. Callers get a pooled connection through [`Store::read`] and
 //! [`Store::write`]; no lock is held across a query except the connection itself.
 
+pub mod agents;
+pub mod audit;
 pub mod certs;
 pub mod crl;
 pub mod error;
+pub mod invites;
+pub mod nonces;
 pub mod policy;
 pub mod schema;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use error::StoreError;
 
@@ -38,6 +43,7 @@ pub struct Store {
     max_connections: usize,
     idle: Mutex<PoolState>,
     freed: Condvar,
+    writer: Option<writer::Writer>,
 }
 
 struct PoolState {
@@ -47,10 +53,7 @@ struct PoolState {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.path)
-            .field("mode", &self.mode)
-            .finish()
+        f.debug_struct("Store").field("path", &self.path).field("mode", &self.mode).finish()
     }
 }
 
@@ -61,20 +64,16 @@ impl Store {
     pub fn open(path: &Path, mode: OpenMode, applied_at: &str) -> Result<Store, StoreError> {
         let memory = path.as_os_str() == ":memory:";
         if mode == OpenMode::ReadOnly && !memory && !path.exists() {
-            return Err(StoreError::Missing {
-                path: path.to_path_buf(),
-            });
+            return Err(StoreError::Missing { path: path.to_path_buf() });
         }
-        let store = Store {
+        let mut store = Store {
             path: path.to_path_buf(),
             mode,
             // `:memory:` is one private database per connection, so it gets exactly one.
             max_connections: if memory { 1 } else { 8 },
-            idle: Mutex::new(PoolState {
-                idle: Vec::new(),
-                open: 0,
-            }),
+            idle: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             freed: Condvar::new(),
+            writer: None,
         };
         // Gate before anything writes: a foreign or newer database is refused untouched.
         let mut conn = store.connect_raw()?;
@@ -84,6 +83,11 @@ impl Store {
             store.enable_wal(&conn)?;
             schema::migrate(&mut conn, applied_at)?;
             schema::ensure_gm_indexes(&conn)?;
+            conn.execute_batch("PRAGMA synchronous = FULL")
+                .map_err(StoreError::sqlite("setting synchronous = FULL"))?;
+            if !memory {
+                store.writer = Some(writer::Writer::start(store.connect()?)?);
+            }
         }
         store.give_back(conn);
         Ok(store)
@@ -95,25 +99,32 @@ impl Store {
     }
 
     /// Runs `f` on a pooled connection.
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = self.take()?;
         let result = f(&conn);
         self.give_back(conn);
         result
     }
 
-    /// Runs `f` inside an immediate (write-locking) transaction, committing on success.
-    pub fn write<T>(
+    /// Runs `f` as one atomic unit of the writer's next group commit and returns after the commit
+    /// (durable: `synchronous = FULL`). `f` must own what it needs (it runs on the writer thread).
+    pub fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let mut conn = self.take()?;
-        let result = run_in_transaction(&mut conn, f);
-        self.give_back(conn);
-        result
+        if self.mode == OpenMode::ReadOnly {
+            return Err(StoreError::ReadOnly);
+        }
+        match &self.writer {
+            Some(w) => w.submit(f),
+            None => {
+                // `:memory:` databases have one connection and no writer thread.
+                let mut conn = self.take()?;
+                let result = run_in_transaction(&mut conn, f);
+                self.give_back(conn);
+                result
+            }
+        }
     }
 
     /// Size of the database file plus its WAL, in bytes.
@@ -121,9 +132,7 @@ impl Store {
         let main = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         let mut wal = self.path.as_os_str().to_os_string();
         wal.push("-wal");
-        main + std::fs::metadata(PathBuf::from(wal))
-            .map(|m| m.len())
-            .unwrap_or(0)
+        main + std::fs::metadata(PathBuf::from(wal)).map(|m| m.len()).unwrap_or(0)
     }
 
     /// Readiness (`deviations.md` D3): the schema holds versions 1–6 and all 13 tables, and a write
@@ -148,15 +157,10 @@ impl Store {
             OpenMode::Serve => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
             OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn =
-            Connection::open_with_flags(&self.path, flags).map_err(|source| StoreError::Open {
-                path: self.path.clone(),
-                source,
-            })?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(StoreError::sqlite("setting busy_timeout"))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON")
-            .map_err(|e| not_sqlite_or(e, &self.path))?;
+        let conn = Connection::open_with_flags(&self.path, flags)
+            .map_err(|source| StoreError::Open { path: self.path.clone(), source })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(StoreError::sqlite("setting busy_timeout"))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON").map_err(|e| not_sqlite_or(e, &self.path))?;
         Ok(conn)
     }
 
@@ -191,11 +195,7 @@ impl Store {
             if now >= deadline {
                 return Err(StoreError::PoolTimeout);
             }
-            state = self
-                .freed
-                .wait_timeout(state, deadline - now)
-                .map(|(s, _)| s)
-                .unwrap_or_else(|p| p.into_inner().0);
+            state = self.freed.wait_timeout(state, deadline - now).map(|(s, _)| s).unwrap_or_else(|p| p.into_inner().0);
         }
     }
 
@@ -212,7 +212,7 @@ impl Store {
 
 fn run_in_transaction<T>(
     conn: &mut Connection,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -224,33 +224,22 @@ fn run_in_transaction<T>(
 
 fn not_sqlite_or(e: rusqlite::Error, path: &Path) -> StoreError {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
-        StoreError::NotSqlite {
-            path: path.to_path_buf(),
-        }
+        StoreError::NotSqlite { path: path.to_path_buf() }
     } else {
-        StoreError::Open {
-            path: path.to_path_buf(),
-            source: e,
-        }
+        StoreError::Open { path: path.to_path_buf(), source: e }
     }
 }
 
 fn check_is_sqlite(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|_| ())
-    .map_err(|e| not_sqlite_or(e, path))
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+        .map(|_| ())
+        .map_err(|e| not_sqlite_or(e, path))
 }
 
 fn gate_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let found = schema::current_version(conn)?;
     if found > schema::KNOWN_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            path: path.to_path_buf(),
-            found,
-            known: schema::KNOWN_VERSION,
-        });
+        return Err(StoreError::SchemaTooNew { path: path.to_path_buf(), found, known: schema::KNOWN_VERSION });
     }
     Ok(())
 }
@@ -267,6 +256,5 @@ fn readiness(conn: &mut Connection) -> Result<(), String> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| format!("database not writable: {e}"))?;
-    tx.rollback()
-        .map_err(|e| format!("database not writable: {e}"))
+    tx.rollback().map_err(|e| format!("database not writable: {e}"))
 }

@@ -176,10 +176,12 @@ CREATE INDEX IF NOT EXISTS idx_imported_sovereign_revocations_issuer ON imported
 ];
 
 /// gm's own indexes on upstream tables (documented in README "Database"): they turn the `/metrics`
-/// revoked count and the `/nodes` active set into indexed lookups.
-const GM_INDEXES: &str =
-    "CREATE INDEX IF NOT EXISTS gm_issued_certs_status ON issued_certs(status);
-CREATE INDEX IF NOT EXISTS gm_issued_certs_last_heartbeat ON issued_certs(last_heartbeat);";
+/// revoked count, the `/nodes` active set, renewal-chain lookups (D5) and nonce pruning (D18) into
+/// indexed queries.
+const GM_INDEXES: &str = "CREATE INDEX IF NOT EXISTS gm_issued_certs_status ON issued_certs(status);
+CREATE INDEX IF NOT EXISTS gm_issued_certs_last_heartbeat ON issued_certs(last_heartbeat);
+CREATE INDEX IF NOT EXISTS gm_issued_certs_renewed_from ON issued_certs(renewed_from);
+CREATE INDEX IF NOT EXISTS gm_nonces_created_at ON nonces(created_at);";
 
 /// The versions recorded in `schema_version` (empty when the table does not exist).
 pub fn applied_versions(conn: &Connection) -> Result<Vec<i64>, StoreError> {
@@ -189,20 +191,15 @@ pub fn applied_versions(conn: &Connection) -> Result<Vec<i64>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT version FROM schema_version ORDER BY version")
         .map_err(StoreError::sqlite("reading schema_version"))?;
-    let rows = stmt
-        .query_map([], |r| r.get::<_, i64>(0))
-        .map_err(StoreError::sqlite("reading schema_version"))?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sqlite("reading schema_version"))
+    let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).map_err(StoreError::sqlite("reading schema_version"))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading schema_version"))
 }
 
 /// True when `name` is a table of the database.
 pub fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| {
+        r.get::<_, i64>(0)
+    })
     .map(|n| n > 0)
     .map_err(StoreError::sqlite("reading sqlite_master"))
 }
@@ -221,39 +218,33 @@ pub fn missing_tables(conn: &Connection) -> Result<Vec<&'static str>, StoreError
 /// Applies every migration not yet recorded, each in its own transaction with its
 /// `schema_version` row, exactly as upstream does at start. `applied_at` is the isoformat time.
 pub fn migrate(conn: &mut Connection, applied_at: &str) -> Result<Vec<i64>, StoreError> {
-    conn.execute_batch(BOOTSTRAP)
-        .map_err(StoreError::sqlite("creating schema_version"))?;
+    conn.execute_batch(BOOTSTRAP).map_err(StoreError::sqlite("creating schema_version"))?;
     let done = applied_versions(conn)?;
     let mut applied = Vec::new();
     for (version, sql) in MIGRATIONS {
         if done.contains(&version) {
             continue;
         }
-        let tx = conn
-            .transaction()
-            .map_err(StoreError::sqlite("starting a migration"))?;
+        let tx = conn.transaction().map_err(StoreError::sqlite("starting a migration"))?;
         if version == 2 && column_exists(&tx, "issued_certs", "max_validity_hours")? {
             // A database whose 002 column exists without its version row: record it only.
         } else {
-            tx.execute_batch(sql)
-                .map_err(StoreError::sqlite("applying a migration"))?;
+            tx.execute_batch(sql).map_err(StoreError::sqlite("applying a migration"))?;
         }
         tx.execute(
             "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
             rusqlite::params![version, applied_at],
         )
         .map_err(StoreError::sqlite("recording a migration"))?;
-        tx.commit()
-            .map_err(StoreError::sqlite("committing a migration"))?;
+        tx.commit().map_err(StoreError::sqlite("committing a migration"))?;
         applied.push(version);
     }
     Ok(applied)
 }
 
 fn column_exists(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
-    let mut stmt = conn
-        .prepare("SELECT name FROM pragma_table_info(?1)")
-        .map_err(StoreError::sqlite("reading table info"))?;
+    let mut stmt =
+        conn.prepare("SELECT name FROM pragma_table_info(?1)").map_err(StoreError::sqlite("reading table info"))?;
     let names = stmt
         .query_map([table], |r| r.get::<_, String>(0))
         .map_err(StoreError::sqlite("reading table info"))?
@@ -264,8 +255,7 @@ fn column_exists(conn: &Connection, table: &str, column: &str) -> Result<bool, S
 
 /// Creates gm's own `gm_…` indexes if missing.
 pub fn ensure_gm_indexes(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(GM_INDEXES)
-        .map_err(StoreError::sqlite("creating gm indexes"))
+    conn.execute_batch(GM_INDEXES).map_err(StoreError::sqlite("creating gm indexes"))
 }
 
 /// The highest recorded version, 0 when none.

@@ -77,11 +77,7 @@ impl Gm {
         let out = self.output();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert_eq!(
-            out.status.code(),
-            Some(status),
-            "stdout:\n{stdout}\nstderr:\n{stderr}"
-        );
+        assert_eq!(out.status.code(), Some(status), "stdout:\n{stdout}\nstderr:\n{stderr}");
         (stdout, stderr)
     }
 }
@@ -109,22 +105,12 @@ impl GmServer {
     pub fn start_with(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> GmServer {
         let stderr_log = home.join(format!("serve-{}.log", std::process::id()));
         let mut cmd = Command::new(GM);
-        cmd.args([
-            "serve",
-            "--home",
-            home.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env_clear();
+        cmd.args(["serve", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"]).args(extra).env_clear();
         for (k, v) in env {
             cmd.env(k, v);
         }
         let log = std::fs::File::create(&stderr_log).unwrap();
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .stdin(Stdio::null());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::from(log)).stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
@@ -140,21 +126,11 @@ impl GmServer {
             })
             .parse()
             .unwrap();
-        GmServer {
-            child,
-            addr,
-            stderr_log,
-        }
+        GmServer { child, addr, stderr_log }
     }
 
     pub fn get(&self, path: &str) -> HttpResponse {
-        request(
-            self.addr,
-            &format!(
-                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                self.addr
-            ),
-        )
+        request(self.addr, &format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr))
     }
 
     pub fn stderr(&self) -> String {
@@ -163,18 +139,13 @@ impl GmServer {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> i32 {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code().unwrap_or(-1);
             }
-            assert!(
-                Instant::now() < deadline,
-                "gm serve did not exit after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "gm serve did not exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -201,19 +172,14 @@ impl HttpResponse {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// Writes `raw` to a new connection and reads one response.
 pub fn request(addr: SocketAddr, raw: &str) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream.write_all(raw.as_bytes()).unwrap();
     read_response(&mut stream).unwrap()
 }
@@ -235,16 +201,10 @@ pub fn read_response(stream: &mut TcpStream) -> Option<HttpResponse> {
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let len: usize =
+        headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap());
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
         let n = stream.read(&mut chunk).ok()?;
@@ -254,11 +214,7 @@ pub fn read_response(stream: &mut TcpStream) -> Option<HttpResponse> {
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(len);
-    Some(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Some(HttpResponse { status, headers, body })
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

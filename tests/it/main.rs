@@ -4,9 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod enroll;
 mod harness;
 mod keys;
+mod replay;
 mod serve;
 mod serve_limits;
+mod signer;
 mod store;
 mod vectors;

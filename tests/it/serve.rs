@@ -38,33 +38,18 @@ fn healthz_is_byte_exact_and_other_routes_answer() {
     let home = sandbox(&dir);
     let server = GmServer::start(&home, &[]);
     let r = server.get("/healthz");
-    assert_eq!(
-        (r.status, r.body.as_slice()),
-        (200, b"{\"status\":\"ok\"}\n".as_slice())
-    );
+    assert_eq!((r.status, r.body.as_slice()), (200, b"{\"status\":\"ok\"}\n".as_slice()));
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     assert_eq!(r.header("X-Request-ID").map(str::len), Some(32));
     let h = server.get("/health");
-    assert_eq!(
-        h.text(),
-        "{\"network\":\"sandbox-mesh\",\"status\":\"healthy\",\"version\":\"v0.1\"}\n"
-    );
+    assert_eq!(h.text(), "{\"network\":\"sandbox-mesh\",\"status\":\"healthy\",\"version\":\"v0.1\"}\n");
     let missing = server.get("/na/key-history");
-    assert_eq!(
-        (missing.status, missing.text().as_str()),
-        (404, "{\"error\":\"Not Found\"}\n")
-    );
+    assert_eq!((missing.status, missing.text().as_str()), (404, "{\"error\":\"Not Found\"}\n"));
     let wrong = request(
         server.addr,
-        &format!(
-            "POST /healthz HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            server.addr
-        ),
+        &format!("POST /healthz HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", server.addr),
     );
-    assert_eq!(
-        (wrong.status, wrong.text().as_str()),
-        (405, "{\"error\":\"Method Not Allowed\"}\n")
-    );
+    assert_eq!((wrong.status, wrong.text().as_str()), (405, "{\"error\":\"Method Not Allowed\"}\n"));
     assert_eq!(wrong.header("Allow"), Some("GET, HEAD, OPTIONS"));
 }
 
@@ -78,13 +63,8 @@ fn genesis_route_serves_the_signed_file_canonically() {
     let mut expected = gm::crypto::canonical::canonical_string(&parse_str(&file).unwrap());
     expected.push('\n');
     assert_eq!(r.text(), expected);
-    let (stdout, _) = Gm::new(&[
-        "genesis",
-        "verify",
-        "--genesis",
-        home.join("genesis.signed.json").to_str().unwrap(),
-    ])
-    .expect(0);
+    let (stdout, _) =
+        Gm::new(&["genesis", "verify", "--genesis", home.join("genesis.signed.json").to_str().unwrap()]).expect(0);
     assert!(stdout.starts_with("valid"));
 }
 
@@ -101,46 +81,21 @@ fn policy_and_crl_are_created_signed_and_stable() {
     assert_eq!(policy.policy_id, "policy-sandbox-mesh-v0.1");
     assert_eq!(policy.allowed_services, vec!["service-1", "service-2"]);
     assert_eq!(policy.issued_by, "na-local");
-    assert_eq!(
-        server.get("/policy").body,
-        first.body,
-        "the stored default is served again"
-    );
+    assert_eq!(server.get("/policy").body, first.body, "the stored default is served again");
     let crl_resp = server.get("/crl");
     let crl = Crl::from_value(&json(&crl_resp.body)).unwrap();
     assert!(crl.check_signatures(&[na]).is_valid());
-    assert_eq!(
-        (
-            crl.sequence,
-            crl.revoked_certificates.len(),
-            crl.issuer.as_str()
-        ),
-        (0, 0, "na-local")
-    );
-    assert_eq!(
-        (crl.next_update.to_utc() - crl.issued_at.to_utc()).num_hours(),
-        24
-    );
+    assert_eq!((crl.sequence, crl.revoked_certificates.len(), crl.issuer.as_str()), (0, 0, "na-local"));
+    assert_eq!((crl.next_update.to_utc() - crl.issued_at.to_utc()).num_hours(), 24);
     assert_eq!(server.get("/crl").body, crl_resp.body);
     // The CLI verifies what the server signed (the customer-held custody path checks the same way).
     let crl_file = dir.join("crl.json");
     std::fs::write(&crl_file, &crl_resp.body).unwrap();
-    Gm::new(&[
-        "verify",
-        "--public-key",
-        home.join("keys/na.pub").to_str().unwrap(),
-        crl_file.to_str().unwrap(),
-    ])
-    .expect(0);
+    Gm::new(&["verify", "--public-key", home.join("keys/na.pub").to_str().unwrap(), crl_file.to_str().unwrap()])
+        .expect(0);
     let metrics = server.get("/metrics").text();
-    assert!(
-        metrics.contains("\ngenesis_mesh_na_policy_versions_total 1\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("\ngenesis_mesh_na_crl_sequence 0\n"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("\ngenesis_mesh_na_policy_versions_total 1\n"), "{metrics}");
+    assert!(metrics.contains("\ngenesis_mesh_na_crl_sequence 0\n"), "{metrics}");
 }
 
 #[test]
@@ -151,27 +106,15 @@ fn sovereign_json_uses_host_header_and_ignores_forwarded_without_proxy_hops() {
     let raw = "GET /sovereign.json HTTP/1.1\r\nHost: na.example:8443\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
     let r = request(server.addr, raw);
     let body = r.text();
-    assert!(
-        body.contains("\"endpoint\":\"http://na.example:8443\""),
-        "{body}"
-    );
-    assert!(
-        body.contains("\"genesis\":\"http://na.example:8443/genesis\""),
-        "{body}"
-    );
+    assert!(body.contains("\"endpoint\":\"http://na.example:8443\""), "{body}");
+    assert!(body.contains("\"genesis\":\"http://na.example:8443/genesis\""), "{body}");
     assert!(!body.contains("evil"), "{body}");
     assert!(body.contains("\"sovereign_id\":\"sandbox-mesh\""), "{body}");
-    assert!(
-        body.contains("+00:00\""),
-        "sovereign.json renders NA times as isoformat: {body}"
-    );
+    assert!(body.contains("+00:00\""), "sovereign.json renders NA times as isoformat: {body}");
     drop(server);
     let proxied = GmServer::start(&home, &["--trusted-proxy-hops", "1"]);
     let body = request(proxied.addr, raw).text();
-    assert!(
-        body.contains("\"endpoint\":\"https://evil.example\""),
-        "{body}"
-    );
+    assert!(body.contains("\"endpoint\":\"https://evil.example\""), "{body}");
 }
 
 #[test]
@@ -181,32 +124,16 @@ fn readyz_reports_ready_with_db_path_and_metrics_have_gm_series() {
     let server = GmServer::start(&home, &[]);
     let r = server.get("/readyz");
     let db = home.join("na.db");
-    assert_eq!(
-        (r.status, r.text()),
-        (
-            200,
-            format!(
-                "{{\"db_path\":\"{}\",\"status\":\"ready\"}}\n",
-                db.display()
-            )
-        )
-    );
+    assert_eq!((r.status, r.text()), (200, format!("{{\"db_path\":\"{}\",\"status\":\"ready\"}}\n", db.display())));
     server.get("/healthz");
     let m = server.get("/metrics");
-    assert_eq!(
-        m.header("Content-Type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
-    );
+    assert_eq!(m.header("Content-Type"), Some("text/plain; version=0.0.4; charset=utf-8"));
     let text = m.text();
-    assert!(text.starts_with("# HELP genesis_mesh_na_issued_certs_total Total certificates issued by the Network Authority.\n"));
-    assert!(
-        text.contains("gm_http_requests_total{route=\"/healthz\",status=\"200\"} 1\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("gm_http_request_duration_seconds_count"),
-        "{text}"
-    );
+    assert!(text.starts_with(
+        "# HELP genesis_mesh_na_issued_certs_total Total certificates issued by the Network Authority.\n"
+    ));
+    assert!(text.contains("gm_http_requests_total{route=\"/healthz\",status=\"200\"} 1\n"), "{text}");
+    assert!(text.contains("gm_http_request_duration_seconds_count"), "{text}");
     assert!(text.contains("gm_db_size_bytes "), "{text}");
     assert!(text.contains("gm_build_info{version="), "{text}");
     let nodes = server.get("/nodes");
@@ -224,17 +151,8 @@ fn readyz_says_which_check_failed_when_the_schema_is_damaged() {
     drop(conn);
     let r = server.get("/readyz");
     assert_eq!(r.status, 503);
-    assert!(
-        r.text()
-            .ends_with("\"error\":\"table audit_events missing\",\"status\":\"not_ready\"}\n"),
-        "{}",
-        r.text()
-    );
-    assert_eq!(
-        server.get("/healthz").status,
-        200,
-        "liveness is dependency-free"
-    );
+    assert!(r.text().ends_with("\"error\":\"table audit_events missing\",\"status\":\"not_ready\"}\n"), "{}", r.text());
+    assert_eq!(server.get("/healthz").status, 200, "liveness is dependency-free");
 }
 
 #[test]
@@ -258,11 +176,7 @@ fn refused(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
         gm = gm.env(k, v);
     }
     let (_, stderr) = gm.expect(2);
-    assert_eq!(
-        snapshot(home),
-        before,
-        "a refused start must change no file"
-    );
+    assert_eq!(snapshot(home), before, "a refused start must change no file");
     stderr
 }
 
@@ -275,11 +189,7 @@ fn startup_refuses_unsigned_or_tampered_genesis() {
     if let Value::Object(m) = &mut value {
         m.insert("signatures", Value::Array(Vec::new()));
     }
-    std::fs::write(
-        home.join("unsigned.json"),
-        gm::crypto::canonical::to_pretty_string(&value),
-    )
-    .unwrap();
+    std::fs::write(home.join("unsigned.json"), gm::crypto::canonical::to_pretty_string(&value)).unwrap();
     let unsigned = home.join("unsigned.json");
     let stderr = refused(&home, &["--genesis", unsigned.to_str().unwrap()], &[]);
     assert_eq!(
@@ -289,73 +199,28 @@ fn startup_refuses_unsigned_or_tampered_genesis() {
             unsigned.display()
         )
     );
-    std::fs::write(
-        home.join("tampered.json"),
-        signed.replace("sandbox-mesh", "other-mesh"),
-    )
-    .unwrap();
-    let stderr = refused(
-        &home,
-        &["--genesis", home.join("tampered.json").to_str().unwrap()],
-        &[],
-    );
-    assert!(
-        stderr.contains("root signature 1 does not verify with its root_public_key"),
-        "{stderr}"
-    );
+    std::fs::write(home.join("tampered.json"), signed.replace("sandbox-mesh", "other-mesh")).unwrap();
+    let stderr = refused(&home, &["--genesis", home.join("tampered.json").to_str().unwrap()], &[]);
+    assert!(stderr.contains("root signature 1 does not verify with its root_public_key"), "{stderr}");
     // Development override starts, with a warning.
-    let server = GmServer::start(
-        &home,
-        &[
-            "--genesis",
-            unsigned.to_str().unwrap(),
-            "--allow-unsigned-genesis",
-        ],
-    );
+    let server = GmServer::start(&home, &["--genesis", unsigned.to_str().unwrap(), "--allow-unsigned-genesis"]);
     assert_eq!(server.get("/healthz").status, 200);
-    assert!(crate::harness::wait_until(
-        std::time::Duration::from_secs(5),
-        || server.stderr().contains("UNSIGNED genesis")
-    ));
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || server
+        .stderr()
+        .contains("UNSIGNED genesis")));
 }
 
 #[test]
 fn startup_refuses_na_key_that_does_not_match_genesis() {
     let dir = TempDir::new("refuse-key");
     let home = sandbox(&dir);
-    Gm::new(&[
-        "keygen",
-        "network-authority",
-        "--output",
-        dir.join("other").to_str().unwrap(),
-    ])
-    .expect(0);
-    let stderr = refused(
-        &home,
-        &["--na-key", dir.join("other.key").to_str().unwrap()],
-        &[],
-    );
-    assert!(
-        stderr.starts_with("error: NA private key does not match genesis block: "),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("hint: point NA_PRIVATE_KEY_FILE"),
-        "{stderr}"
-    );
+    Gm::new(&["keygen", "network-authority", "--output", dir.join("other").to_str().unwrap()]).expect(0);
+    let stderr = refused(&home, &["--na-key", dir.join("other.key").to_str().unwrap()], &[]);
+    assert!(stderr.starts_with("error: NA private key does not match genesis block: "), "{stderr}");
+    assert!(stderr.contains("hint: point NA_PRIVATE_KEY_FILE"), "{stderr}");
     // Upstream's environment names work too, with the same refusal.
-    let stderr = refused(
-        &home,
-        &[],
-        &[(
-            "NA_PRIVATE_KEY_FILE",
-            dir.join("other.key").to_str().unwrap(),
-        )],
-    );
-    assert!(
-        stderr.starts_with("error: NA private key does not match genesis block"),
-        "{stderr}"
-    );
+    let stderr = refused(&home, &[], &[("NA_PRIVATE_KEY_FILE", dir.join("other.key").to_str().unwrap())]);
+    assert!(stderr.starts_with("error: NA private key does not match genesis block"), "{stderr}");
 }
 
 #[test]
@@ -385,10 +250,7 @@ fn startup_refuses_a_newer_schema() {
     conn.execute_batch("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL); INSERT INTO schema_version VALUES (7, '2027-01-01T00:00:00+00:00');").unwrap();
     drop(conn);
     let stderr = refused(&home, &[], &[]);
-    assert!(
-        stderr.contains("has schema version 7, newer than the 6 this gm knows"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("has schema version 7, newer than the 6 this gm knows"), "{stderr}");
 }
 
 #[test]
@@ -399,14 +261,8 @@ fn startup_refuses_a_port_in_use() {
     let port = taken.local_addr().unwrap().port().to_string();
     let stderr = refused(&home, &[], &[("PORT", &port)]);
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
-    assert!(
-        stderr.contains("hint: stop the other process using the port"),
-        "{stderr}"
-    );
-    assert!(
-        !home.join("na.db").exists(),
-        "no database is created when the port is taken"
-    );
+    assert!(stderr.contains("hint: stop the other process using the port"), "{stderr}");
+    assert!(!home.join("na.db").exists(), "no database is created when the port is taken");
 }
 
 #[test]
@@ -414,39 +270,17 @@ fn a_second_server_on_the_same_database_is_refused() {
     let dir = TempDir::new("refuse-lock");
     let home = sandbox(&dir);
     let _first = GmServer::start(&home, &[]);
-    let (_, stderr) = Gm::new(&[
-        "serve",
-        "--home",
-        home.to_str().unwrap(),
-        "--bind",
-        "127.0.0.1:0",
-    ])
-    .expect(2);
-    assert!(
-        stderr.contains("is already served by another gm"),
-        "{stderr}"
-    );
+    let (_, stderr) = Gm::new(&["serve", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"]).expect(2);
+    assert!(stderr.contains("is already served by another gm"), "{stderr}");
 }
 
 #[test]
 fn quickstart_refuses_a_non_empty_folder_without_config() {
     let dir = TempDir::new("qs-refuse");
     std::fs::write(dir.join("precious.txt"), "keep me").unwrap();
-    let (_, stderr) = Gm::new(&[
-        "quickstart",
-        "--home",
-        dir.path().to_str().unwrap(),
-        "--no-serve",
-    ])
-    .expect(2);
-    assert!(
-        stderr.contains("is not empty and holds no gm.toml"),
-        "{stderr}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("precious.txt")).unwrap(),
-        "keep me"
-    );
+    let (_, stderr) = Gm::new(&["quickstart", "--home", dir.path().to_str().unwrap(), "--no-serve"]).expect(2);
+    assert!(stderr.contains("is not empty and holds no gm.toml"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("precious.txt")).unwrap(), "keep me");
 }
 
 #[test]
@@ -454,76 +288,36 @@ fn quickstart_keeps_root_key_offline_and_serves() {
     let dir = TempDir::new("qs-serve");
     let home = dir.join("sb");
     let mut child = std::process::Command::new(crate::harness::GM)
-        .args([
-            "quickstart",
-            "--home",
-            home.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1:0",
-        ])
+        .args(["quickstart", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let r = request(
-        addr,
-        &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
-    );
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let addr: std::net::SocketAddr = line.trim().strip_prefix("listening on http://").unwrap().parse().unwrap();
+    let r = request(addr, &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n"));
     assert_eq!(r.text(), "{\"status\":\"ok\"}\n");
     assert!(home.join("offline/root.key").exists() && !home.join("keys/root.key").exists());
     let _ = child.kill();
     let _ = child.wait();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(
-        stderr.contains("offline/ holds the ROOT and OPERATOR private keys"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("offline/ holds the ROOT and OPERATOR private keys"), "{stderr}");
     assert!(stderr.contains("curl http://127.0.0.1:"), "{stderr}");
 }
 
 #[test]
 fn quickstart_defaults_to_a_sandbox_folder_in_the_working_directory() {
     let dir = TempDir::new("qs-default");
-    let (_, stderr) = Gm::new(&["quickstart", "--no-serve"])
-        .cwd(dir.path())
-        .expect(0);
-    assert!(
-        stderr.contains("created sandbox sovereign sandbox-mesh in gm-sandbox"),
-        "{stderr}"
-    );
-    for f in [
-        "gm.toml",
-        "genesis.signed.json",
-        "keys/na.key",
-        "offline/root.key",
-        "operators.json",
-    ] {
+    let (_, stderr) = Gm::new(&["quickstart", "--no-serve"]).cwd(dir.path()).expect(0);
+    assert!(stderr.contains("created sandbox sovereign sandbox-mesh in gm-sandbox"), "{stderr}");
+    for f in ["gm.toml", "genesis.signed.json", "keys/na.key", "offline/root.key", "operators.json"] {
         assert!(dir.join("gm-sandbox").join(f).exists(), "{f}");
     }
     // Running it again reuses the sandbox instead of refusing or overwriting it.
     let before = std::fs::read(dir.join("gm-sandbox/keys/na.key")).unwrap();
-    let (_, stderr) = Gm::new(&["quickstart", "--no-serve"])
-        .cwd(dir.path())
-        .expect(0);
-    assert!(
-        stderr.contains("using the existing sandbox in gm-sandbox"),
-        "{stderr}"
-    );
-    assert_eq!(
-        std::fs::read(dir.join("gm-sandbox/keys/na.key")).unwrap(),
-        before
-    );
+    let (_, stderr) = Gm::new(&["quickstart", "--no-serve"]).cwd(dir.path()).expect(0);
+    assert!(stderr.contains("using the existing sandbox in gm-sandbox"), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("gm-sandbox/keys/na.key")).unwrap(), before);
 }

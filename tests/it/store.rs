@@ -24,19 +24,12 @@ PRAGMA journal_mode = WAL;
 ";
 
 fn dump(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
-    let mut stmt = conn
-        .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
-        .unwrap();
+    let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1")).unwrap();
     let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        Ok((0..n)
-            .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-            .collect::<Vec<_>>()
-            .join("|"))
-    })
-    .unwrap()
-    .collect::<Result<Vec<_>, _>>()
-    .unwrap()
+    stmt.query_map([], |r| Ok((0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect::<Vec<_>>().join("|")))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
 }
 
 #[test]
@@ -64,13 +57,7 @@ fn upstream_database_is_served_unchanged() {
         [&recent],
     )
     .unwrap();
-    let tables = [
-        "schema_version",
-        "issued_certs",
-        "invite_tokens",
-        "nonces",
-        "audit_events",
-    ];
+    let tables = ["schema_version", "issued_certs", "invite_tokens", "nonces", "audit_events"];
     let before: Vec<Vec<String>> = tables.iter().map(|t| dump(&conn, t)).collect();
     drop(conn);
 
@@ -81,22 +68,10 @@ fn upstream_database_is_served_unchanged() {
         format!("{{\"count\":1,\"nodes\":{{\"c-1\":{{\"expires_at\":\"2099-01-01T00:00:00+00:00\",\"last_heartbeat\":\"{recent}\",\"node_public_key\":\"KEY1\",\"remote_addr\":\"10.0.0.1\",\"roles\":[\"role:client\"],\"status\":\"healthy\"}}}}}}\n")
     );
     let metrics = server.get("/metrics").text();
-    assert!(
-        metrics.contains("\ngenesis_mesh_na_issued_certs_total 3\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("\ngenesis_mesh_na_active_nodes 1\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("\ngenesis_mesh_na_revoked_certs_total 1\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("\ngenesis_mesh_na_crl_sequence 0\n"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("\ngenesis_mesh_na_issued_certs_total 3\n"), "{metrics}");
+    assert!(metrics.contains("\ngenesis_mesh_na_active_nodes 1\n"), "{metrics}");
+    assert!(metrics.contains("\ngenesis_mesh_na_revoked_certs_total 1\n"), "{metrics}");
+    assert!(metrics.contains("\ngenesis_mesh_na_crl_sequence 0\n"), "{metrics}");
     assert_eq!(server.get("/readyz").status, 200);
     drop(server);
 
@@ -104,9 +79,7 @@ fn upstream_database_is_served_unchanged() {
     let after: Vec<Vec<String>> = tables.iter().map(|t| dump(&conn, t)).collect();
     assert_eq!(before, after, "upstream rows are never rewritten");
     let gm_indexes: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type='index' AND name LIKE 'gm_%' ORDER BY name",
-        )
+        .prepare("SELECT name FROM sqlite_master WHERE type='index' AND name LIKE 'gm_%' ORDER BY name")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -114,7 +87,12 @@ fn upstream_database_is_served_unchanged() {
         .unwrap();
     assert_eq!(
         gm_indexes,
-        vec!["gm_issued_certs_last_heartbeat", "gm_issued_certs_status"]
+        vec![
+            "gm_issued_certs_last_heartbeat",
+            "gm_issued_certs_renewed_from",
+            "gm_issued_certs_status",
+            "gm_nonces_created_at"
+        ]
     );
 }
 
@@ -134,17 +112,10 @@ fn fresh_database_gets_versions_one_to_six_and_wal() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
-    let tables: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type='table'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let tables: i64 =
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0)).unwrap();
     assert_eq!(tables, 13);
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('issued_certs')")
@@ -153,8 +124,5 @@ fn fresh_database_gets_versions_one_to_six_and_wal() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(
-        columns.last().map(String::as_str),
-        Some("max_validity_hours")
-    );
+    assert_eq!(columns.last().map(String::as_str), Some("max_validity_hours"));
 }

@@ -24,23 +24,15 @@ pub fn load(name: &str) -> Value {
 }
 
 pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.as_object()
-        .and_then(|m| m.get(key))
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("missing string {key}"))
+    v.as_object().and_then(|m| m.get(key)).and_then(Value::as_str).unwrap_or_else(|| panic!("missing string {key}"))
 }
 
 pub fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.as_object()
-        .and_then(|m| m.get(key))
-        .and_then(Value::as_array)
-        .unwrap_or_else(|| panic!("missing list {key}"))
+    v.as_object().and_then(|m| m.get(key)).and_then(Value::as_array).unwrap_or_else(|| panic!("missing list {key}"))
 }
 
 fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.as_object()
-        .and_then(|m| m.get(key))
-        .unwrap_or_else(|| panic!("missing {key}"))
+    v.as_object().and_then(|m| m.get(key)).unwrap_or_else(|| panic!("missing {key}"))
 }
 
 fn is_quirk(case: &Value) -> bool {
@@ -56,32 +48,13 @@ fn key_vectors_derive_write_and_sign_exactly() {
     for key in list(&v, "keys") {
         let name = s(key, "name");
         let sk = SigningKey::from_seed_b64(s(key, "seed_b64")).unwrap();
-        assert_eq!(
-            sk.public_key().to_b64(),
-            s(key, "public_key_b64"),
-            "{name}: public key"
-        );
+        assert_eq!(sk.public_key().to_b64(), s(key, "public_key_b64"), "{name}: public key");
         let key_id = field(key, "key_id").as_str();
-        assert_eq!(
-            sk.to_file_text(key_id),
-            s(key, "private_key_file"),
-            "{name}: .key text"
-        );
-        assert_eq!(
-            sk.public_key().to_file_text(key_id),
-            s(key, "public_key_file"),
-            "{name}: .pub text"
-        );
+        assert_eq!(sk.to_file_text(key_id), s(key, "private_key_file"), "{name}: .key text");
+        assert_eq!(sk.public_key().to_file_text(key_id), s(key, "public_key_file"), "{name}: .pub text");
         let msg = s(key, "sample_message_utf8").as_bytes();
-        assert_eq!(
-            sk.sign_b64(msg),
-            s(key, "sample_signature_b64"),
-            "{name}: deterministic signature"
-        );
-        assert!(
-            verify_b64(&sk.public_key(), msg, s(key, "sample_signature_b64")),
-            "{name}: verify"
-        );
+        assert_eq!(sk.sign_b64(msg), s(key, "sample_signature_b64"), "{name}: deterministic signature");
+        assert!(verify_b64(&sk.public_key(), msg, s(key, "sample_signature_b64")), "{name}: verify");
     }
 }
 
@@ -94,9 +67,7 @@ fn key_file_loader_cases_load_exactly() {
         let path = dir.path().join(format!("{id}.txt"));
         std::fs::write(&path, s(case, "file_text")).unwrap();
         let loaded = match s(case, "kind") {
-            "private" => gm::crypto::digest::b64_encode(&seed_of(
-                &gm::crypto::keys::load_signing_key(&path).unwrap(),
-            )),
+            "private" => gm::crypto::digest::b64_encode(&seed_of(&gm::crypto::keys::load_signing_key(&path).unwrap())),
             _ => gm::crypto::keys::load_public_key(&path).unwrap().to_b64(),
         };
         assert_eq!(loaded, s(case, "expected_b64"), "{id}");
@@ -126,11 +97,7 @@ fn canonical_json_cases_match_byte_for_byte() {
         let value = parsed.unwrap_or_else(|e| panic!("{id}: {e}"));
         let canonical = canonical_string(&value);
         assert_eq!(canonical, s(case, "canonical"), "{id}");
-        assert_eq!(
-            sha256_hex(canonical.as_bytes()),
-            s(case, "canonical_sha256"),
-            "{id}: sha256"
-        );
+        assert_eq!(sha256_hex(canonical.as_bytes()), s(case, "canonical_sha256"), "{id}: sha256");
         checked += 1;
     }
     assert!(checked >= 17, "only {checked} canonical cases ran");
@@ -159,14 +126,9 @@ fn canonical_model_cases_match_byte_for_byte() {
     for case in list(&v, "model_cases") {
         let id = s(case, "id");
         let value = parse_str(s(case, "input_json")).unwrap();
-        let canonical =
-            model_canonical(s(case, "model"), &value).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let canonical = model_canonical(s(case, "model"), &value).unwrap_or_else(|e| panic!("{id}: {e}"));
         assert_eq!(canonical, s(case, "canonical"), "{id}");
-        assert_eq!(
-            sha256_hex(canonical.as_bytes()),
-            s(case, "canonical_sha256"),
-            "{id}: sha256"
-        );
+        assert_eq!(sha256_hex(canonical.as_bytes()), s(case, "canonical_sha256"), "{id}: sha256");
     }
 }
 
@@ -194,10 +156,7 @@ fn datetime_cases_render_like_pydantic() {
 }
 
 fn kind_of(type_name: &str) -> Kind {
-    Kind::ALL
-        .into_iter()
-        .find(|k| k.model_name() == type_name)
-        .unwrap_or_else(|| panic!("unknown type {type_name}"))
+    Kind::ALL.into_iter().find(|k| k.model_name() == type_name).unwrap_or_else(|| panic!("unknown type {type_name}"))
 }
 
 #[test]
@@ -209,10 +168,8 @@ fn signed_objects_canonicalise_verify_and_render_like_upstream() {
         let kind = kind_of(s(vector, "type"));
         let signed = field(vector, "signed");
         let verify = field(vector, "verify");
-        let keys: Vec<PublicKey> = list(verify, "public_keys_b64")
-            .iter()
-            .map(|k| PublicKey::from_b64(k.as_str().unwrap()).unwrap())
-            .collect();
+        let keys: Vec<PublicKey> =
+            list(verify, "public_keys_b64").iter().map(|k| PublicKey::from_b64(k.as_str().unwrap()).unwrap()).collect();
         let rule = s(verify, "rule");
         assert_eq!(
             match kind.verify_rule() {
@@ -224,18 +181,9 @@ fn signed_objects_canonicalise_verify_and_render_like_upstream() {
             "{id}: rule"
         );
         let checked = check_as(kind, signed, &keys).unwrap_or_else(|e| panic!("{id}: {e}"));
-        assert_eq!(
-            String::from_utf8(checked.canonical.clone()).unwrap(),
-            s(vector, "canonical"),
-            "{id}: canonical"
-        );
+        assert_eq!(String::from_utf8(checked.canonical.clone()).unwrap(), s(vector, "canonical"), "{id}: canonical");
         let valid = matches!(field(vector, "valid"), Value::Bool(true));
-        assert_eq!(
-            checked.outcome.is_valid(),
-            valid,
-            "{id}: outcome {:?}",
-            checked.outcome
-        );
+        assert_eq!(checked.outcome.is_valid(), valid, "{id}: outcome {:?}", checked.outcome);
         if let Some(http) = vector.as_object().and_then(|m| m.get("na_http")) {
             if kind != Kind::Agent {
                 let body = rendered_body(kind, signed);
@@ -270,9 +218,7 @@ fn rendered_body(kind: Kind, signed: &Value) -> String {
 fn signing_reproduces_upstream_signatures() {
     let v = load("signed-objects.json");
     for vector in list(&v, "vectors") {
-        if !matches!(field(vector, "valid"), Value::Bool(true))
-            || s(vector, "source").contains("benign")
-        {
+        if !matches!(field(vector, "valid"), Value::Bool(true)) || s(vector, "source").contains("benign") {
             continue;
         }
         let id = s(vector, "id");
@@ -285,12 +231,7 @@ fn signing_reproduces_upstream_signatures() {
         let first = &sigs.as_array().unwrap()[0];
         let signer = list(vector, "signing_keys")
             .iter()
-            .find(|k| {
-                k.as_object()
-                    .and_then(|m| m.get("key_id"))
-                    .and_then(Value::as_str)
-                    == Some(s(first, "key_id"))
-            })
+            .find(|k| k.as_object().and_then(|m| m.get("key_id")).and_then(Value::as_str) == Some(s(first, "key_id")))
             .or_else(|| list(vector, "signing_keys").first());
         let Some(signer) = signer else { continue };
         let key = SigningKey::from_seed_b64(s(signer, "seed_b64")).unwrap();
@@ -307,15 +248,9 @@ fn signing_reproduces_upstream_signatures() {
 #[test]
 fn declaration_order_rendering_keeps_raw_utf8() {
     let v = load("signed-objects.json");
-    let policy = list(&v, "vectors")
-        .iter()
-        .find(|x| s(x, "id") == "policy/custom")
-        .unwrap();
+    let policy = list(&v, "vectors").iter().find(|x| s(x, "id") == "policy/custom").unwrap();
     let p = PolicyManifest::from_value(field(policy, "signed")).unwrap();
     let stored = to_string_with(&p.to_value(), &Style::DECLARATION_ORDER);
-    assert!(
-        stored.starts_with("{\"policy_id\":\"policy-alpha-2026-03\",\"issued_at\":"),
-        "{stored}"
-    );
+    assert!(stored.starts_with("{\"policy_id\":\"policy-alpha-2026-03\",\"issued_at\":"), "{stored}");
     assert!(stored.contains("svc-été"), "{stored}");
 }

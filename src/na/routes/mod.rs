@@ -1,4 +1,6 @@
 //! Route handlers, one file per domain. Each takes the [`super::Authority`] and the request and returns
 //! a response or an [`super::error::NaError`].
 
+pub mod admin;
+pub mod enroll;
 pub mod public;

@@ -4,18 +4,18 @@
 
 use chrono::Duration;
 
-use crate::crypto::digest::uuid4;
 use crate::crypto::json::{parse_str, Map, Value};
 use crate::http::{Request, Response};
 use crate::model::crl::Crl;
 use crate::model::fields::object;
 use crate::model::policy::PolicyManifest;
-use crate::model::timestamp::{isoformat_utc, parse_db_time, ModelTime};
+use crate::model::timestamp::parse_db_time;
 use crate::model::SignedObject;
 use crate::store::{certs, crl, policy};
 
 use super::super::error::NaError;
 use super::super::metrics::{render, NaGauges};
+use super::super::publish;
 use super::super::remote_addr::base_url;
 use super::super::{json_response, Authority};
 
@@ -42,11 +42,8 @@ pub fn health(na: &Authority) -> Result<Response, NaError> {
 /// `GET /readyz` with real checks (D3): schema 1–6 and all tables present, a write transaction can
 /// start; the signing key was checked against genesis at startup.
 pub fn readyz(na: &Authority) -> Response {
-    let db_path = if na.settings.readyz_shows_db_path {
-        na.settings.db_path_display.clone()
-    } else {
-        "[REDACTED]".to_string()
-    };
+    let db_path =
+        if na.settings.readyz_shows_db_path { na.settings.db_path_display.clone() } else { "[REDACTED]".to_string() };
     let mut body = Map::new();
     body.insert("db_path", Value::from(db_path));
     match na.store.check_ready() {
@@ -75,11 +72,7 @@ pub fn metrics(na: &Authority) -> Result<Response, NaError> {
         })
     })?;
     let text = render(&gauges, &na.http_metrics, na.store.size_bytes());
-    Ok(Response::bytes(
-        200,
-        "text/plain; version=0.0.4; charset=utf-8",
-        text.into_bytes(),
-    ))
+    Ok(Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes()))
 }
 
 fn active_rows(
@@ -88,15 +81,12 @@ fn active_rows(
 ) -> Result<Vec<certs::ActiveNodeRow>, crate::store::StoreError> {
     let threshold = now - Duration::seconds(ACTIVE_WINDOW_SECONDS);
     // Index prefilter one second early at whole-second precision, then the exact test on parsed times.
-    let not_before = (threshold - Duration::seconds(1))
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string();
+    let not_before = (threshold - Duration::seconds(1)).format("%Y-%m-%dT%H:%M:%S").to_string();
     let rows = certs::recent_heartbeats(conn, &not_before)?;
     Ok(rows
         .into_iter()
         .filter(|r| {
-            parse_db_time(&r.last_heartbeat)
-                .is_some_and(|t| now - t < Duration::seconds(ACTIVE_WINDOW_SECONDS))
+            parse_db_time(&r.last_heartbeat).is_some_and(|t| now - t < Duration::seconds(ACTIVE_WINDOW_SECONDS))
         })
         .collect())
 }
@@ -116,19 +106,13 @@ pub fn nodes(na: &Authority) -> Result<Response, NaError> {
             ("expires_at", Value::from(row.expires_at.as_str())),
             ("last_heartbeat", Value::from(row.last_heartbeat.as_str())),
             ("node_public_key", Value::from(row.node_public_key.as_str())),
-            (
-                "remote_addr",
-                row.remote_addr.as_deref().map_or(Value::Null, Value::from),
-            ),
+            ("remote_addr", row.remote_addr.as_deref().map_or(Value::Null, Value::from)),
             ("roles", roles),
             ("status", Value::from(status)),
         ]);
         nodes.insert(row.cert_id.clone(), Value::Object(entry));
     }
-    let body = object(vec![
-        ("count", Value::from(rows.len())),
-        ("nodes", Value::Object(nodes)),
-    ]);
+    let body = object(vec![("count", Value::from(rows.len())), ("nodes", Value::Object(nodes))]);
     Ok(json_response(200, &Value::Object(body)))
 }
 
@@ -143,33 +127,18 @@ pub fn sovereign(na: &Authority, req: &Request) -> Response {
         ("connectome", surface("/connectome.json")),
         ("genesis", surface("/genesis")),
         ("recognition_treaties", surface("/recognition-treaties")),
-        (
-            "sovereign_revocation_feed",
-            surface("/sovereign-revocation-feed"),
-        ),
+        ("sovereign_revocation_feed", surface("/sovereign-revocation-feed")),
         ("swagger", surface("/swagger.json")),
     ]);
     let body = object(vec![
-        (
-            "bootstrap_anchor_count",
-            Value::from(g.bootstrap_anchors.len()),
-        ),
+        ("bootstrap_anchor_count", Value::from(g.bootstrap_anchors.len())),
         ("endpoint", Value::from(base.as_str())),
         (
             "network_authority",
             Value::Object(object(vec![
-                (
-                    "public_key",
-                    Value::from(g.network_authority.public_key.as_str()),
-                ),
-                (
-                    "valid_from",
-                    Value::from(g.network_authority.valid_from.render_isoformat()),
-                ),
-                (
-                    "valid_to",
-                    Value::from(g.network_authority.valid_to.render_isoformat()),
-                ),
+                ("public_key", Value::from(g.network_authority.public_key.as_str())),
+                ("valid_from", Value::from(g.network_authority.valid_from.render_isoformat())),
+                ("valid_to", Value::from(g.network_authority.valid_to.render_isoformat())),
             ])),
         ),
         ("network_name", Value::from(g.network_name.as_str())),
@@ -178,10 +147,7 @@ pub fn sovereign(na: &Authority, req: &Request) -> Response {
             "policy_manifest",
             Value::Object(object(vec![
                 ("hash", Value::from(g.policy_hash.as_str())),
-                (
-                    "url",
-                    g.policy_url.as_deref().map_or(Value::Null, Value::from),
-                ),
+                ("url", g.policy_url.as_deref().map_or(Value::Null, Value::from)),
             ])),
         ),
         ("root_public_key", Value::from(g.root_public_key.as_str())),
@@ -197,73 +163,37 @@ pub fn policy(na: &Authority) -> Result<Response, NaError> {
         return stored_object::<PolicyManifest>(&json, "policy_versions");
     }
     let now = na.clock.now();
-    let mut manifest = PolicyManifest {
-        policy_id: format!(
-            "policy-{}-{}",
-            na.genesis.network_name, na.genesis.network_version
-        ),
-        issued_at: ModelTime::from_utc(now),
-        issued_by: na.settings.na_key_id.clone(),
-        min_client_version: "0.1.0".to_string(),
-        allowed_ports: vec![443, 8443],
-        allowed_services: vec!["service-1".to_string(), "service-2".to_string()],
-        preferred_transports: vec!["quic".to_string(), "wireguard".to_string()],
-        max_hops: 6,
-        signatures: Vec::new(),
-    };
-    manifest.sign(&na.na_key, &na.settings.na_key_id);
-    let stored = crate::crypto::canonical::to_string_with(
-        &manifest.to_value(),
-        &crate::crypto::canonical::Style::DECLARATION_ORDER,
-    );
-    let json = na.store.write(|tx| {
+    let manifest = publish::default_policy(&na.genesis.network_name, &na.genesis.network_version, &na.signer(), now);
+    let json = na.store.write(move |c| {
         // Another request may have created it meanwhile: the first one stored wins.
-        if let Some(existing) = policy::active_json(tx)? {
+        if let Some(existing) = policy::active_json(c)? {
             return Ok(existing);
         }
-        policy::activate_new(tx, &manifest.policy_id, &stored, &isoformat_utc(now))?;
-        Ok(stored.clone())
+        publish::activate_policy(c, &manifest, now)?;
+        Ok(publish::stored_json(&manifest.to_value()))
     })?;
     stored_object::<PolicyManifest>(&json, "policy_versions")
 }
 
-/// `GET /crl`: the active CRL, creating and signing the empty one (sequence 0) when none exists.
+/// `GET /crl`: the active CRL; creates the empty one (sequence 0) when none exists and re-issues a
+/// CRL within 12 h of its `next_update` (D4). The common case is a read only.
 pub fn crl(na: &Authority) -> Result<Response, NaError> {
-    if let Some((_, json)) = na.store.read(crl::active)? {
-        return stored_object::<Crl>(&json, "crl_versions");
-    }
     let now = na.clock.now();
-    let mut list = Crl {
-        crl_id: uuid4(),
-        sequence: 0,
-        issued_at: ModelTime::from_utc(now),
-        next_update: ModelTime::from_utc(now + Duration::hours(24)),
-        issuer: na.settings.na_key_id.clone(),
-        revoked_certificates: Vec::new(),
-        signatures: Vec::new(),
-    };
-    list.sign(&na.na_key, &na.settings.na_key_id);
-    let stored = crate::crypto::canonical::to_string_with(
-        &list.to_value(),
-        &crate::crypto::canonical::Style::DECLARATION_ORDER,
-    );
-    let json = na.store.write(|tx| {
-        if let Some((_, existing)) = crl::active(tx)? {
-            return Ok(existing);
+    if let Some((seq, json)) = na.store.read(crl::active)? {
+        let current: Crl = publish::parse_stored(&json, "crl_versions", &seq.to_string())?;
+        if publish::crl_is_fresh(&current, now) {
+            return Ok(json_response(200, &current.to_value()));
         }
-        crl::activate_new(tx, 0, &stored, &isoformat_utc(now))?;
-        Ok(stored.clone())
-    })?;
-    stored_object::<Crl>(&json, "crl_versions")
+    }
+    let signer = na.signer();
+    let list = na.store.write(move |c| publish::current_crl(c, &signer, now))?;
+    Ok(json_response(200, &list.to_value()))
 }
 
 /// Renders a stored `*_json` column through its model, so the response re-derives to the signed bytes.
 fn stored_object<T: SignedObject>(json: &str, table: &'static str) -> Result<Response, NaError> {
-    let value = parse_str(json).map_err(|e| NaError::Internal {
-        detail: format!("{table}: stored JSON unreadable: {e}"),
-    })?;
-    let object = T::from_value(&value).map_err(|e| NaError::Internal {
-        detail: format!("{table}: {e}"),
-    })?;
+    let value =
+        parse_str(json).map_err(|e| NaError::Internal { detail: format!("{table}: stored JSON unreadable: {e}") })?;
+    let object = T::from_value(&value).map_err(|e| NaError::Internal { detail: format!("{table}: {e}") })?;
     Ok(json_response(200, &object.to_value()))
 }

@@ -1,0 +1,39 @@
+//! Audit events in upstream's row format (`na-wire.md` §14): `event_json` is
+//! `{"created_at", "details", "event_id", "event_type"}` with sorted keys, Python's default `", "` and
+//! `": "` separators and ASCII escapes, so upstream tools read gm's events unchanged. Invite tokens,
+//! signatures and private keys never appear in details (tokens only as their fingerprint).
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+
+use crate::crypto::canonical::{to_string_with, Style};
+use crate::crypto::digest::uuid4;
+use crate::crypto::json::{Map, Value};
+use crate::model::timestamp::isoformat_utc;
+use crate::store::{audit, Store, StoreError};
+
+/// Builds the details object from `(key, value)` pairs.
+pub fn details(pairs: Vec<(&str, Value)>) -> Map {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Writes one event inside a write job.
+pub fn write(conn: &Connection, event_type: &str, details: Map, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let event_id = uuid4();
+    let created_at = isoformat_utc(now);
+    let mut event = Map::new();
+    event.insert("created_at", Value::from(created_at.as_str()));
+    event.insert("details", Value::Object(details));
+    event.insert("event_id", Value::from(event_id.as_str()));
+    event.insert("event_type", Value::from(event_type));
+    let json = to_string_with(&Value::Object(event), &Style::PYTHON_DEFAULT);
+    audit::insert(conn, &event_id, &json, &created_at)
+}
+
+/// Writes one event on its own. Failures are logged and swallowed, as upstream does for
+/// authentication failures (the request still fails closed).
+pub fn record(store: &Store, event_type: &'static str, details: Map, now: DateTime<Utc>) {
+    if let Err(e) = store.write(move |c| write(c, event_type, details, now)) {
+        log::error!(target: "gm::audit", "cannot write audit event {event_type}: {e}");
+    }
+}

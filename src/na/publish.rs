@@ -1,0 +1,188 @@
+//! Publishing NA-signed objects: the default policy, published and rolled-back policies, and CRL
+//! versions (the empty first CRL, revocations, and the freshness re-issue of `deviations.md` D4).
+//! Each publication is one write job: the object is signed and stored in the same transaction that
+//! decides it, so a CRL never lands without its revocation nor the reverse.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::Connection;
+
+use crate::crypto::canonical::{to_string_with, Style};
+use crate::crypto::digest::uuid4;
+use crate::crypto::json::{parse_str, Value};
+use crate::crypto::keys::SigningKey;
+use crate::model::crl::{Crl, RevokedCertificate};
+use crate::model::policy::PolicyManifest;
+use crate::model::timestamp::{isoformat_utc, ModelTime};
+use crate::model::SignedObject;
+use crate::store::{agents, certs, crl, policy, StoreError};
+
+use super::audit;
+
+/// A CRL is re-issued when less than this remains before its `next_update` (D4).
+pub const CRL_REFRESH_BEFORE: Duration = Duration::hours(12);
+
+/// What a signer needs inside a write job (owned, so the job can run on the writer thread).
+#[derive(Clone)]
+pub struct Signer {
+    /// NA key.
+    pub key: SigningKey,
+    /// NA key id label.
+    pub key_id: String,
+}
+
+/// Declaration-order rendering used for `*_json` columns.
+pub fn stored_json(value: &Value) -> String {
+    to_string_with(value, &Style::DECLARATION_ORDER)
+}
+
+/// Reads a stored model object.
+pub fn parse_stored<T: SignedObject>(json: &str, table: &'static str, key: &str) -> Result<T, StoreError> {
+    let value =
+        parse_str(json).map_err(|e| StoreError::CorruptRow { table, key: key.to_string(), problem: e.to_string() })?;
+    T::from_value(&value).map_err(|e| StoreError::CorruptRow { table, key: key.to_string(), problem: e.to_string() })
+}
+
+/// The default policy of `/policy` (`na-wire.md` §7.5).
+pub fn default_policy(
+    network_name: &str,
+    network_version: &str,
+    signer: &Signer,
+    now: DateTime<Utc>,
+) -> PolicyManifest {
+    let mut manifest = PolicyManifest {
+        policy_id: format!("policy-{network_name}-{network_version}"),
+        issued_at: ModelTime::from_utc(now),
+        issued_by: signer.key_id.clone(),
+        min_client_version: "0.1.0".to_string(),
+        allowed_ports: vec![443, 8443],
+        allowed_services: vec!["service-1".to_string(), "service-2".to_string()],
+        preferred_transports: vec!["quic".to_string(), "wireguard".to_string()],
+        max_hops: 6,
+        signatures: Vec::new(),
+    };
+    manifest.sign(&signer.key, &signer.key_id);
+    manifest
+}
+
+/// Stores `manifest` as the only active policy.
+pub fn activate_policy(conn: &Connection, manifest: &PolicyManifest, now: DateTime<Utc>) -> Result<(), StoreError> {
+    policy::activate_new(conn, &manifest.policy_id, &stored_json(&manifest.to_value()), &isoformat_utc(now))
+}
+
+/// The active CRL, or the fresh in-memory empty one (sequence 0) when none exists.
+pub fn active_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Result<(Crl, bool), StoreError> {
+    match crl::active(conn)? {
+        Some((seq, json)) => Ok((parse_stored::<Crl>(&json, "crl_versions", &seq.to_string())?, true)),
+        None => Ok((next_version(None, signer, now), false)),
+    }
+}
+
+/// A new signed CRL version after `previous` (or the empty sequence-0 CRL), with `entries` appended.
+pub fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>) -> Crl {
+    let mut crl = Crl {
+        crl_id: uuid4(),
+        sequence: previous.map_or(0, |p| p.sequence + 1),
+        issued_at: ModelTime::from_utc(now),
+        next_update: ModelTime::from_utc(now + Duration::hours(24)),
+        issuer: previous.map_or_else(|| signer.key_id.clone(), |p| p.issuer.clone()),
+        revoked_certificates: previous.map(|p| p.revoked_certificates.clone()).unwrap_or_default(),
+        signatures: Vec::new(),
+    };
+    crl.sign(&signer.key, &signer.key_id);
+    crl
+}
+
+/// Signs and stores `crl` as the only active version.
+pub fn activate_crl(conn: &Connection, crl: &Crl, now: DateTime<Utc>) -> Result<(), StoreError> {
+    crl::activate_new(conn, crl.sequence, &stored_json(&crl.to_value()), &isoformat_utc(now))
+}
+
+/// `GET /crl`: the active CRL; creates the empty one when none exists and re-issues one that is
+/// within [`CRL_REFRESH_BEFORE`] of its `next_update` (D4). Runs inside a write job.
+pub fn current_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Result<Crl, StoreError> {
+    let (current, stored) = active_crl(conn, signer, now)?;
+    if !stored {
+        activate_crl(conn, &current, now)?;
+        return Ok(current);
+    }
+    if current.next_update.to_utc() - now >= CRL_REFRESH_BEFORE {
+        return Ok(current);
+    }
+    let fresh = next_version(Some(&current), signer, now);
+    activate_crl(conn, &fresh, now)?;
+    log::info!(target: "gm::crl", "re-issued CRL as sequence {} (the previous one reached its next_update window, D4)", fresh.sequence);
+    Ok(fresh)
+}
+
+/// True when the stored CRL needs no write to be served (exists and is fresh).
+pub fn crl_is_fresh(crl: &Crl, now: DateTime<Utc>) -> bool {
+    crl.next_update.to_utc() - now >= CRL_REFRESH_BEFORE
+}
+
+/// A revocation decided by `POST /admin/revoke`.
+pub struct Revocation {
+    /// The certificate named in the request.
+    pub cert_id: String,
+    /// The reason.
+    pub reason: String,
+    /// Client address (audit).
+    pub remote_addr: String,
+    /// Operator key id (audit).
+    pub operator_key_id: String,
+}
+
+/// Revokes `r.cert_id` and every unrevoked certificate of its renewal chain (D5) under one new
+/// CRL version; a certificate already listed only escalates its stored reason to `key_compromise`
+/// (D12). Returns the CRL `(sequence, length)`. Runs inside a write job.
+pub fn revoke(
+    conn: &Connection,
+    r: &Revocation,
+    signer: &Signer,
+    now: DateTime<Utc>,
+) -> Result<(i64, usize), StoreError> {
+    let (current, _) = active_crl(conn, signer, now)?;
+    let listed = |crl: &Crl, id: &str| crl.revoked_certificates.iter().any(|e| e.certificate_id == id);
+    let at = isoformat_utc(now);
+    let chain = certs::renewal_chain(conn, &r.cert_id)?;
+    let (sequence, count) = if listed(&current, &r.cert_id) {
+        if r.reason == "key_compromise" {
+            if let Some(row) = chain.first().filter(|c| c.revocation_reason.as_deref() != Some("key_compromise")) {
+                certs::set_revocation_reason(conn, &row.cert_id, "key_compromise")?;
+            }
+        }
+        (current.sequence, current.revoked_certificates.len())
+    } else {
+        let mut next = next_version(Some(&current), signer, now);
+        for row in &chain {
+            let is_target = row.cert_id == r.cert_id;
+            if !is_target && row.status == "revoked" {
+                continue;
+            }
+            certs::mark_revoked(conn, &row.cert_id, &at, &r.reason)?;
+            if !listed(&next, &row.cert_id) {
+                next.revoked_certificates.push(RevokedCertificate {
+                    certificate_id: row.cert_id.clone(),
+                    revoked_at: ModelTime::from_utc(now),
+                    reason: r.reason.clone(),
+                    issuer: signer.key_id.clone(),
+                });
+            }
+        }
+        next.signatures.clear();
+        next.sign(&signer.key, &signer.key_id);
+        activate_crl(conn, &next, now)?;
+        (next.sequence, next.revoked_certificates.len())
+    };
+    let d = audit::details(vec![
+        ("cert_id", Value::from(r.cert_id.as_str())),
+        ("crl_sequence", Value::from(sequence)),
+        ("operator_key_id", Value::from(r.operator_key_id.as_str())),
+        ("reason", Value::from(r.reason.as_str())),
+        ("remote_addr", Value::from(r.remote_addr.as_str())),
+    ]);
+    audit::write(conn, "certificate_revoked", d, now)?;
+    if let Some(row) = chain.first() {
+        agents::delete(conn, &row.node_public_key)?;
+    }
+    Ok((sequence, count))
+}

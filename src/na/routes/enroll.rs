@@ -1,0 +1,403 @@
+//! Enrollment routes `POST /join`, `/heartbeat`, `/renew` (`na-wire.md` §9.2, §9.4) with upstream's
+//! check order, statuses and messages. Every decision that writes (nonce, token consumption,
+//! certificate, audit event) happens in one write job, so a crash never leaves half a decision and
+//! two concurrent joins with one token cannot both win.
+//!
+//! Renewal (D5, gm's decision): a renewed certificate's predecessor stays usable for
+//! [`super::super::Settings::supersede_grace`] after the renewal (default 1 h, so a node that
+//! renewed but missed the response can retry), then heartbeats and renewals on it fail with
+//! `403 Certificate revoked` and audit reason `superseded`. Superseded certificates are not added to
+//! the CRL (same key, and they expire anyway); revoking any certificate revokes its whole chain.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::crypto::canonical::{to_string_with, Style};
+use crate::crypto::digest::{token_fingerprint, uuid4};
+use crate::crypto::json::{parse_str, Map, Value};
+use crate::http::Request;
+use crate::model::certificate::JoinCertificate;
+use crate::model::timestamp::{isoformat_utc, parse_db_time, ModelTime};
+use crate::model::SignedObject;
+use crate::store::{certs, invites, nonces, StoreError};
+
+use super::super::audit;
+use super::super::auth::node::{self, NodeAuthError, NodeProof};
+use super::super::body;
+use super::super::coerce::int_field;
+use super::super::error::NaError;
+use super::super::publish::{stored_json, Signer};
+use super::super::rate_limit::{JOIN_LIMIT, TOKEN_FAIL_LIMIT};
+use super::super::remote_addr::client_addr;
+use super::super::{json_response, Authority};
+
+const ROLE_PREFIXES: [&str; 5] = ["role:anchor", "role:bridge", "role:client", "role:operator", "role:service:"];
+
+/// Upstream's role check: every role starts with a known prefix.
+pub fn invalid_role(roles: &[String]) -> Option<&String> {
+    roles.iter().find(|r| !ROLE_PREFIXES.iter().any(|p| r.starts_with(p)))
+}
+
+fn truthy_str(body: &Map, name: &str) -> Option<String> {
+    body.get(name).filter(|v| v.is_truthy()).map(|v| match v {
+        Value::Str(s) => s.clone(),
+        other => crate::crypto::canonical::canonical_string(other),
+    })
+}
+
+fn roles_json(roles: &[String]) -> String {
+    let v = Value::Array(roles.iter().map(|r| Value::from(r.as_str())).collect());
+    to_string_with(&v, &Style::PYTHON_DEFAULT_UNSORTED)
+}
+
+fn parse_roles(json: &str) -> Vec<String> {
+    parse_str(json)
+        .ok()
+        .and_then(|v| v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()))
+        .unwrap_or_default()
+}
+
+fn auth_failed(na: &Authority, e: &NodeAuthError, scope: &str, remote: &str, now: DateTime<Utc>) -> NaError {
+    audit::record(&na.store, "node_auth_failed", e.audit_details(scope, remote), now);
+    e.to_error()
+}
+
+/// Checks the node proof, auditing failures.
+fn prove(na: &Authority, body: &Map, scope: &str, remote: &str, now: DateTime<Utc>) -> Result<NodeProof, NaError> {
+    node::verify(&na.store, body, scope, now).map_err(|e| auth_failed(na, &e, scope, remote, now))
+}
+
+/// Stores the proof's nonce inside a write job; `false` means a concurrent replay won.
+fn store_nonce(conn: &rusqlite::Connection, proof: &NodeProof, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    nonces::insert(conn, &proof.scope, &proof.nonce, &isoformat_utc(now))
+}
+
+fn new_certificate(
+    signer: &Signer,
+    network_name: &str,
+    node_public_key: &str,
+    roles: Vec<String>,
+    now: DateTime<Utc>,
+    hours: i64,
+) -> Option<JoinCertificate> {
+    let expires = now.checked_add_signed(Duration::try_hours(hours)?)?;
+    if chrono::Datelike::year(&expires) > 9999 {
+        return None;
+    }
+    let mut cert = JoinCertificate {
+        cert_id: uuid4(),
+        node_public_key: node_public_key.to_string(),
+        network_name: network_name.to_string(),
+        roles,
+        issued_at: ModelTime::from_utc(now),
+        expires_at: ModelTime::from_utc(expires),
+        issued_by: signer.key_id.clone(),
+        signatures: Vec::new(),
+    };
+    cert.sign(&signer.key, &signer.key_id);
+    Some(cert)
+}
+
+fn cert_row(
+    cert: &JoinCertificate,
+    remote: &str,
+    renewed_from: Option<String>,
+    max_hours: Option<i64>,
+) -> certs::NewCert {
+    certs::NewCert {
+        cert_id: cert.cert_id.clone(),
+        node_public_key: cert.node_public_key.clone(),
+        cert_json: stored_json(&cert.to_value()),
+        roles_json: roles_json(&cert.roles),
+        issued_at: cert.issued_at.render_isoformat(),
+        expires_at: cert.expires_at.render_isoformat(),
+        remote_addr: remote.to_string(),
+        renewed_from,
+        max_validity_hours: max_hours,
+    }
+}
+
+fn bad_validity() -> NaError {
+    NaError::api(400, "validity_hours must be a positive integer")
+}
+
+/// `POST /join`.
+pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
+    let remote = client_addr(req, na.settings.proxy_hops);
+    if !na.limiter.allow(&format!("join:{remote}"), JOIN_LIMIT) {
+        return Err(NaError::rate_limited());
+    }
+    let body = body::lenient(req)?;
+    let now = na.clock.now();
+    let validity = int_field(&body, "validity_hours", 168).ok_or_else(bad_validity)?;
+    let node_key = truthy_str(&body, "node_public_key").ok_or_else(|| NaError::api(400, "node_public_key required"))?;
+    let token = truthy_str(&body, "invite_token").ok_or_else(|| NaError::api(403, "invite_token required"))?;
+    if validity <= 0 {
+        return Err(bad_validity());
+    }
+    if let Some(prior) = na.store.read(|c| certs::key_compromised(c, &node_key))? {
+        let d = audit::details(vec![
+            ("node_public_key", Value::from(node_key.as_str())),
+            ("prior_cert_id", Value::from(prior)),
+            ("reason", Value::from("key_compromise")),
+            ("remote_addr", Value::from(remote.as_str())),
+        ]);
+        audit::record(&na.store, "join_rejected", d, now);
+        return Err(NaError::api(403, "Node public key has been compromised"));
+    }
+    let invite = na.store.read(|c| invites::get(c, &token))?;
+    let usable = invite
+        .as_ref()
+        .is_some_and(|i| i.used_at.is_none() && parse_db_time(&i.expires_at).is_some_and(|exp| exp >= now));
+    let Some(invite) = invite.filter(|_| usable) else {
+        return Err(token_failure(na, &remote));
+    };
+    let proof = prove(na, &body, &format!("join:{node_key}"), &remote, now)?;
+    let roles = parse_roles(&invite.assigned_roles_json);
+    let hours = validity.min(invite.max_validity_hours);
+    let signer = na.signer();
+    let network = na.genesis.network_name.clone();
+    let (remote_w, token_w, key_w) = (remote.clone(), token.clone(), node_key.clone());
+    let outcome = na.store.write(move |c| {
+        if !store_nonce(c, &proof, now)? {
+            return Ok(JoinOutcome::Replay(proof));
+        }
+        if !invites::consume(c, &token_w, &isoformat_utc(now), &key_w)? {
+            return Ok(JoinOutcome::TokenLost);
+        }
+        if let Some(bad) = invalid_role(&roles) {
+            return Ok(JoinOutcome::InvalidRole(bad.clone()));
+        }
+        let Some(cert) = new_certificate(&signer, &network, &key_w, roles, now, hours) else {
+            return Ok(JoinOutcome::BadValidity);
+        };
+        certs::insert(c, &cert_row(&cert, &remote_w, None, Some(invite.max_validity_hours)))?;
+        let d = audit::details(vec![
+            ("cert_id", Value::from(cert.cert_id.as_str())),
+            ("invite_token_fingerprint", Value::from(token_fingerprint(&token_w))),
+            ("node_public_key", Value::from(key_w.as_str())),
+            ("remote_addr", Value::from(remote_w.as_str())),
+            ("roles", Value::Array(cert.roles.iter().map(|r| Value::from(r.as_str())).collect())),
+        ]);
+        audit::write(c, "certificate_issued", d, now)?;
+        Ok(JoinOutcome::Issued(Box::new(cert)))
+    })?;
+    match outcome {
+        JoinOutcome::Issued(cert) => Ok(json_response(201, &cert.to_value())),
+        JoinOutcome::Replay(proof) => {
+            Err(auth_failed(na, &NodeAuthError::NonceReplay(proof.nonce.clone()), &proof.scope, &remote, now))
+        }
+        JoinOutcome::TokenLost => Err(token_failure(na, &remote)),
+        JoinOutcome::InvalidRole(role) => Err(NaError::api(400, format!("Invalid role: {role}"))),
+        JoinOutcome::BadValidity => Err(bad_validity()),
+    }
+}
+
+enum JoinOutcome {
+    Issued(Box<JoinCertificate>),
+    Replay(NodeProof),
+    TokenLost,
+    InvalidRole(String),
+    BadValidity,
+}
+
+/// An unusable token: 403, or 429 once `join-token-fail:<addr>` is exhausted (not audited).
+fn token_failure(na: &Authority, remote: &str) -> NaError {
+    if na.limiter.allow(&format!("join-token-fail:{remote}"), TOKEN_FAIL_LIMIT) {
+        NaError::api(403, "Invalid, expired, or used invite token")
+    } else {
+        NaError::rate_limited()
+    }
+}
+
+/// The certificate checks shared by heartbeat and renew (steps 2–4 of their tables).
+fn load_cert(
+    na: &Authority,
+    body: &Map,
+    unknown: &'static str,
+    rejected_event: &'static str,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<(certs::CertRow, String), NaError> {
+    let (Some(cert_id), Some(node_key)) = (truthy_str(body, "cert_id"), truthy_str(body, "node_public_key")) else {
+        return Err(NaError::api(400, "cert_id and node_public_key required"));
+    };
+    let row = na.store.read(|c| certs::get(c, &cert_id))?.ok_or_else(|| NaError::api(403, unknown))?;
+    if row.node_public_key != node_key {
+        return Err(NaError::api(403, "Public key does not match certificate"));
+    }
+    let reason = if row.status == "revoked" {
+        Some(row.revocation_reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "revoked".to_string()))
+    } else if is_superseded(na, &row.cert_id, now)? {
+        Some("superseded".to_string())
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        reject(na, rejected_event, &row.cert_id, &reason, remote, now);
+        return Err(NaError::api(403, "Certificate revoked"));
+    }
+    Ok((row, node_key))
+}
+
+/// D5: a predecessor whose successor is older than the grace window.
+fn is_superseded(na: &Authority, cert_id: &str, now: DateTime<Utc>) -> Result<bool, NaError> {
+    let Some((_, issued_at)) = na.store.read(|c| certs::successor(c, cert_id))? else {
+        return Ok(false);
+    };
+    Ok(parse_db_time(&issued_at).is_some_and(|t| now - t >= na.settings.supersede_grace))
+}
+
+fn reject(na: &Authority, event: &'static str, cert_id: &str, reason: &str, remote: &str, now: DateTime<Utc>) {
+    let d = audit::details(vec![
+        ("cert_id", Value::from(cert_id)),
+        ("reason", Value::from(reason)),
+        ("remote_addr", Value::from(remote)),
+    ]);
+    audit::record(&na.store, event, d, now);
+}
+
+/// §9.2 time window (no skew allowance), as an audit reason and message.
+fn window_problem(row: &certs::CertRow, now: DateTime<Utc>) -> Option<(&'static str, &'static str)> {
+    if parse_db_time(&row.issued_at).is_some_and(|t| t > now) {
+        return Some(("certificate_not_yet_valid", "Certificate is not yet valid"));
+    }
+    if parse_db_time(&row.expires_at).is_none_or(|t| t <= now) {
+        return Some(("certificate_expired", "Certificate expired; re-enrollment required"));
+    }
+    None
+}
+
+/// `POST /heartbeat`.
+pub fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
+    let body = body::lenient(req)?;
+    let now = na.clock.now();
+    let remote = client_addr(req, na.settings.proxy_hops);
+    let (row, node_key) = load_cert(na, &body, "Unknown certificate", "heartbeat_rejected", &remote, now)?;
+    let proof = prove(na, &body, &format!("node:{node_key}"), &remote, now)?;
+    let status = match body.get("status") {
+        None | Some(Value::Null) => "unknown".to_string(),
+        Some(Value::Str(s)) => s.clone(),
+        Some(other) => crate::crypto::canonical::canonical_string(other),
+    };
+    let window = window_problem(&row, now);
+    let (cert_id, remote_w) = (row.cert_id.clone(), remote.clone());
+    let outcome = na.store.write(move |c| {
+        if !store_nonce(c, &proof, now)? {
+            return Ok(Err(Some(proof)));
+        }
+        if let Some((reason, _)) = window {
+            let d = audit::details(vec![
+                ("cert_id", Value::from(cert_id.as_str())),
+                ("reason", Value::from(reason)),
+                ("remote_addr", Value::from(remote_w.as_str())),
+            ]);
+            audit::write(c, "heartbeat_rejected", d, now)?;
+            return Ok(Err(None));
+        }
+        certs::record_heartbeat(c, &cert_id, &isoformat_utc(now), &status, &remote_w)?;
+        Ok(Ok(()))
+    })?;
+    match outcome {
+        Ok(()) => {
+            let mut m = Map::new();
+            m.insert("ack", Value::Bool(true));
+            m.insert("server_time", Value::from(isoformat_utc(now)));
+            Ok(json_response(200, &Value::Object(m)))
+        }
+        Err(Some(proof)) => {
+            Err(auth_failed(na, &NodeAuthError::NonceReplay(proof.nonce.clone()), &proof.scope, &remote, now))
+        }
+        Err(None) => Err(NaError::api(403, window.map_or("Certificate revoked", |(_, m)| m))),
+    }
+}
+
+/// `POST /renew`.
+pub fn renew(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
+    let body = body::lenient(req)?;
+    let now = na.clock.now();
+    let remote = client_addr(req, na.settings.proxy_hops);
+    let validity = int_field(&body, "validity_hours", 168).ok_or_else(bad_validity)?;
+    if truthy_str(&body, "cert_id").is_none() || truthy_str(&body, "node_public_key").is_none() {
+        return Err(NaError::api(400, "cert_id and node_public_key required"));
+    }
+    if validity <= 0 {
+        return Err(bad_validity());
+    }
+    let (row, node_key) = load_cert(na, &body, "Unknown certificate. Cannot renew.", "renewal_rejected", &remote, now)?;
+    let proof = prove(na, &body, &format!("node:{node_key}"), &remote, now)?;
+    let stored_roles = parse_roles(&row.roles_json);
+    let roles_change = match body.get("roles") {
+        None => false,
+        Some(Value::Array(items)) => {
+            let mut asked: Vec<String> =
+                items.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_default()).collect();
+            let all_strings = items.iter().all(|v| v.as_str().is_some());
+            let mut have = stored_roles.clone();
+            asked.sort();
+            have.sort();
+            !all_strings || asked != have
+        }
+        Some(_) => true,
+    };
+    let cap = row.max_validity_hours.unwrap_or_else(|| legacy_cap(&row));
+    let hours = validity.min(cap);
+    let window = window_problem(&row, now);
+    let signer = na.signer();
+    let network = na.genesis.network_name.clone();
+    let (old_id, remote_w, max_hours) = (row.cert_id.clone(), remote.clone(), row.max_validity_hours);
+    let outcome = na.store.write(move |c| {
+        if !store_nonce(c, &proof, now)? {
+            return Ok(RenewOutcome::Replay(proof));
+        }
+        if let Some((reason, message)) = window {
+            let d = audit::details(vec![
+                ("cert_id", Value::from(old_id.as_str())),
+                ("reason", Value::from(reason)),
+                ("remote_addr", Value::from(remote_w.as_str())),
+            ]);
+            audit::write(c, "renewal_rejected", d, now)?;
+            return Ok(RenewOutcome::Rejected(message));
+        }
+        if roles_change {
+            return Ok(RenewOutcome::Rejected("Role changes are not permitted during renewal"));
+        }
+        let Some(cert) = new_certificate(&signer, &network, &node_key, stored_roles, now, hours) else {
+            return Ok(RenewOutcome::BadValidity);
+        };
+        certs::insert(c, &cert_row(&cert, &remote_w, Some(old_id.clone()), max_hours))?;
+        let d = audit::details(vec![
+            ("new_cert_id", Value::from(cert.cert_id.as_str())),
+            ("node_public_key", Value::from(node_key.as_str())),
+            ("old_cert_id", Value::from(old_id.as_str())),
+        ]);
+        audit::write(c, "certificate_renewed", d, now)?;
+        Ok(RenewOutcome::Issued(Box::new(cert)))
+    })?;
+    match outcome {
+        RenewOutcome::Issued(cert) => Ok(json_response(201, &cert.to_value())),
+        RenewOutcome::Replay(proof) => {
+            Err(auth_failed(na, &NodeAuthError::NonceReplay(proof.nonce.clone()), &proof.scope, &remote, now))
+        }
+        RenewOutcome::Rejected(message) => Err(NaError::api(403, message)),
+        RenewOutcome::BadValidity => Err(bad_validity()),
+    }
+}
+
+enum RenewOutcome {
+    Issued(Box<JoinCertificate>),
+    Replay(NodeProof),
+    Rejected(&'static str),
+    BadValidity,
+}
+
+/// Rows older than migration 002 carry no cap: `max(1, ceil((expires_at − issued_at) / 1 h))`.
+fn legacy_cap(row: &certs::CertRow) -> i64 {
+    match (parse_db_time(&row.issued_at), parse_db_time(&row.expires_at)) {
+        (Some(i), Some(e)) => {
+            let micros = (e - i).num_microseconds().unwrap_or(i64::MAX);
+            let hour = 3_600_000_000;
+            (micros.div_euclid(hour) + i64::from(micros.rem_euclid(hour) > 0)).max(1)
+        }
+        _ => 1,
+    }
+}

@@ -1,0 +1,139 @@
+//! The single writer thread with group commit. Every write in gm goes through it: jobs queue on a
+//! bounded channel; the writer takes the first waiting job, then every job already queued (up to
+//! a batch limit), runs each inside its own SAVEPOINT of one `BEGIN IMMEDIATE` transaction, commits
+//! once, and only then answers each caller. With `synchronous = FULL` in WAL mode the commit fsyncs
+//! the WAL, so a 2xx sent after [`Writer::submit`] returns is durable, a job's rows commit all
+//! together or not at all (a certificate never lands without its audit event), and one fsync is
+//! shared by every job in the batch. A job that fails rolls back only its own savepoint.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+
+use super::error::StoreError;
+
+/// What a job hands back to the writer: a closure that delivers its result once the batch's commit
+/// outcome is known (`Err` carries the commit failure text).
+type Deliver = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Deliver + Send>;
+
+/// Most jobs committed by one fsync.
+const MAX_BATCH: usize = 256;
+/// Jobs waiting for the writer before submitters block.
+const QUEUE: usize = 4096;
+
+/// Handle to the writer thread; dropping it lets the thread finish the queue and exit.
+pub struct Writer {
+    tx: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer on `conn` (which it owns from now on).
+    pub fn start(conn: Connection) -> Result<Writer, StoreError> {
+        conn.execute_batch("PRAGMA synchronous = FULL").map_err(StoreError::sqlite("setting synchronous = FULL"))?;
+        let (tx, rx) = sync_channel::<Job>(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("db-writer".to_string())
+            .spawn(move || run(&conn, &rx))
+            .map_err(|e| StoreError::Writer { problem: format!("cannot start the writer thread: {e}") })?;
+        Ok(Writer { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Runs `f` in the next batch and returns its result after the batch committed.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply_tx, reply_rx) = sync_channel::<Result<T, StoreError>>(1);
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = run_in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), String>| {
+                let outcome = match (result, commit) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(problem)) => Err(StoreError::Writer { problem }),
+                };
+                let _ = reply_tx.send(outcome);
+            })
+        });
+        let tx = self.tx.as_ref().ok_or_else(gone)?;
+        match tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => tx.send(job).map_err(|_| gone())?,
+            Err(TrySendError::Disconnected(_)) => return Err(gone()),
+        }
+        reply_rx.recv().map_err(|_| gone())?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn gone() -> StoreError {
+    StoreError::Writer { problem: "the database writer thread has stopped".to_string() }
+}
+
+fn run(conn: &Connection, rx: &Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let problem = format!("cannot start a write transaction: {e}");
+            log::error!(target: "gm::store", "{problem}");
+            // Still run the job so its caller gets an answer; it fails on its own statements.
+            first(conn)(Err(problem));
+            continue;
+        }
+        let mut pending = vec![run_job(conn, first)];
+        while pending.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => pending.push(run_job(conn, job)),
+                Err(_) => break,
+            }
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            log::error!(target: "gm::store", "commit of {} write(s) failed: {e}", pending.len());
+            format!("commit failed: {e}")
+        });
+        for deliver in pending {
+            deliver(commit.clone());
+        }
+    }
+}
+
+/// Runs one job, turning a panic inside it into an error for its caller only.
+fn run_job(conn: &Connection, job: Job) -> Deliver {
+    match catch_unwind(AssertUnwindSafe(|| job(conn))) {
+        Ok(deliver) => deliver,
+        Err(_) => {
+            log::error!(target: "gm::store", "a database write job panicked (gm bug); its caller gets an error");
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Box::new(|_| {})
+        }
+    }
+}
+
+fn run_in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT job").map_err(StoreError::sqlite("opening a savepoint"))?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job").map_err(StoreError::sqlite("releasing a savepoint"))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(e)
+        }
+    }
+}
