@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::client::ClientError;
 use crate::config::ConfigError;
 use crate::crypto::CryptoError;
 use crate::http::HttpError;
@@ -62,6 +63,8 @@ pub enum Error {
     Store(StoreError),
     /// Listener problem.
     Http(HttpError),
+    /// An NA request failed (exit 2) or the NA refused it (exit 1).
+    Client(ClientError),
     /// The command refused to act, for a stated reason.
     Refused {
         /// The message shown.
@@ -97,6 +100,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::CheckFailed { .. } => EXIT_CHECK_FAILED,
+            Error::Client(e) if e.is_refusal() => EXIT_CHECK_FAILED,
             _ => EXIT_CANNOT_RUN,
         }
     }
@@ -120,6 +124,7 @@ impl Error {
                 Some("stop the other process using the port, or choose another with --bind or PORT".to_string())
             }
             Error::Config(_) => Some("fix the setting named above; `gm serve --help` lists every setting".to_string()),
+            Error::Client(e) => super::admin::client_hint(e),
             _ => None,
         }
     }
@@ -143,6 +148,7 @@ impl fmt::Display for Error {
             Error::Config(e) => write!(f, "{e}"),
             Error::Store(e) => write!(f, "{e}"),
             Error::Http(e) => write!(f, "{e}"),
+            Error::Client(e) => write!(f, "{e}"),
         }
     }
 }
@@ -170,5 +176,11 @@ impl From<StoreError> for Error {
 impl From<HttpError> for Error {
     fn from(e: HttpError) -> Error {
         Error::Http(e)
+    }
+}
+
+impl From<ClientError> for Error {
+    fn from(e: ClientError) -> Error {
+        Error::Client(e)
     }
 }

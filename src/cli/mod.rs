@@ -2,9 +2,11 @@
 //! command group; each turns its argh struct into typed options once, validates them before touching
 //! any file, then acts.
 
+pub mod admin;
 pub mod error;
 pub mod genesis;
 pub mod input;
+pub mod join;
 pub mod keygen;
 pub mod operator;
 pub mod output;
@@ -33,6 +35,8 @@ enum Command {
     Serve(serve::ServeArgs),
     Quickstart(quickstart::QuickstartArgs),
     Operator(operator::OperatorArgs),
+    Admin(admin::AdminArgs),
+    Join(join::JoinArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -45,6 +49,8 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Serve(a) => serve::run(a),
         Command::Quickstart(a) => quickstart::run(a),
         Command::Operator(a) => operator::run(a),
+        Command::Admin(a) => admin::run(a),
+        Command::Join(a) => join::run(a),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod error;
 pub mod json;
 pub mod keys;
+pub mod payload;
 pub mod signature;
 
 pub use error::CryptoError;

@@ -17,17 +17,37 @@ pub fn details(pairs: Vec<(&str, Value)>) -> Map {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// An event rendered ahead of its write job, so the single writer thread only runs SQL.
+#[derive(Debug, Clone)]
+pub struct Event {
+    event_id: String,
+    created_at: String,
+    json: String,
+}
+
+impl Event {
+    /// Renders an event of `event_type` with `details` at `now`.
+    pub fn new(event_type: &str, details: Map, now: DateTime<Utc>) -> Event {
+        let event_id = uuid4();
+        let created_at = isoformat_utc(now);
+        let mut event = Map::new();
+        event.insert("created_at", Value::from(created_at.as_str()));
+        event.insert("details", Value::Object(details));
+        event.insert("event_id", Value::from(event_id.as_str()));
+        event.insert("event_type", Value::from(event_type));
+        let json = to_string_with(&Value::Object(event), &Style::PYTHON_DEFAULT);
+        Event { event_id, created_at, json }
+    }
+
+    /// Appends the event inside a write job.
+    pub fn write(&self, conn: &Connection) -> Result<(), StoreError> {
+        audit::insert(conn, &self.event_id, &self.json, &self.created_at)
+    }
+}
+
 /// Writes one event inside a write job.
 pub fn write(conn: &Connection, event_type: &str, details: Map, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let event_id = uuid4();
-    let created_at = isoformat_utc(now);
-    let mut event = Map::new();
-    event.insert("created_at", Value::from(created_at.as_str()));
-    event.insert("details", Value::Object(details));
-    event.insert("event_id", Value::from(event_id.as_str()));
-    event.insert("event_type", Value::from(event_type));
-    let json = to_string_with(&Value::Object(event), &Style::PYTHON_DEFAULT);
-    audit::insert(conn, &event_id, &json, &created_at)
+    Event::new(event_type, details, now).write(conn)
 }
 
 /// Writes one event on its own. Failures are logged and swallowed, as upstream does for

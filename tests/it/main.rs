@@ -4,9 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod clients;
 mod enroll;
 mod harness;
 mod keys;
+mod operators;
 mod replay;
 mod serve;
 mod serve_limits;

@@ -30,7 +30,7 @@ impl Operator {
     /// A signed v1 request with explicit timestamp and nonce.
     pub fn raw_v1(&self, method: &str, path: &str, body: &str, timestamp: &str, nonce: &str) -> String {
         let signed = if path == "/admin/policy/history" { Value::Object(Map::new()) } else { signed_body(body) };
-        let sig = self.key.sign_b64(&gm::na::auth::admin::v1_payload(&signed, &self.key_id, nonce, timestamp));
+        let sig = self.key.sign_b64(&gm::crypto::payload::v1_payload(&signed, &self.key_id, nonce, timestamp));
         format!(
             "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Admin-Key-Id: {}\r\nX-Admin-Timestamp: {timestamp}\r\nX-Admin-Nonce: {nonce}\r\nX-Admin-Signature: {sig}\r\n\r\n{body}",
             body.len(),
@@ -47,7 +47,7 @@ impl Operator {
     pub fn send_v2(&self, addr: SocketAddr, audience: &str, method: &str, path: &str, body: &str) -> HttpResponse {
         let (ts, nonce) = (now_iso(), gm::crypto::digest::uuid4());
         let signed = if method == "GET" { Value::Object(Map::new()) } else { signed_body(body) };
-        let payload = gm::na::auth::admin::v2_payload(audience, &signed, &self.key_id, method, &nonce, path, None, &ts);
+        let payload = gm::crypto::payload::v2_payload(audience, &signed, &self.key_id, method, &nonce, path, &[], &ts);
         let sig = self.key.sign_b64(&payload);
         request(addr, &format!(
             "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Admin-Key-Id: {}\r\nX-Admin-Timestamp: {ts}\r\nX-Admin-Nonce: {nonce}\r\nX-Admin-Signature: {sig}\r\n\r\n{body}",

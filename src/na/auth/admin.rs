@@ -9,8 +9,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::canonical::canonical_bytes;
 use crate::crypto::json::{Map, Value};
+use crate::crypto::payload::{v1_payload, v2_payload};
 use crate::crypto::signature::verify_b64;
 use crate::http::{parse_query, Request};
 use crate::store::nonces;
@@ -112,7 +112,7 @@ pub fn authenticate(
         &req.method,
         nonce,
         path,
-        req.query.as_deref(),
+        &req.query.as_deref().map(parse_query).unwrap_or_default(),
         timestamp,
     );
     let legacy = if verify_b64(key, &v2, signature) {
@@ -179,49 +179,4 @@ fn fail(
     d.insert("remote_addr", Value::from(remote_addr));
     audit::record(&na.store, "admin_auth_failed", d, now);
     NaError::api(status, message)
-}
-
-/// Version 1 signed bytes: canonical `{"body", "key_id", "nonce", "timestamp"}`.
-pub fn v1_payload(body: &Value, key_id: &str, nonce: &str, timestamp: &str) -> Vec<u8> {
-    let mut m = Map::new();
-    m.insert("body", body.clone());
-    m.insert("key_id", Value::from(key_id));
-    m.insert("nonce", Value::from(nonce));
-    m.insert("timestamp", Value::from(timestamp));
-    canonical_bytes(&Value::Object(m))
-}
-
-/// Version 2 signed bytes: canonical `{"audience", "body", "key_id", "method", "nonce", "path",
-/// "query", "timestamp", "v": 2}` with the query as `{name: [values in request order]}`.
-#[allow(clippy::too_many_arguments)]
-pub fn v2_payload(
-    audience: &str,
-    body: &Value,
-    key_id: &str,
-    method: &str,
-    nonce: &str,
-    path: &str,
-    query: Option<&str>,
-    timestamp: &str,
-) -> Vec<u8> {
-    let mut q = Map::new();
-    for (name, value) in query.map(parse_query).unwrap_or_default() {
-        match q.get_mut(&name) {
-            Some(Value::Array(values)) => values.push(Value::from(value)),
-            _ => {
-                q.insert(name, Value::Array(vec![Value::from(value)]));
-            }
-        }
-    }
-    let mut m = Map::new();
-    m.insert("audience", Value::from(audience));
-    m.insert("body", body.clone());
-    m.insert("key_id", Value::from(key_id));
-    m.insert("method", Value::from(method.to_ascii_uppercase()));
-    m.insert("nonce", Value::from(nonce));
-    m.insert("path", Value::from(path));
-    m.insert("query", Value::Object(q));
-    m.insert("timestamp", Value::from(timestamp));
-    m.insert("v", Value::from(2i64));
-    canonical_bytes(&Value::Object(m))
 }

@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::canonical::canonical_bytes;
 use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::PublicKey;
+use crate::crypto::payload::node_signed_bytes;
 use crate::crypto::signature::verify_b64;
 use crate::store::{nonces, Store};
 
@@ -107,10 +107,8 @@ pub fn verify(store: &Store, body: &Map, scope: &str, now: DateTime<Utc>) -> Res
     }
     let key_text = body.get("node_public_key").and_then(Value::as_str).unwrap_or_default();
     let key = PublicKey::from_b64(key_text).map_err(|_| NodeAuthError::SignatureError)?;
-    let mut signed = body.clone();
-    signed.remove("signature");
     let sig = signature.as_str().ok_or(NodeAuthError::InvalidSignature)?;
-    if !verify_b64(&key, &canonical_bytes(&Value::Object(signed)), sig) {
+    if !verify_b64(&key, &node_signed_bytes(body), sig) {
         return Err(NodeAuthError::InvalidSignature);
     }
     Ok(NodeProof { scope: scope.to_string(), nonce })

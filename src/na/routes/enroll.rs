@@ -154,9 +154,25 @@ pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaEr
     let proof = prove(na, &body, &format!("join:{node_key}"), &remote, now)?;
     let roles = parse_roles(&invite.assigned_roles_json);
     let hours = validity.min(invite.max_validity_hours);
-    let signer = na.signer();
-    let network = na.genesis.network_name.clone();
-    let (remote_w, token_w, key_w) = (remote.clone(), token.clone(), node_key.clone());
+    // Everything that costs CPU (signing, rendering) happens here, off the single writer thread;
+    // the write job only decides and stores.
+    let bad_role = invalid_role(&roles).cloned();
+    let issued = new_certificate(&na.signer(), &na.genesis.network_name, &node_key, roles, now, hours).map(|cert| {
+        let row = cert_row(&cert, &remote, None, Some(invite.max_validity_hours));
+        let event = audit::Event::new(
+            "certificate_issued",
+            audit::details(vec![
+                ("cert_id", Value::from(cert.cert_id.as_str())),
+                ("invite_token_fingerprint", Value::from(token_fingerprint(&token))),
+                ("node_public_key", Value::from(node_key.as_str())),
+                ("remote_addr", Value::from(remote.as_str())),
+                ("roles", Value::Array(cert.roles.iter().map(|r| Value::from(r.as_str())).collect())),
+            ]),
+            now,
+        );
+        (cert, row, event)
+    });
+    let (token_w, key_w) = (token.clone(), node_key.clone());
     let outcome = na.store.write(move |c| {
         if !store_nonce(c, &proof, now)? {
             return Ok(JoinOutcome::Replay(proof));
@@ -164,21 +180,14 @@ pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaEr
         if !invites::consume(c, &token_w, &isoformat_utc(now), &key_w)? {
             return Ok(JoinOutcome::TokenLost);
         }
-        if let Some(bad) = invalid_role(&roles) {
-            return Ok(JoinOutcome::InvalidRole(bad.clone()));
+        if let Some(bad) = bad_role {
+            return Ok(JoinOutcome::InvalidRole(bad));
         }
-        let Some(cert) = new_certificate(&signer, &network, &key_w, roles, now, hours) else {
+        let Some((cert, row, event)) = issued else {
             return Ok(JoinOutcome::BadValidity);
         };
-        certs::insert(c, &cert_row(&cert, &remote_w, None, Some(invite.max_validity_hours)))?;
-        let d = audit::details(vec![
-            ("cert_id", Value::from(cert.cert_id.as_str())),
-            ("invite_token_fingerprint", Value::from(token_fingerprint(&token_w))),
-            ("node_public_key", Value::from(key_w.as_str())),
-            ("remote_addr", Value::from(remote_w.as_str())),
-            ("roles", Value::Array(cert.roles.iter().map(|r| Value::from(r.as_str())).collect())),
-        ]);
-        audit::write(c, "certificate_issued", d, now)?;
+        certs::insert(c, &row)?;
+        event.write(c)?;
         Ok(JoinOutcome::Issued(Box::new(cert)))
     })?;
     match outcome {
@@ -342,9 +351,21 @@ pub fn renew(na: &Authority, req: &Request) -> Result<crate::http::Response, NaE
     let cap = row.max_validity_hours.unwrap_or_else(|| legacy_cap(&row));
     let hours = validity.min(cap);
     let window = window_problem(&row, now);
-    let signer = na.signer();
-    let network = na.genesis.network_name.clone();
     let (old_id, remote_w, max_hours) = (row.cert_id.clone(), remote.clone(), row.max_validity_hours);
+    let issued =
+        new_certificate(&na.signer(), &na.genesis.network_name, &node_key, stored_roles, now, hours).map(|cert| {
+            let new_row = cert_row(&cert, &remote, Some(old_id.clone()), max_hours);
+            let event = audit::Event::new(
+                "certificate_renewed",
+                audit::details(vec![
+                    ("new_cert_id", Value::from(cert.cert_id.as_str())),
+                    ("node_public_key", Value::from(node_key.as_str())),
+                    ("old_cert_id", Value::from(old_id.as_str())),
+                ]),
+                now,
+            );
+            (cert, new_row, event)
+        });
     let outcome = na.store.write(move |c| {
         if !store_nonce(c, &proof, now)? {
             return Ok(RenewOutcome::Replay(proof));
@@ -361,16 +382,11 @@ pub fn renew(na: &Authority, req: &Request) -> Result<crate::http::Response, NaE
         if roles_change {
             return Ok(RenewOutcome::Rejected("Role changes are not permitted during renewal"));
         }
-        let Some(cert) = new_certificate(&signer, &network, &node_key, stored_roles, now, hours) else {
+        let Some((cert, new_row, event)) = issued else {
             return Ok(RenewOutcome::BadValidity);
         };
-        certs::insert(c, &cert_row(&cert, &remote_w, Some(old_id.clone()), max_hours))?;
-        let d = audit::details(vec![
-            ("new_cert_id", Value::from(cert.cert_id.as_str())),
-            ("node_public_key", Value::from(node_key.as_str())),
-            ("old_cert_id", Value::from(old_id.as_str())),
-        ]);
-        audit::write(c, "certificate_renewed", d, now)?;
+        certs::insert(c, &new_row)?;
+        event.write(c)?;
         Ok(RenewOutcome::Issued(Box::new(cert)))
     })?;
     match outcome {

@@ -1,0 +1,225 @@
+//! Enrollment load generator for `scripts/bench-enroll.sh` (not a timed test): creates N invites
+//! through the signed admin API, then drives pre-signed `POST /join` requests from several client
+//! threads over keep-alive connections, then heartbeats for the issued certificates, and reports
+//! requests/s with p50/p99 latency for each phase. Requests carry distinct `X-Forwarded-For`
+//! addresses, so run the server with `--trusted-proxy-hops 1` (the per-address join and admin
+//! buckets would otherwise throttle a single benchmark client, as intended in production).
+//!
+//! Usage: cargo bench --bench enroll -- ADDR HOME [JOINS] [THREADS]
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gm::crypto::canonical::{canonical_bytes, canonical_string};
+use gm::crypto::json::{parse_str, Map, Value};
+use gm::crypto::keys::{load_signing_key, SigningKey};
+use gm::model::timestamp::isoformat_utc;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let addr: SocketAddr = args.first().expect("ADDR").parse().unwrap();
+    let home = std::path::PathBuf::from(args.get(1).expect("HOME"));
+    let joins: usize = args.get(2).map_or(20_000, |v| v.parse().unwrap());
+    let threads: usize = args.get(3).map_or(16, |v| v.parse().unwrap());
+    let operator = Arc::new(load_signing_key(&home.join("offline/operator.key")).unwrap());
+
+    let started = Instant::now();
+    let tokens: Vec<(Duration, String)> = run_parallel(addr, threads, joins, move |conn, i| {
+        let body = "{\"max_validity_hours\":48}";
+        let req = admin_request(&operator, "/admin/invite", body, i);
+        let (status, text) = conn.send(&req);
+        assert_eq!(status, 201, "{text}");
+        field(&text, "token_id")
+    });
+    println!("invites: {joins} created in {:.1} s (setup, not a target)", started.elapsed().as_secs_f64());
+
+    let nodes: Vec<SigningKey> = (0..joins).map(|_| SigningKey::generate()).collect();
+    let now = isoformat_utc(chrono::Utc::now());
+    let bodies: Vec<String> = nodes
+        .iter()
+        .zip(&tokens)
+        .map(|(k, (_, t))| {
+            signed_body(k, &[("invite_token", Value::from(t.as_str())), ("validity_hours", Value::from(24i64))], &now)
+        })
+        .collect();
+    let bodies = Arc::new(bodies);
+    let (join_results, join_wall) = timed(addr, threads, joins, move |conn, i| {
+        let (status, text) = conn.send(&post("/join", &bodies[i], i));
+        assert_eq!(status, 201, "{text}");
+        field(&text, "cert_id")
+    });
+    report("join", &join_results, join_wall);
+
+    let now = isoformat_utc(chrono::Utc::now());
+    let beats: Vec<String> = nodes
+        .iter()
+        .zip(&join_results)
+        .map(|(k, (_, (_, cert)))| {
+            signed_body(k, &[("cert_id", Value::from(cert.as_str())), ("status", Value::from("healthy"))], &now)
+        })
+        .collect();
+    let beats = Arc::new(beats);
+    let (beat_results, beat_wall) = timed(addr, threads, joins, move |conn, i| {
+        let (status, text) = conn.send(&post("/heartbeat", &beats[i], i));
+        assert_eq!(status, 200, "{text}");
+        String::new()
+    });
+    report("heartbeat", &beat_results, beat_wall);
+}
+
+struct Conn {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn send(&mut self, raw: &str) -> (u16, String) {
+        for _ in 0..3 {
+            if self.stream.is_none() {
+                let s = TcpStream::connect(self.addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                self.stream = Some(s);
+            }
+            let stream = self.stream.as_mut().unwrap();
+            if stream.write_all(raw.as_bytes()).is_ok() {
+                if let Some(r) = read_response(stream, &mut self.buf) {
+                    return r;
+                }
+            }
+            self.stream = None;
+        }
+        panic!("request failed three times");
+    }
+}
+
+fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, String)> {
+    buf.clear();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some((status, String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string()));
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn forwarded(i: usize) -> String {
+    format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}
+
+fn post(path: &str, body: &str, i: usize) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-Forwarded-For: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        forwarded(i),
+        body.len()
+    )
+}
+
+fn admin_request(key: &SigningKey, path: &str, body: &str, i: usize) -> String {
+    let ts = isoformat_utc(chrono::Utc::now());
+    let nonce = gm::crypto::digest::uuid4();
+    let sig = key.sign_b64(&gm::crypto::payload::v1_payload(&parse_str(body).unwrap(), "operator-local", &nonce, &ts));
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-Forwarded-For: {}\r\nContent-Length: {}\r\nX-Admin-Key-Id: operator-local\r\nX-Admin-Timestamp: {ts}\r\nX-Admin-Nonce: {nonce}\r\nX-Admin-Signature: {sig}\r\n\r\n{body}",
+        forwarded(i),
+        body.len()
+    )
+}
+
+fn signed_body(key: &SigningKey, fields: &[(&str, Value)], ts: &str) -> String {
+    let mut m = Map::new();
+    m.insert("node_public_key", Value::from(key.public_key().to_b64()));
+    for (k, v) in fields {
+        m.insert(*k, v.clone());
+    }
+    m.insert("timestamp", Value::from(ts));
+    m.insert("nonce", Value::from(gm::crypto::digest::uuid4()));
+    let sig = key.sign_b64(&canonical_bytes(&Value::Object(m.clone())));
+    m.insert("signature", Value::from(sig));
+    canonical_string(&Value::Object(m))
+}
+
+fn field(text: &str, name: &str) -> String {
+    parse_str(text).unwrap().as_object().unwrap().get(name).unwrap().as_str().unwrap().to_string()
+}
+
+/// Runs `f(conn, i)` for i in 0..n over `threads` keep-alive connections; results in index order.
+fn run_parallel<T: Send + 'static>(
+    addr: SocketAddr,
+    threads: usize,
+    n: usize,
+    f: impl Fn(&mut Conn, usize) -> T + Send + Sync + 'static,
+) -> Vec<(Duration, T)> {
+    timed(addr, threads, n, f).0.into_iter().map(|(d, (_, t))| (d, t)).collect()
+}
+
+/// Per-request latency with the request index and result, plus the wall time of the phase.
+type Timed<T> = (Vec<(Duration, (usize, T))>, Duration);
+
+fn timed<T: Send + 'static>(
+    addr: SocketAddr,
+    threads: usize,
+    n: usize,
+    f: impl Fn(&mut Conn, usize) -> T + Send + Sync + 'static,
+) -> Timed<T> {
+    let f = Arc::new(f);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let f = Arc::clone(&f);
+            std::thread::spawn(move || {
+                let mut conn = Conn { addr, stream: None, buf: Vec::with_capacity(8192) };
+                let mut out = Vec::new();
+                let mut i = t;
+                while i < n {
+                    let s = Instant::now();
+                    let v = f(&mut conn, i);
+                    out.push((s.elapsed(), (i, v)));
+                    i += threads;
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all: Vec<(Duration, (usize, T))> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let wall = started.elapsed();
+    all.sort_by_key(|(_, (i, _))| *i);
+    (all, wall)
+}
+
+fn report<T>(name: &str, results: &[(Duration, T)], wall: Duration) {
+    let mut lat: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "{name:<10} {:>7} requests in {:>6.2} s: {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        lat.len(),
+        wall.as_secs_f64(),
+        lat.len() as f64 / wall.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+}

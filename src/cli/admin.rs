@@ -1,0 +1,603 @@
+//! `gm admin`: operator commands against a running NA (`na-wire.md` §9.5): `invite`, `revoke`,
+//! `policy set`, `policy history` and `policy rollback`, each signed with an operator key (§6).
+//!
+//! Every leaf command takes the connection flags itself (`gm admin invite --na URL …` reads better
+//! than options placed before the action). Flags become typed values and the key is loaded before
+//! any request is sent. An NA that says no exits 1 with its message; an NA that cannot be reached
+//! exits 2 with a hint. An invite token is printed on stdout and nowhere else.
+
+use std::path::{Path, PathBuf};
+
+use argh::FromArgs;
+
+use crate::client::admin::{AdminClient, InviteRequest, Operator, PolicyRequest, RevocationReason, SigVersion};
+use crate::client::{ClientError, ClientOptions, NaClient};
+use crate::clock::SystemClock;
+use crate::config::{self, Env};
+use crate::crypto::json::Value;
+use crate::crypto::keys::load_signing_key;
+use crate::model::fields::{object, str_array};
+use crate::model::policy::PolicyManifest;
+use crate::model::SignedObject;
+
+use super::error::Error;
+use super::output::{notice, Output};
+
+/// Operator commands against a running NA: invite tokens, revocations, network policy.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "admin",
+    example = "gm admin invite --na http://127.0.0.1:8443 --role client\ngm admin revoke --na http://127.0.0.1:8443 --cert-id 1ede1147-34d3-4354-bc35-7b297a397050 --reason key_compromise\ngm admin policy history --na https://na.example.net --sig v2 --json",
+    note = "Requests are signed with the operator key (--operator-key, default HOME/offline/operator.key) under --operator-key-id, which must be a key of the NA's OPERATOR_PUBLIC_KEYS_JSON. Exit status: 0 done, 1 the NA refused, 2 the request could not be made."
+)]
+pub struct AdminArgs {
+    #[argh(subcommand)]
+    action: AdminAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum AdminAction {
+    Invite(InviteArgs),
+    Revoke(RevokeArgs),
+    Policy(PolicyArgs),
+}
+
+/// Create a single-use invite token a node redeems with `gm join`.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "invite",
+    example = "gm admin invite --na http://127.0.0.1:8443\ngm admin invite --na http://127.0.0.1:8443 --role anchor --role service:dns --max-validity-hours 720\ngm admin invite --na https://na.example.net --sig v2 --token-expiry-hours 2 --json",
+    note = "The token is printed on stdout only: hand it to the node operator over a private channel. Anyone holding it can join until it is used or expires."
+)]
+pub struct InviteArgs {
+    /// role for the certificate, repeatable; `role:` is added when missing (default role:client)
+    #[argh(option)]
+    role: Vec<String>,
+    /// longest certificate validity the token allows, in hours (default 168)
+    #[argh(option, default = "168")]
+    max_validity_hours: u32,
+    /// how long the token can be redeemed, in hours (default 24)
+    #[argh(option, default = "24")]
+    token_expiry_hours: u32,
+    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
+    #[argh(option)]
+    na: String,
+    /// operator private key file, upstream format (default HOME/offline/operator.key)
+    #[argh(option)]
+    operator_key: Option<PathBuf>,
+    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
+    #[argh(option, default = "String::from(\"operator-local\")")]
+    operator_key_id: String,
+    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
+    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    sig: SigVersion,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
+    #[argh(option)]
+    home: Option<PathBuf>,
+}
+
+/// Revoke a certificate; the NA publishes a new CRL.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "revoke",
+    example = "gm admin revoke --na http://127.0.0.1:8443 --cert-id 1ede1147-34d3-4354-bc35-7b297a397050\ngm admin revoke --na http://127.0.0.1:8443 --cert-id 1ede1147-34d3-4354-bc35-7b297a397050 --reason key_compromise --json",
+    note = "Every reason stops heartbeats and renewals of the certificate; key_compromise also bars the node key from joining again."
+)]
+pub struct RevokeArgs {
+    /// id of the certificate to revoke (required)
+    #[argh(option)]
+    cert_id: String,
+    /// key_compromise, cessation_of_operation, superseded or unspecified (default unspecified)
+    #[argh(option, default = "RevocationReason::Unspecified", from_str_fn(parse_reason))]
+    reason: RevocationReason,
+    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
+    #[argh(option)]
+    na: String,
+    /// operator private key file, upstream format (default HOME/offline/operator.key)
+    #[argh(option)]
+    operator_key: Option<PathBuf>,
+    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
+    #[argh(option, default = "String::from(\"operator-local\")")]
+    operator_key_id: String,
+    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
+    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    sig: SigVersion,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
+    #[argh(option)]
+    home: Option<PathBuf>,
+}
+
+/// Publish, list and roll back the network policy.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "policy",
+    example = "gm admin policy set --na http://127.0.0.1:8443 --policy-id policy-2026-03 --min-client-version 0.16.0\ngm admin policy history --na http://127.0.0.1:8443\ngm admin policy rollback --na http://127.0.0.1:8443 --policy-id policy-2026-02"
+)]
+pub struct PolicyArgs {
+    #[argh(subcommand)]
+    action: PolicyAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum PolicyAction {
+    Set(PolicySetArgs),
+    History(PolicyHistoryArgs),
+    Rollback(PolicyRollbackArgs),
+}
+
+/// Publish a new policy and make it the active one.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "set",
+    example = "gm admin policy set --na http://127.0.0.1:8443 --policy-id policy-2026-03 --min-client-version 0.16.0\ngm admin policy set --na http://127.0.0.1:8443 --policy-id p2 --min-client-version 0.16.0 --allowed-port 443 --allowed-service dns --max-hops 3 --preferred-transport quic",
+    note = "Only the fields given are sent; the NA fills the others with its defaults (ports 443 and 8443, no services, 6 hops, quic then wireguard). Publishing an existing policy id replaces that version."
+)]
+pub struct PolicySetArgs {
+    /// policy id (required)
+    #[argh(option)]
+    policy_id: String,
+    /// oldest client version allowed on the network (required)
+    #[argh(option)]
+    min_client_version: String,
+    /// allowed port, repeatable (default: the NA's, 443 and 8443)
+    #[argh(option)]
+    allowed_port: Vec<u16>,
+    /// allowed service, repeatable (default: the NA's, none)
+    #[argh(option)]
+    allowed_service: Vec<String>,
+    /// routing: maximum hops (default: the NA's, 6)
+    #[argh(option)]
+    max_hops: Option<u32>,
+    /// routing: preferred transport, repeatable, in order (default: the NA's, quic then wireguard)
+    #[argh(option)]
+    preferred_transport: Vec<String>,
+    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
+    #[argh(option)]
+    na: String,
+    /// operator private key file, upstream format (default HOME/offline/operator.key)
+    #[argh(option)]
+    operator_key: Option<PathBuf>,
+    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
+    #[argh(option, default = "String::from(\"operator-local\")")]
+    operator_key_id: String,
+    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
+    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    sig: SigVersion,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
+    #[argh(option)]
+    home: Option<PathBuf>,
+}
+
+/// List every stored policy version, newest first; `*` marks the active one.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "history",
+    example = "gm admin policy history --na http://127.0.0.1:8443\ngm admin policy history --na https://na.example.net --sig v2 --json"
+)]
+pub struct PolicyHistoryArgs {
+    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
+    #[argh(option)]
+    na: String,
+    /// operator private key file, upstream format (default HOME/offline/operator.key)
+    #[argh(option)]
+    operator_key: Option<PathBuf>,
+    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
+    #[argh(option, default = "String::from(\"operator-local\")")]
+    operator_key_id: String,
+    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
+    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    sig: SigVersion,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
+    #[argh(option)]
+    home: Option<PathBuf>,
+}
+
+/// Make a stored policy version the active one again.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "rollback",
+    example = "gm admin policy rollback --na http://127.0.0.1:8443 --policy-id policy-2026-02\ngm admin policy rollback --na http://127.0.0.1:8443 --policy-id policy-2026-02 --json",
+    note = "The version keeps its original issue time and signature. `gm admin policy history` lists the ids."
+)]
+pub struct PolicyRollbackArgs {
+    /// id of the stored version to activate (required)
+    #[argh(option)]
+    policy_id: String,
+    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
+    #[argh(option)]
+    na: String,
+    /// operator private key file, upstream format (default HOME/offline/operator.key)
+    #[argh(option)]
+    operator_key: Option<PathBuf>,
+    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
+    #[argh(option, default = "String::from(\"operator-local\")")]
+    operator_key_id: String,
+    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
+    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    sig: SigVersion,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
+    #[argh(option)]
+    home: Option<PathBuf>,
+}
+
+/// The connection flags every leaf command shares.
+struct Connection<'a> {
+    na: &'a str,
+    operator_key: Option<&'a Path>,
+    operator_key_id: &'a str,
+    sig: SigVersion,
+    json: bool,
+    home: Option<&'a Path>,
+}
+
+/// A ready connection: the NA client, the loaded operator key, the signature version.
+struct Session {
+    na: NaClient,
+    operator: Operator,
+    sig: SigVersion,
+    out: Output,
+}
+
+impl Session {
+    fn admin(&self) -> AdminClient<'_> {
+        AdminClient::new(&self.na, &self.operator, self.sig, &SystemClock)
+    }
+}
+
+/// Runs `gm admin`.
+pub fn run(args: AdminArgs) -> Result<u8, Error> {
+    match args.action {
+        AdminAction::Invite(a) => run_invite(a),
+        AdminAction::Revoke(a) => run_revoke(a),
+        AdminAction::Policy(p) => match p.action {
+            PolicyAction::Set(a) => run_policy_set(a),
+            PolicyAction::History(a) => run_policy_history(a),
+            PolicyAction::Rollback(a) => run_policy_rollback(a),
+        },
+    }
+}
+
+fn run_invite(args: InviteArgs) -> Result<u8, Error> {
+    if args.max_validity_hours == 0 || args.token_expiry_hours == 0 {
+        return Err(Error::usage(
+            "--max-validity-hours and --token-expiry-hours must be at least 1",
+            "the NA refuses windows of zero hours",
+        ));
+    }
+    let request = InviteRequest {
+        roles: normalize_roles(&args.role),
+        max_validity_hours: args.max_validity_hours,
+        token_expiry_hours: args.token_expiry_hours,
+    };
+    let session = connect(&Connection {
+        na: &args.na,
+        operator_key: args.operator_key.as_deref(),
+        operator_key_id: &args.operator_key_id,
+        sig: args.sig,
+        json: args.json,
+        home: args.home.as_deref(),
+    })?;
+    let invite = session.admin().invite(&request)?;
+    let roles = request.roles.join(", ");
+    let text = format!(
+        "invite token: {}\nexpires at: {}\nroles: {roles}; certificates valid up to {} h",
+        invite.token.expose(),
+        invite.expires_at,
+        request.max_validity_hours
+    );
+    let value = Value::Object(object(vec![
+        ("expires_at", Value::from(invite.expires_at.as_str())),
+        ("max_validity_hours", Value::from(i64::from(request.max_validity_hours))),
+        ("roles", str_array(&request.roles)),
+        ("token_id", Value::from(invite.token.expose())),
+    ]));
+    session.out.result(&text, &value);
+    if !args.json {
+        notice("hand the token to the node operator privately: it is single use, and whoever holds it can join");
+    }
+    Ok(0)
+}
+
+fn run_revoke(args: RevokeArgs) -> Result<u8, Error> {
+    if args.cert_id.trim().is_empty() {
+        return Err(Error::usage(
+            "--cert-id is empty",
+            "pass the certificate id (cert_id in node.cert.json, or in the NA's /nodes list)",
+        ));
+    }
+    let session = connect(&Connection {
+        na: &args.na,
+        operator_key: args.operator_key.as_deref(),
+        operator_key_id: &args.operator_key_id,
+        sig: args.sig,
+        json: args.json,
+        home: args.home.as_deref(),
+    })?;
+    let revocation = session.admin().revoke(&args.cert_id, args.reason)?;
+    let text = format!(
+        "revoked certificate {} ({}): CRL sequence {} lists {} certificate(s)",
+        args.cert_id,
+        args.reason.as_str(),
+        revocation.crl_sequence,
+        revocation.revoked_count
+    );
+    let value = Value::Object(object(vec![
+        ("cert_id", Value::from(args.cert_id.as_str())),
+        ("crl_sequence", Value::from(revocation.crl_sequence)),
+        ("reason", Value::from(args.reason.as_str())),
+        ("revoked_count", Value::from(revocation.revoked_count)),
+    ]));
+    session.out.result(&text, &value);
+    Ok(0)
+}
+
+fn run_policy_set(args: PolicySetArgs) -> Result<u8, Error> {
+    if args.policy_id.trim().is_empty() || args.min_client_version.trim().is_empty() {
+        return Err(Error::usage(
+            "--policy-id and --min-client-version must not be empty",
+            "e.g. --policy-id policy-2026-03 --min-client-version 0.16.0",
+        ));
+    }
+    let non_empty = |items: &[String]| (!items.is_empty()).then(|| items.to_vec());
+    let request = PolicyRequest {
+        policy_id: args.policy_id.clone(),
+        min_client_version: args.min_client_version.clone(),
+        allowed_ports: (!args.allowed_port.is_empty()).then(|| args.allowed_port.clone()),
+        allowed_services: non_empty(&args.allowed_service),
+        max_hops: args.max_hops,
+        preferred_transports: non_empty(&args.preferred_transport),
+    };
+    let session = connect(&Connection {
+        na: &args.na,
+        operator_key: args.operator_key.as_deref(),
+        operator_key_id: &args.operator_key_id,
+        sig: args.sig,
+        json: args.json,
+        home: args.home.as_deref(),
+    })?;
+    let policy = session.admin().publish_policy(&request)?;
+    let text = format!(
+        "published policy {} (issued at {}); it is now the active policy",
+        policy.policy_id,
+        policy.issued_at.render_pydantic()
+    );
+    session.out.result(&text, &policy.to_value());
+    Ok(0)
+}
+
+fn run_policy_history(args: PolicyHistoryArgs) -> Result<u8, Error> {
+    let session = connect(&Connection {
+        na: &args.na,
+        operator_key: args.operator_key.as_deref(),
+        operator_key_id: &args.operator_key_id,
+        sig: args.sig,
+        json: args.json,
+        home: args.home.as_deref(),
+    })?;
+    let versions = session.admin().policy_history()?;
+    let lines: Vec<String> = versions
+        .iter()
+        .map(|v| {
+            let marker = if v.active { '*' } else { ' ' };
+            format!("{marker} {} {}", v.created_at, v.policy_id)
+        })
+        .collect();
+    let text = if lines.is_empty() {
+        "no policy versions stored yet (the NA creates its default policy on the first GET /policy)".to_string()
+    } else {
+        lines.join("\n")
+    };
+    let rows = versions
+        .iter()
+        .map(|v| {
+            Value::Object(object(vec![
+                ("active", Value::Bool(v.active)),
+                ("created_at", Value::from(v.created_at.as_str())),
+                ("policy", v.policy.clone()),
+                ("policy_id", Value::from(v.policy_id.as_str())),
+            ]))
+        })
+        .collect();
+    let value = Value::Object(object(vec![("versions", Value::Array(rows))]));
+    session.out.result(&text, &value);
+    Ok(0)
+}
+
+fn run_policy_rollback(args: PolicyRollbackArgs) -> Result<u8, Error> {
+    if args.policy_id.trim().is_empty() {
+        return Err(Error::usage("--policy-id is empty", "`gm admin policy history` lists the stored policy ids"));
+    }
+    let session = connect(&Connection {
+        na: &args.na,
+        operator_key: args.operator_key.as_deref(),
+        operator_key_id: &args.operator_key_id,
+        sig: args.sig,
+        json: args.json,
+        home: args.home.as_deref(),
+    })?;
+    let policy: PolicyManifest = session.admin().rollback_policy(&args.policy_id)?;
+    let text = format!(
+        "policy {} is the active policy again (issued at {})",
+        policy.policy_id,
+        policy.issued_at.render_pydantic()
+    );
+    session.out.result(&text, &policy.to_value());
+    Ok(0)
+}
+
+/// Checks the URL and loads the operator key: everything that can fail before a request is sent.
+fn connect(c: &Connection<'_>) -> Result<Session, Error> {
+    if c.operator_key_id.trim().is_empty() {
+        return Err(Error::usage(
+            "--operator-key-id is empty",
+            "pass the key id configured in the NA's OPERATOR_PUBLIC_KEYS_JSON",
+        ));
+    }
+    let na = NaClient::new(c.na, ClientOptions::default())?;
+    let key_path = match c.operator_key {
+        Some(path) => path.to_path_buf(),
+        None => config::resolve_home(c.home, &Env::from_process()).join("offline/operator.key"),
+    };
+    let key = load_signing_key(&key_path)?;
+    Ok(Session {
+        na,
+        operator: Operator { key, key_id: c.operator_key_id.to_string() },
+        sig: c.sig,
+        out: Output { json: c.json },
+    })
+}
+
+/// Adds the `role:` prefix where it is missing, as upstream's CLI does; no roles means
+/// `role:client`.
+fn normalize_roles(roles: &[String]) -> Vec<String> {
+    if roles.is_empty() {
+        return vec!["role:client".to_string()];
+    }
+    roles.iter().map(|r| if r.starts_with("role:") { r.clone() } else { format!("role:{r}") }).collect()
+}
+
+fn parse_sig(text: &str) -> Result<SigVersion, String> {
+    SigVersion::parse(text).ok_or_else(|| format!("expected v1 or v2, found {text:?}"))
+}
+
+fn parse_reason(text: &str) -> Result<RevocationReason, String> {
+    RevocationReason::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = RevocationReason::ALL.iter().map(|r| r.as_str()).collect();
+        format!("expected one of {}, found {text:?}", names.join(", "))
+    })
+}
+
+/// The remedy for a failed NA request, for `gm admin` and `gm join` alike.
+pub fn client_hint(err: &ClientError) -> Option<String> {
+    let base = base_of(err.url());
+    let hint = match err {
+        ClientError::BadUrl { .. } => {
+            "pass the NA base URL with its scheme, e.g. --na http://127.0.0.1:8443".to_string()
+        }
+        ClientError::Resolve { .. } | ClientError::Connect { .. } => {
+            format!("is gm serve (or the NA) running at {base}? check --na and the port")
+        }
+        ClientError::Timeout { .. } => format!(
+            "the NA at {base} did not answer in time: check that --na names the NA and that it is not overloaded"
+        ),
+        ClientError::Transport { .. } => {
+            format!("check that --na names the NA at {base}, with the right scheme (http or https)")
+        }
+        ClientError::TooLarge { .. } | ClientError::BadResponse { .. } => {
+            format!("check that --na names a genesis-mesh NA; {base} answered something else")
+        }
+        ClientError::Untrusted { .. } => format!(
+            "the NA at {base} is not the one its own genesis names, or the answer was altered: check --na, and do not use this certificate"
+        ),
+        ClientError::Refused { status, url, .. } => return refusal_hint(*status, url),
+    };
+    Some(hint)
+}
+
+fn refusal_hint(status: u16, url: &str) -> Option<String> {
+    let admin = url.contains("/admin/");
+    let hint = match status {
+        401 if admin => "check that --operator-key-id names a key of the NA's OPERATOR_PUBLIC_KEYS_JSON and --operator-key is its private key, that this clock is within 300 s of the NA's, and --sig (upstream 0.16 NAs accept only v1, upstream 1.1+ only v2)",
+        401 => "check this machine's clock: the NA accepts requests within 300 s of its own time",
+        403 if url.ends_with("/join") => "ask the operator for a new invite token (`gm admin invite`): tokens are single use and expire",
+        403 => "the certificate is revoked, expired or unknown to this NA: enroll again with a new invite token (`gm join --force`)",
+        300..=399 => "the NA answered with a redirect, which gm does not follow for signed requests: pass the final URL (often https://) with --na",
+        404 if url.ends_with("/admin/policy/rollback") => "`gm admin policy history` lists the stored policy ids",
+        429 => "the NA limits these requests per minute: wait a minute and try again",
+        500..=599 => "the NA failed: its log has the details",
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
+/// `http://host:port` of a request URL.
+fn base_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url.get(after_scheme..).and_then(|rest| rest.find('/')) {
+        Some(i) => url.get(..after_scheme + i).unwrap_or(url),
+        None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_get_the_role_prefix_and_default_to_client() {
+        assert_eq!(normalize_roles(&[]), vec!["role:client"]);
+        assert_eq!(
+            normalize_roles(&["anchor".to_string(), "role:service:dns".to_string()]),
+            vec!["role:anchor", "role:service:dns"]
+        );
+    }
+
+    #[test]
+    fn flags_parse_into_typed_values() {
+        let args = AdminArgs::from_args(
+            &["gm", "admin"],
+            &["revoke", "--na", "http://127.0.0.1:8443", "--cert-id", "c1", "--reason", "superseded", "--sig", "v2"],
+        )
+        .unwrap();
+        match args.action {
+            AdminAction::Revoke(r) => {
+                assert_eq!(r.reason, RevocationReason::Superseded);
+                assert_eq!(r.sig, SigVersion::V2);
+                assert_eq!(r.operator_key_id, "operator-local");
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let defaults = AdminArgs::from_args(&["gm", "admin"], &["invite", "--na", "http://na"]).unwrap();
+        match defaults.action {
+            AdminAction::Invite(i) => {
+                assert_eq!(i.sig, SigVersion::V1);
+                assert_eq!((i.max_validity_hours, i.token_expiry_hours), (168, 24));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(AdminArgs::from_args(&["gm", "admin"], &["invite", "--na", "x", "--sig", "v3"]).is_err());
+    }
+
+    #[test]
+    fn hints_point_at_the_na_base_url() {
+        let err = ClientError::Connect {
+            url: "http://127.0.0.1:18443/admin/invite".to_string(),
+            detail: "connection refused".to_string(),
+        };
+        assert_eq!(
+            client_hint(&err).unwrap(),
+            "is gm serve (or the NA) running at http://127.0.0.1:18443? check --na and the port"
+        );
+        let refused = ClientError::Refused {
+            method: "POST",
+            url: "http://na/admin/invite".to_string(),
+            status: 401,
+            message: "Invalid admin signature".to_string(),
+        };
+        assert!(client_hint(&refused).unwrap().contains("--sig"));
+    }
+}

@@ -1,0 +1,97 @@
+//! The client's timeouts and limits, every default in one place, and the [`Deadline`] of one
+//! operation.
+//!
+//! ureq 2 offers per-socket read and write timeouts *or* one per-request deadline that replaces
+//! them, not both. gm wants a hard bound on every call (a server that drips one byte at a time
+//! must not hold a client forever), so each request runs under a deadline of
+//! `connect_timeout + write_timeout + read_timeout`, cut short by what is left of the operation's
+//! `total_timeout`. Requests and answers here are a few KiB, so the write and read budgets are
+//! spent almost entirely waiting for the NA to answer.
+
+use std::time::{Duration, Instant};
+
+/// Timeouts and limits of an [`super::NaClient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Time allowed to open the TCP (and TLS) connection. Defaults to 5 s.
+    pub connect_timeout: Duration,
+    /// Time allowed for the NA to answer once the request is sent. Defaults to 10 s.
+    pub read_timeout: Duration,
+    /// Time allowed to send the request. Defaults to 10 s.
+    pub write_timeout: Duration,
+    /// Deadline of one whole operation, which may make several requests (signature v2 fetches
+    /// `/sovereign.json` first; join fetches `/genesis`, posts `/join` and sends a heartbeat).
+    /// Defaults to 30 s.
+    pub total_timeout: Duration,
+    /// Largest response body read; a larger one fails instead of filling memory. Defaults to
+    /// 10 MiB.
+    pub max_body_bytes: u64,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            total_timeout: Duration::from_secs(30),
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// The most one request may take: connect, send and answer budgets together.
+    pub fn request_budget(&self) -> Duration {
+        self.connect_timeout.saturating_add(self.write_timeout).saturating_add(self.read_timeout)
+    }
+}
+
+/// The instant by which an operation must be finished.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Option<Instant>,
+    total: Duration,
+}
+
+impl Deadline {
+    /// A deadline `total` from now. A `total` too large to represent means no operation deadline
+    /// (each request still has its own budget).
+    pub fn after(total: Duration) -> Deadline {
+        Deadline { at: Instant::now().checked_add(total), total }
+    }
+
+    /// The operation's whole time budget.
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
+    /// The budget for the next request: `per_request`, shortened to what is left of the
+    /// operation; `None` once the deadline has passed.
+    pub fn budget(&self, per_request: Duration) -> Option<Duration> {
+        let Some(at) = self.at else {
+            return Some(per_request);
+        };
+        let left = at.checked_duration_since(Instant::now())?;
+        if left.is_zero() {
+            return None;
+        }
+        Some(left.min(per_request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_budget_is_capped_by_what_is_left_of_the_operation() {
+        let options = ClientOptions::default();
+        assert_eq!(options.request_budget(), Duration::from_secs(25));
+        let deadline = Deadline::after(Duration::from_secs(1));
+        let budget = deadline.budget(options.request_budget()).unwrap();
+        assert!(budget <= Duration::from_secs(1));
+        let spent = Deadline::after(Duration::ZERO);
+        assert_eq!(spent.budget(Duration::from_secs(5)), None);
+    }
+}
