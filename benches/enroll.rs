@@ -54,21 +54,27 @@ fn main() {
     });
     report("join", &join_results, join_wall);
 
-    let now = isoformat_utc(chrono::Utc::now());
-    let beats: Vec<String> = nodes
-        .iter()
-        .zip(&join_results)
-        .map(|(k, (_, (_, cert)))| {
-            signed_body(k, &[("cert_id", Value::from(cert.as_str())), ("status", Value::from("healthy"))], &now)
-        })
-        .collect();
-    let beats = Arc::new(beats);
-    let (beat_results, beat_wall) = timed(addr, threads, joins, move |conn, i| {
-        let (status, text) = conn.send(&post("/heartbeat", &beats[i], i));
-        assert_eq!(status, 200, "{text}");
-        String::new()
-    });
-    report("heartbeat", &beat_results, beat_wall);
+    // Heartbeats are the steady-state load: ROUNDS rounds, one per issued certificate each.
+    let rounds: usize = std::env::var("BENCH_HEARTBEAT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let certs: Arc<Vec<String>> = Arc::new(join_results.iter().map(|(_, (_, c))| c.clone()).collect());
+    let nodes = Arc::new(nodes);
+    for _ in 0..rounds {
+        let now = isoformat_utc(chrono::Utc::now());
+        let beats: Vec<String> = nodes
+            .iter()
+            .zip(certs.iter())
+            .map(|(k, cert)| {
+                signed_body(k, &[("cert_id", Value::from(cert.as_str())), ("status", Value::from("healthy"))], &now)
+            })
+            .collect();
+        let beats = Arc::new(beats);
+        let (beat_results, beat_wall) = timed(addr, threads, joins, move |conn, i| {
+            let (status, text) = conn.send(&post("/heartbeat", &beats[i], i));
+            assert_eq!(status, 200, "{text}");
+            String::new()
+        });
+        report("heartbeat", &beat_results, beat_wall);
+    }
 }
 
 struct Conn {

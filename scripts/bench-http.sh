@@ -13,7 +13,7 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" quickstart --home "$work/sb" --no-serve 2>/dev/null
 # Access logs go to a file, as under journald; the line is still formatted and written per request.
-GENESIS_LOG_FORMAT=json "$bin" serve --home "$work/sb" --bind 127.0.0.1:0 >"$work/out" 2>"$work/log" &
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-} GENESIS_LOG_FORMAT=json "$bin" serve --home "$work/sb" --bind 127.0.0.1:0 >"$work/out" 2>"$work/log" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.05; done
 addr=$(sed -n 's#listening on http://##p' "$work/out")

@@ -202,6 +202,10 @@ const LABELS: [&str; 12] = [
 /// other label spellings) followed by `:` or `=` replaced by `[REDACTED]`; any path under
 /// `/etc/genesis-mesh/keys/` and any Windows path ending in `.key` or `.pem` replaced entirely.
 pub fn redact(text: &str) -> String {
+    // Fast path: every rule needs a `:`/`=` separator, an escape sequence or the keys folder.
+    if !text.contains([':', '=', '\u{1b}']) && !text.contains("/etc/genesis-mesh/keys/") {
+        return text.to_string();
+    }
     let clean = strip_ansi(text);
     let lower = clean.to_ascii_lowercase();
     let bytes = clean.as_bytes();

@@ -21,13 +21,22 @@ pub const DISCOVER_LIMIT: usize = 30;
 /// `verify:<addr>`: the public verify routes (D9).
 pub const VERIFY_LIMIT: usize = 60;
 
-/// Buckets above this count trigger a sweep of idle ones, bounding memory under address churn.
+/// Bucket count that first triggers a sweep of idle buckets.
 const SWEEP_AT: usize = 10_000;
 
 /// The process-wide limiter.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    buckets: Mutex<HashMap<String, VecDeque<Instant>>>,
+    state: Mutex<Buckets>,
+}
+
+/// The buckets and the size at which the next sweep runs. After a sweep the threshold doubles
+/// the surviving count, so a sweep costs amortised O(1) per request even when every bucket is
+/// live (many distinct clients within one window), while idle buckets never pile up unboundedly.
+#[derive(Debug, Default)]
+struct Buckets {
+    map: HashMap<String, VecDeque<Instant>>,
+    sweep_at: usize,
 }
 
 impl RateLimiter {
@@ -37,11 +46,15 @@ impl RateLimiter {
     }
 
     fn allow_at(&self, key: &str, limit: usize, now: Instant) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > SWEEP_AT {
-            buckets.retain(|_, hits| hits.back().is_some_and(|t| now.duration_since(*t) <= WINDOW));
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.map.len() >= state.sweep_at.max(SWEEP_AT) {
+            state.map.retain(|_, hits| hits.back().is_some_and(|t| now.duration_since(*t) <= WINDOW));
+            state.sweep_at = state.map.len().saturating_mul(2);
         }
-        let hits = buckets.entry(key.to_string()).or_default();
+        let hits = match state.map.get_mut(key) {
+            Some(h) => h,
+            None => state.map.entry(key.to_string()).or_default(),
+        };
         while hits.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
             hits.pop_front();
         }
@@ -56,6 +69,23 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_live_buckets_do_not_sweep_on_every_request() {
+        let rl = RateLimiter::default();
+        let t0 = Instant::now();
+        for i in 0..25_000 {
+            assert!(rl.allow_at(&format!("k{i}"), 1, t0));
+        }
+        let state = rl.state.lock().unwrap();
+        assert!(state.sweep_at >= 20_000, "threshold grows with live buckets: {}", state.sweep_at);
+        drop(state);
+        // Once they go idle, the next sweep drops them.
+        for i in 0..25_000 {
+            rl.allow_at(&format!("n{i}"), 1, t0 + Duration::from_secs(120));
+        }
+        assert!(rl.state.lock().unwrap().map.len() <= 25_000);
+    }
 
     #[test]
     fn window_slides() {

@@ -70,7 +70,9 @@ impl Store {
             path: path.to_path_buf(),
             mode,
             // `:memory:` is one private database per connection, so it gets exactly one.
-            max_connections: if memory { 1 } else { 8 },
+            // Four readers: reads are short (the heartbeat path reads on the writer), and each
+            // connection costs page cache and schema memory, so more would only grow the RSS.
+            max_connections: if memory { 1 } else { 4 },
             idle: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             freed: Condvar::new(),
             writer: None,
@@ -160,6 +162,10 @@ impl Store {
         let conn = Connection::open_with_flags(&self.path, flags)
             .map_err(|source| StoreError::Open { path: self.path.clone(), source })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(StoreError::sqlite("setting busy_timeout"))?;
+        // Room for every statement gm prepares, so none is re-parsed per request.
+        conn.set_prepared_statement_cache_capacity(64);
+        // A modest page cache per pooled reader keeps the RSS bounded with 32 connections.
+        conn.execute_batch("PRAGMA cache_size = -1024").map_err(|e| not_sqlite_or(e, &self.path))?;
         conn.execute_batch("PRAGMA foreign_keys = ON").map_err(|e| not_sqlite_or(e, &self.path))?;
         Ok(conn)
     }

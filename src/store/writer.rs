@@ -9,6 +9,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -21,6 +22,9 @@ type Job = Box<dyn FnOnce(&Connection) -> Deliver + Send>;
 
 /// Most jobs committed by one fsync.
 const MAX_BATCH: usize = 256;
+/// How long the writer waits for more jobs after the first of a batch. Short against an fsync
+/// (~0.2 ms on the reference disk) and against the 20 ms p99 target.
+const LINGER: Duration = Duration::from_micros(200);
 /// Jobs waiting for the writer before submitters block.
 const QUEUE: usize = 4096;
 
@@ -33,7 +37,11 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer on `conn` (which it owns from now on).
     pub fn start(conn: Connection) -> Result<Writer, StoreError> {
-        conn.execute_batch("PRAGMA synchronous = FULL").map_err(StoreError::sqlite("setting synchronous = FULL"))?;
+        // synchronous = FULL: every commit fsyncs the WAL, so an answered write survives power loss.
+        // temp_store = MEMORY keeps the per-job savepoint journals off the disk; a larger page
+        // cache keeps the hot B-tree pages of the insert-heavy tables resident.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 8192")
+            .map_err(StoreError::sqlite("configuring the writer connection"))?;
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("db-writer".to_string())
@@ -92,11 +100,21 @@ fn run(conn: &Connection, rx: &Receiver<Job>) {
             continue;
         }
         let mut pending = vec![run_job(conn, first)];
+        // Take what is queued; then linger briefly for requests that are on their way, so one
+        // fsync (and one copy of each touched page in the WAL) serves as many writers as possible.
+        let linger_until = Instant::now() + LINGER;
         while pending.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => pending.push(run_job(conn, job)),
-                Err(_) => break,
-            }
+            let job = match rx.try_recv() {
+                Ok(job) => job,
+                Err(_) => match linger_until.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => match rx.recv_timeout(left) {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    },
+                    _ => break,
+                },
+            };
+            pending.push(run_job(conn, job));
         }
         let commit = conn.execute_batch("COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");

@@ -10,7 +10,6 @@ use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::PublicKey;
 use crate::crypto::payload::node_signed_bytes;
 use crate::crypto::signature::verify_b64;
-use crate::store::{nonces, Store};
 
 use super::super::error::NaError;
 use super::{check_timestamp, TimestampProblem};
@@ -85,10 +84,20 @@ fn truthy_str<'a>(body: &'a Map, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|v| v.is_truthy())
 }
 
-/// Verifies the proof in `body` for `scope` with the body's `node_public_key`.
-pub fn verify(store: &Store, body: &Map, scope: &str, now: DateTime<Utc>) -> Result<NodeProof, NodeAuthError> {
+/// The request nonce as it is stored (a non-string nonce is kept as its JSON text).
+pub fn nonce_of(body: &Map) -> Option<String> {
+    truthy_str(body, "nonce").map(|n| match n {
+        Value::Str(s) => s.clone(),
+        other => crate::crypto::canonical::canonical_string(other),
+    })
+}
+
+/// Verifies the proof in `body` for `scope` with the body's `node_public_key`. `nonce_seen` says
+/// whether the body's nonce is already stored in `scope` (looked up by the caller in the same read
+/// as the rest of the route's state, see [`nonce_of`]).
+pub fn verify(body: &Map, scope: &str, now: DateTime<Utc>, nonce_seen: bool) -> Result<NodeProof, NodeAuthError> {
     let (Some(signature), Some(timestamp), Some(nonce)) =
-        (truthy_str(body, "signature"), truthy_str(body, "timestamp"), truthy_str(body, "nonce"))
+        (truthy_str(body, "signature"), truthy_str(body, "timestamp"), nonce_of(body))
     else {
         return Err(NodeAuthError::MissingFields);
     };
@@ -98,11 +107,7 @@ pub fn verify(store: &Store, body: &Map, scope: &str, now: DateTime<Utc>) -> Res
         TimestampProblem::Naive => NodeAuthError::NaiveTimestamp,
         TimestampProblem::Stale(age) => NodeAuthError::Stale(age),
     })?;
-    let nonce = match nonce {
-        Value::Str(s) => s.clone(),
-        other => crate::crypto::canonical::canonical_string(other),
-    };
-    if store.read(|c| nonces::exists(c, scope, &nonce)).unwrap_or(false) {
+    if nonce_seen {
         return Err(NodeAuthError::NonceReplay(nonce));
     }
     let key_text = body.get("node_public_key").and_then(Value::as_str).unwrap_or_default();

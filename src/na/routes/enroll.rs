@@ -62,8 +62,23 @@ fn auth_failed(na: &Authority, e: &NodeAuthError, scope: &str, remote: &str, now
 }
 
 /// Checks the node proof, auditing failures.
-fn prove(na: &Authority, body: &Map, scope: &str, remote: &str, now: DateTime<Utc>) -> Result<NodeProof, NaError> {
-    node::verify(&na.store, body, scope, now).map_err(|e| auth_failed(na, &e, scope, remote, now))
+fn prove(
+    na: &Authority,
+    body: &Map,
+    scope: &str,
+    seen: bool,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<NodeProof, NaError> {
+    node::verify(body, scope, now, seen).map_err(|e| auth_failed(na, &e, scope, remote, now))
+}
+
+/// Whether the body's nonce is already stored in `scope` (a replay), inside an existing read.
+fn nonce_seen(conn: &rusqlite::Connection, body: &Map, scope: &str) -> Result<bool, StoreError> {
+    match node::nonce_of(body) {
+        Some(n) => nonces::exists(conn, scope, &n),
+        None => Ok(false),
+    }
 }
 
 /// Stores the proof's nonce inside a write job; `false` means a concurrent replay won.
@@ -134,7 +149,12 @@ pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaEr
     if validity <= 0 {
         return Err(bad_validity());
     }
-    if let Some(prior) = na.store.read(|c| certs::key_compromised(c, &node_key))? {
+    let scope = format!("join:{node_key}");
+    // One read for everything the checks need: compromise, the invite, and the nonce.
+    let (compromised, invite, seen) = na.store.read(|c| {
+        Ok((certs::key_compromised(c, &node_key)?, invites::get(c, &token)?, nonce_seen(c, &body, &scope)?))
+    })?;
+    if let Some(prior) = compromised {
         let d = audit::details(vec![
             ("node_public_key", Value::from(node_key.as_str())),
             ("prior_cert_id", Value::from(prior)),
@@ -144,14 +164,13 @@ pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaEr
         audit::record(&na.store, "join_rejected", d, now);
         return Err(NaError::api(403, "Node public key has been compromised"));
     }
-    let invite = na.store.read(|c| invites::get(c, &token))?;
     let usable = invite
         .as_ref()
         .is_some_and(|i| i.used_at.is_none() && parse_db_time(&i.expires_at).is_some_and(|exp| exp >= now));
     let Some(invite) = invite.filter(|_| usable) else {
         return Err(token_failure(na, &remote));
     };
-    let proof = prove(na, &body, &format!("join:{node_key}"), &remote, now)?;
+    let proof = prove(na, &body, &scope, seen, &remote, now)?;
     let roles = parse_roles(&invite.assigned_roles_json);
     let hours = validity.min(invite.max_validity_hours);
     // Everything that costs CPU (signing, rendering) happens here, off the single writer thread;
@@ -218,7 +237,8 @@ fn token_failure(na: &Authority, remote: &str) -> NaError {
     }
 }
 
-/// The certificate checks shared by heartbeat and renew (steps 2–4 of their tables).
+/// The certificate checks shared by heartbeat and renew (steps 2–4 of their tables), done in one
+/// read together with the nonce lookup. Returns the row, the node key and whether the nonce was seen.
 fn load_cert(
     na: &Authority,
     body: &Map,
@@ -226,17 +246,30 @@ fn load_cert(
     rejected_event: &'static str,
     remote: &str,
     now: DateTime<Utc>,
-) -> Result<(certs::CertRow, String), NaError> {
+) -> Result<(certs::CertRow, String, bool), NaError> {
     let (Some(cert_id), Some(node_key)) = (truthy_str(body, "cert_id"), truthy_str(body, "node_public_key")) else {
         return Err(NaError::api(400, "cert_id and node_public_key required"));
     };
-    let row = na.store.read(|c| certs::get(c, &cert_id))?.ok_or_else(|| NaError::api(403, unknown))?;
+    let scope = format!("node:{node_key}");
+    let (row, successor, seen) = na.store.read(|c| {
+        let row = certs::get(c, &cert_id)?;
+        let successor = match &row {
+            Some(r) if r.status != "revoked" => certs::successor(c, &r.cert_id)?,
+            _ => None,
+        };
+        Ok((row, successor, nonce_seen(c, body, &scope)?))
+    })?;
+    let row = row.ok_or_else(|| NaError::api(403, unknown))?;
     if row.node_public_key != node_key {
         return Err(NaError::api(403, "Public key does not match certificate"));
     }
+    // D5: a predecessor whose successor is older than the grace window is superseded.
+    let superseded = successor
+        .and_then(|(_, issued_at)| parse_db_time(&issued_at))
+        .is_some_and(|t| now - t >= na.settings.supersede_grace);
     let reason = if row.status == "revoked" {
         Some(row.revocation_reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "revoked".to_string()))
-    } else if is_superseded(na, &row.cert_id, now)? {
+    } else if superseded {
         Some("superseded".to_string())
     } else {
         None
@@ -245,15 +278,7 @@ fn load_cert(
         reject(na, rejected_event, &row.cert_id, &reason, remote, now);
         return Err(NaError::api(403, "Certificate revoked"));
     }
-    Ok((row, node_key))
-}
-
-/// D5: a predecessor whose successor is older than the grace window.
-fn is_superseded(na: &Authority, cert_id: &str, now: DateTime<Utc>) -> Result<bool, NaError> {
-    let Some((_, issued_at)) = na.store.read(|c| certs::successor(c, cert_id))? else {
-        return Ok(false);
-    };
-    Ok(parse_db_time(&issued_at).is_some_and(|t| now - t >= na.settings.supersede_grace))
+    Ok((row, node_key, seen))
 }
 
 fn reject(na: &Authority, event: &'static str, cert_id: &str, reason: &str, remote: &str, now: DateTime<Utc>) {
@@ -276,47 +301,108 @@ fn window_problem(row: &certs::CertRow, now: DateTime<Utc>) -> Option<(&'static 
     None
 }
 
-/// `POST /heartbeat`.
+/// `POST /heartbeat`: the steady-state hot path. The node proof (signature verification, the
+/// expensive part) is computed here on the request thread; all state is read and written inside
+/// one write job on the writer's always-warm connection, where the outcomes are applied in
+/// upstream's order (certificate checks, then the proof, then the time window) and every
+/// rejection's audit event commits with the nonce it consumed.
 pub fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
     let body = body::lenient(req)?;
     let now = na.clock.now();
     let remote = client_addr(req, na.settings.proxy_hops);
-    let (row, node_key) = load_cert(na, &body, "Unknown certificate", "heartbeat_rejected", &remote, now)?;
-    let proof = prove(na, &body, &format!("node:{node_key}"), &remote, now)?;
+    let (Some(cert_id), Some(node_key)) = (truthy_str(&body, "cert_id"), truthy_str(&body, "node_public_key")) else {
+        return Err(NaError::api(400, "cert_id and node_public_key required"));
+    };
+    let scope = format!("node:{node_key}");
+    let proof = node::verify(&body, &scope, now, false);
+    let nonce = node::nonce_of(&body);
     let status = match body.get("status") {
         None | Some(Value::Null) => "unknown".to_string(),
         Some(Value::Str(s)) => s.clone(),
         Some(other) => crate::crypto::canonical::canonical_string(other),
     };
-    let window = window_problem(&row, now);
-    let (cert_id, remote_w) = (row.cert_id.clone(), remote.clone());
-    let outcome = na.store.write(move |c| {
+    let grace = na.settings.supersede_grace;
+    let beat = Heartbeat { cert_id, node_key, scope, nonce, proof, status, remote, grace };
+    na.store.write(move |c| beat.apply(c, now))??;
+    let mut m = Map::new();
+    m.insert("ack", Value::Bool(true));
+    m.insert("server_time", Value::from(isoformat_utc(now)));
+    Ok(json_response(200, &Value::Object(m)))
+}
+
+/// A heartbeat decided inside its write job.
+struct Heartbeat {
+    cert_id: String,
+    node_key: String,
+    scope: String,
+    nonce: Option<String>,
+    proof: Result<NodeProof, NodeAuthError>,
+    status: String,
+    remote: String,
+    grace: Duration,
+}
+
+impl Heartbeat {
+    fn apply(mut self, c: &rusqlite::Connection, now: DateTime<Utc>) -> Result<Result<(), NaError>, StoreError> {
+        let Some(row) = certs::get(c, &self.cert_id)? else {
+            return Ok(Err(NaError::api(403, "Unknown certificate")));
+        };
+        if row.node_public_key != self.node_key {
+            return Ok(Err(NaError::api(403, "Public key does not match certificate")));
+        }
+        let superseded = || -> Result<bool, StoreError> {
+            Ok(certs::successor(c, &row.cert_id)?
+                .and_then(|(_, issued_at)| parse_db_time(&issued_at))
+                .is_some_and(|t| now - t >= self.grace))
+        };
+        let revoked = if row.status == "revoked" {
+            Some(row.revocation_reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "revoked".to_string()))
+        } else if superseded()? {
+            Some("superseded".to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = revoked {
+            self.reject(c, "heartbeat_rejected", &reason, now)?;
+            return Ok(Err(NaError::api(403, "Certificate revoked")));
+        }
+        let proof = match std::mem::replace(&mut self.proof, Err(NodeAuthError::MissingFields)) {
+            Ok(p) => p,
+            Err(e) => {
+                // Upstream checks the nonce before the signature: a replayed nonce reports as such.
+                let replay = matches!(e, NodeAuthError::InvalidSignature | NodeAuthError::SignatureError)
+                    && self.nonce.as_deref().map(|n| nonces::exists(c, &self.scope, n)).transpose()?.unwrap_or(false);
+                let e = if replay { NodeAuthError::NonceReplay(self.nonce.clone().unwrap_or_default()) } else { e };
+                audit::write(c, "node_auth_failed", e.audit_details(&self.scope, &self.remote), now)?;
+                return Ok(Err(e.to_error()));
+            }
+        };
         if !store_nonce(c, &proof, now)? {
-            return Ok(Err(Some(proof)));
+            let e = NodeAuthError::NonceReplay(proof.nonce.clone());
+            audit::write(c, "node_auth_failed", e.audit_details(&self.scope, &self.remote), now)?;
+            return Ok(Err(e.to_error()));
         }
-        if let Some((reason, _)) = window {
-            let d = audit::details(vec![
-                ("cert_id", Value::from(cert_id.as_str())),
-                ("reason", Value::from(reason)),
-                ("remote_addr", Value::from(remote_w.as_str())),
-            ]);
-            audit::write(c, "heartbeat_rejected", d, now)?;
-            return Ok(Err(None));
+        if let Some((reason, message)) = window_problem(&row, now) {
+            self.reject(c, "heartbeat_rejected", reason, now)?;
+            return Ok(Err(NaError::api(403, message)));
         }
-        certs::record_heartbeat(c, &cert_id, &isoformat_utc(now), &status, &remote_w)?;
+        certs::record_heartbeat(c, &row.cert_id, &isoformat_utc(now), &self.status, &self.remote)?;
         Ok(Ok(()))
-    })?;
-    match outcome {
-        Ok(()) => {
-            let mut m = Map::new();
-            m.insert("ack", Value::Bool(true));
-            m.insert("server_time", Value::from(isoformat_utc(now)));
-            Ok(json_response(200, &Value::Object(m)))
-        }
-        Err(Some(proof)) => {
-            Err(auth_failed(na, &NodeAuthError::NonceReplay(proof.nonce.clone()), &proof.scope, &remote, now))
-        }
-        Err(None) => Err(NaError::api(403, window.map_or("Certificate revoked", |(_, m)| m))),
+    }
+
+    fn reject(
+        &self,
+        c: &rusqlite::Connection,
+        event: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let d = audit::details(vec![
+            ("cert_id", Value::from(self.cert_id.as_str())),
+            ("reason", Value::from(reason)),
+            ("remote_addr", Value::from(self.remote.as_str())),
+        ]);
+        audit::write(c, event, d, now)
     }
 }
 
@@ -332,8 +418,9 @@ pub fn renew(na: &Authority, req: &Request) -> Result<crate::http::Response, NaE
     if validity <= 0 {
         return Err(bad_validity());
     }
-    let (row, node_key) = load_cert(na, &body, "Unknown certificate. Cannot renew.", "renewal_rejected", &remote, now)?;
-    let proof = prove(na, &body, &format!("node:{node_key}"), &remote, now)?;
+    let (row, node_key, seen) =
+        load_cert(na, &body, "Unknown certificate. Cannot renew.", "renewal_rejected", &remote, now)?;
+    let proof = prove(na, &body, &format!("node:{node_key}"), seen, &remote, now)?;
     let stored_roles = parse_roles(&row.roles_json);
     let roles_change = match body.get("roles") {
         None => false,
