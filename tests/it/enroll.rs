@@ -351,3 +351,42 @@ fn crl_is_reissued_near_next_update() {
     assert_eq!(fresh.next_update.render_isoformat(), "2026-11-26T13:00:00+00:00");
     assert_ne!(fresh.crl_id, first.crl_id);
 }
+
+#[test]
+fn expired_invite_token_is_refused() {
+    let dir = TempDir::new("expired-token");
+    let home = sandbox(&dir);
+    let op = Operator::sandbox(&home);
+    let server = GmServer::start(&home, &["--frozen-clock", "2026-11-25T10:00:00Z"]);
+    let raw = op.raw_v1("POST", "/admin/invite", "{\"token_expiry_hours\":1}", "2026-11-25T10:00:00+00:00", "n-exp");
+    let r = crate::harness::request(server.addr, &raw);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = field(&r, "token_id");
+    drop(server);
+    let server = GmServer::start(&home, &["--frozen-clock", "2026-11-25T11:00:01Z"]);
+    let node = Node::new();
+    let body = node.sign(&[("invite_token", Value::from(token.as_str()))], "2026-11-25T11:00:01+00:00");
+    let r = node.post(server.addr, "/join", &body);
+    assert_eq!((r.status, r.text().as_str()), (403, "{\"error\":\"Invalid, expired, or used invite token\"}\n"));
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM invite_tokens WHERE used_at IS NOT NULL"), 0);
+}
+
+#[test]
+fn expired_nonces_are_pruned_and_recent_ones_kept() {
+    let dir = TempDir::new("prune");
+    let home = sandbox(&dir);
+    drop(GmServer::start(&home, &[])); // creates the schema
+    let c = rusqlite::Connection::open(home.join("na.db")).unwrap();
+    let old = gm::model::timestamp::isoformat_utc(chrono::Utc::now() - chrono::Duration::seconds(700));
+    let recent = gm::model::timestamp::isoformat_utc(chrono::Utc::now() - chrono::Duration::seconds(100));
+    c.execute("INSERT INTO nonces VALUES ('node:k', 'old', ?1), ('node:k', 'recent', ?2)", [&old, &recent]).unwrap();
+    drop(c);
+    let server = GmServer::start(&home, &[]);
+    // Upkeep runs at start and then every minute (D18).
+    assert!(crate::harness::wait_until(Duration::from_secs(5), || count(
+        &home,
+        "SELECT COUNT(*) FROM nonces WHERE nonce = 'old'"
+    ) == 0));
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM nonces WHERE nonce = 'recent'"), 1);
+    drop(server);
+}
