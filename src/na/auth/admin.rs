@@ -36,6 +36,59 @@ pub struct Operator {
     pub key_id: String,
 }
 
+/// Why an admin request was refused (`na-wire.md` §6.4): status, message and audit reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    MissingHeaders,
+    UnknownKey,
+    InvalidTimestamp,
+    NaiveTimestamp,
+    StaleTimestamp,
+    NonceReplay,
+    InvalidSignature,
+}
+
+impl Refusal {
+    fn status_message_reason(self) -> (u16, &'static str, &'static str) {
+        match self {
+            Refusal::MissingHeaders => (401, "Missing admin authentication headers", "missing_headers"),
+            Refusal::UnknownKey => (401, "Unknown admin key", "unknown_key"),
+            Refusal::InvalidTimestamp => (401, "Invalid admin timestamp", "invalid_timestamp"),
+            Refusal::NaiveTimestamp => (400, "Invalid admin timestamp", "invalid_timestamp"),
+            Refusal::StaleTimestamp => (401, "Admin request timestamp too old", "stale_timestamp"),
+            Refusal::NonceReplay => (401, "Admin nonce already used", "nonce_replay"),
+            Refusal::InvalidSignature => (401, "Invalid admin signature", "invalid_signature"),
+        }
+    }
+}
+
+/// One authentication attempt: what its audit events name.
+struct Attempt<'a> {
+    na: &'a Authority,
+    now: DateTime<Utc>,
+    key_id: &'a str,
+    nonce: &'a str,
+    remote_addr: &'a str,
+}
+
+impl Attempt<'_> {
+    /// Audits `admin_auth_failed` and returns the error (scope only for replays and signatures,
+    /// the nonce only for replays, as upstream's details).
+    fn refuse(&self, refusal: Refusal) -> NaError {
+        let (status, message, reason) = refusal.status_message_reason();
+        let mut d = audit::details(vec![("key_id", Value::from(self.key_id)), ("reason", Value::from(reason))]);
+        if matches!(refusal, Refusal::NonceReplay | Refusal::InvalidSignature) {
+            d.insert("scope", Value::from(format!("admin:{}", self.key_id)));
+        }
+        if refusal == Refusal::NonceReplay {
+            d.insert("nonce", Value::from(self.nonce));
+        }
+        d.insert("remote_addr", Value::from(self.remote_addr));
+        audit::record(&self.na.store, "admin_auth_failed", d, self.now);
+        NaError::api(status, message)
+    }
+}
+
 /// Authenticates `req` whose parsed body (as signed) is `body`; `path` is the percent-decoded path.
 pub fn authenticate(
     na: &Authority,
@@ -54,55 +107,23 @@ pub fn authenticate(
     ) {
         (Some(k), Some(t), Some(n), Some(s)) => (k, t, n, s),
         (k, ..) => {
-            return Err(fail(
-                na,
-                now,
-                k.unwrap_or("missing"),
-                "missing_headers",
-                None,
-                remote_addr,
-                401,
-                "Missing admin authentication headers",
-            ))
+            let attempt = Attempt { na, now, key_id: k.unwrap_or("missing"), nonce: "", remote_addr };
+            return Err(attempt.refuse(Refusal::MissingHeaders));
         }
     };
+    let attempt = Attempt { na, now, key_id, nonce, remote_addr };
     let keys = na.operators.current();
-    let Some(key) = keys.get(key_id) else {
-        return Err(fail(na, now, key_id, "unknown_key", None, remote_addr, 401, "Unknown admin key"));
-    };
-    match check_timestamp(timestamp, now) {
-        Ok(()) => {}
-        Err(TimestampProblem::Unparsable) => {
-            return Err(fail(na, now, key_id, "invalid_timestamp", None, remote_addr, 401, "Invalid admin timestamp"))
-        }
-        Err(TimestampProblem::Naive) => {
-            return Err(fail(na, now, key_id, "invalid_timestamp", None, remote_addr, 400, "Invalid admin timestamp"))
-        }
-        Err(TimestampProblem::Stale(_)) => {
-            return Err(fail(
-                na,
-                now,
-                key_id,
-                "stale_timestamp",
-                None,
-                remote_addr,
-                401,
-                "Admin request timestamp too old",
-            ))
-        }
-    }
+    let key = keys.get(key_id).ok_or_else(|| attempt.refuse(Refusal::UnknownKey))?;
+    check_timestamp(timestamp, now).map_err(|p| {
+        attempt.refuse(match p {
+            TimestampProblem::Unparsable => Refusal::InvalidTimestamp,
+            TimestampProblem::Naive => Refusal::NaiveTimestamp,
+            TimestampProblem::Stale(_) => Refusal::StaleTimestamp,
+        })
+    })?;
     let scope = format!("admin:{key_id}");
     if na.store.read(|c| nonces::exists(c, &scope, nonce)).unwrap_or(false) {
-        return Err(fail(
-            na,
-            now,
-            key_id,
-            "nonce_replay",
-            Some((&scope, Some(nonce))),
-            remote_addr,
-            401,
-            "Admin nonce already used",
-        ));
+        return Err(attempt.refuse(Refusal::NonceReplay));
     }
     let body_value = Value::Object(body.clone());
     let v2 = v2_payload(
@@ -122,30 +143,11 @@ pub fn authenticate(
     {
         true
     } else {
-        return Err(fail(
-            na,
-            now,
-            key_id,
-            "invalid_signature",
-            Some((&scope, None)),
-            remote_addr,
-            401,
-            "Invalid admin signature",
-        ));
+        return Err(attempt.refuse(Refusal::InvalidSignature));
     };
-    let (scope_w, nonce_w, at) = (scope.clone(), nonce.to_string(), crate::model::timestamp::isoformat_utc(now));
-    let stored = na.store.write(move |c| nonces::insert(c, &scope_w, &nonce_w, &at)).map_err(NaError::from)?;
-    if !stored {
-        return Err(fail(
-            na,
-            now,
-            key_id,
-            "nonce_replay",
-            Some((&scope, Some(nonce))),
-            remote_addr,
-            401,
-            "Admin nonce already used",
-        ));
+    let (nonce_w, at) = (nonce.to_string(), crate::model::timestamp::isoformat_utc(now));
+    if !na.store.write(move |c| nonces::insert(c, &scope, &nonce_w, &at))? {
+        return Err(attempt.refuse(Refusal::NonceReplay));
     }
     if legacy {
         let d = audit::details(vec![
@@ -156,27 +158,4 @@ pub fn authenticate(
         audit::record(&na.store, "admin_legacy_signature_accepted", d, now);
     }
     Ok(Operator { key_id: key_id.to_string() })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fail(
-    na: &Authority,
-    now: DateTime<Utc>,
-    key_id: &str,
-    reason: &str,
-    scope: Option<(&str, Option<&str>)>,
-    remote_addr: &str,
-    status: u16,
-    message: &str,
-) -> NaError {
-    let mut d = audit::details(vec![("key_id", Value::from(key_id)), ("reason", Value::from(reason))]);
-    if let Some((scope, nonce)) = scope {
-        d.insert("scope", Value::from(scope));
-        if let Some(n) = nonce {
-            d.insert("nonce", Value::from(n));
-        }
-    }
-    d.insert("remote_addr", Value::from(remote_addr));
-    audit::record(&na.store, "admin_auth_failed", d, now);
-    NaError::api(status, message)
 }
