@@ -254,3 +254,27 @@ fn declaration_order_rendering_keeps_raw_utf8() {
     assert!(stored.starts_with("{\"policy_id\":\"policy-alpha-2026-03\",\"issued_at\":"), "{stored}");
     assert!(stored.contains("svc-été"), "{stored}");
 }
+
+/// The copy in `tests/vectors/` must match `../shared/vectors/` whenever that folder is present
+/// (a developer checkout or CI), so a vector refresh upstream is never silently missed.
+#[test]
+fn vector_copy_matches_shared_vectors_when_present() {
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let Ok(entries) = std::fs::read_dir(&shared) else {
+        return; // a standalone clone: the committed copy is the reference
+    };
+    let mut compared = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let copy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(&name);
+        let ours = std::fs::read(&copy)
+            .unwrap_or_else(|_| panic!("tests/vectors/{name} is missing: cp ../shared/vectors/* tests/vectors/"));
+        assert!(
+            ours == std::fs::read(&path).unwrap(),
+            "tests/vectors/{name} is stale: cp ../shared/vectors/* tests/vectors/"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 9, "only {compared} shared vector files found");
+}
