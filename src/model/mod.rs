@@ -8,11 +8,13 @@ pub mod agent;
 pub mod attestation;
 pub mod certificate;
 pub mod crl;
+pub mod decision;
 pub mod error;
 pub mod feed;
 pub mod fields;
 pub mod genesis;
 pub mod policy;
+pub mod recognition;
 pub mod timestamp;
 pub mod treaty;
 

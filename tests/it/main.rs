@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod clients;
+mod decisions;
 mod enroll;
 mod harness;
 mod keys;
