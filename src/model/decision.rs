@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::crypto::keys::PublicKey;
 
 use super::attestation::MembershipAttestation;
+use super::feed::RevocationFeed;
 use super::recognition::{RecognitionPolicy, RecognizedIssuer};
 use super::timestamp::ModelTime;
 use super::treaty::RecognitionTreaty;
@@ -162,5 +163,31 @@ pub fn verify_with_treaty(
         WithTreatyDecision { accepted: true, reason: "accepted".to_string() }
     } else {
         WithTreatyDecision { accepted: false, reason: format!("attestation_{}", att.reason) }
+    }
+}
+
+/// `verify_sovereign_revocation_feed` (`na-wire.md` §12.2 steps 4–7): `keys` are the issuer keys
+/// the importer trusts (non-empty; the route answers `missing_issuer_public_keys` before this),
+/// `latest_sequence` the highest sequence accepted before for this issuer (`None` for the first
+/// import, which has no floor).
+pub fn verify_feed(
+    feed: &RevocationFeed,
+    keys: &[String],
+    expected_issuer: Option<&str>,
+    latest_sequence: Option<i64>,
+) -> AttestationDecision {
+    if expected_issuer.is_some_and(|i| !i.is_empty() && i != feed.issuer_sovereign_id) {
+        return decided("wrong_issuer");
+    }
+    if latest_sequence.is_some_and(|l| feed.sequence <= l) {
+        return decided("stale_sequence");
+    }
+    if feed.signatures.is_empty() {
+        return decided("missing_signature");
+    }
+    if feed.check_signatures(&self::keys(keys)).is_valid() {
+        decided("accepted")
+    } else {
+        decided("invalid_signature")
     }
 }
