@@ -61,6 +61,7 @@ pub struct Authority {
     pub(crate) http_metrics: HttpMetrics,
     pub(crate) operators: Arc<auth::operators::OperatorKeys>,
     pub(crate) limiter: rate_limit::RateLimiter,
+    pub(crate) seen_envelopes: routes::discovery::SeenEnvelopes,
 }
 
 impl Authority {
@@ -84,6 +85,7 @@ impl Authority {
             http_metrics: HttpMetrics::default(),
             operators,
             limiter: rate_limit::RateLimiter::default(),
+            seen_envelopes: routes::discovery::SeenEnvelopes::default(),
         }
     }
 
@@ -121,15 +123,17 @@ impl Authority {
 
     fn dispatch(&self, req: &Request, path: &str) -> (&'static str, Result<Response, NaError>) {
         match router::route(&req.method, path) {
-            Match::Found(route) => (route.label(), self.run(route, req, path)),
+            Match::Found(route, param) => {
+                (route.label(), self.run(route, req, path, param.as_deref().unwrap_or_default()))
+            }
             Match::Options(allow) => ("options", Ok(Response::new(200).with_header("Allow", allow.join(", ")))),
             Match::WrongMethod(allow) => ("unmatched", Err(NaError::MethodNotAllowed { allow })),
             Match::NotFound => ("unmatched", Err(NaError::NotFound)),
         }
     }
 
-    fn run(&self, route: Route, req: &Request, path: &str) -> Result<Response, NaError> {
-        use routes::{admin, enroll, public};
+    fn run(&self, route: Route, req: &Request, path: &str, param: &str) -> Result<Response, NaError> {
+        use routes::{admin, connectome, discovery, enroll, feed, public, trust};
         match route {
             Route::Health => public::health(self),
             Route::Healthz => Ok(public::healthz()),
@@ -148,6 +152,30 @@ impl Authority {
             Route::AdminPolicy => admin::policy_publish(self, req, path),
             Route::AdminPolicyHistory => admin::policy_history(self, req, path),
             Route::AdminPolicyRollback => admin::policy_rollback(self, req, path),
+            Route::AdminAttestations => trust::issue_attestation(self, req, path),
+            Route::AdminAttestationRevoke => trust::revoke_attestation(self, req, path, param),
+            Route::AdminRecognitionPolicy => trust::save_recognition_policy(self, req, path),
+            Route::AdminTreaties => trust::issue_treaty(self, req, path),
+            Route::AdminTreatyRevoke => trust::revoke_treaty(self, req, path, param),
+            Route::AdminFeedImport => feed::import(self, req, path),
+            Route::RecognitionPolicy => trust::get_recognition_policy(self),
+            Route::Attestations => trust::list_attestations(self, req),
+            Route::Attestation => trust::get_attestation(self, param),
+            Route::AttestationVerify => trust::verify_attestation_route(self, req),
+            Route::VerifyWithTreaty => trust::verify_with_treaty_route(self, req),
+            Route::Feed => feed::export(self, req),
+            Route::Treaties => trust::list_treaties(self, req),
+            Route::Treaty => trust::get_treaty(self, param),
+            Route::TreatyVerify => trust::verify_treaty_route(self, req),
+            Route::Graph => connectome::recognition_graph(self),
+            Route::Connectome => connectome::connectome(self),
+            Route::TrustPath => connectome::trust_path(self, req),
+            Route::DashboardJson => connectome::dashboard_json(self),
+            Route::Dashboard => connectome::dashboard_html(self),
+            Route::AgentRegister => discovery::register(self, req),
+            Route::Agents => discovery::list(self, req),
+            Route::Agent => discovery::get(self, param),
+            Route::AgentDelete => discovery::deregister(self, req, param),
         }
     }
 }

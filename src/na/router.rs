@@ -1,5 +1,8 @@
-//! Maps a method and path to a route, or to 404/405 (`na-wire.md` §9.1). Routes not part of the
-//! 0.16 contract, such as `/na/key-history`, deliberately answer 404 (1.x nodes tolerate it).
+//! Maps a method and a percent-decoded path to a route, or to 404/405 (`na-wire.md` §9.1). Routes
+//! not part of the 0.16 contract, such as `/na/key-history`, deliberately answer 404 (1.x nodes
+//! tolerate it). `<id>` parameters match one path segment; agent keys match the rest of the path
+//! (base64 keys contain `/`). Upstream's quirk is kept: `GET /attestations/verify` falls through to
+//! the `<id>` route and answers `404 Attestation not found`.
 
 /// A matched route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,54 @@ pub enum Route {
     AdminPolicyHistory,
     /// `POST /admin/policy/rollback`
     AdminPolicyRollback,
+    /// `POST /admin/attestations`
+    AdminAttestations,
+    /// `POST /admin/attestations/<id>/revoke`
+    AdminAttestationRevoke,
+    /// `POST /admin/recognition-policy`
+    AdminRecognitionPolicy,
+    /// `POST /admin/recognition-treaties`
+    AdminTreaties,
+    /// `POST /admin/recognition-treaties/<id>/revoke`
+    AdminTreatyRevoke,
+    /// `POST /admin/sovereign-revocation-feeds/import`
+    AdminFeedImport,
+    /// `GET /recognition-policy`
+    RecognitionPolicy,
+    /// `GET /attestations`
+    Attestations,
+    /// `GET /attestations/<id>`
+    Attestation,
+    /// `POST /attestations/verify`
+    AttestationVerify,
+    /// `POST /attestations/verify-with-treaty`
+    VerifyWithTreaty,
+    /// `GET /sovereign-revocation-feed`
+    Feed,
+    /// `GET /recognition-treaties`
+    Treaties,
+    /// `GET /recognition-treaties/<id>`
+    Treaty,
+    /// `POST /recognition-treaties/verify`
+    TreatyVerify,
+    /// `GET /recognition-graph`
+    Graph,
+    /// `GET /connectome.json`
+    Connectome,
+    /// `GET /connectome/trust-path`
+    TrustPath,
+    /// `GET /dashboard.json`
+    DashboardJson,
+    /// `GET /dashboard`
+    Dashboard,
+    /// `POST /agents`
+    AgentRegister,
+    /// `GET /agents`
+    Agents,
+    /// `GET /agents/<key>`
+    Agent,
+    /// `DELETE /agents/<key>`
+    AgentDelete,
 }
 
 impl Route {
@@ -61,15 +112,39 @@ impl Route {
             Route::AdminPolicy => "/admin/policy",
             Route::AdminPolicyHistory => "/admin/policy/history",
             Route::AdminPolicyRollback => "/admin/policy/rollback",
+            Route::AdminAttestations => "/admin/attestations",
+            Route::AdminAttestationRevoke => "/admin/attestations/<id>/revoke",
+            Route::AdminRecognitionPolicy => "/admin/recognition-policy",
+            Route::AdminTreaties => "/admin/recognition-treaties",
+            Route::AdminTreatyRevoke => "/admin/recognition-treaties/<id>/revoke",
+            Route::AdminFeedImport => "/admin/sovereign-revocation-feeds/import",
+            Route::RecognitionPolicy => "/recognition-policy",
+            Route::Attestations => "/attestations",
+            Route::Attestation => "/attestations/<id>",
+            Route::AttestationVerify => "/attestations/verify",
+            Route::VerifyWithTreaty => "/attestations/verify-with-treaty",
+            Route::Feed => "/sovereign-revocation-feed",
+            Route::Treaties => "/recognition-treaties",
+            Route::Treaty => "/recognition-treaties/<id>",
+            Route::TreatyVerify => "/recognition-treaties/verify",
+            Route::Graph => "/recognition-graph",
+            Route::Connectome => "/connectome.json",
+            Route::TrustPath => "/connectome/trust-path",
+            Route::DashboardJson => "/dashboard.json",
+            Route::Dashboard => "/dashboard",
+            Route::AgentRegister => "/agents (POST)",
+            Route::Agents => "/agents",
+            Route::Agent => "/agents/<key>",
+            Route::AgentDelete => "/agents/<key> (DELETE)",
         }
     }
 }
 
 /// What the router decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
-    /// A route to run.
-    Found(Route),
+    /// A route to run, with its path parameter if it has one.
+    Found(Route, Option<String>),
     /// `OPTIONS` on a known path: answered with its `Allow` list.
     Options(&'static [&'static str]),
     /// The path exists but not for this method.
@@ -78,46 +153,99 @@ pub enum Match {
     NotFound,
 }
 
-const GET_ONLY: &[&str] = &["GET", "HEAD", "OPTIONS"];
-const POST_ONLY: &[&str] = &["OPTIONS", "POST"];
+const GET: &[&str] = &["GET", "HEAD", "OPTIONS"];
+const POST: &[&str] = &["OPTIONS", "POST"];
+const GET_POST: &[&str] = &["GET", "HEAD", "OPTIONS", "POST"];
+const GET_DELETE: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS"];
+
+/// The routes a path offers: `(allowed methods, [(method, route)])`, plus a parameter.
+type Offer = (&'static [&'static str], Vec<(&'static str, Route)>, Option<String>);
+
+fn offer(path: &str) -> Option<Offer> {
+    let fixed = |allow, routes: Vec<(&'static str, Route)>| Some((allow, routes, None));
+    match path {
+        "/health" => fixed(GET, vec![("GET", Route::Health)]),
+        "/healthz" => fixed(GET, vec![("GET", Route::Healthz)]),
+        "/readyz" => fixed(GET, vec![("GET", Route::Readyz)]),
+        "/metrics" => fixed(GET, vec![("GET", Route::Metrics)]),
+        "/nodes" => fixed(GET, vec![("GET", Route::Nodes)]),
+        "/genesis" => fixed(GET, vec![("GET", Route::Genesis)]),
+        "/sovereign.json" => fixed(GET, vec![("GET", Route::Sovereign)]),
+        "/policy" => fixed(GET, vec![("GET", Route::Policy)]),
+        "/crl" => fixed(GET, vec![("GET", Route::Crl)]),
+        "/join" => fixed(POST, vec![("POST", Route::Join)]),
+        "/heartbeat" => fixed(POST, vec![("POST", Route::Heartbeat)]),
+        "/renew" => fixed(POST, vec![("POST", Route::Renew)]),
+        "/admin/invite" => fixed(POST, vec![("POST", Route::AdminInvite)]),
+        "/admin/revoke" => fixed(POST, vec![("POST", Route::AdminRevoke)]),
+        "/admin/policy" => fixed(POST, vec![("POST", Route::AdminPolicy)]),
+        "/admin/policy/history" => fixed(GET, vec![("GET", Route::AdminPolicyHistory)]),
+        "/admin/policy/rollback" => fixed(POST, vec![("POST", Route::AdminPolicyRollback)]),
+        "/admin/attestations" => fixed(POST, vec![("POST", Route::AdminAttestations)]),
+        "/admin/recognition-policy" => fixed(POST, vec![("POST", Route::AdminRecognitionPolicy)]),
+        "/admin/recognition-treaties" => fixed(POST, vec![("POST", Route::AdminTreaties)]),
+        "/admin/sovereign-revocation-feeds/import" => fixed(POST, vec![("POST", Route::AdminFeedImport)]),
+        "/recognition-policy" => fixed(GET, vec![("GET", Route::RecognitionPolicy)]),
+        "/attestations" => fixed(GET, vec![("GET", Route::Attestations)]),
+        "/attestations/verify" => {
+            fixed(GET_POST, vec![("POST", Route::AttestationVerify), ("GET", Route::Attestation)])
+                .map(|(a, r, _)| (a, r, Some("verify".to_string())))
+        }
+        "/attestations/verify-with-treaty" => {
+            fixed(GET_POST, vec![("POST", Route::VerifyWithTreaty), ("GET", Route::Attestation)])
+                .map(|(a, r, _)| (a, r, Some("verify-with-treaty".to_string())))
+        }
+        "/sovereign-revocation-feed" => fixed(GET, vec![("GET", Route::Feed)]),
+        "/recognition-treaties" => fixed(GET, vec![("GET", Route::Treaties)]),
+        "/recognition-treaties/verify" => fixed(GET_POST, vec![("POST", Route::TreatyVerify), ("GET", Route::Treaty)])
+            .map(|(a, r, _)| (a, r, Some("verify".to_string()))),
+        "/recognition-graph" => fixed(GET, vec![("GET", Route::Graph)]),
+        "/connectome.json" => fixed(GET, vec![("GET", Route::Connectome)]),
+        "/connectome/trust-path" => fixed(GET, vec![("GET", Route::TrustPath)]),
+        "/dashboard.json" => fixed(GET, vec![("GET", Route::DashboardJson)]),
+        "/dashboard" => fixed(GET, vec![("GET", Route::Dashboard)]),
+        "/agents" => fixed(GET_POST, vec![("GET", Route::Agents), ("POST", Route::AgentRegister)]),
+        _ => parameterised(path),
+    }
+}
+
+fn parameterised(path: &str) -> Option<Offer> {
+    let segment = |rest: &str| (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string());
+    if let Some(key) = path.strip_prefix("/agents/").filter(|k| !k.is_empty()) {
+        return Some((GET_DELETE, vec![("GET", Route::Agent), ("DELETE", Route::AgentDelete)], Some(key.to_string())));
+    }
+    if let Some(id) =
+        path.strip_prefix("/admin/attestations/").and_then(|r| r.strip_suffix("/revoke")).and_then(segment)
+    {
+        return Some((POST, vec![("POST", Route::AdminAttestationRevoke)], Some(id)));
+    }
+    if let Some(id) =
+        path.strip_prefix("/admin/recognition-treaties/").and_then(|r| r.strip_suffix("/revoke")).and_then(segment)
+    {
+        return Some((POST, vec![("POST", Route::AdminTreatyRevoke)], Some(id)));
+    }
+    if let Some(id) = path.strip_prefix("/attestations/").and_then(segment) {
+        return Some((GET, vec![("GET", Route::Attestation)], Some(id)));
+    }
+    if let Some(id) = path.strip_prefix("/recognition-treaties/").and_then(segment) {
+        return Some((GET, vec![("GET", Route::Treaty)], Some(id)));
+    }
+    None
+}
 
 /// Routes `method` and the percent-decoded `path`.
 pub fn route(method: &str, path: &str) -> Match {
-    let post = match path {
-        "/join" => Some(Route::Join),
-        "/heartbeat" => Some(Route::Heartbeat),
-        "/renew" => Some(Route::Renew),
-        "/admin/invite" => Some(Route::AdminInvite),
-        "/admin/revoke" => Some(Route::AdminRevoke),
-        "/admin/policy" => Some(Route::AdminPolicy),
-        "/admin/policy/rollback" => Some(Route::AdminPolicyRollback),
-        _ => None,
+    let Some((allow, routes, param)) = offer(path) else {
+        return Match::NotFound;
     };
-    if let Some(route) = post {
-        return match method {
-            "POST" => Match::Found(route),
-            "OPTIONS" => Match::Options(POST_ONLY),
-            _ => Match::WrongMethod(POST_ONLY),
-        };
+    let wanted = if method == "HEAD" { "GET" } else { method };
+    if let Some((_, route)) = routes.iter().find(|(m, _)| *m == wanted) {
+        return Match::Found(*route, param);
     }
-    let (route, allow) = match path {
-        "/admin/policy/history" => (Route::AdminPolicyHistory, GET_ONLY),
-        "/health" => (Route::Health, GET_ONLY),
-        "/healthz" => (Route::Healthz, GET_ONLY),
-        "/readyz" => (Route::Readyz, GET_ONLY),
-        "/metrics" => (Route::Metrics, GET_ONLY),
-        "/nodes" => (Route::Nodes, GET_ONLY),
-        "/genesis" => (Route::Genesis, GET_ONLY),
-        "/sovereign.json" => (Route::Sovereign, GET_ONLY),
-        "/policy" => (Route::Policy, GET_ONLY),
-        "/crl" => (Route::Crl, GET_ONLY),
-        _ => return Match::NotFound,
-    };
-    match method {
-        "GET" | "HEAD" => Match::Found(route),
-        "OPTIONS" => Match::Options(allow),
-        _ => Match::WrongMethod(allow),
+    if method == "OPTIONS" {
+        return Match::Options(allow);
     }
+    Match::WrongMethod(allow)
 }
 
 #[cfg(test)]
@@ -125,9 +253,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_and_wrong_method() {
+    fn unknown_wrong_method_and_parameters() {
         assert_eq!(route("GET", "/na/key-history"), Match::NotFound);
-        assert_eq!(route("POST", "/healthz"), Match::WrongMethod(GET_ONLY));
-        assert_eq!(route("HEAD", "/crl"), Match::Found(Route::Crl));
+        assert_eq!(route("POST", "/healthz"), Match::WrongMethod(GET));
+        assert_eq!(route("HEAD", "/crl"), Match::Found(Route::Crl, None));
+        assert_eq!(route("GET", "/attestations/verify"), Match::Found(Route::Attestation, Some("verify".into())));
+        assert_eq!(route("POST", "/attestations/abc"), Match::WrongMethod(GET));
+        assert_eq!(route("GET", "/agents/a/b+c="), Match::Found(Route::Agent, Some("a/b+c=".into())));
+        assert_eq!(
+            route("POST", "/admin/recognition-treaties/t-1/revoke"),
+            Match::Found(Route::AdminTreatyRevoke, Some("t-1".into()))
+        );
+        assert_eq!(route("POST", "/admin/recognition-treaties/a/b/revoke"), Match::NotFound);
     }
 }

@@ -21,3 +21,23 @@ pub fn by_type(conn: &Connection, event_type: &str) -> Result<Vec<String>, Store
     let rows = stmt.query_map([pattern], |r| r.get(0)).map_err(StoreError::sqlite("reading audit events"))?;
     rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading audit events"))
 }
+
+/// The newest `limit` events whose type contains one of `words`, newest first (dashboard).
+pub fn recent_matching(conn: &Connection, words: &[&str], limit: usize) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT event_json FROM audit_events ORDER BY created_at DESC LIMIT 2000")
+        .map_err(StoreError::sqlite("reading audit events"))?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(StoreError::sqlite("reading audit events"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let json = row.map_err(StoreError::sqlite("reading audit events"))?;
+        let event_type = json.split("\"event_type\": \"").nth(1).and_then(|t| t.split('"').next()).unwrap_or_default();
+        if words.iter().any(|w| event_type.contains(w)) {
+            out.push(json);
+            if out.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}

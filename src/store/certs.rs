@@ -260,3 +260,9 @@ pub fn renewal_chain(conn: &Connection, cert_id: &str) -> Result<Vec<CertRow>, S
     }
     Ok(chain)
 }
+
+/// Rows whose status is not `revoked` (the dashboard's tracked nodes).
+pub fn count_tracked(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT COUNT(*) FROM issued_certs WHERE status != 'revoked'", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("counting tracked certificates"))
+}

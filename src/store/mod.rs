@@ -6,14 +6,18 @@
 //! [`Store::write`]; no lock is held across a query except the connection itself.
 
 pub mod agents;
+pub mod attestations;
 pub mod audit;
 pub mod certs;
 pub mod crl;
 pub mod error;
+pub mod feeds;
 pub mod invites;
 pub mod nonces;
 pub mod policy;
+pub mod recognition;
 pub mod schema;
+pub mod treaties;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

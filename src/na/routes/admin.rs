@@ -26,20 +26,39 @@ use super::enroll::invalid_role;
 
 const REVOCATION_REASONS: [&str; 4] = ["key_compromise", "cessation_of_operation", "superseded", "unspecified"];
 
-/// Rate limit, then authentication with the signed body `signed`.
-fn admit(
+/// Rate limit, then authentication with the signed body `signed` (lenient routes parse first).
+pub(super) fn admit(
     na: &Authority,
     req: &Request,
     path: &str,
     signed: &Map,
 ) -> Result<(Operator, String, DateTime<Utc>), NaError> {
+    let remote = limit(na, req)?;
+    let now = na.clock.now();
+    let operator = authenticate(na, req, path, signed, &remote, now)?;
+    Ok((operator, remote, now))
+}
+
+/// Strict admin routes: rate limit, then the strict body parse (415/400), then authentication.
+pub(super) fn admit_strict(
+    na: &Authority,
+    req: &Request,
+    path: &str,
+) -> Result<(Map, Operator, String, DateTime<Utc>), NaError> {
+    let remote = limit(na, req)?;
+    let body = body::strict(req)?;
+    let now = na.clock.now();
+    let operator = authenticate(na, req, path, &body, &remote, now)?;
+    Ok((body, operator, remote, now))
+}
+
+/// The shared `admin:<addr>` bucket; returns the client address.
+fn limit(na: &Authority, req: &Request) -> Result<String, NaError> {
     let remote = client_addr(req, na.settings.proxy_hops);
     if !na.limiter.allow(&format!("admin:{remote}"), ADMIN_LIMIT) {
         return Err(NaError::rate_limited());
     }
-    let now = na.clock.now();
-    let operator = authenticate(na, req, path, signed, &remote, now)?;
-    Ok((operator, remote, now))
+    Ok(remote)
 }
 
 fn str_list(v: &Value) -> Option<Vec<String>> {

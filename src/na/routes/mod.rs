@@ -2,5 +2,9 @@
 //! a response or an [`super::error::NaError`].
 
 pub mod admin;
+pub mod connectome;
+pub mod discovery;
 pub mod enroll;
+pub mod feed;
 pub mod public;
+pub mod trust;

@@ -91,6 +91,11 @@ fn active_rows(
         .collect())
 }
 
+/// Size of the `/nodes` set at `now`.
+pub fn active_node_count(na: &Authority, now: chrono::DateTime<chrono::Utc>) -> Result<usize, NaError> {
+    Ok(na.store.read(|c| active_rows(c, now))?.len())
+}
+
 /// `GET /nodes` (§10.3).
 pub fn nodes(na: &Authority) -> Result<Response, NaError> {
     let now = na.clock.now();
