@@ -15,4 +15,5 @@ mod serve;
 mod serve_limits;
 mod signer;
 mod store;
+mod trust;
 mod vectors;
