@@ -6,22 +6,20 @@
 //! any request is sent. An NA that says no exits 1 with its message; an NA that cannot be reached
 //! exits 2 with a hint. An invite token is printed on stdout and nowhere else.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use argh::FromArgs;
 
-use crate::client::admin::{AdminClient, InviteRequest, Operator, PolicyRequest, RevocationReason, SigVersion};
-use crate::client::{ClientError, ClientOptions, NaClient};
-use crate::clock::SystemClock;
-use crate::config::{self, Env};
+use crate::client::admin::{InviteRequest, PolicyRequest, RevocationReason, SigVersion};
+use crate::client::ClientError;
 use crate::crypto::json::Value;
-use crate::crypto::keys::load_signing_key;
 use crate::model::fields::{object, str_array};
 use crate::model::policy::PolicyManifest;
 use crate::model::SignedObject;
 
 use super::error::Error;
-use super::output::{notice, Output};
+use super::na_options::{connect, parse_sig, Connection};
+use super::output::notice;
 
 /// Operator commands against a running NA: invite tokens, revocations, network policy.
 #[derive(FromArgs, Debug)]
@@ -244,30 +242,6 @@ pub struct PolicyRollbackArgs {
     home: Option<PathBuf>,
 }
 
-/// The connection flags every leaf command shares.
-struct Connection<'a> {
-    na: &'a str,
-    operator_key: Option<&'a Path>,
-    operator_key_id: &'a str,
-    sig: SigVersion,
-    json: bool,
-    home: Option<&'a Path>,
-}
-
-/// A ready connection: the NA client, the loaded operator key, the signature version.
-struct Session {
-    na: NaClient,
-    operator: Operator,
-    sig: SigVersion,
-    out: Output,
-}
-
-impl Session {
-    fn admin(&self) -> AdminClient<'_> {
-        AdminClient::new(&self.na, &self.operator, self.sig, &SystemClock)
-    }
-}
-
 /// Runs `gm admin`.
 pub fn run(args: AdminArgs) -> Result<u8, Error> {
     match args.action {
@@ -449,28 +423,6 @@ fn run_policy_rollback(args: PolicyRollbackArgs) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// Checks the URL and loads the operator key: everything that can fail before a request is sent.
-fn connect(c: &Connection<'_>) -> Result<Session, Error> {
-    if c.operator_key_id.trim().is_empty() {
-        return Err(Error::usage(
-            "--operator-key-id is empty",
-            "pass the key id configured in the NA's OPERATOR_PUBLIC_KEYS_JSON",
-        ));
-    }
-    let na = NaClient::new(c.na, ClientOptions::default())?;
-    let key_path = match c.operator_key {
-        Some(path) => path.to_path_buf(),
-        None => config::resolve_home(c.home, &Env::from_process()).join("offline/operator.key"),
-    };
-    let key = load_signing_key(&key_path)?;
-    Ok(Session {
-        na,
-        operator: Operator { key, key_id: c.operator_key_id.to_string() },
-        sig: c.sig,
-        out: Output { json: c.json },
-    })
-}
-
 /// Adds the `role:` prefix where it is missing, as upstream's CLI does; no roles means
 /// `role:client`.
 fn normalize_roles(roles: &[String]) -> Vec<String> {
@@ -478,10 +430,6 @@ fn normalize_roles(roles: &[String]) -> Vec<String> {
         return vec!["role:client".to_string()];
     }
     roles.iter().map(|r| if r.starts_with("role:") { r.clone() } else { format!("role:{r}") }).collect()
-}
-
-fn parse_sig(text: &str) -> Result<SigVersion, String> {
-    SigVersion::parse(text).ok_or_else(|| format!("expected v1 or v2, found {text:?}"))
 }
 
 fn parse_reason(text: &str) -> Result<RevocationReason, String> {

@@ -4,15 +4,18 @@
 
 pub mod admin;
 pub mod error;
+pub mod feed;
 pub mod genesis;
 pub mod input;
 pub mod join;
 pub mod keygen;
+pub mod na_options;
 pub mod operator;
 pub mod output;
 pub mod quickstart;
 pub mod serve;
 pub mod sign;
+pub mod treaty;
 
 use argh::FromArgs;
 
@@ -37,6 +40,8 @@ enum Command {
     Operator(operator::OperatorArgs),
     Admin(admin::AdminArgs),
     Join(join::JoinArgs),
+    Treaty(treaty::TreatyArgs),
+    Feed(feed::FeedArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -51,6 +56,8 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Operator(a) => operator::run(a),
         Command::Admin(a) => admin::run(a),
         Command::Join(a) => join::run(a),
+        Command::Treaty(a) => treaty::run(a),
+        Command::Feed(a) => feed::run(a),
     }
 }
 

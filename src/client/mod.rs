@@ -19,7 +19,7 @@ pub mod options;
 pub mod reply;
 
 #[cfg(test)]
-mod fake_na;
+pub(crate) mod fake_na;
 
 use std::time::{Duration, Instant};
 

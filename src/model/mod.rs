@@ -17,6 +17,7 @@ pub mod policy;
 pub mod recognition;
 pub mod timestamp;
 pub mod treaty;
+pub mod treaty_lifecycle;
 
 use crate::crypto::canonical::canonical_bytes;
 use crate::crypto::json::{Map, Value};

@@ -287,3 +287,52 @@ fn agents_register_list_and_deregister_once() {
     );
     assert_eq!(server.get(&format!("/agents/{key_path}")).text(), "{\"error\":\"agent not registered\"}\n");
 }
+
+#[test]
+fn treaty_and_feed_commands_against_two_servers() {
+    let dir = TempDir::new("treaty-cli");
+    let (home_a, home_b) = (sovereign(&dir, "alpha-mesh"), sovereign(&dir, "beta-mesh"));
+    let (a, b) = (GmServer::start(&home_a, &[]), GmServer::start(&home_b, &[]));
+    let (ha, hb) = (home_a.to_str().unwrap(), home_b.to_str().unwrap());
+    let (na_a, na_b) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
+    let b_key = load_public_key(&home_b.join("keys/na.pub")).unwrap().to_b64();
+    let (stdout, _) = Gm::new(&[
+        "treaty",
+        "issue",
+        "--na",
+        &na_a,
+        "--home",
+        ha,
+        "--subject",
+        "beta-mesh",
+        "--subject-key",
+        &b_key,
+        "--allowed-role",
+        "client",
+        "--json",
+    ])
+    .expect(0);
+    let treaty_id = get(&json(stdout.trim()), "treaty_id").as_str().unwrap_or_else(|| panic!("{stdout}")).to_string();
+    let (stdout, _) = Gm::new(&["treaty", "inspect", &treaty_id, "--na", &na_a]).expect(0);
+    assert!(stdout.contains("beta-mesh") && stdout.contains(&treaty_id), "{stdout}");
+    let (_, stderr) = Gm::new(&["treaty", "renew", &treaty_id, "--na", &na_a, "--home", ha]).expect(2);
+    assert!(stderr.contains("--yes"), "{stderr}");
+    Gm::new(&["treaty", "renew", &treaty_id, "--na", &na_a, "--home", ha, "--yes"]).expect(0);
+    let (stdout, _) = Gm::new(&["treaty", "list", "--na", &na_a, "--json"]).expect(0);
+    assert!(stdout.contains("replaced") && stdout.contains(&format!("renewed_by:")), "{stdout}");
+    // B revokes an attestation, exports its feed; A imports it (keys from the renewed treaty).
+    let op_b = Operator::sandbox(&home_b);
+    let issued =
+        op_b.send(b.addr, "POST", "/admin/attestations", "{\"subject_id\":\"agent-1\",\"roles\":[\"role:client\"]}");
+    let id = field(&issued, "attestation_id");
+    assert_eq!(op_b.send(b.addr, "POST", &format!("/admin/attestations/{id}/revoke"), "{}").status, 200);
+    let feed_file = dir.join("beta.feed.json");
+    Gm::new(&["feed", "export", "--na", &na_b, "--output", feed_file.to_str().unwrap()]).expect(0);
+    let (stdout, _) =
+        Gm::new(&["feed", "import", feed_file.to_str().unwrap(), "--na", &na_a, "--home", ha, "--json"]).expect(0);
+    assert!(stdout.contains("\"accepted\":true"), "{stdout}");
+    let (stdout, stderr) =
+        Gm::new(&["feed", "import", feed_file.to_str().unwrap(), "--na", &na_a, "--home", ha]).expect(1);
+    assert!(format!("{stdout}{stderr}").contains("stale_sequence"), "{stdout}{stderr}");
+    let _ = hb;
+}

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 
 use crate::crypto::json::{parse_str, Map, Value};
 use crate::http::{Request, Response};
-use crate::model::timestamp::parse_db_time;
+use crate::model::timestamp::{parse_db_time, ModelTime};
 use crate::model::treaty::RecognitionTreaty;
+use crate::model::treaty_lifecycle::TreatyLifecycle;
 use crate::model::SignedObject;
 use crate::store::feeds::ImportedRevocation;
 use crate::store::treaties::TreatyRow;
@@ -31,6 +32,12 @@ impl Graph {
     fn load(na: &Authority) -> Result<Graph, NaError> {
         let (rows, imported) = na.store.read(|c| Ok((treaties::list(c, "", "", "")?, feeds::all_imported(c)?)))?;
         Ok(Graph { rows, imported, now: na.clock.now() })
+    }
+
+    /// Treaties only (the trust path needs no revocations).
+    fn load_edges(na: &Authority) -> Result<Graph, NaError> {
+        let rows = na.store.read(|c| treaties::list(c, "", "", ""))?;
+        Ok(Graph { rows, imported: Vec::new(), now: na.clock.now() })
     }
 
     fn is_active(&self, row: &TreatyRow) -> bool {
@@ -124,17 +131,18 @@ fn connectome_value(g: &Graph) -> Result<Value, NaError> {
     material.sort_by(|a, b| (text(a, "type"), text(a, "id")).cmp(&(text(b, "type"), text(b, "id"))));
     let mut blast: Vec<&ImportedRevocation> = g.imported.iter().collect();
     blast.sort_by(|a, b| a.attestation_id.cmp(&b.attestation_id));
+    // Accepting sovereigns per recognised subject, computed once (not once per revoked item).
+    let mut accepting: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for row in g.rows.iter().filter(|row| g.is_active(row)) {
+        accepting.entry(row.subject_sovereign_id.as_str()).or_default().insert(row.issuer_sovereign_id.as_str());
+    }
     let blast: Vec<Value> = blast
         .into_iter()
         .map(|r| {
-            let accepting: BTreeSet<&str> = g
-                .rows
-                .iter()
-                .filter(|row| g.is_active(row) && row.subject_sovereign_id == r.issuer_sovereign_id)
-                .map(|row| row.issuer_sovereign_id.as_str())
-                .collect();
+            let from: Vec<Value> =
+                accepting.get(r.issuer_sovereign_id.as_str()).into_iter().flatten().map(|s| Value::from(*s)).collect();
             let mut m = imported_item(r);
-            m.insert("affected_accepting_sovereigns", Value::Array(accepting.into_iter().map(Value::from).collect()));
+            m.insert("affected_accepting_sovereigns", Value::Array(from));
             Value::Object(m)
         })
         .collect();
@@ -170,7 +178,7 @@ pub fn trust_path(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let (Some(from), Some(to)) = (pick(["from", "source"]), pick(["to", "target"])) else {
         return Err(NaError::api(400, "from/source and to/target are required"));
     };
-    let g = Graph::load(na)?;
+    let g = Graph::load_edges(na)?;
     let mut ordered: Vec<&TreatyRow> = g.rows.iter().collect();
     ordered.sort_by(|a, b| {
         (&a.issuer_sovereign_id, &a.subject_sovereign_id, &a.treaty_id).cmp(&(
@@ -222,21 +230,19 @@ pub fn trust_path(na: &Authority, req: &Request) -> Result<Response, NaError> {
     Ok(json_response(200, &Value::Object(m)))
 }
 
-/// Lifecycle state and expiry risk of a stored treaty (`na-wire.md` §11.3).
+/// Lifecycle state and expiry risk of a stored treaty (`na-wire.md` §11.3, `model::treaty_lifecycle`).
 pub fn lifecycle(row: &TreatyRow, now: DateTime<Utc>) -> (&'static str, &'static str) {
-    if row.status == "revoked" {
-        let replaced = row.revocation_reason.as_deref().is_some_and(|r| {
-            ["replaced_by:", "renewed_by:"].iter().any(|p| r.strip_prefix(p).is_some_and(|id| !id.is_empty()))
-        });
-        return if replaced { ("replaced", "none") } else { ("revoked", "none") };
-    }
-    let seconds = parse_db_time(&row.expires_at).map_or(0, |e| (e - now).num_seconds());
-    match seconds {
-        s if s <= 0 => ("expired", "expired"),
-        s if s <= 86_400 => ("expiring_soon", "high"),
-        s if s <= 72 * 3600 => ("expiring_soon", "medium"),
-        _ => ("active", "low"),
-    }
+    let Ok(expires_at) = ModelTime::parse_model_str(&row.expires_at) else {
+        return ("expired", "expired");
+    };
+    let l = TreatyLifecycle::derive(
+        &row.status,
+        row.revocation_reason.as_deref(),
+        row.revoked_at.as_deref(),
+        &expires_at,
+        now,
+    );
+    (l.state.as_str(), l.expiry_risk.as_str())
 }
 
 fn display(iso: &str) -> Value {
