@@ -319,7 +319,7 @@ fn treaty_and_feed_commands_against_two_servers() {
     assert!(stderr.contains("--yes"), "{stderr}");
     Gm::new(&["treaty", "renew", &treaty_id, "--na", &na_a, "--home", ha, "--yes"]).expect(0);
     let (stdout, _) = Gm::new(&["treaty", "list", "--na", &na_a, "--json"]).expect(0);
-    assert!(stdout.contains("replaced") && stdout.contains(&format!("renewed_by:")), "{stdout}");
+    assert!(stdout.contains("replaced") && stdout.contains("renewed_by:"), "{stdout}");
     // B revokes an attestation, exports its feed; A imports it (keys from the renewed treaty).
     let op_b = Operator::sandbox(&home_b);
     let issued =
