@@ -155,6 +155,12 @@ fn push_unicode_escape(out: &mut String, unit: u16) {
 /// or `py_encode_basestring` (otherwise).
 fn write_string(out: &mut String, s: &str, ensure_ascii: bool) {
     out.push('"');
+    // Fast path: most strings (ids, keys, times) are plain printable ASCII and copy as they are.
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -62,6 +62,9 @@ pub struct Authority {
     pub(crate) operators: Arc<auth::operators::OperatorKeys>,
     pub(crate) limiter: rate_limit::RateLimiter,
     pub(crate) seen_envelopes: routes::discovery::SeenEnvelopes,
+    /// Bumped by every treaty or feed write; keys the connectome cache.
+    pub(crate) trust_generation: std::sync::atomic::AtomicU64,
+    pub(crate) connectome_cache: routes::connectome::ConnectomeCache,
 }
 
 impl Authority {
@@ -86,12 +89,19 @@ impl Authority {
             operators,
             limiter: rate_limit::RateLimiter::default(),
             seen_envelopes: routes::discovery::SeenEnvelopes::default(),
+            trust_generation: std::sync::atomic::AtomicU64::new(0),
+            connectome_cache: routes::connectome::ConnectomeCache::default(),
         }
     }
 
     /// The NA signer, owned, for write jobs.
     pub(crate) fn signer(&self) -> publish::Signer {
         publish::Signer { key: self.na_key.clone(), key_id: self.settings.na_key_id.clone() }
+    }
+
+    /// Marks stored trust material (treaties, imported feeds) as changed.
+    pub(crate) fn trust_changed(&self) {
+        self.trust_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The operator key set (reloaded on SIGHUP by `gm serve`).

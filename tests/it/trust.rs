@@ -108,6 +108,11 @@ fn two_sovereigns_attest_recognise_revoke_import_and_unrecognise() {
     );
     let r = post_json(a.addr, "/attestations/verify-with-treaty", &verify_body);
     assert_eq!(field(&r, "reason"), "treaty_locally_revoked");
+    // The cached connectome follows the write.
+    let c = json(&a.get("/connectome.json").text());
+    assert_eq!(get(get(&c, "summary"), "revoked_edge_count").as_i64(), Some(1));
+    assert_eq!(get(get(&c, "summary"), "active_edge_count").as_i64(), Some(0));
+    assert_eq!(get(&c, "revocation_blast_radius").as_array().map(|b| b.len()), Some(1));
     let dash = json(&a.get("/dashboard.json").text());
     assert_eq!(get(get(&dash, "treaty_summary"), "revoked").as_i64(), Some(1));
     assert_eq!(get(get(&dash, "revocation_feed_summary"), "freshness").as_str(), Some("fresh"));

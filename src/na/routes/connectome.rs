@@ -163,9 +163,38 @@ fn connectome_value(g: &Graph) -> Result<Value, NaError> {
     Ok(Value::Object(m))
 }
 
-/// `GET /connectome.json`.
+/// The last rendered `/connectome.json` body, valid for one trust generation and until the next
+/// treaty expiry (when an edge stops being active, D14).
+#[derive(Debug, Default)]
+pub struct ConnectomeCache(std::sync::Mutex<Option<CachedBody>>);
+
+#[derive(Debug)]
+struct CachedBody {
+    generation: u64,
+    valid_until: Option<DateTime<Utc>>,
+    body: std::sync::Arc<Vec<u8>>,
+}
+
+/// `GET /connectome.json`. The view is derived from the store at read time; because it is large
+/// (every edge, treaty and imported revocation), the rendered body is reused until a treaty or feed
+/// write bumps the trust generation or the next active treaty expires.
 pub fn connectome(na: &Authority) -> Result<Response, NaError> {
-    Ok(json_response(200, &connectome_value(&Graph::load(na)?)?))
+    let now = na.clock.now();
+    let generation = na.trust_generation.load(std::sync::atomic::Ordering::SeqCst);
+    {
+        let cache = na.connectome_cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref().filter(|c| c.generation == generation && c.valid_until.is_none_or(|t| now < t))
+        {
+            return Ok(Response::bytes(200, "application/json", c.body.as_slice().to_vec()));
+        }
+    }
+    let g = Graph::load(na)?;
+    let valid_until = g.rows.iter().filter(|r| g.is_active(r)).filter_map(|r| parse_db_time(&r.expires_at)).min();
+    let body = std::sync::Arc::new(super::super::json_bytes(&connectome_value(&g)?));
+    let mut cache = na.connectome_cache.0.lock().unwrap_or_else(|p| p.into_inner());
+    *cache = Some(CachedBody { generation, valid_until, body: std::sync::Arc::clone(&body) });
+    drop(cache);
+    Ok(Response::bytes(200, "application/json", body.as_slice().to_vec()))
 }
 
 /// `GET /connectome/trust-path?from=&to=` (aliases `source`, `target`): breadth-first search over

@@ -132,6 +132,7 @@ pub fn import(na: &Authority, req: &Request, path: &str) -> Result<Response, NaE
     if !stored {
         return Ok(rejection(409, &feed, "stale_sequence"));
     }
+    na.trust_changed();
     let mut m = Map::new();
     m.insert("accepted", Value::Bool(true));
     m.insert("feed_id", Value::from(feed.feed_id.as_str()));

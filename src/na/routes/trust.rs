@@ -337,6 +337,7 @@ pub fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<Respons
         treaties::insert(c, &row)?;
         event.write(c)
     })?;
+    na.trust_changed();
     Ok(json_response(201, &t.to_value()))
 }
 
@@ -360,6 +361,7 @@ pub fn revoke_treaty(na: &Authority, req: &Request, path: &str, id: &str) -> Res
     if !found {
         return Err(NaError::api(404, "Recognition treaty not found"));
     }
+    na.trust_changed();
     let mut m = Map::new();
     m.insert("status", Value::from("revoked"));
     m.insert("treaty_id", Value::from(id));
