@@ -17,4 +17,5 @@ pub mod http;
 pub mod logging;
 pub mod model;
 pub mod na;
+pub mod ops;
 pub mod store;

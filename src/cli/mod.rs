@@ -3,12 +3,14 @@
 //! any file, then acts.
 
 pub mod admin;
+pub mod backup;
 pub mod error;
 pub mod feed;
 pub mod genesis;
 pub mod input;
 pub mod join;
 pub mod keygen;
+pub mod managed;
 pub mod na_options;
 pub mod operator;
 pub mod output;
@@ -38,6 +40,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Quickstart(quickstart::QuickstartArgs),
     Operator(operator::OperatorArgs),
+    Managed(managed::ManagedArgs),
     Admin(admin::AdminArgs),
     Join(join::JoinArgs),
     Treaty(treaty::TreatyArgs),
@@ -54,6 +57,7 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Serve(a) => serve::run(a),
         Command::Quickstart(a) => quickstart::run(a),
         Command::Operator(a) => operator::run(a),
+        Command::Managed(a) => managed::run(a),
         Command::Admin(a) => admin::run(a),
         Command::Join(a) => join::run(a),
         Command::Treaty(a) => treaty::run(a),

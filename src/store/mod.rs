@@ -13,10 +13,12 @@ pub mod crl;
 pub mod error;
 pub mod feeds;
 pub mod invites;
+pub mod ledger;
 pub mod nonces;
 pub mod policy;
 pub mod recognition;
 pub mod schema;
+pub mod snapshot;
 pub mod treaties;
 pub mod writer;
 

@@ -1,0 +1,493 @@
+//! `gm managed backup|verify|restore|history`: encrypted backups, their verification, safe restore
+//! and the ops ledger (`gm-ops.db` beside the NA database) that records every run.
+//! A host that only has recipients (`age1…` public keys) can take backups but cannot decrypt them:
+//! verification and restore need the identity (or the passphrase), which the customer can keep
+//! offline.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use argh::FromArgs;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Env, ServeFlags, ServeSettings};
+use crate::crypto::json::{Map, Value};
+use crate::model::timestamp::isoformat_utc;
+use crate::ops::archive::{self, Key};
+use crate::ops::backup::{backup, load_genesis, plain_backup, BackupOptions, Scratch, Target};
+use crate::ops::restore::{restore, RestoreOptions};
+use crate::ops::verify::verify_into;
+use crate::ops::OpsError;
+use crate::store::ledger;
+
+use super::error::{Error, EXIT_CHECK_FAILED};
+use super::output::{line, Output};
+
+/// Take an encrypted, verified backup of the NA database (or an upstream-style plain copy).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "backup",
+    example = "gm managed backup --home /etc/gm --recipient age1… --output-dir /var/backups/gm\ngm managed backup --home /etc/gm --recipients-file /etc/gm/backup-recipients.txt --output-dir /var/backups/gm --json\ngm managed backup --db-path na.db --output na-copy.db",
+    note = "Without a recipient or passphrase and with --output X.db, writes a plain SQLite online-backup copy exactly as upstream `managed backup` does. A host with only recipients can back up but not decrypt. Exit status: 0 done, 1 a check failed, 2 could not run."
+)]
+pub struct BackupArgs {
+    /// age X25519 recipient (age1…), repeatable
+    #[argh(option)]
+    recipient: Vec<String>,
+    /// file of age recipients, one per line
+    #[argh(option)]
+    recipients_file: Option<PathBuf>,
+    /// passphrase file (customer-held custody; scrypt)
+    #[argh(option)]
+    passphrase_file: Option<PathBuf>,
+    /// write the archive to this file
+    #[argh(option)]
+    output: Option<PathBuf>,
+    /// write gm-<network>-<UTC>.tar.gz.age into this folder
+    #[argh(option)]
+    output_dir: Option<PathBuf>,
+    /// gzip level 0-9 (default 1)
+    #[argh(option, default = "1")]
+    level: u32,
+    /// database (default: the configured one)
+    #[argh(option)]
+    db_path: Option<PathBuf>,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Decrypt a backup into a private scratch folder and check it (manifest, hashes, integrity, schema, genesis, signatures).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "verify",
+    example = "gm managed verify /var/backups/gm/gm-acme-20261125T120000Z.tar.gz.age --identity backup.key\ngm managed verify backup.tar.gz.age --passphrase-file pass.txt --json",
+    note = "Exit status: 0 every check passed, 1 a check failed (named in the report), 2 could not run."
+)]
+pub struct VerifyArgs {
+    /// the backup archive
+    #[argh(positional)]
+    backup: PathBuf,
+    /// age identity file (AGE-SECRET-KEY-1…)
+    #[argh(option)]
+    identity: Option<PathBuf>,
+    /// passphrase file
+    #[argh(option)]
+    passphrase_file: Option<PathBuf>,
+    /// gm home, for the ops ledger (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print the report as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Restore a backup over the NA database (the server must be stopped).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "restore",
+    example = "gm managed restore --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --pre-restore-backup /var/backups/gm/before.db --yes\ngm managed restore --db-path na.db --backup upstream-copy.db --yes",
+    note = "Refuses without --yes and while a gm serve holds the database. Exit status: 0 restored, 1 the backup failed verification, 2 could not run or refused."
+)]
+pub struct RestoreArgs {
+    /// a gm archive or an upstream plain .db backup
+    #[argh(option)]
+    backup: PathBuf,
+    /// age identity file
+    #[argh(option)]
+    identity: Option<PathBuf>,
+    /// passphrase file
+    #[argh(option)]
+    passphrase_file: Option<PathBuf>,
+    /// copy the current database here first (online backup API)
+    #[argh(option)]
+    pre_restore_backup: Option<PathBuf>,
+    /// restore a backup of another sovereign (different genesis NA key)
+    #[argh(switch)]
+    allow_different_genesis: bool,
+    /// confirm replacing the database
+    #[argh(switch)]
+    yes: bool,
+    /// database (default: the configured one)
+    #[argh(option)]
+    db_path: Option<PathBuf>,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// List the ops ledger (backups, verifications, restores, drills, exports).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "history", example = "gm managed history --home /etc/gm --json")]
+pub struct HistoryArgs {
+    /// only this kind (backup, verify, restore, …)
+    #[argh(option)]
+    kind: Option<String>,
+    /// how many entries (default 50)
+    #[argh(option, default = "50")]
+    limit: i64,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<ServeSettings, Error> {
+    let env = Env::from_process();
+    let home = config::resolve_home(home, &env);
+    let file = config::load_file(&home)?;
+    Ok(config::serve_settings(&home, &file, &env, &ServeFlags { db_path, ..ServeFlags::default() })?)
+}
+
+/// The ops ledger beside the database.
+pub fn ledger_path(db_path: &Path) -> PathBuf {
+    db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("gm-ops.db")
+}
+
+fn ops_error(e: OpsError) -> Error {
+    match e {
+        OpsError::Check { check, problem } => {
+            Error::CheckFailed { message: format!("check {check} failed: {problem}") }
+        }
+        OpsError::Refused { reason } => Error::Refused { message: reason, hint: None },
+        other => Error::Refused { message: other.to_string(), hint: None },
+    }
+}
+
+struct Record<'a> {
+    kind: &'a str,
+    outcome: &'a str,
+    artifact: Option<&'a Path>,
+    sha256: Option<&'a str>,
+    size: Option<u64>,
+    message: String,
+    details: Value,
+}
+
+fn record(db_path: &Path, started: chrono::DateTime<chrono::Utc>, took: Instant, r: Record<'_>) {
+    let entry = ledger::Entry {
+        id: 0,
+        kind: r.kind.to_string(),
+        started_at: isoformat_utc(started),
+        finished_at: isoformat_utc(SystemClock.now()),
+        outcome: r.outcome.to_string(),
+        duration_ms: i64::try_from(took.elapsed().as_millis()).unwrap_or(i64::MAX),
+        artifact: r.artifact.map(|p| p.display().to_string()),
+        sha256: r.sha256.map(str::to_string),
+        size_bytes: r.size.and_then(|s| i64::try_from(s).ok()),
+        message: r.message,
+        details_json: crate::crypto::canonical::canonical_string(&r.details),
+    };
+    let path = ledger_path(db_path);
+    if let Err(e) = ledger::open(&path).and_then(|c| ledger::record(&c, &entry)) {
+        log::error!(target: "gm::ops", "cannot record {} in the ops ledger {}: {e}", r.kind, path.display());
+    }
+}
+
+fn encryption(args: &BackupArgs) -> Result<Option<Key>, Error> {
+    let mut lines = args.recipient.clone();
+    if let Some(f) = &args.recipients_file {
+        lines.push(std::fs::read_to_string(f).map_err(Error::io("read", f))?);
+    }
+    match (lines.is_empty(), &args.passphrase_file) {
+        (true, None) => Ok(None),
+        (false, None) => Ok(Some(Key::Recipients(archive::parse_recipients(&lines).map_err(ops_error)?))),
+        (true, Some(p)) => Ok(Some(archive::read_passphrase(p).map_err(ops_error)?)),
+        (false, Some(_)) => Err(Error::usage(
+            "give recipients or a passphrase file, not both",
+            "recipients for hosts that must not decrypt; a passphrase for offline customer-held custody",
+        )),
+    }
+}
+
+/// Runs `gm managed backup`.
+pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
+    let s = settings(args.home.as_deref(), args.db_path.clone())?;
+    let key = encryption(&args)?;
+    let out = Output { json: args.json };
+    let (started, took) = (SystemClock.now(), Instant::now());
+    let Some(key) = key else {
+        let Some(output) = &args.output else {
+            return Err(Error::usage(
+                "an encrypted backup needs --recipient, --recipients-file or --passphrase-file",
+                "or pass --output X.db for an upstream-style plain copy",
+            ));
+        };
+        plain_backup(&s.db_path, output, started).map_err(ops_error)?;
+        // Upstream's summary: indent 2, keys in this order.
+        line(&format!(
+            "{{\n  \"db_path\": {},\n  \"backup_path\": {}\n}}",
+            crate::crypto::canonical::canonical_string(&Value::from(s.db_path.display().to_string())),
+            crate::crypto::canonical::canonical_string(&Value::from(output.display().to_string()))
+        ));
+        record(
+            &s.db_path,
+            started,
+            took,
+            Record {
+                kind: "backup",
+                outcome: "ok",
+                artifact: Some(output),
+                sha256: None,
+                size: None,
+                message: "plain online-backup copy".into(),
+                details: Value::Object(Map::new()),
+            },
+        );
+        return Ok(0);
+    };
+    let target = match (&args.output, &args.output_dir) {
+        (Some(f), None) => Target::File(f.clone()),
+        (None, Some(d)) => Target::Dir(d.clone()),
+        _ => {
+            return Err(Error::usage(
+                "give exactly one of --output FILE or --output-dir DIR",
+                "e.g. --output-dir /var/backups/gm",
+            ))
+        }
+    };
+    if args.level > 9 {
+        return Err(Error::usage(
+            format!("--level {} is not a gzip level", args.level),
+            "use 0 (none) to 9 (smallest)",
+        ));
+    }
+    let opts = BackupOptions {
+        db_path: s.db_path.clone(),
+        genesis_file: s.genesis_file.clone(),
+        operators_file: match &s.operator_keys {
+            crate::na::auth::operators::KeySource::File(p) => Some(p.clone()),
+            crate::na::auth::operators::KeySource::Inline(_) => None,
+        },
+        key,
+        target,
+        level: args.level,
+    };
+    match backup(&opts, started) {
+        Ok(report) => {
+            let manifest = report.manifest.to_value();
+            record(
+                &s.db_path,
+                started,
+                took,
+                Record {
+                    kind: "backup",
+                    outcome: "ok",
+                    artifact: Some(&report.path),
+                    sha256: Some(&report.sha256),
+                    size: Some(report.size),
+                    message: format!("backup of {} ({} bytes)", report.manifest.network_name, report.size),
+                    details: manifest.clone(),
+                },
+            );
+            let mut m = Map::new();
+            m.insert("backup_path", Value::from(report.path.display().to_string()));
+            m.insert("duration_ms", Value::from(u64::try_from(report.duration_ms).unwrap_or(u64::MAX)));
+            m.insert("manifest", manifest);
+            m.insert("sha256", Value::from(report.sha256.as_str()));
+            m.insert("size_bytes", Value::from(report.size));
+            out.result(&report.path.display().to_string(), &Value::Object(m));
+            Ok(0)
+        }
+        Err(e) => {
+            record(
+                &s.db_path,
+                started,
+                took,
+                Record {
+                    kind: "backup",
+                    outcome: "failed",
+                    artifact: None,
+                    sha256: None,
+                    size: None,
+                    message: e.to_string(),
+                    details: Value::Object(Map::new()),
+                },
+            );
+            Err(ops_error(e))
+        }
+    }
+}
+
+fn decryption(identity: &Option<PathBuf>, passphrase: &Option<PathBuf>) -> Result<Option<Key>, Error> {
+    match (identity, passphrase) {
+        (Some(i), None) => Ok(Some(archive::read_identities(i).map_err(ops_error)?)),
+        (None, Some(p)) => Ok(Some(archive::read_passphrase(p).map_err(ops_error)?)),
+        (None, None) => Ok(None),
+        _ => {
+            Err(Error::usage("give --identity or --passphrase-file, not both", "the one the backup was encrypted for"))
+        }
+    }
+}
+
+/// Runs `gm managed verify`.
+pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
+    let key = decryption(&args.identity, &args.passphrase_file)?.ok_or_else(|| {
+        Error::usage("verify needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
+    })?;
+    if !args.backup.exists() {
+        return Err(Error::Io {
+            action: "read",
+            path: args.backup.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let (started, took) = (SystemClock.now(), Instant::now());
+    let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
+    let report = verify_into(&args.backup, &key, &scratch, started).map_err(ops_error)?;
+    let ok = report.ok();
+    let checks: Vec<Value> = report
+        .checks
+        .iter()
+        .map(|c| {
+            Value::Object(Map::from_iter([
+                ("detail".to_string(), Value::from(c.detail.as_str())),
+                ("name".to_string(), Value::from(c.name)),
+                ("ok".to_string(), Value::Bool(c.ok)),
+            ]))
+        })
+        .collect();
+    let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, args.backup.display());
+    for c in &report.checks {
+        text.push_str(&format!("\n  {} {:<16} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
+    }
+    let value = Value::Object(Map::from_iter([
+        ("backup".to_string(), Value::from(args.backup.display().to_string())),
+        ("checks".to_string(), Value::Array(checks)),
+        ("ok".to_string(), Value::Bool(ok)),
+    ]));
+    if let Ok(s) = settings(args.home.as_deref(), None) {
+        record(
+            &s.db_path,
+            started,
+            took,
+            Record {
+                kind: "verify",
+                outcome: if ok { "ok" } else { "failed" },
+                artifact: Some(&args.backup),
+                sha256: None,
+                size: None,
+                message: report
+                    .checks
+                    .iter()
+                    .find(|c| !c.ok)
+                    .map_or("all checks passed".to_string(), |c| format!("{}: {}", c.name, c.detail)),
+                details: value.clone(),
+            },
+        );
+    }
+    Output { json: args.json }.result(&text, &value);
+    Ok(if ok { 0 } else { EXIT_CHECK_FAILED })
+}
+
+/// Runs `gm managed restore`.
+pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
+    if !args.yes {
+        return Err(Error::refused(
+            "refusing to restore without --yes",
+            "stop the Network Authority (gm serve), then re-run with --yes",
+        ));
+    }
+    let s = settings(args.home.as_deref(), args.db_path.clone())?;
+    let key = decryption(&args.identity, &args.passphrase_file)?;
+    let expected_na_key = load_genesis(&s.genesis_file).ok().map(|(_, g)| g.network_authority.public_key);
+    let (started, took) = (SystemClock.now(), Instant::now());
+    let opts = RestoreOptions {
+        db_path: s.db_path.clone(),
+        backup: args.backup.clone(),
+        key,
+        pre_restore_backup: args.pre_restore_backup.clone(),
+        expected_na_key,
+        allow_different_genesis: args.allow_different_genesis,
+    };
+    match restore(&opts, started) {
+        Ok(report) => {
+            record(
+                &s.db_path,
+                started,
+                took,
+                Record {
+                    kind: "restore",
+                    outcome: "ok",
+                    artifact: Some(&args.backup),
+                    sha256: None,
+                    size: None,
+                    message: format!("restored {}", s.db_path.display()),
+                    details: Value::Object(Map::new()),
+                },
+            );
+            let mut m = Map::new();
+            m.insert("db_path", Value::from(s.db_path.display().to_string()));
+            m.insert("nonces_carried_over", Value::from(report.nonces_carried));
+            m.insert(
+                "pre_restore_backup",
+                report.pre_restore_backup.map_or(Value::Null, |p| Value::from(p.display().to_string())),
+            );
+            m.insert("restored_from", Value::from(args.backup.display().to_string()));
+            m.insert(
+                "side_files_moved_aside",
+                Value::Array(report.moved_aside.iter().map(|p| Value::from(p.display().to_string())).collect()),
+            );
+            Output { json: args.json }
+                .result(&format!("restored {} from {}", s.db_path.display(), args.backup.display()), &Value::Object(m));
+            Ok(0)
+        }
+        Err(e) => {
+            record(
+                &s.db_path,
+                started,
+                took,
+                Record {
+                    kind: "restore",
+                    outcome: "failed",
+                    artifact: Some(&args.backup),
+                    sha256: None,
+                    size: None,
+                    message: e.to_string(),
+                    details: Value::Object(Map::new()),
+                },
+            );
+            Err(ops_error(e))
+        }
+    }
+}
+
+/// Runs `gm managed history`.
+pub fn run_history(args: HistoryArgs) -> Result<u8, Error> {
+    let s = settings(args.home.as_deref(), None)?;
+    let path = ledger_path(&s.db_path);
+    let entries = ledger::open(&path).and_then(|c| ledger::list(&c, args.kind.as_deref(), args.limit))?;
+    let mut text = format!("{} entr(y/ies) in {}", entries.len(), path.display());
+    let mut items = Vec::new();
+    for e in &entries {
+        text.push_str(&format!(
+            "\n  {}  {:<12} {:<7} {:>6} ms  {}",
+            e.finished_at, e.kind, e.outcome, e.duration_ms, e.message
+        ));
+        items.push(Value::Object(Map::from_iter([
+            ("artifact".to_string(), e.artifact.as_deref().map_or(Value::Null, Value::from)),
+            ("duration_ms".to_string(), Value::from(e.duration_ms)),
+            ("finished_at".to_string(), Value::from(e.finished_at.as_str())),
+            ("id".to_string(), Value::from(e.id)),
+            ("kind".to_string(), Value::from(e.kind.as_str())),
+            ("message".to_string(), Value::from(e.message.as_str())),
+            ("outcome".to_string(), Value::from(e.outcome.as_str())),
+            ("sha256".to_string(), e.sha256.as_deref().map_or(Value::Null, Value::from)),
+            ("started_at".to_string(), Value::from(e.started_at.as_str())),
+        ])));
+    }
+    Output { json: args.json }
+        .result(&text, &Value::Object(Map::from_iter([("entries".to_string(), Value::Array(items))])));
+    Ok(0)
+}

@@ -1,0 +1,33 @@
+//! `gm managed …`: the operations an operator runs on a managed sovereign (`operations.md` §2).
+
+use argh::FromArgs;
+
+use super::backup;
+use super::error::Error;
+
+/// Managed operations: encrypted backup, verify, restore, ops history.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "managed")]
+pub struct ManagedArgs {
+    #[argh(subcommand)]
+    action: ManagedAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum ManagedAction {
+    Backup(backup::BackupArgs),
+    Verify(backup::VerifyArgs),
+    Restore(backup::RestoreArgs),
+    History(backup::HistoryArgs),
+}
+
+/// Runs `gm managed …`.
+pub fn run(args: ManagedArgs) -> Result<u8, Error> {
+    match args.action {
+        ManagedAction::Backup(a) => backup::run_backup(a),
+        ManagedAction::Verify(a) => backup::run_verify(a),
+        ManagedAction::Restore(a) => backup::run_restore(a),
+        ManagedAction::History(a) => backup::run_history(a),
+    }
+}

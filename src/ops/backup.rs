@@ -1,0 +1,216 @@
+//! `gm managed backup`: a consistent snapshot of the live database through SQLite's online backup
+//! API (the server keeps serving and writing), checked with `PRAGMA integrity_check`, described by
+//! a manifest, packed with the signed genesis and the operator public keys (never a private key),
+//! and encrypted with age. The archive is written under a temporary name in the target folder,
+//! fsynced and renamed, mode 0600, so no file carries the final name unless it is complete.
+
+use std::fs::File;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::crypto::digest::{hex, sha256_hex};
+use crate::crypto::json::parse_str;
+use crate::files::atomic::{sync_parent, tmp_path};
+use crate::files::private::create_new_private;
+use crate::model::genesis::Genesis;
+use crate::model::timestamp::isoformat_utc;
+use crate::model::SignedObject;
+use crate::store::{snapshot, OpenMode, Store};
+
+use super::archive::{self, Key};
+use super::error::{io, OpsError};
+use super::manifest::Manifest;
+
+/// Where the archive goes.
+pub enum Target {
+    /// Exactly this file.
+    File(PathBuf),
+    /// This folder, named `gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age`.
+    Dir(PathBuf),
+}
+
+/// What to back up and how.
+pub struct BackupOptions {
+    /// The NA database.
+    pub db_path: PathBuf,
+    /// The signed genesis.
+    pub genesis_file: PathBuf,
+    /// The operator public keys file, when there is one.
+    pub operators_file: Option<PathBuf>,
+    /// Encryption.
+    pub key: Key,
+    /// Destination.
+    pub target: Target,
+    /// gzip level (0–9). Defaults to 1 in the CLI.
+    pub level: u32,
+}
+
+/// What a backup produced.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The archive.
+    pub path: PathBuf,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size.
+    pub size: u64,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Milliseconds taken.
+    pub duration_ms: u128,
+}
+
+/// A private scratch folder removed on drop.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Creates a mode-0700 folder `prefix-<pid>-<nanos>` inside `parent`.
+    pub fn new(parent: &Path, prefix: &str) -> Result<Scratch, OpsError> {
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let path = parent.join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(&path).map_err(io("create scratch folder", &path))?;
+        Ok(Scratch(path))
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Reads and checks the genesis: `(bytes, genesis)`.
+pub fn load_genesis(path: &Path) -> Result<(Vec<u8>, Genesis), OpsError> {
+    let bytes = std::fs::read(path).map_err(io("read genesis", path))?;
+    let value = parse_str(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| OpsError::Archive { problem: format!("genesis {}: {e}", path.display()) })?;
+    let genesis =
+        Genesis::from_value(&value).map_err(|e| OpsError::Archive { problem: format!("{}: {e}", path.display()) })?;
+    Ok((bytes, genesis))
+}
+
+/// Takes an encrypted backup.
+pub fn backup(opts: &BackupOptions, now: DateTime<Utc>) -> Result<BackupReport, OpsError> {
+    let started = Instant::now();
+    let (genesis_bytes, genesis) = load_genesis(&opts.genesis_file)?;
+    let final_path = match &opts.target {
+        Target::File(p) => p.clone(),
+        Target::Dir(d) => d.join(format!("gm-{}-{}.tar.gz.age", genesis.network_name, now.format("%Y%m%dT%H%M%SZ"))),
+    };
+    if final_path.exists() {
+        return Err(OpsError::Refused {
+            reason: format!("refusing to overwrite existing backup {}", final_path.display()),
+        });
+    }
+    let folder = final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    std::fs::create_dir_all(&folder).map_err(io("create folder", &folder))?;
+    let scratch = Scratch::new(&folder, ".gm-backup")?;
+    let snap = scratch.path().join("na.db");
+    let store = Store::open(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
+    store.read(|c| snapshot::online_backup(c, &snap, |_, _| {}))?;
+    drop(store);
+    let conn = snapshot::open_immutable(&snap)?;
+    if let Err(problem) = snapshot::integrity_check(&conn)? {
+        return Err(OpsError::Check { check: "integrity_check".into(), problem });
+    }
+    let (schema_version, row_counts, crl_sequence, connectome) = Manifest::count(&conn, now)?;
+    drop(conn);
+    let snap_bytes = std::fs::metadata(&snap).map_err(io("read", &snap))?.len();
+    let manifest = Manifest {
+        created_at: isoformat_utc(now),
+        network_name: genesis.network_name.clone(),
+        genesis_sha256: sha256_hex(&genesis_bytes),
+        na_public_key: genesis.network_authority.public_key.clone(),
+        schema_version,
+        snapshot_sha256: file_sha256(&snap)?,
+        snapshot_size: snap_bytes,
+        row_counts,
+        crl_sequence,
+        connectome,
+    };
+    let manifest_path = scratch.path().join("manifest.json");
+    let mut text = crate::crypto::canonical::to_pretty_string(&manifest.to_value());
+    text.push('\n');
+    std::fs::write(&manifest_path, text).map_err(io("write", &manifest_path))?;
+    let mut files: Vec<(&str, &Path)> =
+        vec![("na.db", &snap), ("manifest.json", &manifest_path), ("genesis.signed.json", &opts.genesis_file)];
+    if let Some(ops) = opts.operators_file.as_deref().filter(|p| p.exists()) {
+        files.push(("operators.json", ops));
+    }
+    let tmp = tmp_path(&final_path);
+    let _ = std::fs::remove_file(&tmp);
+    let out = create_new_private(&tmp).map_err(io("create", &tmp))?;
+    let written =
+        archive::write(out, &opts.key, &files, opts.level).and_then(|f| f.sync_all().map_err(io("fsync", &tmp)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if final_path.exists() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(OpsError::Refused {
+            reason: format!("refusing to overwrite existing backup {}", final_path.display()),
+        });
+    }
+    std::fs::rename(&tmp, &final_path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        OpsError::Io { action: "rename", path: final_path.clone(), source: e }
+    })?;
+    sync_parent(&final_path);
+    let size = std::fs::metadata(&final_path).map_err(io("read", &final_path))?.len();
+    Ok(BackupReport {
+        sha256: file_sha256(&final_path)?,
+        path: final_path,
+        size,
+        manifest,
+        duration_ms: started.elapsed().as_millis(),
+    })
+}
+
+/// Upstream-compatible plain backup: an online-backup copy of the database at `output` (no
+/// encryption, no manifest), written atomically.
+pub fn plain_backup(db_path: &Path, output: &Path, now: DateTime<Utc>) -> Result<(), OpsError> {
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io("create folder", parent))?;
+    }
+    let tmp = tmp_path(output);
+    let _ = std::fs::remove_file(&tmp);
+    let store = Store::open(db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
+    let result = store.read(|c| snapshot::online_backup(c, &tmp, |_, _| {})).map_err(OpsError::from).and_then(|()| {
+        File::options().write(true).open(&tmp).and_then(|f| f.sync_all()).map_err(io("fsync", &tmp))?;
+        std::fs::rename(&tmp, output).map_err(io("rename", output))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    sync_parent(output);
+    Ok(())
+}
+
+/// SHA-256 of a file, streamed.
+pub fn file_sha256(path: &Path) -> Result<String, OpsError> {
+    use sha2::Digest;
+    let mut file = File::open(path).map_err(io("read", path))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).map_err(io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}

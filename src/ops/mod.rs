@@ -1,0 +1,13 @@
+//! Managed operations (`operations.md` §2): encrypted backups with a manifest, verification,
+//! safe restore, and the ops ledger that records them. Everything works on real files: SQLite's
+//! online backup API for snapshots, age for encryption, tar + gzip for the archive, and atomic
+//! renames so no file ever carries a final name unless it is complete.
+
+pub mod archive;
+pub mod backup;
+pub mod error;
+pub mod manifest;
+pub mod restore;
+pub mod verify;
+
+pub use error::OpsError;

@@ -1,0 +1,228 @@
+//! `gm managed restore`: brings a verified backup back as the NA database, safely
+//! (`operations.md` §2.2, `deviations.md` D20/D23). It refuses while a `gm serve` holds the
+//! database (and holds the same lock itself while it works), verifies first (gm archives: every
+//! check; upstream plain `.db` backups: integrity, schema, tables, signatures), refuses a backup of
+//! another sovereign unless told otherwise, takes the pre-restore copy with the online backup API,
+//! carries over nonces younger than 600 s so a captured request cannot be replayed after the
+//! restore, moves the old `-wal`/`-shm` aside as evidence, and swaps the file in atomically while
+//! keeping the target's mode and owner.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::files::atomic::sync_parent;
+use crate::files::lock::{try_lock_db, LockError};
+use crate::model::timestamp::isoformat_utc;
+use crate::store::{schema, snapshot, OpenMode, Store};
+
+use super::archive::Key;
+use super::backup::Scratch;
+use super::error::{io, OpsError};
+use super::verify::{check_signed_material, verify_into, VerifyReport};
+
+/// What to restore.
+pub struct RestoreOptions {
+    /// The database to replace (need not exist).
+    pub db_path: PathBuf,
+    /// A gm archive or an upstream plain `.db` backup.
+    pub backup: PathBuf,
+    /// Decryption for gm archives.
+    pub key: Option<Key>,
+    /// Where to copy the current database first.
+    pub pre_restore_backup: Option<PathBuf>,
+    /// The configured genesis NA key (from the gm home), when known.
+    pub expected_na_key: Option<String>,
+    /// Restore a backup of another sovereign anyway.
+    pub allow_different_genesis: bool,
+}
+
+/// What a restore did.
+#[derive(Debug)]
+pub struct RestoreReport {
+    /// The verification of the backup (gm archives).
+    pub verification: Option<VerifyReport>,
+    /// Where the previous database was copied.
+    pub pre_restore_backup: Option<PathBuf>,
+    /// Nonces carried over.
+    pub nonces_carried: usize,
+    /// Side files moved aside.
+    pub moved_aside: Vec<PathBuf>,
+}
+
+/// Restores per `opts`.
+pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<RestoreReport, OpsError> {
+    if let Some(pre) = &opts.pre_restore_backup {
+        if pre.exists() {
+            return Err(OpsError::Refused {
+                reason: format!("refusing to overwrite existing pre-restore backup {}", pre.display()),
+            });
+        }
+    }
+    let folder = opts.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    std::fs::create_dir_all(&folder).map_err(io("create folder", &folder))?;
+    let _lock = match try_lock_db(&opts.db_path) {
+        Ok(l) => l,
+        Err(LockError::Held { path }) => {
+            return Err(OpsError::Refused {
+                reason: format!(
+                    "{} is served by a running gm (lock {} is held): stop it first",
+                    opts.db_path.display(),
+                    path.display()
+                ),
+            })
+        }
+        Err(LockError::Io { path, source }) => return Err(OpsError::Io { action: "lock", path, source }),
+    };
+    let scratch = Scratch::new(&folder, ".gm-restore")?;
+    let (snap, verification, na_key) = if is_age(&opts.backup)? {
+        let key = opts.key.as_ref().ok_or_else(|| OpsError::Refused {
+            reason: "this backup is encrypted: pass --identity FILE or --passphrase-file FILE".into(),
+        })?;
+        let report = verify_into(&opts.backup, key, &scratch, now)?;
+        if !report.ok() {
+            let failed = report
+                .checks
+                .iter()
+                .find(|c| !c.ok)
+                .map(|c| (c.name, c.detail.clone()))
+                .unwrap_or(("verify", String::new()));
+            return Err(OpsError::Check { check: failed.0.to_string(), problem: failed.1 });
+        }
+        let na_key = report.manifest.as_ref().map(|m| m.na_public_key.clone());
+        (scratch.path().join("na.db"), Some(report), na_key)
+    } else {
+        validate_plain(&opts.backup, opts.expected_na_key.as_deref())?;
+        let copy = scratch.path().join("na.db");
+        std::fs::copy(&opts.backup, &copy).map_err(io("copy", &opts.backup))?;
+        (copy, None, opts.expected_na_key.clone())
+    };
+    if let (Some(expected), Some(found)) = (&opts.expected_na_key, &na_key) {
+        if expected != found && !opts.allow_different_genesis {
+            return Err(OpsError::Refused {
+                reason: format!("the backup belongs to NA key {found}, the configured genesis names {expected}; pass --allow-different-genesis to restore it anyway"),
+            });
+        }
+    }
+    let exists = opts.db_path.exists();
+    let mut nonces = Vec::new();
+    if exists {
+        let store = Store::open(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
+        if let Some(pre) = &opts.pre_restore_backup {
+            if let Some(parent) = pre.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(io("create folder", parent))?;
+            }
+            store.read(|c| snapshot::online_backup(c, pre, |_, _| {}))?;
+        }
+        let since = isoformat_utc(now - Duration::seconds(600));
+        nonces = store.read(|c| {
+            if schema::table_exists(c, "nonces")? {
+                snapshot::recent_nonces(c, &since)
+            } else {
+                Ok(Vec::new())
+            }
+        })?;
+    }
+    let tmp = opts.db_path.with_file_name(format!(
+        "{}.restore-tmp",
+        opts.db_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let result = place(&snap, &tmp, &nonces, &opts.db_path, exists);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let mut moved_aside = Vec::new();
+    for side in ["-wal", "-shm"] {
+        let mut p = opts.db_path.as_os_str().to_os_string();
+        p.push(side);
+        let p = PathBuf::from(p);
+        if p.exists() {
+            let mut aside = p.as_os_str().to_os_string();
+            aside.push(format!(".pre-restore-{stamp}"));
+            let aside = PathBuf::from(aside);
+            std::fs::rename(&p, &aside).map_err(io("move aside", &p))?;
+            moved_aside.push(aside);
+        }
+    }
+    std::fs::rename(&tmp, &opts.db_path).map_err(io("rename", &opts.db_path))?;
+    sync_parent(&opts.db_path);
+    Ok(RestoreReport {
+        verification,
+        pre_restore_backup: opts.pre_restore_backup.clone(),
+        nonces_carried: nonces.len(),
+        moved_aside,
+    })
+}
+
+/// Copies the snapshot to `tmp`, adds the carried-over nonces, matches the target's mode and
+/// owner, and fsyncs.
+fn place(
+    snap: &Path,
+    tmp: &Path,
+    nonces: &[(String, String, String)],
+    target: &Path,
+    exists: bool,
+) -> Result<(), OpsError> {
+    {
+        let mut src = File::open(snap).map_err(io("read", snap))?;
+        let mut dst = crate::files::private::create_new_private(tmp).map_err(io("create", tmp))?;
+        std::io::copy(&mut src, &mut dst).map_err(io("write", tmp))?;
+        dst.sync_all().map_err(io("fsync", tmp))?;
+    }
+    if !nonces.is_empty() {
+        let conn = rusqlite::Connection::open(tmp)
+            .map_err(|source| OpsError::Store(crate::store::StoreError::Open { path: tmp.to_path_buf(), source }))?;
+        snapshot::insert_nonces(&conn, nonces)?;
+        drop(conn);
+        File::options().write(true).open(tmp).and_then(|f| f.sync_all()).map_err(io("fsync", tmp))?;
+    }
+    #[cfg(unix)]
+    if exists {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(target).map_err(io("read", target))?;
+        std::fs::set_permissions(
+            tmp,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(meta.mode() & 0o7777),
+        )
+        .map_err(io("set mode of", tmp))?;
+        let _ = std::os::unix::fs::chown(tmp, Some(meta.uid()), Some(meta.gid()));
+    }
+    Ok(())
+}
+
+fn is_age(path: &Path) -> Result<bool, OpsError> {
+    let mut head = [0u8; 21];
+    let n = File::open(path).and_then(|mut f| f.read(&mut head)).map_err(io("read", path))?;
+    Ok(head.get(..n).is_some_and(|h| h.starts_with(b"age-encryption.org/v1")))
+}
+
+/// Upstream plain backups: integrity, schema 1–6 and all tables, and (when the NA key is known)
+/// CRL/policy signatures by that key.
+fn validate_plain(path: &Path, na_key: Option<&str>) -> Result<(), OpsError> {
+    let conn =
+        snapshot::open_immutable(path).map_err(|e| OpsError::Check { check: "open".into(), problem: e.to_string() })?;
+    if let Err(problem) = snapshot::integrity_check(&conn)? {
+        return Err(OpsError::Check { check: "integrity_check".into(), problem });
+    }
+    let versions = schema::applied_versions(&conn)?;
+    let missing = schema::missing_tables(&conn)?;
+    if versions != (1..=schema::KNOWN_VERSION).collect::<Vec<_>>() || !missing.is_empty() {
+        return Err(OpsError::Check {
+            check: "schema".into(),
+            problem: format!(
+                "{} does not look like a Genesis Mesh NA database (versions {versions:?}, missing {missing:?})",
+                path.display()
+            ),
+        });
+    }
+    if let Some(key) = na_key {
+        check_signed_material(&conn, key)
+            .map_err(|problem| OpsError::Check { check: "signed_material".into(), problem })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! `gm managed verify`: decrypts a backup into a private scratch folder and checks, in order, the
+//! manifest, the snapshot hash, `PRAGMA integrity_check` (on a read-only, immutable open that never
+//! creates a file), the schema version and tables, the genesis (hash, root signatures, NA key) and
+//! the stored CRL and policy signatures against that NA key, and the row counts.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::crypto::keys::PublicKey;
+use crate::model::crl::Crl;
+use crate::model::policy::PolicyManifest;
+use crate::model::SignedObject;
+use crate::store::{schema, snapshot};
+
+use super::archive::{self, Key};
+use super::backup::{file_sha256, load_genesis, Scratch};
+use super::error::OpsError;
+use super::manifest::Manifest;
+
+/// One named check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Its name.
+    pub name: &'static str,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug)]
+pub struct VerifyReport {
+    /// Every check run, in order (stops at the first failure).
+    pub checks: Vec<Check>,
+    /// The manifest, when it could be read.
+    pub manifest: Option<Manifest>,
+}
+
+impl VerifyReport {
+    /// True when every check passed.
+    pub fn ok(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+
+    fn pass(&mut self, name: &'static str, detail: impl Into<String>) {
+        self.checks.push(Check { name, ok: true, detail: detail.into() });
+    }
+
+    fn fail(mut self, name: &'static str, detail: impl Into<String>) -> VerifyReport {
+        self.checks.push(Check { name, ok: false, detail: detail.into() });
+        self
+    }
+}
+
+/// Verifies `archive`; the decrypted files stay in `scratch` for the caller (restore uses them).
+pub fn verify_into(
+    archive: &Path,
+    key: &Key,
+    scratch: &Scratch,
+    _now: DateTime<Utc>,
+) -> Result<VerifyReport, OpsError> {
+    let mut r = VerifyReport { checks: Vec::new(), manifest: None };
+    match archive::extract(archive, key, scratch.path()) {
+        Ok(()) => r.pass("decrypt", "decrypted and unpacked"),
+        Err(OpsError::Io { action, path, source }) => return Err(OpsError::Io { action, path, source }),
+        Err(e) => return Ok(r.fail("decrypt", e.to_string())),
+    }
+    let dir = scratch.path();
+    let manifest = match std::fs::read_to_string(dir.join("manifest.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|t| Manifest::parse(&t))
+    {
+        Ok(m) => m,
+        Err(e) => return Ok(r.fail("manifest", e)),
+    };
+    r.pass("manifest", format!("{} backup of {}", manifest.created_at, manifest.network_name));
+    r.manifest = Some(manifest.clone());
+    let snap = dir.join("na.db");
+    if !snap.exists() {
+        return Ok(r.fail("snapshot_sha256", "the archive holds no na.db"));
+    }
+    let sha = file_sha256(&snap)?;
+    if sha != manifest.snapshot_sha256 {
+        return Ok(r.fail(
+            "snapshot_sha256",
+            format!("na.db hashes to {sha}, the manifest says {}", manifest.snapshot_sha256),
+        ));
+    }
+    r.pass("snapshot_sha256", sha);
+    let conn = match snapshot::open_immutable(&snap) {
+        Ok(c) => c,
+        Err(e) => return Ok(r.fail("integrity_check", e.to_string())),
+    };
+    match snapshot::integrity_check(&conn)? {
+        Ok(()) => r.pass("integrity_check", "ok"),
+        Err(problem) => return Ok(r.fail("integrity_check", problem)),
+    }
+    let versions = schema::applied_versions(&conn)?;
+    let missing = schema::missing_tables(&conn)?;
+    let version = versions.last().copied().unwrap_or(0);
+    if versions != (1..=schema::KNOWN_VERSION).collect::<Vec<_>>()
+        || !missing.is_empty()
+        || version != manifest.schema_version
+    {
+        return Ok(r.fail(
+            "schema",
+            format!("versions {versions:?}, missing tables {missing:?}, manifest says {}", manifest.schema_version),
+        ));
+    }
+    r.pass("schema", format!("versions 1-{version}, all tables present"));
+    let genesis_path = dir.join("genesis.signed.json");
+    let (bytes, genesis) = match load_genesis(&genesis_path) {
+        Ok(g) => g,
+        Err(e) => return Ok(r.fail("genesis", e.to_string())),
+    };
+    let genesis_sha = crate::crypto::digest::sha256_hex(&bytes);
+    if genesis_sha != manifest.genesis_sha256 || genesis.network_authority.public_key != manifest.na_public_key {
+        return Ok(r.fail("genesis", "genesis hash or NA key differ from the manifest"));
+    }
+    if !genesis.check_root_signatures().is_valid() {
+        return Ok(r.fail("genesis", "the genesis root signature does not verify"));
+    }
+    r.pass("genesis", format!("{} signed by its root key; NA key {}", genesis.network_name, manifest.na_public_key));
+    match check_signed_material(&conn, &manifest.na_public_key) {
+        Ok(n) => r.pass("signed_material", format!("{n} CRL and policy version(s) verify with the NA key")),
+        Err(problem) => return Ok(r.fail("signed_material", problem)),
+    }
+    let counts: Vec<(String, i64)> =
+        snapshot::row_counts(&conn)?.into_iter().map(|(t, n)| (t.to_string(), n)).collect();
+    let mut expected = manifest.row_counts.clone();
+    let mut found = counts.clone();
+    expected.sort();
+    found.sort();
+    if expected != found {
+        return Ok(r.fail("row_counts", "row counts differ from the manifest"));
+    }
+    r.pass("row_counts", format!("{} tables match", counts.len()));
+    Ok(r)
+}
+
+/// Checks every stored CRL and policy signature against `na_key` (`Err` names the first failure).
+pub fn check_signed_material(conn: &rusqlite::Connection, na_key: &str) -> Result<usize, String> {
+    let key = PublicKey::from_b64(na_key).map_err(|e| format!("NA key: {e}"))?;
+    let (crls, policies) = snapshot::signed_material(conn).map_err(|e| e.to_string())?;
+    for json in &crls {
+        let v = crate::crypto::json::parse_str(json).map_err(|e| e.to_string())?;
+        let crl = Crl::from_value(&v).map_err(|e| e.to_string())?;
+        if !crl.check_signatures(&[key]).is_valid() {
+            return Err(format!("CRL sequence {} is not signed by this NA key", crl.sequence));
+        }
+    }
+    for json in &policies {
+        let v = crate::crypto::json::parse_str(json).map_err(|e| e.to_string())?;
+        let p = PolicyManifest::from_value(&v).map_err(|e| e.to_string())?;
+        if !p.check_signatures(&[key]).is_valid() {
+            return Err(format!("policy {} is not signed by this NA key", p.policy_id));
+        }
+    }
+    Ok(crls.len() + policies.len())
+}

@@ -1,0 +1,104 @@
+//! The ops ledger: a small gm-owned SQLite file beside the NA database (`gm-ops.db`), so the NA
+//! database keeps upstream's schema. One row per operation (backup, verify, restore, drill,
+//! export, prune) with its time, outcome, duration, artifact and message.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+
+use super::error::StoreError;
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS gm_ops_ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    artifact TEXT,
+    sha256 TEXT,
+    size_bytes INTEGER,
+    message TEXT NOT NULL,
+    details_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS gm_ops_ledger_kind ON gm_ops_ledger(kind, finished_at);";
+
+/// One ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Row id (ignored on insert).
+    pub id: i64,
+    /// `backup`, `verify`, `restore`, `drill`, `audit-export`, `prune`, …
+    pub kind: String,
+    /// Start (isoformat).
+    pub started_at: String,
+    /// End (isoformat).
+    pub finished_at: String,
+    /// `ok`, `failed`, `skipped` or `timeout`.
+    pub outcome: String,
+    /// Duration in milliseconds.
+    pub duration_ms: i64,
+    /// The file produced or checked.
+    pub artifact: Option<String>,
+    /// Its SHA-256.
+    pub sha256: Option<String>,
+    /// Its size.
+    pub size_bytes: Option<i64>,
+    /// One line for people.
+    pub message: String,
+    /// Structured details (JSON object text).
+    pub details_json: String,
+}
+
+/// Opens (creating if needed) the ledger at `path`.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+    conn.busy_timeout(super::BUSY_TIMEOUT).map_err(StoreError::sqlite("setting busy_timeout"))?;
+    conn.execute_batch(SCHEMA).map_err(|e| {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            StoreError::NotSqlite { path: path.to_path_buf() }
+        } else {
+            StoreError::Sqlite { op: "creating the ops ledger", source: e }
+        }
+    })?;
+    Ok(conn)
+}
+
+/// Appends an entry; returns its id.
+pub fn record(conn: &Connection, e: &Entry) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO gm_ops_ledger (kind, started_at, finished_at, outcome, duration_ms, artifact, sha256, size_bytes, message, details_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![e.kind, e.started_at, e.finished_at, e.outcome, e.duration_ms, e.artifact, e.sha256, e.size_bytes, e.message, e.details_json],
+    )
+    .map_err(StoreError::sqlite("recording in the ops ledger"))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Entries, newest first, optionally of one kind.
+pub fn list(conn: &Connection, kind: Option<&str>, limit: i64) -> Result<Vec<Entry>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, kind, started_at, finished_at, outcome, duration_ms, artifact, sha256, size_bytes, message, details_json
+             FROM gm_ops_ledger WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .map_err(StoreError::sqlite("reading the ops ledger"))?;
+    let rows = stmt
+        .query_map(params![kind, limit], |r| {
+            Ok(Entry {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                started_at: r.get(2)?,
+                finished_at: r.get(3)?,
+                outcome: r.get(4)?,
+                duration_ms: r.get(5)?,
+                artifact: r.get(6)?,
+                sha256: r.get(7)?,
+                size_bytes: r.get(8)?,
+                message: r.get(9)?,
+                details_json: r.get(10)?,
+            })
+        })
+        .map_err(StoreError::sqlite("reading the ops ledger"))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading the ops ledger"))
+}

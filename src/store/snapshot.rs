@@ -1,0 +1,124 @@
+//! Consistent snapshots of a live database through SQLite's online backup API (never a file copy:
+//! a copy misses what only the WAL holds, `operations.md` §2.2), and read-only inspection of a
+//! snapshot that never creates or modifies a file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{backup::Backup, Connection, OpenFlags};
+
+use super::error::StoreError;
+use super::schema;
+
+/// Copies the whole database behind `src` into a new file at `dest` while other connections keep
+/// writing; `progress(done_pages, total_pages)` is called between steps.
+pub fn online_backup(src: &Connection, dest: &Path, mut progress: impl FnMut(i32, i32)) -> Result<(), StoreError> {
+    let mut dst = Connection::open(dest).map_err(|source| StoreError::Open { path: dest.to_path_buf(), source })?;
+    let backup = Backup::new(src, &mut dst).map_err(StoreError::sqlite("starting the online backup"))?;
+    loop {
+        match backup.step(1024).map_err(StoreError::sqlite("copying pages"))? {
+            rusqlite::backup::StepResult::Done => break,
+            rusqlite::backup::StepResult::More => {
+                let p = backup.progress();
+                progress(p.pagecount - p.remaining, p.pagecount);
+            }
+            rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    drop(backup);
+    // The copy is a standalone file: rollback journal, no WAL side files left behind.
+    dst.execute_batch("PRAGMA journal_mode = DELETE").map_err(StoreError::sqlite("finishing the snapshot"))?;
+    Ok(())
+}
+
+/// Opens `path` read-only and immutable: nothing is created (no `-wal`/`-shm`) and nothing written.
+pub fn open_immutable(path: &Path) -> Result<Connection, StoreError> {
+    let uri = format!("file:{}?immutable=1", path.display());
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&uri, flags)
+        .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(|e| {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            StoreError::NotSqlite { path: path.to_path_buf() }
+        } else {
+            StoreError::Open { path: path.to_path_buf(), source: e }
+        }
+    })?;
+    Ok(conn)
+}
+
+/// `PRAGMA integrity_check`: `Ok(())` or the first problems reported.
+pub fn integrity_check(conn: &Connection) -> Result<Result<(), String>, StoreError> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(StoreError::sqlite("checking integrity"))?;
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(StoreError::sqlite("checking integrity"))?
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::sqlite("checking integrity"))?;
+    Ok(if rows.len() == 1 && rows[0] == "ok" {
+        Ok(())
+    } else {
+        Err(rows.into_iter().take(5).collect::<Vec<_>>().join("; "))
+    })
+}
+
+/// Rows per NA table (tables that do not exist are left out).
+pub fn row_counts(conn: &Connection) -> Result<Vec<(&'static str, i64)>, StoreError> {
+    let mut out = Vec::new();
+    for table in schema::TABLES {
+        if schema::table_exists(conn, table)? {
+            let n = conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .map_err(StoreError::sqlite("counting rows"))?;
+            out.push((table, n));
+        }
+    }
+    Ok(out)
+}
+
+/// Treaty edge counts for a manifest: `(recognition, stored active and unexpired at now_iso, revoked)`.
+pub fn treaty_counts(conn: &Connection, now_iso: &str) -> Result<(i64, i64, i64), StoreError> {
+    if !schema::table_exists(conn, "recognition_treaties")? {
+        return Ok((0, 0, 0));
+    }
+    conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(status = 'active' AND expires_at > ?1), 0), COALESCE(SUM(status = 'revoked'), 0)
+         FROM recognition_treaties",
+        [now_iso],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .map_err(StoreError::sqlite("counting treaties"))
+}
+
+/// Every stored CRL and policy JSON (for signature checks of a snapshot).
+pub fn signed_material(conn: &Connection) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let collect = |sql: &str| -> Result<Vec<String>, StoreError> {
+        let mut stmt = conn.prepare(sql).map_err(StoreError::sqlite("reading signed material"))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(StoreError::sqlite("reading signed material"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading signed material"))
+    };
+    Ok((collect("SELECT crl_json FROM crl_versions")?, collect("SELECT policy_json FROM policy_versions")?))
+}
+
+/// Nonces created at or after `since` (isoformat), to carry over a restore (D23).
+pub fn recent_nonces(conn: &Connection, since: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT scope, nonce, created_at FROM nonces WHERE created_at >= ?1")
+        .map_err(StoreError::sqlite("reading nonces"))?;
+    let rows = stmt
+        .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(StoreError::sqlite("reading nonces"))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading nonces"))
+}
+
+/// Inserts carried-over nonces into a database file (restore, D23).
+pub fn insert_nonces(conn: &Connection, rows: &[(String, String, String)]) -> Result<(), StoreError> {
+    for (scope, nonce, at) in rows {
+        conn.execute("INSERT OR IGNORE INTO nonces (scope, nonce, created_at) VALUES (?1, ?2, ?3)", [scope, nonce, at])
+            .map_err(StoreError::sqlite("carrying nonces over"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Managed backups end to end with real processes and files: encrypted backup while the server
+//! keeps writing, verification (and its refusals), the stock `age` and `tar` tools reading the
+//! archive, restore refusals (no --yes, live server, other sovereign, damaged backups) that change
+//! nothing, a restore that brings state back with WAL side files moved aside and recent nonces
+//! carried over, upstream-style plain backups, and the ops ledger.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use age::secrecy::ExposeSecret;
+
+use crate::harness::{sandbox, Gm, GmServer, TempDir};
+use crate::signer::{Node, Operator};
+
+fn identity(dir: &TempDir) -> (String, std::path::PathBuf) {
+    let id = age::x25519::Identity::generate();
+    let path = dir.join("backup.key");
+    std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    (id.to_public().to_string(), path)
+}
+
+fn count(db: &Path, sql: &str) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn backup(home: &Path, recipient: &str, out_dir: &Path) -> std::path::PathBuf {
+    let (stdout, _) = Gm::new(&[
+        "managed",
+        "backup",
+        "--home",
+        home.to_str().unwrap(),
+        "--recipient",
+        recipient,
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ])
+    .expect(0);
+    std::path::PathBuf::from(stdout.trim())
+}
+
+#[test]
+fn backup_while_writing_verifies_and_stock_tools_read_it() {
+    let dir = TempDir::new("backup-live");
+    let home = sandbox(&dir);
+    let (recipient, key) = identity(&dir);
+    let server = GmServer::start(&home, &[]);
+    let op = Operator::sandbox(&home);
+    let addr = server.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            let op = Operator { key: op.key.clone(), key_id: op.key_id.clone() };
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 7 {
+                    let _ = op.send(addr, "POST", "/admin/invite", "{}");
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let archive = backup(&home, &recipient, &dir.join("backups"));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    assert!(archive.file_name().unwrap().to_str().unwrap().starts_with("gm-sandbox-mesh-"), "{}", archive.display());
+    assert_eq!(std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777, 0o600);
+    let (stdout, _) =
+        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap(), "--json"])
+            .expect(0);
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    for check in [
+        "decrypt",
+        "manifest",
+        "snapshot_sha256",
+        "integrity_check",
+        "schema",
+        "genesis",
+        "signed_material",
+        "row_counts",
+    ] {
+        assert!(stdout.contains(&format!("\"name\":\"{check}\",\"ok\":true")), "{check}: {stdout}");
+    }
+    // The stock age CLI decrypts it, tar lists it, sqlite3 opens the snapshot.
+    let plain = dir.join("plain.tar.gz");
+    let status = Command::new("age")
+        .args(["-d", "-i", key.to_str().unwrap(), "-o", plain.to_str().unwrap(), archive.to_str().unwrap()])
+        .status();
+    if let Ok(status) = status {
+        assert!(status.success());
+        let list = Command::new("tar").args(["tzf", plain.to_str().unwrap()]).output().unwrap();
+        let names = String::from_utf8_lossy(&list.stdout).to_string();
+        for n in ["na.db", "manifest.json", "genesis.signed.json", "operators.json"] {
+            assert!(names.lines().any(|l| l == n), "{n} in {names}");
+        }
+        assert!(!names.contains(".key"), "no private key in the archive");
+        let out = dir.join("x");
+        std::fs::create_dir_all(&out).unwrap();
+        assert!(Command::new("tar")
+            .args(["xzf", plain.to_str().unwrap(), "-C", out.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success());
+        assert!(count(&out.join("na.db"), "SELECT COUNT(*) FROM schema_version") == 6);
+    } else {
+        panic!("the stock age CLI is not installed (.ci/run installs the Debian package age)");
+    }
+}
+
+#[test]
+fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
+    let dir = TempDir::new("backup-bad");
+    let home = sandbox(&dir);
+    let (recipient, key) = identity(&dir);
+    drop(GmServer::start(&home, &[])); // schema
+    let archive = backup(&home, &recipient, &dir.join("b"));
+    let bytes = std::fs::read(&archive).unwrap();
+    let mut flipped = bytes.clone();
+    let at = flipped.len() / 2;
+    flipped[at] ^= 0x01;
+    std::fs::write(dir.join("flipped.age"), &flipped).unwrap();
+    std::fs::write(dir.join("truncated.age"), &bytes[..bytes.len() - 100]).unwrap();
+    for (file, id) in [("flipped.age", key.clone()), ("truncated.age", key.clone())] {
+        let (stdout, _) =
+            Gm::new(&["managed", "verify", dir.join(file).to_str().unwrap(), "--identity", id.to_str().unwrap()])
+                .expect(1);
+        assert!(stdout.starts_with("FAILED") && stdout.contains("FAIL decrypt"), "{file}: {stdout}");
+    }
+    let wrong = TempDir::new("wrong-id");
+    let (_, wrong_key) = identity(&wrong);
+    let (stdout, _) =
+        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", wrong_key.to_str().unwrap()]).expect(1);
+    assert!(stdout.contains("FAIL decrypt"), "{stdout}");
+    let db = home.join("na.db");
+    let before = std::fs::read(&db).unwrap();
+    let (_, stderr) = Gm::new(&[
+        "managed",
+        "restore",
+        "--home",
+        home.to_str().unwrap(),
+        "--backup",
+        dir.join("flipped.age").to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--yes",
+    ])
+    .expect(1);
+    assert!(stderr.contains("check decrypt failed"), "{stderr}");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
+    // A backup of another sovereign is refused unless allowed.
+    let other_dir = TempDir::new("other-sov");
+    let other = sandbox(&other_dir);
+    drop(GmServer::start(&other, &[]));
+    let foreign = backup(&other, &recipient, &dir.join("f"));
+    let (_, stderr) = Gm::new(&[
+        "managed",
+        "restore",
+        "--home",
+        home.to_str().unwrap(),
+        "--backup",
+        foreign.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--yes",
+    ])
+    .expect(2);
+    assert!(stderr.contains("--allow-different-genesis"), "{stderr}");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    // Not an NA database at all.
+    let junk = dir.join("junk.db");
+    rusqlite::Connection::open(&junk).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+    let (_, stderr) =
+        Gm::new(&["managed", "restore", "--home", home.to_str().unwrap(), "--backup", junk.to_str().unwrap(), "--yes"])
+            .expect(1);
+    assert!(stderr.contains("does not look like a Genesis Mesh NA database"), "{stderr}");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+#[test]
+fn restore_refuses_without_yes_and_while_served_then_brings_state_back() {
+    let dir = TempDir::new("restore");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let (recipient, key) = identity(&dir);
+    let server = GmServer::start(&home, &[]);
+    let op = Operator::sandbox(&home);
+    op.invite(server.addr, "{}");
+    let archive = backup(&home, &recipient, &dir.join("b"));
+    // State changes after the backup.
+    op.invite(server.addr, "{}");
+    let node = Node::new();
+    assert_eq!(node.join(server.addr, &op.invite(server.addr, "{}")).status, 201);
+    let a = archive.to_str().unwrap();
+    let k = key.to_str().unwrap();
+    let (_, stderr) = Gm::new(&["managed", "restore", "--home", h, "--backup", a, "--identity", k]).expect(2);
+    assert!(
+        stderr.starts_with("error: refusing to restore without --yes\nhint: stop the Network Authority"),
+        "{stderr}"
+    );
+    let (_, stderr) = Gm::new(&["managed", "restore", "--home", h, "--backup", a, "--identity", k, "--yes"]).expect(2);
+    assert!(stderr.contains("is served by a running gm"), "{stderr}");
+    drop(server);
+    let db = home.join("na.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM invite_tokens"), 3);
+    let recent_nonces = count(&db, "SELECT COUNT(*) FROM nonces");
+    assert!(recent_nonces >= 1);
+    let pre = dir.join("pre/before.db");
+    let (stdout, _) = Gm::new(&[
+        "managed",
+        "restore",
+        "--home",
+        h,
+        "--backup",
+        a,
+        "--identity",
+        k,
+        "--pre-restore-backup",
+        pre.to_str().unwrap(),
+        "--yes",
+        "--json",
+    ])
+    .expect(0);
+    assert!(stdout.contains("\"nonces_carried_over\":"), "{stdout}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM invite_tokens"), 1, "state is the backup's");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM issued_certs"), 0);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM nonces"),
+        recent_nonces,
+        "nonces younger than 600 s carried over (D23)"
+    );
+    assert_eq!(count(&pre, "SELECT COUNT(*) FROM invite_tokens"), 3, "the pre-restore copy holds the replaced state");
+    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o640, "the target's mode is kept");
+    assert!(!home.join("na.db-wal").exists());
+    // The restored database serves.
+    let server = GmServer::start(&home, &[]);
+    assert_eq!(server.get("/readyz").status, 200);
+    drop(server);
+    let (stdout, _) = Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
+    for kind in ["\"kind\":\"backup\"", "\"kind\":\"restore\""] {
+        assert!(stdout.contains(kind), "{kind}: {stdout}");
+    }
+}
+
+#[test]
+fn upstream_style_plain_backup_and_restore() {
+    let dir = TempDir::new("plain");
+    let home = sandbox(&dir);
+    let server = GmServer::start(&home, &[]);
+    Operator::sandbox(&home).invite(server.addr, "{}");
+    let copy = dir.join("copies/na-copy.db");
+    let (stdout, _) =
+        Gm::new(&["managed", "backup", "--home", home.to_str().unwrap(), "--output", copy.to_str().unwrap()]).expect(0);
+    assert_eq!(
+        stdout,
+        format!(
+            "{{\n  \"db_path\": \"{}\",\n  \"backup_path\": \"{}\"\n}}\n",
+            home.join("na.db").display(),
+            copy.display()
+        )
+    );
+    assert_eq!(count(&copy, "SELECT COUNT(*) FROM invite_tokens"), 1);
+    for table in ["schema_version", "audit_events"] {
+        assert_eq!(
+            count(&copy, &format!("SELECT COUNT(*) FROM sqlite_master WHERE name = '{table}'")),
+            1,
+            "upstream's restore validation"
+        );
+    }
+    drop(server);
+    Gm::new(&["managed", "restore", "--home", home.to_str().unwrap(), "--backup", copy.to_str().unwrap(), "--yes"])
+        .expect(0);
+    assert_eq!(count(&home.join("na.db"), "SELECT COUNT(*) FROM invite_tokens"), 1);
+}
