@@ -491,3 +491,134 @@ pub fn run_history(args: HistoryArgs) -> Result<u8, Error> {
         .result(&text, &Value::Object(Map::from_iter([("entries".to_string(), Value::Array(items))])));
     Ok(0)
 }
+
+/// Restore a backup into a scratch folder, serve it on 127.0.0.1:0 and check it from outside (never touches production).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "restore-drill",
+    example = "gm managed restore-drill --home /etc/gm --latest /var/backups/gm --identity backup.key\ngm managed restore-drill --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --report drill.json --json",
+    note = "Measures RTO (restore start to ready) and RPO (backup age) and records the drill in the ops ledger. Exit status: 0 passed, 1 a check failed, 2 could not run."
+)]
+pub struct DrillArgs {
+    /// the backup to drill
+    #[argh(option)]
+    backup: Option<PathBuf>,
+    /// drill the newest *.tar.gz.age in this folder
+    #[argh(option)]
+    latest: Option<PathBuf>,
+    /// age identity file
+    #[argh(option)]
+    identity: Option<PathBuf>,
+    /// passphrase file
+    #[argh(option)]
+    passphrase_file: Option<PathBuf>,
+    /// also write the report (JSON) here
+    #[argh(option)]
+    report: Option<PathBuf>,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print the report as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+fn newest_backup(dir: &Path) -> Result<PathBuf, Error> {
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(Error::io("read folder", dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz.age"))
+        .filter_map(|p| std::fs::metadata(&p).and_then(|m| m.modified()).ok().map(|t| (t, p)))
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p).ok_or_else(|| {
+        Error::refused(format!("no *.tar.gz.age backup in {}", dir.display()), "take one with gm managed backup")
+    })
+}
+
+/// Runs `gm managed restore-drill`.
+pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
+    let backup = match (&args.backup, &args.latest) {
+        (Some(b), None) => b.clone(),
+        (None, Some(d)) => newest_backup(d)?,
+        _ => {
+            return Err(Error::usage(
+                "give exactly one of --backup FILE or --latest DIR",
+                "e.g. --latest /var/backups/gm",
+            ))
+        }
+    };
+    let key = decryption(&args.identity, &args.passphrase_file)?.ok_or_else(|| {
+        Error::usage("a drill needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
+    })?;
+    let s = settings(args.home.as_deref(), None)?;
+    let gm_binary = std::env::current_exe().map_err(Error::io("locate", Path::new("gm")))?;
+    let (started, took) = (SystemClock.now(), Instant::now());
+    let opts = crate::ops::drill::DrillOptions {
+        backup: backup.clone(),
+        key,
+        production_db: s.db_path.clone(),
+        genesis_file: s.genesis_file.clone(),
+        na_key_file: s.na_key_file.clone(),
+        na_key_id: s.na_key_id.clone(),
+        gm_binary,
+    };
+    let report = crate::ops::drill::drill(&opts, started).map_err(ops_error)?;
+    let ok = report.ok();
+    let checks: Vec<Value> = report
+        .checks
+        .iter()
+        .map(|c| {
+            Value::Object(Map::from_iter([
+                ("detail".to_string(), Value::from(c.detail.as_str())),
+                ("name".to_string(), Value::from(c.name)),
+                ("ok".to_string(), Value::Bool(c.ok)),
+            ]))
+        })
+        .collect();
+    let value = Value::Object(Map::from_iter([
+        ("backup".to_string(), Value::from(backup.display().to_string())),
+        ("checks".to_string(), Value::Array(checks)),
+        ("drilled_at".to_string(), Value::from(isoformat_utc(started))),
+        ("ok".to_string(), Value::Bool(ok)),
+        ("rpo_seconds".to_string(), report.rpo_seconds.map_or(Value::Null, Value::from)),
+        (
+            "rto_ms".to_string(),
+            report.rto_ms.map_or(Value::Null, |ms| Value::from(u64::try_from(ms).unwrap_or(u64::MAX))),
+        ),
+    ]));
+    if let Some(path) = &args.report {
+        let mut text = crate::crypto::canonical::to_pretty_string(&value);
+        text.push('\n');
+        crate::files::atomic::write_atomic(path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
+            .map_err(Error::io("write", path))?;
+    }
+    record(
+        &s.db_path,
+        started,
+        took,
+        Record {
+            kind: "drill",
+            outcome: if ok { "ok" } else { "failed" },
+            artifact: Some(&backup),
+            sha256: None,
+            size: None,
+            message: report.checks.iter().find(|c| !c.ok).map_or(
+                format!("passed; RTO {} ms, RPO {} s", report.rto_ms.unwrap_or(0), report.rpo_seconds.unwrap_or(0)),
+                |c| format!("{}: {}", c.name, c.detail),
+            ),
+            details: value.clone(),
+        },
+    );
+    let mut text = format!("{}: drill of {}", if ok { "passed" } else { "FAILED" }, backup.display());
+    for c in &report.checks {
+        text.push_str(&format!("\n  {} {:<12} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
+    }
+    if let (Some(rto), Some(rpo)) = (report.rto_ms, report.rpo_seconds) {
+        text.push_str(&format!("\n  RTO {rto} ms, RPO {rpo} s"));
+    }
+    Output { json: args.json }.result(&text, &value);
+    Ok(if ok { 0 } else { EXIT_CHECK_FAILED })
+}

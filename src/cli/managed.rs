@@ -20,6 +20,7 @@ enum ManagedAction {
     Verify(backup::VerifyArgs),
     Restore(backup::RestoreArgs),
     History(backup::HistoryArgs),
+    RestoreDrill(backup::DrillArgs),
 }
 
 /// Runs `gm managed …`.
@@ -29,5 +30,6 @@ pub fn run(args: ManagedArgs) -> Result<u8, Error> {
         ManagedAction::Verify(a) => backup::run_verify(a),
         ManagedAction::Restore(a) => backup::run_restore(a),
         ManagedAction::History(a) => backup::run_history(a),
+        ManagedAction::RestoreDrill(a) => backup::run_drill(a),
     }
 }

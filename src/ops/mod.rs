@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod backup;
+pub mod drill;
 pub mod error;
 pub mod manifest;
 pub mod restore;

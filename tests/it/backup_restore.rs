@@ -275,3 +275,61 @@ fn upstream_style_plain_backup_and_restore() {
         .expect(0);
     assert_eq!(count(&home.join("na.db"), "SELECT COUNT(*) FROM invite_tokens"), 1);
 }
+
+#[test]
+fn restore_drill_serves_the_backup_in_a_scratch_folder_and_records_it() {
+    let dir = TempDir::new("drill");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let (recipient, key) = identity(&dir);
+    let server = GmServer::start(&home, &[]);
+    let op = Operator::sandbox(&home);
+    let node = Node::new();
+    assert_eq!(node.join(server.addr, &op.invite(server.addr, "{}")).status, 201);
+    let backups = dir.join("backups");
+    backup(&home, &recipient, &backups);
+    drop(server);
+    let db = home.join("na.db");
+    let before = std::fs::read(&db).unwrap();
+    let report = dir.join("drill.json");
+    let (stdout, _) = Gm::new(&[
+        "managed",
+        "restore-drill",
+        "--home",
+        h,
+        "--latest",
+        backups.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--json",
+    ])
+    .expect(0);
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    for check in ["healthz", "readyz", "crl", "connectome"] {
+        assert!(stdout.contains(&format!("\"name\":\"{check}\",\"ok\":true")), "{check}: {stdout}");
+    }
+    assert!(stdout.contains("\"rto_ms\":"), "{stdout}");
+    assert!(!stdout.contains("\"rto_ms\":null"), "{stdout}");
+    assert!(std::fs::read_to_string(&report).unwrap().contains("\"ok\": true"));
+    assert_eq!(std::fs::read(&db).unwrap(), before, "production database untouched by the drill");
+    // A drill of a backup encrypted to someone else fails verification (exit 1) and is recorded.
+    let other = TempDir::new("drill-other");
+    let (_, other_key) = identity(&other);
+    Gm::new(&[
+        "managed",
+        "restore-drill",
+        "--home",
+        h,
+        "--latest",
+        backups.to_str().unwrap(),
+        "--identity",
+        other_key.to_str().unwrap(),
+    ])
+    .expect(1);
+    Gm::new(&["managed", "restore-drill", "--home", h, "--identity", key.to_str().unwrap()]).expect(2);
+    let (stdout, _) = Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
+    assert_eq!(stdout.matches("\"kind\":\"drill\"").count(), 2, "{stdout}");
+    assert!(stdout.contains("\"outcome\":\"ok\"") && stdout.contains("\"outcome\":\"failed\""), "{stdout}");
+}
