@@ -161,21 +161,23 @@ fn ops_error(e: OpsError) -> Error {
             Error::CheckFailed { message: format!("check {check} failed: {problem}") }
         }
         OpsError::Refused { reason } => Error::Refused { message: reason, hint: None },
-        other => Error::Refused { message: other.to_string(), hint: None },
+        other => Error::from(other),
     }
 }
 
-struct Record<'a> {
-    kind: &'a str,
-    outcome: &'a str,
-    artifact: Option<&'a Path>,
-    sha256: Option<&'a str>,
-    size: Option<u64>,
-    message: String,
-    details: Value,
+/// One ops-ledger entry as the commands describe it.
+pub(super) struct Record<'a> {
+    pub(super) kind: &'a str,
+    pub(super) outcome: &'a str,
+    pub(super) artifact: Option<&'a Path>,
+    pub(super) sha256: Option<&'a str>,
+    pub(super) size: Option<u64>,
+    pub(super) message: String,
+    pub(super) details: Value,
 }
 
-fn record(db_path: &Path, started: chrono::DateTime<chrono::Utc>, took: Instant, r: Record<'_>) {
+/// Records an operation in the ops ledger beside `db_path`; a ledger failure is logged, never fatal.
+pub(super) fn record(db_path: &Path, started: chrono::DateTime<chrono::Utc>, took: Instant, r: Record<'_>) {
     let entry = ledger::Entry {
         id: 0,
         kind: r.kind.to_string(),

@@ -10,6 +10,7 @@ use crate::config::ConfigError;
 use crate::crypto::CryptoError;
 use crate::http::HttpError;
 use crate::model::ModelError;
+use crate::ops::OpsError;
 use crate::store::StoreError;
 
 /// Exit status: a check ran and said no (verify, readiness, drill mismatch).
@@ -63,6 +64,8 @@ pub enum Error {
     Store(StoreError),
     /// Listener problem.
     Http(HttpError),
+    /// A managed operation failed.
+    Ops(OpsError),
     /// An NA request failed (exit 2) or the NA refused it (exit 1).
     Client(ClientError),
     /// The command refused to act, for a stated reason.
@@ -123,7 +126,18 @@ impl Error {
             Error::Http(HttpError::Bind { .. }) => {
                 Some("stop the other process using the port, or choose another with --bind or PORT".to_string())
             }
+            Error::Store(StoreError::Missing { .. }) => {
+                Some("check --db-path, DB_PATH or --home: the database must already exist".to_string())
+            }
             Error::Config(_) => Some("fix the setting named above; `gm serve --help` lists every setting".to_string()),
+            Error::Ops(OpsError::Exists { .. }) => {
+                Some("pass --force to replace it, or choose another --output".to_string())
+            }
+            Error::Ops(OpsError::OutputIsDatabase { .. }) => {
+                Some("choose an --output outside the database and its -wal, -shm and -journal files".to_string())
+            }
+            Error::Ops(OpsError::MemoryDatabase) => Some("point --db-path at the NA's database file".to_string()),
+            Error::Ops(OpsError::EmptyWindow { .. }) => Some("--since must be earlier than --until".to_string()),
             Error::Client(e) => super::admin::client_hint(e),
             _ => None,
         }
@@ -148,6 +162,7 @@ impl fmt::Display for Error {
             Error::Config(e) => write!(f, "{e}"),
             Error::Store(e) => write!(f, "{e}"),
             Error::Http(e) => write!(f, "{e}"),
+            Error::Ops(e) => write!(f, "{e}"),
             Error::Client(e) => write!(f, "{e}"),
         }
     }
@@ -176,6 +191,16 @@ impl From<StoreError> for Error {
 impl From<HttpError> for Error {
     fn from(e: HttpError) -> Error {
         Error::Http(e)
+    }
+}
+
+impl From<OpsError> for Error {
+    fn from(e: OpsError) -> Error {
+        match e {
+            // Database errors keep the store's hints.
+            OpsError::Store(e) => Error::Store(e),
+            other => Error::Ops(other),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use argh::FromArgs;
 use super::backup;
 use super::error::Error;
 
-/// Managed operations: encrypted backup, verify, restore, ops history.
+/// Managed operations: encrypted backup, verify, restore, restore drills, audit export, ops history.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "managed")]
 pub struct ManagedArgs {
@@ -21,6 +21,7 @@ enum ManagedAction {
     Restore(backup::RestoreArgs),
     History(backup::HistoryArgs),
     RestoreDrill(backup::DrillArgs),
+    AuditExport(super::audit::AuditExportArgs),
 }
 
 /// Runs `gm managed …`.
@@ -31,5 +32,6 @@ pub fn run(args: ManagedArgs) -> Result<u8, Error> {
         ManagedAction::Restore(a) => backup::run_restore(a),
         ManagedAction::History(a) => backup::run_history(a),
         ManagedAction::RestoreDrill(a) => backup::run_drill(a),
+        ManagedAction::AuditExport(a) => super::audit::run_export(a),
     }
 }

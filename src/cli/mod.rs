@@ -3,6 +3,7 @@
 //! any file, then acts.
 
 pub mod admin;
+pub mod audit;
 pub mod backup;
 pub mod error;
 pub mod feed;

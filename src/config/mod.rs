@@ -150,11 +150,7 @@ pub fn serve_settings(
         .clone()
         .or_else(|| from_env("NA_PRIVATE_KEY_FILE"))
         .unwrap_or_else(|| in_home(&file.na.na_private_key_file, "keys/na.key"));
-    let db_path =
-        flags.db_path.clone().or_else(|| from_env("DB_PATH")).unwrap_or_else(|| match file.na.db_path.as_deref() {
-            Some(":memory:") => PathBuf::from(":memory:"),
-            other => home.join(other.unwrap_or("na.db")),
-        });
+    let db_path = resolve_db_path(home, file, env, flags.db_path.as_deref());
     let na_key_id = flags
         .na_key_id
         .clone()
@@ -196,6 +192,17 @@ pub fn serve_settings(
         readyz_shows_db_path: file.server.readyz_shows_db_path.unwrap_or(true),
         allow_unsigned_genesis: flags.allow_unsigned_genesis || file.server.allow_unsigned_genesis.unwrap_or(false),
         limits,
+    })
+}
+
+/// The NA database: the flag, else `DB_PATH`, else `[na] db_path` relative to the home, default
+/// `HOME/na.db` (`:memory:` stays as is).
+pub fn resolve_db_path(home: &Path, file: &ConfigFile, env: &Env, flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf).or_else(|| env.get("DB_PATH").map(PathBuf::from)).unwrap_or_else(|| {
+        match file.na.db_path.as_deref() {
+            Some(":memory:") => PathBuf::from(":memory:"),
+            other => home.join(other.unwrap_or("na.db")),
+        }
     })
 }
 

@@ -62,11 +62,20 @@ pub fn to_string_with(value: &Value, style: &Style) -> String {
 /// writes genesis and other files meant for people. Layout never matters to verification.
 pub fn to_pretty_string(value: &Value) -> String {
     let mut out = String::new();
-    write_pretty(&mut out, value, 0);
+    write_pretty(&mut out, value, 0, false);
     out
 }
 
-fn write_pretty(out: &mut String, value: &Value, depth: usize) {
+/// Python's `json.dumps(value, indent=2, sort_keys=True)` (ASCII escapes): item separator `,` plus a
+/// newline, key separator `": "`, empty containers as `[]` and `{}`. The `managed audit-export` json
+/// format and gm's manifests (`operations.md` §2.3).
+pub fn to_pretty_sorted_string(value: &Value) -> String {
+    let mut out = String::new();
+    write_pretty(&mut out, value, 0, true);
+    out
+}
+
+fn write_pretty(out: &mut String, value: &Value, depth: usize, sort_keys: bool) {
     let pad = |out: &mut String, d: usize| {
         out.push('\n');
         out.push_str(&"  ".repeat(d));
@@ -79,21 +88,25 @@ fn write_pretty(out: &mut String, value: &Value, depth: usize) {
                     out.push(',');
                 }
                 pad(out, depth + 1);
-                write_pretty(out, item, depth + 1);
+                write_pretty(out, item, depth + 1, sort_keys);
             }
             pad(out, depth);
             out.push(']');
         }
         Value::Object(map) if !map.is_empty() => {
+            let mut entries: Vec<(&str, &Value)> = map.iter().collect();
+            if sort_keys {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            }
             out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
+            for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
                 pad(out, depth + 1);
                 write_string(out, key, true);
                 out.push_str(": ");
-                write_pretty(out, item, depth + 1);
+                write_pretty(out, item, depth + 1, sort_keys);
             }
             pad(out, depth);
             out.push('}');
@@ -268,6 +281,18 @@ mod tests {
         assert_eq!(canonical_bytes(&value), s.as_bytes());
         assert!(s.is_ascii());
         s
+    }
+
+    #[test]
+    fn pretty_sorted_matches_python_indent_2_sort_keys() {
+        // python3: json.dumps(v, indent=2, sort_keys=True)
+        let value = parse_str(r#"[{"b": [1, {}], "a": "\u00e9\n", "c": {"z": [], "y": 1.5, "x": null}}]"#).unwrap();
+        assert_eq!(
+            to_pretty_sorted_string(&value),
+            "[\n  {\n    \"a\": \"\\u00e9\\n\",\n    \"b\": [\n      1,\n      {}\n    ],\n    \"c\": {\n      \"x\": null,\n      \"y\": 1.5,\n      \"z\": []\n    }\n  }\n]"
+        );
+        assert_eq!(to_pretty_sorted_string(&parse_str("[]").unwrap()), "[]");
+        assert_eq!(to_pretty_string(&parse_str("{\"b\": 1, \"a\": 2}").unwrap()), "{\n  \"b\": 1,\n  \"a\": 2\n}");
     }
 
     #[test]

@@ -41,6 +41,41 @@ pub enum OpsError {
         /// Why.
         reason: String,
     },
+    /// An output file exists and replacing it was not allowed (`--force`).
+    Exists {
+        /// The file that exists.
+        path: PathBuf,
+    },
+    /// An output path names the source database or one of its SQLite sidecars.
+    OutputIsDatabase {
+        /// The output path as given.
+        output: PathBuf,
+        /// The database path as given.
+        db_path: PathBuf,
+    },
+    /// The operation needs a database file, not SQLite's private `:memory:` database.
+    MemoryDatabase,
+    /// The time window selects nothing: `since` is not before `until`.
+    EmptyWindow {
+        /// The inclusive start, as isoformat.
+        since: String,
+        /// The exclusive end, as isoformat.
+        until: String,
+    },
+    /// A stored audit row cannot be read back.
+    BadAuditRow {
+        /// The row's `created_at` column.
+        created_at: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl OpsError {
+    /// An I/O failure wrapper for `map_err` (same as [`io`]).
+    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpsError {
+        io(action, path)
+    }
 }
 
 impl fmt::Display for OpsError {
@@ -52,11 +87,33 @@ impl fmt::Display for OpsError {
             OpsError::Archive { problem } => write!(f, "not a usable gm backup: {problem}"),
             OpsError::Check { check, problem } => write!(f, "check {check} failed: {problem}"),
             OpsError::Refused { reason } => write!(f, "{reason}"),
+            OpsError::Exists { path } => write!(f, "refusing to overwrite existing file {}", path.display()),
+            OpsError::OutputIsDatabase { output, db_path } => write!(
+                f,
+                "refusing to write {}: it is the source database {} or one of its sidecars",
+                output.display(),
+                db_path.display()
+            ),
+            OpsError::MemoryDatabase => f.write_str("cannot export from :memory:: it is not a database file"),
+            OpsError::EmptyWindow { since, until } => {
+                write!(f, "empty time window: --since {since} is not before --until {until}")
+            }
+            OpsError::BadAuditRow { created_at, problem } => {
+                write!(f, "cannot read the audit event created at {created_at:?}: {problem}")
+            }
         }
     }
 }
 
-impl std::error::Error for OpsError {}
+impl std::error::Error for OpsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpsError::Io { source, .. } => Some(source),
+            OpsError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<StoreError> for OpsError {
     fn from(e: StoreError) -> OpsError {

@@ -4,6 +4,7 @@
 //! renames so no file ever carries a final name unless it is complete.
 
 pub mod archive;
+pub mod audit_export;
 pub mod backup;
 pub mod drill;
 pub mod error;

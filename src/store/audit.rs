@@ -41,3 +41,79 @@ pub fn recent_matching(conn: &Connection, words: &[&str], limit: usize) -> Resul
     }
     Ok(out)
 }
+
+/// Calls `f(event_json, created_at)` for every event, oldest first by the string order of `created_at`
+/// (upstream's `ORDER BY created_at`), one row at a time so a large table is never held in memory.
+/// Returns the number of rows read; an error from `f` stops the walk and is returned as is, so callers
+/// keep their own error type (`E` only needs to hold a [`StoreError`]).
+pub fn for_each_event<E: From<StoreError>>(
+    conn: &Connection,
+    mut f: impl FnMut(&str, &str) -> Result<(), E>,
+) -> Result<usize, E> {
+    let mut stmt = conn
+        .prepare("SELECT event_json, created_at FROM audit_events ORDER BY created_at")
+        .map_err(StoreError::sqlite("reading audit events"))?;
+    let mut rows = stmt.query([]).map_err(StoreError::sqlite("reading audit events"))?;
+    let mut count = 0usize;
+    while let Some(row) = rows.next().map_err(StoreError::sqlite("reading audit events"))? {
+        let event_json: String = row.get(0).map_err(StoreError::sqlite("reading audit events"))?;
+        let created_at: String = row.get(1).map_err(StoreError::sqlite("reading audit events"))?;
+        f(&event_json, &created_at)?;
+        count = count.saturating_add(1);
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{OpenMode, Store};
+
+    #[test]
+    fn for_each_event_walks_rows_in_created_at_string_order() {
+        let store =
+            Store::open(std::path::Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap();
+        store
+            .write(|c| {
+                insert(c, "b", "{\"n\": 2}", "2026-01-02T00:00:00+00:00")?;
+                insert(c, "a", "{\"n\": 1}", "2026-01-01T00:00:00+00:00")?;
+                insert(c, "c", "{\"n\": 3}", "2026-01-10T00:00:00+00:00")
+            })
+            .unwrap();
+        let mut seen = Vec::new();
+        let count = store
+            .read(|c| {
+                for_each_event::<StoreError>(c, |json, at| {
+                    seen.push((json.to_string(), at.to_string()));
+                    Ok(())
+                })
+            })
+            .unwrap();
+        assert_eq!(count, 3);
+        let jsons: Vec<&str> = seen.iter().map(|(j, _)| j.as_str()).collect();
+        assert_eq!(jsons, ["{\"n\": 1}", "{\"n\": 2}", "{\"n\": 3}"]);
+    }
+
+    #[test]
+    fn for_each_event_stops_at_the_first_callback_error() {
+        let store =
+            Store::open(std::path::Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap();
+        store
+            .write(|c| {
+                insert(c, "a", "{}", "2026-01-01T00:00:00+00:00")?;
+                insert(c, "b", "{}", "2026-01-02T00:00:00+00:00")
+            })
+            .unwrap();
+        let mut calls = 0;
+        let err = store
+            .read(|c| {
+                for_each_event::<StoreError>(c, |_, _| {
+                    calls += 1;
+                    Err(StoreError::ReadOnly)
+                })
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ReadOnly));
+        assert_eq!(calls, 1);
+    }
+}
