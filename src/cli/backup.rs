@@ -143,7 +143,8 @@ pub struct HistoryArgs {
     json: bool,
 }
 
-fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<ServeSettings, Error> {
+/// The configured settings (flags > env > gm.toml), as `gm serve` would resolve them.
+pub(super) fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<ServeSettings, Error> {
     let env = Env::from_process();
     let home = config::resolve_home(home, &env);
     let file = config::load_file(&home)?;
@@ -155,7 +156,8 @@ pub fn ledger_path(db_path: &Path) -> PathBuf {
     db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("gm-ops.db")
 }
 
-fn ops_error(e: OpsError) -> Error {
+/// Maps an ops failure to the CLI error (a failed check exits 1, the rest 2).
+pub(super) fn ops_error(e: OpsError) -> Error {
     match e {
         OpsError::Check { check, problem } => {
             Error::CheckFailed { message: format!("check {check} failed: {problem}") }
@@ -198,11 +200,21 @@ pub(super) fn record(db_path: &Path, started: chrono::DateTime<chrono::Utc>, too
 }
 
 fn encryption(args: &BackupArgs) -> Result<Option<Key>, Error> {
-    let mut lines = args.recipient.clone();
-    if let Some(f) = &args.recipients_file {
+    encryption_key(&args.recipient, args.recipients_file.as_deref(), args.passphrase_file.as_deref())
+}
+
+/// The encryption key from `--recipient`, `--recipients-file` or `--passphrase-file` (`None` when
+/// none was given; both kinds at once is a usage error).
+pub(super) fn encryption_key(
+    recipients: &[String],
+    recipients_file: Option<&Path>,
+    passphrase_file: Option<&Path>,
+) -> Result<Option<Key>, Error> {
+    let mut lines = recipients.to_vec();
+    if let Some(f) = recipients_file {
         lines.push(std::fs::read_to_string(f).map_err(Error::io("read", f))?);
     }
-    match (lines.is_empty(), &args.passphrase_file) {
+    match (lines.is_empty(), passphrase_file) {
         (true, None) => Ok(None),
         (false, None) => Ok(Some(Key::Recipients(archive::parse_recipients(&lines).map_err(ops_error)?))),
         (true, Some(p)) => Ok(Some(archive::read_passphrase(p).map_err(ops_error)?)),

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod error;
 pub mod feed;
 pub mod genesis;
+pub mod incident;
 pub mod input;
 pub mod join;
 pub mod keygen;
@@ -42,6 +43,7 @@ enum Command {
     Quickstart(quickstart::QuickstartArgs),
     Operator(operator::OperatorArgs),
     Managed(managed::ManagedArgs),
+    Incident(incident::IncidentArgs),
     Admin(admin::AdminArgs),
     Join(join::JoinArgs),
     Treaty(treaty::TreatyArgs),
@@ -59,6 +61,7 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Quickstart(a) => quickstart::run(a),
         Command::Operator(a) => operator::run(a),
         Command::Managed(a) => managed::run(a),
+        Command::Incident(a) => incident::run(a),
         Command::Admin(a) => admin::run(a),
         Command::Join(a) => join::run(a),
         Command::Treaty(a) => treaty::run(a),

@@ -10,6 +10,7 @@ mod clients;
 mod decisions;
 mod enroll;
 mod harness;
+mod incident;
 mod keys;
 mod operators;
 mod replay;

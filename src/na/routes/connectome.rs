@@ -30,8 +30,12 @@ struct Graph {
 
 impl Graph {
     fn load(na: &Authority) -> Result<Graph, NaError> {
-        let (rows, imported) = na.store.read(|c| Ok((treaties::list(c, "", "", "")?, feeds::all_imported(c)?)))?;
-        Ok(Graph { rows, imported, now: na.clock.now() })
+        Graph::load_from(&na.store, na.clock.now())
+    }
+
+    fn load_from(store: &crate::store::Store, now: DateTime<Utc>) -> Result<Graph, NaError> {
+        let (rows, imported) = store.read(|c| Ok((treaties::list(c, "", "", "")?, feeds::all_imported(c)?)))?;
+        Ok(Graph { rows, imported, now })
     }
 
     /// Treaties only (the trust path needs no revocations).
@@ -195,6 +199,12 @@ pub fn connectome(na: &Authority) -> Result<Response, NaError> {
     *cache = Some(CachedBody { generation, valid_until, body: std::sync::Arc::clone(&body) });
     drop(cache);
     Ok(Response::bytes(200, "application/json", body.as_slice().to_vec()))
+}
+
+/// The `/connectome.json` body computed straight from a store at `now`, without a running NA (the
+/// incident bundle's fallback when the live NA cannot be reached).
+pub fn connectome_body_from_store(store: &crate::store::Store, now: DateTime<Utc>) -> Result<Vec<u8>, NaError> {
+    Ok(super::super::json_bytes(&connectome_value(&Graph::load_from(store, now)?)?))
 }
 
 /// `GET /connectome/trust-path?from=&to=` (aliases `source`, `target`): breadth-first search over

@@ -61,8 +61,22 @@ pub fn readyz(na: &Authority) -> Response {
 
 /// `GET /metrics`.
 pub fn metrics(na: &Authority) -> Result<Response, NaError> {
-    let now = na.clock.now();
-    let gauges = na.store.read(|c| {
+    let gauges = gauges(&na.store, na.clock.now())?;
+    let text = render(&gauges, &na.http_metrics, na.store.size_bytes());
+    Ok(Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes()))
+}
+
+/// The `/metrics` text computed straight from a store at `now`, without a running NA: the NA
+/// gauges as served, HTTP counters empty (they live only in a running server).
+pub fn metrics_text_from_store(
+    store: &crate::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, NaError> {
+    Ok(render(&gauges(store, now)?, &crate::na::metrics::HttpMetrics::default(), store.size_bytes()))
+}
+
+fn gauges(store: &crate::store::Store, now: chrono::DateTime<chrono::Utc>) -> Result<NaGauges, NaError> {
+    Ok(store.read(|c| {
         Ok(NaGauges {
             issued_certs_total: certs::count_all(c)?,
             active_nodes: active_rows(c, now)?.len() as i64,
@@ -70,9 +84,7 @@ pub fn metrics(na: &Authority) -> Result<Response, NaError> {
             crl_sequence: crl::active_sequence(c)?,
             policy_versions_total: policy::count(c)?,
         })
-    })?;
-    let text = render(&gauges, &na.http_metrics, na.store.size_bytes());
-    Ok(Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes()))
+    })?)
 }
 
 fn active_rows(

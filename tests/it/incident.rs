@@ -1,0 +1,228 @@
+//! `gm incident bundle` end to end: a bundle taken while the NA serves holds the redacted audit
+//! export of the window, a database snapshot, the ops ledger, the live views and config
+//! fingerprints, every entry hashed in the manifest and no private key anywhere; with the NA down
+//! the views are computed from the database (same connectome bytes); bad requests leave nothing.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use age::secrecy::ExposeSecret;
+use gm::crypto::json::{parse_str, Map};
+
+use crate::harness::{sandbox, Gm, GmServer, TempDir};
+use crate::signer::{Node, Operator};
+
+/// Decrypts and unpacks an archive in memory: entry name to bytes.
+fn open_bundle(archive: &Path, identity: &age::x25519::Identity) -> BTreeMap<String, Vec<u8>> {
+    let file = std::fs::File::open(archive).unwrap();
+    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).unwrap();
+    let reader = decryptor.decrypt(std::iter::once(identity as &dyn age::Identity)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(reader));
+    let mut out = BTreeMap::new();
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        out.insert(name, bytes);
+    }
+    out
+}
+
+fn manifest(entries: &BTreeMap<String, Vec<u8>>) -> Map {
+    parse_str(std::str::from_utf8(&entries["manifest.json"]).unwrap()).unwrap().as_object().unwrap().clone()
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".tmp") || n.starts_with(".gm-"))
+        .collect()
+}
+
+#[test]
+fn bundle_from_a_live_na_then_from_the_database_alone() {
+    let dir = TempDir::new("incident");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let id = age::x25519::Identity::generate();
+    let recipient = id.to_public().to_string();
+    let server = GmServer::start(&home, &[]);
+    let op = Operator::sandbox(&home);
+    let node = Node::new();
+    assert_eq!(node.join(server.addr, &op.invite(server.addr, "{}")).status, 201);
+    Gm::new(&[
+        "managed",
+        "backup",
+        "--home",
+        h,
+        "--recipient",
+        &recipient,
+        "--output-dir",
+        dir.join("b").to_str().unwrap(),
+    ])
+    .expect(0);
+    let out_dir = dir.join("incidents");
+    let live = out_dir.join("inc-1.tar.gz.age");
+    let url = format!("http://{}", server.addr);
+    let (stdout, _) = Gm::new(&[
+        "incident",
+        "bundle",
+        "--home",
+        h,
+        "--since",
+        "2020-01-01T00:00:00Z",
+        "--output",
+        live.to_str().unwrap(),
+        "--recipient",
+        &recipient,
+        "--na-url",
+        &url,
+        "--json",
+    ])
+    .expect(0);
+    assert!(stdout.contains("\"live_error\":null"), "{stdout}");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&live).unwrap().permissions()) & 0o777,
+        0o600
+    );
+    let entries = open_bundle(&live, &id);
+    for name in [
+        "manifest.json",
+        "audit.jsonl",
+        "audit.jsonl.manifest.json",
+        "na.db",
+        "gm-ops.db",
+        "fingerprints.json",
+        "views/healthz.json",
+        "views/readyz.json",
+        "views/connectome.json",
+        "views/crl.json",
+        "views/metrics.txt",
+    ] {
+        assert!(entries.contains_key(name), "{name} in {:?}", entries.keys());
+    }
+    // Every entry is hashed in the manifest.
+    let m = manifest(&entries);
+    let files = m.get("files").unwrap().as_array().unwrap();
+    assert_eq!(files.len(), entries.len() - 1, "every entry but the manifest itself");
+    for f in files {
+        let f = f.as_object().unwrap();
+        let name = f.get("name").unwrap().as_str().unwrap();
+        assert_eq!(
+            f.get("sha256").unwrap().as_str().unwrap(),
+            gm::crypto::digest::sha256_hex(&entries[name]),
+            "{name}"
+        );
+    }
+    assert_eq!(m.get("format").unwrap().as_str(), Some("gm-incident-bundle"));
+    assert!(m.get("views").unwrap().as_array().unwrap().iter().all(|v| v
+        .as_object()
+        .unwrap()
+        .get("source")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .starts_with("live http://127.0.0.1:")));
+    // The audit export is redacted; the join is in it.
+    let audit = String::from_utf8(entries["audit.jsonl"].clone()).unwrap();
+    assert!(audit.contains("\"event_type\": \"certificate_issued\""), "{audit}");
+    assert!(audit.contains("<redacted>"), "{audit}");
+    assert!(String::from_utf8_lossy(&entries["views/metrics.txt"]).contains("gm_build_info"));
+    // No private key anywhere: neither the NA key nor the operator key nor the age identity.
+    let na_key = std::fs::read_to_string(home.join("keys/na.key")).unwrap();
+    let secret_line = na_key.lines().find(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap().trim().to_string();
+    let fingerprints = String::from_utf8(entries["fingerprints.json"].clone()).unwrap();
+    assert!(fingerprints.contains("\"na_private_key\""), "{fingerprints}");
+    assert!(
+        fingerprints.contains(&gm::crypto::digest::sha256_hex(na_key.as_bytes())),
+        "the key file is fingerprinted by its hash: {fingerprints}"
+    );
+    for (name, bytes) in &entries {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains(&secret_line), "{name} holds the NA private key");
+        assert!(!text.contains(id.to_string().expose_secret()), "{name} holds the age identity");
+    }
+    let live_connectome = entries["views/connectome.json"].clone();
+    drop(server);
+
+    // The NA is down: the views come from the database, and the manifest says why.
+    let offline = out_dir.join("inc-2.tar.gz.age");
+    let (stdout, _) = Gm::new(&[
+        "incident",
+        "bundle",
+        "--home",
+        h,
+        "--since",
+        "2020-01-01T00:00:00Z",
+        "--output",
+        offline.to_str().unwrap(),
+        "--recipient",
+        &recipient,
+        "--na-url",
+        "http://127.0.0.1:9",
+    ])
+    .expect(0);
+    assert!(stdout.contains("from the database"), "{stdout}");
+    let entries = open_bundle(&offline, &id);
+    assert_eq!(entries["views/connectome.json"], live_connectome, "the same connectome bytes as served");
+    assert!(entries.contains_key("views/crl.json") && entries.contains_key("views/metrics.txt"));
+    assert!(!entries.contains_key("views/healthz.json"));
+    let m = manifest(&entries);
+    assert!(m.get("live_error").unwrap().as_str().unwrap().starts_with("http://127.0.0.1:9"), "{m:?}");
+
+    // Refusals leave nothing behind and change nothing.
+    let before = std::fs::read(&live).unwrap();
+    let (_, stderr) = Gm::new(&[
+        "incident",
+        "bundle",
+        "--home",
+        h,
+        "--since",
+        "2020-01-01T00:00:00Z",
+        "--output",
+        live.to_str().unwrap(),
+        "--recipient",
+        &recipient,
+        "--offline",
+    ])
+    .expect(2);
+    assert!(stderr.contains("refusing to overwrite"), "{stderr}");
+    assert_eq!(std::fs::read(&live).unwrap(), before);
+    let (_, stderr) = Gm::new(&[
+        "incident",
+        "bundle",
+        "--home",
+        h,
+        "--since",
+        "2020-01-01T00:00:00Z",
+        "--output",
+        out_dir.join("plain.tar.gz").to_str().unwrap(),
+    ])
+    .expect(2);
+    assert!(stderr.contains("must be encrypted"), "{stderr}");
+    let (_, stderr) = Gm::new(&[
+        "incident",
+        "bundle",
+        "--home",
+        h,
+        "--since",
+        "2030-01-01T00:00:00Z",
+        "--until",
+        "2029-01-01T00:00:00Z",
+        "--output",
+        out_dir.join("x.tar.gz.age").to_str().unwrap(),
+        "--recipient",
+        &recipient,
+    ])
+    .expect(2);
+    assert!(stderr.contains("empty window"), "{stderr}");
+    Gm::new(&["incident", "bundle", "--home", h, "--since", "yesterday", "--output", "x", "--recipient", &recipient])
+        .expect(2);
+    assert!(leftovers(&out_dir).is_empty(), "{:?}", leftovers(&out_dir));
+    assert!(!out_dir.join("x.tar.gz.age").exists() && !out_dir.join("plain.tar.gz").exists());
+    let (history, _) = Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
+    assert_eq!(history.matches("\"kind\":\"incident\"").count(), 3, "{history}");
+}
