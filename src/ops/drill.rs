@@ -3,7 +3,9 @@
 //! differ from the production database), served by an ephemeral `gm serve` on 127.0.0.1:0 with the
 //! configured genesis and NA key, and checked from outside: `/healthz`, `/readyz`, `/crl` (NA
 //! signature, sequence against the manifest) and `/connectome.json` (summary against the
-//! manifest). The report carries the time to ready (RTO) and the backup's age (RPO).
+//! manifest); finally a throwaway node joins with a sentinel invite planted in the scratch copy
+//! (proving the restored NA admits nodes and signs with the configured key) and sends a heartbeat.
+//! The report carries the time to ready (RTO) and the backup's age (RPO).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -105,6 +107,8 @@ pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, Ops
     };
     r.rpo_seconds = parse_db_time(&manifest.created_at).map(|t| (now - t).num_seconds());
     std::fs::copy(unpacked.path().join("na.db"), &db).map_err(io("copy snapshot to", &db))?;
+    let sentinel = crate::crypto::digest::uuid4();
+    plant_sentinel_invite(&db, &sentinel, now)?;
     let config = format!(
         "[na]\ngenesis_file = {:?}\nna_private_key_file = {:?}\nna_key_id = {:?}\ndb_path = \"na.db\"\noperator_keys_file = \"operators.json\"\n",
         absolute(&opts.genesis_file).display().to_string(),
@@ -162,9 +166,55 @@ pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, Ops
     let found =
         (n("recognition_edge_count"), n("active_edge_count"), n("revoked_edge_count"), n("imported_revocation_count"));
     let same = found == (Some(edges), Some(active), Some(revoked), Some(imported));
-    r.add("connectome", same, format!("edges/active/revoked/imported {found:?}, manifest {:?}", manifest.connectome));
+    if !r.add(
+        "connectome",
+        same,
+        format!("edges/active/revoked/imported {found:?}, manifest {:?}", manifest.connectome),
+    ) {
+        return Ok(r);
+    }
+    let (ok, detail) = enroll_sentinel(&client, &sentinel);
+    r.add("sentinel_enroll", ok, detail);
     drop(server);
     Ok(r)
+}
+
+/// Stores a single-use invite in the scratch copy (never production) so the drill can prove that
+/// the restored NA admits a node and signs with the configured key.
+fn plant_sentinel_invite(db: &Path, token: &str, now: DateTime<Utc>) -> Result<(), OpsError> {
+    let conn = rusqlite::Connection::open(db)
+        .map_err(|source| crate::store::StoreError::Open { path: db.to_path_buf(), source })?;
+    let at = crate::model::timestamp::isoformat_utc(now);
+    let expires = crate::model::timestamp::isoformat_utc(now + chrono::Duration::hours(1));
+    crate::store::invites::insert(
+        &conn,
+        &crate::store::invites::NewInvite {
+            token_id: token,
+            assigned_roles_json: "[\"role:client\"]",
+            max_validity_hours: 1,
+            created_at: &at,
+            expires_at: &expires,
+        },
+    )?;
+    Ok(())
+}
+
+/// Enrolls a throwaway node with the sentinel invite: `/join` must return a certificate signed by
+/// the NA key of the genesis, and a heartbeat must be accepted.
+fn enroll_sentinel(client: &NaClient, token: &str) -> (bool, String) {
+    let key = crate::crypto::keys::SigningKey::generate();
+    let clock = crate::clock::SystemClock;
+    let node = crate::client::node::NodeClient::new(client, &key, &clock);
+    let cert = match node.join(&crate::client::admin::InviteToken::new(token), 1) {
+        Ok(c) => c,
+        Err(e) => return (false, format!("join with the sentinel invite failed: {e}")),
+    };
+    match node.heartbeat(&cert.cert_id, "healthy") {
+        Ok(_) => {
+            (true, format!("throwaway node joined (certificate {}, NA-signed) and sent a heartbeat", cert.cert_id))
+        }
+        Err(e) => (false, format!("certificate {} issued but the heartbeat failed: {e}", cert.cert_id)),
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -307,7 +307,7 @@ fn restore_drill_serves_the_backup_in_a_scratch_folder_and_records_it() {
     ])
     .expect(0);
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
-    for check in ["healthz", "readyz", "crl", "connectome"] {
+    for check in ["verify", "serve", "healthz", "readyz", "crl", "connectome", "sentinel_enroll"] {
         assert!(stdout.contains(&format!("\"name\":\"{check}\",\"ok\":true")), "{check}: {stdout}");
     }
     assert!(stdout.contains("\"rto_ms\":"), "{stdout}");
