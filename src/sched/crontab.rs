@@ -42,9 +42,11 @@ impl Schedule {
         let (sec, rest) = match fields.len() {
             5 => ("0", &fields[..]),
             6 => (fields[0], &fields[1..]),
-            n => return Err(format!(
+            n => {
+                return Err(format!(
                 "{n} fields in {line:?}: expected 5 (minute hour day-of-month month day-of-week) or 6 (seconds first)"
-            )),
+            ))
+            }
         };
         let (min, hour, dom, month, dow) = (rest[0], rest[1], rest[2], rest[3], rest[4]);
         let dow = weekdays(dow)?;

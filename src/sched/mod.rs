@@ -3,3 +3,4 @@
 //! kill a job and a crashing job cannot take the server down.
 
 pub mod crontab;
+pub mod runner;
