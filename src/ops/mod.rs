@@ -9,6 +9,7 @@ pub mod backup;
 pub mod drill;
 pub mod error;
 pub mod manifest;
+pub mod prune;
 pub mod restore;
 pub mod verify;
 
