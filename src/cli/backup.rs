@@ -143,7 +143,7 @@ pub struct HistoryArgs {
     json: bool,
 }
 
-fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<ServeSettings, Error> {
+pub(super) fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<ServeSettings, Error> {
     let env = Env::from_process();
     let home = config::resolve_home(home, &env);
     let file = config::load_file(&home)?;

@@ -12,6 +12,7 @@ mod enroll;
 mod harness;
 mod keys;
 mod operators;
+mod prune;
 mod replay;
 mod serve;
 mod serve_limits;
