@@ -138,6 +138,10 @@ impl Error {
             }
             Error::Ops(OpsError::MemoryDatabase) => Some("point --db-path at the NA's database file".to_string()),
             Error::Ops(OpsError::EmptyWindow { .. }) => Some("--since must be earlier than --until".to_string()),
+            Error::Ops(OpsError::PruneIncomplete { .. }) => Some(
+                "fix the cause (permissions, a read-only mount) and run the same gm managed prune again: it deletes only what the rules still drop"
+                    .to_string(),
+            ),
             Error::Client(e) => super::admin::client_hint(e),
             _ => None,
         }

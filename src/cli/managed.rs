@@ -22,6 +22,7 @@ enum ManagedAction {
     History(backup::HistoryArgs),
     RestoreDrill(backup::DrillArgs),
     AuditExport(super::audit::AuditExportArgs),
+    Prune(super::prune::PruneArgs),
 }
 
 /// Runs `gm managed …`.
@@ -33,5 +34,6 @@ pub fn run(args: ManagedArgs) -> Result<u8, Error> {
         ManagedAction::History(a) => backup::run_history(a),
         ManagedAction::RestoreDrill(a) => backup::run_drill(a),
         ManagedAction::AuditExport(a) => super::audit::run_export(a),
+        ManagedAction::Prune(a) => super::prune::run(a),
     }
 }

@@ -16,6 +16,7 @@ pub mod managed;
 pub mod na_options;
 pub mod operator;
 pub mod output;
+pub mod prune;
 pub mod quickstart;
 pub mod serve;
 pub mod sign;

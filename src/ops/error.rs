@@ -62,6 +62,15 @@ pub enum OpsError {
         /// The exclusive end, as isoformat.
         until: String,
     },
+    /// `gm managed prune` deleted what it could, but some deletions (or the folder fsync) failed.
+    PruneIncomplete {
+        /// The backup folder.
+        dir: PathBuf,
+        /// How many deletions failed, counting a failed folder fsync as one.
+        failed: usize,
+        /// How many backups the plan dropped.
+        planned: usize,
+    },
     /// A stored audit row cannot be read back.
     BadAuditRow {
         /// The row's `created_at` column.
@@ -98,6 +107,11 @@ impl fmt::Display for OpsError {
             OpsError::EmptyWindow { since, until } => {
                 write!(f, "empty time window: --since {since} is not before --until {until}")
             }
+            OpsError::PruneIncomplete { dir, failed, planned } => write!(
+                f,
+                "could not finish pruning {}: {failed} failure(s) while deleting {planned} backup(s), each listed above",
+                dir.display()
+            ),
             OpsError::BadAuditRow { created_at, problem } => {
                 write!(f, "cannot read the audit event created at {created_at:?}: {problem}")
             }

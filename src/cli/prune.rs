@@ -1,0 +1,292 @@
+//! `gm managed prune`: retention of encrypted backups in a folder (`operations.md` §2.7). The rules
+//! and their restic/borg semantics are in `ops::prune`; this file turns flags into [`Rules`], reads
+//! the ops ledger (beside the configured NA database, as `gm managed backup` writes it) for the
+//! backups that verified or passed a drill, prints the plan, deletes, and records the prune.
+//!
+//! A dry run reads the ledger (without creating it) and the folder, and writes nothing at all.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use argh::FromArgs;
+
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::json::{Map, Value};
+use crate::model::timestamp::isoformat_utc;
+use crate::ops::prune::folder::{self, Deleted, Folder};
+use crate::ops::prune::{plan, BackupFile, Plan, Protected, Rules};
+use crate::ops::OpsError;
+use crate::store::ledger;
+
+use super::backup::{ledger_path, record, settings, Record};
+use super::error::Error;
+use super::output::{notice, Output};
+
+/// Delete old encrypted backups from a folder by keep rules, never the newest verified or drilled one.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "prune",
+    example = "gm managed prune --home /etc/gm --dir /var/backups/gm --keep-daily 14 --keep-weekly 8 --dry-run\ngm managed prune --home /etc/gm --dir /var/backups/gm --keep-last 3 --keep-daily 14 --keep-weekly 8\ngm managed prune --home /etc/gm --dir /var/backups/gm --keep-last 10 --json",
+    note = "Only gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age regular files are candidates; their time comes from the name, never the mtime. Other files, .tmp files, folders and symlinks are left alone. Rules apply per network and are a union (restic/borg semantics, UTC days, ISO weeks); the newest backup that passed gm managed verify and the newest that passed gm managed restore-drill (from the ops ledger) are always kept. At least one rule above 0 is required. Exit status: 0 done (or dry run), 2 could not run or a deletion failed (the other deletions still happened)."
+)]
+pub struct PruneArgs {
+    /// the backup folder
+    #[argh(option)]
+    dir: PathBuf,
+    /// keep the newest N backups (default 0)
+    #[argh(option, default = "0")]
+    keep_last: u32,
+    /// keep the newest backup of each of the last D UTC days that have backups (default 0)
+    #[argh(option, default = "0")]
+    keep_daily: u32,
+    /// keep the newest backup of each of the last W ISO weeks that have backups (default 0)
+    #[argh(option, default = "0")]
+    keep_weekly: u32,
+    /// print the plan (keep or delete, and why) and delete nothing
+    #[argh(switch)]
+    dry_run: bool,
+    /// gm home, for the ops ledger (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Runs `gm managed prune`.
+pub fn run(args: PruneArgs) -> Result<u8, Error> {
+    let rules = Rules { keep_last: args.keep_last, keep_daily: args.keep_daily, keep_weekly: args.keep_weekly };
+    if rules.keeps_nothing() {
+        return Err(Error::usage(
+            "no keep rule: prune would delete every backup the ops ledger does not protect",
+            "give at least one of --keep-last N, --keep-daily D or --keep-weekly W above 0, e.g. --keep-daily 14 --keep-weekly 8",
+        ));
+    }
+    let s = settings(args.home.as_deref(), None)?;
+    let ledger = ledger_path(&s.db_path);
+    let (started, took) = (SystemClock.now(), Instant::now());
+    let found = folder::scan(&args.dir)?;
+    let protected = protected(&ledger, &args.dir, &found.backups)?;
+    if protected.verified.is_empty() && !found.backups.is_empty() {
+        notice(&format!(
+            "warning: no backup in {} has a passed verification in the ops ledger {}; run gm managed verify --home … regularly",
+            args.dir.display(),
+            ledger.display()
+        ));
+    }
+    let plan = plan(&found.backups, &protected, &rules);
+    let report = Report { dir: &args.dir, rules, plan: &plan, found: &found, deleted: None };
+    if args.dry_run {
+        Output { json: args.json }.result(&report.text(), &report.value());
+        return Ok(0);
+    }
+    let names: Vec<&str> = plan.to_delete().map(|b| b.name.as_str()).collect();
+    let deleted = folder::delete(&args.dir, &names);
+    let report = Report { deleted: Some(&deleted), ..report };
+    let failed = deleted.failures();
+    record(
+        &s.db_path,
+        started,
+        took,
+        Record {
+            kind: "prune",
+            outcome: if failed == 0 { "ok" } else { "failed" },
+            artifact: Some(&args.dir),
+            sha256: None,
+            size: None,
+            message: report.counts(),
+            details: report.ledger_details(),
+        },
+    );
+    Output { json: args.json }.result(&report.text(), &report.value());
+    if failed > 0 {
+        return Err(OpsError::PruneIncomplete { dir: args.dir.clone(), failed, planned: names.len() }.into());
+    }
+    Ok(0)
+}
+
+/// The backups the ops ledger vouches for: artifacts of `verify` and `restore-drill` runs whose
+/// outcome is `ok`, matched to the folder's backups by `folder::named_by_artifacts`. A missing
+/// ledger protects nothing and is not created; an unreadable one stops the prune (deleting without
+/// knowing which backup is restore-tested is what §2.7 forbids).
+fn protected(ledger: &Path, dir: &Path, backups: &[BackupFile]) -> Result<Protected, Error> {
+    if !ledger.try_exists().map_err(Error::io("inspect", ledger))? {
+        return Ok(Protected::default());
+    }
+    let conn = ledger::open(ledger)?;
+    let passed = |kind: &str| -> Result<Vec<String>, Error> {
+        Ok(ledger::list(&conn, Some(kind), i64::MAX)?
+            .into_iter()
+            .filter(|e| e.outcome == "ok")
+            .filter_map(|e| e.artifact)
+            .collect())
+    };
+    Ok(Protected {
+        verified: folder::named_by_artifacts(dir, backups, &passed("verify")?),
+        drilled: folder::named_by_artifacts(dir, backups, &passed("drill")?),
+    })
+}
+
+/// A plan, and after a real run what the deletions did, rendered for people, `--json` and the ledger.
+struct Report<'a> {
+    dir: &'a Path,
+    rules: Rules,
+    plan: &'a Plan,
+    found: &'a Folder,
+    deleted: Option<&'a Deleted>,
+}
+
+impl Report<'_> {
+    /// The deletion error for `name`, when a real run tried and failed.
+    fn error(&self, name: &str) -> Option<String> {
+        let deleted = self.deleted?;
+        let deletion = deleted.deletions.iter().find(|d| d.name == name)?;
+        deletion.result.as_ref().err().map(ToString::to_string)
+    }
+
+    fn names(&self, keep: bool) -> impl Iterator<Item = &str> {
+        self.plan.decisions.iter().filter(move |d| d.is_kept() == keep).map(|d| d.backup.name.as_str())
+    }
+
+    fn failed(&self) -> usize {
+        self.deleted.map_or(0, Deleted::failures)
+    }
+
+    fn deleted_count(&self) -> usize {
+        self.deleted.map_or(0, |d| d.deletions.iter().filter(|x| x.result.is_ok()).count())
+    }
+
+    fn rules_text(&self) -> String {
+        let r = self.rules;
+        format!("keep-last {}, keep-daily {}, keep-weekly {}", r.keep_last, r.keep_daily, r.keep_weekly)
+    }
+
+    fn counts(&self) -> String {
+        let planned = self.plan.decisions.len().saturating_sub(self.plan.kept());
+        match self.deleted {
+            None => format!(
+                "dry run in {}: would keep {}, would delete {planned}, left alone {}; nothing deleted",
+                self.dir.display(),
+                self.plan.kept(),
+                self.found.ignored.len()
+            ),
+            Some(_) => format!(
+                "pruned {}: kept {}, deleted {}, failed {}, left alone {}",
+                self.dir.display(),
+                self.plan.kept(),
+                self.deleted_count(),
+                self.failed(),
+                self.found.ignored.len()
+            ),
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut text = format!("{}\n  rules: {}", self.counts(), self.rules_text());
+        let width = self.plan.decisions.iter().map(|d| d.backup.name.len()).max().unwrap_or(0);
+        for d in &self.plan.decisions {
+            let name = &d.backup.name;
+            let (action, why) = if d.is_kept() {
+                ("keep", d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+            } else if let Some(e) = self.error(name) {
+                ("FAILED", e)
+            } else {
+                (if self.deleted.is_some() { "deleted" } else { "delete" }, "no rule keeps it".to_string())
+            };
+            text.push_str(&format!("\n  {action:<8}{name:<width$}  {why}"));
+        }
+        for i in &self.found.ignored {
+            text.push_str(&format!("\n  {:<8}{:<width$}  {}", "leave", i.name, i.kind.label()));
+        }
+        if let Some(Err(e)) = self.deleted.map(|d| &d.sync) {
+            text.push_str(&format!("\n  FAILED  {e}"));
+        }
+        text
+    }
+
+    fn value(&self) -> Value {
+        let backups: Vec<Value> = self
+            .plan
+            .decisions
+            .iter()
+            .map(|d| {
+                let reasons = d.reasons.iter().map(|r| Value::from(r.to_string())).collect::<Vec<_>>();
+                let mut m = Map::new();
+                m.insert("action", Value::from(if d.is_kept() { "keep" } else { "delete" }));
+                m.insert("error", self.error(&d.backup.name).map_or(Value::Null, Value::from));
+                m.insert("name", Value::from(d.backup.name.as_str()));
+                m.insert("network", Value::from(d.backup.network.as_str()));
+                m.insert("reasons", Value::Array(reasons));
+                m.insert("taken_at", Value::from(isoformat_utc(d.backup.taken_at)));
+                Value::Object(m)
+            })
+            .collect();
+        let ignored: Vec<Value> = self
+            .found
+            .ignored
+            .iter()
+            .map(|i| {
+                Value::Object(Map::from_iter([
+                    ("name".to_string(), Value::from(i.name.as_str())),
+                    ("reason".to_string(), Value::from(i.kind.label())),
+                ]))
+            })
+            .collect();
+        let mut m = Map::new();
+        m.insert("backups", Value::Array(backups));
+        m.insert("deleted", Value::from(self.deleted_count()));
+        m.insert("dir", Value::from(self.dir.display().to_string()));
+        m.insert("dry_run", Value::Bool(self.deleted.is_none()));
+        m.insert("failed", Value::from(self.failed()));
+        m.insert("ignored", Value::Array(ignored));
+        m.insert("kept", Value::from(self.plan.kept()));
+        m.insert("rules", self.rules_value());
+        let sync_error = self.deleted.and_then(|d| d.sync.as_ref().err()).map(ToString::to_string);
+        m.insert("sync_error", sync_error.map_or(Value::Null, Value::from));
+        m.insert("to_delete", Value::from(self.plan.decisions.len().saturating_sub(self.plan.kept())));
+        Value::Object(m)
+    }
+
+    fn rules_value(&self) -> Value {
+        Value::Object(Map::from_iter([
+            ("keep_daily".to_string(), Value::from(u64::from(self.rules.keep_daily))),
+            ("keep_last".to_string(), Value::from(u64::from(self.rules.keep_last))),
+            ("keep_weekly".to_string(), Value::from(u64::from(self.rules.keep_weekly))),
+        ]))
+    }
+
+    /// The ledger's details: the lists, by name.
+    fn ledger_details(&self) -> Value {
+        let names = |it: Vec<&str>| Value::Array(it.into_iter().map(Value::from).collect());
+        let deleted: Vec<&str> = self
+            .deleted
+            .map(|d| d.deletions.iter().filter(|x| x.result.is_ok()).map(|x| x.name.as_str()).collect())
+            .unwrap_or_default();
+        let failed: Vec<Value> = self
+            .deleted
+            .map(|d| {
+                d.deletions
+                    .iter()
+                    .filter_map(|x| x.result.as_ref().err().map(|e| (x.name.as_str(), e.to_string())))
+                    .map(|(name, e)| {
+                        Value::Object(Map::from_iter([
+                            ("error".to_string(), Value::from(e)),
+                            ("name".to_string(), Value::from(name)),
+                        ]))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut m = Map::new();
+        m.insert("deleted", names(deleted));
+        m.insert("dir", Value::from(self.dir.display().to_string()));
+        m.insert("failed", Value::Array(failed));
+        m.insert("ignored", names(self.found.ignored.iter().map(|i| i.name.as_str()).collect()));
+        m.insert("kept", names(self.names(true).collect()));
+        m.insert("rules", self.rules_value());
+        let sync_error = self.deleted.and_then(|d| d.sync.as_ref().err()).map(ToString::to_string);
+        m.insert("sync_error", sync_error.map_or(Value::Null, Value::from));
+        Value::Object(m)
+    }
+}
