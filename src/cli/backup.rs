@@ -538,9 +538,18 @@ pub struct DrillArgs {
     json: bool,
 }
 
-fn newest_backup(dir: &Path) -> Result<PathBuf, Error> {
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
-        .map_err(Error::io("read folder", dir))?
+/// The newest (by modification time) `*.tar.gz.age` in `dir`.
+pub(super) fn newest_backup(dir: &Path) -> Result<PathBuf, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::refused(
+                format!("no *.tar.gz.age backup in {}: the folder does not exist", dir.display()),
+                "take one with gm managed backup",
+            ))
+        }
+        other => other.map_err(Error::io("read folder", dir))?,
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz.age"))

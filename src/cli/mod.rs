@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod cron;
 pub mod error;
 pub mod feed;
 pub mod genesis;
@@ -15,7 +16,9 @@ pub mod keygen;
 pub mod managed;
 pub mod na_options;
 pub mod operator;
+pub mod ops_metrics;
 pub mod output;
+pub mod progress;
 pub mod prune;
 pub mod quickstart;
 pub mod serve;
@@ -45,6 +48,7 @@ enum Command {
     Operator(operator::OperatorArgs),
     Managed(managed::ManagedArgs),
     Incident(incident::IncidentArgs),
+    Cron(cron::CronArgs),
     Admin(admin::AdminArgs),
     Join(join::JoinArgs),
     Treaty(treaty::TreatyArgs),
@@ -63,6 +67,7 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Operator(a) => operator::run(a),
         Command::Managed(a) => managed::run(a),
         Command::Incident(a) => incident::run(a),
+        Command::Cron(a) => cron::run(a),
         Command::Admin(a) => admin::run(a),
         Command::Join(a) => join::run(a),
         Command::Treaty(a) => treaty::run(a),

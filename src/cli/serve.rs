@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// testing only: freeze the server clock at this RFC 3339 instant (replaying upstream vectors)
     #[argh(option)]
     frozen_clock: Option<String>,
+    /// do not run the [cron.jobs] of gm.toml in this process
+    #[argh(switch)]
+    no_scheduler: bool,
 }
 
 /// Runs `gm serve`.
@@ -100,12 +103,12 @@ pub fn run(args: ServeArgs) -> Result<u8, Error> {
             Arc::new(FixedClock(t.to_utc()))
         }
     };
-    serve_with_clock(settings, Output { json: args.json }, &[], clock)
+    serve_with_clock(settings, Output { json: args.json }, &[], clock, !args.no_scheduler)
 }
 
 /// Starts the NA with `settings` and the system clock.
 pub fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Result<u8, Error> {
-    serve_with_clock(settings, out, next_steps, Arc::new(SystemClock))
+    serve_with_clock(settings, out, next_steps, Arc::new(SystemClock), true)
 }
 
 /// Starts the NA with `settings` and serves until a shutdown signal. `next_steps` are printed
@@ -115,7 +118,10 @@ fn serve_with_clock(
     out: Output,
     next_steps: &[String],
     clock: Arc<dyn Clock>,
+    run_scheduler: bool,
 ) -> Result<u8, Error> {
+    // Invalid job config is refused before anything starts, naming the job.
+    let scheduler = super::cron::load(Some(&settings.home))?;
     let genesis = load_genesis(&settings)?;
     warn_about_validity(&genesis, clock.as_ref());
     let na_key = load_signing_key(&settings.na_key_file)?;
@@ -155,7 +161,23 @@ fn serve_with_clock(
         Arc::clone(&operators),
     );
     let authority = Arc::new(authority);
+    let scheduling = run_scheduler && scheduler.settings.enabled && !scheduler.specs.is_empty();
+    let ops = super::ops_metrics::OpsMetrics {
+        ledger: super::backup::ledger_path(&settings.db_path),
+        db_path: settings.db_path.clone(),
+        jobs: scheduling.then(|| Arc::clone(&scheduler.recorder.metrics)),
+    };
+    authority.set_extra_metrics(Box::new(move || ops.render()));
     let stop = install_signal_watch(server.shutdown_handle(), Arc::clone(&authority))?;
+    let sched_stop = Arc::new(AtomicBool::new(false));
+    let sched_thread = if scheduling {
+        Some(super::cron::start(&scheduler, Arc::clone(&sched_stop))?)
+    } else {
+        if !scheduler.specs.is_empty() {
+            log::info!(target: "gm::serve", "scheduler off (--no-scheduler or [cron] enabled = false): {} job(s) not run", scheduler.specs.len());
+        }
+        None
+    };
     announce(out, addr, &settings, next_steps);
     log::info!(target: "gm::serve", "serving NA on http://{addr} (database {})", settings.db_path.display());
     let count = operators.current().len();
@@ -164,8 +186,14 @@ fn serve_with_clock(
     } else {
         log::info!(target: "gm::serve", "{count} operator key(s) from {}", operators.describe());
     }
-    let report = server.run(authority)?;
+    let report = server.run(authority);
     stop.store(true, Ordering::SeqCst);
+    sched_stop.store(true, Ordering::SeqCst);
+    if let Some(t) = sched_thread {
+        log::info!(target: "gm::serve", "waiting for running jobs (up to {} s)", scheduler.settings.shutdown_grace.as_secs());
+        let _ = t.join();
+    }
+    let report = report?;
     log::info!(
         target: "gm::serve",
         "stopped after {} connections and {} requests",

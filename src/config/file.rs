@@ -13,6 +13,68 @@ pub struct ConfigFile {
     /// `[server]`.
     #[serde(default)]
     pub server: ServerSection,
+    /// `[cron]` and its `[cron.jobs.NAME]` tables.
+    #[serde(default)]
+    pub cron: CronSection,
+}
+
+/// `[cron]`: the built-in scheduler.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronSection {
+    /// Run the scheduler inside `gm serve`. Defaults to true when jobs are declared.
+    pub enabled: Option<bool>,
+    /// Seconds `gm serve` / `gm cron run` wait for running jobs at shutdown. Defaults to 60.
+    pub shutdown_grace_seconds: Option<u64>,
+    /// `[cron.jobs.NAME]`, one table per job.
+    #[serde(default)]
+    pub jobs: std::collections::BTreeMap<String, JobSection>,
+}
+
+/// `[cron.jobs.NAME]`: one job. `kind` decides which options apply; the others are rejected.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSection {
+    /// `backup`, `verify`, `restore-drill`, `audit-export`, `prune` or `probe`.
+    pub kind: String,
+    /// Crontab line (5 fields, or 6 with seconds first) or `@hourly`/`@daily`/`@weekly`/`@monthly`.
+    pub schedule: String,
+    /// Seconds before the run is killed. Defaults per kind (probe 60, others 3600).
+    pub timeout_seconds: Option<u64>,
+    /// Up to this many seconds of delay after each fire time. Defaults to 0.
+    pub jitter_seconds: Option<u64>,
+    /// A fire time missed at most this long ago (downtime) runs once at start. Defaults to 3600.
+    pub missed_grace_seconds: Option<u64>,
+    /// backup, verify, restore-drill, prune: the backup folder.
+    pub backup_dir: Option<String>,
+    /// backup: age recipients file.
+    pub recipients_file: Option<String>,
+    /// backup, verify, restore-drill: passphrase file (customer-held custody).
+    pub passphrase_file: Option<String>,
+    /// verify, restore-drill: age identity file.
+    pub identity_file: Option<String>,
+    /// restore-drill: where the latest drill report is written.
+    pub report_file: Option<String>,
+    /// audit-export: the folder for `audit-<UTC>.jsonl` files.
+    pub export_dir: Option<String>,
+    /// audit-export: hours of events per export, ending now. Defaults to 24.
+    pub window_hours: Option<u64>,
+    /// prune: keep the newest N.
+    pub keep_last: Option<u32>,
+    /// prune: keep the newest of each of the last D days.
+    pub keep_daily: Option<u32>,
+    /// prune: keep the newest of each of the last W ISO weeks.
+    pub keep_weekly: Option<u32>,
+    /// probe: the NA base URL.
+    pub target: Option<String>,
+    /// probe: checks, comma-separated. Defaults to all.
+    pub checks: Option<String>,
+    /// probe: the pinned root public key (base64).
+    pub root_public_key: Option<String>,
+    /// probe: the consecutive-failure state file.
+    pub state_file: Option<String>,
+    /// probe: dead-man switch URL, called only when every check passed.
+    pub ping_url: Option<String>,
 }
 
 /// `[na]`: where the trust material and database live. Paths are relative to the gm home.

@@ -5,6 +5,7 @@
 //! relative to the working directory (as upstream's variables are). Only `cli` calls this module;
 //! below `cli`, no code reads the environment, `gm.toml` or argv.
 
+pub mod cron;
 pub mod error;
 pub mod file;
 

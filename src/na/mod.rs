@@ -65,7 +65,13 @@ pub struct Authority {
     /// Bumped by every treaty or feed write; keys the connectome cache.
     pub(crate) trust_generation: std::sync::atomic::AtomicU64,
     pub(crate) connectome_cache: routes::connectome::ConnectomeCache,
+    /// More `/metrics` series from outside the NA (the scheduler's jobs, backups, disk), set once
+    /// by `gm serve`.
+    pub(crate) extra_metrics: std::sync::OnceLock<ExtraMetrics>,
 }
+
+/// A source of extra Prometheus text appended to `/metrics`.
+pub type ExtraMetrics = Box<dyn Fn() -> String + Send + Sync>;
 
 impl Authority {
     /// Builds the NA from a verified genesis, the matching NA key and an open store.
@@ -91,7 +97,13 @@ impl Authority {
             seen_envelopes: routes::discovery::SeenEnvelopes::default(),
             trust_generation: std::sync::atomic::AtomicU64::new(0),
             connectome_cache: routes::connectome::ConnectomeCache::default(),
+            extra_metrics: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Appends `render()`'s series to every `/metrics` answer (set once; later calls are ignored).
+    pub fn set_extra_metrics(&self, render: ExtraMetrics) {
+        let _ = self.extra_metrics.set(render);
     }
 
     /// The NA signer, owned, for write jobs.

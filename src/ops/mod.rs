@@ -10,6 +10,7 @@ pub mod drill;
 pub mod error;
 pub mod incident;
 pub mod manifest;
+pub mod progress;
 pub mod prune;
 pub mod restore;
 pub mod verify;

@@ -3,4 +3,5 @@
 //! kill a job and a crashing job cannot take the server down.
 
 pub mod crontab;
+pub mod metrics;
 pub mod runner;

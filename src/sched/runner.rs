@@ -214,6 +214,13 @@ impl Runner {
         self.running()
     }
 
+    /// Makes every job due at `now` (for `gm cron run-once`).
+    pub fn force_due(&mut self, now: DateTime<Utc>) {
+        for j in &mut self.jobs {
+            j.next = Some(now);
+        }
+    }
+
     /// How many jobs are running.
     pub fn running(&self) -> usize {
         self.jobs.iter().filter(|j| j.active.is_some()).count()
@@ -366,7 +373,10 @@ fn finish_tail(reader: Option<std::thread::JoinHandle<()>>, tail: &Mutex<String>
         let _ = r.join();
     }
     let t = tail.lock().unwrap_or_else(|p| p.into_inner());
-    t.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim().chars().take(500).collect()
+    let lines: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // gm reports `error: …` then `hint: …`: keep both; otherwise the last line.
+    let from = lines.iter().rposition(|l| l.starts_with("error: ")).unwrap_or(lines.len().saturating_sub(1));
+    lines.get(from..).unwrap_or_default().join(" ").chars().take(500).collect()
 }
 
 /// Kills the child's whole process group (it leads one: `process_group(0)`), falling back to the

@@ -7,6 +7,7 @@
 mod audit_export;
 mod backup_restore;
 mod clients;
+mod cron;
 mod decisions;
 mod enroll;
 mod harness;

@@ -62,7 +62,10 @@ pub fn readyz(na: &Authority) -> Response {
 /// `GET /metrics`.
 pub fn metrics(na: &Authority) -> Result<Response, NaError> {
     let gauges = gauges(&na.store, na.clock.now())?;
-    let text = render(&gauges, &na.http_metrics, na.store.size_bytes());
+    let mut text = render(&gauges, &na.http_metrics, na.store.size_bytes());
+    if let Some(extra) = na.extra_metrics.get() {
+        text.push_str(&extra());
+    }
     Ok(Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes()))
 }
 

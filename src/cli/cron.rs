@@ -1,0 +1,400 @@
+//! `gm cron …`: the built-in scheduler outside `gm serve` (`run`, for a probe host with no NA),
+//! its plan (`list`), one job now (`run-once`), and `exec`, the child process every scheduled run
+//! is: it resolves the job's moving parts at run time (the newest backup, a dated export name, the
+//! export window) and runs the matching gm command in-process.
+//!
+//! Every run (scheduled or `run-once`) goes through the same runner, so it is recorded the same
+//! way: an ops-ledger entry of kind `job` (artifact = the job name) with the outcome
+//! ok|failed|skipped|timeout, plus whatever the job's own command records (a backup entry, …).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use argh::FromArgs;
+use chrono::{DateTime, Utc};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::cron::{cron_settings, CronSettings, JobConfig, JobKind};
+use crate::config::{self, Env};
+use crate::crypto::json::{Map, Value};
+use crate::model::timestamp::{isoformat_utc, parse_db_time};
+use crate::sched::metrics::JobMetrics;
+use crate::sched::runner::{self, JobSpec, Outcome, Recorder, Run, Runner};
+use crate::store::ledger;
+
+use super::backup::{ledger_path, newest_backup, settings};
+use super::error::Error;
+use super::output::Output;
+
+/// The built-in scheduler: list jobs, run them, run one now.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "cron")]
+pub struct CronArgs {
+    #[argh(subcommand)]
+    action: CronAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum CronAction {
+    List(ListArgs),
+    Run(RunArgs),
+    RunOnce(RunOnceArgs),
+    Exec(ExecArgs),
+}
+
+/// Show every job with its schedule, next three fire times (UTC) and last outcome.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct ListArgs {
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Run the scheduler alone (no NA) until SIGTERM or SIGINT.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "run", note = "gm serve runs the same scheduler unless --no-scheduler is given.")]
+pub struct RunArgs {
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+}
+
+/// Run one job now, as the scheduler would (same child process, timeout and ledger record).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "run-once",
+    note = "Exit status: 0 the job succeeded, 1 it failed or timed out, 2 could not run."
+)]
+pub struct RunOnceArgs {
+    /// the job name ([cron.jobs.NAME] in gm.toml)
+    #[argh(positional)]
+    job: String,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Internal: perform one job in this process (what each scheduled run executes).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "exec")]
+pub struct ExecArgs {
+    /// the job name
+    #[argh(positional)]
+    job: String,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+}
+
+/// Runs `gm cron …`.
+pub fn run(args: CronArgs) -> Result<u8, Error> {
+    match args.action {
+        CronAction::List(a) => list(a),
+        CronAction::Run(a) => run_scheduler(a),
+        CronAction::RunOnce(a) => run_once(a),
+        CronAction::Exec(a) => exec(a),
+    }
+}
+
+/// The scheduler's configuration and where its records go.
+pub struct Scheduler {
+    /// The jobs as configured.
+    pub settings: CronSettings,
+    /// The runner's job table (commands are `gm cron exec NAME --home HOME`).
+    pub specs: Vec<JobSpec>,
+    /// The ledger, metrics and log sink.
+    pub recorder: Arc<LedgerRecorder>,
+}
+
+/// Loads the job table of `home`; `None` home uses `$GM_HOME`, else /etc/gm.
+pub fn load(home: Option<&Path>) -> Result<Scheduler, Error> {
+    let env = Env::from_process();
+    let home = config::resolve_home(home, &env);
+    let file = config::load_file(&home)?;
+    let settings = cron_settings(&home, &file)?;
+    let db = settings_db(&home)?;
+    let gm = std::env::current_exe().map_err(Error::io("locate", Path::new("gm")))?;
+    let home = std::path::absolute(&home).unwrap_or(home);
+    let specs = settings.jobs.iter().map(|j| spec(j, &gm, &home)).collect();
+    let metrics = Arc::new(JobMetrics::default());
+    for j in &settings.jobs {
+        metrics.declare(&j.name);
+    }
+    Ok(Scheduler { settings, specs, recorder: Arc::new(LedgerRecorder { ledger: ledger_path(&db), metrics }) })
+}
+
+fn settings_db(home: &Path) -> Result<PathBuf, Error> {
+    Ok(settings(Some(home), None)?.db_path)
+}
+
+fn spec(job: &JobConfig, gm: &Path, home: &Path) -> JobSpec {
+    JobSpec {
+        name: job.name.clone(),
+        kind: job.kind.name().to_string(),
+        schedule: job.schedule.clone(),
+        command: vec![
+            gm.display().to_string(),
+            "cron".into(),
+            "exec".into(),
+            job.name.clone(),
+            "--home".into(),
+            home.display().to_string(),
+        ],
+        timeout: job.timeout,
+        jitter: job.jitter,
+        missed_grace: job.missed_grace,
+    }
+}
+
+/// Records runs in the ops ledger (kind `job`) and in the job metrics.
+pub struct LedgerRecorder {
+    ledger: PathBuf,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<JobMetrics>,
+}
+
+impl Recorder for LedgerRecorder {
+    fn record(&self, run: &Run) {
+        self.metrics.observe(run);
+        let mut details = Map::new();
+        details.insert("job", run.job.as_str());
+        details.insert("kind", run.kind.as_str());
+        let entry = ledger::Entry {
+            id: 0,
+            kind: "job".into(),
+            started_at: isoformat_utc(run.started_at),
+            finished_at: isoformat_utc(run.finished_at),
+            outcome: run.outcome.as_str().into(),
+            duration_ms: i64::try_from(run.duration.as_millis()).unwrap_or(i64::MAX),
+            artifact: Some(run.job.clone()),
+            sha256: None,
+            size_bytes: None,
+            message: run.message.clone(),
+            details_json: crate::crypto::canonical::canonical_string(&Value::Object(details)),
+        };
+        if let Err(e) = ledger::open(&self.ledger).and_then(|c| ledger::record(&c, &entry)) {
+            log::error!(target: "gm::sched", "cannot record job {} in the ops ledger {}: {e}", run.job, self.ledger.display());
+        }
+    }
+}
+
+impl LedgerRecorder {
+    /// The last recorded run of `job` (newest first among the last 10,000 job entries).
+    pub fn last_run(&self, job: &str) -> Option<ledger::Entry> {
+        if !self.ledger.exists() {
+            return None;
+        }
+        let conn = ledger::open(&self.ledger).ok()?;
+        ledger::list(&conn, Some("job"), 10_000).ok()?.into_iter().find(|e| e.artifact.as_deref() == Some(job))
+    }
+
+    /// When `job` last started a run (skips do not count).
+    pub fn last_started(&self, job: &str) -> Option<DateTime<Utc>> {
+        if !self.ledger.exists() {
+            return None;
+        }
+        let conn = ledger::open(&self.ledger).ok()?;
+        ledger::list(&conn, Some("job"), 10_000)
+            .ok()?
+            .into_iter()
+            .filter(|e| e.artifact.as_deref() == Some(job) && e.outcome != "skipped")
+            .find_map(|e| parse_db_time(&e.started_at))
+    }
+}
+
+/// Starts the scheduler thread; it stops (waiting for running jobs up to the configured grace) when
+/// `stop` is set.
+pub fn start(s: &Scheduler, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>, Error> {
+    let recorder = Arc::clone(&s.recorder);
+    let runner = Runner::new(s.specs.clone(), recorder.clone(), SystemClock.now(), |job| recorder.last_started(job));
+    for j in &s.specs {
+        log::info!(target: "gm::sched", "job {} ({}) on {:?}", j.name, j.kind, j.schedule.source());
+    }
+    runner::spawn(runner, Arc::new(|| SystemClock.now()), stop, s.settings.shutdown_grace).map_err(|source| Error::Io {
+        action: "start thread",
+        path: PathBuf::from("sched-runner"),
+        source,
+    })
+}
+
+fn list(args: ListArgs) -> Result<u8, Error> {
+    let s = load(args.home.as_deref())?;
+    let now = SystemClock.now();
+    let plan = Runner::plan(&s.specs, now, 3);
+    let mut text = format!("{:<16} {:<14} {:<18} {:<62} last", "job", "kind", "schedule", "next (UTC)");
+    let mut items = Vec::new();
+    for p in &plan {
+        let last = s.recorder.last_run(&p.name);
+        let next: Vec<String> = p.next.iter().map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).collect();
+        let last_text = last.as_ref().map_or("never".to_string(), |e| format!("{} at {}", e.outcome, e.started_at));
+        text.push_str(&format!(
+            "\n{:<16} {:<14} {:<18} {:<62} {last_text}",
+            p.name,
+            p.kind,
+            p.schedule,
+            next.join(" ")
+        ));
+        let mut m = Map::new();
+        m.insert("job", p.name.as_str());
+        m.insert("kind", p.kind.as_str());
+        m.insert("schedule", p.schedule.as_str());
+        m.insert("next", Value::Array(next.into_iter().map(Value::from).collect()));
+        m.insert("last_outcome", last.as_ref().map_or(Value::Null, |e| Value::from(e.outcome.as_str())));
+        m.insert("last_started_at", last.as_ref().map_or(Value::Null, |e| Value::from(e.started_at.as_str())));
+        items.push(Value::Object(m));
+    }
+    if plan.is_empty() {
+        text = "no jobs: declare them as [cron.jobs.NAME] tables in gm.toml".to_string();
+    }
+    Output { json: args.json }.result(&text, &Value::Array(items));
+    Ok(0)
+}
+
+fn run_scheduler(args: RunArgs) -> Result<u8, Error> {
+    let s = load(args.home.as_deref())?;
+    if s.specs.is_empty() {
+        return Err(Error::refused("no jobs are declared", "declare them as [cron.jobs.NAME] tables in gm.toml"));
+    }
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&signalled)).map_err(|source| Error::Io {
+            action: "install signal handler for",
+            path: PathBuf::from(format!("signal {sig}")),
+            source,
+        })?;
+    }
+    let handle = start(&s, Arc::clone(&signalled))?;
+    log::info!(target: "gm::sched", "scheduler running {} job(s); SIGTERM stops it", s.specs.len());
+    let _ = handle.join();
+    log::info!(target: "gm::sched", "scheduler stopped");
+    Ok(0)
+}
+
+fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
+    let s = load(args.home.as_deref())?;
+    let Some(spec) = s.specs.iter().find(|j| j.name == args.job).cloned() else {
+        let names: Vec<&str> = s.specs.iter().map(|j| j.name.as_str()).collect();
+        return Err(Error::usage(
+            format!("no job named {:?}", args.job),
+            format!("configured jobs: {}", if names.is_empty() { "none".to_string() } else { names.join(", ") }),
+        ));
+    };
+    let timeout = spec.timeout;
+    let mut runner = Runner::new(vec![spec], s.recorder.clone(), SystemClock.now(), |_| None);
+    // Constructed with no last run, the job is due now (its fire time is within the grace) or at
+    // its next fire time; run-once fires it now either way.
+    let now = SystemClock.now();
+    runner.force_due(now);
+    runner.tick(now);
+    let deadline = std::time::Instant::now() + timeout + Duration::from_secs(5);
+    while runner.running() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        runner.tick(SystemClock.now());
+    }
+    runner.shutdown(Duration::ZERO, || SystemClock.now());
+    let last = s.recorder.last_run(&args.job);
+    let (outcome, message) = last
+        .as_ref()
+        .map_or(("failed".to_string(), "no record".to_string()), |e| (e.outcome.clone(), e.message.clone()));
+    let mut m = Map::new();
+    m.insert("job", args.job.as_str());
+    m.insert("message", message.as_str());
+    m.insert("outcome", outcome.as_str());
+    Output { json: args.json }.result(&format!("{}: {outcome} ({message})", args.job), &Value::Object(m));
+    Ok(if outcome == Outcome::Ok.as_str() { 0 } else { 1 })
+}
+
+fn exec(args: ExecArgs) -> Result<u8, Error> {
+    let env = Env::from_process();
+    let home = config::resolve_home(args.home.as_deref(), &env);
+    let file = config::load_file(&home)?;
+    let settings = cron_settings(&home, &file)?;
+    let job = settings
+        .jobs
+        .iter()
+        .find(|j| j.name == args.job)
+        .ok_or_else(|| Error::usage(format!("no job named {:?}", args.job), "see `gm cron list`"))?;
+    let argv = command_for(job, &home, SystemClock.now())?;
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let parsed = <super::Args as FromArgs>::from_args(&["gm"], &refs).map_err(|e| {
+        Error::refused(
+            format!("job {} built an invalid command {:?}: {}", job.name, argv, e.output),
+            "check its options in gm.toml",
+        )
+    })?;
+    super::run(parsed)
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The gm command line a job runs at `now`.
+fn command_for(job: &JobConfig, home: &Path, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
+    let mut v: Vec<String> = Vec::new();
+    let key = |v: &mut Vec<String>, flag: &str, id: &Option<PathBuf>, pass: &Option<PathBuf>| match (id, pass) {
+        (Some(f), _) => v.extend([flag.to_string(), s(f)]),
+        (None, Some(p)) => v.extend(["--passphrase-file".to_string(), s(p)]),
+        (None, None) => {}
+    };
+    match &job.kind {
+        JobKind::Backup { dir, recipients_file, passphrase_file } => {
+            v.extend(["managed", "backup", "--output-dir"].map(String::from));
+            v.push(s(dir));
+            key(&mut v, "--recipients-file", recipients_file, passphrase_file);
+        }
+        JobKind::Verify { dir, identity_file, passphrase_file } => {
+            let newest = newest_backup(dir)?;
+            v.extend(["managed".into(), "verify".into(), s(&newest)]);
+            key(&mut v, "--identity", identity_file, passphrase_file);
+        }
+        JobKind::RestoreDrill { dir, identity_file, passphrase_file, report_file } => {
+            v.extend(["managed".into(), "restore-drill".into(), "--latest".into(), s(dir)]);
+            key(&mut v, "--identity", identity_file, passphrase_file);
+            if let Some(r) = report_file {
+                v.extend(["--report".into(), s(r)]);
+            }
+        }
+        JobKind::AuditExport { dir, window_hours } => {
+            let since = now - chrono::Duration::hours(i64::try_from(*window_hours).unwrap_or(24));
+            let name = format!("audit-{}.jsonl", now.format("%Y%m%dT%H%M%SZ"));
+            v.extend(["managed".into(), "audit-export".into(), "--output".into(), s(&dir.join(name))]);
+            v.extend(["--since".into(), since.to_rfc3339(), "--until".into(), now.to_rfc3339()]);
+        }
+        JobKind::Prune { dir, keep_last, keep_daily, keep_weekly } => {
+            v.extend(["managed".into(), "prune".into(), "--dir".into(), s(dir)]);
+            for (flag, n) in [("--keep-last", keep_last), ("--keep-daily", keep_daily), ("--keep-weekly", keep_weekly)]
+            {
+                if let Some(n) = n {
+                    v.extend([flag.to_string(), n.to_string()]);
+                }
+            }
+        }
+        JobKind::Probe { target, checks, root_public_key, state_file, ping_url } => {
+            v.extend(["probe".into(), "--target".into(), target.clone()]);
+            for (flag, value) in [("--check", checks), ("--root-public-key", root_public_key), ("--ping-url", ping_url)]
+            {
+                if let Some(x) = value {
+                    v.extend([flag.to_string(), x.clone()]);
+                }
+            }
+            if let Some(f) = state_file {
+                v.extend(["--state-file".into(), s(f)]);
+            }
+            return Ok(v);
+        }
+    }
+    v.extend(["--home".into(), s(home)]);
+    Ok(v)
+}

@@ -1,0 +1,98 @@
+//! The managed-operations series `gm serve` appends to `/metrics`: the scheduler's job counters,
+//! the last successful backup and drill from the ops ledger, and the free-space ratio of the
+//! database's filesystem. Read at scrape time; a missing ledger simply means no series yet.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::crypto::json::parse_str;
+use crate::model::timestamp::parse_db_time;
+use crate::sched::metrics::JobMetrics;
+use crate::store::ledger;
+
+/// What the `/metrics` hook reads.
+pub struct OpsMetrics {
+    /// The ops ledger.
+    pub ledger: PathBuf,
+    /// The NA database (its folder's filesystem is measured).
+    pub db_path: PathBuf,
+    /// The scheduler's counters, when it runs.
+    pub jobs: Option<Arc<JobMetrics>>,
+}
+
+impl OpsMetrics {
+    /// The Prometheus text.
+    pub fn render(&self) -> String {
+        let mut out = self.jobs.as_ref().map(|j| j.render()).unwrap_or_default();
+        let newest_ok = |kind: &str| -> Option<ledger::Entry> {
+            if !self.ledger.is_file() {
+                return None;
+            }
+            let conn = ledger::open(&self.ledger).ok()?;
+            ledger::list(&conn, Some(kind), 1000).ok()?.into_iter().find(|e| e.outcome == "ok")
+        };
+        let ts = |e: &ledger::Entry| parse_db_time(&e.finished_at).map(|t| t.timestamp());
+        let backup = newest_ok("backup");
+        gauge(
+            &mut out,
+            "gm_backup_last_success_timestamp_seconds",
+            "When the last backup succeeded (Unix time).",
+            backup.as_ref().and_then(ts).map(|t| t as f64),
+        );
+        gauge(
+            &mut out,
+            "gm_backup_size_bytes",
+            "Size of the last successful backup.",
+            backup.as_ref().and_then(|e| e.size_bytes).map(|s| s as f64),
+        );
+        let drill = newest_ok("drill");
+        gauge(
+            &mut out,
+            "gm_restore_drill_last_success_timestamp_seconds",
+            "When the last restore drill passed (Unix time).",
+            drill.as_ref().and_then(ts).map(|t| t as f64),
+        );
+        let rto = drill.as_ref().and_then(|e| {
+            let v = parse_str(&e.details_json).ok()?;
+            v.as_object()?.get("rto_ms")?.as_i64().map(|ms| ms as f64 / 1000.0)
+        });
+        gauge(
+            &mut out,
+            "gm_restore_drill_rto_seconds",
+            "Time to ready measured by the last passed restore drill.",
+            rto,
+        );
+        let folder = self.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        gauge(
+            &mut out,
+            "gm_disk_free_ratio",
+            "Free share of the database filesystem (available to gm).",
+            free_ratio(folder),
+        );
+        out
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: Option<f64>) {
+    let Some(v) = value else { return };
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+/// Available blocks over total blocks of the filesystem holding `path`.
+pub fn free_ratio(path: &Path) -> Option<f64> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    (st.f_blocks > 0).then(|| st.f_bavail as f64 / st.f_blocks as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ratio_is_a_share() {
+        let r = free_ratio(Path::new("/")).unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&r), "{r}");
+        assert_eq!(free_ratio(Path::new("/nonexistent/gm")), None);
+    }
+}
