@@ -56,7 +56,7 @@ pub fn run(args: QuickstartArgs) -> Result<u8, Error> {
         notice(&format!("using the existing sandbox in {}", home.display()));
     } else {
         refuse_non_empty(&home)?;
-        create_sandbox(&home, &args.network_name)?;
+        create_sandbox(&home, &args.network_name, args.bind.map_or(8443, |b| b.port()))?;
     }
     if args.no_serve {
         return Ok(0);
@@ -95,7 +95,7 @@ fn refuse_non_empty(home: &Path) -> Result<(), Error> {
     }
 }
 
-fn create_sandbox(home: &Path, network_name: &str) -> Result<(), Error> {
+fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Error> {
     for dir in [home.to_path_buf(), home.join("keys"), home.join("offline")] {
         std::fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
     }
@@ -122,10 +122,23 @@ fn create_sandbox(home: &Path, network_name: &str) -> Result<(), Error> {
     write_public_file(&home.join("genesis.signed.json"), &object_file_text(&genesis.to_value()), false)?;
     let operators = format!("{{\"operator-local\": \"{}\"}}\n", operator.public_key().to_b64());
     write_public_file(&home.join("operators.json"), &operators, false)?;
+    // The backup key pair: the NA host keeps only the recipient; the identity belongs offline.
+    let backup_id = age::x25519::Identity::generate();
+    let backup_key = format!("{}\n", age::secrecy::ExposeSecret::expose_secret(&backup_id.to_string()));
+    crate::files::atomic::write_atomic(
+        &home.join("offline/backup.key"),
+        backup_key.as_bytes(),
+        crate::files::atomic::Mode::Private,
+        false,
+    )
+    .map_err(Error::io("write", &home.join("offline/backup.key")))?;
+    write_public_file(&home.join("backup-recipients.txt"), &format!("{}\n", backup_id.to_public()), false)?;
+    let root_b64 = root.public_key().to_b64();
     let toml = format!(
         "# gm sandbox sovereign {network_name}: created by `gm quickstart`. Paths are relative to this folder.\n\
          [na]\ngenesis_file = \"genesis.signed.json\"\nna_private_key_file = \"keys/na.key\"\nna_key_id = \"na-local\"\ndb_path = \"na.db\"\n\n\
-         [server]\nbind = \"127.0.0.1:8443\"\ntrusted_proxy_hops = 0\n"
+         [server]\nbind = \"127.0.0.1:{port}\"\ntrusted_proxy_hops = 0\n\n{}",
+        default_jobs(port, &root_b64)
     );
     write_public_file(&home.join(config::CONFIG_FILE), &toml, false)?;
     notice(&format!("created sandbox sovereign {network_name} in {}", home.display()));
@@ -134,4 +147,20 @@ fn create_sandbox(home: &Path, network_name: &str) -> Result<(), Error> {
         home.display()
     ));
     Ok(())
+}
+
+/// The default job table of a sandbox (README, "Scheduled jobs"): backup every 6 h (run at first
+/// start), verify 15 minutes after each backup, a restore drill daily, the audit export of the
+/// previous day, prune daily, and the probe every minute. Times are UTC.
+fn default_jobs(port: u16, root_public_key: &str) -> String {
+    format!(
+        "# Scheduled jobs, run by `gm serve` (or `gm cron run`); `gm cron list` shows the plan. UTC.\n\
+         [cron]\nshutdown_grace_seconds = 60\n\n\
+         [cron.jobs.backup]\nkind = \"backup\"\nschedule = \"0 */6 * * *\"\nbackup_dir = \"backups\"\nrecipients_file = \"backup-recipients.txt\"\ntimeout_seconds = 1800\nmissed_grace_seconds = 21600\n\n\
+         [cron.jobs.verify]\nkind = \"verify\"\nschedule = \"15 */6 * * *\"\nbackup_dir = \"backups\"\nidentity_file = \"offline/backup.key\"\n\n\
+         [cron.jobs.restore-drill]\nkind = \"restore-drill\"\nschedule = \"30 3 * * *\"\nbackup_dir = \"backups\"\nidentity_file = \"offline/backup.key\"\nreport_file = \"drills/latest.json\"\n\n\
+         [cron.jobs.audit-export]\nkind = \"audit-export\"\nschedule = \"5 0 * * *\"\nexport_dir = \"exports\"\nwindow_hours = 24\n\n\
+         [cron.jobs.prune]\nkind = \"prune\"\nschedule = \"45 4 * * *\"\nbackup_dir = \"backups\"\nkeep_last = 8\nkeep_daily = 7\nkeep_weekly = 4\n\n\
+         [cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"http://127.0.0.1:{port}\"\nroot_public_key = \"{root_public_key}\"\nstate_file = \"probe-state.json\"\ntimeout_seconds = 50\n"
+    )
 }

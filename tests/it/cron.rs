@@ -19,7 +19,6 @@ fn home_with_jobs(dir: &TempDir, extra: &str) -> std::path::PathBuf {
     std::fs::write(home.join("backup-test.key"), format!("{}\n", id.to_string().expose_secret())).unwrap();
     std::fs::write(home.join("recipients-test.txt"), format!("{}\n", id.to_public())).unwrap();
     let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
-    let toml = strip_cron(&toml);
     std::fs::write(
         home.join("gm.toml"),
         format!(
@@ -30,11 +29,6 @@ fn home_with_jobs(dir: &TempDir, extra: &str) -> std::path::PathBuf {
     )
     .unwrap();
     home
-}
-
-/// The sandbox's own default jobs are replaced by the test's.
-fn strip_cron(toml: &str) -> String {
-    toml.split("\n[cron").next().unwrap_or(toml).to_string()
 }
 
 fn ledger_count(home: &Path, sql: &str) -> i64 {
@@ -159,4 +153,28 @@ fn promtool_accepts_gm_series(metrics: &str) {
     for line in findings.lines().filter(|l| !l.trim().is_empty()) {
         assert!(line.starts_with("genesis_mesh_na_"), "unexpected promtool finding: {line}");
     }
+}
+
+#[test]
+fn quickstart_ships_the_default_job_table() {
+    let dir = TempDir::new("cron-defaults");
+    let home = dir.join("fresh");
+    Gm::new(&["quickstart", "--home", home.to_str().unwrap(), "--no-serve", "--bind", "127.0.0.1:9555"]).expect(0);
+    let (stdout, _) = Gm::new(&["cron", "list", "--home", home.to_str().unwrap(), "--json"]).expect(0);
+    for (job, schedule) in [
+        ("backup", "0 */6 * * *"),
+        ("verify", "15 */6 * * *"),
+        ("restore-drill", "30 3 * * *"),
+        ("audit-export", "5 0 * * *"),
+        ("prune", "45 4 * * *"),
+        ("probe", "* * * * *"),
+    ] {
+        assert!(stdout.contains(&format!("\"job\":\"{job}\",\"kind\":\"{job}\"")), "{job}: {stdout}");
+        assert!(stdout.contains(&format!("\"schedule\":\"{schedule}\"")), "{schedule}: {stdout}");
+    }
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    assert!(toml.contains("target = \"http://127.0.0.1:9555\""), "the probe follows --bind: {toml}");
+    let key = std::fs::metadata(home.join("offline/backup.key")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
+    assert!(std::fs::read_to_string(home.join("backup-recipients.txt")).unwrap().starts_with("age1"));
 }

@@ -83,9 +83,14 @@ impl Gm {
 }
 
 /// Creates a complete sandbox home (keys, signed genesis, gm.toml) without serving it.
+/// A quickstart sandbox in `dir/home`, without the default scheduled jobs (so test servers run
+/// none; tests/it/cron.rs checks the defaults on a sandbox of its own).
 pub fn sandbox(dir: &TempDir) -> PathBuf {
     let home = dir.join("home");
     Gm::new(&["quickstart", "--home", home.to_str().unwrap(), "--no-serve"]).expect(0);
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    let without_jobs = toml.split("# Scheduled jobs").next().unwrap().to_string();
+    std::fs::write(home.join("gm.toml"), without_jobs).unwrap();
     home
 }
 
