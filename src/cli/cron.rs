@@ -115,6 +115,25 @@ pub struct Scheduler {
     pub specs: Vec<JobSpec>,
     /// The ledger, metrics and log sink.
     pub recorder: Arc<LedgerRecorder>,
+    /// The gm home (absolute).
+    pub home: PathBuf,
+}
+
+impl Scheduler {
+    /// The textfiles the probe jobs write (their `gm_probe_*` series go on `/metrics`).
+    pub fn probe_textfiles(&self) -> Vec<PathBuf> {
+        self.settings
+            .jobs
+            .iter()
+            .filter(|j| matches!(j.kind, JobKind::Probe { .. }))
+            .map(|j| probe_textfile(&self.home, &j.name))
+            .collect()
+    }
+}
+
+/// Where probe job `name` writes its Prometheus textfile.
+fn probe_textfile(home: &Path, name: &str) -> PathBuf {
+    home.join(format!("probe-{name}.prom"))
 }
 
 /// Loads the job table of `home`; `None` home uses `$GM_HOME`, else /etc/gm.
@@ -131,7 +150,7 @@ pub fn load(home: Option<&Path>) -> Result<Scheduler, Error> {
     for j in &settings.jobs {
         metrics.declare(&j.name);
     }
-    Ok(Scheduler { settings, specs, recorder: Arc::new(LedgerRecorder { ledger: ledger_path(&db), metrics }) })
+    Ok(Scheduler { settings, specs, recorder: Arc::new(LedgerRecorder { ledger: ledger_path(&db), metrics }), home })
 }
 
 fn settings_db(home: &Path) -> Result<PathBuf, Error> {
@@ -392,6 +411,7 @@ fn command_for(job: &JobConfig, home: &Path, now: DateTime<Utc>) -> Result<Vec<S
             if let Some(f) = state_file {
                 v.extend(["--state-file".into(), s(f)]);
             }
+            v.extend(["--prom-textfile".into(), s(&probe_textfile(home, &job.name))]);
             return Ok(v);
         }
     }

@@ -19,6 +19,8 @@ pub struct OpsMetrics {
     pub db_path: PathBuf,
     /// The scheduler's counters, when it runs.
     pub jobs: Option<Arc<JobMetrics>>,
+    /// Textfiles written by scheduled probe jobs (`gm_probe_*` series).
+    pub probe_textfiles: Vec<PathBuf>,
 }
 
 impl OpsMetrics {
@@ -70,8 +72,40 @@ impl OpsMetrics {
             "Free share of the database filesystem (available to gm).",
             free_ratio(folder),
         );
+        let texts: Vec<String> = self.probe_textfiles.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
+        out.push_str(&merge_families(&texts, "gm_probe_"));
         out
     }
+}
+
+/// Merges Prometheus text files into one exposition: the series whose names start with `prefix`,
+/// each family's `# HELP`/`# TYPE` once, its samples together.
+fn merge_families(texts: &[String], prefix: &str) -> String {
+    let mut families: std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> = Default::default();
+    for text in texts {
+        for line in text.lines() {
+            let (name, is_meta) = match line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
+                Some(rest) => (rest.split_whitespace().next().unwrap_or_default(), true),
+                None => (line.split(['{', ' ']).next().unwrap_or_default(), false),
+            };
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let family = families.entry(name.to_string()).or_default();
+            let list = if is_meta { &mut family.0 } else { &mut family.1 };
+            if !(is_meta && list.iter().any(|l| l.get(..6) == line.get(..6))) {
+                list.push(line.to_string());
+            }
+        }
+    }
+    let mut out = String::new();
+    for (meta, samples) in families.values() {
+        for l in meta.iter().chain(samples) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: Option<f64>) {
@@ -88,6 +122,17 @@ pub fn free_ratio(path: &Path) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_textfiles_merge_into_one_family_each() {
+        let a = "# HELP gm_probe_success 1 when the check passed.\n# TYPE gm_probe_success gauge\ngm_probe_success{target=\"a\",check=\"healthz\"} 1\nother_metric 3\n".to_string();
+        let b = "# HELP gm_probe_success 1 when the check passed.\n# TYPE gm_probe_success gauge\ngm_probe_success{target=\"b\",check=\"healthz\"} 0\n".to_string();
+        assert_eq!(
+            merge_families(&[a, b], "gm_probe_"),
+            "# HELP gm_probe_success 1 when the check passed.\n# TYPE gm_probe_success gauge\n\
+             gm_probe_success{target=\"a\",check=\"healthz\"} 1\ngm_probe_success{target=\"b\",check=\"healthz\"} 0\n"
+        );
+    }
 
     #[test]
     fn free_ratio_is_a_share() {

@@ -166,6 +166,7 @@ fn serve_with_clock(
         ledger: super::backup::ledger_path(&settings.db_path),
         db_path: settings.db_path.clone(),
         jobs: scheduling.then(|| Arc::clone(&scheduler.recorder.metrics)),
+        probe_textfiles: scheduler.probe_textfiles(),
     };
     authority.set_extra_metrics(Box::new(move || ops.render()));
     let stop = install_signal_watch(server.shutdown_handle(), Arc::clone(&authority))?;
