@@ -18,4 +18,5 @@ pub mod logging;
 pub mod model;
 pub mod na;
 pub mod ops;
+pub mod probe;
 pub mod store;
