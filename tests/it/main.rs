@@ -13,6 +13,7 @@ mod harness;
 mod incident;
 mod keys;
 mod operators;
+mod probe;
 mod replay;
 mod serve;
 mod serve_limits;
