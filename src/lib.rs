@@ -18,5 +18,6 @@ pub mod logging;
 pub mod model;
 pub mod na;
 pub mod ops;
+pub mod probe;
 pub mod sched;
 pub mod store;

@@ -2,9 +2,19 @@
 
 use std::process::ExitCode;
 
-#[allow(clippy::print_stderr)]
+#[allow(clippy::print_stderr, clippy::print_stdout)]
 fn main() -> ExitCode {
-    let args: gm::cli::Args = argh::from_env();
+    let args = match gm::cli::parse_args(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(exit) if exit.is_error => {
+            eprintln!("{}", exit.output);
+            return ExitCode::from(exit.code);
+        }
+        Err(exit) => {
+            println!("{}", exit.output);
+            return ExitCode::from(exit.code);
+        }
+    };
     gm::cli::init_logging();
     match gm::cli::run(args) {
         Ok(code) => ExitCode::from(code),

@@ -1,6 +1,8 @@
 //! The one error a user sees. Every lower error converts in with `From`; [`Error`]'s `Display` renders
 //! every message (lowercase, the failing thing named, the cause last) and [`Error::hint`] the remedy.
-//! Exit codes are defined here once: 0 ok, 1 a check ran and said no, 2 the command could not run.
+//! Exit codes are defined here once: 0 ok, 1 a check ran and said no, 2 the command could not run;
+//! `gm probe` alone speaks Nagios (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), and every error it
+//! returns is UNKNOWN.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,12 +13,15 @@ use crate::crypto::CryptoError;
 use crate::http::HttpError;
 use crate::model::ModelError;
 use crate::ops::OpsError;
+use crate::probe::ProbeError;
 use crate::store::StoreError;
 
 /// Exit status: a check ran and said no (verify, readiness, drill mismatch).
 pub const EXIT_CHECK_FAILED: u8 = 1;
 /// Exit status: the command could not run (usage, config, I/O).
 pub const EXIT_CANNOT_RUN: u8 = 2;
+/// Exit status of `gm probe` when the probe itself could not run or decide: Nagios UNKNOWN.
+pub const EXIT_PROBE_UNKNOWN: u8 = 3;
 
 /// A user-facing failure.
 #[derive(Debug)]
@@ -80,6 +85,10 @@ pub enum Error {
         /// The message shown.
         message: String,
     },
+    /// The probe's own state file or textfile failed.
+    Probe(ProbeError),
+    /// Any error of `gm probe`: rendered as the inner error, exit 3 (Nagios UNKNOWN).
+    ProbeUnknown(Box<Error>),
 }
 
 impl Error {
@@ -99,9 +108,18 @@ impl Error {
         move |source| Error::Io { action, path, source }
     }
 
+    /// Wraps an error of `gm probe` so it exits UNKNOWN (3).
+    pub fn probe_unknown(e: Error) -> Error {
+        match e {
+            Error::ProbeUnknown(_) => e,
+            other => Error::ProbeUnknown(Box::new(other)),
+        }
+    }
+
     /// The process exit status.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Probe(_) | Error::ProbeUnknown(_) => EXIT_PROBE_UNKNOWN,
             Error::CheckFailed { .. } => EXIT_CHECK_FAILED,
             Error::Client(e) if e.is_refusal() => EXIT_CHECK_FAILED,
             _ => EXIT_CANNOT_RUN,
@@ -143,6 +161,10 @@ impl Error {
                     .to_string(),
             ),
             Error::Client(e) => super::admin::client_hint(e),
+            Error::Probe(ProbeError::StateCorrupt { .. }) => {
+                Some("delete the state file: the next run starts counting failures afresh".to_string())
+            }
+            Error::ProbeUnknown(inner) => inner.hint(),
             _ => None,
         }
     }
@@ -168,6 +190,8 @@ impl fmt::Display for Error {
             Error::Http(e) => write!(f, "{e}"),
             Error::Ops(e) => write!(f, "{e}"),
             Error::Client(e) => write!(f, "{e}"),
+            Error::Probe(e) => write!(f, "{e}"),
+            Error::ProbeUnknown(inner) => write!(f, "{inner}"),
         }
     }
 }
@@ -205,6 +229,12 @@ impl From<OpsError> for Error {
             OpsError::Store(e) => Error::Store(e),
             other => Error::Ops(other),
         }
+    }
+}
+
+impl From<ProbeError> for Error {
+    fn from(e: ProbeError) -> Error {
+        Error::Probe(e)
     }
 }
 

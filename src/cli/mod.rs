@@ -18,6 +18,7 @@ pub mod na_options;
 pub mod operator;
 pub mod ops_metrics;
 pub mod output;
+pub mod probe;
 pub mod progress;
 pub mod prune;
 pub mod quickstart;
@@ -25,9 +26,48 @@ pub mod serve;
 pub mod sign;
 pub mod treaty;
 
+use std::ffi::OsString;
+
 use argh::FromArgs;
 
 pub use error::Error;
+
+/// Why parsing the command line produced no [`Args`]: `--help` output (exit 0) or a parse error.
+#[derive(Debug)]
+pub struct ParseExit {
+    /// The text to print.
+    pub output: String,
+    /// True for a parse error (printed to stderr), false for help (stdout).
+    pub is_error: bool,
+    /// The exit status.
+    pub code: u8,
+}
+
+/// Parses `argv` (program name first) as argh's `from_env` does, except that a parse error of
+/// `gm probe` exits 3 (Nagios UNKNOWN) rather than 1 (WARNING): a mistyped flag in a monitoring
+/// config must not read as a warning about the NA.
+pub fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
+    let mut strings = Vec::with_capacity(argv.len());
+    for arg in argv {
+        let arg = arg.into_string().map_err(|bad| ParseExit {
+            output: format!("invalid UTF-8 in argument: {}", bad.to_string_lossy()),
+            is_error: true,
+            code: 1,
+        })?;
+        strings.push(arg);
+    }
+    let program = strings.first().map(std::path::Path::new).and_then(|p| p.file_name()).and_then(|n| n.to_str());
+    let program = program.unwrap_or("gm").to_string();
+    let rest: Vec<&str> = strings.iter().skip(1).map(String::as_str).collect();
+    Args::from_args(&[&program], &rest).map_err(|exit| match exit.status {
+        Ok(()) => ParseExit { output: exit.output, is_error: false, code: 0 },
+        Err(()) => ParseExit {
+            output: format!("{}\nRun {program} --help for more information.", exit.output),
+            is_error: true,
+            code: if rest.first() == Some(&"probe") { error::EXIT_PROBE_UNKNOWN } else { 1 },
+        },
+    })
+}
 
 /// gm: a Genesis Mesh managed sovereign in one binary (drop-in Network Authority server and ops toolkit).
 #[derive(FromArgs, Debug)]
@@ -53,6 +93,7 @@ enum Command {
     Join(join::JoinArgs),
     Treaty(treaty::TreatyArgs),
     Feed(feed::FeedArgs),
+    Probe(probe::ProbeArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -72,6 +113,7 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Join(a) => join::run(a),
         Command::Treaty(a) => treaty::run(a),
         Command::Feed(a) => feed::run(a),
+        Command::Probe(a) => probe::run(a),
     }
 }
 

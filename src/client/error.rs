@@ -166,12 +166,14 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// `5s`, `0.3s`: a duration as people read it in an error message.
+/// `5s`, `0.3s`: a duration as people read it in an error message, to the millisecond. A budget cut
+/// by an operation deadline is a few microseconds short of it (`0.999996766s`), which reads as noise.
 fn seconds(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
+    let ms = d.as_micros().saturating_add(500) / 1000;
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
     } else {
-        format!("{}s", d.as_secs_f64())
+        format!("{}s", ms as f64 / 1000.0)
     }
 }
 
@@ -192,6 +194,8 @@ mod tests {
             after: Duration::from_millis(300),
         };
         assert_eq!(e.to_string(), "timed out after 0.3s waiting for an answer from http://na/admin/invite");
+        assert_eq!(seconds(Duration::from_nanos(999_996_766)), "1s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
         let e = ClientError::Refused {
             method: "POST",
             url: "http://na/join".to_string(),

@@ -178,3 +178,26 @@ fn quickstart_ships_the_default_job_table() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
     assert!(std::fs::read_to_string(home.join("backup-recipients.txt")).unwrap().starts_with("age1"));
 }
+
+#[test]
+fn the_default_probe_job_checks_the_na_and_feeds_metrics() {
+    let dir = TempDir::new("cron-probe");
+    let home = dir.join("fresh");
+    let h = home.to_str().unwrap();
+    Gm::new(&["quickstart", "--home", h, "--no-serve"]).expect(0);
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    let toml = toml.replace("target = \"http://127.0.0.1:8443\"", &format!("target = \"http://{}\"", server.addr));
+    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    let (stdout, _) = Gm::new(&["cron", "run-once", "probe", "--home", h]).expect(0);
+    assert!(stdout.starts_with("probe: ok"), "{stdout}");
+    let metrics = server.get("/metrics").text();
+    for check in ["healthz", "readyz", "metrics", "connectome", "genesis", "crl"] {
+        assert!(
+            metrics.contains(&format!("gm_probe_success{{target=\"http://{}\",check=\"{check}\"}} 1", server.addr)),
+            "{check}: {metrics}"
+        );
+    }
+    promtool_accepts_gm_series(&metrics);
+    assert!(home.join("probe-state.json").exists(), "the consecutive-failure state is kept");
+}

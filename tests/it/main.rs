@@ -14,6 +14,7 @@ mod harness;
 mod incident;
 mod keys;
 mod operators;
+mod probe;
 mod prune;
 mod replay;
 mod serve;
