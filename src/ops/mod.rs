@@ -8,6 +8,7 @@ pub mod audit_export;
 pub mod backup;
 pub mod drill;
 pub mod error;
+pub mod gzip_members;
 pub mod incident;
 pub mod manifest;
 pub mod progress;

@@ -14,7 +14,7 @@ use crate::model::SignedObject;
 use crate::store::{schema, snapshot};
 
 use super::archive::{self, Key};
-use super::backup::{file_sha256, load_genesis, Scratch};
+use super::backup::{load_genesis, Scratch};
 use super::error::OpsError;
 use super::manifest::Manifest;
 
@@ -62,11 +62,12 @@ pub fn verify_into(
     _now: DateTime<Utc>,
 ) -> Result<VerifyReport, OpsError> {
     let mut r = VerifyReport { checks: Vec::new(), manifest: None };
-    match archive::extract(archive, key, scratch.path()) {
-        Ok(()) => r.pass("decrypt", "decrypted and unpacked"),
+    let digests = match archive::extract(archive, key, scratch.path()) {
+        Ok(digests) => digests,
         Err(OpsError::Io { action, path, source }) => return Err(OpsError::Io { action, path, source }),
         Err(e) => return Ok(r.fail("decrypt", e.to_string())),
-    }
+    };
+    r.pass("decrypt", "decrypted and unpacked");
     let dir = scratch.path();
     let manifest = match std::fs::read_to_string(dir.join("manifest.json"))
         .map_err(|e| e.to_string())
@@ -78,10 +79,10 @@ pub fn verify_into(
     r.pass("manifest", format!("{} backup of {}", manifest.created_at, manifest.network_name));
     r.manifest = Some(manifest.clone());
     let snap = dir.join("na.db");
-    if !snap.exists() {
+    // Hashed while it was unpacked (the same bytes that are now on disk).
+    let Some(sha) = digests.get("na.db").filter(|_| snap.exists()).cloned() else {
         return Ok(r.fail("snapshot_sha256", "the archive holds no na.db"));
-    }
-    let sha = file_sha256(&snap)?;
+    };
     if sha != manifest.snapshot_sha256 {
         return Ok(r.fail(
             "snapshot_sha256",
