@@ -138,6 +138,17 @@ impl Error {
             }
             Error::Ops(OpsError::MemoryDatabase) => Some("point --db-path at the NA's database file".to_string()),
             Error::Ops(OpsError::EmptyWindow { .. }) => Some("--since must be earlier than --until".to_string()),
+            Error::Ops(OpsError::Busy { .. }) => Some(
+                "a process holds an exclusive lock on the database (a sqlite3 shell or maintenance job with locking_mode=EXCLUSIVE, or a long write): let it finish and run the backup again, or raise --busy-timeout"
+                    .to_string(),
+            ),
+            Error::Ops(OpsError::Write { target, .. }) => {
+                let folder = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                Some(format!(
+                    "free space in {} (df -h) or raise its quota or file-size limit (ulimit -f), then run the backup again; no partial backup was left behind",
+                    folder.display()
+                ))
+            }
             Error::Client(e) => super::admin::client_hint(e),
             _ => None,
         }

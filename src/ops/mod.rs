@@ -8,6 +8,7 @@ pub mod audit_export;
 pub mod backup;
 pub mod drill;
 pub mod error;
+pub mod leftovers;
 pub mod manifest;
 pub mod restore;
 pub mod verify;
