@@ -29,7 +29,7 @@ use super::output::{line, Output};
     subcommand,
     name = "backup",
     example = "gm managed backup --home /etc/gm --recipient age1… --output-dir /var/backups/gm\ngm managed backup --home /etc/gm --recipients-file /etc/gm/backup-recipients.txt --output-dir /var/backups/gm --json\ngm managed backup --db-path na.db --output na-copy.db",
-    note = "Without a recipient or passphrase and with --output X.db, writes a plain SQLite online-backup copy exactly as upstream `managed backup` does. A host with only recipients can back up but not decrypt. Exit status: 0 done, 1 a check failed, 2 could not run."
+    note = "Without a recipient or passphrase and with --output X.db, writes a plain SQLite online-backup copy exactly as upstream `managed backup` does. A host with only recipients can back up but not decrypt. A run killed midway leaves no file under the final name; the next run into the same folder removes its scratch folder and temporary file. Exit status: 0 done, 1 a check failed, 2 could not run (also: database busy, disk full)."
 )]
 pub struct BackupArgs {
     /// age X25519 recipient (age1…), repeatable
@@ -50,6 +50,9 @@ pub struct BackupArgs {
     /// gzip level 0-9 (default 1)
     #[argh(option, default = "1")]
     level: u32,
+    /// seconds to wait while another process holds a lock on the database, then fail as busy (default 30)
+    #[argh(option, default = "30")]
+    busy_timeout: u64,
     /// database (default: the configured one)
     #[argh(option)]
     db_path: Option<PathBuf>,
@@ -60,6 +63,9 @@ pub struct BackupArgs {
     #[argh(switch)]
     json: bool,
 }
+
+/// The longest `--busy-timeout` accepted: a day.
+const MAX_BUSY_TIMEOUT_SECS: u64 = 86_400;
 
 /// Decrypt a backup into a private scratch folder and check it (manifest, hashes, integrity, schema, genesis, signatures).
 #[derive(FromArgs, Debug)]
@@ -227,6 +233,13 @@ pub(super) fn encryption_key(
 
 /// Runs `gm managed backup`.
 pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
+    if args.busy_timeout > MAX_BUSY_TIMEOUT_SECS {
+        return Err(Error::usage(
+            format!("--busy-timeout {} is longer than a day", args.busy_timeout),
+            format!("use 0 (fail at once) to {MAX_BUSY_TIMEOUT_SECS} seconds"),
+        ));
+    }
+    let busy_timeout = std::time::Duration::from_secs(args.busy_timeout);
     let s = settings(args.home.as_deref(), args.db_path.clone())?;
     let key = encryption(&args)?;
     let out = Output { json: args.json };
@@ -238,7 +251,7 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
                 "or pass --output X.db for an upstream-style plain copy",
             ));
         };
-        plain_backup(&s.db_path, output, started).map_err(ops_error)?;
+        plain_backup(&s.db_path, output, started, busy_timeout).map_err(ops_error)?;
         // Upstream's summary: indent 2, keys in this order.
         line(&format!(
             "{{\n  \"db_path\": {},\n  \"backup_path\": {}\n}}",
@@ -287,6 +300,7 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
         key,
         target,
         level: args.level,
+        busy_timeout,
     };
     match backup(&opts, started) {
         Ok(report) => {

@@ -160,6 +160,17 @@ impl Error {
                 "fix the cause (permissions, a read-only mount) and run the same gm managed prune again: it deletes only what the rules still drop"
                     .to_string(),
             ),
+            Error::Ops(OpsError::Busy { .. }) => Some(
+                "a process holds an exclusive lock on the database (a sqlite3 shell or maintenance job with locking_mode=EXCLUSIVE, or a long write): let it finish and run the backup again, or raise --busy-timeout"
+                    .to_string(),
+            ),
+            Error::Ops(OpsError::Write { target, .. }) => {
+                let folder = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                Some(format!(
+                    "free space in {} (df -h) or raise its quota or file-size limit (ulimit -f), then run the backup again; no partial backup was left behind",
+                    folder.display()
+                ))
+            }
             Error::Client(e) => super::admin::client_hint(e),
             Error::Probe(ProbeError::StateCorrupt { .. }) => {
                 Some("delete the state file: the next run starts counting failures afresh".to_string())

@@ -3,25 +3,31 @@
 //! a manifest, packed with the signed genesis and the operator public keys (never a private key),
 //! and encrypted with age. The archive is written under a temporary name in the target folder,
 //! fsynced and renamed, mode 0600, so no file carries the final name unless it is complete.
+//!
+//! A run killed with SIGKILL leaves its scratch folder and temporary file behind; the next run into
+//! the same folder removes them first ([`super::leftovers`]). A database another process keeps
+//! locked fails the run with [`OpsError::Busy`] after `busy_timeout`; a failed write (full disk,
+//! file-size limit) fails it with [`OpsError::Write`], leaving no partial output.
 
 use std::fs::File;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use crate::crypto::digest::{hex, sha256_hex};
 use crate::crypto::json::parse_str;
-use crate::files::atomic::{sync_parent, tmp_path};
+use crate::files::atomic::sync_parent;
 use crate::files::private::create_new_private;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::isoformat_utc;
 use crate::model::SignedObject;
-use crate::store::{snapshot, OpenMode, Store};
+use crate::store::{snapshot, OpenMode, Store, StoreError};
 
 use super::archive::{self, Key};
 use super::error::{io, OpsError};
+use super::leftovers::{self, remove_with_sidecars, tmp_path};
 use super::manifest::Manifest;
 
 /// Where the archive goes.
@@ -46,6 +52,8 @@ pub struct BackupOptions {
     pub target: Target,
     /// gzip level (0–9). Defaults to 1 in the CLI.
     pub level: u32,
+    /// How long to wait for another process's lock on the database. Defaults to 30 s in the CLI.
+    pub busy_timeout: Duration,
 }
 
 /// What a backup produced.
@@ -63,8 +71,12 @@ pub struct BackupReport {
     pub duration_ms: u128,
 }
 
-/// A private scratch folder removed on drop.
-pub struct Scratch(PathBuf);
+/// A private scratch folder removed on drop. While it exists the process holds an OS lock on it,
+/// which tells [`leftovers::remove_stale`] in another process that it is in use.
+pub struct Scratch {
+    path: PathBuf,
+    _lock: Option<File>,
+}
 
 impl Scratch {
     /// Creates a mode-0700 folder `prefix-<pid>-<nanos>` inside `parent`.
@@ -75,18 +87,20 @@ impl Scratch {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
         b.create(&path).map_err(io("create scratch folder", &path))?;
-        Ok(Scratch(path))
+        // Best effort: without the lock, the pid in the name still marks the folder as in use.
+        let lock = File::open(&path).ok().filter(|f| f.try_lock().is_ok());
+        Ok(Scratch { path, _lock: lock })
     }
 
     /// The folder.
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -108,17 +122,19 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>) -> Result<BackupReport, 
         Target::File(p) => p.clone(),
         Target::Dir(d) => d.join(format!("gm-{}-{}.tar.gz.age", genesis.network_name, now.format("%Y%m%dT%H%M%SZ"))),
     };
-    if final_path.exists() {
-        return Err(OpsError::Refused {
-            reason: format!("refusing to overwrite existing backup {}", final_path.display()),
-        });
-    }
-    let folder = final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    refuse_existing(&final_path)?;
+    let folder = parent_folder(&final_path);
     std::fs::create_dir_all(&folder).map_err(io("create folder", &folder))?;
+    remove_leftovers(&folder, ".gm-backup");
     let scratch = Scratch::new(&folder, ".gm-backup")?;
     let snap = scratch.path().join("na.db");
-    let store = Store::open(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
-    store.read(|c| snapshot::online_backup(c, &snap, |_, _| {}))?;
+    let store =
+        Store::open_with_busy_timeout(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now), opts.busy_timeout)
+            .map_err(|e| busy_or(e, &opts.db_path, opts.busy_timeout))?;
+    store
+        .read(|c| snapshot::online_backup(c, &snap, opts.busy_timeout, |_, _| {}))
+        .map_err(|e| busy_or(e, &opts.db_path, opts.busy_timeout))
+        .map_err(|e| write_failure(e, &final_path, "snapshot"))?;
     drop(store);
     let conn = snapshot::open_immutable(&snap)?;
     if let Err(problem) = snapshot::integrity_check(&conn)? {
@@ -142,32 +158,16 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>) -> Result<BackupReport, 
     let manifest_path = scratch.path().join("manifest.json");
     let mut text = crate::crypto::canonical::to_pretty_string(&manifest.to_value());
     text.push('\n');
-    std::fs::write(&manifest_path, text).map_err(io("write", &manifest_path))?;
+    std::fs::write(&manifest_path, text)
+        .map_err(io("write", &manifest_path))
+        .map_err(|e| write_failure(e, &final_path, "manifest"))?;
     let mut files: Vec<(&str, &Path)> =
         vec![("na.db", &snap), ("manifest.json", &manifest_path), ("genesis.signed.json", &opts.genesis_file)];
     if let Some(ops) = opts.operators_file.as_deref().filter(|p| p.exists()) {
         files.push(("operators.json", ops));
     }
-    let tmp = tmp_path(&final_path);
-    let _ = std::fs::remove_file(&tmp);
-    let out = create_new_private(&tmp).map_err(io("create", &tmp))?;
-    let written =
-        archive::write(out, &opts.key, &files, opts.level).and_then(|f| f.sync_all().map_err(io("fsync", &tmp)));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    if final_path.exists() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(OpsError::Refused {
-            reason: format!("refusing to overwrite existing backup {}", final_path.display()),
-        });
-    }
-    std::fs::rename(&tmp, &final_path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        OpsError::Io { action: "rename", path: final_path.clone(), source: e }
-    })?;
-    sync_parent(&final_path);
+    write_archive(&final_path, &opts.key, &files, opts.level)?;
+    drop(scratch);
     let size = std::fs::metadata(&final_path).map_err(io("read", &final_path))?.len();
     Ok(BackupReport {
         sha256: file_sha256(&final_path)?,
@@ -178,21 +178,109 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>) -> Result<BackupReport, 
     })
 }
 
+fn refuse_existing(final_path: &Path) -> Result<(), OpsError> {
+    if final_path.exists() {
+        return Err(OpsError::Refused {
+            reason: format!("refusing to overwrite existing backup {}", final_path.display()),
+        });
+    }
+    Ok(())
+}
+
+fn parent_folder(path: &Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+}
+
+/// Removes what killed runs left in `folder` and says so in the log (paths only, never content).
+pub(super) fn remove_leftovers(folder: &Path, scratch_prefix: &str) {
+    for path in leftovers::remove_stale(folder, scratch_prefix) {
+        log::warn!(target: "gm::ops", "removed {}, left behind by an interrupted gm run", path.display());
+    }
+}
+
+/// A lock another process held for the whole timeout becomes [`OpsError::Busy`].
+fn busy_or(e: StoreError, db: &Path, waited: Duration) -> OpsError {
+    if e.is_busy() {
+        OpsError::Busy { db: db.to_path_buf(), waited }
+    } else {
+        OpsError::Store(e)
+    }
+}
+
+/// A failure to write the output (not a refusal, a busy source or a failed check) becomes
+/// [`OpsError::Write`], which names the backup and the step.
+fn write_failure(e: OpsError, target: &Path, step: &'static str) -> OpsError {
+    let is_write = match &e {
+        OpsError::Io { .. } | OpsError::Archive { .. } | OpsError::Crypto { .. } => true,
+        OpsError::Store(s) => s.is_write_failure(),
+        _ => false,
+    };
+    if is_write {
+        OpsError::Write { target: target.to_path_buf(), step, source: Box::new(e) }
+    } else {
+        e
+    }
+}
+
+/// Encrypts `files` into `<final>.gm-backup-<pid>.tmp` (locked while written), fsyncs it and renames
+/// it to `final_path`; the temporary file is removed on every error.
+fn write_archive(final_path: &Path, key: &Key, files: &[(&str, &Path)], level: u32) -> Result<(), OpsError> {
+    let tmp = tmp_path(final_path);
+    let _ = std::fs::remove_file(&tmp);
+    let out =
+        create_new_private(&tmp).map_err(io("create", &tmp)).map_err(|e| write_failure(e, final_path, "archive"))?;
+    // Best effort: without the lock, the pid in the name still marks the file as in use.
+    let _ = out.try_lock();
+    let written = archive::write(out, key, files, level).and_then(|f| f.sync_all().map_err(io("fsync", &tmp)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(write_failure(e, final_path, "archive"));
+    }
+    if let Err(e) = refuse_existing(final_path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, final_path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        write_failure(
+            OpsError::Io { action: "rename", path: final_path.to_path_buf(), source: e },
+            final_path,
+            "rename",
+        )
+    })?;
+    sync_parent(final_path);
+    Ok(())
+}
+
 /// Upstream-compatible plain backup: an online-backup copy of the database at `output` (no
 /// encryption, no manifest), written atomically.
-pub fn plain_backup(db_path: &Path, output: &Path, now: DateTime<Utc>) -> Result<(), OpsError> {
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io("create folder", parent))?;
-    }
+pub fn plain_backup(db_path: &Path, output: &Path, now: DateTime<Utc>, busy_timeout: Duration) -> Result<(), OpsError> {
+    let folder = parent_folder(output);
+    std::fs::create_dir_all(&folder).map_err(io("create folder", &folder))?;
+    remove_leftovers(&folder, ".gm-backup");
+    let store = Store::open_with_busy_timeout(db_path, OpenMode::ReadOnly, &isoformat_utc(now), busy_timeout)
+        .map_err(|e| busy_or(e, db_path, busy_timeout))?;
+    store
+        .read(|c| Ok(snapshot_file(c, output, busy_timeout)))
+        .map_err(OpsError::from)?
+        .map_err(|e| match e {
+            OpsError::Store(s) => busy_or(s, db_path, busy_timeout),
+            other => other,
+        })
+        .map_err(|e| write_failure(e, output, "snapshot"))
+}
+
+/// Writes an online-backup copy of `src` to `output`: `<output>.gm-backup-<pid>.tmp`, fsync, rename,
+/// fsync the folder. The temporary file and its SQLite side files are removed on every error.
+pub fn snapshot_file(src: &rusqlite::Connection, output: &Path, busy_timeout: Duration) -> Result<(), OpsError> {
     let tmp = tmp_path(output);
-    let _ = std::fs::remove_file(&tmp);
-    let store = Store::open(db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
-    let result = store.read(|c| snapshot::online_backup(c, &tmp, |_, _| {})).map_err(OpsError::from).and_then(|()| {
+    remove_with_sidecars(&tmp);
+    let result = snapshot::online_backup(src, &tmp, busy_timeout, |_, _| {}).map_err(OpsError::from).and_then(|()| {
         File::options().write(true).open(&tmp).and_then(|f| f.sync_all()).map_err(io("fsync", &tmp))?;
         std::fs::rename(&tmp, output).map_err(io("rename", output))
     });
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        remove_with_sidecars(&tmp);
     }
     result?;
     sync_parent(output);

@@ -71,6 +71,23 @@ pub enum OpsError {
         /// How many backups the plan dropped.
         planned: usize,
     },
+    /// Another process kept the database locked for the whole busy timeout.
+    Busy {
+        /// The database.
+        db: PathBuf,
+        /// How long gm waited.
+        waited: std::time::Duration,
+    },
+    /// Writing a backup failed (a full disk, a quota or file-size limit, a failing device); the
+    /// partial output was removed.
+    Write {
+        /// The backup being written.
+        target: PathBuf,
+        /// The step that failed (`snapshot`, `manifest`, `archive`, `rename`).
+        step: &'static str,
+        /// The cause.
+        source: Box<OpsError>,
+    },
     /// A stored audit row cannot be read back.
     BadAuditRow {
         /// The row's `created_at` column.
@@ -112,6 +129,15 @@ impl fmt::Display for OpsError {
                 "could not finish pruning {}: {failed} failure(s) while deleting {planned} backup(s), each listed above",
                 dir.display()
             ),
+            OpsError::Busy { db, waited } => write!(
+                f,
+                "database {} is busy: another process kept it locked for the whole {} s busy timeout",
+                db.display(),
+                waited.as_secs()
+            ),
+            OpsError::Write { target, step, source } => {
+                write!(f, "cannot write backup {} ({step} step): {source}", target.display())
+            }
             OpsError::BadAuditRow { created_at, problem } => {
                 write!(f, "cannot read the audit event created at {created_at:?}: {problem}")
             }
@@ -124,6 +150,7 @@ impl std::error::Error for OpsError {
         match self {
             OpsError::Io { source, .. } => Some(source),
             OpsError::Store(e) => Some(e),
+            OpsError::Write { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

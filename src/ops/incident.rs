@@ -134,7 +134,7 @@ pub fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleReport, 
 
     let snap = dir.join("na.db");
     let store = Store::open(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
-    store.read(|c| snapshot::online_backup(c, &snap, |_, _| {}))?;
+    store.read(|c| snapshot::online_backup(c, &snap, crate::store::BUSY_TIMEOUT, |_, _| {}))?;
     drop(store);
     let conn = snapshot::open_immutable(&snap)?;
     if let Err(problem) = snapshot::integrity_check(&conn)? {
@@ -151,7 +151,7 @@ pub fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleReport, 
         let ledger_snap = dir.join("gm-ops.db");
         let src = rusqlite::Connection::open_with_flags(&opts.ledger_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|source| crate::store::StoreError::Open { path: opts.ledger_path.clone(), source })?;
-        snapshot::online_backup(&src, &ledger_snap, |_, _| {})?;
+        snapshot::online_backup(&src, &ledger_snap, crate::store::BUSY_TIMEOUT, |_, _| {})?;
         entries.push(("gm-ops.db".into(), ledger_snap));
     }
     let views_dir = dir.join("views");

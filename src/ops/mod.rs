@@ -10,6 +10,7 @@ pub mod drill;
 pub mod error;
 pub mod gzip_members;
 pub mod incident;
+pub mod leftovers;
 pub mod manifest;
 pub mod progress;
 pub mod prune;

@@ -4,8 +4,15 @@
 //! check; upstream plain `.db` backups: integrity, schema, tables, signatures), refuses a backup of
 //! another sovereign unless told otherwise, takes the pre-restore copy with the online backup API,
 //! carries over nonces younger than 600 s so a captured request cannot be replayed after the
-//! restore, moves the old `-wal`/`-shm` aside as evidence, and swaps the file in atomically while
-//! keeping the target's mode and owner.
+//! restore, folds the old database's WAL (or hot journal) into its main file and moves any side
+//! file left aside, and swaps the file in atomically while keeping the target's mode and owner.
+//!
+//! Killed at any moment (SIGKILL, power loss), a restore leaves the target either the old database
+//! or the new one, whole: the new file is built as `<db>.restore-tmp` and renamed in, and the old
+//! WAL is folded into the old main file first, so moving the `-wal` aside before the rename loses
+//! nothing. The next restore removes the killed run's temporary file (with its SQLite side files,
+//! whose stale `-journal` would otherwise be rolled back into the next temporary file) and its
+//! scratch folder ([`super::leftovers`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -16,11 +23,12 @@ use chrono::{DateTime, Duration, Utc};
 use crate::files::atomic::sync_parent;
 use crate::files::lock::{try_lock_db, LockError};
 use crate::model::timestamp::isoformat_utc;
-use crate::store::{schema, snapshot, OpenMode, Store};
+use crate::store::{schema, snapshot, OpenMode, Store, BUSY_TIMEOUT};
 
 use super::archive::Key;
-use super::backup::Scratch;
+use super::backup::{remove_leftovers, snapshot_file, Scratch};
 use super::error::{io, OpsError};
+use super::leftovers::remove_with_sidecars;
 use super::verify::{check_signed_material, verify_into, VerifyReport};
 
 /// What to restore.
@@ -76,6 +84,11 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<RestoreRepor
         }
         Err(LockError::Io { path, source }) => return Err(OpsError::Io { action: "lock", path, source }),
     };
+    // The database lock is ours: no other restore of this database runs, so its temporary file is
+    // a leftover whatever its age.
+    let tmp = restore_tmp_path(&opts.db_path);
+    remove_with_sidecars(&tmp);
+    remove_leftovers(&folder, ".gm-restore");
     let scratch = Scratch::new(&folder, ".gm-restore")?;
     let (snap, verification, na_key) = if is_age(&opts.backup)? {
         let key = opts.key.as_ref().ok_or_else(|| OpsError::Refused {
@@ -113,8 +126,9 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<RestoreRepor
         if let Some(pre) = &opts.pre_restore_backup {
             if let Some(parent) = pre.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(io("create folder", parent))?;
+                remove_leftovers(parent, ".gm-backup");
             }
-            store.read(|c| snapshot::online_backup(c, pre, |_, _| {}))?;
+            store.read(|c| Ok(snapshot_file(c, pre, BUSY_TIMEOUT)))??;
         }
         let since = isoformat_utc(now - Duration::seconds(600));
         nonces = store.read(|c| {
@@ -125,22 +139,23 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<RestoreRepor
             }
         })?;
     }
-    let tmp = opts.db_path.with_file_name(format!(
-        "{}.restore-tmp",
-        opts.db_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
-    ));
-    let _ = std::fs::remove_file(&tmp);
     let result = place(&snap, &tmp, &nonces, &opts.db_path, exists);
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        remove_with_sidecars(&tmp);
     }
     result?;
+    if exists && ["-wal", "-journal"].iter().any(|side| sidecar(&opts.db_path, side).exists()) {
+        if let Err(e) = snapshot::fold_journal(&opts.db_path, BUSY_TIMEOUT) {
+            remove_with_sidecars(&tmp);
+            return Err(e.into());
+        }
+    }
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
     let mut moved_aside = Vec::new();
-    for side in ["-wal", "-shm"] {
-        let mut p = opts.db_path.as_os_str().to_os_string();
-        p.push(side);
-        let p = PathBuf::from(p);
+    // After the fold these hold nothing the main file lacks; left beside the new file they would
+    // be applied to it.
+    for side in ["-wal", "-shm", "-journal"] {
+        let p = sidecar(&opts.db_path, side);
         if p.exists() {
             let mut aside = p.as_os_str().to_os_string();
             aside.push(format!(".pre-restore-{stamp}"));
@@ -157,6 +172,20 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<RestoreRepor
         nonces_carried: nonces.len(),
         moved_aside,
     })
+}
+
+/// SQLite's side file `<db><side>` (`-wal`, `-shm`, `-journal`).
+fn sidecar(db: &Path, side: &str) -> PathBuf {
+    let mut p = db.as_os_str().to_os_string();
+    p.push(side);
+    PathBuf::from(p)
+}
+
+/// `<db>.restore-tmp`: where the new database is built before it is renamed over `db`.
+fn restore_tmp_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".restore-tmp");
+    db.with_file_name(name)
 }
 
 /// Copies the snapshot to `tmp`, adds the carried-over nonces, matches the target's mode and

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What went wrong with the database.
 #[derive(Debug)]
@@ -42,6 +43,13 @@ pub enum StoreError {
     },
     /// No connection became free within the busy timeout.
     PoolTimeout,
+    /// Another process kept the database locked for the whole busy timeout.
+    Busy {
+        /// The operation that waited.
+        op: &'static str,
+        /// How long it waited.
+        waited: Duration,
+    },
     /// The writer thread failed or stopped.
     Writer {
         /// What happened.
@@ -65,6 +73,35 @@ impl StoreError {
     pub fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
         move |source| StoreError::Sqlite { op, source }
     }
+
+    /// True when another connection's lock stopped the operation (`SQLITE_BUSY`, `SQLITE_LOCKED`),
+    /// after the busy timeout ran out.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            StoreError::Busy { .. } => true,
+            StoreError::Open { source, .. } | StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+
+    /// True when SQLite could not write or create a file (`SQLITE_FULL`, `SQLITE_IOERR`,
+    /// `SQLITE_CANTOPEN`): a full disk, a quota or file-size limit, or a failing device.
+    pub fn is_write_failure(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                )
+            ),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -82,6 +119,9 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Sqlite { op, source } => write!(f, "database error while {op}: {source}"),
             StoreError::PoolTimeout => write!(f, "no database connection became free within the busy timeout"),
+            StoreError::Busy { op, waited } => {
+                write!(f, "database busy while {op}: still locked by another process after {} s", waited.as_secs())
+            }
             StoreError::Writer { problem } => write!(f, "database write failed: {problem}"),
             StoreError::ReadOnly => write!(f, "the database was opened read-only"),
             StoreError::CorruptRow { table, key, problem } => {

@@ -47,6 +47,7 @@ pub struct Store {
     path: PathBuf,
     mode: OpenMode,
     max_connections: usize,
+    busy_timeout: Duration,
     idle: Mutex<PoolState>,
     freed: Condvar,
     writer: Option<writer::Writer>,
@@ -68,6 +69,17 @@ impl Store {
     /// six migrations) and a newer schema is refused; in [`OpenMode::ReadOnly`] the file must exist.
     /// `applied_at` is the isoformat time recorded for migrations.
     pub fn open(path: &Path, mode: OpenMode, applied_at: &str) -> Result<Store, StoreError> {
+        Store::open_with_busy_timeout(path, mode, applied_at, BUSY_TIMEOUT)
+    }
+
+    /// [`Store::open`] with connections that wait at most `busy_timeout` for another process's lock
+    /// (a backup's `--busy-timeout`) instead of upstream's 30 s.
+    pub fn open_with_busy_timeout(
+        path: &Path,
+        mode: OpenMode,
+        applied_at: &str,
+        busy_timeout: Duration,
+    ) -> Result<Store, StoreError> {
         let memory = path.as_os_str() == ":memory:";
         if mode == OpenMode::ReadOnly && !memory && !path.exists() {
             return Err(StoreError::Missing { path: path.to_path_buf() });
@@ -79,6 +91,7 @@ impl Store {
             // Four readers: reads are short (the heartbeat path reads on the writer), and each
             // connection costs page cache and schema memory, so more would only grow the RSS.
             max_connections: if memory { 1 } else { 4 },
+            busy_timeout,
             idle: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             freed: Condvar::new(),
             writer: None,
@@ -167,7 +180,7 @@ impl Store {
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags)
             .map_err(|source| StoreError::Open { path: self.path.clone(), source })?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(StoreError::sqlite("setting busy_timeout"))?;
+        conn.busy_timeout(self.busy_timeout).map_err(StoreError::sqlite("setting busy_timeout"))?;
         // Room for every statement gm prepares, so none is re-parsed per request.
         conn.set_prepared_statement_cache_capacity(64);
         // A modest page cache per pooled reader keeps the RSS bounded with 32 connections.

@@ -3,7 +3,7 @@
 //! snapshot that never creates or modifies a file.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{backup::Backup, Connection, OpenFlags};
 
@@ -11,26 +11,70 @@ use super::error::StoreError;
 use super::schema;
 
 /// Copies the whole database behind `src` into a new file at `dest` while other connections keep
-/// writing; `progress(done_pages, total_pages)` is called between steps.
-pub fn online_backup(src: &Connection, dest: &Path, mut progress: impl FnMut(i32, i32)) -> Result<(), StoreError> {
+/// writing; `progress(done_pages, total_pages)` is called between steps. A step that finds the
+/// source locked by another process (`SQLITE_BUSY`, e.g. a connection in `locking_mode =
+/// EXCLUSIVE`; in WAL mode ordinary writers never block it) is retried until `busy_timeout` has
+/// passed since the copy began, then the copy fails with [`StoreError::Busy`].
+pub fn online_backup(
+    src: &Connection,
+    dest: &Path,
+    busy_timeout: Duration,
+    mut progress: impl FnMut(i32, i32),
+) -> Result<(), StoreError> {
+    let started = Instant::now();
     let mut dst = Connection::open(dest).map_err(|source| StoreError::Open { path: dest.to_path_buf(), source })?;
     let backup = Backup::new(src, &mut dst).map_err(StoreError::sqlite("starting the online backup"))?;
     loop {
-        match backup.step(1024).map_err(StoreError::sqlite("copying pages"))? {
+        match backup.step(1024).map_err(|e| StoreError::Sqlite { op: "copying pages", source: without_message(e) })? {
             rusqlite::backup::StepResult::Done => break,
             rusqlite::backup::StepResult::More => {
                 let p = backup.progress();
                 progress(p.pagecount - p.remaining, p.pagecount);
             }
-            rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+            // Busy, Locked (and any future non-error result): wait, within the timeout.
+            _ => {
+                if started.elapsed() >= busy_timeout {
+                    return Err(StoreError::Busy { op: "copying pages", waited: busy_timeout });
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            _ => std::thread::sleep(Duration::from_millis(20)),
         }
     }
     drop(backup);
     // The copy is a standalone file: rollback journal, no WAL side files left behind.
     dst.execute_batch("PRAGMA journal_mode = DELETE").map_err(StoreError::sqlite("finishing the snapshot"))?;
+    Ok(())
+}
+
+/// A failed step reports the destination connection's message, which is "not an error" (the error
+/// belongs to the backup object); the result code alone says what happened ("database or disk is
+/// full", "disk I/O error").
+fn without_message(e: rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, _) => rusqlite::Error::SqliteFailure(code, None),
+        other => other,
+    }
+}
+
+/// Folds a database's WAL into its main file (`PRAGMA wal_checkpoint(TRUNCATE)`) and rolls back a
+/// hot rollback journal, so the main file alone holds every committed transaction. Restore runs
+/// this before it moves the old `-wal` aside and renames the new file in: a restore killed between
+/// those two steps then leaves the old database whole, not its main file without its last commits.
+/// Waits at most `busy_timeout` for other connections.
+pub fn fold_journal(path: &Path, busy_timeout: Duration) -> Result<(), StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+    conn.busy_timeout(busy_timeout).map_err(StoreError::sqlite("setting busy_timeout"))?;
+    // Reading recovers a hot journal or WAL first.
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+        .map_err(StoreError::sqlite("opening the database to fold its journal"))?;
+    let blocked: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("folding the WAL into the database"))?;
+    if blocked != 0 {
+        return Err(StoreError::Busy { op: "folding the WAL into the database", waited: busy_timeout });
+    }
     Ok(())
 }
 
