@@ -15,6 +15,7 @@ use crate::crypto::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::ops::archive::{self, Key};
 use crate::ops::backup::{backup, load_genesis, plain_backup, BackupOptions, Scratch, Target};
+use crate::ops::progress::Progress as _;
 use crate::ops::restore::{restore, RestoreOptions};
 use crate::ops::verify::verify_into;
 use crate::ops::OpsError;
@@ -302,7 +303,10 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
         level: args.level,
         busy_timeout,
     };
-    match backup(&opts, started) {
+    let progress = super::progress::Terminal::for_stderr();
+    let done = backup(&opts, started, &progress);
+    progress.finish();
+    match done {
         Ok(report) => {
             let manifest = report.manifest.to_value();
             record(
@@ -373,7 +377,10 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     }
     let (started, took) = (SystemClock.now(), Instant::now());
     let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
-    let report = verify_into(&args.backup, &key, &scratch, started).map_err(ops_error)?;
+    let progress = super::progress::Terminal::for_stderr();
+    let report = verify_into(&args.backup, &key, &scratch, started, &progress);
+    progress.finish();
+    let report = report.map_err(ops_error)?;
     let ok = report.ok();
     let checks: Vec<Value> = report
         .checks
@@ -395,7 +402,10 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
         ("checks".to_string(), Value::Array(checks)),
         ("ok".to_string(), Value::Bool(ok)),
     ]));
-    if let Ok(s) = settings(args.home.as_deref(), None) {
+    // Recorded only where a gm home is configured: verifying a copy on a laptop records nothing.
+    let configured =
+        config::resolve_home(args.home.as_deref(), &Env::from_process()).join(config::CONFIG_FILE).exists();
+    if let Some(s) = settings(args.home.as_deref(), None).ok().filter(|_| configured) {
         record(
             &s.db_path,
             started,
@@ -439,7 +449,10 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         expected_na_key,
         allow_different_genesis: args.allow_different_genesis,
     };
-    match restore(&opts, started) {
+    let progress = super::progress::Terminal::for_stderr();
+    let restored = restore(&opts, started, &progress);
+    progress.finish();
+    match restored {
         Ok(report) => {
             record(
                 &s.db_path,

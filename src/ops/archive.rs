@@ -13,6 +13,7 @@ use crate::crypto::digest::hex;
 
 use super::error::{io, OpsError};
 use super::gzip_members::{default_workers, MemberReader, MemberWriter};
+use super::progress::{Counting, Progress, Silent};
 
 /// Names an archive may hold.
 pub const ENTRIES: [&str; 4] = ["na.db", "manifest.json", "genesis.signed.json", "operators.json"];
@@ -67,38 +68,102 @@ pub fn read_passphrase(path: &Path) -> Result<Key, OpsError> {
     Ok(Key::Passphrase(SecretString::from(line)))
 }
 
-/// Writes the encrypted archive of `files` (`(name, path)`) into `out`, gzip level `level`.
-pub fn write(out: File, key: &Key, files: &[(&str, &Path)], level: u32) -> Result<File, OpsError> {
-    let encryptor = match key {
-        Key::Recipients(rs) => age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| OpsError::Crypto { problem: format!("cannot encrypt: {e}") })?,
-        Key::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
-        Key::Identities(_) => {
-            return Err(OpsError::Crypto { problem: "an identity decrypts; pass recipients to encrypt".into() })
-        }
-    };
-    let encrypted =
-        encryptor.wrap_output(out).map_err(|e| OpsError::Crypto { problem: format!("cannot encrypt: {e}") })?;
-    // Multi-member gzip deflated on every core (gzip_members.rs); stock `gzip` and `tar` read it.
-    let gz = MemberWriter::new(encrypted, level, default_workers())
-        .map_err(|e| OpsError::Archive { problem: format!("cannot start compression: {e}") })?;
-    let mut tar = tar::Builder::new(gz);
-    tar.mode(tar::HeaderMode::Deterministic);
-    // A snapshot the online backup API wrote can have holes; tar's default would store it as a GNU
-    // sparse entry, which `extract` refuses (regular files only). Holes read back as zeros.
-    tar.sparse(false);
-    for (name, path) in files {
-        let mut f = File::open(path).map_err(io("read", path))?;
-        tar.append_file(name, &mut f).map_err(io("archive", path))?;
+/// An archive being written: tar, multi-member gzip on every core (`gzip_members.rs`; stock
+/// `gzip` and `tar` read it), age encryption, into `W`. Entries are appended one by one, so a
+/// caller can stream the large snapshot first and add the manifest once it is known.
+pub struct ArchiveWriter<W: Write> {
+    tar: tar::Builder<MemberWriter<age::stream::StreamWriter<W>>>,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Starts an archive encrypted with `key` (recipients or passphrase), gzip level `level`.
+    pub fn new(out: W, key: &Key, level: u32) -> Result<ArchiveWriter<W>, OpsError> {
+        let encryptor = match key {
+            Key::Recipients(rs) => age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| OpsError::Crypto { problem: format!("cannot encrypt: {e}") })?,
+            Key::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
+            Key::Identities(_) => {
+                return Err(OpsError::Crypto { problem: "an identity decrypts; pass recipients to encrypt".into() })
+            }
+        };
+        let encrypted =
+            encryptor.wrap_output(out).map_err(|e| OpsError::Crypto { problem: format!("cannot encrypt: {e}") })?;
+        let gz = MemberWriter::new(encrypted, level, default_workers())
+            .map_err(|e| OpsError::Archive { problem: format!("cannot start compression: {e}") })?;
+        let mut tar = tar::Builder::new(gz);
+        tar.mode(tar::HeaderMode::Deterministic);
+        // A snapshot the online backup API wrote can have holes; tar's default would store it as a
+        // GNU sparse entry, which `extract` refuses (regular files only). Holes read back as zeros.
+        tar.sparse(false);
+        Ok(ArchiveWriter { tar })
     }
-    let gz =
-        tar.into_inner().map_err(|e| OpsError::Archive { problem: format!("cannot finish the tar stream: {e}") })?;
-    let encrypted =
-        gz.finish().map_err(|e| OpsError::Archive { problem: format!("cannot finish compression: {e}") })?;
-    let mut file =
-        encrypted.finish().map_err(|e| OpsError::Crypto { problem: format!("cannot finish encryption: {e}") })?;
-    file.flush().map_err(|e| OpsError::Archive { problem: e.to_string() })?;
-    Ok(file)
+
+    /// Appends the file at `path` as entry `name`, reporting its bytes to `progress`.
+    pub fn append(&mut self, name: &str, path: &Path, progress: &dyn Progress) -> Result<(), OpsError> {
+        let file = File::open(path).map_err(io("read", path))?;
+        let meta = file.metadata().map_err(io("read", path))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata_in_mode(&meta, tar::HeaderMode::Deterministic);
+        header.set_size(meta.len());
+        let reader = Counting::new(file, "archive", meta.len(), progress);
+        self.tar.append_data(&mut header, name, reader).map_err(io("archive", path))
+    }
+
+    /// Finishes the tar, gzip and age streams and returns the output.
+    pub fn finish(self) -> Result<W, OpsError> {
+        let gz = self
+            .tar
+            .into_inner()
+            .map_err(|e| OpsError::Archive { problem: format!("cannot finish the tar stream: {e}") })?;
+        let encrypted =
+            gz.finish().map_err(|e| OpsError::Archive { problem: format!("cannot finish compression: {e}") })?;
+        let mut out =
+            encrypted.finish().map_err(|e| OpsError::Crypto { problem: format!("cannot finish encryption: {e}") })?;
+        out.flush().map_err(|e| OpsError::Archive { problem: e.to_string() })?;
+        Ok(out)
+    }
+}
+
+/// Writes the encrypted archive of `files` (`(name, path)`) into `out`, gzip level `level`.
+pub fn write<W: Write>(out: W, key: &Key, files: &[(&str, &Path)], level: u32) -> Result<W, OpsError> {
+    let mut w = ArchiveWriter::new(out, key, level)?;
+    for (name, path) in files {
+        w.append(name, path, &Silent)?;
+    }
+    w.finish()
+}
+
+/// A writer that hashes (SHA-256) and counts what passes through it, so an archive's digest needs
+/// no second read of the file.
+pub struct Hashing<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    len: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Hashing<W> {
+        Hashing { inner, hasher: sha2::Digest::new(), len: 0 }
+    }
+
+    /// The inner writer, the hex digest and the byte count.
+    pub fn finish(self) -> (W, String, u64) {
+        (self.inner, crate::crypto::digest::hex(&sha2::Digest::finalize(self.hasher)), self.len)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The SHA-256 (hex) of each unpacked entry, by name: hashed while writing, so checking the
@@ -106,11 +171,13 @@ pub fn write(out: File, key: &Key, files: &[(&str, &Path)], level: u32) -> Resul
 pub type EntryDigests = std::collections::BTreeMap<String, String>;
 
 /// Decrypts and unpacks `archive` into the private folder `dir` (only the expected names).
-pub fn extract(archive: &Path, key: &Key, dir: &Path) -> Result<EntryDigests, OpsError> {
+pub fn extract(archive: &Path, key: &Key, dir: &Path, progress: &dyn Progress) -> Result<EntryDigests, OpsError> {
     let file = File::open(archive).map_err(io("read", archive))?;
-    let decryptor = age::Decryptor::new_buffered(BufReader::new(file)).map_err(|e| OpsError::Crypto {
-        problem: format!("{} is not an age-encrypted gm backup: {e}", archive.display()),
-    })?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let decryptor = age::Decryptor::new_buffered(BufReader::new(Counting::new(file, "decrypt", total, progress)))
+        .map_err(|e| OpsError::Crypto {
+            problem: format!("{} is not an age-encrypted gm backup: {e}", archive.display()),
+        })?;
     let scrypt_id;
     let reader: Box<dyn Read> = match key {
         Key::Identities(ids) => Box::new(
@@ -261,7 +328,8 @@ mod tests {
         write(out, &Key::Recipients(vec![id.to_public()]), &[("na.db", &db)], 1).unwrap();
         let unpacked = dir.join("out");
         std::fs::create_dir(&unpacked).unwrap();
-        let digests = extract(&dir.join("a.tar.gz.age"), &Key::Identities(vec![Box::new(id)]), &unpacked).unwrap();
+        let digests =
+            extract(&dir.join("a.tar.gz.age"), &Key::Identities(vec![Box::new(id)]), &unpacked, &Silent).unwrap();
         let original = std::fs::read(&db).unwrap();
         assert_eq!(std::fs::read(unpacked.join("na.db")).unwrap(), original);
         assert_eq!(digests.get("na.db"), Some(&crate::crypto::digest::sha256_hex(&original)));

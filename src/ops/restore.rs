@@ -29,6 +29,7 @@ use super::archive::Key;
 use super::backup::{remove_leftovers, snapshot_file, Scratch};
 use super::error::{io, OpsError};
 use super::leftovers::remove_with_sidecars;
+use super::progress::Progress;
 use super::verify::{check_signed_material, verify_into, VerifyReport};
 
 /// What to restore.
@@ -61,7 +62,7 @@ pub struct RestoreReport {
 }
 
 /// Restores per `opts`.
-pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<RestoreReport, OpsError> {
+pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progress) -> Result<RestoreReport, OpsError> {
     if let Some(pre) = &opts.pre_restore_backup {
         if pre.exists() {
             return Err(OpsError::Refused {
@@ -94,7 +95,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<RestoreRepor
         let key = opts.key.as_ref().ok_or_else(|| OpsError::Refused {
             reason: "this backup is encrypted: pass --identity FILE or --passphrase-file FILE".into(),
         })?;
-        let report = verify_into(&opts.backup, key, &scratch, now)?;
+        let report = verify_into(&opts.backup, key, &scratch, now, progress)?;
         if !report.ok() {
             let failed = report
                 .checks

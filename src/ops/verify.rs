@@ -17,6 +17,7 @@ use super::archive::{self, Key};
 use super::backup::{load_genesis, Scratch};
 use super::error::OpsError;
 use super::manifest::Manifest;
+use super::progress::Progress;
 
 /// One named check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,9 +61,10 @@ pub fn verify_into(
     key: &Key,
     scratch: &Scratch,
     _now: DateTime<Utc>,
+    progress: &dyn Progress,
 ) -> Result<VerifyReport, OpsError> {
     let mut r = VerifyReport { checks: Vec::new(), manifest: None };
-    let digests = match archive::extract(archive, key, scratch.path()) {
+    let digests = match archive::extract(archive, key, scratch.path(), progress) {
         Ok(digests) => digests,
         Err(OpsError::Io { action, path, source }) => return Err(OpsError::Io { action, path, source }),
         Err(e) => return Ok(r.fail("decrypt", e.to_string())),

@@ -23,10 +23,17 @@ pub fn online_backup(
 ) -> Result<(), StoreError> {
     let started = Instant::now();
     let mut dst = Connection::open(dest).map_err(|source| StoreError::Open { path: dest.to_path_buf(), source })?;
+    // The copy is a new file nothing reads until it is complete; callers that keep it (plain and
+    // pre-restore copies) fsync it themselves, so SQLite's own per-commit fsyncs are skipped.
+    dst.pragma_update(None, "synchronous", "OFF").map_err(StoreError::sqlite("configuring the backup copy"))?;
     let backup = Backup::new(src, &mut dst).map_err(StoreError::sqlite("starting the online backup"))?;
     loop {
         match backup.step(1024).map_err(|e| StoreError::Sqlite { op: "copying pages", source: without_message(e) })? {
-            rusqlite::backup::StepResult::Done => break,
+            rusqlite::backup::StepResult::Done => {
+                let p = backup.progress();
+                progress(p.pagecount, p.pagecount);
+                break;
+            }
             rusqlite::backup::StepResult::More => {
                 let p = backup.progress();
                 progress(p.pagecount - p.remaining, p.pagecount);

@@ -333,3 +333,45 @@ fn restore_drill_serves_the_backup_in_a_scratch_folder_and_records_it() {
     assert_eq!(stdout.matches("\"kind\":\"drill\"").count(), 2, "{stdout}");
     assert!(stdout.contains("\"outcome\":\"ok\"") && stdout.contains("\"outcome\":\"failed\""), "{stdout}");
 }
+
+#[test]
+fn progress_shows_on_a_terminal_and_never_in_pipes() {
+    let dir = TempDir::new("progress");
+    let home = sandbox(&dir);
+    let (recipient, key) = identity(&dir);
+    drop(GmServer::start(&home, &[]));
+    // Not a terminal (the test's pipes): stderr stays empty.
+    let out = dir.join("quiet");
+    let (_, stderr) = Gm::new(&[
+        "managed",
+        "backup",
+        "--home",
+        home.to_str().unwrap(),
+        "--recipient",
+        &recipient,
+        "--output-dir",
+        out.to_str().unwrap(),
+    ])
+    .expect(0);
+    assert_eq!(stderr, "");
+    // A terminal (util-linux `script` gives the command a pty): the phases show, then the line clears.
+    let tty = dir.join("tty");
+    let command = format!(
+        "{} managed backup --home {} --recipient {} --output-dir {} && {} managed verify --identity {} {}/*.age",
+        crate::harness::GM,
+        home.display(),
+        recipient,
+        tty.display(),
+        crate::harness::GM,
+        key.display(),
+        tty.display()
+    );
+    let run = Command::new("script").args(["-qec", &command, "/dev/null"]).env_remove("GM_HOME").output();
+    let Ok(run) = run else { panic!("util-linux `script` is needed for the terminal test") };
+    let shown = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(run.status.success(), "{shown}");
+    for phase in ["snapshot:", "archive:", "decrypt:"] {
+        assert!(shown.contains(phase), "{phase} in {shown:?}");
+    }
+    assert!(shown.contains("\r\u{1b}[K"), "the progress line is cleared: {shown:?}");
+}
