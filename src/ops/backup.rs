@@ -81,7 +81,9 @@ pub struct Scratch {
 
 impl Scratch {
     /// Creates a mode-0700 folder `prefix-<pid>-<nanos>` inside `parent`.
+    /// Stale folders of the same prefix that killed runs left in `parent` are removed first.
     pub fn new(parent: &Path, prefix: &str) -> Result<Scratch, OpsError> {
+        remove_leftovers(parent, prefix);
         let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
         let path = parent.join(format!("{prefix}-{}-{nanos}", std::process::id()));
         let mut b = std::fs::DirBuilder::new();

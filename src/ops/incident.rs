@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::crypto::canonical::to_pretty_string;
 use crate::crypto::json::{Map, Value};
-use crate::files::atomic::{sync_parent, tmp_path};
+use crate::files::atomic::sync_parent;
 use crate::files::private::create_new_private;
 use crate::model::timestamp::isoformat_utc;
 use crate::store::{snapshot, OpenMode, Store};
@@ -29,6 +29,7 @@ use crate::store::{snapshot, OpenMode, Store};
 use super::archive::{self, Key};
 use super::audit_export::{self, ExportFormat, ExportOptions, REDACTION_RULE_VERSION};
 use super::backup::{file_sha256, Scratch};
+use super::leftovers::tmp_path;
 use super::error::{io, OpsError};
 
 /// The bundle format, recorded in its manifest.
