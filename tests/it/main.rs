@@ -14,6 +14,7 @@ mod harness;
 mod incident;
 mod keys;
 mod operators;
+mod packaging;
 mod probe;
 mod prune;
 mod replay;
