@@ -15,6 +15,7 @@ mod harness;
 mod incident;
 mod keys;
 mod operators;
+mod packaging;
 mod probe;
 mod prune;
 mod replay;

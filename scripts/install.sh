@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Installs gm on a systemd host: the binary as /usr/local/bin/gm, the `gm` system user and group,
+# /etc/gm (0750 root:gm, read-only to the service), /var/lib/gm and /var/lib/gm/backups (0700
+# gm:gm) and the units of systemd/ in /etc/systemd/system, then `systemctl daemon-reload` when
+# systemd is running and a unit changed. It neither enables nor starts anything and never touches
+# what is inside /etc/gm or /var/lib/gm.
+#
+# Idempotent: every step compares first and says "ok" when nothing needs doing; a second run
+# changes nothing and says so. --prefix DIR installs the same layout under DIR (a test root or a
+# package staging folder): there it creates no user and sets no owner, and prints what it would
+# have done instead, because the users and groups of DIR are not this host's.
+#
+# Usage: scripts/install.sh [--binary PATH] [--prefix DIR]
+#   --binary PATH  the gm to install (default: target/x86_64-unknown-linux-musl/release/gm from
+#                  scripts/build-static.sh, else target/release/gm; CARGO_TARGET_DIR is honoured)
+#   --prefix DIR   install under DIR instead of / (no useradd, no chown, no daemon-reload)
+# Exit status: 0 installed (or nothing to do), 2 could not install.
+set -euo pipefail
+# Parents that mkdir -p creates (usr/local/bin under a prefix) must stay traversable whatever the
+# caller's umask; the modes that matter are set explicitly below.
+umask 022
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+
+die() { echo "install: error: $1" >&2; [ -z "${2:-}" ] || echo "hint: $2" >&2; exit 2; }
+
+binary=""
+prefix=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --binary) [ $# -ge 2 ] || die "--binary needs a path"; binary="$2"; shift 2 ;;
+    --prefix) [ $# -ge 2 ] || die "--prefix needs a folder"; prefix="$2"; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1'" "scripts/install.sh [--binary PATH] [--prefix DIR]" ;;
+  esac
+done
+
+# Validate everything before the first change.
+if [ -z "$binary" ]; then
+  target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+  for candidate in "$target_dir/x86_64-unknown-linux-musl/release/gm" "$target_dir/release/gm"; do
+    if [ -x "$candidate" ]; then binary="$candidate"; break; fi
+  done
+  [ -n "$binary" ] || die "no built gm found under $target_dir" \
+    "build it with scripts/build-static.sh (or cargo build --release), or pass --binary PATH"
+fi
+if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then die "--binary $binary is not an executable file"; fi
+if [ -n "$prefix" ]; then
+  mkdir -p "$prefix" || die "cannot create the prefix folder $prefix"
+  prefix="$(cd "$prefix" && pwd)"
+  [ "$prefix" != / ] || prefix=""
+fi
+if [ -z "$prefix" ] && [ "$(id -u)" != 0 ]; then
+  die "installing into / needs root" "run it with sudo, or pass --prefix DIR to stage the layout elsewhere"
+fi
+units=("$repo"/systemd/*.service "$repo"/systemd/*.timer)
+[ -e "${units[0]}" ] || die "no unit files in $repo/systemd"
+
+changes=0
+units_changed=0
+say() { echo "$1"; }
+changed() { echo "$1"; changes=$((changes + 1)); }
+
+# The system user and group that run gm-na.service (no login, no home of its own).
+ensure_user() {
+  if [ -n "$prefix" ]; then
+    say "skip   user gm, group gm: not created under --prefix (would run: groupadd --system gm; useradd --system --gid gm --home-dir /var/lib/gm --no-create-home --shell /usr/sbin/nologin gm)"
+    return
+  fi
+  if getent group gm >/dev/null; then
+    say "ok     group gm"
+  else
+    groupadd --system gm || die "groupadd --system gm failed"
+    changed "added  group gm"
+  fi
+  if getent passwd gm >/dev/null; then
+    say "ok     user gm"
+  else
+    useradd --system --gid gm --home-dir /var/lib/gm --no-create-home --shell /usr/sbin/nologin \
+      --comment "Genesis Mesh Network Authority (gm)" gm || die "useradd --system gm failed"
+    changed "added  user gm"
+  fi
+}
+
+# ensure_dir PATH MODE OWNER: creates PATH, then fixes its mode and (outside --prefix) its owner.
+ensure_dir() {
+  local path="$prefix$1" mode="$2" owner="$3" what=()
+  if [ ! -d "$path" ]; then
+    mkdir -p "$path" || die "cannot create $path"
+    what+=("created")
+  fi
+  if [ "$(stat -c %a "$path")" != "${mode#0}" ]; then
+    chmod "$mode" "$path" || die "cannot chmod $mode $path"
+    what+=("mode $mode")
+  fi
+  if [ -z "$prefix" ]; then
+    if [ "$(stat -c %U:%G "$path")" != "$owner" ]; then
+      chown "$owner" "$path" || die "cannot chown $owner $path"
+      what+=("owner $owner")
+    fi
+  fi
+  local note=""
+  [ -z "$prefix" ] || note=" (owner $owner not set under --prefix)"
+  if [ ${#what[@]} -eq 0 ]; then
+    say "ok     $1 $mode$note"
+  else
+    local joined="${what[0]}" item
+    for item in "${what[@]:1}"; do joined+=", $item"; done
+    changed "dir    $1: $joined$note"
+  fi
+}
+
+# ensure_file SOURCE DEST MODE: installs SOURCE as DEST (root-owned) unless it is already identical.
+# The copy is renamed into place, so a running gm keeps its old binary and never sees half a file.
+ensure_file() {
+  local src="$1" dest="$prefix$2" mode="$3"
+  if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
+    if [ "$(stat -c %a "$dest")" = "${mode#0}" ]; then
+      say "ok     $2"
+      return 1
+    fi
+    chmod "$mode" "$dest" || die "cannot chmod $mode $dest"
+    changed "mode   $2 $mode"
+    return 0
+  fi
+  mkdir -p "$(dirname "$dest")" || die "cannot create $(dirname "$dest")"
+  install -m "$mode" "$src" "$dest.tmp" || die "cannot write $dest.tmp"
+  mv -f "$dest.tmp" "$dest" || { rm -f "$dest.tmp"; die "cannot rename $dest.tmp to $dest"; }
+  [ -n "$prefix" ] || chown root:root "$dest"
+  changed "file   $2 (from $src)"
+  return 0
+}
+
+ensure_user
+ensure_dir /etc/gm 0750 root:gm
+ensure_dir /var/lib/gm 0700 gm:gm
+ensure_dir /var/lib/gm/backups 0700 gm:gm
+ensure_file "$binary" /usr/local/bin/gm 0755 || true
+for unit in "${units[@]}"; do
+  if ensure_file "$unit" "/etc/systemd/system/$(basename "$unit")" 0644; then units_changed=1; fi
+done
+
+if [ "$units_changed" = 1 ]; then
+  if [ -n "$prefix" ]; then
+    say "skip   systemctl daemon-reload: not run under --prefix"
+  elif [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || die "systemctl daemon-reload failed"
+    say "done   systemctl daemon-reload"
+  else
+    say "skip   systemctl daemon-reload: systemd is not running here"
+  fi
+fi
+
+if [ "$changes" = 0 ]; then
+  echo "install: nothing to change, everything is already installed${prefix:+ under $prefix}"
+else
+  echo "install: $changes change(s)${prefix:+ under $prefix}"
+  cat <<'EOF'
+next: put gm.toml ([na] db_path = "/var/lib/gm/na.db", job folders under /var/lib/gm), the signed
+      genesis, keys/na.key (0600, owner gm) and operators.json in /etc/gm, then
+      systemctl enable --now gm-na.service && scripts/smoke.sh http://127.0.0.1:8443
+      gm-probe.service and gm-probe.timer belong on a host outside the NA's (see their comments).
+EOF
+fi
