@@ -115,8 +115,8 @@ pub struct Scheduler {
     pub specs: Vec<JobSpec>,
     /// The ledger, metrics and log sink.
     pub recorder: Arc<LedgerRecorder>,
-    /// The gm home (absolute).
-    pub home: PathBuf,
+    /// The folder of the database and the ops ledger.
+    pub state_dir: PathBuf,
 }
 
 impl Scheduler {
@@ -126,14 +126,20 @@ impl Scheduler {
             .jobs
             .iter()
             .filter(|j| matches!(j.kind, JobKind::Probe { .. }))
-            .map(|j| probe_textfile(&self.home, &j.name))
+            .map(|j| probe_textfile(&self.state_dir, &j.name))
             .collect()
     }
 }
 
-/// Where probe job `name` writes its Prometheus textfile.
-fn probe_textfile(home: &Path, name: &str) -> PathBuf {
-    home.join(format!("probe-{name}.prom"))
+/// Where probe job `name` writes its Prometheus textfile: beside the database and the ops ledger
+/// (the state folder the service may write; the gm home can be read-only).
+fn probe_textfile(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(format!("probe-{name}.prom"))
+}
+
+/// The folder of the NA database (and the ops ledger).
+fn state_dir(db_path: &Path) -> PathBuf {
+    db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
 }
 
 /// Loads the job table of `home`; `None` home uses `$GM_HOME`, else /etc/gm.
@@ -150,7 +156,12 @@ pub fn load(home: Option<&Path>) -> Result<Scheduler, Error> {
     for j in &settings.jobs {
         metrics.declare(&j.name);
     }
-    Ok(Scheduler { settings, specs, recorder: Arc::new(LedgerRecorder { ledger: ledger_path(&db), metrics }), home })
+    Ok(Scheduler {
+        settings,
+        specs,
+        recorder: Arc::new(LedgerRecorder { ledger: ledger_path(&db), metrics }),
+        state_dir: state_dir(&db),
+    })
 }
 
 fn settings_db(home: &Path) -> Result<PathBuf, Error> {
@@ -344,7 +355,8 @@ fn exec(args: ExecArgs) -> Result<u8, Error> {
         .iter()
         .find(|j| j.name == args.job)
         .ok_or_else(|| Error::usage(format!("no job named {:?}", args.job), "see `gm cron list`"))?;
-    let argv = command_for(job, &home, SystemClock.now())?;
+    let state = state_dir(&settings_db(&home)?);
+    let argv = command_for(job, &home, &state, SystemClock.now())?;
     let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let parsed = <super::Args as FromArgs>::from_args(&["gm"], &refs).map_err(|e| {
         Error::refused(
@@ -360,7 +372,7 @@ fn s(p: &Path) -> String {
 }
 
 /// The gm command line a job runs at `now`.
-fn command_for(job: &JobConfig, home: &Path, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
+fn command_for(job: &JobConfig, home: &Path, state_dir: &Path, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
     let mut v: Vec<String> = Vec::new();
     let key = |v: &mut Vec<String>, flag: &str, id: &Option<PathBuf>, pass: &Option<PathBuf>| match (id, pass) {
         (Some(f), _) => v.extend([flag.to_string(), s(f)]),
@@ -411,7 +423,7 @@ fn command_for(job: &JobConfig, home: &Path, now: DateTime<Utc>) -> Result<Vec<S
             if let Some(f) = state_file {
                 v.extend(["--state-file".into(), s(f)]);
             }
-            v.extend(["--prom-textfile".into(), s(&probe_textfile(home, &job.name))]);
+            v.extend(["--prom-textfile".into(), s(&probe_textfile(state_dir, &job.name))]);
             return Ok(v);
         }
     }
