@@ -135,6 +135,11 @@ ensure_dir /etc/gm 0750 root:gm
 ensure_dir /var/lib/gm 0700 gm:gm
 ensure_dir /var/lib/gm/backups 0700 gm:gm
 ensure_file "$binary" /usr/local/bin/gm 0755 || true
+# The incident runbooks, where `gm readiness` looks for them (its `runbooks` check).
+ensure_dir /etc/gm/runbooks 0755 root:root
+for runbook in "$repo"/docs/runbooks/*.md; do
+  ensure_file "$runbook" "/etc/gm/runbooks/$(basename "$runbook")" 0644 || true
+done
 for unit in "${units[@]}"; do
   if ensure_file "$unit" "/etc/systemd/system/$(basename "$unit")" 0644; then units_changed=1; fi
 done

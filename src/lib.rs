@@ -19,5 +19,6 @@ pub mod model;
 pub mod na;
 pub mod ops;
 pub mod probe;
+pub mod readiness;
 pub mod sched;
 pub mod store;

@@ -19,9 +19,11 @@ pub mod operator;
 pub mod ops_metrics;
 pub mod output;
 pub mod probe;
+pub mod profile;
 pub mod progress;
 pub mod prune;
 pub mod quickstart;
+pub mod readiness;
 pub mod serve;
 pub mod sign;
 pub mod treaty;
@@ -94,6 +96,8 @@ enum Command {
     Treaty(treaty::TreatyArgs),
     Feed(feed::FeedArgs),
     Probe(probe::ProbeArgs),
+    Profile(profile::ProfileArgs),
+    Readiness(readiness::ReadinessArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -114,6 +118,8 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Treaty(a) => treaty::run(a),
         Command::Feed(a) => feed::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::Profile(a) => profile::run(a),
+        Command::Readiness(a) => readiness::run(a),
     }
 }
 

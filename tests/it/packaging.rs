@@ -184,6 +184,11 @@ fn install_sh_under_a_prefix_lays_out_the_tree_and_a_second_run_changes_nothing(
         assert_eq!(mode(&installed), 0o644, "{}", installed.display());
         assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&unit).unwrap(), "{}", installed.display());
     }
+    let runbooks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbooks");
+    for runbook in std::fs::read_dir(&runbooks).unwrap().map(|e| e.unwrap().path()) {
+        let installed = root.join("etc/gm/runbooks").join(runbook.file_name().unwrap());
+        assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&runbook).unwrap(), "{}", installed.display());
+    }
     let before = snapshot(&root);
     assert!(!before.iter().any(|(p, _, _)| p.ends_with(".tmp")), "a .tmp file was left behind: {before:?}");
 

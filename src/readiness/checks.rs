@@ -1,0 +1,487 @@
+//! The checks: plain facts in ([`Evidence`], gathered by the CLI from the host, the database, the
+//! ops ledger and a live probe), verdicts out. Each check names what it rests on; a missing fact is
+//! a failure with the reason "no evidence", never a pass.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::profile::{Part, Profile};
+use super::report::{Check, Status};
+
+/// What the genesis file showed.
+#[derive(Debug, Clone)]
+pub struct GenesisFacts {
+    /// The file.
+    pub path: PathBuf,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// The network name.
+    pub network_name: String,
+    /// Every root signature verifies with the genesis root key (and there is one).
+    pub root_signed: bool,
+    /// The NA private key on the host (if any) matches the genesis NA key.
+    pub na_key_matches: Option<bool>,
+    /// The NA validity window.
+    pub na_valid_to: DateTime<Utc>,
+}
+
+/// An ops-ledger entry, as the checks need it.
+#[derive(Debug, Clone)]
+pub struct LedgerFact {
+    /// Row id.
+    pub id: i64,
+    /// backup, verify, drill, export, job, …
+    pub kind: String,
+    /// ok, failed, skipped, timeout.
+    pub outcome: String,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
+    /// The file or job it concerns.
+    pub artifact: Option<String>,
+    /// Its digest, when recorded.
+    pub sha256: Option<String>,
+}
+
+/// One probe check result.
+#[derive(Debug, Clone)]
+pub struct ProbeFact {
+    /// healthz, readyz, metrics, connectome, tls, …
+    pub check: String,
+    /// Passed.
+    pub ok: bool,
+    /// Why.
+    pub reason: String,
+    /// Days until the TLS certificate expires (tls check).
+    pub cert_expiry_days: Option<f64>,
+}
+
+/// A treaty nearing expiry.
+#[derive(Debug, Clone)]
+pub struct ExpiringTreaty {
+    /// Its id.
+    pub treaty_id: String,
+    /// The subject sovereign.
+    pub subject: String,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// A newer active treaty for the same subject exists.
+    pub has_successor: bool,
+}
+
+/// Everything the checks read.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// When the report is made.
+    pub now: DateTime<Utc>,
+    /// The genesis, or why it could not be read.
+    pub genesis: Result<GenesisFacts, String>,
+    /// The profile, or why it could not be read.
+    pub profile: Result<Profile, String>,
+    /// The NA private key file and its mode, if it exists.
+    pub na_key_file: (PathBuf, Option<u32>),
+    /// Valid operator public keys installed (or why they cannot be read).
+    pub operator_public_keys: Result<usize, String>,
+    /// Private key files (operator or root) found in the configured folders.
+    pub private_keys_found: Vec<PathBuf>,
+    /// The probe of the NA's endpoints, or why it could not run.
+    pub probe: Result<Vec<ProbeFact>, String>,
+    /// The probe target.
+    pub probe_target: String,
+    /// The ops ledger, newest first (or why it cannot be read).
+    pub ledger: Result<Vec<LedgerFact>, String>,
+    /// The newest audit export file and the result of re-checking its redaction.
+    pub export_redaction: Option<(PathBuf, Result<usize, String>)>,
+    /// The database: path, journal mode, or why it cannot be opened.
+    pub database: Result<(PathBuf, String), String>,
+    /// Runbooks folder and the expected runbooks missing from it.
+    pub runbooks: (PathBuf, Vec<&'static str>),
+    /// Scheduled jobs: (name, kind).
+    pub jobs: Result<Vec<(String, String)>, String>,
+    /// Free share of the database filesystem.
+    pub disk_free_ratio: Option<f64>,
+    /// Active treaties expiring within 7 days.
+    pub expiring_treaties: Result<Vec<ExpiringTreaty>, String>,
+}
+
+/// The runbooks that must be installed (operations.md §3).
+pub const RUNBOOKS: [&str; 5] =
+    ["operator-key-compromise.md", "na-key-compromise.md", "bad-treaty.md", "bad-revocation-feed.md", "db-failures.md"];
+
+/// Check ids in report order (CHECKLIST.md lists the same ids; a test compares them).
+pub const IDS: [&str; 16] = [
+    "genesis",
+    "sovereign",
+    "custody",
+    "operator_keys",
+    "durable_storage",
+    "endpoints",
+    "backup",
+    "restore_drill",
+    "audit_export",
+    "contacts",
+    "responsibility_matrix",
+    "scope",
+    "runbooks",
+    "scheduler",
+    "disk",
+    "expiry",
+];
+
+/// Evaluates every check.
+pub fn evaluate(e: &Evidence) -> Vec<Check> {
+    vec![
+        genesis(e),
+        profile_part(e, "sovereign", "sovereign name and policy intent recorded", Part::Sovereign),
+        custody(e),
+        operator_keys(e),
+        durable_storage(e),
+        endpoints(e),
+        backup(e),
+        restore_drill(e),
+        audit_export(e),
+        profile_part(e, "contacts", "incident-response contacts known", Part::Contacts),
+        profile_part(e, "responsibility_matrix", "responsibility matrix written and accepted", Part::Matrix),
+        profile_part(e, "scope", "billing, multi-tenancy and active-active HA acknowledged out of scope", Part::Scope),
+        runbooks(e),
+        scheduler(e),
+        disk(e),
+        expiry(e),
+    ]
+}
+
+fn fail(id: &'static str, title: &'static str, reason: impl Into<String>) -> Check {
+    Check::new(id, title, Status::Fail, reason)
+}
+
+fn genesis(e: &Evidence) -> Check {
+    const T: &str = "genesis signed by its root, NA key matches, valid 30 more days";
+    let g = match &e.genesis {
+        Ok(g) => g,
+        Err(why) => return fail("genesis", T, format!("no evidence: {why}")),
+    };
+    let base = |status, reason: String| {
+        Check::new("genesis", T, status, reason)
+            .with("file", g.path.display().to_string())
+            .with("sha256", &g.sha256)
+            .with("na_valid_to", g.na_valid_to.to_rfc3339())
+    };
+    if !g.root_signed {
+        return base(Status::Fail, "the genesis root signature is missing or does not verify".into());
+    }
+    if g.na_key_matches == Some(false) {
+        return base(Status::Fail, "the NA private key on the host does not match the genesis NA key".into());
+    }
+    let left = g.na_valid_to - e.now;
+    if left <= Duration::zero() {
+        return base(Status::Fail, format!("the NA validity ended at {}", g.na_valid_to.to_rfc3339()));
+    }
+    if left < Duration::days(30) {
+        return base(Status::Fail, format!("the NA validity ends within 30 days ({})", g.na_valid_to.to_rfc3339()));
+    }
+    base(Status::Pass, format!("{} signed by its root; NA valid {} more days", g.network_name, left.num_days()))
+}
+
+fn profile_part(e: &Evidence, id: &'static str, title: &'static str, part: Part) -> Check {
+    let p = match &e.profile {
+        Ok(p) => p,
+        Err(why) => return fail(id, title, format!("no evidence: {why}")),
+    };
+    let problems: Vec<String> = p.problems().into_iter().filter(|x| x.part == part).map(|x| x.field).collect();
+    if problems.is_empty() {
+        let c = Check::new(id, title, Status::Pass, "recorded in profile.toml");
+        match part {
+            Part::Contacts => c.with("contacts", p.contacts.len().to_string()),
+            Part::Scope => {
+                c.with("acknowledged_by", &p.scope.acknowledged_by).with("acknowledged_at", &p.scope.acknowledged_at)
+            }
+            Part::Sovereign => c.with("sovereign", &p.sovereign.name),
+            _ => c.with("areas", p.responsibility.len().to_string()),
+        }
+    } else {
+        fail(id, title, format!("profile.toml is missing {}", problems.join(", ")))
+    }
+}
+
+fn custody(e: &Evidence) -> Check {
+    const T: &str = "NA key custody model recorded and matching the host";
+    let p = match &e.profile {
+        Ok(p) => p,
+        Err(why) => return fail("custody", T, format!("no evidence: {why}")),
+    };
+    let (key_path, mode) = &e.na_key_file;
+    let c = |status, reason: String| {
+        Check::new("custody", T, status, reason)
+            .with("model", &p.custody.model)
+            .with("na_key_file", key_path.display().to_string())
+            .with("na_key_mode", mode.map_or("absent".to_string(), |m| format!("{m:04o}")))
+    };
+    let private_mode = mode.is_some_and(|m| m & 0o077 == 0);
+    match p.custody.model.as_str() {
+        "managed" | "split" if mode.is_none() => {
+            c(Status::Fail, format!("{} custody, but the NA key file is missing", p.custody.model))
+        }
+        "managed" | "split" if !private_mode => {
+            c(Status::Fail, "the NA key file is readable by group or others (must be 0600)".into())
+        }
+        "split" if !e.private_keys_found.is_empty() => c(
+            Status::Fail,
+            format!("split custody, but operator private key files are on the host: {}", paths(&e.private_keys_found)),
+        ),
+        "managed" | "split" => c(Status::Pass, format!("{} custody: NA key on the host, mode 0600", p.custody.model)),
+        "customer-held" if mode.is_some() => {
+            c(Status::Fail, "customer-held custody, but an NA private key is on the host".into())
+        }
+        "customer-held" => c(Status::Pass, "customer-held custody: no NA private key on the host".into()),
+        other => c(Status::Fail, format!("custody model {other:?} is not recorded (customer-held, managed or split)")),
+    }
+}
+
+fn paths(list: &[PathBuf]) -> String {
+    list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn operator_keys(e: &Evidence) -> Check {
+    const T: &str = "operator public keys installed, no operator private key on the host";
+    match &e.operator_public_keys {
+        Err(why) => fail("operator_keys", T, format!("no evidence: {why}")),
+        Ok(0) => fail("operator_keys", T, "no operator public key is installed (gm operator add)"),
+        Ok(n) if !e.private_keys_found.is_empty() => Check::new(
+            "operator_keys",
+            T,
+            Status::Fail,
+            format!(
+                "{n} public key(s), but private key files are readable on the host: {}",
+                paths(&e.private_keys_found)
+            ),
+        ),
+        Ok(n) => {
+            Check::new("operator_keys", T, Status::Pass, format!("{n} operator public key(s); no private key found"))
+                .with("public_keys", n.to_string())
+        }
+    }
+}
+
+fn durable_storage(e: &Evidence) -> Check {
+    const T: &str = "durable SQLite storage (a file in WAL mode)";
+    match &e.database {
+        Err(why) => fail("durable_storage", T, format!("no evidence: {why}")),
+        Ok((path, mode)) if mode.eq_ignore_ascii_case("wal") => {
+            Check::new("durable_storage", T, Status::Pass, "database file in WAL mode")
+                .with("db_path", path.display().to_string())
+        }
+        Ok((path, mode)) => Check::new("durable_storage", T, Status::Fail, format!("journal mode {mode}, not WAL"))
+            .with("db_path", path.display().to_string()),
+    }
+}
+
+fn endpoints(e: &Evidence) -> Check {
+    const T: &str = "/healthz, /readyz, /metrics, /connectome.json reachable";
+    let results = match &e.probe {
+        Ok(r) => r,
+        Err(why) => return fail("endpoints", T, format!("no evidence: the probe could not run: {why}")),
+    };
+    let needed = ["healthz", "readyz", "metrics", "connectome"];
+    let mut c = Check::new("endpoints", T, Status::Pass, format!("all four answer as expected at {}", e.probe_target))
+        .with("target", &e.probe_target);
+    for name in needed {
+        match results.iter().find(|r| r.check == name) {
+            Some(r) => {
+                c = c.with(name, if r.ok { "ok".to_string() } else { r.reason.clone() });
+                if !r.ok {
+                    c.status = Status::Fail;
+                    c.reason = format!("{name}: {}", r.reason);
+                }
+            }
+            None => {
+                c.status = Status::Fail;
+                c.reason = format!("{name} was not probed");
+            }
+        }
+    }
+    c
+}
+
+fn newest<'a>(e: &'a Evidence, kind: &str, ok: bool) -> Option<&'a LedgerFact> {
+    e.ledger.as_ref().ok()?.iter().find(|l| l.kind == kind && (!ok || l.outcome == "ok"))
+}
+
+fn file_name(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+fn backup(e: &Evidence) -> Check {
+    const T: &str = "a verified backup younger than 24 h";
+    if let Err(why) = &e.ledger {
+        return fail("backup", T, format!("no evidence: {why}"));
+    }
+    let Some(b) = newest(e, "backup", true) else {
+        return fail("backup", T, "no successful backup in the ops ledger");
+    };
+    let age = e.now - b.finished_at;
+    let artifact = b.artifact.clone().unwrap_or_default();
+    let verified = e.ledger.as_ref().ok().and_then(|l| {
+        l.iter().find(|v| {
+            v.kind == "verify"
+                && v.outcome == "ok"
+                && v.finished_at >= b.finished_at
+                && v.artifact.as_deref().is_some_and(|a| file_name(a) == file_name(&artifact))
+        })
+    });
+    let c = |status, reason: String| {
+        let c = Check::new("backup", T, status, reason)
+            .with("ledger_id", b.id.to_string())
+            .with("artifact", &artifact)
+            .with("finished_at", b.finished_at.to_rfc3339())
+            .with("sha256", b.sha256.clone().unwrap_or_default());
+        match verified {
+            Some(v) => c.with("verify_ledger_id", v.id.to_string()),
+            None => c,
+        }
+    };
+    let hours = age.num_minutes() as f64 / 60.0;
+    if age > Duration::hours(48) {
+        return c(Status::Fail, format!("the newest backup is {hours:.1} h old (over 48 h)"));
+    }
+    if verified.is_none() {
+        return c(Status::Fail, format!("the newest backup ({}) has not been verified", file_name(&artifact)));
+    }
+    if age > Duration::hours(24) {
+        return c(Status::Warn, format!("the newest backup is {hours:.1} h old (over 24 h)"));
+    }
+    c(Status::Pass, format!("backup {hours:.1} h old, verified"))
+}
+
+fn restore_drill(e: &Evidence) -> Check {
+    const T: &str = "a restore drill passed on a scratch database within 7 days";
+    if let Err(why) = &e.ledger {
+        return fail("restore_drill", T, format!("no evidence: {why}"));
+    }
+    match newest(e, "drill", true) {
+        None => fail("restore_drill", T, "no passed restore drill in the ops ledger (gm managed restore-drill)"),
+        Some(d) => {
+            let c = |status, reason: String| {
+                Check::new("restore_drill", T, status, reason)
+                    .with("ledger_id", d.id.to_string())
+                    .with("finished_at", d.finished_at.to_rfc3339())
+                    .with("backup", d.artifact.clone().unwrap_or_default())
+            };
+            let days = (e.now - d.finished_at).num_hours() as f64 / 24.0;
+            if e.now - d.finished_at > Duration::days(7) {
+                c(Status::Fail, format!("the last passed drill is {days:.1} days old"))
+            } else {
+                c(Status::Pass, format!("drill passed {days:.1} days ago"))
+            }
+        }
+    }
+}
+
+fn audit_export(e: &Evidence) -> Check {
+    const T: &str = "a redacted audit export within 24 h";
+    if let Err(why) = &e.ledger {
+        return fail("audit_export", T, format!("no evidence: {why}"));
+    }
+    let Some(x) = newest(e, "export", true) else {
+        return fail("audit_export", T, "no audit export in the ops ledger (gm managed audit-export)");
+    };
+    let c = |status, reason: String| {
+        Check::new("audit_export", T, status, reason)
+            .with("ledger_id", x.id.to_string())
+            .with("artifact", x.artifact.clone().unwrap_or_default())
+            .with("finished_at", x.finished_at.to_rfc3339())
+    };
+    if e.now - x.finished_at > Duration::hours(24) {
+        return c(Status::Fail, format!("the newest export is {} h old", (e.now - x.finished_at).num_hours()));
+    }
+    match &e.export_redaction {
+        None => c(Status::Fail, "no evidence: the export file could not be found to re-check its redaction".into()),
+        Some((_, Err(why))) => c(Status::Fail, format!("redaction re-check failed: {why}")),
+        Some((path, Ok(n))) => c(Status::Pass, format!("{n} events exported, redaction re-checked clean"))
+            .with("file", path.display().to_string()),
+    }
+}
+
+fn runbooks(e: &Evidence) -> Check {
+    const T: &str = "incident runbooks (keys, treaty, feed, database) installed";
+    let (dir, missing) = &e.runbooks;
+    if missing.is_empty() {
+        Check::new("runbooks", T, Status::Pass, format!("{} runbooks in {}", RUNBOOKS.len(), dir.display()))
+            .with("folder", dir.display().to_string())
+    } else {
+        fail("runbooks", T, format!("missing in {}: {}", dir.display(), missing.join(", ")))
+    }
+}
+
+fn scheduler(e: &Evidence) -> Check {
+    const T: &str = "backup, drill, export and probe jobs scheduled, none failing";
+    let jobs = match &e.jobs {
+        Ok(j) => j,
+        Err(why) => return fail("scheduler", T, format!("no evidence: {why}")),
+    };
+    let missing: Vec<&str> = ["backup", "restore-drill", "audit-export", "probe"]
+        .into_iter()
+        .filter(|k| !jobs.iter().any(|(_, kind)| kind == k))
+        .collect();
+    if !missing.is_empty() {
+        return fail("scheduler", T, format!("no job of kind {} in gm.toml [cron.jobs]", missing.join(", ")));
+    }
+    let failing: Vec<String> =
+        jobs.iter()
+            .filter_map(|(name, _)| {
+                let last = e.ledger.as_ref().ok()?.iter().find(|l| {
+                    l.kind == "job" && l.artifact.as_deref() == Some(name.as_str()) && l.outcome != "skipped"
+                })?;
+                (last.outcome != "ok").then(|| format!("{name} ({})", last.outcome))
+            })
+            .collect();
+    if failing.is_empty() {
+        Check::new("scheduler", T, Status::Pass, format!("{} jobs; no last run failed", jobs.len()))
+            .with("jobs", jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(","))
+    } else {
+        fail("scheduler", T, format!("last run failed: {}", failing.join(", ")))
+    }
+}
+
+fn disk(e: &Evidence) -> Check {
+    const T: &str = "disk free above 20 %";
+    match e.disk_free_ratio {
+        None => fail("disk", T, "no evidence: the database filesystem could not be measured"),
+        Some(r) => {
+            let pct = r * 100.0;
+            let status = if r < 0.10 {
+                Status::Fail
+            } else if r < 0.20 {
+                Status::Warn
+            } else {
+                Status::Pass
+            };
+            Check::new("disk", T, status, format!("{pct:.1} % free (warn under 20 %, fail under 10 %)"))
+                .with("free_ratio", format!("{r:.4}"))
+        }
+    }
+}
+
+fn expiry(e: &Evidence) -> Check {
+    const T: &str = "no TLS certificate or treaty expiring within 7 days without a successor";
+    let treaties = match &e.expiring_treaties {
+        Ok(t) => t,
+        Err(why) => return fail("expiry", T, format!("no evidence: {why}")),
+    };
+    let lapsing: Vec<String> = treaties
+        .iter()
+        .filter(|t| !t.has_successor && t.expires_at - e.now < Duration::days(7))
+        .map(|t| format!("treaty {} for {} (expires {})", t.treaty_id, t.subject, t.expires_at.to_rfc3339()))
+        .collect();
+    let tls = e.probe.as_ref().ok().and_then(|r| r.iter().find(|x| x.check == "tls")).and_then(|x| x.cert_expiry_days);
+    let mut c = if !lapsing.is_empty() {
+        fail("expiry", T, lapsing.join("; "))
+    } else if tls.is_some_and(|d| d < 7.0) {
+        fail("expiry", T, format!("the NA's TLS certificate expires in {:.1} days", tls.unwrap_or_default()))
+    } else {
+        Check::new("expiry", T, Status::Pass, format!("{} treaty(ies) checked; none lapsing", treaties.len()))
+    };
+    if let Some(d) = tls {
+        c = c.with("tls_expiry_days", format!("{d:.1}"));
+    }
+    c
+}
