@@ -29,8 +29,8 @@ use crate::store::{snapshot, OpenMode, Store};
 use super::archive::{self, Key};
 use super::audit_export::{self, ExportFormat, ExportOptions, REDACTION_RULE_VERSION};
 use super::backup::{file_sha256, Scratch};
-use super::leftovers::tmp_path;
 use super::error::{io, OpsError};
+use super::leftovers::tmp_path;
 
 /// The bundle format, recorded in its manifest.
 pub const FORMAT: &str = "gm-incident-bundle";
