@@ -174,6 +174,20 @@ pub(super) fn ops_error(e: OpsError) -> Error {
     }
 }
 
+/// Named checks as JSON: `[{"detail", "name", "ok"}]` (verify and drill reports).
+fn checks_value(checks: &[crate::ops::verify::Check]) -> Vec<Value> {
+    checks
+        .iter()
+        .map(|c| {
+            Value::Object(Map::from_iter([
+                ("detail".to_string(), Value::from(c.detail.as_str())),
+                ("name".to_string(), Value::from(c.name)),
+                ("ok".to_string(), Value::Bool(c.ok)),
+            ]))
+        })
+        .collect()
+}
+
 /// One ops-ledger entry as the commands describe it.
 pub(super) struct Record<'a> {
     pub(super) kind: &'a str,
@@ -382,17 +396,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     progress.finish();
     let report = report.map_err(ops_error)?;
     let ok = report.ok();
-    let checks: Vec<Value> = report
-        .checks
-        .iter()
-        .map(|c| {
-            Value::Object(Map::from_iter([
-                ("detail".to_string(), Value::from(c.detail.as_str())),
-                ("name".to_string(), Value::from(c.name)),
-                ("ok".to_string(), Value::Bool(c.ok)),
-            ]))
-        })
-        .collect();
+    let checks = checks_value(&report.checks);
     let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, args.backup.display());
     for c in &report.checks {
         text.push_str(&format!("\n  {} {:<16} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
@@ -617,17 +621,7 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     };
     let report = crate::ops::drill::drill(&opts, started).map_err(ops_error)?;
     let ok = report.ok();
-    let checks: Vec<Value> = report
-        .checks
-        .iter()
-        .map(|c| {
-            Value::Object(Map::from_iter([
-                ("detail".to_string(), Value::from(c.detail.as_str())),
-                ("name".to_string(), Value::from(c.name)),
-                ("ok".to_string(), Value::Bool(c.ok)),
-            ]))
-        })
-        .collect();
+    let checks = checks_value(&report.checks);
     let value = Value::Object(Map::from_iter([
         ("backup".to_string(), Value::from(backup.display().to_string())),
         ("checks".to_string(), Value::Array(checks)),

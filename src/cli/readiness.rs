@@ -33,12 +33,12 @@ const EXIT_COULD_NOT_RUN: u8 = 3;
 #[argh(
     subcommand,
     name = "readiness",
-    example = "gm readiness --home /etc/gm --target https://na.example.org\ngm readiness --home /etc/gm --format junit --output readiness.xml\ngm readiness --home /etc/gm --format json --output signed.json --sign --operator-key alice.key --operator-key-id alice-2026\ngm readiness verify signed.json --public-key alice.pub",
+    example = "gm readiness --home /etc/gm --target https://na.example.org\ngm readiness --home /etc/gm --format junit --output readiness.xml\ngm readiness --home /etc/gm --format json --output signed.json --sign --operator-key alice.key --operator-key-id alice-2026\ngm readiness sign report.json --operator-key alice.key --operator-key-id alice-2026\ngm readiness verify signed.json --public-key alice.pub",
     note = "Exit status: 0 every check passed, 1 only warnings, 2 a check failed, 3 the report could not be produced. CHECKLIST.md lists the checks and what proves each."
 )]
 pub struct ReadinessArgs {
     #[argh(subcommand)]
-    verify: Option<VerifyCommand>,
+    action: Option<ReportAction>,
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -65,6 +65,31 @@ pub struct ReadinessArgs {
     operator_key_id: Option<String>,
 }
 
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum ReportAction {
+    Sign(SignCommand),
+    Verify(VerifyCommand),
+}
+
+/// Sign a JSON readiness report made on the NA host, where the operator key must not be.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "sign")]
+pub struct SignCommand {
+    /// the JSON report (gm readiness --format json --output F)
+    #[argh(positional)]
+    report: PathBuf,
+    /// operator private key file
+    #[argh(option)]
+    operator_key: PathBuf,
+    /// its key id
+    #[argh(option)]
+    operator_key_id: String,
+    /// write the signed report here (default: replace REPORT)
+    #[argh(option)]
+    output: Option<PathBuf>,
+}
+
 /// Check a signed readiness report against an operator public key.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "verify", note = "Exit status: 0 the signature verifies, 1 it does not, 2 could not run.")]
@@ -79,8 +104,10 @@ pub struct VerifyCommand {
 
 /// Runs `gm readiness`.
 pub fn run(args: ReadinessArgs) -> Result<u8, Error> {
-    if let Some(v) = args.verify {
-        return verify(v);
+    match args.action {
+        Some(ReportAction::Verify(v)) => return verify(v),
+        Some(ReportAction::Sign(v)) => return sign_file(v),
+        None => {}
     }
     match produce(&args) {
         Ok(code) => Ok(code),
@@ -167,12 +194,43 @@ fn sign(value: &mut Value, args: &ReadinessArgs) -> Result<(), Error> {
     let (Some(key_file), Some(key_id)) = (&args.operator_key, &args.operator_key_id) else {
         return Err(Error::usage("--sign needs --operator-key and --operator-key-id", "see gm readiness --help"));
     };
+    sign_value(value, key_file, key_id)
+}
+
+fn sign_file(args: SignCommand) -> Result<u8, Error> {
+    let text = std::fs::read_to_string(&args.report).map_err(Error::io("read", &args.report))?;
+    let mut value = parse_str(&text).map_err(|e| {
+        Error::refused(
+            format!("{} is not JSON: {e}", args.report.display()),
+            "pass a report from gm readiness --format json",
+        )
+    })?;
+    let is_report = value.as_object().is_some_and(|m| m.get("checks").is_some() && m.get("ready").is_some());
+    if !is_report {
+        return Err(Error::refused(
+            format!("{} is not a readiness report", args.report.display()),
+            "pass a report from gm readiness --format json",
+        ));
+    }
+    if let Value::Object(m) = &mut value {
+        m.remove("signature");
+    }
+    sign_value(&mut value, &args.operator_key, &args.operator_key_id)?;
+    let out = args.output.unwrap_or(args.report);
+    let text = to_pretty_string(&value) + "\n";
+    crate::files::atomic::write_atomic(&out, text.as_bytes(), crate::files::atomic::Mode::Private, true)
+        .map_err(Error::io("write", &out))?;
+    super::output::line(&format!("signed: {}", out.display()));
+    Ok(0)
+}
+
+fn sign_value(value: &mut Value, key_file: &Path, key_id: &str) -> Result<(), Error> {
     let key = load_signing_key(key_file)?;
     let signature = key.sign_b64(canonical_string(value).as_bytes());
     if let Value::Object(m) = value {
         let mut sig = Map::new();
         sig.insert("algorithm", "ed25519");
-        sig.insert("key_id", key_id.as_str());
+        sig.insert("key_id", key_id);
         sig.insert("public_key", key.public_key().to_b64());
         sig.insert("value", signature);
         m.insert("signature", Value::Object(sig));
