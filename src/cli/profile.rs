@@ -31,7 +31,7 @@ enum ProfileAction {
     Check(CheckArgs),
 }
 
-/// Write a profile.toml template (every decision marked TODO).
+/// Write a profile.toml template (every decision marked FILL IN).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "init")]
 pub struct InitArgs {
@@ -134,7 +134,7 @@ fn init(args: InitArgs) -> Result<u8, Error> {
     crate::files::atomic::write_atomic(&path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
         .map_err(Error::io("write", &path))?;
     super::output::line(&path.display().to_string());
-    notice("fill in every TODO (with the customer), then run `gm profile check`");
+    notice("replace every FILL IN (with the customer), then run `gm profile check`");
     Ok(0)
 }
 

@@ -105,8 +105,14 @@ pub struct Evidence {
 }
 
 /// The runbooks that must be installed (operations.md §3).
-pub const RUNBOOKS: [&str; 5] =
-    ["operator-key-compromise.md", "na-key-compromise.md", "bad-treaty.md", "bad-revocation-feed.md", "db-failures.md"];
+pub const RUNBOOKS: [&str; 6] = [
+    "operator-key-compromise.md",
+    "na-key-compromise.md",
+    "bad-treaty.md",
+    "bad-revocation-feed.md",
+    "db-failures.md",
+    "db-restore.md",
+];
 
 /// Check ids in report order (CHECKLIST.md lists the same ids; a test compares them).
 pub const IDS: [&str; 16] = [

@@ -171,7 +171,7 @@ impl Profile {
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut need = |part: Part, field: &str, value: &str| {
-            if value.trim().is_empty() || value.contains("TODO") {
+            if value.trim().is_empty() || value.contains("FILL IN") {
                 out.push(Problem { part, field: field.to_string(), problem: "not filled in".to_string() });
             }
         };
@@ -237,21 +237,21 @@ impl Profile {
 }
 
 /// A profile template for `gm profile init`: the matrix prefilled with upstream's split, every
-/// decision left as `TODO` so an unfilled profile fails its checks.
+/// decision left as `FILL IN` so an unfilled profile fails its checks.
 pub fn template(sovereign: &str, model: &str) -> String {
     let mut t = format!(
         "# Sovereign profile: the decisions the pilot-readiness report (`gm readiness`) cannot measure.\n\
-         # Fill in every TODO; `gm profile check` lists what is missing.\n\n\
-         [sovereign]\nname = {sovereign:?}\npolicy_intent = \"TODO: the customer's policy intent, in their words\"\n\n\
+         # Replace every FILL IN; `gm profile check` lists what is missing.\n\n\
+         [sovereign]\nname = {sovereign:?}\npolicy_intent = \"FILL IN: the customer's policy intent, in their words\"\n\n\
          [custody]\n# customer-held | managed | split (split: the operator runs the NA, the customer controls the operator keys)\n\
-         model = {model:?}\noperator_keys_held_by = \"TODO\"\napproved_by = \"TODO\"\napproved_at = \"TODO: YYYY-MM-DD\"\n\n\
-         [[contacts]]\nname = \"TODO\"\nrole = \"incident commander\"\nchannel = \"TODO: phone / e-mail / pager\"\n\n\
+         model = {model:?}\noperator_keys_held_by = \"FILL IN\"\napproved_by = \"FILL IN\"\napproved_at = \"FILL IN: YYYY-MM-DD\"\n\n\
+         [[contacts]]\nname = \"FILL IN\"\nrole = \"incident commander\"\nchannel = \"FILL IN: phone / e-mail / pager\"\n\n\
          [scope]\n# Billing, multi-tenancy and active-active HA are not part of the pilot.\n\
-         out_of_scope_acknowledged = false\nacknowledged_by = \"TODO\"\nacknowledged_at = \"TODO\"\n"
+         out_of_scope_acknowledged = false\nacknowledged_by = \"FILL IN\"\nacknowledged_at = \"FILL IN\"\n"
     );
     for (area, operator, customer) in AREAS {
         t.push_str(&format!(
-            "\n[responsibility.{area}]\noperator = {operator:?}\ncustomer = {customer:?}\noperator_owner = \"TODO\"\ncustomer_owner = \"TODO\"\naccepted_by = \"TODO\"\naccepted_at = \"TODO\"\n"
+            "\n[responsibility.{area}]\noperator = {operator:?}\ncustomer = {customer:?}\noperator_owner = \"FILL IN\"\ncustomer_owner = \"FILL IN\"\naccepted_by = \"FILL IN\"\naccepted_at = \"FILL IN\"\n"
         ));
     }
     t
@@ -263,11 +263,11 @@ mod tests {
 
     fn filled() -> String {
         template("acme-mesh", "split")
-            .replace("\"TODO: the customer's policy intent, in their words\"", "\"admit only acme devices\"")
-            .replace("\"TODO: YYYY-MM-DD\"", "\"2026-11-20\"")
-            .replace("\"TODO: phone / e-mail / pager\"", "\"+1 555 0100\"")
+            .replace("\"FILL IN: the customer's policy intent, in their words\"", "\"admit only acme devices\"")
+            .replace("\"FILL IN: YYYY-MM-DD\"", "\"2026-11-20\"")
+            .replace("\"FILL IN: phone / e-mail / pager\"", "\"+1 555 0100\"")
             .replace("out_of_scope_acknowledged = false", "out_of_scope_acknowledged = true")
-            .replace("\"TODO\"", "\"Jane Doe\"")
+            .replace("\"FILL IN\"", "\"Jane Doe\"")
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod operators;
 mod packaging;
 mod probe;
 mod prune;
+mod readiness;
 mod replay;
 mod serve;
 mod serve_limits;

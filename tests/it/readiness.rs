@@ -1,0 +1,227 @@
+//! `gm readiness` and `gm profile` end to end: a sandbox made pilot-ready step by step (private keys
+//! moved off the host, profile filled in, backup + verify, drill and export run, runbooks
+//! installed) passes every check; the signed report verifies and a tampered one does not; JUnit
+//! output; a missing piece fails with the check named; no evidence is a failure; bad flags exit 3.
+//! CHECKLIST.md lists exactly the check ids the code evaluates.
+
+use std::path::Path;
+
+use age::secrecy::ExposeSecret;
+use gm::crypto::json::parse_str;
+
+use crate::harness::{Gm, GmServer, TempDir};
+
+fn filled_profile(home: &Path) {
+    let h = home.to_str().unwrap();
+    Gm::new(&["profile", "init", "--home", h]).expect(0);
+    let (stdout, _) = Gm::new(&["profile", "check", "--home", h]).expect(1);
+    assert!(stdout.contains("missing sovereign.policy_intent"), "{stdout}");
+    let text = std::fs::read_to_string(home.join("profile.toml")).unwrap();
+    let text = text
+        .replace("\"FILL IN: the customer's policy intent, in their words\"", "\"admit acme devices only\"")
+        .replace("\"FILL IN: YYYY-MM-DD\"", "\"2026-11-20\"")
+        .replace("\"FILL IN: phone / e-mail / pager\"", "\"+1 555 0100\"")
+        .replace("out_of_scope_acknowledged = false", "out_of_scope_acknowledged = true")
+        .replace("\"FILL IN\"", "\"Jane Doe\"");
+    std::fs::write(home.join("profile.toml"), text).unwrap();
+    let (stdout, _) = Gm::new(&["profile", "check", "--home", h]).expect(0);
+    assert!(stdout.contains("complete"), "{stdout}");
+}
+
+fn checks(json: &str) -> Vec<(String, String, String)> {
+    let v = parse_str(json).unwrap();
+    v.as_object()
+        .unwrap()
+        .get("checks")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let c = c.as_object().unwrap();
+            let s = |k: &str| c.get(k).unwrap().as_str().unwrap().to_string();
+            (s("id"), s("status"), s("reason"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
+    let dir = TempDir::new("readiness");
+    let home = dir.join("home");
+    let h = home.to_str().unwrap();
+    Gm::new(&["quickstart", "--home", h, "--no-serve"]).expect(0);
+    // The root and operator private keys leave the host (customer-held).
+    let offline = dir.join("customer");
+    std::fs::create_dir_all(&offline).unwrap();
+    for f in ["root.key", "root.pub", "operator.key", "operator.pub"] {
+        std::fs::rename(home.join("offline").join(f), offline.join(f)).unwrap();
+    }
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    let url = format!("http://{}", server.addr);
+    let report = |extra: &[&str]| {
+        let mut args = vec!["readiness", "--home", h, "--target", &url];
+        args.extend_from_slice(extra);
+        Gm::new(&args).output()
+    };
+
+    // Nothing done yet: every missing piece fails, named.
+    let out = report(&["--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let found = checks(&String::from_utf8_lossy(&out.stdout));
+    let ids: Vec<&str> = found.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(ids, gm::readiness::checks::IDS);
+    for (id, status, reason) in &found {
+        match id.as_str() {
+            "genesis" | "durable_storage" | "endpoints" | "operator_keys" | "scheduler" | "expiry" => {
+                assert_eq!(status, "pass", "{id}: {reason}")
+            }
+            "disk" => {}
+            _ => assert_eq!(status, "fail", "{id}: {reason}"),
+        }
+    }
+    assert!(found.iter().any(|c| c.0 == "backup" && c.2.starts_with("no evidence")), "{found:?}");
+
+    // Make it ready.
+    filled_profile(&home);
+    let id = age::x25519::Identity::generate();
+    let key = dir.join("backup.key");
+    std::fs::write(&key, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    let recipient = id.to_public().to_string();
+    let backups = dir.join("backups");
+    let (archive, _) = Gm::new(&[
+        "managed",
+        "backup",
+        "--home",
+        h,
+        "--recipient",
+        &recipient,
+        "--output-dir",
+        backups.to_str().unwrap(),
+    ])
+    .expect(0);
+    Gm::new(&["managed", "verify", archive.trim(), "--identity", key.to_str().unwrap(), "--home", h]).expect(0);
+    Gm::new(&[
+        "managed",
+        "restore-drill",
+        "--home",
+        h,
+        "--latest",
+        backups.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+    ])
+    .expect(0);
+    Gm::new(&["managed", "audit-export", "--home", h, "--output", dir.join("exports/audit.jsonl").to_str().unwrap()])
+        .expect(0);
+    let runbooks = home.join("runbooks");
+    std::fs::create_dir_all(&runbooks).unwrap();
+    for r in gm::readiness::checks::RUNBOOKS {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbooks").join(r);
+        std::fs::copy(&src, runbooks.join(r)).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    }
+
+    let signed = dir.join("readiness.json");
+    let out = report(&[
+        "--format",
+        "json",
+        "--output",
+        signed.to_str().unwrap(),
+        "--sign",
+        "--operator-key",
+        offline.join("operator.key").to_str().unwrap(),
+        "--operator-key-id",
+        "operator-local",
+    ]);
+    let text = std::fs::read_to_string(&signed).unwrap();
+    let found = checks(&text);
+    // The disk check depends on the machine: it may only warn.
+    for (id, status, reason) in &found {
+        assert!(status == "pass" || (id == "disk" && status == "warn"), "{id} {status}: {reason}");
+    }
+    let disk_warns = found.iter().any(|c| c.1 == "warn");
+    assert_eq!(out.status.code(), Some(if disk_warns { 1 } else { 0 }), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("\"ready\": {}", !disk_warns)), "{text}");
+    assert!(text.contains("\"verify_ledger_id\""), "the backup check names its verify record: {text}");
+
+    // The customer checks the signature; any change breaks it.
+    let pubkey = offline.join("operator.pub");
+    let (stdout, _) =
+        Gm::new(&["readiness", "verify", signed.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()]).expect(0);
+    assert!(stdout.starts_with("valid: readiness report of"), "{stdout}");
+    let tampered = dir.join("tampered.json");
+    std::fs::write(
+        &tampered,
+        text.replacen("\"status\": \"warn\"", "\"status\": \"pass\"", 1).replacen(
+            "\"reason\": \"",
+            "\"reason\": \"x",
+            1,
+        ),
+    )
+    .unwrap();
+    let (_, stderr) =
+        Gm::new(&["readiness", "verify", tampered.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()])
+            .expect(1);
+    assert!(stderr.contains("does not verify"), "{stderr}");
+
+    // Signing later, where the operator key lives, gives the same verifiable report.
+    let unsigned = dir.join("unsigned.json");
+    report(&["--format", "json", "--output", unsigned.to_str().unwrap()]);
+    assert!(!std::fs::read_to_string(&unsigned).unwrap().contains("\"signature\""));
+    Gm::new(&[
+        "readiness",
+        "sign",
+        unsigned.to_str().unwrap(),
+        "--operator-key",
+        offline.join("operator.key").to_str().unwrap(),
+        "--operator-key-id",
+        "operator-local",
+    ])
+    .expect(0);
+    Gm::new(&["readiness", "verify", unsigned.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()]).expect(0);
+    let (_, stderr) = Gm::new(&[
+        "readiness",
+        "sign",
+        pubkey.to_str().unwrap(),
+        "--operator-key",
+        offline.join("operator.key").to_str().unwrap(),
+        "--operator-key-id",
+        "x",
+    ])
+    .expect(2);
+    assert!(stderr.contains("is not JSON") || stderr.contains("not a readiness report"), "{stderr}");
+
+    // JUnit for CI.
+    let out = report(&["--format", "junit"]);
+    let xml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        xml.starts_with("<?xml") && xml.contains("<testsuite name=\"gm-readiness\" tests=\"16\" failures=\"0\""),
+        "{xml}"
+    );
+
+    // A runbook goes missing: that check fails, by name.
+    std::fs::remove_file(runbooks.join("bad-treaty.md")).unwrap();
+    let out = report(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.contains("FAIL runbooks") && l.contains("bad-treaty.md")), "{stdout}");
+    drop(server);
+
+    // Could not run: exit 3, never 0.
+    let out = report(&["--format", "yaml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = report(&["--sign"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn checklist_md_lists_exactly_the_checks_in_order() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("CHECKLIST.md")).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids, gm::readiness::checks::IDS);
+}
