@@ -469,7 +469,13 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                     sha256: None,
                     size: None,
                     message: format!("restored {}", s.db_path.display()),
-                    details: Value::Object(Map::new()),
+                    details: Value::Object(Map::from_iter([
+                        (
+                            "crl_sequence_replaced".to_string(),
+                            report.crl_sequence_replaced.map_or(Value::Null, Value::from),
+                        ),
+                        ("crl_sequence_restored".to_string(), Value::from(report.crl_sequence_restored)),
+                    ])),
                 },
             );
             let mut m = Map::new();

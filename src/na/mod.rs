@@ -121,6 +121,13 @@ impl Authority {
         &self.operators
     }
 
+    /// After a restore: makes the next CRL sequence exceed `floor`, the highest sequence the
+    /// replaced database had issued (see [`publish::raise_crl_floor`]).
+    pub fn raise_crl_floor(&self, floor: i64) -> Result<Option<i64>, crate::store::StoreError> {
+        let (signer, now) = (self.signer(), self.clock.now());
+        self.store.write(move |c| publish::raise_crl_floor(c, &signer, floor, now))
+    }
+
     /// Periodic upkeep (D18, D4): prunes nonces older than 600 s and re-issues a CRL close to its
     /// `next_update`. Called by the serve maintenance thread; errors are logged.
     pub fn maintain(&self) {

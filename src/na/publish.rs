@@ -92,6 +92,30 @@ pub fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>)
     crl
 }
 
+/// Re-issues the active CRL (same entries) as sequence `floor + 1` when no stored version is above
+/// `floor`: after a restore to an older database, nodes may already hold a CRL up to `floor`, and
+/// a sequence that goes backwards would look like a rollback. Returns the new sequence, if any.
+pub fn raise_crl_floor(
+    conn: &Connection,
+    signer: &Signer,
+    floor: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    let highest: i64 = conn
+        .query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("reading the CRL sequence"))?;
+    if highest > floor || (highest == floor && crl::active(conn)?.is_some()) {
+        return Ok(None);
+    }
+    let (current, _) = active_crl(conn, signer, now)?;
+    let mut next = next_version(Some(&current), signer, now);
+    next.sequence = floor + 1;
+    next.signatures.clear();
+    next.sign(&signer.key, &signer.key_id);
+    activate_crl(conn, &next, now)?;
+    Ok(Some(next.sequence))
+}
+
 /// Signs and stores `crl` as the only active version.
 pub fn activate_crl(conn: &Connection, crl: &Crl, now: DateTime<Utc>) -> Result<(), StoreError> {
     crl::activate_new(conn, crl.sequence, &stored_json(&crl.to_value()), &isoformat_utc(now))

@@ -59,6 +59,11 @@ pub struct RestoreReport {
     pub nonces_carried: usize,
     /// Side files moved aside.
     pub moved_aside: Vec<PathBuf>,
+    /// The replaced database's highest CRL sequence (nodes may have seen it): `gm serve` re-issues
+    /// the CRL above it when the restored one is lower, so the sequence never goes backwards.
+    pub crl_sequence_replaced: Option<i64>,
+    /// The restored database's CRL sequence.
+    pub crl_sequence_restored: i64,
 }
 
 /// Restores per `opts`.
@@ -122,6 +127,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     }
     let exists = opts.db_path.exists();
     let mut nonces = Vec::new();
+    let mut crl_sequence_replaced = None;
     if exists {
         let store = Store::open(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
         if let Some(pre) = &opts.pre_restore_backup {
@@ -131,6 +137,13 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
             }
             store.read(|c| Ok(snapshot_file(c, pre, BUSY_TIMEOUT)))??;
         }
+        crl_sequence_replaced = store.read(|c| {
+            if schema::table_exists(c, "crl_versions")? {
+                max_crl_sequence(c).map(Some)
+            } else {
+                Ok(None)
+            }
+        })?;
         let since = isoformat_utc(now - Duration::seconds(600));
         nonces = store.read(|c| {
             if schema::table_exists(c, "nonces")? {
@@ -140,6 +153,10 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
             }
         })?;
     }
+    let crl_sequence_restored = {
+        let conn = snapshot::open_immutable(&snap)?;
+        max_crl_sequence(&conn)?
+    };
     let result = place(&snap, &tmp, &nonces, &opts.db_path, exists);
     if result.is_err() {
         remove_with_sidecars(&tmp);
@@ -172,7 +189,15 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         pre_restore_backup: opts.pre_restore_backup.clone(),
         nonces_carried: nonces.len(),
         moved_aside,
+        crl_sequence_replaced,
+        crl_sequence_restored,
     })
+}
+
+/// The highest CRL sequence ever stored (active or not).
+fn max_crl_sequence(conn: &rusqlite::Connection) -> Result<i64, crate::store::StoreError> {
+    conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
+        .map_err(crate::store::StoreError::sqlite("reading the CRL sequence"))
 }
 
 /// SQLite's side file `<db><side>` (`-wal`, `-shm`, `-journal`).

@@ -375,3 +375,61 @@ fn progress_shows_on_a_terminal_and_never_in_pipes() {
     }
     assert!(shown.contains("\r\u{1b}[K"), "the progress line is cleared: {shown:?}");
 }
+
+#[test]
+fn after_restoring_an_older_backup_the_crl_sequence_never_goes_backwards() {
+    let dir = TempDir::new("crl-floor");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let (recipient, key) = identity(&dir);
+    let server = GmServer::start(&home, &[]);
+    let op = Operator::sandbox(&home);
+    let node = Node::new();
+    let joined = node.join(server.addr, &op.invite(server.addr, "{}"));
+    let cert_id = gm::crypto::json::parse_str(&joined.text())
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .get("cert_id")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(server.get("/crl").text().contains("\"sequence\":0"));
+    let archive = backup(&home, &recipient, &dir.join("b"));
+    // After the backup: two revocations, so nodes have seen CRL sequence 1.
+    let revoked = op.send(
+        server.addr,
+        "POST",
+        "/admin/revoke",
+        &format!("{{\"cert_id\":\"{cert_id}\",\"reason\":\"superseded\"}}"),
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    assert!(server.get("/crl").text().contains("\"sequence\":1"));
+    drop(server);
+    Gm::new(&[
+        "managed",
+        "restore",
+        "--home",
+        h,
+        "--backup",
+        archive.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--yes",
+    ])
+    .expect(0);
+    let server = GmServer::start(&home, &[]);
+    let crl = server.get("/crl").text();
+    assert!(crl.contains("\"sequence\":2"), "re-issued above the replaced database's 1: {crl}");
+    let na = gm::crypto::keys::load_public_key(&home.join("keys/na.pub")).unwrap();
+    let parsed =
+        <gm::model::crl::Crl as gm::model::SignedObject>::from_value(&gm::crypto::json::parse_str(&crl).unwrap())
+            .unwrap();
+    assert!(gm::model::SignedObject::check_signatures(&parsed, &[na]).is_valid());
+    assert!(server.stderr().contains("re-issued it as sequence 2"), "{}", server.stderr());
+    drop(server);
+    // A second start changes nothing.
+    let server = GmServer::start(&home, &[]);
+    assert!(server.get("/crl").text().contains("\"sequence\":2"));
+}
