@@ -127,6 +127,9 @@ pub struct RestoreArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// seconds to wait while another process holds a lock on the database, then fail as busy (default 30)
+    #[argh(option, default = "30")]
+    busy_timeout: u64,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -452,6 +455,7 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         pre_restore_backup: args.pre_restore_backup.clone(),
         expected_na_key,
         allow_different_genesis: args.allow_different_genesis,
+        busy_timeout: std::time::Duration::from_secs(args.busy_timeout.min(MAX_BUSY_TIMEOUT_SECS)),
     };
     let progress = super::progress::Terminal::for_stderr();
     let restored = restore(&opts, started, &progress);

@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::files::atomic::sync_parent;
 use crate::files::lock::{try_lock_db, LockError};
 use crate::model::timestamp::isoformat_utc;
-use crate::store::{schema, snapshot, OpenMode, Store, BUSY_TIMEOUT};
+use crate::store::{schema, snapshot, OpenMode, Store};
 
 use super::archive::Key;
 use super::backup::{remove_leftovers, snapshot_file, Scratch};
@@ -46,6 +46,9 @@ pub struct RestoreOptions {
     pub expected_na_key: Option<String>,
     /// Restore a backup of another sovereign anyway.
     pub allow_different_genesis: bool,
+    /// How long to wait for another process's lock on the replaced database (pre-restore copy,
+    /// WAL fold) before failing as busy.
+    pub busy_timeout: std::time::Duration,
 }
 
 /// What a restore did.
@@ -129,13 +132,14 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     let mut nonces = Vec::new();
     let mut crl_sequence_replaced = None;
     if exists {
-        let store = Store::open(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
+        let store =
+            Store::open_with_busy_timeout(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now), opts.busy_timeout)?;
         if let Some(pre) = &opts.pre_restore_backup {
             if let Some(parent) = pre.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(io("create folder", parent))?;
                 remove_leftovers(parent, ".gm-backup");
             }
-            store.read(|c| Ok(snapshot_file(c, pre, BUSY_TIMEOUT)))??;
+            store.read(|c| Ok(snapshot_file(c, pre, opts.busy_timeout)))??;
         }
         crl_sequence_replaced = store.read(|c| {
             if schema::table_exists(c, "crl_versions")? {
@@ -163,7 +167,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     }
     result?;
     if exists && ["-wal", "-journal"].iter().any(|side| sidecar(&opts.db_path, side).exists()) {
-        if let Err(e) = snapshot::fold_journal(&opts.db_path, BUSY_TIMEOUT) {
+        if let Err(e) = snapshot::fold_journal(&opts.db_path, opts.busy_timeout) {
             remove_with_sidecars(&tmp);
             return Err(e.into());
         }

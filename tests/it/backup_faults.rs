@@ -450,3 +450,48 @@ fn backup_waits_for_an_exclusive_lock_within_its_timeout_then_reports_busy() {
         .expect(2);
     assert!(stderr.starts_with("error: --busy-timeout 100000 is longer than a day\n"), "{stderr}");
 }
+
+#[test]
+fn restore_waits_for_an_exclusive_lock_within_its_timeout_and_changes_nothing() {
+    let dir = TempDir::new("fault-restore-busy");
+    let home = home_with_schema(&dir);
+    let h = home.to_str().unwrap();
+    let (recipient, key) = identity(&dir);
+    let db = home.join("na.db");
+    let archive = dir.join("b.tar.gz.age");
+    Gm::new(&backup_args(h, &recipient, archive.to_str().unwrap())).expect(0);
+    add_invite(&db, 1);
+    let before = inspect(&db);
+    let (release_tx, release_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let (locked_tx, locked_rx) = std::sync::mpsc::sync_channel(1);
+    let locked_db = db.clone();
+    let holder = std::thread::spawn(move || {
+        let c = open(&locked_db);
+        c.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; DELETE FROM nonces;").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(60));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let started = Instant::now();
+    let (_, stderr) = Gm::new(&[
+        "managed",
+        "restore",
+        "--home",
+        h,
+        "--backup",
+        archive.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--busy-timeout",
+        "1",
+        "--yes",
+    ])
+    .expect(2);
+    let took = started.elapsed();
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(took < Duration::from_secs(15), "gave up after its 1 s timeout, not the default 30 s: {took:?}");
+    assert!(stderr.contains("lock") || stderr.contains("busy"), "{stderr}");
+    assert_eq!(inspect(&db), before, "the database is unchanged");
+}
