@@ -201,3 +201,38 @@ fn the_default_probe_job_checks_the_na_and_feeds_metrics() {
     promtool_accepts_gm_series(&metrics);
     assert!(home.join("probe-state.json").exists(), "the consecutive-failure state is kept");
 }
+
+#[test]
+fn sigterm_lets_a_running_job_finish_within_the_shutdown_grace() {
+    let dir = TempDir::new("cron-sigterm");
+    // A target that accepts connections and never answers: the probe job runs for its whole
+    // 10 s default timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}", silent.local_addr().unwrap());
+    let home = crate::harness::sandbox(&dir);
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    std::fs::write(
+        home.join("gm.toml"),
+        format!(
+            "{toml}\n[cron]\nshutdown_grace_seconds = 30\n\n[cron.jobs.slow-probe]\nkind = \"probe\"\nschedule = \"0 0 1 1 *\"\ntarget = \"{target}\"\nchecks = \"healthz\"\nmissed_grace_seconds = 31622400\n"
+        ),
+    )
+    .unwrap();
+    // The yearly fire time was missed and is within the grace: the job runs once at start.
+    let server = GmServer::start(&home, &[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || server.stderr().contains("job slow-probe started")),
+        "{}",
+        server.stderr()
+    );
+    let stopping = std::time::Instant::now();
+    assert_eq!(server.terminate(), 0, "a clean exit after the job");
+    let took = stopping.elapsed();
+    assert!(took >= Duration::from_millis(1500), "SIGTERM waited for the running probe: {took:?}");
+    let outcome = ledger_count(
+        &home,
+        "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'job' AND artifact = 'slow-probe' AND outcome = 'failed'",
+    );
+    assert_eq!(outcome, 1, "the job ran to its end (CRITICAL: timed out), it was not killed");
+    drop(silent);
+}
