@@ -22,6 +22,7 @@ enum ManagedAction {
     History(backup::HistoryArgs),
     RestoreDrill(backup::DrillArgs),
     AuditExport(super::audit::AuditExportArgs),
+    AuditVerify(super::audit::AuditVerifyArgs),
     Prune(super::prune::PruneArgs),
 }
 
@@ -34,6 +35,7 @@ pub fn run(args: ManagedArgs) -> Result<u8, Error> {
         ManagedAction::History(a) => backup::run_history(a),
         ManagedAction::RestoreDrill(a) => backup::run_drill(a),
         ManagedAction::AuditExport(a) => super::audit::run_export(a),
+        ManagedAction::AuditVerify(a) => super::audit::run_verify(a),
         ManagedAction::Prune(a) => super::prune::run(a),
     }
 }

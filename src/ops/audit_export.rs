@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::crypto::canonical::{to_pretty_sorted_string, to_string_with, Style};
+use crate::crypto::canonical::{canonical_string, to_pretty_sorted_string, to_string_with, Style};
 use crate::crypto::digest::hex;
 use crate::crypto::json::{parse_str, Map, Value};
+use crate::crypto::keys::{PublicKey, SigningKey};
 use crate::files::atomic::{sync_parent, tmp_path, write_atomic, Mode};
 use crate::files::private::create_new_private;
 use crate::model::timestamp::{isoformat_utc, parse_db_time};
@@ -90,6 +91,8 @@ pub struct ExportOptions {
     pub until: Option<DateTime<Utc>>,
     /// Replace an existing output and manifest. Defaults to false: existing files are refused.
     pub force: bool,
+    /// Sign the manifest with this key (`signature` in the manifest). Defaults to unsigned.
+    pub signer: Option<(SigningKey, String)>,
 }
 
 /// What an export produced: upstream's summary fields plus the manifest path and the output digest.
@@ -133,10 +136,85 @@ pub fn export(opts: &ExportOptions, now: DateTime<Utc>) -> Result<ExportSummary,
         manifest,
         sha256,
     };
-    let text = to_pretty_sorted_string(&manifest_value(opts, &summary, now)) + "\n";
+    let mut manifest_json = manifest_value(opts, &summary, now);
+    if let (Some((key, key_id)), Value::Object(m)) = (&opts.signer, &mut manifest_json) {
+        let signature = key.sign_b64(canonical_string(&Value::Object(m.clone())).as_bytes());
+        let mut sig = Map::new();
+        sig.insert("algorithm", "ed25519");
+        sig.insert("key_id", key_id.as_str());
+        sig.insert("public_key", key.public_key().to_b64());
+        sig.insert("value", signature);
+        m.insert("signature", Value::Object(sig));
+    }
+    let text = to_pretty_sorted_string(&manifest_json) + "\n";
     write_atomic(&summary.manifest, text.as_bytes(), Mode::Private, opts.force)
         .map_err(|e| exists_or_io(e, "write", &summary.manifest))?;
     Ok(summary)
+}
+
+/// What checking an export against its manifest found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportCheck {
+    /// Events in the file.
+    pub event_count: usize,
+    /// The file's SHA-256.
+    pub sha256: String,
+    /// The manifest's signing key id, when it is signed and the signature verified.
+    pub signed_by: Option<String>,
+}
+
+/// Checks `output` against its manifest: the SHA-256 and the event count must match and, with
+/// `public_key`, the manifest must carry a signature that verifies with it. A mismatch is an
+/// [`OpsError::Check`] naming what differs.
+pub fn check_export(output: &Path, public_key: Option<&PublicKey>) -> Result<ExportCheck, OpsError> {
+    let manifest_file = manifest_path(output);
+    let text = fs::read_to_string(&manifest_file).map_err(OpsError::io("read", &manifest_file))?;
+    let mut manifest = parse_str(&text).map_err(|e| OpsError::Check {
+        check: "manifest".into(),
+        problem: format!("{}: {e}", manifest_file.display()),
+    })?;
+    let field = |m: &Value, k: &str| m.as_object().and_then(|o| o.get(k)).cloned();
+    let sha256 = super::backup::file_sha256(output)?;
+    if field(&manifest, "sha256").and_then(|v| v.as_str().map(str::to_string)).as_deref() != Some(sha256.as_str()) {
+        return Err(OpsError::Check {
+            check: "sha256".into(),
+            problem: format!("{} hashes to {sha256}, not the manifest's", output.display()),
+        });
+    }
+    let body = fs::read_to_string(output).map_err(OpsError::io("read", output))?;
+    let event_count = if body.trim_start().starts_with('[') {
+        parse_str(&body).ok().and_then(|v| v.as_array().map(|a| a.len())).unwrap_or(0)
+    } else {
+        body.lines().filter(|l| !l.trim().is_empty()).count()
+    };
+    let expected = field(&manifest, "event_count").and_then(|v| v.as_i64());
+    if expected != i64::try_from(event_count).ok() {
+        return Err(OpsError::Check {
+            check: "event_count".into(),
+            problem: format!("{event_count} events in the file, the manifest says {expected:?}"),
+        });
+    }
+    let signature = match &mut manifest {
+        Value::Object(m) => m.remove("signature"),
+        _ => None,
+    };
+    let signed_by = match (public_key, signature) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(OpsError::Check { check: "signature".into(), problem: "the manifest is not signed".into() })
+        }
+        (Some(key), Some(sig)) => {
+            let value = field(&sig, "value").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            if !crate::crypto::signature::verify_b64(key, canonical_string(&manifest).as_bytes(), &value) {
+                return Err(OpsError::Check {
+                    check: "signature".into(),
+                    problem: "the manifest signature does not verify with the given key".into(),
+                });
+            }
+            field(&sig, "key_id").and_then(|v| v.as_str().map(str::to_string))
+        }
+    };
+    Ok(ExportCheck { event_count, sha256, signed_by })
 }
 
 /// The sidecar manifest of `output`: `<output>.manifest.json`.
@@ -418,6 +496,7 @@ mod tests {
             since: Some(t("2026-01-02T00:00:00+00:00")),
             until: Some(t("2026-01-03T00:00:00+00:00")),
             force: false,
+            signer: None,
         };
         assert!(!in_window("2026-01-01T23:59:59.999999+00:00", &opts).unwrap());
         assert!(in_window("2026-01-02T00:00:00+00:00", &opts).unwrap());
@@ -445,6 +524,7 @@ mod tests {
             since: None,
             until: None,
             force: true,
+            signer: None,
         };
         assert!(matches!(validate(&base, Path::new("m")), Err(OpsError::MemoryDatabase)));
         let t = parse_db_time("2026-01-02T00:00:00+00:00").unwrap();

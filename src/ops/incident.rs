@@ -129,6 +129,7 @@ pub fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleReport, 
             since: Some(opts.since),
             until: Some(opts.until),
             force: false,
+            signer: None,
         },
         now,
     )?;

@@ -352,3 +352,58 @@ fn a_failed_export_leaves_no_output_and_no_tmp_file() {
     assert!(!dir.join("out/audit.jsonl.tmp").exists());
     assert!(!dir.join("out/audit.jsonl.manifest.json").exists());
 }
+
+#[test]
+fn a_signed_manifest_verifies_and_any_change_is_caught() {
+    let dir = TempDir::new("audit-signed");
+    let home = home_with_real_events(&dir);
+    let out = dir.join("signed.jsonl");
+    let key = home.join("offline/operator.key");
+    let public = home.join("offline/operator.pub");
+    Gm::new(&[
+        "managed",
+        "audit-export",
+        "--home",
+        s(&home),
+        "--output",
+        s(&out),
+        "--sign-key",
+        s(&key),
+        "--sign-key-id",
+        "operator-local",
+    ])
+    .expect(0);
+    let (stdout, _) = Gm::new(&["managed", "audit-verify", s(&out), "--public-key", s(&public)]).expect(0);
+    assert!(stdout.starts_with("valid: ") && stdout.contains("manifest signed by operator-local"), "{stdout}");
+    // Without a key only the digest and count are checked.
+    Gm::new(&["managed", "audit-verify", s(&out)]).expect(0);
+    // The manifest's fields are covered by the signature.
+    let manifest = dir.join("signed.jsonl.manifest.json");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, original.replace("\"format\": \"jsonl\"", "\"format\": \"jsonl \"")).unwrap();
+    let (_, stderr) = Gm::new(&["managed", "audit-verify", s(&out), "--public-key", s(&public)]).expect(1);
+    assert!(stderr.contains("check signature failed"), "{stderr}");
+    std::fs::write(&manifest, &original).unwrap();
+    // A changed export no longer matches its digest.
+    let mut body = std::fs::read_to_string(&out).unwrap();
+    body.push_str("{\"event_type\": \"forged\"}\n");
+    std::fs::write(&out, body).unwrap();
+    let (_, stderr) = Gm::new(&["managed", "audit-verify", s(&out), "--public-key", s(&public)]).expect(1);
+    assert!(stderr.contains("check sha256 failed"), "{stderr}");
+    // An unsigned export does not pass a signature check; half a signing request is a usage error.
+    let plain = dir.join("plain.jsonl");
+    Gm::new(&["managed", "audit-export", "--home", s(&home), "--output", s(&plain)]).expect(0);
+    let (_, stderr) = Gm::new(&["managed", "audit-verify", s(&plain), "--public-key", s(&public)]).expect(1);
+    assert!(stderr.contains("not signed"), "{stderr}");
+    Gm::new(&[
+        "managed",
+        "audit-export",
+        "--home",
+        s(&home),
+        "--output",
+        s(&dir.join("x.jsonl")),
+        "--sign-key",
+        s(&key),
+    ])
+    .expect(2);
+}
