@@ -423,23 +423,24 @@ fn ledger(path: &Path) -> Result<Vec<LedgerFact>, String> {
         .collect())
 }
 
-fn database(db: &Path) -> Result<(PathBuf, String), String> {
+/// The database opened read-only (never created), or why not.
+fn open_read_only(db: &Path) -> Result<rusqlite::Connection, String> {
     if !db.is_file() {
         return Err(format!("database {} does not exist", db.display()));
     }
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open {}: {e}", db.display()))
+}
+
+fn database(db: &Path) -> Result<(PathBuf, String), String> {
+    let conn = open_read_only(db)?;
     let mode: String =
         conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(|e| format!("{}: {e}", db.display()))?;
     Ok((db.to_path_buf(), mode))
 }
 
 fn expiring_treaties(db: &Path, now: DateTime<Utc>) -> Result<Vec<ExpiringTreaty>, String> {
-    if !db.is_file() {
-        return Err(format!("database {} does not exist", db.display()));
-    }
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    let conn = open_read_only(db)?;
     let rows = crate::store::treaties::list(&conn, "", "", "").map_err(|e| e.to_string())?;
     let active: Vec<_> = rows
         .iter()
