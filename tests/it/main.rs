@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod admin_auth;
 mod audit_export;
 mod backup_faults;
 mod backup_restore;
@@ -20,6 +21,7 @@ mod probe;
 mod prune;
 mod readiness;
 mod replay;
+mod secrets;
 mod serve;
 mod serve_limits;
 mod signer;
