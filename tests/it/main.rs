@@ -12,6 +12,7 @@ mod clients;
 mod cron;
 mod decisions;
 mod enroll;
+mod file_modes;
 mod harness;
 mod incident;
 mod keys;
