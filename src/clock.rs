@@ -31,6 +31,14 @@ impl Clock for FixedClock {
     }
 }
 
+/// When this binary was built: `SOURCE_DATE_EPOCH` for reproducible builds, else the build machine's
+/// clock (build.rs). A system clock earlier than this is wrong for certain, typically a device that
+/// booted without a real-time clock or NTP; `gm serve` and `gm readiness` say so (issue 8 item 5).
+pub fn build_time() -> Option<DateTime<Utc>> {
+    let secs: i64 = env!("GM_BUILD_EPOCH").parse().ok()?;
+    DateTime::from_timestamp(secs, 0).filter(|t| t.timestamp() > 0)
+}
+
 /// Drops sub-microsecond precision, which upstream's datetimes never carry.
 pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     let nanos = t.nanosecond();

@@ -318,6 +318,7 @@ fn gather(
         .map_err(|e| e.to_string());
     Evidence {
         now,
+        build_time: crate::clock::build_time(),
         genesis,
         profile,
         na_key_file: (s.na_key_file.clone(), na_key_mode),
@@ -348,6 +349,7 @@ fn genesis_facts(s: &ServeSettings) -> Result<GenesisFacts, String> {
         network_name: g.network_name.clone(),
         root_signed: matches!(g.check_root_signatures(), SignatureCheck::Valid),
         na_key_matches,
+        na_valid_from: g.network_authority.valid_from.to_utc(),
         na_valid_to: g.network_authority.valid_to.to_utc(),
     })
 }

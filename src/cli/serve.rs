@@ -239,13 +239,20 @@ fn load_genesis(settings: &ServeSettings) -> Result<Genesis, Error> {
     }
 }
 
-/// D11: keep serving outside the NA validity window, but say so loudly.
+/// D11: keep serving outside the NA validity window, but say so loudly. A clock before the genesis
+/// `valid_from` or before this build (issue 8 item 5: a device booted without a real-time clock)
+/// gets a warning that names the cause, since every request would otherwise fail as "too old" or
+/// "not yet valid" with nothing pointing at the clock.
 fn warn_about_validity(genesis: &Genesis, clock: &dyn Clock) {
+    const CONSEQUENCE: &str = "until it is set, signed requests fail as too old and new certificates as not yet valid; set the clock (NTP or a real-time clock) and restart";
     let now = clock.now();
     let na = &genesis.network_authority;
     let to = na.valid_to.to_utc();
     if now < na.valid_from.to_utc() {
-        log::warn!(target: "gm::serve", "the system clock ({}) is before the genesis NA valid_from ({}): check the clock", isoformat_utc(now), na.valid_from.render_isoformat());
+        log::warn!(target: "gm::serve", "the system clock ({}) is before the genesis NA valid_from ({}): the clock is probably wrong; {CONSEQUENCE}", isoformat_utc(now), na.valid_from.render_isoformat());
+    }
+    if let Some(built) = crate::clock::build_time().filter(|built| now < *built) {
+        log::warn!(target: "gm::serve", "the system clock ({}) is before this gm build ({}): the clock is wrong (a device booted without a real-time clock or NTP?); {CONSEQUENCE}", isoformat_utc(now), isoformat_utc(built));
     }
     if to <= now {
         log::error!(target: "gm::serve", "CRITICAL: the genesis NA validity ended at {}; sign a new genesis", na.valid_to.render_isoformat());

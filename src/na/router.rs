@@ -176,15 +176,6 @@ fn offer(path: &str) -> Option<Offer> {
         "/join" => fixed(POST, vec![("POST", Route::Join)]),
         "/heartbeat" => fixed(POST, vec![("POST", Route::Heartbeat)]),
         "/renew" => fixed(POST, vec![("POST", Route::Renew)]),
-        "/admin/invite" => fixed(POST, vec![("POST", Route::AdminInvite)]),
-        "/admin/revoke" => fixed(POST, vec![("POST", Route::AdminRevoke)]),
-        "/admin/policy" => fixed(POST, vec![("POST", Route::AdminPolicy)]),
-        "/admin/policy/history" => fixed(GET, vec![("GET", Route::AdminPolicyHistory)]),
-        "/admin/policy/rollback" => fixed(POST, vec![("POST", Route::AdminPolicyRollback)]),
-        "/admin/attestations" => fixed(POST, vec![("POST", Route::AdminAttestations)]),
-        "/admin/recognition-policy" => fixed(POST, vec![("POST", Route::AdminRecognitionPolicy)]),
-        "/admin/recognition-treaties" => fixed(POST, vec![("POST", Route::AdminTreaties)]),
-        "/admin/sovereign-revocation-feeds/import" => fixed(POST, vec![("POST", Route::AdminFeedImport)]),
         "/recognition-policy" => fixed(GET, vec![("GET", Route::RecognitionPolicy)]),
         "/attestations" => fixed(GET, vec![("GET", Route::Attestations)]),
         "/attestations/verify" => {
@@ -205,24 +196,47 @@ fn offer(path: &str) -> Option<Offer> {
         "/dashboard.json" => fixed(GET, vec![("GET", Route::DashboardJson)]),
         "/dashboard" => fixed(GET, vec![("GET", Route::Dashboard)]),
         "/agents" => fixed(GET_POST, vec![("GET", Route::Agents), ("POST", Route::AgentRegister)]),
+        _ if path.starts_with("/admin/") => admin_offer(path),
         _ => parameterised(path),
     }
+}
+
+/// Every operator-signed route (`na-wire.md` §6, §9): method, path pattern (`<id>` is one path
+/// segment) and route. The router matches `/admin/…` paths from this table alone, so a test walking
+/// it covers every admin route there is.
+pub const ADMIN_ROUTES: [(&str, &str, Route); 11] = [
+    ("POST", "/admin/invite", Route::AdminInvite),
+    ("POST", "/admin/revoke", Route::AdminRevoke),
+    ("POST", "/admin/policy", Route::AdminPolicy),
+    ("GET", "/admin/policy/history", Route::AdminPolicyHistory),
+    ("POST", "/admin/policy/rollback", Route::AdminPolicyRollback),
+    ("POST", "/admin/attestations", Route::AdminAttestations),
+    ("POST", "/admin/attestations/<id>/revoke", Route::AdminAttestationRevoke),
+    ("POST", "/admin/recognition-policy", Route::AdminRecognitionPolicy),
+    ("POST", "/admin/recognition-treaties", Route::AdminTreaties),
+    ("POST", "/admin/recognition-treaties/<id>/revoke", Route::AdminTreatyRevoke),
+    ("POST", "/admin/sovereign-revocation-feeds/import", Route::AdminFeedImport),
+];
+
+/// The [`ADMIN_ROUTES`] entry matching `path`, with its `<id>` if the pattern has one.
+fn admin_offer(path: &str) -> Option<Offer> {
+    ADMIN_ROUTES.iter().find_map(|&(method, pattern, route)| {
+        let param = match pattern.split_once("<id>") {
+            None => (pattern == path).then_some(None)?,
+            Some((prefix, suffix)) => {
+                let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+                (!id.is_empty() && !id.contains('/')).then(|| Some(id.to_string()))?
+            }
+        };
+        let allow = if method == "GET" { GET } else { POST };
+        Some((allow, vec![(method, route)], param))
+    })
 }
 
 fn parameterised(path: &str) -> Option<Offer> {
     let segment = |rest: &str| (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string());
     if let Some(key) = path.strip_prefix("/agents/").filter(|k| !k.is_empty()) {
         return Some((GET_DELETE, vec![("GET", Route::Agent), ("DELETE", Route::AgentDelete)], Some(key.to_string())));
-    }
-    if let Some(id) =
-        path.strip_prefix("/admin/attestations/").and_then(|r| r.strip_suffix("/revoke")).and_then(segment)
-    {
-        return Some((POST, vec![("POST", Route::AdminAttestationRevoke)], Some(id)));
-    }
-    if let Some(id) =
-        path.strip_prefix("/admin/recognition-treaties/").and_then(|r| r.strip_suffix("/revoke")).and_then(segment)
-    {
-        return Some((POST, vec![("POST", Route::AdminTreatyRevoke)], Some(id)));
     }
     if let Some(id) = path.strip_prefix("/attestations/").and_then(segment) {
         return Some((GET, vec![("GET", Route::Attestation)], Some(id)));
@@ -265,5 +279,24 @@ mod tests {
             Match::Found(Route::AdminTreatyRevoke, Some("t-1".into()))
         );
         assert_eq!(route("POST", "/admin/recognition-treaties/a/b/revoke"), Match::NotFound);
+        assert_eq!(route("POST", "/admin/recognition-treaties//revoke"), Match::NotFound);
+        assert_eq!(route("GET", "/admin/policy/history"), Match::Found(Route::AdminPolicyHistory, None));
+        assert_eq!(route("POST", "/admin/policy/history"), Match::WrongMethod(GET));
+        assert_eq!(route("GET", "/admin/invite"), Match::WrongMethod(POST));
+        assert_eq!(route("GET", "/admin/nodes"), Match::NotFound);
+    }
+
+    #[test]
+    fn admin_routes_table_names_every_admin_route_once_with_its_label() {
+        for (method, pattern, route_) in ADMIN_ROUTES {
+            assert_eq!(route_.label(), pattern);
+            let path = pattern.replace("<id>", "x-1");
+            let param = pattern.contains("<id>").then(|| "x-1".to_string());
+            assert_eq!(route(method, &path), Match::Found(route_, param), "{method} {pattern}");
+        }
+        let mut labels: Vec<&str> = ADMIN_ROUTES.iter().map(|r| r.1).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), ADMIN_ROUTES.len());
     }
 }

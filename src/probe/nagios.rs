@@ -177,7 +177,7 @@ impl ProbeState {
         Ok(state)
     }
 
-    /// Writes the state atomically (tmp, fsync, rename, fsync dir).
+    /// Writes the state atomically (tmp, fsync, rename, fsync dir), mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), ProbeError> {
         let mut checks = Map::new();
         for (name, s) in &self.checks {
@@ -191,7 +191,9 @@ impl ProbeState {
         root.insert("target", Value::Str(self.target.clone()));
         root.insert("checks", Value::Object(checks));
         let text = format!("{}\n", to_pretty_string(&Value::Object(root)));
-        write_atomic(path, text.as_bytes(), Mode::Public, true)
+        // Private like every other file gm keeps for itself: it names the target URL, which may carry
+        // credentials, and only the probe reads it (issue 8 item 4).
+        write_atomic(path, text.as_bytes(), Mode::Private, true)
             .map_err(|source| ProbeError::StateWrite { path: path.to_path_buf(), source })
     }
 }

@@ -22,7 +22,9 @@ pub struct GenesisFacts {
     pub root_signed: bool,
     /// The NA private key on the host (if any) matches the genesis NA key.
     pub na_key_matches: Option<bool>,
-    /// The NA validity window.
+    /// The start of the NA validity window.
+    pub na_valid_from: DateTime<Utc>,
+    /// The end of the NA validity window.
     pub na_valid_to: DateTime<Utc>,
 }
 
@@ -74,6 +76,8 @@ pub struct ExpiringTreaty {
 pub struct Evidence {
     /// When the report is made.
     pub now: DateTime<Utc>,
+    /// When this gm was built (`crate::clock::build_time`), if known.
+    pub build_time: Option<DateTime<Utc>>,
     /// The genesis, or why it could not be read.
     pub genesis: Result<GenesisFacts, String>,
     /// The profile, or why it could not be read.
@@ -115,8 +119,9 @@ pub const RUNBOOKS: [&str; 6] = [
 ];
 
 /// Check ids in report order (CHECKLIST.md lists the same ids; a test compares them).
-pub const IDS: [&str; 16] = [
+pub const IDS: [&str; 17] = [
     "genesis",
+    "clock",
     "sovereign",
     "custody",
     "operator_keys",
@@ -138,6 +143,7 @@ pub const IDS: [&str; 16] = [
 pub fn evaluate(e: &Evidence) -> Vec<Check> {
     vec![
         genesis(e),
+        clock(e),
         profile_part(e, "sovereign", "sovereign name and policy intent recorded", Part::Sovereign),
         custody(e),
         operator_keys(e),
@@ -186,6 +192,42 @@ fn genesis(e: &Evidence) -> Check {
         return base(Status::Fail, format!("the NA validity ends within 30 days ({})", g.na_valid_to.to_rfc3339()));
     }
     base(Status::Pass, format!("{} signed by its root; NA valid {} more days", g.network_name, left.num_days()))
+}
+
+/// Issue 8 item 5: a host clock before the genesis `valid_from` or before this build is wrong for
+/// certain (a device booted without a real-time clock); the NA would refuse every signed request as
+/// too old and every new certificate as not yet valid, with nothing naming the clock.
+fn clock(e: &Evidence) -> Check {
+    const T: &str = "system clock after the genesis NA valid_from and after this gm build";
+    let c = |status, reason: String| {
+        let c = Check::new("clock", T, status, reason).with("now", e.now.to_rfc3339());
+        match e.build_time {
+            Some(b) => c.with("build_time", b.to_rfc3339()),
+            None => c,
+        }
+    };
+    if let Some(built) = e.build_time.filter(|b| e.now < *b) {
+        return c(
+            Status::Fail,
+            format!(
+                "the system clock ({}) is before this gm build ({}): set the clock (NTP or a real-time clock)",
+                e.now.to_rfc3339(),
+                built.to_rfc3339()
+            ),
+        );
+    }
+    match &e.genesis {
+        Ok(g) if e.now < g.na_valid_from => c(
+            Status::Fail,
+            format!(
+                "the system clock ({}) is before the genesis NA valid_from ({}): set the clock, or the genesis is not yet valid",
+                e.now.to_rfc3339(),
+                g.na_valid_from.to_rfc3339()
+            ),
+        ),
+        Ok(_) => c(Status::Pass, "the clock is after the genesis NA valid_from and this gm build".into()),
+        Err(why) => c(Status::Fail, format!("no evidence: {why}")),
+    }
 }
 
 fn profile_part(e: &Evidence, id: &'static str, title: &'static str, part: Part) -> Check {
@@ -490,4 +532,63 @@ fn expiry(e: &Evidence) -> Check {
         c = c.with("tls_expiry_days", format!("{d:.1}"));
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    /// Evidence where only the clock facts matter.
+    fn evidence(now: &str, build_time: Option<&str>) -> Evidence {
+        Evidence {
+            now: at(now),
+            build_time: build_time.map(at),
+            genesis: Ok(GenesisFacts {
+                path: PathBuf::from("genesis.signed.json"),
+                sha256: String::new(),
+                network_name: "acme-mesh".into(),
+                root_signed: true,
+                na_key_matches: Some(true),
+                na_valid_from: at("2026-01-01T00:00:00Z"),
+                na_valid_to: at("2027-01-01T00:00:00Z"),
+            }),
+            profile: Err("none".into()),
+            na_key_file: (PathBuf::new(), None),
+            operator_public_keys: Ok(1),
+            private_keys_found: Vec::new(),
+            probe: Err("none".into()),
+            probe_target: String::new(),
+            ledger: Err("none".into()),
+            export_redaction: None,
+            database: Err("none".into()),
+            runbooks: (PathBuf::new(), Vec::new()),
+            jobs: Err("none".into()),
+            disk_free_ratio: None,
+            expiring_treaties: Ok(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn clock_fails_before_the_build_or_the_genesis_valid_from_and_says_why() {
+        let check = clock(&evidence("2026-06-01T00:00:00Z", Some("2026-05-01T00:00:00Z")));
+        assert_eq!(check.status, Status::Pass, "{}", check.reason);
+        let check = clock(&evidence("2001-01-01T00:00:00Z", Some("2026-05-01T00:00:00Z")));
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.reason,
+            "the system clock (2001-01-01T00:00:00+00:00) is before this gm build (2026-05-01T00:00:00+00:00): set the clock (NTP or a real-time clock)"
+        );
+        let check = clock(&evidence("2025-12-31T00:00:00Z", None));
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.reason.contains("is before the genesis NA valid_from (2026-01-01T00:00:00+00:00)"),
+            "{}",
+            check.reason
+        );
+        assert_eq!(evaluate(&evidence("2026-06-01T00:00:00Z", None)).iter().map(|c| c.id).collect::<Vec<_>>(), IDS);
+    }
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod admin_auth;
 mod audit_export;
 mod backup_faults;
 mod backup_restore;
@@ -11,6 +12,7 @@ mod clients;
 mod cron;
 mod decisions;
 mod enroll;
+mod file_modes;
 mod harness;
 mod incident;
 mod keys;
@@ -20,6 +22,7 @@ mod probe;
 mod prune;
 mod readiness;
 mod replay;
+mod secrets;
 mod serve;
 mod serve_limits;
 mod signer;

@@ -321,3 +321,32 @@ fn quickstart_defaults_to_a_sandbox_folder_in_the_working_directory() {
     assert!(stderr.contains("using the existing sandbox in gm-sandbox"), "{stderr}");
     assert_eq!(std::fs::read(dir.join("gm-sandbox/keys/na.key")).unwrap(), before);
 }
+
+/// Issue 8 item 5: a device booted without a real-time clock (here frozen at 2001) is told that its
+/// clock is wrong, against both the genesis NA valid_from and this build's date, instead of refusing
+/// every request as too old or not yet valid with nothing pointing at the clock.
+#[test]
+fn serve_warns_when_the_clock_is_before_the_genesis_valid_from_and_the_build_date() {
+    let dir = TempDir::new("clock");
+    let home = sandbox(&dir);
+    let server = GmServer::start(&home, &["--no-scheduler", "--frozen-clock", "2001-01-01T00:00:00Z"]);
+    let stderr = server.stderr();
+    let consequence = "until it is set, signed requests fail as too old and new certificates as not yet valid; set the clock (NTP or a real-time clock) and restart";
+    let genesis = gm::model::genesis::Genesis::from_value(
+        &gm::crypto::json::parse_str(&std::fs::read_to_string(home.join("genesis.signed.json")).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let valid_from = genesis.network_authority.valid_from.render_isoformat();
+    assert!(
+        stderr.contains(&format!("the system clock (2001-01-01T00:00:00+00:00) is before the genesis NA valid_from ({valid_from}): the clock is probably wrong; {consequence}")),
+        "{stderr}"
+    );
+    let built = gm::model::timestamp::isoformat_utc(gm::clock::build_time().unwrap());
+    assert!(
+        stderr.contains(&format!("the system clock (2001-01-01T00:00:00+00:00) is before this gm build ({built}): the clock is wrong (a device booted without a real-time clock or NTP?); {consequence}")),
+        "{stderr}"
+    );
+    drop(server);
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    assert!(!server.stderr().contains("the system clock"), "a correct clock gets no warning: {}", server.stderr());
+}

@@ -1,0 +1,120 @@
+//! Private files are created 0600 (issue 8 item 4, STYLE.md "Files on disk"): every file gm writes
+//! that holds a secret or customer data (keys, backup archives and their manifests, audit exports and
+//! their manifests, incident bundles, readiness reports, the readiness profile, the probe state) is
+//! owner-only. Public files (`.pub` keys, the signed genesis) may be
+//! 0644; they must not be group- or world-writable.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::harness::{sandbox, Gm, GmServer, TempDir};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn keys_backups_exports_bundles_reports_profile_and_probe_state_are_created_0600() {
+    let dir = TempDir::new("modes");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let mut private: Vec<PathBuf> = ["keys/na.key", "offline/root.key", "offline/operator.key", "offline/backup.key"]
+        .iter()
+        .map(|k| home.join(k))
+        .collect();
+    let mut public: Vec<PathBuf> = ["keys/na.pub", "offline/root.pub", "offline/operator.pub", "genesis.signed.json"]
+        .iter()
+        .map(|k| home.join(k))
+        .collect();
+
+    for kind in ["root", "network-authority", "operator"] {
+        let base = dir.join(&format!("keygen/{kind}"));
+        std::fs::create_dir_all(base.parent().unwrap()).unwrap();
+        Gm::new(&["keygen", kind, "--output", base.to_str().unwrap(), "--key-id", "k-1"]).expect(0);
+        private.push(base.with_extension("key"));
+        public.push(base.with_extension("pub"));
+    }
+
+    let recipient = std::fs::read_to_string(home.join("backup-recipients.txt")).unwrap();
+    let recipient = recipient.lines().find(|l| l.starts_with("age1")).unwrap().trim().to_string();
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    let url = format!("http://{}", server.addr);
+    let backups = dir.join("backups");
+    Gm::new(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output-dir", backups.to_str().unwrap()])
+        .expect(0);
+    let backup_files = files_under(&backups);
+    assert!(backup_files.iter().any(|f| f.to_string_lossy().ends_with(".age")), "{backup_files:?}");
+    private.extend(backup_files);
+
+    let exports = dir.join("exports");
+    Gm::new(&["managed", "audit-export", "--home", h, "--output", exports.join("audit.jsonl").to_str().unwrap()])
+        .expect(0);
+    let export_files = files_under(&exports);
+    assert_eq!(export_files.len(), 2, "the export and its manifest: {export_files:?}");
+    private.extend(export_files);
+
+    let bundle = dir.join("incidents/inc.tar.gz.age");
+    Gm::new(&[
+        "incident",
+        "bundle",
+        "--home",
+        h,
+        "--since",
+        "2020-01-01T00:00:00Z",
+        "--output",
+        bundle.to_str().unwrap(),
+        "--recipient",
+        &recipient,
+        "--na-url",
+        &url,
+    ])
+    .expect(0);
+    private.push(bundle);
+
+    Gm::new(&["profile", "init", "--home", h]).expect(0);
+    private.push(home.join("profile.toml"));
+    let report = dir.join("reports/readiness.json");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    let out = Gm::new(&[
+        "readiness",
+        "--home",
+        h,
+        "--target",
+        &url,
+        "--format",
+        "json",
+        "--output",
+        report.to_str().unwrap(),
+    ])
+    .output();
+    assert!(report.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+    private.push(report);
+
+    let state = dir.join("probe/state.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let out = Gm::new(&["probe", "--target", &url, "--state-file", state.to_str().unwrap()]).output();
+    assert!(state.exists(), "{}", String::from_utf8_lossy(&out.stdout));
+    private.push(state);
+
+    let wrong: Vec<String> = private
+        .iter()
+        .filter(|p| mode(p) != 0o600)
+        .map(|p| format!("{:o} {}", mode(p), p.display()))
+        .chain(public.iter().filter(|p| mode(p) & 0o022 != 0).map(|p| format!("{:o} {}", mode(p), p.display())))
+        .collect();
+    assert!(wrong.is_empty(), "files with the wrong mode:\n{}", wrong.join("\n"));
+}
