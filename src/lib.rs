@@ -10,7 +10,9 @@
 pub mod cli;
 pub mod client;
 pub mod clock;
-pub(crate) mod config;
+// Public only for the fuzz targets in `fuzz/` (`ConfigFile::parse`, `cron_settings`); not an API.
+#[doc(hidden)]
+pub mod config;
 pub mod crypto;
 pub mod files;
 pub mod http;

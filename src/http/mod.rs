@@ -18,6 +18,8 @@ mod server;
 
 pub use error::{HttpError, PercentDecodeError};
 pub use limits::Limits;
+#[doc(hidden)]
+pub use request::parse_head_for_fuzzing;
 pub use request::{parse_query, percent_decode, percent_decode_query_component, Request};
 pub use response::{reason_phrase, Response};
 pub use server::{Handler, ServeReport, Server, ServerStats, ShutdownHandle};

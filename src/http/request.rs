@@ -190,6 +190,21 @@ pub(super) fn parse_head(bytes: &[u8], limits: &Limits, peer: SocketAddr) -> Res
     }))
 }
 
+/// [`parse_head`] for the fuzz targets in `fuzz/` (not an API): the parsed request with its head length
+/// and declared body length, `Ok(None)` when more bytes are needed, or the refusal's HTTP status.
+#[doc(hidden)]
+pub fn parse_head_for_fuzzing(
+    bytes: &[u8],
+    limits: &Limits,
+    peer: SocketAddr,
+) -> Result<Option<(Request, usize, usize)>, u16> {
+    match parse_head(bytes, limits, peer) {
+        Ok(Some(head)) => Ok(Some((head.request, head.head_len, head.content_length))),
+        Ok(None) => Ok(None),
+        Err(rejection) => Err(rejection.status()),
+    }
+}
+
 /// Refuses a request line longer than the limit as soon as enough bytes have arrived to know it.
 fn check_request_line(bytes: &[u8], limit: usize) -> Result<(), Rejection> {
     let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
