@@ -10,6 +10,7 @@ mod backup_restore;
 mod clients;
 mod cron;
 mod decisions;
+mod durability;
 mod enroll;
 mod harness;
 mod incident;
