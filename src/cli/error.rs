@@ -171,6 +171,14 @@ impl Error {
                     folder.display()
                 ))
             }
+            Error::Ops(OpsError::Io { path, source, .. }) if crate::ops::error::is_out_of_space(source) => {
+                // The nearest folder that still exists: a scratch folder is gone by the time this prints.
+                let folder = path.ancestors().skip(1).find(|p| p.is_dir()).unwrap_or(std::path::Path::new("."));
+                Some(format!(
+                    "free space in {} (df -h) or raise its quota or file-size limit (ulimit -f), then run the command again",
+                    folder.display()
+                ))
+            }
             Error::Client(e) => super::admin::client_hint(e),
             Error::Probe(ProbeError::StateCorrupt { .. }) => {
                 Some("delete the state file: the next run starts counting failures afresh".to_string())

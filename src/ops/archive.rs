@@ -217,7 +217,13 @@ pub fn extract(archive: &Path, key: &Key, dir: &Path, progress: &dyn Progress) -
         }
         let target = dir.join(&name);
         let out = crate::files::private::create_new_private(&target).map_err(io("write", &target))?;
-        let entry_error = |e: std::io::Error| OpsError::Archive { problem: format!("entry {name}: {e}") };
+        let entry_error = |e: std::io::Error| {
+            if super::error::is_out_of_space(&e) {
+                OpsError::Io { action: "write", path: target.clone(), source: e }
+            } else {
+                OpsError::Archive { problem: format!("entry {name}: {e}") }
+            }
+        };
         let mut out = HashingWriter::new(out).map_err(entry_error)?;
         std::io::copy(&mut entry, &mut out).map_err(entry_error)?;
         let digest = out.finish().map_err(entry_error)?;

@@ -104,6 +104,16 @@ impl OpsError {
     }
 }
 
+/// Whether the file system refused a write for lack of room: a full disk, a quota or a file-size
+/// limit. Such a failure is the target's, never the input's (a restore must not call a good backup
+/// damaged because the disk it unpacks to is full).
+pub fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::FileTooLarge
+    )
+}
+
 impl fmt::Display for OpsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -19,17 +19,17 @@ use crate::harness::{sandbox, Gm, GmServer, TempDir, GM};
 use crate::signer::Operator;
 
 /// xorshift64*: enough randomness to spread kill moments, reproducible from its seed.
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn from_env_or_clock() -> (Rng, u64) {
+    pub fn from_env_or_clock() -> (Rng, u64) {
         let seed = std::env::var("GM_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
         }) | 1;
         (Rng(seed), seed)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -494,4 +494,48 @@ fn restore_waits_for_an_exclusive_lock_within_its_timeout_and_changes_nothing() 
     assert!(took < Duration::from_secs(15), "gave up after its 1 s timeout, not the default 30 s: {took:?}");
     assert!(stderr.contains("lock") || stderr.contains("busy"), "{stderr}");
     assert_eq!(inspect(&db), before, "the database is unchanged");
+}
+
+// Issue 8 item 3: a restore whose disk fills while it unpacks must say the disk is full (exit 2,
+// with a hint), not fail the "decrypt" check as if the backup were damaged (exit 1).
+#[test]
+fn restore_on_a_full_disk_is_an_io_error_not_a_damaged_backup() {
+    let dir = TempDir::new("fault-restore-full");
+    let home = home_with_schema(&dir);
+    let h = home.to_str().unwrap();
+    let (recipient, key) = identity(&dir);
+    let archive = dir.join("b.age");
+    Gm::new(&backup_args(h, &recipient, archive.to_str().unwrap())).expect(0);
+    let db = home.join("na.db");
+    add_invite(&db, 0);
+    let before = inspect(&db);
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {}; exec \"$GM\" managed restore --home \"$GM_HOME_DIR\" --backup \"$ARCHIVE\" --identity \"$KEY\" --yes",
+        64 * 1024 / ulimit_block_bytes()
+    );
+    let o = Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .env("GM", GM)
+        .env("GM_HOME_DIR", h)
+        .env("ARCHIVE", &archive)
+        .env("KEY", &key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("error: cannot write ") && stderr.contains("File too large"), "{stderr}");
+    assert!(!stderr.contains("check decrypt failed") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("\nhint: free space in ")
+            && stderr
+                .ends_with(" (df -h) or raise its quota or file-size limit (ulimit -f), then run the command again\n"),
+        "{stderr}"
+    );
+    assert_eq!(inspect(&db), before, "the old database is untouched");
+    assert_eq!(leftovers(&home), Vec::<String>::new());
+    // With room again the same restore succeeds.
+    let (a, k) = (archive.to_str().unwrap(), key.to_str().unwrap());
+    Gm::new(&["managed", "restore", "--home", h, "--backup", a, "--identity", k, "--yes"]).expect(0);
+    assert_eq!(inspect(&db).0, "ok");
 }

@@ -108,8 +108,20 @@ impl GmServer {
     }
 
     pub fn start_with(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> GmServer {
+        GmServer::start_in_shell(home, extra, env, "")
+    }
+
+    /// Like [`GmServer::start_with`], but `gm serve` is exec'd by `sh -c` after the shell runs
+    /// `prelude` (such as `trap '' XFSZ`, inherited by gm as an ignored signal). `pid()` is gm's.
+    pub fn start_in_shell(home: &Path, extra: &[&str], env: &[(&str, &str)], prelude: &str) -> GmServer {
         let stderr_log = home.join(format!("serve-{}.log", std::process::id()));
-        let mut cmd = Command::new(GM);
+        let mut cmd = if prelude.is_empty() {
+            Command::new(GM)
+        } else {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", &format!("{prelude}; exec \"$0\" \"$@\""), GM]);
+            sh
+        };
         cmd.args(["serve", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"]).args(extra).env_clear();
         for (k, v) in env {
             cmd.env(k, v);

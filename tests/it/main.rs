@@ -11,6 +11,7 @@ mod backup_restore;
 mod clients;
 mod cron;
 mod decisions;
+mod durability;
 mod enroll;
 mod file_modes;
 mod harness;

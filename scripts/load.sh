@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Mixed load against one release `gm serve` (issue 8 item 1): for SECONDS, at the same time,
+# 1,000 keep-alive clients on public routes (/healthz, /genesis, /crl, /metrics, /policy, /readyz,
+# /sovereign.json), 200 slowloris connections (a partial head, one byte every 3 s) and 50 clients
+# enrolling and heartbeating (signed admin invite -> join -> heartbeats), driven by benches/load.rs.
+# Reports /healthz p50/p99 (target p99 < 50 ms), every non-2xx or connection error on the
+# well-formed requests (target 0) and the server's RSS sampled every second (must stay bounded).
+# Exit status 1 when a target is missed. Figures go to RELIABILITY.md ("Load").
+# Usage: scripts/load.sh [SECONDS]   (default 120; LOAD_* variables tune the mix, see benches/load.rs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-120}"
+case $secs in
+  ''|*[!0-9]*) echo "usage: scripts/load.sh [SECONDS]  (SECONDS: a positive number)" >&2; exit 2 ;;
+esac
+# 1,250 client sockets and as many server sockets, plus SQLite files: both sides need the room.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
+  echo "load: the open-file limit is $(ulimit -n); 4096 or more is needed (raise the hard limit)" >&2; exit 2
+fi
+cargo build --release --quiet
+cargo bench --bench load --no-run --quiet 2>/dev/null
+work=$(mktemp -d)
+pid=""
+trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+bin=target/release/gm
+"$bin" quickstart --home "$work/sb" --no-serve >/dev/null 2>&1
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18443)
+# One trusted proxy hop: each enrollment request carries its own X-Forwarded-For, as many nodes
+# would (the per-address admin and join buckets would otherwise throttle the single client).
+# Access logs go to a file, as under journald.
+GENESIS_LOG_FORMAT=json "$bin" serve --home "$work/sb" --bind "127.0.0.1:$port" --no-scheduler \
+  --trusted-proxy-hops 1 >"$work/out" 2>"$work/log" &
+pid=$!
+for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.05; done
+grep -q listening "$work/out" || { echo "load: gm serve did not start:" >&2; cat "$work/log" >&2; exit 2; }
+echo "machine: $(nproc) cores, load average before the run: $(cut -d' ' -f1-3 /proc/loadavg); open-file limit $(ulimit -n)"
+status=0
+cargo bench --bench load --quiet -- "127.0.0.1:$port" "$work/sb" "$secs" "$pid" || status=$?
+echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "server log: $(wc -l <"$work/log") lines, $(grep -c '"level":"ERROR"' "$work/log" || true) errors, $(grep -ci panick "$work/log" || true) panics"
+echo "database: $(du -h "$work/sb/na.db" | cut -f1) + WAL $(du -h "$work/sb/na.db-wal" 2>/dev/null | cut -f1)"
+exit "$status"
