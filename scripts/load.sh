@@ -18,12 +18,13 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
   echo "load: the open-file limit is $(ulimit -n); 4096 or more is needed (raise the hard limit)" >&2; exit 2
 fi
-cargo build --release --quiet
+[ -n "${GM_BIN:-}" ] || cargo build --release --quiet
 cargo bench --bench load --no-run --quiet 2>/dev/null
 work=$(mktemp -d)
 pid=""
 trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
-bin=target/release/gm
+# GM_BIN runs another build, e.g. the static musl binary of scripts/build-static.sh (musl's malloc).
+bin=${GM_BIN:-target/release/gm}
 "$bin" quickstart --home "$work/sb" --no-serve >/dev/null 2>&1
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18443)
 # One trusted proxy hop: each enrollment request carries its own X-Forwarded-For, as many nodes
@@ -40,4 +41,8 @@ cargo bench --bench load --quiet -- "127.0.0.1:$port" "$work/sb" "$secs" "$pid" 
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "server log: $(wc -l <"$work/log") lines, $(grep -c '"level":"ERROR"' "$work/log" || true) errors, $(grep -ci panick "$work/log" || true) panics"
 echo "database: $(du -h "$work/sb/na.db" | cut -f1) + WAL $(du -h "$work/sb/na.db-wal" 2>/dev/null | cut -f1)"
+if [ "$status" != 0 ]; then
+  cp "$work/log" "${TMPDIR:-/tmp}/gm-load-server.log"
+  echo "server log kept in ${TMPDIR:-/tmp}/gm-load-server.log"
+fi
 exit "$status"

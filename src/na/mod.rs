@@ -138,6 +138,13 @@ impl Authority {
             Ok(_) => {}
             Err(e) => log::error!(target: "gm::na", "nonce pruning failed: {e}"),
         }
+        match self.store.bound_wal(crate::store::Store::WAL_LIMIT_BYTES, std::time::Duration::from_secs(2)) {
+            Ok(Some(size)) => {
+                log::info!(target: "gm::na", "truncated the WAL ({} MiB) after a full checkpoint", size / (1024 * 1024))
+            }
+            Ok(None) => {}
+            Err(e) => log::warn!(target: "gm::na", "WAL checkpoint postponed: {e}"),
+        }
         let stale = self.store.read(crate::store::crl::active).ok().flatten().is_some_and(|(seq, json)| {
             publish::parse_stored::<crate::model::crl::Crl>(&json, "crl_versions", &seq.to_string())
                 .is_ok_and(|crl| !publish::crl_is_fresh(&crl, now))
