@@ -249,3 +249,21 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Decrypts an age-encrypted `.tar.gz` (gm's backups and incident bundles) with `identity` and
+/// unpacks it in memory: entry name to bytes.
+pub fn open_archive(archive: &Path, identity: &age::x25519::Identity) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let file = std::fs::File::open(archive).unwrap();
+    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).unwrap();
+    let reader = decryptor.decrypt(std::iter::once(identity as &dyn age::Identity)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(reader));
+    let mut out = std::collections::BTreeMap::new();
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        out.insert(name, bytes);
+    }
+    out
+}

@@ -4,7 +4,6 @@
 //! the views are computed from the database (same connectome bytes); bad requests leave nothing.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use age::secrecy::ExposeSecret;
@@ -12,23 +11,6 @@ use gm::crypto::json::{parse_str, Map};
 
 use crate::harness::{sandbox, Gm, GmServer, TempDir};
 use crate::signer::{Node, Operator};
-
-/// Decrypts and unpacks an archive in memory: entry name to bytes.
-fn open_bundle(archive: &Path, identity: &age::x25519::Identity) -> BTreeMap<String, Vec<u8>> {
-    let file = std::fs::File::open(archive).unwrap();
-    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).unwrap();
-    let reader = decryptor.decrypt(std::iter::once(identity as &dyn age::Identity)).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(reader));
-    let mut out = BTreeMap::new();
-    for entry in tar.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().to_string_lossy().to_string();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap();
-        out.insert(name, bytes);
-    }
-    out
-}
 
 fn manifest(entries: &BTreeMap<String, Vec<u8>>) -> Map {
     parse_str(std::str::from_utf8(&entries["manifest.json"]).unwrap()).unwrap().as_object().unwrap().clone()
@@ -88,7 +70,7 @@ fn bundle_from_a_live_na_then_from_the_database_alone() {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&live).unwrap().permissions()) & 0o777,
         0o600
     );
-    let entries = open_bundle(&live, &id);
+    let entries = crate::harness::open_archive(&live, &id);
     for name in [
         "manifest.json",
         "audit.jsonl",
@@ -166,7 +148,7 @@ fn bundle_from_a_live_na_then_from_the_database_alone() {
     ])
     .expect(0);
     assert!(stdout.contains("from the database"), "{stdout}");
-    let entries = open_bundle(&offline, &id);
+    let entries = crate::harness::open_archive(&offline, &id);
     assert_eq!(entries["views/connectome.json"], live_connectome, "the same connectome bytes as served");
     assert!(entries.contains_key("views/crl.json") && entries.contains_key("views/metrics.txt"));
     assert!(!entries.contains_key("views/healthz.json"));

@@ -24,8 +24,6 @@
 //!   there. Private key material and request signatures may not: no table stores them, in any
 //!   encoding (base64, hex or raw bytes).
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
@@ -141,22 +139,6 @@ fn node_body(secrets: &mut Secrets, label: &str, body: &gm::crypto::json::Map) {
     let text = |k: &str| body.get(k).unwrap().as_str().unwrap().to_string();
     secrets.signature(&format!("node signature ({label})"), &text("signature"));
     secrets.db_allowed(&format!("node nonce ({label})"), &text("nonce"));
-}
-
-fn open_bundle(archive: &Path, identity: &age::x25519::Identity) -> BTreeMap<String, Vec<u8>> {
-    let file = std::fs::File::open(archive).unwrap();
-    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).unwrap();
-    let reader = decryptor.decrypt(std::iter::once(identity as &dyn age::Identity)).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(reader));
-    let mut out = BTreeMap::new();
-    for entry in tar.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().to_string_lossy().to_string();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap();
-        out.insert(name, bytes);
-    }
-    out
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -309,7 +291,7 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
         Some(0),
     );
     let mut databases = Vec::new();
-    let entries = open_bundle(&bundle, &identity);
+    let entries = crate::harness::open_archive(&bundle, &identity);
     assert!(entries.contains_key("audit.jsonl") && entries.contains_key("na.db"), "{:?}", entries.keys());
     for (name, bytes) in entries {
         if name == "na.db" || name == "gm-ops.db" {
