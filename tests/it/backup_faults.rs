@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use age::secrecy::ExposeSecret;
-
-use crate::harness::{sandbox, Gm, GmServer, TempDir, GM};
+use crate::harness::{identity, sandbox, Gm, GmServer, TempDir, GM};
 use crate::signer::Operator;
 
 /// xorshift64*: enough randomness to spread kill moments, reproducible from its seed.
@@ -39,13 +37,6 @@ impl Rng {
 
 fn trials() -> usize {
     std::env::var("GM_FAULT_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(50)
-}
-
-fn identity(dir: &TempDir) -> (String, PathBuf) {
-    let id = age::x25519::Identity::generate();
-    let path = dir.join("backup.key");
-    std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (id.to_public().to_string(), path)
 }
 
 /// Starts `gm ARGS` with a clean environment (as the harness does), output discarded.

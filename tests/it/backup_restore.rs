@@ -8,17 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use age::secrecy::ExposeSecret;
-
-use crate::harness::{sandbox, Gm, GmServer, TempDir};
+use crate::harness::{identity, sandbox, Gm, GmServer, TempDir};
 use crate::signer::{Node, Operator};
-
-fn identity(dir: &TempDir) -> (String, std::path::PathBuf) {
-    let id = age::x25519::Identity::generate();
-    let path = dir.join("backup.key");
-    std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (id.to_public().to_string(), path)
-}
 
 fn count(db: &Path, sql: &str) -> i64 {
     let c = rusqlite::Connection::open(db).unwrap();

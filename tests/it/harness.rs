@@ -267,3 +267,11 @@ pub fn open_archive(archive: &Path, identity: &age::x25519::Identity) -> std::co
     }
     out
 }
+
+/// A fresh age X25519 identity written to `dir/backup.key`: `(recipient "age1…", key file)`.
+pub fn identity(dir: &TempDir) -> (String, PathBuf) {
+    let id = age::x25519::Identity::generate();
+    let path = dir.join("backup.key");
+    std::fs::write(&path, format!("{}\n", age::secrecy::ExposeSecret::expose_secret(&id.to_string()))).unwrap();
+    (id.to_public().to_string(), path)
+}

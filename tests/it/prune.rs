@@ -7,21 +7,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use age::secrecy::ExposeSecret;
-
-use crate::harness::{sandbox, Gm, GmServer, TempDir};
+use crate::harness::{identity, sandbox, Gm, GmServer, TempDir};
 
 const NET: &str = "sandbox-mesh";
 
 fn name(stamp: &str) -> String {
     format!("gm-{NET}-{stamp}.tar.gz.age")
-}
-
-fn identity(dir: &TempDir) -> (String, PathBuf) {
-    let id = age::x25519::Identity::generate();
-    let path = dir.join("backup.key");
-    std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (id.to_public().to_string(), path)
 }
 
 /// A real encrypted backup written straight to `folder/<crafted name>`.
