@@ -12,7 +12,8 @@ use age::secrecy::ExposeSecret;
 
 use crate::harness::{sandbox, wait_until, Gm, GmServer, TempDir};
 
-/// A sandbox whose gm.toml has backup and audit-export jobs (and a backup key pair).
+/// A sandbox whose gm.toml has a nightly backup and a verify job (and a backup key pair). Their
+/// missed-run grace is 1 s, so a test run just after 03:00 UTC does not catch up the 03:00 backup.
 fn home_with_jobs(dir: &TempDir, extra: &str) -> std::path::PathBuf {
     let home = sandbox(dir);
     let id = age::x25519::Identity::generate();
@@ -23,8 +24,8 @@ fn home_with_jobs(dir: &TempDir, extra: &str) -> std::path::PathBuf {
         home.join("gm.toml"),
         format!(
             "{toml}\n[cron]\nshutdown_grace_seconds = 20\n\n\
-             [cron.jobs.nightly-backup]\nkind = \"backup\"\nschedule = \"0 3 * * *\"\nbackup_dir = \"b\"\nrecipients_file = \"recipients-test.txt\"\n\n\
-             [cron.jobs.check]\nkind = \"verify\"\nschedule = \"15 3 * * *\"\nbackup_dir = \"b\"\nidentity_file = \"backup-test.key\"\n{extra}"
+             [cron.jobs.nightly-backup]\nkind = \"backup\"\nschedule = \"0 3 * * *\"\nbackup_dir = \"b\"\nrecipients_file = \"recipients-test.txt\"\nmissed_grace_seconds = 1\n\n\
+             [cron.jobs.check]\nkind = \"verify\"\nschedule = \"15 3 * * *\"\nbackup_dir = \"b\"\nidentity_file = \"backup-test.key\"\nmissed_grace_seconds = 1\n{extra}"
         ),
     )
     .unwrap();
