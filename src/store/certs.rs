@@ -1,5 +1,6 @@
 //! `issued_certs`: node certificates. Counts and the active-node set are indexed queries (gm's
-//! `gm_issued_certs_status` and `gm_issued_certs_last_heartbeat` indexes), never full row loads.
+//! `gm_issued_certs_status` and `gm_issued_certs_heartbeat_status` indexes), never full row loads;
+//! the active count reads the covering heartbeat index only.
 
 use rusqlite::Connection;
 
@@ -44,7 +45,7 @@ pub fn recent_heartbeats(conn: &Connection, not_before: &str) -> Result<Vec<Acti
     let mut stmt = conn
         .prepare_cached(
             "SELECT cert_id, node_public_key, roles_json, expires_at, last_heartbeat, remote_addr, status, heartbeat_status
-             FROM issued_certs INDEXED BY gm_issued_certs_last_heartbeat
+             FROM issued_certs INDEXED BY gm_issued_certs_heartbeat_status
              WHERE last_heartbeat >= ?1 AND status != 'revoked'
              ORDER BY last_heartbeat",
         )
@@ -70,6 +71,46 @@ pub fn recent_heartbeats(conn: &Connection, not_before: &str) -> Result<Vec<Acti
         })
         .map_err(StoreError::sqlite("reading active nodes"))?;
     rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading active nodes"))
+}
+
+/// For the `/metrics` active count: the number of non-revoked rows whose `last_heartbeat` sorts at
+/// or after `sure`, and the `last_heartbeat` values of those between `not_before` (inclusive) and
+/// `sure`, for the caller's exact test. Reads only the covering `(last_heartbeat, status)` index:
+/// no row is loaded, so the cost stays small with tens of thousands of active nodes.
+pub fn recent_heartbeat_count(
+    conn: &Connection,
+    not_before: &str,
+    sure: &str,
+) -> Result<(i64, Vec<String>), StoreError> {
+    let what = "counting active nodes";
+    let sure_count = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM issued_certs INDEXED BY gm_issued_certs_heartbeat_status
+             WHERE last_heartbeat >= ?1 AND status != 'revoked'",
+        )
+        .or_else(|_| {
+            conn.prepare_cached("SELECT COUNT(*) FROM issued_certs WHERE last_heartbeat >= ?1 AND status != 'revoked'")
+        })
+        .and_then(|mut stmt| stmt.query_row([sure], |r| r.get::<_, i64>(0)))
+        .map_err(StoreError::sqlite(what))?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT last_heartbeat FROM issued_certs INDEXED BY gm_issued_certs_heartbeat_status
+             WHERE last_heartbeat >= ?1 AND last_heartbeat < ?2 AND status != 'revoked'",
+        )
+        .or_else(|_| {
+            conn.prepare_cached(
+                "SELECT last_heartbeat FROM issued_certs
+                 WHERE last_heartbeat >= ?1 AND last_heartbeat < ?2 AND status != 'revoked'",
+            )
+        })
+        .map_err(StoreError::sqlite(what))?;
+    let boundary = stmt
+        .query_map([not_before, sure], |r| r.get::<_, String>(0))
+        .map_err(StoreError::sqlite(what))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sqlite(what))?;
+    Ok((sure_count, boundary))
 }
 
 /// The columns of one certificate row that decisions need.

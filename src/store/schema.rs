@@ -177,9 +177,11 @@ CREATE INDEX IF NOT EXISTS idx_imported_sovereign_revocations_issuer ON imported
 
 /// gm's own indexes on upstream tables (documented in README "Database"): they turn the `/metrics`
 /// revoked count, the `/nodes` active set, renewal-chain lookups (D5) and nonce pruning (D18) into
-/// indexed queries.
+/// indexed queries. The heartbeat index also holds `status`, so the `/metrics` active count never
+/// loads a row; it replaces the `last_heartbeat`-only index of earlier gm versions (dropped).
 const GM_INDEXES: &str = "CREATE INDEX IF NOT EXISTS gm_issued_certs_status ON issued_certs(status);
-CREATE INDEX IF NOT EXISTS gm_issued_certs_last_heartbeat ON issued_certs(last_heartbeat);
+DROP INDEX IF EXISTS gm_issued_certs_last_heartbeat;
+CREATE INDEX IF NOT EXISTS gm_issued_certs_heartbeat_status ON issued_certs(last_heartbeat, status);
 CREATE INDEX IF NOT EXISTS gm_issued_certs_renewed_from ON issued_certs(renewed_from);
 CREATE INDEX IF NOT EXISTS gm_nonces_created_at ON nonces(created_at);";
 

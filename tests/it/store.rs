@@ -88,7 +88,7 @@ fn upstream_database_is_served_unchanged() {
     assert_eq!(
         gm_indexes,
         vec![
-            "gm_issued_certs_last_heartbeat",
+            "gm_issued_certs_heartbeat_status",
             "gm_issued_certs_renewed_from",
             "gm_issued_certs_status",
             "gm_nonces_created_at"

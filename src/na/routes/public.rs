@@ -82,7 +82,7 @@ fn gauges(store: &crate::store::Store, now: chrono::DateTime<chrono::Utc>) -> Re
     Ok(store.read(|c| {
         Ok(NaGauges {
             issued_certs_total: certs::count_all(c)?,
-            active_nodes: active_rows(c, now)?.len() as i64,
+            active_nodes: active_count(c, now)?,
             revoked_certs_total: certs::count_revoked(c)?,
             crl_sequence: crl::active_sequence(c)?,
             policy_versions_total: policy::count(c)?,
@@ -90,25 +90,56 @@ fn gauges(store: &crate::store::Store, now: chrono::DateTime<chrono::Utc>) -> Re
     })?)
 }
 
+/// The active window (§10.3: `now − last_heartbeat < 300 s`) as `last_heartbeat` string bounds.
+/// Stored times are isoformat UTC strings, which sort in time order: a value sorting at or after
+/// `sure` (the first whole second past the threshold) is active without parsing; values from
+/// `not_before` (one whole second before the threshold) up to `sure` get the exact test on the
+/// parsed time. `/nodes` and the `/metrics` gauge apply the same rule, so the gauge is the size of
+/// the `/nodes` set.
+struct ActiveWindow {
+    now: chrono::DateTime<chrono::Utc>,
+    not_before: String,
+    sure: String,
+}
+
+impl ActiveWindow {
+    fn at(now: chrono::DateTime<chrono::Utc>) -> ActiveWindow {
+        let threshold = now - Duration::seconds(ACTIVE_WINDOW_SECONDS);
+        let prefix = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        ActiveWindow {
+            now,
+            not_before: prefix(threshold - Duration::seconds(1)),
+            sure: prefix(threshold + Duration::seconds(1)),
+        }
+    }
+
+    fn contains(&self, last_heartbeat: &str) -> bool {
+        last_heartbeat >= self.sure.as_str()
+            || parse_db_time(last_heartbeat).is_some_and(|t| self.now - t < Duration::seconds(ACTIVE_WINDOW_SECONDS))
+    }
+}
+
+fn active_count(
+    conn: &rusqlite::Connection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<i64, crate::store::StoreError> {
+    let window = ActiveWindow::at(now);
+    let (sure, boundary) = certs::recent_heartbeat_count(conn, &window.not_before, &window.sure)?;
+    Ok(sure + boundary.iter().filter(|t| window.contains(t)).count() as i64)
+}
+
 fn active_rows(
     conn: &rusqlite::Connection,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<certs::ActiveNodeRow>, crate::store::StoreError> {
-    let threshold = now - Duration::seconds(ACTIVE_WINDOW_SECONDS);
-    // Index prefilter one second early at whole-second precision, then the exact test on parsed times.
-    let not_before = (threshold - Duration::seconds(1)).format("%Y-%m-%dT%H:%M:%S").to_string();
-    let rows = certs::recent_heartbeats(conn, &not_before)?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| {
-            parse_db_time(&r.last_heartbeat).is_some_and(|t| now - t < Duration::seconds(ACTIVE_WINDOW_SECONDS))
-        })
-        .collect())
+    let window = ActiveWindow::at(now);
+    let rows = certs::recent_heartbeats(conn, &window.not_before)?;
+    Ok(rows.into_iter().filter(|r| window.contains(&r.last_heartbeat)).collect())
 }
 
 /// Size of the `/nodes` set at `now`.
 pub fn active_node_count(na: &Authority, now: chrono::DateTime<chrono::Utc>) -> Result<usize, NaError> {
-    Ok(na.store.read(|c| active_rows(c, now))?.len())
+    Ok(na.store.read(|c| active_count(c, now))? as usize)
 }
 
 /// `GET /nodes` (§10.3).
@@ -216,4 +247,51 @@ fn stored_object<T: SignedObject>(json: &str, table: &'static str) -> Result<Res
         parse_str(json).map_err(|e| NaError::Internal { detail: format!("{table}: stored JSON unreadable: {e}") })?;
     let object = T::from_value(&value).map_err(|e| NaError::Internal { detail: format!("{table}: {e}") })?;
     Ok(json_response(200, &object.to_value()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_active_count_is_the_size_of_the_nodes_set_at_the_window_edges() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap_or_else(|e| unreachable!("{e}"));
+        crate::store::schema::migrate(&mut conn, "2026-01-01T00:00:00+00:00").unwrap_or_else(|e| unreachable!("{e}"));
+        crate::store::schema::ensure_gm_indexes(&conn).unwrap_or_else(|e| unreachable!("{e}"));
+        let now = parse_db_time("2026-11-26T12:00:00.250000+00:00").unwrap_or_else(|| unreachable!());
+        let ago = |ms: i64| crate::model::timestamp::isoformat_utc(now - Duration::milliseconds(ms));
+        // (last_heartbeat, status, active?)
+        let rows = [
+            (ago(1_000), "issued", true),
+            (ago(299_000), "issued", true),
+            (ago(299_999), "issued", true),
+            (ago(300_000), "issued", false), // strict: exactly 300 s is not active
+            (ago(300_001), "issued", false),
+            (ago(301_500), "issued", false),
+            (ago(-10_000), "issued", true), // a clock ahead of ours still counts
+            (ago(299_600), "revoked", false),
+            ("2026-11-26T11:59:00+00:00".to_string(), "issued", true), // whole seconds, no fraction
+            // The threshold is 11:55:00.25: the whole second before it is parsed and tested exactly,
+            // a value sorting at or after 11:55:01 is counted without parsing.
+            ("2026-11-26T11:55:00+00:00".to_string(), "issued", false),
+            ("2026-11-26T11:55:01+00:00".to_string(), "issued", true),
+            ("2026-11-26T11:54:59+00:00".to_string(), "issued", false),
+        ];
+        for (i, (beat, status, _)) in rows.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO issued_certs VALUES (?1,'K','{}','[]','2026-01-01T00:00:00+00:00','2099-01-01T00:00:00+00:00',NULL,?2,?3,'joined',NULL,NULL,NULL,NULL)",
+                rusqlite::params![format!("c-{i}"), status, beat],
+            )
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        }
+        let expected = rows.iter().filter(|r| r.2).count();
+        let listed = active_rows(&conn, now).unwrap_or_else(|e| unreachable!("{e}"));
+        let count = active_count(&conn, now).unwrap_or_else(|e| unreachable!("{e}"));
+        let mut names: Vec<&str> = listed.iter().map(|r| r.last_heartbeat.as_str()).collect();
+        names.sort_unstable();
+        let mut want: Vec<&str> = rows.iter().filter(|r| r.2).map(|r| r.0.as_str()).collect();
+        want.sort_unstable();
+        assert_eq!(names, want);
+        assert_eq!((listed.len(), count), (expected, expected as i64));
+    }
 }
