@@ -312,6 +312,7 @@ fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Re
         .name("gm-signals".to_string())
         .spawn(move || {
             let mut last_upkeep = std::time::Instant::now();
+            let mut last_wal_check = last_upkeep;
             authority.maintain();
             while !done.load(Ordering::SeqCst) {
                 if signalled.load(Ordering::SeqCst) {
@@ -326,6 +327,10 @@ fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Re
                 if last_upkeep.elapsed() >= Duration::from_secs(60) {
                     authority.maintain();
                     last_upkeep = std::time::Instant::now();
+                }
+                if last_wal_check.elapsed() >= Authority::WAL_CHECK_EVERY {
+                    authority.bound_wal();
+                    last_wal_check = std::time::Instant::now();
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -7,7 +7,9 @@
 //! shared by every job in the batch. A job that fails rolls back only its own savepoint.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,9 @@ const QUEUE: usize = 4096;
 pub struct Writer {
     tx: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// When the last batch committed, in microseconds after `started` plus one (0: never).
+    last_commit: Arc<AtomicU64>,
+    started: Instant,
 }
 
 impl Writer {
@@ -43,11 +48,47 @@ impl Writer {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 8192")
             .map_err(StoreError::sqlite("configuring the writer connection"))?;
         let (tx, rx) = sync_channel::<Job>(QUEUE);
+        let started = Instant::now();
+        let last_commit = Arc::new(AtomicU64::new(0));
+        let stamp = Arc::clone(&last_commit);
         let thread = std::thread::Builder::new()
             .name("db-writer".to_string())
-            .spawn(move || run(&conn, &rx))
+            .spawn(move || run(&conn, &rx, &|| stamp.store(micros_since(started) + 1, Ordering::Relaxed)))
             .map_err(|e| StoreError::Writer { problem: format!("cannot start the writer thread: {e}") })?;
-        Ok(Writer { tx: Some(tx), thread: Some(thread) })
+        Ok(Writer { tx: Some(tx), thread: Some(thread), last_commit, started })
+    }
+
+    /// True when a batch committed within the last `window`: the database took a write just now.
+    pub fn committed_within(&self, window: Duration) -> bool {
+        let last = self.last_commit.load(Ordering::Relaxed);
+        last != 0 && micros_since(self.started).saturating_sub(last - 1) <= window.as_micros() as u64
+    }
+
+    /// Readiness write probe: queues an empty job, which the writer runs inside its
+    /// `BEGIN IMMEDIATE` like any write, and waits at most `wait` for the answer. It never takes the
+    /// write lock beside the writer (a probe contending for the lock with a busy writer waited out
+    /// its whole timeout under load) and commits nothing, so it costs no fsync.
+    /// The error is the problem in words.
+    pub fn probe(&self, wait: Duration) -> Result<(), String> {
+        let (reply_tx, reply_rx) = sync_channel::<Result<(), String>>(1);
+        let job: Job = Box::new(move |_conn: &Connection| {
+            Box::new(move |commit: Result<(), String>| {
+                let _ = reply_tx.send(commit);
+            })
+        });
+        let stopped = "the database writer thread has stopped".to_string();
+        let tx = self.tx.as_ref().ok_or_else(|| stopped.clone())?;
+        tx.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => "the write queue is full".to_string(),
+            TrySendError::Disconnected(_) => stopped.clone(),
+        })?;
+        match reply_rx.recv_timeout(wait) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => {
+                Err(format!("no write transaction could start within {} ms", wait.as_millis()))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(stopped),
+        }
     }
 
     /// Runs `f` in the next batch and returns its result after the batch committed.
@@ -90,7 +131,11 @@ fn gone() -> StoreError {
     StoreError::Writer { problem: "the database writer thread has stopped".to_string() }
 }
 
-fn run(conn: &Connection, rx: &Receiver<Job>) {
+fn micros_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX - 1)
+}
+
+fn run(conn: &Connection, rx: &Receiver<Job>, committed: &dyn Fn()) {
     while let Ok(first) = rx.recv() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let problem = format!("cannot start a write transaction: {e}");
@@ -121,6 +166,9 @@ fn run(conn: &Connection, rx: &Receiver<Job>) {
             log::error!(target: "gm::store", "commit of {} write(s) failed: {e}", pending.len());
             format!("commit failed: {e}")
         });
+        if commit.is_ok() {
+            committed();
+        }
         for deliver in pending {
             deliver(commit.clone());
         }
@@ -153,5 +201,29 @@ fn run_in_savepoint<T>(
             let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_is_recent_and_an_idle_writer_still_answers_the_probe() {
+        let dir = std::env::temp_dir().join(format!("gm-writer-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let conn = Connection::open(dir.join("w.db")).unwrap_or_else(|e| unreachable!("{e}"));
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let writer = Writer::start(conn).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(!writer.committed_within(Duration::from_secs(3600)), "nothing committed yet");
+        assert_eq!(writer.probe(Duration::from_secs(5)), Ok(()));
+        assert!(writer.committed_within(Duration::from_secs(1)), "the probe's empty batch committed");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!writer.committed_within(Duration::from_millis(10)));
+        writer.submit(|c| c.execute("INSERT INTO t VALUES (1)", []).map_err(StoreError::sqlite("insert"))).ok();
+        assert!(writer.committed_within(Duration::from_millis(10)));
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

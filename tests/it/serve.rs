@@ -156,6 +156,36 @@ fn readyz_says_which_check_failed_when_the_schema_is_damaged() {
 }
 
 #[test]
+fn readyz_says_not_writable_within_seconds_while_another_process_holds_the_write_lock() {
+    let dir = TempDir::new("serve-locked");
+    let home = sandbox(&dir);
+    let server = GmServer::start(&home, &[]);
+    assert_eq!(server.get("/readyz").status, 200);
+    // Let the startup writes age past the one-second "recent commit" shortcut.
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    let mut other = rusqlite::Connection::open(home.join("na.db")).unwrap();
+    let lock = other.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+    let started = std::time::Instant::now();
+    let r = server.get("/readyz");
+    let waited = started.elapsed();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("\"error\":\"database not writable: no write transaction could start within 2000 ms\""),
+        "{}",
+        r.text()
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "the probe waits about 2 s, not the 30 s busy timeout: {waited:?}"
+    );
+    // Reads do not wait for the write lock.
+    assert_eq!(server.get("/metrics").status, 200);
+    lock.rollback().unwrap();
+    let r = server.get("/readyz");
+    assert_eq!((r.status, r.text().contains("\"status\":\"ready\"")), (200, true), "{}", r.text());
+}
+
+#[test]
 fn sigterm_stops_serving_and_exits_zero() {
     let dir = TempDir::new("serve-sigterm");
     let home = sandbox(&dir);
