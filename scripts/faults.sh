@@ -9,6 +9,10 @@
 #     (tests/it/durability.rs with GM_FULL_DISK_DIR). Without permission to mount, the serve part
 #     falls back to RLIMIT_FSIZE and the backup/restore part is skipped (backup_faults.rs covers
 #     the backup with `ulimit -f`).
+#  d. Device errors: the same serve, backup and restore checks with the database (or the backup's
+#     output) on scripts/eio-fs.py, a FUSE file system whose writes fail with EIO while a flag file
+#     exists (tests/it/durability.rs device_errors, ignored in `cargo test`). Skipped with a
+#     message when /dev/fuse or the Python package fusepy is missing.
 #  c. `gm serve` killed with SIGKILL (2 of 3) or stopped with SIGTERM (1 of 3) at random moments
 #     while three writers invite and join; every 2xx-acknowledged invite and certificate must be
 #     in the database after each restart, and it must pass integrity_check.
@@ -41,6 +45,7 @@ pid=""
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   mountpoint -q "$small" && umount "$small"
+  if mountpoint -q "$work/eio" 2>/dev/null; then fusermount -u "$work/eio" || umount -l "$work/eio"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,12 +71,12 @@ serve_and_invite() { # HOME N: start gm serve on HOME, create N invites, stop it
   for _ in $(seq "$2"); do "$gm" admin invite --na "$url" --home "$1" --role client >/dev/null 2>&1; done
   kill -TERM "$pid"; wait "$pid"; pid=""
 }
-expect_clean_failure() { # WHAT STATUS STDERR-FILE
+expect_clean_failure() { # WHAT STATUS STDERR-FILE LABEL
   local status=$2
   if [ "$status" -ne 2 ] || grep -q panicked "$3" || ! grep -q '^error: ' "$3" || ! grep -q '^hint: ' "$3"; then
-    echo "FAILED: $1 on a full disk exited $status:"; cat "$3"; exit 1
+    echo "FAILED: $1 on the $4 exited $status:"; cat "$3"; exit 1
   fi
-  echo "$1 on a full disk: exit $status, $(grep -m1 '^error: ' "$3") / $(grep -m1 '^hint: ' "$3")"
+  echo "$1 on the $4: exit $status, $(grep -m1 '^error: ' "$3") / $(grep -m1 '^hint: ' "$3")"
 }
 
 age-keygen -o "$work/backup.key" 2>/dev/null
@@ -79,32 +84,73 @@ recipient=$(age-keygen -y "$work/backup.key")
 "$gm" quickstart --home "$work/sb" --no-serve >/dev/null 2>&1
 serve_and_invite "$work/sb" 3
 
-echo "-- backup: output on the full tmpfs"
-fill
-status=0; "$gm" managed backup --home "$work/sb" --recipient "$recipient" --output "$small/b.age" 2>"$work/err" || status=$?
-expect_clean_failure "gm managed backup" "$status" "$work/err"
-left=$(find "$small" -mindepth 1 ! -name filler | wc -l)
-[ "$left" -eq 0 ] || { echo "FAILED: the failed backup left files: $(ls -A "$small")"; exit 1; }
-rm "$small/filler"
-"$gm" managed backup --home "$work/sb" --recipient "$recipient" --output "$small/b.age" >/dev/null 2>&1
-"$gm" managed verify "$small/b.age" --identity "$work/backup.key" >/dev/null
-echo "space back: backup written and verified ($(du -h "$small/b.age" | cut -f1))"
-mv "$small/b.age" "$work/b.age"
+# backup_and_restore_fail_cleanly LABEL DIR BREAK HEAL: a backup written into DIR and a restore
+# over a database in DIR while BREAK is in effect must exit 2 with an error and a hint and leave
+# nothing behind (the old database intact); after HEAL both must succeed.
+backup_and_restore_fail_cleanly() {
+  local label=$1 dir=$2 break_cmd=$3 heal_cmd=$4 status left before
+  echo "-- backup: output on the $label"
+  $break_cmd
+  status=0; "$gm" managed backup --home "$work/sb" --recipient "$recipient" --output "$dir/b.age" 2>"$work/err" || status=$?
+  expect_clean_failure "gm managed backup" "$status" "$work/err" "$label"
+  # No file under the final name. On a full disk the failed run removed its scratch itself; a
+  # failing device may refuse the removal too, so there the next run must clean up.
+  [ ! -e "$dir/b.age" ] || { echo "FAILED: the failed backup left $dir/b.age"; exit 1; }
+  left=$(find "$dir" -mindepth 1 ! -name filler | wc -l)
+  [ "$left" -eq 0 ] || [ "$label" != "full tmpfs" ] || { echo "FAILED: the failed backup left files: $(ls -A "$dir")"; exit 1; }
+  $heal_cmd
+  "$gm" managed backup --home "$work/sb" --recipient "$recipient" --output "$dir/b.age" >/dev/null 2>&1
+  "$gm" managed verify "$dir/b.age" --identity "$work/backup.key" >/dev/null
+  left=$(find "$dir" -mindepth 1 ! -name filler ! -name b.age | wc -l)
+  [ "$left" -eq 0 ] || { echo "FAILED: scratch files remain after the next backup: $(ls -A "$dir")"; exit 1; }
+  echo "$label over: backup written and verified ($(du -h "$dir/b.age" | cut -f1))"
+  mv "$dir/b.age" "$work/b.age"
 
-echo "-- restore: the database being replaced lives on the full tmpfs"
-cp -r "$work/sb" "$small/sb"
-serve_and_invite "$small/sb" 1
-before=$(invites "$small/sb/na.db")
-fill
-status=0; "$gm" managed restore --home "$small/sb" --backup "$work/b.age" --identity "$work/backup.key" --yes 2>"$work/err" || status=$?
-expect_clean_failure "gm managed restore" "$status" "$work/err"
-left=$(find "$small/sb" -name '*.tmp*' -o -name '.gm-restore-*' -o -name '*restore-tmp*' | wc -l)
-[ "$left" -eq 0 ] || { echo "FAILED: the failed restore left files behind"; exit 1; }
-# sqlite3 itself needs room for the -shm file, so the old database is checked once space is back.
-rm "$small/filler"
-[ "$(integrity "$small/sb/na.db")" = ok ] && [ "$(invites "$small/sb/na.db")" = "$before" ] ||
-  { echo "FAILED: the old database changed or is damaged after the failed restore"; exit 1; }
-echo "old database intact: integrity ok, $before invites"
-"$gm" managed restore --home "$small/sb" --backup "$work/b.age" --identity "$work/backup.key" --yes >/dev/null 2>&1
-echo "space back: restore done, integrity $(integrity "$small/sb/na.db"), $(invites "$small/sb/na.db") invites (the backup's)"
+  echo "-- restore: the database being replaced lives on the $label"
+  cp -r "$work/sb" "$dir/sb"
+  serve_and_invite "$dir/sb" 1
+  before=$(invites "$dir/sb/na.db")
+  $break_cmd
+  status=0; "$gm" managed restore --home "$dir/sb" --backup "$work/b.age" --identity "$work/backup.key" --yes 2>"$work/err" || status=$?
+  expect_clean_failure "gm managed restore" "$status" "$work/err" "$label"
+  left=$(find "$dir/sb" -name '*.tmp*' -o -name '.gm-restore-*' -o -name '*restore-tmp*' | wc -l)
+  [ "$left" -eq 0 ] || [ "$label" != "full tmpfs" ] || { echo "FAILED: the failed restore left files behind"; exit 1; }
+  # sqlite3 itself needs to write the -shm file, so the old database is checked once healed.
+  $heal_cmd
+  [ "$(integrity "$dir/sb/na.db")" = ok ] && [ "$(invites "$dir/sb/na.db")" = "$before" ] ||
+    { echo "FAILED: the old database changed or is damaged after the failed restore"; exit 1; }
+  echo "old database intact: integrity ok, $before invites"
+  "$gm" managed restore --home "$dir/sb" --backup "$work/b.age" --identity "$work/backup.key" --yes >/dev/null 2>&1
+  echo "$label over: restore done, integrity $(integrity "$dir/sb/na.db"), $(invites "$dir/sb/na.db") invites (the backup's)"
+  left=$(find "$dir/sb" -name '*.tmp*' -o -name '.gm-restore-*' -o -name '*restore-tmp*' | wc -l)
+  [ "$left" -eq 0 ] || { echo "FAILED: scratch files remain after the next restore"; exit 1; }
+  rm -rf "${dir:?}/sb"
+}
+unfill() { rm "$small/filler"; }
+backup_and_restore_fail_cleanly "full tmpfs" "$small" fill unfill
+
+echo "== d. device errors (EIO)"
+# scripts/eio-fs.py: a pass-through FUSE file system whose writes fail with EIO while a flag file
+# exists. Needs /dev/fuse, libfuse2 and the Python package fusepy.
+if [ ! -e /dev/fuse ] || ! python3 -c 'import fuse' 2>/dev/null; then
+  echo "SKIPPED: no /dev/fuse or no fusepy (apt-get install libfuse2t64 fuse3; pip install fusepy)"
+  echo "faults: all checks passed (device errors skipped)"
+  exit 0
+fi
+mkdir -p "$work/eio-backing" "$work/eio"
+python3 scripts/eio-fs.py "$work/eio-backing" "$work/eio" "$work/eio-flag" 2>"$work/eio-fs.log" &
+fuse_pid=$!
+for _ in $(seq 100); do mountpoint -q "$work/eio" && break; sleep 0.05; done
+mountpoint -q "$work/eio" || { echo "FAILED: eio-fs.py did not mount:"; cat "$work/eio-fs.log"; exit 1; }
+echo "-- serve: database on the failing device, writes fail with EIO, then the device recovers"
+mkdir "$work/eio/serve"
+GM_EIO_DIR=$work/eio/serve GM_EIO_FLAG=$work/eio-flag cargo test --quiet --test it durability::device_errors -- --ignored --nocapture 2>&1 |
+  grep -oE 'device errors.*|test result.*|panicked.*|FAILED.*'
+rm -rf "$work/eio/serve"
+eio_on() { touch "$work/eio-flag"; }
+eio_off() { rm -f "$work/eio-flag"; }
+backup_and_restore_fail_cleanly "failing device" "$work/eio" eio_on eio_off
+# The device fails part-way: the first 40 writing calls still succeed.
+eio_midway() { echo 40 >"$work/eio-flag"; }
+backup_and_restore_fail_cleanly "device failing part-way" "$work/eio" eio_midway eio_off
 echo "faults: all checks passed"

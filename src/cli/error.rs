@@ -164,10 +164,34 @@ impl Error {
                 "a process holds an exclusive lock on the database (a sqlite3 shell or maintenance job with locking_mode=EXCLUSIVE, or a long write): let it finish and run the backup again, or raise --busy-timeout"
                     .to_string(),
             ),
-            Error::Ops(OpsError::Write { target, .. }) => {
-                let folder = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            Error::Ops(e @ (OpsError::Write { .. } | OpsError::Io { .. })) if crate::ops::error::caused_by_device_error(e) => {
+                let path = match e {
+                    OpsError::Write { target, .. } => target.as_path(),
+                    OpsError::Io { path, .. } => path.as_path(),
+                    _ => std::path::Path::new("."),
+                };
+                let folder = path.ancestors().skip(1).find(|p| p.is_dir()).unwrap_or(std::path::Path::new("."));
                 Some(format!(
-                    "free space in {} (df -h) or raise its quota or file-size limit (ulimit -f), then run the backup again; no partial backup was left behind",
+                    "the device holding {} reported an I/O error (EIO): check the disk and the kernel log (dmesg), or use a folder on another device, then run the command again (it removes scratch files this run could not)",
+                    folder.display()
+                ))
+            }
+            Error::Io { path, source, .. } if crate::ops::error::is_device_error(source) => {
+                let folder = path.ancestors().skip(1).find(|p| p.is_dir()).unwrap_or(std::path::Path::new("."));
+                Some(format!(
+                    "the device holding {} reported an I/O error (EIO): check the disk and the kernel log (dmesg), then run the command again",
+                    folder.display()
+                ))
+            }
+            Error::Ops(e @ OpsError::Write { target, .. }) => {
+                let folder = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                let device = if crate::ops::error::caused_by_sqlite_io_error(e) {
+                    " (if the kernel log, dmesg, shows I/O errors, the device is failing: write the backup to another one)"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "free space in {} (df -h) or raise its quota or file-size limit (ulimit -f), then run the backup again; no partial backup was left behind{device}",
                     folder.display()
                 ))
             }

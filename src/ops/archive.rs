@@ -218,7 +218,9 @@ pub fn extract(archive: &Path, key: &Key, dir: &Path, progress: &dyn Progress) -
         let target = dir.join(&name);
         let out = crate::files::private::create_new_private(&target).map_err(io("write", &target))?;
         let entry_error = |e: std::io::Error| {
-            if super::error::is_out_of_space(&e) {
+            // A full or failing target (EIO) is not damage in the backup. (EIO could also come
+            // from the device the backup is read from; either way the archive is not to blame.)
+            if super::error::is_out_of_space(&e) || super::error::is_device_error(&e) {
                 OpsError::Io { action: "write", path: target.clone(), source: e }
             } else {
                 OpsError::Archive { problem: format!("entry {name}: {e}") }

@@ -114,6 +114,34 @@ pub fn is_out_of_space(e: &std::io::Error) -> bool {
     )
 }
 
+/// Whether the device reported an I/O error (EIO): a failing disk, a lost network volume. Like a
+/// full disk it is the target's failure, never the input's.
+pub fn is_device_error(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error())
+}
+
+/// Whether `e` or its cause is a device I/O error reported by the OS (EIO).
+pub fn caused_by_device_error(e: &OpsError) -> bool {
+    match e {
+        OpsError::Io { source, .. } => is_device_error(source),
+        OpsError::Write { source, .. } => caused_by_device_error(source),
+        _ => false,
+    }
+}
+
+/// Whether `e` or its cause is SQLite's "disk I/O error" (`SQLITE_IOERR`). SQLite reports it for a
+/// failing device (EIO) but also for a write past the file-size limit (EFBIG), so it cannot tell
+/// a full disk from a failing one: hints name both.
+pub fn caused_by_sqlite_io_error(e: &OpsError) -> bool {
+    match e {
+        OpsError::Write { source, .. } => caused_by_sqlite_io_error(source),
+        OpsError::Store(
+            crate::store::StoreError::Sqlite { source, .. } | crate::store::StoreError::Open { source, .. },
+        ) => source.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure),
+        _ => false,
+    }
+}
+
 impl fmt::Display for OpsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -176,4 +204,33 @@ impl From<StoreError> for OpsError {
 pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpsError {
     let path = path.to_path_buf();
     move |source| OpsError::Io { action, path, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_errors_are_told_apart_from_full_disks_and_damage() {
+        let eio = || std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error());
+        let enospc = || std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        assert!(is_device_error(&eio()) && !is_out_of_space(&eio()));
+        assert!(is_out_of_space(&enospc()) && !is_device_error(&enospc()));
+        let path = std::path::Path::new("/backups/b.age");
+        let io_eio = OpsError::Io { action: "write", path: path.to_path_buf(), source: eio() };
+        assert!(caused_by_device_error(&io_eio));
+        let wrapped = OpsError::Write { target: path.to_path_buf(), step: "archive", source: Box::new(io_eio) };
+        assert!(caused_by_device_error(&wrapped), "the cause of a failed backup write is looked at");
+        let sqlite_ioerr = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error { code: rusqlite::ErrorCode::SystemIoFailure, extended_code: 778 },
+            None,
+        );
+        let store = OpsError::Store(crate::store::StoreError::Sqlite { op: "copying pages", source: sqlite_ioerr });
+        assert!(!caused_by_device_error(&store), "SQLite's disk I/O error may be EFBIG as well as EIO");
+        let wrapped = OpsError::Write { target: path.to_path_buf(), step: "snapshot", source: Box::new(store) };
+        assert!(caused_by_sqlite_io_error(&wrapped));
+        let full = OpsError::Io { action: "write", path: path.to_path_buf(), source: enospc() };
+        assert!(!caused_by_device_error(&full) && !caused_by_sqlite_io_error(&full));
+        assert!(!caused_by_device_error(&OpsError::Archive { problem: "bad entry".to_string() }));
+    }
 }

@@ -6,8 +6,11 @@
 //! `scripts/faults.sh` runs 100. The full-disk test fills a real file system when
 //! `GM_FULL_DISK_DIR` names a small one (scripts/faults.sh mounts an 8 MiB tmpfs there); otherwise
 //! it stands a file-size limit in for the full disk (`RLIMIT_FSIZE`, lowered and raised on the live
-//! server with `prlimit`), which needs no privileges. Kill moments come from the same seeded
-//! generator as tests/it/backup_faults.rs (`GM_FAULT_SEED` replays a printed seed).
+//! server with `prlimit`), which needs no privileges. The device-error test (ignored by default)
+//! puts the database on `scripts/eio-fs.py`, a FUSE file system whose writes fail with EIO while a
+//! flag file exists; `scripts/faults.sh` mounts it and names it in `GM_EIO_DIR` and `GM_EIO_FLAG`.
+//! Kill moments come from the same seeded generator as tests/it/backup_faults.rs (`GM_FAULT_SEED`
+//! replays a printed seed).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -187,6 +190,8 @@ enum Disk {
     Real { filler: PathBuf },
     /// `RLIMIT_FSIZE` on the server process at the database's current size, raised back to unlimited.
     FileSizeLimit,
+    /// A failing device: `scripts/eio-fs.py` answers writes with EIO while `flag` exists.
+    Failing { flag: PathBuf },
 }
 
 impl Disk {
@@ -204,6 +209,7 @@ impl Disk {
                 let limit = size(db).max(size(&wal)).max(4096);
                 set_fsize(server, &limit.to_string());
             }
+            Disk::Failing { flag } => drop(std::fs::File::create(flag).unwrap()),
         }
     }
 
@@ -211,6 +217,7 @@ impl Disk {
         match self {
             Disk::Real { filler } => std::fs::remove_file(filler).unwrap(),
             Disk::FileSizeLimit => set_fsize(server, "unlimited"),
+            Disk::Failing { flag } => std::fs::remove_file(flag).unwrap(),
         }
     }
 }
@@ -234,15 +241,34 @@ fn full_disk_during_serve_gives_clean_500s_and_writes_resume_when_space_returns(
         }
         Err(_) => (home.join("na.db"), Disk::FileSizeLimit),
     };
+    eprintln!("{}", writes_fail_cleanly_and_resume("full disk", &home, &db, &disk));
+}
+
+#[test]
+#[ignore = "needs scripts/eio-fs.py mounted: scripts/faults.sh sets GM_EIO_DIR and GM_EIO_FLAG"]
+fn device_errors_during_serve_give_clean_500s_and_writes_resume_when_the_device_recovers() {
+    let dir = TempDir::new("eio");
+    let home = sandbox(&dir);
+    let mount = PathBuf::from(std::env::var("GM_EIO_DIR").expect("GM_EIO_DIR: the eio-fs.py mount point"));
+    let flag = PathBuf::from(std::env::var("GM_EIO_FLAG").expect("GM_EIO_FLAG: the eio-fs.py flag file"));
+    let disk = Disk::Failing { flag };
+    eprintln!("{}", writes_fail_cleanly_and_resume("device errors (EIO)", &home, &mount.join("na.db"), &disk));
+}
+
+/// Serves `home` with its database at `db`, acknowledges 20 invites, makes the disk fail, expects
+/// at least 20 clean 500s (no 2xx lost, no other status), `/healthz` still 200, gives the disk back
+/// and expects writes to resume without a restart; then every acknowledged invite must be in the
+/// database and `integrity_check` ok. Returns the summary line scripts/faults.sh prints.
+fn writes_fail_cleanly_and_resume(what: &str, home: &Path, db: &Path, disk: &Disk) -> String {
     let db_arg = db.to_str().unwrap().to_string();
     let args = ["--trusted-proxy-hops", "1", "--no-scheduler", "--db-path", &db_arg];
     // SIGXFSZ would kill the process at the limit; ignored, the write fails with EFBIG instead.
-    let server = GmServer::start_in_shell(&home, &args, &[], "trap '' XFSZ");
-    let op = Operator::sandbox(&home);
+    let server = GmServer::start_in_shell(home, &args, &[], "trap '' XFSZ");
+    let op = Operator::sandbox(home);
     let mut n = 0u64;
     let mut invite = || {
         n += 1;
-        try_request(server.addr, &invite_request(&op, n)).expect("the server answers while the disk is full")
+        try_request(server.addr, &invite_request(&op, n)).expect("the server answers while the disk fails")
     };
     let mut acked = Acknowledged::default();
     for _ in 0..20 {
@@ -250,8 +276,8 @@ fn full_disk_during_serve_gives_clean_500s_and_writes_resume_when_space_returns(
         assert_eq!(r.status, 201, "{}", r.text());
         acked.tokens.push(json_field(&r, "token_id"));
     }
-    disk.fill(&server, &db);
-    // Writes fail cleanly while the disk is full (a few may still fit in space SQLite had).
+    disk.fill(&server, db);
+    // Writes fail cleanly while the disk fails (on a full disk a few may still fit in space SQLite had).
     let mut failed = 0;
     for _ in 0..200 {
         let r = invite();
@@ -261,15 +287,15 @@ fn full_disk_during_serve_gives_clean_500s_and_writes_resume_when_space_returns(
                 assert_eq!(r.text(), INTERNAL);
                 failed += 1;
             }
-            other => panic!("invite on a full disk answered {other}: {}", r.text()),
+            other => panic!("invite with {what} answered {other}: {}", r.text()),
         }
         if failed >= 20 {
             break;
         }
     }
-    assert!(failed >= 20, "the full disk never failed a write ({failed} failures)");
+    assert!(failed >= 20, "{what} never failed a write ({failed} failures)");
     let health = try_request(server.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    assert_eq!(health.status, 200, "reads still served on a full disk");
+    assert_eq!(health.status, 200, "liveness still answers with {what}");
     disk.free(&server);
     // Without a restart, writes succeed again.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -279,22 +305,19 @@ fn full_disk_during_serve_gives_clean_500s_and_writes_resume_when_space_returns(
             acked.tokens.push(json_field(&r, "token_id"));
             break;
         }
-        assert!(Instant::now() < deadline, "writes did not resume after space returned: {} {}", r.status, r.text());
+        assert!(Instant::now() < deadline, "writes did not resume after {what} ended: {} {}", r.status, r.text());
         std::thread::sleep(Duration::from_millis(50));
     }
     for _ in 0..20 {
         let r = invite();
-        assert_eq!(r.status, 201, "after space returned: {}", r.text());
+        assert_eq!(r.status, 201, "after {what} ended: {}", r.text());
         acked.tokens.push(json_field(&r, "token_id"));
     }
     let log = server.stderr();
     assert!(!log.contains("panicked"), "{log}");
     assert_eq!(server.terminate(), 0);
-    let (integrity, lost) = missing(&db, &acked);
+    let (integrity, lost) = missing(db, &acked);
     assert_eq!(integrity, "ok");
-    assert_eq!(lost, Vec::<String>::new(), "acknowledged writes lost across the full disk");
-    eprintln!(
-        "full disk: {failed} writes refused with 500, {} acknowledged and present, integrity ok",
-        acked.tokens.len()
-    );
+    assert_eq!(lost, Vec::<String>::new(), "acknowledged writes lost across {what}");
+    format!("{what}: {failed} writes refused with 500, {} acknowledged and present, integrity ok", acked.tokens.len())
 }
