@@ -170,14 +170,14 @@ impl Error {
                     OpsError::Io { path, .. } => path.as_path(),
                     _ => std::path::Path::new("."),
                 };
-                let folder = path.ancestors().skip(1).find(|p| p.is_dir()).unwrap_or(std::path::Path::new("."));
+                let folder = nearest_folder(path);
                 Some(format!(
                     "the device holding {} reported an I/O error (EIO): check the disk and the kernel log (dmesg), or use a folder on another device, then run the command again (it removes scratch files this run could not)",
                     folder.display()
                 ))
             }
             Error::Io { path, source, .. } if crate::ops::error::is_device_error(source) => {
-                let folder = path.ancestors().skip(1).find(|p| p.is_dir()).unwrap_or(std::path::Path::new("."));
+                let folder = nearest_folder(path);
                 Some(format!(
                     "the device holding {} reported an I/O error (EIO): check the disk and the kernel log (dmesg), then run the command again",
                     folder.display()
@@ -196,8 +196,7 @@ impl Error {
                 ))
             }
             Error::Ops(OpsError::Io { path, source, .. }) if crate::ops::error::is_out_of_space(source) => {
-                // The nearest folder that still exists: a scratch folder is gone by the time this prints.
-                let folder = path.ancestors().skip(1).find(|p| p.is_dir()).unwrap_or(std::path::Path::new("."));
+                let folder = nearest_folder(path);
                 Some(format!(
                     "free space in {} (df -h) or raise its quota or file-size limit (ulimit -f), then run the command again",
                     folder.display()
@@ -211,6 +210,12 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The nearest folder above `path` that still exists (a scratch folder is gone by the time a hint
+/// prints), for hints that name where to look.
+fn nearest_folder(path: &std::path::Path) -> &std::path::Path {
+    path.ancestors().skip(1).find(|p| p.is_dir()).unwrap_or(std::path::Path::new("."))
 }
 
 impl fmt::Display for Error {
