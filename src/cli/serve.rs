@@ -292,7 +292,8 @@ fn announce(out: Output, addr: SocketAddr, settings: &ServeSettings, next_steps:
 }
 
 /// SIGTERM and SIGINT set a flag that becomes a server shutdown; SIGHUP reloads the operator keys.
-/// The same thread runs the NA's periodic upkeep (nonce pruning, CRL freshness) every minute.
+/// The same thread runs the NA's periodic upkeep (nonce pruning, CRL freshness) every minute and
+/// checks the WAL size every 10 s ([`Authority::bound_wal`]).
 fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Result<Arc<AtomicBool>, Error> {
     let signalled = Arc::new(AtomicBool::new(false));
     let hangup = Arc::new(AtomicBool::new(false));
