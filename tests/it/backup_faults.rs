@@ -528,7 +528,6 @@ fn restore_on_a_full_disk_is_an_io_error_not_a_damaged_backup() {
     assert_eq!(inspect(&db), before, "the old database is untouched");
     assert_eq!(leftovers(&home), Vec::<String>::new());
     // With room again the same restore succeeds.
-    let (a, k) = (archive.to_str().unwrap(), key.to_str().unwrap());
-    Gm::new(&["managed", "restore", "--home", h, "--backup", a, "--identity", k, "--yes"]).expect(0);
+    Gm::restore(&home, &archive, &key).expect(0);
     assert_eq!(inspect(&db).0, "ok");
 }

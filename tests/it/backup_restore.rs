@@ -127,18 +127,7 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     assert!(stdout.contains("FAIL decrypt"), "{stdout}");
     let db = home.join("na.db");
     let before = std::fs::read(&db).unwrap();
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        home.to_str().unwrap(),
-        "--backup",
-        dir.join("flipped.age").to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--yes",
-    ])
-    .expect(1);
+    let (_, stderr) = Gm::restore(&home, &dir.join("flipped.age"), &key).expect(1);
     assert!(stderr.contains("check decrypt failed"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
     // A backup of another sovereign is refused unless allowed.
@@ -146,18 +135,7 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     let other = sandbox(&other_dir);
     drop(GmServer::start(&other, &[]));
     let foreign = backup(&other, &recipient, &dir.join("f"));
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        home.to_str().unwrap(),
-        "--backup",
-        foreign.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--yes",
-    ])
-    .expect(2);
+    let (_, stderr) = Gm::restore(&home, &foreign, &key).expect(2);
     assert!(stderr.contains("--allow-different-genesis"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
     // Not an NA database at all.
@@ -191,7 +169,7 @@ fn restore_refuses_without_yes_and_while_served_then_brings_state_back() {
         stderr.starts_with("error: refusing to restore without --yes\nhint: stop the Network Authority"),
         "{stderr}"
     );
-    let (_, stderr) = Gm::new(&["managed", "restore", "--home", h, "--backup", a, "--identity", k, "--yes"]).expect(2);
+    let (_, stderr) = Gm::restore(&home, &archive, &key).expect(2);
     assert!(stderr.contains("is served by a running gm"), "{stderr}");
     drop(server);
     let db = home.join("na.db");
@@ -371,7 +349,6 @@ fn progress_shows_on_a_terminal_and_never_in_pipes() {
 fn after_restoring_an_older_backup_the_crl_sequence_never_goes_backwards() {
     let dir = TempDir::new("crl-floor");
     let home = sandbox(&dir);
-    let h = home.to_str().unwrap();
     let (recipient, key) = identity(&dir);
     let server = GmServer::start(&home, &[]);
     let op = Operator::sandbox(&home);
@@ -398,18 +375,7 @@ fn after_restoring_an_older_backup_the_crl_sequence_never_goes_backwards() {
     assert_eq!(revoked.status, 200, "{}", revoked.text());
     assert!(server.get("/crl").text().contains("\"sequence\":1"));
     drop(server);
-    Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        h,
-        "--backup",
-        archive.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--yes",
-    ])
-    .expect(0);
+    Gm::restore(&home, &archive, &key).expect(0);
     let server = GmServer::start(&home, &[]);
     let crl = server.get("/crl").text();
     assert!(crl.contains("\"sequence\":2"), "re-issued above the replaced database's 1: {crl}");

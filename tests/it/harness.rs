@@ -58,6 +58,13 @@ impl Gm {
         Gm { cmd }
     }
 
+    /// `gm managed restore --home HOME --backup ARCHIVE --identity IDENTITY --yes`, the plain restore.
+    pub fn restore(home: &Path, archive: &Path, identity: &Path) -> Gm {
+        let path = |p: &Path| p.to_str().unwrap().to_string();
+        let (h, a, k) = (path(home), path(archive), path(identity));
+        Gm::new(&["managed", "restore", "--home", &h, "--backup", &a, "--identity", &k, "--yes"])
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Gm {
         self.cmd.env(k, v);
         self
