@@ -26,7 +26,7 @@ pub enum Key {
     /// X25519 recipients (`age1…`), encryption only.
     Recipients(Vec<age::x25519::Recipient>),
     /// An identity file (`AGE-SECRET-KEY-1…`), decryption.
-    Identities(Vec<Box<dyn age::Identity>>),
+    Identities(Vec<Box<dyn age::Identity + Send + Sync>>),
     /// A passphrase (scrypt), both ways.
     Passphrase(SecretString),
 }
