@@ -23,6 +23,7 @@ use crate::http::{Server, ShutdownHandle};
 use crate::model::fields::object;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::{isoformat_utc, ModelTime};
+use crate::na::auth::admin::SignaturePolicy;
 use crate::na::auth::operators::OperatorKeys;
 use crate::na::{Authority, Settings};
 use crate::store::{OpenMode, Store};
@@ -180,6 +181,7 @@ fn serve_with_clock(
         }
         None
     };
+    log_admin_signature_policy(&settings);
     announce(out, addr, &settings, next_steps);
     log::info!(target: "gm::serve", "serving NA on http://{addr} (database {})", settings.db_path.display());
     let count = operators.current().len();
@@ -363,5 +365,18 @@ fn raise_crl_floor_after_restore(authority: &Authority, db_path: &std::path::Pat
                 log::error!(target: "gm::serve", "cannot raise the CRL sequence above {floor} after the restore: {e}")
             }
         }
+    }
+}
+
+/// Says at start which admin signature versions are accepted, and warns while version 1 is
+/// (`DEVIATIONS.md` D6): its signature binds neither method, path nor this NA.
+fn log_admin_signature_policy(settings: &ServeSettings) {
+    let origin = settings.admin_signature_origin.describe();
+    match settings.admin_signature {
+        SignaturePolicy::V2Only => log::info!(target: "gm::serve", "admin signatures: version 2 only ({origin})"),
+        SignaturePolicy::V1AndV2 => log::warn!(
+            target: "gm::serve",
+            "version-1 admin signatures are ACCEPTED ({origin}): a v1 signature binds neither method, path nor this NA, so anyone who sees one signed admin request can replay it within 300 s as another (a history read becomes an invite); once no upstream 0.16 operator CLI is in use, set [server] admin_signature to \"v2\" in gm.toml (or NA_ADMIN_LEGACY_SIGNATURES=reject)"
+        ),
     }
 }
