@@ -147,3 +147,89 @@ fn gm_created_sovereign_refuses_v1_so_a_relayed_v1_history_cannot_become_an_invi
     Gm::new(&["admin", "invite", "--na", &format!("http://{}", server.addr), "--home", h, "--json"]).expect(0);
     assert_eq!(count(&home, "SELECT COUNT(*) FROM invite_tokens"), 1);
 }
+
+/// `gm readiness --format json` for `home` with `env`; the `admin_auth` check's status and reason.
+fn readiness_admin_auth(home: &Path, env: &[(&str, &str)]) -> (String, String) {
+    let mut gm = Gm::new(&["readiness", "--home", home.to_str().unwrap(), "--format", "json"]);
+    for (k, v) in env {
+        gm = gm.env(k, v);
+    }
+    let out = gm.output();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "other checks fail on a bare home: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = gm::crypto::json::parse_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let checks = report.as_object().unwrap().get("checks").unwrap().as_array().unwrap();
+    let check =
+        checks.iter().map(|c| c.as_object().unwrap()).find(|c| c.get("id").unwrap().as_str() == Some("admin_auth"));
+    let check = check.expect("an admin_auth check");
+    let text = |k: &str| check.get(k).unwrap().as_str().unwrap().to_string();
+    (text("status"), text("reason"))
+}
+
+// F5 compatibility: a drop-in for an upstream deployment (environment only, no gm.toml) accepts
+// upstream 0.16's version-1 requests as upstream does, warns at start, audits every one, and the
+// readiness gate fails on it until it is switched off or waived.
+#[test]
+fn a_server_configured_the_upstream_way_accepts_v1_warns_and_fails_readiness() {
+    let dir = TempDir::new("f5-upstream");
+    let home = sandbox(&dir);
+    std::fs::remove_file(home.join("gm.toml")).unwrap();
+    let path = |p: &str| home.join(p).to_str().unwrap().to_string();
+    let operators = std::fs::read_to_string(home.join("operators.json")).unwrap();
+    let env = [
+        ("GENESIS_FILE", path("genesis.signed.json")),
+        ("NA_PRIVATE_KEY_FILE", path("keys/na.key")),
+        ("DB_PATH", path("na.db")),
+        ("OPERATOR_PUBLIC_KEYS_JSON", operators.trim().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = GmServer::start_with(&home, &["--no-scheduler"], &env);
+    let log = server.stderr();
+    assert!(
+        log.contains("version-1 admin signatures are ACCEPTED (the default for a home without gm.toml (upstream-style deployment))")
+            && log.contains("admin_signature to \"v2\" in gm.toml"),
+        "{log}"
+    );
+
+    // An upstream 0.16 operator request (v1) works, and is audited as legacy.
+    let op = Operator::sandbox(&home);
+    let r = request(server.addr, &op.raw_v1("POST", "/admin/invite", "{}", &now_iso(), "n-upstream"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(audit_count(&home, "admin_legacy_signature_accepted"), 1);
+    // gm's client: v2 by default, v1 only when asked (with a warning).
+    let na = format!("http://{}", server.addr);
+    let h = home.to_str().unwrap();
+    let (_, stderr) = Gm::new(&["admin", "invite", "--na", &na, "--home", h, "--json"]).expect(0);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let (_, stderr) = Gm::new(&["admin", "invite", "--na", &na, "--home", h, "--sig", "v1", "--json"]).expect(0);
+    assert!(stderr.contains("warning: --sig v1 signs only the body"), "{stderr}");
+    assert_eq!(audit_count(&home, "admin_legacy_signature_accepted"), 2);
+    drop(server);
+
+    let (status, reason) = readiness_admin_auth(&home, &env);
+    assert_eq!(status, "fail", "{reason}");
+    assert!(
+        reason.starts_with("version-1 admin signatures are accepted (the default for a home without gm.toml")
+            && reason.contains("2 version-1 request(s) accepted in the last 30 days"),
+        "{reason}"
+    );
+    // A written, time-boxed waiver turns it into a warning; never into a pass.
+    let expires = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+    std::fs::write(
+        home.join("profile.toml"),
+        format!("[waivers.legacy_admin_signatures]\nreason = \"0.16 CLI in CI until March\"\naccepted_by = \"Jane Doe\"\naccepted_at = \"2026-11-20\"\nexpires_at = \"{expires}\"\n"),
+    )
+    .unwrap();
+    let (status, reason) = readiness_admin_auth(&home, &env);
+    assert_eq!(status, "warn", "{reason}");
+    assert!(reason.contains("waived by Jane Doe until"), "{reason}");
+    // Switched off explicitly: it passes.
+    let mut reject = env.clone();
+    reject.push(("NA_ADMIN_LEGACY_SIGNATURES", "reject"));
+    let (status, reason) = readiness_admin_auth(&home, &reject);
+    assert_eq!((status.as_str(), reason.as_str()), ("pass", "version 2 only (NA_ADMIN_LEGACY_SIGNATURES)"));
+}
