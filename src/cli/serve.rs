@@ -38,7 +38,7 @@ use super::output::{notice, Output};
     subcommand,
     name = "serve",
     example = "gm serve --home /etc/gm\ngm serve --home ./gm-sandbox --bind 127.0.0.1:0\nGENESIS_FILE=genesis.signed.json NA_PRIVATE_KEY_FILE=na.key DB_PATH=na.db gm serve",
-    note = "Settings come from flags, then upstream's environment (GENESIS_FILE, NA_PRIVATE_KEY_FILE, DB_PATH, NA_KEY_ID, PORT, NA_PROXY_HOPS, NA_MAX_REQUEST_BYTES, GENESIS_LOG_LEVEL, GENESIS_LOG_FORMAT), then HOME/gm.toml. Defaults: bind 127.0.0.1:8443, genesis HOME/genesis.signed.json, key HOME/keys/na.key, database HOME/na.db, key id na-2025-q1, proxy hops 0."
+    note = "Settings come from flags, then upstream's environment (GENESIS_FILE, NA_PRIVATE_KEY_FILE, DB_PATH, NA_KEY_ID, PORT, NA_PROXY_HOPS, NA_MAX_REQUEST_BYTES, NA_ADMIN_LEGACY_SIGNATURES, GENESIS_LOG_LEVEL, GENESIS_LOG_FORMAT), then HOME/gm.toml. Defaults: bind 127.0.0.1:8443, genesis HOME/genesis.signed.json, key HOME/keys/na.key, database HOME/na.db, key id na-2025-q1, proxy hops 0, admin signatures v2 only (v1 and v2, as upstream 0.16, when HOME holds no gm.toml: a version-1 signature can be replayed on another admin route, so a warning is logged at start)."
 )]
 pub struct ServeArgs {
     /// gm home holding gm.toml, keys and databases (default $GM_HOME, else /etc/gm)
