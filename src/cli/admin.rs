@@ -26,8 +26,8 @@ use super::output::notice;
 #[argh(
     subcommand,
     name = "admin",
-    example = "gm admin invite --na http://127.0.0.1:8443 --role client\ngm admin revoke --na http://127.0.0.1:8443 --cert-id 1ede1147-34d3-4354-bc35-7b297a397050 --reason key_compromise\ngm admin policy history --na https://na.example.net --sig v2 --json",
-    note = "Requests are signed with the operator key (--operator-key, default HOME/offline/operator.key) under --operator-key-id, which must be a key of the NA's OPERATOR_PUBLIC_KEYS_JSON. Exit status: 0 done, 1 the NA refused, 2 the request could not be made."
+    example = "gm admin invite --na http://127.0.0.1:8443 --role client\ngm admin revoke --na http://127.0.0.1:8443 --cert-id 1ede1147-34d3-4354-bc35-7b297a397050 --reason key_compromise\ngm admin policy history --na https://legacy-na.example.net --sig v1 --json",
+    note = "Requests are signed with the operator key (--operator-key, default HOME/offline/operator.key) under --operator-key-id, which must be a key of the NA's OPERATOR_PUBLIC_KEYS_JSON. They are signed with version 2, which binds the method, path, query and the NA's key; pass --sig v1 only for an upstream 0.16 NA, which knows nothing else: a version-1 signature can be replayed by anyone who sees it as another admin request (e.g. a history read turned into an invite). Exit status: 0 done, 1 the NA refused, 2 the request could not be made."
 )]
 pub struct AdminArgs {
     #[argh(subcommand)]
@@ -47,7 +47,7 @@ enum AdminAction {
 #[argh(
     subcommand,
     name = "invite",
-    example = "gm admin invite --na http://127.0.0.1:8443\ngm admin invite --na http://127.0.0.1:8443 --role anchor --role service:dns --max-validity-hours 720\ngm admin invite --na https://na.example.net --sig v2 --token-expiry-hours 2 --json",
+    example = "gm admin invite --na http://127.0.0.1:8443\ngm admin invite --na http://127.0.0.1:8443 --role anchor --role service:dns --max-validity-hours 720\ngm admin invite --na https://na.example.net --token-expiry-hours 2 --json",
     note = "The token is printed on stdout only: hand it to the node operator over a private channel. Anyone holding it can join until it is used or expires."
 )]
 pub struct InviteArgs {
@@ -69,8 +69,8 @@ pub struct InviteArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]
@@ -104,8 +104,8 @@ pub struct RevokeArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]
@@ -171,8 +171,8 @@ pub struct PolicySetArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]
@@ -187,7 +187,7 @@ pub struct PolicySetArgs {
 #[argh(
     subcommand,
     name = "history",
-    example = "gm admin policy history --na http://127.0.0.1:8443\ngm admin policy history --na https://na.example.net --sig v2 --json"
+    example = "gm admin policy history --na http://127.0.0.1:8443\ngm admin policy history --na https://na.example.net --json"
 )]
 pub struct PolicyHistoryArgs {
     /// NA base URL, e.g. http://127.0.0.1:8443 (required)
@@ -199,8 +199,8 @@ pub struct PolicyHistoryArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]
@@ -231,8 +231,8 @@ pub struct PolicyRollbackArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]
@@ -469,7 +469,7 @@ pub fn client_hint(err: &ClientError) -> Option<String> {
 fn refusal_hint(status: u16, url: &str) -> Option<String> {
     let admin = url.contains("/admin/");
     let hint = match status {
-        401 if admin => "check that --operator-key-id names a key of the NA's OPERATOR_PUBLIC_KEYS_JSON and --operator-key is its private key, that this clock is within 300 s of the NA's, and --sig (upstream 0.16 NAs accept only v1, upstream 1.1+ only v2)",
+        401 if admin => "check that --operator-key-id names a key of the NA's OPERATOR_PUBLIC_KEYS_JSON and --operator-key is its private key, that this clock is within 300 s of the NA's, and the signature version: gm signs v2 (accepted by gm and upstream 1.x); an upstream 0.16 NA accepts only --sig v1, and a gm NA configured with admin_signature = \"v2\" refuses it",
         401 => "check this machine's clock: the NA accepts requests within 300 s of its own time",
         403 if url.ends_with("/join") => "ask the operator for a new invite token (`gm admin invite`): tokens are single use and expire",
         403 => "the certificate is revoked, expired or unknown to this NA: enroll again with a new invite token (`gm join --force`)",
@@ -522,7 +522,7 @@ mod tests {
         let defaults = AdminArgs::from_args(&["gm", "admin"], &["invite", "--na", "http://na"]).unwrap();
         match defaults.action {
             AdminAction::Invite(i) => {
-                assert_eq!(i.sig, SigVersion::V1);
+                assert_eq!(i.sig, SigVersion::V2, "v2 by default (F5): v1 binds neither method nor path");
                 assert_eq!((i.max_validity_hours, i.token_expiry_hours), (168, 24));
             }
             other => panic!("parsed as {other:?}"),

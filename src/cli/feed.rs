@@ -27,7 +27,7 @@ use super::output::{notice, raw, Output};
 #[argh(
     subcommand,
     name = "feed",
-    example = "gm feed export --na http://127.0.0.1:8443 --output alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha\ngm feed import --na https://na.example.net --sig v2 alpha-feed.json --issuer-key-file alpha-na.pub --json",
+    example = "gm feed export --na http://127.0.0.1:8443 --output alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha\ngm feed import --na https://na.example.net alpha-feed.json --issuer-key-file alpha-na.pub --json",
     note = "export reads a public route; import is signed with the operator key (--operator-key, default HOME/offline/operator.key). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
 )]
 pub struct FeedArgs {
@@ -73,7 +73,7 @@ pub struct ExportArgs {
 #[argh(
     subcommand,
     name = "import",
-    example = "gm feed import --na http://127.0.0.1:9443 alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha --issuer-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4=\ngm feed import --na https://na.example.net --sig v2 alpha-feed.json --issuer-key-file alpha-na.pub --json",
+    example = "gm feed import --na http://127.0.0.1:9443 alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha --issuer-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4=\ngm feed import --na https://na.example.net alpha-feed.json --issuer-key-file alpha-na.pub --json",
     note = "Without issuer keys the NA uses the subject keys of its active treaties with the feed's issuer. A feed whose sequence is not above the last imported one is rejected as stale_sequence (normal when nothing changed). There is no un-import. Exit status: 0 accepted, 1 the NA rejected the feed or refused the request, 2 the command could not run."
 )]
 pub struct ImportArgs {
@@ -98,8 +98,8 @@ pub struct ImportArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the NA's answer as JSON
     #[argh(switch)]

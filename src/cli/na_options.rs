@@ -17,7 +17,7 @@ use crate::model::genesis::Genesis;
 use crate::model::SignedObject;
 
 use super::error::Error;
-use super::output::Output;
+use super::output::{notice, Output};
 
 /// The connection flags every signed leaf command shares.
 pub(crate) struct Connection<'a> {
@@ -68,6 +68,9 @@ pub(crate) fn connect(c: &Connection<'_>) -> Result<Session, Error> {
         None => config::resolve_home(c.home, &Env::from_process()).join("offline/operator.key"),
     };
     let key = load_signing_key(&key_path)?;
+    if c.sig == SigVersion::V1 {
+        notice("warning: --sig v1 signs only the body, key id, time and nonce: anyone who sees this request can replay it within 300 s as another admin request; use it only for an upstream 0.16 NA");
+    }
     Ok(Session {
         na,
         operator: Operator { key, key_id: c.operator_key_id.to_string() },

@@ -137,7 +137,10 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
     let toml = format!(
         "# gm sandbox sovereign {network_name}: created by `gm quickstart`. Paths are relative to this folder.\n\
          [na]\ngenesis_file = \"genesis.signed.json\"\nna_private_key_file = \"keys/na.key\"\nna_key_id = \"na-local\"\ndb_path = \"na.db\"\n\n\
-         [server]\nbind = \"127.0.0.1:{port}\"\ntrusted_proxy_hops = 0\n\n{}",
+         [server]\nbind = \"127.0.0.1:{port}\"\ntrusted_proxy_hops = 0\n\
+         # Admin requests: version-2 signatures only (they bind method, path and this NA). \"v1+v2\" also\n\
+         # accepts upstream 0.16 operator CLIs, whose signatures can be replayed on other admin routes.\n\
+         admin_signature = \"v2\"\n\n{}",
         default_jobs(port, &root_b64)
     );
     write_public_file(&home.join(config::CONFIG_FILE), &toml, false)?;

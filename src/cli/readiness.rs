@@ -19,7 +19,10 @@ use crate::crypto::signature::SignatureCheck;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::{isoformat_utc, parse_db_time};
 use crate::model::SignedObject;
-use crate::readiness::checks::{evaluate, Evidence, ExpiringTreaty, GenesisFacts, LedgerFact, ProbeFact, RUNBOOKS};
+use crate::na::auth::admin::SignaturePolicy;
+use crate::readiness::checks::{
+    evaluate, AdminAuthFacts, Evidence, ExpiringTreaty, GenesisFacts, LedgerFact, ProbeFact, RUNBOOKS,
+};
 use crate::readiness::report::{junit, text, Report};
 
 use super::backup::{ledger_path, settings};
@@ -323,6 +326,7 @@ fn gather(
         profile,
         na_key_file: (s.na_key_file.clone(), na_key_mode),
         operator_public_keys,
+        admin_auth: admin_auth(s, now),
         private_keys_found,
         probe,
         probe_target: target,
@@ -333,6 +337,20 @@ fn gather(
         jobs,
         disk_free_ratio: super::ops_metrics::free_ratio(&db_dir),
         expiring_treaties: expiring_treaties(&s.db_path, now),
+    }
+}
+
+/// The admin signature policy `gm serve` would run with here (same gm.toml and environment), and
+/// how often version 1 was accepted in the last 30 days (`admin_legacy_signature_accepted`).
+fn admin_auth(s: &ServeSettings, now: DateTime<Utc>) -> AdminAuthFacts {
+    let since = isoformat_utc(now - chrono::Duration::days(30));
+    let legacy_accepted_30d = open_read_only(&s.db_path).and_then(|conn| {
+        crate::store::audit::count_since(&conn, "admin_legacy_signature_accepted", &since).map_err(|e| e.to_string())
+    });
+    AdminAuthFacts {
+        v1_accepted: s.admin_signature == SignaturePolicy::V1AndV2,
+        decided_by: s.admin_signature_origin.describe().to_string(),
+        legacy_accepted_30d,
     }
 }
 

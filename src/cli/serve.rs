@@ -23,6 +23,7 @@ use crate::http::{Server, ShutdownHandle};
 use crate::model::fields::object;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::{isoformat_utc, ModelTime};
+use crate::na::auth::admin::SignaturePolicy;
 use crate::na::auth::operators::OperatorKeys;
 use crate::na::{Authority, Settings};
 use crate::store::{OpenMode, Store};
@@ -37,7 +38,7 @@ use super::output::{notice, Output};
     subcommand,
     name = "serve",
     example = "gm serve --home /etc/gm\ngm serve --home ./gm-sandbox --bind 127.0.0.1:0\nGENESIS_FILE=genesis.signed.json NA_PRIVATE_KEY_FILE=na.key DB_PATH=na.db gm serve",
-    note = "Settings come from flags, then upstream's environment (GENESIS_FILE, NA_PRIVATE_KEY_FILE, DB_PATH, NA_KEY_ID, PORT, NA_PROXY_HOPS, NA_MAX_REQUEST_BYTES, GENESIS_LOG_LEVEL, GENESIS_LOG_FORMAT), then HOME/gm.toml. Defaults: bind 127.0.0.1:8443, genesis HOME/genesis.signed.json, key HOME/keys/na.key, database HOME/na.db, key id na-2025-q1, proxy hops 0."
+    note = "Settings come from flags, then upstream's environment (GENESIS_FILE, NA_PRIVATE_KEY_FILE, DB_PATH, NA_KEY_ID, PORT, NA_PROXY_HOPS, NA_MAX_REQUEST_BYTES, NA_ADMIN_LEGACY_SIGNATURES, GENESIS_LOG_LEVEL, GENESIS_LOG_FORMAT), then HOME/gm.toml. Defaults: bind 127.0.0.1:8443, genesis HOME/genesis.signed.json, key HOME/keys/na.key, database HOME/na.db, key id na-2025-q1, proxy hops 0, admin signatures v2 only (v1 and v2, as upstream 0.16, when HOME holds no gm.toml: a version-1 signature can be replayed on another admin route, so a warning is logged at start)."
 )]
 pub struct ServeArgs {
     /// gm home holding gm.toml, keys and databases (default $GM_HOME, else /etc/gm)
@@ -180,6 +181,7 @@ fn serve_with_clock(
         }
         None
     };
+    log_admin_signature_policy(&settings);
     announce(out, addr, &settings, next_steps);
     log::info!(target: "gm::serve", "serving NA on http://{addr} (database {})", settings.db_path.display());
     let count = operators.current().len();
@@ -363,5 +365,18 @@ fn raise_crl_floor_after_restore(authority: &Authority, db_path: &std::path::Pat
                 log::error!(target: "gm::serve", "cannot raise the CRL sequence above {floor} after the restore: {e}")
             }
         }
+    }
+}
+
+/// Says at start which admin signature versions are accepted, and warns while version 1 is
+/// (`DEVIATIONS.md` D6): its signature binds neither method, path nor this NA.
+fn log_admin_signature_policy(settings: &ServeSettings) {
+    let origin = settings.admin_signature_origin.describe();
+    match settings.admin_signature {
+        SignaturePolicy::V2Only => log::info!(target: "gm::serve", "admin signatures: version 2 only ({origin})"),
+        SignaturePolicy::V1AndV2 => log::warn!(
+            target: "gm::serve",
+            "version-1 admin signatures are ACCEPTED ({origin}): a v1 signature binds neither method, path nor this NA, so anyone who sees one signed admin request can replay it within 300 s as another (a history read becomes an invite); once no upstream 0.16 operator CLI is in use, set [server] admin_signature to \"v2\" in gm.toml (or NA_ADMIN_LEGACY_SIGNATURES=reject)"
+        ),
     }
 }

@@ -105,7 +105,7 @@ pub struct InspectArgs {
 #[argh(
     subcommand,
     name = "issue",
-    example = "gm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key-file beta-na.pub\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --allowed-role client --accepted-status active --validity-hours 720\ngm treaty issue --na https://na.example.net --sig v2 --subject beta --subject-key-file beta-na.pub --metadata-json '{{\"ticket\":\"CHG-42\"}}' --json",
+    example = "gm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key-file beta-na.pub\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --allowed-role client --accepted-status active --validity-hours 720\ngm treaty issue --na https://na.example.net --subject beta --subject-key-file beta-na.pub --metadata-json '{{\"ticket\":\"CHG-42\"}}' --json",
     note = "Prints the new treaty id. Scope and metadata are sent only when given; the NA defaults them (any role, active attestations, no metadata). Exit status: 0 issued, 1 the NA refused, 2 the request could not be made."
 )]
 pub struct IssueArgs {
@@ -139,8 +139,8 @@ pub struct IssueArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]
@@ -155,7 +155,7 @@ pub struct IssueArgs {
 #[argh(
     subcommand,
     name = "renew",
-    example = "gm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --dry-run\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --yes\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --sig v2 --validity-hours 720 --yes --json",
+    example = "gm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --dry-run\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --yes\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --validity-hours 720 --yes --json",
     note = "The successor keeps the issuer, subject, keys, scope and metadata; the old treaty is revoked with reason renewed_by:<new id>. A revoked treaty is not renewed. Exit status: 0 renewed, 1 the NA refused (or the successor was issued but the old treaty could not be revoked: both ids are printed), 2 the command could not run."
 )]
 pub struct RenewArgs {
@@ -180,8 +180,8 @@ pub struct RenewArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]
@@ -233,8 +233,8 @@ pub struct ReplaceArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]
@@ -249,7 +249,7 @@ pub struct ReplaceArgs {
 #[argh(
     subcommand,
     name = "revoke",
-    example = "gm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --dry-run\ngm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --reason key_compromise --yes\ngm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --sig v2 --reason renewed_by:5b1c0f9e-8a55-4a0e-9d8e-0b8f3d7e2c11 --yes --json",
+    example = "gm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --dry-run\ngm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --reason key_compromise --yes\ngm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --reason renewed_by:5b1c0f9e-8a55-4a0e-9d8e-0b8f3d7e2c11 --yes --json",
     note = "Revoking again overwrites the stored time and reason. Exit status: 0 revoked, 1 the NA refused (404: no such treaty), 2 the command could not run."
 )]
 pub struct RevokeArgs {
@@ -274,8 +274,8 @@ pub struct RevokeArgs {
     /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
     #[argh(option, default = "String::from(\"operator-local\")")]
     operator_key_id: String,
-    /// admin signature version: v1 (upstream 0.16 NAs, gm) or v2 (upstream 1.x NAs, gm) (default v1)
-    #[argh(option, default = "SigVersion::V1", from_str_fn(parse_sig))]
+    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
+    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
     sig: SigVersion,
     /// print the result as JSON
     #[argh(switch)]

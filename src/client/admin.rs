@@ -6,7 +6,9 @@
 //! holding the body `B`, the key id, the nonce and the timestamp; version 2 adds the NA's public key
 //! (`audience`, read from `GET /sovereign.json`), the method, the percent-decoded path and the
 //! query, and `"v": 2`. `B` is exactly the JSON value sent, or `{}` for a request without a body.
-//! Upstream 0.16 NAs accept only version 1, upstream 1.1+ only version 2; gm accepts both (D6).
+//! Upstream 0.16 NAs accept only version 1, upstream 1.1+ only version 2; a gm NA accepts version 2,
+//! and version 1 only where configured to (D6). gm's commands sign version 2 unless told `--sig v1`:
+//! a version-1 signature can be replayed by whoever sees it as another admin request.
 
 use std::fmt;
 

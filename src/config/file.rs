@@ -7,6 +7,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// True when the text came from a file; false for the defaults used when the home holds no
+    /// gm.toml (a deployment configured the upstream way, by environment only).
+    #[serde(skip)]
+    pub present: bool,
     /// `[na]`.
     #[serde(default)]
     pub na: NaSection,
@@ -106,7 +110,8 @@ pub struct ServerSection {
     pub readyz_shows_db_path: Option<bool>,
     /// Serve an unsigned genesis (development only). Defaults to false.
     pub allow_unsigned_genesis: Option<bool>,
-    /// Admin signature versions accepted: `"v1+v2"` or `"v2"` (D6). Defaults to `"v1+v2"`.
+    /// Admin signature versions accepted: `"v2"` or `"v1+v2"` (D6). Defaults to `"v2"`; a home
+    /// without gm.toml (configured the upstream way) defaults to `"v1+v2"` as upstream 0.16 does.
     pub admin_signature: Option<String>,
     /// Seconds a renewed certificate's predecessor stays usable (D5). Defaults to 3600.
     pub renewal_grace_seconds: Option<u64>,
@@ -136,7 +141,10 @@ pub struct LimitsSection {
 impl ConfigFile {
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<ConfigFile, String> {
-        toml::from_str(text).map_err(|e| e.message().to_string() + &location(text, e.span()))
+        let mut file: ConfigFile =
+            toml::from_str(text).map_err(|e| e.message().to_string() + &location(text, e.span()))?;
+        file.present = true;
+        Ok(file)
     }
 }
 

@@ -118,6 +118,8 @@ pub struct ServeSettings {
     pub operator_keys: KeySource,
     /// Accepted admin signature versions (D6).
     pub admin_signature: SignaturePolicy,
+    /// What decided [`ServeSettings::admin_signature`] (logged at start, shown by readiness).
+    pub admin_signature_origin: AdminSignatureOrigin,
     /// How long a renewed certificate's predecessor stays usable (D5).
     pub supersede_grace: chrono::Duration,
 }
@@ -171,7 +173,7 @@ pub fn serve_settings(
         Some(json) => KeySource::Inline(json.to_string()),
         None => KeySource::File(operator_keys_file(home, file)),
     };
-    let admin_signature = resolve_signature_policy(file, env)?;
+    let (admin_signature, admin_signature_origin) = resolve_signature_policy(file, env)?;
     let grace = file.server.renewal_grace_seconds.unwrap_or(3600);
     let supersede_grace =
         chrono::Duration::try_seconds(i64::try_from(grace).unwrap_or(i64::MAX)).ok_or_else(|| ConfigError::Value {
@@ -182,6 +184,7 @@ pub fn serve_settings(
     Ok(ServeSettings {
         operator_keys,
         admin_signature,
+        admin_signature_origin,
         supersede_grace,
         home: home.to_path_buf(),
         genesis_file,
@@ -212,26 +215,64 @@ pub fn operator_keys_file(home: &Path, file: &ConfigFile) -> PathBuf {
     home.join(file.na.operator_keys_file.as_deref().unwrap_or("operators.json"))
 }
 
-fn resolve_signature_policy(file: &ConfigFile, env: &Env) -> Result<SignaturePolicy, ConfigError> {
+/// What decided which admin signature versions `gm serve` accepts (`DEVIATIONS.md` D6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminSignatureOrigin {
+    /// `NA_ADMIN_LEGACY_SIGNATURES=accept|reject`.
+    Environment,
+    /// `[server] admin_signature` in gm.toml.
+    ConfigFile,
+    /// The home holds no gm.toml: a deployment configured the upstream way (environment only), so
+    /// version 1 stays accepted as upstream 0.16 accepts it and 0.16 operator CLIs keep working.
+    UpstreamDefault,
+    /// gm.toml exists but does not set `admin_signature`: gm's default, version 2 only.
+    GmDefault,
+}
+
+impl AdminSignatureOrigin {
+    /// Where the setting came from, in words for logs and reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AdminSignatureOrigin::Environment => "NA_ADMIN_LEGACY_SIGNATURES",
+            AdminSignatureOrigin::ConfigFile => "[server] admin_signature in gm.toml",
+            AdminSignatureOrigin::UpstreamDefault => {
+                "the default for a home without gm.toml (upstream-style deployment)"
+            }
+            AdminSignatureOrigin::GmDefault => "the default for a home with gm.toml",
+        }
+    }
+}
+
+/// Explicit settings win (environment, then gm.toml); otherwise a home without gm.toml keeps
+/// upstream 0.16's behaviour (v1 accepted) and a home with one gets gm's safe default (v2 only).
+fn resolve_signature_policy(
+    file: &ConfigFile,
+    env: &Env,
+) -> Result<(SignaturePolicy, AdminSignatureOrigin), ConfigError> {
     if let Some(v) = env.get("NA_ADMIN_LEGACY_SIGNATURES") {
-        return match v.trim().to_ascii_lowercase().as_str() {
-            "accept" => Ok(SignaturePolicy::V1AndV2),
-            "reject" => Ok(SignaturePolicy::V2Only),
-            _ => Err(ConfigError::Value {
-                source_name: "environment variable NA_ADMIN_LEGACY_SIGNATURES".to_string(),
-                field: "NA_ADMIN_LEGACY_SIGNATURES".to_string(),
-                problem: format!("{v:?} is neither accept nor reject"),
-            }),
+        let policy = match v.trim().to_ascii_lowercase().as_str() {
+            "accept" => SignaturePolicy::V1AndV2,
+            "reject" => SignaturePolicy::V2Only,
+            _ => {
+                return Err(ConfigError::Value {
+                    source_name: "environment variable NA_ADMIN_LEGACY_SIGNATURES".to_string(),
+                    field: "NA_ADMIN_LEGACY_SIGNATURES".to_string(),
+                    problem: format!("{v:?} is neither accept nor reject"),
+                })
+            }
         };
+        return Ok((policy, AdminSignatureOrigin::Environment));
     }
     match file.server.admin_signature.as_deref() {
-        None | Some("v1+v2") => Ok(SignaturePolicy::V1AndV2),
-        Some("v2") => Ok(SignaturePolicy::V2Only),
+        Some("v2") => Ok((SignaturePolicy::V2Only, AdminSignatureOrigin::ConfigFile)),
+        Some("v1+v2") => Ok((SignaturePolicy::V1AndV2, AdminSignatureOrigin::ConfigFile)),
         Some(other) => Err(ConfigError::Value {
             source_name: CONFIG_FILE.to_string(),
             field: "server.admin_signature".to_string(),
-            problem: format!("{other:?} is neither \"v1+v2\" nor \"v2\""),
+            problem: format!("{other:?} is neither \"v2\" nor \"v1+v2\""),
         }),
+        None if file.present => Ok((SignaturePolicy::V2Only, AdminSignatureOrigin::GmDefault)),
+        None => Ok((SignaturePolicy::V1AndV2, AdminSignatureOrigin::UpstreamDefault)),
     }
 }
 
@@ -301,6 +342,36 @@ mod tests {
         assert_eq!(s.na_key_id, "from-flag");
         assert_eq!(s.bind, "127.0.0.1:9100".parse().unwrap());
         assert_eq!(s.genesis_file, PathBuf::from("/home/gm/genesis.signed.json"));
+    }
+
+    fn policy(toml: Option<&str>, env: &[(&str, &str)]) -> (SignaturePolicy, AdminSignatureOrigin) {
+        let file = toml.map(|t| ConfigFile::parse(t).unwrap()).unwrap_or_default();
+        let s = serve_settings(Path::new("/x"), &file, &Env::from_pairs(env), &ServeFlags::default()).unwrap();
+        (s.admin_signature, s.admin_signature_origin)
+    }
+
+    // F5: a home gm configured accepts v2 only unless told otherwise; a home without gm.toml (the
+    // upstream way) keeps upstream 0.16's v1; explicit settings always win, the environment first.
+    #[test]
+    fn admin_signature_defaults_to_v2_with_gm_toml_and_v1_and_v2_without() {
+        use AdminSignatureOrigin::*;
+        use SignaturePolicy::*;
+        assert_eq!(policy(Some("[na]\n"), &[]), (V2Only, GmDefault));
+        assert_eq!(policy(Some(""), &[]), (V2Only, GmDefault));
+        assert_eq!(policy(None, &[]), (V1AndV2, UpstreamDefault));
+        assert_eq!(policy(None, &[("GENESIS_FILE", "/g.json")]), (V1AndV2, UpstreamDefault));
+        assert_eq!(policy(Some("[server]\nadmin_signature = \"v1+v2\"\n"), &[]), (V1AndV2, ConfigFile));
+        assert_eq!(policy(None, &[("NA_ADMIN_LEGACY_SIGNATURES", "reject")]), (V2Only, Environment));
+        let explicit_v2 = Some("[server]\nadmin_signature = \"v2\"\n");
+        assert_eq!(policy(explicit_v2, &[("NA_ADMIN_LEGACY_SIGNATURES", "accept")]), (V1AndV2, Environment));
+        let err = serve_settings(
+            Path::new("/x"),
+            &file::ConfigFile::parse("[server]\nadmin_signature = \"v1\"\n").unwrap(),
+            &Env::default(),
+            &ServeFlags::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("server.admin_signature"), "{err}");
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub struct Settings {
     pub readyz_shows_db_path: bool,
     /// The DB path as configured, for `/readyz`.
     pub db_path_display: String,
-    /// Which admin signature versions are accepted (D6). Defaults to v1 and v2.
+    /// Which admin signature versions are accepted (D6). `gm serve` defaults to v2 only, or v1 and
+    /// v2 for a home without gm.toml (upstream-style deployment).
     pub admin_signature: auth::admin::SignaturePolicy,
     /// How long a renewed certificate's predecessor stays usable (D5). Defaults to 1 hour.
     pub supersede_grace: chrono::Duration,

@@ -71,6 +71,17 @@ pub struct ExpiringTreaty {
     pub has_successor: bool,
 }
 
+/// Which admin signature versions the NA accepts, as `gm serve` resolves its settings here.
+#[derive(Debug, Clone)]
+pub struct AdminAuthFacts {
+    /// Version-1 signatures (upstream 0.16) are accepted.
+    pub v1_accepted: bool,
+    /// What decided it (a setting, or the default for this home), in words.
+    pub decided_by: String,
+    /// Version-1 acceptances audited in the last 30 days, or why they could not be counted.
+    pub legacy_accepted_30d: Result<i64, String>,
+}
+
 /// Everything the checks read.
 #[derive(Debug, Clone)]
 pub struct Evidence {
@@ -86,6 +97,8 @@ pub struct Evidence {
     pub na_key_file: (PathBuf, Option<u32>),
     /// Valid operator public keys installed (or why they cannot be read).
     pub operator_public_keys: Result<usize, String>,
+    /// Admin signature acceptance.
+    pub admin_auth: AdminAuthFacts,
     /// Private key files (operator or root) found in the configured folders.
     pub private_keys_found: Vec<PathBuf>,
     /// The probe of the NA's endpoints, or why it could not run.
@@ -119,12 +132,13 @@ pub const RUNBOOKS: [&str; 6] = [
 ];
 
 /// Check ids in report order (CHECKLIST.md lists the same ids; a test compares them).
-pub const IDS: [&str; 17] = [
+pub const IDS: [&str; 18] = [
     "genesis",
     "clock",
     "sovereign",
     "custody",
     "operator_keys",
+    "admin_auth",
     "durable_storage",
     "endpoints",
     "backup",
@@ -147,6 +161,7 @@ pub fn evaluate(e: &Evidence) -> Vec<Check> {
         profile_part(e, "sovereign", "sovereign name and policy intent recorded", Part::Sovereign),
         custody(e),
         operator_keys(e),
+        admin_auth(e),
         durable_storage(e),
         endpoints(e),
         backup(e),
@@ -306,6 +321,46 @@ fn operator_keys(e: &Evidence) -> Check {
         Ok(n) => {
             Check::new("operator_keys", T, Status::Pass, format!("{n} operator public key(s); no private key found"))
                 .with("public_keys", n.to_string())
+        }
+    }
+}
+
+/// F5 (`DEVIATIONS.md` D6): a version-1 signature binds neither method, path nor NA, so whoever sees
+/// one signed admin request (a proxy, a log) can replay it as another within 300 s. A pilot gate
+/// fails while v1 is accepted, unless the customer waived it in writing for a limited time (then it
+/// warns, so the report can never read "ready" while the risk is open).
+fn admin_auth(e: &Evidence) -> Check {
+    const T: &str = "admin requests need version-2 signatures (bound to method, path and this NA)";
+    let a = &e.admin_auth;
+    let c = |status, reason: String| {
+        let c = Check::new("admin_auth", T, status, reason)
+            .with("accepted", if a.v1_accepted { "v1+v2" } else { "v2" })
+            .with("decided_by", &a.decided_by);
+        match &a.legacy_accepted_30d {
+            Ok(n) => c.with("legacy_accepted_30d", n.to_string()),
+            Err(_) => c,
+        }
+    };
+    if !a.v1_accepted {
+        return c(Status::Pass, format!("version 2 only ({})", a.decided_by));
+    }
+    let seen = match &a.legacy_accepted_30d {
+        Ok(n) => format!("{n} version-1 request(s) accepted in the last 30 days"),
+        Err(why) => format!("version-1 use unknown: {why}"),
+    };
+    let risk = format!(
+        "version-1 admin signatures are accepted ({}): one seen request can be replayed as another admin request; {seen}",
+        a.decided_by
+    );
+    let fix = "set [server] admin_signature = \"v2\" in gm.toml (or NA_ADMIN_LEGACY_SIGNATURES=reject), or record [waivers.legacy_admin_signatures] in profile.toml";
+    let waiver = e.profile.as_ref().ok().and_then(|p| p.waivers.legacy_admin_signatures.as_ref());
+    match waiver.map(|w| (w, w.in_force(e.now))) {
+        None => c(Status::Fail, format!("{risk}; {fix}")),
+        Some((_, Err(why))) => c(Status::Fail, format!("{risk}; the waiver does not count: {why}")),
+        Some((w, Ok(expires))) => {
+            c(Status::Warn, format!("{risk}; waived by {} until {}: {}", w.accepted_by, expires.to_rfc3339(), w.reason))
+                .with("waiver_expires_at", expires.to_rfc3339())
+                .with("waiver_accepted_by", &w.accepted_by)
         }
     }
 }
@@ -559,6 +614,11 @@ mod tests {
             profile: Err("none".into()),
             na_key_file: (PathBuf::new(), None),
             operator_public_keys: Ok(1),
+            admin_auth: AdminAuthFacts {
+                v1_accepted: false,
+                decided_by: "the default for a home with gm.toml".into(),
+                legacy_accepted_30d: Ok(0),
+            },
             private_keys_found: Vec::new(),
             probe: Err("none".into()),
             probe_target: String::new(),
@@ -590,5 +650,54 @@ mod tests {
             check.reason
         );
         assert_eq!(evaluate(&evidence("2026-06-01T00:00:00Z", None)).iter().map(|c| c.id).collect::<Vec<_>>(), IDS);
+    }
+
+    fn with_waiver(waiver: &str) -> Evidence {
+        let mut e = evidence("2026-06-01T00:00:00Z", None);
+        e.admin_auth = AdminAuthFacts {
+            v1_accepted: true,
+            decided_by: "NA_ADMIN_LEGACY_SIGNATURES".into(),
+            legacy_accepted_30d: Ok(3),
+        };
+        e.profile = Profile::parse(waiver).map_err(|x| x.to_string());
+        e
+    }
+
+    // F5: v2 only passes; v1 accepted fails unless a filled-in, unexpired waiver says otherwise,
+    // and even then it only warns.
+    #[test]
+    fn admin_auth_fails_while_v1_is_accepted_unless_waived_and_then_warns() {
+        let check = admin_auth(&evidence("2026-06-01T00:00:00Z", None));
+        assert_eq!(
+            (check.status, check.reason.as_str()),
+            (Status::Pass, "version 2 only (the default for a home with gm.toml)")
+        );
+
+        let check = admin_auth(&with_waiver(""));
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.reason.starts_with("version-1 admin signatures are accepted (NA_ADMIN_LEGACY_SIGNATURES)"),
+            "{}",
+            check.reason
+        );
+        assert!(check.reason.contains("3 version-1 request(s) accepted in the last 30 days"), "{}", check.reason);
+        assert!(check.reason.contains("admin_signature = \"v2\""), "{}", check.reason);
+        assert_eq!(check.evidence.get("accepted").map(String::as_str), Some("v1+v2"));
+
+        let waiver = |expires: &str, by: &str| {
+            format!("[waivers.legacy_admin_signatures]\nreason = \"0.16 CLI in the customer's pipeline\"\naccepted_by = \"{by}\"\naccepted_at = \"2026-05-20\"\nexpires_at = \"{expires}\"\n")
+        };
+        let check = admin_auth(&with_waiver(&waiver("2026-06-30", "Jane Doe")));
+        assert_eq!(check.status, Status::Warn, "{}", check.reason);
+        assert!(check.reason.contains("waived by Jane Doe until 2026-07-01T00:00:00+00:00"), "{}", check.reason);
+        for (expires, by, why) in [
+            ("2026-05-31", "Jane Doe", "expired at 2026-06-01T00:00:00+00:00"),
+            ("soon", "Jane Doe", "expires_at \"soon\" is not a date"),
+            ("2026-06-30", "FILL IN", "accepted_by is not filled in"),
+        ] {
+            let check = admin_auth(&with_waiver(&waiver(expires, by)));
+            assert_eq!(check.status, Status::Fail, "{expires} {by}");
+            assert!(check.reason.contains(&format!("the waiver does not count: {why}")), "{}", check.reason);
+        }
     }
 }

@@ -49,6 +49,63 @@ pub struct Profile {
     /// `[scope]`.
     #[serde(default)]
     pub scope: Scope,
+    /// `[waivers.*]`: risks the customer accepted for a limited time.
+    #[serde(default)]
+    pub waivers: Waivers,
+}
+
+/// `[waivers]`: each one turns a failing readiness check into a warning until it expires.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Waivers {
+    /// `[waivers.legacy_admin_signatures]`: the NA still accepts version-1 admin signatures (for
+    /// upstream 0.16 operator CLIs), which can be replayed on other admin routes.
+    pub legacy_admin_signatures: Option<Waiver>,
+}
+
+/// One accepted risk: why, who accepted it, when, and until when.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Waiver {
+    /// Why the risk is accepted (e.g. which upstream 0.16 tooling still needs it).
+    #[serde(default)]
+    pub reason: String,
+    /// Who accepted it on the customer side.
+    #[serde(default)]
+    pub accepted_by: String,
+    /// When (YYYY-MM-DD or RFC 3339).
+    #[serde(default)]
+    pub accepted_at: String,
+    /// When it lapses (YYYY-MM-DD, the end of that day UTC, or RFC 3339).
+    #[serde(default)]
+    pub expires_at: String,
+}
+
+impl Waiver {
+    /// Why this waiver does not count at `now` (a field not filled in, an expiry that is not a date
+    /// or has passed), or its expiry when it is in force.
+    pub fn in_force(&self, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, String> {
+        for (field, value) in
+            [("reason", &self.reason), ("accepted_by", &self.accepted_by), ("accepted_at", &self.accepted_at)]
+        {
+            if value.trim().is_empty() || value.contains("FILL IN") {
+                return Err(format!("{field} is not filled in"));
+            }
+        }
+        let text = self.expires_at.trim();
+        let expires = chrono::DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).or_else(|_| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.succ_opt())
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+                .ok_or_else(|| format!("expires_at {text:?} is not a date (YYYY-MM-DD or RFC 3339)"))
+        })?;
+        if expires <= now {
+            return Err(format!("expired at {}", expires.to_rfc3339()));
+        }
+        Ok(expires)
+    }
 }
 
 /// `[sovereign]`.
@@ -247,7 +304,12 @@ pub fn template(sovereign: &str, model: &str) -> String {
          model = {model:?}\noperator_keys_held_by = \"FILL IN\"\napproved_by = \"FILL IN\"\napproved_at = \"FILL IN: YYYY-MM-DD\"\n\n\
          [[contacts]]\nname = \"FILL IN\"\nrole = \"incident commander\"\nchannel = \"FILL IN: phone / e-mail / pager\"\n\n\
          [scope]\n# Billing, multi-tenancy and active-active HA are not part of the pilot.\n\
-         out_of_scope_acknowledged = false\nacknowledged_by = \"FILL IN\"\nacknowledged_at = \"FILL IN\"\n"
+         out_of_scope_acknowledged = false\nacknowledged_by = \"FILL IN\"\nacknowledged_at = \"FILL IN\"\n\n\
+         # Only if the NA must keep accepting upstream 0.16 operator CLIs (version-1 admin signatures,\n\
+         # which can be replayed on other admin routes): the readiness check admin_auth then warns\n\
+         # instead of failing, until expires_at.\n\
+         # [waivers.legacy_admin_signatures]\n# reason = \"FILL IN: which 0.16 tooling still needs it\"\n\
+         # accepted_by = \"FILL IN\"\n# accepted_at = \"FILL IN: YYYY-MM-DD\"\n# expires_at = \"FILL IN: YYYY-MM-DD\"\n"
     );
     for (area, operator, customer) in AREAS {
         t.push_str(&format!(

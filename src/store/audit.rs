@@ -22,6 +22,18 @@ pub fn by_type(conn: &Connection, event_type: &str) -> Result<Vec<String>, Store
     rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading audit events"))
 }
 
+/// How many events of type `event_type` were written at or after `since` (an isoformat time, as
+/// `created_at` is stored; readiness counts recent legacy admin signatures with it).
+pub fn count_since(conn: &Connection, event_type: &str, since: &str) -> Result<i64, StoreError> {
+    let pattern = format!("%\"event_type\": \"{event_type}\"%");
+    conn.query_row(
+        "SELECT COUNT(*) FROM audit_events WHERE created_at >= ?1 AND event_json LIKE ?2",
+        params![since, pattern],
+        |r| r.get(0),
+    )
+    .map_err(StoreError::sqlite("counting audit events"))
+}
+
 /// The newest `limit` events whose type contains one of `words`, newest first (dashboard).
 pub fn recent_matching(conn: &Connection, words: &[&str], limit: usize) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn

@@ -18,12 +18,14 @@ fn admin_invite_then_join_then_revoke_through_the_cli() {
     let dir = TempDir::new("clients");
     let home = sandbox(&dir);
     let h = home.to_str().unwrap();
-    let server = GmServer::start(&home, &[]);
+    // v1 only where legacy acceptance is switched on; gm's clients sign v2 unless told --sig v1.
+    let server = GmServer::start_with(&home, &[], &[("NA_ADMIN_LEGACY_SIGNATURES", "accept")]);
     let na = format!("http://{}", server.addr);
     for sig in ["v1", "v2"] {
         let (stdout, stderr) =
             Gm::new(&["admin", "invite", "--na", &na, "--home", h, "--role", "anchor", "--sig", sig, "--json"])
                 .expect(0);
+        assert_eq!(stderr.contains("warning: --sig v1"), sig == "v1", "{stderr}");
         let token = json_field(&stdout, "token_id");
         assert_eq!(token.len(), 36, "{stdout}");
         assert!(!stderr.contains(&token), "the token is printed on stdout only");
@@ -84,8 +86,7 @@ fn admin_policy_set_history_rollback_through_the_cli() {
         "443",
     ])
     .expect(0);
-    let (stdout, _) =
-        Gm::new(&["admin", "policy", "history", "--na", &na, "--home", h, "--sig", "v2", "--json"]).expect(0);
+    let (stdout, _) = Gm::new(&["admin", "policy", "history", "--na", &na, "--home", h, "--json"]).expect(0);
     assert!(stdout.contains("p-cli") && stdout.contains("policy-sandbox-mesh-v0.1"), "{stdout}");
     Gm::new(&["admin", "policy", "rollback", "--na", &na, "--home", h, "--policy-id", "policy-sandbox-mesh-v0.1"])
         .expect(0);

@@ -25,7 +25,7 @@ use gm::crypto::json::{parse_str, Value};
 
 use crate::backup_faults::Rng;
 use crate::harness::{read_response, sandbox, wait_until, GmServer, HttpResponse, TempDir};
-use crate::signer::{Node, Operator};
+use crate::signer::{sandbox_audience, Node, Operator};
 
 /// The one body a failed write may carry (`na/error.rs`, D7): nothing about the disk or SQL leaks.
 const INTERNAL: &str = "{\"error\":\"Internal server error\"}\n";
@@ -49,8 +49,11 @@ fn forwarded(raw: &str, n: u64) -> String {
     raw.replacen("\r\n", &format!("\r\n{xff}"), 1)
 }
 
-fn invite_request(op: &Operator, n: u64) -> String {
-    forwarded(&op.raw_v1("POST", "/admin/invite", "{}", &crate::signer::now_iso(), &gm::crypto::digest::uuid4()), n)
+/// A v2-signed invite request; `op` holds the operator and the NA public key (the v2 audience).
+fn invite_request((op, audience): &(Operator, String), n: u64) -> String {
+    let raw =
+        op.raw_v2(audience, "POST", "/admin/invite", "{}", &crate::signer::now_iso(), &gm::crypto::digest::uuid4());
+    forwarded(&raw, n)
 }
 
 fn join_request(token: &str, n: u64) -> String {
@@ -81,7 +84,12 @@ struct Acknowledged {
 }
 
 /// Writers that invite and join against `addr` until `stop`, recording every 2xx.
-fn drive_writes(addr: SocketAddr, op: &Arc<Operator>, acked: &Arc<Mutex<Acknowledged>>, stop: &Arc<AtomicBool>) {
+fn drive_writes(
+    addr: SocketAddr,
+    op: &Arc<(Operator, String)>,
+    acked: &Arc<Mutex<Acknowledged>>,
+    stop: &Arc<AtomicBool>,
+) {
     static N: AtomicU64 = AtomicU64::new(0);
     let threads: Vec<_> = (0..3)
         .map(|_| {
@@ -145,7 +153,7 @@ fn acknowledged_writes_survive_kill_9_and_sigterm_restarts_under_load() {
     let (mut rng, seed) = Rng::from_env_or_clock();
     let dir = TempDir::new("durability");
     let home = sandbox(&dir);
-    let op = Arc::new(Operator::sandbox(&home));
+    let op = Arc::new((Operator::sandbox(&home), sandbox_audience(&home)));
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
     let (mut killed, mut terminated) = (0, 0);
     for round in 0..restarts() {
@@ -264,7 +272,7 @@ fn writes_fail_cleanly_and_resume(what: &str, home: &Path, db: &Path, disk: &Dis
     let args = ["--trusted-proxy-hops", "1", "--no-scheduler", "--db-path", &db_arg];
     // SIGXFSZ would kill the process at the limit; ignored, the write fails with EFBIG instead.
     let server = GmServer::start_in_shell(home, &args, &[], "trap '' XFSZ");
-    let op = Operator::sandbox(home);
+    let op = (Operator::sandbox(home), sandbox_audience(home));
     let mut n = 0u64;
     let mut invite = || {
         n += 1;

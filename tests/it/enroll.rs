@@ -9,7 +9,7 @@ use gm::model::crl::Crl;
 use gm::model::SignedObject;
 
 use crate::harness::{sandbox, GmServer, TempDir};
-use crate::signer::{field, now_iso, post_json, Node, Operator};
+use crate::signer::{audience, field, now_iso, post_json, Node, Operator};
 
 fn count(home: &std::path::Path, sql: &str) -> i64 {
     let c = rusqlite::Connection::open(home.join("na.db")).unwrap();
@@ -234,7 +234,7 @@ fn bad_admin_requests_are_refused_and_audited() {
     let r =
         crate::harness::request(server.addr, &op.raw_v1("POST", "/admin/invite", "{}", "2026-11-25T17:45:00", "n-2"));
     assert_eq!((r.status, r.text().as_str()), (400, "{\"error\":\"Invalid admin timestamp\"}\n"));
-    let raw = op.raw_v1("POST", "/admin/invite", "{}", &now_iso(), "n-3");
+    let raw = op.raw_v2(&audience(server.addr), "POST", "/admin/invite", "{}", &now_iso(), "n-3");
     assert_eq!(crate::harness::request(server.addr, &raw).status, 201);
     let r = crate::harness::request(server.addr, &raw);
     assert_eq!((r.status, r.text().as_str()), (401, "{\"error\":\"Admin nonce already used\"}\n"));
@@ -273,7 +273,8 @@ fn bad_admin_requests_are_refused_and_audited() {
 fn v2_signatures_work_and_policy_publish_history_rollback() {
     let dir = TempDir::new("policy");
     let home = sandbox(&dir);
-    let server = GmServer::start(&home, &[]);
+    // Legacy acceptance switched on explicitly: both versions work, v1 is audited.
+    let server = GmServer::start_with(&home, &[], &[("NA_ADMIN_LEGACY_SIGNATURES", "accept")]);
     let op = Operator::sandbox(&home);
     let audience = gm::crypto::keys::load_public_key(&home.join("keys/na.pub")).unwrap().to_b64();
     assert_eq!(server.get("/policy").status, 200);
@@ -290,15 +291,18 @@ fn v2_signatures_work_and_policy_publish_history_rollback() {
     let versions = parse_str(&h.text()).unwrap();
     let list = versions.as_object().unwrap().get("versions").unwrap().as_array().unwrap();
     assert_eq!(list.len(), 2);
-    let rb = op.send(server.addr, "POST", "/admin/policy/rollback", "{\"policy_id\":\"policy-sandbox-mesh-v0.1\"}");
+    let rb = op.send_v1(server.addr, "POST", "/admin/policy/rollback", "{\"policy_id\":\"policy-sandbox-mesh-v0.1\"}");
     assert_eq!(rb.status, 200, "{}", rb.text());
     assert_eq!(field(&server.get("/policy"), "policy_id"), "policy-sandbox-mesh-v0.1");
     assert_eq!(audit_count(&home, "admin_legacy_signature_accepted"), 1, "the v1 rollback is audited as legacy (D6)");
     drop(server);
-    // With legacy signatures refused, a v1 request fails and a v2 one passes.
-    let server = GmServer::start_with(&home, &[], &[("NA_ADMIN_LEGACY_SIGNATURES", "reject")]);
-    assert_eq!(op.send(server.addr, "POST", "/admin/invite", "{}").status, 401);
-    assert_eq!(op.send_v2(server.addr, &audience, "POST", "/admin/invite", "{}").status, 201);
+    // With legacy signatures refused (the sandbox's gm.toml, or the environment), a v1 request
+    // fails and a v2 one passes.
+    for env in [&[][..], &[("NA_ADMIN_LEGACY_SIGNATURES", "reject")][..]] {
+        let server = GmServer::start_with(&home, &[], env);
+        assert_eq!(op.send_v1(server.addr, "POST", "/admin/invite", "{}").status, 401, "{env:?}");
+        assert_eq!(op.send_v2(server.addr, &audience, "POST", "/admin/invite", "{}").status, 201, "{env:?}");
+    }
 }
 
 #[test]
@@ -358,7 +362,8 @@ fn expired_invite_token_is_refused() {
     let home = sandbox(&dir);
     let op = Operator::sandbox(&home);
     let server = GmServer::start(&home, &["--frozen-clock", "2026-11-25T10:00:00Z"]);
-    let raw = op.raw_v1("POST", "/admin/invite", "{\"token_expiry_hours\":1}", "2026-11-25T10:00:00+00:00", "n-exp");
+    let body = "{\"token_expiry_hours\":1}";
+    let raw = op.raw_v2(&audience(server.addr), "POST", "/admin/invite", body, "2026-11-25T10:00:00+00:00", "n-exp");
     let r = crate::harness::request(server.addr, &raw);
     assert_eq!(r.status, 201, "{}", r.text());
     let token = field(&r, "token_id");

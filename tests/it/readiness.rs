@@ -73,7 +73,8 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     assert_eq!(ids, gm::readiness::checks::IDS);
     for (id, status, reason) in &found {
         match id.as_str() {
-            "genesis" | "clock" | "durable_storage" | "endpoints" | "operator_keys" | "scheduler" | "expiry" => {
+            "genesis" | "clock" | "durable_storage" | "endpoints" | "operator_keys" | "admin_auth" | "scheduler"
+            | "expiry" => {
                 assert_eq!(status, "pass", "{id}: {reason}")
             }
             "disk" => {}
@@ -195,7 +196,7 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     let out = report(&["--format", "junit"]);
     let xml = String::from_utf8_lossy(&out.stdout);
     assert!(
-        xml.starts_with("<?xml") && xml.contains("<testsuite name=\"gm-readiness\" tests=\"17\" failures=\"0\""),
+        xml.starts_with("<?xml") && xml.contains("<testsuite name=\"gm-readiness\" tests=\"18\" failures=\"0\""),
         "{xml}"
     );
 

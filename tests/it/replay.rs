@@ -17,7 +17,8 @@ use gm::model::SignedObject;
 use crate::harness::{request, GmServer, HttpResponse, TempDir};
 use crate::vectors::{list, load, s};
 
-/// A home holding upstream's vector sovereign (`alpha-mesh`, NA key `na`, operator `operator-1`).
+/// A home holding upstream's vector sovereign (`alpha-mesh`, NA key `na`, operator `operator-1`),
+/// configured the upstream way: files in the home, no gm.toml.
 pub struct VectorSovereign {
     _dir: TempDir,
     pub home: PathBuf,
@@ -41,7 +42,8 @@ impl VectorSovereign {
             s(&key("operator2"), "public_key_b64")
         );
         std::fs::write(home.join("operators.json"), operators).unwrap();
-        std::fs::write(home.join("gm.toml"), "[na]\nna_key_id = \"na-2025-q1\"\n").unwrap();
+        // No gm.toml: upstream's sovereign as an upstream deployment runs it (NA key id
+        // `na-2025-q1` is the default), so version-1 admin signatures stay accepted (D6).
         VectorSovereign { _dir: dir, home }
     }
 

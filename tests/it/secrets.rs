@@ -33,7 +33,7 @@ use gm::crypto::json::Value;
 use gm::crypto::keys::SigningKey;
 
 use crate::harness::{request, Gm, GmServer, TempDir};
-use crate::signer::{field, now_iso, Node, Operator};
+use crate::signer::{audience, field, now_iso, Node, Operator};
 
 /// A secret and where it came from (the label is what a failure prints, never the value).
 struct Secret {
@@ -127,7 +127,7 @@ fn admin(
     label: &str,
     (path, body, timestamp): (&str, &str, &str),
 ) -> (String, crate::harness::HttpResponse) {
-    let raw = op.raw_v1("POST", path, body, timestamp, &gm::crypto::digest::uuid4());
+    let raw = op.raw_v2(&audience(addr), "POST", path, body, timestamp, &gm::crypto::digest::uuid4());
     secrets.signature(&format!("admin signature ({label})"), &header(&raw, "X-Admin-Signature"));
     secrets.db_allowed(&format!("admin nonce ({label})"), &header(&raw, "X-Admin-Nonce"));
     let r = request(addr, &raw);

@@ -1,4 +1,4 @@
-//! Test-side signers: operator requests (v1 or v2) and node proof-of-possession bodies, built with
+//! Test-side signers: operator requests (v2 by default, as gm's clients sign; v1 on request) and node proof-of-possession bodies, built with
 //! gm's own canonical JSON and the real keys in a sandbox home.
 
 use std::net::SocketAddr;
@@ -38,22 +38,34 @@ impl Operator {
         )
     }
 
-    /// Sends a fresh v1 request.
+    /// A signed v2 request for the NA whose public key is `audience`, with explicit timestamp and
+    /// nonce (a body-less `GET` signs `{}`).
+    pub fn raw_v2(&self, audience: &str, method: &str, path: &str, body: &str, timestamp: &str, nonce: &str) -> String {
+        let signed = if method == "GET" { Value::Object(Map::new()) } else { signed_body(body) };
+        let payload =
+            gm::crypto::payload::v2_payload(audience, &signed, &self.key_id, method, nonce, path, &[], timestamp);
+        let sig = self.key.sign_b64(&payload);
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Admin-Key-Id: {}\r\nX-Admin-Timestamp: {timestamp}\r\nX-Admin-Nonce: {nonce}\r\nX-Admin-Signature: {sig}\r\n\r\n{body}",
+            body.len(),
+            self.key_id
+        )
+    }
+
+    /// Sends a fresh v2 request (what gm's clients send by default), the audience read from the
+    /// NA's `/sovereign.json` first as gm's clients do.
     pub fn send(&self, addr: SocketAddr, method: &str, path: &str, body: &str) -> HttpResponse {
+        self.send_v2(addr, &audience(addr), method, path, body)
+    }
+
+    /// Sends a fresh v1 request (upstream 0.16's scheme).
+    pub fn send_v1(&self, addr: SocketAddr, method: &str, path: &str, body: &str) -> HttpResponse {
         request(addr, &self.raw_v1(method, path, body, &now_iso(), &gm::crypto::digest::uuid4()))
     }
 
     /// Sends a fresh v2 request for the NA whose public key is `audience`.
     pub fn send_v2(&self, addr: SocketAddr, audience: &str, method: &str, path: &str, body: &str) -> HttpResponse {
-        let (ts, nonce) = (now_iso(), gm::crypto::digest::uuid4());
-        let signed = if method == "GET" { Value::Object(Map::new()) } else { signed_body(body) };
-        let payload = gm::crypto::payload::v2_payload(audience, &signed, &self.key_id, method, &nonce, path, &[], &ts);
-        let sig = self.key.sign_b64(&payload);
-        request(addr, &format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Admin-Key-Id: {}\r\nX-Admin-Timestamp: {ts}\r\nX-Admin-Nonce: {nonce}\r\nX-Admin-Signature: {sig}\r\n\r\n{body}",
-            body.len(),
-            self.key_id
-        ))
+        request(addr, &self.raw_v2(audience, method, path, body, &now_iso(), &gm::crypto::digest::uuid4()))
     }
 
     /// Creates an invite and returns its token.
@@ -62,6 +74,19 @@ impl Operator {
         assert_eq!(r.status, 201, "{}", r.text());
         parse_str(&r.text()).unwrap().as_object().unwrap().get("token_id").unwrap().as_str().unwrap().to_string()
     }
+}
+
+/// The NA public key of the NA at `addr` (`GET /sovereign.json`): the v2 audience.
+pub fn audience(addr: SocketAddr) -> String {
+    let r = request(addr, "GET /sovereign.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let v = parse_str(&r.text()).unwrap();
+    let na = v.as_object().unwrap().get("network_authority").unwrap();
+    na.as_object().unwrap().get("public_key").unwrap().as_str().unwrap().to_string()
+}
+
+/// The NA public key of a sandbox home (`keys/na.pub`): the v2 audience without asking the NA.
+pub fn sandbox_audience(home: &Path) -> String {
+    gm::crypto::keys::load_public_key(&home.join("keys/na.pub")).unwrap().to_b64()
 }
 
 fn signed_body(body: &str) -> Value {
