@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admin_auth;
+mod archive_bounds;
 mod audit_export;
 mod backup_faults;
 mod backup_restore;
