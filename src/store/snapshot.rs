@@ -22,6 +22,9 @@ pub fn online_backup(
     mut progress: impl FnMut(i32, i32),
 ) -> Result<(), StoreError> {
     let started = Instant::now();
+    // Owner-only whatever the umask: the copy holds every row, unredeemed invite tokens included.
+    // Should this fail, SQLite's own open below reports the cause.
+    let _ = crate::files::private::precreate_private(dest);
     let mut dst = Connection::open(dest).map_err(|source| StoreError::Open { path: dest.to_path_buf(), source })?;
     // The copy is a new file nothing reads until it is complete; callers that keep it (plain and
     // pre-restore copies) fsync it themselves, so SQLite's own per-commit fsyncs are skipped.

@@ -118,3 +118,78 @@ fn keys_backups_exports_bundles_reports_profile_and_probe_state_are_created_0600
         .collect();
     assert!(wrong.is_empty(), "files with the wrong mode:\n{}", wrong.join("\n"));
 }
+
+/// Runs `gm ARGS` under `umask 022` (a login shell's default), whatever the test runner's umask.
+fn gm_umask_022(args: &[&str]) -> std::process::Output {
+    let o = std::process::Command::new("sh")
+        .args(["-c", "umask 022; exec \"$0\" \"$@\"", crate::harness::GM])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "gm {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// The files in `paths` that exist and are not 0600, as `mode path` lines.
+fn not_private(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().filter(|p| p.exists() && mode(p) != 0o600).map(|p| format!("{:o} {}", mode(p), p.display())).collect()
+}
+
+fn with_sidecars(db: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm", "-journal"].iter().map(|s| PathBuf::from(format!("{}{s}", db.display()))).collect()
+}
+
+// F9: under umask 022, na.db (+ -wal/-shm) and the plaintext pre-restore copy were created 0644 and
+// held unredeemed tokens; the unit's UMask=0077 only covers systemd runs.
+#[test]
+fn under_umask_022_the_database_sidecars_ledger_and_copies_are_created_0600() {
+    let dir = TempDir::new("modes-umask");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let db = home.join("na.db");
+    let _ = std::fs::remove_file(&db);
+    let server = GmServer::start_in_shell(&home, &["--no-scheduler"], &[], "umask 022");
+    let op = crate::signer::Operator::sandbox(&home);
+    op.invite(server.addr, "{}");
+    let live = with_sidecars(&db);
+    assert!(live[1].exists() && live[2].exists(), "the server holds a -wal and a -shm");
+    assert_eq!(not_private(&live), Vec::<String>::new(), "while serving");
+
+    let (recipient, key) = crate::harness::identity(&dir);
+    let archive = dir.join("b.tar.gz.age");
+    gm_umask_022(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", archive.to_str().unwrap()]);
+    let export = dir.join("audit.jsonl");
+    gm_umask_022(&["managed", "audit-export", "--home", h, "--output", export.to_str().unwrap()]);
+    drop(server);
+
+    let pre = dir.join("pre/before.db");
+    gm_umask_022(&[
+        "managed",
+        "restore",
+        "--home",
+        h,
+        "--backup",
+        archive.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--pre-restore-backup",
+        pre.to_str().unwrap(),
+        "--yes",
+    ]);
+    assert!(pre.exists());
+    let mut private = with_sidecars(&db);
+    private.extend(with_sidecars(&home.join("gm-ops.db")));
+    private.extend(with_sidecars(&pre));
+    private.extend([archive, export.clone(), gm::ops::audit_export::manifest_path(&export)]);
+    private.extend(files_under(&home).into_iter().filter(|p| p.to_string_lossy().contains(".pre-restore-")));
+    assert_eq!(not_private(&private), Vec::<String>::new());
+
+    // A database an earlier version left 0644 is made owner-only when it is next served.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = GmServer::start_in_shell(&home, &["--no-scheduler"], &[], "umask 022");
+    assert_eq!(not_private(&with_sidecars(&db)), Vec::<String>::new(), "tightened at start");
+    drop(server);
+}
