@@ -507,4 +507,92 @@ mod tests {
         assert_eq!(digests.get("na.db"), Some(&crate::crypto::digest::sha256_hex(&original)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    fn manifest_declaring(size: u64) -> String {
+        crate::crypto::canonical::to_pretty_string(
+            &super::super::manifest::Manifest {
+                created_at: "2026-01-01T00:00:00+00:00".into(),
+                network_name: "m".into(),
+                genesis_sha256: "0".repeat(64),
+                na_public_key: "k".into(),
+                schema_version: 6,
+                snapshot_sha256: "0".repeat(64),
+                snapshot_size: size,
+                row_counts: Vec::new(),
+                crl_sequence: 0,
+                connectome: (0, 0, 0, 0),
+            }
+            .to_value(),
+        )
+    }
+
+    /// Writes `entries` (name, content) in order and extracts them with `limits`.
+    fn round_trip(name: &str, entries: &[(&str, &[u8])], limits: &ExtractLimits) -> Result<EntryDigests, OpsError> {
+        let dir = scratch(name);
+        let files: Vec<(&str, std::path::PathBuf)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (n, bytes))| {
+                let p = dir.join(format!("in-{i}"));
+                std::fs::write(&p, bytes).unwrap();
+                (*n, p)
+            })
+            .collect();
+        let id = age::x25519::Identity::generate();
+        let list: Vec<(&str, &Path)> = files.iter().map(|(n, p)| (*n, p.as_path())).collect();
+        write(File::create(dir.join("a.age")).unwrap(), &Key::Recipients(vec![id.to_public()]), &list, 1).unwrap();
+        let out = dir.join("out");
+        std::fs::create_dir(&out).unwrap();
+        let result = extract(&dir.join("a.age"), &Key::Identities(vec![Box::new(id)]), &out, limits, &Silent);
+        std::fs::remove_dir_all(&dir).unwrap();
+        result
+    }
+
+    fn archive_problem(r: Result<EntryDigests, OpsError>) -> String {
+        match r {
+            Err(OpsError::Archive { problem }) => problem,
+            other => panic!("expected a damaged archive, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_larger_than_the_manifest_before_it_declares_is_refused_before_writing() {
+        let manifest = manifest_declaring(10);
+        let r = round_trip(
+            "declared",
+            &[("manifest.json", manifest.as_bytes()), ("na.db", &[7u8; 4096])],
+            &ExtractLimits::default(),
+        );
+        assert_eq!(archive_problem(r), "damaged backup: entry na.db declares 4096 bytes, the manifest says 10");
+        let manifest = manifest_declaring(4096);
+        let r = round_trip(
+            "declared-ok",
+            &[("manifest.json", manifest.as_bytes()), ("na.db", &[7u8; 4096])],
+            &ExtractLimits::default(),
+        );
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    #[test]
+    fn duplicate_entries_and_the_total_bound_are_damaged_archives() {
+        let r = round_trip("dup", &[("operators.json", b"[]"), ("operators.json", b"[]")], &ExtractLimits::default());
+        assert_eq!(archive_problem(r), "duplicate entry \"operators.json\"");
+        let limits = ExtractLimits { max_unpacked_bytes: 100, ..ExtractLimits::default() };
+        let r = round_trip("total", &[("operators.json", &[b' '; 60]), ("genesis.signed.json", &[b' '; 60])], &limits);
+        assert_eq!(
+            archive_problem(r),
+            "damaged backup: entry genesis.signed.json declares 60 bytes, beyond backup.max_unpacked_bytes (100 bytes, 60 already unpacked)"
+        );
+    }
+
+    #[test]
+    fn the_expansion_ratio_applies_only_past_the_grace_bytes() {
+        let budget = Budget::new(ExtractLimits { max_unpacked_bytes: u64::MAX, max_expansion_ratio: 10 });
+        budget.consumed.set(1);
+        assert!(budget.add_unpacked("na.db", RATIO_GRACE_BYTES).is_ok(), "within the grace");
+        budget.consumed.set(RATIO_GRACE_BYTES / 10 + 1);
+        assert!(budget.add_unpacked("na.db", 1).is_ok(), "at the ratio");
+        let err = budget.add_unpacked("na.db", 20).unwrap_err();
+        assert!(err.contains("beyond the ratio 10:1 (backup.max_expansion_ratio in gm.toml)"), "{err}");
+    }
 }
