@@ -163,9 +163,18 @@ pub(super) fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<
 
 /// `[backup]` archive-reading bounds of the gm home (defaults without a gm.toml).
 fn extract_limits(home: Option<&Path>) -> Result<ExtractLimits, Error> {
-    let home = config::resolve_home(home, &Env::from_process());
-    let file = config::load_file(&home)?;
-    Ok(config::extract_limits(&home, &file)?)
+    let resolved = config::resolve_home(home, &Env::from_process());
+    let file = match config::load_file(&resolved) {
+        Ok(file) => file,
+        // Verifying a copy needs no gm home: a default home this user cannot read (`/etc/gm` is
+        // 0750 root:gm) means the default limits, not a failure. A named `--home` must be readable.
+        Err(e @ config::ConfigError::Read { .. }) if home.is_none() => {
+            log::warn!(target: "gm::ops", "{e}; using the default [backup] limits");
+            config::ConfigFile::default()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(config::extract_limits(&resolved, &file)?)
 }
 
 /// The ops ledger beside the database.
