@@ -97,13 +97,17 @@ impl Store {
             writer: None,
         };
         if mode == OpenMode::Serve && !memory {
-            make_private(path);
+            // Should this fail, SQLite's own open below reports the cause.
+            let _ = crate::files::private::precreate_private(path);
         }
         // Gate before anything writes: a foreign or newer database is refused untouched.
         let mut conn = store.connect_raw()?;
         check_is_sqlite(&conn, path)?;
         gate_version(&conn, path)?;
         if mode == OpenMode::Serve {
+            if !memory {
+                make_private(path);
+            }
             store.enable_wal(&conn)?;
             schema::migrate(&mut conn, applied_at)?;
             schema::ensure_gm_indexes(&conn)?;
@@ -298,11 +302,10 @@ fn not_sqlite_or(e: rusqlite::Error, path: &Path) -> StoreError {
 }
 
 /// The database holds unredeemed invite tokens: it and its sidecars are owner-only whatever the
-/// umask (F9). A missing file is created 0600 before SQLite opens it (SQLite gives `-wal`, `-shm`
-/// and `-journal` the main file's mode); files an earlier run left group- or world-readable are
-/// tightened, with a warning. Failures are left to SQLite's open to report.
+/// umask (F9). [`Store::open`] creates a missing file 0600 before SQLite opens it (SQLite gives
+/// `-wal`, `-shm` and `-journal` the main file's mode); here, once the file passed the gate, files
+/// an earlier run left group- or world-readable are tightened, with a warning.
 fn make_private(path: &Path) {
-    let _ = crate::files::private::precreate_private(path);
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
