@@ -132,6 +132,13 @@ fn a_small_archive_that_expands_hugely_is_refused_after_a_bounded_write_and_leav
     let left: Vec<String> = names(&home).into_iter().filter(|n| n.starts_with(".gm-") || n.contains(".tmp")).collect();
     assert_eq!(left, Vec::<String>::new());
     assert_eq!(names(&tmp), Vec::<String>::new());
+
+    // The scheduled drill picks the newest file: the same bound holds there.
+    let (code, stdout, stderr) =
+        gm_with_file_limit(&tmp, &["managed", "restore-drill", "--home", h, "--backup", b, "--identity", k, "--json"]);
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("damaged backup: entry na.db expands "), "{stdout}");
+    assert_eq!(names(&tmp), Vec::<String>::new());
 }
 
 #[test]
