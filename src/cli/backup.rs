@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env, ServeFlags, ServeSettings};
 use crate::crypto::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
-use crate::ops::archive::{self, Key};
+use crate::ops::archive::{self, ExtractLimits, Key};
 use crate::ops::backup::{backup, load_genesis, plain_backup, BackupOptions, Scratch, Target};
 use crate::ops::progress::Progress as _;
 use crate::ops::restore::{restore, RestoreOptions};
@@ -159,6 +159,22 @@ pub(super) fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<
     let home = config::resolve_home(home, &env);
     let file = config::load_file(&home)?;
     Ok(config::serve_settings(&home, &file, &env, &ServeFlags { db_path, ..ServeFlags::default() })?)
+}
+
+/// `[backup]` archive-reading bounds of the gm home (defaults without a gm.toml).
+fn extract_limits(home: Option<&Path>) -> Result<ExtractLimits, Error> {
+    let resolved = config::resolve_home(home, &Env::from_process());
+    let file = match config::load_file(&resolved) {
+        Ok(file) => file,
+        // Verifying a copy needs no gm home: a default home this user cannot read (`/etc/gm` is
+        // 0750 root:gm) means the default limits, not a failure. A named `--home` must be readable.
+        Err(e @ config::ConfigError::Read { .. }) if home.is_none() => {
+            log::warn!(target: "gm::ops", "{e}; using the default [backup] limits");
+            config::ConfigFile::default()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(config::extract_limits(&resolved, &file)?)
 }
 
 /// The ops ledger beside the database.
@@ -392,10 +408,11 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
+    let limits = extract_limits(args.home.as_deref())?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
     let progress = super::progress::Terminal::for_stderr();
-    let report = verify_into(&args.backup, &key, &scratch, started, &progress);
+    let report = verify_into(&args.backup, &key, &scratch, &limits, started, &progress);
     progress.finish();
     let report = report.map_err(ops_error)?;
     let ok = report.ok();
@@ -456,6 +473,7 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         expected_na_key,
         allow_different_genesis: args.allow_different_genesis,
         busy_timeout: std::time::Duration::from_secs(args.busy_timeout.min(MAX_BUSY_TIMEOUT_SECS)),
+        limits: extract_limits(args.home.as_deref())?,
     };
     let progress = super::progress::Terminal::for_stderr();
     let restored = restore(&opts, started, &progress);
@@ -628,6 +646,7 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         na_key_file: s.na_key_file.clone(),
         na_key_id: s.na_key_id.clone(),
         gm_binary,
+        limits: extract_limits(args.home.as_deref())?,
     };
     let report = crate::ops::drill::drill(&opts, started).map_err(ops_error)?;
     let ok = report.ok();

@@ -20,6 +20,19 @@ pub struct ConfigFile {
     /// `[cron]` and its `[cron.jobs.NAME]` tables.
     #[serde(default)]
     pub cron: CronSection,
+    /// `[backup]`: limits on reading backup archives.
+    #[serde(default)]
+    pub backup: BackupSection,
+}
+
+/// `[backup]`: bounds on what verify, restore and restore-drill may unpack from an archive.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Largest total of unpacked bytes per archive. Defaults to 68719476736 (64 GiB).
+    pub max_unpacked_bytes: Option<u64>,
+    /// Largest ratio of unpacked to compressed bytes, enforced past the first 64 MiB. Defaults to 100.
+    pub max_expansion_ratio: Option<u64>,
 }
 
 /// `[cron]`: the built-in scheduler.

@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::http::Limits;
 use crate::na::auth::admin::SignaturePolicy;
 use crate::na::auth::operators::KeySource;
+use crate::ops::archive::ExtractLimits;
 
 pub use error::ConfigError;
 pub use file::ConfigFile;
@@ -132,6 +133,32 @@ pub fn load_file(home: &Path) -> Result<ConfigFile, ConfigError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
         Err(source) => Err(ConfigError::Read { path, source }),
     }
+}
+
+/// The archive-reading bounds from `[backup]` in `gm.toml` (defaults where unset).
+pub fn extract_limits(home: &Path, file: &ConfigFile) -> Result<ExtractLimits, ConfigError> {
+    let defaults = ExtractLimits::default();
+    let source_name = home.join(CONFIG_FILE).display().to_string();
+    let positive = |field: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(ConfigError::Value {
+            source_name: source_name.clone(),
+            field: field.to_string(),
+            problem: "must be at least 1".to_string(),
+        }),
+        v => Ok(v.unwrap_or(default)),
+    };
+    Ok(ExtractLimits {
+        max_unpacked_bytes: positive(
+            "backup.max_unpacked_bytes",
+            file.backup.max_unpacked_bytes,
+            defaults.max_unpacked_bytes,
+        )?,
+        max_expansion_ratio: positive(
+            "backup.max_expansion_ratio",
+            file.backup.max_expansion_ratio,
+            defaults.max_expansion_ratio,
+        )?,
+    })
 }
 
 /// Merges defaults, `gm.toml`, the environment and flags into [`ServeSettings`].

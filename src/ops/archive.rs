@@ -1,6 +1,8 @@
 //! The backup archive: a gzip-compressed tar of `na.db`, `manifest.json`, `genesis.signed.json` and
 //! `operators.json` (public keys only), encrypted with age to X25519 recipients or a passphrase.
-//! Reading is bounded: only the expected entry names, each under a size cap, into a private folder.
+//! Reading is bounded: only the expected entry names, each at most once, into a private folder, and
+//! the unpacked bytes are capped by [`ExtractLimits`] (a total and an expansion ratio, checked while
+//! streaming) so a small crafted archive cannot fill the disk.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -18,8 +20,27 @@ use super::progress::{Counting, Progress, Silent};
 /// Names an archive may hold.
 pub const ENTRIES: [&str; 4] = ["na.db", "manifest.json", "genesis.signed.json", "operators.json"];
 
-/// Largest entry accepted when reading (the database may be large; the rest is small).
-const MAX_ENTRY_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+/// Unpacked bytes always allowed before the expansion ratio is enforced: small archives (a fresh
+/// database is mostly empty pages and compresses far beyond any sane ratio) never trip it.
+pub const RATIO_GRACE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bounds on what reading an archive may write (`[backup]` in gm.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractLimits {
+    /// Largest total of unpacked bytes (all entries), checked against each entry's declared size
+    /// before it is written and against the bytes actually written. Defaults to 64 GiB.
+    pub max_unpacked_bytes: u64,
+    /// Largest ratio of unpacked bytes to compressed bytes read so far, checked while streaming
+    /// once [`RATIO_GRACE_BYTES`] are written. Real gm snapshots stay well under it; a
+    /// decompression bomb does not. Defaults to 100.
+    pub max_expansion_ratio: u64,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> ExtractLimits {
+        ExtractLimits { max_unpacked_bytes: 64 * 1024 * 1024 * 1024, max_expansion_ratio: 100 }
+    }
+}
 
 /// How an archive is encrypted or decrypted.
 pub enum Key {
@@ -170,8 +191,15 @@ impl<W: Write> Write for Hashing<W> {
 /// snapshot against its manifest needs no second pass over a large file.
 pub type EntryDigests = std::collections::BTreeMap<String, String>;
 
-/// Decrypts and unpacks `archive` into the private folder `dir` (only the expected names).
-pub fn extract(archive: &Path, key: &Key, dir: &Path, progress: &dyn Progress) -> Result<EntryDigests, OpsError> {
+/// Decrypts and unpacks `archive` into the private folder `dir`: only the expected names, each at
+/// most once, within `limits` (a duplicate, unexpected or oversized entry is a damaged archive).
+pub fn extract(
+    archive: &Path,
+    key: &Key,
+    dir: &Path,
+    limits: &ExtractLimits,
+    progress: &dyn Progress,
+) -> Result<EntryDigests, OpsError> {
     let file = File::open(archive).map_err(io("read", archive))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let decryptor = age::Decryptor::new_buffered(BufReader::new(Counting::new(file, "decrypt", total, progress)))
@@ -199,8 +227,10 @@ pub fn extract(archive: &Path, key: &Key, dir: &Path, progress: &dyn Progress) -
             })
         }
     };
+    let budget = Budget::new(*limits);
+    let compressed = Consumed { inner: reader, budget: &budget };
     // Every member, not just the first (a single-member GzDecoder would stop after 2 MiB).
-    let gz = MemberReader::new(reader, default_workers())
+    let gz = MemberReader::new(compressed, default_workers())
         .map_err(|e| OpsError::Archive { problem: format!("cannot decompress {}: {e}", archive.display()) })?;
     let mut tar = tar::Archive::new(gz);
     let entries = tar.entries().map_err(|e| OpsError::Archive { problem: e.to_string() })?;
@@ -212,9 +242,11 @@ pub fn extract(archive: &Path, key: &Key, dir: &Path, progress: &dyn Progress) -
         if !ENTRIES.contains(&name.as_str()) || entry.header().entry_type() != tar::EntryType::Regular {
             return Err(OpsError::Archive { problem: format!("unexpected entry {name:?}") });
         }
-        if entry.size() > MAX_ENTRY_BYTES {
-            return Err(OpsError::Archive { problem: format!("entry {name} is larger than the limit") });
+        // A second copy of an entry is a forged or damaged archive, not a local file clash.
+        if digests.contains_key(&name) {
+            return Err(OpsError::Archive { problem: format!("duplicate entry {name:?}") });
         }
+        check_declared_size(&name, entry.size(), dir, &budget, &digests)?;
         let target = dir.join(&name);
         let out = crate::files::private::create_new_private(&target).map_err(io("write", &target))?;
         let entry_error = |e: std::io::Error| {
@@ -227,11 +259,137 @@ pub fn extract(archive: &Path, key: &Key, dir: &Path, progress: &dyn Progress) -
             }
         };
         let mut out = HashingWriter::new(out).map_err(entry_error)?;
-        std::io::copy(&mut entry, &mut out).map_err(entry_error)?;
+        copy_within_budget(&name, &mut entry, &mut out, &budget).map_err(|e| match e {
+            Copy::Read(e) | Copy::Write(e) => entry_error(e),
+            Copy::OverBudget(problem) => OpsError::Archive { problem },
+        })?;
         let digest = out.finish().map_err(entry_error)?;
         digests.insert(name, digest);
     }
     Ok(digests)
+}
+
+/// Counts what was unpacked against what was read, for [`ExtractLimits`].
+struct Budget {
+    limits: ExtractLimits,
+    consumed: std::cell::Cell<u64>,
+    unpacked: std::cell::Cell<u64>,
+}
+
+impl Budget {
+    fn new(limits: ExtractLimits) -> Budget {
+        Budget { limits, consumed: std::cell::Cell::new(0), unpacked: std::cell::Cell::new(0) }
+    }
+
+    /// Records `n` more unpacked bytes of `name`; `Err` says which bound was crossed.
+    fn add_unpacked(&self, name: &str, n: u64) -> Result<(), String> {
+        let unpacked = self.unpacked.get().saturating_add(n);
+        self.unpacked.set(unpacked);
+        let consumed = self.consumed.get();
+        if unpacked > self.limits.max_unpacked_bytes {
+            return Err(format!(
+                "damaged backup: entry {name} unpacks beyond {} bytes (backup.max_unpacked_bytes in gm.toml)",
+                self.limits.max_unpacked_bytes
+            ));
+        }
+        if unpacked > RATIO_GRACE_BYTES && unpacked > consumed.saturating_mul(self.limits.max_expansion_ratio) {
+            return Err(format!(
+                "damaged backup: entry {name} expands {unpacked} bytes from {consumed} compressed bytes, beyond \
+                 the ratio {}:1 (backup.max_expansion_ratio in gm.toml)",
+                self.limits.max_expansion_ratio
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The compressed stream, counted into the [`Budget`] as it is read.
+struct Consumed<'a, R> {
+    inner: R,
+    budget: &'a Budget,
+}
+
+impl<R: Read> Read for Consumed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.budget.consumed.set(self.budget.consumed.get().saturating_add(n as u64));
+        Ok(n)
+    }
+}
+
+/// Refuses an entry whose tar header declares more than the limits allow, before a byte is
+/// written: beyond `max_unpacked_bytes`, beyond the manifest's `snapshot.size_bytes` when the
+/// manifest came first, or beyond the free space of `dir` (a local problem, not damage).
+fn check_declared_size(
+    name: &str,
+    declared: u64,
+    dir: &Path,
+    budget: &Budget,
+    digests: &EntryDigests,
+) -> Result<(), OpsError> {
+    let room = budget.limits.max_unpacked_bytes.saturating_sub(budget.unpacked.get());
+    if declared > room {
+        return Err(OpsError::Archive {
+            problem: format!(
+                "damaged backup: entry {name} declares {declared} bytes, beyond backup.max_unpacked_bytes ({} \
+                 bytes, {} already unpacked)",
+                budget.limits.max_unpacked_bytes,
+                budget.unpacked.get()
+            ),
+        });
+    }
+    if name == "na.db" && digests.contains_key("manifest.json") {
+        let manifest = std::fs::read_to_string(dir.join("manifest.json"))
+            .ok()
+            .and_then(|t| super::manifest::Manifest::parse(&t).ok());
+        if let Some(m) = manifest.filter(|m| m.snapshot_size != declared) {
+            return Err(OpsError::Archive {
+                problem: format!(
+                    "damaged backup: entry na.db declares {declared} bytes, the manifest says {}",
+                    m.snapshot_size
+                ),
+            });
+        }
+    }
+    if let Some(free) = free_bytes(dir).filter(|free| declared > *free) {
+        return Err(OpsError::Io {
+            action: "unpack",
+            path: dir.join(name),
+            source: std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("entry {name} declares {declared} bytes, the folder has {free} bytes free"),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes available to gm in the file system holding `dir`, when the system says.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    s.f_bavail.checked_mul(s.f_frsize)
+}
+
+enum Copy {
+    Read(std::io::Error),
+    Write(std::io::Error),
+    OverBudget(String),
+}
+
+/// `std::io::copy`, checking the [`Budget`] after every piece so a bomb stops within one piece
+/// of the bound.
+fn copy_within_budget(name: &str, from: &mut impl Read, to: &mut impl Write, budget: &Budget) -> Result<(), Copy> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Copy::Read(e)),
+        };
+        budget.add_unpacked(name, n as u64).map_err(Copy::OverBudget)?;
+        to.write_all(buf.get(..n).unwrap_or_default()).map_err(Copy::Write)?;
+    }
 }
 
 /// Writes to `inner` in 1 MiB pieces and hashes each piece on a helper thread, so SHA-256 runs on
@@ -336,11 +494,105 @@ mod tests {
         write(out, &Key::Recipients(vec![id.to_public()]), &[("na.db", &db)], 1).unwrap();
         let unpacked = dir.join("out");
         std::fs::create_dir(&unpacked).unwrap();
-        let digests =
-            extract(&dir.join("a.tar.gz.age"), &Key::Identities(vec![Box::new(id)]), &unpacked, &Silent).unwrap();
+        let digests = extract(
+            &dir.join("a.tar.gz.age"),
+            &Key::Identities(vec![Box::new(id)]),
+            &unpacked,
+            &ExtractLimits::default(),
+            &Silent,
+        )
+        .unwrap();
         let original = std::fs::read(&db).unwrap();
         assert_eq!(std::fs::read(unpacked.join("na.db")).unwrap(), original);
         assert_eq!(digests.get("na.db"), Some(&crate::crypto::digest::sha256_hex(&original)));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn manifest_declaring(size: u64) -> String {
+        crate::crypto::canonical::to_pretty_string(
+            &super::super::manifest::Manifest {
+                created_at: "2026-01-01T00:00:00+00:00".into(),
+                network_name: "m".into(),
+                genesis_sha256: "0".repeat(64),
+                na_public_key: "k".into(),
+                schema_version: 6,
+                snapshot_sha256: "0".repeat(64),
+                snapshot_size: size,
+                row_counts: Vec::new(),
+                crl_sequence: 0,
+                connectome: (0, 0, 0, 0),
+            }
+            .to_value(),
+        )
+    }
+
+    /// Writes `entries` (name, content) in order and extracts them with `limits`.
+    fn round_trip(name: &str, entries: &[(&str, &[u8])], limits: &ExtractLimits) -> Result<EntryDigests, OpsError> {
+        let dir = scratch(name);
+        let files: Vec<(&str, std::path::PathBuf)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (n, bytes))| {
+                let p = dir.join(format!("in-{i}"));
+                std::fs::write(&p, bytes).unwrap();
+                (*n, p)
+            })
+            .collect();
+        let id = age::x25519::Identity::generate();
+        let list: Vec<(&str, &Path)> = files.iter().map(|(n, p)| (*n, p.as_path())).collect();
+        write(File::create(dir.join("a.age")).unwrap(), &Key::Recipients(vec![id.to_public()]), &list, 1).unwrap();
+        let out = dir.join("out");
+        std::fs::create_dir(&out).unwrap();
+        let result = extract(&dir.join("a.age"), &Key::Identities(vec![Box::new(id)]), &out, limits, &Silent);
+        std::fs::remove_dir_all(&dir).unwrap();
+        result
+    }
+
+    fn archive_problem(r: Result<EntryDigests, OpsError>) -> String {
+        match r {
+            Err(OpsError::Archive { problem }) => problem,
+            other => panic!("expected a damaged archive, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_larger_than_the_manifest_before_it_declares_is_refused_before_writing() {
+        let manifest = manifest_declaring(10);
+        let r = round_trip(
+            "declared",
+            &[("manifest.json", manifest.as_bytes()), ("na.db", &[7u8; 4096])],
+            &ExtractLimits::default(),
+        );
+        assert_eq!(archive_problem(r), "damaged backup: entry na.db declares 4096 bytes, the manifest says 10");
+        let manifest = manifest_declaring(4096);
+        let r = round_trip(
+            "declared-ok",
+            &[("manifest.json", manifest.as_bytes()), ("na.db", &[7u8; 4096])],
+            &ExtractLimits::default(),
+        );
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    #[test]
+    fn duplicate_entries_and_the_total_bound_are_damaged_archives() {
+        let r = round_trip("dup", &[("operators.json", b"[]"), ("operators.json", b"[]")], &ExtractLimits::default());
+        assert_eq!(archive_problem(r), "duplicate entry \"operators.json\"");
+        let limits = ExtractLimits { max_unpacked_bytes: 100, ..ExtractLimits::default() };
+        let r = round_trip("total", &[("operators.json", &[b' '; 60]), ("genesis.signed.json", &[b' '; 60])], &limits);
+        assert_eq!(
+            archive_problem(r),
+            "damaged backup: entry genesis.signed.json declares 60 bytes, beyond backup.max_unpacked_bytes (100 bytes, 60 already unpacked)"
+        );
+    }
+
+    #[test]
+    fn the_expansion_ratio_applies_only_past_the_grace_bytes() {
+        let budget = Budget::new(ExtractLimits { max_unpacked_bytes: u64::MAX, max_expansion_ratio: 10 });
+        budget.consumed.set(1);
+        assert!(budget.add_unpacked("na.db", RATIO_GRACE_BYTES).is_ok(), "within the grace");
+        budget.consumed.set(RATIO_GRACE_BYTES / 10 + 1);
+        assert!(budget.add_unpacked("na.db", 1).is_ok(), "at the ratio");
+        let err = budget.add_unpacked("na.db", 20).unwrap_err();
+        assert!(err.contains("beyond the ratio 10:1 (backup.max_expansion_ratio in gm.toml)"), "{err}");
     }
 }

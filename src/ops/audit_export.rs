@@ -248,6 +248,18 @@ pub fn redact(value: &mut Value) {
     }
 }
 
+/// One stored event's `event_json` with the rule applied, in upstream's JSON layout; text that is
+/// not JSON becomes `"<redacted>"` as a whole (it cannot be walked, so nothing of it is kept).
+pub fn redact_event_json(event_json: &str) -> String {
+    match parse_str(event_json) {
+        Ok(mut event) => {
+            redact(&mut event);
+            to_string_with(&event, &Style::PYTHON_DEFAULT)
+        }
+        Err(_) => to_string_with(&Value::from(REDACTED), &Style::PYTHON_DEFAULT),
+    }
+}
+
 fn is_redacted_key(key: &str) -> bool {
     let lower = key.to_lowercase();
     REDACTED_KEY_PARTS.iter().any(|part| lower.contains(part))

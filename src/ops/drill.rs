@@ -42,6 +42,8 @@ pub struct DrillOptions {
     pub na_key_id: String,
     /// The `gm` executable to start the ephemeral server with.
     pub gm_binary: PathBuf,
+    /// Bounds on what unpacking the archive may write.
+    pub limits: super::archive::ExtractLimits,
 }
 
 /// A drill's outcome.
@@ -90,7 +92,7 @@ pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, Ops
         });
     }
     let unpacked = Scratch::new(scratch.path(), "unpacked")?;
-    let verified = verify_into(&opts.backup, &opts.key, &unpacked, now, &super::progress::Silent)?;
+    let verified = verify_into(&opts.backup, &opts.key, &unpacked, &opts.limits, now, &super::progress::Silent)?;
     let manifest = verified.manifest.clone();
     let ok = verified.ok();
     let detail = verified

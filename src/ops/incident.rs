@@ -4,13 +4,14 @@
 //! | entry | what |
 //! |---|---|
 //! | `audit.jsonl`, `audit.jsonl.manifest.json` | the redacted audit export of the window (upstream's rule) |
-//! | `na.db` | a consistent snapshot of the NA database (online backup API, `integrity_check`ed) |
+//! | `na.db` | a consistent snapshot of the NA database (online backup API, `integrity_check`ed), scrubbed: invite tokens and nonces replaced by `fingerprint:<16 hex of SHA-256>`, audit events redacted by the export's rule |
 //! | `gm-ops.db` | a snapshot of the ops ledger, when there is one |
 //! | `views/…` | `/healthz`, `/readyz`, `/connectome.json`, `/crl`, `/metrics` as the live NA served them, or computed from the database when it cannot be reached |
 //! | `fingerprints.json` | SHA-256 and size of the configuration files (genesis, keys, operators, gm.toml); never their content |
 //! | `manifest.json` | format version, window, sources, and SHA-256 + size of every other entry |
 //!
-//! No private key is ever copied. The caller (the CLI) gathers the views, because rendering them
+//! No private key is ever copied, and no live secret either: a bundle travels to people and tickets
+//! that must not be able to enroll a node with a token found in it (F8). The caller (the CLI) gathers the views, because rendering them
 //! from the database belongs to `na`, which `ops` may not import. The archive is written under a
 //! temporary name in the target folder, fsynced and renamed, mode 0600.
 
@@ -138,6 +139,8 @@ pub fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleReport, 
     let store = Store::open(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
     store.read(|c| snapshot::online_backup(c, &snap, crate::store::BUSY_TIMEOUT, |_, _| {}))?;
     drop(store);
+    // The copy only: the live database keeps its tokens.
+    let scrubbed = snapshot::scrub_secrets(&snap, audit_export::redact_event_json)?;
     let conn = snapshot::open_immutable(&snap)?;
     if let Err(problem) = snapshot::integrity_check(&conn)? {
         return Err(OpsError::Check { check: "integrity_check".into(), problem });
@@ -173,7 +176,7 @@ pub fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleReport, 
     write_json(&fingerprints, &fingerprint_value(&opts.fingerprints)?)?;
     entries.push(("fingerprints.json".into(), fingerprints));
 
-    let manifest = manifest_value(opts, now, &export, &entries)?;
+    let manifest = manifest_value(opts, now, &export, &entries, scrubbed)?;
     let manifest_path = dir.join("manifest.json");
     write_json(&manifest_path, &manifest)?;
     entries.insert(0, ("manifest.json".into(), manifest_path));
@@ -219,6 +222,7 @@ fn manifest_value(
     now: DateTime<Utc>,
     export: &audit_export::ExportSummary,
     entries: &[(String, PathBuf)],
+    scrubbed: snapshot::Scrubbed,
 ) -> Result<Value, OpsError> {
     let mut files = Vec::new();
     for (name, path) in entries {
@@ -248,6 +252,12 @@ fn manifest_value(
     let mut m = Map::new();
     m.insert("audit", Value::Object(audit));
     m.insert("created_at", isoformat_utc(now));
+    let mut redaction = Map::new();
+    redaction.insert("audit_events_redacted", scrubbed.audit_events);
+    redaction.insert("invite_tokens_fingerprinted", scrubbed.invite_tokens);
+    redaction.insert("nonces_fingerprinted", scrubbed.nonces);
+    redaction.insert("rule", "invite_tokens.token_id and nonces.nonce become fingerprint:<first 16 hex of sha256>; audit_events.event_json redacted as in audit.jsonl");
+    m.insert("database_redaction", Value::Object(redaction));
     m.insert("files", Value::Array(files));
     m.insert("format", FORMAT);
     m.insert("format_version", FORMAT_VERSION);

@@ -49,6 +49,8 @@ pub struct RestoreOptions {
     /// How long to wait for another process's lock on the replaced database (pre-restore copy,
     /// WAL fold) before failing as busy.
     pub busy_timeout: std::time::Duration,
+    /// Bounds on what unpacking the archive may write.
+    pub limits: super::archive::ExtractLimits,
 }
 
 /// What a restore did.
@@ -103,7 +105,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         let key = opts.key.as_ref().ok_or_else(|| OpsError::Refused {
             reason: "this backup is encrypted: pass --identity FILE or --passphrase-file FILE".into(),
         })?;
-        let report = verify_into(&opts.backup, key, &scratch, now, progress)?;
+        let report = verify_into(&opts.backup, key, &scratch, &opts.limits, now, progress)?;
         if !report.ok() {
             let failed = report
                 .checks

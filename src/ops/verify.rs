@@ -13,7 +13,7 @@ use crate::model::policy::PolicyManifest;
 use crate::model::SignedObject;
 use crate::store::{schema, snapshot};
 
-use super::archive::{self, Key};
+use super::archive::{self, ExtractLimits, Key};
 use super::backup::{load_genesis, Scratch};
 use super::error::OpsError;
 use super::manifest::Manifest;
@@ -60,11 +60,12 @@ pub fn verify_into(
     archive: &Path,
     key: &Key,
     scratch: &Scratch,
+    limits: &ExtractLimits,
     _now: DateTime<Utc>,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, OpsError> {
     let mut r = VerifyReport { checks: Vec::new(), manifest: None };
-    let digests = match archive::extract(archive, key, scratch.path(), progress) {
+    let digests = match archive::extract(archive, key, scratch.path(), limits, progress) {
         Ok(digests) => digests,
         Err(OpsError::Io { action, path, source }) => return Err(OpsError::Io { action, path, source }),
         Err(e) => return Ok(r.fail("decrypt", e.to_string())),
@@ -92,6 +93,13 @@ pub fn verify_into(
         ));
     }
     r.pass("snapshot_sha256", sha);
+    // The hash already binds the size; this names it plainly (declared vs found) for the operator.
+    let found = std::fs::metadata(&snap).map(|m| m.len()).unwrap_or(0);
+    if found != manifest.snapshot_size {
+        return Ok(
+            r.fail("snapshot_size", format!("na.db is {found} bytes, the manifest says {}", manifest.snapshot_size))
+        );
+    }
     let conn = match snapshot::open_immutable(&snap) {
         Ok(c) => c,
         Err(e) => return Ok(r.fail("integrity_check", e.to_string())),

@@ -52,6 +52,9 @@ pub struct Entry {
 
 /// Opens (creating if needed) the ledger at `path`.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    // Owner-only whatever the umask (the ledger names artifacts and their outcomes); should this
+    // fail, SQLite's own open below reports the cause.
+    let _ = crate::files::private::precreate_private(path);
     let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
     conn.busy_timeout(super::BUSY_TIMEOUT).map_err(StoreError::sqlite("setting busy_timeout"))?;
     conn.execute_batch(SCHEMA).map_err(|e| {

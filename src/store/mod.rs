@@ -96,11 +96,18 @@ impl Store {
             freed: Condvar::new(),
             writer: None,
         };
+        if mode == OpenMode::Serve && !memory {
+            // Should this fail, SQLite's own open below reports the cause.
+            let _ = crate::files::private::precreate_private(path);
+        }
         // Gate before anything writes: a foreign or newer database is refused untouched.
         let mut conn = store.connect_raw()?;
         check_is_sqlite(&conn, path)?;
         gate_version(&conn, path)?;
         if mode == OpenMode::Serve {
+            if !memory {
+                make_private(path);
+            }
             store.enable_wal(&conn)?;
             schema::migrate(&mut conn, applied_at)?;
             schema::ensure_gm_indexes(&conn)?;
@@ -291,6 +298,23 @@ fn not_sqlite_or(e: rusqlite::Error, path: &Path) -> StoreError {
         StoreError::NotSqlite { path: path.to_path_buf() }
     } else {
         StoreError::Open { path: path.to_path_buf(), source: e }
+    }
+}
+
+/// The database holds unredeemed invite tokens: it and its sidecars are owner-only whatever the
+/// umask (F9). [`Store::open`] creates a missing file 0600 before SQLite opens it (SQLite gives
+/// `-wal`, `-shm` and `-journal` the main file's mode); here, once the file passed the gate, files
+/// an earlier run left group- or world-readable are tightened, with a warning.
+fn make_private(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        match crate::files::private::restrict_to_owner(&file) {
+            Ok(Some(old)) => log::warn!("{} was mode {old:o}; made it owner-only (0600)", file.display()),
+            Ok(None) => {}
+            Err(e) => log::warn!("cannot make {} owner-only: {e}", file.display()),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rusqlite::{backup::Backup, Connection, OpenFlags};
+use rusqlite::{backup::Backup, params, Connection, OpenFlags};
 
 use super::error::StoreError;
 use super::schema;
@@ -22,6 +22,9 @@ pub fn online_backup(
     mut progress: impl FnMut(i32, i32),
 ) -> Result<(), StoreError> {
     let started = Instant::now();
+    // Owner-only whatever the umask: the copy holds every row, unredeemed invite tokens included.
+    // Should this fail, SQLite's own open below reports the cause.
+    let _ = crate::files::private::precreate_private(dest);
     let mut dst = Connection::open(dest).map_err(|source| StoreError::Open { path: dest.to_path_buf(), source })?;
     // The copy is a new file nothing reads until it is complete; callers that keep it (plain and
     // pre-restore copies) fsync it themselves, so SQLite's own per-commit fsyncs are skipped.
@@ -172,4 +175,68 @@ pub fn insert_nonces(conn: &Connection, rows: &[(String, String, String)]) -> Re
             .map_err(StoreError::sqlite("carrying nonces over"))?;
     }
     Ok(())
+}
+
+/// What [`scrub_secrets`] replaced in a snapshot copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scrubbed {
+    /// Invite tokens replaced by their fingerprint.
+    pub invite_tokens: usize,
+    /// Nonces replaced by their fingerprint.
+    pub nonces: usize,
+    /// Audit events rewritten through the redaction rule.
+    pub audit_events: usize,
+}
+
+/// What a scrubbed secret becomes: `fingerprint:` and the first 16 hex characters of its SHA-256,
+/// the form upstream's audit events and gm's logs name an invite token by (`na-wire.md` §14.1), so
+/// rows can still be matched with log lines but never redeemed or replayed.
+pub fn secret_fingerprint(secret: &str) -> String {
+    format!("fingerprint:{}", crate::crypto::digest::token_fingerprint(secret))
+}
+
+/// Removes every live secret from the snapshot copy at `path` (never the live database): invite
+/// tokens (`invite_tokens.token_id`, redeemable at `/join`) and nonces (`nonces.nonce`) become
+/// [`secret_fingerprint`]s, and each `audit_events.event_json` is replaced by `redact_event` of it
+/// (the audit export's rule). Runs with `secure_delete` and ends with `VACUUM`, so no old value
+/// survives in a free page or a journal.
+pub fn scrub_secrets(path: &Path, redact_event: impl Fn(&str) -> String) -> Result<Scrubbed, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)
+        .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+    conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA secure_delete = ON")
+        .map_err(StoreError::sqlite("preparing the copy for scrubbing"))?;
+    let tx = conn.transaction().map_err(StoreError::sqlite("scrubbing the copy"))?;
+    let mut done = Scrubbed::default();
+    for (rowid, token) in text_rows(&tx, "SELECT rowid, token_id FROM invite_tokens")? {
+        tx.execute(
+            "UPDATE invite_tokens SET token_id = ?1 WHERE rowid = ?2",
+            params![secret_fingerprint(&token), rowid],
+        )
+        .map_err(StoreError::sqlite("scrubbing an invite token"))?;
+        done.invite_tokens += 1;
+    }
+    for (rowid, nonce) in text_rows(&tx, "SELECT rowid, nonce FROM nonces")? {
+        tx.execute("UPDATE nonces SET nonce = ?1 WHERE rowid = ?2", params![secret_fingerprint(&nonce), rowid])
+            .map_err(StoreError::sqlite("scrubbing a nonce"))?;
+        done.nonces += 1;
+    }
+    for (rowid, event) in text_rows(&tx, "SELECT rowid, event_json FROM audit_events")? {
+        tx.execute("UPDATE audit_events SET event_json = ?1 WHERE rowid = ?2", params![redact_event(&event), rowid])
+            .map_err(StoreError::sqlite("redacting an audit event"))?;
+        done.audit_events += 1;
+    }
+    tx.commit().map_err(StoreError::sqlite("scrubbing the copy"))?;
+    conn.execute_batch("VACUUM").map_err(StoreError::sqlite("compacting the scrubbed copy"))?;
+    Ok(done)
+}
+
+/// `(rowid, text)` pairs of a two-column query (a NULL or non-text value reads as empty).
+fn text_rows(conn: &Connection, sql: &str) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(StoreError::sqlite("reading rows to scrub"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(StoreError::sqlite("reading rows to scrub"));
+    rows
 }

@@ -58,6 +58,21 @@ impl Gm {
         Gm { cmd }
     }
 
+    /// Like [`Gm::new`], but `gm` is exec'd by `sh -c` after `umask 022` (a login shell's
+    /// default), so file modes are checked under a loose umask whatever the runner's.
+    pub fn umask_022(args: &[&str]) -> Gm {
+        let mut gm = Gm::new(&[]);
+        gm.cmd = Command::new("sh");
+        gm.cmd.args(["-c", "umask 022; exec \"$0\" \"$@\"", GM]).args(args).env_clear();
+        for keep in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(keep) {
+                gm.cmd.env(keep, v);
+            }
+        }
+        gm.cmd.stdin(Stdio::null());
+        gm
+    }
+
     /// `gm managed restore --home HOME --backup ARCHIVE --identity IDENTITY --yes`, the plain restore.
     pub fn restore(home: &Path, archive: &Path, identity: &Path) -> Gm {
         let path = |p: &Path| p.to_str().unwrap().to_string();

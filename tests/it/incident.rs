@@ -208,3 +208,74 @@ fn bundle_from_a_live_na_then_from_the_database_alone() {
     let (history, _) = Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
     assert_eq!(history.matches("\"kind\":\"incident\"").count(), 3, "{history}");
 }
+
+/// Every value of `column` in `table` of the SQLite file `db`.
+fn column(db: &Path, table: &str, column: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut stmt = conn.prepare(&format!("SELECT {column} FROM {table}")).unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect();
+    rows
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// F8: the bundled database copy held live invite tokens; a token from a decrypted bundle joined the
+// live NA.
+#[test]
+fn the_bundled_database_holds_no_live_token_or_nonce_and_its_tokens_cannot_join() {
+    let dir = TempDir::new("incident-scrub");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let id = age::x25519::Identity::generate();
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    let op = Operator::sandbox(&home);
+    let redeemed = op.invite(server.addr, "{}");
+    assert_eq!(Node::new().join(server.addr, &redeemed).status, 201);
+    let live_token = op.invite(server.addr, "{}");
+    let bundle = dir.join("inc.tar.gz.age");
+    let url = format!("http://{}", server.addr);
+    let args = ["incident", "bundle", "--home", h, "--since", "2020-01-01T00:00:00Z", "--na-url", &url];
+    let recipient = id.to_public().to_string();
+    Gm::new(&[&args[..], &["--output", bundle.to_str().unwrap(), "--recipient", &recipient]].concat()).expect(0);
+
+    let live_db = home.join("na.db");
+    let live_tokens = column(&live_db, "invite_tokens", "token_id");
+    let live_nonces = column(&live_db, "nonces", "nonce");
+    assert!(live_tokens.contains(&live_token) && live_tokens.contains(&redeemed), "the live database is untouched");
+    assert!(!live_nonces.is_empty(), "the join and the admin requests stored nonces");
+
+    let entries = crate::harness::open_archive(&bundle, &id);
+    let copy = dir.join("bundled-na.db");
+    std::fs::write(&copy, &entries["na.db"]).unwrap();
+    let bundled_tokens = column(&copy, "invite_tokens", "token_id");
+    let fingerprint = |s: &str| format!("fingerprint:{}", gm::crypto::digest::token_fingerprint(s));
+    let mut expected: Vec<String> = live_tokens.iter().map(|t| fingerprint(t)).collect();
+    let mut found = bundled_tokens.clone();
+    expected.sort();
+    found.sort();
+    assert_eq!(found, expected, "every token replaced by its fingerprint");
+    let mut expected: Vec<String> = live_nonces.iter().map(|n| fingerprint(n)).collect();
+    let mut found = column(&copy, "nonces", "nonce");
+    expected.sort();
+    found.sort();
+    assert_eq!(found, expected, "every nonce replaced by its fingerprint");
+    for secret in live_tokens.iter().chain(&live_nonces) {
+        for (name, bytes) in &entries {
+            assert!(!contains(bytes, secret.as_bytes()), "{name} holds a live token or nonce");
+        }
+    }
+    let events = column(&copy, "audit_events", "event_json");
+    assert!(events.iter().any(|e| e.contains("<redacted>")), "audit events redacted: {events:?}");
+    let m = manifest(&entries);
+    let redaction = m.get("database_redaction").unwrap().as_object().unwrap();
+    assert_eq!(redaction.get("invite_tokens_fingerprinted").unwrap().as_i64(), Some(live_tokens.len() as i64));
+
+    // A token read from the bundle does not enroll; the live token still does.
+    for token in &bundled_tokens {
+        let r = Node::new().join(server.addr, token);
+        assert!(r.status == 400 || r.status == 403, "{}: {}", r.status, r.text());
+    }
+    assert_eq!(Node::new().join(server.addr, &live_token).status, 201);
+}

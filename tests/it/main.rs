@@ -6,6 +6,7 @@
 
 mod admin_auth;
 mod admin_signature;
+mod archive_bounds;
 mod audit_export;
 mod backup_faults;
 mod backup_restore;

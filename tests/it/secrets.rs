@@ -15,14 +15,13 @@
 //!
 //! The rule:
 //! * No secret appears in the server's log, in any command's stdout or stderr, in the audit export
-//!   or its manifest, in the readiness report, or in any incident bundle entry other than the two
-//!   database snapshots.
+//!   or its manifest, in the readiness report, or in any incident bundle entry, the two database
+//!   snapshots `na.db` and `gm-ops.db` included (searched in every encoding: base64, hex, raw bytes).
 //! * One exception by design: the stdout of `gm admin invite` is the token it was asked for.
-//! * The database snapshots `na.db` and `gm-ops.db` in the bundle are upstream's own files: upstream
-//!   keys invites by the raw token (`invites.token_id`), keeps accepted nonces (`nonces`) and records
-//!   a replayed nonce in `admin_auth_failed`/`node_auth_failed` (§14.2), so tokens and nonces may be
-//!   there. Private key material and request signatures may not: no table stores them, in any
-//!   encoding (base64, hex or raw bytes).
+//! * F8: upstream keys invites by the raw token (`invites.token_id`), keeps accepted nonces
+//!   (`nonces`) and records a replayed nonce in `admin_auth_failed`/`node_auth_failed` (§14.2); the
+//!   live database keeps them, the bundle's copy replaces them by fingerprints and redacts its audit
+//!   events, so a token from a decrypted bundle cannot enroll a node.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -42,8 +41,6 @@ struct Secret {
     forms: Vec<String>,
     /// Raw bytes searched for in the database snapshots.
     raw: Option<Vec<u8>>,
-    /// Tokens and nonces: allowed in the database snapshots (see the module docs).
-    allowed_in_db: bool,
 }
 
 #[derive(Default)]
@@ -54,12 +51,7 @@ impl Secrets {
         let seed = gm::crypto::digest::b64_decode(seed_b64).unwrap();
         assert_eq!(seed.len(), 32, "{label}");
         let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-        self.0.push(Secret {
-            label: label.into(),
-            forms: vec![seed_b64.to_string(), hex],
-            raw: Some(seed),
-            allowed_in_db: false,
-        });
+        self.0.push(Secret { label: label.into(), forms: vec![seed_b64.to_string(), hex], raw: Some(seed) });
     }
 
     fn key_file(&mut self, path: &Path) {
@@ -68,16 +60,11 @@ impl Secrets {
 
     fn signature(&mut self, label: &str, sig_b64: &str) {
         let raw = gm::crypto::digest::b64_decode(sig_b64).unwrap();
-        self.0.push(Secret {
-            label: label.into(),
-            forms: vec![sig_b64.to_string()],
-            raw: Some(raw),
-            allowed_in_db: false,
-        });
+        self.0.push(Secret { label: label.into(), forms: vec![sig_b64.to_string()], raw: Some(raw) });
     }
 
-    fn db_allowed(&mut self, label: &str, value: &str) {
-        self.0.push(Secret { label: label.into(), forms: vec![value.to_string()], raw: None, allowed_in_db: true });
+    fn text(&mut self, label: &str, value: &str) {
+        self.0.push(Secret { label: label.into(), forms: vec![value.to_string()], raw: None });
     }
 }
 
@@ -129,7 +116,7 @@ fn admin(
 ) -> (String, crate::harness::HttpResponse) {
     let raw = op.raw_v2(&audience(addr), "POST", path, body, timestamp, &gm::crypto::digest::uuid4());
     secrets.signature(&format!("admin signature ({label})"), &header(&raw, "X-Admin-Signature"));
-    secrets.db_allowed(&format!("admin nonce ({label})"), &header(&raw, "X-Admin-Nonce"));
+    secrets.text(&format!("admin nonce ({label})"), &header(&raw, "X-Admin-Nonce"));
     let r = request(addr, &raw);
     (raw, r)
 }
@@ -138,7 +125,7 @@ fn admin(
 fn node_body(secrets: &mut Secrets, label: &str, body: &gm::crypto::json::Map) {
     let text = |k: &str| body.get(k).unwrap().as_str().unwrap().to_string();
     secrets.signature(&format!("node signature ({label})"), &text("signature"));
-    secrets.db_allowed(&format!("node nonce ({label})"), &text("nonce"));
+    secrets.text(&format!("node nonce ({label})"), &text("nonce"));
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -164,7 +151,6 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
         label: "age identity offline/backup.key".into(),
         forms: vec![age_identity.clone(), age_identity.to_lowercase(), "AGE-SECRET-KEY-1".into()],
         raw: None,
-        allowed_in_db: false,
     });
     let identity = age::x25519::Identity::from_str(&age_identity).unwrap();
     let recipient = identity.to_public().to_string();
@@ -185,7 +171,7 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
         .as_str()
         .unwrap()
         .to_string();
-    secrets.db_allowed("invite token (gm admin invite)", &cli_token);
+    secrets.text("invite token (gm admin invite)", &cli_token);
     // Its stdout is the token by design; keep the stderr only.
     artifacts.0.retain(|(l, _)| l != "stdout of gm admin invite");
     let node_home = dir.join("node1");
@@ -210,7 +196,7 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
     let (_, r) = admin(&mut secrets, server.addr, &op, "invite", ("/admin/invite", "{}", &now_iso()));
     assert_eq!(r.status, 201, "{}", r.text());
     let token = field(&r, "token_id");
-    secrets.db_allowed("invite token (POST /admin/invite)", &token);
+    secrets.text("invite token (POST /admin/invite)", &token);
     let node = Node::new();
     secrets.private_key("test node key", &seed_of(&node.key));
     let join = node
@@ -322,16 +308,17 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
         }
     }
     for (what, bytes) in &databases {
-        for s in secrets.0.iter().filter(|s| !s.allowed_in_db) {
+        for s in &secrets.0 {
             let raw_hit = s.raw.as_deref().is_some_and(|r| contains(bytes, r));
             if raw_hit || s.forms.iter().any(|f| contains(bytes, f.as_bytes())) {
                 found.push(format!("{} in {what}", s.label));
             }
         }
     }
-    // The exception is real: upstream's schema keys invites by the raw token.
+    // The invite is in the bundle's copy, under its fingerprint only (F8).
     let na_db = &databases.iter().find(|(w, _)| w.ends_with("na.db")).unwrap().1;
-    assert!(contains(na_db, token.as_bytes()), "na.db holds invites.token_id");
+    let fingerprint = format!("fingerprint:{}", gm::crypto::digest::token_fingerprint(&token));
+    assert!(contains(na_db, fingerprint.as_bytes()), "na.db holds the invite by its fingerprint");
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
     assert!(
         secrets.0.len() >= 20 && artifacts.0.len() >= 20,
