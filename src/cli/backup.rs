@@ -60,6 +60,12 @@ pub struct BackupArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// backup-signing private key (default: [backup] signing_key in gm.toml)
+    #[argh(option)]
+    signing_key: Option<PathBuf>,
+    /// write an unsigned backup when no signing key is configured (warned; verify and restore refuse it without --allow-unsigned)
+    #[argh(switch)]
+    allow_unsigned: bool,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -86,9 +92,15 @@ pub struct VerifyArgs {
     /// passphrase file
     #[argh(option)]
     passphrase_file: Option<PathBuf>,
-    /// gm home, for the ops ledger (default $GM_HOME, else /etc/gm)
+    /// gm home, for the ops ledger and [backup] (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+    #[argh(option)]
+    signing_public_key: Option<String>,
+    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
+    #[argh(switch)]
+    allow_unsigned: bool,
     /// print the report as JSON
     #[argh(switch)]
     json: bool,
@@ -130,6 +142,12 @@ pub struct RestoreArgs {
     /// seconds to wait while another process holds a lock on the database, then fail as busy (default 30)
     #[argh(option, default = "30")]
     busy_timeout: u64,
+    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+    #[argh(option)]
+    signing_public_key: Option<String>,
+    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
+    #[argh(switch)]
+    allow_unsigned: bool,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -319,6 +337,7 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
         target,
         level: args.level,
         busy_timeout,
+        signer: super::backup_signing::signer(args.home.as_deref(), args.signing_key.as_deref(), args.allow_unsigned)?,
     };
     let progress = super::progress::Terminal::for_stderr();
     let done = backup(&opts, started, &progress);
@@ -326,6 +345,11 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
     match done {
         Ok(report) => {
             let manifest = report.manifest.to_value();
+            let signed = report.signature.is_some();
+            let mut details = manifest.clone();
+            if let Value::Object(d) = &mut details {
+                d.insert("signed", Value::Bool(signed));
+            }
             record(
                 &s.db_path,
                 started,
@@ -336,8 +360,13 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
                     artifact: Some(&report.path),
                     sha256: Some(&report.sha256),
                     size: Some(report.size),
-                    message: format!("backup of {} ({} bytes)", report.manifest.network_name, report.size),
-                    details: manifest.clone(),
+                    message: format!(
+                        "{}backup of {} ({} bytes)",
+                        if signed { "signed " } else { "UNSIGNED " },
+                        report.manifest.network_name,
+                        report.size
+                    ),
+                    details,
                 },
             );
             let mut m = Map::new();
@@ -345,6 +374,8 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
             m.insert("duration_ms", Value::from(u64::try_from(report.duration_ms).unwrap_or(u64::MAX)));
             m.insert("manifest", manifest);
             m.insert("sha256", Value::from(report.sha256.as_str()));
+            m.insert("signature_path", report.signature.as_ref().map_or(Value::Null, |p| Value::from(p.display().to_string())));
+            m.insert("signed", Value::Bool(signed));
             m.insert("size_bytes", Value::from(report.size));
             out.result(&report.path.display().to_string(), &Value::Object(m));
             Ok(0)
@@ -392,10 +423,11 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
+    let trust = super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
     let progress = super::progress::Terminal::for_stderr();
-    let report = verify_into(&args.backup, &key, &scratch, started, &progress);
+    let report = verify_into(&args.backup, &key, &scratch, started, &trust, &progress);
     progress.finish();
     let report = report.map_err(ops_error)?;
     let ok = report.ok();
@@ -408,6 +440,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
         ("backup".to_string(), Value::from(args.backup.display().to_string())),
         ("checks".to_string(), Value::Array(checks)),
         ("ok".to_string(), Value::Bool(ok)),
+        ("signed".to_string(), Value::Bool(report.signature.is_some())),
     ]));
     // Recorded only where a gm home is configured: verifying a copy on a laptop records nothing.
     let configured =
@@ -447,6 +480,7 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
     let s = settings(args.home.as_deref(), args.db_path.clone())?;
     let key = decryption(&args.identity, &args.passphrase_file)?;
     let expected_na_key = load_genesis(&s.genesis_file).ok().map(|(_, g)| g.network_authority.public_key);
+    let trust = super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let opts = RestoreOptions {
         db_path: s.db_path.clone(),
@@ -456,6 +490,7 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         expected_na_key,
         allow_different_genesis: args.allow_different_genesis,
         busy_timeout: std::time::Duration::from_secs(args.busy_timeout.min(MAX_BUSY_TIMEOUT_SECS)),
+        trust,
     };
     let progress = super::progress::Terminal::for_stderr();
     let restored = restore(&opts, started, &progress);
@@ -472,8 +507,15 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                     artifact: Some(&args.backup),
                     sha256: None,
                     size: None,
-                    message: format!("restored {}", s.db_path.display()),
+                    message: format!(
+                        "restored {}{}; {} revocation(s) carried over",
+                        s.db_path.display(),
+                        if report.unsigned { " from an UNSIGNED backup (--allow-unsigned)" } else { "" },
+                        report.revocations_carried.len()
+                    ),
                     details: Value::Object(Map::from_iter([
+                        ("revocations_carried_over".to_string(), Value::from(report.revocations_carried.len())),
+                        ("unsigned".to_string(), Value::Bool(report.unsigned)),
                         (
                             "crl_sequence_replaced".to_string(),
                             report.crl_sequence_replaced.map_or(Value::Null, Value::from),
@@ -490,12 +532,28 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 report.pre_restore_backup.map_or(Value::Null, |p| Value::from(p.display().to_string())),
             );
             m.insert("restored_from", Value::from(args.backup.display().to_string()));
+            m.insert("revocations_carried_over", Value::from(report.revocations_carried.len()));
+            m.insert(
+                "revoked_certificates_carried_over",
+                Value::Array(report.revocations_carried.iter().map(|id| Value::from(id.as_str())).collect()),
+            );
+            m.insert("unsigned", Value::Bool(report.unsigned));
             m.insert(
                 "side_files_moved_aside",
                 Value::Array(report.moved_aside.iter().map(|p| Value::from(p.display().to_string())).collect()),
             );
-            Output { json: args.json }
-                .result(&format!("restored {} from {}", s.db_path.display(), args.backup.display()), &Value::Object(m));
+            let text = format!(
+                "restored {} from {}\n  {} revocation(s) carried over from the replaced database{}",
+                s.db_path.display(),
+                args.backup.display(),
+                report.revocations_carried.len(),
+                if report.revocations_carried.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({}): gm serve publishes them in a CRL above the replaced sequence", report.revocations_carried.join(", "))
+                }
+            );
+            Output { json: args.json }.result(&text, &Value::Object(m));
             Ok(0)
         }
         Err(e) => {
@@ -574,6 +632,12 @@ pub struct DrillArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+    #[argh(option)]
+    signing_public_key: Option<String>,
+    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
+    #[argh(switch)]
+    allow_unsigned: bool,
     /// print the report as JSON
     #[argh(switch)]
     json: bool,
@@ -618,6 +682,7 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         Error::usage("a drill needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
     })?;
     let s = settings(args.home.as_deref(), None)?;
+    let trust = super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let gm_binary = std::env::current_exe().map_err(Error::io("locate", Path::new("gm")))?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let opts = crate::ops::drill::DrillOptions {
@@ -628,6 +693,7 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         na_key_file: s.na_key_file.clone(),
         na_key_id: s.na_key_id.clone(),
         gm_binary,
+        trust,
     };
     let report = crate::ops::drill::drill(&opts, started).map_err(ops_error)?;
     let ok = report.ok();

@@ -105,6 +105,9 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
     write_key_pair(&root, Some("rs-local"), &home.join("offline/root"), false)?;
     write_key_pair(&na, Some("na-local"), &home.join("keys/na"), false)?;
     write_key_pair(&operator, Some("operator-local"), &home.join("offline/operator"), false)?;
+    // Signs every backup's manifest: the backup folder never holds it, so a file planted there
+    // cannot pass verify or restore (README, "Backups").
+    write_key_pair(&SigningKey::generate(), Some("backup-signing"), &home.join("keys/backup-signing"), false)?;
     let mut genesis = build(
         NewGenesis {
             network_name,
@@ -137,7 +140,9 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
     let toml = format!(
         "# gm sandbox sovereign {network_name}: created by `gm quickstart`. Paths are relative to this folder.\n\
          [na]\ngenesis_file = \"genesis.signed.json\"\nna_private_key_file = \"keys/na.key\"\nna_key_id = \"na-local\"\ndb_path = \"na.db\"\n\n\
-         [server]\nbind = \"127.0.0.1:{port}\"\ntrusted_proxy_hops = 0\n\n{}",
+         [server]\nbind = \"127.0.0.1:{port}\"\ntrusted_proxy_hops = 0\n\n\
+         # Backups are signed with this key; verify, restore and drills trust its public half.\n\
+         [backup]\nsigning_key = \"keys/backup-signing.key\"\n\n{}",
         default_jobs(port, &root_b64)
     );
     write_public_file(&home.join(config::CONFIG_FILE), &toml, false)?;

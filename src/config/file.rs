@@ -16,6 +16,23 @@ pub struct ConfigFile {
     /// `[cron]` and its `[cron.jobs.NAME]` tables.
     #[serde(default)]
     pub cron: CronSection,
+    /// `[backup]`: the backup-signing key.
+    #[serde(default)]
+    pub backup: BackupSection,
+}
+
+/// `[backup]`: who signs backups and which key verify, restore, restore-drill and prune trust.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// The backup-signing private key (`gm keygen backup-signing`), on the host that takes
+    /// backups, relative to the home. Defaults to none: `gm managed backup` then refuses unless
+    /// `--allow-unsigned`.
+    pub signing_key: Option<String>,
+    /// The pinned backup-signing public key: base64, or a `.pub` file relative to the home.
+    /// Defaults to the public half of `signing_key` when that is set, so a verify or drill host
+    /// needs only this.
+    pub signing_public_key: Option<String>,
 }
 
 /// `[cron]`: the built-in scheduler.

@@ -92,28 +92,47 @@ pub fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>)
     crl
 }
 
-/// Re-issues the active CRL (same entries) as sequence `floor + 1` when no stored version is above
-/// `floor`: after a restore to an older database, nodes may already hold a CRL up to `floor`, and
-/// a sequence that goes backwards would look like a rollback. Returns the new sequence, if any.
-pub fn raise_crl_floor(
+/// At startup: stores the first (empty) CRL when none exists, so a database gm has served always
+/// holds a signed CRL (backup verification requires one, finding F4); and, when revoked
+/// certificates are missing from the active CRL (revocations carried over a restore) or `floor`
+/// (the replaced database's highest sequence) is not below the stored ones, issues the next
+/// version listing them above both. Returns `(sequence, entries added)` when it issued one.
+pub fn reconcile_crl(
     conn: &Connection,
     signer: &Signer,
-    floor: i64,
+    floor: Option<i64>,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Option<(i64, usize)>, StoreError> {
     let highest: i64 = conn
         .query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
         .map_err(StoreError::sqlite("reading the CRL sequence"))?;
-    if highest > floor || (highest == floor && crl::active(conn)?.is_some()) {
+    let (current, stored) = active_crl(conn, signer, now)?;
+    let listed: std::collections::BTreeSet<&str> =
+        current.revoked_certificates.iter().map(|e| e.certificate_id.as_str()).collect();
+    let missing: Vec<(String, Option<String>, Option<String>)> =
+        certs::revoked(conn)?.into_iter().filter(|(id, _, _)| !listed.contains(id.as_str())).collect();
+    let below_floor = floor.is_some_and(|f| highest < f || (highest == f && !stored));
+    if missing.is_empty() && !below_floor {
+        if !stored {
+            activate_crl(conn, &current, now)?;
+        }
         return Ok(None);
     }
-    let (current, _) = active_crl(conn, signer, now)?;
     let mut next = next_version(Some(&current), signer, now);
-    next.sequence = floor + 1;
+    next.sequence = highest.max(floor.unwrap_or(0)).max(current.sequence) + 1;
+    for (id, at, reason) in &missing {
+        let at = at.as_deref().and_then(crate::model::timestamp::parse_db_time).unwrap_or(now);
+        next.revoked_certificates.push(RevokedCertificate {
+            certificate_id: id.clone(),
+            revoked_at: ModelTime::from_utc(at),
+            reason: reason.clone().unwrap_or_else(|| "unspecified".to_string()),
+            issuer: signer.key_id.clone(),
+        });
+    }
     next.signatures.clear();
     next.sign(&signer.key, &signer.key_id);
     activate_crl(conn, &next, now)?;
-    Ok(Some(next.sequence))
+    Ok(Some((next.sequence, missing.len())))
 }
 
 /// Signs and stores `crl` as the only active version.

@@ -42,6 +42,8 @@ pub struct DrillOptions {
     pub na_key_id: String,
     /// The `gm` executable to start the ephemeral server with.
     pub gm_binary: PathBuf,
+    /// The pinned backup-signing key and whether unsigned backups are accepted.
+    pub trust: super::backup_signature::SignatureTrust,
 }
 
 /// A drill's outcome.
@@ -90,7 +92,7 @@ pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, Ops
         });
     }
     let unpacked = Scratch::new(scratch.path(), "unpacked")?;
-    let verified = verify_into(&opts.backup, &opts.key, &unpacked, now, &super::progress::Silent)?;
+    let verified = verify_into(&opts.backup, &opts.key, &unpacked, now, &opts.trust, &super::progress::Silent)?;
     let manifest = verified.manifest.clone();
     let ok = verified.ok();
     let detail = verified

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod audit_export;
 pub mod backup;
+pub mod backup_signature;
 pub mod drill;
 pub mod error;
 pub mod gzip_members;
