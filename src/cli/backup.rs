@@ -374,7 +374,10 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
             m.insert("duration_ms", Value::from(u64::try_from(report.duration_ms).unwrap_or(u64::MAX)));
             m.insert("manifest", manifest);
             m.insert("sha256", Value::from(report.sha256.as_str()));
-            m.insert("signature_path", report.signature.as_ref().map_or(Value::Null, |p| Value::from(p.display().to_string())));
+            m.insert(
+                "signature_path",
+                report.signature.as_ref().map_or(Value::Null, |p| Value::from(p.display().to_string())),
+            );
             m.insert("signed", Value::Bool(signed));
             m.insert("size_bytes", Value::from(report.size));
             out.result(&report.path.display().to_string(), &Value::Object(m));
@@ -423,7 +426,8 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let trust = super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
+    let trust =
+        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
     let progress = super::progress::Terminal::for_stderr();
@@ -480,7 +484,8 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
     let s = settings(args.home.as_deref(), args.db_path.clone())?;
     let key = decryption(&args.identity, &args.passphrase_file)?;
     let expected_na_key = load_genesis(&s.genesis_file).ok().map(|(_, g)| g.network_authority.public_key);
-    let trust = super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
+    let trust =
+        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let opts = RestoreOptions {
         db_path: s.db_path.clone(),
@@ -550,7 +555,10 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 if report.revocations_carried.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({}): gm serve publishes them in a CRL above the replaced sequence", report.revocations_carried.join(", "))
+                    format!(
+                        " ({}): gm serve publishes them in a CRL above the replaced sequence",
+                        report.revocations_carried.join(", ")
+                    )
                 }
             );
             Output { json: args.json }.result(&text, &Value::Object(m));
@@ -682,7 +690,8 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         Error::usage("a drill needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
     })?;
     let s = settings(args.home.as_deref(), None)?;
-    let trust = super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
+    let trust =
+        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let gm_binary = std::env::current_exe().map_err(Error::io("locate", Path::new("gm")))?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let opts = crate::ops::drill::DrillOptions {

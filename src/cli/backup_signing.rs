@@ -22,7 +22,11 @@ fn settings(home: Option<&Path>) -> Result<config::BackupSigningSettings, Error>
 
 /// The key `gm managed backup` signs with: `--signing-key`, else `[backup] signing_key`. `None`
 /// only with `--allow-unsigned` (warned).
-pub(super) fn signer(home: Option<&Path>, flag: Option<&Path>, allow_unsigned: bool) -> Result<Option<BackupSigner>, Error> {
+pub(super) fn signer(
+    home: Option<&Path>,
+    flag: Option<&Path>,
+    allow_unsigned: bool,
+) -> Result<Option<BackupSigner>, Error> {
     let path: Option<PathBuf> = match flag {
         Some(p) => Some(p.to_path_buf()),
         None => settings(home)?.signing_key,

@@ -245,14 +245,7 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>, progress: &dyn Progress)
         return Err(e);
     }
     drop(scratch);
-    Ok(BackupReport {
-        sha256,
-        path: final_path,
-        size,
-        manifest,
-        duration_ms: started.elapsed().as_millis(),
-        signature,
-    })
+    Ok(BackupReport { sha256, path: final_path, size, manifest, duration_ms: started.elapsed().as_millis(), signature })
 }
 
 /// Writes the signature file like the archive: a pid-marked temporary file (a leftover the next

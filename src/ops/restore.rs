@@ -28,8 +28,8 @@ use crate::model::timestamp::isoformat_utc;
 use crate::store::{schema, snapshot, OpenMode, Store};
 
 use super::archive::Key;
-use super::backup_signature::SignatureTrust;
 use super::backup::{remove_leftovers, snapshot_file, Scratch};
+use super::backup_signature::SignatureTrust;
 use super::error::{io, OpsError};
 use super::leftovers::remove_with_sidecars;
 use super::progress::Progress;

@@ -20,8 +20,8 @@ use crate::model::SignedObject;
 use crate::store::{schema, snapshot};
 
 use super::archive::{self, Key};
-use super::backup_signature::{sidecar_path, BackupSignature, SignatureTrust};
 use super::backup::{load_genesis, Scratch};
+use super::backup_signature::{sidecar_path, BackupSignature, SignatureTrust};
 use super::error::OpsError;
 use super::manifest::Manifest;
 use super::progress::Progress;
@@ -183,7 +183,10 @@ pub fn verify_into(
 
 /// The signature check: `Ok(Ok(Some))` signed by the pinned key and naming this archive's bytes,
 /// `Ok(Ok(None))` unsigned but accepted, `Ok(Err)` the reason it is refused.
-pub fn check_signature(archive: &Path, trust: &SignatureTrust) -> Result<Result<Option<BackupSignature>, String>, OpsError> {
+pub fn check_signature(
+    archive: &Path,
+    trust: &SignatureTrust,
+) -> Result<Result<Option<BackupSignature>, String>, OpsError> {
     let sig = match BackupSignature::read_for(archive) {
         Ok(Some(sig)) => sig,
         Ok(None) if trust.allow_unsigned => return Ok(Ok(None)),
@@ -201,9 +204,15 @@ pub fn check_signature(archive: &Path, trust: &SignatureTrust) -> Result<Result<
     if let Err(problem) = sig.check(pinned) {
         return Ok(Err(problem));
     }
-    let (sha, size) = (super::backup::file_sha256(archive)?, std::fs::metadata(archive).map_err(super::error::io("read", archive))?.len());
+    let (sha, size) = (
+        super::backup::file_sha256(archive)?,
+        std::fs::metadata(archive).map_err(super::error::io("read", archive))?.len(),
+    );
     if sha != sig.archive_sha256 || size != sig.archive_size {
-        return Ok(Err(format!("the archive hashes to {sha} ({size} bytes), the signature names {} ({} bytes)", sig.archive_sha256, sig.archive_size)));
+        return Ok(Err(format!(
+            "the archive hashes to {sha} ({size} bytes), the signature names {} ({} bytes)",
+            sig.archive_sha256, sig.archive_size
+        )));
     }
     Ok(Ok(Some(sig)))
 }

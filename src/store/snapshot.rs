@@ -191,7 +191,9 @@ pub fn revoked_rows(conn: &Connection) -> Result<Vec<RevokedRow>, StoreError> {
     let rows = stmt
         .query_map([], |r| (0..14).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>())
         .map_err(StoreError::sqlite("reading revoked certificates"))?;
-    rows.map(|r| r.map(RevokedRow)).collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading revoked certificates"))
+    rows.map(|r| r.map(RevokedRow))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sqlite("reading revoked certificates"))
 }
 
 /// Applies carried-over revocations to a database file: a certificate the file holds unrevoked is

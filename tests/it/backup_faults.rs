@@ -305,10 +305,9 @@ fn damaged_truncated_or_foreign_backups_are_refused_and_nothing_is_restored() {
         assert_eq!(std::fs::read(&db).unwrap(), before, "{ctx}: nothing restored");
         assert_eq!(leftovers(&home), Vec::<String>::new(), "{ctx}");
     }
-    let (stdout, _) =
-        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap()])
-            .env("GM_HOME", h)
-            .expect(0);
+    let (stdout, _) = Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap()])
+        .env("GM_HOME", h)
+        .expect(0);
     assert!(stdout.starts_with("verified: "), "the undamaged backup still verifies: {stdout}");
 }
 

@@ -125,7 +125,8 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
                 .env("GM_HOME", home.to_str().unwrap())
                 .expect(1);
         assert!(
-            stdout.starts_with("FAILED") && stdout.contains("FAIL signature        damaged or forged backup: the archive hashes to"),
+            stdout.starts_with("FAILED")
+                && stdout.contains("FAIL signature        damaged or forged backup: the archive hashes to"),
             "{file}: {stdout}"
         );
     }
@@ -441,7 +442,11 @@ fn after_restoring_an_older_backup_revocations_carry_over_and_the_crl_sequence_n
         <gm::model::crl::Crl as gm::model::SignedObject>::from_value(&gm::crypto::json::parse_str(&crl).unwrap())
             .unwrap();
     assert!(gm::model::SignedObject::check_signatures(&parsed, &[na]).is_valid());
-    assert!(server.stderr().contains("re-issued the CRL as sequence 2: 1 revocation(s) carried over"), "{}", server.stderr());
+    assert!(
+        server.stderr().contains("re-issued the CRL as sequence 2: 1 revocation(s) carried over"),
+        "{}",
+        server.stderr()
+    );
     drop(server);
     // A second start changes nothing.
     let server = GmServer::start(&home, &[]);

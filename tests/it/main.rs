@@ -7,6 +7,7 @@
 mod admin_auth;
 mod audit_export;
 mod backup_faults;
+mod backup_forgery;
 mod backup_restore;
 mod clients;
 mod cron;
