@@ -625,7 +625,7 @@ pub struct DrillArgs {
     /// the backup to drill
     #[argh(option)]
     backup: Option<PathBuf>,
-    /// drill the newest *.tar.gz.age in this folder
+    /// drill the newest signed backup in this folder (by signed time; unsigned or mismatched files are passed over and listed)
     #[argh(option)]
     latest: Option<PathBuf>,
     /// age identity file
@@ -651,34 +651,43 @@ pub struct DrillArgs {
     json: bool,
 }
 
-/// The newest (by modification time) `*.tar.gz.age` in `dir`.
-pub(super) fn newest_backup(dir: &Path) -> Result<PathBuf, Error> {
-    let entries = match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+/// The newest backup in `dir` by its *signed* time, among those whose signature checks out with
+/// `pinned` (`ops::catalog`), and the backup-named files passed over with the reason (F13: a file
+/// planted with a far-future name is never picked).
+pub(super) fn newest_backup(
+    dir: &Path,
+    pinned: &crate::crypto::keys::PublicKey,
+) -> Result<(PathBuf, Vec<crate::ops::catalog::Rejected>), Error> {
+    let cat = match crate::ops::catalog::catalog(dir, pinned) {
+        Err(OpsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::refused(
                 format!("no *.tar.gz.age backup in {}: the folder does not exist", dir.display()),
                 "take one with gm managed backup",
             ))
         }
-        other => other.map_err(Error::io("read folder", dir))?,
+        other => other.map_err(ops_error)?,
     };
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".tar.gz.age"))
-        .filter_map(|p| std::fs::metadata(&p).and_then(|m| m.modified()).ok().map(|t| (t, p)))
-        .collect();
-    found.sort();
-    found.pop().map(|(_, p)| p).ok_or_else(|| {
-        Error::refused(format!("no *.tar.gz.age backup in {}", dir.display()), "take one with gm managed backup")
-    })
+    for r in &cat.rejected {
+        log::warn!(target: "gm::ops", "passed over {} in {}: {}", r.name, dir.display(), r.reason);
+    }
+    match cat.newest() {
+        Some(b) => Ok((b.path.clone(), cat.rejected.clone())),
+        None => Err(Error::refused(
+            format!(
+                "no signed backup in {} ({} backup-named file(s) passed over: unsigned, or the signature does not check out)",
+                dir.display(),
+                cat.rejected.len()
+            ),
+            "take one with gm managed backup (with [backup] signing_key set), or drill a file by name with --backup FILE",
+        )),
+    }
 }
 
 /// Runs `gm managed restore-drill`.
 pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
-    let backup = match (&args.backup, &args.latest) {
-        (Some(b), None) => b.clone(),
-        (None, Some(d)) => newest_backup(d)?,
+    let (backup, passed_over) = match (&args.backup, &args.latest) {
+        (Some(b), None) => (b.clone(), Vec::new()),
+        (None, Some(d)) => newest_backup(d, &super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?)?,
         _ => {
             return Err(Error::usage(
                 "give exactly one of --backup FILE or --latest DIR",
@@ -712,6 +721,20 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         ("checks".to_string(), Value::Array(checks)),
         ("drilled_at".to_string(), Value::from(isoformat_utc(started))),
         ("ok".to_string(), Value::Bool(ok)),
+        (
+            "passed_over".to_string(),
+            Value::Array(
+                passed_over
+                    .iter()
+                    .map(|r| {
+                        Value::Object(Map::from_iter([
+                            ("name".to_string(), Value::from(r.name.as_str())),
+                            ("reason".to_string(), Value::from(r.reason.as_str())),
+                        ]))
+                    })
+                    .collect(),
+            ),
+        ),
         ("rpo_seconds".to_string(), report.rpo_seconds.map_or(Value::Null, Value::from)),
         (
             "rto_ms".to_string(),
@@ -747,6 +770,9 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     }
     if let (Some(rto), Some(rpo)) = (report.rto_ms, report.rpo_seconds) {
         text.push_str(&format!("\n  RTO {rto} ms, RPO {rpo} s"));
+    }
+    for r in &passed_over {
+        text.push_str(&format!("\n  passed over {}: {}", r.name, r.reason));
     }
     Output { json: args.json }.result(&text, &value);
     Ok(if ok { 0 } else { EXIT_CHECK_FAILED })

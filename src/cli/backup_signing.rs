@@ -51,23 +51,37 @@ pub(super) fn signer(
 /// The trust of `verify`, `restore`, `restore-drill` and `prune`: `--signing-public-key`, else
 /// `[backup] signing_public_key`, else the public half of `[backup] signing_key`.
 pub(super) fn trust(home: Option<&Path>, flag: Option<&str>, allow_unsigned: bool) -> Result<SignatureTrust, Error> {
-    let s = settings(home)?;
-    let pinned = match (flag, &s.signing_public_key, &s.signing_key) {
-        (Some(text), _, _) => Some(parse_public_key(text, "--signing-public-key")?),
-        (None, Some(text), _) => Some(parse_public_key(text, "[backup] signing_public_key")?),
-        (None, None, Some(private)) => Some(load_signing_key(private)?.public_key()),
-        (None, None, None) => None,
+    let pinned = match configured_public_key(home, flag)? {
+        Some(k) => Some(k),
+        None if allow_unsigned => None,
+        None => return Err(no_public_key()),
     };
-    if pinned.is_none() && !allow_unsigned {
-        return Err(Error::refused(
-            "no backup-signing public key is configured: a backup's origin cannot be checked",
-            format!("pass --signing-public-key KEY (base64 or the .pub file), or set [backup] signing_public_key in gm.toml; {KEYGEN_HINT}"),
-        ));
-    }
     if allow_unsigned {
         notice("warning: --allow-unsigned: a backup without a signature is accepted, and its origin is not proven");
     }
     Ok(SignatureTrust { pinned, allow_unsigned })
+}
+
+/// The pinned public key, required (`prune`, `--latest`: only signed backups are ever picked).
+pub(super) fn pinned(home: Option<&Path>, flag: Option<&str>) -> Result<PublicKey, Error> {
+    configured_public_key(home, flag)?.ok_or_else(no_public_key)
+}
+
+fn configured_public_key(home: Option<&Path>, flag: Option<&str>) -> Result<Option<PublicKey>, Error> {
+    let s = settings(home)?;
+    Ok(match (flag, &s.signing_public_key, &s.signing_key) {
+        (Some(text), _, _) => Some(parse_public_key(text, "--signing-public-key")?),
+        (None, Some(text), _) => Some(parse_public_key(text, "[backup] signing_public_key")?),
+        (None, None, Some(private)) => Some(load_signing_key(private)?.public_key()),
+        (None, None, None) => None,
+    })
+}
+
+fn no_public_key() -> Error {
+    Error::refused(
+        "no backup-signing public key is configured: a backup's origin cannot be checked",
+        format!("pass --signing-public-key KEY (base64 or the .pub file), or set [backup] signing_public_key in gm.toml; {KEYGEN_HINT}"),
+    )
 }
 
 /// A base64 Ed25519 public key, or a key file holding one.
