@@ -687,7 +687,9 @@ pub(super) fn newest_backup(
 pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     let (backup, passed_over) = match (&args.backup, &args.latest) {
         (Some(b), None) => (b.clone(), Vec::new()),
-        (None, Some(d)) => newest_backup(d, &super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?)?,
+        (None, Some(d)) => {
+            newest_backup(d, &super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?)?
+        }
         _ => {
             return Err(Error::usage(
                 "give exactly one of --backup FILE or --latest DIR",

@@ -85,8 +85,9 @@ fn check(path: &Path, file: &BackupFile, pinned: &PublicKey) -> Result<Result<()
     if sig.archive != file.name {
         return Ok(Err(format!("the signature is for {}", sig.archive)));
     }
-    let signed_time = parse_db_time(&sig.created_at);
-    if signed_time != Some(file.taken_at) || sig.network_name != file.network {
+    // The name carries the snapshot time to the second; the manifest has microseconds.
+    let signed_second = parse_db_time(&sig.created_at).map(|t| t.timestamp());
+    if signed_second != Some(file.taken_at.timestamp()) || sig.network_name != file.network {
         return Ok(Err(format!(
             "the name says {} at {}, the signed manifest says {} at {}",
             file.network,

@@ -260,3 +260,77 @@ fn a_genuine_signed_backup_passes_and_a_tampered_signature_fails() {
     let (code, stdout, _) = verify(&home, &archive, &key, &[]);
     assert_eq!(code, 0, "the restored genuine signature verifies again: {stdout}");
 }
+
+/// F13: `restore-drill --latest` orders by the signed time and passes over (and lists) files
+/// whose name is not backed by a signature: a planted far-future file, and a genuine archive and
+/// signature copied under a far-future name. A folder of only such files has no latest backup.
+#[test]
+fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
+    let dir = TempDir::new("latest");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let key = home.join("offline/backup.key");
+    drop(GmServer::start(&home, &[]));
+    let out = dir.join("backups");
+    let real = backup(&home, &out);
+    let planted = out.join("gm-sandbox-mesh-20991231T235959Z.tar.gz.age");
+    std::fs::write(&planted, b"forged").unwrap();
+    let relabelled = out.join("gm-sandbox-mesh-20991230T000000Z.tar.gz.age");
+    std::fs::copy(&real, &relabelled).unwrap();
+    std::fs::copy(sidecar_path(&real), sidecar_path(&relabelled)).unwrap();
+    let (json, _) = Gm::new(&[
+        "managed",
+        "restore-drill",
+        "--home",
+        h,
+        "--latest",
+        out.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--json",
+    ])
+    .expect(0);
+    assert!(json.contains(&format!("\"backup\":\"{}\"", real.display())), "{json}");
+    assert!(json.contains("\"ok\":true"), "{json}");
+    let real_name = real.file_name().unwrap().to_str().unwrap();
+    assert!(
+        json.contains(&format!(
+            "\"passed_over\":[{{\"name\":\"gm-sandbox-mesh-20991230T000000Z.tar.gz.age\",\"reason\":\"the signature is for {real_name}\"}},{{\"name\":\"gm-sandbox-mesh-20991231T235959Z.tar.gz.age\",\"reason\":\"unsigned (no .sig file)\"}}]"
+        )),
+        "{json}"
+    );
+    let (text, _) = Gm::new(&[
+        "managed",
+        "restore-drill",
+        "--home",
+        h,
+        "--latest",
+        out.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+    ])
+    .expect(0);
+    assert!(text.starts_with(&format!("passed: drill of {}", real.display())), "{text}");
+    assert!(
+        text.contains("\n  passed over gm-sandbox-mesh-20991231T235959Z.tar.gz.age: unsigned (no .sig file)"),
+        "{text}"
+    );
+    // Only planted files: nothing to drill, and the command says why.
+    std::fs::remove_file(&real).unwrap();
+    let (_, stderr) = Gm::new(&[
+        "managed",
+        "restore-drill",
+        "--home",
+        h,
+        "--latest",
+        out.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+    ])
+    .expect(2);
+    assert!(
+        stderr
+            .starts_with(&format!("error: no signed backup in {} (2 backup-named file(s) passed over", out.display())),
+        "{stderr}"
+    );
+}
