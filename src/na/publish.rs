@@ -93,8 +93,9 @@ pub fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>)
 }
 
 /// At startup: stores the first (empty) CRL when none exists, so a database gm has served always
-/// holds a signed CRL (backup verification requires one, finding F4); and, when revoked
-/// certificates are missing from the active CRL (revocations carried over a restore) or `floor`
+/// holds a signed CRL (backup verification requires one, finding F4); and, after a restore
+/// (`floor` is set), when revoked certificates are missing from the active CRL (revocations
+/// carried over the restore) or `floor`
 /// (the replaced database's highest sequence) is not below the stored ones, issues the next
 /// version listing them above both. Returns `(sequence, entries added)` when it issued one.
 pub fn reconcile_crl(
@@ -109,8 +110,12 @@ pub fn reconcile_crl(
     let (current, stored) = active_crl(conn, signer, now)?;
     let listed: std::collections::BTreeSet<&str> =
         current.revoked_certificates.iter().map(|e| e.certificate_id.as_str()).collect();
-    let missing: Vec<(String, Option<String>, Option<String>)> =
-        certs::revoked(conn)?.into_iter().filter(|(id, _, _)| !listed.contains(id.as_str())).collect();
+    // Only after a restore: an upstream database may hold revoked rows its CRL never listed, and
+    // gm serves such a database unchanged.
+    let missing: Vec<(String, Option<String>, Option<String>)> = match floor {
+        Some(_) => certs::revoked(conn)?.into_iter().filter(|(id, _, _)| !listed.contains(id.as_str())).collect(),
+        None => Vec::new(),
+    };
     let below_floor = floor.is_some_and(|f| highest < f || (highest == f && !stored));
     if missing.is_empty() && !below_floor {
         if !stored {

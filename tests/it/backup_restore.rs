@@ -175,6 +175,11 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     let (_, stderr) =
         Gm::new(&["managed", "restore", "--home", home.to_str().unwrap(), "--backup", junk.to_str().unwrap(), "--yes"])
             .expect(1);
+    assert!(stderr.contains("is a plain database copy, which carries no signature"), "{stderr}");
+    let h = home.to_str().unwrap();
+    let (_, stderr) =
+        Gm::new(&["managed", "restore", "--home", h, "--backup", junk.to_str().unwrap(), "--yes", "--allow-unsigned"])
+            .expect(1);
     assert!(stderr.contains("does not look like a Genesis Mesh NA database"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
