@@ -112,7 +112,7 @@ pub fn reconcile_crl(
         current.revoked_certificates.iter().map(|e| e.certificate_id.as_str()).collect();
     // Only after a restore: an upstream database may hold revoked rows its CRL never listed, and
     // gm serves such a database unchanged.
-    let missing: Vec<(String, Option<String>, Option<String>)> = match floor {
+    let missing: Vec<certs::RevokedCert> = match floor {
         Some(_) => certs::revoked(conn)?.into_iter().filter(|(id, _, _)| !listed.contains(id.as_str())).collect(),
         None => Vec::new(),
     };

@@ -234,8 +234,11 @@ pub fn record_heartbeat(
     .map_err(StoreError::sqlite("recording a heartbeat"))
 }
 
-/// Every revoked certificate: `(cert_id, revoked_at, revocation_reason)`, oldest first.
-pub fn revoked(conn: &Connection) -> Result<Vec<(String, Option<String>, Option<String>)>, StoreError> {
+/// A revoked certificate: `(cert_id, revoked_at, revocation_reason)`.
+pub type RevokedCert = (String, Option<String>, Option<String>);
+
+/// Every revoked certificate, oldest revocation first.
+pub fn revoked(conn: &Connection) -> Result<Vec<RevokedCert>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT cert_id, revoked_at, revocation_reason FROM issued_certs WHERE status = 'revoked' ORDER BY revoked_at, cert_id")
         .map_err(StoreError::sqlite("listing revoked certificates"))?;

@@ -85,7 +85,7 @@ fn prune_keeps_the_rules_union_and_the_newest_verified_and_drilled_backups() {
     let drilled = real_backup(&home, &recipient, &folder);
     let base = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
     let days = |n: i64| base - chrono::Duration::days(n);
-    let placeholders = [base, base - chrono::Duration::hours(6), days(1), days(5), days(7), days(20)].map(|t| stamp(t));
+    let placeholders = [base, base - chrono::Duration::hours(6), days(1), days(5), days(7), days(20)].map(stamp);
     for s in &placeholders {
         signed_placeholder(&home, &folder, s);
     }
