@@ -234,3 +234,53 @@ pub fn revoke(
     }
     Ok((sequence, count))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{OpenMode, Store};
+
+    fn revoked_cert(c: &Connection, id: &str) -> Result<(), StoreError> {
+        certs::insert(
+            c,
+            &certs::NewCert {
+                cert_id: id.to_string(),
+                node_public_key: format!("key-{id}"),
+                cert_json: "{}".to_string(),
+                roles_json: "[]".to_string(),
+                issued_at: "2026-01-01T00:00:00+00:00".to_string(),
+                expires_at: "2099-01-01T00:00:00+00:00".to_string(),
+                remote_addr: "127.0.0.1".to_string(),
+                renewed_from: None,
+                max_validity_hours: None,
+            },
+        )?;
+        certs::mark_revoked(c, id, "2026-01-02T00:00:00+00:00", "key_compromise").map(|_| ())
+    }
+
+    /// F4: the first CRL is stored at start; revocations missing from the CRL are listed only
+    /// after a restore (floor given), above the floor, once.
+    #[test]
+    fn reconcile_stores_the_first_crl_and_lists_carried_revocations_only_after_a_restore() {
+        let store =
+            Store::open(std::path::Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap();
+        let signer = Signer { key: SigningKey::generate(), key_id: "na-test".into() };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap().to_utc();
+        let run = |floor: Option<i64>| {
+            let s = signer.clone();
+            store.write(move |c| reconcile_crl(c, &s, floor, now)).unwrap()
+        };
+        assert_eq!(run(None), None);
+        assert_eq!(store.read(crl::active_sequence).unwrap(), 0, "the first CRL is stored");
+        store.write(|c| revoked_cert(c, "c-1")).unwrap();
+        assert_eq!(run(None), None, "an upstream database is served unchanged");
+        assert_eq!(run(Some(3)), Some((4, 1)), "after a restore: above the floor, the revocation listed");
+        let (_, json) = store.read(crl::active).unwrap().unwrap();
+        let crl = parse_stored::<Crl>(&json, "crl_versions", "4").unwrap();
+        assert_eq!(crl.revoked_certificates.len(), 1);
+        assert_eq!(crl.revoked_certificates[0].certificate_id, "c-1");
+        assert_eq!(crl.revoked_certificates[0].reason, "key_compromise");
+        assert!(crl.check_signatures(&[signer.key.public_key()]).is_valid());
+        assert_eq!(run(Some(3)), None, "a second start changes nothing");
+    }
+}

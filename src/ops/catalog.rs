@@ -102,3 +102,73 @@ fn check(path: &Path, file: &BackupFile, pinned: &PublicKey) -> Result<Result<()
     }
     Ok(Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::SigningKey;
+    use crate::ops::backup_signature::{sidecar_path, BackupSigner};
+
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes `name` and a signature claiming `created_at`, signed by `signer`.
+    fn signed(dir: &Path, name: &str, created_at: &str, signer: &BackupSigner) {
+        let path = dir.join(name);
+        std::fs::write(&path, name.as_bytes()).unwrap();
+        let facts = BackupSignature {
+            archive: name.to_string(),
+            archive_sha256: file_sha256(&path).unwrap(),
+            archive_size: name.len() as u64,
+            created_at: created_at.to_string(),
+            network_name: "acme".to_string(),
+            manifest_sha256: "0".repeat(64),
+            key_id: String::new(),
+            public_key: String::new(),
+            signature: String::new(),
+        };
+        std::fs::write(sidecar_path(&path), BackupSignature::sign(facts, signer).to_text()).unwrap();
+    }
+
+    /// F13: only files whose signature checks out and agrees with the name count, dated by the
+    /// signed time; a far-future name, another key, edited bytes and a mismatched time are rejected.
+    #[test]
+    fn only_signed_backups_that_agree_with_their_name_count() {
+        let dir = Dir(std::env::temp_dir().join(format!("gm-catalog-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let ours = BackupSigner { key: SigningKey::generate(), key_id: "ours".into() };
+        let theirs = BackupSigner { key: SigningKey::generate(), key_id: "theirs".into() };
+        signed(&dir.0, "gm-acme-20261124T120000Z.tar.gz.age", "2026-11-24T12:00:00.123456", &ours);
+        signed(&dir.0, "gm-acme-20261125T120000Z.tar.gz.age", "2026-11-25T12:00:00", &ours);
+        signed(&dir.0, "gm-acme-20991231T000000Z.tar.gz.age", "2026-11-25T12:00:00", &ours);
+        signed(&dir.0, "gm-acme-20991230T000000Z.tar.gz.age", "2099-12-30T00:00:00", &theirs);
+        signed(&dir.0, "gm-acme-20991229T000000Z.tar.gz.age", "2099-12-29T00:00:00", &ours);
+        std::fs::write(dir.0.join("gm-acme-20991229T000000Z.tar.gz.age"), b"edited").unwrap();
+        std::fs::write(dir.0.join("gm-acme-20991228T000000Z.tar.gz.age"), b"unsigned").unwrap();
+        let c = catalog(&dir.0, &ours.key.public_key()).unwrap();
+        let names: Vec<&str> = c.backups.iter().map(|b| b.file.name.as_str()).collect();
+        assert_eq!(names, ["gm-acme-20261124T120000Z.tar.gz.age", "gm-acme-20261125T120000Z.tar.gz.age"]);
+        assert_eq!(c.newest().unwrap().file.name, "gm-acme-20261125T120000Z.tar.gz.age");
+        let rejected: Vec<(&str, &str)> = c.rejected.iter().map(|r| (r.name.as_str(), r.reason.as_str())).collect();
+        assert_eq!(rejected[0], ("gm-acme-20991228T000000Z.tar.gz.age", "unsigned (no .sig file)"));
+        assert_eq!(
+            rejected[1],
+            ("gm-acme-20991229T000000Z.tar.gz.age", "the file's bytes are not the ones the signature names")
+        );
+        assert!(rejected[2].1.contains("not the pinned backup-signing key"), "{rejected:?}");
+        assert_eq!(
+            rejected[3],
+            (
+                "gm-acme-20991231T000000Z.tar.gz.age",
+                "the name says acme at 2099-12-31T00:00:00Z, the signed manifest says acme at 2026-11-25T12:00:00"
+            )
+        );
+        assert!(c.other.ignored.is_empty(), "signatures of present backups are not listed: {:?}", c.other.ignored);
+    }
+}
