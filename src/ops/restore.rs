@@ -315,8 +315,15 @@ fn validate_plain(path: &Path, na_key: Option<&str>) -> Result<(), OpsError> {
         });
     }
     if let Some(key) = na_key {
-        check_signed_material(&conn, key)
+        let n = check_signed_material(&conn, key)
             .map_err(|problem| OpsError::Check { check: "signed_material".into(), problem })?;
+        // A database gm or upstream has served holds at least its first CRL or policy (F4).
+        if n == 0 {
+            return Err(OpsError::Check {
+                check: "signed_material".into(),
+                problem: "damaged or forged backup: the database holds no CRL or policy signed by the NA key".into(),
+            });
+        }
     }
     Ok(())
 }
