@@ -744,6 +744,10 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         ),
     ]));
     if let Some(path) = &args.report {
+        // The default job writes drills/latest.json, a folder a fresh sandbox does not have yet.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(Error::io("create folder", parent))?;
+        }
         let mut text = crate::crypto::canonical::to_pretty_string(&value);
         text.push('\n');
         crate::files::atomic::write_atomic(path, text.as_bytes(), crate::files::atomic::Mode::Private, true)

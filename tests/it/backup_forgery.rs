@@ -278,6 +278,7 @@ fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
     let relabelled = out.join("gm-sandbox-mesh-20991230T000000Z.tar.gz.age");
     std::fs::copy(&real, &relabelled).unwrap();
     std::fs::copy(sidecar_path(&real), sidecar_path(&relabelled)).unwrap();
+    let report = dir.join("drills/new/latest.json");
     let (json, _) = Gm::new(&[
         "managed",
         "restore-drill",
@@ -288,8 +289,12 @@ fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
         "--identity",
         key.to_str().unwrap(),
         "--json",
+        "--report",
+        report.to_str().unwrap(),
     ])
     .expect(0);
+    // The report's folder is created (the default job writes drills/latest.json in a fresh home).
+    assert_eq!(std::fs::read_to_string(&report).unwrap().trim_end(), json_pretty(&json));
     assert!(json.contains(&format!("\"backup\":\"{}\"", real.display())), "{json}");
     assert!(json.contains("\"ok\":true"), "{json}");
     let real_name = real.file_name().unwrap().to_str().unwrap();
@@ -331,4 +336,8 @@ fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
     assert!(stderr.contains("WARNING - passed over gm-sandbox-mesh-20991231T235959Z.tar.gz.age in "), "{stderr}");
     let refused = format!("\nerror: no signed backup in {} (2 backup-named file(s) passed over", out.display());
     assert!(stderr.contains(&refused), "{stderr}");
+}
+
+fn json_pretty(compact: &str) -> String {
+    gm::crypto::canonical::to_pretty_string(&gm::crypto::json::parse_str(compact.trim()).unwrap())
 }
