@@ -369,12 +369,17 @@ pub fn snapshot_file(src: &rusqlite::Connection, output: &Path, busy_timeout: Du
 
 /// SHA-256 of a file, streamed.
 pub fn file_sha256(path: &Path) -> Result<String, OpsError> {
-    use sha2::Digest;
     let mut file = File::open(path).map_err(io("read", path))?;
+    reader_sha256(&mut file, path)
+}
+
+/// SHA-256 of what `file` reads from its current position to the end (`path` names it in errors).
+pub fn reader_sha256(file: &mut File, path: &Path) -> Result<String, OpsError> {
+    use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut file, &mut buf).map_err(io("read", path))?;
+        let n = std::io::Read::read(file, &mut buf).map_err(io("read", path))?;
         if n == 0 {
             break;
         }

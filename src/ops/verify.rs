@@ -76,7 +76,10 @@ pub fn verify_into(
     progress: &dyn Progress,
 ) -> Result<VerifyReport, OpsError> {
     let mut r = VerifyReport { checks: Vec::new(), manifest: None, signature: None, unsigned: false };
-    match check_signature(archive, trust)? {
+    // One open file for the signature's hash and the unpacking: a file renamed over the archive
+    // after the check is not the one decrypted.
+    let mut file = std::fs::File::open(archive).map_err(super::error::io("read", archive))?;
+    match check_signature(archive, &mut file, trust)? {
         Ok(Some(sig)) => {
             r.pass("signature", format!("signed by backup-signing key {} ({})", sig.key_id, sig.public_key));
             r.signature = Some(sig);
@@ -87,7 +90,8 @@ pub fn verify_into(
         }
         Err(problem) => return Ok(r.fail("signature", format!("damaged or forged backup: {problem}"))),
     }
-    let digests = match archive::extract(archive, key, scratch.path(), progress) {
+    std::io::Seek::rewind(&mut file).map_err(super::error::io("read", archive))?;
+    let digests = match archive::extract_file(file, archive, key, scratch.path(), progress) {
         Ok(digests) => digests,
         Err(OpsError::Io { action, path, source }) => return Err(OpsError::Io { action, path, source }),
         Err(e) => return Ok(r.fail("decrypt", e.to_string())),
@@ -185,6 +189,7 @@ pub fn verify_into(
 /// `Ok(Ok(None))` unsigned but accepted, `Ok(Err)` the reason it is refused.
 pub fn check_signature(
     archive: &Path,
+    file: &mut std::fs::File,
     trust: &SignatureTrust,
 ) -> Result<Result<Option<BackupSignature>, String>, OpsError> {
     let sig = match BackupSignature::read_for(archive) {
@@ -204,10 +209,8 @@ pub fn check_signature(
     if let Err(problem) = sig.check(pinned) {
         return Ok(Err(problem));
     }
-    let (sha, size) = (
-        super::backup::file_sha256(archive)?,
-        std::fs::metadata(archive).map_err(super::error::io("read", archive))?.len(),
-    );
+    let sha = super::backup::reader_sha256(file, archive)?;
+    let size = file.metadata().map_err(super::error::io("read", archive))?.len();
     if sha != sig.archive_sha256 || size != sig.archive_size {
         return Ok(Err(format!(
             "the archive hashes to {sha} ({size} bytes), the signature names {} ({} bytes)",
