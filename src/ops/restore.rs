@@ -168,8 +168,10 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
                 Ok(None)
             }
         })?;
+        // Another sovereign's revocations (--allow-different-genesis) are not this one's to carry.
+        let same_sovereign = opts.expected_na_key.as_ref().zip(na_key.as_ref()).is_none_or(|(e, f)| e == f);
         revoked = store.read(|c| {
-            if schema::table_exists(c, "issued_certs")? {
+            if same_sovereign && schema::table_exists(c, "issued_certs")? {
                 snapshot::revoked_rows(c)
             } else {
                 Ok(Vec::new())
