@@ -198,7 +198,8 @@ pub fn revoked_rows(conn: &Connection) -> Result<Vec<RevokedRow>, StoreError> {
 
 /// Applies carried-over revocations to a database file: a certificate the file holds unrevoked is
 /// marked revoked with the carried time and reason; one it does not hold (issued after the
-/// backup) is inserted whole. Returns the ids of the certificates whose status changed.
+/// backup) is inserted whole, and the node's agent registration is removed (as a revocation does).
+/// Returns the ids of the certificates whose status changed.
 pub fn carry_revocations(conn: &Connection, rows: &[RevokedRow]) -> Result<Vec<String>, StoreError> {
     let mut changed = Vec::new();
     for row in rows {
@@ -221,6 +222,10 @@ pub fn carry_revocations(conn: &Connection, rows: &[RevokedRow]) -> Result<Vec<S
             )
             .map_err(StoreError::sqlite("carrying a revoked certificate over"))?;
         if updated + inserted > 0 {
+            // As `POST /admin/revoke` does: a revoked node's agent registration goes too.
+            if let Some(rusqlite::types::Value::Text(node_key)) = v.get(1) {
+                super::agents::delete(conn, node_key)?;
+            }
             changed.push(row.cert_id());
         }
     }
