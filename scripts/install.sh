@@ -3,7 +3,9 @@
 # /etc/gm (0750 root:gm, read-only to the service), /var/lib/gm and /var/lib/gm/backups (0700
 # gm:gm) and the units of systemd/ in /etc/systemd/system, then `systemctl daemon-reload` when
 # systemd is running and a unit changed. It neither enables nor starts anything and never touches
-# what is inside /etc/gm or /var/lib/gm.
+# what is inside /etc/gm or /var/lib/gm, with one exception: when /etc/gm/keys/backup-signing.key
+# does not exist it creates the backup-signing key pair there (`gm keygen backup-signing`, private
+# key 0600 owner gm), because every backup must be signed with a key the backup folder never holds.
 #
 # Idempotent: every step compares first and says "ok" when nothing needs doing; a second run
 # changes nothing and says so. --prefix DIR installs the same layout under DIR (a test root or a
@@ -140,6 +142,20 @@ ensure_dir /etc/gm/runbooks 0755 root:root
 for runbook in "$repo"/docs/runbooks/*.md; do
   ensure_file "$runbook" "/etc/gm/runbooks/$(basename "$runbook")" 0644 || true
 done
+# The backup-signing key (README, "Backups"): created once, never replaced.
+ensure_dir /etc/gm/keys 0750 root:gm
+if [ -e "$prefix/etc/gm/keys/backup-signing.key" ]; then
+  say "ok     /etc/gm/keys/backup-signing.key"
+else
+  "$prefix/usr/local/bin/gm" keygen backup-signing --output "$prefix/etc/gm/keys/backup-signing" >/dev/null \
+    || die "cannot create the backup-signing key in $prefix/etc/gm/keys" "run gm keygen backup-signing --output /etc/gm/keys/backup-signing by hand"
+  if [ -n "$prefix" ]; then
+    say "       (owner gm:gm of keys/backup-signing.key not set under --prefix)"
+  else
+    chown gm:gm "$prefix/etc/gm/keys/backup-signing.key"
+  fi
+  changed "key    /etc/gm/keys/backup-signing.key (0600) and .pub: copy the .pub to every verify or drill host"
+fi
 for unit in "${units[@]}"; do
   if ensure_file "$unit" "/etc/systemd/system/$(basename "$unit")" 0644; then units_changed=1; fi
 done
@@ -160,7 +176,8 @@ if [ "$changes" = 0 ]; then
 else
   echo "install: $changes change(s)${prefix:+ under $prefix}"
   cat <<'EOF'
-next: put gm.toml ([na] db_path = "/var/lib/gm/na.db", job folders under /var/lib/gm), the signed
+next: put gm.toml ([na] db_path = "/var/lib/gm/na.db", job folders under /var/lib/gm,
+      [backup] signing_key = "keys/backup-signing.key"), the signed
       genesis, keys/na.key (0600, owner gm) and operators.json in /etc/gm, then
       systemctl enable --now gm-na.service && scripts/smoke.sh http://127.0.0.1:8443
       gm-probe.service and gm-probe.timer belong on a host outside the NA's (see their comments).

@@ -30,7 +30,7 @@ use super::output::{line, Output};
     subcommand,
     name = "backup",
     example = "gm managed backup --home /etc/gm --recipient age1… --output-dir /var/backups/gm\ngm managed backup --home /etc/gm --recipients-file /etc/gm/backup-recipients.txt --output-dir /var/backups/gm --json\ngm managed backup --db-path na.db --output na-copy.db",
-    note = "Without a recipient or passphrase and with --output X.db, writes a plain SQLite online-backup copy exactly as upstream `managed backup` does. A host with only recipients can back up but not decrypt. A run killed midway leaves no file under the final name; the next run into the same folder removes its scratch folder and temporary file. Exit status: 0 done, 1 a check failed, 2 could not run (also: database busy, disk full)."
+    note = "Signs every encrypted backup with the backup-signing key ([backup] signing_key, or --signing-key) into <archive>.sig; without one it refuses unless --allow-unsigned. Without a recipient or passphrase and with --output X.db, writes a plain SQLite online-backup copy exactly as upstream `managed backup` does (unsigned). A host with only recipients can back up but not decrypt. A run killed midway leaves no file under the final name; the next run into the same folder removes its scratch folder and temporary file. Exit status: 0 done, 1 a check failed, 2 could not run (also: database busy, disk full)."
 )]
 pub struct BackupArgs {
     /// age X25519 recipient (age1…), repeatable
@@ -60,6 +60,12 @@ pub struct BackupArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// backup-signing private key (default: [backup] signing_key in gm.toml)
+    #[argh(option)]
+    signing_key: Option<PathBuf>,
+    /// write an unsigned backup when no signing key is configured (warned; verify and restore refuse it without --allow-unsigned)
+    #[argh(switch)]
+    allow_unsigned: bool,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -73,8 +79,8 @@ const MAX_BUSY_TIMEOUT_SECS: u64 = 86_400;
 #[argh(
     subcommand,
     name = "verify",
-    example = "gm managed verify /var/backups/gm/gm-acme-20261125T120000Z.tar.gz.age --identity backup.key\ngm managed verify backup.tar.gz.age --passphrase-file pass.txt --json",
-    note = "Exit status: 0 every check passed, 1 a check failed (named in the report), 2 could not run."
+    example = "gm managed verify /var/backups/gm/gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --home /etc/gm\ngm managed verify backup.tar.gz.age --passphrase-file pass.txt --signing-public-key backup-signing.pub --json\ngm managed verify old-unsigned.tar.gz.age --identity backup.key --home /etc/gm --allow-unsigned",
+    note = "The first check is the signature: <backup>.sig must verify with the pinned backup-signing key ([backup] signing_public_key, else the public half of [backup] signing_key, or --signing-public-key) and name this file's bytes; a missing or foreign signature fails as a damaged or forged backup unless --allow-unsigned (for backups taken before signing). A snapshot with no NA-signed CRL or policy fails. Exit status: 0 every check passed, 1 a check failed (named in the report), 2 could not run (also: no pinned key)."
 )]
 pub struct VerifyArgs {
     /// the backup archive
@@ -86,9 +92,15 @@ pub struct VerifyArgs {
     /// passphrase file
     #[argh(option)]
     passphrase_file: Option<PathBuf>,
-    /// gm home, for the ops ledger (default $GM_HOME, else /etc/gm)
+    /// gm home, for the ops ledger and [backup] (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+    #[argh(option)]
+    signing_public_key: Option<String>,
+    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
+    #[argh(switch)]
+    allow_unsigned: bool,
     /// print the report as JSON
     #[argh(switch)]
     json: bool,
@@ -100,7 +112,7 @@ pub struct VerifyArgs {
     subcommand,
     name = "restore",
     example = "gm managed restore --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --pre-restore-backup /var/backups/gm/before.db --yes\ngm managed restore --db-path na.db --backup upstream-copy.db --yes",
-    note = "Refuses without --yes and while a gm serve holds the database. Exit status: 0 restored, 1 the backup failed verification, 2 could not run or refused."
+    note = "Refuses without --yes and while a gm serve holds the database. Verifies first, signature included (an unsigned backup or a plain .db copy needs --allow-unsigned). Carries over nonces younger than 600 s and every revocation of the replaced database (reported; gm serve re-issues the CRL with them at start). Exit status: 0 restored, 1 the backup failed verification (damaged or forged), 2 could not run or refused."
 )]
 pub struct RestoreArgs {
     /// a gm archive or an upstream plain .db backup
@@ -130,6 +142,12 @@ pub struct RestoreArgs {
     /// seconds to wait while another process holds a lock on the database, then fail as busy (default 30)
     #[argh(option, default = "30")]
     busy_timeout: u64,
+    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+    #[argh(option)]
+    signing_public_key: Option<String>,
+    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
+    #[argh(switch)]
+    allow_unsigned: bool,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -335,6 +353,7 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
         target,
         level: args.level,
         busy_timeout,
+        signer: super::backup_signing::signer(args.home.as_deref(), args.signing_key.as_deref(), args.allow_unsigned)?,
     };
     let progress = super::progress::Terminal::for_stderr();
     let done = backup(&opts, started, &progress);
@@ -342,6 +361,11 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
     match done {
         Ok(report) => {
             let manifest = report.manifest.to_value();
+            let signed = report.signature.is_some();
+            let mut details = manifest.clone();
+            if let Value::Object(d) = &mut details {
+                d.insert("signed", Value::Bool(signed));
+            }
             record(
                 &s.db_path,
                 started,
@@ -352,8 +376,13 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
                     artifact: Some(&report.path),
                     sha256: Some(&report.sha256),
                     size: Some(report.size),
-                    message: format!("backup of {} ({} bytes)", report.manifest.network_name, report.size),
-                    details: manifest.clone(),
+                    message: format!(
+                        "{}backup of {} ({} bytes)",
+                        if signed { "signed " } else { "UNSIGNED " },
+                        report.manifest.network_name,
+                        report.size
+                    ),
+                    details,
                 },
             );
             let mut m = Map::new();
@@ -361,6 +390,11 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
             m.insert("duration_ms", Value::from(u64::try_from(report.duration_ms).unwrap_or(u64::MAX)));
             m.insert("manifest", manifest);
             m.insert("sha256", Value::from(report.sha256.as_str()));
+            m.insert(
+                "signature_path",
+                report.signature.as_ref().map_or(Value::Null, |p| Value::from(p.display().to_string())),
+            );
+            m.insert("signed", Value::Bool(signed));
             m.insert("size_bytes", Value::from(report.size));
             out.result(&report.path.display().to_string(), &Value::Object(m));
             Ok(0)
@@ -409,10 +443,12 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
         });
     }
     let limits = extract_limits(args.home.as_deref())?;
+    let trust =
+        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
     let progress = super::progress::Terminal::for_stderr();
-    let report = verify_into(&args.backup, &key, &scratch, &limits, started, &progress);
+    let report = verify_into(&args.backup, &key, &scratch, &limits, started, &trust, &progress);
     progress.finish();
     let report = report.map_err(ops_error)?;
     let ok = report.ok();
@@ -425,6 +461,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
         ("backup".to_string(), Value::from(args.backup.display().to_string())),
         ("checks".to_string(), Value::Array(checks)),
         ("ok".to_string(), Value::Bool(ok)),
+        ("signed".to_string(), Value::Bool(report.signature.is_some())),
     ]));
     // Recorded only where a gm home is configured: verifying a copy on a laptop records nothing.
     let configured =
@@ -464,6 +501,8 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
     let s = settings(args.home.as_deref(), args.db_path.clone())?;
     let key = decryption(&args.identity, &args.passphrase_file)?;
     let expected_na_key = load_genesis(&s.genesis_file).ok().map(|(_, g)| g.network_authority.public_key);
+    let trust =
+        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let opts = RestoreOptions {
         db_path: s.db_path.clone(),
@@ -474,6 +513,7 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         allow_different_genesis: args.allow_different_genesis,
         busy_timeout: std::time::Duration::from_secs(args.busy_timeout.min(MAX_BUSY_TIMEOUT_SECS)),
         limits: extract_limits(args.home.as_deref())?,
+        trust,
     };
     let progress = super::progress::Terminal::for_stderr();
     let restored = restore(&opts, started, &progress);
@@ -490,8 +530,15 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                     artifact: Some(&args.backup),
                     sha256: None,
                     size: None,
-                    message: format!("restored {}", s.db_path.display()),
+                    message: format!(
+                        "restored {}{}; {} revocation(s) carried over",
+                        s.db_path.display(),
+                        if report.unsigned { " from an UNSIGNED backup (--allow-unsigned)" } else { "" },
+                        report.revocations_carried.len()
+                    ),
                     details: Value::Object(Map::from_iter([
+                        ("revocations_carried_over".to_string(), Value::from(report.revocations_carried.len())),
+                        ("unsigned".to_string(), Value::Bool(report.unsigned)),
                         (
                             "crl_sequence_replaced".to_string(),
                             report.crl_sequence_replaced.map_or(Value::Null, Value::from),
@@ -508,12 +555,31 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 report.pre_restore_backup.map_or(Value::Null, |p| Value::from(p.display().to_string())),
             );
             m.insert("restored_from", Value::from(args.backup.display().to_string()));
+            m.insert("revocations_carried_over", Value::from(report.revocations_carried.len()));
+            m.insert(
+                "revoked_certificates_carried_over",
+                Value::Array(report.revocations_carried.iter().map(|id| Value::from(id.as_str())).collect()),
+            );
+            m.insert("unsigned", Value::Bool(report.unsigned));
             m.insert(
                 "side_files_moved_aside",
                 Value::Array(report.moved_aside.iter().map(|p| Value::from(p.display().to_string())).collect()),
             );
-            Output { json: args.json }
-                .result(&format!("restored {} from {}", s.db_path.display(), args.backup.display()), &Value::Object(m));
+            let text = format!(
+                "restored {} from {}\n  {} revocation(s) carried over from the replaced database{}",
+                s.db_path.display(),
+                args.backup.display(),
+                report.revocations_carried.len(),
+                if report.revocations_carried.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({}): gm serve publishes them in a CRL above the replaced sequence",
+                        report.revocations_carried.join(", ")
+                    )
+                }
+            );
+            Output { json: args.json }.result(&text, &Value::Object(m));
             Ok(0)
         }
         Err(e) => {
@@ -571,13 +637,13 @@ pub fn run_history(args: HistoryArgs) -> Result<u8, Error> {
     subcommand,
     name = "restore-drill",
     example = "gm managed restore-drill --home /etc/gm --latest /var/backups/gm --identity backup.key\ngm managed restore-drill --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --report drill.json --json",
-    note = "Measures RTO (restore start to ready) and RPO (backup age) and records the drill in the ops ledger. Exit status: 0 passed, 1 a check failed, 2 could not run."
+    note = "--latest picks the newest backup by its signed snapshot time among those whose signature checks out, and lists the files it passed over. Measures RTO (restore start to ready) and RPO (backup age) and records the drill in the ops ledger. Exit status: 0 passed, 1 a check failed (a damaged or forged backup fails verify), 2 could not run."
 )]
 pub struct DrillArgs {
     /// the backup to drill
     #[argh(option)]
     backup: Option<PathBuf>,
-    /// drill the newest *.tar.gz.age in this folder
+    /// drill the newest signed backup in this folder (by signed time; unsigned or mismatched files are passed over and listed)
     #[argh(option)]
     latest: Option<PathBuf>,
     /// age identity file
@@ -592,39 +658,56 @@ pub struct DrillArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+    #[argh(option)]
+    signing_public_key: Option<String>,
+    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
+    #[argh(switch)]
+    allow_unsigned: bool,
     /// print the report as JSON
     #[argh(switch)]
     json: bool,
 }
 
-/// The newest (by modification time) `*.tar.gz.age` in `dir`.
-pub(super) fn newest_backup(dir: &Path) -> Result<PathBuf, Error> {
-    let entries = match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+/// The newest backup in `dir` by its *signed* time, among those whose signature checks out with
+/// `pinned` (`ops::catalog`), and the backup-named files passed over with the reason (F13: a file
+/// planted with a far-future name is never picked).
+pub(super) fn newest_backup(
+    dir: &Path,
+    pinned: &crate::crypto::keys::PublicKey,
+) -> Result<(PathBuf, Vec<crate::ops::catalog::Rejected>), Error> {
+    let cat = match crate::ops::catalog::catalog(dir, pinned) {
+        Err(OpsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::refused(
                 format!("no *.tar.gz.age backup in {}: the folder does not exist", dir.display()),
                 "take one with gm managed backup",
             ))
         }
-        other => other.map_err(Error::io("read folder", dir))?,
+        other => other.map_err(ops_error)?,
     };
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".tar.gz.age"))
-        .filter_map(|p| std::fs::metadata(&p).and_then(|m| m.modified()).ok().map(|t| (t, p)))
-        .collect();
-    found.sort();
-    found.pop().map(|(_, p)| p).ok_or_else(|| {
-        Error::refused(format!("no *.tar.gz.age backup in {}", dir.display()), "take one with gm managed backup")
-    })
+    for r in &cat.rejected {
+        log::warn!(target: "gm::ops", "passed over {} in {}: {}", r.name, dir.display(), r.reason);
+    }
+    match cat.newest() {
+        Some(b) => Ok((b.path.clone(), cat.rejected.clone())),
+        None => Err(Error::refused(
+            format!(
+                "no signed backup in {} ({} backup-named file(s) passed over: unsigned, or the signature does not check out)",
+                dir.display(),
+                cat.rejected.len()
+            ),
+            "take one with gm managed backup (with [backup] signing_key set), or drill a file by name with --backup FILE",
+        )),
+    }
 }
 
 /// Runs `gm managed restore-drill`.
 pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
-    let backup = match (&args.backup, &args.latest) {
-        (Some(b), None) => b.clone(),
-        (None, Some(d)) => newest_backup(d)?,
+    let (backup, passed_over) = match (&args.backup, &args.latest) {
+        (Some(b), None) => (b.clone(), Vec::new()),
+        (None, Some(d)) => {
+            newest_backup(d, &super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?)?
+        }
         _ => {
             return Err(Error::usage(
                 "give exactly one of --backup FILE or --latest DIR",
@@ -636,6 +719,8 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         Error::usage("a drill needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
     })?;
     let s = settings(args.home.as_deref(), None)?;
+    let trust =
+        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let gm_binary = std::env::current_exe().map_err(Error::io("locate", Path::new("gm")))?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let opts = crate::ops::drill::DrillOptions {
@@ -647,6 +732,7 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         na_key_id: s.na_key_id.clone(),
         gm_binary,
         limits: extract_limits(args.home.as_deref())?,
+        trust,
     };
     let report = crate::ops::drill::drill(&opts, started).map_err(ops_error)?;
     let ok = report.ok();
@@ -656,6 +742,20 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         ("checks".to_string(), Value::Array(checks)),
         ("drilled_at".to_string(), Value::from(isoformat_utc(started))),
         ("ok".to_string(), Value::Bool(ok)),
+        (
+            "passed_over".to_string(),
+            Value::Array(
+                passed_over
+                    .iter()
+                    .map(|r| {
+                        Value::Object(Map::from_iter([
+                            ("name".to_string(), Value::from(r.name.as_str())),
+                            ("reason".to_string(), Value::from(r.reason.as_str())),
+                        ]))
+                    })
+                    .collect(),
+            ),
+        ),
         ("rpo_seconds".to_string(), report.rpo_seconds.map_or(Value::Null, Value::from)),
         (
             "rto_ms".to_string(),
@@ -663,6 +763,10 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         ),
     ]));
     if let Some(path) = &args.report {
+        // The default job writes drills/latest.json, a folder a fresh sandbox does not have yet.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(Error::io("create folder", parent))?;
+        }
         let mut text = crate::crypto::canonical::to_pretty_string(&value);
         text.push('\n');
         crate::files::atomic::write_atomic(path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
@@ -691,6 +795,9 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     }
     if let (Some(rto), Some(rpo)) = (report.rto_ms, report.rpo_seconds) {
         text.push_str(&format!("\n  RTO {rto} ms, RPO {rpo} s"));
+    }
+    for r in &passed_over {
+        text.push_str(&format!("\n  passed over {}: {}", r.name, r.reason));
     }
     Output { json: args.json }.result(&text, &value);
     Ok(if ok { 0 } else { EXIT_CHECK_FAILED })

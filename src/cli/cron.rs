@@ -386,7 +386,8 @@ fn command_for(job: &JobConfig, home: &Path, state_dir: &Path, now: DateTime<Utc
             key(&mut v, "--recipients-file", recipients_file, passphrase_file);
         }
         JobKind::Verify { dir, identity_file, passphrase_file } => {
-            let newest = newest_backup(dir)?;
+            let pinned = super::backup_signing::pinned(Some(home), None)?;
+            let (newest, _) = newest_backup(dir, &pinned)?;
             v.extend(["managed".into(), "verify".into(), s(&newest)]);
             key(&mut v, "--identity", identity_file, passphrase_file);
         }

@@ -130,6 +130,10 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } | Error::Refused { hint, .. } => hint.clone(),
+            Error::CheckFailed { message } if message.contains("damaged or forged backup") => Some(
+                "do not restore it; keep it for the incident record, and take or pick a backup whose signature verifies (a genuine old unsigned backup restores only with --allow-unsigned)"
+                    .to_string(),
+            ),
             Error::Exists { .. } => Some("pass --force to replace it, or choose another path".to_string()),
             Error::Crypto(CryptoError::BadKeyFile { .. }) => Some(
                 "key files are written by `gm keygen` (or upstream `genesis-mesh keygen`): a `# Ed25519 … Key` line and one base64 line"

@@ -19,17 +19,17 @@ use super::output::Output;
 #[argh(
     subcommand,
     name = "keygen",
-    example = "gm keygen root --output offline/root --key-id rs-2025-q1\ngm keygen network-authority --output keys/na --key-id na-2025-q1\ngm keygen operator --output ~/.gm/operator --key-id alice-2026",
+    example = "gm keygen root --output offline/root --key-id rs-2025-q1\ngm keygen network-authority --output keys/na --key-id na-2025-q1\ngm keygen operator --output ~/.gm/operator --key-id alice-2026\ngm keygen backup-signing --home /etc/gm --output keys/backup-signing",
     note = "Writes PREFIX.key (the base64 seed, mode 0600) and PREFIX.pub. Keep root keys offline."
 )]
 pub struct KeygenArgs {
-    /// key role: root, network-authority, operator or node
+    /// key role: root, network-authority, operator, node or backup-signing (signs backup manifests; keep its .key on the backup host only)
     #[argh(positional)]
     role: String,
     /// path prefix: writes PREFIX.key and PREFIX.pub
     #[argh(option)]
     output: PathBuf,
-    /// key id recorded in the files (default: rs-2025-q1, na-2025-q1, operator-local, node-local by role)
+    /// key id recorded in the files (default: rs-2025-q1, na-2025-q1, operator-local, node-local, backup-signing by role)
     #[argh(option)]
     key_id: Option<String>,
     /// replace existing key files
@@ -50,10 +50,11 @@ pub fn run(args: KeygenArgs) -> Result<u8, Error> {
         "network-authority" | "na" => "na-2025-q1",
         "operator" => "operator-local",
         "node" => "node-local",
+        "backup-signing" => "backup-signing",
         other => {
             return Err(Error::usage(
                 format!("unknown key role {other:?}"),
-                "choose one of: root, network-authority, operator, node",
+                "choose one of: root, network-authority, operator, node, backup-signing",
             ))
         }
     };

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod backup_signing;
 pub mod cron;
 pub mod error;
 pub mod feed;

@@ -13,7 +13,7 @@ use argh::FromArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
-use crate::ops::prune::folder::{self, Deleted, Folder};
+use crate::ops::prune::folder::{self, Deleted, Folder, Ignored, IgnoredKind};
 use crate::ops::prune::{plan, BackupFile, Plan, Protected, Rules};
 use crate::ops::OpsError;
 use crate::store::ledger;
@@ -28,7 +28,7 @@ use super::output::{notice, Output};
     subcommand,
     name = "prune",
     example = "gm managed prune --home /etc/gm --dir /var/backups/gm --keep-daily 14 --keep-weekly 8 --dry-run\ngm managed prune --home /etc/gm --dir /var/backups/gm --keep-last 3 --keep-daily 14 --keep-weekly 8\ngm managed prune --home /etc/gm --dir /var/backups/gm --keep-last 10 --json",
-    note = "Only gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age regular files are candidates; their time comes from the name, never the mtime. Other files, .tmp files, folders and symlinks are left alone. Rules apply per network and are a union (restic/borg semantics, UTC days, ISO weeks); the newest backup that passed gm managed verify and the newest that passed gm managed restore-drill (from the ops ledger) are always kept. At least one rule above 0 is required. Exit status: 0 done (or dry run), 2 could not run or a deletion failed (the other deletions still happened)."
+    note = "Only gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age regular files whose signature (<file>.sig) verifies with the pinned backup-signing key and agrees with the name are candidates; their time is the signed created_at, never the mtime. A backup-named file that fails those checks is listed as unverified, never counted and never deleted; a deleted backup's .sig goes with it. Other files, .tmp files, folders and symlinks are left alone. Rules apply per network and are a union (restic/borg semantics, UTC days, ISO weeks); the newest backup that passed gm managed verify and the newest that passed gm managed restore-drill (from the ops ledger) are always kept. At least one rule above 0 is required. Exit status: 0 done (or dry run), 2 could not run or a deletion failed (the other deletions still happened)."
 )]
 pub struct PruneArgs {
     /// the backup folder
@@ -46,9 +46,12 @@ pub struct PruneArgs {
     /// print the plan (keep or delete, and why) and delete nothing
     #[argh(switch)]
     dry_run: bool,
-    /// gm home, for the ops ledger (default $GM_HOME, else /etc/gm)
+    /// gm home, for the ops ledger and [backup] (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+    #[argh(option)]
+    signing_public_key: Option<String>,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -64,9 +67,10 @@ pub fn run(args: PruneArgs) -> Result<u8, Error> {
         ));
     }
     let s = settings(args.home.as_deref(), None)?;
+    let pinned = super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?;
     let ledger = ledger_path(&s.db_path);
     let (started, took) = (SystemClock.now(), Instant::now());
-    let found = folder::scan(&args.dir)?;
+    let found = trusted_backups(&args.dir, &pinned)?;
     let protected = protected(&ledger, &args.dir, &found.backups)?;
     if protected.verified.is_empty() && !found.backups.is_empty() {
         notice(&format!(
@@ -110,6 +114,26 @@ pub fn run(args: PruneArgs) -> Result<u8, Error> {
 /// outcome is `ok`, matched to the folder's backups by `folder::named_by_artifacts`. A missing
 /// ledger protects nothing and is not created; an unreadable one stops the prune (deleting without
 /// knowing which backup is restore-tested is what §2.7 forbids).
+/// The folder as prune sees it: the backups whose signature checks out (dated by the signed
+/// time), and every rejected backup-named file moved to the entries left alone, with the reason
+/// (F13: a planted far-future file must not push real backups out of the rules).
+fn trusted_backups(dir: &Path, pinned: &crate::crypto::keys::PublicKey) -> Result<Folder, Error> {
+    let cat = crate::ops::catalog::catalog(dir, pinned)?;
+    let mut found = cat.other;
+    found.backups = cat.backups.into_iter().map(|b| b.file).collect();
+    for r in cat.rejected {
+        found.ignored.push(Ignored { name: r.name, kind: IgnoredKind::Unverified, detail: Some(r.reason) });
+    }
+    found.ignored.sort_by(|a, b| a.name.cmp(&b.name));
+    if found.ignored.iter().any(|i| i.kind == IgnoredKind::Unverified) {
+        notice(&format!(
+            "warning: {} holds backup-named files whose signature does not check out: left alone and never counted (listed below)",
+            dir.display()
+        ));
+    }
+    Ok(found)
+}
+
 fn protected(ledger: &Path, dir: &Path, backups: &[BackupFile]) -> Result<Protected, Error> {
     if !ledger.try_exists().map_err(Error::io("inspect", ledger))? {
         return Ok(Protected::default());
@@ -197,7 +221,8 @@ impl Report<'_> {
             text.push_str(&format!("\n  {action:<8}{name:<width$}  {why}"));
         }
         for i in &self.found.ignored {
-            text.push_str(&format!("\n  {:<8}{:<width$}  {}", "leave", i.name, i.kind.label()));
+            let detail = i.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            text.push_str(&format!("\n  {:<8}{:<width$}  {}{detail}", "leave", i.name, i.kind.label()));
         }
         if let Some(Err(e)) = self.deleted.map(|d| &d.sync) {
             text.push_str(&format!("\n  FAILED  {e}"));
@@ -227,10 +252,14 @@ impl Report<'_> {
             .ignored
             .iter()
             .map(|i| {
-                Value::Object(Map::from_iter([
+                let mut m = Map::from_iter([
                     ("name".to_string(), Value::from(i.name.as_str())),
                     ("reason".to_string(), Value::from(i.kind.label())),
-                ]))
+                ]);
+                if let Some(d) = &i.detail {
+                    m.insert("detail", Value::from(d.as_str()));
+                }
+                Value::Object(m)
             })
             .collect();
         let mut m = Map::new();

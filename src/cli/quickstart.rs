@@ -105,6 +105,9 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
     write_key_pair(&root, Some("rs-local"), &home.join("offline/root"), false)?;
     write_key_pair(&na, Some("na-local"), &home.join("keys/na"), false)?;
     write_key_pair(&operator, Some("operator-local"), &home.join("offline/operator"), false)?;
+    // Signs every backup's manifest: the backup folder never holds it, so a file planted there
+    // cannot pass verify or restore (README, "Backups").
+    write_key_pair(&SigningKey::generate(), Some("backup-signing"), &home.join("keys/backup-signing"), false)?;
     let mut genesis = build(
         NewGenesis {
             network_name,
@@ -140,7 +143,9 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
          [server]\nbind = \"127.0.0.1:{port}\"\ntrusted_proxy_hops = 0\n\
          # Admin requests: version-2 signatures only (they bind method, path and this NA). \"v1+v2\" also\n\
          # accepts upstream 0.16 operator CLIs, whose signatures can be replayed on other admin routes.\n\
-         admin_signature = \"v2\"\n\n{}",
+         admin_signature = \"v2\"\n\n\
+         # Backups are signed with this key; verify, restore and drills trust its public half.\n\
+         [backup]\nsigning_key = \"keys/backup-signing.key\"\n\n{}",
         default_jobs(port, &root_b64)
     );
     write_public_file(&home.join(config::CONFIG_FILE), &toml, false)?;

@@ -299,8 +299,10 @@ fn gather(
         .map(|k| k.current().len())
         .map_err(|e| e.to_string());
     let db_dir = s.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let mut private_keys_found = private_keys(home, &s.na_key_file);
-    private_keys_found.extend(private_keys(&db_dir, &s.na_key_file));
+    let backup_signing = config::backup_signing(home, file).signing_key;
+    let expected: Vec<&Path> = std::iter::once(s.na_key_file.as_path()).chain(backup_signing.as_deref()).collect();
+    let mut private_keys_found = private_keys(home, &expected);
+    private_keys_found.extend(private_keys(&db_dir, &expected));
     private_keys_found.sort();
     private_keys_found.dedup();
     let target = args.target.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", s.bind.port()));
@@ -337,6 +339,9 @@ fn gather(
         jobs,
         disk_free_ratio: super::ops_metrics::free_ratio(&db_dir),
         expiring_treaties: expiring_treaties(&s.db_path, now),
+        backup_signing_key: super::backup_signing::pinned(Some(home), None)
+            .map(|k| k.to_b64())
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -373,8 +378,10 @@ fn genesis_facts(s: &ServeSettings) -> Result<GenesisFacts, String> {
 }
 
 /// Ed25519 private key files (gm/upstream layout) under `dir`, two levels deep, except the NA key.
-fn private_keys(dir: &Path, na_key: &Path) -> Vec<PathBuf> {
-    let na = na_key.canonicalize().ok();
+/// Private key files under `dir` (two levels), except the ones the NA host must hold: the NA key
+/// and the backup-signing key (backups are signed where they are taken).
+fn private_keys(dir: &Path, expected: &[&Path]) -> Vec<PathBuf> {
+    let expected: Vec<PathBuf> = expected.iter().filter_map(|p| p.canonicalize().ok()).collect();
     let mut found = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), 0)];
     while let Some((d, depth)) = stack.pop() {
@@ -387,7 +394,7 @@ fn private_keys(dir: &Path, na_key: &Path) -> Vec<PathBuf> {
             } else if kind.is_file() && path.extension().is_some_and(|x| x == "key") {
                 let is_private = std::fs::read_to_string(&path)
                     .is_ok_and(|t| t.lines().next().is_some_and(|l| l.contains("Private Key")));
-                if is_private && path.canonicalize().ok() != na {
+                if is_private && !path.canonicalize().is_ok_and(|p| expected.contains(&p)) {
                     found.push(path);
                 }
             }
@@ -436,6 +443,9 @@ fn ledger(path: &Path) -> Result<Vec<LedgerFact>, String> {
                 finished_at: parse_db_time(&e.finished_at)?,
                 kind: e.kind,
                 outcome: e.outcome,
+                signed: crate::crypto::json::parse_str(&e.details_json)
+                    .ok()
+                    .and_then(|v| v.as_object().and_then(|m| m.get("signed")).and_then(|x| x.as_bool())),
                 artifact: e.artifact,
                 sha256: e.sha256,
             })

@@ -162,7 +162,7 @@ fn serve_with_clock(
         Arc::clone(&operators),
     );
     let authority = Arc::new(authority);
-    raise_crl_floor_after_restore(&authority, &settings.db_path);
+    reconcile_crl_at_start(&authority, &settings.db_path);
     let scheduling = run_scheduler && scheduler.settings.enabled && !scheduler.specs.is_empty();
     let ops = super::ops_metrics::OpsMetrics {
         ledger: super::backup::ledger_path(&settings.db_path),
@@ -342,29 +342,31 @@ fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Re
     Ok(stop)
 }
 
-/// When the newest restore in the ops ledger replaced a database that had issued a higher CRL
-/// sequence than the restored one, re-issue the CRL above it (nodes may hold the higher one).
-fn raise_crl_floor_after_restore(authority: &Authority, db_path: &std::path::Path) {
+/// Stores the first CRL when none exists (a served database always holds a signed CRL), and after
+/// a restore lists the revocations carried over from the replaced database in a CRL whose sequence
+/// is above the one that database had issued (nodes may hold it; the newest restore in the ops
+/// ledger names it).
+fn reconcile_crl_at_start(authority: &Authority, db_path: &std::path::Path) {
     let ledger = super::backup::ledger_path(db_path);
-    if !ledger.is_file() {
-        return;
-    }
-    let floor = crate::store::ledger::open(&ledger)
-        .and_then(|c| crate::store::ledger::list(&c, Some("restore"), 50))
-        .ok()
-        .and_then(|entries| entries.into_iter().find(|e| e.outcome == "ok"))
-        .and_then(|e| crate::crypto::json::parse_str(&e.details_json).ok())
-        .and_then(|v| v.as_object().and_then(|m| m.get("crl_sequence_replaced")).and_then(|x| x.as_i64()));
-    if let Some(floor) = floor {
-        match authority.raise_crl_floor(floor) {
-            Ok(Some(seq)) => {
-                log::warn!(target: "gm::serve", "the restored database's CRL was behind the replaced one (sequence {floor}): re-issued it as sequence {seq}")
-            }
-            Ok(None) => {}
-            Err(e) => {
-                log::error!(target: "gm::serve", "cannot raise the CRL sequence above {floor} after the restore: {e}")
-            }
-        }
+    let floor = ledger
+        .is_file()
+        .then(|| {
+            crate::store::ledger::open(&ledger)
+                .and_then(|c| crate::store::ledger::list(&c, Some("restore"), 50))
+                .ok()
+                .and_then(|entries| entries.into_iter().find(|e| e.outcome == "ok"))
+                .and_then(|e| crate::crypto::json::parse_str(&e.details_json).ok())
+                .and_then(|v| v.as_object().and_then(|m| m.get("crl_sequence_replaced")).and_then(|x| x.as_i64()))
+        })
+        .flatten();
+    match authority.reconcile_crl(floor) {
+        Ok(Some((seq, added))) => log::warn!(
+            target: "gm::serve",
+            "re-issued the CRL as sequence {seq}: {added} revocation(s) carried over a restore, above the replaced database's sequence {}",
+            floor.map_or("-".to_string(), |f| f.to_string())
+        ),
+        Ok(None) => {}
+        Err(e) => log::error!(target: "gm::serve", "cannot reconcile the CRL at start: {e}"),
     }
 }
 

@@ -20,15 +20,24 @@ pub struct ConfigFile {
     /// `[cron]` and its `[cron.jobs.NAME]` tables.
     #[serde(default)]
     pub cron: CronSection,
-    /// `[backup]`: limits on reading backup archives.
+    /// `[backup]`: the backup-signing key and limits on reading backup archives.
     #[serde(default)]
     pub backup: BackupSection,
 }
 
-/// `[backup]`: bounds on what verify, restore and restore-drill may unpack from an archive.
+/// `[backup]`: who signs backups, which key verify, restore, restore-drill and prune trust, and
+/// bounds on what verify, restore and restore-drill may unpack from an archive.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupSection {
+    /// The backup-signing private key (`gm keygen backup-signing`), on the host that takes
+    /// backups, relative to the home. Defaults to none: `gm managed backup` then refuses unless
+    /// `--allow-unsigned`.
+    pub signing_key: Option<String>,
+    /// The pinned backup-signing public key: base64, or a `.pub` file relative to the home.
+    /// Defaults to the public half of `signing_key` when that is set, so a verify or drill host
+    /// needs only this.
+    pub signing_public_key: Option<String>,
     /// Largest total of unpacked bytes per archive. Defaults to 68719476736 (64 GiB).
     pub max_unpacked_bytes: Option<u64>,
     /// Largest ratio of unpacked to compressed bytes, enforced past the first 64 MiB. Defaults to 100.

@@ -237,6 +237,32 @@ pub fn resolve_db_path(home: &Path, file: &ConfigFile, env: &Env, flag: Option<&
     })
 }
 
+/// `[backup]` resolved against the home: the signing key file and the pinned public key (base64 or
+/// a key file), as written. Flags of the commands override both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupSigningSettings {
+    /// `[backup] signing_key`, relative to the home.
+    pub signing_key: Option<PathBuf>,
+    /// `[backup] signing_public_key`: a key file relative to the home when one exists there,
+    /// else the text as written (base64).
+    pub signing_public_key: Option<String>,
+}
+
+/// Builds [`BackupSigningSettings`] from `gm.toml` in `home`.
+pub fn backup_signing(home: &Path, file: &ConfigFile) -> BackupSigningSettings {
+    BackupSigningSettings {
+        signing_key: file.backup.signing_key.as_deref().map(|p| home.join(p)),
+        signing_public_key: file.backup.signing_public_key.as_deref().map(|k| {
+            let in_home = home.join(k);
+            if in_home.is_file() {
+                in_home.display().to_string()
+            } else {
+                k.to_string()
+            }
+        }),
+    }
+}
+
 /// The operator keys file: `[na] operator_keys_file` relative to the home, default `operators.json`.
 pub fn operator_keys_file(home: &Path, file: &ConfigFile) -> PathBuf {
     home.join(file.na.operator_keys_file.as_deref().unwrap_or("operators.json"))

@@ -122,11 +122,12 @@ impl Authority {
         &self.operators
     }
 
-    /// After a restore: makes the next CRL sequence exceed `floor`, the highest sequence the
-    /// replaced database had issued (see [`publish::raise_crl_floor`]).
-    pub fn raise_crl_floor(&self, floor: i64) -> Result<Option<i64>, crate::store::StoreError> {
+    /// At startup: stores the first CRL when none exists and, after a restore, lists carried-over
+    /// revocations in a CRL above `floor`, the replaced database's highest sequence (see
+    /// [`publish::reconcile_crl`]).
+    pub fn reconcile_crl(&self, floor: Option<i64>) -> Result<Option<(i64, usize)>, crate::store::StoreError> {
         let (signer, now) = (self.signer(), self.clock.now());
-        self.store.write(move |c| publish::raise_crl_floor(c, &signer, floor, now))
+        self.store.write(move |c| publish::reconcile_crl(c, &signer, floor, now))
     }
 
     /// Periodic upkeep (D18, D4): prunes nonces older than 600 s and re-issues a CRL close to its

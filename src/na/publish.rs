@@ -92,28 +92,52 @@ pub fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>)
     crl
 }
 
-/// Re-issues the active CRL (same entries) as sequence `floor + 1` when no stored version is above
-/// `floor`: after a restore to an older database, nodes may already hold a CRL up to `floor`, and
-/// a sequence that goes backwards would look like a rollback. Returns the new sequence, if any.
-pub fn raise_crl_floor(
+/// At startup: stores the first (empty) CRL when none exists, so a database gm has served always
+/// holds a signed CRL (backup verification requires one, finding F4); and, after a restore
+/// (`floor` is set), when revoked certificates are missing from the active CRL (revocations
+/// carried over the restore) or `floor`
+/// (the replaced database's highest sequence) is not below the stored ones, issues the next
+/// version listing them above both. Returns `(sequence, entries added)` when it issued one.
+pub fn reconcile_crl(
     conn: &Connection,
     signer: &Signer,
-    floor: i64,
+    floor: Option<i64>,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Option<(i64, usize)>, StoreError> {
     let highest: i64 = conn
         .query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
         .map_err(StoreError::sqlite("reading the CRL sequence"))?;
-    if highest > floor || (highest == floor && crl::active(conn)?.is_some()) {
+    let (current, stored) = active_crl(conn, signer, now)?;
+    let listed: std::collections::BTreeSet<&str> =
+        current.revoked_certificates.iter().map(|e| e.certificate_id.as_str()).collect();
+    // Only after a restore: an upstream database may hold revoked rows its CRL never listed, and
+    // gm serves such a database unchanged.
+    let missing: Vec<certs::RevokedCert> = match floor {
+        Some(_) => certs::revoked(conn)?.into_iter().filter(|(id, _, _)| !listed.contains(id.as_str())).collect(),
+        None => Vec::new(),
+    };
+    let below_floor = floor.is_some_and(|f| highest < f || (highest == f && !stored));
+    if missing.is_empty() && !below_floor {
+        if !stored {
+            activate_crl(conn, &current, now)?;
+        }
         return Ok(None);
     }
-    let (current, _) = active_crl(conn, signer, now)?;
     let mut next = next_version(Some(&current), signer, now);
-    next.sequence = floor + 1;
+    next.sequence = highest.max(floor.unwrap_or(0)).max(current.sequence) + 1;
+    for (id, at, reason) in &missing {
+        let at = at.as_deref().and_then(crate::model::timestamp::parse_db_time).unwrap_or(now);
+        next.revoked_certificates.push(RevokedCertificate {
+            certificate_id: id.clone(),
+            revoked_at: ModelTime::from_utc(at),
+            reason: reason.clone().unwrap_or_else(|| "unspecified".to_string()),
+            issuer: signer.key_id.clone(),
+        });
+    }
     next.signatures.clear();
     next.sign(&signer.key, &signer.key_id);
     activate_crl(conn, &next, now)?;
-    Ok(Some(next.sequence))
+    Ok(Some((next.sequence, missing.len())))
 }
 
 /// Signs and stores `crl` as the only active version.
@@ -209,4 +233,54 @@ pub fn revoke(
         agents::delete(conn, &row.node_public_key)?;
     }
     Ok((sequence, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{OpenMode, Store};
+
+    fn revoked_cert(c: &Connection, id: &str) -> Result<(), StoreError> {
+        certs::insert(
+            c,
+            &certs::NewCert {
+                cert_id: id.to_string(),
+                node_public_key: format!("key-{id}"),
+                cert_json: "{}".to_string(),
+                roles_json: "[]".to_string(),
+                issued_at: "2026-01-01T00:00:00+00:00".to_string(),
+                expires_at: "2099-01-01T00:00:00+00:00".to_string(),
+                remote_addr: "127.0.0.1".to_string(),
+                renewed_from: None,
+                max_validity_hours: None,
+            },
+        )?;
+        certs::mark_revoked(c, id, "2026-01-02T00:00:00+00:00", "key_compromise").map(|_| ())
+    }
+
+    /// F4: the first CRL is stored at start; revocations missing from the CRL are listed only
+    /// after a restore (floor given), above the floor, once.
+    #[test]
+    fn reconcile_stores_the_first_crl_and_lists_carried_revocations_only_after_a_restore() {
+        let store =
+            Store::open(std::path::Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap();
+        let signer = Signer { key: SigningKey::generate(), key_id: "na-test".into() };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap().to_utc();
+        let run = |floor: Option<i64>| {
+            let s = signer.clone();
+            store.write(move |c| reconcile_crl(c, &s, floor, now)).unwrap()
+        };
+        assert_eq!(run(None), None);
+        assert_eq!(store.read(crl::active_sequence).unwrap(), 0, "the first CRL is stored");
+        store.write(|c| revoked_cert(c, "c-1")).unwrap();
+        assert_eq!(run(None), None, "an upstream database is served unchanged");
+        assert_eq!(run(Some(3)), Some((4, 1)), "after a restore: above the floor, the revocation listed");
+        let (_, json) = store.read(crl::active).unwrap().unwrap();
+        let crl = parse_stored::<Crl>(&json, "crl_versions", "4").unwrap();
+        assert_eq!(crl.revoked_certificates.len(), 1);
+        assert_eq!(crl.revoked_certificates[0].certificate_id, "c-1");
+        assert_eq!(crl.revoked_certificates[0].reason, "key_compromise");
+        assert!(crl.check_signatures(&[signer.key.public_key()]).is_valid());
+        assert_eq!(run(Some(3)), None, "a second start changes nothing");
+    }
 }

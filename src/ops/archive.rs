@@ -201,6 +201,19 @@ pub fn extract(
     progress: &dyn Progress,
 ) -> Result<EntryDigests, OpsError> {
     let file = File::open(archive).map_err(io("read", archive))?;
+    extract_file(file, archive, key, dir, limits, progress)
+}
+
+/// [`extract`] from a file already open (positioned at its start): verification hashes and
+/// unpacks the same open file, so a file swapped in the folder meanwhile is never the one unpacked.
+pub fn extract_file(
+    file: File,
+    archive: &Path,
+    key: &Key,
+    dir: &Path,
+    limits: &ExtractLimits,
+    progress: &dyn Progress,
+) -> Result<EntryDigests, OpsError> {
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let decryptor = age::Decryptor::new_buffered(BufReader::new(Counting::new(file, "decrypt", total, progress)))
         .map_err(|e| OpsError::Crypto {

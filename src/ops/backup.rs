@@ -26,6 +26,7 @@ use crate::model::SignedObject;
 use crate::store::{snapshot, OpenMode, Store, StoreError};
 
 use super::archive::{ArchiveWriter, Hashing, Key};
+use super::backup_signature::{sidecar_path, BackupSignature, BackupSigner};
 use super::error::{io, OpsError};
 use super::leftovers::{self, remove_with_sidecars, tmp_path};
 use super::manifest::Manifest;
@@ -55,6 +56,8 @@ pub struct BackupOptions {
     pub level: u32,
     /// How long to wait for another process's lock on the database. Defaults to 30 s in the CLI.
     pub busy_timeout: Duration,
+    /// The backup-signing key; `None` writes an unsigned backup (only with `--allow-unsigned`).
+    pub signer: Option<BackupSigner>,
 }
 
 /// What a backup produced.
@@ -70,6 +73,8 @@ pub struct BackupReport {
     pub manifest: Manifest,
     /// Milliseconds taken.
     pub duration_ms: u128,
+    /// The signature file `<archive>.sig`, when the backup was signed.
+    pub signature: Option<PathBuf>,
 }
 
 /// A private scratch folder removed on drop. While it exists the process holds an OS lock on it,
@@ -154,7 +159,7 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>, progress: &dyn Progress)
         create_new_private(&tmp).map_err(io("create", &tmp)).map_err(|e| write_failure(e, &final_path, "archive"))?;
     // Best effort: without the lock, the pid in the name still marks the file as in use.
     let _ = out.try_lock();
-    let written = std::thread::scope(|scope| -> Result<(Manifest, File, String, u64), OpsError> {
+    let written = std::thread::scope(|scope| -> Result<(Manifest, String, File, String, u64), OpsError> {
         let checked = std::thread::Builder::new()
             .name("backup-check".into())
             .spawn_scoped(scope, || -> Result<_, OpsError> {
@@ -189,6 +194,7 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>, progress: &dyn Progress)
         };
         let mut text = crate::crypto::canonical::to_pretty_string(&manifest.to_value());
         text.push('\n');
+        let manifest_sha256 = sha256_hex(text.as_bytes());
         std::fs::write(&manifest_path, text).map_err(io("write", &manifest_path))?;
         archive.append("manifest.json", &manifest_path, &Silent)?;
         archive.append("genesis.signed.json", &opts.genesis_file, &Silent)?;
@@ -197,9 +203,9 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>, progress: &dyn Progress)
         }
         let (file, sha256, size) = archive.finish()?.finish();
         file.sync_all().map_err(io("fsync", &tmp))?;
-        Ok((manifest, file, sha256, size))
+        Ok((manifest, manifest_sha256, file, sha256, size))
     });
-    let (manifest, file, sha256, size) = match written {
+    let (manifest, manifest_sha256, file, sha256, size) = match written {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -207,9 +213,56 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>, progress: &dyn Progress)
         }
     };
     drop(file);
-    place(&tmp, &final_path)?;
+    // The signature goes first: a run killed between the two renames leaves a signature without
+    // an archive (ignored by everything) rather than an archive that looks unsigned.
+    let signature = match &opts.signer {
+        Some(signer) => {
+            let facts = BackupSignature {
+                archive: final_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+                archive_sha256: sha256.clone(),
+                archive_size: size,
+                created_at: manifest.created_at.clone(),
+                network_name: manifest.network_name.clone(),
+                manifest_sha256,
+                key_id: String::new(),
+                public_key: String::new(),
+                signature: String::new(),
+            };
+            let sig_path = sidecar_path(&final_path);
+            let text = BackupSignature::sign(facts, signer).to_text();
+            if let Err(e) = write_signature(&sig_path, text.as_bytes()) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(write_failure(e, &final_path, "signature"));
+            }
+            Some(sig_path)
+        }
+        None => None,
+    };
+    if let Err(e) = place(&tmp, &final_path) {
+        if let Some(sig) = &signature {
+            let _ = std::fs::remove_file(sig);
+        }
+        return Err(e);
+    }
     drop(scratch);
-    Ok(BackupReport { sha256, path: final_path, size, manifest, duration_ms: started.elapsed().as_millis() })
+    Ok(BackupReport { sha256, path: final_path, size, manifest, duration_ms: started.elapsed().as_millis(), signature })
+}
+
+/// Writes the signature file like the archive: a pid-marked temporary file (a leftover the next
+/// run removes), fsync, rename (never over an existing file), fsync the folder.
+fn write_signature(path: &Path, bytes: &[u8]) -> Result<(), OpsError> {
+    use std::io::Write;
+    refuse_existing(path)?;
+    let tmp = tmp_path(path);
+    let _ = std::fs::remove_file(&tmp);
+    let written = create_new_private(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(io("write", &tmp))
+        .and_then(|()| place(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn panicked() -> OpsError {
@@ -316,12 +369,17 @@ pub fn snapshot_file(src: &rusqlite::Connection, output: &Path, busy_timeout: Du
 
 /// SHA-256 of a file, streamed.
 pub fn file_sha256(path: &Path) -> Result<String, OpsError> {
-    use sha2::Digest;
     let mut file = File::open(path).map_err(io("read", path))?;
+    reader_sha256(&mut file, path)
+}
+
+/// SHA-256 of what `file` reads from its current position to the end (`path` names it in errors).
+pub fn reader_sha256(file: &mut File, path: &Path) -> Result<String, OpsError> {
+    use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut file, &mut buf).map_err(io("read", path))?;
+        let n = std::io::Read::read(file, &mut buf).map_err(io("read", path))?;
         if n == 0 {
             break;
         }

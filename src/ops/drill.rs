@@ -44,6 +44,8 @@ pub struct DrillOptions {
     pub gm_binary: PathBuf,
     /// Bounds on what unpacking the archive may write.
     pub limits: super::archive::ExtractLimits,
+    /// The pinned backup-signing key and whether unsigned backups are accepted.
+    pub trust: super::backup_signature::SignatureTrust,
 }
 
 /// A drill's outcome.
@@ -92,7 +94,7 @@ pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, Ops
         });
     }
     let unpacked = Scratch::new(scratch.path(), "unpacked")?;
-    let verified = verify_into(&opts.backup, &opts.key, &unpacked, &opts.limits, now, &super::progress::Silent)?;
+    let verified = verify_into(&opts.backup, &opts.key, &unpacked, &opts.limits, now, &opts.trust, &super::progress::Silent)?;
     let manifest = verified.manifest.clone();
     let ok = verified.ok();
     let detail = verified

@@ -6,6 +6,8 @@
 pub mod archive;
 pub mod audit_export;
 pub mod backup;
+pub mod backup_signature;
+pub mod catalog;
 pub mod drill;
 pub mod error;
 pub mod gzip_members;

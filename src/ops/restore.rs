@@ -4,7 +4,9 @@
 //! check; upstream plain `.db` backups: integrity, schema, tables, signatures), refuses a backup of
 //! another sovereign unless told otherwise, takes the pre-restore copy with the online backup API,
 //! carries over nonces younger than 600 s so a captured request cannot be replayed after the
-//! restore, folds the old database's WAL (or hot journal) into its main file and moves any side
+//! restore, carries over every revocation of the replaced database (a certificate revoked after
+//! the backup stays revoked; `gm serve` re-issues the CRL with it above the replaced sequence),
+//! folds the old database's WAL (or hot journal) into its main file and moves any side
 //! file left aside, and swaps the file in atomically while keeping the target's mode and owner.
 //!
 //! Killed at any moment (SIGKILL, power loss), a restore leaves the target either the old database
@@ -27,6 +29,7 @@ use crate::store::{schema, snapshot, OpenMode, Store};
 
 use super::archive::Key;
 use super::backup::{remove_leftovers, snapshot_file, Scratch};
+use super::backup_signature::SignatureTrust;
 use super::error::{io, OpsError};
 use super::leftovers::remove_with_sidecars;
 use super::progress::Progress;
@@ -51,6 +54,8 @@ pub struct RestoreOptions {
     pub busy_timeout: std::time::Duration,
     /// Bounds on what unpacking the archive may write.
     pub limits: super::archive::ExtractLimits,
+    /// The pinned backup-signing key and whether unsigned backups are accepted.
+    pub trust: SignatureTrust,
 }
 
 /// What a restore did.
@@ -69,6 +74,10 @@ pub struct RestoreReport {
     pub crl_sequence_replaced: Option<i64>,
     /// The restored database's CRL sequence.
     pub crl_sequence_restored: i64,
+    /// Certificates revoked in the replaced database but not in the backup, now revoked again.
+    pub revocations_carried: Vec<String>,
+    /// True when an unsigned backup was restored (`--allow-unsigned`).
+    pub unsigned: bool,
 }
 
 /// Restores per `opts`.
@@ -105,7 +114,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         let key = opts.key.as_ref().ok_or_else(|| OpsError::Refused {
             reason: "this backup is encrypted: pass --identity FILE or --passphrase-file FILE".into(),
         })?;
-        let report = verify_into(&opts.backup, key, &scratch, &opts.limits, now, progress)?;
+        let report = verify_into(&opts.backup, key, &scratch, &opts.limits, now, &opts.trust, progress)?;
         if !report.ok() {
             let failed = report
                 .checks
@@ -118,6 +127,15 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         let na_key = report.manifest.as_ref().map(|m| m.na_public_key.clone());
         (scratch.path().join("na.db"), Some(report), na_key)
     } else {
+        if !opts.trust.allow_unsigned {
+            return Err(OpsError::Check {
+                check: "signature".into(),
+                problem: format!(
+                    "damaged or forged backup: {} is a plain database copy, which carries no signature; pass --allow-unsigned to restore it anyway",
+                    opts.backup.display()
+                ),
+            });
+        }
         validate_plain(&opts.backup, opts.expected_na_key.as_deref())?;
         let copy = scratch.path().join("na.db");
         std::fs::copy(&opts.backup, &copy).map_err(io("copy", &opts.backup))?;
@@ -130,8 +148,10 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
             });
         }
     }
+    let unsigned = verification.as_ref().is_none_or(|v| v.unsigned);
     let exists = opts.db_path.exists();
     let mut nonces = Vec::new();
+    let mut revoked = Vec::new();
     let mut crl_sequence_replaced = None;
     if exists {
         let store =
@@ -150,6 +170,15 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
                 Ok(None)
             }
         })?;
+        // Another sovereign's revocations (--allow-different-genesis) are not this one's to carry.
+        let same_sovereign = opts.expected_na_key.as_ref().zip(na_key.as_ref()).is_none_or(|(e, f)| e == f);
+        revoked = store.read(|c| {
+            if same_sovereign && schema::table_exists(c, "issued_certs")? {
+                snapshot::revoked_rows(c)
+            } else {
+                Ok(Vec::new())
+            }
+        })?;
         let since = isoformat_utc(now - Duration::seconds(600));
         nonces = store.read(|c| {
             if schema::table_exists(c, "nonces")? {
@@ -163,11 +192,11 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         let conn = snapshot::open_immutable(&snap)?;
         max_crl_sequence(&conn)?
     };
-    let result = place(&snap, &tmp, &nonces, &opts.db_path, exists);
+    let result = place(&snap, &tmp, &nonces, &revoked, &opts.db_path, exists);
     if result.is_err() {
         remove_with_sidecars(&tmp);
     }
-    result?;
+    let revocations_carried = result?;
     if exists && ["-wal", "-journal"].iter().any(|side| sidecar(&opts.db_path, side).exists()) {
         if let Err(e) = snapshot::fold_journal(&opts.db_path, opts.busy_timeout) {
             remove_with_sidecars(&tmp);
@@ -197,6 +226,8 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         moved_aside,
         crl_sequence_replaced,
         crl_sequence_restored,
+        revocations_carried,
+        unsigned,
     })
 }
 
@@ -220,25 +251,31 @@ fn restore_tmp_path(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
-/// Copies the snapshot to `tmp`, adds the carried-over nonces, matches the target's mode and
-/// owner, and fsyncs.
+/// Copies the snapshot to `tmp`, adds the carried-over nonces and revocations, matches the
+/// target's mode and owner, and fsyncs. Returns the ids of the certificates revoked again.
 fn place(
     snap: &Path,
     tmp: &Path,
     nonces: &[(String, String, String)],
+    revoked: &[snapshot::RevokedRow],
     target: &Path,
     exists: bool,
-) -> Result<(), OpsError> {
+) -> Result<Vec<String>, OpsError> {
     {
         let mut src = File::open(snap).map_err(io("read", snap))?;
         let mut dst = crate::files::private::create_new_private(tmp).map_err(io("create", tmp))?;
         std::io::copy(&mut src, &mut dst).map_err(io("write", tmp))?;
         dst.sync_all().map_err(io("fsync", tmp))?;
     }
-    if !nonces.is_empty() {
-        let conn = rusqlite::Connection::open(tmp)
+    let mut carried = Vec::new();
+    if !nonces.is_empty() || !revoked.is_empty() {
+        let mut conn = rusqlite::Connection::open(tmp)
             .map_err(|source| OpsError::Store(crate::store::StoreError::Open { path: tmp.to_path_buf(), source }))?;
-        snapshot::insert_nonces(&conn, nonces)?;
+        // One transaction: the file gets all carried rows or none.
+        let tx = conn.transaction().map_err(crate::store::StoreError::sqlite("starting the carry-over"))?;
+        snapshot::insert_nonces(&tx, nonces)?;
+        carried = snapshot::carry_revocations(&tx, revoked)?;
+        tx.commit().map_err(crate::store::StoreError::sqlite("committing the carry-over"))?;
         drop(conn);
         File::options().write(true).open(tmp).and_then(|f| f.sync_all()).map_err(io("fsync", tmp))?;
     }
@@ -253,7 +290,7 @@ fn place(
         .map_err(io("set mode of", tmp))?;
         let _ = std::os::unix::fs::chown(tmp, Some(meta.uid()), Some(meta.gid()));
     }
-    Ok(())
+    Ok(carried)
 }
 
 fn is_age(path: &Path) -> Result<bool, OpsError> {
@@ -282,8 +319,15 @@ fn validate_plain(path: &Path, na_key: Option<&str>) -> Result<(), OpsError> {
         });
     }
     if let Some(key) = na_key {
-        check_signed_material(&conn, key)
+        let n = check_signed_material(&conn, key)
             .map_err(|problem| OpsError::Check { check: "signed_material".into(), problem })?;
+        // A database gm or upstream has served holds at least its first CRL or policy (F4).
+        if n == 0 {
+            return Err(OpsError::Check {
+                check: "signed_material".into(),
+                problem: "damaged or forged backup: the database holds no CRL or policy signed by the NA key".into(),
+            });
+        }
     }
     Ok(())
 }

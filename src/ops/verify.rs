@@ -2,6 +2,12 @@
 //! manifest, the snapshot hash, `PRAGMA integrity_check` (on a read-only, immutable open that never
 //! creates a file), the schema version and tables, the genesis (hash, root signatures, NA key) and
 //! the stored CRL and policy signatures against that NA key, and the row counts.
+//!
+//! Before any of that, the backup's signature (`<archive>.sig`, [`super::backup_signature`]) must
+//! verify with the pinned backup-signing key and name this archive's hash: the age recipient and
+//! the genesis are public, so without it a forged archive with a self-consistent manifest would
+//! pass every other check (finding F4). A snapshot with no signed CRL or policy fails too: a
+//! database gm has served always holds at least the first CRL.
 
 use std::path::Path;
 
@@ -15,6 +21,7 @@ use crate::store::{schema, snapshot};
 
 use super::archive::{self, ExtractLimits, Key};
 use super::backup::{load_genesis, Scratch};
+use super::backup_signature::{sidecar_path, BackupSignature, SignatureTrust};
 use super::error::OpsError;
 use super::manifest::Manifest;
 use super::progress::Progress;
@@ -37,6 +44,10 @@ pub struct VerifyReport {
     pub checks: Vec<Check>,
     /// The manifest, when it could be read.
     pub manifest: Option<Manifest>,
+    /// The verified signature, when the backup is signed.
+    pub signature: Option<BackupSignature>,
+    /// True when an unsigned backup was accepted (`--allow-unsigned`).
+    pub unsigned: bool,
 }
 
 impl VerifyReport {
@@ -62,10 +73,26 @@ pub fn verify_into(
     scratch: &Scratch,
     limits: &ExtractLimits,
     _now: DateTime<Utc>,
+    trust: &SignatureTrust,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, OpsError> {
-    let mut r = VerifyReport { checks: Vec::new(), manifest: None };
-    let digests = match archive::extract(archive, key, scratch.path(), limits, progress) {
+    let mut r = VerifyReport { checks: Vec::new(), manifest: None, signature: None, unsigned: false };
+    // One open file for the signature's hash and the unpacking: a file renamed over the archive
+    // after the check is not the one decrypted.
+    let mut file = std::fs::File::open(archive).map_err(super::error::io("read", archive))?;
+    match check_signature(archive, &mut file, trust)? {
+        Ok(Some(sig)) => {
+            r.pass("signature", format!("signed by backup-signing key {} ({})", sig.key_id, sig.public_key));
+            r.signature = Some(sig);
+        }
+        Ok(None) => {
+            r.unsigned = true;
+            r.pass("signature", "UNSIGNED backup accepted because of --allow-unsigned: its origin is not proven");
+        }
+        Err(problem) => return Ok(r.fail("signature", format!("damaged or forged backup: {problem}"))),
+    }
+    std::io::Seek::rewind(&mut file).map_err(super::error::io("read", archive))?;
+    let digests = match archive::extract_file(file, archive, key, scratch.path(), limits, progress) {
         Ok(digests) => digests,
         Err(OpsError::Io { action, path, source }) => return Err(OpsError::Io { action, path, source }),
         Err(e) => return Ok(r.fail("decrypt", e.to_string())),
@@ -79,6 +106,15 @@ pub fn verify_into(
         Ok(m) => m,
         Err(e) => return Ok(r.fail("manifest", e)),
     };
+    if let Some(sig) = &r.signature {
+        let manifest_sha = digests.get("manifest.json").map(String::as_str).unwrap_or_default();
+        if manifest_sha != sig.manifest_sha256
+            || manifest.created_at != sig.created_at
+            || manifest.network_name != sig.network_name
+        {
+            return Ok(r.fail("manifest", "damaged or forged backup: the manifest is not the one the signature names"));
+        }
+    }
     r.pass("manifest", format!("{} backup of {}", manifest.created_at, manifest.network_name));
     r.manifest = Some(manifest.clone());
     let snap = dir.join("na.db");
@@ -135,6 +171,12 @@ pub fn verify_into(
     }
     r.pass("genesis", format!("{} signed by its root key; NA key {}", genesis.network_name, manifest.na_public_key));
     match check_signed_material(&conn, &manifest.na_public_key) {
+        Ok(0) => {
+            return Ok(r.fail(
+                "signed_material",
+                "damaged or forged backup: the snapshot holds no CRL or policy signed by the NA key (a database gm has served holds at least its first CRL)",
+            ))
+        }
         Ok(n) => r.pass("signed_material", format!("{n} CRL and policy version(s) verify with the NA key")),
         Err(problem) => return Ok(r.fail("signed_material", problem)),
     }
@@ -149,6 +191,41 @@ pub fn verify_into(
     }
     r.pass("row_counts", format!("{} tables match", counts.len()));
     Ok(r)
+}
+
+/// The signature check: `Ok(Ok(Some))` signed by the pinned key and naming this archive's bytes,
+/// `Ok(Ok(None))` unsigned but accepted, `Ok(Err)` the reason it is refused.
+pub fn check_signature(
+    archive: &Path,
+    file: &mut std::fs::File,
+    trust: &SignatureTrust,
+) -> Result<Result<Option<BackupSignature>, String>, OpsError> {
+    let sig = match BackupSignature::read_for(archive) {
+        Ok(Some(sig)) => sig,
+        Ok(None) if trust.allow_unsigned => return Ok(Ok(None)),
+        Ok(None) => {
+            return Ok(Err(format!(
+                "no signature file {} (an unsigned backup is accepted only with --allow-unsigned)",
+                sidecar_path(archive).display()
+            )))
+        }
+        Err(problem) => return Ok(Err(problem)),
+    };
+    let Some(pinned) = &trust.pinned else {
+        return Ok(Err("no backup-signing public key is pinned to check the signature with".into()));
+    };
+    if let Err(problem) = sig.check(pinned) {
+        return Ok(Err(problem));
+    }
+    let sha = super::backup::reader_sha256(file, archive)?;
+    let size = file.metadata().map_err(super::error::io("read", archive))?.len();
+    if sha != sig.archive_sha256 || size != sig.archive_size {
+        return Ok(Err(format!(
+            "the archive hashes to {sha} ({size} bytes), the signature names {} ({} bytes)",
+            sig.archive_sha256, sig.archive_size
+        )));
+    }
+    Ok(Ok(Some(sig)))
 }
 
 /// Checks every stored CRL and policy signature against `na_key` (`Err` names the first failure).

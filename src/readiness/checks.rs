@@ -43,6 +43,9 @@ pub struct LedgerFact {
     pub artifact: Option<String>,
     /// Its digest, when recorded.
     pub sha256: Option<String>,
+    /// For backups: whether it was signed (`None` when the entry does not say: older gm versions
+    /// took only unsigned backups).
+    pub signed: Option<bool>,
 }
 
 /// One probe check result.
@@ -119,6 +122,8 @@ pub struct Evidence {
     pub disk_free_ratio: Option<f64>,
     /// Active treaties expiring within 7 days.
     pub expiring_treaties: Result<Vec<ExpiringTreaty>, String>,
+    /// The pinned backup-signing public key (base64), or why none is configured.
+    pub backup_signing_key: Result<String, String>,
 }
 
 /// The runbooks that must be installed (operations.md §3).
@@ -443,6 +448,13 @@ fn backup(e: &Evidence) -> Check {
         }
     };
     let hours = age.num_minutes() as f64 / 60.0;
+    // F4: an unsigned backup cannot be told from one planted in the backup folder.
+    if let Err(why) = &e.backup_signing_key {
+        return c(Status::Fail, format!("no backup-signing key is configured ([backup] in gm.toml): {why}"));
+    }
+    if b.signed != Some(true) {
+        return c(Status::Fail, format!("the newest backup ({}) is unsigned", file_name(&artifact)));
+    }
     if age > Duration::hours(48) {
         return c(Status::Fail, format!("the newest backup is {hours:.1} h old (over 48 h)"));
     }
@@ -629,7 +641,48 @@ mod tests {
             jobs: Err("none".into()),
             disk_free_ratio: None,
             expiring_treaties: Ok(Vec::new()),
+            backup_signing_key: Err("none".into()),
         }
+    }
+
+    fn ledger_fact(id: i64, kind: &str, at: &str, signed: Option<bool>) -> LedgerFact {
+        LedgerFact {
+            id,
+            kind: kind.into(),
+            outcome: "ok".into(),
+            finished_at: self::at(at),
+            artifact: Some("backups/gm-acme-20260601T000000Z.tar.gz.age".into()),
+            sha256: None,
+            signed,
+        }
+    }
+
+    /// F4: readiness fails its backup check when the newest backup is unsigned (or the ledger
+    /// entry predates signing) or when no backup-signing key is configured.
+    #[test]
+    fn backup_fails_when_unsigned_or_no_signing_key_is_configured() {
+        let now = "2026-06-01T01:00:00Z";
+        let with = |signed: Option<bool>, key: Result<String, String>| {
+            let mut e = evidence(now, None);
+            e.ledger = Ok(vec![
+                ledger_fact(1, "backup", "2026-06-01T00:00:00Z", signed),
+                ledger_fact(2, "verify", "2026-06-01T00:10:00Z", None),
+            ]);
+            e.backup_signing_key = key;
+            backup(&e)
+        };
+        let pass = with(Some(true), Ok("key".into()));
+        assert_eq!(pass.status, Status::Pass, "{}", pass.reason);
+        for signed in [Some(false), None] {
+            let c = with(signed, Ok("key".into()));
+            assert_eq!(
+                (c.status, c.reason.as_str()),
+                (Status::Fail, "the newest backup (gm-acme-20260601T000000Z.tar.gz.age) is unsigned")
+            );
+        }
+        let c = with(Some(true), Err("no backup-signing public key is configured".into()));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.reason.starts_with("no backup-signing key is configured"), "{}", c.reason);
     }
 
     #[test]

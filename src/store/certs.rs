@@ -234,6 +234,20 @@ pub fn record_heartbeat(
     .map_err(StoreError::sqlite("recording a heartbeat"))
 }
 
+/// A revoked certificate: `(cert_id, revoked_at, revocation_reason)`.
+pub type RevokedCert = (String, Option<String>, Option<String>);
+
+/// Every revoked certificate, oldest revocation first.
+pub fn revoked(conn: &Connection) -> Result<Vec<RevokedCert>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT cert_id, revoked_at, revocation_reason FROM issued_certs WHERE status = 'revoked' ORDER BY revoked_at, cert_id")
+        .map_err(StoreError::sqlite("listing revoked certificates"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(StoreError::sqlite("listing revoked certificates"))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("listing revoked certificates"))
+}
+
 /// Marks a certificate revoked (only if it is not already).
 pub fn mark_revoked(conn: &Connection, cert_id: &str, at: &str, reason: &str) -> Result<bool, StoreError> {
     conn.execute(

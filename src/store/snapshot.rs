@@ -168,6 +168,73 @@ pub fn recent_nonces(conn: &Connection, since: &str) -> Result<Vec<(String, Stri
     rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading nonces"))
 }
 
+/// The columns of an `issued_certs` row carried over a restore, in this order.
+const REVOKED_COLUMNS: &str = "cert_id, node_public_key, cert_json, roles_json, issued_at, expires_at, remote_addr, \
+     status, last_heartbeat, heartbeat_status, renewed_from, revoked_at, revocation_reason, max_validity_hours";
+
+/// A revoked certificate's whole `issued_certs` row, to carry over a restore.
+#[derive(Debug, Clone)]
+pub struct RevokedRow(Vec<rusqlite::types::Value>);
+
+impl RevokedRow {
+    /// The certificate id.
+    pub fn cert_id(&self) -> String {
+        match self.0.first() {
+            Some(rusqlite::types::Value::Text(t)) => t.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Every revoked certificate (whole rows), so a restore to an older backup cannot un-revoke one.
+pub fn revoked_rows(conn: &Connection) -> Result<Vec<RevokedRow>, StoreError> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT {REVOKED_COLUMNS} FROM issued_certs WHERE status = 'revoked'"))
+        .map_err(StoreError::sqlite("reading revoked certificates"))?;
+    let rows = stmt
+        .query_map([], |r| (0..14).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>())
+        .map_err(StoreError::sqlite("reading revoked certificates"))?;
+    rows.map(|r| r.map(RevokedRow))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sqlite("reading revoked certificates"))
+}
+
+/// Applies carried-over revocations to a database file: a certificate the file holds unrevoked is
+/// marked revoked with the carried time and reason; one it does not hold (issued after the
+/// backup) is inserted whole, and the node's agent registration is removed (as a revocation does).
+/// Returns the ids of the certificates whose status changed.
+pub fn carry_revocations(conn: &Connection, rows: &[RevokedRow]) -> Result<Vec<String>, StoreError> {
+    let mut changed = Vec::new();
+    for row in rows {
+        let v = &row.0;
+        let (Some(id), Some(at), Some(reason)) = (v.first(), v.get(11), v.get(12)) else { continue };
+        let updated = conn
+            .execute(
+                "UPDATE issued_certs SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3 \
+                 WHERE cert_id = ?1 AND status != 'revoked'",
+                rusqlite::params![id, at, reason],
+            )
+            .map_err(StoreError::sqlite("carrying a revocation over"))?;
+        let inserted = conn
+            .execute(
+                &format!(
+                    "INSERT OR IGNORE INTO issued_certs ({REVOKED_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                ),
+                rusqlite::params_from_iter(v.iter()),
+            )
+            .map_err(StoreError::sqlite("carrying a revoked certificate over"))?;
+        if updated + inserted > 0 {
+            // As `POST /admin/revoke` does: a revoked node's agent registration goes too.
+            if let Some(rusqlite::types::Value::Text(node_key)) = v.get(1) {
+                super::agents::delete(conn, node_key)?;
+            }
+            changed.push(row.cert_id());
+        }
+    }
+    Ok(changed)
+}
+
 /// Inserts carried-over nonces into a database file (restore, D23).
 pub fn insert_nonces(conn: &Connection, rows: &[(String, String, String)]) -> Result<(), StoreError> {
     for (scope, nonce, at) in rows {

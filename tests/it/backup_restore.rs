@@ -61,6 +61,7 @@ fn backup_while_writing_verifies_and_stock_tools_read_it() {
     assert_eq!(std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777, 0o600);
     let (stdout, _) =
         Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap(), "--json"])
+            .env("GM_HOME", home.to_str().unwrap())
             .expect(0);
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
     for check in [
@@ -114,28 +115,58 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     flipped[at] ^= 0x01;
     std::fs::write(dir.join("flipped.age"), &flipped).unwrap();
     std::fs::write(dir.join("truncated.age"), &bytes[..bytes.len() - 100]).unwrap();
+    // With the genuine signature beside them, the damage is caught by the signature's hash.
+    let sig = std::fs::read(gm::ops::backup_signature::sidecar_path(&archive)).unwrap();
+    std::fs::write(dir.join("flipped.age.sig"), &sig).unwrap();
+    std::fs::write(dir.join("truncated.age.sig"), &sig).unwrap();
     for (file, id) in [("flipped.age", key.clone()), ("truncated.age", key.clone())] {
         let (stdout, _) =
             Gm::new(&["managed", "verify", dir.join(file).to_str().unwrap(), "--identity", id.to_str().unwrap()])
+                .env("GM_HOME", home.to_str().unwrap())
                 .expect(1);
-        assert!(stdout.starts_with("FAILED") && stdout.contains("FAIL decrypt"), "{file}: {stdout}");
+        assert!(
+            stdout.starts_with("FAILED")
+                && stdout.contains("FAIL signature        damaged or forged backup: the archive hashes to"),
+            "{file}: {stdout}"
+        );
     }
     let wrong = TempDir::new("wrong-id");
     let (_, wrong_key) = identity(&wrong);
     let (stdout, _) =
-        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", wrong_key.to_str().unwrap()]).expect(1);
+        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", wrong_key.to_str().unwrap()])
+            .env("GM_HOME", home.to_str().unwrap())
+            .expect(1);
     assert!(stdout.contains("FAIL decrypt"), "{stdout}");
     let db = home.join("na.db");
     let before = std::fs::read(&db).unwrap();
     let (_, stderr) = Gm::restore(&home, &dir.join("flipped.age"), &key).expect(1);
-    assert!(stderr.contains("check decrypt failed"), "{stderr}");
+    assert!(stderr.contains("check signature failed: damaged or forged backup"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
     // A backup of another sovereign is refused unless allowed.
     let other_dir = TempDir::new("other-sov");
     let other = sandbox(&other_dir);
     drop(GmServer::start(&other, &[]));
     let foreign = backup(&other, &recipient, &dir.join("f"));
-    let (_, stderr) = Gm::restore(&home, &foreign, &key).expect(2);
+    // Signed by the other sovereign's backup-signing key, not the pinned one.
+    let (_, stderr) = Gm::restore(&home, &foreign, &key).expect(1);
+    assert!(stderr.contains("check signature failed: damaged or forged backup: signed by key "), "{stderr}");
+    assert!(stderr.contains("not the pinned backup-signing key"), "{stderr}");
+    // Trusting that key explicitly, the different genesis is still refused unless allowed.
+    let other_pub = other.join("keys/backup-signing.pub");
+    let (_, stderr) = Gm::new(&[
+        "managed",
+        "restore",
+        "--home",
+        home.to_str().unwrap(),
+        "--backup",
+        foreign.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--yes",
+        "--signing-public-key",
+        other_pub.to_str().unwrap(),
+    ])
+    .expect(2);
     assert!(stderr.contains("--allow-different-genesis"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
     // Not an NA database at all.
@@ -143,6 +174,11 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     rusqlite::Connection::open(&junk).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
     let (_, stderr) =
         Gm::new(&["managed", "restore", "--home", home.to_str().unwrap(), "--backup", junk.to_str().unwrap(), "--yes"])
+            .expect(1);
+    assert!(stderr.contains("is a plain database copy, which carries no signature"), "{stderr}");
+    let h = home.to_str().unwrap();
+    let (_, stderr) =
+        Gm::new(&["managed", "restore", "--home", h, "--backup", junk.to_str().unwrap(), "--yes", "--allow-unsigned"])
             .expect(1);
     assert!(stderr.contains("does not look like a Genesis Mesh NA database"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
@@ -240,8 +276,23 @@ fn upstream_style_plain_backup_and_restore() {
         );
     }
     drop(server);
-    Gm::new(&["managed", "restore", "--home", home.to_str().unwrap(), "--backup", copy.to_str().unwrap(), "--yes"])
-        .expect(0);
+    // A plain copy carries no signature: refused unless --allow-unsigned (F4).
+    let (_, stderr) =
+        Gm::new(&["managed", "restore", "--home", home.to_str().unwrap(), "--backup", copy.to_str().unwrap(), "--yes"])
+            .expect(1);
+    assert!(stderr.starts_with("error: check signature failed: damaged or forged backup: "), "{stderr}");
+    let (_, stderr) = Gm::new(&[
+        "managed",
+        "restore",
+        "--home",
+        home.to_str().unwrap(),
+        "--backup",
+        copy.to_str().unwrap(),
+        "--yes",
+        "--allow-unsigned",
+    ])
+    .expect(0);
+    assert!(stderr.contains("warning: --allow-unsigned"), "{stderr}");
     assert_eq!(count(&home.join("na.db"), "SELECT COUNT(*) FROM invite_tokens"), 1);
 }
 
@@ -326,12 +377,13 @@ fn progress_shows_on_a_terminal_and_never_in_pipes() {
     // A terminal (util-linux `script` gives the command a pty): the phases show, then the line clears.
     let tty = dir.join("tty");
     let command = format!(
-        "{} managed backup --home {} --recipient {} --output-dir {} && {} managed verify --identity {} {}/*.age",
+        "{} managed backup --home {} --recipient {} --output-dir {} && {} managed verify --home {} --identity {} {}/*.age",
         crate::harness::GM,
         home.display(),
         recipient,
         tty.display(),
         crate::harness::GM,
+        home.display(),
         key.display(),
         tty.display()
     );
@@ -345,8 +397,11 @@ fn progress_shows_on_a_terminal_and_never_in_pipes() {
     assert!(shown.contains("\r\u{1b}[K"), "the progress line is cleared: {shown:?}");
 }
 
+/// F4 (second half): revocation is monotonic across restore. A certificate revoked after the
+/// backup stays revoked in the restored database and in the served CRL, whose sequence is above
+/// the replaced one, and the restore says it carried the revocation over.
 #[test]
-fn after_restoring_an_older_backup_the_crl_sequence_never_goes_backwards() {
+fn after_restoring_an_older_backup_revocations_carry_over_and_the_crl_sequence_never_goes_backwards() {
     let dir = TempDir::new("crl-floor");
     let home = sandbox(&dir);
     let (recipient, key) = identity(&dir);
@@ -370,23 +425,52 @@ fn after_restoring_an_older_backup_the_crl_sequence_never_goes_backwards() {
         server.addr,
         "POST",
         "/admin/revoke",
-        &format!("{{\"cert_id\":\"{cert_id}\",\"reason\":\"superseded\"}}"),
+        &format!("{{\"cert_id\":\"{cert_id}\",\"reason\":\"key_compromise\"}}"),
     );
     assert_eq!(revoked.status, 200, "{}", revoked.text());
     assert!(server.get("/crl").text().contains("\"sequence\":1"));
     drop(server);
-    Gm::restore(&home, &archive, &key).expect(0);
+    let (stdout, _) = Gm::restore(&home, &archive, &key).expect(0);
+    assert!(
+        stdout.contains(&format!("\n  1 revocation(s) carried over from the replaced database ({cert_id})")),
+        "{stdout}"
+    );
+    let revoked_in_db =
+        format!("SELECT COUNT(*) FROM issued_certs WHERE cert_id = '{cert_id}' AND status = 'revoked' AND revocation_reason = 'key_compromise'");
+    assert_eq!(count(&home.join("na.db"), &revoked_in_db), 1, "still revoked in the restored database");
     let server = GmServer::start(&home, &[]);
     let crl = server.get("/crl").text();
     assert!(crl.contains("\"sequence\":2"), "re-issued above the replaced database's 1: {crl}");
+    assert!(crl.contains(&format!("\"certificate_id\":\"{cert_id}\"")), "still listed in the CRL: {crl}");
     let na = gm::crypto::keys::load_public_key(&home.join("keys/na.pub")).unwrap();
     let parsed =
         <gm::model::crl::Crl as gm::model::SignedObject>::from_value(&gm::crypto::json::parse_str(&crl).unwrap())
             .unwrap();
     assert!(gm::model::SignedObject::check_signatures(&parsed, &[na]).is_valid());
-    assert!(server.stderr().contains("re-issued it as sequence 2"), "{}", server.stderr());
+    assert!(
+        server.stderr().contains("re-issued the CRL as sequence 2: 1 revocation(s) carried over"),
+        "{}",
+        server.stderr()
+    );
     drop(server);
     // A second start changes nothing.
     let server = GmServer::start(&home, &[]);
     assert!(server.get("/crl").text().contains("\"sequence\":2"));
+    // The node's revoked certificate cannot come back through a second restore either (--json).
+    drop(server);
+    let (stdout, _) = Gm::new(&[
+        "managed",
+        "restore",
+        "--home",
+        home.to_str().unwrap(),
+        "--backup",
+        archive.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--yes",
+        "--json",
+    ])
+    .expect(0);
+    assert!(stdout.contains("\"revocations_carried_over\":1"), "{stdout}");
+    assert_eq!(count(&home.join("na.db"), &revoked_in_db), 1);
 }

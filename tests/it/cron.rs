@@ -60,9 +60,19 @@ fn list_and_run_once_record_the_job_and_its_command() {
     // The backup job, then the verify job against what it wrote.
     let (stdout, _) = Gm::new(&["cron", "run-once", "nightly-backup", "--home", h, "--json"]).expect(0);
     assert!(stdout.contains("\"outcome\":\"ok\""), "{stdout}");
-    let backups: Vec<_> = std::fs::read_dir(home.join("b")).unwrap().collect();
-    assert_eq!(backups.len(), 1);
+    let backups: Vec<_> = std::fs::read_dir(home.join("b"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".tar.gz.age"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(home.join("b").join(format!("{}.sig", backups[0])).is_file(), "signed by the sandbox's key");
+    // F13: a file planted with a far-future name is passed over; the job verifies the real backup.
+    std::fs::write(home.join("b/gm-sandbox-mesh-20991231T235959Z.tar.gz.age"), b"forged").unwrap();
     Gm::new(&["cron", "run-once", "check", "--home", h]).expect(0);
+    let real = format!("%/{}", backups[0]);
+    let verified_real = format!("SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'verify' AND artifact LIKE '{real}'");
+    assert_eq!(ledger_count(&home, &verified_real), 1, "the scheduled verify checked the signed backup");
     assert_eq!(ledger_count(&home, "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'job'"), 3);
     assert_eq!(ledger_count(&home, "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'backup' AND outcome = 'ok'"), 1);
     assert_eq!(ledger_count(&home, "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'verify' AND outcome = 'ok'"), 1);

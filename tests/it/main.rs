@@ -9,6 +9,7 @@ mod admin_signature;
 mod archive_bounds;
 mod audit_export;
 mod backup_faults;
+mod backup_forgery;
 mod backup_restore;
 mod clients;
 mod cron;

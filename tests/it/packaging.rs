@@ -189,6 +189,10 @@ fn install_sh_under_a_prefix_lays_out_the_tree_and_a_second_run_changes_nothing(
         let installed = root.join("etc/gm/runbooks").join(runbook.file_name().unwrap());
         assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&runbook).unwrap(), "{}", installed.display());
     }
+    // The backup-signing key pair is created once (F4), private 0600, and never replaced.
+    assert_eq!(mode(&root.join("etc/gm/keys/backup-signing.key")), 0o600);
+    assert!(root.join("etc/gm/keys/backup-signing.pub").is_file());
+    assert!(first.contains("key    /etc/gm/keys/backup-signing.key (0600) and .pub"), "{first}");
     let before = snapshot(&root);
     assert!(!before.iter().any(|(p, _, _)| p.ends_with(".tmp")), "a .tmp file was left behind: {before:?}");
 

@@ -29,6 +29,8 @@ pub struct Ignored {
     pub name: String,
     /// Why it is left alone.
     pub kind: IgnoredKind,
+    /// What the checks found, for [`IgnoredKind::Unverified`].
+    pub detail: Option<String>,
 }
 
 /// Why an entry is not a candidate.
@@ -42,6 +44,11 @@ pub enum IgnoredKind {
     NotBackupName,
     /// A socket, FIFO or device.
     Special,
+    /// Named like a backup, but its signature does not check out (`ops::catalog`): never
+    /// counted by the rules, never deleted.
+    Unverified,
+    /// A backup signature (`.sig`) whose backup is gone.
+    OrphanSignature,
 }
 
 impl IgnoredKind {
@@ -52,6 +59,8 @@ impl IgnoredKind {
             IgnoredKind::Folder => "folder",
             IgnoredKind::NotBackupName => "not a backup name",
             IgnoredKind::Special => "not a regular file",
+            IgnoredKind::Unverified => "unverified backup (kept, never counted)",
+            IgnoredKind::OrphanSignature => "signature without its backup",
         }
     }
 }
@@ -74,10 +83,16 @@ pub fn scan(dir: &Path) -> Result<Folder, OpsError> {
         } else if let Some(backup) = raw_name.to_str().and_then(BackupFile::parse) {
             folder.backups.push(backup);
             continue;
+        } else if let Some(archive) = name.strip_suffix(".sig").filter(|a| BackupFile::parse(a).is_some()) {
+            // A backup's signature belongs to it (deleted with it); only an orphan is listed.
+            if dir.join(archive).symlink_metadata().is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            IgnoredKind::OrphanSignature
         } else {
             IgnoredKind::NotBackupName
         };
-        folder.ignored.push(Ignored { name, kind });
+        folder.ignored.push(Ignored { name, kind, detail: None });
     }
     folder.backups.sort_by(|a, b| a.name.cmp(&b.name));
     folder.ignored.sort_by(|a, b| a.name.cmp(&b.name));
@@ -165,7 +180,13 @@ fn delete_one(dir: &Path, name: &str) -> Result<(), OpsError> {
             reason: format!("refusing to delete {}: no longer a regular file", path.display()),
         });
     }
-    fs::remove_file(&path).map_err(io("delete", &path))
+    fs::remove_file(&path).map_err(io("delete", &path))?;
+    // The signature goes with its backup; a failure here leaves an inert orphan, listed next time.
+    let sig = dir.join(format!("{name}.sig"));
+    if fs::symlink_metadata(&sig).is_ok_and(|m| m.is_file()) {
+        let _ = fs::remove_file(&sig);
+    }
+    Ok(())
 }
 
 fn sync_folder(dir: &Path) -> Result<(), OpsError> {
