@@ -102,7 +102,8 @@ pub struct ServerSection {
     pub bind: Option<String>,
     /// Trusted proxy hops for `X-Forwarded-*`. Defaults to 0.
     pub trusted_proxy_hops: Option<usize>,
-    /// Show the DB path in `/readyz`. Defaults to true.
+    /// Show the DB path in the public views (`/readyz`, `/dashboard.json`, `/dashboard`); `false`
+    /// shows `[REDACTED]` in all of them. Defaults to true.
     pub readyz_shows_db_path: Option<bool>,
     /// Serve an unsigned genesis (development only). Defaults to false.
     pub allow_unsigned_genesis: Option<bool>,

@@ -38,8 +38,8 @@ pub struct Settings {
     pub na_key_id: String,
     /// Trusted reverse-proxy hops for `X-Forwarded-*` (D2). Defaults to 0.
     pub proxy_hops: usize,
-    /// Whether `/readyz` shows the configured DB path (upstream does; mask it on public endpoints).
-    /// Defaults to true.
+    /// Whether the public views (`/readyz`, `/dashboard.json`, `/dashboard`) show the configured DB
+    /// path (upstream does; `false` masks it in all of them). Defaults to true.
     pub readyz_shows_db_path: bool,
     /// The DB path as configured, for `/readyz`.
     pub db_path_display: String,

@@ -407,11 +407,11 @@ fn dashboard_value(na: &Authority) -> Result<Value, NaError> {
     }
     let readiness = match na.store.check_ready() {
         Ok(()) => Map::from_iter([
-            ("db_path".to_string(), Value::from(na.settings.db_path_display.as_str())),
+            ("db_path".to_string(), Value::from(super::public::public_db_path(na))),
             ("status".to_string(), Value::from("ready")),
         ]),
         Err(e) => Map::from_iter([
-            ("db_path".to_string(), Value::from(na.settings.db_path_display.as_str())),
+            ("db_path".to_string(), Value::from(super::public::public_db_path(na))),
             ("error".to_string(), Value::from(e)),
             ("status".to_string(), Value::from("not_ready")),
         ]),
