@@ -316,11 +316,7 @@ pub fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response,
     let scope = format!("node:{node_key}");
     let proof = node::verify(&body, &scope, now, false);
     let nonce = node::nonce_of(&body);
-    let status = match body.get("status") {
-        None | Some(Value::Null) => "unknown".to_string(),
-        Some(Value::Str(s)) => s.clone(),
-        Some(other) => crate::crypto::canonical::canonical_string(other),
-    };
+    let status = heartbeat_status(&body)?;
     let grace = na.settings.supersede_grace;
     let beat = Heartbeat { cert_id, node_key, scope, nonce, proof, status, remote, grace };
     na.store.write(move |c| beat.apply(c, now))??;
@@ -328,6 +324,28 @@ pub fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response,
     m.insert("ack", Value::Bool(true));
     m.insert("server_time", Value::from(isoformat_utc(now)));
     Ok(json_response(200, &Value::Object(m)))
+}
+
+/// The longest heartbeat `status` gm stores, in characters (G2).
+pub const MAX_HEARTBEAT_STATUS_CHARS: usize = 128;
+
+/// The heartbeat `status` as stored (default `unknown`; a non-string is kept as its JSON text).
+/// G2: upstream stores any string and `/nodes` echoes it to everyone, so one node could make every
+/// `/nodes` answer megabytes long; gm refuses a status longer than
+/// [`MAX_HEARTBEAT_STATUS_CHARS`] or holding control characters with a 400, before any state is read.
+fn heartbeat_status(body: &Map) -> Result<String, NaError> {
+    let status = match body.get("status") {
+        None | Some(Value::Null) => return Ok("unknown".to_string()),
+        Some(Value::Str(s)) => s.clone(),
+        Some(other) => crate::crypto::canonical::canonical_string(other),
+    };
+    if status.chars().count() > MAX_HEARTBEAT_STATUS_CHARS || status.chars().any(char::is_control) {
+        return Err(NaError::api(
+            400,
+            format!("status must be at most {MAX_HEARTBEAT_STATUS_CHARS} printable characters"),
+        ));
+    }
+    Ok(status)
 }
 
 /// A heartbeat decided inside its write job.
