@@ -153,6 +153,7 @@ fn serve_with_clock(
             db_path_display: settings.db_path.display().to_string(),
             admin_signature: settings.admin_signature,
             supersede_grace: settings.supersede_grace,
+            verify_limits: settings.verify_limits,
         },
         genesis,
         na_key,

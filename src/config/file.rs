@@ -132,6 +132,12 @@ pub struct LimitsSection {
     pub body_timeout_seconds: Option<u64>,
     /// Idle keep-alive seconds. Defaults to 15.
     pub keep_alive_seconds: Option<u64>,
+    /// Public verify routes: most signatures on one posted object (G1). Defaults to 16.
+    pub verify_max_signatures: Option<usize>,
+    /// Public verify routes: most keys in one key list (G1). Defaults to 64.
+    pub verify_max_public_keys: Option<usize>,
+    /// Public verify routes: most (signature, key) checks per request (G1). Defaults to 256.
+    pub verify_max_signature_checks: Option<usize>,
 }
 
 impl ConfigFile {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::http::Limits;
 use crate::na::auth::admin::SignaturePolicy;
 use crate::na::auth::operators::KeySource;
+use crate::na::verify_limits::VerifyLimits;
 
 pub use error::ConfigError;
 pub use file::ConfigFile;
@@ -120,6 +121,8 @@ pub struct ServeSettings {
     pub admin_signature: SignaturePolicy,
     /// How long a renewed certificate's predecessor stays usable (D5).
     pub supersede_grace: chrono::Duration,
+    /// The signature-work bound of the public verify routes (G1).
+    pub verify_limits: VerifyLimits,
 }
 
 /// Loads `gm.toml` from `home` (absent file = all defaults).
@@ -179,7 +182,9 @@ pub fn serve_settings(
             field: "server.renewal_grace_seconds".to_string(),
             problem: "too large".to_string(),
         })?;
+    let verify_limits = resolve_verify_limits(file)?;
     Ok(ServeSettings {
+        verify_limits,
         operator_keys,
         admin_signature,
         supersede_grace,
@@ -274,6 +279,24 @@ fn resolve_limits(file: &ConfigFile, env: &Env) -> Result<Limits, ConfigError> {
         });
     }
     Ok(limits)
+}
+
+fn resolve_verify_limits(file: &ConfigFile) -> Result<VerifyLimits, ConfigError> {
+    let (l, d) = (&file.server.limits, VerifyLimits::default());
+    let v = VerifyLimits {
+        max_signatures: l.verify_max_signatures.unwrap_or(d.max_signatures),
+        max_public_keys: l.verify_max_public_keys.unwrap_or(d.max_public_keys),
+        max_signature_checks: l.verify_max_signature_checks.unwrap_or(d.max_signature_checks),
+    };
+    if v.max_signatures == 0 || v.max_public_keys == 0 || v.max_signature_checks == 0 {
+        return Err(ConfigError::Value {
+            source_name: CONFIG_FILE.to_string(),
+            field: "server.limits".to_string(),
+            problem: "verify_max_signatures, verify_max_public_keys and verify_max_signature_checks must be at least 1"
+                .to_string(),
+        });
+    }
+    Ok(v)
 }
 
 fn parse_env_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {

@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub mod remote_addr;
 pub mod router;
 pub mod routes;
+pub mod verify_limits;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +48,9 @@ pub struct Settings {
     pub admin_signature: auth::admin::SignaturePolicy,
     /// How long a renewed certificate's predecessor stays usable (D5). Defaults to 1 hour.
     pub supersede_grace: chrono::Duration,
+    /// The signature-work bound of the public verify routes (G1). Defaults to
+    /// [`verify_limits::VerifyLimits::default`].
+    pub verify_limits: verify_limits::VerifyLimits,
 }
 
 /// The running NA: everything a request handler needs.
