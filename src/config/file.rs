@@ -138,6 +138,14 @@ pub struct LimitsSection {
     pub verify_max_public_keys: Option<usize>,
     /// Public verify routes: most (signature, key) checks per request (G1). Defaults to 256.
     pub verify_max_signature_checks: Option<usize>,
+    /// Node-auth failures per client address per minute before 429 (G3). Defaults to 10.
+    pub node_auth_failures_per_address: Option<usize>,
+    /// Node-auth failures per node key per minute before 429 (G3). Defaults to 10.
+    pub node_auth_failures_per_key: Option<usize>,
+    /// Identical auth failures audited one row each per window (G3). Defaults to 3.
+    pub auth_failure_audit_burst: Option<usize>,
+    /// Seconds of the auth-failure collapse window (G3). Defaults to 60.
+    pub auth_failure_audit_window_seconds: Option<u64>,
 }
 
 impl ConfigFile {

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod auth_failures;
 pub mod body;
 pub mod coerce;
 pub mod error;
@@ -51,6 +52,9 @@ pub struct Settings {
     /// The signature-work bound of the public verify routes (G1). Defaults to
     /// [`verify_limits::VerifyLimits::default`].
     pub verify_limits: verify_limits::VerifyLimits,
+    /// Node-auth failure rate limits and the audit collapse of auth failures (G3). Defaults to
+    /// [`auth_failures::AuthFailureLimits::default`].
+    pub auth_failures: auth_failures::AuthFailureLimits,
 }
 
 /// The running NA: everything a request handler needs.
@@ -65,6 +69,7 @@ pub struct Authority {
     pub(crate) http_metrics: HttpMetrics,
     pub(crate) operators: Arc<auth::operators::OperatorKeys>,
     pub(crate) limiter: rate_limit::RateLimiter,
+    pub(crate) failure_log: auth_failures::FailureLog,
     pub(crate) seen_envelopes: routes::discovery::SeenEnvelopes,
     /// Bumped by every treaty or feed write; keys the connectome cache.
     pub(crate) trust_generation: std::sync::atomic::AtomicU64,
@@ -98,6 +103,7 @@ impl Authority {
             http_metrics: HttpMetrics::default(),
             operators,
             limiter: rate_limit::RateLimiter::default(),
+            failure_log: auth_failures::FailureLog::default(),
             seen_envelopes: routes::discovery::SeenEnvelopes::default(),
             trust_generation: std::sync::atomic::AtomicU64::new(0),
             connectome_cache: routes::connectome::ConnectomeCache::default(),
@@ -152,6 +158,14 @@ impl Authority {
                 log::error!(target: "gm::na", "CRL refresh failed: {e}");
             }
         }
+    }
+
+    /// Writes the summary rows of closed auth-failure windows (G3); `everything` closes every open
+    /// window (a clean shutdown). Called by the serve upkeep thread every second; errors are logged.
+    pub fn flush_auth_failures(&self, everything: bool) {
+        let window = self.settings.auth_failures.audit_window;
+        let events = self.failure_log.take_closed(window, Instant::now(), self.clock.now(), everything);
+        audit::record_events(&self.store, events);
     }
 
     /// Keeps the WAL file small (see [`crate::store::Store::bound_wal`]). Called by the serve

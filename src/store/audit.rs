@@ -22,24 +22,27 @@ pub fn by_type(conn: &Connection, event_type: &str) -> Result<Vec<String>, Store
     rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading audit events"))
 }
 
-/// The newest `limit` events whose type contains one of `words`, newest first (dashboard).
-pub fn recent_matching(conn: &Connection, words: &[&str], limit: usize) -> Result<Vec<String>, StoreError> {
+/// The newest `limit` events whose type is one of `types`, newest first (dashboard recent changes,
+/// G4). One index seek per type (`gm_audit_events_type`), so no number of other events (auth
+/// failures, verify decisions) can push a change out or make the query slow.
+pub fn recent_of_types(conn: &Connection, types: &[&str], limit: usize) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn
-        .prepare("SELECT event_json FROM audit_events ORDER BY created_at DESC LIMIT 2000")
+        .prepare_cached(
+            "SELECT event_json, created_at FROM audit_events
+             WHERE json_extract(event_json, '$.event_type') = ?1 ORDER BY created_at DESC LIMIT ?2",
+        )
         .map_err(StoreError::sqlite("reading audit events"))?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(StoreError::sqlite("reading audit events"))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let json = row.map_err(StoreError::sqlite("reading audit events"))?;
-        let event_type = json.split("\"event_type\": \"").nth(1).and_then(|t| t.split('"').next()).unwrap_or_default();
-        if words.iter().any(|w| event_type.contains(w)) {
-            out.push(json);
-            if out.len() == limit {
-                break;
-            }
+    let mut found: Vec<(String, String)> = Vec::new();
+    for t in types {
+        let rows = stmt
+            .query_map(params![t, i64::try_from(limit).unwrap_or(i64::MAX)], |r| Ok((r.get(1)?, r.get(0)?)))
+            .map_err(StoreError::sqlite("reading audit events"))?;
+        for row in rows {
+            found.push(row.map_err(StoreError::sqlite("reading audit events"))?);
         }
     }
-    Ok(out)
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found.into_iter().take(limit).map(|(_, json)| json).collect())
 }
 
 /// Calls `f(event_json, created_at)` for every event, oldest first by the string order of `created_at`
@@ -92,6 +95,39 @@ mod tests {
         assert_eq!(count, 3);
         let jsons: Vec<&str> = seen.iter().map(|(j, _)| j.as_str()).collect();
         assert_eq!(jsons, ["{\"n\": 1}", "{\"n\": 2}", "{\"n\": 3}"]);
+    }
+
+    #[test]
+    fn recent_of_types_ignores_any_number_of_other_events() {
+        let store =
+            Store::open(std::path::Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap();
+        store.write(super::super::schema::ensure_gm_indexes).unwrap();
+        let ev = |t: &str| {
+            format!("{{\"created_at\": \"x\", \"details\": {{}}, \"event_id\": \"i\", \"event_type\": \"{t}\"}}")
+        };
+        store
+            .write(move |c| {
+                insert(c, "t1", &ev("recognition_treaty_issued"), "2026-01-01T00:00:01+00:00")?;
+                insert(c, "p1", &ev("policy_published"), "2026-01-01T00:00:02+00:00")?;
+                for i in 0..3000 {
+                    insert(c, &format!("f{i}"), &ev("node_auth_failed"), "2026-01-02T00:00:00+00:00")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let got = store.read(|c| recent_of_types(c, &["recognition_treaty_issued", "policy_published"], 8)).unwrap();
+        assert_eq!(got, vec![ev("policy_published"), ev("recognition_treaty_issued")]);
+        let plan: String = store
+            .read(|c| {
+                c.query_row(
+                    "EXPLAIN QUERY PLAN SELECT event_json FROM audit_events WHERE json_extract(event_json, '$.event_type') = 'x' ORDER BY created_at DESC LIMIT 8",
+                    [],
+                    |r| r.get::<_, String>(3),
+                )
+                .map_err(StoreError::sqlite("plan"))
+            })
+            .unwrap();
+        assert!(plan.contains("gm_audit_events_type"), "{plan}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod admin_auth;
 mod audit_export;
+mod audit_growth;
 mod backup_faults;
 mod backup_restore;
 mod clients;
