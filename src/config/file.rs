@@ -35,7 +35,7 @@ pub struct CronSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSection {
-    /// `backup`, `verify`, `restore-drill`, `audit-export`, `prune` or `probe`.
+    /// `backup`, `verify`, `restore-drill`, `audit-export`, `audit-prune`, `prune` or `probe`.
     pub kind: String,
     /// Crontab line (5 fields, or 6 with seconds first) or `@hourly`/`@daily`/`@weekly`/`@monthly`.
     pub schedule: String,
@@ -55,10 +55,15 @@ pub struct JobSection {
     pub identity_file: Option<String>,
     /// restore-drill: where the latest drill report is written.
     pub report_file: Option<String>,
-    /// audit-export: the folder for `audit-<UTC>.jsonl` files.
+    /// audit-export: the folder for `audit-<UTC>.jsonl` files; audit-prune: the folder for the
+    /// `audit-pruned-<UTC>.jsonl` export taken before deleting.
     pub export_dir: Option<String>,
     /// audit-export: hours of events per export, ending now. Defaults to 24.
     pub window_hours: Option<u64>,
+    /// audit-prune: keep audit events younger than this many days.
+    pub max_age_days: Option<u32>,
+    /// audit-prune: keep at most this many of the newest audit events.
+    pub max_rows: Option<u64>,
     /// prune: keep the newest N.
     pub keep_last: Option<u32>,
     /// prune: keep the newest of each of the last D days.

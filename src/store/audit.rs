@@ -45,6 +45,39 @@ pub fn recent_of_types(conn: &Connection, types: &[&str], limit: usize) -> Resul
     Ok(found.into_iter().take(limit).map(|(_, json)| json).collect())
 }
 
+/// How many events the table holds.
+pub fn count(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("counting audit events"))
+}
+
+/// The `created_at` of the newest event after the newest `keep` (the first one a row-count
+/// retention would drop), or `None` when the table holds at most `keep` events.
+pub fn created_at_beyond(conn: &Connection, keep: u64) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT created_at FROM audit_events ORDER BY created_at DESC LIMIT 1 OFFSET ?1")
+        .map_err(StoreError::sqlite("reading audit events"))?;
+    let mut rows =
+        stmt.query([i64::try_from(keep).unwrap_or(i64::MAX)]).map_err(StoreError::sqlite("reading audit events"))?;
+    match rows.next().map_err(StoreError::sqlite("reading audit events"))? {
+        Some(row) => Ok(Some(row.get(0).map_err(StoreError::sqlite("reading audit events"))?)),
+        None => Ok(None),
+    }
+}
+
+/// Deletes the events with these ids inside a write job; returns how many were deleted. Audit
+/// retention passes only ids it has just read back from a verified export.
+pub fn delete_ids(conn: &Connection, ids: &[String]) -> Result<usize, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("DELETE FROM audit_events WHERE event_id = ?1")
+        .map_err(StoreError::sqlite("deleting audit events"))?;
+    let mut deleted = 0usize;
+    for id in ids {
+        deleted = deleted.saturating_add(stmt.execute([id]).map_err(StoreError::sqlite("deleting audit events"))?);
+    }
+    Ok(deleted)
+}
+
 /// Calls `f(event_json, created_at)` for every event, oldest first by the string order of `created_at`
 /// (upstream's `ORDER BY created_at`), one row at a time so a large table is never held in memory.
 /// Returns the number of rows read; an error from `f` stops the walk and is returned as is, so callers

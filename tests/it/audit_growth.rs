@@ -152,3 +152,133 @@ fn a_treaty_stays_in_dashboard_recent_changes_after_3000_auth_failures() {
     assert!(server.get("/dashboard").text().contains("recognition_treaty_issued"));
     let _ = Map::new();
 }
+
+fn ids(home: &Path) -> std::collections::BTreeSet<String> {
+    let c = rusqlite::Connection::open(home.join("na.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut stmt = c.prepare("SELECT event_id FROM audit_events").unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+}
+
+fn exported_ids(file: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| parse_str(l).unwrap().as_object().unwrap().get("event_id").unwrap().as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Appends `n` old events (`days` ago) as an older gm or upstream would have written them.
+fn old_events(home: &Path, prefix: &str, n: usize, days: i64) {
+    let c = rusqlite::Connection::open(home.join("na.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let at = gm::model::timestamp::isoformat_utc(chrono::Utc::now() - chrono::Duration::days(days));
+    for i in 0..n {
+        let id = format!("{prefix}-{i}");
+        let json = format!(
+            "{{\"created_at\": \"{at}\", \"details\": {{\"reason\": \"missing_fields\", \"remote_addr\": \"203.0.113.9\"}}, \"event_id\": \"{id}\", \"event_type\": \"node_auth_failed\"}}"
+        );
+        c.execute("INSERT INTO audit_events (event_id, event_json, created_at) VALUES (?1, ?2, ?3)", [&id, &json, &at])
+            .unwrap();
+    }
+}
+
+// F3: audit retention. `gm managed audit-prune` (and the cron kind `audit-prune`) exports the rows it
+// will delete, checks the export against its manifest, and deletes exactly the ids in it; a run
+// whose export cannot be written deletes nothing; a dry run writes nothing.
+#[test]
+fn audit_retention_prunes_only_rows_it_exported() {
+    let dir = TempDir::new("audit-retention");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let server = GmServer::start(&home, &[]);
+    let op = Operator::sandbox(&home);
+    op.invite(server.addr, "{}");
+    old_events(&home, "ancient", 50, 400);
+    old_events(&home, "recent", 30, 10);
+    let before = ids(&home);
+    assert!(before.len() >= 81, "{}", before.len());
+    // Dry run: the plan, and nothing written.
+    let (out, _) = crate::harness::Gm::new(&[
+        "managed",
+        "audit-prune",
+        "--home",
+        h,
+        "--export-dir",
+        "x",
+        "--max-age-days",
+        "365",
+        "--dry-run",
+        "--json",
+    ])
+    .expect(0);
+    let plan = parse_str(&out).unwrap();
+    assert_eq!(plan.as_object().unwrap().get("selected"), Some(&Value::from(50)), "{out}");
+    assert_eq!(ids(&home), before);
+    assert!(!Path::new("x").exists() && !home.join("x").exists());
+    // The export cannot be written (its folder is a file): nothing is deleted.
+    std::fs::write(dir.join("blocked"), "a file").unwrap();
+    let blocked = dir.join("blocked");
+    let (_, err) = crate::harness::Gm::new(&[
+        "managed",
+        "audit-prune",
+        "--home",
+        h,
+        "--export-dir",
+        blocked.to_str().unwrap(),
+        "--max-age-days",
+        "365",
+    ])
+    .expect(2);
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(ids(&home), before, "a failed export deletes nothing");
+    // By age, through the scheduled job kind, with the server live.
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    std::fs::write(
+        home.join("gm.toml"),
+        toml + "\n[cron.jobs.audit-retention]\nkind = \"audit-prune\"\nschedule = \"30 5 * * *\"\nexport_dir = \"exports/pruned\"\nmax_age_days = 365\n",
+    )
+    .unwrap();
+    crate::harness::Gm::new(&["cron", "run-once", "audit-retention", "--home", h]).expect(0);
+    let exports: Vec<_> = std::fs::read_dir(home.join("exports/pruned"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    let first = exported_ids(&exports[0]);
+    assert_eq!(first, (0..50).map(|i| format!("ancient-{i}")).collect());
+    let after = ids(&home);
+    assert!(after.is_disjoint(&first));
+    assert_eq!(after.len() + first.len(), before.len());
+    crate::harness::Gm::new(&["managed", "audit-verify", exports[0].to_str().unwrap()]).expect(0);
+    // By row count: everything but the newest events goes, and every deleted id is in an export.
+    std::thread::sleep(Duration::from_millis(1100));
+    op.invite(server.addr, "{}");
+    let (out, _) = crate::harness::Gm::new(&[
+        "managed",
+        "audit-prune",
+        "--home",
+        h,
+        "--export-dir",
+        dir.join("by-rows").to_str().unwrap(),
+        "--max-rows",
+        "2",
+        "--json",
+    ])
+    .expect(0);
+    let summary = parse_str(&out).unwrap();
+    let export = summary.as_object().unwrap().get("export").unwrap().as_str().unwrap().to_string();
+    let second = exported_ids(Path::new(&export));
+    let remaining = ids(&home);
+    assert!(remaining.len() >= 2 && remaining.len() < after.len(), "{} left", remaining.len());
+    assert!(second.iter().all(|id| !remaining.contains(id)));
+    let mut accounted: std::collections::BTreeSet<String> = remaining.clone();
+    accounted.extend(first);
+    accounted.extend(second);
+    assert!(before.iter().all(|id| accounted.contains(id)), "every event is in the table or in an export");
+    // The ops ledger records the runs.
+    let (history, _) = crate::harness::Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
+    assert!(history.contains("audit-prune"), "{history}");
+    drop(server);
+}
