@@ -282,3 +282,28 @@ fn audit_retention_prunes_only_rows_it_exported() {
     assert!(history.contains("audit-prune"), "{history}");
     drop(server);
 }
+
+// F3, same hole before the proof: a revoked certificate's pair (the CRL names the cert, `/nodes`
+// showed the key while it was active) made every unsigned heartbeat write `heartbeat_rejected`. The
+// rows are now collapsed and capped per certificate; the answer stays upstream's 403, and no address
+// is rate-limited for it (a NAT full of nodes must not be locked out by one stale certificate).
+#[test]
+fn revoked_certificate_floods_write_bounded_heartbeat_rejected_rows() {
+    let dir = TempDir::new("revoked-flood");
+    let home = sandbox(&dir);
+    let server = GmServer::start(&home, &["--trusted-proxy-hops", "1"]);
+    let op = Operator::sandbox(&home);
+    let (stale, fresh) = (Node::new(), Node::new());
+    let stale_id = field(&stale.join(server.addr, &op.invite(server.addr, "{}")), "cert_id");
+    let fresh_id = field(&fresh.join(server.addr, &op.invite(server.addr, "{}")), "cert_id");
+    let r = op.send(server.addr, "POST", "/admin/revoke", &format!("{{\"cert_id\":\"{stale_id}\"}}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    for i in 0..400 {
+        let from = if i < 200 { "203.0.113.9".to_string() } else { format!("198.51.100.{}", i % 250 + 1) };
+        let r = unsigned_heartbeat(server.addr, &from, &stale_id, &stale.public());
+        assert_eq!((r.status, r.text().as_str()), (403, "{\"error\":\"Certificate revoked\"}\n"));
+    }
+    assert!(audit_rows(&home, "heartbeat_rejected") <= 10, "{} rows", audit_rows(&home, "heartbeat_rejected"));
+    // Nodes behind the flooding address still heartbeat.
+    assert_eq!(signed_heartbeat(server.addr, "203.0.113.9", &fresh, &fresh_id).status, 200);
+}

@@ -194,7 +194,7 @@ pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaEr
             ("reason", Value::from("key_compromise")),
             ("remote_addr", Value::from(remote.as_str())),
         ]);
-        audit::record(&na.store, "join_rejected", d, now);
+        audit_unproven(na, "join_rejected", &node_key, "key_compromise", &remote, d, now);
         return Err(NaError::api(403, "Node public key has been compromised"));
     }
     let usable = invite
@@ -320,7 +320,36 @@ fn reject(na: &Authority, event: &'static str, cert_id: &str, reason: &str, remo
         ("reason", Value::from(reason)),
         ("remote_addr", Value::from(remote)),
     ]);
-    audit::record(&na.store, event, d, now);
+    audit_unproven(na, event, cert_id, reason, remote, d, now);
+}
+
+/// G3: an audited refusal that comes before the node proof (a revoked or superseded certificate, a
+/// compromised key) costs the caller nothing, and the pair it needs is public (`/nodes`, the CRL).
+/// Its rows go through the collapse log, and after `per_key` rows a minute for one certificate or
+/// key they are only counted (`remote_addr: "*"`). The answer stays upstream's 403, and no address
+/// is rate-limited for it: nodes behind one NAT with a stale certificate must not lock out the rest.
+fn audit_unproven(
+    na: &Authority,
+    event: &'static str,
+    subject: &str,
+    reason: &str,
+    remote: &str,
+    mut details: Map,
+    now: DateTime<Utc>,
+) {
+    let limits = &na.settings.auth_failures;
+    let by_subject = na.limiter.allow(&format!("{event}:{subject}"), limits.per_key);
+    let counted_as = if by_subject { remote } else { "*" };
+    details.insert("remote_addr", Value::from(counted_as));
+    let key = FailureKey {
+        event_type: event,
+        remote: counted_as.to_string(),
+        subject: subject.to_string(),
+        reason: reason.to_string(),
+    };
+    if let Some(e) = na.failure_log.note(limits, key, details, !by_subject, now, std::time::Instant::now()) {
+        audit::record_events(&na.store, vec![e]);
+    }
 }
 
 /// §9.2 time window (no skew allowance), as an audit reason and message.
@@ -352,12 +381,17 @@ pub fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response,
     let nonce = node::nonce_of(&body);
     let status = heartbeat_status(&body)?;
     let grace = na.settings.supersede_grace;
+    let rejected_cert = cert_id.clone();
     let beat =
         Heartbeat { cert_id, node_key, scope: scope.clone(), nonce, proof, status, remote: remote.clone(), grace };
     match na.store.write(move |c| beat.apply(c, now))? {
         Ok(()) => {}
         Err(Refusal::Error(e)) => return Err(e),
         Err(Refusal::Auth(e)) => return Err(auth_failed(na, &e, &scope, &remote, now)),
+        Err(Refusal::Unproven(reason)) => {
+            reject(na, "heartbeat_rejected", &rejected_cert, &reason, &remote, now);
+            return Err(NaError::api(403, "Certificate revoked"));
+        }
     }
     let mut m = Map::new();
     m.insert("ack", Value::Bool(true));
@@ -387,11 +421,14 @@ fn heartbeat_status(body: &Map) -> Result<String, NaError> {
     Ok(status)
 }
 
-/// Why a heartbeat write job refused: a plain error, or a node-auth failure that the route audits
-/// and counts outside the job (G3), so the collapse log is never locked on the writer thread.
+/// Why a heartbeat write job refused: a plain error, or a node-auth failure or pre-proof rejection
+/// that the route audits and counts outside the job (G3), so the collapse log is never locked on the
+/// writer thread.
 enum Refusal {
     Error(NaError),
     Auth(NodeAuthError),
+    /// Revoked or superseded, decided before the proof; the reason is audited by the route.
+    Unproven(String),
 }
 
 impl From<NaError> for Refusal {
@@ -433,8 +470,7 @@ impl Heartbeat {
             None
         };
         if let Some(reason) = revoked {
-            self.reject(c, "heartbeat_rejected", &reason, now)?;
-            return Ok(Err(NaError::api(403, "Certificate revoked").into()));
+            return Ok(Err(Refusal::Unproven(reason)));
         }
         let proof = match std::mem::replace(&mut self.proof, Err(NodeAuthError::MissingFields)) {
             Ok(p) => p,
