@@ -29,7 +29,8 @@ pub fn recent_of_types(conn: &Connection, types: &[&str], limit: usize) -> Resul
     let mut stmt = conn
         .prepare_cached(
             "SELECT event_json, created_at FROM audit_events
-             WHERE json_extract(event_json, '$.event_type') = ?1 ORDER BY created_at DESC LIMIT ?2",
+             WHERE (CASE WHEN json_valid(event_json) THEN json_extract(event_json, '$.event_type') END) = ?1
+             ORDER BY created_at DESC LIMIT ?2",
         )
         .map_err(StoreError::sqlite("reading audit events"))?;
     let mut found: Vec<(String, String)> = Vec::new();
@@ -153,7 +154,7 @@ mod tests {
         let plan: String = store
             .read(|c| {
                 c.query_row(
-                    "EXPLAIN QUERY PLAN SELECT event_json FROM audit_events WHERE json_extract(event_json, '$.event_type') = 'x' ORDER BY created_at DESC LIMIT 8",
+                    "EXPLAIN QUERY PLAN SELECT event_json FROM audit_events WHERE (CASE WHEN json_valid(event_json) THEN json_extract(event_json, '$.event_type') END) = 'x' ORDER BY created_at DESC LIMIT 8",
                     [],
                     |r| r.get::<_, String>(3),
                 )
