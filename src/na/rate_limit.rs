@@ -101,6 +101,18 @@ mod tests {
     }
 
     #[test]
+    fn is_exhausted_peeks_without_consuming() {
+        let rl = RateLimiter::default();
+        assert!(!rl.is_exhausted("k", 2));
+        assert!(rl.allow("k", 2));
+        assert!(!rl.is_exhausted("k", 2), "one of two used");
+        assert!(!rl.is_exhausted("k", 2), "peeking consumed nothing");
+        assert!(rl.allow("k", 2));
+        assert!(rl.is_exhausted("k", 2));
+        assert!(!rl.is_exhausted("other", 2));
+    }
+
+    #[test]
     fn window_slides() {
         let rl = RateLimiter::default();
         let t0 = Instant::now();
