@@ -404,6 +404,15 @@ fn command_for(job: &JobConfig, home: &Path, state_dir: &Path, now: DateTime<Utc
             v.extend(["managed".into(), "audit-export".into(), "--output".into(), s(&dir.join(name))]);
             v.extend(["--since".into(), since.to_rfc3339(), "--until".into(), now.to_rfc3339()]);
         }
+        JobKind::AuditPrune { dir, max_age_days, max_rows } => {
+            v.extend(["managed".into(), "audit-prune".into(), "--export-dir".into(), s(dir)]);
+            if let Some(d) = max_age_days {
+                v.extend(["--max-age-days".into(), d.to_string()]);
+            }
+            if let Some(n) = max_rows {
+                v.extend(["--max-rows".into(), n.to_string()]);
+            }
+        }
         JobKind::Prune { dir, keep_last, keep_daily, keep_weekly } => {
             v.extend(["managed".into(), "prune".into(), "--dir".into(), s(dir)]);
             for (flag, n) in [("--keep-last", keep_last), ("--keep-daily", keep_daily), ("--keep-weekly", keep_weekly)]

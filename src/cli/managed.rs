@@ -23,6 +23,7 @@ enum ManagedAction {
     RestoreDrill(backup::DrillArgs),
     AuditExport(super::audit::AuditExportArgs),
     AuditVerify(super::audit::AuditVerifyArgs),
+    AuditPrune(super::audit_prune::AuditPruneArgs),
     Prune(super::prune::PruneArgs),
 }
 
@@ -36,6 +37,7 @@ pub fn run(args: ManagedArgs) -> Result<u8, Error> {
         ManagedAction::RestoreDrill(a) => backup::run_drill(a),
         ManagedAction::AuditExport(a) => super::audit::run_export(a),
         ManagedAction::AuditVerify(a) => super::audit::run_verify(a),
+        ManagedAction::AuditPrune(a) => super::audit_prune::run(a),
         ManagedAction::Prune(a) => super::prune::run(a),
     }
 }

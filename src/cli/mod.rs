@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod audit_prune;
 pub mod backup;
 pub mod backup_signing;
 pub mod cron;

@@ -154,6 +154,8 @@ fn serve_with_clock(
             db_path_display: settings.db_path.display().to_string(),
             admin_signature: settings.admin_signature,
             supersede_grace: settings.supersede_grace,
+            verify_limits: settings.verify_limits,
+            auth_failures: settings.auth_failures,
         },
         genesis,
         na_key,
@@ -190,8 +192,10 @@ fn serve_with_clock(
     } else {
         log::info!(target: "gm::serve", "{count} operator key(s) from {}", operators.describe());
     }
-    let report = server.run(authority);
+    let handler: Arc<dyn crate::http::Handler> = Arc::clone(&authority) as Arc<dyn crate::http::Handler>;
+    let report = server.run(handler);
     stop.store(true, Ordering::SeqCst);
+    authority.flush_auth_failures(true);
     sched_stop.store(true, Ordering::SeqCst);
     if let Some(t) = sched_thread {
         log::info!(target: "gm::serve", "waiting for running jobs (up to {} s)", scheduler.settings.shutdown_grace.as_secs());
@@ -294,8 +298,9 @@ fn announce(out: Output, addr: SocketAddr, settings: &ServeSettings, next_steps:
 }
 
 /// SIGTERM and SIGINT set a flag that becomes a server shutdown; SIGHUP reloads the operator keys.
-/// The same thread runs the NA's periodic upkeep (nonce pruning, CRL freshness) every minute and
-/// checks the WAL size every 10 s ([`Authority::bound_wal`]).
+/// The same thread runs the NA's periodic upkeep (nonce pruning, CRL freshness) every minute,
+/// writes the summaries of closed auth-failure windows every second
+/// ([`Authority::flush_auth_failures`]) and checks the WAL size every 10 s ([`Authority::bound_wal`]).
 fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Result<Arc<AtomicBool>, Error> {
     let signalled = Arc::new(AtomicBool::new(false));
     let hangup = Arc::new(AtomicBool::new(false));
@@ -316,6 +321,7 @@ fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Re
         .spawn(move || {
             let mut last_upkeep = std::time::Instant::now();
             let mut last_wal_check = last_upkeep;
+            let mut last_failure_flush = last_upkeep;
             authority.maintain();
             while !done.load(Ordering::SeqCst) {
                 if signalled.load(Ordering::SeqCst) {
@@ -330,6 +336,10 @@ fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Re
                 if last_upkeep.elapsed() >= Duration::from_secs(60) {
                     authority.maintain();
                     last_upkeep = std::time::Instant::now();
+                }
+                if last_failure_flush.elapsed() >= Duration::from_secs(1) {
+                    authority.flush_auth_failures(false);
+                    last_failure_flush = std::time::Instant::now();
                 }
                 if last_wal_check.elapsed() >= Authority::WAL_CHECK_EVERY {
                     authority.bound_wal();

@@ -50,6 +50,15 @@ pub enum JobKind {
         /// Hours per export.
         window_hours: u64,
     },
+    /// `gm managed audit-prune --export-dir dir` with the retention policy.
+    AuditPrune {
+        /// The folder for the export taken before deleting.
+        dir: PathBuf,
+        /// `--max-age-days`.
+        max_age_days: Option<u32>,
+        /// `--max-rows`.
+        max_rows: Option<u64>,
+    },
     /// `gm managed prune --dir dir`.
     Prune {
         /// The backup folder.
@@ -84,6 +93,7 @@ impl JobKind {
             JobKind::Verify { .. } => "verify",
             JobKind::RestoreDrill { .. } => "restore-drill",
             JobKind::AuditExport { .. } => "audit-export",
+            JobKind::AuditPrune { .. } => "audit-prune",
             JobKind::Prune { .. } => "prune",
             JobKind::Probe { .. } => "probe",
         }
@@ -197,6 +207,22 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
                 &["export_dir", "window_hours"],
             )
         }
+        "audit-prune" => {
+            if s.max_age_days.is_none() && s.max_rows.is_none() {
+                return Err(invalid(name, "max_age_days", "an audit-prune job needs max_age_days, max_rows or both"));
+            }
+            if s.max_age_days == Some(0) {
+                return Err(invalid(name, "max_age_days", "must be at least 1"));
+            }
+            (
+                JobKind::AuditPrune {
+                    dir: need("export_dir", &s.export_dir)?,
+                    max_age_days: s.max_age_days,
+                    max_rows: s.max_rows,
+                },
+                &["export_dir", "max_age_days", "max_rows"],
+            )
+        }
         "prune" => {
             if [s.keep_last, s.keep_daily, s.keep_weekly].iter().all(|k| k.unwrap_or(0) == 0) {
                 return Err(invalid(name, "keep_last", "a prune job needs keep_last, keep_daily or keep_weekly"));
@@ -231,7 +257,9 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
             return Err(invalid(
                 name,
                 "kind",
-                format!("unknown kind {other:?} (backup, verify, restore-drill, audit-export, prune, probe)"),
+                format!(
+                    "unknown kind {other:?} (backup, verify, restore-drill, audit-export, audit-prune, prune, probe)"
+                ),
             ))
         }
     };
@@ -257,7 +285,7 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
     })
 }
 
-fn options_set(s: &JobSection) -> [(&'static str, bool); 15] {
+fn options_set(s: &JobSection) -> [(&'static str, bool); 17] {
     [
         ("backup_dir", s.backup_dir.is_some()),
         ("recipients_file", s.recipients_file.is_some()),
@@ -266,6 +294,8 @@ fn options_set(s: &JobSection) -> [(&'static str, bool); 15] {
         ("report_file", s.report_file.is_some()),
         ("export_dir", s.export_dir.is_some()),
         ("window_hours", s.window_hours.is_some()),
+        ("max_age_days", s.max_age_days.is_some()),
+        ("max_rows", s.max_rows.is_some()),
         ("keep_last", s.keep_last.is_some()),
         ("keep_daily", s.keep_daily.is_some()),
         ("keep_weekly", s.keep_weekly.is_some()),
@@ -317,6 +347,9 @@ mod tests {
             ("[cron.jobs.b]\nkind = \"backup\"\nschedule = \"@daily\"\nbackup_dir = \"b\"\nrecipients_file = \"r\"\nkeep_last = 3\n", "cron.jobs.b.keep_last in gm.toml: does not apply"),
             ("[cron.jobs.x]\nkind = \"cleanup\"\nschedule = \"@daily\"\n", "unknown kind"),
             ("[cron.jobs.p]\nkind = \"prune\"\nschedule = \"@daily\"\nbackup_dir = \"b\"\n", "needs keep_last"),
+            ("[cron.jobs.a]\nkind = \"audit-prune\"\nschedule = \"@daily\"\nexport_dir = \"e\"\n", "needs max_age_days, max_rows"),
+            ("[cron.jobs.a]\nkind = \"audit-prune\"\nschedule = \"@daily\"\nmax_rows = 5\n", "cron.jobs.a.export_dir"),
+            ("[cron.jobs.a]\nkind = \"audit-export\"\nschedule = \"@daily\"\nexport_dir = \"e\"\nmax_rows = 5\n", "does not apply"),
             ("[cron.jobs.p]\nkind = \"probe\"\nschedule = \"@daily\"\ntarget = \"127.0.0.1\"\n", "not an http"),
             ("[cron.jobs.\"a b\"]\nkind = \"probe\"\nschedule = \"@daily\"\ntarget = \"http://x\"\n", "letters, digits"),
             ("[cron.jobs.p]\nkind = \"probe\"\nschedule = \"@daily\"\ntarget = \"http://x\"\ntimeout_seconds = 0\n", "at least 1"),

@@ -61,7 +61,7 @@ pub struct CronSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSection {
-    /// `backup`, `verify`, `restore-drill`, `audit-export`, `prune` or `probe`.
+    /// `backup`, `verify`, `restore-drill`, `audit-export`, `audit-prune`, `prune` or `probe`.
     pub kind: String,
     /// Crontab line (5 fields, or 6 with seconds first) or `@hourly`/`@daily`/`@weekly`/`@monthly`.
     pub schedule: String,
@@ -81,10 +81,15 @@ pub struct JobSection {
     pub identity_file: Option<String>,
     /// restore-drill: where the latest drill report is written.
     pub report_file: Option<String>,
-    /// audit-export: the folder for `audit-<UTC>.jsonl` files.
+    /// audit-export: the folder for `audit-<UTC>.jsonl` files; audit-prune: the folder for the
+    /// `audit-pruned-<UTC>.jsonl` export taken before deleting.
     pub export_dir: Option<String>,
     /// audit-export: hours of events per export, ending now. Defaults to 24.
     pub window_hours: Option<u64>,
+    /// audit-prune: keep audit events younger than this many days.
+    pub max_age_days: Option<u32>,
+    /// audit-prune: keep at most this many of the newest audit events.
+    pub max_rows: Option<u64>,
     /// prune: keep the newest N.
     pub keep_last: Option<u32>,
     /// prune: keep the newest of each of the last D days.
@@ -128,7 +133,8 @@ pub struct ServerSection {
     pub bind: Option<String>,
     /// Trusted proxy hops for `X-Forwarded-*`. Defaults to 0.
     pub trusted_proxy_hops: Option<usize>,
-    /// Show the DB path in `/readyz`. Defaults to true.
+    /// Show the DB path in the public views (`/readyz`, `/dashboard.json`, `/dashboard`); `false`
+    /// shows `[REDACTED]` in all of them. Defaults to true.
     pub readyz_shows_db_path: Option<bool>,
     /// Serve an unsigned genesis (development only). Defaults to false.
     pub allow_unsigned_genesis: Option<bool>,
@@ -158,6 +164,20 @@ pub struct LimitsSection {
     pub body_timeout_seconds: Option<u64>,
     /// Idle keep-alive seconds. Defaults to 15.
     pub keep_alive_seconds: Option<u64>,
+    /// Public verify routes: most signatures on one posted object (G1). Defaults to 16.
+    pub verify_max_signatures: Option<usize>,
+    /// Public verify routes: most keys in one key list (G1). Defaults to 64.
+    pub verify_max_public_keys: Option<usize>,
+    /// Public verify routes: most (signature, key) checks per request (G1). Defaults to 256.
+    pub verify_max_signature_checks: Option<usize>,
+    /// Node-auth failures per client address per minute before 429 (G3). Defaults to 10.
+    pub node_auth_failures_per_address: Option<usize>,
+    /// Node-auth failures per node key per minute before 429 (G3). Defaults to 10.
+    pub node_auth_failures_per_key: Option<usize>,
+    /// Identical auth failures audited one row each per window (G3). Defaults to 3.
+    pub auth_failure_audit_burst: Option<usize>,
+    /// Seconds of the auth-failure collapse window (G3). Defaults to 60.
+    pub auth_failure_audit_window_seconds: Option<u64>,
 }
 
 impl ConfigFile {

@@ -18,6 +18,8 @@ use crate::http::Limits;
 use crate::na::auth::admin::SignaturePolicy;
 use crate::na::auth::operators::KeySource;
 use crate::ops::archive::ExtractLimits;
+use crate::na::auth_failures::AuthFailureLimits;
+use crate::na::verify_limits::VerifyLimits;
 
 pub use error::ConfigError;
 pub use file::ConfigFile;
@@ -123,6 +125,10 @@ pub struct ServeSettings {
     pub admin_signature_origin: AdminSignatureOrigin,
     /// How long a renewed certificate's predecessor stays usable (D5).
     pub supersede_grace: chrono::Duration,
+    /// The signature-work bound of the public verify routes (G1).
+    pub verify_limits: VerifyLimits,
+    /// Node-auth failure limits and the auth-failure audit collapse (G3).
+    pub auth_failures: AuthFailureLimits,
 }
 
 /// Loads `gm.toml` from `home` (absent file = all defaults).
@@ -208,7 +214,11 @@ pub fn serve_settings(
             field: "server.renewal_grace_seconds".to_string(),
             problem: "too large".to_string(),
         })?;
+    let verify_limits = resolve_verify_limits(file)?;
+    let auth_failures = resolve_auth_failures(file)?;
     Ok(ServeSettings {
+        verify_limits,
+        auth_failures,
         operator_keys,
         admin_signature,
         admin_signature_origin,
@@ -368,6 +378,42 @@ fn resolve_limits(file: &ConfigFile, env: &Env) -> Result<Limits, ConfigError> {
         });
     }
     Ok(limits)
+}
+
+fn resolve_verify_limits(file: &ConfigFile) -> Result<VerifyLimits, ConfigError> {
+    let (l, d) = (&file.server.limits, VerifyLimits::default());
+    let v = VerifyLimits {
+        max_signatures: l.verify_max_signatures.unwrap_or(d.max_signatures),
+        max_public_keys: l.verify_max_public_keys.unwrap_or(d.max_public_keys),
+        max_signature_checks: l.verify_max_signature_checks.unwrap_or(d.max_signature_checks),
+    };
+    if v.max_signatures == 0 || v.max_public_keys == 0 || v.max_signature_checks == 0 {
+        return Err(ConfigError::Value {
+            source_name: CONFIG_FILE.to_string(),
+            field: "server.limits".to_string(),
+            problem: "verify_max_signatures, verify_max_public_keys and verify_max_signature_checks must be at least 1"
+                .to_string(),
+        });
+    }
+    Ok(v)
+}
+
+fn resolve_auth_failures(file: &ConfigFile) -> Result<AuthFailureLimits, ConfigError> {
+    let (l, d) = (&file.server.limits, AuthFailureLimits::default());
+    let a = AuthFailureLimits {
+        per_address: l.node_auth_failures_per_address.unwrap_or(d.per_address),
+        per_key: l.node_auth_failures_per_key.unwrap_or(d.per_key),
+        audit_burst: l.auth_failure_audit_burst.unwrap_or(d.audit_burst),
+        audit_window: l.auth_failure_audit_window_seconds.map_or(d.audit_window, Duration::from_secs),
+    };
+    if a.per_address == 0 || a.per_key == 0 || a.audit_window.is_zero() {
+        return Err(ConfigError::Value {
+            source_name: CONFIG_FILE.to_string(),
+            field: "server.limits".to_string(),
+            problem: "node_auth_failures_per_address, node_auth_failures_per_key and auth_failure_audit_window_seconds must be at least 1".to_string(),
+        });
+    }
+    Ok(a)
 }
 
 fn parse_env_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {

@@ -57,7 +57,17 @@ pub fn check_signatures(message: &[u8], sigs: &[&str], keys: &[PublicKey], rule:
     if sigs.is_empty() {
         return SignatureCheck::Unsigned;
     }
-    let verifies = |sig: &str| keys.iter().any(|k| verify_b64(k, message, sig));
+    // A repeated signature text is verified once: its answer cannot change, and without the memo a
+    // posted object could repeat one signature to multiply the work the caller's budget counted once.
+    let mut seen: Vec<(String, bool)> = Vec::new();
+    let mut verifies = |sig: &str| match seen.iter().find(|(s, _)| s == sig) {
+        Some((_, ok)) => *ok,
+        None => {
+            let ok = keys.iter().any(|k| verify_b64(k, message, sig));
+            seen.push((sig.to_string(), ok));
+            ok
+        }
+    };
     match rule {
         VerifyRule::All => match sigs.iter().position(|s| !verifies(s)) {
             None => SignatureCheck::Valid,

@@ -47,8 +47,15 @@ fn within_window(valid_from: &ModelTime, expires_at: &ModelTime, now: DateTime<U
     valid_from.to_utc() - skew <= now && now <= expires_at.to_utc() + skew
 }
 
+/// The usable keys of a posted list, each once (a duplicate would only repeat a verification).
 fn keys(texts: &[String]) -> Vec<PublicKey> {
-    texts.iter().filter_map(|k| PublicKey::from_b64(k).ok()).collect()
+    let mut out: Vec<PublicKey> = Vec::with_capacity(texts.len());
+    for key in texts.iter().filter_map(|k| PublicKey::from_b64(k).ok()) {
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    out
 }
 
 /// `verify_membership_attestation`: attestation `a` under policy `p` at `now`.

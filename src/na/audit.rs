@@ -39,6 +39,11 @@ impl Event {
         Event { event_id, created_at, json }
     }
 
+    /// The rendered `event_json`.
+    pub fn json_text(&self) -> &str {
+        &self.json
+    }
+
     /// Appends the event inside a write job.
     pub fn write(&self, conn: &Connection) -> Result<(), StoreError> {
         audit::insert(conn, &self.event_id, &self.json, &self.created_at)
@@ -48,6 +53,16 @@ impl Event {
 /// Writes one event inside a write job.
 pub fn write(conn: &Connection, event_type: &str, details: Map, now: DateTime<Utc>) -> Result<(), StoreError> {
     Event::new(event_type, details, now).write(conn)
+}
+
+/// Writes pre-rendered events in one write job; failures are logged and swallowed like [`record`].
+pub fn record_events(store: &Store, events: Vec<Event>) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = store.write(move |c| events.iter().try_for_each(|ev| ev.write(c))) {
+        log::error!(target: "gm::audit", "cannot write audit events: {e}");
+    }
 }
 
 /// Writes one event on its own. Failures are logged and swallowed, as upstream does for

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod auth_failures;
 pub mod body;
 pub mod coerce;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod rate_limit;
 pub mod remote_addr;
 pub mod router;
 pub mod routes;
+pub mod verify_limits;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,8 +40,8 @@ pub struct Settings {
     pub na_key_id: String,
     /// Trusted reverse-proxy hops for `X-Forwarded-*` (D2). Defaults to 0.
     pub proxy_hops: usize,
-    /// Whether `/readyz` shows the configured DB path (upstream does; mask it on public endpoints).
-    /// Defaults to true.
+    /// Whether the public views (`/readyz`, `/dashboard.json`, `/dashboard`) show the configured DB
+    /// path (upstream does; `false` masks it in all of them). Defaults to true.
     pub readyz_shows_db_path: bool,
     /// The DB path as configured, for `/readyz`.
     pub db_path_display: String,
@@ -48,6 +50,12 @@ pub struct Settings {
     pub admin_signature: auth::admin::SignaturePolicy,
     /// How long a renewed certificate's predecessor stays usable (D5). Defaults to 1 hour.
     pub supersede_grace: chrono::Duration,
+    /// The signature-work bound of the public verify routes (G1). Defaults to
+    /// [`verify_limits::VerifyLimits::default`].
+    pub verify_limits: verify_limits::VerifyLimits,
+    /// Node-auth failure rate limits and the audit collapse of auth failures (G3). Defaults to
+    /// [`auth_failures::AuthFailureLimits::default`].
+    pub auth_failures: auth_failures::AuthFailureLimits,
 }
 
 /// The running NA: everything a request handler needs.
@@ -62,6 +70,7 @@ pub struct Authority {
     pub(crate) http_metrics: HttpMetrics,
     pub(crate) operators: Arc<auth::operators::OperatorKeys>,
     pub(crate) limiter: rate_limit::RateLimiter,
+    pub(crate) failure_log: auth_failures::FailureLog,
     pub(crate) seen_envelopes: routes::discovery::SeenEnvelopes,
     /// Bumped by every treaty or feed write; keys the connectome cache.
     pub(crate) trust_generation: std::sync::atomic::AtomicU64,
@@ -95,6 +104,7 @@ impl Authority {
             http_metrics: HttpMetrics::default(),
             operators,
             limiter: rate_limit::RateLimiter::default(),
+            failure_log: auth_failures::FailureLog::default(),
             seen_envelopes: routes::discovery::SeenEnvelopes::default(),
             trust_generation: std::sync::atomic::AtomicU64::new(0),
             connectome_cache: routes::connectome::ConnectomeCache::default(),
@@ -150,6 +160,14 @@ impl Authority {
                 log::error!(target: "gm::na", "CRL refresh failed: {e}");
             }
         }
+    }
+
+    /// Writes the summary rows of closed auth-failure windows (G3); `everything` closes every open
+    /// window (a clean shutdown). Called by the serve upkeep thread every second; errors are logged.
+    pub fn flush_auth_failures(&self, everything: bool) {
+        let window = self.settings.auth_failures.audit_window;
+        let events = self.failure_log.take_closed(window, Instant::now(), self.clock.now(), everything);
+        audit::record_events(&self.store, events);
     }
 
     /// Keeps the WAL file small (see [`crate::store::Store::bound_wal`]). Called by the serve

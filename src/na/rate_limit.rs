@@ -20,6 +20,8 @@ pub const TOKEN_FAIL_LIMIT: usize = 3;
 pub const DISCOVER_LIMIT: usize = 30;
 /// `verify:<addr>`: the public verify routes (D9).
 pub const VERIFY_LIMIT: usize = 60;
+// `node-auth-fail:<addr>` and `node-auth-fail-key:<scope>` (G3) take their limits from
+// `AuthFailureLimits`, which `gm.toml` can change.
 
 /// Bucket count that first triggers a sweep of idle buckets.
 const SWEEP_AT: usize = 10_000;
@@ -43,6 +45,17 @@ impl RateLimiter {
     /// Consumes one request from bucket `key` if allowed.
     pub fn allow(&self, key: &str, limit: usize) -> bool {
         self.allow_at(key, limit, Instant::now())
+    }
+
+    /// Whether bucket `key` is full now (nothing is consumed): lets a route refuse before doing
+    /// any work for a client that already used up its failures.
+    pub fn is_exhausted(&self, key: &str, limit: usize) -> bool {
+        let now = Instant::now();
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .map
+            .get(key)
+            .is_some_and(|hits| hits.iter().filter(|t| now.duration_since(**t) <= WINDOW).count() >= limit)
     }
 
     fn allow_at(&self, key: &str, limit: usize, now: Instant) -> bool {
@@ -85,6 +98,18 @@ mod tests {
             rl.allow_at(&format!("n{i}"), 1, t0 + Duration::from_secs(120));
         }
         assert!(rl.state.lock().unwrap().map.len() <= 25_000);
+    }
+
+    #[test]
+    fn is_exhausted_peeks_without_consuming() {
+        let rl = RateLimiter::default();
+        assert!(!rl.is_exhausted("k", 2));
+        assert!(rl.allow("k", 2));
+        assert!(!rl.is_exhausted("k", 2), "one of two used");
+        assert!(!rl.is_exhausted("k", 2), "peeking consumed nothing");
+        assert!(rl.allow("k", 2));
+        assert!(rl.is_exhausted("k", 2));
+        assert!(!rl.is_exhausted("other", 2));
     }
 
     #[test]

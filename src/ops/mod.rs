@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod audit_export;
+pub mod audit_prune;
 pub mod backup;
 pub mod backup_signature;
 pub mod catalog;

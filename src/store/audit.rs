@@ -34,24 +34,61 @@ pub fn count_since(conn: &Connection, event_type: &str, since: &str) -> Result<i
     .map_err(StoreError::sqlite("counting audit events"))
 }
 
-/// The newest `limit` events whose type contains one of `words`, newest first (dashboard).
-pub fn recent_matching(conn: &Connection, words: &[&str], limit: usize) -> Result<Vec<String>, StoreError> {
+/// The newest `limit` events whose type is one of `types`, newest first (dashboard recent changes,
+/// G4). One index seek per type (`gm_audit_events_type`), so no number of other events (auth
+/// failures, verify decisions) can push a change out or make the query slow.
+pub fn recent_of_types(conn: &Connection, types: &[&str], limit: usize) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn
-        .prepare("SELECT event_json FROM audit_events ORDER BY created_at DESC LIMIT 2000")
+        .prepare_cached(
+            "SELECT event_json, created_at FROM audit_events
+             WHERE (CASE WHEN json_valid(event_json) THEN json_extract(event_json, '$.event_type') END) = ?1
+             ORDER BY created_at DESC LIMIT ?2",
+        )
         .map_err(StoreError::sqlite("reading audit events"))?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(StoreError::sqlite("reading audit events"))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let json = row.map_err(StoreError::sqlite("reading audit events"))?;
-        let event_type = json.split("\"event_type\": \"").nth(1).and_then(|t| t.split('"').next()).unwrap_or_default();
-        if words.iter().any(|w| event_type.contains(w)) {
-            out.push(json);
-            if out.len() == limit {
-                break;
-            }
+    let mut found: Vec<(String, String)> = Vec::new();
+    for t in types {
+        let rows = stmt
+            .query_map(params![t, i64::try_from(limit).unwrap_or(i64::MAX)], |r| Ok((r.get(1)?, r.get(0)?)))
+            .map_err(StoreError::sqlite("reading audit events"))?;
+        for row in rows {
+            found.push(row.map_err(StoreError::sqlite("reading audit events"))?);
         }
     }
-    Ok(out)
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found.into_iter().take(limit).map(|(_, json)| json).collect())
+}
+
+/// How many events the table holds.
+pub fn count(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("counting audit events"))
+}
+
+/// The `created_at` of the newest event after the newest `keep` (the first one a row-count
+/// retention would drop), or `None` when the table holds at most `keep` events.
+pub fn created_at_beyond(conn: &Connection, keep: u64) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT created_at FROM audit_events ORDER BY created_at DESC LIMIT 1 OFFSET ?1")
+        .map_err(StoreError::sqlite("reading audit events"))?;
+    let mut rows =
+        stmt.query([i64::try_from(keep).unwrap_or(i64::MAX)]).map_err(StoreError::sqlite("reading audit events"))?;
+    match rows.next().map_err(StoreError::sqlite("reading audit events"))? {
+        Some(row) => Ok(Some(row.get(0).map_err(StoreError::sqlite("reading audit events"))?)),
+        None => Ok(None),
+    }
+}
+
+/// Deletes the events with these ids inside a write job; returns how many were deleted. Audit
+/// retention passes only ids it has just read back from a verified export.
+pub fn delete_ids(conn: &Connection, ids: &[String]) -> Result<usize, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("DELETE FROM audit_events WHERE event_id = ?1")
+        .map_err(StoreError::sqlite("deleting audit events"))?;
+    let mut deleted = 0usize;
+    for id in ids {
+        deleted = deleted.saturating_add(stmt.execute([id]).map_err(StoreError::sqlite("deleting audit events"))?);
+    }
+    Ok(deleted)
 }
 
 /// Calls `f(event_json, created_at)` for every event, oldest first by the string order of `created_at`
@@ -104,6 +141,39 @@ mod tests {
         assert_eq!(count, 3);
         let jsons: Vec<&str> = seen.iter().map(|(j, _)| j.as_str()).collect();
         assert_eq!(jsons, ["{\"n\": 1}", "{\"n\": 2}", "{\"n\": 3}"]);
+    }
+
+    #[test]
+    fn recent_of_types_ignores_any_number_of_other_events() {
+        let store =
+            Store::open(std::path::Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap();
+        store.write(super::super::schema::ensure_gm_indexes).unwrap();
+        let ev = |t: &str| {
+            format!("{{\"created_at\": \"x\", \"details\": {{}}, \"event_id\": \"i\", \"event_type\": \"{t}\"}}")
+        };
+        store
+            .write(move |c| {
+                insert(c, "t1", &ev("recognition_treaty_issued"), "2026-01-01T00:00:01+00:00")?;
+                insert(c, "p1", &ev("policy_published"), "2026-01-01T00:00:02+00:00")?;
+                for i in 0..3000 {
+                    insert(c, &format!("f{i}"), &ev("node_auth_failed"), "2026-01-02T00:00:00+00:00")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let got = store.read(|c| recent_of_types(c, &["recognition_treaty_issued", "policy_published"], 8)).unwrap();
+        assert_eq!(got, vec![ev("policy_published"), ev("recognition_treaty_issued")]);
+        let plan: String = store
+            .read(|c| {
+                c.query_row(
+                    "EXPLAIN QUERY PLAN SELECT event_json FROM audit_events WHERE (CASE WHEN json_valid(event_json) THEN json_extract(event_json, '$.event_type') END) = 'x' ORDER BY created_at DESC LIMIT 8",
+                    [],
+                    |r| r.get::<_, String>(3),
+                )
+                .map_err(StoreError::sqlite("plan"))
+            })
+            .unwrap();
+        assert!(plan.contains("gm_audit_events_type"), "{plan}");
     }
 
     #[test]

@@ -395,3 +395,38 @@ fn expired_nonces_are_pruned_and_recent_ones_kept() {
     assert_eq!(count(&home, "SELECT COUNT(*) FROM nonces WHERE nonce = 'recent'"), 1);
     drop(server);
 }
+
+// F11 (adversarial review, DEVIATIONS G2): a 2,000,000-character heartbeat `status` was stored and
+// echoed by the public `/nodes` to every caller. A status is now at most 128 printable characters;
+// a longer one or one with control characters gets 400 and changes nothing.
+#[test]
+fn oversized_or_control_heartbeat_status_gets_400_and_nodes_stays_small() {
+    let dir = TempDir::new("hb-status");
+    let home = sandbox(&dir);
+    let server = GmServer::start(&home, &[]);
+    let op = Operator::sandbox(&home);
+    let node = Node::new();
+    let cert_id = field(&node.join(server.addr, &op.invite(server.addr, "{}")), "cert_id");
+    let beat = |status: Value| {
+        let body = node.sign(&[("cert_id", Value::from(cert_id.as_str())), ("status", status)], &now_iso());
+        node.post(server.addr, "/heartbeat", &body)
+    };
+    let at_limit = "d".repeat(128);
+    assert_eq!(beat(Value::from(at_limit.as_str())).status, 200);
+    for bad in ["x".repeat(2_000_000), "y".repeat(129), "ok\nforged log line".to_string(), "bell\u{7}".to_string()] {
+        let r = beat(Value::from(bad.as_str()));
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (400, "{\"error\":\"status must be at most 128 printable characters\"}\n"),
+            "status of {} chars",
+            bad.len()
+        );
+    }
+    let nodes = server.get("/nodes");
+    assert!(nodes.text().contains(&format!("\"status\":\"{at_limit}\"")), "{}", nodes.text());
+    assert!(nodes.body.len() < 4096, "/nodes is {} bytes", nodes.body.len());
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM issued_certs WHERE length(heartbeat_status) > 128"), 0);
+    // Ordinary statuses, including non-ASCII text, still go through.
+    assert_eq!(beat(Value::from("degraded: disk 91 % — état")).status, 200);
+    assert_eq!(beat(Value::from("healthy")).status, 200);
+}

@@ -8,6 +8,7 @@ mod admin_auth;
 mod admin_signature;
 mod archive_bounds;
 mod audit_export;
+mod audit_growth;
 mod backup_faults;
 mod backup_forgery;
 mod backup_restore;

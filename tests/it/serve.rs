@@ -380,3 +380,28 @@ fn serve_warns_when_the_clock_is_before_the_genesis_valid_from_and_the_build_dat
     let server = GmServer::start(&home, &["--no-scheduler"]);
     assert!(!server.stderr().contains("the system clock"), "a correct clock gets no warning: {}", server.stderr());
 }
+
+// F10 (adversarial review): `/dashboard.json` and `/dashboard` showed the database path while
+// `/readyz` hid it; one setting now hides it in every public view.
+#[test]
+fn readyz_shows_db_path_false_hides_the_path_in_every_public_view() {
+    let dir = TempDir::new("serve-hide-db");
+    let home = sandbox(&dir);
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    std::fs::write(home.join("gm.toml"), toml.replace("[server]\n", "[server]\nreadyz_shows_db_path = false\n"))
+        .unwrap();
+    let server = GmServer::start(&home, &[]);
+    let db = home.join("na.db").display().to_string();
+    let ready = server.get("/readyz");
+    assert_eq!((ready.status, ready.text().as_str()), (200, "{\"db_path\":\"[REDACTED]\",\"status\":\"ready\"}\n"));
+    let dashboard = server.get("/dashboard.json");
+    assert_eq!(dashboard.status, 200);
+    let value = json(&dashboard.body);
+    let readiness = value.as_object().unwrap().get("readiness").unwrap().as_object().unwrap();
+    assert_eq!(readiness.get("db_path").and_then(Value::as_str), Some("[REDACTED]"));
+    for path in ["/dashboard.json", "/dashboard", "/readyz", "/health", "/connectome", "/sovereign.json", "/metrics"] {
+        let r = server.get(path);
+        assert!(!r.text().contains(&db), "{path} shows the database path: {}", r.text());
+        assert!(!r.text().contains(home.display().to_string().as_str()), "{path} shows the home: {}", r.text());
+    }
+}

@@ -88,6 +88,8 @@ fn upstream_database_is_served_unchanged() {
     assert_eq!(
         gm_indexes,
         vec![
+            "gm_audit_events_created_at",
+            "gm_audit_events_type",
             "gm_issued_certs_heartbeat_status",
             "gm_issued_certs_renewed_from",
             "gm_issued_certs_status",

@@ -341,3 +341,183 @@ fn treaty_and_feed_commands_against_two_servers() {
     assert!(format!("{stdout}{stderr}").contains("stale_sequence"), "{stdout}{stderr}");
     let _ = hb;
 }
+
+/// A treaty from `issuer` to `subject_keys`, valid now, signed by `signer` after `junk` forged
+/// signatures (so every forged one is tried before the real one).
+fn crafted_treaty(signer: &SigningKey, subject_keys: &[String], junk: usize) -> Value {
+    use gm::model::treaty::RecognitionTreaty;
+    let now = chrono::Utc::now();
+    let t = |d: chrono::Duration| (now + d).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let keys = Value::Array(subject_keys.iter().map(|k| Value::from(k.as_str())).collect());
+    let mut value = json(&format!(
+        "{{\"treaty_id\":\"t-1\",\"issuer_sovereign_id\":\"mallory-mesh\",\"subject_sovereign_id\":\"beta-mesh\",\
+         \"subject_public_keys\":{},\"scope\":{{\"allowed_roles\":[\"role:client\"],\"accepted_statuses\":[\"active\"]}},\
+         \"status\":\"active\",\"issued_at\":\"{}\",\"valid_from\":\"{}\",\"expires_at\":\"{}\",\"issued_by\":\"m\",\
+         \"metadata\":{{}},\"signatures\":[]}}",
+        canonical_string(&keys),
+        t(chrono::Duration::hours(-1)),
+        t(chrono::Duration::hours(-1)),
+        t(chrono::Duration::hours(24))
+    ));
+    let mut treaty = RecognitionTreaty::from_value(&value).unwrap();
+    for i in 0..junk {
+        // Well-formed 64-byte signatures that do not verify: the expensive kind to reject.
+        let forged = SigningKey::generate().sign_b64(format!("junk {i}").as_bytes());
+        treaty.signatures.push(gm::model::Signature { key_id: format!("j{i}"), sig: forged });
+    }
+    treaty.sign(signer, "mallory");
+    value = treaty.to_value();
+    value
+}
+
+fn random_keys(n: usize) -> Vec<String> {
+    (0..n).map(|_| SigningKey::generate().public_key().to_b64()).collect()
+}
+
+fn key_array(keys: &[String]) -> Value {
+    Value::Array(keys.iter().map(|k| Value::from(k.as_str())).collect())
+}
+
+// F1 (adversarial review, DEVIATIONS G1): the public verify routes tried every posted signature with
+// every posted key; 400 x 400 in a 62 KiB body cost 5.8 s of CPU per unauthenticated request. The
+// work is now counted before any verification and a request over a limit gets a 400 naming it.
+#[test]
+fn verify_routes_refuse_unbounded_signature_work_and_answer_at_the_limits() {
+    let dir = TempDir::new("verify-work");
+    let home = sovereign(&dir, "alpha-mesh");
+    let server = GmServer::start(&home, &[]);
+    let mallory = SigningKey::generate();
+    let attack_keys = {
+        let mut k = random_keys(399);
+        k.push(mallory.public_key().to_b64());
+        k
+    };
+    let treaty = crafted_treaty(&mallory, &random_keys(1), 399);
+    let body = canonical_string(&Value::Object(Map::from_iter([
+        ("issuer_public_keys".to_string(), key_array(&attack_keys)),
+        ("treaty".to_string(), treaty.clone()),
+    ])));
+    assert!(body.len() > 50_000, "the attack body is {} bytes", body.len());
+    let started = std::time::Instant::now();
+    let r = post_json(server.addr, "/recognition-treaties/verify", &body);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "{\"error\":\"Too many signatures: 400 exceeds the limit of 16 (verify_max_signatures)\"}\n")
+    );
+    // Few signatures but too many keys.
+    let few = crafted_treaty(&mallory, &random_keys(1), 1);
+    let body = canonical_string(&Value::Object(Map::from_iter([
+        ("issuer_public_keys".to_string(), key_array(&attack_keys)),
+        ("treaty".to_string(), few),
+    ])));
+    let r = post_json(server.addr, "/recognition-treaties/verify", &body);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "{\"error\":\"Too many public keys: 400 exceeds the limit of 64 (verify_max_public_keys)\"}\n")
+    );
+    // Within each cap but over the pair budget: 16 signatures x 64 keys.
+    let keys64 = {
+        let mut k = random_keys(63);
+        k.push(mallory.public_key().to_b64());
+        k
+    };
+    let body = canonical_string(&Value::Object(Map::from_iter([
+        ("issuer_public_keys".to_string(), key_array(&keys64)),
+        ("treaty".to_string(), crafted_treaty(&mallory, &random_keys(1), 15)),
+    ])));
+    let r = post_json(server.addr, "/recognition-treaties/verify", &body);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (
+            400,
+            "{\"error\":\"Too many signature checks: 1024 exceeds the limit of 256 (verify_max_signature_checks)\"}\n"
+        )
+    );
+    // At the limits (16 signatures x 16 keys = 256 checks, the real pair last) the answer is given.
+    let keys16 = {
+        let mut k = random_keys(15);
+        k.push(mallory.public_key().to_b64());
+        k
+    };
+    let at_limit = crafted_treaty(&mallory, &random_keys(1), 15);
+    let body = canonical_string(&Value::Object(Map::from_iter([
+        ("issuer_public_keys".to_string(), key_array(&keys16)),
+        ("treaty".to_string(), at_limit.clone()),
+    ])));
+    let r = post_json(server.addr, "/recognition-treaties/verify", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(&json(&r.text()), "accepted"), &Value::Bool(true), "{}", r.text());
+    // verify-with-treaty counts both stages: a self-signed treaty (1 x 1) whose 64 subject keys
+    // would each be tried on 16 attestation signatures.
+    let treaty = crafted_treaty(&mallory, &random_keys(64), 0);
+    let attestation = {
+        let mut sigs = Vec::new();
+        for i in 0..16 {
+            let forged = SigningKey::generate().sign_b64(format!("a {i}").as_bytes());
+            sigs.push(json(&format!("{{\"key_id\":\"k\",\"sig\":\"{forged}\"}}")));
+        }
+        let now = chrono::Utc::now();
+        json(&format!(
+            "{{\"attestation_id\":\"a-1\",\"issuer_sovereign_id\":\"beta-mesh\",\"subject_id\":\"s\",\"roles\":[\"role:client\"],\
+             \"status\":\"active\",\"issued_at\":\"{0}\",\"valid_from\":\"{0}\",\"expires_at\":\"{1}\",\"issued_by\":\"b\",\
+             \"claims\":{{}},\"signatures\":{2}}}",
+            (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"),
+            (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"),
+            canonical_string(&Value::Array(sigs))
+        ))
+    };
+    let body = canonical_string(&Value::Object(Map::from_iter([
+        ("attestation".to_string(), attestation.clone()),
+        ("treaty".to_string(), treaty),
+        ("treaty_issuer_public_keys".to_string(), key_array(&[mallory.public_key().to_b64()])),
+    ])));
+    let r = post_json(server.addr, "/attestations/verify-with-treaty", &body);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (
+            400,
+            "{\"error\":\"Too many signature checks: 1025 exceeds the limit of 256 (verify_max_signature_checks)\"}\n"
+        )
+    );
+    // /attestations/verify counts the matching issuer's keys from the posted policy.
+    let policy = json(&format!(
+        "{{\"local_sovereign_id\":\"alpha-mesh\",\"recognized_issuers\":[{{\"sovereign_id\":\"beta-mesh\",\"public_keys\":{}}}]}}",
+        canonical_string(&key_array(&keys64))
+    ));
+    let body = canonical_string(&Value::Object(Map::from_iter([
+        ("attestation".to_string(), attestation),
+        ("recognition_policy".to_string(), policy),
+    ])));
+    let r = post_json(server.addr, "/attestations/verify", &body);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (
+            400,
+            "{\"error\":\"Too many signature checks: 1024 exceeds the limit of 256 (verify_max_signature_checks)\"}\n"
+        )
+    );
+    // Refused requests write no audit event; the answered ones do.
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM audit_events WHERE event_json LIKE '%_verified\"%'"), 1);
+}
+
+// F1: the limits are settings; raising one lets the same request through.
+#[test]
+fn verify_limits_are_configurable_in_gm_toml() {
+    let dir = TempDir::new("verify-work-config");
+    let home = sovereign(&dir, "alpha-mesh");
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    let toml = toml.replace("[server]\n", "[server.limits]\nverify_max_signatures = 2\n\n[server]\n");
+    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    let server = GmServer::start(&home, &[]);
+    let mallory = SigningKey::generate();
+    let body = canonical_string(&Value::Object(Map::from_iter([
+        ("issuer_public_keys".to_string(), key_array(&[mallory.public_key().to_b64()])),
+        ("treaty".to_string(), crafted_treaty(&mallory, &random_keys(1), 2)),
+    ])));
+    let r = post_json(server.addr, "/recognition-treaties/verify", &body);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "{\"error\":\"Too many signatures: 3 exceeds the limit of 2 (verify_max_signatures)\"}\n")
+    );
+}

@@ -16,6 +16,7 @@ use crate::http::{parse_query, Request};
 use crate::store::nonces;
 
 use super::super::audit;
+use super::super::auth_failures::FailureKey;
 use super::super::error::NaError;
 use super::super::Authority;
 use super::{check_timestamp, TimestampProblem};
@@ -86,7 +87,18 @@ impl Attempt<'_> {
             d.insert("nonce", Value::from(self.nonce));
         }
         d.insert("remote_addr", Value::from(self.remote_addr));
-        audit::record(&self.na.store, "admin_auth_failed", d, self.now);
+        // G3: identical failures past the burst are counted into one summary row per window. The
+        // admin routes are already limited per address (`admin:<addr>`), so no new 429 here.
+        let key = FailureKey {
+            event_type: "admin_auth_failed",
+            remote: self.remote_addr.to_string(),
+            subject: self.key_id.to_string(),
+            reason: reason.to_string(),
+        };
+        let limits = &self.na.settings.auth_failures;
+        if let Some(event) = self.na.failure_log.note(limits, key, d, false, self.now, std::time::Instant::now()) {
+            audit::record_events(&self.na.store, vec![event]);
+        }
         NaError::api(status, message)
     }
 }

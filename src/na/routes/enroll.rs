@@ -22,6 +22,7 @@ use crate::store::{certs, invites, nonces, StoreError};
 
 use super::super::audit;
 use super::super::auth::node::{self, NodeAuthError, NodeProof};
+use super::super::auth_failures::FailureKey;
 use super::super::body;
 use super::super::coerce::int_field;
 use super::super::error::NaError;
@@ -56,9 +57,40 @@ fn parse_roles(json: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// G3: a client address that caused `per_address` node-auth failures in the last minute gets 429
+/// on every node route before any work is done.
+fn failure_gate(na: &Authority, remote: &str) -> Result<(), NaError> {
+    if na.limiter.is_exhausted(&format!("node-auth-fail:{remote}"), na.settings.auth_failures.per_address) {
+        return Err(NaError::rate_limited());
+    }
+    Ok(())
+}
+
+/// A node-auth failure: counted against the address and the node key (G3), audited through the
+/// collapse log, answered with upstream's 401 until a limit is reached and 429 after.
 fn auth_failed(na: &Authority, e: &NodeAuthError, scope: &str, remote: &str, now: DateTime<Utc>) -> NaError {
-    audit::record(&na.store, "node_auth_failed", e.audit_details(scope, remote), now);
-    e.to_error()
+    let limits = &na.settings.auth_failures;
+    let by_address = na.limiter.allow(&format!("node-auth-fail:{remote}"), limits.per_address);
+    let by_key = na.limiter.allow(&format!("node-auth-fail-key:{scope}"), limits.per_key);
+    let limited = !(by_address && by_key);
+    // Once a key's budget is spent, failures for it from any address share one window
+    // (`remote_addr: "*"`), so a flood from many addresses still sums into one counted row.
+    let counted_as = if by_key { remote } else { "*" };
+    let key = FailureKey {
+        event_type: "node_auth_failed",
+        remote: counted_as.to_string(),
+        subject: scope.to_string(),
+        reason: e.reason().to_string(),
+    };
+    let details = e.audit_details(scope, counted_as);
+    if let Some(event) = na.failure_log.note(limits, key, details, limited, now, std::time::Instant::now()) {
+        audit::record_events(&na.store, vec![event]);
+    }
+    if limited {
+        NaError::rate_limited()
+    } else {
+        e.to_error()
+    }
 }
 
 /// Checks the node proof, auditing failures.
@@ -141,6 +173,7 @@ pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaEr
     if !na.limiter.allow(&format!("join:{remote}"), JOIN_LIMIT) {
         return Err(NaError::rate_limited());
     }
+    failure_gate(na, &remote)?;
     let body = body::lenient(req)?;
     let now = na.clock.now();
     let validity = int_field(&body, "validity_hours", 168).ok_or_else(bad_validity)?;
@@ -161,7 +194,7 @@ pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaEr
             ("reason", Value::from("key_compromise")),
             ("remote_addr", Value::from(remote.as_str())),
         ]);
-        audit::record(&na.store, "join_rejected", d, now);
+        audit_unproven(na, "join_rejected", &node_key, "key_compromise", &remote, d, now);
         return Err(NaError::api(403, "Node public key has been compromised"));
     }
     let usable = invite
@@ -287,7 +320,36 @@ fn reject(na: &Authority, event: &'static str, cert_id: &str, reason: &str, remo
         ("reason", Value::from(reason)),
         ("remote_addr", Value::from(remote)),
     ]);
-    audit::record(&na.store, event, d, now);
+    audit_unproven(na, event, cert_id, reason, remote, d, now);
+}
+
+/// G3: an audited refusal that comes before the node proof (a revoked or superseded certificate, a
+/// compromised key) costs the caller nothing, and the pair it needs is public (`/nodes`, the CRL).
+/// Its rows go through the collapse log, and after `per_key` rows a minute for one certificate or
+/// key they are only counted (`remote_addr: "*"`). The answer stays upstream's 403, and no address
+/// is rate-limited for it: nodes behind one NAT with a stale certificate must not lock out the rest.
+fn audit_unproven(
+    na: &Authority,
+    event: &'static str,
+    subject: &str,
+    reason: &str,
+    remote: &str,
+    mut details: Map,
+    now: DateTime<Utc>,
+) {
+    let limits = &na.settings.auth_failures;
+    let by_subject = na.limiter.allow(&format!("{event}:{subject}"), limits.per_key);
+    let counted_as = if by_subject { remote } else { "*" };
+    details.insert("remote_addr", Value::from(counted_as));
+    let key = FailureKey {
+        event_type: event,
+        remote: counted_as.to_string(),
+        subject: subject.to_string(),
+        reason: reason.to_string(),
+    };
+    if let Some(e) = na.failure_log.note(limits, key, details, !by_subject, now, std::time::Instant::now()) {
+        audit::record_events(&na.store, vec![e]);
+    }
 }
 
 /// §9.2 time window (no skew allowance), as an audit reason and message.
@@ -307,27 +369,72 @@ fn window_problem(row: &certs::CertRow, now: DateTime<Utc>) -> Option<(&'static 
 /// upstream's order (certificate checks, then the proof, then the time window) and every
 /// rejection's audit event commits with the nonce it consumed.
 pub fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
+    let remote = client_addr(req, na.settings.proxy_hops);
+    failure_gate(na, &remote)?;
     let body = body::lenient(req)?;
     let now = na.clock.now();
-    let remote = client_addr(req, na.settings.proxy_hops);
     let (Some(cert_id), Some(node_key)) = (truthy_str(&body, "cert_id"), truthy_str(&body, "node_public_key")) else {
         return Err(NaError::api(400, "cert_id and node_public_key required"));
     };
     let scope = format!("node:{node_key}");
     let proof = node::verify(&body, &scope, now, false);
     let nonce = node::nonce_of(&body);
-    let status = match body.get("status") {
-        None | Some(Value::Null) => "unknown".to_string(),
-        Some(Value::Str(s)) => s.clone(),
-        Some(other) => crate::crypto::canonical::canonical_string(other),
-    };
+    let status = heartbeat_status(&body)?;
     let grace = na.settings.supersede_grace;
-    let beat = Heartbeat { cert_id, node_key, scope, nonce, proof, status, remote, grace };
-    na.store.write(move |c| beat.apply(c, now))??;
+    let rejected_cert = cert_id.clone();
+    let beat =
+        Heartbeat { cert_id, node_key, scope: scope.clone(), nonce, proof, status, remote: remote.clone(), grace };
+    match na.store.write(move |c| beat.apply(c, now))? {
+        Ok(()) => {}
+        Err(Refusal::Error(e)) => return Err(e),
+        Err(Refusal::Auth(e)) => return Err(auth_failed(na, &e, &scope, &remote, now)),
+        Err(Refusal::Unproven(reason)) => {
+            reject(na, "heartbeat_rejected", &rejected_cert, &reason, &remote, now);
+            return Err(NaError::api(403, "Certificate revoked"));
+        }
+    }
     let mut m = Map::new();
     m.insert("ack", Value::Bool(true));
     m.insert("server_time", Value::from(isoformat_utc(now)));
     Ok(json_response(200, &Value::Object(m)))
+}
+
+/// The longest heartbeat `status` gm stores, in characters (G2).
+pub const MAX_HEARTBEAT_STATUS_CHARS: usize = 128;
+
+/// The heartbeat `status` as stored (default `unknown`; a non-string is kept as its JSON text).
+/// G2: upstream stores any string and `/nodes` echoes it to everyone, so one node could make every
+/// `/nodes` answer megabytes long; gm refuses a status longer than
+/// [`MAX_HEARTBEAT_STATUS_CHARS`] or holding control characters with a 400, before any state is read.
+fn heartbeat_status(body: &Map) -> Result<String, NaError> {
+    let status = match body.get("status") {
+        None | Some(Value::Null) => return Ok("unknown".to_string()),
+        Some(Value::Str(s)) => s.clone(),
+        Some(other) => crate::crypto::canonical::canonical_string(other),
+    };
+    if status.chars().count() > MAX_HEARTBEAT_STATUS_CHARS || status.chars().any(char::is_control) {
+        return Err(NaError::api(
+            400,
+            format!("status must be at most {MAX_HEARTBEAT_STATUS_CHARS} printable characters"),
+        ));
+    }
+    Ok(status)
+}
+
+/// Why a heartbeat write job refused: a plain error, or a node-auth failure or pre-proof rejection
+/// that the route audits and counts outside the job (G3), so the collapse log is never locked on the
+/// writer thread.
+enum Refusal {
+    Error(NaError),
+    Auth(NodeAuthError),
+    /// Revoked or superseded, decided before the proof; the reason is audited by the route.
+    Unproven(String),
+}
+
+impl From<NaError> for Refusal {
+    fn from(e: NaError) -> Refusal {
+        Refusal::Error(e)
+    }
 }
 
 /// A heartbeat decided inside its write job.
@@ -343,12 +450,12 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn apply(mut self, c: &rusqlite::Connection, now: DateTime<Utc>) -> Result<Result<(), NaError>, StoreError> {
+    fn apply(mut self, c: &rusqlite::Connection, now: DateTime<Utc>) -> Result<Result<(), Refusal>, StoreError> {
         let Some(row) = certs::get(c, &self.cert_id)? else {
-            return Ok(Err(NaError::api(403, "Unknown certificate")));
+            return Ok(Err(NaError::api(403, "Unknown certificate").into()));
         };
         if row.node_public_key != self.node_key {
-            return Ok(Err(NaError::api(403, "Public key does not match certificate")));
+            return Ok(Err(NaError::api(403, "Public key does not match certificate").into()));
         }
         let superseded = || -> Result<bool, StoreError> {
             Ok(certs::successor(c, &row.cert_id)?
@@ -363,8 +470,7 @@ impl Heartbeat {
             None
         };
         if let Some(reason) = revoked {
-            self.reject(c, "heartbeat_rejected", &reason, now)?;
-            return Ok(Err(NaError::api(403, "Certificate revoked")));
+            return Ok(Err(Refusal::Unproven(reason)));
         }
         let proof = match std::mem::replace(&mut self.proof, Err(NodeAuthError::MissingFields)) {
             Ok(p) => p,
@@ -373,18 +479,15 @@ impl Heartbeat {
                 let replay = matches!(e, NodeAuthError::InvalidSignature | NodeAuthError::SignatureError)
                     && self.nonce.as_deref().map(|n| nonces::exists(c, &self.scope, n)).transpose()?.unwrap_or(false);
                 let e = if replay { NodeAuthError::NonceReplay(self.nonce.clone().unwrap_or_default()) } else { e };
-                audit::write(c, "node_auth_failed", e.audit_details(&self.scope, &self.remote), now)?;
-                return Ok(Err(e.to_error()));
+                return Ok(Err(Refusal::Auth(e)));
             }
         };
         if !store_nonce(c, &proof, now)? {
-            let e = NodeAuthError::NonceReplay(proof.nonce.clone());
-            audit::write(c, "node_auth_failed", e.audit_details(&self.scope, &self.remote), now)?;
-            return Ok(Err(e.to_error()));
+            return Ok(Err(Refusal::Auth(NodeAuthError::NonceReplay(proof.nonce.clone()))));
         }
         if let Some((reason, message)) = window_problem(&row, now) {
             self.reject(c, "heartbeat_rejected", reason, now)?;
-            return Ok(Err(NaError::api(403, message)));
+            return Ok(Err(NaError::api(403, message).into()));
         }
         certs::record_heartbeat(c, &row.cert_id, &isoformat_utc(now), &self.status, &self.remote)?;
         Ok(Ok(()))
@@ -408,9 +511,10 @@ impl Heartbeat {
 
 /// `POST /renew`.
 pub fn renew(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
+    let remote = client_addr(req, na.settings.proxy_hops);
+    failure_gate(na, &remote)?;
     let body = body::lenient(req)?;
     let now = na.clock.now();
-    let remote = client_addr(req, na.settings.proxy_hops);
     let validity = int_field(&body, "validity_hours", 168).ok_or_else(bad_validity)?;
     if truthy_str(&body, "cert_id").is_none() || truthy_str(&body, "node_public_key").is_none() {
         return Err(NaError::api(400, "cert_id and node_public_key required"));

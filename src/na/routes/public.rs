@@ -39,13 +39,22 @@ pub fn health(na: &Authority) -> Result<Response, NaError> {
     Ok(json_response(200, &Value::Object(body)))
 }
 
+/// The DB path as public views show it (`/readyz`, `/dashboard.json`, `/dashboard`): the configured
+/// path, or `[REDACTED]` when `[server] readyz_shows_db_path = false`. Every public view goes through
+/// here so the one setting hides the path everywhere.
+pub fn public_db_path(na: &Authority) -> String {
+    if na.settings.readyz_shows_db_path {
+        na.settings.db_path_display.clone()
+    } else {
+        "[REDACTED]".to_string()
+    }
+}
+
 /// `GET /readyz` with real checks (D3): schema 1–6 and all tables present, a write transaction can
 /// start; the signing key was checked against genesis at startup.
 pub fn readyz(na: &Authority) -> Response {
-    let db_path =
-        if na.settings.readyz_shows_db_path { na.settings.db_path_display.clone() } else { "[REDACTED]".to_string() };
     let mut body = Map::new();
-    body.insert("db_path", Value::from(db_path));
+    body.insert("db_path", Value::from(public_db_path(na)));
     match na.store.check_ready() {
         Ok(()) => {
             body.insert("status", Value::from("ready"));

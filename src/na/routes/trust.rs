@@ -1,8 +1,8 @@
 //! Cross-sovereign trust routes (`na-wire.md` §9.3, §9.5, §9.6, §11): membership attestations,
 //! the recognition policy, recognition treaties and the three public verify routes. Decisions use
 //! `model::decision` (upstream's procedures); every issue, revoke and verify writes upstream's audit
-//! event. gm binds `issuer_sovereign_id` to this sovereign (D13) and rate-limits the public verify
-//! routes (D9).
+//! event. gm binds `issuer_sovereign_id` to this sovereign (D13), rate-limits the public verify
+//! routes (D9) and bounds their signature work before any verification (G1, `verify_limits.rs`).
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -25,6 +25,7 @@ use super::super::error::NaError;
 use super::super::publish::{parse_stored, stored_json};
 use super::super::rate_limit::VERIFY_LIMIT;
 use super::super::remote_addr::client_addr;
+use super::super::verify_limits::SignatureWork;
 use super::super::{json_response, Authority};
 use super::admin::admit_strict;
 use super::enroll::invalid_role;
@@ -409,6 +410,11 @@ fn verify_body(na: &Authority, req: &Request) -> Result<Map, NaError> {
     body::strict(req)
 }
 
+/// The `sig` strings of a posted object, for the work bound (G1).
+fn sig_texts<T: SignedObject>(object: &T) -> Vec<&str> {
+    object.signatures().iter().map(|s| s.sig.as_str()).collect()
+}
+
 /// Issuer keys from a request field; absent or falsy means this NA's own key.
 fn key_list(na: &Authority, body: &Map, name: &str) -> Option<Vec<String>> {
     match body.get(name).filter(|v| v.is_truthy()) {
@@ -430,6 +436,13 @@ pub fn verify_attestation_route(na: &Authority, req: &Request) -> Result<Respons
         .get("attestation")
         .ok_or_else(invalid)
         .and_then(|v| MembershipAttestation::from_value(v).map_err(|_| invalid()))?;
+    let issuer_keys = policy
+        .recognized_issuers
+        .iter()
+        .find(|i| i.sovereign_id == a.issuer_sovereign_id)
+        .map_or(&[][..], |i| i.public_keys.as_slice());
+    let sigs = sig_texts(&a);
+    na.settings.verify_limits.admit(&[SignatureWork { signatures: &sigs, keys: issuer_keys }])?;
     if na.store.read(|c| attestations::is_revoked(c, &a.attestation_id))? {
         policy.revoked_attestation_ids.push(a.attestation_id.clone());
     }
@@ -462,6 +475,8 @@ pub fn verify_treaty_route(na: &Authority, req: &Request) -> Result<Response, Na
     let t =
         body.get("treaty").ok_or_else(invalid).and_then(|v| RecognitionTreaty::from_value(v).map_err(|_| invalid()))?;
     let keys = key_list(na, &body, "issuer_public_keys").ok_or_else(invalid)?;
+    let sigs = sig_texts(&t);
+    na.settings.verify_limits.admit(&[SignatureWork { signatures: &sigs, keys: &keys }])?;
     let revoked = locally_revoked_treaty(na, &t.treaty_id)?;
     let e = TreatyExpectations {
         keys: &keys,
@@ -499,6 +514,13 @@ pub fn verify_with_treaty_route(na: &Authority, req: &Request) -> Result<Respons
     let t =
         body.get("treaty").ok_or_else(invalid).and_then(|v| RecognitionTreaty::from_value(v).map_err(|_| invalid()))?;
     let keys = key_list(na, &body, "treaty_issuer_public_keys").ok_or_else(invalid)?;
+    // Both stages count: a treaty the caller signed with its own key passes stage one and makes
+    // gm try the attestation's signatures with the treaty's subject keys.
+    let (treaty_sigs, attestation_sigs) = (sig_texts(&t), sig_texts(&a));
+    na.settings.verify_limits.admit(&[
+        SignatureWork { signatures: &treaty_sigs, keys: &keys },
+        SignatureWork { signatures: &attestation_sigs, keys: &t.subject_public_keys },
+    ])?;
     let revoked_treaties = locally_revoked_treaty(na, &t.treaty_id)?;
     let imported = na.store.read(|c| feeds::imported_ids(c, &a.issuer_sovereign_id))?;
     let d = verify_with_treaty(&a, &t, &keys, &revoked_treaties, &imported, now);
