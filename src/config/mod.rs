@@ -17,9 +17,9 @@ use std::time::Duration;
 use crate::http::Limits;
 use crate::na::auth::admin::SignaturePolicy;
 use crate::na::auth::operators::KeySource;
-use crate::ops::archive::ExtractLimits;
 use crate::na::auth_failures::AuthFailureLimits;
 use crate::na::verify_limits::VerifyLimits;
+use crate::ops::archive::ExtractLimits;
 
 pub use error::ConfigError;
 pub use file::ConfigFile;

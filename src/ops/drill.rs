@@ -94,7 +94,8 @@ pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, Ops
         });
     }
     let unpacked = Scratch::new(scratch.path(), "unpacked")?;
-    let verified = verify_into(&opts.backup, &opts.key, &unpacked, &opts.limits, now, &opts.trust, &super::progress::Silent)?;
+    let verified =
+        verify_into(&opts.backup, &opts.key, &unpacked, &opts.limits, now, &opts.trust, &super::progress::Silent)?;
     let manifest = verified.manifest.clone();
     let ok = verified.ok();
     let detail = verified

@@ -11,6 +11,10 @@ use flate2::Compression;
 
 use crate::harness::{identity, open_archive, sandbox, Gm, GmServer, TempDir, GM};
 
+/// What every command says first when `--allow-unsigned` lets an unsigned archive through.
+const UNSIGNED_WARNING: &str =
+    "warning: --allow-unsigned: a backup without a signature is accepted, and its origin is not proven\n";
+
 /// Encrypts `plain` (already a gzip stream) to `recipient` into `path`.
 fn encrypt_to(path: &Path, recipient: &str, write_plain: impl FnOnce(&mut dyn Write)) {
     let recipient: age::x25519::Recipient = recipient.parse().unwrap();
@@ -112,7 +116,16 @@ fn a_small_archive_that_expands_hugely_is_refused_after_a_bounded_write_and_leav
     std::fs::create_dir(&tmp).unwrap();
     let (b, k) = (bomb.to_str().unwrap(), key.to_str().unwrap());
 
-    let (code, stdout, stderr) = gm_with_file_limit(&tmp, &["managed", "verify", b, "--identity", k]);
+    // Unsigned, the bomb is refused at the signature check, before a byte is decrypted (F4). The
+    // bound below is what still guards the explicit `--allow-unsigned` path (legacy backups) and an
+    // archive signed with a stolen backup-signing key.
+    let (code, stdout, _) = gm_with_file_limit(&tmp, &["managed", "verify", b, "--identity", k, "--home", h]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("damaged or forged backup: "), "{stdout}");
+    assert_eq!(names(&tmp), Vec::<String>::new(), "nothing unpacked");
+
+    let (code, stdout, stderr) =
+        gm_with_file_limit(&tmp, &["managed", "verify", b, "--identity", k, "--home", h, "--allow-unsigned"]);
     assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.starts_with(&format!("FAILED: {b}\n")), "{stdout}");
     assert!(
@@ -124,18 +137,27 @@ fn a_small_archive_that_expands_hugely_is_refused_after_a_bounded_write_and_leav
 
     let db = home.join("na.db");
     let before = std::fs::read(&db).unwrap();
-    let (code, _, stderr) =
-        gm_with_file_limit(&tmp, &["managed", "restore", "--home", h, "--backup", b, "--identity", k, "--yes"]);
+    let (code, _, stderr) = gm_with_file_limit(
+        &tmp,
+        &["managed", "restore", "--home", h, "--backup", b, "--identity", k, "--yes", "--allow-unsigned"],
+    );
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.starts_with("error: check decrypt failed: not a usable gm backup: damaged backup: "), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "{UNSIGNED_WARNING}error: check decrypt failed: not a usable gm backup: damaged backup: "
+        )),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
     let left: Vec<String> = names(&home).into_iter().filter(|n| n.starts_with(".gm-") || n.contains(".tmp")).collect();
     assert_eq!(left, Vec::<String>::new());
     assert_eq!(names(&tmp), Vec::<String>::new());
 
     // The scheduled drill picks the newest file: the same bound holds there.
-    let (code, stdout, stderr) =
-        gm_with_file_limit(&tmp, &["managed", "restore-drill", "--home", h, "--backup", b, "--identity", k, "--json"]);
+    let (code, stdout, stderr) = gm_with_file_limit(
+        &tmp,
+        &["managed", "restore-drill", "--home", h, "--backup", b, "--identity", k, "--json", "--allow-unsigned"],
+    );
     assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("damaged backup: entry na.db expands "), "{stdout}");
     assert_eq!(names(&tmp), Vec::<String>::new());
@@ -152,9 +174,10 @@ fn an_entry_declaring_more_than_backup_max_unpacked_bytes_is_refused_before_writ
         .expect(0);
     let (a, k) = (archive.to_str().unwrap(), key.to_str().unwrap());
     Gm::new(&["managed", "verify", a, "--identity", k, "--home", h]).expect(0);
-    let mut toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
-    toml.push_str("\n[backup]\nmax_unpacked_bytes = 4096\n");
-    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    assert!(toml.contains("\n[backup]\n"), "quickstart writes a [backup] table");
+    std::fs::write(home.join("gm.toml"), toml.replace("\n[backup]\n", "\n[backup]\nmax_unpacked_bytes = 4096\n"))
+        .unwrap();
     let (stdout, _) = Gm::new(&["managed", "verify", a, "--identity", k, "--home", h]).expect(1);
     assert!(
         stdout.contains("damaged backup: entry na.db declares ")
@@ -186,12 +209,18 @@ fn a_duplicate_entry_is_a_damaged_backup_naming_the_entry_and_restores_nothing()
         let forged = dir.join(&format!("dup-{twice}.tar.gz.age"));
         archive_of(&forged, &recipient, &list);
         let (f, k) = (forged.to_str().unwrap(), key.to_str().unwrap());
-        let (stdout, _) = Gm::new(&["managed", "verify", f, "--identity", k]).expect(1);
+        // Unsigned (the signature check would refuse it first): --allow-unsigned reaches the unpacking.
+        let (stdout, _) =
+            Gm::new(&["managed", "verify", f, "--identity", k, "--home", h, "--allow-unsigned"]).expect(1);
         assert!(stdout.contains(&format!("not a usable gm backup: duplicate entry \"{twice}\"")), "{stdout}");
-        let (_, stderr) = Gm::restore(&home, &forged, &key).expect(1);
+        let (_, stderr) =
+            Gm::new(&["managed", "restore", "--home", h, "--backup", f, "--identity", k, "--yes", "--allow-unsigned"])
+                .expect(1);
         assert_eq!(
             stderr,
-            format!("error: check decrypt failed: not a usable gm backup: duplicate entry \"{twice}\"\n"),
+            format!(
+                "{UNSIGNED_WARNING}error: check decrypt failed: not a usable gm backup: duplicate entry \"{twice}\"\n"
+            ),
         );
         assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
     }

@@ -39,10 +39,11 @@ fn keys_backups_exports_bundles_reports_profile_and_probe_state_are_created_0600
         .iter()
         .map(|k| home.join(k))
         .collect();
-    let mut public: Vec<PathBuf> = ["keys/na.pub", "offline/root.pub", "offline/operator.pub", "genesis.signed.json"]
-        .iter()
-        .map(|k| home.join(k))
-        .collect();
+    let mut public: Vec<PathBuf> =
+        ["keys/na.pub", "keys/backup-signing.pub", "offline/root.pub", "offline/operator.pub", "genesis.signed.json"]
+            .iter()
+            .map(|k| home.join(k))
+            .collect();
 
     for kind in ["root", "network-authority", "operator"] {
         let base = dir.join(&format!("keygen/{kind}"));
