@@ -16,8 +16,12 @@ use std::time::{Duration, Instant};
 
 use gm::crypto::canonical::{canonical_bytes, canonical_string};
 use gm::crypto::json::{parse_str, Map, Value};
-use gm::crypto::keys::{load_signing_key, SigningKey};
+use gm::crypto::keys::SigningKey;
 use gm::model::timestamp::isoformat_utc;
+
+#[path = "support/operator.rs"]
+mod operator;
+use operator::Operator;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -25,7 +29,7 @@ fn main() {
     let home = std::path::PathBuf::from(args.get(1).expect("HOME"));
     let joins: usize = args.get(2).map_or(20_000, |v| v.parse().unwrap());
     let threads: usize = args.get(3).map_or(16, |v| v.parse().unwrap());
-    let operator = Arc::new(load_signing_key(&home.join("offline/operator.key")).unwrap());
+    let operator = Arc::new(Operator::load(&home));
 
     let started = Instant::now();
     let tokens: Vec<(Duration, String)> = run_parallel(addr, threads, joins, move |conn, i| {
@@ -144,10 +148,10 @@ fn post(path: &str, body: &str, i: usize) -> String {
     )
 }
 
-fn admin_request(key: &SigningKey, path: &str, body: &str, i: usize) -> String {
+fn admin_request(key: &Operator, path: &str, body: &str, i: usize) -> String {
     let ts = isoformat_utc(chrono::Utc::now());
     let nonce = gm::crypto::digest::uuid4();
-    let sig = key.sign_b64(&gm::crypto::payload::v1_payload(&parse_str(body).unwrap(), "operator-local", &nonce, &ts));
+    let sig = key.sign(&parse_str(body).unwrap(), path, &nonce, &ts);
     format!(
         "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-Forwarded-For: {}\r\nContent-Length: {}\r\nX-Admin-Key-Id: operator-local\r\nX-Admin-Timestamp: {ts}\r\nX-Admin-Nonce: {nonce}\r\nX-Admin-Signature: {sig}\r\n\r\n{body}",
         forwarded(i),

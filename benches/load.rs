@@ -32,8 +32,12 @@ use std::time::{Duration, Instant};
 
 use gm::crypto::canonical::{canonical_bytes, canonical_string};
 use gm::crypto::json::{parse_str, Map, Value};
-use gm::crypto::keys::{load_signing_key, SigningKey};
+use gm::crypto::keys::SigningKey;
 use gm::model::timestamp::isoformat_utc;
+
+#[path = "support/operator.rs"]
+mod operator;
+use operator::Operator;
 
 /// Routes the public clients cycle through; `/healthz` is every other request.
 const ROUTES: &[&str] = &[
@@ -114,7 +118,7 @@ fn main() {
     let enroll_think = Duration::from_millis(env_num("LOAD_ENROLL_THINK_MS", 50));
     let ramp = Duration::from_millis(env_num("LOAD_RAMP_MS", 5000));
     let p99_limit = Duration::from_millis(env_num("LOAD_P99_LIMIT_MS", 50));
-    let operator = Arc::new(load_signing_key(&home.join("offline/operator.key")).unwrap());
+    let operator = Arc::new(Operator::load(&home));
     println!(
         "load: {public} public keep-alive clients (think {} ms), {slow} slowloris (1 byte / {} ms), \
          {enrollers} enrollers ({heartbeats} heartbeats per node, think {} ms), {seconds} s, ramp {} ms",
@@ -367,7 +371,7 @@ fn slowloris(shared: &Shared, delay: Duration, interval: Duration) {
 }
 
 /// Invite, join, heartbeats, over and over; returns the latencies (µs) of all its requests.
-fn enroller(shared: &Shared, operator: &SigningKey, delay: Duration, heartbeats: u64, think: Duration) -> Vec<u32> {
+fn enroller(shared: &Shared, operator: &Operator, delay: Duration, heartbeats: u64, think: Duration) -> Vec<u32> {
     let mut lat = Vec::new();
     if !pause(shared, delay) {
         return lat;
@@ -433,11 +437,11 @@ fn post(path: &str, body: &str, xff: &str) -> String {
     )
 }
 
-fn admin_invite(key: &SigningKey, xff: &str) -> String {
+fn admin_invite(key: &Operator, xff: &str) -> String {
     let body = "{\"max_validity_hours\":48}";
     let ts = isoformat_utc(chrono::Utc::now());
     let nonce = gm::crypto::digest::uuid4();
-    let sig = key.sign_b64(&gm::crypto::payload::v1_payload(&parse_str(body).unwrap(), "operator-local", &nonce, &ts));
+    let sig = key.sign(&parse_str(body).unwrap(), "/admin/invite", &nonce, &ts);
     format!(
         "POST /admin/invite HTTP/1.1\r\nHost: load\r\nContent-Type: application/json\r\nX-Forwarded-For: {xff}\r\nContent-Length: {}\r\nX-Admin-Key-Id: operator-local\r\nX-Admin-Timestamp: {ts}\r\nX-Admin-Nonce: {nonce}\r\nX-Admin-Signature: {sig}\r\n\r\n{body}",
         body.len()

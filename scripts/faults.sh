@@ -96,15 +96,16 @@ backup_and_restore_fail_cleanly() {
   # No file under the final name. On a full disk the failed run removed its scratch itself; a
   # failing device may refuse the removal too, so there the next run must clean up.
   [ ! -e "$dir/b.age" ] || { echo "FAILED: the failed backup left $dir/b.age"; exit 1; }
+  [ ! -e "$dir/b.age.sig" ] || { echo "FAILED: the failed backup left a signature for no archive"; exit 1; }
   left=$(find "$dir" -mindepth 1 ! -name filler | wc -l)
   [ "$left" -eq 0 ] || [ "$label" != "full tmpfs" ] || { echo "FAILED: the failed backup left files: $(ls -A "$dir")"; exit 1; }
   $heal_cmd
   "$gm" managed backup --home "$work/sb" --recipient "$recipient" --output "$dir/b.age" >/dev/null 2>&1
-  "$gm" managed verify "$dir/b.age" --identity "$work/backup.key" >/dev/null
-  left=$(find "$dir" -mindepth 1 ! -name filler ! -name b.age | wc -l)
+  "$gm" managed verify "$dir/b.age" --identity "$work/backup.key" --home "$work/sb" >/dev/null
+  left=$(find "$dir" -mindepth 1 ! -name filler ! -name b.age ! -name b.age.sig | wc -l)
   [ "$left" -eq 0 ] || { echo "FAILED: scratch files remain after the next backup: $(ls -A "$dir")"; exit 1; }
   echo "$label over: backup written and verified ($(du -h "$dir/b.age" | cut -f1))"
-  mv "$dir/b.age" "$work/b.age"
+  mv "$dir/b.age" "$work/b.age" && mv "$dir/b.age.sig" "$work/b.age.sig"
 
   echo "-- restore: the database being replaced lives on the $label"
   cp -r "$work/sb" "$dir/sb"
