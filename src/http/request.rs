@@ -42,6 +42,20 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
+
+    /// The comma-separated elements of every header field named `name`, in the order sent, trimmed, empty ones
+    /// dropped. Repeated field lines form one list (RFC 9110 §5.3), so a list header such as `X-Forwarded-For`
+    /// must be read through this: the first line alone may be the one a client wrote before a proxy appended
+    /// its own.
+    pub fn header_list(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .filter(|element| !element.is_empty())
+            .collect()
+    }
 }
 
 /// Decodes `%XX` escapes; `+` stays `+`. A `%` not followed by two hex digits is kept as it is, as Python's
