@@ -17,6 +17,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::client::deadline_io::DeadlineIo;
 use crate::clock::Clock;
 use crate::model::timestamp::pydantic_utc;
 
@@ -137,14 +138,11 @@ fn handshake(host: &str, port: u16, timeout: Duration, verifier: Arc<CapturingVe
         .with_no_client_auth();
     let mut conn =
         ClientConnection::new(Arc::new(config), name).map_err(|e| Failure::Other(format!("cannot start TLS: {e}")))?;
-    let mut stream = connect(host, port, deadline)?;
+    // complete_io loops over many socket reads until the handshake is done, so the deadline sits under
+    // it, on every read and write: a server that sends one byte every half second must not hold the probe
+    // past its timeout (F6).
+    let mut stream = DeadlineIo::new(connect(host, port, deadline)?, deadline);
     while conn.is_handshaking() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out(host, port, timeout));
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        let _ = stream.set_write_timeout(Some(left));
         if let Err(e) = conn.complete_io(&mut stream) {
             if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) {
                 return Err(timed_out(host, port, timeout));
