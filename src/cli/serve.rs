@@ -139,6 +139,7 @@ fn serve_with_clock(
     }
     let operators = Arc::new(load_operator_keys(&settings)?);
     let server = Server::bind(settings.bind, settings.limits.clone())?;
+    log_open_file_limit(settings.limits.max_connections);
     let store = Store::open(&settings.db_path, OpenMode::Serve, &isoformat_utc(clock.now()))?;
     let lock = lock_database(&settings)?;
     if let Some(l) = &lock {
@@ -363,5 +364,43 @@ fn raise_crl_floor_after_restore(authority: &Authority, db_path: &std::path::Pat
                 log::error!(target: "gm::serve", "cannot raise the CRL sequence above {floor} after the restore: {e}")
             }
         }
+    }
+}
+
+/// Descriptors kept free beyond one per connection: the listener, the database and its WAL, logs, job
+/// children's pipes.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Raises the open-file limit toward the hard limit and says what it is; warns when `max_connections`
+/// cannot fit, because `accept` then fails and new clients time out instead of getting a 503.
+fn log_open_file_limit(max_connections: usize) {
+    let needed = u64::try_from(max_connections).unwrap_or(u64::MAX).saturating_add(RESERVED_DESCRIPTORS);
+    let shown = |v: Option<u64>| v.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    let limit = match crate::http::raise_open_file_limit() {
+        Ok(limit) => {
+            if limit.now != limit.before {
+                log::info!(
+                    target: "gm::serve",
+                    "open-file limit raised from {} to {} (hard limit {})",
+                    shown(limit.before),
+                    shown(limit.now),
+                    shown(limit.hard)
+                );
+            }
+            limit
+        }
+        Err((limit, err)) => {
+            log::debug!(target: "gm::serve", "cannot raise the open-file limit: {err}");
+            limit
+        }
+    };
+    if !limit.allows(needed) {
+        log::warn!(
+            target: "gm::serve",
+            "open-file limit {} is below max_connections ({max_connections}) + {RESERVED_DESCRIPTORS}: \
+             connections past it fail to be accepted; raise LimitNOFILE= (systemd) or ulimit -n, or lower \
+             max_connections",
+            shown(limit.now)
+        );
     }
 }
