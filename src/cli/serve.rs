@@ -170,7 +170,12 @@ fn serve_with_clock(
         jobs: scheduling.then(|| Arc::clone(&scheduler.recorder.metrics)),
         probe_textfiles: scheduler.probe_textfiles(),
     };
-    authority.set_extra_metrics(Box::new(move || ops.render()));
+    let connections = server.stats();
+    authority.set_extra_metrics(Box::new(move || {
+        let mut text = connection_metrics(&connections);
+        text.push_str(&ops.render());
+        text
+    }));
     let stop = install_signal_watch(server.shutdown_handle(), Arc::clone(&authority))?;
     let sched_stop = Arc::new(AtomicBool::new(false));
     let sched_thread = if scheduling {
@@ -365,6 +370,39 @@ fn raise_crl_floor_after_restore(authority: &Authority, db_path: &std::path::Pat
             }
         }
     }
+}
+
+/// The HTTP layer's connection counters as Prometheus text: what the cap, the per-address share and
+/// idle eviction did (an operator sees a flood here before clients complain).
+fn connection_metrics(stats: &crate::http::ServerStats) -> String {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(768);
+    out.push_str("# HELP gm_http_open_connections Client connections open now.\n");
+    out.push_str("# TYPE gm_http_open_connections gauge\n");
+    let _ = writeln!(out, "gm_http_open_connections {}", stats.open_connections.load(Ordering::Relaxed));
+    out.push_str("# HELP gm_http_connections_total Client connections admitted since start.\n");
+    out.push_str("# TYPE gm_http_connections_total counter\n");
+    let _ = writeln!(out, "gm_http_connections_total {}", load(&stats.total_connections));
+    out.push_str("# HELP gm_http_connections_refused_total Connections refused with 503, by the limit reached.\n");
+    out.push_str("# TYPE gm_http_connections_refused_total counter\n");
+    let _ = writeln!(
+        out,
+        "gm_http_connections_refused_total{{limit=\"max_connections\"}} {}",
+        load(&stats.rejected_over_cap)
+    );
+    let _ = writeln!(
+        out,
+        "gm_http_connections_refused_total{{limit=\"max_connections_per_address\"}} {}",
+        load(&stats.rejected_per_address)
+    );
+    out.push_str(
+        "# HELP gm_http_idle_connections_evicted_total Idle keep-alive connections closed to admit a new one.\n",
+    );
+    out.push_str("# TYPE gm_http_idle_connections_evicted_total counter\n");
+    let _ = writeln!(out, "gm_http_idle_connections_evicted_total {}", load(&stats.evicted_idle));
+    out
 }
 
 /// Descriptors kept free beyond one per connection: the listener, the database and its WAL, logs, job

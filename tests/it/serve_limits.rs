@@ -205,6 +205,13 @@ fn one_address_over_its_share_is_refused_while_another_address_is_served() {
     assert_eq!((r.status, r.text().as_str()), (503, "{\"error\":\"Server busy\"}\n"));
     let mut other = connect_from([127, 0, 0, 2], server.addr);
     assert_eq!(healthz_on(&mut other), Some(200));
+    other.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let metrics = read_response(&mut other).unwrap().text();
+    assert!(
+        metrics.contains("\ngm_http_connections_refused_total{limit=\"max_connections_per_address\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\ngm_http_connections_refused_total{limit=\"max_connections\"} 0\n"), "{metrics}");
     assert!(server.stderr().contains("127.0.0.1 holds max_connections_per_address (3)"), "{}", server.stderr());
 }
 
