@@ -271,6 +271,7 @@ impl Connection<'_> {
             Rejection::Malformed { .. }
             | Rejection::HeaderNotUtf8 { .. }
             | Rejection::BadContentLength
+            | Rejection::DuplicateHost
             | Rejection::UnsupportedVersion
             | Rejection::TransferEncoding => {
                 log::debug!("refusing request from {}: {rejection}", self.peer);

@@ -272,8 +272,16 @@ fn read_framing(headers: &[(String, String)], version: u8, limits: &Limits) -> R
     let mut expects_continue = false;
     let mut close = false;
     let mut keep_alive_token = false;
+    let mut hosts = 0;
     for (name, value) in headers {
-        if name.eq_ignore_ascii_case("transfer-encoding") {
+        if name.eq_ignore_ascii_case("host") {
+            // RFC 9112 §3.2: more than one Host line is a 400. Which one names the site is otherwise
+            // ambiguous, and a proxy in front may have routed on the other.
+            hosts += 1;
+            if hosts > 1 {
+                return Err(Rejection::DuplicateHost);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Rejection::TransferEncoding);
         } else if name.eq_ignore_ascii_case("content-length") {
             let parsed = parse_content_length(value)?;
@@ -371,6 +379,16 @@ mod tests {
 
     fn parse(bytes: &[u8]) -> Result<Option<ParsedHead>, Rejection> {
         parse_head(bytes, &Limits::default(), peer())
+    }
+
+    #[test]
+    fn repeated_list_headers_are_kept_in_order_and_a_second_host_is_refused() {
+        let head = parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-F: 1, 2\r\nx-f: 3\r\nX-F:\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.request.header("X-F"), Some("1, 2"));
+        assert_eq!(head.request.header_list("x-f"), ["1", "2", "3"]);
+        assert!(head.request.header_list("missing").is_empty());
+        let twice = parse(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n");
+        assert_eq!(twice.err(), Some(Rejection::DuplicateHost));
     }
 
     #[test]

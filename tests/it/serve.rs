@@ -419,4 +419,8 @@ fn repeated_forwarded_for_lines_are_combined_before_counting_hops() {
     let body = request(server.addr, raw).text();
     assert!(body.contains("\"endpoint\":\"https://na.example\""), "{body}");
     assert!(!body.contains("evil"), "{body}");
+    // Host is one value, not a list: a second line is refused rather than guessed at.
+    let raw = "GET /sovereign.json HTTP/1.1\r\nHost: na.example\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    let r = request(server.addr, raw);
+    assert_eq!((r.status, r.text().as_str()), (400, "{\"error\":\"Bad Request\"}\n"));
 }
