@@ -47,7 +47,7 @@ pub struct Limits {
     /// Each open connection holds one file descriptor: `gm serve` raises its open-file limit to fit.
     /// Defaults to 4096.
     pub max_connections: usize,
-    /// Most connections open at once from one TCP peer address. When an address is at its share, its
+    /// Most connections open at once from one TCP peer address (for IPv6, one /64). When an address is at its share, its
     /// longest-idle keep-alive connection is closed to admit the new one; with none idle, the new one is
     /// answered with 503 by the accept thread and closed. This keeps one client from taking every slot (and
     /// every file descriptor). Behind a reverse proxy every connection comes from the proxy, so the config

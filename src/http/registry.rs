@@ -84,6 +84,19 @@ pub(super) struct Registry {
     epoch: Instant,
 }
 
+/// The address a connection counts against. IPv4 (also as an IPv4-mapped IPv6 address, as a listener on
+/// `[::]` sees it) is the address itself. IPv6 is its /64: one host is routinely given a whole /64, so
+/// counting single IPv6 addresses would give it 2^64 shares.
+pub(super) fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
@@ -109,6 +122,7 @@ impl Registry {
         cap: usize,
         per_address: usize,
     ) -> Result<Admission, Refusal> {
+        let ip = address_key(ip);
         let mut evicted = None;
         if self.per_address.get(&ip).copied().unwrap_or(0) >= per_address {
             let oldest = self.longest_idle(Some(ip)).ok_or(Refusal::PerAddress)?;
@@ -167,5 +181,33 @@ impl Registry {
                 self.per_address.remove(&ip);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_by_itself() {
+        let key = |text: &str| address_key(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_ne!(key("::ffff:192.0.2.7"), key("::ffff:192.0.2.8"));
+    }
+
+    #[test]
+    fn refusals_name_the_limit_and_eviction_frees_one_slot() {
+        let mut registry = Registry::new();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(registry.admit(1, a, None, 3, 2).is_ok());
+        assert!(registry.admit(2, a, None, 3, 2).is_ok());
+        assert!(matches!(registry.admit(3, a, None, 3, 2), Err(Refusal::PerAddress)));
+        assert!(registry.admit(4, b, None, 3, 2).is_ok());
+        assert!(matches!(registry.admit(5, b, None, 3, 2), Err(Refusal::Cap)));
+        registry.remove(1);
+        assert!(registry.admit(6, b, None, 3, 2).is_ok());
     }
 }
