@@ -1,8 +1,10 @@
 //! One deadline over every byte of an outbound connection, the TLS handshake included.
 //!
 //! Owns: [`DeadlineIo`], a stream wrapper that, before each read or write, sets the socket's timeout to the
-//! time left before a fixed instant and fails with `TimedOut` once it has passed; and [`DeadlineTls`], the
-//! ureq TLS connector that puts it under rustls. Must not decide what the deadline is: callers pass it.
+//! time left before a fixed instant and fails with `TimedOut` once it has passed; [`DeadlineTls`], the
+//! ureq TLS connector that puts it under rustls; and [`resolve_by`], a name lookup that gives up at the
+//! deadline (ureq 2 and `ToSocketAddrs` wait as long as the system resolver does, up to 30 s and more with
+//! several unreachable name servers). Must not decide what the deadline is: callers pass it.
 //!
 //! Why a wrapper: ureq 2 bounds the body of an answer with its request deadline, but runs the TLS handshake
 //! (`rustls::ClientConnection::complete_io`) on a socket whose read timeout was set once, to the whole
@@ -13,8 +15,8 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// A stream that can hand out its TCP socket, so its timeouts can be set.
@@ -122,6 +124,45 @@ impl ureq::TlsConnector for DeadlineTls {
     }
 }
 
+/// Resolves `host:port` (`netloc`), giving up with `TimedOut` at `deadline`.
+///
+/// The lookup runs on its own thread: getaddrinfo cannot be interrupted, so on timeout that thread is left
+/// to finish (bounded by the system resolver's own timeouts) and its answer is dropped. An IP literal needs
+/// no lookup and no thread.
+///
+/// # Errors
+/// `TimedOut` at the deadline; otherwise what the resolver said.
+pub fn resolve_by(netloc: &str, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(addr) = netloc.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(deadline_passed());
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    let owned = netloc.to_string();
+    std::thread::Builder::new().name("client-resolve".to_string()).spawn(move || {
+        let _ = tx.send(owned.to_socket_addrs().map(Iterator::collect));
+    })?;
+    match rx.recv_timeout(left) {
+        Ok(answer) => answer,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the name lookup did not finish before the deadline")),
+    }
+}
+
+/// ureq's resolver replaced by [`resolve_by`] with the request's deadline.
+pub(crate) struct DeadlineResolver {
+    /// When the request must be over.
+    pub(crate) deadline: Instant,
+}
+
+impl ureq::Resolver for DeadlineResolver {
+    fn resolve(&self, netloc: &str) -> io::Result<Vec<SocketAddr>> {
+        resolve_by(netloc, self.deadline)
+    }
+}
+
 /// ureq's default TLS setup, made explicit: ring, TLS 1.2 and 1.3, the webpki roots, no client certificate.
 pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -165,6 +206,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         drop(io);
         dripper.join().unwrap();
+    }
+
+    #[test]
+    fn lookups_end_at_the_deadline() {
+        let later = Instant::now() + Duration::from_secs(5);
+        assert_eq!(resolve_by("127.0.0.1:80", later).unwrap(), vec![SocketAddr::from(([127, 0, 0, 1], 80))]);
+        assert!(resolve_by("localhost:80", later).unwrap().iter().all(|a| a.ip().is_loopback()));
+        let passed = Instant::now();
+        assert_eq!(resolve_by("localhost:80", passed).unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 
     #[test]

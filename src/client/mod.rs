@@ -69,6 +69,7 @@ impl NaClient {
             .redirects(0)
             .user_agent(concat!("gm/", env!("CARGO_PKG_VERSION")))
             .tls_connector(Arc::new(tls))
+            .resolver(deadline_io::DeadlineResolver { deadline })
             .build()
     }
 
@@ -157,6 +158,7 @@ impl NaClient {
             ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
                 ClientError::BadUrl { url, problem: "ureq cannot parse it as a URL" }
             }
+            ureq::ErrorKind::Dns if timed_out => ClientError::Timeout { url, phase: Phase::Resolve, after: budget },
             ureq::ErrorKind::Dns => ClientError::Resolve { url, detail },
             // The one ConnectionFailed that comes after the TCP connect is the TLS handshake; its bound
             // is the request's deadline, not connect_timeout.
