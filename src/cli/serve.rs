@@ -140,6 +140,7 @@ fn serve_with_clock(
     }
     let operators = Arc::new(load_operator_keys(&settings)?);
     let server = Server::bind(settings.bind, settings.limits.clone())?;
+    log_open_file_limit(settings.limits.max_connections);
     let store = Store::open(&settings.db_path, OpenMode::Serve, &isoformat_utc(clock.now()))?;
     let lock = lock_database(&settings)?;
     if let Some(l) = &lock {
@@ -172,7 +173,12 @@ fn serve_with_clock(
         jobs: scheduling.then(|| Arc::clone(&scheduler.recorder.metrics)),
         probe_textfiles: scheduler.probe_textfiles(),
     };
-    authority.set_extra_metrics(Box::new(move || ops.render()));
+    let connections = server.stats();
+    authority.set_extra_metrics(Box::new(move || {
+        let mut text = connection_metrics(&connections);
+        text.push_str(&ops.render());
+        text
+    }));
     let stop = install_signal_watch(server.shutdown_handle(), Arc::clone(&authority))?;
     let sched_stop = Arc::new(AtomicBool::new(false));
     let sched_thread = if scheduling {
@@ -390,5 +396,76 @@ fn log_admin_signature_policy(settings: &ServeSettings) {
             target: "gm::serve",
             "version-1 admin signatures are ACCEPTED ({origin}): a v1 signature binds neither method, path nor this NA, so anyone who sees one signed admin request can replay it within 300 s as another (a history read becomes an invite); once no upstream 0.16 operator CLI is in use, set [server] admin_signature to \"v2\" in gm.toml (or NA_ADMIN_LEGACY_SIGNATURES=reject)"
         ),
+    }
+}
+
+/// The HTTP layer's connection counters as Prometheus text: what the cap, the per-address share and
+/// idle eviction did (an operator sees a flood here before clients complain).
+fn connection_metrics(stats: &crate::http::ServerStats) -> String {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(768);
+    out.push_str("# HELP gm_http_open_connections Client connections open now.\n");
+    out.push_str("# TYPE gm_http_open_connections gauge\n");
+    let _ = writeln!(out, "gm_http_open_connections {}", stats.open_connections.load(Ordering::Relaxed));
+    out.push_str("# HELP gm_http_connections_total Client connections admitted since start.\n");
+    out.push_str("# TYPE gm_http_connections_total counter\n");
+    let _ = writeln!(out, "gm_http_connections_total {}", load(&stats.total_connections));
+    out.push_str("# HELP gm_http_connections_refused_total Connections refused with 503, by the limit reached.\n");
+    out.push_str("# TYPE gm_http_connections_refused_total counter\n");
+    let _ = writeln!(
+        out,
+        "gm_http_connections_refused_total{{limit=\"max_connections\"}} {}",
+        load(&stats.rejected_over_cap)
+    );
+    let _ = writeln!(
+        out,
+        "gm_http_connections_refused_total{{limit=\"max_connections_per_address\"}} {}",
+        load(&stats.rejected_per_address)
+    );
+    out.push_str(
+        "# HELP gm_http_idle_connections_evicted_total Idle keep-alive connections closed to admit a new one.\n",
+    );
+    out.push_str("# TYPE gm_http_idle_connections_evicted_total counter\n");
+    let _ = writeln!(out, "gm_http_idle_connections_evicted_total {}", load(&stats.evicted_idle));
+    out
+}
+
+/// Descriptors kept free beyond one per connection: the listener, the database and its WAL, logs, job
+/// children's pipes.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Raises the open-file limit toward the hard limit and says what it is; warns when `max_connections`
+/// cannot fit, because `accept` then fails and new clients time out instead of getting a 503.
+fn log_open_file_limit(max_connections: usize) {
+    let needed = u64::try_from(max_connections).unwrap_or(u64::MAX).saturating_add(RESERVED_DESCRIPTORS);
+    let shown = |v: Option<u64>| v.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    let limit = match crate::http::raise_open_file_limit() {
+        Ok(limit) => {
+            if limit.now != limit.before {
+                log::info!(
+                    target: "gm::serve",
+                    "open-file limit raised from {} to {} (hard limit {})",
+                    shown(limit.before),
+                    shown(limit.now),
+                    shown(limit.hard)
+                );
+            }
+            limit
+        }
+        Err((limit, err)) => {
+            log::debug!(target: "gm::serve", "cannot raise the open-file limit: {err}");
+            limit
+        }
+    };
+    if !limit.allows(needed) {
+        log::warn!(
+            target: "gm::serve",
+            "open-file limit {} is below max_connections ({max_connections}) + {RESERVED_DESCRIPTORS}: \
+             connections past it fail to be accepted; raise LimitNOFILE= (systemd) or ulimit -n, or lower \
+             max_connections",
+            shown(limit.now)
+        );
     }
 }

@@ -13,8 +13,10 @@ use std::time::Duration;
 pub enum Phase {
     /// Looking up the host name.
     Resolve,
-    /// Opening the TCP (and TLS) connection.
+    /// Opening the TCP connection.
     Connect,
+    /// The TLS handshake of an `https` URL.
+    Handshake,
     /// Sending the request and waiting for the status line and headers.
     Answer,
     /// Reading the response body.
@@ -29,6 +31,7 @@ impl Phase {
         match self {
             Phase::Resolve => "resolving the host of",
             Phase::Connect => "connecting to",
+            Phase::Handshake => "during the TLS handshake with",
             Phase::Answer => "waiting for an answer from",
             Phase::Body => "reading the answer from",
             Phase::Operation => "before requesting",

@@ -13,6 +13,7 @@
 //! token: bodies carry invite tokens and headers carry signatures.
 
 pub mod admin;
+pub mod deadline_io;
 pub mod error;
 pub mod node;
 pub mod options;
@@ -21,6 +22,7 @@ pub mod reply;
 #[cfg(test)]
 pub(crate) mod fake_na;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::crypto::canonical::canonical_string;
@@ -31,9 +33,14 @@ pub use options::{ClientOptions, Deadline};
 pub use reply::Reply;
 
 /// A client of one NA, identified by its base URL (`http://127.0.0.1:8443`).
+///
+/// Each request gets its own ureq agent, built around that request's deadline (see [`deadline_io`]):
+/// ureq's connection pool would otherwise hand a later request a TLS stream still bound to an earlier
+/// deadline. gm's commands make one to three requests, so the lost connection reuse costs little.
 #[derive(Debug, Clone)]
 pub struct NaClient {
-    agent: ureq::Agent,
+    /// ureq's default TLS configuration, built once.
+    tls: Arc<rustls::ClientConfig>,
     /// The URL requests go to (may hold user info).
     wire_base_url: String,
     /// The same with user info redacted: the only form shown or logged.
@@ -46,13 +53,24 @@ impl NaClient {
     /// dropped).
     pub fn new(na_url: &str, options: ClientOptions) -> Result<NaClient, ClientError> {
         let wire_base_url = check_base_url(na_url)?;
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(options.connect_timeout)
+        let tls = deadline_io::tls_config().map_err(|e| ClientError::Connect {
+            url: redact_user_info(&wire_base_url),
+            detail: format!("cannot set up TLS: {e}"),
+        })?;
+        Ok(NaClient { tls, base_url: redact_user_info(&wire_base_url), wire_base_url, options })
+    }
+
+    /// An agent whose connections, TLS handshake included, end by `deadline`.
+    fn agent_until(&self, deadline: Instant) -> ureq::Agent {
+        let tls = deadline_io::DeadlineTls { config: Arc::clone(&self.tls), deadline };
+        ureq::AgentBuilder::new()
+            .timeout_connect(self.options.connect_timeout)
             // A redirect would turn a signed POST into an unsigned GET elsewhere; show it instead.
             .redirects(0)
             .user_agent(concat!("gm/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Ok(NaClient { agent, base_url: redact_user_info(&wire_base_url), wire_base_url, options })
+            .tls_connector(Arc::new(tls))
+            .resolver(deadline_io::DeadlineResolver { deadline })
+            .build()
     }
 
     /// The base URL as it may be shown (user info redacted).
@@ -107,7 +125,10 @@ impl NaClient {
             phase: Phase::Operation,
             after: deadline.total(),
         })?;
-        let mut request = self.agent.request(method, &format!("{}{target}", self.wire_base_url)).timeout(budget);
+        // ureq's own deadline (`timeout`) bounds connect and the plain-HTTP answer; the agent's TLS
+        // connector bounds the handshake and TLS reads by the same instant.
+        let agent = self.agent_until(Instant::now() + budget);
+        let mut request = agent.request(method, &format!("{}{target}", self.wire_base_url)).timeout(budget);
         for (name, value) in headers {
             request = request.set(name, value);
         }
@@ -137,9 +158,15 @@ impl NaClient {
             ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
                 ClientError::BadUrl { url, problem: "ureq cannot parse it as a URL" }
             }
+            ureq::ErrorKind::Dns if timed_out => ClientError::Timeout { url, phase: Phase::Resolve, after: budget },
             ureq::ErrorKind::Dns => ClientError::Resolve { url, detail },
+            // The one ConnectionFailed that comes after the TCP connect is the TLS handshake; its bound
+            // is the request's deadline, not connect_timeout.
+            ureq::ErrorKind::ConnectionFailed if timed_out && is_handshake(t) => {
+                ClientError::Timeout { url, phase: Phase::Handshake, after: budget }
+            }
             ureq::ErrorKind::ConnectionFailed if timed_out => {
-                ClientError::Timeout { url, phase: Phase::Connect, after: self.options.connect_timeout }
+                ClientError::Timeout { url, phase: Phase::Connect, after: self.options.connect_timeout.min(budget) }
             }
             ureq::ErrorKind::ConnectionFailed => ClientError::Connect { url, detail },
             _ if timed_out => ClientError::Timeout { url, phase: Phase::Answer, after: budget },
@@ -149,6 +176,11 @@ impl NaClient {
             _ => ClientError::Transport { url, phase: Phase::Answer, detail },
         }
     }
+}
+
+/// Whether a transport failure happened in ureq's TLS handshake (ureq 2 says so only in its message).
+fn is_handshake(t: &ureq::Transport) -> bool {
+    t.message().is_some_and(|m| m.starts_with("tls "))
 }
 
 /// An I/O failure in plain words: the kind (`connection refused`) when it says something, else the

@@ -158,6 +158,9 @@ pub struct LimitsSection {
     pub max_body_bytes: Option<usize>,
     /// Open connection cap. Defaults to 4096.
     pub max_connections: Option<usize>,
+    /// Open connections from one TCP peer address. Defaults to a quarter of `max_connections`, or to
+    /// `max_connections` with `trusted_proxy_hops` above 0 (every connection then comes from the proxy).
+    pub max_connections_per_address: Option<usize>,
     /// Seconds for a whole request head. Defaults to 10.
     pub head_timeout_seconds: Option<u64>,
     /// Seconds for a whole body. Defaults to 30.

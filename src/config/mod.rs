@@ -201,7 +201,7 @@ pub fn serve_settings(
             None => file.server.trusted_proxy_hops.unwrap_or(0),
         },
     };
-    let limits = resolve_limits(file, env)?;
+    let limits = resolve_limits(file, env, proxy_hops)?;
     let operator_keys = match env.get("OPERATOR_PUBLIC_KEYS_JSON") {
         Some(json) => KeySource::Inline(json.to_string()),
         None => KeySource::File(operator_keys_file(home, file)),
@@ -357,7 +357,7 @@ fn resolve_bind(file: &ConfigFile, env: &Env, flags: &ServeFlags) -> Result<Sock
     Ok(bind)
 }
 
-fn resolve_limits(file: &ConfigFile, env: &Env) -> Result<Limits, ConfigError> {
+fn resolve_limits(file: &ConfigFile, env: &Env, proxy_hops: usize) -> Result<Limits, ConfigError> {
     let mut limits = Limits::default();
     let l = &file.server.limits;
     let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
@@ -377,6 +377,19 @@ fn resolve_limits(file: &ConfigFile, env: &Env) -> Result<Limits, ConfigError> {
             problem: "max_connections must be at least 1 and max_head_bytes at least 256".to_string(),
         });
     }
+    // Behind a proxy the TCP peer is the proxy: a per-address share would cap the whole NA.
+    let share = if proxy_hops > 0 { limits.max_connections } else { (limits.max_connections / 4).max(1) };
+    limits.max_connections_per_address = match l.max_connections_per_address {
+        Some(0) => {
+            return Err(ConfigError::Value {
+                source_name: CONFIG_FILE.to_string(),
+                field: "server.limits.max_connections_per_address".to_string(),
+                problem: "must be at least 1".to_string(),
+            })
+        }
+        Some(n) => n.min(limits.max_connections),
+        None => share,
+    };
     Ok(limits)
 }
 
@@ -478,5 +491,19 @@ mod tests {
         let env = Env::from_pairs(&[("PORT", "eighty")]);
         let err = serve_settings(Path::new("/x"), &ConfigFile::default(), &env, &ServeFlags::default()).unwrap_err();
         assert!(err.to_string().contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn per_address_share_defaults_to_a_quarter_of_the_cap_or_the_cap_behind_a_proxy() {
+        let env = Env::from_pairs(&[]);
+        let direct = ConfigFile::parse("[server.limits]\nmax_connections = 1000\n").unwrap();
+        assert_eq!(resolve_limits(&direct, &env, 0).unwrap().max_connections_per_address, 250);
+        assert_eq!(resolve_limits(&direct, &env, 1).unwrap().max_connections_per_address, 1000);
+        assert_eq!(resolve_limits(&ConfigFile::default(), &env, 0).unwrap().max_connections_per_address, 1024);
+        let set = ConfigFile::parse("[server.limits]\nmax_connections_per_address = 10\n").unwrap();
+        assert_eq!(resolve_limits(&set, &env, 1).unwrap().max_connections_per_address, 10);
+        let zero = ConfigFile::parse("[server.limits]\nmax_connections_per_address = 0\n").unwrap();
+        let err = resolve_limits(&zero, &env, 0).unwrap_err().to_string();
+        assert!(err.contains("max_connections_per_address"), "{err}");
     }
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::error::{Phase, Rejection};
+use super::registry::IdleMark;
 use super::request::{generate_request_id, parse_head, ParsedHead, Request};
 use super::response::{encode, DateCache, Framing, Response};
 use super::server::{Handler, Shared};
@@ -38,7 +39,7 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Serves requests on `stream` until the client leaves, a limit or deadline ends the connection, or the server
 /// shuts down.
-pub(super) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, handler: &dyn Handler) {
+pub(super) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, handler: &dyn Handler, idle: &IdleMark) {
     let read_slice = shared.limits.read_slice();
     let configured = stream
         .set_nodelay(true)
@@ -53,6 +54,7 @@ pub(super) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, handle
         peer,
         shared,
         handler,
+        idle,
         buf: vec![0; INITIAL_BUFFER_BYTES],
         filled: 0,
         consumed: 0,
@@ -93,6 +95,8 @@ struct Connection<'a> {
     peer: SocketAddr,
     shared: &'a Shared,
     handler: &'a dyn Handler,
+    /// Marked while waiting for a next request, so the accept thread may close this connection for a newcomer.
+    idle: &'a IdleMark,
     /// Read buffer; bytes `consumed..filled` belong to requests not yet served.
     buf: Vec<u8>,
     filled: usize,
@@ -165,6 +169,8 @@ impl Connection<'_> {
         if self.filled > 0 {
             self.started = Some(now);
             head_deadline = Some(now + limits.head_timeout);
+        } else if self.served > 0 {
+            self.idle.set_idle();
         }
         loop {
             if self.filled > 0 {
@@ -190,6 +196,7 @@ impl Connection<'_> {
             match read_by(&self.stream, spare, deadline, self.read_slice, &mut self.read_timeout) {
                 Ok(ReadEvent::Data(n)) => {
                     if self.filled == 0 {
+                        self.idle.set_busy();
                         let first_byte = Instant::now();
                         self.started = Some(first_byte);
                         head_deadline = Some(first_byte + limits.head_timeout);
@@ -264,6 +271,7 @@ impl Connection<'_> {
             Rejection::Malformed { .. }
             | Rejection::HeaderNotUtf8 { .. }
             | Rejection::BadContentLength
+            | Rejection::DuplicateHost
             | Rejection::UnsupportedVersion
             | Rejection::TransferEncoding => {
                 log::debug!("refusing request from {}: {rejection}", self.peer);

@@ -133,6 +133,8 @@ pub(super) enum Rejection {
     HeaderNotUtf8 { name: String },
     /// A `Content-Length` that is not a number, or several that disagree.
     BadContentLength,
+    /// More than one `Host` header field line.
+    DuplicateHost,
     /// The request line is longer than `max_request_line_bytes`.
     RequestLineTooLong { limit: usize },
     /// The head is larger than `max_head_bytes`.
@@ -153,7 +155,10 @@ impl Rejection {
     /// The status code of the answer.
     pub(super) fn status(&self) -> u16 {
         match self {
-            Rejection::Malformed { .. } | Rejection::HeaderNotUtf8 { .. } | Rejection::BadContentLength => 400,
+            Rejection::Malformed { .. }
+            | Rejection::HeaderNotUtf8 { .. }
+            | Rejection::BadContentLength
+            | Rejection::DuplicateHost => 400,
             Rejection::Timeout { .. } => 408,
             Rejection::BodyTooLarge { .. } => 413,
             Rejection::RequestLineTooLong { .. } => 414,
@@ -166,9 +171,10 @@ impl Rejection {
     /// The `error` text of the JSON answer body.
     pub(super) fn public_message(&self) -> &'static str {
         match self {
-            Rejection::Malformed { .. } | Rejection::HeaderNotUtf8 { .. } | Rejection::BadContentLength => {
-                "Bad Request"
-            }
+            Rejection::Malformed { .. }
+            | Rejection::HeaderNotUtf8 { .. }
+            | Rejection::BadContentLength
+            | Rejection::DuplicateHost => "Bad Request",
             Rejection::Timeout { .. } => "Request timeout",
             Rejection::BodyTooLarge { .. } => "Request body too large",
             Rejection::RequestLineTooLong { .. } => "URI too long",
@@ -189,6 +195,7 @@ impl fmt::Display for Rejection {
             Rejection::BadContentLength => {
                 write!(f, "Content-Length is not a number or appears with different values")
             }
+            Rejection::DuplicateHost => write!(f, "more than one Host header field"),
             Rejection::RequestLineTooLong { limit } => {
                 write!(f, "request line longer than max_request_line_bytes ({limit}); raise that limit to accept it")
             }

@@ -42,9 +42,18 @@ pub struct Limits {
     pub keep_alive_idle: Duration,
     /// Time allowed for writing one whole response. Defaults to 30 s.
     pub write_timeout: Duration,
-    /// Most connections open at once; a connection above the cap is answered with 503 by the accept thread and
-    /// closed at once. Defaults to 4096.
+    /// Most connections open at once. At the cap the longest-idle keep-alive connection is closed to admit a
+    /// new one; with none idle, the new one is answered with 503 by the accept thread and closed at once.
+    /// Each open connection holds one file descriptor: `gm serve` raises its open-file limit to fit.
+    /// Defaults to 4096.
     pub max_connections: usize,
+    /// Most connections open at once from one TCP peer address (for IPv6, one /64). When an address is at its share, its
+    /// longest-idle keep-alive connection is closed to admit the new one; with none idle, the new one is
+    /// answered with 503 by the accept thread and closed. This keeps one client from taking every slot (and
+    /// every file descriptor). Behind a reverse proxy every connection comes from the proxy, so the config
+    /// layer raises it to `max_connections` there. Defaults to 1024, a quarter of the default
+    /// `max_connections`.
+    pub max_connections_per_address: usize,
     /// Stack size of each connection thread. Defaults to 256 KiB.
     pub thread_stack_bytes: usize,
     /// On shutdown, how long in-flight requests may take to finish before their connections are forced shut.
@@ -67,6 +76,7 @@ impl Default for Limits {
             keep_alive_idle: Duration::from_secs(15),
             write_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            max_connections_per_address: 1024,
             thread_stack_bytes: 256 * 1024,
             shutdown_grace: Duration::from_secs(10),
             max_requests_per_connection: 10_000,
@@ -82,6 +92,7 @@ impl Limits {
             ("max_request_line_bytes", self.max_request_line_bytes),
             ("max_headers", self.max_headers),
             ("max_connections", self.max_connections),
+            ("max_connections_per_address", self.max_connections_per_address),
             ("max_requests_per_connection", self.max_requests_per_connection),
         ];
         for (setting, value) in positive_counts {
@@ -135,6 +146,7 @@ mod tests {
         assert_eq!(limits.keep_alive_idle, Duration::from_secs(15));
         assert_eq!(limits.write_timeout, Duration::from_secs(30));
         assert_eq!(limits.max_connections, 4096);
+        assert_eq!(limits.max_connections_per_address, 1024);
         assert_eq!(limits.thread_stack_bytes, 262_144);
         assert_eq!(limits.shutdown_grace, Duration::from_secs(10));
         assert_eq!(limits.max_requests_per_connection, 10_000);

@@ -5,18 +5,23 @@
 //! bodies. The only bodies it writes itself are the fixed protocol-level refusals (400, 408, 413, 414, 431,
 //! 500 for a panicking handler, 501, 503 over the connection cap, 505), each `{"error":"..."}`.
 //!
-//! Files: `server.rs` (listener, accept thread, connection cap, shutdown), `conn.rs` (keep-alive loop,
+//! Files: `server.rs` (listener, accept thread, connection cap, shutdown), `registry.rs` (open
+//! connections, per-address shares, evicting idle keep-alive connections), `conn.rs` (keep-alive loop,
 //! deadlines, access log), `request.rs` ([`Request`], head parsing, query helpers), `response.rs`
-//! ([`Response`], wire encoding), `limits.rs` ([`Limits`]), `error.rs` ([`HttpError`]).
+//! ([`Response`], wire encoding), `limits.rs` ([`Limits`]), `fd_limit.rs` (raising the open-file limit),
+//! `error.rs` ([`HttpError`]).
 
 mod conn;
 mod error;
+mod fd_limit;
 mod limits;
+mod registry;
 mod request;
 mod response;
 mod server;
 
 pub use error::{HttpError, PercentDecodeError};
+pub use fd_limit::{raise_open_file_limit, FdLimit};
 pub use limits::Limits;
 #[doc(hidden)]
 pub use request::parse_head_for_fuzzing;

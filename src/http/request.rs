@@ -42,6 +42,20 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
+
+    /// The comma-separated elements of every header field named `name`, in the order sent, trimmed, empty ones
+    /// dropped. Repeated field lines form one list (RFC 9110 §5.3), so a list header such as `X-Forwarded-For`
+    /// must be read through this: the first line alone may be the one a client wrote before a proxy appended
+    /// its own.
+    pub fn header_list(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .filter(|element| !element.is_empty())
+            .collect()
+    }
 }
 
 /// Decodes `%XX` escapes; `+` stays `+`. A `%` not followed by two hex digits is kept as it is, as Python's
@@ -258,8 +272,16 @@ fn read_framing(headers: &[(String, String)], version: u8, limits: &Limits) -> R
     let mut expects_continue = false;
     let mut close = false;
     let mut keep_alive_token = false;
+    let mut hosts = 0;
     for (name, value) in headers {
-        if name.eq_ignore_ascii_case("transfer-encoding") {
+        if name.eq_ignore_ascii_case("host") {
+            // RFC 9112 §3.2: more than one Host line is a 400. Which one names the site is otherwise
+            // ambiguous, and a proxy in front may have routed on the other.
+            hosts += 1;
+            if hosts > 1 {
+                return Err(Rejection::DuplicateHost);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Rejection::TransferEncoding);
         } else if name.eq_ignore_ascii_case("content-length") {
             let parsed = parse_content_length(value)?;
@@ -357,6 +379,16 @@ mod tests {
 
     fn parse(bytes: &[u8]) -> Result<Option<ParsedHead>, Rejection> {
         parse_head(bytes, &Limits::default(), peer())
+    }
+
+    #[test]
+    fn repeated_list_headers_are_kept_in_order_and_a_second_host_is_refused() {
+        let head = parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-F: 1, 2\r\nx-f: 3\r\nX-F:\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.request.header("X-F"), Some("1, 2"));
+        assert_eq!(head.request.header_list("x-f"), ["1", "2", "3"]);
+        assert!(head.request.header_list("missing").is_empty());
+        let twice = parse(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n");
+        assert_eq!(twice.err(), Some(Rejection::DuplicateHost));
     }
 
     #[test]

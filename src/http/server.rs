@@ -9,10 +9,11 @@
 //! few KiB of touched stack out of a small `thread_stack_bytes` reservation) and never delays other clients.
 //! A readiness poller (epoll/kqueue) would need `unsafe` system calls or another dependency, and an async
 //! runtime is not allowed; with keep-alive the thread start is paid once per connection, not per request.
-//! The accept thread never reads from or waits on a client: connections over the cap get a canned 503
-//! written without blocking, and shutdown wakes a blocking `accept` by connecting to the listener once.
+//! The accept thread never reads from or waits on a client: at `max_connections`, or at an address's
+//! `max_connections_per_address`, it closes the longest-idle keep-alive connection to admit the newcomer
+//! (`registry.rs`), and only with none idle writes a canned 503 without blocking; shutdown wakes a blocking
+//! `accept` by connecting to the listener once.
 
-use std::collections::HashMap;
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use super::conn;
 use super::error::HttpError;
 use super::limits::Limits;
+use super::registry::{Refusal, Registry};
 use super::request::{generate_request_id, Request};
 use super::response::{encode, DateCache, Framing, Response};
 
@@ -63,8 +65,13 @@ pub struct ServerStats {
     pub open_connections: AtomicUsize,
     /// Connections admitted since the server started (refused ones not included).
     pub total_connections: AtomicU64,
-    /// Connections refused with 503 because `max_connections` were open.
+    /// Connections refused with 503 because `max_connections` were open and none was idle.
     pub rejected_over_cap: AtomicU64,
+    /// Connections refused with 503 because their address held `max_connections_per_address` and none of
+    /// them was idle.
+    pub rejected_per_address: AtomicU64,
+    /// Idle keep-alive connections closed to make room for a new connection.
+    pub evicted_idle: AtomicU64,
     /// Responses written on admitted connections, including the server's own refusals such as 400 or 413.
     pub requests_total: AtomicU64,
 }
@@ -89,8 +96,11 @@ pub(super) struct Shared {
     pub(super) stats: Arc<ServerStats>,
     /// Set once by [`ShutdownHandle::shutdown`].
     shutdown: AtomicBool,
-    /// A second handle to each open connection, so shutdown can force it shut after the grace period.
-    streams: Mutex<HashMap<u64, TcpStream>>,
+    /// The open connections: slots, per-address shares, idle marks, and a second handle to each so it can
+    /// be evicted or, after the shutdown grace period, forced shut.
+    registry: Mutex<Registry>,
+    /// Id of the next admitted connection.
+    next_id: AtomicU64,
     /// Signalled when a connection closes during shutdown.
     drained: Condvar,
     drained_lock: Mutex<()>,
@@ -126,7 +136,8 @@ impl Server {
             limits,
             stats: Arc::new(ServerStats::default()),
             shutdown: AtomicBool::new(false),
-            streams: Mutex::new(HashMap::new()),
+            registry: Mutex::new(Registry::new()),
+            next_id: AtomicU64::new(1),
             drained: Condvar::new(),
             drained_lock: Mutex::new(()),
         });
@@ -257,7 +268,8 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, handler: &Arc<dyn H
     workers
 }
 
-/// Starts a thread for the connection, or refuses it with 503 when `max_connections` are open.
+/// Starts a thread for the connection, making room by closing an idle keep-alive connection when a limit is
+/// reached, or refuses it with 503 when there is no idle one to close.
 fn admit(
     stream: TcpStream,
     peer: SocketAddr,
@@ -267,29 +279,48 @@ fn admit(
     cap_warning: &mut Throttle,
 ) {
     let stats = &shared.stats;
-    let open = stats.open_connections.fetch_add(1, Ordering::AcqRel) + 1;
-    if open > shared.limits.max_connections {
-        stats.open_connections.fetch_sub(1, Ordering::AcqRel);
-        stats.rejected_over_cap.fetch_add(1, Ordering::Relaxed);
-        if cap_warning.allows() {
-            log::warn!(
-                "refusing connections with 503: max_connections ({}) are open; raise it to admit more",
-                shared.limits.max_connections
-            );
+    let limits = &shared.limits;
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let handle = match stream.try_clone() {
+        Ok(clone) => Some(clone),
+        Err(err) => {
+            log::debug!("connection {id} cannot be evicted or force-closed: {err}");
+            None
         }
-        refuse_busy(stream, peer);
-        return;
+    };
+    let admitted =
+        lock(&shared.registry).admit(id, peer.ip(), handle, limits.max_connections, limits.max_connections_per_address);
+    let admission = match admitted {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            let (counter, why) = match refusal {
+                Refusal::Cap => (&stats.rejected_over_cap, format!("max_connections ({})", limits.max_connections)),
+                Refusal::PerAddress => (
+                    &stats.rejected_per_address,
+                    format!("{} holds max_connections_per_address ({})", peer.ip(), limits.max_connections_per_address),
+                ),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if cap_warning.allows() {
+                log::warn!("refusing connections with 503: {why} are open and none is idle; raise it to admit more");
+            }
+            refuse_busy(stream, peer);
+            return;
+        }
+    };
+    if let Some(idle) = admission.evicted {
+        stats.evicted_idle.fetch_add(1, Ordering::Relaxed);
+        // The idle connection's thread sees end of input and closes; its client reconnects when it needs to.
+        let _ = idle.shutdown(Shutdown::Both);
     }
-    let id = stats.total_connections.fetch_add(1, Ordering::Relaxed) + 1;
+    stats.open_connections.fetch_add(1, Ordering::AcqRel);
+    stats.total_connections.fetch_add(1, Ordering::Relaxed);
     let open_guard = OpenConnection { shared: Arc::clone(shared), id };
     let handler = Arc::clone(handler);
-    let spawned = thread::Builder::new()
-        .name(format!("http-conn-{id}"))
-        .stack_size(shared.limits.thread_stack_bytes)
-        .spawn(move || {
+    let spawned =
+        thread::Builder::new().name(format!("http-conn-{id}")).stack_size(limits.thread_stack_bytes).spawn(move || {
             let open_guard = open_guard;
-            open_guard.register(&stream);
-            conn::serve(stream, peer, &open_guard.shared, handler.as_ref());
+            conn::serve(stream, peer, &open_guard.shared, handler.as_ref(), &admission.idle);
         });
     match spawned {
         Ok(worker) => workers.push(worker),
@@ -332,21 +363,9 @@ struct OpenConnection {
     id: u64,
 }
 
-impl OpenConnection {
-    /// Keeps a second handle so shutdown can force the connection shut.
-    fn register(&self, stream: &TcpStream) {
-        match stream.try_clone() {
-            Ok(clone) => {
-                lock(&self.shared.streams).insert(self.id, clone);
-            }
-            Err(err) => log::debug!("connection {} cannot be force-closed on shutdown: {err}", self.id),
-        }
-    }
-}
-
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        lock(&self.shared.streams).remove(&self.id);
+        lock(&self.shared.registry).remove(self.id);
         self.shared.stats.open_connections.fetch_sub(1, Ordering::AcqRel);
         if self.shared.is_shutting_down() {
             let _guard = lock(&self.shared.drained_lock);
@@ -362,13 +381,13 @@ fn drain(shared: &Shared) -> usize {
     if wait_until_closed(shared, Instant::now() + grace) {
         return 0;
     }
-    let streams = std::mem::take(&mut *lock(&shared.streams));
+    let streams = lock(&shared.registry).take_streams();
     let forced = shared.stats.open_connections.load(Ordering::Acquire);
     log::warn!(
         "shutdown_grace ({} ms) ran out with {forced} connections still open; forcing them shut",
         grace.as_millis()
     );
-    for stream in streams.values() {
+    for stream in &streams {
         let _ = stream.shutdown(Shutdown::Both);
     }
     drop(streams);
@@ -569,6 +588,18 @@ mod tests {
         stream
     }
 
+    /// A connection from `from` (any 127/8 address is loopback on Linux), bound before connecting.
+    fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+        use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
+        let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        bind(&fd, &SocketAddr::from((from, 0))).unwrap();
+        connect(&fd, &addr).unwrap();
+        let stream = TcpStream::from(fd);
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        stream
+    }
+
     #[derive(Debug)]
     struct Reply {
         status: u16,
@@ -595,6 +626,25 @@ mod tests {
     impl Client {
         fn new(addr: SocketAddr) -> Client {
             Client { stream: connect(addr), buf: Vec::new() }
+        }
+
+        fn from(ip: [u8; 4], addr: SocketAddr) -> Client {
+            Client { stream: connect_from(ip, addr), buf: Vec::new() }
+        }
+
+        /// The status of `GET path`, whether the server answers it or refuses the connection first.
+        fn reply_to(&mut self, path: &str) -> u16 {
+            let _ = self.stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+            loop {
+                if let Some(reply) = self.parse(false) {
+                    return reply.status;
+                }
+                let mut chunk = [0u8; 8192];
+                match self.stream.read(&mut chunk) {
+                    Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                    _ => return 0,
+                }
+            }
         }
 
         fn send(&mut self, raw: &[u8]) {
@@ -870,6 +920,65 @@ mod tests {
         idle.pop();
         wait_for("a free slot", Duration::from_secs(5), || server.open() == 4);
         assert_eq!(Client::new(server.addr).get("/healthz").status, 200);
+    }
+
+    // F2: one address must not take every slot; a client from another address is served.
+    #[test]
+    fn one_address_over_its_share_gets_503_while_another_address_is_served() {
+        let limits = Limits { max_connections: 10, max_connections_per_address: 3, ..test_limits() };
+        let server = TestServer::start(limits);
+        let _held: Vec<TcpStream> = (0..3).map(|_| connect_from([127, 0, 0, 1], server.addr)).collect();
+        wait_for("3 open connections", Duration::from_secs(5), || server.open() == 3);
+        let mut over = Client::from([127, 0, 0, 1], server.addr);
+        let reply = over.reply(false);
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.body_text(), "{\"error\":\"Server busy\"}\n");
+        assert!(over.closed_by_server());
+        assert_eq!(server.stats.rejected_per_address.load(Ordering::Acquire), 1);
+        assert_eq!(Client::from([127, 0, 0, 2], server.addr).get("/healthz").status, 200);
+        assert_eq!(server.stats.rejected_over_cap.load(Ordering::Acquire), 0);
+    }
+
+    // F2: at its share, an address's own idle keep-alive connection makes room for its new one.
+    #[test]
+    fn at_its_share_an_address_reuses_the_slot_of_its_idle_keep_alive_connection() {
+        let limits = Limits { max_connections: 10, max_connections_per_address: 2, ..test_limits() };
+        let server = TestServer::start(limits);
+        let _silent = connect_from([127, 0, 0, 1], server.addr);
+        let mut idle = Client::from([127, 0, 0, 1], server.addr);
+        assert_eq!(idle.get("/healthz").status, 200);
+        // The connection is marked idle just after its answer is written; a newcomer racing that gets 503.
+        wait_for("the idle connection's slot", Duration::from_secs(5), || {
+            Client::from([127, 0, 0, 1], server.addr).reply_to("/healthz") == 200
+        });
+        assert!(idle.closed_by_server());
+        assert_eq!(server.stats.evicted_idle.load(Ordering::Acquire), 1);
+    }
+
+    // F2: near the cap, idle keep-alive connections are closed first so a newcomer with a request is served;
+    // connections busy with a request are never closed for it.
+    #[test]
+    fn at_the_cap_the_longest_idle_keep_alive_connection_is_closed_for_a_newcomer() {
+        let limits = Limits { max_connections: 4, ..test_limits() };
+        let server = TestServer::start(limits);
+        let mut older = Client::from([127, 0, 0, 3], server.addr);
+        assert_eq!(older.get("/healthz").status, 200);
+        thread::sleep(Duration::from_millis(20));
+        let mut newer = Client::from([127, 0, 0, 4], server.addr);
+        assert_eq!(newer.get("/healthz").status, 200);
+        let mut pending: Vec<Client> = (5..7).map(|i| Client::from([127, 0, 0, i], server.addr)).collect();
+        wait_for("4 open connections", Duration::from_secs(5), || server.open() == 4);
+
+        wait_for("a slot for the newcomer", Duration::from_secs(5), || {
+            Client::from([127, 0, 0, 2], server.addr).reply_to("/healthz") == 200
+        });
+        assert!(older.closed_by_server(), "the longest-idle connection makes room");
+        assert_eq!(newer.get("/healthz").status, 200, "the other idle connection is kept");
+        for client in &mut pending {
+            assert_eq!(client.get("/healthz").status, 200, "connections in a request are never evicted");
+        }
+        assert_eq!(server.stats.evicted_idle.load(Ordering::Acquire), 1);
+        assert_eq!(server.stats.rejected_over_cap.load(Ordering::Acquire), 0);
     }
 
     #[test]

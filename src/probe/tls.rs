@@ -8,7 +8,7 @@
 //! connection per run.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::client::deadline_io::{resolve_by, DeadlineIo};
 use crate::clock::Clock;
 use crate::model::timestamp::pydantic_utc;
 
@@ -137,14 +138,11 @@ fn handshake(host: &str, port: u16, timeout: Duration, verifier: Arc<CapturingVe
         .with_no_client_auth();
     let mut conn =
         ClientConnection::new(Arc::new(config), name).map_err(|e| Failure::Other(format!("cannot start TLS: {e}")))?;
-    let mut stream = connect(host, port, deadline)?;
+    // complete_io loops over many socket reads until the handshake is done, so the deadline sits under
+    // it, on every read and write: a server that sends one byte every half second must not hold the probe
+    // past its timeout (F6).
+    let mut stream = DeadlineIo::new(connect(host, port, deadline)?, deadline);
     while conn.is_handshaking() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out(host, port, timeout));
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        let _ = stream.set_write_timeout(Some(left));
         if let Err(e) = conn.complete_io(&mut stream) {
             if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) {
                 return Err(timed_out(host, port, timeout));
@@ -160,8 +158,11 @@ fn handshake(host: &str, port: u16, timeout: Duration, verifier: Arc<CapturingVe
 }
 
 fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, Failure> {
-    let addrs: Vec<SocketAddr> =
-        (host, port).to_socket_addrs().map_err(|e| Failure::Other(format!("cannot resolve {host}: {e}")))?.collect();
+    let netloc = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let addrs: Vec<SocketAddr> = resolve_by(&netloc, deadline).map_err(|e| match e.kind() {
+        ErrorKind::TimedOut => Failure::Other(format!("timed out resolving {host}")),
+        _ => Failure::Other(format!("cannot resolve {host}: {e}")),
+    })?;
     let mut last = format!("cannot resolve {host}: no addresses");
     for addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());

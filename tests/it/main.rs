@@ -22,6 +22,7 @@ mod harness;
 mod incident;
 mod keys;
 mod operators;
+mod outbound_deadlines;
 mod packaging;
 mod probe;
 mod prune;

@@ -266,3 +266,15 @@ fn smoke_sh_without_a_url_is_a_usage_error() {
         "smoke: error: no URL given\nhint: scripts/smoke.sh URL [--root-public-key FILE|BASE64] [--timeout 10s]\n"
     );
 }
+
+/// F2: the NA unit gives gm serve room for max_connections (default 4096) plus the descriptors it keeps
+/// for itself, in the one LimitNOFILE= line that `systemd-analyze verify` above accepts.
+#[test]
+fn na_unit_sets_an_open_file_limit_that_fits_max_connections() {
+    let text = std::fs::read_to_string(repo().join("systemd/gm-na.service")).unwrap();
+    let values: Vec<u64> =
+        text.lines().filter_map(|l| l.strip_prefix("LimitNOFILE=")).map(|v| v.trim().parse().unwrap()).collect();
+    assert_eq!(values.len(), 1, "{values:?}");
+    let default_cap = gm::http::Limits::default().max_connections as u64;
+    assert!(values[0] >= default_cap + 64, "LimitNOFILE={} < {default_cap} + 64", values[0]);
+}

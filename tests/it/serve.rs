@@ -405,3 +405,47 @@ fn readyz_shows_db_path_false_hides_the_path_in_every_public_view() {
         assert!(!r.text().contains(home.display().to_string().as_str()), "{path} shows the home: {}", r.text());
     }
 }
+
+/// F7: with one trusted hop, a client-sent `X-Forwarded-For` line before the one the proxy appended must not
+/// pick the rate-limit bucket (RFC 9110 §5.3: repeated field lines are one comma-separated list, in order).
+#[test]
+fn repeated_forwarded_for_lines_are_combined_before_counting_hops() {
+    let dir = TempDir::new("serve-xff-lines");
+    let home = sandbox(&dir);
+    let server = GmServer::start(&home, &["--trusted-proxy-hops", "1"]);
+    let node = crate::signer::Node::new();
+    let body = node.sign(
+        &[("invite_token", Value::from("no-such-token")), ("validity_hours", Value::from(168i64))],
+        &crate::signer::now_iso(),
+    );
+    let body = gm::crypto::canonical::canonical_string(&Value::Object(body));
+    let statuses: Vec<u16> = (0..4)
+        .map(|i| {
+            let raw = format!(
+                "POST /join HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.66.0.{i}\r\nConnection: close\r\n\
+                 Content-Type: application/json\r\nX-Forwarded-For: 203.0.113.7\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            request(server.addr, &raw).status
+        })
+        .collect();
+    assert_eq!(statuses, vec![403, 403, 403, 429], "the forged first line chose the bucket");
+    // A fifth request whose proxy-appended line names another client lands in a fresh bucket.
+    let raw = format!(
+        "POST /join HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 198.51.100.9\r\n\
+         Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(request(server.addr, &raw).status, 403);
+
+    let raw = "GET /sovereign.json HTTP/1.1\r\nHost: na.example:8443\r\nX-Forwarded-Host: evil.example\r\n\
+               X-Forwarded-Proto: http\r\nX-Forwarded-Host: na.example\r\nX-Forwarded-Proto: https\r\n\
+               Connection: close\r\n\r\n";
+    let body = request(server.addr, raw).text();
+    assert!(body.contains("\"endpoint\":\"https://na.example\""), "{body}");
+    assert!(!body.contains("evil"), "{body}");
+    // Host is one value, not a list: a second line is refused rather than guessed at.
+    let raw = "GET /sovereign.json HTTP/1.1\r\nHost: na.example\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    let r = request(server.addr, raw);
+    assert_eq!((r.status, r.text().as_str()), (400, "{\"error\":\"Bad Request\"}\n"));
+}

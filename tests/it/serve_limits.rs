@@ -1,9 +1,11 @@
 //! The HTTP layer under hostile and sloppy clients, through the real binary: garbage, oversized heads
-//! and bodies, chunked bodies, slow and idle clients, the connection cap. Each case gets the
-//! documented status or a dropped connection, and other clients keep being served.
+//! and bodies, chunked bodies, slow and idle clients, the connection cap, one address's share of it and
+//! the open-file limit. Each case gets the documented status or a dropped connection, and other clients
+//! keep being served. Clients bind 127.0.0.2, 127.0.0.3, … (all of 127/8 is loopback on Linux) to come
+//! from distinct addresses.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,23 @@ fn with_limits(home: &Path, limits: &str) {
     text.push_str("\n[server.limits]\n");
     text.push_str(limits);
     std::fs::write(path, text).unwrap();
+}
+
+/// A connection from `from`, bound before connecting, with a 10 s read timeout.
+fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &SocketAddr::from((from, 0))).unwrap();
+    connect(&fd, &addr).unwrap();
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+}
+
+/// `GET /healthz` on `stream`, keeping the connection open; the status, or `None` if it was closed.
+fn healthz_on(stream: &mut TcpStream) -> Option<u16> {
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    read_response(stream).map(|r| r.status)
 }
 
 fn healthz_ok(server: &GmServer) {
@@ -139,8 +158,9 @@ fn two_thousand_idle_connections_do_not_starve_a_new_client() {
     let dir = TempDir::new("lim-idle");
     let server = GmServer::start(&sandbox(&dir), &[]);
     let mut idle = Vec::new();
-    for _ in 0..2000 {
-        idle.push(TcpStream::connect(server.addr).unwrap());
+    // From four addresses: one address alone would meet its share (a quarter of max_connections).
+    for i in 0..2000u16 {
+        idle.push(connect_from([127, 0, 1, (i % 4) as u8 + 1], server.addr));
     }
     // Half of them also start a request head and stall.
     for s in idle.iter_mut().step_by(2) {
@@ -157,7 +177,7 @@ fn two_thousand_idle_connections_do_not_starve_a_new_client() {
 fn connections_over_the_cap_get_a_fast_503() {
     let dir = TempDir::new("lim-cap");
     let home = sandbox(&dir);
-    with_limits(&home, "max_connections = 4\n");
+    with_limits(&home, "max_connections = 4\nmax_connections_per_address = 4\n");
     let server = GmServer::start(&home, &[]);
     let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
     assert!(crate::harness::wait_until(Duration::from_secs(5), || {
@@ -168,4 +188,74 @@ fn connections_over_the_cap_get_a_fast_503() {
     assert_eq!((r.status, r.text().as_str()), (503, "{\"error\":\"Server busy\"}\n"));
     drop(held);
     assert!(crate::harness::wait_until(Duration::from_secs(5), || server.get("/healthz").status == 200));
+}
+
+/// F2: ~4,200 keep-alive connections from one address made every new client get 503. One address now
+/// gets at most its share; past it, it is refused while a client from another address is served.
+#[test]
+fn one_address_over_its_share_is_refused_while_another_address_is_served() {
+    let dir = TempDir::new("lim-share");
+    let home = sandbox(&dir);
+    with_limits(&home, "max_connections = 8\nmax_connections_per_address = 3\n");
+    let server = GmServer::start(&home, &[]);
+    // Connections that have not sent a request yet are not idle keep-alive connections: never evicted.
+    let _held: Vec<TcpStream> = (0..3).map(|_| connect_from([127, 0, 0, 1], server.addr)).collect();
+    let mut fourth = connect_from([127, 0, 0, 1], server.addr);
+    let r = read_response(&mut fourth).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (503, "{\"error\":\"Server busy\"}\n"));
+    let mut other = connect_from([127, 0, 0, 2], server.addr);
+    assert_eq!(healthz_on(&mut other), Some(200));
+    other.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let metrics = read_response(&mut other).unwrap().text();
+    assert!(
+        metrics.contains("\ngm_http_connections_refused_total{limit=\"max_connections_per_address\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\ngm_http_connections_refused_total{limit=\"max_connections\"} 0\n"), "{metrics}");
+    assert!(server.stderr().contains("127.0.0.1 holds max_connections_per_address (3)"), "{}", server.stderr());
+}
+
+/// F2: near the cap, an idle keep-alive connection is closed so a newcomer with a request is served.
+#[test]
+fn near_the_cap_idle_keep_alive_connections_are_closed_first() {
+    let dir = TempDir::new("lim-evict");
+    let home = sandbox(&dir);
+    with_limits(&home, "max_connections = 4\n");
+    let server = GmServer::start(&home, &[]);
+    let mut idle = connect_from([127, 0, 0, 3], server.addr);
+    assert_eq!(healthz_on(&mut idle), Some(200));
+    let mut busy: Vec<TcpStream> = (4..7).map(|i| connect_from([127, 0, 0, i], server.addr)).collect();
+    for stream in &mut busy {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    }
+    // The idle connection is marked idle just after its answer is written, so a newcomer racing that
+    // moment may still get 503; poll.
+    let served = crate::harness::wait_until(Duration::from_secs(5), || {
+        healthz_on(&mut connect_from([127, 0, 0, 2], server.addr)) == Some(200)
+    });
+    assert!(served, "{}", server.stderr());
+    assert_eq!(healthz_on(&mut idle), None, "the idle keep-alive connection was closed to make room");
+    for stream in &mut busy {
+        stream.write_all(b"Host: x\r\n\r\n").unwrap();
+        assert_eq!(read_response(stream).map(|r| r.status), Some(200), "a connection in a request is kept");
+    }
+}
+
+/// F2: at the default soft limit (1024) about 1,100 connections made `accept` fail; `gm serve` raises the
+/// soft open-file limit to the hard limit at start and says so.
+#[test]
+fn serve_raises_the_open_file_soft_limit_and_logs_it() {
+    let dir = TempDir::new("lim-nofile");
+    let home = sandbox(&dir);
+    let server = GmServer::start_in_shell(&home, &[], &[], "ulimit -Sn 256");
+    assert!(crate::harness::wait_until(Duration::from_secs(5), || server.stderr().contains("open-file limit")));
+    let stderr = server.stderr();
+    let line = stderr.lines().find(|l| l.contains("open-file limit raised from 256 to ")).unwrap_or_else(|| {
+        panic!("no raise logged:\n{stderr}");
+    });
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let soft: String =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().nth(3).unwrap().into();
+    assert!(line.contains(&format!("to {soft} ")), "{line}\n{limits}");
+    healthz_ok(&server);
 }
