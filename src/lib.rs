@@ -1,7 +1,7 @@
 //! gm: a Genesis Mesh managed sovereign in one binary.
 //!
 //! The library does everything; `src/main.rs` only parses arguments and dispatches to [`cli::run`].
-//! Module map and dependency direction are documented in `../shared/STYLE.md` §1: `cli` at the top,
+//! Module map and dependency direction (checked by `scripts/check-layers.sh`): `cli` at the top,
 //! `na` (the Network Authority server) over `http`, `store`, `model` and `crypto`, with `clock`,
 //! `files` and `logging` as leaves.
 
