@@ -3,12 +3,13 @@
 # /healthz, /crl, /genesis and /metrics. Prints req/s, p50, p99 per route and the server's peak RSS.
 # Targets (2-core machine): /healthz >= 60,000 req/s, p99 <= 2 ms, RSS <= 10 MB.
 # Usage: scripts/bench-http.sh [seconds-per-route]   (default 10; needs wrk: apt-get install wrk)
+# GM_BIN=path runs that gm binary instead of building target/release/gm (scripts/bench-compare.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --quiet
-bin=target/release/gm
+[ -n "${GM_BIN:-}" ] || cargo build --release --quiet
+bin=${GM_BIN:-target/release/gm}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" quickstart --home "$work/sb" --no-serve 2>/dev/null

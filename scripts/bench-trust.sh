@@ -4,11 +4,12 @@
 # trust-path query, and drives POST /attestations/verify from 16 threads (benches/trust.rs).
 # Targets (2 cores): connectome <= 50 ms, trust path <= 5 ms, verify >= 5,000/s.
 # Usage: scripts/bench-trust.sh [VERIFIES=20000] [THREADS=16]   (needs sqlite3)
+# GM_BIN=path runs that gm binary instead of building target/release/gm (scripts/bench-compare.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
+[ -n "${GM_BIN:-}" ] || cargo build --release --quiet
 cargo bench --bench trust --no-run --quiet 2>/dev/null
-bin=target/release/gm
+bin=${GM_BIN:-target/release/gm}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 pid=""
