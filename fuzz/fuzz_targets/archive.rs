@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use gm::crypto::digest::sha256_hex;
-use gm::ops::archive::{extract, read_identities, read_passphrase, Key, ENTRIES};
+use gm::ops::archive::{extract, read_identities, read_passphrase, ExtractLimits, Key, ENTRIES};
 use gm::ops::gzip_members::MemberWriter;
 use gm::ops::progress::Silent;
 use gm_fuzz::{scratch_dir, ARCHIVE_IDENTITY, ARCHIVE_PASSPHRASE, ARCHIVE_RECIPIENT};
@@ -39,7 +39,10 @@ fn run(mode: u8, rest: &[u8], keys: &Keys) {
     std::fs::write(&file, &archive).expect("write the archive");
     let out = dir.join("out");
     std::fs::create_dir(&out).expect("create the output folder");
-    if let Ok(digests) = extract(&file, key, &out, &Silent) {
+    // The bounds gm applies to every archive it reads, with a small total so one input cannot
+    // fill the fuzzing machine's disk.
+    let limits = ExtractLimits { max_unpacked_bytes: 64 << 20, ..ExtractLimits::default() };
+    if let Ok(digests) = extract(&file, key, &out, &limits, &Silent) {
         for (name, digest) in &digests {
             assert!(ENTRIES.contains(&name.as_str()), "unexpected entry {name:?} extracted");
             let written = std::fs::read(out.join(name)).expect("an extracted entry");

@@ -103,6 +103,8 @@ fn authority() -> &'static Authority {
             db_path_display: String::new(),
             admin_signature: SignaturePolicy::V1AndV2,
             supersede_grace: chrono::Duration::hours(1),
+            verify_limits: Default::default(),
+            auth_failures: Default::default(),
         };
         Authority::new(
             settings,
