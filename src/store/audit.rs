@@ -34,28 +34,53 @@ pub fn count_since(conn: &Connection, event_type: &str, since: &str) -> Result<i
     .map_err(StoreError::sqlite("counting audit events"))
 }
 
-/// The newest `limit` events whose type is one of `types`, newest first (dashboard recent changes,
-/// G4). One index seek per type (`gm_audit_events_type`), so no number of other events (auth
-/// failures, verify decisions) can push a change out or make the query slow.
-pub fn recent_of_types(conn: &Connection, types: &[&str], limit: usize) -> Result<Vec<String>, StoreError> {
+/// The audit event types the dashboard lists as recent changes (G4): what an operator changed in
+/// the trust state. Upstream matched any type containing `recognition`, `attestation`,
+/// `revocation` or `policy`, which includes the decisions of the public verify routes, so anyone
+/// could push a fresh treaty out of the list; auth failures pushed it out of upstream's 2,000-row
+/// scan. The same list is spelled in [`trust_change_filter!`], which the index and the query share.
+pub const TRUST_CHANGE_EVENTS: [&str; 9] = [
+    "recognition_treaty_issued",
+    "recognition_treaty_revoked",
+    "recognition_policy_saved",
+    "sovereign_revocation_feed_imported",
+    "membership_attestation_issued",
+    "membership_attestation_revoked",
+    "policy_published",
+    "policy_rolled_back",
+    "certificate_revoked",
+];
+
+/// The SQL condition "this row is a trust change" (one of [`TRUST_CHANGE_EVENTS`]), spelled once
+/// for the partial index `gm_audit_trust_changes` and the query that must match it word for word
+/// (SQLite uses a partial index only when the query's WHERE contains the index's). `json_valid`
+/// guards `json_extract`, which would refuse a row whose `event_json` is not JSON.
+macro_rules! trust_change_filter {
+    () => {
+        "(CASE WHEN json_valid(event_json) THEN json_extract(event_json, '$.event_type') END) IN \
+         ('recognition_treaty_issued', 'recognition_treaty_revoked', 'recognition_policy_saved', \
+         'sovereign_revocation_feed_imported', 'membership_attestation_issued', \
+         'membership_attestation_revoked', 'policy_published', 'policy_rolled_back', 'certificate_revoked')"
+    };
+}
+pub(crate) use trust_change_filter;
+
+/// The newest `limit` trust changes ([`TRUST_CHANGE_EVENTS`]), newest first (dashboard recent
+/// changes, G4). Read through the partial index `gm_audit_trust_changes`, which holds only those
+/// rows: no number of other events (auth failures, verify decisions) can push a change out or make
+/// the query slow, and inserting any other event never touches the index.
+pub fn recent_trust_changes(conn: &Connection, limit: usize) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT event_json, created_at FROM audit_events
-             WHERE (CASE WHEN json_valid(event_json) THEN json_extract(event_json, '$.event_type') END) = ?1
-             ORDER BY created_at DESC LIMIT ?2",
-        )
+        .prepare_cached(concat!(
+            "SELECT event_json FROM audit_events WHERE ",
+            trust_change_filter!(),
+            " ORDER BY created_at DESC LIMIT ?1"
+        ))
         .map_err(StoreError::sqlite("reading audit events"))?;
-    let mut found: Vec<(String, String)> = Vec::new();
-    for t in types {
-        let rows = stmt
-            .query_map(params![t, i64::try_from(limit).unwrap_or(i64::MAX)], |r| Ok((r.get(1)?, r.get(0)?)))
-            .map_err(StoreError::sqlite("reading audit events"))?;
-        for row in rows {
-            found.push(row.map_err(StoreError::sqlite("reading audit events"))?);
-        }
-    }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
-    Ok(found.into_iter().take(limit).map(|(_, json)| json).collect())
+    let rows = stmt
+        .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get::<_, String>(0))
+        .map_err(StoreError::sqlite("reading audit events"))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading audit events"))
 }
 
 /// How many events the table holds.
@@ -119,6 +144,16 @@ mod tests {
     use crate::store::{OpenMode, Store};
 
     #[test]
+    fn the_trust_change_filter_lists_exactly_the_trust_change_events() {
+        let filter = trust_change_filter!();
+        let listed: Vec<&str> = filter
+            .split_once(" IN (")
+            .map(|(_, list)| list.trim_end_matches(')').split(',').map(|t| t.trim().trim_matches('\'')).collect())
+            .unwrap();
+        assert_eq!(listed, TRUST_CHANGE_EVENTS.to_vec());
+    }
+
+    #[test]
     fn for_each_event_walks_rows_in_created_at_string_order() {
         let store =
             Store::open(std::path::Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap();
@@ -161,19 +196,38 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let got = store.read(|c| recent_of_types(c, &["recognition_treaty_issued", "policy_published"], 8)).unwrap();
+        let got = store.read(|c| recent_trust_changes(c, 8)).unwrap();
         assert_eq!(got, vec![ev("policy_published"), ev("recognition_treaty_issued")]);
         let plan: String = store
             .read(|c| {
                 c.query_row(
-                    "EXPLAIN QUERY PLAN SELECT event_json FROM audit_events WHERE (CASE WHEN json_valid(event_json) THEN json_extract(event_json, '$.event_type') END) = 'x' ORDER BY created_at DESC LIMIT 8",
+                    concat!(
+                        "EXPLAIN QUERY PLAN SELECT event_json FROM audit_events WHERE ",
+                        trust_change_filter!(),
+                        " ORDER BY created_at DESC LIMIT 8"
+                    ),
                     [],
                     |r| r.get::<_, String>(3),
                 )
                 .map_err(StoreError::sqlite("plan"))
             })
             .unwrap();
-        assert!(plan.contains("gm_audit_events_type"), "{plan}");
+        assert!(plan.contains("gm_audit_trust_changes"), "{plan}");
+        // Only trust changes are in the index: the 3,000 auth failures never touched it.
+        let indexed: i64 = store
+            .read(|c| {
+                c.query_row(
+                    concat!(
+                        "SELECT COUNT(*) FROM audit_events INDEXED BY gm_audit_trust_changes WHERE ",
+                        trust_change_filter!()
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::sqlite("count"))
+            })
+            .unwrap();
+        assert_eq!(indexed, 2);
     }
 
     #[test]

@@ -89,7 +89,7 @@ fn upstream_database_is_served_unchanged() {
         gm_indexes,
         vec![
             "gm_audit_events_created_at",
-            "gm_audit_events_type",
+            "gm_audit_trust_changes",
             "gm_issued_certs_heartbeat_status",
             "gm_issued_certs_renewed_from",
             "gm_issued_certs_status",

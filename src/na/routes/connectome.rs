@@ -288,22 +288,6 @@ fn display(iso: &str) -> Value {
     parse_db_time(iso).map_or(Value::Null, |t| Value::from(t.format("%Y-%m-%d %H:%M UTC").to_string()))
 }
 
-/// The events the dashboard lists as recent changes (G4): what an operator changed in the trust
-/// state. Upstream matched any type containing `recognition`, `attestation`, `revocation` or
-/// `policy`, which includes the decisions of the public verify routes, so anyone could push a fresh
-/// treaty out of the list; auth failures pushed it out of upstream's 2,000-row scan.
-const CHANGE_EVENTS: [&str; 9] = [
-    "recognition_treaty_issued",
-    "recognition_treaty_revoked",
-    "recognition_policy_saved",
-    "sovereign_revocation_feed_imported",
-    "membership_attestation_issued",
-    "membership_attestation_revoked",
-    "policy_published",
-    "policy_rolled_back",
-    "certificate_revoked",
-];
-
 /// `GET /dashboard.json` (upstream 0.17.5 shape).
 pub fn dashboard_json(na: &Authority) -> Result<Response, NaError> {
     Ok(json_response(200, &dashboard_value(na)?))
@@ -313,9 +297,9 @@ fn dashboard_value(na: &Authority) -> Result<Value, NaError> {
     let g = Graph::load(na)?;
     let now = g.now;
     let connectome = connectome_value(&g)?;
-    let (feeds_rows, recent, tracked) = na.store.read(|c| {
-        Ok((feeds::all_feeds(c)?, audit_store::recent_of_types(c, &CHANGE_EVENTS, 8)?, certs::count_tracked(c)?))
-    })?;
+    let (feeds_rows, recent, tracked) = na
+        .store
+        .read(|c| Ok((feeds::all_feeds(c)?, audit_store::recent_trust_changes(c, 8)?, certs::count_tracked(c)?)))?;
     let risk_rank = |r: &str| match r {
         "high" => 0,
         "expired" => 1,
