@@ -674,7 +674,7 @@ pub struct DrillArgs {
 /// planted with a far-future name is never picked).
 pub(super) fn newest_backup(
     dir: &Path,
-    pinned: &crate::crypto::keys::PublicKey,
+    pinned: &crate::ops::backup_signature::TrustedKeys,
 ) -> Result<(PathBuf, Vec<crate::ops::catalog::Rejected>), Error> {
     let cat = match crate::ops::catalog::catalog(dir, pinned) {
         Err(OpsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{self, Env};
 use crate::crypto::keys::{key_id_in_file, load_public_key, load_signing_key, PublicKey};
-use crate::ops::backup_signature::{BackupSigner, SignatureTrust};
+use crate::ops::backup_signature::{BackupSigner, SignatureTrust, TrustedKeys};
 
 use super::error::Error;
 use super::output::notice;
@@ -62,19 +62,27 @@ pub(super) fn trust(home: Option<&Path>, flag: Option<&str>, allow_unsigned: boo
     Ok(SignatureTrust { pinned, allow_unsigned })
 }
 
-/// The pinned public key, required (`prune`, `--latest`: only signed backups are ever picked).
-pub(super) fn pinned(home: Option<&Path>, flag: Option<&str>) -> Result<PublicKey, Error> {
+/// The pinned public keys, required (`prune`, `--latest`: only signed backups are ever picked).
+pub(super) fn pinned(home: Option<&Path>, flag: Option<&str>) -> Result<TrustedKeys, Error> {
     configured_public_key(home, flag)?.ok_or_else(no_public_key)
 }
 
-fn configured_public_key(home: Option<&Path>, flag: Option<&str>) -> Result<Option<PublicKey>, Error> {
+/// The current key (`--signing-public-key`, else `[backup] signing_public_key`, else the public
+/// half of `[backup] signing_key`) and the retired ones (`[backup] retired_signing_public_keys`).
+fn configured_public_key(home: Option<&Path>, flag: Option<&str>) -> Result<Option<TrustedKeys>, Error> {
     let s = settings(home)?;
-    Ok(match (flag, &s.signing_public_key, &s.signing_key) {
-        (Some(text), _, _) => Some(parse_public_key(text, "--signing-public-key")?),
-        (None, Some(text), _) => Some(parse_public_key(text, "[backup] signing_public_key")?),
-        (None, None, Some(private)) => Some(load_signing_key(private)?.public_key()),
-        (None, None, None) => None,
-    })
+    let current = match (flag, &s.signing_public_key, &s.signing_key) {
+        (Some(text), _, _) => parse_public_key(text, "--signing-public-key")?,
+        (None, Some(text), _) => parse_public_key(text, "[backup] signing_public_key")?,
+        (None, None, Some(private)) => load_signing_key(private)?.public_key(),
+        (None, None, None) => return Ok(None),
+    };
+    let retired = s
+        .retired_signing_public_keys
+        .iter()
+        .map(|text| parse_public_key(text, "[backup] retired_signing_public_keys"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(TrustedKeys { current, retired }))
 }
 
 fn no_public_key() -> Error {

@@ -117,7 +117,7 @@ pub fn run(args: PruneArgs) -> Result<u8, Error> {
 /// The folder as prune sees it: the backups whose signature checks out (dated by the signed
 /// time), and every rejected backup-named file moved to the entries left alone, with the reason
 /// (F13: a planted far-future file must not push real backups out of the rules).
-fn trusted_backups(dir: &Path, pinned: &crate::crypto::keys::PublicKey) -> Result<Folder, Error> {
+fn trusted_backups(dir: &Path, pinned: &crate::ops::backup_signature::TrustedKeys) -> Result<Folder, Error> {
     let cat = crate::ops::catalog::catalog(dir, pinned)?;
     let mut found = cat.other;
     found.backups = cat.backups.into_iter().map(|b| b.file).collect();

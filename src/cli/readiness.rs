@@ -340,7 +340,7 @@ fn gather(
         disk_free_ratio: super::ops_metrics::free_ratio(&db_dir),
         expiring_treaties: expiring_treaties(&s.db_path, now),
         backup_signing_key: super::backup_signing::pinned(Some(home), None)
-            .map(|k| k.to_b64())
+            .map(|k| k.current.to_b64())
             .map_err(|e| e.to_string()),
     }
 }

@@ -38,6 +38,9 @@ pub struct BackupSection {
     /// Defaults to the public half of `signing_key` when that is set, so a verify or drill host
     /// needs only this.
     pub signing_public_key: Option<String>,
+    /// Backup-signing public keys replaced by a rotation (base64, or `.pub` files relative to the
+    /// home): backups they signed still verify, restore and count for retention. Defaults to none.
+    pub retired_signing_public_keys: Option<Vec<String>>,
     /// Largest total of unpacked bytes per archive. Defaults to 68719476736 (64 GiB).
     pub max_unpacked_bytes: Option<u64>,
     /// Largest ratio of unpacked to compressed bytes, enforced past the first 64 MiB. Defaults to 100.

@@ -256,20 +256,33 @@ pub struct BackupSigningSettings {
     /// `[backup] signing_public_key`: a key file relative to the home when one exists there,
     /// else the text as written (base64).
     pub signing_public_key: Option<String>,
+    /// `[backup] retired_signing_public_keys`, each resolved like `signing_public_key`.
+    pub retired_signing_public_keys: Vec<String>,
 }
 
 /// Builds [`BackupSigningSettings`] from `gm.toml` in `home`.
 pub fn backup_signing(home: &Path, file: &ConfigFile) -> BackupSigningSettings {
     BackupSigningSettings {
         signing_key: file.backup.signing_key.as_deref().map(|p| home.join(p)),
-        signing_public_key: file.backup.signing_public_key.as_deref().map(|k| {
-            let in_home = home.join(k);
-            if in_home.is_file() {
-                in_home.display().to_string()
-            } else {
-                k.to_string()
-            }
-        }),
+        signing_public_key: file.backup.signing_public_key.as_deref().map(|k| key_text_in(home, k)),
+        retired_signing_public_keys: file
+            .backup
+            .retired_signing_public_keys
+            .iter()
+            .flatten()
+            .map(|k| key_text_in(home, k))
+            .collect(),
+    }
+}
+
+/// A key setting as written: the path of a key file when one exists there relative to `home`,
+/// else the text itself (base64).
+fn key_text_in(home: &Path, k: &str) -> String {
+    let in_home = home.join(k);
+    if in_home.is_file() {
+        in_home.display().to_string()
+    } else {
+        k.to_string()
     }
 }
 

@@ -30,11 +30,49 @@ pub struct BackupSigner {
     pub key_id: String,
 }
 
-/// What verification trusts: the pinned public key, and whether unsigned backups are accepted.
+/// The backup-signing public keys a backup may be signed with: the current one, and the keys it
+/// replaced (`[backup] retired_signing_public_keys`), so that backups taken before a rotation still
+/// verify, restore and count for retention until they age out.
+#[derive(Clone)]
+pub struct TrustedKeys {
+    /// The key new backups are signed with.
+    pub current: PublicKey,
+    /// Keys of earlier rotations, trusted for the backups they signed.
+    pub retired: Vec<PublicKey>,
+}
+
+impl TrustedKeys {
+    /// Only `current`.
+    pub fn only(current: PublicKey) -> TrustedKeys {
+        TrustedKeys { current, retired: Vec::new() }
+    }
+
+    /// Whether `key` is one of these, and if so whether it is retired.
+    fn status(&self, key: &PublicKey) -> Option<KeyStatus> {
+        if self.current == *key {
+            Some(KeyStatus::Current)
+        } else if self.retired.contains(key) {
+            Some(KeyStatus::Retired)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which trusted key signed a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// The current backup-signing key.
+    Current,
+    /// A key retired by a rotation, still trusted for what it signed.
+    Retired,
+}
+
+/// What verification trusts: the pinned public keys, and whether unsigned backups are accepted.
 #[derive(Clone, Default)]
 pub struct SignatureTrust {
-    /// The backup-signing public key a backup must be signed with.
-    pub pinned: Option<PublicKey>,
+    /// The backup-signing public keys a backup must be signed with.
+    pub pinned: Option<TrustedKeys>,
     /// Accept a backup without a signature file (`--allow-unsigned`): warned and recorded.
     pub allow_unsigned: bool,
 }
@@ -143,20 +181,23 @@ impl BackupSignature {
         })
     }
 
-    /// Checks that the signing key is `pinned` and the signature verifies. `Err` says why not.
-    pub fn check(&self, pinned: &PublicKey) -> Result<(), String> {
-        if self.public_key != pinned.to_b64() {
+    /// Checks that the signing key is one of `trusted` and the signature verifies; says which
+    /// key signed it. `Err` says why not.
+    pub fn check(&self, trusted: &TrustedKeys) -> Result<KeyStatus, String> {
+        let key = PublicKey::from_b64(&self.public_key).ok();
+        let Some((key, status)) = key.and_then(|k| trusted.status(&k).map(|s| (k, s))) else {
             return Err(format!(
-                "signed by key {} ({}), not the pinned backup-signing key {}",
+                "signed by key {} ({}), not the pinned backup-signing key {}{}",
                 self.public_key,
                 self.key_id,
-                pinned.to_b64()
+                trusted.current.to_b64(),
+                if trusted.retired.is_empty() { "" } else { " nor a retired one" }
             ));
-        }
-        if !verify_b64(pinned, &canonical_bytes(&self.body()), &self.signature) {
+        };
+        if !verify_b64(&key, &canonical_bytes(&self.body()), &self.signature) {
             return Err("the signature does not verify".into());
         }
-        Ok(())
+        Ok(status)
     }
 }
 
@@ -184,9 +225,25 @@ mod tests {
         let signed = BackupSignature::sign(sample(), &signer);
         let parsed = BackupSignature::parse(&signed.to_text()).unwrap();
         assert_eq!(parsed, signed);
-        parsed.check(&signer.key.public_key()).unwrap();
+        assert_eq!(parsed.check(&TrustedKeys::only(signer.key.public_key())).unwrap(), KeyStatus::Current);
         let other = SigningKey::generate().public_key();
-        assert!(parsed.check(&other).unwrap_err().contains("not the pinned backup-signing key"));
+        assert!(parsed.check(&TrustedKeys::only(other)).unwrap_err().contains("not the pinned backup-signing key"));
+    }
+
+    #[test]
+    fn a_retired_key_still_verifies_what_it_signed_and_is_reported_as_retired() {
+        let old = BackupSigner { key: SigningKey::generate(), key_id: "old".into() };
+        let new = SigningKey::generate().public_key();
+        let signed = BackupSignature::sign(sample(), &old);
+        let rotated = TrustedKeys { current: new, retired: vec![old.key.public_key()] };
+        assert_eq!(signed.check(&rotated).unwrap(), KeyStatus::Retired);
+        let forgotten = TrustedKeys::only(new);
+        assert!(signed.check(&forgotten).unwrap_err().contains("not the pinned backup-signing key"));
+        let mut forged = signed;
+        forged.signature =
+            BackupSignature::sign(sample(), &BackupSigner { key: SigningKey::generate(), key_id: "x".into() })
+                .signature;
+        assert_eq!(forged.check(&rotated).unwrap_err(), "the signature does not verify");
     }
 
     #[test]
@@ -195,9 +252,12 @@ mod tests {
         let signed = BackupSignature::sign(sample(), &signer);
         let mut later = signed.clone();
         later.created_at = "2099-01-01T00:00:00".into();
-        assert_eq!(later.check(&signer.key.public_key()).unwrap_err(), "the signature does not verify");
+        assert_eq!(
+            later.check(&TrustedKeys::only(signer.key.public_key())).unwrap_err(),
+            "the signature does not verify"
+        );
         let mut other_archive = signed;
         other_archive.archive_sha256 = "00".repeat(32);
-        assert!(other_archive.check(&signer.key.public_key()).is_err());
+        assert!(other_archive.check(&TrustedKeys::only(signer.key.public_key())).is_err());
     }
 }

@@ -11,11 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::crypto::keys::PublicKey;
 use crate::model::timestamp::parse_db_time;
 
 use super::backup::file_sha256;
-use super::backup_signature::BackupSignature;
+use super::backup_signature::{BackupSignature, TrustedKeys};
 use super::error::OpsError;
 use super::prune::folder::{scan, Folder};
 use super::prune::BackupFile;
@@ -57,8 +56,8 @@ impl Catalog {
     }
 }
 
-/// Reads `dir` and checks every backup-named regular file against `pinned`.
-pub fn catalog(dir: &Path, pinned: &PublicKey) -> Result<Catalog, OpsError> {
+/// Reads `dir` and checks every backup-named regular file against the `pinned` keys (current or retired).
+pub fn catalog(dir: &Path, pinned: &TrustedKeys) -> Result<Catalog, OpsError> {
     let mut other = scan(dir)?;
     let named = std::mem::take(&mut other.backups);
     let mut c = Catalog { other, ..Catalog::default() };
@@ -73,7 +72,7 @@ pub fn catalog(dir: &Path, pinned: &PublicKey) -> Result<Catalog, OpsError> {
     Ok(c)
 }
 
-fn check(path: &Path, file: &BackupFile, pinned: &PublicKey) -> Result<Result<(), String>, OpsError> {
+fn check(path: &Path, file: &BackupFile, pinned: &TrustedKeys) -> Result<Result<(), String>, OpsError> {
     let sig = match BackupSignature::read_for(path) {
         Ok(Some(sig)) => sig,
         Ok(None) => return Ok(Err("unsigned (no .sig file)".into())),
@@ -151,7 +150,7 @@ mod tests {
         signed(&dir.0, "gm-acme-20991229T000000Z.tar.gz.age", "2099-12-29T00:00:00", &ours);
         std::fs::write(dir.0.join("gm-acme-20991229T000000Z.tar.gz.age"), b"edited").unwrap();
         std::fs::write(dir.0.join("gm-acme-20991228T000000Z.tar.gz.age"), b"unsigned").unwrap();
-        let c = catalog(&dir.0, &ours.key.public_key()).unwrap();
+        let c = catalog(&dir.0, &TrustedKeys::only(ours.key.public_key())).unwrap();
         let names: Vec<&str> = c.backups.iter().map(|b| b.file.name.as_str()).collect();
         assert_eq!(names, ["gm-acme-20261124T120000Z.tar.gz.age", "gm-acme-20261125T120000Z.tar.gz.age"]);
         assert_eq!(c.newest().unwrap().file.name, "gm-acme-20261125T120000Z.tar.gz.age");

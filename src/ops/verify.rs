@@ -21,7 +21,7 @@ use crate::store::{schema, snapshot};
 
 use super::archive::{self, ExtractLimits, Key};
 use super::backup::{load_genesis, Scratch};
-use super::backup_signature::{sidecar_path, BackupSignature, SignatureTrust};
+use super::backup_signature::{sidecar_path, BackupSignature, KeyStatus, SignatureTrust};
 use super::error::OpsError;
 use super::manifest::Manifest;
 use super::progress::Progress;
@@ -81,8 +81,10 @@ pub fn verify_into(
     // after the check is not the one decrypted.
     let mut file = std::fs::File::open(archive).map_err(super::error::io("read", archive))?;
     match check_signature(archive, &mut file, trust)? {
-        Ok(Some(sig)) => {
-            r.pass("signature", format!("signed by backup-signing key {} ({})", sig.key_id, sig.public_key));
+        Ok(Some((sig, status))) => {
+            let retired =
+                if status == KeyStatus::Retired { " (a retired key, trusted for backups it signed)" } else { "" };
+            r.pass("signature", format!("signed by backup-signing key {} ({}){retired}", sig.key_id, sig.public_key));
             r.signature = Some(sig);
         }
         Ok(None) => {
@@ -193,13 +195,13 @@ pub fn verify_into(
     Ok(r)
 }
 
-/// The signature check: `Ok(Ok(Some))` signed by the pinned key and naming this archive's bytes,
-/// `Ok(Ok(None))` unsigned but accepted, `Ok(Err)` the reason it is refused.
+/// The signature check: `Ok(Ok(Some))` signed by a pinned key (which one) and naming this archive's
+/// bytes, `Ok(Ok(None))` unsigned but accepted, `Ok(Err)` the reason it is refused.
 pub fn check_signature(
     archive: &Path,
     file: &mut std::fs::File,
     trust: &SignatureTrust,
-) -> Result<Result<Option<BackupSignature>, String>, OpsError> {
+) -> Result<Result<Option<(BackupSignature, KeyStatus)>, String>, OpsError> {
     let sig = match BackupSignature::read_for(archive) {
         Ok(Some(sig)) => sig,
         Ok(None) if trust.allow_unsigned => return Ok(Ok(None)),
@@ -214,9 +216,10 @@ pub fn check_signature(
     let Some(pinned) = &trust.pinned else {
         return Ok(Err("no backup-signing public key is pinned to check the signature with".into()));
     };
-    if let Err(problem) = sig.check(pinned) {
-        return Ok(Err(problem));
-    }
+    let status = match sig.check(pinned) {
+        Ok(status) => status,
+        Err(problem) => return Ok(Err(problem)),
+    };
     let sha = super::backup::reader_sha256(file, archive)?;
     let size = file.metadata().map_err(super::error::io("read", archive))?.len();
     if sha != sig.archive_sha256 || size != sig.archive_size {
@@ -225,7 +228,7 @@ pub fn check_signature(
             sig.archive_sha256, sig.archive_size
         )));
     }
-    Ok(Ok(Some(sig)))
+    Ok(Ok(Some((sig, status))))
 }
 
 /// Checks every stored CRL and policy signature against `na_key` (`Err` names the first failure).

@@ -12,6 +12,7 @@ mod audit_growth;
 mod backup_faults;
 mod backup_forgery;
 mod backup_restore;
+mod backup_rotation;
 mod clients;
 mod cron;
 mod decisions;
