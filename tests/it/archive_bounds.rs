@@ -3,13 +3,13 @@
 //! neither leaves a temporary file behind or changes the live database.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::harness::{identity, open_archive, sandbox, Gm, GmServer, TempDir, GM};
+use crate::harness::{home_with_schema, identity, open_archive, Gm, TempDir, GM};
 
 /// What every command says first when `--allow-unsigned` lets an unsigned archive through.
 const UNSIGNED_WARNING: &str =
@@ -70,12 +70,6 @@ fn names(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     v.sort();
     v
-}
-
-fn home_with_schema(dir: &TempDir) -> PathBuf {
-    let home = sandbox(dir);
-    drop(GmServer::start(&home, &[]));
-    home
 }
 
 /// The byte size of one `ulimit -f` block in `sh` (512 in dash and POSIX shells, 1024 in bash).

@@ -9,11 +9,11 @@
 //! assertion prints the seed. `GM_FAULT_TRIALS` sets the kill -9 trials per test (default 50);
 //! `scripts/fault-backup.sh [TRIALS]` runs many more.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{identity, sandbox, Gm, GmServer, TempDir, GM};
+use crate::harness::{home_with_schema, identity, sandbox, Gm, GmServer, TempDir, GM};
 use crate::signer::Operator;
 
 /// xorshift64*: enough randomness to spread kill moments, reproducible from its seed.
@@ -94,14 +94,6 @@ fn timed(f: impl FnOnce()) -> Duration {
     let t = Instant::now();
     f();
     t.elapsed()
-}
-
-/// A new database with its schema: `gm serve` started once, then killed (its WAL stays, as after
-/// a crash).
-fn home_with_schema(dir: &TempDir) -> PathBuf {
-    let home = sandbox(dir);
-    drop(GmServer::start(&home, &[]));
-    home
 }
 
 #[test]
@@ -472,20 +464,7 @@ fn restore_waits_for_an_exclusive_lock_within_its_timeout_and_changes_nothing() 
     });
     locked_rx.recv().unwrap();
     let started = Instant::now();
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        h,
-        "--backup",
-        archive.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--busy-timeout",
-        "1",
-        "--yes",
-    ])
-    .expect(2);
+    let (_, stderr) = Gm::restore_with(&home, &archive, &key, &["--busy-timeout", "1"]).expect(2);
     let took = started.elapsed();
     release_tx.send(()).unwrap();
     holder.join().unwrap();
