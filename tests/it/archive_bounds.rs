@@ -3,7 +3,7 @@
 //! neither leaves a temporary file behind or changes the live database.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use flate2::write::GzEncoder;
@@ -70,6 +70,17 @@ fn names(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     v.sort();
     v
+}
+
+/// A home with its schema, a fresh identity in `dir` and a genuine backup encrypted to it at
+/// `dir/good.tar.gz.age`: `(home, recipient, identity file, archive)`.
+fn home_with_backup(dir: &TempDir) -> (PathBuf, String, PathBuf, PathBuf) {
+    let home = home_with_schema(dir);
+    let (recipient, key) = identity(dir);
+    let archive = dir.join("good.tar.gz.age");
+    let (h, a) = (home.to_str().unwrap(), archive.to_str().unwrap());
+    Gm::new(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", a]).expect(0);
+    (home, recipient, key, archive)
 }
 
 /// The byte size of one `ulimit -f` block in `sh` (512 in dash and POSIX shells, 1024 in bash).
@@ -160,12 +171,8 @@ fn a_small_archive_that_expands_hugely_is_refused_after_a_bounded_write_and_leav
 #[test]
 fn an_entry_declaring_more_than_backup_max_unpacked_bytes_is_refused_before_writing() {
     let dir = TempDir::new("max-unpacked");
-    let home = home_with_schema(&dir);
+    let (home, _, key, archive) = home_with_backup(&dir);
     let h = home.to_str().unwrap();
-    let (recipient, key) = identity(&dir);
-    let archive = dir.join("good.tar.gz.age");
-    Gm::new(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", archive.to_str().unwrap()])
-        .expect(0);
     let (a, k) = (archive.to_str().unwrap(), key.to_str().unwrap());
     Gm::new(&["managed", "verify", a, "--identity", k, "--home", h]).expect(0);
     let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
@@ -187,12 +194,8 @@ fn an_entry_declaring_more_than_backup_max_unpacked_bytes_is_refused_before_writ
 #[test]
 fn a_duplicate_entry_is_a_damaged_backup_naming_the_entry_and_restores_nothing() {
     let dir = TempDir::new("duplicate");
-    let home = home_with_schema(&dir);
+    let (home, recipient, key, good) = home_with_backup(&dir);
     let h = home.to_str().unwrap();
-    let (recipient, key) = identity(&dir);
-    let good = dir.join("good.tar.gz.age");
-    Gm::new(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", good.to_str().unwrap()])
-        .expect(0);
     let id = std::fs::read_to_string(&key).unwrap().trim().parse::<age::x25519::Identity>().unwrap();
     let entries = open_archive(&good, &id);
     let db = home.join("na.db");
