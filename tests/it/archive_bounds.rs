@@ -9,7 +9,7 @@ use std::process::Command;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::harness::{home_with_schema, identity, open_archive, Gm, TempDir, GM};
+use crate::harness::{home_with_schema, identity, open_archive, ulimit_block_bytes, Gm, TempDir, GM};
 
 /// What every command says first when `--allow-unsigned` lets an unsigned archive through.
 const UNSIGNED_WARNING: &str =
@@ -81,14 +81,6 @@ fn home_with_backup(dir: &TempDir) -> (PathBuf, String, PathBuf, PathBuf) {
     let (h, a) = (home.to_str().unwrap(), archive.to_str().unwrap());
     Gm::new(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", a]).expect(0);
     (home, recipient, key, archive)
-}
-
-/// The byte size of one `ulimit -f` block in `sh` (512 in dash and POSIX shells, 1024 in bash).
-fn ulimit_block_bytes() -> u64 {
-    let out = Command::new("sh").args(["-c", "ulimit -f 1; cat /proc/self/limits"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = text.lines().find(|l| l.starts_with("Max file size")).unwrap();
-    line.split_whitespace().nth(3).unwrap().parse().unwrap()
 }
 
 /// Runs `gm ARGS` with TMPDIR=`tmp` under a 160 MiB file-size limit (SIGXFSZ ignored, so a larger
@@ -210,9 +202,7 @@ fn a_duplicate_entry_is_a_damaged_backup_naming_the_entry_and_restores_nothing()
         let (stdout, _) =
             Gm::new(&["managed", "verify", f, "--identity", k, "--home", h, "--allow-unsigned"]).expect(1);
         assert!(stdout.contains(&format!("not a usable gm backup: duplicate entry \"{twice}\"")), "{stdout}");
-        let (_, stderr) =
-            Gm::new(&["managed", "restore", "--home", h, "--backup", f, "--identity", k, "--yes", "--allow-unsigned"])
-                .expect(1);
+        let (_, stderr) = Gm::restore_with(&home, &forged, &key, &["--allow-unsigned"]).expect(1);
         assert_eq!(
             stderr,
             format!(

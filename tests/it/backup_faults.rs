@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{home_with_schema, identity, sandbox, Gm, GmServer, TempDir, GM};
+use crate::harness::{home_with_schema, identity, sandbox, ulimit_block_bytes, Gm, GmServer, TempDir, GM};
 use crate::signer::Operator;
 
 /// xorshift64*: enough randomness to spread kill moments, reproducible from its seed.
@@ -301,14 +301,6 @@ fn damaged_truncated_or_foreign_backups_are_refused_and_nothing_is_restored() {
         .env("GM_HOME", h)
         .expect(0);
     assert!(stdout.starts_with("verified: "), "the undamaged backup still verifies: {stdout}");
-}
-
-/// The byte size `ulimit -f 1` allows in `sh` (512 in dash and POSIX shells, 1024 in bash).
-fn ulimit_block_bytes() -> u64 {
-    let out = Command::new("sh").args(["-c", "ulimit -f 1; cat /proc/self/limits"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = text.lines().find(|l| l.starts_with("Max file size")).expect("/proc/self/limits lists the file size");
-    line.split_whitespace().nth(3).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -325,6 +325,14 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// The byte size of one `ulimit -f` block in `sh` (512 in dash and POSIX shells, 1024 in bash).
+pub fn ulimit_block_bytes() -> u64 {
+    let out = Command::new("sh").args(["-c", "ulimit -f 1; cat /proc/self/limits"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text.lines().find(|l| l.starts_with("Max file size")).expect("/proc/self/limits lists the file size");
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
 /// Decrypts an age-encrypted `.tar.gz` (gm's backups and incident bundles) with `identity` and
 /// unpacks it in memory: entry name to bytes.
 pub fn open_archive(archive: &Path, identity: &age::x25519::Identity) -> std::collections::BTreeMap<String, Vec<u8>> {
