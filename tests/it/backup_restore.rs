@@ -287,9 +287,8 @@ fn restore_drill_serves_the_backup_in_a_scratch_folder_and_records_it() {
 #[test]
 fn progress_shows_on_a_terminal_and_never_in_pipes() {
     let dir = TempDir::new("progress");
-    let home = sandbox(&dir);
+    let home = home_with_schema(&dir);
     let (recipient, key) = identity(&dir);
-    drop(GmServer::start(&home, &[]));
     // Not a terminal (the test's pipes): stderr stays empty.
     let (_, stderr) = Gm::backup(&home, &recipient, &dir.join("quiet")).expect(0);
     assert_eq!(stderr, "");
