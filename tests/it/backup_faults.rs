@@ -79,11 +79,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 }
 
 fn verify_ok(archive: &Path, key: &Path, home: &Path) -> bool {
-    Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap()])
-        .env("GM_HOME", home.to_str().unwrap())
-        .output()
-        .status
-        .success()
+    Gm::verify(home, archive, key, &[]).output().status.success()
 }
 
 fn backup_args<'a>(home: &'a str, recipient: &'a str, output: &'a str) -> Vec<&'a str> {
@@ -297,9 +293,7 @@ fn damaged_truncated_or_foreign_backups_are_refused_and_nothing_is_restored() {
         assert_eq!(std::fs::read(&db).unwrap(), before, "{ctx}: nothing restored");
         assert_eq!(leftovers(&home), Vec::<String>::new(), "{ctx}");
     }
-    let (stdout, _) = Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap()])
-        .env("GM_HOME", h)
-        .expect(0);
+    let (stdout, _) = Gm::verify(&home, &archive, &key, &[]).expect(0);
     assert!(stdout.starts_with("verified: "), "the undamaged backup still verifies: {stdout}");
 }
 

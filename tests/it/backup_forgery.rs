@@ -112,9 +112,7 @@ fn sign_with_own_key(archive_path: &Path, manifest_sha256: &str, created_at: &st
 }
 
 fn verify(home: &Path, archive: &Path, key: &Path, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec!["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let o = Gm::new(&args).env("GM_HOME", home.to_str().unwrap()).output();
+    let o = Gm::verify(home, archive, key, extra).output();
     let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
     (o.status.code().unwrap_or(-1), text(&o.stdout), text(&o.stderr))
 }

@@ -55,10 +55,7 @@ fn backup_while_writing_verifies_and_stock_tools_read_it() {
     writers.into_iter().for_each(|w| w.join().unwrap());
     assert!(archive.file_name().unwrap().to_str().unwrap().starts_with("gm-sandbox-mesh-"), "{}", archive.display());
     assert_eq!(std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777, 0o600);
-    let (stdout, _) =
-        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap(), "--json"])
-            .env("GM_HOME", home.to_str().unwrap())
-            .expect(0);
+    let (stdout, _) = Gm::verify(&home, &archive, &key, &["--json"]).expect(0);
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
     for check in [
         "decrypt",
@@ -115,10 +112,7 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     std::fs::write(dir.join("flipped.age.sig"), &sig).unwrap();
     std::fs::write(dir.join("truncated.age.sig"), &sig).unwrap();
     for (file, id) in [("flipped.age", key.clone()), ("truncated.age", key.clone())] {
-        let (stdout, _) =
-            Gm::new(&["managed", "verify", dir.join(file).to_str().unwrap(), "--identity", id.to_str().unwrap()])
-                .env("GM_HOME", home.to_str().unwrap())
-                .expect(1);
+        let (stdout, _) = Gm::verify(&home, &dir.join(file), &id, &[]).expect(1);
         assert!(
             stdout.starts_with("FAILED")
                 && stdout.contains("FAIL signature        damaged or forged backup: the archive hashes to"),
@@ -127,10 +121,7 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     }
     let wrong = TempDir::new("wrong-id");
     let (_, wrong_key) = identity(&wrong);
-    let (stdout, _) =
-        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", wrong_key.to_str().unwrap()])
-            .env("GM_HOME", home.to_str().unwrap())
-            .expect(1);
+    let (stdout, _) = Gm::verify(&home, &archive, &wrong_key, &[]).expect(1);
     assert!(stdout.contains("FAIL decrypt"), "{stdout}");
     let db = home.join("na.db");
     let before = std::fs::read(&db).unwrap();

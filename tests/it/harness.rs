@@ -100,6 +100,13 @@ impl Gm {
         Gm::managed("restore-drill", home, ("--latest", folder), identity, extra)
     }
 
+    /// `gm managed verify ARCHIVE --identity IDENTITY EXTRA…` with `GM_HOME=HOME` (the home from the
+    /// environment, as an operator's shell has it).
+    pub fn verify(home: &Path, archive: &Path, identity: &Path, extra: &[&str]) -> Gm {
+        let args = ["managed", "verify", path_str(archive), "--identity", path_str(identity)];
+        Gm::new(&[&args[..], extra].concat()).env("GM_HOME", path_str(home))
+    }
+
     /// `gm managed backup --home HOME --recipient RECIPIENT --output-dir FOLDER`.
     pub fn backup(home: &Path, recipient: &str, folder: &Path) -> Gm {
         Gm::new(&[
