@@ -9,7 +9,7 @@ use std::time::Duration;
 use gm::crypto::canonical::canonical_string;
 use gm::crypto::json::{parse_str, Map, Value};
 
-use crate::harness::{request, sandbox, wait_until, Gm, GmServer, HttpResponse, TempDir};
+use crate::harness::{request, sandbox, wait_until, with_limits, Gm, GmServer, HttpResponse, TempDir};
 use crate::signer::{field, Node, Operator};
 
 fn count(home: &Path, sql: &str) -> i64 {
@@ -20,15 +20,6 @@ fn count(home: &Path, sql: &str) -> i64 {
 
 fn audit_rows(home: &Path, event: &str) -> i64 {
     count(home, &format!("SELECT COUNT(*) FROM audit_events WHERE event_json LIKE '%\"event_type\": \"{event}\"%'"))
-}
-
-fn with_limits(home: &Path, limits: &str) {
-    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
-    std::fs::write(
-        home.join("gm.toml"),
-        toml.replace("[server]\n", &format!("[server.limits]\n{limits}\n\n[server]\n")),
-    )
-    .unwrap();
 }
 
 /// An unsigned heartbeat for `cert_id`/`key`, as if from `from` (the server trusts one proxy hop).

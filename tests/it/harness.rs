@@ -176,6 +176,15 @@ pub fn home_with_schema(dir: &TempDir) -> PathBuf {
     home
 }
 
+/// Appends a `[server.limits]` table holding `limits` (TOML lines) to `home`'s gm.toml.
+pub fn with_limits(home: &Path, limits: &str) {
+    let path = home.join("gm.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[server.limits]\n");
+    text.push_str(limits);
+    std::fs::write(path, text).unwrap();
+}
+
 /// A running `gm serve`, killed and reaped on drop.
 pub struct GmServer {
     child: Child,

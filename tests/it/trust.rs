@@ -7,7 +7,7 @@ use gm::crypto::keys::{load_public_key, SigningKey};
 use gm::model::agent::AgentDescriptor;
 use gm::model::SignedObject;
 
-use crate::harness::{request, Gm, GmServer, TempDir};
+use crate::harness::{request, with_limits, Gm, GmServer, TempDir};
 use crate::signer::{field, post_json, Node, Operator};
 
 fn sovereign(dir: &TempDir, name: &str) -> std::path::PathBuf {
@@ -491,9 +491,7 @@ fn verify_routes_refuse_unbounded_signature_work_and_answer_at_the_limits() {
 fn verify_limits_are_configurable_in_gm_toml() {
     let dir = TempDir::new("verify-work-config");
     let home = sovereign(&dir, "alpha-mesh");
-    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
-    let toml = toml.replace("[server]\n", "[server.limits]\nverify_max_signatures = 2\n\n[server]\n");
-    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    with_limits(&home, "verify_max_signatures = 2\n");
     let server = GmServer::start(&home, &[]);
     let mallory = SigningKey::generate();
     let body = object_body([
