@@ -109,16 +109,8 @@ impl Gm {
 
     /// `gm managed backup --home HOME --recipient RECIPIENT --output-dir FOLDER`.
     pub fn backup(home: &Path, recipient: &str, folder: &Path) -> Gm {
-        Gm::new(&[
-            "managed",
-            "backup",
-            "--home",
-            path_str(home),
-            "--recipient",
-            recipient,
-            "--output-dir",
-            path_str(folder),
-        ])
+        let (h, f) = (path_str(home), path_str(folder));
+        Gm::new(&["managed", "backup", "--home", h, "--recipient", recipient, "--output-dir", f])
     }
 
     /// `gm managed VERB --home HOME FLAG SOURCE --identity IDENTITY EXTRA…`.
