@@ -113,7 +113,24 @@ impl FailureLog {
                 state.closed.push(s);
             }
         }
-        note_locked(&mut state, limits, key, details, limited, now, at).map(|d| Event::new(event_type, d, now))
+        if !state.open.contains_key(&key) && state.open.len() >= MAX_WINDOWS {
+            let entry = state.overflow.entry(event_type).or_insert((now, 0));
+            entry.1 = entry.1.saturating_add(1);
+            return None;
+        }
+        let w = state.open.entry(key).or_insert_with(|| Window {
+            opened: at,
+            opened_at: now,
+            written: 0,
+            suppressed: 0,
+            details: details.clone(),
+        });
+        if limited || w.written >= limits.audit_burst {
+            w.suppressed = w.suppressed.saturating_add(1);
+            return None;
+        }
+        w.written = w.written.saturating_add(1);
+        Some(Event::new(event_type, details, now))
     }
 
     /// Summary events of the windows closed at `at` (of every window when `everything`, for a
@@ -143,35 +160,6 @@ impl FailureLog {
         }
         out
     }
-}
-
-fn note_locked(
-    state: &mut Windows,
-    limits: &AuthFailureLimits,
-    key: FailureKey,
-    details: Map,
-    limited: bool,
-    now: DateTime<Utc>,
-    at: Instant,
-) -> Option<Map> {
-    if !state.open.contains_key(&key) && state.open.len() >= MAX_WINDOWS {
-        let entry = state.overflow.entry(key.event_type).or_insert((now, 0));
-        entry.1 = entry.1.saturating_add(1);
-        return None;
-    }
-    let w = state.open.entry(key).or_insert_with(|| Window {
-        opened: at,
-        opened_at: now,
-        written: 0,
-        suppressed: 0,
-        details: details.clone(),
-    });
-    if limited || w.written >= limits.audit_burst {
-        w.suppressed = w.suppressed.saturating_add(1);
-        return None;
-    }
-    w.written = w.written.saturating_add(1);
-    Some(details)
 }
 
 fn summary(event_type: &'static str, w: Window, window: Duration) -> Option<(&'static str, Map)> {

@@ -9,7 +9,7 @@ use std::process::Command;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::harness::{identity, open_archive, sandbox, Gm, GmServer, TempDir, GM};
+use crate::harness::{home_with_schema, identity, open_archive, ulimit_block_bytes, Gm, TempDir, GM};
 
 /// What every command says first when `--allow-unsigned` lets an unsigned archive through.
 const UNSIGNED_WARNING: &str =
@@ -72,18 +72,15 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-fn home_with_schema(dir: &TempDir) -> PathBuf {
-    let home = sandbox(dir);
-    drop(GmServer::start(&home, &[]));
-    home
-}
-
-/// The byte size of one `ulimit -f` block in `sh` (512 in dash and POSIX shells, 1024 in bash).
-fn ulimit_block_bytes() -> u64 {
-    let out = Command::new("sh").args(["-c", "ulimit -f 1; cat /proc/self/limits"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = text.lines().find(|l| l.starts_with("Max file size")).unwrap();
-    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+/// A home with its schema, a fresh identity in `dir` and a genuine backup encrypted to it at
+/// `dir/good.tar.gz.age`: `(home, recipient, identity file, archive)`.
+fn home_with_backup(dir: &TempDir) -> (PathBuf, String, PathBuf, PathBuf) {
+    let home = home_with_schema(dir);
+    let (recipient, key) = identity(dir);
+    let archive = dir.join("good.tar.gz.age");
+    let (h, a) = (home.to_str().unwrap(), archive.to_str().unwrap());
+    Gm::new(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", a]).expect(0);
+    (home, recipient, key, archive)
 }
 
 /// Runs `gm ARGS` with TMPDIR=`tmp` under a 160 MiB file-size limit (SIGXFSZ ignored, so a larger
@@ -166,12 +163,8 @@ fn a_small_archive_that_expands_hugely_is_refused_after_a_bounded_write_and_leav
 #[test]
 fn an_entry_declaring_more_than_backup_max_unpacked_bytes_is_refused_before_writing() {
     let dir = TempDir::new("max-unpacked");
-    let home = home_with_schema(&dir);
+    let (home, _, key, archive) = home_with_backup(&dir);
     let h = home.to_str().unwrap();
-    let (recipient, key) = identity(&dir);
-    let archive = dir.join("good.tar.gz.age");
-    Gm::new(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", archive.to_str().unwrap()])
-        .expect(0);
     let (a, k) = (archive.to_str().unwrap(), key.to_str().unwrap());
     Gm::new(&["managed", "verify", a, "--identity", k, "--home", h]).expect(0);
     let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
@@ -193,12 +186,8 @@ fn an_entry_declaring_more_than_backup_max_unpacked_bytes_is_refused_before_writ
 #[test]
 fn a_duplicate_entry_is_a_damaged_backup_naming_the_entry_and_restores_nothing() {
     let dir = TempDir::new("duplicate");
-    let home = home_with_schema(&dir);
+    let (home, recipient, key, good) = home_with_backup(&dir);
     let h = home.to_str().unwrap();
-    let (recipient, key) = identity(&dir);
-    let good = dir.join("good.tar.gz.age");
-    Gm::new(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", good.to_str().unwrap()])
-        .expect(0);
     let id = std::fs::read_to_string(&key).unwrap().trim().parse::<age::x25519::Identity>().unwrap();
     let entries = open_archive(&good, &id);
     let db = home.join("na.db");
@@ -213,9 +202,7 @@ fn a_duplicate_entry_is_a_damaged_backup_naming_the_entry_and_restores_nothing()
         let (stdout, _) =
             Gm::new(&["managed", "verify", f, "--identity", k, "--home", h, "--allow-unsigned"]).expect(1);
         assert!(stdout.contains(&format!("not a usable gm backup: duplicate entry \"{twice}\"")), "{stdout}");
-        let (_, stderr) =
-            Gm::new(&["managed", "restore", "--home", h, "--backup", f, "--identity", k, "--yes", "--allow-unsigned"])
-                .expect(1);
+        let (_, stderr) = Gm::restore_with(&home, &forged, &key, &["--allow-unsigned"]).expect(1);
         assert_eq!(
             stderr,
             format!(

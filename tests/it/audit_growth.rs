@@ -9,7 +9,7 @@ use std::time::Duration;
 use gm::crypto::canonical::canonical_string;
 use gm::crypto::json::{parse_str, Map, Value};
 
-use crate::harness::{request, sandbox, wait_until, GmServer, HttpResponse, TempDir};
+use crate::harness::{request, sandbox, wait_until, with_limits, Gm, GmServer, HttpResponse, TempDir};
 use crate::signer::{field, Node, Operator};
 
 fn count(home: &Path, sql: &str) -> i64 {
@@ -20,15 +20,6 @@ fn count(home: &Path, sql: &str) -> i64 {
 
 fn audit_rows(home: &Path, event: &str) -> i64 {
     count(home, &format!("SELECT COUNT(*) FROM audit_events WHERE event_json LIKE '%\"event_type\": \"{event}\"%'"))
-}
-
-fn with_limits(home: &Path, limits: &str) {
-    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
-    std::fs::write(
-        home.join("gm.toml"),
-        toml.replace("[server]\n", &format!("[server.limits]\n{limits}\n\n[server]\n")),
-    )
-    .unwrap();
 }
 
 /// An unsigned heartbeat for `cert_id`/`key`, as if from `from` (the server trusts one proxy hop).
@@ -198,20 +189,11 @@ fn audit_retention_prunes_only_rows_it_exported() {
     old_events(&home, "recent", 30, 10);
     let before = ids(&home);
     assert!(before.len() >= 81, "{}", before.len());
+    let prune = |export_dir: &str, extra: &[&str]| {
+        Gm::new(&[&["managed", "audit-prune", "--home", h, "--export-dir", export_dir], extra].concat())
+    };
     // Dry run: the plan, and nothing written.
-    let (out, _) = crate::harness::Gm::new(&[
-        "managed",
-        "audit-prune",
-        "--home",
-        h,
-        "--export-dir",
-        "x",
-        "--max-age-days",
-        "365",
-        "--dry-run",
-        "--json",
-    ])
-    .expect(0);
+    let (out, _) = prune("x", &["--max-age-days", "365", "--dry-run", "--json"]).expect(0);
     let plan = parse_str(&out).unwrap();
     assert_eq!(plan.as_object().unwrap().get("selected"), Some(&Value::from(50)), "{out}");
     assert_eq!(ids(&home), before);
@@ -219,17 +201,7 @@ fn audit_retention_prunes_only_rows_it_exported() {
     // The export cannot be written (its folder is a file): nothing is deleted.
     std::fs::write(dir.join("blocked"), "a file").unwrap();
     let blocked = dir.join("blocked");
-    let (_, err) = crate::harness::Gm::new(&[
-        "managed",
-        "audit-prune",
-        "--home",
-        h,
-        "--export-dir",
-        blocked.to_str().unwrap(),
-        "--max-age-days",
-        "365",
-    ])
-    .expect(2);
+    let (_, err) = prune(blocked.to_str().unwrap(), &["--max-age-days", "365"]).expect(2);
     assert!(err.starts_with("error: "), "{err}");
     assert_eq!(ids(&home), before, "a failed export deletes nothing");
     // By age, through the scheduled job kind, with the server live.
@@ -239,7 +211,7 @@ fn audit_retention_prunes_only_rows_it_exported() {
         toml + "\n[cron.jobs.audit-retention]\nkind = \"audit-prune\"\nschedule = \"30 5 * * *\"\nexport_dir = \"exports/pruned\"\nmax_age_days = 365\n",
     )
     .unwrap();
-    crate::harness::Gm::new(&["cron", "run-once", "audit-retention", "--home", h]).expect(0);
+    Gm::new(&["cron", "run-once", "audit-retention", "--home", h]).expect(0);
     let exports: Vec<_> = std::fs::read_dir(home.join("exports/pruned"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -251,24 +223,13 @@ fn audit_retention_prunes_only_rows_it_exported() {
     let after = ids(&home);
     assert!(after.is_disjoint(&first));
     assert_eq!(after.len() + first.len(), before.len());
-    crate::harness::Gm::new(&["managed", "audit-verify", exports[0].to_str().unwrap()]).expect(0);
+    Gm::new(&["managed", "audit-verify", exports[0].to_str().unwrap()]).expect(0);
     // By row count: everything older than the newest event goes (rows exactly as old as the cutoff are
     // kept, so the 30 planted rows that share one time must be older), and every deleted id is in an
     // export.
     std::thread::sleep(Duration::from_millis(1100));
     op.invite(server.addr, "{}");
-    let (out, _) = crate::harness::Gm::new(&[
-        "managed",
-        "audit-prune",
-        "--home",
-        h,
-        "--export-dir",
-        dir.join("by-rows").to_str().unwrap(),
-        "--max-rows",
-        "1",
-        "--json",
-    ])
-    .expect(0);
+    let (out, _) = prune(dir.join("by-rows").to_str().unwrap(), &["--max-rows", "1", "--json"]).expect(0);
     let summary = parse_str(&out).unwrap();
     let export = summary.as_object().unwrap().get("export").unwrap().as_str().unwrap().to_string();
     let second = exported_ids(Path::new(&export));
@@ -280,7 +241,7 @@ fn audit_retention_prunes_only_rows_it_exported() {
     accounted.extend(second);
     assert!(before.iter().all(|id| accounted.contains(id)), "every event is in the table or in an export");
     // The ops ledger records the runs.
-    let (history, _) = crate::harness::Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
+    let (history, _) = Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
     assert!(history.contains("audit-prune"), "{history}");
     drop(server);
 }

@@ -9,11 +9,11 @@
 //! assertion prints the seed. `GM_FAULT_TRIALS` sets the kill -9 trials per test (default 50);
 //! `scripts/fault-backup.sh [TRIALS]` runs many more.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{identity, sandbox, Gm, GmServer, TempDir, GM};
+use crate::harness::{home_with_schema, identity, sandbox, ulimit_block_bytes, Gm, GmServer, TempDir, GM};
 use crate::signer::Operator;
 
 /// xorshift64*: enough randomness to spread kill moments, reproducible from its seed.
@@ -79,11 +79,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 }
 
 fn verify_ok(archive: &Path, key: &Path, home: &Path) -> bool {
-    Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap()])
-        .env("GM_HOME", home.to_str().unwrap())
-        .output()
-        .status
-        .success()
+    Gm::verify(home, archive, key, &[]).output().status.success()
 }
 
 fn backup_args<'a>(home: &'a str, recipient: &'a str, output: &'a str) -> Vec<&'a str> {
@@ -94,14 +90,6 @@ fn timed(f: impl FnOnce()) -> Duration {
     let t = Instant::now();
     f();
     t.elapsed()
-}
-
-/// A new database with its schema: `gm serve` started once, then killed (its WAL stays, as after
-/// a crash).
-fn home_with_schema(dir: &TempDir) -> PathBuf {
-    let home = sandbox(dir);
-    drop(GmServer::start(&home, &[]));
-    home
 }
 
 #[test]
@@ -305,18 +293,8 @@ fn damaged_truncated_or_foreign_backups_are_refused_and_nothing_is_restored() {
         assert_eq!(std::fs::read(&db).unwrap(), before, "{ctx}: nothing restored");
         assert_eq!(leftovers(&home), Vec::<String>::new(), "{ctx}");
     }
-    let (stdout, _) = Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap()])
-        .env("GM_HOME", h)
-        .expect(0);
+    let (stdout, _) = Gm::verify(&home, &archive, &key, &[]).expect(0);
     assert!(stdout.starts_with("verified: "), "the undamaged backup still verifies: {stdout}");
-}
-
-/// The byte size `ulimit -f 1` allows in `sh` (512 in dash and POSIX shells, 1024 in bash).
-fn ulimit_block_bytes() -> u64 {
-    let out = Command::new("sh").args(["-c", "ulimit -f 1; cat /proc/self/limits"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = text.lines().find(|l| l.starts_with("Max file size")).expect("/proc/self/limits lists the file size");
-    line.split_whitespace().nth(3).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -472,20 +450,7 @@ fn restore_waits_for_an_exclusive_lock_within_its_timeout_and_changes_nothing() 
     });
     locked_rx.recv().unwrap();
     let started = Instant::now();
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        h,
-        "--backup",
-        archive.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--busy-timeout",
-        "1",
-        "--yes",
-    ])
-    .expect(2);
+    let (_, stderr) = Gm::restore_with(&home, &archive, &key, &["--busy-timeout", "1"]).expect(2);
     let took = started.elapsed();
     release_tx.send(()).unwrap();
     holder.join().unwrap();

@@ -11,23 +11,14 @@ use gm::ops::archive::{self, Key};
 use gm::ops::backup_signature::{sidecar_path, BackupSignature, BackupSigner};
 use gm::ops::manifest::Manifest;
 
-use crate::harness::{sandbox, Gm, GmServer, TempDir};
+use crate::harness::{home_with_schema, Gm, TempDir};
 
 const PLANTED: &str = "00000000-0000-4000-8000-00000000f04d";
 
 fn backup(home: &Path, out_dir: &Path) -> PathBuf {
     let recipients = home.join("backup-recipients.txt");
-    let (stdout, _) = Gm::new(&[
-        "managed",
-        "backup",
-        "--home",
-        home.to_str().unwrap(),
-        "--recipients-file",
-        recipients.to_str().unwrap(),
-        "--output-dir",
-        out_dir.to_str().unwrap(),
-    ])
-    .expect(0);
+    let (h, r, o) = (home.to_str().unwrap(), recipients.to_str().unwrap(), out_dir.to_str().unwrap());
+    let (stdout, _) = Gm::new(&["managed", "backup", "--home", h, "--recipients-file", r, "--output-dir", o]).expect(0);
     PathBuf::from(stdout.trim())
 }
 
@@ -35,8 +26,7 @@ fn backup(home: &Path, out_dir: &Path) -> PathBuf {
 /// removed, and an operator invite planted.
 fn forged_db(dir: &TempDir) -> PathBuf {
     let own = TempDir::new("forger-home");
-    let home = sandbox(&own);
-    drop(GmServer::start(&home, &[]));
+    let home = home_with_schema(&own);
     let db = dir.join("forged-na.db");
     let src = rusqlite::Connection::open(home.join("na.db")).unwrap();
     src.execute("VACUUM INTO ?1", [db.to_str().unwrap()]).unwrap();
@@ -122,9 +112,7 @@ fn sign_with_own_key(archive_path: &Path, manifest_sha256: &str, created_at: &st
 }
 
 fn verify(home: &Path, archive: &Path, key: &Path, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec!["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let o = Gm::new(&args).env("GM_HOME", home.to_str().unwrap()).output();
+    let o = Gm::verify(home, archive, key, extra).output();
     let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
     (o.status.code().unwrap_or(-1), text(&o.stdout), text(&o.stderr))
 }
@@ -139,9 +127,8 @@ fn invite_count(db: &Path) -> i64 {
 #[test]
 fn forged_backups_built_from_public_material_are_refused_by_verify_restore_and_drill() {
     let dir = TempDir::new("forgery");
-    let home = sandbox(&dir);
+    let home = home_with_schema(&dir);
     let key = home.join("offline/backup.key");
-    drop(GmServer::start(&home, &[]));
     let db = forged_db(&dir);
     let out = dir.join("backups");
     let (unsigned, _) = forge(&home, &db, &out, "20261201T000000Z");
@@ -178,36 +165,14 @@ fn forged_backups_built_from_public_material_are_refused_by_verify_restore_and_d
         let (_, stderr) = Gm::restore(&home, forged, &key).expect(1);
         assert!(stderr.starts_with("error: check signature failed: damaged or forged backup: "), "{stderr}");
         assert!(stderr.contains("\nhint: do not restore it;"), "{stderr}");
-        let (stdout, _) = Gm::new(&[
-            "managed",
-            "restore-drill",
-            "--home",
-            home.to_str().unwrap(),
-            "--backup",
-            forged.to_str().unwrap(),
-            "--identity",
-            key.to_str().unwrap(),
-        ])
-        .expect(1);
+        let (stdout, _) = Gm::drill(&home, forged, &key, &[]).expect(1);
         assert!(
             stdout.starts_with("FAILED: drill of ")
                 && stdout.contains("FAIL verify       signature: damaged or forged backup"),
             "{stdout}"
         );
     }
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        home.to_str().unwrap(),
-        "--backup",
-        unsigned.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--yes",
-        "--allow-unsigned",
-    ])
-    .expect(1);
+    let (_, stderr) = Gm::restore_with(&home, &unsigned, &key, &["--allow-unsigned"]).expect(1);
     assert!(stderr.contains("\nerror: check signed_material failed: damaged or forged backup"), "{stderr}");
     assert_eq!(std::fs::read(home.join("na.db")).unwrap(), before, "nothing restored");
     assert_eq!(invite_count(&home.join("na.db")), 0, "the planted operator invite never lands");
@@ -218,9 +183,8 @@ fn forged_backups_built_from_public_material_are_refused_by_verify_restore_and_d
 #[test]
 fn a_genuine_signed_backup_passes_and_a_tampered_signature_fails() {
     let dir = TempDir::new("signed");
-    let home = sandbox(&dir);
+    let home = home_with_schema(&dir);
     let key = home.join("offline/backup.key");
-    drop(GmServer::start(&home, &[]));
     let archive = backup(&home, &dir.join("b"));
     let (code, stdout, _) = verify(&home, &archive, &key, &["--json"]);
     assert_eq!(code, 0, "{stdout}");
@@ -267,10 +231,8 @@ fn a_genuine_signed_backup_passes_and_a_tampered_signature_fails() {
 #[test]
 fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
     let dir = TempDir::new("latest");
-    let home = sandbox(&dir);
-    let h = home.to_str().unwrap();
+    let home = home_with_schema(&dir);
     let key = home.join("offline/backup.key");
-    drop(GmServer::start(&home, &[]));
     let out = dir.join("backups");
     let real = backup(&home, &out);
     let planted = out.join("gm-sandbox-mesh-20991231T235959Z.tar.gz.age");
@@ -279,20 +241,7 @@ fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
     std::fs::copy(&real, &relabelled).unwrap();
     std::fs::copy(sidecar_path(&real), sidecar_path(&relabelled)).unwrap();
     let report = dir.join("drills/new/latest.json");
-    let (json, _) = Gm::new(&[
-        "managed",
-        "restore-drill",
-        "--home",
-        h,
-        "--latest",
-        out.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--json",
-        "--report",
-        report.to_str().unwrap(),
-    ])
-    .expect(0);
+    let (json, _) = Gm::drill_latest(&home, &out, &key, &["--json", "--report", report.to_str().unwrap()]).expect(0);
     // The report's folder is created (the default job writes drills/latest.json in a fresh home).
     assert_eq!(std::fs::read_to_string(&report).unwrap().trim_end(), json_pretty(&json));
     assert!(json.contains(&format!("\"backup\":\"{}\"", real.display())), "{json}");
@@ -304,17 +253,7 @@ fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
         )),
         "{json}"
     );
-    let (text, _) = Gm::new(&[
-        "managed",
-        "restore-drill",
-        "--home",
-        h,
-        "--latest",
-        out.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-    ])
-    .expect(0);
+    let (text, _) = Gm::drill_latest(&home, &out, &key, &[]).expect(0);
     assert!(text.starts_with(&format!("passed: drill of {}", real.display())), "{text}");
     assert!(
         text.contains("\n  passed over gm-sandbox-mesh-20991231T235959Z.tar.gz.age: unsigned (no .sig file)"),
@@ -322,17 +261,7 @@ fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
     );
     // Only planted files: nothing to drill, and the command says why.
     std::fs::remove_file(&real).unwrap();
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "restore-drill",
-        "--home",
-        h,
-        "--latest",
-        out.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-    ])
-    .expect(2);
+    let (_, stderr) = Gm::drill_latest(&home, &out, &key, &[]).expect(2);
     assert!(stderr.contains("WARNING - passed over gm-sandbox-mesh-20991231T235959Z.tar.gz.age in "), "{stderr}");
     let refused = format!("\nerror: no signed backup in {} (2 backup-named file(s) passed over", out.display());
     assert!(stderr.contains(&refused), "{stderr}");

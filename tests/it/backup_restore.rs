@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{identity, sandbox, Gm, GmServer, TempDir};
+use crate::harness::{home_with_schema, identity, sandbox, Gm, GmServer, TempDir};
 use crate::signer::{Node, Operator};
 
 fn count(db: &Path, sql: &str) -> i64 {
@@ -18,18 +18,14 @@ fn count(db: &Path, sql: &str) -> i64 {
 }
 
 fn backup(home: &Path, recipient: &str, out_dir: &Path) -> std::path::PathBuf {
-    let (stdout, _) = Gm::new(&[
-        "managed",
-        "backup",
-        "--home",
-        home.to_str().unwrap(),
-        "--recipient",
-        recipient,
-        "--output-dir",
-        out_dir.to_str().unwrap(),
-    ])
-    .expect(0);
+    let (stdout, _) = Gm::backup(home, recipient, out_dir).expect(0);
     std::path::PathBuf::from(stdout.trim())
+}
+
+/// `gm managed restore --home HOME --backup COPY --yes EXTRA…`: a plain database copy, no identity.
+fn restore_plain_copy(home: &Path, copy: &Path, extra: &[&str]) -> Gm {
+    let (h, c) = (home.to_str().unwrap(), copy.to_str().unwrap());
+    Gm::new(&[&["managed", "restore", "--home", h, "--backup", c, "--yes"], extra].concat())
 }
 
 #[test]
@@ -59,10 +55,7 @@ fn backup_while_writing_verifies_and_stock_tools_read_it() {
     writers.into_iter().for_each(|w| w.join().unwrap());
     assert!(archive.file_name().unwrap().to_str().unwrap().starts_with("gm-sandbox-mesh-"), "{}", archive.display());
     assert_eq!(std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777, 0o600);
-    let (stdout, _) =
-        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", key.to_str().unwrap(), "--json"])
-            .env("GM_HOME", home.to_str().unwrap())
-            .expect(0);
+    let (stdout, _) = Gm::verify(&home, &archive, &key, &["--json"]).expect(0);
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
     for check in [
         "decrypt",
@@ -105,9 +98,8 @@ fn backup_while_writing_verifies_and_stock_tools_read_it() {
 #[test]
 fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     let dir = TempDir::new("backup-bad");
-    let home = sandbox(&dir);
+    let home = home_with_schema(&dir);
     let (recipient, key) = identity(&dir);
-    drop(GmServer::start(&home, &[])); // schema
     let archive = backup(&home, &recipient, &dir.join("b"));
     let bytes = std::fs::read(&archive).unwrap();
     let mut flipped = bytes.clone();
@@ -120,10 +112,7 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     std::fs::write(dir.join("flipped.age.sig"), &sig).unwrap();
     std::fs::write(dir.join("truncated.age.sig"), &sig).unwrap();
     for (file, id) in [("flipped.age", key.clone()), ("truncated.age", key.clone())] {
-        let (stdout, _) =
-            Gm::new(&["managed", "verify", dir.join(file).to_str().unwrap(), "--identity", id.to_str().unwrap()])
-                .env("GM_HOME", home.to_str().unwrap())
-                .expect(1);
+        let (stdout, _) = Gm::verify(&home, &dir.join(file), &id, &[]).expect(1);
         assert!(
             stdout.starts_with("FAILED")
                 && stdout.contains("FAIL signature        damaged or forged backup: the archive hashes to"),
@@ -132,10 +121,7 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     }
     let wrong = TempDir::new("wrong-id");
     let (_, wrong_key) = identity(&wrong);
-    let (stdout, _) =
-        Gm::new(&["managed", "verify", archive.to_str().unwrap(), "--identity", wrong_key.to_str().unwrap()])
-            .env("GM_HOME", home.to_str().unwrap())
-            .expect(1);
+    let (stdout, _) = Gm::verify(&home, &archive, &wrong_key, &[]).expect(1);
     assert!(stdout.contains("FAIL decrypt"), "{stdout}");
     let db = home.join("na.db");
     let before = std::fs::read(&db).unwrap();
@@ -144,8 +130,7 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
     // A backup of another sovereign is refused unless allowed.
     let other_dir = TempDir::new("other-sov");
-    let other = sandbox(&other_dir);
-    drop(GmServer::start(&other, &[]));
+    let other = home_with_schema(&other_dir);
     let foreign = backup(&other, &recipient, &dir.join("f"));
     // Signed by the other sovereign's backup-signing key, not the pinned one.
     let (_, stderr) = Gm::restore(&home, &foreign, &key).expect(1);
@@ -153,33 +138,16 @@ fn damaged_or_foreign_backups_are_refused_and_nothing_is_restored() {
     assert!(stderr.contains("not the pinned backup-signing key"), "{stderr}");
     // Trusting that key explicitly, the different genesis is still refused unless allowed.
     let other_pub = other.join("keys/backup-signing.pub");
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        home.to_str().unwrap(),
-        "--backup",
-        foreign.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--yes",
-        "--signing-public-key",
-        other_pub.to_str().unwrap(),
-    ])
-    .expect(2);
+    let (_, stderr) =
+        Gm::restore_with(&home, &foreign, &key, &["--signing-public-key", other_pub.to_str().unwrap()]).expect(2);
     assert!(stderr.contains("--allow-different-genesis"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
     // Not an NA database at all.
     let junk = dir.join("junk.db");
     rusqlite::Connection::open(&junk).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
-    let (_, stderr) =
-        Gm::new(&["managed", "restore", "--home", home.to_str().unwrap(), "--backup", junk.to_str().unwrap(), "--yes"])
-            .expect(1);
+    let (_, stderr) = restore_plain_copy(&home, &junk, &[]).expect(1);
     assert!(stderr.contains("is a plain database copy, which carries no signature"), "{stderr}");
-    let h = home.to_str().unwrap();
-    let (_, stderr) =
-        Gm::new(&["managed", "restore", "--home", h, "--backup", junk.to_str().unwrap(), "--yes", "--allow-unsigned"])
-            .expect(1);
+    let (_, stderr) = restore_plain_copy(&home, &junk, &["--allow-unsigned"]).expect(1);
     assert!(stderr.contains("does not look like a Genesis Mesh NA database"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
@@ -214,21 +182,8 @@ fn restore_refuses_without_yes_and_while_served_then_brings_state_back() {
     let recent_nonces = count(&db, "SELECT COUNT(*) FROM nonces");
     assert!(recent_nonces >= 1);
     let pre = dir.join("pre/before.db");
-    let (stdout, _) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        h,
-        "--backup",
-        a,
-        "--identity",
-        k,
-        "--pre-restore-backup",
-        pre.to_str().unwrap(),
-        "--yes",
-        "--json",
-    ])
-    .expect(0);
+    let (stdout, _) =
+        Gm::restore_with(&home, &archive, &key, &["--pre-restore-backup", pre.to_str().unwrap(), "--json"]).expect(0);
     assert!(stdout.contains("\"nonces_carried_over\":"), "{stdout}");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM invite_tokens"), 1, "state is the backup's");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM issued_certs"), 0);
@@ -277,21 +232,9 @@ fn upstream_style_plain_backup_and_restore() {
     }
     drop(server);
     // A plain copy carries no signature: refused unless --allow-unsigned (F4).
-    let (_, stderr) =
-        Gm::new(&["managed", "restore", "--home", home.to_str().unwrap(), "--backup", copy.to_str().unwrap(), "--yes"])
-            .expect(1);
+    let (_, stderr) = restore_plain_copy(&home, &copy, &[]).expect(1);
     assert!(stderr.starts_with("error: check signature failed: damaged or forged backup: "), "{stderr}");
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        home.to_str().unwrap(),
-        "--backup",
-        copy.to_str().unwrap(),
-        "--yes",
-        "--allow-unsigned",
-    ])
-    .expect(0);
+    let (_, stderr) = restore_plain_copy(&home, &copy, &["--allow-unsigned"]).expect(0);
     assert!(stderr.contains("warning: --allow-unsigned"), "{stderr}");
     assert_eq!(count(&home.join("na.db"), "SELECT COUNT(*) FROM invite_tokens"), 1);
 }
@@ -312,20 +255,8 @@ fn restore_drill_serves_the_backup_in_a_scratch_folder_and_records_it() {
     let db = home.join("na.db");
     let before = std::fs::read(&db).unwrap();
     let report = dir.join("drill.json");
-    let (stdout, _) = Gm::new(&[
-        "managed",
-        "restore-drill",
-        "--home",
-        h,
-        "--latest",
-        backups.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "--json",
-    ])
-    .expect(0);
+    let (stdout, _) =
+        Gm::drill_latest(&home, &backups, &key, &["--report", report.to_str().unwrap(), "--json"]).expect(0);
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
     for check in ["verify", "serve", "healthz", "readyz", "crl", "connectome", "sentinel_enroll"] {
         assert!(stdout.contains(&format!("\"name\":\"{check}\",\"ok\":true")), "{check}: {stdout}");
@@ -337,17 +268,7 @@ fn restore_drill_serves_the_backup_in_a_scratch_folder_and_records_it() {
     // A drill of a backup encrypted to someone else fails verification (exit 1) and is recorded.
     let other = TempDir::new("drill-other");
     let (_, other_key) = identity(&other);
-    Gm::new(&[
-        "managed",
-        "restore-drill",
-        "--home",
-        h,
-        "--latest",
-        backups.to_str().unwrap(),
-        "--identity",
-        other_key.to_str().unwrap(),
-    ])
-    .expect(1);
+    Gm::drill_latest(&home, &backups, &other_key, &[]).expect(1);
     Gm::new(&["managed", "restore-drill", "--home", h, "--identity", key.to_str().unwrap()]).expect(2);
     let (stdout, _) = Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
     assert_eq!(stdout.matches("\"kind\":\"drill\"").count(), 2, "{stdout}");
@@ -357,22 +278,10 @@ fn restore_drill_serves_the_backup_in_a_scratch_folder_and_records_it() {
 #[test]
 fn progress_shows_on_a_terminal_and_never_in_pipes() {
     let dir = TempDir::new("progress");
-    let home = sandbox(&dir);
+    let home = home_with_schema(&dir);
     let (recipient, key) = identity(&dir);
-    drop(GmServer::start(&home, &[]));
     // Not a terminal (the test's pipes): stderr stays empty.
-    let out = dir.join("quiet");
-    let (_, stderr) = Gm::new(&[
-        "managed",
-        "backup",
-        "--home",
-        home.to_str().unwrap(),
-        "--recipient",
-        &recipient,
-        "--output-dir",
-        out.to_str().unwrap(),
-    ])
-    .expect(0);
+    let (_, stderr) = Gm::backup(&home, &recipient, &dir.join("quiet")).expect(0);
     assert_eq!(stderr, "");
     // A terminal (util-linux `script` gives the command a pty): the phases show, then the line clears.
     let tty = dir.join("tty");
@@ -458,19 +367,7 @@ fn after_restoring_an_older_backup_revocations_carry_over_and_the_crl_sequence_n
     assert!(server.get("/crl").text().contains("\"sequence\":2"));
     // The node's revoked certificate cannot come back through a second restore either (--json).
     drop(server);
-    let (stdout, _) = Gm::new(&[
-        "managed",
-        "restore",
-        "--home",
-        home.to_str().unwrap(),
-        "--backup",
-        archive.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--yes",
-        "--json",
-    ])
-    .expect(0);
+    let (stdout, _) = Gm::restore_with(&home, &archive, &key, &["--json"]).expect(0);
     assert!(stdout.contains("\"revocations_carried_over\":1"), "{stdout}");
     assert_eq!(count(&home.join("na.db"), &revoked_in_db), 1);
 }

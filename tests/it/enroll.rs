@@ -8,7 +8,7 @@ use gm::crypto::json::{parse_str, Value};
 use gm::model::crl::Crl;
 use gm::model::SignedObject;
 
-use crate::harness::{sandbox, GmServer, TempDir};
+use crate::harness::{home_with_schema, sandbox, GmServer, TempDir};
 use crate::signer::{audience, field, now_iso, post_json, Node, Operator};
 
 fn count(home: &std::path::Path, sql: &str) -> i64 {
@@ -379,8 +379,7 @@ fn expired_invite_token_is_refused() {
 #[test]
 fn expired_nonces_are_pruned_and_recent_ones_kept() {
     let dir = TempDir::new("prune");
-    let home = sandbox(&dir);
-    drop(GmServer::start(&home, &[])); // creates the schema
+    let home = home_with_schema(&dir);
     let c = rusqlite::Connection::open(home.join("na.db")).unwrap();
     let old = gm::model::timestamp::isoformat_utc(chrono::Utc::now() - chrono::Duration::seconds(700));
     let recent = gm::model::timestamp::isoformat_utc(chrono::Utc::now() - chrono::Duration::seconds(100));

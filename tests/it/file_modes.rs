@@ -58,17 +58,7 @@ fn keys_backups_exports_bundles_reports_profile_and_probe_state_are_created_0600
     let server = GmServer::start_in_shell(&home, &["--no-scheduler"], &[], "umask 022");
     let url = format!("http://{}", server.addr);
     let backups = dir.join("backups");
-    Gm::umask_022(&[
-        "managed",
-        "backup",
-        "--home",
-        h,
-        "--recipient",
-        &recipient,
-        "--output-dir",
-        backups.to_str().unwrap(),
-    ])
-    .expect(0);
+    Gm::backup(&home, &recipient, &backups).under_umask_022().expect(0);
     let backup_files = files_under(&backups);
     assert!(backup_files.iter().any(|f| f.to_string_lossy().ends_with(".age")), "{backup_files:?}");
     private.extend(backup_files);
@@ -146,20 +136,6 @@ fn keys_backups_exports_bundles_reports_profile_and_probe_state_are_created_0600
     assert!(readable.iter().all(|p| mode(p) & 0o022 == 0), "no config file is writable by others");
 }
 
-/// Runs `gm ARGS` under `umask 022` (a login shell's default), whatever the test runner's umask.
-fn gm_umask_022(args: &[&str]) -> std::process::Output {
-    let o = std::process::Command::new("sh")
-        .args(["-c", "umask 022; exec \"$0\" \"$@\"", crate::harness::GM])
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::var("HOME").unwrap_or_default())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "gm {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    o
-}
-
 /// The files in `paths` that exist and are not 0600, as `mode path` lines.
 fn not_private(paths: &[PathBuf]) -> Vec<String> {
     paths.iter().filter(|p| p.exists() && mode(p) != 0o600).map(|p| format!("{:o} {}", mode(p), p.display())).collect()
@@ -187,25 +163,25 @@ fn under_umask_022_the_database_sidecars_ledger_and_copies_are_created_0600() {
 
     let (recipient, key) = crate::harness::identity(&dir);
     let archive = dir.join("b.tar.gz.age");
-    gm_umask_022(&["managed", "backup", "--home", h, "--recipient", &recipient, "--output", archive.to_str().unwrap()]);
+    Gm::umask_022(&[
+        "managed",
+        "backup",
+        "--home",
+        h,
+        "--recipient",
+        &recipient,
+        "--output",
+        archive.to_str().unwrap(),
+    ])
+    .expect(0);
     let export = dir.join("audit.jsonl");
-    gm_umask_022(&["managed", "audit-export", "--home", h, "--output", export.to_str().unwrap()]);
+    Gm::umask_022(&["managed", "audit-export", "--home", h, "--output", export.to_str().unwrap()]).expect(0);
     drop(server);
 
     let pre = dir.join("pre/before.db");
-    gm_umask_022(&[
-        "managed",
-        "restore",
-        "--home",
-        h,
-        "--backup",
-        archive.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--pre-restore-backup",
-        pre.to_str().unwrap(),
-        "--yes",
-    ]);
+    Gm::restore_with(&home, &archive, &key, &["--pre-restore-backup", pre.to_str().unwrap()])
+        .under_umask_022()
+        .expect(0);
     assert!(pre.exists());
     let mut private = with_sidecars(&db);
     private.extend(with_sidecars(&home.join("gm-ops.db")));

@@ -61,23 +61,63 @@ impl Gm {
     /// Like [`Gm::new`], but `gm` is exec'd by `sh -c` after `umask 022` (a login shell's
     /// default), so file modes are checked under a loose umask whatever the runner's.
     pub fn umask_022(args: &[&str]) -> Gm {
-        let mut gm = Gm::new(&[]);
-        gm.cmd = Command::new("sh");
-        gm.cmd.args(["-c", "umask 022; exec \"$0\" \"$@\"", GM]).args(args).env_clear();
-        for keep in ["PATH", "HOME"] {
-            if let Ok(v) = std::env::var(keep) {
-                gm.cmd.env(keep, v);
+        Gm::new(args).under_umask_022()
+    }
+
+    /// This invocation (its arguments, environment and folder) exec'd by `sh -c` after `umask 022`.
+    pub fn under_umask_022(self) -> Gm {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "umask 022; exec \"$0\" \"$@\"", GM]).args(self.cmd.get_args()).env_clear();
+        for (k, v) in self.cmd.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
             }
         }
-        gm.cmd.stdin(Stdio::null());
-        gm
+        if let Some(dir) = self.cmd.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(Stdio::null());
+        Gm { cmd }
     }
 
     /// `gm managed restore --home HOME --backup ARCHIVE --identity IDENTITY --yes`, the plain restore.
     pub fn restore(home: &Path, archive: &Path, identity: &Path) -> Gm {
-        let path = |p: &Path| p.to_str().unwrap().to_string();
-        let (h, a, k) = (path(home), path(archive), path(identity));
-        Gm::new(&["managed", "restore", "--home", &h, "--backup", &a, "--identity", &k, "--yes"])
+        Gm::restore_with(home, archive, identity, &[])
+    }
+
+    /// [`Gm::restore`] followed by `extra` arguments (`--json`, `--allow-unsigned`, …).
+    pub fn restore_with(home: &Path, archive: &Path, identity: &Path, extra: &[&str]) -> Gm {
+        Gm::managed("restore", home, ("--backup", archive), identity, &[&["--yes"], extra].concat())
+    }
+
+    /// `gm managed restore-drill --home HOME --backup ARCHIVE --identity IDENTITY EXTRA…`.
+    pub fn drill(home: &Path, archive: &Path, identity: &Path, extra: &[&str]) -> Gm {
+        Gm::managed("restore-drill", home, ("--backup", archive), identity, extra)
+    }
+
+    /// `gm managed restore-drill --home HOME --latest FOLDER --identity IDENTITY EXTRA…`.
+    pub fn drill_latest(home: &Path, folder: &Path, identity: &Path, extra: &[&str]) -> Gm {
+        Gm::managed("restore-drill", home, ("--latest", folder), identity, extra)
+    }
+
+    /// `gm managed verify ARCHIVE --identity IDENTITY EXTRA…` with `GM_HOME=HOME` (the home from the
+    /// environment, as an operator's shell has it).
+    pub fn verify(home: &Path, archive: &Path, identity: &Path, extra: &[&str]) -> Gm {
+        let args = ["managed", "verify", path_str(archive), "--identity", path_str(identity)];
+        Gm::new(&[&args[..], extra].concat()).env("GM_HOME", path_str(home))
+    }
+
+    /// `gm managed backup --home HOME --recipient RECIPIENT --output-dir FOLDER`.
+    pub fn backup(home: &Path, recipient: &str, folder: &Path) -> Gm {
+        let (h, f) = (path_str(home), path_str(folder));
+        Gm::new(&["managed", "backup", "--home", h, "--recipient", recipient, "--output-dir", f])
+    }
+
+    /// `gm managed VERB --home HOME FLAG SOURCE --identity IDENTITY EXTRA…`.
+    fn managed(verb: &str, home: &Path, (flag, source): (&str, &Path), identity: &Path, extra: &[&str]) -> Gm {
+        let args =
+            ["managed", verb, "--home", path_str(home), flag, path_str(source), "--identity", path_str(identity)];
+        Gm::new(&[&args[..], extra].concat())
     }
 
     pub fn env(mut self, k: &str, v: &str) -> Gm {
@@ -104,6 +144,10 @@ impl Gm {
     }
 }
 
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// Creates a complete sandbox home (keys, signed genesis, gm.toml) without serving it.
 /// A quickstart sandbox in `dir/home`, without the default scheduled jobs (so test servers run
 /// none; tests/it/cron.rs checks the defaults on a sandbox of its own).
@@ -114,6 +158,23 @@ pub fn sandbox(dir: &TempDir) -> PathBuf {
     let without_jobs = toml.split("# Scheduled jobs").next().unwrap().to_string();
     std::fs::write(home.join("gm.toml"), without_jobs).unwrap();
     home
+}
+
+/// A [`sandbox`] whose database has its schema: `gm serve` started once, then killed (its WAL
+/// stays, as after a crash).
+pub fn home_with_schema(dir: &TempDir) -> PathBuf {
+    let home = sandbox(dir);
+    drop(GmServer::start(&home, &[]));
+    home
+}
+
+/// Appends a `[server.limits]` table holding `limits` (TOML lines) to `home`'s gm.toml.
+pub fn with_limits(home: &Path, limits: &str) {
+    let path = home.join("gm.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[server.limits]\n");
+    text.push_str(limits);
+    std::fs::write(path, text).unwrap();
 }
 
 /// A running `gm serve`, killed and reaped on drop.
@@ -270,6 +331,14 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// The byte size of one `ulimit -f` block in `sh` (512 in dash and POSIX shells, 1024 in bash).
+pub fn ulimit_block_bytes() -> u64 {
+    let out = Command::new("sh").args(["-c", "ulimit -f 1; cat /proc/self/limits"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text.lines().find(|l| l.starts_with("Max file size")).expect("/proc/self/limits lists the file size");
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
 }
 
 /// Decrypts an age-encrypted `.tar.gz` (gm's backups and incident bundles) with `identity` and

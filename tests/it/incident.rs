@@ -35,17 +35,7 @@ fn bundle_from_a_live_na_then_from_the_database_alone() {
     let op = Operator::sandbox(&home);
     let node = Node::new();
     assert_eq!(node.join(server.addr, &op.invite(server.addr, "{}")).status, 201);
-    Gm::new(&[
-        "managed",
-        "backup",
-        "--home",
-        h,
-        "--recipient",
-        &recipient,
-        "--output-dir",
-        dir.join("b").to_str().unwrap(),
-    ])
-    .expect(0);
+    Gm::backup(&home, &recipient, &dir.join("b")).expect(0);
     let out_dir = dir.join("incidents");
     let live = out_dir.join("inc-1.tar.gz.age");
     let url = format!("http://{}", server.addr);

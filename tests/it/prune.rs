@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use gm::ops::backup_signature::{sidecar_path, BackupSignature, BackupSigner};
 
-use crate::harness::{identity, sandbox, Gm, GmServer, TempDir};
+use crate::harness::{home_with_schema, identity, sandbox, Gm, TempDir};
 
 const NET: &str = "sandbox-mesh";
 
@@ -69,10 +69,9 @@ fn prune(home: &Path, folder: &Path, extra: &[&str]) -> Gm {
 #[test]
 fn prune_keeps_the_rules_union_and_the_newest_verified_and_drilled_backups() {
     let dir = TempDir::new("prune");
-    let home = sandbox(&dir);
+    let home = home_with_schema(&dir);
     let h = home.to_str().unwrap();
     let (recipient, key) = identity(&dir);
-    drop(GmServer::start(&home, &[])); // schema
     let folder = dir.join("backups");
     std::fs::create_dir_all(&folder).unwrap();
     // Two real backups, older than every placeholder, that the rules alone would delete: one

@@ -6,10 +6,9 @@
 
 use std::path::Path;
 
-use age::secrecy::ExposeSecret;
 use gm::crypto::json::parse_str;
 
-use crate::harness::{Gm, GmServer, TempDir};
+use crate::harness::{identity, Gm, GmServer, TempDir};
 
 fn filled_profile(home: &Path) {
     let h = home.to_str().unwrap();
@@ -85,34 +84,11 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
 
     // Make it ready.
     filled_profile(&home);
-    let id = age::x25519::Identity::generate();
-    let key = dir.join("backup.key");
-    std::fs::write(&key, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    let recipient = id.to_public().to_string();
+    let (recipient, key) = identity(&dir);
     let backups = dir.join("backups");
-    let (archive, _) = Gm::new(&[
-        "managed",
-        "backup",
-        "--home",
-        h,
-        "--recipient",
-        &recipient,
-        "--output-dir",
-        backups.to_str().unwrap(),
-    ])
-    .expect(0);
+    let (archive, _) = Gm::backup(&home, &recipient, &backups).expect(0);
     Gm::new(&["managed", "verify", archive.trim(), "--identity", key.to_str().unwrap(), "--home", h]).expect(0);
-    Gm::new(&[
-        "managed",
-        "restore-drill",
-        "--home",
-        h,
-        "--latest",
-        backups.to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-    ])
-    .expect(0);
+    Gm::drill_latest(&home, &backups, &key, &[]).expect(0);
     Gm::new(&["managed", "audit-export", "--home", h, "--output", dir.join("exports/audit.jsonl").to_str().unwrap()])
         .expect(0);
     let runbooks = home.join("runbooks");

@@ -6,17 +6,15 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::{read_response, request, sandbox, GmServer, TempDir};
+use crate::harness::{read_response, request, sandbox, with_limits, GmServer, TempDir};
 
-fn with_limits(home: &Path, limits: &str) {
-    let path = home.join("gm.toml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str("\n[server.limits]\n");
-    text.push_str(limits);
-    std::fs::write(path, text).unwrap();
+/// `gm serve` on a fresh sandbox in `dir` whose gm.toml sets `limits` in `[server.limits]`.
+fn serve_with_limits(dir: &TempDir, limits: &str) -> GmServer {
+    let home = sandbox(dir);
+    with_limits(&home, limits);
+    GmServer::start(&home, &[])
 }
 
 /// A connection from `from`, bound before connecting, with a 10 s read timeout.
@@ -119,9 +117,7 @@ fn request_id_is_echoed_when_valid() {
 #[test]
 fn slow_client_is_dropped_while_others_are_served() {
     let dir = TempDir::new("lim-slow");
-    let home = sandbox(&dir);
-    with_limits(&home, "head_timeout_seconds = 1\n");
-    let server = GmServer::start(&home, &[]);
+    let server = serve_with_limits(&dir, "head_timeout_seconds = 1\n");
     let mut slow = TcpStream::connect(server.addr).unwrap();
     slow.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let started = Instant::now();
@@ -176,9 +172,7 @@ fn two_thousand_idle_connections_do_not_starve_a_new_client() {
 #[test]
 fn connections_over_the_cap_get_a_fast_503() {
     let dir = TempDir::new("lim-cap");
-    let home = sandbox(&dir);
-    with_limits(&home, "max_connections = 4\nmax_connections_per_address = 4\n");
-    let server = GmServer::start(&home, &[]);
+    let server = serve_with_limits(&dir, "max_connections = 4\nmax_connections_per_address = 4\n");
     let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
     assert!(crate::harness::wait_until(Duration::from_secs(5), || {
         let r = request(server.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -195,9 +189,7 @@ fn connections_over_the_cap_get_a_fast_503() {
 #[test]
 fn one_address_over_its_share_is_refused_while_another_address_is_served() {
     let dir = TempDir::new("lim-share");
-    let home = sandbox(&dir);
-    with_limits(&home, "max_connections = 8\nmax_connections_per_address = 3\n");
-    let server = GmServer::start(&home, &[]);
+    let server = serve_with_limits(&dir, "max_connections = 8\nmax_connections_per_address = 3\n");
     // Connections that have not sent a request yet are not idle keep-alive connections: never evicted.
     let _held: Vec<TcpStream> = (0..3).map(|_| connect_from([127, 0, 0, 1], server.addr)).collect();
     let mut fourth = connect_from([127, 0, 0, 1], server.addr);
@@ -219,9 +211,7 @@ fn one_address_over_its_share_is_refused_while_another_address_is_served() {
 #[test]
 fn near_the_cap_idle_keep_alive_connections_are_closed_first() {
     let dir = TempDir::new("lim-evict");
-    let home = sandbox(&dir);
-    with_limits(&home, "max_connections = 4\n");
-    let server = GmServer::start(&home, &[]);
+    let server = serve_with_limits(&dir, "max_connections = 4\n");
     let mut idle = connect_from([127, 0, 0, 3], server.addr);
     assert_eq!(healthz_on(&mut idle), Some(200));
     let mut busy: Vec<TcpStream> = (4..7).map(|i| connect_from([127, 0, 0, i], server.addr)).collect();

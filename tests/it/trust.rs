@@ -7,7 +7,7 @@ use gm::crypto::keys::{load_public_key, SigningKey};
 use gm::model::agent::AgentDescriptor;
 use gm::model::SignedObject;
 
-use crate::harness::{request, Gm, GmServer, TempDir};
+use crate::harness::{request, with_limits, Gm, GmServer, TempDir};
 use crate::signer::{field, post_json, Node, Operator};
 
 fn sovereign(dir: &TempDir, name: &str) -> std::path::PathBuf {
@@ -50,10 +50,7 @@ fn two_sovereigns_attest_recognise_revoke_import_and_unrecognise() {
     assert_eq!(treaty_resp.status, 201, "{}", treaty_resp.text());
     let treaty = json(&treaty_resp.text());
     let treaty_id = field(&treaty_resp, "treaty_id");
-    let verify_body = canonical_string(&Value::Object(Map::from_iter([
-        ("attestation".to_string(), attestation.clone()),
-        ("treaty".to_string(), treaty.clone()),
-    ])));
+    let verify_body = object_body([("attestation", attestation.clone()), ("treaty", treaty.clone())]);
     let r = post_json(a.addr, "/attestations/verify-with-treaty", &verify_body);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(field(&r, "reason"), "accepted");
@@ -71,7 +68,7 @@ fn two_sovereigns_attest_recognise_revoke_import_and_unrecognise() {
     assert_eq!(feed.status, 200);
     let feed_value = json(&feed.text());
     assert_eq!(get(&feed_value, "sequence").as_i64(), Some(1));
-    let import = canonical_string(&Value::Object(Map::from_iter([("feed".to_string(), feed_value.clone())])));
+    let import = object_body([("feed", feed_value.clone())]);
     let r = op_a.send(a.addr, "POST", "/admin/sovereign-revocation-feeds/import", &import);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("\"reason\":\"accepted\",\"revoked_count\":1,\"sequence\":1"), "{}", r.text());
@@ -374,6 +371,18 @@ fn random_keys(n: usize) -> Vec<String> {
     (0..n).map(|_| SigningKey::generate().public_key().to_b64()).collect()
 }
 
+/// `n - 1` random public keys, then `last`'s (the pair that verifies is the last one tried).
+fn keys_ending_with(n: usize, last: &SigningKey) -> Vec<String> {
+    let mut k = random_keys(n - 1);
+    k.push(last.public_key().to_b64());
+    k
+}
+
+/// A request body: the canonical JSON object of `fields`.
+fn object_body<const N: usize>(fields: [(&str, Value); N]) -> String {
+    canonical_string(&Value::Object(Map::from_iter(fields.map(|(k, v)| (k.to_string(), v)))))
+}
+
 fn key_array(keys: &[String]) -> Value {
     Value::Array(keys.iter().map(|k| Value::from(k.as_str())).collect())
 }
@@ -387,16 +396,9 @@ fn verify_routes_refuse_unbounded_signature_work_and_answer_at_the_limits() {
     let home = sovereign(&dir, "alpha-mesh");
     let server = GmServer::start(&home, &[]);
     let mallory = SigningKey::generate();
-    let attack_keys = {
-        let mut k = random_keys(399);
-        k.push(mallory.public_key().to_b64());
-        k
-    };
+    let attack_keys = keys_ending_with(400, &mallory);
     let treaty = crafted_treaty(&mallory, &random_keys(1), 399);
-    let body = canonical_string(&Value::Object(Map::from_iter([
-        ("issuer_public_keys".to_string(), key_array(&attack_keys)),
-        ("treaty".to_string(), treaty.clone()),
-    ])));
+    let body = object_body([("issuer_public_keys", key_array(&attack_keys)), ("treaty", treaty.clone())]);
     assert!(body.len() > 50_000, "the attack body is {} bytes", body.len());
     let started = std::time::Instant::now();
     let r = post_json(server.addr, "/recognition-treaties/verify", &body);
@@ -407,25 +409,18 @@ fn verify_routes_refuse_unbounded_signature_work_and_answer_at_the_limits() {
     );
     // Few signatures but too many keys.
     let few = crafted_treaty(&mallory, &random_keys(1), 1);
-    let body = canonical_string(&Value::Object(Map::from_iter([
-        ("issuer_public_keys".to_string(), key_array(&attack_keys)),
-        ("treaty".to_string(), few),
-    ])));
+    let body = object_body([("issuer_public_keys", key_array(&attack_keys)), ("treaty", few)]);
     let r = post_json(server.addr, "/recognition-treaties/verify", &body);
     assert_eq!(
         (r.status, r.text().as_str()),
         (400, "{\"error\":\"Too many public keys: 400 exceeds the limit of 64 (verify_max_public_keys)\"}\n")
     );
     // Within each cap but over the pair budget: 16 signatures x 64 keys.
-    let keys64 = {
-        let mut k = random_keys(63);
-        k.push(mallory.public_key().to_b64());
-        k
-    };
-    let body = canonical_string(&Value::Object(Map::from_iter([
-        ("issuer_public_keys".to_string(), key_array(&keys64)),
-        ("treaty".to_string(), crafted_treaty(&mallory, &random_keys(1), 15)),
-    ])));
+    let keys64 = keys_ending_with(64, &mallory);
+    let body = object_body([
+        ("issuer_public_keys", key_array(&keys64)),
+        ("treaty", crafted_treaty(&mallory, &random_keys(1), 15)),
+    ]);
     let r = post_json(server.addr, "/recognition-treaties/verify", &body);
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -435,16 +430,9 @@ fn verify_routes_refuse_unbounded_signature_work_and_answer_at_the_limits() {
         )
     );
     // At the limits (16 signatures x 16 keys = 256 checks, the real pair last) the answer is given.
-    let keys16 = {
-        let mut k = random_keys(15);
-        k.push(mallory.public_key().to_b64());
-        k
-    };
+    let keys16 = keys_ending_with(16, &mallory);
     let at_limit = crafted_treaty(&mallory, &random_keys(1), 15);
-    let body = canonical_string(&Value::Object(Map::from_iter([
-        ("issuer_public_keys".to_string(), key_array(&keys16)),
-        ("treaty".to_string(), at_limit.clone()),
-    ])));
+    let body = object_body([("issuer_public_keys", key_array(&keys16)), ("treaty", at_limit.clone())]);
     let r = post_json(server.addr, "/recognition-treaties/verify", &body);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(get(&json(&r.text()), "accepted"), &Value::Bool(true), "{}", r.text());
@@ -467,11 +455,11 @@ fn verify_routes_refuse_unbounded_signature_work_and_answer_at_the_limits() {
             canonical_string(&Value::Array(sigs))
         ))
     };
-    let body = canonical_string(&Value::Object(Map::from_iter([
-        ("attestation".to_string(), attestation.clone()),
-        ("treaty".to_string(), treaty),
-        ("treaty_issuer_public_keys".to_string(), key_array(&[mallory.public_key().to_b64()])),
-    ])));
+    let body = object_body([
+        ("attestation", attestation.clone()),
+        ("treaty", treaty),
+        ("treaty_issuer_public_keys", key_array(&[mallory.public_key().to_b64()])),
+    ]);
     let r = post_json(server.addr, "/attestations/verify-with-treaty", &body);
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -485,10 +473,7 @@ fn verify_routes_refuse_unbounded_signature_work_and_answer_at_the_limits() {
         "{{\"local_sovereign_id\":\"alpha-mesh\",\"recognized_issuers\":[{{\"sovereign_id\":\"beta-mesh\",\"public_keys\":{}}}]}}",
         canonical_string(&key_array(&keys64))
     ));
-    let body = canonical_string(&Value::Object(Map::from_iter([
-        ("attestation".to_string(), attestation),
-        ("recognition_policy".to_string(), policy),
-    ])));
+    let body = object_body([("attestation", attestation), ("recognition_policy", policy)]);
     let r = post_json(server.addr, "/attestations/verify", &body);
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -506,15 +491,13 @@ fn verify_routes_refuse_unbounded_signature_work_and_answer_at_the_limits() {
 fn verify_limits_are_configurable_in_gm_toml() {
     let dir = TempDir::new("verify-work-config");
     let home = sovereign(&dir, "alpha-mesh");
-    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
-    let toml = toml.replace("[server]\n", "[server.limits]\nverify_max_signatures = 2\n\n[server]\n");
-    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    with_limits(&home, "verify_max_signatures = 2\n");
     let server = GmServer::start(&home, &[]);
     let mallory = SigningKey::generate();
-    let body = canonical_string(&Value::Object(Map::from_iter([
-        ("issuer_public_keys".to_string(), key_array(&[mallory.public_key().to_b64()])),
-        ("treaty".to_string(), crafted_treaty(&mallory, &random_keys(1), 2)),
-    ])));
+    let body = object_body([
+        ("issuer_public_keys", key_array(&[mallory.public_key().to_b64()])),
+        ("treaty", crafted_treaty(&mallory, &random_keys(1), 2)),
+    ]);
     let r = post_json(server.addr, "/recognition-treaties/verify", &body);
     assert_eq!(
         (r.status, r.text().as_str()),
