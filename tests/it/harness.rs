@@ -120,6 +120,12 @@ impl Gm {
         Gm::new(&[&args[..], extra].concat())
     }
 
+    /// One more argument after the ones given.
+    pub fn arg(mut self, a: &str) -> Gm {
+        self.cmd.arg(a);
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Gm {
         self.cmd.env(k, v);
         self
