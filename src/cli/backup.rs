@@ -534,10 +534,10 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                         "restored {}{}; {} revocation(s) carried over",
                         s.db_path.display(),
                         if report.unsigned { " from an UNSIGNED backup (--allow-unsigned)" } else { "" },
-                        report.revocations_carried.len()
+                        report.revocations_carried.total()
                     ),
                     details: Value::Object(Map::from_iter([
-                        ("revocations_carried_over".to_string(), Value::from(report.revocations_carried.len())),
+                        ("revocations_carried_over".to_string(), Value::from(report.revocations_carried.total())),
                         ("unsigned".to_string(), Value::Bool(report.unsigned)),
                         (
                             "crl_sequence_replaced".to_string(),
@@ -555,30 +555,41 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 report.pre_restore_backup.map_or(Value::Null, |p| Value::from(p.display().to_string())),
             );
             m.insert("restored_from", Value::from(args.backup.display().to_string()));
-            m.insert("revocations_carried_over", Value::from(report.revocations_carried.len()));
-            m.insert(
-                "revoked_certificates_carried_over",
-                Value::Array(report.revocations_carried.iter().map(|id| Value::from(id.as_str())).collect()),
-            );
+            let carried = &report.revocations_carried;
+            let ids = |ids: &[String]| Value::Array(ids.iter().map(|id| Value::from(id.as_str())).collect());
+            m.insert("revocations_carried_over", Value::from(carried.total()));
+            m.insert("revoked_certificates_carried_over", ids(&carried.certificates));
+            m.insert("revoked_treaties_carried_over", ids(&carried.treaties));
+            m.insert("revoked_attestations_carried_over", ids(&carried.attestations));
+            m.insert("imported_revocations_carried_over", Value::from(carried.imported));
             m.insert("unsigned", Value::Bool(report.unsigned));
             m.insert(
                 "side_files_moved_aside",
                 Value::Array(report.moved_aside.iter().map(|p| Value::from(p.display().to_string())).collect()),
             );
-            let text = format!(
-                "restored {} from {}\n  {} revocation(s) carried over from the replaced database{}",
+            let mut text = format!(
+                "restored {} from {}\n  {} revocation(s) carried over from the replaced database",
                 s.db_path.display(),
                 args.backup.display(),
-                report.revocations_carried.len(),
-                if report.revocations_carried.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " ({}): gm serve publishes them in a CRL above the replaced sequence",
-                        report.revocations_carried.join(", ")
-                    )
-                }
+                carried.total()
             );
+            if !carried.certificates.is_empty() {
+                text.push_str(&format!(
+                    "\n  certificates ({}): gm serve publishes them in a CRL above the replaced sequence",
+                    carried.certificates.join(", ")
+                ));
+            }
+            for (kind, list) in [("treaties", &carried.treaties), ("attestations", &carried.attestations)] {
+                if !list.is_empty() {
+                    text.push_str(&format!("\n  {kind} ({}): revoked again", list.join(", ")));
+                }
+            }
+            if carried.imported > 0 {
+                text.push_str(&format!(
+                    "\n  {} imported revocation(s) of other sovereigns added back",
+                    carried.imported
+                ));
+            }
             Output { json: args.json }.result(&text, &Value::Object(m));
             Ok(0)
         }

@@ -74,8 +74,9 @@ pub struct RestoreReport {
     pub crl_sequence_replaced: Option<i64>,
     /// The restored database's CRL sequence.
     pub crl_sequence_restored: i64,
-    /// Certificates revoked in the replaced database but not in the backup, now revoked again.
-    pub revocations_carried: Vec<String>,
+    /// Revocations of the replaced database that the backup lacked, now applied again
+    /// (certificates, treaties, attestations, imported revocations).
+    pub revocations_carried: snapshot::CarriedRevocations,
     /// True when an unsigned backup was restored (`--allow-unsigned`).
     pub unsigned: bool,
 }
@@ -151,7 +152,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     let unsigned = verification.as_ref().is_none_or(|v| v.unsigned);
     let exists = opts.db_path.exists();
     let mut nonces = Vec::new();
-    let mut revoked = Vec::new();
+    let mut revoked = snapshot::Revocations::default();
     let mut crl_sequence_replaced = None;
     if exists {
         let store =
@@ -172,13 +173,16 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         })?;
         // Another sovereign's revocations (--allow-different-genesis) are not this one's to carry.
         let same_sovereign = opts.expected_na_key.as_ref().zip(na_key.as_ref()).is_none_or(|(e, f)| e == f);
-        revoked = store.read(|c| {
-            if same_sovereign && schema::table_exists(c, "issued_certs")? {
-                snapshot::revoked_rows(c)
-            } else {
-                Ok(Vec::new())
-            }
-        })?;
+        revoked =
+            store.read(
+                |c| {
+                    if same_sovereign {
+                        snapshot::revocations(c)
+                    } else {
+                        Ok(snapshot::Revocations::default())
+                    }
+                },
+            )?;
         let since = isoformat_utc(now - Duration::seconds(600));
         nonces = store.read(|c| {
             if schema::table_exists(c, "nonces")? {
@@ -252,22 +256,22 @@ fn restore_tmp_path(db: &Path) -> PathBuf {
 }
 
 /// Copies the snapshot to `tmp`, adds the carried-over nonces and revocations, matches the
-/// target's mode and owner, and fsyncs. Returns the ids of the certificates revoked again.
+/// target's mode and owner, and fsyncs. Returns what was revoked again.
 fn place(
     snap: &Path,
     tmp: &Path,
     nonces: &[(String, String, String)],
-    revoked: &[snapshot::RevokedRow],
+    revoked: &snapshot::Revocations,
     target: &Path,
     exists: bool,
-) -> Result<Vec<String>, OpsError> {
+) -> Result<snapshot::CarriedRevocations, OpsError> {
     {
         let mut src = File::open(snap).map_err(io("read", snap))?;
         let mut dst = crate::files::private::create_new_private(tmp).map_err(io("create", tmp))?;
         std::io::copy(&mut src, &mut dst).map_err(io("write", tmp))?;
         dst.sync_all().map_err(io("fsync", tmp))?;
     }
-    let mut carried = Vec::new();
+    let mut carried = snapshot::CarriedRevocations::default();
     if !nonces.is_empty() || !revoked.is_empty() {
         let mut conn = rusqlite::Connection::open(tmp)
             .map_err(|source| OpsError::Store(crate::store::StoreError::Open { path: tmp.to_path_buf(), source }))?;

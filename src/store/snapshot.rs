@@ -168,17 +168,55 @@ pub fn recent_nonces(conn: &Connection, since: &str) -> Result<Vec<(String, Stri
     rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading nonces"))
 }
 
-/// The columns of an `issued_certs` row carried over a restore, in this order.
-const REVOKED_COLUMNS: &str = "cert_id, node_public_key, cert_json, roles_json, issued_at, expires_at, remote_addr, \
-     status, last_heartbeat, heartbeat_status, renewed_from, revoked_at, revocation_reason, max_validity_hours";
+/// One table whose revocations a restore carries over: its name, primary-key column, and the
+/// columns of a whole row (the key first).
+struct RevocableTable {
+    table: &'static str,
+    key: &'static str,
+    columns: &'static str,
+    /// Positions of `revoked_at` and `revocation_reason` in `columns`.
+    revoked_at: usize,
+    reason: usize,
+}
 
-/// A revoked certificate's whole `issued_certs` row, to carry over a restore.
+const CERTIFICATES: RevocableTable = RevocableTable {
+    table: "issued_certs",
+    key: "cert_id",
+    columns: "cert_id, node_public_key, cert_json, roles_json, issued_at, expires_at, remote_addr, status, \
+              last_heartbeat, heartbeat_status, renewed_from, revoked_at, revocation_reason, max_validity_hours",
+    revoked_at: 11,
+    reason: 12,
+};
+
+const TREATIES: RevocableTable = RevocableTable {
+    table: "recognition_treaties",
+    key: "treaty_id",
+    columns: "treaty_id, issuer_sovereign_id, subject_sovereign_id, status, treaty_json, issued_at, valid_from, \
+              expires_at, revoked_at, revocation_reason",
+    revoked_at: 8,
+    reason: 9,
+};
+
+const ATTESTATIONS: RevocableTable = RevocableTable {
+    table: "membership_attestations",
+    key: "attestation_id",
+    columns: "attestation_id, issuer_sovereign_id, subject_id, subject_public_key, roles_json, status, \
+              attestation_json, issued_at, valid_from, expires_at, revoked_at, revocation_reason",
+    revoked_at: 10,
+    reason: 11,
+};
+
+/// Imported revocations of other sovereigns' attestations: an append-only set (key: issuer and
+/// attestation), carried as a union.
+const IMPORTED_COLUMNS: &str = "issuer_sovereign_id, attestation_id, feed_id, sequence, reason, imported_at";
+
+/// A whole row read from the replaced database.
 #[derive(Debug, Clone)]
-pub struct RevokedRow(Vec<rusqlite::types::Value>);
+pub struct Row(Vec<rusqlite::types::Value>);
 
-impl RevokedRow {
-    /// The certificate id.
-    pub fn cert_id(&self) -> String {
+impl Row {
+    /// The first column (the primary key of a revocable table) as text.
+    fn key(&self) -> String {
         match self.0.first() {
             Some(rusqlite::types::Value::Text(t)) => t.clone(),
             _ => String::new(),
@@ -186,50 +224,123 @@ impl RevokedRow {
     }
 }
 
-/// Every revoked certificate (whole rows), so a restore to an older backup cannot un-revoke one.
-pub fn revoked_rows(conn: &Connection) -> Result<Vec<RevokedRow>, StoreError> {
-    let mut stmt = conn
-        .prepare(&format!("SELECT {REVOKED_COLUMNS} FROM issued_certs WHERE status = 'revoked'"))
-        .map_err(StoreError::sqlite("reading revoked certificates"))?;
-    let rows = stmt
-        .query_map([], |r| (0..14).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>())
-        .map_err(StoreError::sqlite("reading revoked certificates"))?;
-    rows.map(|r| r.map(RevokedRow))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sqlite("reading revoked certificates"))
+/// Every revocation the replaced database holds, so that restoring an older backup cannot
+/// un-revoke anything: revoked certificates, treaties and attestations (whole rows, for those
+/// issued after the backup) and imported revocations of other sovereigns.
+#[derive(Debug, Clone, Default)]
+pub struct Revocations {
+    certificates: Vec<Row>,
+    treaties: Vec<Row>,
+    attestations: Vec<Row>,
+    imported: Vec<Row>,
 }
 
-/// Applies carried-over revocations to a database file: a certificate the file holds unrevoked is
-/// marked revoked with the carried time and reason; one it does not hold (issued after the
-/// backup) is inserted whole, and the node's agent registration is removed (as a revocation does).
-/// Returns the ids of the certificates whose status changed.
-pub fn carry_revocations(conn: &Connection, rows: &[RevokedRow]) -> Result<Vec<String>, StoreError> {
+impl Revocations {
+    /// True when the replaced database held no revocation of any kind.
+    pub fn is_empty(&self) -> bool {
+        self.certificates.is_empty()
+            && self.treaties.is_empty()
+            && self.attestations.is_empty()
+            && self.imported.is_empty()
+    }
+}
+
+/// What a restore carried over: the ids whose status changed (or rows that were added).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CarriedRevocations {
+    /// Certificates revoked again; `gm serve` republishes them in the CRL.
+    pub certificates: Vec<String>,
+    /// Recognition treaties revoked again.
+    pub treaties: Vec<String>,
+    /// Membership attestations revoked again.
+    pub attestations: Vec<String>,
+    /// Imported revocations (from other sovereigns' feeds) added back.
+    pub imported: usize,
+}
+
+impl CarriedRevocations {
+    /// How many revocations were carried over in all.
+    pub fn total(&self) -> usize {
+        self.certificates.len() + self.treaties.len() + self.attestations.len() + self.imported
+    }
+}
+
+/// Reads every revocation of `conn` (tables it lacks are skipped).
+pub fn revocations(conn: &Connection) -> Result<Revocations, StoreError> {
+    let rows = |table: &str, columns: &str, filter: &str| -> Result<Vec<Row>, StoreError> {
+        if !super::schema::table_exists(conn, table)? {
+            return Ok(Vec::new());
+        }
+        let n = columns.split(',').count();
+        let mut stmt = conn
+            .prepare(&format!("SELECT {columns} FROM {table} {filter}"))
+            .map_err(StoreError::sqlite("reading revocations"))?;
+        let rows = stmt
+            .query_map([], |r| (0..n).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>())
+            .map_err(StoreError::sqlite("reading revocations"))?;
+        rows.map(|r| r.map(Row)).collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading revocations"))
+    };
+    let revoked = |t: &RevocableTable| rows(t.table, t.columns, "WHERE status = 'revoked'");
+    Ok(Revocations {
+        certificates: revoked(&CERTIFICATES)?,
+        treaties: revoked(&TREATIES)?,
+        attestations: revoked(&ATTESTATIONS)?,
+        imported: rows("imported_sovereign_revocations", IMPORTED_COLUMNS, "")?,
+    })
+}
+
+/// Applies carried-over revocations to a database file: a row the file holds unrevoked is marked
+/// revoked with the carried time and reason; one it does not hold (issued after the backup) is
+/// inserted whole; a revoked node's agent registration is removed (as a revocation does); imported
+/// revocations are added where missing.
+pub fn carry_revocations(conn: &Connection, r: &Revocations) -> Result<CarriedRevocations, StoreError> {
+    let certificates = carry_table(conn, &CERTIFICATES, &r.certificates)?;
+    for row in r.certificates.iter().filter(|row| certificates.contains(&row.key())) {
+        if let Some(rusqlite::types::Value::Text(node_key)) = row.0.get(1) {
+            super::agents::delete(conn, node_key)?;
+        }
+    }
+    let mut imported = 0;
+    for row in &r.imported {
+        imported += conn
+            .execute(
+                &format!("INSERT OR IGNORE INTO imported_sovereign_revocations ({IMPORTED_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                rusqlite::params_from_iter(row.0.iter()),
+            )
+            .map_err(StoreError::sqlite("carrying an imported revocation over"))?;
+    }
+    Ok(CarriedRevocations {
+        certificates,
+        treaties: carry_table(conn, &TREATIES, &r.treaties)?,
+        attestations: carry_table(conn, &ATTESTATIONS, &r.attestations)?,
+        imported,
+    })
+}
+
+/// Carries the revoked `rows` of one table; returns the keys whose status changed or were added.
+fn carry_table(conn: &Connection, t: &RevocableTable, rows: &[Row]) -> Result<Vec<String>, StoreError> {
+    let placeholders = (1..=t.columns.split(',').count()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
     let mut changed = Vec::new();
     for row in rows {
-        let v = &row.0;
-        let (Some(id), Some(at), Some(reason)) = (v.first(), v.get(11), v.get(12)) else { continue };
+        let key = row.0.first();
         let updated = conn
             .execute(
-                "UPDATE issued_certs SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3 \
-                 WHERE cert_id = ?1 AND status != 'revoked'",
-                rusqlite::params![id, at, reason],
+                &format!(
+                    "UPDATE {} SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3 \
+                     WHERE {} = ?1 AND status != 'revoked'",
+                    t.table, t.key
+                ),
+                rusqlite::params![key, row.0.get(t.revoked_at), row.0.get(t.reason)],
             )
             .map_err(StoreError::sqlite("carrying a revocation over"))?;
         let inserted = conn
             .execute(
-                &format!(
-                    "INSERT OR IGNORE INTO issued_certs ({REVOKED_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-                ),
-                rusqlite::params_from_iter(v.iter()),
+                &format!("INSERT OR IGNORE INTO {} ({}) VALUES ({placeholders})", t.table, t.columns),
+                rusqlite::params_from_iter(row.0.iter()),
             )
-            .map_err(StoreError::sqlite("carrying a revoked certificate over"))?;
+            .map_err(StoreError::sqlite("carrying a revoked row over"))?;
         if updated + inserted > 0 {
-            // As `POST /admin/revoke` does: a revoked node's agent registration goes too.
-            if let Some(rusqlite::types::Value::Text(node_key)) = v.get(1) {
-                super::agents::delete(conn, node_key)?;
-            }
-            changed.push(row.cert_id());
+            changed.push(row.key());
         }
     }
     Ok(changed)
@@ -306,4 +417,84 @@ fn text_rows(conn: &Connection, sql: &str) -> Result<Vec<(i64, String)>, StoreEr
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(StoreError::sqlite("reading rows to scrub"));
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{OpenMode, Store};
+
+    fn store() -> Store {
+        Store::open(Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap()
+    }
+
+    fn exec(store: &Store, sql: &'static str) {
+        store.write(move |c| c.execute_batch(sql).map_err(StoreError::sqlite("test"))).unwrap();
+    }
+
+    const TREATY: &str =
+        "INSERT INTO recognition_treaties VALUES ('t-old', 'a', 'b', 'active', '{}', 'i', 'v', 'e', NULL, NULL);";
+    const ATTESTATION: &str = "INSERT INTO membership_attestations VALUES ('a-old', 'a', 's', NULL, '[]', 'active', '{}', 'i', 'v', 'e', NULL, NULL);";
+
+    #[test]
+    fn the_column_positions_name_revoked_at_and_the_reason() {
+        for t in [&CERTIFICATES, &TREATIES, &ATTESTATIONS] {
+            let columns: Vec<&str> = t.columns.split(',').map(str::trim).collect();
+            assert_eq!(columns.first(), Some(&t.key), "{}", t.table);
+            assert_eq!(columns.get(t.revoked_at), Some(&"revoked_at"), "{}", t.table);
+            assert_eq!(columns.get(t.reason), Some(&"revocation_reason"), "{}", t.table);
+        }
+    }
+
+    // An older backup holds the treaty and attestation still active and knows nothing of what was
+    // issued and revoked after it: every revocation of the replaced database comes back.
+    #[test]
+    fn treaty_attestation_and_imported_revocations_survive_restoring_an_older_backup() {
+        let replaced = store();
+        exec(&replaced, TREATY);
+        exec(&replaced, ATTESTATION);
+        exec(
+            &replaced,
+            "UPDATE recognition_treaties SET status = 'revoked', revoked_at = 'r1', revocation_reason = 'bad' WHERE treaty_id = 't-old';
+             UPDATE membership_attestations SET status = 'revoked', revoked_at = 'r2', revocation_reason = 'left' WHERE attestation_id = 'a-old';
+             INSERT INTO recognition_treaties VALUES ('t-new', 'a', 'c', 'revoked', '{}', 'i', 'v', 'e', 'r3', 'oops');
+             INSERT INTO membership_attestations VALUES ('a-new', 'a', 's', NULL, '[]', 'revoked', '{}', 'i', 'v', 'e', 'r4', 'x');
+             INSERT INTO imported_sovereign_revocations VALUES ('peer', 'p-1', 'f-1', 3, 'key_compromise', 'at');",
+        );
+        let revoked = replaced.read(revocations).unwrap();
+        let restored = store();
+        exec(&restored, TREATY);
+        exec(&restored, ATTESTATION);
+        let carried = restored.write(move |c| carry_revocations(c, &revoked)).unwrap();
+        assert_eq!(carried.treaties, vec!["t-old".to_string(), "t-new".to_string()]);
+        assert_eq!(carried.attestations, vec!["a-old".to_string(), "a-new".to_string()]);
+        assert_eq!((carried.imported, carried.total()), (1, 5));
+        let rows: Vec<(String, String, String)> = restored
+            .read(|c| {
+                let mut stmt = c
+                    .prepare(
+                        "SELECT treaty_id, status, revocation_reason FROM recognition_treaties
+                         UNION ALL SELECT attestation_id, status, revocation_reason FROM membership_attestations
+                         UNION ALL SELECT attestation_id, 'imported', reason FROM imported_sovereign_revocations ORDER BY 1",
+                    )
+                    .map_err(StoreError::sqlite("test"))?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(StoreError::sqlite("test"))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("test"))
+            })
+            .unwrap();
+        let row = |id: &str, status: &str, reason: &str| (id.to_string(), status.to_string(), reason.to_string());
+        assert_eq!(
+            rows,
+            vec![
+                row("a-new", "revoked", "x"),
+                row("a-old", "revoked", "left"),
+                row("p-1", "imported", "key_compromise"),
+                row("t-new", "revoked", "oops"),
+                row("t-old", "revoked", "bad"),
+            ]
+        );
+        // Carrying again changes nothing.
+        let again = replaced.read(revocations).unwrap();
+        assert_eq!(restored.write(move |c| carry_revocations(c, &again)).unwrap(), CarriedRevocations::default());
+    }
 }

@@ -341,7 +341,10 @@ fn after_restoring_an_older_backup_revocations_carry_over_and_the_crl_sequence_n
     drop(server);
     let (stdout, _) = Gm::restore(&home, &archive, &key).expect(0);
     assert!(
-        stdout.contains(&format!("\n  1 revocation(s) carried over from the replaced database ({cert_id})")),
+        stdout.contains(&format!(
+            "\n  1 revocation(s) carried over from the replaced database\n  certificates ({cert_id}): gm serve publishes \
+             them in a CRL above the replaced sequence"
+        )),
         "{stdout}"
     );
     let revoked_in_db =
