@@ -1,33 +1,26 @@
 #!/usr/bin/env bash
-# Checks the dependency direction of ../shared/STYLE.md §1: every `crate::<module>` a source folder
-# uses must be allowed for it. A new arrow is a design change: update STYLE.md and this table together.
+# Checks the dependency direction written in ARCHITECTURE.md ("Layers", the ```layers block): every
+# `crate::<module>` a source folder uses must be named on its row (or be a leaf: clock, files,
+# logging). A new arrow is a design change: update ARCHITECTURE.md and the code together.
 set -euo pipefail
-cd "$(dirname "$0")/../src"
+cd "$(dirname "$0")/.."
+doc=ARCHITECTURE.md
 leaves="clock files logging"
-declare -A allowed=(
-  [cli]="*"
-  [config]="http na ops sched probe store"
-  [readiness]="ops sched probe"
-  [na]="http store model crypto"
-  [ops]="store client model crypto"
-  [probe]="client model crypto"
-  [sched]=""
-  [store]="model crypto"
-  [client]="model crypto"
-  [model]="crypto"
-  [crypto]=""
-  [http]=""
-  [clock]=""
-  [files]=""
-  [logging]=""
-)
+declare -A allowed=()
+while read -r module arrow deps; do
+  [ -z "$module" ] && continue
+  [ "$arrow" = "->" ] || { echo "check-layers: cannot read this line of the layers table in $doc: $module $arrow $deps"; exit 2; }
+  allowed[$module]="$deps"
+done < <(sed -n '/^```layers$/,/^```$/p' "$doc" | sed '1d;$d')
+[ ${#allowed[@]} -gt 0 ] || { echo "check-layers: no layers table (a \`\`\`layers block) in $doc"; exit 2; }
+cd src
 status=0
 for entry in *; do
   module=${entry%.rs}
   [ "$module" = main ] || [ "$module" = lib ] && continue
   rule=${allowed[$module]-unknown}
   if [ "$rule" = unknown ]; then
-    echo "check-layers: src/$entry is not in the dependency table (STYLE.md §1)"; status=1; continue
+    echo "check-layers: src/$entry is not in the layers table of $doc"; status=1; continue
   fi
   [ "$rule" = "*" ] && continue
   used=$(grep -rhoE 'crate::[a-z_]+' "$entry" | sed 's/crate:://' | sort -u || true)
@@ -40,5 +33,8 @@ for entry in *; do
     esac
   done
 done
-[ $status -eq 0 ] && echo "check-layers: ok"
+for module in "${!allowed[@]}"; do
+  [ -e "$module" ] || [ -e "$module.rs" ] || { echo "check-layers: $doc names $module, which is not in src/"; status=1; }
+done
+[ $status -eq 0 ] && echo "check-layers: ok ($doc)"
 exit $status

@@ -1,9 +1,9 @@
 //! gm: a Genesis Mesh managed sovereign in one binary.
 //!
 //! The library does everything; `src/main.rs` only parses arguments and dispatches to [`cli::run`].
-//! Module map and dependency direction (checked by `scripts/check-layers.sh`): `cli` at the top,
-//! `na` (the Network Authority server) over `http`, `store`, `model` and `crypto`, with `clock`,
-//! `files` and `logging` as leaves.
+//! Module map and dependency direction: `ARCHITECTURE.md`, enforced by `scripts/check-layers.sh`.
+//! `cli` at the top, `na` (the Network Authority server) over `http`, `store`, `model` and `crypto`,
+//! with `clock`, `files` and `logging` as leaves.
 
 #![forbid(unsafe_code)]
 
