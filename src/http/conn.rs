@@ -14,10 +14,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::error::{Phase, Rejection};
+use super::handler::Handler;
 use super::registry::IdleMark;
 use super::request::{generate_request_id, parse_head, ParsedHead, Request};
 use super::response::{encode, DateCache, Framing, Response};
-use super::server::{Handler, Shared};
+use super::shared::Shared;
 
 /// Log target of the one record written per response; the application's log setup may route it apart.
 pub(super) const ACCESS_LOG_TARGET: &str = "genesis_mesh.na_service.access";

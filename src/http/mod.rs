@@ -14,17 +14,21 @@
 mod conn;
 mod error;
 mod fd_limit;
+mod handler;
 mod limits;
 mod registry;
 mod request;
 mod response;
 mod server;
+mod shared;
 
 pub use error::{HttpError, PercentDecodeError};
 pub use fd_limit::{raise_open_file_limit, FdLimit};
+pub use handler::Handler;
 pub use limits::Limits;
 #[doc(hidden)]
 pub use request::parse_head_for_fuzzing;
 pub use request::{parse_query, percent_decode, percent_decode_query_component, Request};
 pub use response::{reason_phrase, Response};
-pub use server::{Handler, ServeReport, Server, ServerStats, ShutdownHandle};
+pub use server::{ServeReport, Server, ShutdownHandle};
+pub use shared::ServerStats;

@@ -16,17 +16,19 @@
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::conn;
 use super::error::HttpError;
+use super::handler::Handler;
 use super::limits::Limits;
 use super::registry::{Refusal, Registry};
-use super::request::{generate_request_id, Request};
+use super::request::generate_request_id;
 use super::response::{encode, DateCache, Framing, Response};
+use super::shared::{ServerStats, Shared};
 
 /// Pause after an `accept` failure such as running out of file descriptors, so the loop neither spins nor
 /// exits while the condition lasts.
@@ -41,41 +43,6 @@ const FORCED_EXIT_WAIT: Duration = Duration::from_secs(1);
 /// How long `shutdown` tries to connect to the listener to wake the accept thread.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Application code that turns a request into a response. Called on connection threads, concurrently.
-///
-/// A panic is caught, logged with the request id and answered with 500; the server keeps serving.
-pub trait Handler: Send + Sync + 'static {
-    /// Answers one request.
-    fn handle(&self, request: &Request) -> Response;
-}
-
-impl<F> Handler for F
-where
-    F: Fn(&Request) -> Response + Send + Sync + 'static,
-{
-    fn handle(&self, request: &Request) -> Response {
-        self(request)
-    }
-}
-
-/// Live counters, readable while the server runs.
-#[derive(Debug, Default)]
-pub struct ServerStats {
-    /// Connections currently open (admitted and not yet closed).
-    pub open_connections: AtomicUsize,
-    /// Connections admitted since the server started (refused ones not included).
-    pub total_connections: AtomicU64,
-    /// Connections refused with 503 because `max_connections` were open and none was idle.
-    pub rejected_over_cap: AtomicU64,
-    /// Connections refused with 503 because their address held `max_connections_per_address` and none of
-    /// them was idle.
-    pub rejected_per_address: AtomicU64,
-    /// Idle keep-alive connections closed to make room for a new connection.
-    pub evicted_idle: AtomicU64,
-    /// Responses written on admitted connections, including the server's own refusals such as 400 or 413.
-    pub requests_total: AtomicU64,
-}
-
 /// What [`Server::run`] did, returned once it has stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeReport {
@@ -85,32 +52,6 @@ pub struct ServeReport {
     pub requests_total: u64,
     /// Connections still open when `shutdown_grace` ran out, which were then shut by force.
     pub forced_closed: usize,
-}
-
-/// State shared by the accept thread, connection threads and shutdown handles.
-#[derive(Debug)]
-pub(super) struct Shared {
-    /// The limits the server was bound with.
-    pub(super) limits: Limits,
-    /// The live counters, also handed out by [`Server::stats`].
-    pub(super) stats: Arc<ServerStats>,
-    /// Set once by [`ShutdownHandle::shutdown`].
-    shutdown: AtomicBool,
-    /// The open connections: slots, per-address shares, idle marks, and a second handle to each so it can
-    /// be evicted or, after the shutdown grace period, forced shut.
-    registry: Mutex<Registry>,
-    /// Id of the next admitted connection.
-    next_id: AtomicU64,
-    /// Signalled when a connection closes during shutdown.
-    drained: Condvar,
-    drained_lock: Mutex<()>,
-}
-
-impl Shared {
-    /// Whether shutdown has been asked for.
-    pub(super) fn is_shutting_down(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
-    }
 }
 
 /// A bound HTTP server, ready to [`run`](Server::run).
@@ -499,6 +440,7 @@ fn is_transient_accept_error(err: &io::Error) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::http::request::Request;
     use std::sync::mpsc;
 
     const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
