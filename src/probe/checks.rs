@@ -7,12 +7,14 @@
 //! `/connectome.json`); signatures live in [`super::trust`], certificate expiry in [`super::tls`].
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::client::{ClientError, ClientOptions, Deadline, NaClient, Reply};
+use crate::client::{ClientError, ClientOptions, Deadline, NaClient};
 use crate::clock::Clock;
 use crate::crypto::json::Value;
 
+pub use super::finding::Outcome;
+use super::finding::{excerpt, expect_200, fail, get, get_object, Finding};
 use super::ProbeOptions;
 
 /// `/healthz` body upstream serves (`na-wire.md` §10.1), without its final newline.
@@ -46,9 +48,6 @@ const CONNECTOME_SUMMARY_KEYS: [&str; 6] = [
     "revoked_trust_material_count",
     "sovereign_count",
 ];
-
-/// Longest body excerpt shown in a reason.
-const EXCERPT_CHARS: usize = 80;
 
 /// One check of the probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -100,31 +99,6 @@ impl CheckName {
     }
 }
 
-/// What a check found, before thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Everything the check asks for holds.
-    Pass,
-    /// It works but needs attention (certificate expiring soon, root key not pinned).
-    Warn,
-    /// The check failed.
-    Fail,
-    /// The check could not decide (e.g. the CRL check could not get the NA key).
-    Unknown,
-}
-
-impl Outcome {
-    /// Lowercase name for the JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Warn => "warn",
-            Outcome::Fail => "fail",
-            Outcome::Unknown => "unknown",
-        }
-    }
-}
-
 /// The raw result of one check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
@@ -139,9 +113,6 @@ pub struct CheckResult {
     /// TLS check only: days until the server certificate expires (negative once expired).
     pub cert_expiry_days: Option<f64>,
 }
-
-/// A finding: outcome and reason.
-pub(crate) type Finding = (Outcome, String);
 
 /// The client the checks use: every request bounded by `timeout`. Fails only on a bad URL.
 pub fn client_for(target: &str, timeout: Duration) -> Result<NaClient, ClientError> {
@@ -211,34 +182,6 @@ fn run_one(check: CheckName, client: &NaClient, options: &ProbeOptions, clock: &
         }
     };
     CheckResult { check, outcome, reason, latency, cert_expiry_days }
-}
-
-/// `GET path`, recording its latency; a transport failure becomes a failed finding.
-pub(crate) fn get(
-    client: &NaClient,
-    deadline: &Deadline,
-    path: &str,
-    latency: &mut Option<Duration>,
-) -> Result<Reply, Finding> {
-    let started = Instant::now();
-    let reply = client.get(deadline, path, &[]).map_err(|e| (Outcome::Fail, e.to_string()))?;
-    *latency = Some(started.elapsed());
-    Ok(reply)
-}
-
-/// `GET path` expecting 200 with a JSON object body.
-pub(crate) fn get_object(
-    client: &NaClient,
-    deadline: &Deadline,
-    path: &str,
-    latency: &mut Option<Duration>,
-) -> Result<Reply, Finding> {
-    let reply = get(client, deadline, path, latency)?;
-    expect_200(&reply)?;
-    if reply.body.as_object().is_none() {
-        return Err(fail(format!("{path} is not a JSON object: {}", excerpt(&reply.text))));
-    }
-    Ok(reply)
 }
 
 fn check_healthz(client: &NaClient, deadline: &Deadline, latency: &mut Option<Duration>) -> Finding {
@@ -321,34 +264,6 @@ fn check_connectome(client: &NaClient, deadline: &Deadline, latency: &mut Option
     }
     let count = |k: &str| summary.get(k).and_then(Value::as_i64).unwrap_or_default();
     (Outcome::Pass, format!("{} sovereigns, {} active edges", count("sovereign_count"), count("active_edge_count")))
-}
-
-/// A 200 answer, else a failed finding naming the status and upstream's message.
-pub(crate) fn expect_200(reply: &Reply) -> Result<(), Finding> {
-    if reply.status == 200 {
-        Ok(())
-    } else {
-        Err(fail(format!("HTTP {}: {}", reply.status, reply.error_message())))
-    }
-}
-
-/// A failed finding.
-pub(crate) fn fail(reason: String) -> Finding {
-    (Outcome::Fail, reason)
-}
-
-/// A body on one short line, for a reason.
-pub(crate) fn excerpt(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut shown: String = one_line.chars().filter(|c| !c.is_control()).take(EXCERPT_CHARS).collect();
-    if one_line.chars().count() > EXCERPT_CHARS {
-        shown.push('…');
-    }
-    if shown.is_empty() {
-        "(empty body)".to_string()
-    } else {
-        shown
-    }
 }
 
 /// A parsed Prometheus text exposition: the value of each unlabelled sample (the last one wins)

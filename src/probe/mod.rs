@@ -17,6 +17,7 @@ pub mod cert_expiry;
 pub mod checks;
 pub mod deadman;
 pub mod error;
+mod finding;
 pub mod nagios;
 pub mod report;
 pub mod tls;

@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::model::timestamp::pydantic_utc;
 
 use super::cert_expiry::not_after;
-use super::checks::Outcome;
+use super::finding::Outcome;
 use super::TlsThresholds;
 
 /// Seconds in a day, for fractional day counts.
