@@ -206,7 +206,7 @@ impl Error {
                     folder.display()
                 ))
             }
-            Error::Client(e) => super::admin::client_hint(e),
+            Error::Client(e) => super::client_hint::client_hint(e),
             Error::Probe(ProbeError::StateCorrupt { .. }) => {
                 Some("delete the state file: the next run starts counting failures afresh".to_string())
             }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod audit_prune;
 pub mod backup;
 pub mod backup_signing;
+pub mod client_hint;
 pub mod cron;
 pub mod error;
 pub mod feed;
