@@ -97,13 +97,18 @@ pub struct ExecArgs {
     home: Option<PathBuf>,
 }
 
+/// Runs a `gm` command line in this process, as `gm cron exec` needs for a job's command: `Err`
+/// holds argh's message when the line does not parse. The dispatcher (`cli/mod.rs`) passes it in,
+/// so this command group does not import the dispatcher that imports it.
+pub type RunArgv<'a> = &'a dyn Fn(&[&str]) -> Result<Result<u8, Error>, String>;
+
 /// Runs `gm cron …`.
-pub fn run(args: CronArgs) -> Result<u8, Error> {
+pub fn run(args: CronArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
     match args.action {
         CronAction::List(a) => list(a),
         CronAction::Run(a) => run_scheduler(a),
         CronAction::RunOnce(a) => run_once(a),
-        CronAction::Exec(a) => exec(a),
+        CronAction::Exec(a) => exec(a, run_argv),
     }
 }
 
@@ -345,7 +350,7 @@ fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
     Ok(if outcome == Outcome::Ok.as_str() { 0 } else { 1 })
 }
 
-fn exec(args: ExecArgs) -> Result<u8, Error> {
+fn exec(args: ExecArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
     let env = Env::from_process();
     let home = config::resolve_home(args.home.as_deref(), &env);
     let file = config::load_file(&home)?;
@@ -358,13 +363,12 @@ fn exec(args: ExecArgs) -> Result<u8, Error> {
     let state = state_dir(&settings_db(&home)?);
     let argv = command_for(job, &home, &state, SystemClock.now())?;
     let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let parsed = <super::Args as FromArgs>::from_args(&["gm"], &refs).map_err(|e| {
+    run_argv(&refs).map_err(|output| {
         Error::refused(
-            format!("job {} built an invalid command {:?}: {}", job.name, argv, e.output),
+            format!("job {} built an invalid command {:?}: {}", job.name, argv, output),
             "check its options in gm.toml",
         )
-    })?;
-    super::run(parsed)
+    })?
 }
 
 fn s(p: &Path) -> String {

@@ -115,7 +115,7 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Operator(a) => operator::run(a),
         Command::Managed(a) => managed::run(a),
         Command::Incident(a) => incident::run(a),
-        Command::Cron(a) => cron::run(a),
+        Command::Cron(a) => cron::run(a, &run_argv),
         Command::Admin(a) => admin::run(a),
         Command::Join(a) => join::run(a),
         Command::Treaty(a) => treaty::run(a),
@@ -124,6 +124,12 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Profile(a) => profile::run(a),
         Command::Readiness(a) => readiness::run(a),
     }
+}
+
+/// Parses and runs one `gm` command line in this process (`gm cron exec`, a job's command).
+fn run_argv(argv: &[&str]) -> Result<Result<u8, Error>, String> {
+    let parsed = <Args as FromArgs>::from_args(&["gm"], argv).map_err(|e| e.output)?;
+    Ok(run(parsed))
 }
 
 /// Installs the log backend from `GENESIS_LOG_LEVEL` and `GENESIS_LOG_FORMAT`.
