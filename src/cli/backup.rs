@@ -1,5 +1,7 @@
-//! `gm managed backup|verify|restore|history`: encrypted backups, their verification, safe restore
-//! and the ops ledger (`gm-ops.db` beside the NA database) that records every run.
+//! `gm managed backup`: encrypted, signed backups; and the helpers the other managed commands share
+//! (`verify_backup.rs`, `restore.rs`, `restore-drill` in `drill.rs`, `history.rs`, and audit,
+//! prune and incident): settings, decryption keys, archive limits, check rendering and the ops
+//! ledger (`gm-ops.db` beside the NA database) that records every run.
 //! A host that only has recipients (`age1…` public keys) can take backups but cannot decrypt them:
 //! verification and restore need the identity (or the passphrase), which the customer can keep
 //! offline.
@@ -14,14 +16,12 @@ use crate::config::{self, Env, ServeFlags, ServeSettings};
 use crate::crypto::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::ops::archive::{self, ExtractLimits, Key};
-use crate::ops::backup::{backup, load_genesis, plain_backup, BackupOptions, Scratch, Target};
+use crate::ops::backup::{backup, plain_backup, BackupOptions, Target};
 use crate::ops::progress::Progress as _;
-use crate::ops::restore::{restore, RestoreOptions};
-use crate::ops::verify::verify_into;
 use crate::ops::OpsError;
 use crate::store::ledger;
 
-use super::error::{Error, EXIT_CHECK_FAILED};
+use super::error::Error;
 use super::output::{line, Output};
 
 /// Take an encrypted, verified backup of the NA database (or an upstream-style plain copy).
@@ -72,104 +72,7 @@ pub struct BackupArgs {
 }
 
 /// The longest `--busy-timeout` accepted: a day.
-const MAX_BUSY_TIMEOUT_SECS: u64 = 86_400;
-
-/// Decrypt a backup into a private scratch folder and check it (manifest, hashes, integrity, schema, genesis, signatures).
-#[derive(FromArgs, Debug)]
-#[argh(
-    subcommand,
-    name = "verify",
-    example = "gm managed verify /var/backups/gm/gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --home /etc/gm\ngm managed verify backup.tar.gz.age --passphrase-file pass.txt --signing-public-key backup-signing.pub --json\ngm managed verify old-unsigned.tar.gz.age --identity backup.key --home /etc/gm --allow-unsigned",
-    note = "The first check is the signature: <backup>.sig must verify with the pinned backup-signing key ([backup] signing_public_key, else the public half of [backup] signing_key, or --signing-public-key) and name this file's bytes; a missing or foreign signature fails as a damaged or forged backup unless --allow-unsigned (for backups taken before signing). A snapshot with no NA-signed CRL or policy fails. Exit status: 0 every check passed, 1 a check failed (named in the report), 2 could not run (also: no pinned key)."
-)]
-pub struct VerifyArgs {
-    /// the backup archive
-    #[argh(positional)]
-    backup: PathBuf,
-    /// age identity file (AGE-SECRET-KEY-1…)
-    #[argh(option)]
-    identity: Option<PathBuf>,
-    /// passphrase file
-    #[argh(option)]
-    passphrase_file: Option<PathBuf>,
-    /// gm home, for the ops ledger and [backup] (default $GM_HOME, else /etc/gm)
-    #[argh(option)]
-    home: Option<PathBuf>,
-    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
-    #[argh(option)]
-    signing_public_key: Option<String>,
-    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
-    #[argh(switch)]
-    allow_unsigned: bool,
-    /// print the report as JSON
-    #[argh(switch)]
-    json: bool,
-}
-
-/// Restore a backup over the NA database (the server must be stopped).
-#[derive(FromArgs, Debug)]
-#[argh(
-    subcommand,
-    name = "restore",
-    example = "gm managed restore --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --pre-restore-backup /var/backups/gm/before.db --yes\ngm managed restore --db-path na.db --backup upstream-copy.db --yes",
-    note = "Refuses without --yes and while a gm serve holds the database. Verifies first, signature included (an unsigned backup or a plain .db copy needs --allow-unsigned). Carries over nonces younger than 600 s and every revocation of the replaced database (reported; gm serve re-issues the CRL with them at start). Exit status: 0 restored, 1 the backup failed verification (damaged or forged), 2 could not run or refused."
-)]
-pub struct RestoreArgs {
-    /// a gm archive or an upstream plain .db backup
-    #[argh(option)]
-    backup: PathBuf,
-    /// age identity file
-    #[argh(option)]
-    identity: Option<PathBuf>,
-    /// passphrase file
-    #[argh(option)]
-    passphrase_file: Option<PathBuf>,
-    /// copy the current database here first (online backup API)
-    #[argh(option)]
-    pre_restore_backup: Option<PathBuf>,
-    /// restore a backup of another sovereign (different genesis NA key)
-    #[argh(switch)]
-    allow_different_genesis: bool,
-    /// confirm replacing the database
-    #[argh(switch)]
-    yes: bool,
-    /// database (default: the configured one)
-    #[argh(option)]
-    db_path: Option<PathBuf>,
-    /// gm home (default $GM_HOME, else /etc/gm)
-    #[argh(option)]
-    home: Option<PathBuf>,
-    /// seconds to wait while another process holds a lock on the database, then fail as busy (default 30)
-    #[argh(option, default = "30")]
-    busy_timeout: u64,
-    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
-    #[argh(option)]
-    signing_public_key: Option<String>,
-    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
-    #[argh(switch)]
-    allow_unsigned: bool,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-}
-
-/// List the ops ledger (backups, verifications, restores, drills, exports).
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "history", example = "gm managed history --home /etc/gm --json")]
-pub struct HistoryArgs {
-    /// only this kind (backup, verify, restore, …)
-    #[argh(option)]
-    kind: Option<String>,
-    /// how many entries (default 50)
-    #[argh(option, default = "50")]
-    limit: i64,
-    /// gm home (default $GM_HOME, else /etc/gm)
-    #[argh(option)]
-    home: Option<PathBuf>,
-    /// print as JSON
-    #[argh(switch)]
-    json: bool,
-}
+pub(super) const MAX_BUSY_TIMEOUT_SECS: u64 = 86_400;
 
 /// The configured settings (flags > env > gm.toml), as `gm serve` would resolve them.
 pub(super) fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<ServeSettings, Error> {
@@ -180,7 +83,7 @@ pub(super) fn settings(home: Option<&Path>, db_path: Option<PathBuf>) -> Result<
 }
 
 /// `[backup]` archive-reading bounds of the gm home (defaults without a gm.toml).
-fn extract_limits(home: Option<&Path>) -> Result<ExtractLimits, Error> {
+pub(super) fn extract_limits(home: Option<&Path>) -> Result<ExtractLimits, Error> {
     let resolved = config::resolve_home(home, &Env::from_process());
     let file = match config::load_file(&resolved) {
         Ok(file) => file,
@@ -212,7 +115,7 @@ pub(super) fn ops_error(e: OpsError) -> Error {
 }
 
 /// Named checks as JSON: `[{"detail", "name", "ok"}]` (verify and drill reports).
-fn checks_value(checks: &[crate::ops::verify::Check]) -> Vec<Value> {
+pub(super) fn checks_value(checks: &[crate::ops::verify::Check]) -> Vec<Value> {
     checks
         .iter()
         .map(|c| {
@@ -419,7 +322,7 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
     }
 }
 
-fn decryption(identity: &Option<PathBuf>, passphrase: &Option<PathBuf>) -> Result<Option<Key>, Error> {
+pub(super) fn decryption(identity: &Option<PathBuf>, passphrase: &Option<PathBuf>) -> Result<Option<Key>, Error> {
     match (identity, passphrase) {
         (Some(i), None) => Ok(Some(archive::read_identities(i).map_err(ops_error)?)),
         (None, Some(p)) => Ok(Some(archive::read_passphrase(p).map_err(ops_error)?)),
@@ -428,388 +331,4 @@ fn decryption(identity: &Option<PathBuf>, passphrase: &Option<PathBuf>) -> Resul
             Err(Error::usage("give --identity or --passphrase-file, not both", "the one the backup was encrypted for"))
         }
     }
-}
-
-/// Runs `gm managed verify`.
-pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
-    let key = decryption(&args.identity, &args.passphrase_file)?.ok_or_else(|| {
-        Error::usage("verify needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
-    })?;
-    if !args.backup.exists() {
-        return Err(Error::Io {
-            action: "read",
-            path: args.backup.clone(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-    }
-    let limits = extract_limits(args.home.as_deref())?;
-    let trust =
-        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
-    let (started, took) = (SystemClock.now(), Instant::now());
-    let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
-    let progress = super::progress::Terminal::for_stderr();
-    let report = verify_into(&args.backup, &key, &scratch, &limits, started, &trust, &progress);
-    progress.finish();
-    let report = report.map_err(ops_error)?;
-    let ok = report.ok();
-    let checks = checks_value(&report.checks);
-    let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, args.backup.display());
-    for c in &report.checks {
-        text.push_str(&format!("\n  {} {:<16} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
-    }
-    let value = Value::Object(Map::from_iter([
-        ("backup".to_string(), Value::from(args.backup.display().to_string())),
-        ("checks".to_string(), Value::Array(checks)),
-        ("ok".to_string(), Value::Bool(ok)),
-        ("signed".to_string(), Value::Bool(report.signature.is_some())),
-    ]));
-    // Recorded only where a gm home is configured: verifying a copy on a laptop records nothing.
-    let configured =
-        config::resolve_home(args.home.as_deref(), &Env::from_process()).join(config::CONFIG_FILE).exists();
-    if let Some(s) = settings(args.home.as_deref(), None).ok().filter(|_| configured) {
-        record(
-            &s.db_path,
-            started,
-            took,
-            Record {
-                kind: "verify",
-                outcome: if ok { "ok" } else { "failed" },
-                artifact: Some(&args.backup),
-                sha256: None,
-                size: None,
-                message: report
-                    .checks
-                    .iter()
-                    .find(|c| !c.ok)
-                    .map_or("all checks passed".to_string(), |c| format!("{}: {}", c.name, c.detail)),
-                details: value.clone(),
-            },
-        );
-    }
-    Output { json: args.json }.result(&text, &value);
-    Ok(if ok { 0 } else { EXIT_CHECK_FAILED })
-}
-
-/// Runs `gm managed restore`.
-pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
-    if !args.yes {
-        return Err(Error::refused(
-            "refusing to restore without --yes",
-            "stop the Network Authority (gm serve), then re-run with --yes",
-        ));
-    }
-    let s = settings(args.home.as_deref(), args.db_path.clone())?;
-    let key = decryption(&args.identity, &args.passphrase_file)?;
-    let expected_na_key = load_genesis(&s.genesis_file).ok().map(|(_, g)| g.network_authority.public_key);
-    let trust =
-        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
-    let (started, took) = (SystemClock.now(), Instant::now());
-    let opts = RestoreOptions {
-        db_path: s.db_path.clone(),
-        backup: args.backup.clone(),
-        key,
-        pre_restore_backup: args.pre_restore_backup.clone(),
-        expected_na_key,
-        allow_different_genesis: args.allow_different_genesis,
-        busy_timeout: std::time::Duration::from_secs(args.busy_timeout.min(MAX_BUSY_TIMEOUT_SECS)),
-        limits: extract_limits(args.home.as_deref())?,
-        trust,
-    };
-    let progress = super::progress::Terminal::for_stderr();
-    let restored = restore(&opts, started, &progress);
-    progress.finish();
-    match restored {
-        Ok(report) => {
-            record(
-                &s.db_path,
-                started,
-                took,
-                Record {
-                    kind: "restore",
-                    outcome: "ok",
-                    artifact: Some(&args.backup),
-                    sha256: None,
-                    size: None,
-                    message: format!(
-                        "restored {}{}; {} revocation(s) carried over",
-                        s.db_path.display(),
-                        if report.unsigned { " from an UNSIGNED backup (--allow-unsigned)" } else { "" },
-                        report.revocations_carried.total()
-                    ),
-                    details: Value::Object(Map::from_iter([
-                        ("revocations_carried_over".to_string(), Value::from(report.revocations_carried.total())),
-                        ("unsigned".to_string(), Value::Bool(report.unsigned)),
-                        (
-                            "crl_sequence_replaced".to_string(),
-                            report.crl_sequence_replaced.map_or(Value::Null, Value::from),
-                        ),
-                        ("crl_sequence_restored".to_string(), Value::from(report.crl_sequence_restored)),
-                    ])),
-                },
-            );
-            let mut m = Map::new();
-            m.insert("db_path", Value::from(s.db_path.display().to_string()));
-            m.insert("nonces_carried_over", Value::from(report.nonces_carried));
-            m.insert(
-                "pre_restore_backup",
-                report.pre_restore_backup.map_or(Value::Null, |p| Value::from(p.display().to_string())),
-            );
-            m.insert("restored_from", Value::from(args.backup.display().to_string()));
-            let carried = &report.revocations_carried;
-            let ids = |ids: &[String]| Value::Array(ids.iter().map(|id| Value::from(id.as_str())).collect());
-            m.insert("revocations_carried_over", Value::from(carried.total()));
-            m.insert("revoked_certificates_carried_over", ids(&carried.certificates));
-            m.insert("revoked_treaties_carried_over", ids(&carried.treaties));
-            m.insert("revoked_attestations_carried_over", ids(&carried.attestations));
-            m.insert("imported_revocations_carried_over", Value::from(carried.imported));
-            m.insert("unsigned", Value::Bool(report.unsigned));
-            m.insert(
-                "side_files_moved_aside",
-                Value::Array(report.moved_aside.iter().map(|p| Value::from(p.display().to_string())).collect()),
-            );
-            let mut text = format!(
-                "restored {} from {}\n  {} revocation(s) carried over from the replaced database",
-                s.db_path.display(),
-                args.backup.display(),
-                carried.total()
-            );
-            if !carried.certificates.is_empty() {
-                text.push_str(&format!(
-                    "\n  certificates ({}): gm serve publishes them in a CRL above the replaced sequence",
-                    carried.certificates.join(", ")
-                ));
-            }
-            for (kind, list) in [("treaties", &carried.treaties), ("attestations", &carried.attestations)] {
-                if !list.is_empty() {
-                    text.push_str(&format!("\n  {kind} ({}): revoked again", list.join(", ")));
-                }
-            }
-            if carried.imported > 0 {
-                text.push_str(&format!(
-                    "\n  {} imported revocation(s) of other sovereigns added back",
-                    carried.imported
-                ));
-            }
-            Output { json: args.json }.result(&text, &Value::Object(m));
-            Ok(0)
-        }
-        Err(e) => {
-            record(
-                &s.db_path,
-                started,
-                took,
-                Record {
-                    kind: "restore",
-                    outcome: "failed",
-                    artifact: Some(&args.backup),
-                    sha256: None,
-                    size: None,
-                    message: e.to_string(),
-                    details: Value::Object(Map::new()),
-                },
-            );
-            Err(ops_error(e))
-        }
-    }
-}
-
-/// Runs `gm managed history`.
-pub fn run_history(args: HistoryArgs) -> Result<u8, Error> {
-    let s = settings(args.home.as_deref(), None)?;
-    let path = ledger_path(&s.db_path);
-    let entries = ledger::open(&path).and_then(|c| ledger::list(&c, args.kind.as_deref(), args.limit))?;
-    let mut text = format!("{} entr(y/ies) in {}", entries.len(), path.display());
-    let mut items = Vec::new();
-    for e in &entries {
-        text.push_str(&format!(
-            "\n  {}  {:<12} {:<7} {:>6} ms  {}",
-            e.finished_at, e.kind, e.outcome, e.duration_ms, e.message
-        ));
-        items.push(Value::Object(Map::from_iter([
-            ("artifact".to_string(), e.artifact.as_deref().map_or(Value::Null, Value::from)),
-            ("duration_ms".to_string(), Value::from(e.duration_ms)),
-            ("finished_at".to_string(), Value::from(e.finished_at.as_str())),
-            ("id".to_string(), Value::from(e.id)),
-            ("kind".to_string(), Value::from(e.kind.as_str())),
-            ("message".to_string(), Value::from(e.message.as_str())),
-            ("outcome".to_string(), Value::from(e.outcome.as_str())),
-            ("sha256".to_string(), e.sha256.as_deref().map_or(Value::Null, Value::from)),
-            ("started_at".to_string(), Value::from(e.started_at.as_str())),
-        ])));
-    }
-    Output { json: args.json }
-        .result(&text, &Value::Object(Map::from_iter([("entries".to_string(), Value::Array(items))])));
-    Ok(0)
-}
-
-/// Restore a backup into a scratch folder, serve it on 127.0.0.1:0 and check it from outside (never touches production).
-#[derive(FromArgs, Debug)]
-#[argh(
-    subcommand,
-    name = "restore-drill",
-    example = "gm managed restore-drill --home /etc/gm --latest /var/backups/gm --identity backup.key\ngm managed restore-drill --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --report drill.json --json",
-    note = "--latest picks the newest backup by its signed snapshot time among those whose signature checks out, and lists the files it passed over. Measures RTO (restore start to ready) and RPO (backup age) and records the drill in the ops ledger. Exit status: 0 passed, 1 a check failed (a damaged or forged backup fails verify), 2 could not run."
-)]
-pub struct DrillArgs {
-    /// the backup to drill
-    #[argh(option)]
-    backup: Option<PathBuf>,
-    /// drill the newest signed backup in this folder (by signed time; unsigned or mismatched files are passed over and listed)
-    #[argh(option)]
-    latest: Option<PathBuf>,
-    /// age identity file
-    #[argh(option)]
-    identity: Option<PathBuf>,
-    /// passphrase file
-    #[argh(option)]
-    passphrase_file: Option<PathBuf>,
-    /// also write the report (JSON) here
-    #[argh(option)]
-    report: Option<PathBuf>,
-    /// gm home (default $GM_HOME, else /etc/gm)
-    #[argh(option)]
-    home: Option<PathBuf>,
-    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
-    #[argh(option)]
-    signing_public_key: Option<String>,
-    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
-    #[argh(switch)]
-    allow_unsigned: bool,
-    /// print the report as JSON
-    #[argh(switch)]
-    json: bool,
-}
-
-/// The newest backup in `dir` by its *signed* time, among those whose signature checks out with
-/// `pinned` (`ops::catalog`), and the backup-named files passed over with the reason (F13: a file
-/// planted with a far-future name is never picked).
-pub(super) fn newest_backup(
-    dir: &Path,
-    pinned: &crate::ops::backup_signature::TrustedKeys,
-) -> Result<(PathBuf, Vec<crate::ops::catalog::Rejected>), Error> {
-    let cat = match crate::ops::catalog::catalog(dir, pinned) {
-        Err(OpsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::refused(
-                format!("no *.tar.gz.age backup in {}: the folder does not exist", dir.display()),
-                "take one with gm managed backup",
-            ))
-        }
-        other => other.map_err(ops_error)?,
-    };
-    for r in &cat.rejected {
-        log::warn!(target: "gm::ops", "passed over {} in {}: {}", r.name, dir.display(), r.reason);
-    }
-    match cat.newest() {
-        Some(b) => Ok((b.path.clone(), cat.rejected.clone())),
-        None => Err(Error::refused(
-            format!(
-                "no signed backup in {} ({} backup-named file(s) passed over: unsigned, or the signature does not check out)",
-                dir.display(),
-                cat.rejected.len()
-            ),
-            "take one with gm managed backup (with [backup] signing_key set), or drill a file by name with --backup FILE",
-        )),
-    }
-}
-
-/// Runs `gm managed restore-drill`.
-pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
-    let (backup, passed_over) = match (&args.backup, &args.latest) {
-        (Some(b), None) => (b.clone(), Vec::new()),
-        (None, Some(d)) => {
-            newest_backup(d, &super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?)?
-        }
-        _ => {
-            return Err(Error::usage(
-                "give exactly one of --backup FILE or --latest DIR",
-                "e.g. --latest /var/backups/gm",
-            ))
-        }
-    };
-    let key = decryption(&args.identity, &args.passphrase_file)?.ok_or_else(|| {
-        Error::usage("a drill needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
-    })?;
-    let s = settings(args.home.as_deref(), None)?;
-    let trust =
-        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
-    let gm_binary = std::env::current_exe().map_err(Error::io("locate", Path::new("gm")))?;
-    let (started, took) = (SystemClock.now(), Instant::now());
-    let opts = crate::ops::drill::DrillOptions {
-        backup: backup.clone(),
-        key,
-        production_db: s.db_path.clone(),
-        genesis_file: s.genesis_file.clone(),
-        na_key_file: s.na_key_file.clone(),
-        na_key_id: s.na_key_id.clone(),
-        gm_binary,
-        limits: extract_limits(args.home.as_deref())?,
-        trust,
-    };
-    let report = crate::ops::drill::drill(&opts, started).map_err(ops_error)?;
-    let ok = report.ok();
-    let checks = checks_value(&report.checks);
-    let value = Value::Object(Map::from_iter([
-        ("backup".to_string(), Value::from(backup.display().to_string())),
-        ("checks".to_string(), Value::Array(checks)),
-        ("drilled_at".to_string(), Value::from(isoformat_utc(started))),
-        ("ok".to_string(), Value::Bool(ok)),
-        (
-            "passed_over".to_string(),
-            Value::Array(
-                passed_over
-                    .iter()
-                    .map(|r| {
-                        Value::Object(Map::from_iter([
-                            ("name".to_string(), Value::from(r.name.as_str())),
-                            ("reason".to_string(), Value::from(r.reason.as_str())),
-                        ]))
-                    })
-                    .collect(),
-            ),
-        ),
-        ("rpo_seconds".to_string(), report.rpo_seconds.map_or(Value::Null, Value::from)),
-        (
-            "rto_ms".to_string(),
-            report.rto_ms.map_or(Value::Null, |ms| Value::from(u64::try_from(ms).unwrap_or(u64::MAX))),
-        ),
-    ]));
-    if let Some(path) = &args.report {
-        // The default job writes drills/latest.json, a folder a fresh sandbox does not have yet.
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(Error::io("create folder", parent))?;
-        }
-        let mut text = crate::crypto::canonical::to_pretty_string(&value);
-        text.push('\n');
-        crate::files::atomic::write_atomic(path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
-            .map_err(Error::io("write", path))?;
-    }
-    record(
-        &s.db_path,
-        started,
-        took,
-        Record {
-            kind: "drill",
-            outcome: if ok { "ok" } else { "failed" },
-            artifact: Some(&backup),
-            sha256: None,
-            size: None,
-            message: report.checks.iter().find(|c| !c.ok).map_or(
-                format!("passed; RTO {} ms, RPO {} s", report.rto_ms.unwrap_or(0), report.rpo_seconds.unwrap_or(0)),
-                |c| format!("{}: {}", c.name, c.detail),
-            ),
-            details: value.clone(),
-        },
-    );
-    let mut text = format!("{}: drill of {}", if ok { "passed" } else { "FAILED" }, backup.display());
-    for c in &report.checks {
-        text.push_str(&format!("\n  {} {:<12} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
-    }
-    if let (Some(rto), Some(rpo)) = (report.rto_ms, report.rpo_seconds) {
-        text.push_str(&format!("\n  RTO {rto} ms, RPO {rpo} s"));
-    }
-    for r in &passed_over {
-        text.push_str(&format!("\n  passed over {}: {}", r.name, r.reason));
-    }
-    Output { json: args.json }.result(&text, &value);
-    Ok(if ok { 0 } else { EXIT_CHECK_FAILED })
 }

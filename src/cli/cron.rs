@@ -24,7 +24,8 @@ use crate::sched::metrics::JobMetrics;
 use crate::sched::runner::{self, JobSpec, Outcome, Recorder, Run, Runner};
 use crate::store::ledger;
 
-use super::backup::{ledger_path, newest_backup, settings};
+use super::backup::{ledger_path, settings};
+use super::drill::newest_backup;
 use super::error::Error;
 use super::output::Output;
 

@@ -2,8 +2,8 @@
 
 use argh::FromArgs;
 
-use super::backup;
 use super::error::Error;
+use super::{backup, drill, history, restore, verify_backup};
 
 /// Managed operations: encrypted backup, verify, restore, restore drills, audit export, ops history.
 #[derive(FromArgs, Debug)]
@@ -17,10 +17,10 @@ pub struct ManagedArgs {
 #[argh(subcommand)]
 enum ManagedAction {
     Backup(backup::BackupArgs),
-    Verify(backup::VerifyArgs),
-    Restore(backup::RestoreArgs),
-    History(backup::HistoryArgs),
-    RestoreDrill(backup::DrillArgs),
+    Verify(verify_backup::VerifyArgs),
+    Restore(restore::RestoreArgs),
+    History(history::HistoryArgs),
+    RestoreDrill(drill::DrillArgs),
     AuditExport(super::audit::AuditExportArgs),
     AuditVerify(super::audit::AuditVerifyArgs),
     AuditPrune(super::audit_prune::AuditPruneArgs),
@@ -31,10 +31,10 @@ enum ManagedAction {
 pub fn run(args: ManagedArgs) -> Result<u8, Error> {
     match args.action {
         ManagedAction::Backup(a) => backup::run_backup(a),
-        ManagedAction::Verify(a) => backup::run_verify(a),
-        ManagedAction::Restore(a) => backup::run_restore(a),
-        ManagedAction::History(a) => backup::run_history(a),
-        ManagedAction::RestoreDrill(a) => backup::run_drill(a),
+        ManagedAction::Verify(a) => verify_backup::run_verify(a),
+        ManagedAction::Restore(a) => restore::run_restore(a),
+        ManagedAction::History(a) => history::run_history(a),
+        ManagedAction::RestoreDrill(a) => drill::run_drill(a),
         ManagedAction::AuditExport(a) => super::audit::run_export(a),
         ManagedAction::AuditVerify(a) => super::audit::run_verify(a),
         ManagedAction::AuditPrune(a) => super::audit_prune::run(a),

@@ -9,9 +9,11 @@ pub mod backup;
 pub mod backup_signing;
 pub mod client_hint;
 pub mod cron;
+pub mod drill;
 pub mod error;
 pub mod feed;
 pub mod genesis;
+pub mod history;
 pub mod incident;
 pub mod input;
 pub mod join;
@@ -27,9 +29,11 @@ pub mod progress;
 pub mod prune;
 pub mod quickstart;
 pub mod readiness;
+pub mod restore;
 pub mod serve;
 pub mod sign;
 pub mod treaty;
+pub mod verify_backup;
 
 use std::ffi::OsString;
 

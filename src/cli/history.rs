@@ -1,0 +1,59 @@
+//! `gm managed history`: the ops ledger's records.
+
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+use crate::crypto::json::{Map, Value};
+use crate::store::ledger;
+
+use super::backup::{ledger_path, settings};
+use super::error::Error;
+use super::output::Output;
+
+/// List the ops ledger (backups, verifications, restores, drills, exports).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "history", example = "gm managed history --home /etc/gm --json")]
+pub struct HistoryArgs {
+    /// only this kind (backup, verify, restore, …)
+    #[argh(option)]
+    kind: Option<String>,
+    /// how many entries (default 50)
+    #[argh(option, default = "50")]
+    limit: i64,
+    /// gm home (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// print as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Runs `gm managed history`.
+pub fn run_history(args: HistoryArgs) -> Result<u8, Error> {
+    let s = settings(args.home.as_deref(), None)?;
+    let path = ledger_path(&s.db_path);
+    let entries = ledger::open(&path).and_then(|c| ledger::list(&c, args.kind.as_deref(), args.limit))?;
+    let mut text = format!("{} entr(y/ies) in {}", entries.len(), path.display());
+    let mut items = Vec::new();
+    for e in &entries {
+        text.push_str(&format!(
+            "\n  {}  {:<12} {:<7} {:>6} ms  {}",
+            e.finished_at, e.kind, e.outcome, e.duration_ms, e.message
+        ));
+        items.push(Value::Object(Map::from_iter([
+            ("artifact".to_string(), e.artifact.as_deref().map_or(Value::Null, Value::from)),
+            ("duration_ms".to_string(), Value::from(e.duration_ms)),
+            ("finished_at".to_string(), Value::from(e.finished_at.as_str())),
+            ("id".to_string(), Value::from(e.id)),
+            ("kind".to_string(), Value::from(e.kind.as_str())),
+            ("message".to_string(), Value::from(e.message.as_str())),
+            ("outcome".to_string(), Value::from(e.outcome.as_str())),
+            ("sha256".to_string(), e.sha256.as_deref().map_or(Value::Null, Value::from)),
+            ("started_at".to_string(), Value::from(e.started_at.as_str())),
+        ])));
+    }
+    Output { json: args.json }
+        .result(&text, &Value::Object(Map::from_iter([("entries".to_string(), Value::Array(items))])));
+    Ok(0)
+}

@@ -1,0 +1,109 @@
+//! `gm managed verify`: the named checks of one backup (signature first), exit 0/1/2.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use argh::FromArgs;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Env};
+use crate::crypto::json::{Map, Value};
+use crate::ops::backup::Scratch;
+use crate::ops::progress::Progress as _;
+use crate::ops::verify::verify_into;
+
+use super::backup::{checks_value, decryption, extract_limits, ops_error, record, settings, Record};
+use super::error::{Error, EXIT_CHECK_FAILED};
+use super::output::Output;
+
+/// Decrypt a backup into a private scratch folder and check it (manifest, hashes, integrity, schema, genesis, signatures).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "verify",
+    example = "gm managed verify /var/backups/gm/gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --home /etc/gm\ngm managed verify backup.tar.gz.age --passphrase-file pass.txt --signing-public-key backup-signing.pub --json\ngm managed verify old-unsigned.tar.gz.age --identity backup.key --home /etc/gm --allow-unsigned",
+    note = "The first check is the signature: <backup>.sig must verify with the pinned backup-signing key ([backup] signing_public_key, else the public half of [backup] signing_key, or --signing-public-key) and name this file's bytes; a missing or foreign signature fails as a damaged or forged backup unless --allow-unsigned (for backups taken before signing). A snapshot with no NA-signed CRL or policy fails. Exit status: 0 every check passed, 1 a check failed (named in the report), 2 could not run (also: no pinned key)."
+)]
+pub struct VerifyArgs {
+    /// the backup archive
+    #[argh(positional)]
+    backup: PathBuf,
+    /// age identity file (AGE-SECRET-KEY-1…)
+    #[argh(option)]
+    identity: Option<PathBuf>,
+    /// passphrase file
+    #[argh(option)]
+    passphrase_file: Option<PathBuf>,
+    /// gm home, for the ops ledger and [backup] (default $GM_HOME, else /etc/gm)
+    #[argh(option)]
+    home: Option<PathBuf>,
+    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+    #[argh(option)]
+    signing_public_key: Option<String>,
+    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
+    #[argh(switch)]
+    allow_unsigned: bool,
+    /// print the report as JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Runs `gm managed verify`.
+pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
+    let key = decryption(&args.identity, &args.passphrase_file)?.ok_or_else(|| {
+        Error::usage("verify needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
+    })?;
+    if !args.backup.exists() {
+        return Err(Error::Io {
+            action: "read",
+            path: args.backup.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let limits = extract_limits(args.home.as_deref())?;
+    let trust =
+        super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
+    let (started, took) = (SystemClock.now(), Instant::now());
+    let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
+    let progress = super::progress::Terminal::for_stderr();
+    let report = verify_into(&args.backup, &key, &scratch, &limits, started, &trust, &progress);
+    progress.finish();
+    let report = report.map_err(ops_error)?;
+    let ok = report.ok();
+    let checks = checks_value(&report.checks);
+    let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, args.backup.display());
+    for c in &report.checks {
+        text.push_str(&format!("\n  {} {:<16} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
+    }
+    let value = Value::Object(Map::from_iter([
+        ("backup".to_string(), Value::from(args.backup.display().to_string())),
+        ("checks".to_string(), Value::Array(checks)),
+        ("ok".to_string(), Value::Bool(ok)),
+        ("signed".to_string(), Value::Bool(report.signature.is_some())),
+    ]));
+    // Recorded only where a gm home is configured: verifying a copy on a laptop records nothing.
+    let configured =
+        config::resolve_home(args.home.as_deref(), &Env::from_process()).join(config::CONFIG_FILE).exists();
+    if let Some(s) = settings(args.home.as_deref(), None).ok().filter(|_| configured) {
+        record(
+            &s.db_path,
+            started,
+            took,
+            Record {
+                kind: "verify",
+                outcome: if ok { "ok" } else { "failed" },
+                artifact: Some(&args.backup),
+                sha256: None,
+                size: None,
+                message: report
+                    .checks
+                    .iter()
+                    .find(|c| !c.ok)
+                    .map_or("all checks passed".to_string(), |c| format!("{}: {}", c.name, c.detail)),
+                details: value.clone(),
+            },
+        );
+    }
+    Output { json: args.json }.result(&text, &value);
+    Ok(if ok { 0 } else { EXIT_CHECK_FAILED })
+}
