@@ -226,13 +226,13 @@ impl Recorder for LedgerRecorder {
 }
 
 impl LedgerRecorder {
-    /// The last recorded run of `job` (newest first among the last 10,000 job entries).
+    /// The last recorded run of `job`.
     pub fn last_run(&self, job: &str) -> Option<ledger::Entry> {
         if !self.ledger.exists() {
             return None;
         }
         let conn = ledger::open(&self.ledger).ok()?;
-        ledger::list(&conn, Some("job"), 10_000).ok()?.into_iter().find(|e| e.artifact.as_deref() == Some(job))
+        ledger::newest_for(&conn, "job", job, None).ok()?
     }
 
     /// When `job` last started a run (skips do not count).
@@ -241,11 +241,8 @@ impl LedgerRecorder {
             return None;
         }
         let conn = ledger::open(&self.ledger).ok()?;
-        ledger::list(&conn, Some("job"), 10_000)
-            .ok()?
-            .into_iter()
-            .filter(|e| e.artifact.as_deref() == Some(job) && e.outcome != "skipped")
-            .find_map(|e| parse_db_time(&e.started_at))
+        let entry = ledger::newest_for(&conn, "job", job, Some("skipped")).ok()??;
+        parse_db_time(&entry.started_at)
     }
 }
 

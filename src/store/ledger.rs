@@ -21,7 +21,11 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS gm_ops_ledger (
     message TEXT NOT NULL,
     details_json TEXT NOT NULL DEFAULT '{}'
 );
-CREATE INDEX IF NOT EXISTS gm_ops_ledger_kind ON gm_ops_ledger(kind, finished_at);";
+CREATE INDEX IF NOT EXISTS gm_ops_ledger_kind ON gm_ops_ledger(kind, finished_at);
+CREATE INDEX IF NOT EXISTS gm_ops_ledger_kind_artifact ON gm_ops_ledger(kind, artifact, id);";
+
+const COLUMNS: &str =
+    "id, kind, started_at, finished_at, outcome, duration_ms, artifact, sha256, size_bytes, message, details_json";
 
 /// One ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,27 +85,94 @@ pub fn record(conn: &Connection, e: &Entry) -> Result<i64, StoreError> {
 /// Entries, newest first, optionally of one kind.
 pub fn list(conn: &Connection, kind: Option<&str>, limit: i64) -> Result<Vec<Entry>, StoreError> {
     let mut stmt = conn
-        .prepare(
-            "SELECT id, kind, started_at, finished_at, outcome, duration_ms, artifact, sha256, size_bytes, message, details_json
-             FROM gm_ops_ledger WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2",
-        )
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM gm_ops_ledger WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2"
+        ))
         .map_err(StoreError::sqlite("reading the ops ledger"))?;
-    let rows = stmt
-        .query_map(params![kind, limit], |r| {
-            Ok(Entry {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                started_at: r.get(2)?,
-                finished_at: r.get(3)?,
-                outcome: r.get(4)?,
-                duration_ms: r.get(5)?,
-                artifact: r.get(6)?,
-                sha256: r.get(7)?,
-                size_bytes: r.get(8)?,
-                message: r.get(9)?,
-                details_json: r.get(10)?,
-            })
-        })
-        .map_err(StoreError::sqlite("reading the ops ledger"))?;
+    let rows = stmt.query_map(params![kind, limit], entry).map_err(StoreError::sqlite("reading the ops ledger"))?;
     rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading the ops ledger"))
+}
+
+/// The newest entry of `kind` for `artifact` (a scheduled job's runs are kind `job`, artifact the
+/// job name), passing over entries whose outcome is `except`. One seek on
+/// `gm_ops_ledger_kind_artifact`, however long the ledger: the scheduler asks this per job per tick.
+pub fn newest_for(
+    conn: &Connection,
+    kind: &str,
+    artifact: &str,
+    except: Option<&str>,
+) -> Result<Option<Entry>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM gm_ops_ledger WHERE kind = ?1 AND artifact = ?2 AND (?3 IS NULL OR outcome != ?3)
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .map_err(StoreError::sqlite("reading the ops ledger"))?;
+    let mut rows =
+        stmt.query_map(params![kind, artifact, except], entry).map_err(StoreError::sqlite("reading the ops ledger"))?;
+    rows.next().transpose().map_err(StoreError::sqlite("reading the ops ledger"))
+}
+
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        started_at: r.get(2)?,
+        finished_at: r.get(3)?,
+        outcome: r.get(4)?,
+        duration_ms: r.get(5)?,
+        artifact: r.get(6)?,
+        sha256: r.get(7)?,
+        size_bytes: r.get(8)?,
+        message: r.get(9)?,
+        details_json: r.get(10)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(artifact: &str, outcome: &str, started_at: &str) -> Entry {
+        Entry {
+            id: 0,
+            kind: "job".into(),
+            started_at: started_at.into(),
+            finished_at: started_at.into(),
+            outcome: outcome.into(),
+            duration_ms: 1,
+            artifact: Some(artifact.into()),
+            sha256: None,
+            size_bytes: None,
+            message: String::new(),
+            details_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn newest_for_finds_a_jobs_last_run_by_index_passing_over_skips() {
+        let dir = std::env::temp_dir().join(format!("gm-ledger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open(&dir.join("gm-ops.db")).unwrap();
+        record(&conn, &job("backup", "ok", "t1")).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..20_000 {
+            record(&conn, &job("probe", "ok", &format!("p{i}"))).unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+        record(&conn, &job("backup", "skipped", "t2")).unwrap();
+        assert_eq!(newest_for(&conn, "job", "backup", None).unwrap().unwrap().started_at, "t2");
+        assert_eq!(newest_for(&conn, "job", "backup", Some("skipped")).unwrap().unwrap().started_at, "t1");
+        assert_eq!(newest_for(&conn, "job", "verify", None).unwrap(), None);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM gm_ops_ledger WHERE kind = 'job' AND artifact = 'backup' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("gm_ops_ledger_kind_artifact"), "{plan}");
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
