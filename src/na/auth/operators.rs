@@ -111,11 +111,46 @@ impl OperatorKeys {
     }
 
     /// Re-reads the source (SIGHUP). On error the previous keys stay in force.
+    ///
+    /// A keys file caught mid-write (empty, or changed while it was read: an editor or a shell `>`
+    /// truncates before it writes) is not a key set: the previous keys stay and the file is read
+    /// again on the next admin request, instead of every admin request failing with 401 until the
+    /// next change. An empty key set is written `{}`.
     pub fn reload(&self) -> Result<usize, KeySetError> {
         let Some(source) = &self.source else {
             return Ok(0);
         };
-        match read_source(source) {
+        let KeySource::File(path) = source else {
+            return self.apply(source, read_source(source));
+        };
+        let before = file_stamp(path);
+        let settled = if before.is_some_and(|(_, len)| len == 0) {
+            Err("the file is empty (a write in progress? an empty key set is written {})")
+        } else {
+            let read = read_source(source);
+            if file_stamp(path) == before {
+                Ok(read)
+            } else {
+                Err("the file changed while it was read")
+            }
+        };
+        match settled {
+            Ok(read) => self.apply(source, read),
+            Err(problem) => {
+                log::warn!(target: "gm::operators", "{}: {problem}; keeping the previous operator keys and reading it again on the next admin request", path.display());
+                self.state.lock().unwrap_or_else(|p| p.into_inner()).stamp = None;
+                Err(KeySetError { source: path.display().to_string(), problem: problem.to_string() })
+            }
+        }
+    }
+
+    /// Installs a freshly read key set, or logs why it could not be read and keeps the old one.
+    fn apply(
+        &self,
+        source: &KeySource,
+        read: Result<(KeySet, Option<(SystemTime, u64)>), KeySetError>,
+    ) -> Result<usize, KeySetError> {
+        match read {
             Ok((keys, stamp)) => {
                 let n = keys.len();
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -169,4 +204,38 @@ fn read_source(source: &KeySource) -> Result<(KeySet, Option<(SystemTime, u64)>)
 fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::SigningKey;
+
+    // A keys file caught between an editor's truncation and its write used to parse as an empty key
+    // set: every admin request got 401 until the file changed again (seen as a flaky integration
+    // test under load). Now the previous keys stay and the file is read again on the next request.
+    #[test]
+    fn a_keys_file_caught_mid_write_keeps_the_previous_keys_until_it_settles() {
+        let dir = std::env::temp_dir().join(format!("gm-operators-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("operators.json");
+        let key = |k: &SigningKey| k.public_key().to_b64();
+        let (a, b) = (SigningKey::generate(), SigningKey::generate());
+        std::fs::write(&path, format!("{{\"a\": \"{}\"}}", key(&a))).unwrap();
+        let keys = OperatorKeys::load(KeySource::File(path.clone())).unwrap();
+        assert!(keys.current().contains_key("a"));
+
+        std::fs::write(&path, "").unwrap();
+        let err = keys.reload().unwrap_err();
+        assert!(err.problem.contains("the file is empty"), "{err}");
+        assert!(keys.current().contains_key("a"), "the previous keys stay while the file is empty");
+
+        std::fs::write(&path, format!("{{\"b\": \"{}\"}}", key(&b))).unwrap();
+        let now = keys.current();
+        assert!(now.contains_key("b") && !now.contains_key("a"), "the settled file is read on the next request");
+
+        std::fs::write(&path, "{}").unwrap();
+        assert!(keys.current().is_empty(), "{{}} is an empty key set");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
