@@ -6,18 +6,17 @@
 //! any request is sent. An NA that says no exits 1 with its message; an NA that cannot be reached
 //! exits 2 with a hint. An invite token is printed on stdout and nowhere else.
 
-use std::path::PathBuf;
-
 use argh::FromArgs;
 
-use crate::client::admin::{InviteRequest, PolicyRequest, RevocationReason, SigVersion};
+use crate::client::admin::{InviteRequest, PolicyRequest, RevocationReason};
 use crate::crypto::json::Value;
 use crate::model::fields::{object, str_array};
 use crate::model::policy::PolicyManifest;
 use crate::model::SignedObject;
 
 use super::error::Error;
-use super::na_options::{connect, parse_sig, Connection};
+use super::flags::na_command;
+use super::na_options::connect;
 use super::output::notice;
 
 /// Operator commands against a running NA: invite tokens, revocations, network policy.
@@ -41,6 +40,7 @@ enum AdminAction {
     Policy(PolicyArgs),
 }
 
+na_command! {
 /// Create a single-use invite token a node redeems with `gm join`.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -59,26 +59,10 @@ pub struct InviteArgs {
     /// how long the token can be redeemed, in hours (default 24)
     #[argh(option, default = "24")]
     token_expiry_hours: u32,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
+na_command! {
 /// Revoke a certificate; the NA publishes a new CRL.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -94,24 +78,7 @@ pub struct RevokeArgs {
     /// key_compromise, cessation_of_operation, superseded or unspecified (default unspecified)
     #[argh(option, default = "RevocationReason::Unspecified", from_str_fn(parse_reason))]
     reason: RevocationReason,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
 /// Publish, list and roll back the network policy.
@@ -134,6 +101,7 @@ enum PolicyAction {
     Rollback(PolicyRollbackArgs),
 }
 
+na_command! {
 /// Publish a new policy and make it the active one.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -161,26 +129,10 @@ pub struct PolicySetArgs {
     /// routing: preferred transport, repeatable, in order (default: the NA's, quic then wireguard)
     #[argh(option)]
     preferred_transport: Vec<String>,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
+na_command! {
 /// List every stored policy version, newest first; `*` marks the active one.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -189,26 +141,10 @@ pub struct PolicySetArgs {
     example = "gm admin policy history --na http://127.0.0.1:8443\ngm admin policy history --na https://na.example.net --json"
 )]
 pub struct PolicyHistoryArgs {
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
+na_command! {
 /// Make a stored policy version the active one again.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -221,24 +157,7 @@ pub struct PolicyRollbackArgs {
     /// id of the stored version to activate (required)
     #[argh(option)]
     policy_id: String,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
 /// Runs `gm admin`.
@@ -266,14 +185,7 @@ fn run_invite(args: InviteArgs) -> Result<u8, Error> {
         max_validity_hours: args.max_validity_hours,
         token_expiry_hours: args.token_expiry_hours,
     };
-    let session = connect(&Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    })?;
+    let session = connect(&args.connection())?;
     let invite = session.admin().invite(&request)?;
     let roles = request.roles.join(", ");
     let text = format!(
@@ -302,14 +214,7 @@ fn run_revoke(args: RevokeArgs) -> Result<u8, Error> {
             "pass the certificate id (cert_id in node.cert.json, or in the NA's /nodes list)",
         ));
     }
-    let session = connect(&Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    })?;
+    let session = connect(&args.connection())?;
     let revocation = session.admin().revoke(&args.cert_id, args.reason)?;
     let text = format!(
         "revoked certificate {} ({}): CRL sequence {} lists {} certificate(s)",
@@ -344,14 +249,7 @@ fn run_policy_set(args: PolicySetArgs) -> Result<u8, Error> {
         max_hops: args.max_hops,
         preferred_transports: non_empty(&args.preferred_transport),
     };
-    let session = connect(&Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    })?;
+    let session = connect(&args.connection())?;
     let policy = session.admin().publish_policy(&request)?;
     let text = format!(
         "published policy {} (issued at {}); it is now the active policy",
@@ -363,14 +261,7 @@ fn run_policy_set(args: PolicySetArgs) -> Result<u8, Error> {
 }
 
 fn run_policy_history(args: PolicyHistoryArgs) -> Result<u8, Error> {
-    let session = connect(&Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    })?;
+    let session = connect(&args.connection())?;
     let versions = session.admin().policy_history()?;
     let lines: Vec<String> = versions
         .iter()
@@ -404,14 +295,7 @@ fn run_policy_rollback(args: PolicyRollbackArgs) -> Result<u8, Error> {
     if args.policy_id.trim().is_empty() {
         return Err(Error::usage("--policy-id is empty", "`gm admin policy history` lists the stored policy ids"));
     }
-    let session = connect(&Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    })?;
+    let session = connect(&args.connection())?;
     let policy: PolicyManifest = session.admin().rollback_policy(&args.policy_id)?;
     let text = format!(
         "policy {} is the active policy again (issued at {})",
@@ -441,6 +325,7 @@ fn parse_reason(text: &str) -> Result<RevocationReason, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::admin::SigVersion;
 
     #[test]
     fn roles_get_the_role_prefix_and_default_to_client() {

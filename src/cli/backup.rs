@@ -22,8 +22,10 @@ use crate::ops::OpsError;
 use crate::store::ledger;
 
 use super::error::Error;
+use super::flags::{encrypting_command, Decryption, Encryption};
 use super::output::{line, Output};
 
+encrypting_command! {
 /// Take an encrypted, verified backup of the NA database (or an upstream-style plain copy).
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -33,15 +35,6 @@ use super::output::{line, Output};
     note = "Signs every encrypted backup with the backup-signing key ([backup] signing_key, or --signing-key) into <archive>.sig; without one it refuses unless --allow-unsigned. Without a recipient or passphrase and with --output X.db, writes a plain SQLite online-backup copy exactly as upstream `managed backup` does (unsigned). A host with only recipients can back up but not decrypt. A run killed midway leaves no file under the final name; the next run into the same folder removes its scratch folder and temporary file. Exit status: 0 done, 1 a check failed, 2 could not run (also: database busy, disk full)."
 )]
 pub struct BackupArgs {
-    /// age X25519 recipient (age1…), repeatable
-    #[argh(option)]
-    recipient: Vec<String>,
-    /// file of age recipients, one per line
-    #[argh(option)]
-    recipients_file: Option<PathBuf>,
-    /// passphrase file (customer-held custody; scrypt)
-    #[argh(option)]
-    passphrase_file: Option<PathBuf>,
     /// write the archive to this file
     #[argh(option)]
     output: Option<PathBuf>,
@@ -69,6 +62,7 @@ pub struct BackupArgs {
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
+}
 }
 
 /// The longest `--busy-timeout` accepted: a day.
@@ -160,22 +154,14 @@ pub(super) fn record(db_path: &Path, started: chrono::DateTime<chrono::Utc>, too
     }
 }
 
-fn encryption(args: &BackupArgs) -> Result<Option<Key>, Error> {
-    encryption_key(&args.recipient, args.recipients_file.as_deref(), args.passphrase_file.as_deref())
-}
-
 /// The encryption key from `--recipient`, `--recipients-file` or `--passphrase-file` (`None` when
 /// none was given; both kinds at once is a usage error).
-pub(super) fn encryption_key(
-    recipients: &[String],
-    recipients_file: Option<&Path>,
-    passphrase_file: Option<&Path>,
-) -> Result<Option<Key>, Error> {
-    let mut lines = recipients.to_vec();
-    if let Some(f) = recipients_file {
+pub(super) fn encryption_key(flags: Encryption<'_>) -> Result<Option<Key>, Error> {
+    let mut lines = flags.recipients.to_vec();
+    if let Some(f) = flags.recipients_file {
         lines.push(std::fs::read_to_string(f).map_err(Error::io("read", f))?);
     }
-    match (lines.is_empty(), passphrase_file) {
+    match (lines.is_empty(), flags.passphrase_file) {
         (true, None) => Ok(None),
         (false, None) => Ok(Some(Key::Recipients(archive::parse_recipients(&lines).map_err(ops_error)?))),
         (true, Some(p)) => Ok(Some(archive::read_passphrase(p).map_err(ops_error)?)),
@@ -196,7 +182,7 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
     }
     let busy_timeout = std::time::Duration::from_secs(args.busy_timeout);
     let s = settings(args.home.as_deref(), args.db_path.clone())?;
-    let key = encryption(&args)?;
+    let key = encryption_key(args.encryption_flags())?;
     let out = Output { json: args.json };
     let (started, took) = (SystemClock.now(), Instant::now());
     let Some(key) = key else {
@@ -322,8 +308,10 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
     }
 }
 
-pub(super) fn decryption(identity: &Option<PathBuf>, passphrase: &Option<PathBuf>) -> Result<Option<Key>, Error> {
-    match (identity, passphrase) {
+/// The decryption key from `--identity` or `--passphrase-file` (`None` when neither was given;
+/// both at once is a usage error).
+pub(super) fn decryption(flags: Decryption<'_>) -> Result<Option<Key>, Error> {
+    match (flags.identity, flags.passphrase_file) {
         (Some(i), None) => Ok(Some(archive::read_identities(i).map_err(ops_error)?)),
         (None, Some(p)) => Ok(Some(archive::read_passphrase(p).map_err(ops_error)?)),
         (None, None) => Ok(None),

@@ -13,8 +13,10 @@ use crate::ops::OpsError;
 
 use super::backup::{checks_value, decryption, extract_limits, ops_error, record, settings, Record};
 use super::error::{Error, EXIT_CHECK_FAILED};
+use super::flags::decrypting_command;
 use super::output::Output;
 
+decrypting_command! {
 /// Restore a backup into a scratch folder, serve it on 127.0.0.1:0 and check it from outside (never touches production).
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -30,12 +32,6 @@ pub struct DrillArgs {
     /// drill the newest signed backup in this folder (by signed time; unsigned or mismatched files are passed over and listed)
     #[argh(option)]
     latest: Option<PathBuf>,
-    /// age identity file
-    #[argh(option)]
-    identity: Option<PathBuf>,
-    /// passphrase file
-    #[argh(option)]
-    passphrase_file: Option<PathBuf>,
     /// also write the report (JSON) here
     #[argh(option)]
     report: Option<PathBuf>,
@@ -51,6 +47,7 @@ pub struct DrillArgs {
     /// print the report as JSON
     #[argh(switch)]
     json: bool,
+}
 }
 
 /// The newest backup in `dir` by its *signed* time, among those whose signature checks out with
@@ -99,7 +96,7 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
             ))
         }
     };
-    let key = decryption(&args.identity, &args.passphrase_file)?.ok_or_else(|| {
+    let key = decryption(args.decryption_flags())?.ok_or_else(|| {
         Error::usage("a drill needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
     })?;
     let s = settings(args.home.as_deref(), None)?;

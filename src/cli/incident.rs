@@ -21,6 +21,7 @@ use crate::store::{OpenMode, Store};
 
 use super::backup::{encryption_key, ledger_path, ops_error, record, settings, Record};
 use super::error::Error;
+use super::flags::encrypting_command;
 use super::output::Output;
 
 /// Incident response: evidence bundles.
@@ -37,6 +38,7 @@ enum IncidentAction {
     Bundle(BundleArgs),
 }
 
+encrypting_command! {
 /// Bundle an incident window: redacted audit export, DB snapshot, ops ledger, NA views (/healthz,
 /// /readyz, /connectome.json, /crl, /metrics) and config fingerprints, age-encrypted.
 #[derive(FromArgs, Debug)]
@@ -56,15 +58,6 @@ pub struct BundleArgs {
     /// the archive to write (required)
     #[argh(option)]
     output: PathBuf,
-    /// age X25519 recipient (age1…), repeatable
-    #[argh(option)]
-    recipient: Vec<String>,
-    /// file of age recipients, one per line
-    #[argh(option)]
-    recipients_file: Option<PathBuf>,
-    /// passphrase file (scrypt)
-    #[argh(option)]
-    passphrase_file: Option<PathBuf>,
     /// base URL of the live NA (default http://127.0.0.1:<configured port>)
     #[argh(option)]
     na_url: Option<String>,
@@ -83,6 +76,7 @@ pub struct BundleArgs {
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
+}
 }
 
 /// Runs `gm incident …`.
@@ -108,13 +102,12 @@ fn run_bundle(args: BundleArgs) -> Result<u8, Error> {
             "--since must be earlier than --until (default now)",
         ));
     }
-    let key = encryption_key(&args.recipient, args.recipients_file.as_deref(), args.passphrase_file.as_deref())?
-        .ok_or_else(|| {
-            Error::usage(
-                "an incident bundle holds a database snapshot and must be encrypted",
-                "pass --recipient age1…, --recipients-file FILE or --passphrase-file FILE",
-            )
-        })?;
+    let key = encryption_key(args.encryption_flags())?.ok_or_else(|| {
+        Error::usage(
+            "an incident bundle holds a database snapshot and must be encrypted",
+            "pass --recipient age1…, --recipients-file FILE or --passphrase-file FILE",
+        )
+    })?;
     let s = settings(args.home.as_deref(), args.db_path.clone())?;
     if !s.db_path.is_file() {
         return Err(Error::Store(crate::store::StoreError::Missing { path: s.db_path.clone() }));

@@ -48,7 +48,7 @@ pub fn run(args: KeygenArgs) -> Result<u8, Error> {
     let default_id = match args.role.as_str() {
         "root" => "rs-2025-q1",
         "network-authority" | "na" => "na-2025-q1",
-        "operator" => "operator-local",
+        "operator" => super::flags::DEFAULT_OPERATOR_KEY_ID,
         "node" => "node-local",
         "backup-signing" => "backup-signing",
         other => {

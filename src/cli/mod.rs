@@ -12,6 +12,7 @@ pub mod cron;
 pub mod drill;
 pub mod error;
 pub mod feed;
+pub(crate) mod flags;
 pub mod genesis;
 pub mod history;
 pub mod incident;

@@ -13,6 +13,7 @@ use crate::crypto::keys::SigningKey;
 use crate::model::SignedObject;
 
 use super::error::Error;
+use super::flags::DEFAULT_OPERATOR_KEY_ID;
 use super::genesis::{build, NewGenesis};
 use super::input::{object_file_text, write_public_file};
 use super::keygen::write_key_pair;
@@ -104,7 +105,7 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
     let operator = SigningKey::generate();
     write_key_pair(&root, Some("rs-local"), &home.join("offline/root"), false)?;
     write_key_pair(&na, Some("na-local"), &home.join("keys/na"), false)?;
-    write_key_pair(&operator, Some("operator-local"), &home.join("offline/operator"), false)?;
+    write_key_pair(&operator, Some(DEFAULT_OPERATOR_KEY_ID), &home.join("offline/operator"), false)?;
     // Signs every backup's manifest: the backup folder never holds it, so a file planted there
     // cannot pass verify or restore (README, "Backups").
     write_key_pair(&SigningKey::generate(), Some("backup-signing"), &home.join("keys/backup-signing"), false)?;
@@ -123,7 +124,7 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
     );
     genesis.sign(&root, "rs-local");
     write_public_file(&home.join("genesis.signed.json"), &object_file_text(&genesis.to_value()), false)?;
-    let operators = format!("{{\"operator-local\": \"{}\"}}\n", operator.public_key().to_b64());
+    let operators = format!("{{\"{DEFAULT_OPERATOR_KEY_ID}\": \"{}\"}}\n", operator.public_key().to_b64());
     write_public_file(&home.join("operators.json"), &operators, false)?;
     // The backup key pair: the NA host keeps only the recipient; the identity belongs offline.
     let backup_id = age::x25519::Identity::generate();

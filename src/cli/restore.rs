@@ -14,8 +14,10 @@ use crate::ops::restore::{restore, RestoreOptions};
 
 use super::backup::{decryption, extract_limits, ops_error, record, settings, Record, MAX_BUSY_TIMEOUT_SECS};
 use super::error::Error;
+use super::flags::decrypting_command;
 use super::output::Output;
 
+decrypting_command! {
 /// Restore a backup over the NA database (the server must be stopped).
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -28,12 +30,6 @@ pub struct RestoreArgs {
     /// a gm archive or an upstream plain .db backup
     #[argh(option)]
     backup: PathBuf,
-    /// age identity file
-    #[argh(option)]
-    identity: Option<PathBuf>,
-    /// passphrase file
-    #[argh(option)]
-    passphrase_file: Option<PathBuf>,
     /// copy the current database here first (online backup API)
     #[argh(option)]
     pre_restore_backup: Option<PathBuf>,
@@ -62,6 +58,7 @@ pub struct RestoreArgs {
     #[argh(switch)]
     json: bool,
 }
+}
 
 /// Runs `gm managed restore`.
 pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
@@ -72,7 +69,7 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         ));
     }
     let s = settings(args.home.as_deref(), args.db_path.clone())?;
-    let key = decryption(&args.identity, &args.passphrase_file)?;
+    let key = decryption(args.decryption_flags())?;
     let expected_na_key = load_genesis(&s.genesis_file).ok().map(|(_, g)| g.network_authority.public_key);
     let trust =
         super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;

@@ -14,8 +14,10 @@ use crate::ops::verify::verify_into;
 
 use super::backup::{checks_value, decryption, extract_limits, ops_error, record, settings, Record};
 use super::error::{Error, EXIT_CHECK_FAILED};
+use super::flags::decrypting_command;
 use super::output::Output;
 
+decrypting_command! {
 /// Decrypt a backup into a private scratch folder and check it (manifest, hashes, integrity, schema, genesis, signatures).
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -28,12 +30,6 @@ pub struct VerifyArgs {
     /// the backup archive
     #[argh(positional)]
     backup: PathBuf,
-    /// age identity file (AGE-SECRET-KEY-1…)
-    #[argh(option)]
-    identity: Option<PathBuf>,
-    /// passphrase file
-    #[argh(option)]
-    passphrase_file: Option<PathBuf>,
     /// gm home, for the ops ledger and [backup] (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -47,10 +43,11 @@ pub struct VerifyArgs {
     #[argh(switch)]
     json: bool,
 }
+}
 
 /// Runs `gm managed verify`.
 pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
-    let key = decryption(&args.identity, &args.passphrase_file)?.ok_or_else(|| {
+    let key = decryption(args.decryption_flags())?.ok_or_else(|| {
         Error::usage("verify needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
     })?;
     if !args.backup.exists() {
