@@ -26,6 +26,7 @@ use crate::model::SignedObject;
 use crate::store::{snapshot, OpenMode, Store, StoreError};
 
 use super::archive::{ArchiveWriter, Hashing, Key};
+use super::backup_name::{free_backup_name, FOLDER_LOCK};
 use super::backup_signature::{sidecar_path, BackupSignature, BackupSigner};
 use super::error::{io, OpsError};
 use super::leftovers::{self, remove_with_sidecars, tmp_path};
@@ -129,13 +130,19 @@ pub fn load_genesis(path: &Path) -> Result<(Vec<u8>, Genesis), OpsError> {
 pub fn backup(opts: &BackupOptions, now: DateTime<Utc>, progress: &dyn Progress) -> Result<BackupReport, OpsError> {
     let started = Instant::now();
     let (genesis_bytes, genesis) = load_genesis(&opts.genesis_file)?;
-    let final_path = match &opts.target {
-        Target::File(p) => p.clone(),
-        Target::Dir(d) => d.join(format!("gm-{}-{}.tar.gz.age", genesis.network_name, now.format("%Y%m%dT%H%M%SZ"))),
+    let (final_path, _folder_lock) = match &opts.target {
+        Target::File(p) => {
+            std::fs::create_dir_all(parent_folder(p)).map_err(io("create folder", &parent_folder(p)))?;
+            (p.clone(), None)
+        }
+        Target::Dir(d) => {
+            std::fs::create_dir_all(d).map_err(io("create folder", d))?;
+            let lock = lock_folder(d)?;
+            (free_backup_name(d, &genesis.network_name, now), Some(lock))
+        }
     };
     refuse_existing(&final_path)?;
     let folder = parent_folder(&final_path);
-    std::fs::create_dir_all(&folder).map_err(io("create folder", &folder))?;
     remove_leftovers(&folder, ".gm-backup");
     let scratch = Scratch::new(&folder, ".gm-backup")?;
     let snap = scratch.path().join("na.db");
@@ -267,6 +274,19 @@ fn write_signature(path: &Path, bytes: &[u8]) -> Result<(), OpsError> {
 
 fn panicked() -> OpsError {
     OpsError::Archive { problem: "a backup thread panicked".into() }
+}
+
+/// Takes [`FOLDER_LOCK`] in `folder` (waiting for a backup already writing there).
+fn lock_folder(folder: &Path) -> Result<File, OpsError> {
+    let path = folder.join(FOLDER_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("create lock file", &path))?;
+    file.lock().map_err(io("lock", &path))?;
+    Ok(file)
 }
 
 fn refuse_existing(final_path: &Path) -> Result<(), OpsError> {

@@ -7,6 +7,7 @@ pub mod archive;
 pub mod audit_export;
 pub mod audit_prune;
 pub mod backup;
+pub mod backup_name;
 pub mod backup_signature;
 pub mod catalog;
 pub mod drill;

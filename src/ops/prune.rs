@@ -22,48 +22,9 @@ pub mod folder;
 use std::collections::BTreeSet;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, IsoWeek, NaiveDate, NaiveDateTime, Utc};
+use chrono::{Datelike, IsoWeek, NaiveDate};
 
-/// How every backup file name ends.
-pub const BACKUP_SUFFIX: &str = ".tar.gz.age";
-
-/// How every backup file name starts.
-pub const BACKUP_PREFIX: &str = "gm-";
-
-/// The timestamp in a backup name (`gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age`), as written by
-/// `ops::backup`.
-const NAME_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
-
-/// A backup file: its name and what the name says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupFile {
-    /// The file name (no folder).
-    pub name: String,
-    /// The network name from the file name.
-    pub network: String,
-    /// When the backup was taken, from the file name.
-    pub taken_at: DateTime<Utc>,
-}
-
-impl BackupFile {
-    /// Parses `gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age`; any other name is not a backup.
-    /// The timestamp must be exactly 16 characters and a real UTC instant (no `20261399T…`).
-    pub fn parse(name: &str) -> Option<BackupFile> {
-        let stem = name.strip_prefix(BACKUP_PREFIX)?.strip_suffix(BACKUP_SUFFIX)?;
-        let (network, stamp) = stem.rsplit_once('-')?;
-        let well_formed = stamp.len() == 16
-            && stamp.bytes().enumerate().all(|(i, b)| match i {
-                8 => b == b'T',
-                15 => b == b'Z',
-                _ => b.is_ascii_digit(),
-            });
-        if network.is_empty() || !well_formed {
-            return None;
-        }
-        let taken_at = NaiveDateTime::parse_from_str(stamp, NAME_TIME_FORMAT).ok()?.and_utc();
-        Some(BackupFile { name: name.to_string(), network: network.to_string(), taken_at })
-    }
-}
+pub use super::backup_name::{BackupFile, BACKUP_PREFIX, BACKUP_SUFFIX};
 
 /// The keep rules. A count of 0 means the rule keeps nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -228,6 +189,7 @@ impl<K: PartialEq> Bucket<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::backup_name::NAME_TIME_FORMAT;
 
     fn backup(network: &str, stamp: &str) -> BackupFile {
         BackupFile::parse(&format!("gm-{network}-{stamp}.tar.gz.age")).unwrap()
@@ -256,35 +218,6 @@ mod tests {
     fn expect(plan: &Plan, expected: &[(&str, &str)]) {
         let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         assert_eq!(summary(plan), expected);
-    }
-
-    #[test]
-    fn parses_names_written_by_backup_including_dashed_networks() {
-        let b = BackupFile::parse("gm-sandbox-mesh-20261125T120000Z.tar.gz.age").unwrap();
-        assert_eq!(b.network, "sandbox-mesh");
-        assert_eq!(b.taken_at.to_rfc3339(), "2026-11-25T12:00:00+00:00");
-    }
-
-    #[test]
-    fn rejects_every_other_name() {
-        for name in [
-            "gm-acme-20261125T120000Z.tar.gz.age.tmp",
-            "gm-acme-20261125T120000Z.tar.gz",
-            "gm--20261125T120000Z.tar.gz.age",
-            "gm-20261125T120000Z.tar.gz.age",
-            "xgm-acme-20261125T120000Z.tar.gz.age",
-            "gm-acme-20261125T120000.tar.gz.age",
-            "gm-acme-20261125T1200000Z.tar.gz.age",
-            "gm-acme-2026112T5120000Z.tar.gz.age",
-            "gm-acme-20261399T120000Z.tar.gz.age",
-            "gm-acme-20261125T250000Z.tar.gz.age",
-            "gm-acme-+2026112T120000Z.tar.gz.age",
-            "gm-acme-20261125t120000z.tar.gz.age",
-            "notes.txt",
-            ".gm-backup-1234",
-        ] {
-            assert_eq!(BackupFile::parse(name), None, "{name}");
-        }
     }
 
     #[test]

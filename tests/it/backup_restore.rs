@@ -374,3 +374,45 @@ fn after_restoring_an_older_backup_revocations_carry_over_and_the_crl_sequence_n
     assert!(stdout.contains("\"revocations_carried_over\":1"), "{stdout}");
     assert_eq!(count(&home.join("na.db"), &revoked_in_db), 1);
 }
+
+#[test]
+fn backups_started_in_the_same_second_into_one_folder_all_succeed_with_distinct_names() {
+    let dir = TempDir::new("backup-same-second");
+    let home = sandbox(&dir);
+    let (recipient, key) = identity(&dir);
+    let folder = dir.join("backups");
+    let _server = GmServer::start(&home, &[]);
+    // Three runs at once: they serialize on the folder's lock, and the second and third within
+    // the same second get millisecond names instead of refusing to overwrite the first.
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let (home, recipient, folder) = (home.clone(), recipient.clone(), folder.clone());
+            std::thread::spawn(move || backup(&home, &recipient, &folder))
+        })
+        .collect();
+    let mut archives: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    archives.sort();
+    archives.dedup();
+    assert_eq!(archives.len(), 3, "{archives:?}");
+    for archive in &archives {
+        let name = archive.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("gm-sandbox-mesh-") && name.ends_with("Z.tar.gz.age"), "{name}");
+        Gm::verify(&home, archive, &key, &[]).expect(0);
+    }
+    // prune sees three backups and no stray entry (the lock file is not reported).
+    let (stdout, _) = Gm::new(&[
+        "managed",
+        "prune",
+        "--home",
+        home.to_str().unwrap(),
+        "--dir",
+        folder.to_str().unwrap(),
+        "--keep-last",
+        "5",
+        "--dry-run",
+        "--json",
+    ])
+    .expect(0);
+    assert!(!stdout.contains("gm-backup.lock"), "{stdout}");
+    assert_eq!(stdout.matches("gm-sandbox-mesh-").count(), 3, "{stdout}");
+}

@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::BackupFile;
+use crate::ops::backup_name::FOLDER_LOCK;
 use crate::ops::error::{io, OpsError};
 
 /// A folder's backups and the entries prune leaves alone.
@@ -72,6 +73,9 @@ pub fn scan(dir: &Path) -> Result<Folder, OpsError> {
         let entry = entry.map_err(io("read folder", dir))?;
         let raw_name = entry.file_name();
         let name = raw_name.to_string_lossy().to_string();
+        if name == FOLDER_LOCK {
+            continue;
+        }
         // `DirEntry::file_type` does not follow symlinks.
         let file_type = entry.file_type().map_err(io("inspect", &entry.path()))?;
         let kind = if file_type.is_symlink() {
