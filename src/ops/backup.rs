@@ -138,7 +138,10 @@ pub fn backup(opts: &BackupOptions, now: DateTime<Utc>, progress: &dyn Progress)
         Target::Dir(d) => {
             std::fs::create_dir_all(d).map_err(io("create folder", d))?;
             let lock = lock_folder(d)?;
-            (free_backup_name(d, &genesis.network_name, now), Some(lock))
+            let name = free_backup_name(d, &genesis.network_name, now).ok_or_else(|| OpsError::Refused {
+                reason: format!("{} already holds a thousand backups taken within this second", d.display()),
+            })?;
+            (name, Some(lock))
         }
     };
     refuse_existing(&final_path)?;

@@ -70,24 +70,46 @@ impl BackupFile {
 /// in the same second. The file stays (empty); the lock goes with the process, however it ends.
 pub const FOLDER_LOCK: &str = ".gm-backup.lock";
 
-/// `gm-<network>-<UTC second>.tar.gz.age` in `folder`, or, when a backup of the same second (or
-/// its signature) is already there, the same name with milliseconds (`…T135744.123Z…`), moving on
-/// a millisecond at a time until the name is free. Call it with [`FOLDER_LOCK`] held.
-pub fn free_backup_name(folder: &Path, network: &str, now: DateTime<Utc>) -> PathBuf {
+/// `gm-<network>-<UTC second>.tar.gz.age` in `folder`; when a backup of that second is already
+/// there (or its signature), the same second with milliseconds (`…T135744.123Z…`), later than
+/// every backup of that network and second in the folder, so names keep the order in which the
+/// runs took [`FOLDER_LOCK`] (`ops::catalog` picks the newest by this time). Call it with the lock
+/// held. `None` when the second has no millisecond left (a thousand backups within one second).
+pub fn free_backup_name(folder: &Path, network: &str, now: DateTime<Utc>) -> Option<PathBuf> {
+    let name_at = |at: DateTime<Utc>, format: &str| {
+        folder.join(format!("{BACKUP_PREFIX}{network}-{}{BACKUP_SUFFIX}", at.format(format)))
+    };
     let taken = |p: &Path| p.exists() || sidecar_path(p).exists();
-    let first = folder.join(format!("{BACKUP_PREFIX}{network}-{}{BACKUP_SUFFIX}", now.format(NAME_TIME_FORMAT)));
+    let first = name_at(now, NAME_TIME_FORMAT);
     if !taken(&first) {
-        return first;
+        return Some(first);
     }
-    let mut at = now;
-    loop {
-        let candidate =
-            folder.join(format!("{BACKUP_PREFIX}{network}-{}{BACKUP_SUFFIX}", at.format(NAME_TIME_FORMAT_MS)));
+    let second = now.timestamp();
+    let newest_in_second = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            BackupFile::parse(name.strip_suffix(".sig").unwrap_or(&name))
+        })
+        .filter(|b| b.network == network && b.taken_at.timestamp() == second)
+        .map(|b| b.taken_at)
+        .max();
+    let start_of_second = DateTime::from_timestamp(second, 0)?;
+    let mut at = [Some(now), newest_in_second.map(|t| t + chrono::Duration::milliseconds(1))]
+        .into_iter()
+        .flatten()
+        .max()?
+        .max(start_of_second + chrono::Duration::milliseconds(1));
+    while at.timestamp() == second {
+        let candidate = name_at(at, NAME_TIME_FORMAT_MS);
         if !taken(&candidate) {
-            return candidate;
+            return Some(candidate);
         }
         at += chrono::Duration::milliseconds(1);
     }
+    None
 }
 
 #[cfg(test)]
@@ -129,18 +151,28 @@ mod tests {
     }
 
     #[test]
-    fn a_second_backup_in_the_same_second_gets_a_name_with_milliseconds() {
+    fn a_second_backup_in_the_same_second_gets_a_later_name_with_milliseconds() {
         let dir = std::env::temp_dir().join(format!("gm-backup-name-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let now = NaiveDateTime::parse_from_str("20261205T135744Z", NAME_TIME_FORMAT).unwrap().and_utc();
-        let first = free_backup_name(&dir, "acme", now);
+        let first = free_backup_name(&dir, "acme", now).unwrap();
         assert_eq!(first.file_name().unwrap(), "gm-acme-20261205T135744Z.tar.gz.age");
         std::fs::write(&first, b"x").unwrap();
-        let second = free_backup_name(&dir, "acme", now);
-        assert_eq!(second.file_name().unwrap(), "gm-acme-20261205T135744.000Z.tar.gz.age");
+        // A run that read the clock at .500 but took the lock after a run of .700: named after it.
+        let later = now + chrono::Duration::milliseconds(700);
+        let second = free_backup_name(&dir, "acme", later).unwrap();
+        assert_eq!(second.file_name().unwrap(), "gm-acme-20261205T135744.700Z.tar.gz.age");
         std::fs::write(sidecar_path(&second), b"sig").unwrap();
-        let third = free_backup_name(&dir, "acme", now);
-        assert_eq!(third.file_name().unwrap(), "gm-acme-20261205T135744.001Z.tar.gz.age");
+        let third = free_backup_name(&dir, "acme", now + chrono::Duration::milliseconds(500)).unwrap();
+        assert_eq!(third.file_name().unwrap(), "gm-acme-20261205T135744.701Z.tar.gz.age");
+        std::fs::write(&third, b"x").unwrap();
+        // Another network's backups do not push the time.
+        let other = free_backup_name(&dir, "beta", now).unwrap();
+        assert_eq!(other.file_name().unwrap(), "gm-beta-20261205T135744Z.tar.gz.age");
+        // No millisecond left in the second: None, never a name of the next second.
+        let last = now + chrono::Duration::milliseconds(999);
+        std::fs::write(dir.join("gm-acme-20261205T135744.999Z.tar.gz.age"), b"x").unwrap();
+        assert_eq!(free_backup_name(&dir, "acme", last), None);
         for name in [&first, &second, &third] {
             assert_eq!(BackupFile::parse(&name.file_name().unwrap().to_string_lossy()).unwrap().network, "acme");
         }
