@@ -24,15 +24,18 @@ decrypting_command! {
     subcommand,
     name = "restore",
     example = "gm managed restore --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --pre-restore-backup /var/backups/gm/before.db --yes\ngm managed restore --db-path na.db --backup upstream-copy.db --yes",
-    note = "Refuses without --yes and while a gm serve holds the database. Verifies first, signature included (an unsigned backup or a plain .db copy needs --allow-unsigned). Carries over nonces younger than 600 s and every revocation of the replaced database (reported; gm serve re-issues the CRL with them at start). Exit status: 0 restored, 1 the backup failed verification (damaged or forged), 2 could not run or refused."
+    note = "Refuses without --yes and while a gm serve holds the database. Keeps the replaced database beside the new one as DB.pre-restore-<UTC> (a hard link: no copy) unless --discard-replaced. Verifies first, signature included (an unsigned backup or a plain .db copy needs --allow-unsigned). Carries over nonces younger than 600 s and every revocation of the replaced database (reported; gm serve re-issues the CRL with them at start). Exit status: 0 restored, 1 the backup failed verification (damaged or forged), 2 could not run or refused."
 )]
 pub struct RestoreArgs {
     /// a gm archive or an upstream plain .db backup
     #[argh(option)]
     backup: PathBuf,
-    /// copy the current database here first (online backup API)
+    /// copy the current database here first (online backup API); without it the replaced database is still kept as DB.pre-restore-<UTC>
     #[argh(option)]
     pre_restore_backup: Option<PathBuf>,
+    /// do not keep the replaced database as DB.pre-restore-<UTC> (it is discarded)
+    #[argh(switch)]
+    discard_replaced: bool,
     /// restore a backup of another sovereign (different genesis NA key)
     #[argh(switch)]
     allow_different_genesis: bool,
@@ -79,6 +82,7 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         backup: args.backup.clone(),
         key,
         pre_restore_backup: args.pre_restore_backup.clone(),
+        keep_replaced: !args.discard_replaced,
         expected_na_key,
         allow_different_genesis: args.allow_different_genesis,
         busy_timeout: std::time::Duration::from_secs(args.busy_timeout.min(MAX_BUSY_TIMEOUT_SECS)),
@@ -124,6 +128,10 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 "pre_restore_backup",
                 report.pre_restore_backup.map_or(Value::Null, |p| Value::from(p.display().to_string())),
             );
+            m.insert(
+                "replaced_database_kept",
+                report.replaced_kept.as_ref().map_or(Value::Null, |p| Value::from(p.display().to_string())),
+            );
             m.insert("restored_from", Value::from(args.backup.display().to_string()));
             let carried = &report.revocations_carried;
             let ids = |ids: &[String]| Value::Array(ids.iter().map(|id| Value::from(id.as_str())).collect());
@@ -143,6 +151,16 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 args.backup.display(),
                 carried.total()
             );
+            match &report.replaced_kept {
+                Some(kept) => text.push_str(&format!(
+                    "\n  the replaced database is kept as {} (delete it once the restore is confirmed)",
+                    kept.display()
+                )),
+                None if args.discard_replaced => {
+                    text.push_str("\n  the replaced database was discarded (--discard-replaced)")
+                }
+                None => {}
+            }
             if !carried.certificates.is_empty() {
                 text.push_str(&format!(
                     "\n  certificates ({}): gm serve publishes them in a CRL above the replaced sequence",

@@ -45,6 +45,10 @@ pub struct RestoreOptions {
     pub key: Option<Key>,
     /// Where to copy the current database first.
     pub pre_restore_backup: Option<PathBuf>,
+    /// Keep the replaced database file beside the new one as `<db>.pre-restore-<UTC>` (a hard
+    /// link taken just before the new file is renamed in: no copy, no window without a database
+    /// file). The CLI sets it unless `--discard-replaced` is given.
+    pub keep_replaced: bool,
     /// The configured genesis NA key (from the gm home), when known.
     pub expected_na_key: Option<String>,
     /// Restore a backup of another sovereign anyway.
@@ -65,6 +69,8 @@ pub struct RestoreReport {
     pub verification: Option<VerifyReport>,
     /// Where the previous database was copied.
     pub pre_restore_backup: Option<PathBuf>,
+    /// Where the replaced database file was kept ([`RestoreOptions::keep_replaced`]).
+    pub replaced_kept: Option<PathBuf>,
     /// Nonces carried over.
     pub nonces_carried: usize,
     /// Side files moved aside.
@@ -83,6 +89,13 @@ pub struct RestoreReport {
 
 /// Restores per `opts`.
 pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progress) -> Result<RestoreReport, OpsError> {
+    let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let kept = kept_path(&opts.db_path, &stamp);
+    if opts.keep_replaced && opts.db_path.exists() && kept.symlink_metadata().is_ok() {
+        return Err(OpsError::Refused {
+            reason: format!("refusing to overwrite {}, kept from an earlier restore", kept.display()),
+        });
+    }
     if let Some(pre) = &opts.pre_restore_backup {
         if pre.exists() {
             return Err(OpsError::Refused {
@@ -207,7 +220,6 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
             return Err(e.into());
         }
     }
-    let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
     let mut moved_aside = Vec::new();
     // After the fold these hold nothing the main file lacks; left beside the new file they would
     // be applied to it.
@@ -221,11 +233,21 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
             moved_aside.push(aside);
         }
     }
+    let replaced_kept = if exists && opts.keep_replaced {
+        if let Err(e) = std::fs::hard_link(&opts.db_path, &kept) {
+            remove_with_sidecars(&tmp);
+            return Err(OpsError::Io { action: "keep the replaced database as", path: kept, source: e });
+        }
+        Some(kept)
+    } else {
+        None
+    };
     std::fs::rename(&tmp, &opts.db_path).map_err(io("rename", &opts.db_path))?;
     sync_parent(&opts.db_path);
     Ok(RestoreReport {
         verification,
         pre_restore_backup: opts.pre_restore_backup.clone(),
+        replaced_kept,
         nonces_carried: nonces.len(),
         moved_aside,
         crl_sequence_replaced,
@@ -233,6 +255,13 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         revocations_carried,
         unsigned,
     })
+}
+
+/// `<db>.pre-restore-<UTC>`: where the replaced database is kept, beside its moved-aside side files.
+fn kept_path(db: &Path, stamp: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(format!(".pre-restore-{stamp}"));
+    PathBuf::from(name)
 }
 
 /// The highest CRL sequence ever stored (active or not).

@@ -416,3 +416,42 @@ fn backups_started_in_the_same_second_into_one_folder_all_succeed_with_distinct_
     assert!(!stdout.contains("gm-backup.lock"), "{stdout}");
     assert_eq!(stdout.matches("gm-sandbox-mesh-").count(), 3, "{stdout}");
 }
+
+#[test]
+fn restore_keeps_the_replaced_database_by_default_and_discards_it_only_when_told() {
+    let dir = TempDir::new("restore-keep");
+    let home = sandbox(&dir);
+    let (recipient, key) = identity(&dir);
+    let server = GmServer::start(&home, &[]);
+    let op = Operator::sandbox(&home);
+    let archive = backup(&home, &recipient, &dir.join("b"));
+    op.invite(server.addr, "{}");
+    op.invite(server.addr, "{}");
+    drop(server);
+    let db = home.join("na.db");
+    let kept_files = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("na.db.pre-restore-"))
+            .collect();
+        v.sort();
+        v
+    };
+    let (stdout, _) = Gm::restore_with(&home, &archive, &key, &["--json"]).expect(0);
+    let kept = kept_files();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(stdout.contains(&format!("\"replaced_database_kept\":\"{}\"", kept[0].display())), "{stdout}");
+    assert_eq!(count(&kept[0], "SELECT COUNT(*) FROM invite_tokens"), 2, "the kept file holds the replaced state");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM invite_tokens"), 0, "the database is the backup's");
+    assert_eq!(std::fs::metadata(&kept[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    // A later restore (names are per second) with the opt-out keeps nothing new; without it, one more.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (stdout, _) = Gm::restore_with(&home, &archive, &key, &["--discard-replaced"]).expect(0);
+    assert!(stdout.contains("the replaced database was discarded (--discard-replaced)"), "{stdout}");
+    assert_eq!(kept_files(), kept, "--discard-replaced keeps nothing new");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (stdout, _) = Gm::restore_with(&home, &archive, &key, &[]).expect(0);
+    assert!(stdout.contains("the replaced database is kept as"), "{stdout}");
+    assert_eq!(kept_files().len(), 2);
+}
