@@ -8,6 +8,7 @@ pub mod audit_prune;
 pub mod backup;
 pub mod backup_signing;
 pub mod client_hint;
+pub mod config_check;
 pub mod cron;
 pub mod drill;
 pub mod error;
@@ -106,6 +107,7 @@ enum Command {
     Probe(probe::ProbeArgs),
     Profile(profile::ProfileArgs),
     Readiness(readiness::ReadinessArgs),
+    Config(config_check::ConfigArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -128,6 +130,7 @@ pub fn run(args: Args) -> Result<u8, Error> {
         Command::Probe(a) => probe::run(a),
         Command::Profile(a) => profile::run(a),
         Command::Readiness(a) => readiness::run(a),
+        Command::Config(a) => config_check::run(a),
     }
 }
 

@@ -205,3 +205,32 @@ fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/config.md is the reference operators read: every key this file accepts is named there
+    /// (as `` `key` ``), and its annotated production example parses and builds valid jobs.
+    #[test]
+    fn docs_config_md_names_every_key_and_its_example_is_valid() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let doc = std::fs::read_to_string(root.join("docs/config.md")).unwrap();
+        let source = std::fs::read_to_string(root.join("src/config/file.rs")).unwrap();
+        let code = source.split("#[cfg(test)]").next().unwrap();
+        let keys: Vec<&str> = code
+            .lines()
+            .filter(|l| !l.contains("#[serde(skip)]"))
+            .filter_map(|l| l.trim().strip_prefix("pub ")?.split_once(':').map(|(name, _)| name))
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .filter(|name| !["present", "na", "server", "cron", "backup", "limits", "jobs"].contains(name))
+            .collect();
+        assert!(keys.len() > 40, "{keys:?}");
+        let missing: Vec<&&str> = keys.iter().filter(|k| !doc.contains(&format!("`{k}`"))).collect();
+        assert!(missing.is_empty(), "docs/config.md does not name {missing:?}");
+        let example = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+        let file = ConfigFile::parse(example).unwrap();
+        let settings = crate::config::cron::cron_settings(std::path::Path::new("/etc/gm"), &file).unwrap();
+        assert_eq!(settings.jobs.len(), 4);
+    }
+}

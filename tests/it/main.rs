@@ -14,6 +14,7 @@ mod backup_forgery;
 mod backup_restore;
 mod backup_rotation;
 mod clients;
+mod config_check;
 mod cron;
 mod decisions;
 mod durability;
