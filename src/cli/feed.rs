@@ -17,9 +17,11 @@ use crate::model::feed::RevocationFeed;
 use crate::model::fields::{object, str_array};
 use crate::model::SignedObject;
 
+use crate::percent::target_with_query;
+
 use super::error::{Error, EXIT_CHECK_FAILED};
 use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
-use super::na_options::{connect, na_public_key, parse_sig, read_public_keys, target_with_query, Connection, Session};
+use super::na_options::{connect, na_public_key, parse_sig, read_public_keys, Connection, Session};
 use super::output::{notice, raw, Output};
 
 /// Export this NA's revocation feed, or import another sovereign's.

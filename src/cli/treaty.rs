@@ -24,10 +24,10 @@ use crate::model::treaty::RecognitionTreaty;
 use crate::model::treaty_lifecycle::TreatyLifecycle;
 use crate::model::SignedObject;
 
+use crate::percent::{encode as escape, target_with_query};
+
 use super::error::{Error, EXIT_CHECK_FAILED};
-use super::na_options::{
-    connect, escape, na_public_key, parse_sig, read_public_keys, target_with_query, Connection, Session,
-};
+use super::na_options::{connect, na_public_key, parse_sig, read_public_keys, Connection, Session};
 use super::output::{notice, Output};
 
 /// Recognition treaties of a running NA: list, inspect, issue, renew, replace, revoke.

@@ -13,6 +13,7 @@
 //! token: bodies carry invite tokens and headers carry signatures.
 
 pub mod admin;
+pub(crate) mod admin_signature;
 pub mod deadline_io;
 pub mod error;
 pub mod node;
