@@ -1,20 +1,16 @@
 //! The NA connection flags shared by the commands that talk to a running NA (`gm admin`,
 //! `gm treaty`, `gm feed`): `--na`, `--operator-key`, `--operator-key-id`, `--sig`, `--json` and
-//! `--home` become a ready [`Session`] before any request is sent. Also the NA key that signed
-//! objects must verify against (`network_authority.public_key` of `GET /genesis`, `na-wire.md`
-//! §9.3).
+//! `--home` become a ready [`Session`] before any request is sent; public keys given as flags.
 //!
 //! Nothing here sends an admin request; each command group owns its own.
 
 use std::path::{Path, PathBuf};
 
 use crate::client::admin::{AdminClient, Operator, SigVersion};
-use crate::client::{ClientError, ClientOptions, NaClient};
+use crate::client::{ClientOptions, NaClient};
 use crate::clock::SystemClock;
 use crate::config::{self, Env};
 use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
-use crate::model::genesis::Genesis;
-use crate::model::SignedObject;
 
 use super::error::Error;
 use super::output::{notice, Output};
@@ -82,16 +78,6 @@ pub(crate) fn connect(c: &Connection<'_>) -> Result<Session, Error> {
 /// argh parser for `--sig`.
 pub(crate) fn parse_sig(text: &str) -> Result<SigVersion, String> {
     SigVersion::parse(text).ok_or_else(|| format!("expected v1 or v2, found {text:?}"))
-}
-
-/// The NA public key named by the NA's own `GET /genesis`. Not a trust anchor by itself (the
-/// genesis comes from the same server), but it is the key every NA-signed object must verify
-/// against.
-pub(crate) fn na_public_key(na: &NaClient) -> Result<PublicKey, ClientError> {
-    let reply = na.get_object(&na.deadline(), "/genesis")?;
-    let genesis = Genesis::from_value(&reply.body).map_err(|e| reply.bad(e.to_string()))?;
-    PublicKey::from_b64(&genesis.network_authority.public_key)
-        .map_err(|e| reply.bad(format!("network_authority.public_key: {e}")))
 }
 
 /// Public keys given as base64 (`key_flag`, repeatable) and as `.pub` files (repeatable), checked

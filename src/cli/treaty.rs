@@ -15,6 +15,7 @@ use argh::FromArgs;
 use chrono::{DateTime, Utc};
 
 use crate::client::admin::SigVersion;
+use crate::client::genesis::na_public_key;
 use crate::client::{ClientError, ClientOptions, NaClient, Reply};
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::json::{parse_str, Map, Value};
@@ -27,7 +28,7 @@ use crate::model::SignedObject;
 use crate::percent::{encode as escape, target_with_query};
 
 use super::error::{Error, EXIT_CHECK_FAILED};
-use super::na_options::{connect, na_public_key, parse_sig, read_public_keys, Connection, Session};
+use super::na_options::{connect, parse_sig, read_public_keys, Connection, Session};
 use super::output::{notice, Output};
 
 /// Recognition treaties of a running NA: list, inspect, issue, renew, replace, revoke.

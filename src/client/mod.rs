@@ -16,6 +16,8 @@ pub mod admin;
 pub(crate) mod admin_signature;
 pub mod deadline_io;
 pub mod error;
+pub(crate) mod feed;
+pub(crate) mod genesis;
 pub mod node;
 pub mod options;
 pub mod reply;
