@@ -186,6 +186,11 @@ impl<'a> AdminClient<'a> {
         AdminClient { na, operator, version, clock }
     }
 
+    /// The NA client requests go through (for the public routes a composition reads).
+    pub(crate) fn na(&self) -> &'a NaClient {
+        self.na
+    }
+
     /// `POST /admin/invite`: creates an invite token.
     pub fn invite(&self, request: &InviteRequest) -> Result<Invite, ClientError> {
         let roles = request.roles.iter().map(|r| Value::from(r.as_str())).collect();

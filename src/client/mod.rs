@@ -21,6 +21,8 @@ pub(crate) mod genesis;
 pub mod node;
 pub mod options;
 pub mod reply;
+pub(crate) mod treaty;
+pub(crate) mod treaty_succession;
 
 #[cfg(test)]
 pub(crate) mod fake_na;
