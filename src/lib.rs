@@ -3,7 +3,7 @@
 //! The library does everything; `src/main.rs` only parses arguments and dispatches to [`cli::run`].
 //! Module map and dependency direction: `ARCHITECTURE.md`, enforced by `scripts/check-layers.sh`.
 //! `cli` at the top, `na` (the Network Authority server) over `http`, `store`, `model` and `crypto`,
-//! with `clock`, `files` and `logging` as leaves.
+//! with `clock`, `files`, `logging` and `percent` as leaves.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod logging;
 pub mod model;
 pub mod na;
 pub mod ops;
+pub(crate) mod percent;
 pub mod probe;
 pub mod readiness;
 pub mod sched;

@@ -11,15 +11,17 @@ use std::path::{Path, PathBuf};
 use argh::FromArgs;
 
 use crate::client::admin::SigVersion;
-use crate::client::{ClientError, ClientOptions, NaClient, Reply};
-use crate::crypto::json::{Map, Value};
+use crate::client::feed::{fetch_feed, import, FetchedFeed, ImportRequest, ImportVerdict};
+use crate::client::genesis::na_public_key;
+use crate::client::{ClientOptions, NaClient};
+use crate::crypto::json::Value;
 use crate::model::feed::RevocationFeed;
-use crate::model::fields::{object, str_array};
+use crate::model::fields::object;
 use crate::model::SignedObject;
 
 use super::error::{Error, EXIT_CHECK_FAILED};
 use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
-use super::na_options::{connect, na_public_key, parse_sig, read_public_keys, target_with_query, Connection, Session};
+use super::na_options::{connect, parse_sig, read_public_keys, Connection};
 use super::output::{notice, raw, Output};
 
 /// Export this NA's revocation feed, or import another sovereign's.
@@ -123,15 +125,13 @@ fn run_export(args: ExportArgs) -> Result<u8, Error> {
     }
     let na = NaClient::new(&args.na, ClientOptions::default())?;
     let na_key = na_public_key(&na)?;
-    let target = target_with_query("/sovereign-revocation-feed", &[("issuer_sovereign_id", args.issuer.as_deref())]);
-    let reply = na.get_object(&na.deadline(), &target)?;
-    let feed = RevocationFeed::from_value(&reply.body).map_err(|e| reply.bad(e.to_string()))?;
+    let FetchedFeed { feed, url } = fetch_feed(&na, args.issuer.as_deref())?;
     if !feed.check_signatures(std::slice::from_ref(&na_key)).is_valid() {
         return Err(Error::CheckFailed {
             message: format!(
                 "feed {} from {} does not verify against the NA key {} of {}/genesis: nothing written",
                 feed.feed_id,
-                reply.url,
+                url,
                 na_key.to_b64(),
                 na.base_url()
             ),
@@ -186,8 +186,8 @@ fn run_import(args: ImportArgs) -> Result<u8, Error> {
         json: args.json,
         home: args.home.as_deref(),
     })?;
-    let verdict = import(&session, &request)?;
-    session.out.result(&verdict.text(), &verdict.answer);
+    let verdict = import(&session.admin(), &request)?;
+    session.out.result(&verdict_text(&verdict), &verdict.answer);
     if verdict.accepted {
         return Ok(0);
     }
@@ -205,83 +205,18 @@ fn read_feed(path: &Path) -> Result<Value, Error> {
     Ok(value)
 }
 
-/// `POST /admin/sovereign-revocation-feeds/import` parameters (§12.2); `None` fields are not sent.
-#[derive(Debug, Clone, PartialEq)]
-struct ImportRequest {
-    feed: Value,
-    issuer_public_keys: Option<Vec<String>>,
-    expected_issuer_sovereign_id: Option<String>,
-}
-
-impl ImportRequest {
-    fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("feed", self.feed.clone());
-        if let Some(keys) = &self.issuer_public_keys {
-            body.insert("issuer_public_keys", str_array(keys));
-        }
-        if let Some(issuer) = &self.expected_issuer_sovereign_id {
-            body.insert("expected_issuer_sovereign_id", issuer.as_str());
-        }
-        Value::Object(body)
+/// The verdict for people.
+fn verdict_text(verdict: &ImportVerdict) -> String {
+    let sequence = verdict.sequence.map_or_else(|| "?".to_string(), |s| s.to_string());
+    if verdict.accepted {
+        let revoked = verdict.revoked_count.map_or_else(|| "?".to_string(), |n| n.to_string());
+        format!(
+            "accepted: feed of {} imported (reason {}, sequence {sequence}, {revoked} revoked attestation(s))",
+            verdict.issuer_sovereign_id, verdict.reason
+        )
+    } else {
+        format!("rejected: {} (feed of {}, sequence {sequence})", verdict.reason, verdict.issuer_sovereign_id)
     }
-}
-
-/// The NA's decision on an import: accepted, or rejected with a reason code.
-#[derive(Debug, Clone, PartialEq)]
-struct ImportVerdict {
-    accepted: bool,
-    reason: String,
-    issuer_sovereign_id: String,
-    sequence: Option<i64>,
-    revoked_count: Option<i64>,
-    /// The answer as the NA sent it, for `--json`.
-    answer: Value,
-}
-
-impl ImportVerdict {
-    fn text(&self) -> String {
-        let sequence = self.sequence.map_or_else(|| "?".to_string(), |s| s.to_string());
-        if self.accepted {
-            let revoked = self.revoked_count.map_or_else(|| "?".to_string(), |n| n.to_string());
-            format!(
-                "accepted: feed of {} imported (reason {}, sequence {sequence}, {revoked} revoked attestation(s))",
-                self.issuer_sovereign_id, self.reason
-            )
-        } else {
-            format!("rejected: {} (feed of {}, sequence {sequence})", self.reason, self.issuer_sovereign_id)
-        }
-    }
-}
-
-/// Sends the import. A 2xx answer or a 400/409 decision body (`{"accepted": false, "reason"}`)
-/// is a verdict; any other answer (401, 415, `{"error": …}`) is a refusal.
-fn import(session: &Session, request: &ImportRequest) -> Result<ImportVerdict, ClientError> {
-    let reply = session.admin().send("POST", "/admin/sovereign-revocation-feeds/import", Some(&request.body()))?;
-    let decision = reply.body.as_object().filter(|m| m.get("accepted").and_then(Value::as_bool).is_some());
-    match decision {
-        Some(map) if reply.is_success() || matches!(reply.status, 400 | 409) => verdict(&reply, map),
-        _ => {
-            reply.object()?;
-            Err(reply.bad("field accepted is missing or not a boolean"))
-        }
-    }
-}
-
-fn verdict(reply: &Reply, map: &Map) -> Result<ImportVerdict, ClientError> {
-    let text = |field: &str| map.get(field).and_then(Value::as_str).map(str::to_string);
-    let accepted = map.get("accepted").and_then(Value::as_bool).unwrap_or(false);
-    if accepted && !reply.is_success() {
-        return Err(reply.bad("accepted is true on an error status"));
-    }
-    Ok(ImportVerdict {
-        accepted,
-        reason: text("reason").ok_or_else(|| reply.bad("field reason is missing or not a string"))?,
-        issuer_sovereign_id: text("issuer_sovereign_id").unwrap_or_default(),
-        sequence: map.get("sequence").and_then(Value::as_i64),
-        revoked_count: map.get("revoked_count").and_then(Value::as_i64),
-        answer: reply.body.clone(),
-    })
 }
 
 /// What to do about each rejection reason of §12.2.
@@ -309,6 +244,7 @@ fn count(n: usize) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use crate::cli::na_options::Session;
     use crate::client::admin::Operator;
     use crate::client::fake_na::{Answer, FakeNa};
     use crate::crypto::canonical::canonical_string;
@@ -347,15 +283,15 @@ mod tests {
             issuer_public_keys: Some(vec![key.clone()]),
             expected_issuer_sovereign_id: Some("alpha".to_string()),
         };
-        let verdict = import(&session, &full).unwrap();
+        let verdict = import(&session.admin(), &full).unwrap();
         assert!(verdict.accepted);
         assert_eq!((verdict.sequence, verdict.revoked_count), (Some(2), Some(2)));
         assert_eq!(
-            verdict.text(),
+            verdict_text(&verdict),
             "accepted: feed of alpha imported (reason accepted, sequence 2, 2 revoked attestation(s))"
         );
         let bare = ImportRequest { feed: feed_file(), issuer_public_keys: None, expected_issuer_sovereign_id: None };
-        import(&session, &bare).unwrap();
+        import(&session.admin(), &bare).unwrap();
         let seen = na.finish();
         assert_eq!(
             (seen[0].method.as_str(), seen[0].target.as_str()),
@@ -385,13 +321,13 @@ mod tests {
         ]);
         let session = session(&na.url());
         let request = ImportRequest { feed: feed_file(), issuer_public_keys: None, expected_issuer_sovereign_id: None };
-        let verdict = import(&session, &request).unwrap();
+        let verdict = import(&session.admin(), &request).unwrap();
         assert!(!verdict.accepted);
         assert_eq!(verdict.reason, "stale_sequence");
-        assert_eq!(verdict.text(), "rejected: stale_sequence (feed of alpha, sequence 2)");
+        assert_eq!(verdict_text(&verdict), "rejected: stale_sequence (feed of alpha, sequence 2)");
         assert!(rejection_hint(&verdict.reason).is_some());
-        assert_eq!(import(&session, &request).unwrap().reason, "missing_issuer_public_keys");
-        let err = import(&session, &request).unwrap_err();
+        assert_eq!(import(&session.admin(), &request).unwrap().reason, "missing_issuer_public_keys");
+        let err = import(&session.admin(), &request).unwrap_err();
         assert_eq!(err.to_string(), "the NA refused: 400 Invalid sovereign revocation feed");
         assert!(Error::from(err).exit_code() == EXIT_CHECK_FAILED);
         na.finish();

@@ -1,20 +1,16 @@
 //! The NA connection flags shared by the commands that talk to a running NA (`gm admin`,
 //! `gm treaty`, `gm feed`): `--na`, `--operator-key`, `--operator-key-id`, `--sig`, `--json` and
-//! `--home` become a ready [`Session`] before any request is sent. Also the NA key that signed
-//! objects must verify against (`network_authority.public_key` of `GET /genesis`, `na-wire.md`
-//! §9.3) and the query and path escaping of user-given ids.
+//! `--home` become a ready [`Session`] before any request is sent; public keys given as flags.
 //!
 //! Nothing here sends an admin request; each command group owns its own.
 
 use std::path::{Path, PathBuf};
 
 use crate::client::admin::{AdminClient, Operator, SigVersion};
-use crate::client::{ClientError, ClientOptions, NaClient};
+use crate::client::{ClientOptions, NaClient};
 use crate::clock::SystemClock;
 use crate::config::{self, Env};
 use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
-use crate::model::genesis::Genesis;
-use crate::model::SignedObject;
 
 use super::error::Error;
 use super::output::{notice, Output};
@@ -84,16 +80,6 @@ pub(crate) fn parse_sig(text: &str) -> Result<SigVersion, String> {
     SigVersion::parse(text).ok_or_else(|| format!("expected v1 or v2, found {text:?}"))
 }
 
-/// The NA public key named by the NA's own `GET /genesis`. Not a trust anchor by itself (the
-/// genesis comes from the same server), but it is the key every NA-signed object must verify
-/// against.
-pub(crate) fn na_public_key(na: &NaClient) -> Result<PublicKey, ClientError> {
-    let reply = na.get_object(&na.deadline(), "/genesis")?;
-    let genesis = Genesis::from_value(&reply.body).map_err(|e| reply.bad(e.to_string()))?;
-    PublicKey::from_b64(&genesis.network_authority.public_key)
-        .map_err(|e| reply.bad(format!("network_authority.public_key: {e}")))
-}
-
 /// Public keys given as base64 (`key_flag`, repeatable) and as `.pub` files (repeatable), checked
 /// and rendered in standard base64, duplicates dropped, in the order given.
 pub(crate) fn read_public_keys(key_flag: &str, keys: &[String], files: &[PathBuf]) -> Result<Vec<String>, Error> {
@@ -113,47 +99,4 @@ pub(crate) fn read_public_keys(key_flag: &str, keys: &[String], files: &[PathBuf
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|key| seen.insert(key.clone()));
     Ok(out)
-}
-
-/// Percent-encodes a user-given value for a query or a path segment: every byte but the
-/// unreserved ones (`A-Z a-z 0-9 - . _ ~`), so an id cannot add a path segment or a parameter.
-pub(crate) fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// `path` followed by the non-empty `params`, escaped (`/x?a=1&b=2`).
-pub(crate) fn target_with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
-    let query: Vec<String> =
-        params.iter().filter_map(|(name, value)| value.map(|v| format!("{name}={}", escape(v)))).collect();
-    if query.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", query.join("&"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_cannot_add_path_segments_or_parameters() {
-        assert_eq!(escape("1ede1147-34d3"), "1ede1147-34d3");
-        assert_eq!(escape("a/b?c=d&e f"), "a%2Fb%3Fc%3Dd%26e%20f");
-        assert_eq!(escape("é"), "%C3%A9");
-    }
-
-    #[test]
-    fn query_keeps_only_given_parameters() {
-        assert_eq!(target_with_query("/x", &[("a", None), ("b", None)]), "/x");
-        assert_eq!(target_with_query("/x", &[("a", Some("1")), ("b", None), ("c", Some("a b"))]), "/x?a=1&c=a%20b");
-    }
 }

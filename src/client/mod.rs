@@ -13,11 +13,16 @@
 //! token: bodies carry invite tokens and headers carry signatures.
 
 pub mod admin;
+pub(crate) mod admin_signature;
 pub mod deadline_io;
 pub mod error;
+pub(crate) mod feed;
+pub(crate) mod genesis;
 pub mod node;
 pub mod options;
 pub mod reply;
+pub(crate) mod treaty;
+pub(crate) mod treaty_succession;
 
 #[cfg(test)]
 pub(crate) mod fake_na;

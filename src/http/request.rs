@@ -1,12 +1,15 @@
 //! A parsed HTTP/1.x request and the helpers that read its parts.
 //!
 //! Owns: [`Request`], turning a complete request head (via httparse) into one, request ids, and the
-//! percent-decoding and query-string helpers. Must not read from sockets or apply deadlines (that is
-//! `conn.rs`), and must not give paths or queries any application meaning.
+//! percent-decoding and query-string helpers (over `crate::percent`, the decoder the admin signer
+//! shares). Must not read from sockets or apply deadlines (that is `conn.rs`), and must not give
+//! paths or queries any application meaning.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+
+use crate::percent::{self, Plus};
 
 use super::error::{PercentDecodeError, Rejection};
 use super::limits::Limits;
@@ -64,10 +67,7 @@ impl Request {
 /// # Errors
 /// [`PercentDecodeError::InvalidUtf8`] when the decoded bytes are not UTF-8; it carries all decoded bytes.
 pub fn percent_decode(s: &str) -> Result<String, PercentDecodeError> {
-    if !s.contains('%') {
-        return Ok(s.to_owned());
-    }
-    String::from_utf8(decode_bytes(s, false)).map_err(|err| {
+    percent::decode_strict(s, Plus::Kept).map_err(|err| {
         let valid_up_to = err.utf8_error().valid_up_to();
         PercentDecodeError::InvalidUtf8 { bytes: err.into_bytes(), valid_up_to }
     })
@@ -76,10 +76,7 @@ pub fn percent_decode(s: &str) -> Result<String, PercentDecodeError> {
 /// Decodes one query-string name or value like Python's `urllib.parse.unquote_plus`: `+` becomes a space,
 /// `%XX` escapes are decoded, and bytes that are not UTF-8 become U+FFFD.
 pub fn percent_decode_query_component(s: &str) -> String {
-    if !s.contains(['%', '+']) {
-        return s.to_owned();
-    }
-    String::from_utf8_lossy(&decode_bytes(s, true)).into_owned()
+    percent::decode_lossy(s, Plus::IsSpace)
 }
 
 /// Splits a raw query string into decoded `(name, value)` pairs like Werkzeug: split on `&`, skip empty
@@ -93,35 +90,6 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
             None => (percent_decode_query_component(piece), String::new()),
         })
         .collect()
-}
-
-fn decode_bytes(s: &str, plus_is_space: bool) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hi = bytes.get(i + 1).copied().and_then(hex_value);
-            let lo = bytes.get(i + 2).copied().and_then(hex_value);
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if plus_is_space && b == b'+' { b' ' } else { b });
-        i += 1;
-    }
-    out
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// A complete request head, turned into an owned [`Request`] whose body is still empty.
