@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
 
-use crate::client::admin::SigVersion;
 use crate::client::feed::{fetch_feed, import, FetchedFeed, ImportRequest, ImportVerdict};
 use crate::client::genesis::na_public_key;
 use crate::client::{ClientOptions, NaClient};
@@ -21,7 +20,8 @@ use crate::model::SignedObject;
 
 use super::error::{Error, EXIT_CHECK_FAILED};
 use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
-use super::na_options::{connect, parse_sig, read_public_keys, Connection};
+use super::flags::na_command;
+use super::na_options::{connect, read_public_keys};
 use super::output::{notice, raw, Output};
 
 /// Export this NA's revocation feed, or import another sovereign's.
@@ -70,6 +70,7 @@ pub struct ExportArgs {
     json: bool,
 }
 
+na_command! {
 /// Import another sovereign's revocation feed into this NA.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -91,24 +92,7 @@ pub struct ImportArgs {
     /// reject the feed unless its issuer_sovereign_id is this id (default: any issuer)
     #[argh(option)]
     expected_issuer: Option<String>,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the NA's answer as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
 /// Runs `gm feed`.
@@ -178,14 +162,7 @@ fn run_import(args: ImportArgs) -> Result<u8, Error> {
         },
         expected_issuer_sovereign_id: args.expected_issuer.clone().filter(|id| !id.trim().is_empty()),
     };
-    let session = connect(&Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    })?;
+    let session = connect(&args.connection())?;
     let verdict = import(&session.admin(), &request)?;
     session.out.result(&verdict_text(&verdict), &verdict.answer);
     if verdict.accepted {
@@ -245,7 +222,7 @@ fn count(n: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use crate::cli::na_options::Session;
-    use crate::client::admin::Operator;
+    use crate::client::admin::{Operator, SigVersion};
     use crate::client::fake_na::{Answer, FakeNa};
     use crate::crypto::canonical::canonical_string;
     use crate::crypto::json::parse_str;

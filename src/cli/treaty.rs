@@ -17,7 +17,6 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
-use crate::client::admin::SigVersion;
 use crate::client::genesis::na_public_key;
 use crate::client::treaty::{fetch_row, issue, list, revoke, IssueRequest, TreatyFilter};
 use crate::client::treaty_succession::{Succession, SuccessionError, SuccessionKind, Terms};
@@ -26,7 +25,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::model::SignedObject;
 
 use super::error::{Error, EXIT_CHECK_FAILED};
-use super::na_options::{connect, parse_sig, Connection};
+use super::flags::na_command;
+use super::na_options::{connect, Connection};
 use super::output::{notice, Output};
 
 mod flags;
@@ -107,6 +107,7 @@ pub struct InspectArgs {
     json: bool,
 }
 
+na_command! {
 /// Issue a treaty: this NA recognises the subject sovereign.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -137,26 +138,10 @@ pub struct IssueArgs {
     /// metadata as a JSON object (default: none)
     #[argh(option)]
     metadata_json: Option<String>,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
+na_command! {
 /// Renew a treaty: issue a successor with the same terms, then revoke the old one.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -178,26 +163,10 @@ pub struct RenewArgs {
     /// print the plan; contact no NA and read no key
     #[argh(switch)]
     dry_run: bool,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
+na_command! {
 /// Replace a treaty: issue a successor with new keys or scope, then revoke the old one.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -231,26 +200,10 @@ pub struct ReplaceArgs {
     /// print the plan; contact no NA and read no key
     #[argh(switch)]
     dry_run: bool,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
+na_command! {
 /// Revoke a treaty. There is no un-revoke.
 #[derive(FromArgs, Debug)]
 #[argh(
@@ -272,24 +225,7 @@ pub struct RevokeArgs {
     /// print the plan; contact no NA and read no key
     #[argh(switch)]
     dry_run: bool,
-    /// NA base URL, e.g. http://127.0.0.1:8443 (required)
-    #[argh(option)]
-    na: String,
-    /// operator private key file, upstream format (default HOME/offline/operator.key)
-    #[argh(option)]
-    operator_key: Option<PathBuf>,
-    /// operator key id, as named in the NA's OPERATOR_PUBLIC_KEYS_JSON (default operator-local)
-    #[argh(option, default = "String::from(\"operator-local\")")]
-    operator_key_id: String,
-    /// admin signature version: v2 (gm, upstream 1.x NAs) or v1 (only for an upstream 0.16 NA: replayable on other admin routes) (default v2)
-    #[argh(option, default = "SigVersion::V2", from_str_fn(parse_sig))]
-    sig: SigVersion,
-    /// print the result as JSON
-    #[argh(switch)]
-    json: bool,
-    /// gm home (default $GM_HOME, else /etc/gm): supplies the default operator key
-    #[argh(option)]
-    home: Option<PathBuf>,
+}
 }
 
 /// Runs `gm treaty`.
@@ -354,14 +290,7 @@ fn run_issue(args: IssueArgs) -> Result<u8, Error> {
         validity_hours: args.validity_hours,
         metadata,
     };
-    let session = connect(&Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    })?;
+    let session = connect(&args.connection())?;
     let treaty = issue(&session.admin(), &request)?;
     let (text, value) = issued_result(&treaty);
     session.out.result(&text, &value);
@@ -377,14 +306,7 @@ fn run_renew(args: RenewArgs) -> Result<u8, Error> {
     };
     validate_succession(&plan)?;
     confirm(&format!("renew treaty {}", args.treaty_id), "renewing revokes the old treaty", args.yes, args.dry_run)?;
-    let connection = Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    };
+    let connection = args.connection();
     run_succession(&plan, &connection, args.dry_run)
 }
 
@@ -404,14 +326,7 @@ fn run_replace(args: ReplaceArgs) -> Result<u8, Error> {
     };
     validate_succession(&plan)?;
     confirm(&format!("replace treaty {}", args.treaty_id), "replacing revokes the old treaty", args.yes, args.dry_run)?;
-    let connection = Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    };
+    let connection = args.connection();
     run_succession(&plan, &connection, args.dry_run)
 }
 
@@ -428,14 +343,7 @@ fn run_revoke(args: RevokeArgs) -> Result<u8, Error> {
         print_plan(out, "revoke", &args.treaty_id, na.base_url(), &steps);
         return Ok(0);
     }
-    let session = connect(&Connection {
-        na: &args.na,
-        operator_key: args.operator_key.as_deref(),
-        operator_key_id: &args.operator_key_id,
-        sig: args.sig,
-        json: args.json,
-        home: args.home.as_deref(),
-    })?;
+    let session = connect(&args.connection())?;
     revoke(&session.admin(), &args.treaty_id, &args.reason)?;
     let (text, value) = revoked_result(&args.treaty_id, &args.reason);
     session.out.result(&text, &value);
