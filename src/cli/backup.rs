@@ -21,7 +21,7 @@ use crate::ops::progress::Progress as _;
 use crate::ops::OpsError;
 use crate::store::ledger;
 
-use super::error::Error;
+use super::error::{Error, Named};
 use super::flags::{encrypting_command, Decryption, Encryption};
 use super::output::{line, Output};
 
@@ -100,6 +100,9 @@ pub fn ledger_path(db_path: &Path) -> PathBuf {
 /// Maps an ops failure to the CLI error (a failed check exits 1, the rest 2).
 pub(super) fn ops_error(e: OpsError) -> Error {
     match e {
+        OpsError::Check { check, problem } if problem.starts_with(crate::ops::verify::DAMAGED_OR_FORGED) => {
+            Named::ForgedBackup { check: check.to_string(), problem }.into()
+        }
         OpsError::Check { check, problem } => {
             Error::CheckFailed { message: format!("check {check} failed: {problem}") }
         }
@@ -165,10 +168,7 @@ pub(super) fn encryption_key(flags: Encryption<'_>) -> Result<Option<Key>, Error
         (true, None) => Ok(None),
         (false, None) => Ok(Some(Key::Recipients(archive::parse_recipients(&lines).map_err(ops_error)?))),
         (true, Some(p)) => Ok(Some(archive::read_passphrase(p).map_err(ops_error)?)),
-        (false, Some(_)) => Err(Error::usage(
-            "give recipients or a passphrase file, not both",
-            "recipients for hosts that must not decrypt; a passphrase for offline customer-held custody",
-        )),
+        (false, Some(_)) => Err(Named::TwoEncryptionKeys.into()),
     }
 }
 
@@ -315,8 +315,6 @@ pub(super) fn decryption(flags: Decryption<'_>) -> Result<Option<Key>, Error> {
         (Some(i), None) => Ok(Some(archive::read_identities(i).map_err(ops_error)?)),
         (None, Some(p)) => Ok(Some(archive::read_passphrase(p).map_err(ops_error)?)),
         (None, None) => Ok(None),
-        _ => {
-            Err(Error::usage("give --identity or --passphrase-file, not both", "the one the backup was encrypted for"))
-        }
+        _ => Err(Named::TwoDecryptionKeys.into()),
     }
 }

@@ -26,7 +26,7 @@ use crate::store::ledger;
 
 use super::backup::{ledger_path, settings};
 use super::drill::newest_backup;
-use super::error::Error;
+use super::error::{Error, Named};
 use super::output::Output;
 
 /// The built-in scheduler: list jobs, run them, run one now.
@@ -317,11 +317,8 @@ fn run_scheduler(args: RunArgs) -> Result<u8, Error> {
 fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
     let s = load(args.home.as_deref())?;
     let Some(spec) = s.specs.iter().find(|j| j.name == args.job).cloned() else {
-        let names: Vec<&str> = s.specs.iter().map(|j| j.name.as_str()).collect();
-        return Err(Error::usage(
-            format!("no job named {:?}", args.job),
-            format!("configured jobs: {}", if names.is_empty() { "none".to_string() } else { names.join(", ") }),
-        ));
+        let configured = s.specs.iter().map(|j| j.name.clone()).collect();
+        return Err(Named::UnknownJob { name: args.job.clone(), configured }.into());
     };
     let timeout = spec.timeout;
     let mut runner = Runner::new(vec![spec], s.recorder.clone(), SystemClock.now(), |_| None);
@@ -353,11 +350,10 @@ fn exec(args: ExecArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
     let home = config::resolve_home(args.home.as_deref(), &env);
     let file = config::load_file(&home)?;
     let settings = cron_settings(&home, &file)?;
-    let job = settings
-        .jobs
-        .iter()
-        .find(|j| j.name == args.job)
-        .ok_or_else(|| Error::usage(format!("no job named {:?}", args.job), "see `gm cron list`"))?;
+    let job = settings.jobs.iter().find(|j| j.name == args.job).ok_or_else(|| Named::UnknownJob {
+        name: args.job.clone(),
+        configured: settings.jobs.iter().map(|j| j.name.clone()).collect(),
+    })?;
     let state = state_dir(&settings_db(&home)?);
     let argv = command_for(job, &home, &state, SystemClock.now())?;
     let refs: Vec<&str> = argv.iter().map(String::as_str).collect();

@@ -12,7 +12,7 @@ use crate::model::timestamp::isoformat_utc;
 use crate::ops::OpsError;
 
 use super::backup::{checks_value, decryption, extract_limits, ops_error, record, settings, Record};
-use super::error::{Error, EXIT_CHECK_FAILED};
+use super::error::{Error, Named, EXIT_CHECK_FAILED};
 use super::flags::decrypting_command;
 use super::output::Output;
 
@@ -96,9 +96,8 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
             ))
         }
     };
-    let key = decryption(args.decryption_flags())?.ok_or_else(|| {
-        Error::usage("a drill needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
-    })?;
+    let key = decryption(args.decryption_flags())?
+        .ok_or_else(|| Error::from(Named::NoDecryptionKey { command: "a drill" }))?;
     let s = settings(args.home.as_deref(), None)?;
     let trust =
         super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;

@@ -89,6 +89,92 @@ pub enum Error {
     Probe(ProbeError),
     /// Any error of `gm probe`: rendered as the inner error, exit 3 (Nagios UNKNOWN).
     ProbeUnknown(Box<Error>),
+    /// A failure several commands share, with its message and hint defined together.
+    Named(Named),
+}
+
+/// The failures several commands share. Each variant's message and hint are written side by side
+/// in [`Named::render`], so every command that meets it says the same thing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    /// A command that opens a backup got neither `--identity` nor `--passphrase-file`.
+    NoDecryptionKey {
+        /// What needs the key (`verify`, `a drill`).
+        command: &'static str,
+    },
+    /// Both `--identity` and `--passphrase-file` were given.
+    TwoDecryptionKeys,
+    /// Both recipients and a passphrase file were given.
+    TwoEncryptionKeys,
+    /// `--validity-hours 0`.
+    ZeroValidity {
+        /// The validity asked for when the flag is omitted.
+        default_hours: u32,
+    },
+    /// No `[cron.jobs.NAME]` of that name.
+    UnknownJob {
+        /// The name given.
+        name: String,
+        /// The jobs that are configured.
+        configured: Vec<String>,
+    },
+    /// The gm home given (or defaulted) does not exist.
+    NoHome {
+        /// The home.
+        home: PathBuf,
+    },
+    /// A backup failed a check that a genuine one passes: damaged or forged (exit 1).
+    ForgedBackup {
+        /// The check that failed.
+        check: String,
+        /// What it found.
+        problem: String,
+    },
+}
+
+impl Named {
+    /// The message and the hint.
+    pub fn render(&self) -> (String, String) {
+        match self {
+            Named::NoDecryptionKey { command } => (
+                format!("{command} needs --identity FILE or --passphrase-file FILE"),
+                "the key the backup was encrypted to".into(),
+            ),
+            Named::TwoDecryptionKeys => (
+                "give --identity or --passphrase-file, not both".into(),
+                "the one the backup was encrypted for".into(),
+            ),
+            Named::TwoEncryptionKeys => (
+                "give recipients or a passphrase file, not both".into(),
+                "recipients for hosts that must not decrypt; a passphrase for offline customer-held custody".into(),
+            ),
+            Named::ZeroValidity { default_hours } => (
+                "--validity-hours must be at least 1".into(),
+                format!("omit it for {default_hours} hours"),
+            ),
+            Named::UnknownJob { name, configured } => (
+                format!("no job named {name:?}"),
+                format!(
+                    "configured jobs: {} (gm cron list shows them)",
+                    if configured.is_empty() { "none".to_string() } else { configured.join(", ") }
+                ),
+            ),
+            Named::NoHome { home } => (
+                format!("the gm home {} does not exist", home.display()),
+                "pass --home (or set GM_HOME) to the folder gm quickstart or scripts/install.sh created".into(),
+            ),
+            Named::ForgedBackup { check, problem } => (
+                format!("check {check} failed: {problem}"),
+                "do not restore it; keep it for the incident record, and take or pick a backup whose signature verifies (a genuine old unsigned backup restores only with --allow-unsigned)".into(),
+            ),
+        }
+    }
+}
+
+impl From<Named> for Error {
+    fn from(n: Named) -> Error {
+        Error::Named(n)
+    }
 }
 
 impl Error {
@@ -120,7 +206,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Probe(_) | Error::ProbeUnknown(_) => EXIT_PROBE_UNKNOWN,
-            Error::CheckFailed { .. } => EXIT_CHECK_FAILED,
+            Error::CheckFailed { .. } | Error::Named(Named::ForgedBackup { .. }) => EXIT_CHECK_FAILED,
             Error::Client(e) if e.is_refusal() => EXIT_CHECK_FAILED,
             _ => EXIT_CANNOT_RUN,
         }
@@ -130,10 +216,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } | Error::Refused { hint, .. } => hint.clone(),
-            Error::CheckFailed { message } if message.contains("damaged or forged backup") => Some(
-                "do not restore it; keep it for the incident record, and take or pick a backup whose signature verifies (a genuine old unsigned backup restores only with --allow-unsigned)"
-                    .to_string(),
-            ),
+            Error::Named(n) => Some(n.render().1),
             Error::Exists { .. } => Some("pass --force to replace it, or choose another path".to_string()),
             Error::Crypto(CryptoError::BadKeyFile { .. }) => Some(
                 "key files are written by `gm keygen` (or upstream `genesis-mesh keygen`): a `# Ed25519 … Key` line and one base64 line"
@@ -244,6 +327,7 @@ impl fmt::Display for Error {
             Error::Client(e) => write!(f, "{e}"),
             Error::Probe(e) => write!(f, "{e}"),
             Error::ProbeUnknown(inner) => write!(f, "{inner}"),
+            Error::Named(n) => f.write_str(&n.render().0),
         }
     }
 }

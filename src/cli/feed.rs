@@ -19,8 +19,8 @@ use crate::model::fields::object;
 use crate::model::SignedObject;
 
 use super::error::{Error, EXIT_CHECK_FAILED};
-use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
 use super::flags::na_command;
+use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
 use super::na_options::{connect, read_public_keys};
 use super::output::{notice, raw, Output};
 

@@ -21,7 +21,7 @@ use crate::model::certificate::JoinCertificate;
 use crate::model::fields::{object, str_array};
 use crate::model::SignedObject;
 
-use super::error::Error;
+use super::error::{Error, Named};
 use super::input::{object_file_text, write_public_file};
 use super::keygen::write_key_pair;
 use super::output::{notice, Output};
@@ -67,7 +67,7 @@ pub struct JoinArgs {
 /// Runs `gm join`.
 pub fn run(args: JoinArgs) -> Result<u8, Error> {
     if args.validity_hours == 0 {
-        return Err(Error::usage("--validity-hours must be at least 1", "omit it to ask for 168 hours"));
+        return Err(Named::ZeroValidity { default_hours: 168 }.into());
     }
     let home = config::resolve_home(args.home.as_deref(), &Env::from_process());
     let cert_path = home.join(CERT_FILE);

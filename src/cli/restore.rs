@@ -151,16 +151,6 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 args.backup.display(),
                 carried.total()
             );
-            match &report.replaced_kept {
-                Some(kept) => text.push_str(&format!(
-                    "\n  the replaced database is kept as {} (delete it once the restore is confirmed)",
-                    kept.display()
-                )),
-                None if args.discard_replaced => {
-                    text.push_str("\n  the replaced database was discarded (--discard-replaced)")
-                }
-                None => {}
-            }
             if !carried.certificates.is_empty() {
                 text.push_str(&format!(
                     "\n  certificates ({}): gm serve publishes them in a CRL above the replaced sequence",
@@ -177,6 +167,16 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                     "\n  {} imported revocation(s) of other sovereigns added back",
                     carried.imported
                 ));
+            }
+            match &report.replaced_kept {
+                Some(kept) => text.push_str(&format!(
+                    "\n  the replaced database is kept as {} (delete it once the restore is confirmed)",
+                    kept.display()
+                )),
+                None if args.discard_replaced => {
+                    text.push_str("\n  the replaced database was discarded (--discard-replaced)")
+                }
+                None => {}
             }
             Output { json: args.json }.result(&text, &Value::Object(m));
             Ok(0)

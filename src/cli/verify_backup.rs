@@ -13,7 +13,7 @@ use crate::ops::progress::Progress as _;
 use crate::ops::verify::verify_into;
 
 use super::backup::{checks_value, decryption, extract_limits, ops_error, record, settings, Record};
-use super::error::{Error, EXIT_CHECK_FAILED};
+use super::error::{Error, Named, EXIT_CHECK_FAILED};
 use super::flags::decrypting_command;
 use super::output::Output;
 
@@ -47,9 +47,8 @@ pub struct VerifyArgs {
 
 /// Runs `gm managed verify`.
 pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
-    let key = decryption(args.decryption_flags())?.ok_or_else(|| {
-        Error::usage("verify needs --identity FILE or --passphrase-file FILE", "the key the backup was encrypted to")
-    })?;
+    let key = decryption(args.decryption_flags())?
+        .ok_or_else(|| Error::from(Named::NoDecryptionKey { command: "verify" }))?;
     if !args.backup.exists() {
         return Err(Error::Io {
             action: "read",

@@ -10,6 +10,7 @@
 //! file-size limit) fails it with [`OpsError::Write`], leaving no partial output.
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -286,6 +287,7 @@ fn lock_folder(folder: &Path) -> Result<File, OpsError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(io("create lock file", &path))?;
     file.lock().map_err(io("lock", &path))?;

@@ -90,12 +90,6 @@ pub struct RestoreReport {
 /// Restores per `opts`.
 pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progress) -> Result<RestoreReport, OpsError> {
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let kept = kept_path(&opts.db_path, &stamp);
-    if opts.keep_replaced && opts.db_path.exists() && kept.symlink_metadata().is_ok() {
-        return Err(OpsError::Refused {
-            reason: format!("refusing to overwrite {}, kept from an earlier restore", kept.display()),
-        });
-    }
     if let Some(pre) = &opts.pre_restore_backup {
         if pre.exists() {
             return Err(OpsError::Refused {
@@ -234,11 +228,13 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         }
     }
     let replaced_kept = if exists && opts.keep_replaced {
-        if let Err(e) = std::fs::hard_link(&opts.db_path, &kept) {
-            remove_with_sidecars(&tmp);
-            return Err(OpsError::Io { action: "keep the replaced database as", path: kept, source: e });
+        match keep_replaced(&opts.db_path, &stamp) {
+            Ok(kept) => Some(kept),
+            Err(e) => {
+                remove_with_sidecars(&tmp);
+                return Err(e);
+            }
         }
-        Some(kept)
     } else {
         None
     };
@@ -257,11 +253,24 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     })
 }
 
-/// `<db>.pre-restore-<UTC>`: where the replaced database is kept, beside its moved-aside side files.
-fn kept_path(db: &Path, stamp: &str) -> PathBuf {
-    let mut name = db.as_os_str().to_os_string();
-    name.push(format!(".pre-restore-{stamp}"));
-    PathBuf::from(name)
+/// Hard-links the database about to be replaced as `<db>.pre-restore-<UTC>` (beside its
+/// moved-aside side files), or `…-2`, `…-3` when a restore of the same second kept one already:
+/// never replacing a kept file.
+fn keep_replaced(db: &Path, stamp: &str) -> Result<PathBuf, OpsError> {
+    let mut n = 1u32;
+    loop {
+        let mut name = db.as_os_str().to_os_string();
+        name.push(format!(".pre-restore-{stamp}"));
+        if n > 1 {
+            name.push(format!("-{n}"));
+        }
+        let kept = PathBuf::from(name);
+        match std::fs::hard_link(db, &kept) {
+            Ok(()) => return Ok(kept),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(OpsError::Io { action: "keep the replaced database as", path: kept, source: e }),
+        }
+    }
 }
 
 /// The highest CRL sequence ever stored (active or not).

@@ -22,6 +22,10 @@ use crate::store::{schema, snapshot};
 use super::archive::{self, ExtractLimits, Key};
 use super::backup::{load_genesis, Scratch};
 use super::backup_signature::{sidecar_path, BackupSignature, KeyStatus, SignatureTrust};
+
+/// How a failed check that a genuine backup always passes begins (signature, manifest, signed
+/// material): the CLI reports such a failure as a damaged or forged backup, with what to do.
+pub const DAMAGED_OR_FORGED: &str = "damaged or forged backup";
 use super::error::OpsError;
 use super::manifest::Manifest;
 use super::progress::Progress;
@@ -91,7 +95,7 @@ pub fn verify_into(
             r.unsigned = true;
             r.pass("signature", "UNSIGNED backup accepted because of --allow-unsigned: its origin is not proven");
         }
-        Err(problem) => return Ok(r.fail("signature", format!("damaged or forged backup: {problem}"))),
+        Err(problem) => return Ok(r.fail("signature", format!("{DAMAGED_OR_FORGED}: {problem}"))),
     }
     std::io::Seek::rewind(&mut file).map_err(super::error::io("read", archive))?;
     let digests = match archive::extract_file(file, archive, key, scratch.path(), limits, progress) {
@@ -114,7 +118,9 @@ pub fn verify_into(
             || manifest.created_at != sig.created_at
             || manifest.network_name != sig.network_name
         {
-            return Ok(r.fail("manifest", "damaged or forged backup: the manifest is not the one the signature names"));
+            return Ok(
+                r.fail("manifest", format!("{DAMAGED_OR_FORGED}: the manifest is not the one the signature names"))
+            );
         }
     }
     r.pass("manifest", format!("{} backup of {}", manifest.created_at, manifest.network_name));
@@ -176,7 +182,7 @@ pub fn verify_into(
         Ok(0) => {
             return Ok(r.fail(
                 "signed_material",
-                "damaged or forged backup: the snapshot holds no CRL or policy signed by the NA key (a database gm has served holds at least its first CRL)",
+                format!("{DAMAGED_OR_FORGED}: the snapshot holds no CRL or policy signed by the NA key (a database gm has served holds at least its first CRL)"),
             ))
         }
         Ok(n) => r.pass("signed_material", format!("{n} CRL and policy version(s) verify with the NA key")),

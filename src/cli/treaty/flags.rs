@@ -10,7 +10,7 @@ use crate::client::treaty_succession::{Succession, Terms};
 use crate::crypto::json::{parse_str, Map, Value};
 use crate::model::attestation::STATUSES;
 
-use super::super::error::Error;
+use super::super::error::{Error, Named};
 use super::super::na_options::read_public_keys;
 
 /// Refuses a destructive action without `--yes`, before any key is read or request sent.
@@ -35,7 +35,7 @@ pub(super) fn require_id(treaty_id: &str) -> Result<(), Error> {
 /// Refuses a validity of 0 hours.
 pub(super) fn require_validity(hours: u32) -> Result<(), Error> {
     if hours == 0 {
-        return Err(Error::usage("--validity-hours must be at least 1", "omit it for 168 hours"));
+        return Err(Named::ZeroValidity { default_hours: 168 }.into());
     }
     Ok(())
 }
