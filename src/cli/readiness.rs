@@ -25,7 +25,7 @@ use crate::readiness::checks::{
 };
 use crate::readiness::report::{junit, text, Report};
 
-use super::backup::{ledger_path, settings};
+use super::backup::settings;
 use super::error::Error;
 
 /// Exit status when the report could not be produced.
@@ -307,7 +307,7 @@ fn gather(
     private_keys_found.dedup();
     let target = args.target.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", s.bind.port()));
     let probe = probe(&target);
-    let ledger = ledger(&ledger_path(&s.db_path));
+    let ledger = ledger(&crate::ops::ledger::Ledger::beside(&s.db_path));
     let export_redaction = ledger.as_ref().ok().and_then(|l| {
         let x = l.iter().find(|e| e.kind == "export" && e.outcome == "ok")?;
         let path = PathBuf::from(x.artifact.clone()?);
@@ -429,12 +429,11 @@ fn probe(target: &str) -> Result<Vec<ProbeFact>, String> {
         .collect())
 }
 
-fn ledger(path: &Path) -> Result<Vec<LedgerFact>, String> {
-    if !path.is_file() {
-        return Err(format!("no ops ledger at {} (no backup, drill or export has run)", path.display()));
+fn ledger(ledger: &crate::ops::ledger::Ledger) -> Result<Vec<LedgerFact>, String> {
+    if !ledger.path().is_file() {
+        return Err(format!("no ops ledger at {} (no backup, drill or export has run)", ledger.path().display()));
     }
-    let conn = crate::store::ledger::open(path).map_err(|e| e.to_string())?;
-    let entries = crate::store::ledger::list(&conn, None, 100_000).map_err(|e| e.to_string())?;
+    let entries = ledger.list(None, 100_000).map_err(|e| e.to_string())?;
     Ok(entries
         .into_iter()
         .filter_map(|e| {
