@@ -166,7 +166,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         }
         crl_sequence_replaced = store.read(|c| {
             if schema::table_exists(c, "crl_versions")? {
-                max_crl_sequence(c).map(Some)
+                crate::store::crl::max_sequence(c).map(Some)
             } else {
                 Ok(None)
             }
@@ -194,7 +194,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     }
     let crl_sequence_restored = {
         let conn = snapshot::open_immutable(&snap)?;
-        max_crl_sequence(&conn)?
+        crate::store::crl::max_sequence(&conn)?
     };
     let result = place(&snap, &tmp, &nonces, &revoked, &opts.db_path, exists);
     if result.is_err() {
@@ -235,12 +235,6 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     })
 }
 
-/// The highest CRL sequence ever stored (active or not).
-fn max_crl_sequence(conn: &rusqlite::Connection) -> Result<i64, crate::store::StoreError> {
-    conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
-        .map_err(crate::store::StoreError::sqlite("reading the CRL sequence"))
-}
-
 /// SQLite's side file `<db><side>` (`-wal`, `-shm`, `-journal`).
 fn sidecar(db: &Path, side: &str) -> PathBuf {
     let mut p = db.as_os_str().to_os_string();
@@ -273,14 +267,7 @@ fn place(
     }
     let mut carried = snapshot::CarriedRevocations::default();
     if !nonces.is_empty() || !revoked.is_empty() {
-        let mut conn = rusqlite::Connection::open(tmp)
-            .map_err(|source| OpsError::Store(crate::store::StoreError::Open { path: tmp.to_path_buf(), source }))?;
-        // One transaction: the file gets all carried rows or none.
-        let tx = conn.transaction().map_err(crate::store::StoreError::sqlite("starting the carry-over"))?;
-        snapshot::insert_nonces(&tx, nonces)?;
-        carried = snapshot::carry_revocations(&tx, revoked)?;
-        tx.commit().map_err(crate::store::StoreError::sqlite("committing the carry-over"))?;
-        drop(conn);
+        carried = snapshot::carry_over(tmp, nonces, revoked)?;
         File::options().write(true).open(tmp).and_then(|f| f.sync_all()).map_err(io("fsync", tmp))?;
     }
     #[cfg(unix)]

@@ -10,6 +10,7 @@ pub mod attestations;
 pub mod audit;
 pub mod certs;
 pub mod crl;
+pub mod direct;
 pub mod error;
 pub mod feeds;
 pub mod invites;
