@@ -64,7 +64,7 @@ impl OpsMetrics {
             &mut out,
             "gm_disk_free_ratio",
             "Free share of the database filesystem (available to gm).",
-            free_ratio(folder),
+            crate::files::space::free_ratio(folder),
         );
         let texts: Vec<String> = self.probe_textfiles.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
         out.push_str(&merge_families(&texts, "gm_probe_"));
@@ -107,12 +107,6 @@ fn gauge(out: &mut String, name: &str, help: &str, value: Option<f64>) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
 }
 
-/// Available blocks over total blocks of the filesystem holding `path`.
-pub fn free_ratio(path: &Path) -> Option<f64> {
-    let st = rustix::fs::statvfs(path).ok()?;
-    (st.f_blocks > 0).then(|| st.f_bavail as f64 / st.f_blocks as f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,12 +120,5 @@ mod tests {
             "# HELP gm_probe_success 1 when the check passed.\n# TYPE gm_probe_success gauge\n\
              gm_probe_success{target=\"a\",check=\"healthz\"} 1\ngm_probe_success{target=\"b\",check=\"healthz\"} 0\n"
         );
-    }
-
-    #[test]
-    fn free_ratio_is_a_share() {
-        let r = free_ratio(Path::new("/")).unwrap_or(-1.0);
-        assert!((0.0..=1.0).contains(&r), "{r}");
-        assert_eq!(free_ratio(Path::new("/nonexistent/gm")), None);
     }
 }
