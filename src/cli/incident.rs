@@ -228,8 +228,8 @@ fn views_from_db(db: &Path, now: DateTime<Utc>) -> Result<Vec<View>, Error> {
         message: format!("cannot compute the views from {}: {e:?}", db.display()),
         hint: None,
     };
-    let connectome = crate::na::routes::connectome::connectome_body_from_store(&store, now).map_err(na_err)?;
-    let metrics = crate::na::routes::public::metrics_text_from_store(&store, now).map_err(na_err)?;
+    let connectome = crate::na::offline::connectome_json(&store, now).map_err(na_err)?;
+    let metrics = crate::na::offline::metrics_text(&store, now).map_err(na_err)?;
     let crl = store.read(crate::store::crl::active)?;
     let mut views = vec![
         View { name: "connectome.json".into(), bytes: connectome, source: "database".into() },

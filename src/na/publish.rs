@@ -3,8 +3,8 @@
 //! Each publication is one write job: the object is signed and stored in the same transaction that
 //! decides it, so a CRL never lands without its revocation nor the reverse.
 
+use crate::store::Connection;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::Connection;
 
 use crate::crypto::canonical::{to_string_with, Style};
 use crate::crypto::digest::uuid4;
