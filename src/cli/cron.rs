@@ -334,9 +334,10 @@ fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
     }
     runner.shutdown(Duration::ZERO, || SystemClock.now());
     let last = s.recorder.last_run(&args.job);
-    let (outcome, message) = last
-        .as_ref()
-        .map_or(("failed".to_string(), "no record".to_string()), |e| (e.outcome.clone(), e.message.clone()));
+    let (outcome, message) =
+        last.as_ref().map_or((Outcome::Failed.as_str().to_string(), "no record".to_string()), |e| {
+            (e.outcome.clone(), e.message.clone())
+        });
     let mut m = Map::new();
     m.insert("job", args.job.as_str());
     m.insert("message", message.as_str());

@@ -124,7 +124,7 @@ impl Error {
     }
 
     /// Wraps an error of `gm readiness` before its report exists so it exits 3.
-    pub fn readiness_not_produced(e: Error) -> Error {
+    pub(crate) fn readiness_not_produced(e: Error) -> Error {
         match e {
             Error::ReadinessNotProduced(_) => e,
             other => Error::ReadinessNotProduced(Box::new(other)),

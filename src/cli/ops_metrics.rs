@@ -13,7 +13,7 @@ use crate::sched::metrics::JobMetrics;
 /// What the `/metrics` hook reads.
 pub struct OpsMetrics {
     /// The ops ledger.
-    pub ledger: Ledger,
+    pub(crate) ledger: Ledger,
     /// The NA database (its folder's filesystem is measured).
     pub db_path: PathBuf,
     /// The scheduler's counters, when it runs.

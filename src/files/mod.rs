@@ -7,4 +7,4 @@
 pub mod atomic;
 pub mod lock;
 pub mod private;
-pub mod space;
+pub(crate) mod space;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// The share of the filesystem holding `path` that is available to gm (0 to 1), or `None` when it
 /// cannot be measured.
-pub fn free_ratio(path: &Path) -> Option<f64> {
+pub(crate) fn free_ratio(path: &Path) -> Option<f64> {
     let st = rustix::fs::statvfs(path).ok()?;
     (st.f_blocks > 0).then(|| st.f_bavail as f64 / st.f_blocks as f64)
 }

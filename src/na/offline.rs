@@ -11,11 +11,11 @@ use crate::store::Store;
 use super::error::NaError;
 
 /// The `/connectome.json` body.
-pub fn connectome_json(store: &Store, now: DateTime<Utc>) -> Result<Vec<u8>, NaError> {
+pub(crate) fn connectome_json(store: &Store, now: DateTime<Utc>) -> Result<Vec<u8>, NaError> {
     super::routes::connectome::connectome_body_from_store(store, now)
 }
 
 /// The `/metrics` text: the NA gauges as served, HTTP counters empty.
-pub fn metrics_text(store: &Store, now: DateTime<Utc>) -> Result<String, NaError> {
+pub(crate) fn metrics_text(store: &Store, now: DateTime<Utc>) -> Result<String, NaError> {
     super::routes::public::metrics_text_from_store(store, now)
 }

@@ -134,7 +134,7 @@ impl fmt::Display for Outcome {
 
 /// One run to record (its timing comes apart, as a [`Span`]).
 #[derive(Debug, Clone)]
-pub struct Record {
+pub(crate) struct Record {
     /// What ran.
     pub kind: LedgerKind,
     /// How it ended.
@@ -153,7 +153,7 @@ pub struct Record {
 
 /// When a run happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
+pub(crate) struct Span {
     /// When it started (wall clock).
     pub started_at: DateTime<Utc>,
     /// When it ended (wall clock).
@@ -165,7 +165,7 @@ pub struct Span {
 impl Span {
     /// A run that started at `started_at` (wall clock) and `took` (monotonic, started with it), and
     /// ends now.
-    pub fn ended_now(started_at: DateTime<Utc>, took: Instant) -> Span {
+    pub(crate) fn ended_now(started_at: DateTime<Utc>, took: Instant) -> Span {
         Span { started_at, finished_at: SystemClock.now(), duration: took.elapsed() }
     }
 }
@@ -190,46 +190,46 @@ impl Record {
 }
 
 /// A path as the ledger records an artifact (as it was given, not canonicalized).
-pub fn artifact(path: &Path) -> Option<String> {
+pub(crate) fn artifact(path: &Path) -> Option<String> {
     Some(path.display().to_string())
 }
 
 /// The ops ledger file beside the NA database `db_path` (`gm-ops.db` in its folder).
-pub fn path_beside(db_path: &Path) -> PathBuf {
+pub(crate) fn path_beside(db_path: &Path) -> PathBuf {
     db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("gm-ops.db")
 }
 
 /// The ops ledger at one path. Each call opens the file (creating it only to record or list), so a
 /// handle is cheap to keep and never holds the database open between questions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     path: PathBuf,
 }
 
 impl Ledger {
     /// The ledger beside the NA database `db_path`.
-    pub fn beside(db_path: &Path) -> Ledger {
+    pub(crate) fn beside(db_path: &Path) -> Ledger {
         Ledger { path: path_beside(db_path) }
     }
 
     /// The ledger file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Whether the ledger file exists (nothing has been recorded when it does not).
-    pub fn exists(&self) -> std::io::Result<bool> {
+    pub(crate) fn exists(&self) -> std::io::Result<bool> {
         self.path.try_exists()
     }
 
     /// Appends `r` (creating the ledger if needed); returns the row id.
-    pub fn record(&self, r: &Record, span: Span) -> Result<i64, StoreError> {
+    pub(crate) fn record(&self, r: &Record, span: Span) -> Result<i64, StoreError> {
         let conn = table::open(&self.path)?;
         table::record(&conn, &r.entry(span))
     }
 
     /// Appends `r`; a failure is logged, never fatal: the run itself happened.
-    pub fn record_logged(&self, r: &Record, span: Span) {
+    pub(crate) fn record_logged(&self, r: &Record, span: Span) {
         if let Err(e) = self.record(r, span) {
             let path = self.path.display();
             match (r.kind, &r.artifact) {
@@ -243,21 +243,21 @@ impl Ledger {
 
     /// Entries, newest first, at most `limit`, optionally of one `kind` column value (a free
     /// filter: `gm managed history --kind` names kinds this gm may not know). Creates the ledger.
-    pub fn list(&self, kind: Option<&str>, limit: i64) -> Result<Vec<Entry>, StoreError> {
+    pub(crate) fn list(&self, kind: Option<&str>, limit: i64) -> Result<Vec<Entry>, StoreError> {
         let conn = table::open(&self.path)?;
         table::list(&conn, kind, limit)
     }
 
     /// The newest entry of `kind` whose outcome is `ok`; `None` when there is none or no ledger
     /// (which is not created).
-    pub fn newest_ok(&self, kind: LedgerKind) -> Result<Option<Entry>, StoreError> {
+    pub(crate) fn newest_ok(&self, kind: LedgerKind) -> Result<Option<Entry>, StoreError> {
         let Some(conn) = table::open_existing(&self.path)? else { return Ok(None) };
         table::newest_with_outcome(&conn, kind.as_str(), Outcome::Ok.as_str())
     }
 
     /// The artifacts of every `kind` entry whose outcome is `ok`, newest first (none, and no ledger
     /// created, when there is no ledger).
-    pub fn passed_artifacts(&self, kind: LedgerKind) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn passed_artifacts(&self, kind: LedgerKind) -> Result<Vec<String>, StoreError> {
         let Some(conn) = table::open_existing(&self.path)? else { return Ok(Vec::new()) };
         Ok(table::list(&conn, Some(kind.as_str()), i64::MAX)?
             .into_iter()
@@ -268,14 +268,14 @@ impl Ledger {
 
     /// The last recorded run of scheduled job `job` (skips included): one index seek on
     /// `gm_ops_ledger_kind_artifact`.
-    pub fn last_run(&self, job: &str) -> Result<Option<Entry>, StoreError> {
+    pub(crate) fn last_run(&self, job: &str) -> Result<Option<Entry>, StoreError> {
         let Some(conn) = table::open_existing(&self.path)? else { return Ok(None) };
         table::newest_for(&conn, LedgerKind::Job.as_str(), job, None)
     }
 
     /// When scheduled job `job` last started a run (skips do not count): one index seek on
     /// `gm_ops_ledger_kind_artifact`, however long the ledger (the scheduler asks per job per tick).
-    pub fn last_started(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    pub(crate) fn last_started(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let Some(conn) = table::open_existing(&self.path)? else { return Ok(None) };
         let entry = table::newest_for(&conn, LedgerKind::Job.as_str(), job, Some(Outcome::Skipped.as_str()))?;
         Ok(entry.and_then(|e| parse_db_time(&e.started_at)))
@@ -283,7 +283,7 @@ impl Ledger {
 }
 
 /// An entry's structured details (`None` when they are not a JSON object).
-pub fn details(entry: &Entry) -> Option<Map> {
+pub(crate) fn details(entry: &Entry) -> Option<Map> {
     match parse_str(&entry.details_json).ok()? {
         Value::Object(m) => Some(m),
         _ => None,

@@ -9,7 +9,7 @@ use crate::store::StoreError;
 
 /// A fact readiness could not gather.
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// A file could not be read.
     Read {
         /// The file.

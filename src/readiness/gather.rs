@@ -28,7 +28,7 @@ use super::profile::Profile;
 
 /// What the CLI resolved from flags, the environment and gm.toml (as `gm serve` would), and the
 /// facts only configuration can give. Everything else [`gather`] reads itself.
-pub struct Sources<'a> {
+pub(crate) struct Sources<'a> {
     /// The report's clock (also the probe's).
     pub clock: &'a dyn Clock,
     /// The gm home (searched, two levels deep, for private keys that should not be there).
@@ -60,7 +60,7 @@ pub struct Sources<'a> {
 }
 
 /// Reads every fact the checks need. Never fails: a fact that cannot be read carries its reason.
-pub fn gather(s: Sources<'_>) -> Evidence {
+pub(crate) fn gather(s: Sources<'_>) -> Evidence {
     let now = s.clock.now();
     let db_dir = s.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let expected: Vec<&Path> =

@@ -6,10 +6,8 @@
 //! backup or drill.
 
 pub mod checks;
-pub mod error;
-pub mod gather;
+pub(crate) mod error;
+pub(crate) mod gather;
 pub mod profile;
 pub mod redaction;
 pub mod report;
-
-pub use error::Error;

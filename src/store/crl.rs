@@ -17,7 +17,7 @@ pub fn active(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
 }
 
 /// The highest CRL sequence ever stored, active or not (0 when none).
-pub fn max_sequence(conn: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn max_sequence(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
         .map_err(StoreError::sqlite("reading the CRL sequence"))
 }

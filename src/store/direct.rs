@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::error::StoreError;
 
 /// Opens `path` read-only: [`StoreError::Missing`] when it is not a file (never created).
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.is_file() {
         return Err(StoreError::Missing { path: path.to_path_buf() });
     }
@@ -21,12 +21,12 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
 
 /// Opens a scratch copy at `path` read-write (SQLite's defaults; the caller made the file and owns
 /// it: no busy timeout, no migrations).
-pub fn open_scratch(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_scratch(path: &Path) -> Result<Connection, StoreError> {
     Connection::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })
 }
 
 /// The database's journal mode (`wal` for a database `gm serve` has opened).
-pub fn journal_mode(conn: &Connection) -> Result<String, StoreError> {
+pub(crate) fn journal_mode(conn: &Connection) -> Result<String, StoreError> {
     conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(StoreError::sqlite("reading the journal mode"))
 }
 

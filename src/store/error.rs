@@ -89,7 +89,7 @@ impl StoreError {
 
     /// True when SQLite reported "disk I/O error" (`SQLITE_IOERR`): a failing device (EIO), but also
     /// a write past the file-size limit (EFBIG).
-    pub fn is_io_failure(&self) -> bool {
+    pub(crate) fn is_io_failure(&self) -> bool {
         match self {
             StoreError::Open { source, .. } | StoreError::Sqlite { source, .. } => {
                 source.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure)

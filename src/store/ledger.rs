@@ -73,7 +73,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 
 /// Opens the ledger at `path` when the file is there; `None` (and nothing created) when it is not.
 /// When existence cannot be told, the open is attempted and SQLite reports the cause.
-pub fn open_existing(path: &Path) -> Result<Option<Connection>, StoreError> {
+pub(crate) fn open_existing(path: &Path) -> Result<Option<Connection>, StoreError> {
     if matches!(path.try_exists(), Ok(false)) {
         return Ok(None);
     }
@@ -124,7 +124,7 @@ pub fn newest_for(
 
 /// The newest entry of `kind` whose outcome is `outcome` (the newest successful backup, drill or
 /// restore).
-pub fn newest_with_outcome(conn: &Connection, kind: &str, outcome: &str) -> Result<Option<Entry>, StoreError> {
+pub(crate) fn newest_with_outcome(conn: &Connection, kind: &str, outcome: &str) -> Result<Option<Entry>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM gm_ops_ledger WHERE kind = ?1 AND outcome = ?2 ORDER BY id DESC LIMIT 1"

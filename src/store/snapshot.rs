@@ -348,7 +348,7 @@ fn carry_table(conn: &Connection, t: &RevocableTable, rows: &[Row]) -> Result<Ve
 
 /// Adds the carried-over nonces and revocations to the restore's private copy at `tmp`, in one
 /// transaction: the file gets all carried rows or none (restore, D23). The caller fsyncs the file.
-pub fn carry_over(
+pub(crate) fn carry_over(
     tmp: &Path,
     nonces: &[(String, String, String)],
     revoked: &Revocations,
