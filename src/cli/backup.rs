@@ -1,7 +1,7 @@
 //! `gm managed backup`: encrypted, signed backups; and the helpers the other managed commands share
 //! (`verify_backup.rs`, `restore.rs`, `restore-drill` in `drill.rs`, `history.rs`, and audit,
-//! prune and incident): settings, decryption keys, archive limits, check rendering and the ops
-//! ledger (`gm-ops.db` beside the NA database) that records every run.
+//! prune and incident): settings, decryption keys, archive limits and check rendering. Every run
+//! is recorded through `ops::ledger` (`gm-ops.db` beside the NA database).
 //! A host that only has recipients (`age1…` public keys) can take backups but cannot decrypt them:
 //! verification and restore need the identity (or the passphrase), which the customer can keep
 //! offline.

@@ -1,7 +1,8 @@
-//! `gm readiness`: gathers the evidence (genesis and keys on disk, the profile, the database, the
-//! ops ledger, the job table, runbooks, disk, a live probe of the NA), lets `readiness` judge it,
-//! and prints the report as text, JSON or JUnit, optionally signed with an operator key so the
-//! customer can keep it as sign-off evidence (`gm readiness verify`).
+//! `gm readiness`: resolves flags and gm.toml (as `gm serve` would) into `readiness::gather::Sources`,
+//! lets `readiness` gather the evidence (genesis and keys on disk, the database, the ops ledger,
+//! runbooks, disk, a live probe of the NA) and judge it, and prints the report as text, JSON or
+//! JUnit, optionally signed with an operator key so the customer can keep it as sign-off evidence
+//! (`gm readiness verify`). A report it cannot produce exits 3 through `cli::Error`.
 
 use std::path::{Path, PathBuf};
 
