@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::ops::ledger::{LedgerKind, Outcome};
 
+use super::error::Error;
 use super::profile::{Part, Profile};
 use super::report::{Check, Status};
 
@@ -77,25 +78,25 @@ pub struct ExpiringTreaty {
 }
 
 /// Which admin signature versions the NA accepts, as `gm serve` resolves its settings here.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AdminAuthFacts {
     /// Version-1 signatures (upstream 0.16) are accepted.
     pub v1_accepted: bool,
     /// What decided it (a setting, or the default for this home), in words.
     pub decided_by: String,
     /// Version-1 acceptances audited in the last 30 days, or why they could not be counted.
-    pub legacy_accepted_30d: Result<i64, String>,
+    pub legacy_accepted_30d: Result<i64, Error>,
 }
 
 /// Everything the checks read.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Evidence {
     /// When the report is made.
     pub now: DateTime<Utc>,
     /// When this gm was built (`crate::clock::build_time`), if known.
     pub build_time: Option<DateTime<Utc>>,
     /// The genesis, or why it could not be read.
-    pub genesis: Result<GenesisFacts, String>,
+    pub genesis: Result<GenesisFacts, Error>,
     /// The profile, or why it could not be read.
     pub profile: Result<Profile, String>,
     /// The NA private key file and its mode, if it exists.
@@ -111,11 +112,11 @@ pub struct Evidence {
     /// The probe target.
     pub probe_target: String,
     /// The ops ledger, newest first (or why it cannot be read).
-    pub ledger: Result<Vec<LedgerFact>, String>,
+    pub ledger: Result<Vec<LedgerFact>, Error>,
     /// The newest audit export file and the result of re-checking its redaction.
     pub export_redaction: Option<(PathBuf, Result<usize, String>)>,
     /// The database: path, journal mode, or why it cannot be opened.
-    pub database: Result<(PathBuf, String), String>,
+    pub database: Result<(PathBuf, String), Error>,
     /// Runbooks folder and the expected runbooks missing from it.
     pub runbooks: (PathBuf, Vec<&'static str>),
     /// Scheduled jobs: (name, kind).
@@ -123,7 +124,7 @@ pub struct Evidence {
     /// Free share of the database filesystem.
     pub disk_free_ratio: Option<f64>,
     /// Active treaties expiring within 7 days.
-    pub expiring_treaties: Result<Vec<ExpiringTreaty>, String>,
+    pub expiring_treaties: Result<Vec<ExpiringTreaty>, Error>,
     /// The pinned backup-signing public key (base64), or why none is configured.
     pub backup_signing_key: Result<String, String>,
 }
@@ -638,9 +639,9 @@ mod tests {
             private_keys_found: Vec::new(),
             probe: Err("none".into()),
             probe_target: String::new(),
-            ledger: Err("none".into()),
+            ledger: Err(Error::NoLedger { path: PathBuf::new() }),
             export_redaction: None,
-            database: Err("none".into()),
+            database: Err(Error::Store(crate::store::StoreError::Missing { path: PathBuf::new() })),
             runbooks: (PathBuf::new(), Vec::new()),
             jobs: Err("none".into()),
             disk_free_ratio: None,

@@ -1,6 +1,6 @@
 //! Why a fact could not be gathered. A missing fact is evidence (the check that needs it fails with
-//! "no evidence: …"), so these errors end up in [`super::checks::Evidence`] as its reason; they
-//! are rendered here and nowhere else.
+//! "no evidence: …"), so these errors are kept in [`super::checks::Evidence`] in place of the fact;
+//! they are rendered here and nowhere else.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use crate::store::StoreError;
 
 /// A fact readiness could not gather.
 #[derive(Debug)]
-pub(crate) enum Error {
+pub enum Error {
     /// A file could not be read.
     Read {
         /// The file.

@@ -59,7 +59,8 @@ pub(crate) struct Sources<'a> {
     pub backup_signing_key: Result<String, String>,
 }
 
-/// Reads every fact the checks need. Never fails: a fact that cannot be read carries its reason.
+/// Reads every fact the checks need. Never fails: a fact that cannot be read is kept as its
+/// [`Error`].
 pub(crate) fn gather(s: Sources<'_>) -> Evidence {
     let now = s.clock.now();
     let db_dir = s.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
@@ -82,32 +83,27 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
     Evidence {
         now,
         build_time: crate::clock::build_time(),
-        genesis: text(genesis_facts(&s.genesis_file, &s.na_key_file)),
+        genesis: genesis_facts(&s.genesis_file, &s.na_key_file),
         profile: s.profile,
         na_key_file: (s.na_key_file.clone(), mode(&s.na_key_file)),
         operator_public_keys: s.operator_public_keys,
         admin_auth: AdminAuthFacts {
             v1_accepted: s.admin_v1_accepted,
             decided_by: s.admin_decided_by,
-            legacy_accepted_30d: text(legacy_accepted(&s.db_path, now)),
+            legacy_accepted_30d: legacy_accepted(&s.db_path, now),
         },
         private_keys_found,
         probe: Ok(probe(&s.probe_target, s.clock)),
         probe_target: s.probe_target,
-        ledger: text(ledger),
+        ledger,
         export_redaction,
-        database: text(database(&s.db_path)),
+        database: database(&s.db_path),
         runbooks: (s.runbooks_dir, missing),
         jobs: s.jobs,
         disk_free_ratio: crate::files::space::free_ratio(&db_dir),
-        expiring_treaties: text(expiring_treaties(&s.db_path, now)),
+        expiring_treaties: expiring_treaties(&s.db_path, now),
         backup_signing_key: s.backup_signing_key,
     }
-}
-
-/// A fact or its reason, as the checks read it.
-fn text<T>(r: Result<T, Error>) -> Result<T, String> {
-    r.map_err(|e| e.to_string())
 }
 
 /// The permission bits of `path`, if it exists.

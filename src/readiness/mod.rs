@@ -6,7 +6,7 @@
 //! backup or drill.
 
 pub mod checks;
-pub(crate) mod error;
+pub mod error;
 pub(crate) mod gather;
 pub mod profile;
 pub mod redaction;
