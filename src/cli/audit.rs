@@ -13,8 +13,8 @@ use crate::config::{self, Env};
 use crate::crypto::canonical::to_pretty_string;
 use crate::crypto::json::{Map, Value};
 use crate::ops::audit_export::{export, ExportFormat, ExportOptions, ExportSummary};
+use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 
-use super::backup::{record, Record};
 use super::error::Error;
 use super::output;
 
@@ -118,20 +118,20 @@ pub fn run_export(args: AuditExportArgs) -> Result<u8, Error> {
     let result = export(&opts, started);
     if opts.db_path.is_file() {
         let (outcome, message, details) = match &result {
-            Ok(s) => ("ok", format!("{} events to {}", s.event_count, s.output.display()), summary_value(s)),
-            Err(e) => ("failed", e.to_string(), Value::Null),
+            Ok(s) => (Outcome::Ok, format!("{} events to {}", s.event_count, s.output.display()), summary_value(s)),
+            Err(e) => (Outcome::Failed, e.to_string(), Value::Null),
         };
         let sha = result.as_ref().ok().map(|s| s.sha256.clone());
         let entry = Record {
-            kind: "export",
+            kind: LedgerKind::Export,
             outcome,
-            artifact: Some(&opts.output),
-            sha256: sha.as_deref(),
+            artifact: artifact(&opts.output),
+            sha256: sha,
             size: result.as_ref().ok().and_then(|s| std::fs::metadata(&s.output).ok()).map(|m| m.len()),
             message,
             details,
         };
-        record(&opts.db_path, started, took, entry);
+        Ledger::beside(&opts.db_path).record_logged(&entry, Span::ended_now(started, took));
     }
     let summary = result?;
     if json {

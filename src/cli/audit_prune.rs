@@ -10,8 +10,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::ops::audit_prune::{prune_audit, AuditPruneOptions, AuditPruneSummary};
+use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 
-use super::backup::{ops_error, record, settings, Record};
+use super::backup::{ops_error, settings};
 use super::error::Error;
 use super::output::Output;
 
@@ -70,20 +71,20 @@ pub fn run(args: AuditPruneArgs) -> Result<u8, Error> {
     let result = prune_audit(&opts, started);
     if !opts.dry_run && opts.db_path.is_file() {
         let (outcome, message, details) = match &result {
-            Ok(sum) => ("ok", format!("pruned {} audit events", sum.pruned), summary_value(sum)),
-            Err(e) => ("failed", e.to_string(), Value::Null),
+            Ok(sum) => (Outcome::Ok, format!("pruned {} audit events", sum.pruned), summary_value(sum)),
+            Err(e) => (Outcome::Failed, e.to_string(), Value::Null),
         };
         let ok = result.as_ref().ok();
         let entry = Record {
-            kind: "audit-prune",
+            kind: LedgerKind::AuditPrune,
             outcome,
-            artifact: ok.and_then(|s| s.export.as_deref()),
-            sha256: ok.and_then(|s| s.sha256.as_deref()),
+            artifact: ok.and_then(|s| s.export.as_deref()).and_then(artifact),
+            sha256: ok.and_then(|s| s.sha256.clone()),
             size: ok.and_then(|s| s.export.as_ref()).and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
             message,
             details,
         };
-        record(&opts.db_path, started, took, entry);
+        Ledger::beside(&opts.db_path).record_logged(&entry, Span::ended_now(started, took));
     }
     let summary = result.map_err(ops_error)?;
     Output { json: args.json }.result(&text(&summary), &summary_value(&summary));

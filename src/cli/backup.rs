@@ -1,7 +1,7 @@
 //! `gm managed backup`: encrypted, signed backups; and the helpers the other managed commands share
 //! (`verify_backup.rs`, `restore.rs`, `restore-drill` in `drill.rs`, `history.rs`, and audit,
-//! prune and incident): settings, decryption keys, archive limits, check rendering and the ops
-//! ledger (`gm-ops.db` beside the NA database) that records every run.
+//! prune and incident): settings, decryption keys, archive limits and check rendering. Every run
+//! is recorded through `ops::ledger` (`gm-ops.db` beside the NA database).
 //! A host that only has recipients (`age1…` public keys) can take backups but cannot decrypt them:
 //! verification and restore need the identity (or the passphrase), which the customer can keep
 //! offline.
@@ -14,12 +14,11 @@ use argh::FromArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env, ServeFlags, ServeSettings};
 use crate::crypto::json::{Map, Value};
-use crate::model::timestamp::isoformat_utc;
 use crate::ops::archive::{self, ExtractLimits, Key};
 use crate::ops::backup::{backup, plain_backup, BackupOptions, Target};
+use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::progress::Progress as _;
 use crate::ops::OpsError;
-use crate::store::ledger;
 
 use super::error::{Error, Named};
 use super::flags::{encrypting_command, Decryption, Encryption};
@@ -92,11 +91,6 @@ pub(super) fn extract_limits(home: Option<&Path>) -> Result<ExtractLimits, Error
     Ok(config::extract_limits(&resolved, &file)?)
 }
 
-/// The ops ledger beside the database.
-pub fn ledger_path(db_path: &Path) -> PathBuf {
-    db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("gm-ops.db")
-}
-
 /// Maps an ops failure to the CLI error (a failed check exits 1, the rest 2).
 pub(super) fn ops_error(e: OpsError) -> Error {
     match e {
@@ -123,38 +117,6 @@ pub(super) fn checks_value(checks: &[crate::ops::verify::Check]) -> Vec<Value> {
             ]))
         })
         .collect()
-}
-
-/// One ops-ledger entry as the commands describe it.
-pub(super) struct Record<'a> {
-    pub(super) kind: &'a str,
-    pub(super) outcome: &'a str,
-    pub(super) artifact: Option<&'a Path>,
-    pub(super) sha256: Option<&'a str>,
-    pub(super) size: Option<u64>,
-    pub(super) message: String,
-    pub(super) details: Value,
-}
-
-/// Records an operation in the ops ledger beside `db_path`; a ledger failure is logged, never fatal.
-pub(super) fn record(db_path: &Path, started: chrono::DateTime<chrono::Utc>, took: Instant, r: Record<'_>) {
-    let entry = ledger::Entry {
-        id: 0,
-        kind: r.kind.to_string(),
-        started_at: isoformat_utc(started),
-        finished_at: isoformat_utc(SystemClock.now()),
-        outcome: r.outcome.to_string(),
-        duration_ms: i64::try_from(took.elapsed().as_millis()).unwrap_or(i64::MAX),
-        artifact: r.artifact.map(|p| p.display().to_string()),
-        sha256: r.sha256.map(str::to_string),
-        size_bytes: r.size.and_then(|s| i64::try_from(s).ok()),
-        message: r.message,
-        details_json: crate::crypto::canonical::canonical_string(&r.details),
-    };
-    let path = ledger_path(db_path);
-    if let Err(e) = ledger::open(&path).and_then(|c| ledger::record(&c, &entry)) {
-        log::error!(target: "gm::ops", "cannot record {} in the ops ledger {}: {e}", r.kind, path.display());
-    }
 }
 
 /// The encryption key from `--recipient`, `--recipients-file` or `--passphrase-file` (`None` when
@@ -199,19 +161,17 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
             crate::crypto::canonical::canonical_string(&Value::from(s.db_path.display().to_string())),
             crate::crypto::canonical::canonical_string(&Value::from(output.display().to_string()))
         ));
-        record(
-            &s.db_path,
-            started,
-            took,
-            Record {
-                kind: "backup",
-                outcome: "ok",
-                artifact: Some(output),
+        Ledger::beside(&s.db_path).record_logged(
+            &Record {
+                kind: LedgerKind::Backup,
+                outcome: Outcome::Ok,
+                artifact: artifact(output),
                 sha256: None,
                 size: None,
                 message: "plain online-backup copy".into(),
                 details: Value::Object(Map::new()),
             },
+            Span::ended_now(started, took),
         );
         return Ok(0);
     };
@@ -255,15 +215,12 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
             if let Value::Object(d) = &mut details {
                 d.insert("signed", Value::Bool(signed));
             }
-            record(
-                &s.db_path,
-                started,
-                took,
-                Record {
-                    kind: "backup",
-                    outcome: "ok",
-                    artifact: Some(&report.path),
-                    sha256: Some(&report.sha256),
+            Ledger::beside(&s.db_path).record_logged(
+                &Record {
+                    kind: LedgerKind::Backup,
+                    outcome: Outcome::Ok,
+                    artifact: artifact(&report.path),
+                    sha256: Some(report.sha256.clone()),
                     size: Some(report.size),
                     message: format!(
                         "{}backup of {} ({} bytes)",
@@ -273,6 +230,7 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
                     ),
                     details,
                 },
+                Span::ended_now(started, took),
             );
             let mut m = Map::new();
             m.insert("backup_path", Value::from(report.path.display().to_string()));
@@ -289,19 +247,17 @@ pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
             Ok(0)
         }
         Err(e) => {
-            record(
-                &s.db_path,
-                started,
-                took,
-                Record {
-                    kind: "backup",
-                    outcome: "failed",
+            Ledger::beside(&s.db_path).record_logged(
+                &Record {
+                    kind: LedgerKind::Backup,
+                    outcome: Outcome::Failed,
                     artifact: None,
                     sha256: None,
                     size: None,
                     message: e.to_string(),
                     details: Value::Object(Map::new()),
                 },
+                Span::ended_now(started, took),
             );
             Err(ops_error(e))
         }

@@ -19,12 +19,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::cron::{cron_settings, CronSettings, JobConfig, JobKind};
 use crate::config::{self, Env};
 use crate::crypto::json::{Map, Value};
-use crate::model::timestamp::{isoformat_utc, parse_db_time};
+use crate::ops::ledger::{Entry, Ledger, LedgerKind, Record, Span};
 use crate::sched::metrics::JobMetrics;
 use crate::sched::runner::{self, JobSpec, Outcome, Recorder, Run, Runner};
-use crate::store::ledger;
 
-use super::backup::{ledger_path, settings};
+use super::backup::settings;
 use super::drill::newest_backup;
 use super::error::{Error, Named};
 use super::output::Output;
@@ -165,7 +164,7 @@ pub fn load(home: Option<&Path>) -> Result<Scheduler, Error> {
     Ok(Scheduler {
         settings,
         specs,
-        recorder: Arc::new(LedgerRecorder { ledger: ledger_path(&db), metrics }),
+        recorder: Arc::new(LedgerRecorder { ledger: Ledger::beside(&db), metrics }),
         state_dir: state_dir(&db),
     })
 }
@@ -193,9 +192,10 @@ fn spec(job: &JobConfig, gm: &Path, home: &Path) -> JobSpec {
     }
 }
 
-/// Records runs in the ops ledger (kind `job`) and in the job metrics.
+/// Records runs in the ops ledger (kind `job`) and in the job metrics: the glue between the
+/// scheduler (which knows no ops) and the ops ledger.
 pub struct LedgerRecorder {
-    ledger: PathBuf,
+    ledger: Ledger,
     /// Counters for `/metrics`.
     pub metrics: Arc<JobMetrics>,
 }
@@ -206,43 +206,40 @@ impl Recorder for LedgerRecorder {
         let mut details = Map::new();
         details.insert("job", run.job.as_str());
         details.insert("kind", run.kind.as_str());
-        let entry = ledger::Entry {
-            id: 0,
-            kind: "job".into(),
-            started_at: isoformat_utc(run.started_at),
-            finished_at: isoformat_utc(run.finished_at),
-            outcome: run.outcome.as_str().into(),
-            duration_ms: i64::try_from(run.duration.as_millis()).unwrap_or(i64::MAX),
+        let record = Record {
+            kind: LedgerKind::Job,
+            outcome: ledger_outcome(run.outcome),
             artifact: Some(run.job.clone()),
             sha256: None,
-            size_bytes: None,
+            size: None,
             message: run.message.clone(),
-            details_json: crate::crypto::canonical::canonical_string(&Value::Object(details)),
+            details: Value::Object(details),
         };
-        if let Err(e) = ledger::open(&self.ledger).and_then(|c| ledger::record(&c, &entry)) {
-            log::error!(target: "gm::sched", "cannot record job {} in the ops ledger {}: {e}", run.job, self.ledger.display());
-        }
+        let span = Span { started_at: run.started_at, finished_at: run.finished_at, duration: run.duration };
+        self.ledger.record_logged(&record, span);
+    }
+}
+
+/// A scheduled run's outcome as the ledger records it (the same four words).
+fn ledger_outcome(o: Outcome) -> crate::ops::ledger::Outcome {
+    use crate::ops::ledger::Outcome as Recorded;
+    match o {
+        Outcome::Ok => Recorded::Ok,
+        Outcome::Failed => Recorded::Failed,
+        Outcome::Skipped => Recorded::Skipped,
+        Outcome::Timeout => Recorded::Timeout,
     }
 }
 
 impl LedgerRecorder {
-    /// The last recorded run of `job`.
-    pub fn last_run(&self, job: &str) -> Option<ledger::Entry> {
-        if !self.ledger.exists() {
-            return None;
-        }
-        let conn = ledger::open(&self.ledger).ok()?;
-        ledger::newest_for(&conn, "job", job, None).ok()?
+    /// The last recorded run of `job` (none when the ledger cannot be read).
+    pub fn last_run(&self, job: &str) -> Option<Entry> {
+        self.ledger.last_run(job).ok()?
     }
 
-    /// When `job` last started a run (skips do not count).
+    /// When `job` last started a run (skips do not count; none when the ledger cannot be read).
     pub fn last_started(&self, job: &str) -> Option<DateTime<Utc>> {
-        if !self.ledger.exists() {
-            return None;
-        }
-        let conn = ledger::open(&self.ledger).ok()?;
-        let entry = ledger::newest_for(&conn, "job", job, Some("skipped")).ok()??;
-        parse_db_time(&entry.started_at)
+        self.ledger.last_started(job).ok()?
     }
 }
 
@@ -334,9 +331,10 @@ fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
     }
     runner.shutdown(Duration::ZERO, || SystemClock.now());
     let last = s.recorder.last_run(&args.job);
-    let (outcome, message) = last
-        .as_ref()
-        .map_or(("failed".to_string(), "no record".to_string()), |e| (e.outcome.clone(), e.message.clone()));
+    let (outcome, message) =
+        last.as_ref().map_or((Outcome::Failed.as_str().to_string(), "no record".to_string()), |e| {
+            (e.outcome.clone(), e.message.clone())
+        });
     let mut m = Map::new();
     m.insert("job", args.job.as_str());
     m.insert("message", message.as_str());

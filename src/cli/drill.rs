@@ -9,9 +9,10 @@ use argh::FromArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
+use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::OpsError;
 
-use super::backup::{checks_value, decryption, extract_limits, ops_error, record, settings, Record};
+use super::backup::{checks_value, decryption, extract_limits, ops_error, settings};
 use super::error::{Error, Named, EXIT_CHECK_FAILED};
 use super::flags::decrypting_command;
 use super::output::Output;
@@ -152,14 +153,11 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         crate::files::atomic::write_atomic(path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
             .map_err(Error::io("write", path))?;
     }
-    record(
-        &s.db_path,
-        started,
-        took,
-        Record {
-            kind: "drill",
-            outcome: if ok { "ok" } else { "failed" },
-            artifact: Some(&backup),
+    Ledger::beside(&s.db_path).record_logged(
+        &Record {
+            kind: LedgerKind::Drill,
+            outcome: Outcome::of(ok),
+            artifact: artifact(&backup),
             sha256: None,
             size: None,
             message: report.checks.iter().find(|c| !c.ok).map_or(
@@ -168,6 +166,7 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
             ),
             details: value.clone(),
         },
+        Span::ended_now(started, took),
     );
     let mut text = format!("{}: drill of {}", if ok { "passed" } else { "FAILED" }, backup.display());
     for c in &report.checks {

@@ -2,7 +2,8 @@
 //! every message (lowercase, the failing thing named, the cause last) and [`Error::hint`] the remedy.
 //! Exit codes are defined here once: 0 ok, 1 a check ran and said no, 2 the command could not run;
 //! `gm probe` alone speaks Nagios (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), and every error it
-//! returns is UNKNOWN.
+//! returns is UNKNOWN; `gm readiness` uses 1 and 2 for its verdict, so a report it could not
+//! produce exits 3.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 pub const EXIT_CANNOT_RUN: u8 = 2;
 /// Exit status of `gm probe` when the probe itself could not run or decide: Nagios UNKNOWN.
 pub const EXIT_PROBE_UNKNOWN: u8 = 3;
+/// Exit status of `gm readiness` when the report could not be produced (0, 1 and 2 are its verdict:
+/// ready, only warnings, a check failed).
+pub const EXIT_READINESS_NOT_PRODUCED: u8 = 3;
 
 /// A user-facing failure.
 #[derive(Debug)]
@@ -89,6 +93,9 @@ pub enum Error {
     Probe(ProbeError),
     /// Any error of `gm probe`: rendered as the inner error, exit 3 (Nagios UNKNOWN).
     ProbeUnknown(Box<Error>),
+    /// `gm readiness` could not produce its report: rendered as the inner error with its hint,
+    /// exit 3 (2 means a check failed).
+    ReadinessNotProduced(Box<Error>),
     /// A failure several commands share, with its message and hint defined together.
     Named(Named),
 }
@@ -202,10 +209,19 @@ impl Error {
         }
     }
 
+    /// Wraps an error of `gm readiness` before its report exists so it exits 3.
+    pub(crate) fn readiness_not_produced(e: Error) -> Error {
+        match e {
+            Error::ReadinessNotProduced(_) => e,
+            other => Error::ReadinessNotProduced(Box::new(other)),
+        }
+    }
+
     /// The process exit status.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Probe(_) | Error::ProbeUnknown(_) => EXIT_PROBE_UNKNOWN,
+            Error::ReadinessNotProduced(_) => EXIT_READINESS_NOT_PRODUCED,
             Error::CheckFailed { .. } | Error::Named(Named::ForgedBackup { .. }) => EXIT_CHECK_FAILED,
             Error::Client(e) if e.is_refusal() => EXIT_CHECK_FAILED,
             _ => EXIT_CANNOT_RUN,
@@ -293,7 +309,7 @@ impl Error {
             Error::Probe(ProbeError::StateCorrupt { .. }) => {
                 Some("delete the state file: the next run starts counting failures afresh".to_string())
             }
-            Error::ProbeUnknown(inner) => inner.hint(),
+            Error::ProbeUnknown(inner) | Error::ReadinessNotProduced(inner) => inner.hint(),
             _ => None,
         }
     }
@@ -326,7 +342,7 @@ impl fmt::Display for Error {
             Error::Ops(e) => write!(f, "{e}"),
             Error::Client(e) => write!(f, "{e}"),
             Error::Probe(e) => write!(f, "{e}"),
-            Error::ProbeUnknown(inner) => write!(f, "{inner}"),
+            Error::ProbeUnknown(inner) | Error::ReadinessNotProduced(inner) => write!(f, "{inner}"),
             Error::Named(n) => f.write_str(&n.render().0),
         }
     }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use argh::FromArgs;
 
 use crate::crypto::json::{Map, Value};
-use crate::store::ledger;
+use crate::ops::ledger::Ledger;
 
-use super::backup::{ledger_path, settings};
+use super::backup::settings;
 use super::error::Error;
 use super::output::Output;
 
@@ -32,9 +32,9 @@ pub struct HistoryArgs {
 /// Runs `gm managed history`.
 pub fn run_history(args: HistoryArgs) -> Result<u8, Error> {
     let s = settings(args.home.as_deref(), None)?;
-    let path = ledger_path(&s.db_path);
-    let entries = ledger::open(&path).and_then(|c| ledger::list(&c, args.kind.as_deref(), args.limit))?;
-    let mut text = format!("{} entr(y/ies) in {}", entries.len(), path.display());
+    let ledger = Ledger::beside(&s.db_path);
+    let entries = ledger.list(args.kind.as_deref(), args.limit)?;
+    let mut text = format!("{} entr(y/ies) in {}", entries.len(), ledger.path().display());
     let mut items = Vec::new();
     for e in &entries {
         text.push_str(&format!(

@@ -17,9 +17,10 @@ use crate::model::genesis::Genesis;
 use crate::model::timestamp::isoformat_utc;
 use crate::model::SignedObject;
 use crate::ops::incident::{bundle, BundleOptions, Fingerprint, View};
+use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::store::{OpenMode, Store};
 
-use super::backup::{encryption_key, ledger_path, ops_error, record, settings, Record};
+use super::backup::{encryption_key, ops_error, settings};
 use super::error::Error;
 use super::flags::encrypting_command;
 use super::output::Output;
@@ -139,7 +140,7 @@ fn run_bundle(args: BundleArgs) -> Result<u8, Error> {
     }
     let opts = BundleOptions {
         db_path: s.db_path.clone(),
-        ledger_path: ledger_path(&s.db_path),
+        ledger_path: crate::ops::ledger::path_beside(&s.db_path),
         network_name,
         since,
         until,
@@ -153,24 +154,22 @@ fn run_bundle(args: BundleArgs) -> Result<u8, Error> {
     };
     let result = bundle(&opts, started);
     let (outcome, message) = match &result {
-        Ok(r) => ("ok", format!("{} audit events, {} bytes", r.event_count, r.size)),
-        Err(e) => ("failed", e.to_string()),
+        Ok(r) => (Outcome::Ok, format!("{} audit events, {} bytes", r.event_count, r.size)),
+        Err(e) => (Outcome::Failed, e.to_string()),
     };
     let sha = result.as_ref().ok().map(|r| r.sha256.clone());
     let details = result.as_ref().map_or(Value::Null, |r| r.manifest.clone());
-    record(
-        &s.db_path,
-        started,
-        took,
-        Record {
-            kind: "incident",
+    Ledger::beside(&s.db_path).record_logged(
+        &Record {
+            kind: LedgerKind::Incident,
             outcome,
-            artifact: Some(&args.output),
-            sha256: sha.as_deref(),
+            artifact: artifact(&args.output),
+            sha256: sha,
             size: result.as_ref().ok().map(|r| r.size),
             message,
             details,
         },
+        Span::ended_now(started, took),
     );
     let report = result.map_err(ops_error)?;
     let mut m = Map::new();
@@ -222,8 +221,8 @@ fn views_from_db(db: &Path, now: DateTime<Utc>) -> Result<Vec<View>, Error> {
         message: format!("cannot compute the views from {}: {e:?}", db.display()),
         hint: None,
     };
-    let connectome = crate::na::routes::connectome::connectome_body_from_store(&store, now).map_err(na_err)?;
-    let metrics = crate::na::routes::public::metrics_text_from_store(&store, now).map_err(na_err)?;
+    let connectome = crate::na::offline::connectome_json(&store, now).map_err(na_err)?;
+    let metrics = crate::na::offline::metrics_text(&store, now).map_err(na_err)?;
     let crl = store.read(crate::store::crl::active)?;
     let mut views = vec![
         View { name: "connectome.json".into(), bytes: connectome, source: "database".into() },

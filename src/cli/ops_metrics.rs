@@ -6,15 +6,14 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::crypto::json::parse_str;
 use crate::model::timestamp::parse_db_time;
+use crate::ops::ledger::{self, Entry, Ledger, LedgerKind};
 use crate::sched::metrics::JobMetrics;
-use crate::store::ledger;
 
 /// What the `/metrics` hook reads.
 pub struct OpsMetrics {
     /// The ops ledger.
-    pub ledger: PathBuf,
+    pub(crate) ledger: Ledger,
     /// The NA database (its folder's filesystem is measured).
     pub db_path: PathBuf,
     /// The scheduler's counters, when it runs.
@@ -27,15 +26,9 @@ impl OpsMetrics {
     /// The Prometheus text.
     pub fn render(&self) -> String {
         let mut out = self.jobs.as_ref().map(|j| j.render()).unwrap_or_default();
-        let newest_ok = |kind: &str| -> Option<ledger::Entry> {
-            if !self.ledger.is_file() {
-                return None;
-            }
-            let conn = ledger::open(&self.ledger).ok()?;
-            ledger::list(&conn, Some(kind), 1000).ok()?.into_iter().find(|e| e.outcome == "ok")
-        };
-        let ts = |e: &ledger::Entry| parse_db_time(&e.finished_at).map(|t| t.timestamp());
-        let backup = newest_ok("backup");
+        let newest_ok = |kind| self.ledger.newest_ok(kind).ok().flatten();
+        let ts = |e: &Entry| parse_db_time(&e.finished_at).map(|t| t.timestamp());
+        let backup = newest_ok(LedgerKind::Backup);
         gauge(
             &mut out,
             "gm_backup_last_success_timestamp_seconds",
@@ -48,17 +41,18 @@ impl OpsMetrics {
             "Size of the last successful backup.",
             backup.as_ref().and_then(|e| e.size_bytes).map(|s| s as f64),
         );
-        let drill = newest_ok("drill");
+        let drill = newest_ok(LedgerKind::Drill);
         gauge(
             &mut out,
             "gm_restore_drill_last_success_timestamp_seconds",
             "When the last restore drill passed (Unix time).",
             drill.as_ref().and_then(ts).map(|t| t as f64),
         );
-        let rto = drill.as_ref().and_then(|e| {
-            let v = parse_str(&e.details_json).ok()?;
-            v.as_object()?.get("rto_ms")?.as_i64().map(|ms| ms as f64 / 1000.0)
-        });
+        let rto = drill
+            .as_ref()
+            .and_then(ledger::details)
+            .and_then(|d| d.get("rto_ms")?.as_i64())
+            .map(|ms| ms as f64 / 1000.0);
         gauge(
             &mut out,
             "gm_restore_drill_rto_seconds",
@@ -70,7 +64,7 @@ impl OpsMetrics {
             &mut out,
             "gm_disk_free_ratio",
             "Free share of the database filesystem (available to gm).",
-            free_ratio(folder),
+            crate::files::space::free_ratio(folder),
         );
         let texts: Vec<String> = self.probe_textfiles.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
         out.push_str(&merge_families(&texts, "gm_probe_"));
@@ -113,12 +107,6 @@ fn gauge(out: &mut String, name: &str, help: &str, value: Option<f64>) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
 }
 
-/// Available blocks over total blocks of the filesystem holding `path`.
-pub fn free_ratio(path: &Path) -> Option<f64> {
-    let st = rustix::fs::statvfs(path).ok()?;
-    (st.f_blocks > 0).then(|| st.f_bavail as f64 / st.f_blocks as f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,12 +120,5 @@ mod tests {
             "# HELP gm_probe_success 1 when the check passed.\n# TYPE gm_probe_success gauge\n\
              gm_probe_success{target=\"a\",check=\"healthz\"} 1\ngm_probe_success{target=\"b\",check=\"healthz\"} 0\n"
         );
-    }
-
-    #[test]
-    fn free_ratio_is_a_share() {
-        let r = free_ratio(Path::new("/")).unwrap_or(-1.0);
-        assert!((0.0..=1.0).contains(&r), "{r}");
-        assert_eq!(free_ratio(Path::new("/nonexistent/gm")), None);
     }
 }

@@ -13,12 +13,12 @@ use argh::FromArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
+use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::prune::folder::{self, Deleted, Folder, Ignored, IgnoredKind};
 use crate::ops::prune::{plan, BackupFile, Plan, Protected, Rules};
 use crate::ops::OpsError;
-use crate::store::ledger;
 
-use super::backup::{ledger_path, record, settings, Record};
+use super::backup::settings;
 use super::error::Error;
 use super::output::{notice, Output};
 
@@ -68,7 +68,7 @@ pub fn run(args: PruneArgs) -> Result<u8, Error> {
     }
     let s = settings(args.home.as_deref(), None)?;
     let pinned = super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?;
-    let ledger = ledger_path(&s.db_path);
+    let ledger = Ledger::beside(&s.db_path);
     let (started, took) = (SystemClock.now(), Instant::now());
     let found = trusted_backups(&args.dir, &pinned)?;
     let protected = protected(&ledger, &args.dir, &found.backups)?;
@@ -76,7 +76,7 @@ pub fn run(args: PruneArgs) -> Result<u8, Error> {
         notice(&format!(
             "warning: no backup in {} has a passed verification in the ops ledger {}; run gm managed verify --home … regularly",
             args.dir.display(),
-            ledger.display()
+            ledger.path().display()
         ));
     }
     let plan = plan(&found.backups, &protected, &rules);
@@ -89,19 +89,17 @@ pub fn run(args: PruneArgs) -> Result<u8, Error> {
     let deleted = folder::delete(&args.dir, &names);
     let report = Report { deleted: Some(&deleted), ..report };
     let failed = deleted.failures();
-    record(
-        &s.db_path,
-        started,
-        took,
-        Record {
-            kind: "prune",
-            outcome: if failed == 0 { "ok" } else { "failed" },
-            artifact: Some(&args.dir),
+    Ledger::beside(&s.db_path).record_logged(
+        &Record {
+            kind: LedgerKind::Prune,
+            outcome: Outcome::of(failed == 0),
+            artifact: artifact(&args.dir),
             sha256: None,
             size: None,
             message: report.counts(),
             details: report.ledger_details(),
         },
+        Span::ended_now(started, took),
     );
     Output { json: args.json }.result(&report.text(), &report.value());
     if failed > 0 {
@@ -134,21 +132,13 @@ fn trusted_backups(dir: &Path, pinned: &crate::ops::backup_signature::TrustedKey
     Ok(found)
 }
 
-fn protected(ledger: &Path, dir: &Path, backups: &[BackupFile]) -> Result<Protected, Error> {
-    if !ledger.try_exists().map_err(Error::io("inspect", ledger))? {
+fn protected(ledger: &Ledger, dir: &Path, backups: &[BackupFile]) -> Result<Protected, Error> {
+    if !ledger.exists().map_err(Error::io("inspect", ledger.path()))? {
         return Ok(Protected::default());
     }
-    let conn = ledger::open(ledger)?;
-    let passed = |kind: &str| -> Result<Vec<String>, Error> {
-        Ok(ledger::list(&conn, Some(kind), i64::MAX)?
-            .into_iter()
-            .filter(|e| e.outcome == "ok")
-            .filter_map(|e| e.artifact)
-            .collect())
-    };
     Ok(Protected {
-        verified: folder::named_by_artifacts(dir, backups, &passed("verify")?),
-        drilled: folder::named_by_artifacts(dir, backups, &passed("drill")?),
+        verified: folder::named_by_artifacts(dir, backups, &ledger.passed_artifacts(LedgerKind::Verify)?),
+        drilled: folder::named_by_artifacts(dir, backups, &ledger.passed_artifacts(LedgerKind::Drill)?),
     })
 }
 

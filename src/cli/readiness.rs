@@ -1,35 +1,26 @@
-//! `gm readiness`: gathers the evidence (genesis and keys on disk, the profile, the database, the
-//! ops ledger, the job table, runbooks, disk, a live probe of the NA), lets `readiness` judge it,
-//! and prints the report as text, JSON or JUnit, optionally signed with an operator key so the
-//! customer can keep it as sign-off evidence (`gm readiness verify`).
+//! `gm readiness`: resolves flags and gm.toml (as `gm serve` would) into `readiness::gather::Sources`,
+//! lets `readiness` gather the evidence (genesis and keys on disk, the database, the ops ledger,
+//! runbooks, disk, a live probe of the NA) and judge it, and prints the report as text, JSON or
+//! JUnit, optionally signed with an operator key so the customer can keep it as sign-off evidence
+//! (`gm readiness verify`). A report it cannot produce exits 3 through `cli::Error`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use argh::FromArgs;
-use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env, ServeSettings};
 use crate::crypto::canonical::{canonical_string, to_pretty_string};
-use crate::crypto::digest::sha256_hex;
 use crate::crypto::json::{parse_str, Map, Value};
 use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
-use crate::crypto::signature::SignatureCheck;
-use crate::model::genesis::Genesis;
-use crate::model::timestamp::{isoformat_utc, parse_db_time};
-use crate::model::SignedObject;
+use crate::model::timestamp::isoformat_utc;
 use crate::na::auth::admin::SignaturePolicy;
-use crate::readiness::checks::{
-    evaluate, AdminAuthFacts, Evidence, ExpiringTreaty, GenesisFacts, LedgerFact, ProbeFact, RUNBOOKS,
-};
+use crate::readiness::checks::evaluate;
+use crate::readiness::gather::{gather, Sources};
 use crate::readiness::report::{junit, text, Report};
 
-use super::backup::{ledger_path, settings};
+use super::backup::settings;
 use super::error::Error;
-
-/// Exit status when the report could not be produced.
-const EXIT_COULD_NOT_RUN: u8 = 3;
 
 /// The machine-checkable pilot-readiness report; its exit code gates pilot sign-off.
 #[derive(FromArgs, Debug)]
@@ -112,16 +103,7 @@ pub fn run(args: ReadinessArgs) -> Result<u8, Error> {
         Some(ReportAction::Sign(v)) => return sign_file(v),
         None => {}
     }
-    match produce(&args) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            super::output::notice(&format!("error: {e}"));
-            if let Some(hint) = e.hint() {
-                super::output::notice(&format!("hint: {hint}"));
-            }
-            Ok(EXIT_COULD_NOT_RUN)
-        }
-    }
+    produce(&args).map_err(Error::readiness_not_produced)
 }
 
 fn produce(args: &ReadinessArgs) -> Result<u8, Error> {
@@ -138,8 +120,8 @@ fn produce(args: &ReadinessArgs) -> Result<u8, Error> {
     let home = config::resolve_home(args.home.as_deref(), &env);
     let file = config::load_file(&home)?;
     let s = settings(Some(&home), None)?;
-    let now = SystemClock.now();
-    let evidence = gather(args, &home, &file, &s, now);
+    let evidence = gather(sources(args, &home, &file, &s, &SystemClock));
+    let now = evidence.now;
     let sovereign = evidence.genesis.as_ref().map_or_else(|_| "unknown".to_string(), |g| g.network_name.clone());
     let report = Report { generated_at: now, sovereign, checks: evaluate(&evidence) };
     let rendered = match args.format.as_str() {
@@ -283,210 +265,35 @@ fn verify(args: VerifyCommand) -> Result<u8, Error> {
     Ok(0)
 }
 
-fn gather(
+/// Resolves what `gm serve` would run with here (flags > env > gm.toml) into the readiness
+/// sources; the facts behind them are read by `readiness::gather`.
+fn sources<'a>(
     args: &ReadinessArgs,
     home: &Path,
     file: &config::file::ConfigFile,
     s: &ServeSettings,
-    now: DateTime<Utc>,
-) -> Evidence {
-    let genesis = genesis_facts(s);
-    let profile = super::profile::load(home).map_err(|e| e.to_string());
-    let na_key_mode = std::fs::metadata(&s.na_key_file)
-        .ok()
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
-    let operator_public_keys = crate::na::auth::operators::OperatorKeys::load(s.operator_keys.clone())
-        .map(|k| k.current().len())
-        .map_err(|e| e.to_string());
-    let db_dir = s.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let backup_signing = config::backup_signing(home, file).signing_key;
-    let expected: Vec<&Path> = std::iter::once(s.na_key_file.as_path()).chain(backup_signing.as_deref()).collect();
-    let mut private_keys_found = private_keys(home, &expected);
-    private_keys_found.extend(private_keys(&db_dir, &expected));
-    private_keys_found.sort();
-    private_keys_found.dedup();
-    let target = args.target.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", s.bind.port()));
-    let probe = probe(&target);
-    let ledger = ledger(&ledger_path(&s.db_path));
-    let export_redaction = ledger.as_ref().ok().and_then(|l| {
-        let x = l.iter().find(|e| e.kind == "export" && e.outcome == "ok")?;
-        let path = PathBuf::from(x.artifact.clone()?);
-        let checked = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            .and_then(|t| crate::readiness::redaction::recheck(&t));
-        Some((path, checked))
-    });
-    let runbooks_dir = args.runbooks.clone().unwrap_or_else(|| home.join("runbooks"));
-    let missing = RUNBOOKS.iter().copied().filter(|r| !runbooks_dir.join(r).is_file()).collect();
-    let jobs = crate::config::cron::cron_settings(home, file)
-        .map(|c| c.jobs.iter().map(|j| (j.name.clone(), j.kind.name().to_string())).collect())
-        .map_err(|e| e.to_string());
-    Evidence {
-        now,
-        build_time: crate::clock::build_time(),
-        genesis,
-        profile,
-        na_key_file: (s.na_key_file.clone(), na_key_mode),
-        operator_public_keys,
-        admin_auth: admin_auth(s, now),
-        private_keys_found,
-        probe,
-        probe_target: target,
-        ledger,
-        export_redaction,
-        database: database(&s.db_path),
-        runbooks: (runbooks_dir, missing),
-        jobs,
-        disk_free_ratio: super::ops_metrics::free_ratio(&db_dir),
-        expiring_treaties: expiring_treaties(&s.db_path, now),
+    clock: &'a dyn Clock,
+) -> Sources<'a> {
+    Sources {
+        clock,
+        home: home.to_path_buf(),
+        genesis_file: s.genesis_file.clone(),
+        na_key_file: s.na_key_file.clone(),
+        db_path: s.db_path.clone(),
+        backup_signing_key_file: config::backup_signing(home, file).signing_key,
+        probe_target: args.target.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", s.bind.port())),
+        runbooks_dir: args.runbooks.clone().unwrap_or_else(|| home.join("runbooks")),
+        admin_v1_accepted: s.admin_signature == SignaturePolicy::V1AndV2,
+        admin_decided_by: s.admin_signature_origin.describe().to_string(),
+        profile: super::profile::load(home).map_err(|e| e.to_string()),
+        operator_public_keys: crate::na::auth::operators::OperatorKeys::load(s.operator_keys.clone())
+            .map(|k| k.current().len())
+            .map_err(|e| e.to_string()),
+        jobs: crate::config::cron::cron_settings(home, file)
+            .map(|c| c.jobs.iter().map(|j| (j.name.clone(), j.kind.name().to_string())).collect())
+            .map_err(|e| e.to_string()),
         backup_signing_key: super::backup_signing::pinned(Some(home), None)
             .map(|k| k.current.to_b64())
             .map_err(|e| e.to_string()),
     }
-}
-
-/// The admin signature policy `gm serve` would run with here (same gm.toml and environment), and
-/// how often version 1 was accepted in the last 30 days (`admin_legacy_signature_accepted`).
-fn admin_auth(s: &ServeSettings, now: DateTime<Utc>) -> AdminAuthFacts {
-    let since = isoformat_utc(now - chrono::Duration::days(30));
-    let legacy_accepted_30d = open_read_only(&s.db_path).and_then(|conn| {
-        crate::store::audit::count_since(&conn, "admin_legacy_signature_accepted", &since).map_err(|e| e.to_string())
-    });
-    AdminAuthFacts {
-        v1_accepted: s.admin_signature == SignaturePolicy::V1AndV2,
-        decided_by: s.admin_signature_origin.describe().to_string(),
-        legacy_accepted_30d,
-    }
-}
-
-fn genesis_facts(s: &ServeSettings) -> Result<GenesisFacts, String> {
-    let bytes = std::fs::read(&s.genesis_file).map_err(|e| format!("cannot read {}: {e}", s.genesis_file.display()))?;
-    let value =
-        parse_str(&String::from_utf8_lossy(&bytes)).map_err(|e| format!("{}: {e}", s.genesis_file.display()))?;
-    let g = Genesis::from_value(&value).map_err(|e| format!("{}: {e}", s.genesis_file.display()))?;
-    let na_key_matches =
-        load_signing_key(&s.na_key_file).ok().map(|k| k.public_key().to_b64() == g.network_authority.public_key);
-    Ok(GenesisFacts {
-        path: s.genesis_file.clone(),
-        sha256: sha256_hex(&bytes),
-        network_name: g.network_name.clone(),
-        root_signed: matches!(g.check_root_signatures(), SignatureCheck::Valid),
-        na_key_matches,
-        na_valid_from: g.network_authority.valid_from.to_utc(),
-        na_valid_to: g.network_authority.valid_to.to_utc(),
-    })
-}
-
-/// Ed25519 private key files (gm/upstream layout) under `dir`, two levels deep, except the NA key.
-/// Private key files under `dir` (two levels), except the ones the NA host must hold: the NA key
-/// and the backup-signing key (backups are signed where they are taken).
-fn private_keys(dir: &Path, expected: &[&Path]) -> Vec<PathBuf> {
-    let expected: Vec<PathBuf> = expected.iter().filter_map(|p| p.canonicalize().ok()).collect();
-    let mut found = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), 0)];
-    while let Some((d, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() && depth < 2 {
-                stack.push((path, depth + 1));
-            } else if kind.is_file() && path.extension().is_some_and(|x| x == "key") {
-                let is_private = std::fs::read_to_string(&path)
-                    .is_ok_and(|t| t.lines().next().is_some_and(|l| l.contains("Private Key")));
-                if is_private && !path.canonicalize().is_ok_and(|p| expected.contains(&p)) {
-                    found.push(path);
-                }
-            }
-        }
-    }
-    found
-}
-
-fn probe(target: &str) -> Result<Vec<ProbeFact>, String> {
-    use crate::probe::checks::{run_checks, CheckName, Outcome};
-    let mut checks: Vec<CheckName> =
-        ["healthz", "readyz", "metrics", "connectome"].iter().filter_map(|n| CheckName::from_name(n)).collect();
-    if target.starts_with("https://") {
-        checks.extend(CheckName::from_name("tls"));
-    }
-    let options = crate::probe::ProbeOptions {
-        target: target.to_string(),
-        checks,
-        root_public_key: None,
-        timeout: Duration::from_secs(10),
-        tls: crate::probe::TlsThresholds { warn_days: 14, critical_days: 7 },
-    };
-    let results = run_checks(&options, &SystemClock);
-    Ok(results
-        .into_iter()
-        .map(|r| ProbeFact {
-            check: r.check.name().to_string(),
-            ok: r.outcome == Outcome::Pass,
-            reason: r.reason,
-            cert_expiry_days: r.cert_expiry_days,
-        })
-        .collect())
-}
-
-fn ledger(path: &Path) -> Result<Vec<LedgerFact>, String> {
-    if !path.is_file() {
-        return Err(format!("no ops ledger at {} (no backup, drill or export has run)", path.display()));
-    }
-    let conn = crate::store::ledger::open(path).map_err(|e| e.to_string())?;
-    let entries = crate::store::ledger::list(&conn, None, 100_000).map_err(|e| e.to_string())?;
-    Ok(entries
-        .into_iter()
-        .filter_map(|e| {
-            Some(LedgerFact {
-                id: e.id,
-                finished_at: parse_db_time(&e.finished_at)?,
-                kind: e.kind,
-                outcome: e.outcome,
-                signed: crate::crypto::json::parse_str(&e.details_json)
-                    .ok()
-                    .and_then(|v| v.as_object().and_then(|m| m.get("signed")).and_then(|x| x.as_bool())),
-                artifact: e.artifact,
-                sha256: e.sha256,
-            })
-        })
-        .collect())
-}
-
-/// The database opened read-only (never created), or why not.
-fn open_read_only(db: &Path) -> Result<rusqlite::Connection, String> {
-    if !db.is_file() {
-        return Err(format!("database {} does not exist", db.display()));
-    }
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot open {}: {e}", db.display()))
-}
-
-fn database(db: &Path) -> Result<(PathBuf, String), String> {
-    let conn = open_read_only(db)?;
-    let mode: String =
-        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(|e| format!("{}: {e}", db.display()))?;
-    Ok((db.to_path_buf(), mode))
-}
-
-fn expiring_treaties(db: &Path, now: DateTime<Utc>) -> Result<Vec<ExpiringTreaty>, String> {
-    let conn = open_read_only(db)?;
-    let rows = crate::store::treaties::list(&conn, "", "", "").map_err(|e| e.to_string())?;
-    let active: Vec<_> = rows
-        .iter()
-        .filter(|r| r.status == "active")
-        .filter_map(|r| parse_db_time(&r.expires_at).filter(|t| *t > now).map(|t| (r, t)))
-        .collect();
-    Ok(active
-        .iter()
-        .filter(|(_, t)| *t - now < chrono::Duration::days(7))
-        .map(|(r, t)| ExpiringTreaty {
-            treaty_id: r.treaty_id.clone(),
-            subject: r.subject_sovereign_id.clone(),
-            expires_at: *t,
-            has_successor: active.iter().any(|(o, ot)| {
-                o.subject_sovereign_id == r.subject_sovereign_id && o.treaty_id != r.treaty_id && *ot > *t
-            }),
-        })
-        .collect())
 }

@@ -9,10 +9,11 @@ use argh::FromArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::json::{Map, Value};
 use crate::ops::backup::load_genesis;
+use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::progress::Progress as _;
 use crate::ops::restore::{restore, RestoreOptions};
 
-use super::backup::{decryption, extract_limits, ops_error, record, settings, Record, MAX_BUSY_TIMEOUT_SECS};
+use super::backup::{decryption, extract_limits, ops_error, settings, MAX_BUSY_TIMEOUT_SECS};
 use super::error::Error;
 use super::flags::decrypting_command;
 use super::output::Output;
@@ -94,14 +95,11 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
     progress.finish();
     match restored {
         Ok(report) => {
-            record(
-                &s.db_path,
-                started,
-                took,
-                Record {
-                    kind: "restore",
-                    outcome: "ok",
-                    artifact: Some(&args.backup),
+            Ledger::beside(&s.db_path).record_logged(
+                &Record {
+                    kind: LedgerKind::Restore,
+                    outcome: Outcome::Ok,
+                    artifact: artifact(&args.backup),
                     sha256: None,
                     size: None,
                     message: format!(
@@ -120,6 +118,7 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                         ("crl_sequence_restored".to_string(), Value::from(report.crl_sequence_restored)),
                     ])),
                 },
+                Span::ended_now(started, took),
             );
             let mut m = Map::new();
             m.insert("db_path", Value::from(s.db_path.display().to_string()));
@@ -182,19 +181,17 @@ pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
             Ok(0)
         }
         Err(e) => {
-            record(
-                &s.db_path,
-                started,
-                took,
-                Record {
-                    kind: "restore",
-                    outcome: "failed",
-                    artifact: Some(&args.backup),
+            Ledger::beside(&s.db_path).record_logged(
+                &Record {
+                    kind: LedgerKind::Restore,
+                    outcome: Outcome::Failed,
+                    artifact: artifact(&args.backup),
                     sha256: None,
                     size: None,
                     message: e.to_string(),
                     details: Value::Object(Map::new()),
                 },
+                Span::ended_now(started, took),
             );
             Err(ops_error(e))
         }

@@ -168,7 +168,7 @@ fn serve_with_clock(
     reconcile_crl_at_start(&authority, &settings.db_path);
     let scheduling = run_scheduler && scheduler.settings.enabled && !scheduler.specs.is_empty();
     let ops = super::ops_metrics::OpsMetrics {
-        ledger: super::backup::ledger_path(&settings.db_path),
+        ledger: crate::ops::ledger::Ledger::beside(&settings.db_path),
         db_path: settings.db_path.clone(),
         jobs: scheduling.then(|| Arc::clone(&scheduler.recorder.metrics)),
         probe_textfiles: scheduler.probe_textfiles(),
@@ -363,18 +363,13 @@ fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Re
 /// is above the one that database had issued (nodes may hold it; the newest restore in the ops
 /// ledger names it).
 fn reconcile_crl_at_start(authority: &Authority, db_path: &std::path::Path) {
-    let ledger = super::backup::ledger_path(db_path);
-    let floor = ledger
-        .is_file()
-        .then(|| {
-            crate::store::ledger::open(&ledger)
-                .and_then(|c| crate::store::ledger::list(&c, Some("restore"), 50))
-                .ok()
-                .and_then(|entries| entries.into_iter().find(|e| e.outcome == "ok"))
-                .and_then(|e| crate::crypto::json::parse_str(&e.details_json).ok())
-                .and_then(|v| v.as_object().and_then(|m| m.get("crl_sequence_replaced")).and_then(|x| x.as_i64()))
-        })
-        .flatten();
+    use crate::ops::ledger::{details, Ledger, LedgerKind};
+    let floor = Ledger::beside(db_path)
+        .newest_ok(LedgerKind::Restore)
+        .ok()
+        .flatten()
+        .and_then(|e| details(&e))
+        .and_then(|d| d.get("crl_sequence_replaced")?.as_i64());
     match authority.reconcile_crl(floor) {
         Ok(Some((seq, added))) => log::warn!(
             target: "gm::serve",

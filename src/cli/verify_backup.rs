@@ -9,10 +9,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env};
 use crate::crypto::json::{Map, Value};
 use crate::ops::backup::Scratch;
+use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::progress::Progress as _;
 use crate::ops::verify::verify_into;
 
-use super::backup::{checks_value, decryption, extract_limits, ops_error, record, settings, Record};
+use super::backup::{checks_value, decryption, extract_limits, ops_error, settings};
 use super::error::{Error, Named, EXIT_CHECK_FAILED};
 use super::flags::decrypting_command;
 use super::output::Output;
@@ -81,14 +82,11 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     let configured =
         config::resolve_home(args.home.as_deref(), &Env::from_process()).join(config::CONFIG_FILE).exists();
     if let Some(s) = settings(args.home.as_deref(), None).ok().filter(|_| configured) {
-        record(
-            &s.db_path,
-            started,
-            took,
-            Record {
-                kind: "verify",
-                outcome: if ok { "ok" } else { "failed" },
-                artifact: Some(&args.backup),
+        Ledger::beside(&s.db_path).record_logged(
+            &Record {
+                kind: LedgerKind::Verify,
+                outcome: Outcome::of(ok),
+                artifact: artifact(&args.backup),
                 sha256: None,
                 size: None,
                 message: report
@@ -98,6 +96,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
                     .map_or("all checks passed".to_string(), |c| format!("{}: {}", c.name, c.detail)),
                 details: value.clone(),
             },
+            Span::ended_now(started, took),
         );
     }
     Output { json: args.json }.result(&text, &value);

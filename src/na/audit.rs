@@ -3,8 +3,8 @@
 //! `": "` separators and ASCII escapes, so upstream tools read gm's events unchanged. Invite tokens,
 //! signatures and private keys never appear in details (tokens only as their fingerprint).
 
+use crate::store::Connection;
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::crypto::canonical::{to_string_with, Style};
 use crate::crypto::digest::uuid4;

@@ -10,6 +10,7 @@ pub mod body;
 pub mod coerce;
 pub mod error;
 pub mod metrics;
+pub(crate) mod offline;
 pub mod publish;
 pub mod rate_limit;
 pub mod remote_addr;

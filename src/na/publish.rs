@@ -3,8 +3,8 @@
 //! Each publication is one write job: the object is signed and stored in the same transaction that
 //! decides it, so a CRL never lands without its revocation nor the reverse.
 
+use crate::store::Connection;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::Connection;
 
 use crate::crypto::canonical::{to_string_with, Style};
 use crate::crypto::digest::uuid4;
@@ -104,9 +104,7 @@ pub fn reconcile_crl(
     floor: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Option<(i64, usize)>, StoreError> {
-    let highest: i64 = conn
-        .query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
-        .map_err(StoreError::sqlite("reading the CRL sequence"))?;
+    let highest = crl::max_sequence(conn)?;
     let (current, stored) = active_crl(conn, signer, now)?;
     let listed: std::collections::BTreeSet<&str> =
         current.revoked_certificates.iter().map(|e| e.certificate_id.as_str()).collect();

@@ -377,7 +377,7 @@ pub fn plain_backup(db_path: &Path, output: &Path, now: DateTime<Utc>, busy_time
 
 /// Writes an online-backup copy of `src` to `output`: `<output>.gm-backup-<pid>.tmp`, fsync, rename,
 /// fsync the folder. The temporary file and its SQLite side files are removed on every error.
-pub fn snapshot_file(src: &rusqlite::Connection, output: &Path, busy_timeout: Duration) -> Result<(), OpsError> {
+pub fn snapshot_file(src: &crate::store::Connection, output: &Path, busy_timeout: Duration) -> Result<(), OpsError> {
     let tmp = tmp_path(output);
     remove_with_sidecars(&tmp);
     let result = snapshot::online_backup(src, &tmp, busy_timeout, |_, _| {}).map_err(OpsError::from).and_then(|()| {

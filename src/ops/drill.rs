@@ -187,8 +187,7 @@ pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, Ops
 /// Stores a single-use invite in the scratch copy (never production) so the drill can prove that
 /// the restored NA admits a node and signs with the configured key.
 fn plant_sentinel_invite(db: &Path, token: &str, now: DateTime<Utc>) -> Result<(), OpsError> {
-    let conn = rusqlite::Connection::open(db)
-        .map_err(|source| crate::store::StoreError::Open { path: db.to_path_buf(), source })?;
+    let conn = crate::store::direct::open_scratch(db)?;
     let at = crate::model::timestamp::isoformat_utc(now);
     let expires = crate::model::timestamp::isoformat_utc(now + chrono::Duration::hours(1));
     crate::store::invites::insert(

@@ -135,9 +135,7 @@ pub fn caused_by_device_error(e: &OpsError) -> bool {
 pub fn caused_by_sqlite_io_error(e: &OpsError) -> bool {
     match e {
         OpsError::Write { source, .. } => caused_by_sqlite_io_error(source),
-        OpsError::Store(
-            crate::store::StoreError::Sqlite { source, .. } | crate::store::StoreError::Open { source, .. },
-        ) => source.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure),
+        OpsError::Store(e) => e.is_io_failure(),
         _ => false,
     }
 }

@@ -154,8 +154,7 @@ pub fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleReport, 
     ];
     if opts.ledger_path.is_file() {
         let ledger_snap = dir.join("gm-ops.db");
-        let src = rusqlite::Connection::open_with_flags(&opts.ledger_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|source| crate::store::StoreError::Open { path: opts.ledger_path.clone(), source })?;
+        let src = crate::store::direct::open_read_only(&opts.ledger_path)?;
         snapshot::online_backup(&src, &ledger_snap, crate::store::BUSY_TIMEOUT, |_, _| {})?;
         entries.push(("gm-ops.db".into(), ledger_snap));
     }

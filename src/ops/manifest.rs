@@ -1,8 +1,8 @@
 //! `manifest.json` of a backup: what was backed up, from which sovereign, and the hashes and counts
 //! that verify and restore drills check against.
 
+use crate::store::Connection;
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::crypto::json::{parse_str, Map, Value};
 use crate::model::timestamp::isoformat_utc;

@@ -14,6 +14,7 @@ pub mod drill;
 pub mod error;
 pub mod gzip_members;
 pub mod incident;
+pub mod ledger;
 pub mod leftovers;
 pub mod manifest;
 pub mod progress;

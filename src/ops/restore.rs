@@ -33,7 +33,7 @@ use super::backup_signature::SignatureTrust;
 use super::error::{io, OpsError};
 use super::leftovers::remove_with_sidecars;
 use super::progress::Progress;
-use super::verify::{check_signed_material, verify_into, VerifyReport};
+use super::verify::{check_signed_material, verify_into, VerifyReport, DAMAGED_OR_FORGED};
 
 /// What to restore.
 pub struct RestoreOptions {
@@ -139,7 +139,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
             return Err(OpsError::Check {
                 check: "signature".into(),
                 problem: format!(
-                    "damaged or forged backup: {} is a plain database copy, which carries no signature; pass --allow-unsigned to restore it anyway",
+                    "{DAMAGED_OR_FORGED}: {} is a plain database copy, which carries no signature; pass --allow-unsigned to restore it anyway",
                     opts.backup.display()
                 ),
             });
@@ -173,7 +173,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
         }
         crl_sequence_replaced = store.read(|c| {
             if schema::table_exists(c, "crl_versions")? {
-                max_crl_sequence(c).map(Some)
+                crate::store::crl::max_sequence(c).map(Some)
             } else {
                 Ok(None)
             }
@@ -201,7 +201,7 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     }
     let crl_sequence_restored = {
         let conn = snapshot::open_immutable(&snap)?;
-        max_crl_sequence(&conn)?
+        crate::store::crl::max_sequence(&conn)?
     };
     let result = place(&snap, &tmp, &nonces, &revoked, &opts.db_path, exists);
     if result.is_err() {
@@ -273,12 +273,6 @@ fn keep_replaced(db: &Path, stamp: &str) -> Result<PathBuf, OpsError> {
     }
 }
 
-/// The highest CRL sequence ever stored (active or not).
-fn max_crl_sequence(conn: &rusqlite::Connection) -> Result<i64, crate::store::StoreError> {
-    conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
-        .map_err(crate::store::StoreError::sqlite("reading the CRL sequence"))
-}
-
 /// SQLite's side file `<db><side>` (`-wal`, `-shm`, `-journal`).
 fn sidecar(db: &Path, side: &str) -> PathBuf {
     let mut p = db.as_os_str().to_os_string();
@@ -311,14 +305,7 @@ fn place(
     }
     let mut carried = snapshot::CarriedRevocations::default();
     if !nonces.is_empty() || !revoked.is_empty() {
-        let mut conn = rusqlite::Connection::open(tmp)
-            .map_err(|source| OpsError::Store(crate::store::StoreError::Open { path: tmp.to_path_buf(), source }))?;
-        // One transaction: the file gets all carried rows or none.
-        let tx = conn.transaction().map_err(crate::store::StoreError::sqlite("starting the carry-over"))?;
-        snapshot::insert_nonces(&tx, nonces)?;
-        carried = snapshot::carry_revocations(&tx, revoked)?;
-        tx.commit().map_err(crate::store::StoreError::sqlite("committing the carry-over"))?;
-        drop(conn);
+        carried = snapshot::carry_over(tmp, nonces, revoked)?;
         File::options().write(true).open(tmp).and_then(|f| f.sync_all()).map_err(io("fsync", tmp))?;
     }
     #[cfg(unix)]
@@ -367,7 +354,7 @@ fn validate_plain(path: &Path, na_key: Option<&str>) -> Result<(), OpsError> {
         if n == 0 {
             return Err(OpsError::Check {
                 check: "signed_material".into(),
-                problem: "damaged or forged backup: the database holds no CRL or policy signed by the NA key".into(),
+                problem: format!("{DAMAGED_OR_FORGED}: the database holds no CRL or policy signed by the NA key"),
             });
         }
     }

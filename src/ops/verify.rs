@@ -238,7 +238,7 @@ pub fn check_signature(
 }
 
 /// Checks every stored CRL and policy signature against `na_key` (`Err` names the first failure).
-pub fn check_signed_material(conn: &rusqlite::Connection, na_key: &str) -> Result<usize, String> {
+pub fn check_signed_material(conn: &crate::store::Connection, na_key: &str) -> Result<usize, String> {
     let key = PublicKey::from_b64(na_key).map_err(|e| format!("NA key: {e}"))?;
     let (crls, policies) = snapshot::signed_material(conn).map_err(|e| e.to_string())?;
     for json in &crls {

@@ -1,11 +1,14 @@
-//! The checks: plain facts in ([`Evidence`], gathered by the CLI from the host, the database, the
-//! ops ledger and a live probe), verdicts out. Each check names what it rests on; a missing fact is
+//! The checks: plain facts in ([`Evidence`], gathered by [`super::gather`] from the host, the
+//! database, the ops ledger and a live probe), verdicts out. Each check names what it rests on; a missing fact is
 //! a failure with the reason "no evidence", never a pass.
 
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::ops::ledger::{LedgerKind, Outcome};
+
+use super::error::Error;
 use super::profile::{Part, Profile};
 use super::report::{Check, Status};
 
@@ -34,9 +37,9 @@ pub struct LedgerFact {
     /// Row id.
     pub id: i64,
     /// backup, verify, drill, export, job, …
-    pub kind: String,
+    pub kind: LedgerKind,
     /// ok, failed, skipped, timeout.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// When it finished.
     pub finished_at: DateTime<Utc>,
     /// The file or job it concerns.
@@ -75,25 +78,25 @@ pub struct ExpiringTreaty {
 }
 
 /// Which admin signature versions the NA accepts, as `gm serve` resolves its settings here.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AdminAuthFacts {
     /// Version-1 signatures (upstream 0.16) are accepted.
     pub v1_accepted: bool,
     /// What decided it (a setting, or the default for this home), in words.
     pub decided_by: String,
     /// Version-1 acceptances audited in the last 30 days, or why they could not be counted.
-    pub legacy_accepted_30d: Result<i64, String>,
+    pub legacy_accepted_30d: Result<i64, Error>,
 }
 
 /// Everything the checks read.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Evidence {
     /// When the report is made.
     pub now: DateTime<Utc>,
     /// When this gm was built (`crate::clock::build_time`), if known.
     pub build_time: Option<DateTime<Utc>>,
     /// The genesis, or why it could not be read.
-    pub genesis: Result<GenesisFacts, String>,
+    pub genesis: Result<GenesisFacts, Error>,
     /// The profile, or why it could not be read.
     pub profile: Result<Profile, String>,
     /// The NA private key file and its mode, if it exists.
@@ -109,11 +112,11 @@ pub struct Evidence {
     /// The probe target.
     pub probe_target: String,
     /// The ops ledger, newest first (or why it cannot be read).
-    pub ledger: Result<Vec<LedgerFact>, String>,
+    pub ledger: Result<Vec<LedgerFact>, Error>,
     /// The newest audit export file and the result of re-checking its redaction.
     pub export_redaction: Option<(PathBuf, Result<usize, String>)>,
     /// The database: path, journal mode, or why it cannot be opened.
-    pub database: Result<(PathBuf, String), String>,
+    pub database: Result<(PathBuf, String), Error>,
     /// Runbooks folder and the expected runbooks missing from it.
     pub runbooks: (PathBuf, Vec<&'static str>),
     /// Scheduled jobs: (name, kind).
@@ -121,7 +124,7 @@ pub struct Evidence {
     /// Free share of the database filesystem.
     pub disk_free_ratio: Option<f64>,
     /// Active treaties expiring within 7 days.
-    pub expiring_treaties: Result<Vec<ExpiringTreaty>, String>,
+    pub expiring_treaties: Result<Vec<ExpiringTreaty>, Error>,
     /// The pinned backup-signing public key (base64), or why none is configured.
     pub backup_signing_key: Result<String, String>,
 }
@@ -410,8 +413,8 @@ fn endpoints(e: &Evidence) -> Check {
     c
 }
 
-fn newest<'a>(e: &'a Evidence, kind: &str, ok: bool) -> Option<&'a LedgerFact> {
-    e.ledger.as_ref().ok()?.iter().find(|l| l.kind == kind && (!ok || l.outcome == "ok"))
+fn newest(e: &Evidence, kind: LedgerKind, ok: bool) -> Option<&LedgerFact> {
+    e.ledger.as_ref().ok()?.iter().find(|l| l.kind == kind && (!ok || l.outcome == Outcome::Ok))
 }
 
 fn file_name(p: &str) -> &str {
@@ -423,15 +426,15 @@ fn backup(e: &Evidence) -> Check {
     if let Err(why) = &e.ledger {
         return fail("backup", T, format!("no evidence: {why}"));
     }
-    let Some(b) = newest(e, "backup", true) else {
+    let Some(b) = newest(e, LedgerKind::Backup, true) else {
         return fail("backup", T, "no successful backup in the ops ledger");
     };
     let age = e.now - b.finished_at;
     let artifact = b.artifact.clone().unwrap_or_default();
     let verified = e.ledger.as_ref().ok().and_then(|l| {
         l.iter().find(|v| {
-            v.kind == "verify"
-                && v.outcome == "ok"
+            v.kind == LedgerKind::Verify
+                && v.outcome == Outcome::Ok
                 && v.finished_at >= b.finished_at
                 && v.artifact.as_deref().is_some_and(|a| file_name(a) == file_name(&artifact))
         })
@@ -472,7 +475,7 @@ fn restore_drill(e: &Evidence) -> Check {
     if let Err(why) = &e.ledger {
         return fail("restore_drill", T, format!("no evidence: {why}"));
     }
-    match newest(e, "drill", true) {
+    match newest(e, LedgerKind::Drill, true) {
         None => fail("restore_drill", T, "no passed restore drill in the ops ledger (gm managed restore-drill)"),
         Some(d) => {
             let c = |status, reason: String| {
@@ -496,7 +499,7 @@ fn audit_export(e: &Evidence) -> Check {
     if let Err(why) = &e.ledger {
         return fail("audit_export", T, format!("no evidence: {why}"));
     }
-    let Some(x) = newest(e, "export", true) else {
+    let Some(x) = newest(e, LedgerKind::Export, true) else {
         return fail("audit_export", T, "no audit export in the ops ledger (gm managed audit-export)");
     };
     let c = |status, reason: String| {
@@ -540,15 +543,17 @@ fn scheduler(e: &Evidence) -> Check {
     if !missing.is_empty() {
         return fail("scheduler", T, format!("no job of kind {} in gm.toml [cron.jobs]", missing.join(", ")));
     }
-    let failing: Vec<String> =
-        jobs.iter()
-            .filter_map(|(name, _)| {
-                let last = e.ledger.as_ref().ok()?.iter().find(|l| {
-                    l.kind == "job" && l.artifact.as_deref() == Some(name.as_str()) && l.outcome != "skipped"
-                })?;
-                (last.outcome != "ok").then(|| format!("{name} ({})", last.outcome))
-            })
-            .collect();
+    let failing: Vec<String> = jobs
+        .iter()
+        .filter_map(|(name, _)| {
+            let last = e.ledger.as_ref().ok()?.iter().find(|l| {
+                l.kind == LedgerKind::Job
+                    && l.artifact.as_deref() == Some(name.as_str())
+                    && l.outcome != Outcome::Skipped
+            })?;
+            (last.outcome != Outcome::Ok).then(|| format!("{name} ({})", last.outcome))
+        })
+        .collect();
     if failing.is_empty() {
         Check::new("scheduler", T, Status::Pass, format!("{} jobs; no last run failed", jobs.len()))
             .with("jobs", jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(","))
@@ -634,9 +639,9 @@ mod tests {
             private_keys_found: Vec::new(),
             probe: Err("none".into()),
             probe_target: String::new(),
-            ledger: Err("none".into()),
+            ledger: Err(Error::NoLedger { path: PathBuf::new() }),
             export_redaction: None,
-            database: Err("none".into()),
+            database: Err(Error::Store(crate::store::StoreError::Missing { path: PathBuf::new() })),
             runbooks: (PathBuf::new(), Vec::new()),
             jobs: Err("none".into()),
             disk_free_ratio: None,
@@ -645,11 +650,11 @@ mod tests {
         }
     }
 
-    fn ledger_fact(id: i64, kind: &str, at: &str, signed: Option<bool>) -> LedgerFact {
+    fn ledger_fact(id: i64, kind: LedgerKind, at: &str, signed: Option<bool>) -> LedgerFact {
         LedgerFact {
             id,
-            kind: kind.into(),
-            outcome: "ok".into(),
+            kind,
+            outcome: Outcome::Ok,
             finished_at: self::at(at),
             artifact: Some("backups/gm-acme-20260601T000000Z.tar.gz.age".into()),
             sha256: None,
@@ -665,8 +670,8 @@ mod tests {
         let with = |signed: Option<bool>, key: Result<String, String>| {
             let mut e = evidence(now, None);
             e.ledger = Ok(vec![
-                ledger_fact(1, "backup", "2026-06-01T00:00:00Z", signed),
-                ledger_fact(2, "verify", "2026-06-01T00:10:00Z", None),
+                ledger_fact(1, LedgerKind::Backup, "2026-06-01T00:00:00Z", signed),
+                ledger_fact(2, LedgerKind::Verify, "2026-06-01T00:10:00Z", None),
             ]);
             e.backup_signing_key = key;
             backup(&e)

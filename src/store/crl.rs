@@ -16,6 +16,12 @@ pub fn active(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
     .map_err(StoreError::sqlite("reading the active CRL"))
 }
 
+/// The highest CRL sequence ever stored, active or not (0 when none).
+pub(crate) fn max_sequence(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("reading the CRL sequence"))
+}
+
 /// The active sequence without loading the CRL (0 when none; `/metrics` never creates one).
 pub fn active_sequence(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions WHERE active = 1", [], |r| r.get(0))

@@ -87,6 +87,17 @@ impl StoreError {
         }
     }
 
+    /// True when SQLite reported "disk I/O error" (`SQLITE_IOERR`): a failing device (EIO), but also
+    /// a write past the file-size limit (EFBIG).
+    pub(crate) fn is_io_failure(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Sqlite { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure)
+            }
+            _ => false,
+        }
+    }
+
     /// True when SQLite could not write or create a file (`SQLITE_FULL`, `SQLITE_IOERR`,
     /// `SQLITE_CANTOPEN`): a full disk, a quota or file-size limit, or a failing device.
     pub fn is_write_failure(&self) -> bool {

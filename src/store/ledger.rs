@@ -71,6 +71,15 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens the ledger at `path` when the file is there; `None` (and nothing created) when it is not.
+/// When existence cannot be told, the open is attempted and SQLite reports the cause.
+pub(crate) fn open_existing(path: &Path) -> Result<Option<Connection>, StoreError> {
+    if matches!(path.try_exists(), Ok(false)) {
+        return Ok(None);
+    }
+    open(path).map(Some)
+}
+
 /// Appends an entry; returns its id.
 pub fn record(conn: &Connection, e: &Entry) -> Result<i64, StoreError> {
     conn.execute(
@@ -110,6 +119,19 @@ pub fn newest_for(
         .map_err(StoreError::sqlite("reading the ops ledger"))?;
     let mut rows =
         stmt.query_map(params![kind, artifact, except], entry).map_err(StoreError::sqlite("reading the ops ledger"))?;
+    rows.next().transpose().map_err(StoreError::sqlite("reading the ops ledger"))
+}
+
+/// The newest entry of `kind` whose outcome is `outcome` (the newest successful backup, drill or
+/// restore).
+pub(crate) fn newest_with_outcome(conn: &Connection, kind: &str, outcome: &str) -> Result<Option<Entry>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM gm_ops_ledger WHERE kind = ?1 AND outcome = ?2 ORDER BY id DESC LIMIT 1"
+        ))
+        .map_err(StoreError::sqlite("reading the ops ledger"))?;
+    let mut rows =
+        stmt.query_map(params![kind, outcome], entry).map_err(StoreError::sqlite("reading the ops ledger"))?;
     rows.next().transpose().map_err(StoreError::sqlite("reading the ops ledger"))
 }
 

@@ -10,6 +10,7 @@ pub mod attestations;
 pub mod audit;
 pub mod certs;
 pub mod crl;
+pub(crate) mod direct;
 pub mod error;
 pub mod feeds;
 pub mod invites;
@@ -26,9 +27,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{OpenFlags, TransactionBehavior};
 
 pub use error::StoreError;
+/// The connection type store functions take. Callers name it in signatures (a route's writer job,
+/// a check over a snapshot); only `store` opens one, and only `store` holds SQL.
+pub(crate) use rusqlite::Connection;
 
 /// Upstream's busy timeout.
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(30_000);

@@ -346,6 +346,21 @@ fn carry_table(conn: &Connection, t: &RevocableTable, rows: &[Row]) -> Result<Ve
     Ok(changed)
 }
 
+/// Adds the carried-over nonces and revocations to the restore's private copy at `tmp`, in one
+/// transaction: the file gets all carried rows or none (restore, D23). The caller fsyncs the file.
+pub(crate) fn carry_over(
+    tmp: &Path,
+    nonces: &[(String, String, String)],
+    revoked: &Revocations,
+) -> Result<CarriedRevocations, StoreError> {
+    let mut conn = super::direct::open_scratch(tmp)?;
+    let tx = conn.transaction().map_err(StoreError::sqlite("starting the carry-over"))?;
+    insert_nonces(&tx, nonces)?;
+    let carried = carry_revocations(&tx, revoked)?;
+    tx.commit().map_err(StoreError::sqlite("committing the carry-over"))?;
+    Ok(carried)
+}
+
 /// Inserts carried-over nonces into a database file (restore, D23).
 pub fn insert_nonces(conn: &Connection, rows: &[(String, String, String)]) -> Result<(), StoreError> {
     for (scope, nonce, at) in rows {

@@ -191,6 +191,17 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     assert_eq!(out.status.code(), Some(3));
 }
 
+/// A report that cannot be produced exits 3 through the one CLI error: its message and hint are
+/// printed once, by the binary (issue 14: readiness no longer prints its own `error:` line).
+#[test]
+fn a_report_that_cannot_be_produced_exits_3_with_one_error_and_its_hint() {
+    let dir = TempDir::new("readiness-cannot-run");
+    let h = dir.join("home");
+    let (stdout, stderr) = Gm::new(&["readiness", "--home", h.to_str().unwrap(), "--format", "yaml"]).expect(3);
+    assert_eq!(stdout, "");
+    assert_eq!(stderr, "error: unknown --format \"yaml\"\nhint: use text, json or junit\n");
+}
+
 #[test]
 fn checklist_md_lists_exactly_the_checks_in_order() {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("CHECKLIST.md")).unwrap();

@@ -203,7 +203,7 @@ pub fn connectome(na: &Authority) -> Result<Response, NaError> {
 
 /// The `/connectome.json` body computed straight from a store at `now`, without a running NA (the
 /// incident bundle's fallback when the live NA cannot be reached).
-pub fn connectome_body_from_store(store: &crate::store::Store, now: DateTime<Utc>) -> Result<Vec<u8>, NaError> {
+pub(crate) fn connectome_body_from_store(store: &crate::store::Store, now: DateTime<Utc>) -> Result<Vec<u8>, NaError> {
     Ok(super::super::json_bytes(&connectome_value(&Graph::load_from(store, now)?)?))
 }
 

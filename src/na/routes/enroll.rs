@@ -106,7 +106,7 @@ fn prove(
 }
 
 /// Whether the body's nonce is already stored in `scope` (a replay), inside an existing read.
-fn nonce_seen(conn: &rusqlite::Connection, body: &Map, scope: &str) -> Result<bool, StoreError> {
+fn nonce_seen(conn: &crate::store::Connection, body: &Map, scope: &str) -> Result<bool, StoreError> {
     match node::nonce_of(body) {
         Some(n) => nonces::exists(conn, scope, &n),
         None => Ok(false),
@@ -114,7 +114,7 @@ fn nonce_seen(conn: &rusqlite::Connection, body: &Map, scope: &str) -> Result<bo
 }
 
 /// Stores the proof's nonce inside a write job; `false` means a concurrent replay won.
-fn store_nonce(conn: &rusqlite::Connection, proof: &NodeProof, now: DateTime<Utc>) -> Result<bool, StoreError> {
+fn store_nonce(conn: &crate::store::Connection, proof: &NodeProof, now: DateTime<Utc>) -> Result<bool, StoreError> {
     nonces::insert(conn, &proof.scope, &proof.nonce, &isoformat_utc(now))
 }
 
@@ -450,7 +450,7 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn apply(mut self, c: &rusqlite::Connection, now: DateTime<Utc>) -> Result<Result<(), Refusal>, StoreError> {
+    fn apply(mut self, c: &crate::store::Connection, now: DateTime<Utc>) -> Result<Result<(), Refusal>, StoreError> {
         let Some(row) = certs::get(c, &self.cert_id)? else {
             return Ok(Err(NaError::api(403, "Unknown certificate").into()));
         };
@@ -495,7 +495,7 @@ impl Heartbeat {
 
     fn reject(
         &self,
-        c: &rusqlite::Connection,
+        c: &crate::store::Connection,
         event: &str,
         reason: &str,
         now: DateTime<Utc>,

@@ -80,7 +80,7 @@ pub fn metrics(na: &Authority) -> Result<Response, NaError> {
 
 /// The `/metrics` text computed straight from a store at `now`, without a running NA: the NA
 /// gauges as served, HTTP counters empty (they live only in a running server).
-pub fn metrics_text_from_store(
+pub(crate) fn metrics_text_from_store(
     store: &crate::store::Store,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, NaError> {
@@ -129,7 +129,7 @@ impl ActiveWindow {
 }
 
 fn active_count(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Connection,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<i64, crate::store::StoreError> {
     let window = ActiveWindow::at(now);
@@ -138,7 +138,7 @@ fn active_count(
 }
 
 fn active_rows(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Connection,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<certs::ActiveNodeRow>, crate::store::StoreError> {
     let window = ActiveWindow::at(now);

@@ -1,0 +1,240 @@
+//! Gathers the readiness [`Evidence`] from the host: the genesis and keys on disk, the database
+//! (read-only), the ops ledger, the runbooks, the disk and a live probe of the NA. The CLI resolves
+//! flags and configuration into [`Sources`]; this module reads what they point at and never writes:
+//! it opens the database and the ledger read-only (the ledger is not created) and starts no backup
+//! or drill. Every fact that cannot be gathered becomes its reason ([`Error`]), never a failure of
+//! the whole report.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::crypto::digest::sha256_hex;
+use crate::crypto::json::parse_str;
+use crate::crypto::keys::load_signing_key;
+use crate::crypto::signature::SignatureCheck;
+use crate::model::genesis::Genesis;
+use crate::model::timestamp::{isoformat_utc, parse_db_time};
+use crate::model::SignedObject;
+use crate::ops::ledger::{details, Ledger, LedgerKind, Outcome};
+use crate::probe::checks::{run_checks, CheckName};
+use crate::store::direct;
+
+use super::checks::{AdminAuthFacts, Evidence, ExpiringTreaty, GenesisFacts, LedgerFact, ProbeFact, RUNBOOKS};
+use super::error::Error;
+use super::profile::Profile;
+
+/// What the CLI resolved from flags, the environment and gm.toml (as `gm serve` would), and the
+/// facts only configuration can give. Everything else [`gather`] reads itself.
+pub(crate) struct Sources<'a> {
+    /// The report's clock (also the probe's).
+    pub clock: &'a dyn Clock,
+    /// The gm home (searched, two levels deep, for private keys that should not be there).
+    pub home: PathBuf,
+    /// The genesis file.
+    pub genesis_file: PathBuf,
+    /// The NA private key file.
+    pub na_key_file: PathBuf,
+    /// The NA database (its folder is searched for keys too, and holds the ops ledger).
+    pub db_path: PathBuf,
+    /// The backup-signing private key file, when one is configured (expected on the NA host).
+    pub backup_signing_key_file: Option<PathBuf>,
+    /// The URL the NA is probed at.
+    pub probe_target: String,
+    /// The folder holding the incident runbooks.
+    pub runbooks_dir: PathBuf,
+    /// Version-1 admin signatures are accepted (as `gm serve` resolves it here).
+    pub admin_v1_accepted: bool,
+    /// What decided the admin signature policy, in words.
+    pub admin_decided_by: String,
+    /// The readiness profile, or why it could not be loaded.
+    pub profile: Result<Profile, String>,
+    /// Valid operator public keys installed, or why they cannot be read.
+    pub operator_public_keys: Result<usize, String>,
+    /// The scheduled jobs `(name, kind)`, or why the job table cannot be read.
+    pub jobs: Result<Vec<(String, String)>, String>,
+    /// The pinned backup-signing public key (base64), or why none is configured.
+    pub backup_signing_key: Result<String, String>,
+}
+
+/// Reads every fact the checks need. Never fails: a fact that cannot be read is kept as its
+/// [`Error`].
+pub(crate) fn gather(s: Sources<'_>) -> Evidence {
+    let now = s.clock.now();
+    let db_dir = s.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let expected: Vec<&Path> =
+        std::iter::once(s.na_key_file.as_path()).chain(s.backup_signing_key_file.as_deref()).collect();
+    let mut private_keys_found = private_keys(&s.home, &expected);
+    private_keys_found.extend(private_keys(&db_dir, &expected));
+    private_keys_found.sort();
+    private_keys_found.dedup();
+    let ledger = ledger(&Ledger::beside(&s.db_path));
+    let export_redaction = ledger.as_ref().ok().and_then(|l| {
+        let x = l.iter().find(|e| e.kind == LedgerKind::Export && e.outcome == Outcome::Ok)?;
+        let path = PathBuf::from(x.artifact.clone()?);
+        let checked = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|t| super::redaction::recheck(&t));
+        Some((path, checked))
+    });
+    let missing = RUNBOOKS.iter().copied().filter(|r| !s.runbooks_dir.join(r).is_file()).collect();
+    Evidence {
+        now,
+        build_time: crate::clock::build_time(),
+        genesis: genesis_facts(&s.genesis_file, &s.na_key_file),
+        profile: s.profile,
+        na_key_file: (s.na_key_file.clone(), mode(&s.na_key_file)),
+        operator_public_keys: s.operator_public_keys,
+        admin_auth: AdminAuthFacts {
+            v1_accepted: s.admin_v1_accepted,
+            decided_by: s.admin_decided_by,
+            legacy_accepted_30d: legacy_accepted(&s.db_path, now),
+        },
+        private_keys_found,
+        probe: Ok(probe(&s.probe_target, s.clock)),
+        probe_target: s.probe_target,
+        ledger,
+        export_redaction,
+        database: database(&s.db_path),
+        runbooks: (s.runbooks_dir, missing),
+        jobs: s.jobs,
+        disk_free_ratio: crate::files::space::free_ratio(&db_dir),
+        expiring_treaties: expiring_treaties(&s.db_path, now),
+        backup_signing_key: s.backup_signing_key,
+    }
+}
+
+/// The permission bits of `path`, if it exists.
+fn mode(path: &Path) -> Option<u32> {
+    std::fs::metadata(path).ok().map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+}
+
+/// How often version-1 admin signatures were accepted in the 30 days before `now`
+/// (`admin_legacy_signature_accepted` audit events).
+fn legacy_accepted(db: &Path, now: DateTime<Utc>) -> Result<i64, Error> {
+    let since = isoformat_utc(now - chrono::Duration::days(30));
+    let conn = direct::open_read_only(db)?;
+    Ok(crate::store::audit::count_since(&conn, "admin_legacy_signature_accepted", &since)?)
+}
+
+fn genesis_facts(genesis_file: &Path, na_key_file: &Path) -> Result<GenesisFacts, Error> {
+    let bytes = std::fs::read(genesis_file).map_err(|source| Error::Read { path: genesis_file.into(), source })?;
+    let invalid = |problem: String| Error::Invalid { path: genesis_file.into(), problem };
+    let value = parse_str(&String::from_utf8_lossy(&bytes)).map_err(|e| invalid(e.to_string()))?;
+    let g = Genesis::from_value(&value).map_err(|e| invalid(e.to_string()))?;
+    let na_key_matches =
+        load_signing_key(na_key_file).ok().map(|k| k.public_key().to_b64() == g.network_authority.public_key);
+    Ok(GenesisFacts {
+        path: genesis_file.to_path_buf(),
+        sha256: sha256_hex(&bytes),
+        network_name: g.network_name.clone(),
+        root_signed: matches!(g.check_root_signatures(), SignatureCheck::Valid),
+        na_key_matches,
+        na_valid_from: g.network_authority.valid_from.to_utc(),
+        na_valid_to: g.network_authority.valid_to.to_utc(),
+    })
+}
+
+/// Private key files under `dir` (two levels), except the ones the NA host must hold: the NA key
+/// and the backup-signing key (backups are signed where they are taken).
+fn private_keys(dir: &Path, expected: &[&Path]) -> Vec<PathBuf> {
+    let expected: Vec<PathBuf> = expected.iter().filter_map(|p| p.canonicalize().ok()).collect();
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() && depth < 2 {
+                stack.push((path, depth + 1));
+            } else if kind.is_file() && path.extension().is_some_and(|x| x == "key") {
+                let is_private = std::fs::read_to_string(&path)
+                    .is_ok_and(|t| t.lines().next().is_some_and(|l| l.contains("Private Key")));
+                if is_private && !path.canonicalize().is_ok_and(|p| expected.contains(&p)) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The NA's health, readiness, metrics and connectome endpoints (and TLS for an https target).
+fn probe(target: &str, clock: &dyn Clock) -> Vec<ProbeFact> {
+    let mut checks: Vec<CheckName> =
+        ["healthz", "readyz", "metrics", "connectome"].iter().filter_map(|n| CheckName::from_name(n)).collect();
+    if target.starts_with("https://") {
+        checks.extend(CheckName::from_name("tls"));
+    }
+    let options = crate::probe::ProbeOptions {
+        target: target.to_string(),
+        checks,
+        root_public_key: None,
+        timeout: Duration::from_secs(10),
+        tls: crate::probe::TlsThresholds { warn_days: 14, critical_days: 7 },
+    };
+    run_checks(&options, clock)
+        .into_iter()
+        .map(|r| ProbeFact {
+            check: r.check.name().to_string(),
+            ok: r.outcome == crate::probe::checks::Outcome::Pass,
+            reason: r.reason,
+            cert_expiry_days: r.cert_expiry_days,
+        })
+        .collect()
+}
+
+/// The ledger's entries, newest first (entries of kinds or outcomes this gm does not know, or with
+/// an unreadable time, are left out: no check reads them).
+fn ledger(ledger: &Ledger) -> Result<Vec<LedgerFact>, Error> {
+    if !ledger.path().is_file() {
+        return Err(Error::NoLedger { path: ledger.path().to_path_buf() });
+    }
+    let entries = ledger.list(None, 100_000)?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| {
+            Some(LedgerFact {
+                id: e.id,
+                finished_at: parse_db_time(&e.finished_at)?,
+                kind: LedgerKind::parse(&e.kind)?,
+                outcome: Outcome::parse(&e.outcome)?,
+                signed: details(&e).and_then(|m| m.get("signed").and_then(|x| x.as_bool())),
+                artifact: e.artifact,
+                sha256: e.sha256,
+            })
+        })
+        .collect())
+}
+
+/// The database file and its journal mode.
+fn database(db: &Path) -> Result<(PathBuf, String), Error> {
+    let conn = direct::open_read_only(db)?;
+    Ok((db.to_path_buf(), direct::journal_mode(&conn)?))
+}
+
+/// Active treaties expiring within 7 days of `now`, and whether each has a later successor.
+fn expiring_treaties(db: &Path, now: DateTime<Utc>) -> Result<Vec<ExpiringTreaty>, Error> {
+    let conn = direct::open_read_only(db)?;
+    let rows = crate::store::treaties::list(&conn, "", "", "")?;
+    let active: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == "active")
+        .filter_map(|r| parse_db_time(&r.expires_at).filter(|t| *t > now).map(|t| (r, t)))
+        .collect();
+    Ok(active
+        .iter()
+        .filter(|(_, t)| *t - now < chrono::Duration::days(7))
+        .map(|(r, t)| ExpiringTreaty {
+            treaty_id: r.treaty_id.clone(),
+            subject: r.subject_sovereign_id.clone(),
+            expires_at: *t,
+            has_successor: active.iter().any(|(o, ot)| {
+                o.subject_sovereign_id == r.subject_sovereign_id && o.treaty_id != r.treaty_id && *ot > *t
+            }),
+        })
+        .collect())
+}
