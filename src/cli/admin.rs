@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use argh::FromArgs;
 
 use crate::client::admin::{InviteRequest, PolicyRequest, RevocationReason, SigVersion};
-use crate::crypto::json::Value;
+use crate::json::Value;
 use crate::model::fields::{object, str_array};
 use crate::model::policy::PolicyManifest;
 use crate::model::SignedObject;

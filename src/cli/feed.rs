@@ -12,7 +12,7 @@ use argh::FromArgs;
 
 use crate::client::admin::SigVersion;
 use crate::client::{ClientError, ClientOptions, NaClient, Reply};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::feed::RevocationFeed;
 use crate::model::fields::{object, str_array};
 use crate::model::SignedObject;
@@ -312,8 +312,8 @@ mod tests {
     use crate::client::admin::Operator;
     use crate::client::fake_na::{Answer, FakeNa};
     use crate::crypto::canonical::canonical_string;
-    use crate::crypto::json::parse_str;
     use crate::crypto::keys::SigningKey;
+    use crate::json::parse_str;
 
     use super::*;
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::crypto::json::parse_str;
+use crate::json::parse_str;
 use crate::model::timestamp::parse_db_time;
 use crate::sched::metrics::JobMetrics;
 use crate::store::ledger;

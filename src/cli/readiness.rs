@@ -13,9 +13,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env, ServeSettings};
 use crate::crypto::canonical::{canonical_string, to_pretty_string};
 use crate::crypto::digest::sha256_hex;
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
 use crate::crypto::signature::SignatureCheck;
+use crate::json::{parse_str, Map, Value};
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::{isoformat_utc, parse_db_time};
 use crate::model::SignedObject;
@@ -443,7 +443,7 @@ fn ledger(path: &Path) -> Result<Vec<LedgerFact>, String> {
                 finished_at: parse_db_time(&e.finished_at)?,
                 kind: e.kind,
                 outcome: e.outcome,
-                signed: crate::crypto::json::parse_str(&e.details_json)
+                signed: crate::json::parse_str(&e.details_json)
                     .ok()
                     .and_then(|v| v.as_object().and_then(|m| m.get("signed")).and_then(|x| x.as_bool())),
                 artifact: e.artifact,

@@ -15,11 +15,11 @@ use argh::FromArgs;
 
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{self, Env, ServeFlags, ServeSettings};
-use crate::crypto::json::Value;
 use crate::crypto::keys::load_signing_key;
 use crate::crypto::signature::SignatureCheck;
 use crate::files::lock::{try_lock_db, LockError};
 use crate::http::{Server, ShutdownHandle};
+use crate::json::Value;
 use crate::model::fields::object;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::{isoformat_utc, ModelTime};
@@ -371,7 +371,7 @@ fn reconcile_crl_at_start(authority: &Authority, db_path: &std::path::Path) {
                 .and_then(|c| crate::store::ledger::list(&c, Some("restore"), 50))
                 .ok()
                 .and_then(|entries| entries.into_iter().find(|e| e.outcome == "ok"))
-                .and_then(|e| crate::crypto::json::parse_str(&e.details_json).ok())
+                .and_then(|e| crate::json::parse_str(&e.details_json).ok())
                 .and_then(|v| v.as_object().and_then(|m| m.get("crl_sequence_replaced")).and_then(|x| x.as_i64()))
         })
         .flatten();

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::client::admin::SigVersion;
 use crate::client::{ClientError, ClientOptions, NaClient, Reply};
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::json::{parse_str, Map, Value};
+use crate::json::{parse_str, Map, Value};
 use crate::model::attestation::STATUSES;
 use crate::model::fields::{object, str_array};
 use crate::model::treaty::RecognitionTreaty;

@@ -14,8 +14,8 @@ use std::fmt;
 
 use crate::clock::Clock;
 use crate::crypto::digest::uuid4;
-use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::SigningKey;
+use crate::json::{Map, Value};
 use crate::model::policy::PolicyManifest;
 use crate::model::timestamp::isoformat_utc;
 use crate::model::SignedObject;
@@ -460,8 +460,8 @@ mod tests {
     use super::super::ClientOptions;
     use super::*;
     use crate::clock::FixedClock;
-    use crate::crypto::json::parse_str;
     use crate::crypto::signature::verify_b64;
+    use crate::json::parse_str;
 
     fn vector(id: &str) -> Value {
         let text =

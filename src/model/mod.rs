@@ -20,9 +20,9 @@ pub mod treaty;
 pub mod treaty_lifecycle;
 
 use crate::crypto::canonical::canonical_bytes;
-use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::{PublicKey, SigningKey};
 use crate::crypto::signature::{check_signatures, SignatureCheck, VerifyRule};
+use crate::json::{Map, Value};
 
 pub use error::ModelError;
 

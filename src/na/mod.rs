@@ -22,9 +22,9 @@ use std::time::Instant;
 
 use crate::clock::Clock;
 use crate::crypto::canonical::canonical_string;
-use crate::crypto::json::Value;
 use crate::crypto::keys::SigningKey;
 use crate::http::{Handler, Request, Response};
+use crate::json::Value;
 use crate::model::genesis::Genesis;
 use crate::model::SignedObject;
 use crate::store::Store;

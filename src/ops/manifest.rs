@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use crate::crypto::json::{parse_str, Map, Value};
+use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::store::{crl, schema, snapshot, StoreError};
 

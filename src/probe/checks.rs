@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::client::{ClientError, ClientOptions, Deadline, NaClient};
 use crate::clock::Clock;
-use crate::crypto::json::Value;
+use crate::json::Value;
 
 pub use super::finding::Outcome;
 use super::finding::{excerpt, expect_200, fail, get, get_object, Finding};

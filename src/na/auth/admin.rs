@@ -9,10 +9,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{Map, Value};
 use crate::crypto::payload::{v1_payload, v2_payload};
 use crate::crypto::signature::verify_b64;
 use crate::http::{parse_query, Request};
+use crate::json::{Map, Value};
 use crate::store::nonces;
 
 use super::super::audit;

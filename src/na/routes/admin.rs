@@ -6,8 +6,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::crypto::digest::{token_fingerprint, uuid4};
-use crate::crypto::json::{Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{Map, Value};
 use crate::model::policy::PolicyManifest;
 use crate::model::timestamp::{isoformat_utc, pydantic_utc};
 use crate::model::SignedObject;

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::{parse_db_time, ModelTime};
 use crate::model::treaty::RecognitionTreaty;
 use crate::model::treaty_lifecycle::TreatyLifecycle;

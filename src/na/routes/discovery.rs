@@ -7,10 +7,10 @@ use std::sync::Mutex;
 
 use chrono::Duration;
 
-use crate::crypto::json::{parse, Map, ParseLimits, Value};
 use crate::crypto::keys::PublicKey;
 use crate::crypto::signature::verify_b64;
 use crate::http::{Request, Response};
+use crate::json::{parse, Map, ParseLimits, Value};
 use crate::model::agent::AgentDescriptor;
 use crate::model::timestamp::{isoformat_utc, parse_request_timestamp};
 use crate::model::SignedObject;

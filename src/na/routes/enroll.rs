@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::crypto::canonical::{to_string_with, Style};
 use crate::crypto::digest::{token_fingerprint, uuid4};
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::http::Request;
+use crate::json::{parse_str, Map, Value};
 use crate::model::certificate::JoinCertificate;
 use crate::model::timestamp::{isoformat_utc, parse_db_time, ModelTime};
 use crate::model::SignedObject;

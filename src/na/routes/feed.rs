@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 
 use crate::crypto::digest::uuid4;
-use crate::crypto::json::{Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{Map, Value};
 use crate::model::decision::verify_feed;
 use crate::model::feed::RevocationFeed;
 use crate::model::timestamp::{isoformat_utc, parse_db_time, ModelTime};

@@ -4,8 +4,8 @@
 
 use chrono::Duration;
 
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{parse_str, Map, Value};
 use crate::model::crl::Crl;
 use crate::model::fields::object;
 use crate::model::policy::PolicyManifest;
