@@ -19,6 +19,7 @@ use crate::model::SignedObject;
 use crate::store::{attestations, feeds, recognition, treaties};
 
 use super::super::audit;
+use super::super::authority::{json_response, Authority};
 use super::super::body;
 use super::super::coerce::python_int;
 use super::super::error::NaError;
@@ -26,7 +27,6 @@ use super::super::publish::{parse_stored, stored_json};
 use super::super::rate_limit::VERIFY_LIMIT;
 use super::super::remote_addr::client_addr;
 use super::super::verify_limits::SignatureWork;
-use super::super::{json_response, Authority};
 use super::admin::admit_strict;
 use super::enroll::invalid_role;
 
