@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gm::crypto::canonical::{canonical_bytes, canonical_string};
-use gm::crypto::json::{parse_str, Map, Value};
 use gm::crypto::keys::SigningKey;
+use gm::json::{parse_str, Map, Value};
 use gm::model::timestamp::isoformat_utc;
 
 #[path = "support/operator.rs"]

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gm::crypto::canonical::canonical_string;
-use gm::crypto::json::parse_str;
 use gm::crypto::keys::SigningKey;
+use gm::json::parse_str;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();

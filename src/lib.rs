@@ -3,7 +3,7 @@
 //! The library does everything; `src/main.rs` only parses arguments and dispatches to [`cli::run`].
 //! Module map and dependency direction: `ARCHITECTURE.md`, enforced by `scripts/check-layers.sh`.
 //! `cli` at the top, `na` (the Network Authority server) over `http`, `store`, `model` and `crypto`,
-//! with `clock`, `files`, `logging` and `percent` as leaves.
+//! with `clock`, `files`, `json`, `logging` and `percent` as leaves.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ pub mod config;
 pub mod crypto;
 pub mod files;
 pub mod http;
+pub mod json;
 pub mod logging;
 pub mod model;
 pub mod na;

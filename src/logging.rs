@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
+use crate::json::write_string;
+
 /// Output format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -115,11 +117,11 @@ fn json_line(record: &Record<'_>, message: &str, mut entries: Vec<(String, Field
         if i > 0 {
             out.push_str(", ");
         }
-        push_json_string(&mut out, k);
+        write_string(&mut out, k, true);
         out.push_str(": ");
         match v {
             Field::Literal(l) => out.push_str(l),
-            Field::Text(t) => push_json_string(&mut out, t),
+            Field::Text(t) => write_string(&mut out, t, true),
         }
     }
     out.push('}');
@@ -134,29 +136,6 @@ fn utc_isoformat(t: chrono::DateTime<chrono::Utc>) -> String {
     } else {
         format!("{}.{micros:06}+00:00", t.format("%Y-%m-%dT%H:%M:%S"))
     }
-}
-
-/// A JSON string with ASCII-only escapes. `logging` is a leaf module (STYLE.md §1), so it carries
-/// this small escaper instead of importing `crypto::canonical`.
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
 }
 
 struct FieldCollector(Vec<(String, Field)>);
@@ -341,7 +320,7 @@ mod tests {
     #[test]
     fn json_strings_are_ascii_escaped() {
         let mut out = String::new();
-        push_json_string(&mut out, "a\"b\\é\n😀");
+        write_string(&mut out, "a\"b\\é\n😀", true);
         assert_eq!(out, "\"a\\\"b\\\\\\u00e9\\n\\ud83d\\ude00\"");
     }
 

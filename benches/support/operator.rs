@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use gm::crypto::json::Value;
 use gm::crypto::keys::{load_public_key, load_signing_key, SigningKey};
+use gm::json::Value;
 
 /// The operator key of a quickstart home and the NA it signs for.
 pub struct Operator {

@@ -13,7 +13,7 @@
 use std::sync::{Arc, OnceLock};
 
 use gm::clock::FixedClock;
-use gm::crypto::json::{parse_str, Value};
+use gm::json::{parse_str, Value};
 use gm::crypto::keys::SigningKey;
 use gm::crypto::payload::v2_payload;
 use gm::http::{parse_head_for_fuzzing, parse_query, percent_decode, Limits, Request};

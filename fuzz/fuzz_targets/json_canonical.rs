@@ -1,4 +1,4 @@
-//! The JSON decoder (`src/crypto/json.rs`) against the canonical encoder (`src/crypto/canonical.rs`).
+//! The JSON decoder (`src/json/parse.rs`) against the canonical encoder (`src/crypto/canonical.rs`).
 //!
 //! Input: any bytes, parsed as one JSON document with the default limits.
 //!
@@ -8,7 +8,7 @@
 #![no_main]
 
 use gm::crypto::canonical::{canonical_string, to_pretty_sorted_string, to_pretty_string, to_string_with, Style};
-use gm::crypto::json::{parse, parse_str, ParseLimits};
+use gm::json::{parse, parse_str, ParseLimits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

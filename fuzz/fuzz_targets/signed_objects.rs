@@ -10,7 +10,7 @@
 #![no_main]
 
 use chrono::{DateTime, Utc};
-use gm::crypto::json::{parse, ParseLimits, Value};
+use gm::json::{parse, ParseLimits, Value};
 use gm::crypto::keys::PublicKey;
 use gm::model::agent::AgentDescriptor;
 use gm::model::attestation::MembershipAttestation;

@@ -9,7 +9,7 @@
 use argh::FromArgs;
 
 use crate::client::admin::{InviteRequest, PolicyRequest, RevocationReason};
-use crate::crypto::json::Value;
+use crate::json::Value;
 use crate::model::fields::{object, str_array};
 use crate::model::policy::PolicyManifest;
 use crate::model::SignedObject;

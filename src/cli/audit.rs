@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env};
 use crate::crypto::canonical::to_pretty_string;
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::ops::audit_export::{export, ExportFormat, ExportOptions, ExportSummary};
 use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 

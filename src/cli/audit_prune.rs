@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use argh::FromArgs;
 
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::ops::audit_prune::{prune_audit, AuditPruneOptions, AuditPruneSummary};
 use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};

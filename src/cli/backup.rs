@@ -13,7 +13,7 @@ use argh::FromArgs;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env, ServeFlags, ServeSettings};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::ops::archive::{self, ExtractLimits, Key};
 use crate::ops::backup::{backup, plain_backup, BackupOptions, Target};
 use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};

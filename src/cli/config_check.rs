@@ -14,8 +14,8 @@ use argh::FromArgs;
 
 use crate::config::cron::{cron_settings, JobKind};
 use crate::config::{self, ConfigFile, Env, ServeFlags, CONFIG_FILE};
-use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
+use crate::json::{Map, Value};
 use crate::model::genesis::Genesis;
 use crate::model::SignedObject;
 use crate::na::auth::operators::parse_key_set;
@@ -202,7 +202,7 @@ fn check_serve(home: &Path, file: &ConfigFile, env: &Env, out: &mut Vec<Finding>
         out.push(Finding::error("[backup]", e.to_string(), "fix the setting named above"));
     }
     match std::fs::read_to_string(&s.genesis_file) {
-        Ok(text) => match crate::crypto::json::parse_str(&text)
+        Ok(text) => match crate::json::parse_str(&text)
             .map_err(|e| e.to_string())
             .and_then(|v| Genesis::from_value(&v).map_err(|e| e.to_string()))
         {

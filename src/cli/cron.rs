@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::{Clock, SystemClock};
 use crate::config::cron::{cron_settings, CronSettings, JobConfig, JobKind};
 use crate::config::{self, Env};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::ops::ledger::{Entry, Ledger, LedgerKind, Record, Span};
 use crate::sched::metrics::JobMetrics;
 use crate::sched::runner::{self, JobSpec, Outcome, Recorder, Run, Runner};

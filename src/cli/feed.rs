@@ -13,7 +13,7 @@ use argh::FromArgs;
 use crate::client::feed::{fetch_feed, import, FetchedFeed, ImportRequest, ImportVerdict};
 use crate::client::genesis::na_public_key;
 use crate::client::{ClientOptions, NaClient};
-use crate::crypto::json::Value;
+use crate::json::Value;
 use crate::model::feed::RevocationFeed;
 use crate::model::fields::object;
 use crate::model::SignedObject;
@@ -225,8 +225,8 @@ mod tests {
     use crate::client::admin::{Operator, SigVersion};
     use crate::client::fake_na::{Answer, FakeNa};
     use crate::crypto::canonical::canonical_string;
-    use crate::crypto::json::parse_str;
     use crate::crypto::keys::SigningKey;
+    use crate::json::parse_str;
 
     use super::*;
 

@@ -8,8 +8,8 @@ use chrono::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env};
-use crate::crypto::json::Value;
 use crate::crypto::keys::{load_public_key, load_signing_key};
+use crate::json::Value;
 use crate::model::fields::object;
 use crate::model::genesis::{Anchor, Genesis, NetworkAuthority};
 use crate::model::timestamp::ModelTime;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::ops::ledger::Ledger;
 
 use super::backup::settings;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::client::options::{ClientOptions, Deadline};
 use crate::client::NaClient;
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::isoformat_utc;
 use crate::model::SignedObject;
@@ -115,7 +115,7 @@ fn run_bundle(args: BundleArgs) -> Result<u8, Error> {
     }
     let network_name = std::fs::read_to_string(&s.genesis_file)
         .ok()
-        .and_then(|t| crate::crypto::json::parse_str(&t).ok())
+        .and_then(|t| crate::json::parse_str(&t).ok())
         .and_then(|v| Genesis::from_value(&v).ok())
         .map_or_else(|| "unknown".to_string(), |g| g.network_name);
     let url = args.na_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", s.bind.port()));

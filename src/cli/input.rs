@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::crypto::canonical::to_pretty_string;
-use crate::crypto::json::{parse, ParseLimits, Value};
 use crate::files::atomic::{write_atomic, Mode};
+use crate::json::{parse, ParseLimits, Value};
 use crate::model::{ModelError, SignedObject};
 
 use super::error::Error;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
 
-use crate::crypto::json::Value;
 use crate::crypto::keys::SigningKey;
 use crate::files::atomic::{write_atomic, Mode};
+use crate::json::Value;
 use crate::model::fields::object;
 
 use super::error::Error;

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use argh::FromArgs;
 
 use crate::config::{self, Env};
-use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::{load_public_key, PublicKey};
 use crate::files::atomic::{write_atomic, Mode};
+use crate::json::{Map, Value};
 use crate::na::auth::operators::{parse_key_set, render_key_set, KeySet};
 
 use super::error::Error;

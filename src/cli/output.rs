@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::crypto::canonical::{to_string_with, Style};
-use crate::crypto::json::Value;
+use crate::json::Value;
 
 /// How a command renders its result.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use argh::FromArgs;
 
 use crate::config::{self, Env};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::readiness::profile::{template, Profile, CUSTODY_MODELS};
 
 use super::error::Error;
@@ -122,7 +122,7 @@ fn init(args: InitArgs) -> Result<u8, Error> {
             let s = config::serve_settings(&home, &file, &Env::from_process(), &config::ServeFlags::default())?;
             std::fs::read_to_string(&s.genesis_file)
                 .ok()
-                .and_then(|t| crate::crypto::json::parse_str(&t).ok())
+                .and_then(|t| crate::json::parse_str(&t).ok())
                 .and_then(|v| <crate::model::genesis::Genesis as crate::model::SignedObject>::from_value(&v).ok())
                 .map(|g| g.network_name)
                 .ok_or_else(|| {

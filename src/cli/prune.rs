@@ -11,7 +11,7 @@ use std::time::Instant;
 use argh::FromArgs;
 
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::prune::folder::{self, Deleted, Folder, Ignored, IgnoredKind};

@@ -7,7 +7,7 @@ use std::time::Instant;
 use argh::FromArgs;
 
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::ops::backup::load_genesis;
 use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::progress::Progress as _;

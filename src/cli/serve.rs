@@ -15,11 +15,11 @@ use argh::FromArgs;
 
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{self, Env, ServeFlags, ServeSettings};
-use crate::crypto::json::Value;
 use crate::crypto::keys::load_signing_key;
 use crate::crypto::signature::SignatureCheck;
 use crate::files::lock::{try_lock_db, LockError};
 use crate::http::{Server, ShutdownHandle};
+use crate::json::Value;
 use crate::model::fields::object;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::{isoformat_utc, ModelTime};

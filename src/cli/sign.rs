@@ -9,9 +9,9 @@ use argh::FromArgs;
 
 use crate::config::{self, Env};
 use crate::crypto::digest::sha256_hex;
-use crate::crypto::json::Value;
 use crate::crypto::keys::{key_id_in_file, load_public_key, load_signing_key, PublicKey};
 use crate::crypto::signature::{SignatureCheck, VerifyRule};
+use crate::json::Value;
 use crate::model::fields::object;
 use crate::model::{check_as, sign_as, Kind};
 

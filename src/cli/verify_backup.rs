@@ -7,7 +7,7 @@ use argh::FromArgs;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env};
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::ops::backup::Scratch;
 use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::progress::Progress as _;

@@ -13,7 +13,7 @@ use std::fmt;
 
 use crate::clock::Clock;
 use crate::crypto::digest::uuid4;
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::policy::PolicyManifest;
 use crate::model::timestamp::isoformat_utc;
 use crate::model::SignedObject;
@@ -308,9 +308,9 @@ mod tests {
     use super::super::ClientOptions;
     use super::*;
     use crate::clock::FixedClock;
-    use crate::crypto::json::parse_str;
     use crate::crypto::keys::SigningKey;
     use crate::crypto::signature::verify_b64;
+    use crate::json::parse_str;
 
     const OPERATOR_SEED: &str = "kcEtbrpIkVQ4x8x26K89loTgOPGEsmpGbb2PY9+XYNI=";
     const NA_PUBLIC: &str = "9Ci7Uk+4W6QaaxfxQsGKjQkBFVrjVaYgGUJiWSm66IQ=";

@@ -12,8 +12,8 @@
 
 use std::fmt;
 
-use crate::crypto::json::Value;
 use crate::crypto::keys::SigningKey;
+use crate::json::Value;
 use crate::percent::{decode_lossy, Plus};
 
 /// The admin signature scheme (`na-wire.md` §6.2, §6.3).
@@ -156,7 +156,7 @@ pub fn sign_request(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::crypto::json::{parse_str, Map};
+    use crate::json::{parse_str, Map};
 
     /// The vector `id` of `tests/vectors/admin-requests.json`.
     pub(crate) fn vector(id: &str) -> Value {

@@ -6,7 +6,7 @@
 //! Checks only the shape of answers: whether a fetched feed verifies, and what to tell the
 //! operator about a rejection, is the caller's (`cli/feed.rs`).
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::feed::RevocationFeed;
 use crate::model::fields::str_array;
 use crate::model::SignedObject;

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::crypto::canonical::canonical_string;
-use crate::crypto::json::Value;
+use crate::json::Value;
 
 pub use error::{ClientError, Phase};
 pub use options::{ClientOptions, Deadline};
@@ -279,7 +279,7 @@ mod tests {
         let na = FakeNa::start(vec![Answer::json(429, "{\"error\":\"Rate limit exceeded\"}\n")]);
         let client = NaClient::new(&na.url(), short_options()).unwrap();
         let reply = client
-            .post_json(&client.deadline(), "/admin/invite", &Value::Object(crate::crypto::json::Map::new()), &[])
+            .post_json(&client.deadline(), "/admin/invite", &Value::Object(crate::json::Map::new()), &[])
             .unwrap();
         assert_eq!(reply.status, 429);
         assert_eq!(reply.error_message(), "Rate limit exceeded");

@@ -9,8 +9,8 @@
 
 use crate::clock::Clock;
 use crate::crypto::digest::uuid4;
-use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::{PublicKey, SigningKey};
+use crate::json::{Map, Value};
 use crate::model::certificate::JoinCertificate;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::isoformat_utc;
@@ -158,8 +158,8 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::crypto::canonical::canonical_string;
-    use crate::crypto::json::parse_str;
     use crate::crypto::signature::verify_b64;
+    use crate::json::parse_str;
 
     fn vector(id: &str) -> Map {
         let text =

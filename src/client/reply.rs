@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::crypto::json::{parse, Map, ParseLimits, Value};
+use crate::json::{parse, Map, ParseLimits, Value};
 
 use super::error::{ClientError, Phase};
 
@@ -127,7 +127,7 @@ mod tests {
             method: "POST",
             url: "http://na/admin/invite".to_string(),
             status,
-            body: crate::crypto::json::parse_str(text).unwrap_or(Value::Null),
+            body: crate::json::parse_str(text).unwrap_or(Value::Null),
             text: text.to_string(),
         }
     }

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::fields::{object, str_array};
 use crate::model::treaty::RecognitionTreaty;
 use crate::model::treaty_lifecycle::TreatyLifecycle;
@@ -155,8 +155,8 @@ pub(crate) mod tests {
     //! Fixtures shared by the treaty tests of `client/` and `cli/`.
 
     use crate::crypto::canonical::canonical_string;
-    use crate::crypto::json::{parse_str, Value};
     use crate::crypto::keys::SigningKey;
+    use crate::json::{parse_str, Value};
     use crate::model::treaty::RecognitionTreaty;
     use crate::model::SignedObject;
 

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::fields::str_array;
 use crate::model::treaty::RecognitionTreaty;
 

@@ -6,7 +6,6 @@
 pub mod canonical;
 pub mod digest;
 pub mod error;
-pub mod json;
 pub mod keys;
 pub mod payload;
 pub mod signature;

@@ -3,7 +3,7 @@
 //! JSON value; [`super::canonical`] turns it into bytes.
 
 use super::canonical::canonical_bytes;
-use super::json::{Map, Value};
+use crate::json::{Map, Value};
 
 /// Version 1 signed bytes: canonical `{"body", "key_id", "nonce", "timestamp"}` (§6.2).
 pub fn v1_payload(body: &Value, key_id: &str, nonce: &str, timestamp: &str) -> Vec<u8> {

@@ -9,7 +9,8 @@
 //! connections, per-address shares, evicting idle keep-alive connections), `conn.rs` (keep-alive loop,
 //! deadlines, access log), `request.rs` ([`Request`], head parsing, query helpers), `response.rs`
 //! ([`Response`], wire encoding), `limits.rs` ([`Limits`]), `fd_limit.rs` (raising the open-file limit),
-//! `error.rs` ([`HttpError`]).
+//! `error.rs` ([`HttpError`]), `handler.rs` ([`Handler`]), `shared.rs` (state the accept and connection
+//! threads share), `tests.rs` (behaviour tests against a real listener on port 0).
 
 mod conn;
 mod error;
@@ -21,6 +22,8 @@ mod request;
 mod response;
 mod server;
 mod shared;
+#[cfg(test)]
+mod tests;
 
 pub use error::{HttpError, PercentDecodeError};
 pub use fd_limit::{raise_open_file_limit, FdLimit};

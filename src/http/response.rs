@@ -37,10 +37,10 @@ impl Response {
 
     /// A JSON body `{"error":"<message>"}` plus a newline, with the message escaped to ASCII JSON.
     pub fn json_error(status: u16, message: &str) -> Response {
-        let mut body = Vec::with_capacity(message.len() + 13);
-        body.extend_from_slice(b"{\"error\":");
-        push_json_string(&mut body, message);
-        body.extend_from_slice(b"}\n");
+        let mut body = String::with_capacity(message.len() + 13);
+        body.push_str("{\"error\":");
+        crate::json::write_string(&mut body, message, true);
+        body.push_str("}\n");
         Response::bytes(status, "application/json", body)
     }
 
@@ -112,34 +112,6 @@ pub fn reason_phrase(status: u16) -> &'static str {
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
-}
-
-/// Appends `s` as a JSON string literal using only ASCII, like Python's `json.dumps` (`\uXXXX` for the rest).
-fn push_json_string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            ' '..='~' => out.push(c as u8),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.extend_from_slice(b"\\u");
-                    for shift in [12u16, 8, 4, 0] {
-                        out.push(HEX[usize::from((*unit >> shift) & 0xf)]);
-                    }
-                }
-            }
-        }
-    }
-    out.push(b'"');
 }
 
 /// How one response is to be framed on the wire.

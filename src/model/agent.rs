@@ -1,7 +1,7 @@
 //! AgentDescriptor (`na-wire.md` §7.11): signed by the node key; only `signatures[0]` counts and its
 //! `key_id` is ignored.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::fields::{object, str_array, time_value, Fields};
 use super::timestamp::ModelTime;

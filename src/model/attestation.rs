@@ -1,7 +1,7 @@
 //! MembershipAttestation (`na-wire.md` §7.7): the NA states that a subject is a member with roles.
 //! Always signed as `active`; revocation is stored beside the object, never in it.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::fields::{object, opt_str_value, str_array, time_value, Fields};
 use super::timestamp::ModelTime;

@@ -1,6 +1,6 @@
 //! JoinCertificate (`na-wire.md` §7.3): issued by the NA to a node key on `/join` and `/renew`.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::fields::{object, str_array, time_value, Fields};
 use super::timestamp::ModelTime;

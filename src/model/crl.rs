@@ -1,7 +1,7 @@
 //! CertificateRevocationList (`na-wire.md` §7.6): cumulative, append-only, one signed version per
 //! sequence; nodes verify `signatures[0]`.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::fields::{object, time_value, Fields};
 use super::timestamp::ModelTime;

@@ -2,7 +2,7 @@
 //! schema sorts and de-duplicates `revoked_attestation_ids` before signing or verifying, so a feed
 //! signed over an unsorted list never verifies.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::fields::{object, str_array, time_value, Fields};
 use super::timestamp::ModelTime;

@@ -3,7 +3,7 @@
 //! strings and Unix numbers, strings are never coerced from numbers, and an explicit `null` is only
 //! accepted by optional fields.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::error::ModelError;
 use super::timestamp::ModelTime;

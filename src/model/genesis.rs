@@ -1,9 +1,9 @@
 //! GenesisBlock (`na-wire.md` §7.2): the root of trust, signed by the offline root key; every
 //! signature must verify with the block's own `root_public_key`.
 
-use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::PublicKey;
 use crate::crypto::signature::SignatureCheck;
+use crate::json::{Map, Value};
 
 use super::fields::{object, opt_str_value, str_array, time_value, Fields};
 use super::timestamp::ModelTime;

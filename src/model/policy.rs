@@ -1,6 +1,6 @@
 //! PolicyManifest (`na-wire.md` §7.5): the NA's signed network policy.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::fields::{object, str_array, time_value, Fields};
 use super::timestamp::ModelTime;

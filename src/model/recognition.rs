@@ -1,7 +1,7 @@
 //! RecognitionPolicy and RecognizedIssuer (`na-wire.md` §7.8): which foreign sovereigns this NA
 //! recognises, with which keys, roles and statuses. Stored unsigned.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::attestation::STATUSES;
 use super::fields::{object, str_array, Fields};

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use std::fmt;
 
-use crate::crypto::json::Value;
+use crate::json::Value;
 
 /// A datetime as upstream's models hold it: wall-clock fields with microsecond precision and an
 /// optional UTC offset (`None` = naive).

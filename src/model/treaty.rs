@@ -1,7 +1,7 @@
 //! RecognitionTreaty (`na-wire.md` §7.9): a directed edge issuer → subject, signed by the issuing
 //! (accepting) NA. Always signed as `active`.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::attestation::STATUSES;
 use super::fields::{object, str_array, time_value, Fields};

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::Value;
+use crate::json::Value;
 
 use super::fields::object;
 use super::timestamp::ModelTime;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::crypto::canonical::{to_string_with, Style};
 use crate::crypto::digest::uuid4;
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::store::{audit, Store, StoreError};
 

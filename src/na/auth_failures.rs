@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 
 use super::audit::Event;

@@ -9,8 +9,8 @@
 //! non-standard JSON that Python would have accepted (NaN, Infinity, lone surrogates, numbers that
 //! overflow) ⇒ 400 `request body must be valid JSON` (gm refuses to sign or compare such values).
 
-use crate::crypto::json::{parse, Map, ParseError, ParseLimits, Value};
 use crate::http::Request;
+use crate::json::{parse, Map, ParseError, ParseLimits, Value};
 
 use super::error::NaError;
 

@@ -2,7 +2,7 @@
 //! they are, floats truncated toward zero, strings holding a decimal integer (surrounding
 //! whitespace, a sign and `_` digit separators allowed), booleans as 0/1. Anything else fails.
 
-use crate::crypto::json::Value;
+use crate::json::Value;
 
 /// Upstream's Python `int(value)`, limited to the `i64` range.
 pub fn python_int(value: &Value) -> Option<i64> {
@@ -30,7 +30,7 @@ fn parse_decimal(s: &str) -> Option<i64> {
 
 /// The integer field `name` of `body`: `Some(default)` when absent, `None` when present but not
 /// convertible.
-pub fn int_field(body: &crate::crypto::json::Map, name: &str, default: i64) -> Option<i64> {
+pub fn int_field(body: &crate::json::Map, name: &str, default: i64) -> Option<i64> {
     match body.get(name) {
         None => Some(default),
         Some(v) => python_int(v),
@@ -40,7 +40,7 @@ pub fn int_field(body: &crate::crypto::json::Map, name: &str, default: i64) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::json::parse_str;
+    use crate::json::parse_str;
 
     #[test]
     fn follows_python_int() {

@@ -2,7 +2,7 @@
 //! `deviations.md` D7/D8). No file path, SQL text, token or key material ever reaches a body; the
 //! detail of an internal error goes to the log under the request id.
 
-use crate::crypto::json::{Map, Value};
+use crate::json::{Map, Value};
 use crate::store::StoreError;
 
 /// An NA request failure.

@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::crypto::canonical::{to_string_with, Style};
 use crate::crypto::digest::uuid4;
-use crate::crypto::json::{parse_str, Value};
 use crate::crypto::keys::SigningKey;
+use crate::json::{parse_str, Value};
 use crate::model::crl::{Crl, RevokedCertificate};
 use crate::model::policy::PolicyManifest;
 use crate::model::timestamp::{isoformat_utc, ModelTime};

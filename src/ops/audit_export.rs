@@ -22,10 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::canonical::{canonical_string, to_pretty_sorted_string, to_string_with, Style};
 use crate::crypto::digest::hex;
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::crypto::keys::{PublicKey, SigningKey};
 use crate::files::atomic::{sync_parent, tmp_path, write_atomic, Mode};
 use crate::files::private::create_new_private;
+use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::{isoformat_utc, parse_db_time};
 use crate::store::{audit, OpenMode, Store};
 

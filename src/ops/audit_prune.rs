@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::crypto::json::parse_str;
+use crate::json::parse_str;
 use crate::model::timestamp::{isoformat_utc, parse_db_time};
 use crate::store::{audit, OpenMode, Store, StoreError};
 

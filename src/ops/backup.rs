@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::crypto::digest::{hex, sha256_hex};
-use crate::crypto::json::parse_str;
 use crate::files::atomic::sync_parent;
 use crate::files::private::create_new_private;
+use crate::json::parse_str;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::isoformat_utc;
 use crate::model::SignedObject;

@@ -12,9 +12,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::crypto::canonical::{canonical_bytes, to_pretty_string};
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::crypto::keys::{PublicKey, SigningKey};
 use crate::crypto::signature::verify_b64;
+use crate::json::{parse_str, Map, Value};
 
 /// `format` of a signature document.
 pub const FORMAT: &str = "gm-backup-signature";

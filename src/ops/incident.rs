@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::crypto::canonical::to_pretty_string;
-use crate::crypto::json::{Map, Value};
 use crate::files::atomic::sync_parent;
 use crate::files::private::create_new_private;
+use crate::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::store::{snapshot, OpenMode, Store};
 

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::canonical::canonical_string;
-use crate::crypto::json::{parse_str, Map, Value};
+use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::{isoformat_utc, parse_db_time};
 use crate::store::ledger as table;
 use crate::store::StoreError;

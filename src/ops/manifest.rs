@@ -4,7 +4,7 @@
 use crate::store::Connection;
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{parse_str, Map, Value};
+use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::store::{crl, schema, snapshot, StoreError};
 

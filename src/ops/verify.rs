@@ -242,14 +242,14 @@ pub fn check_signed_material(conn: &crate::store::Connection, na_key: &str) -> R
     let key = PublicKey::from_b64(na_key).map_err(|e| format!("NA key: {e}"))?;
     let (crls, policies) = snapshot::signed_material(conn).map_err(|e| e.to_string())?;
     for json in &crls {
-        let v = crate::crypto::json::parse_str(json).map_err(|e| e.to_string())?;
+        let v = crate::json::parse_str(json).map_err(|e| e.to_string())?;
         let crl = Crl::from_value(&v).map_err(|e| e.to_string())?;
         if !crl.check_signatures(&[key]).is_valid() {
             return Err(format!("CRL sequence {} is not signed by this NA key", crl.sequence));
         }
     }
     for json in &policies {
-        let v = crate::crypto::json::parse_str(json).map_err(|e| e.to_string())?;
+        let v = crate::json::parse_str(json).map_err(|e| e.to_string())?;
         let p = PolicyManifest::from_value(&v).map_err(|e| e.to_string())?;
         if !p.check_signatures(&[key]).is_valid() {
             return Err(format!("policy {} is not signed by this NA key", p.policy_id));

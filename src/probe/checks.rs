@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use crate::client::{ClientError, ClientOptions, Deadline, NaClient};
 use crate::clock::Clock;
-use crate::crypto::json::Value;
+use crate::json::Value;
 
-pub use super::finding::Outcome;
-use super::finding::{excerpt, expect_200, fail, get, get_object, Finding};
-use super::ProbeOptions;
+use super::finding::{excerpt, expect_200, fail, get, get_object, Finding, ProbeOptions};
+pub use super::finding::{CheckName, CheckResult, Outcome};
 
 /// `/healthz` body upstream serves (`na-wire.md` §10.1), without its final newline.
 pub const HEALTHZ_BODY: &str = "{\"status\":\"ok\"}";
@@ -48,71 +47,6 @@ const CONNECTOME_SUMMARY_KEYS: [&str; 6] = [
     "revoked_trust_material_count",
     "sovereign_count",
 ];
-
-/// One check of the probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CheckName {
-    /// `GET /healthz`: 200 and `{"status":"ok"}`.
-    Healthz,
-    /// `GET /readyz`: 200 and `status` = `ready`.
-    Readyz,
-    /// `GET /metrics`: Prometheus text with the five upstream gauges.
-    Metrics,
-    /// `GET /connectome.json`: JSON with the required keys.
-    Connectome,
-    /// `GET /genesis`: root signatures verify with the pinned root key.
-    Genesis,
-    /// `GET /crl`: signed by the genesis NA key, not past `next_update`.
-    Crl,
-    /// The `https` server certificate: trusted, and days until it expires.
-    Tls,
-}
-
-impl CheckName {
-    /// Every check, in display order.
-    pub const ALL: [CheckName; 7] = [
-        CheckName::Healthz,
-        CheckName::Readyz,
-        CheckName::Metrics,
-        CheckName::Connectome,
-        CheckName::Genesis,
-        CheckName::Crl,
-        CheckName::Tls,
-    ];
-
-    /// The name used in `--check`, the table, the JSON and the metric labels.
-    pub fn name(self) -> &'static str {
-        match self {
-            CheckName::Healthz => "healthz",
-            CheckName::Readyz => "readyz",
-            CheckName::Metrics => "metrics",
-            CheckName::Connectome => "connectome",
-            CheckName::Genesis => "genesis",
-            CheckName::Crl => "crl",
-            CheckName::Tls => "tls",
-        }
-    }
-
-    /// Parses a `--check` name.
-    pub fn from_name(name: &str) -> Option<CheckName> {
-        CheckName::ALL.into_iter().find(|c| c.name() == name)
-    }
-}
-
-/// The raw result of one check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckResult {
-    /// Which check.
-    pub check: CheckName,
-    /// What it found.
-    pub outcome: Outcome,
-    /// One line saying why, for people.
-    pub reason: String,
-    /// Time of the check's main request (or TLS handshake); `None` when it never got an answer.
-    pub latency: Option<Duration>,
-    /// TLS check only: days until the server certificate expires (negative once expired).
-    pub cert_expiry_days: Option<f64>,
-}
 
 /// The client the checks use: every request bounded by `timeout`. Fails only on a bad URL.
 pub fn client_for(target: &str, timeout: Duration) -> Result<NaClient, ClientError> {

@@ -1,11 +1,14 @@
-//! What a check finds ([`Outcome`], [`Finding`]) and the request helpers every check shares
-//! (`GET` with latency, expecting a 200 JSON object, one-line excerpts). Their own file so that the
-//! plain HTTP checks (`checks.rs`), the signature checks (`trust.rs`) and the TLS check (`tls.rs`)
-//! all depend on it rather than on each other.
+//! The probe's shared types: what a run checks ([`ProbeOptions`], [`TlsThresholds`]), which check
+//! ([`CheckName`]) and what it finds ([`Outcome`], [`Finding`], [`CheckResult`]), plus the request
+//! helpers every check shares (`GET` with latency, expecting a 200 JSON object, one-line excerpts).
+//! Their own file so that the plain HTTP checks (`checks.rs`), the signature checks (`trust.rs`),
+//! the TLS check (`tls.rs`), the Nagios verdicts (`nagios.rs`) and the report (`report.rs`) all
+//! depend on it rather than on each other or on `mod.rs`. It must import no other probe file.
 
 use std::time::{Duration, Instant};
 
 use crate::client::{Deadline, NaClient, Reply};
+use crate::crypto::keys::PublicKey;
 
 /// Longest body excerpt shown in a reason.
 const EXCERPT_CHARS: usize = 80;
@@ -33,6 +36,103 @@ impl Outcome {
             Outcome::Unknown => "unknown",
         }
     }
+}
+
+/// What one probe run checks, built once from the command line.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// The NA base URL (`https://na.example.org`), without a trailing `/`.
+    pub target: String,
+    /// The checks to run, in display order, without duplicates.
+    pub checks: Vec<CheckName>,
+    /// The pinned root public key the genesis must be signed by; `None` reports the genesis check
+    /// as WARNING (not pinned).
+    pub root_public_key: Option<PublicKey>,
+    /// Deadline of each check (all checks run in parallel, so also of the whole run). Defaults to
+    /// 10 s.
+    pub timeout: Duration,
+    /// TLS certificate expiry thresholds.
+    pub tls: TlsThresholds,
+}
+
+/// Days before the server certificate expires at which the TLS check turns WARNING or CRITICAL.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TlsThresholds {
+    /// WARNING below this many days. Defaults to 14.
+    pub warn_days: u32,
+    /// CRITICAL below this many days. Defaults to 7.
+    pub critical_days: u32,
+}
+
+impl Default for TlsThresholds {
+    fn default() -> TlsThresholds {
+        TlsThresholds { warn_days: 14, critical_days: 7 }
+    }
+}
+
+/// One check of the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CheckName {
+    /// `GET /healthz`: 200 and `{"status":"ok"}`.
+    Healthz,
+    /// `GET /readyz`: 200 and `status` = `ready`.
+    Readyz,
+    /// `GET /metrics`: Prometheus text with the five upstream gauges.
+    Metrics,
+    /// `GET /connectome.json`: JSON with the required keys.
+    Connectome,
+    /// `GET /genesis`: root signatures verify with the pinned root key.
+    Genesis,
+    /// `GET /crl`: signed by the genesis NA key, not past `next_update`.
+    Crl,
+    /// The `https` server certificate: trusted, and days until it expires.
+    Tls,
+}
+
+impl CheckName {
+    /// Every check, in display order.
+    pub const ALL: [CheckName; 7] = [
+        CheckName::Healthz,
+        CheckName::Readyz,
+        CheckName::Metrics,
+        CheckName::Connectome,
+        CheckName::Genesis,
+        CheckName::Crl,
+        CheckName::Tls,
+    ];
+
+    /// The name used in `--check`, the table, the JSON and the metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckName::Healthz => "healthz",
+            CheckName::Readyz => "readyz",
+            CheckName::Metrics => "metrics",
+            CheckName::Connectome => "connectome",
+            CheckName::Genesis => "genesis",
+            CheckName::Crl => "crl",
+            CheckName::Tls => "tls",
+        }
+    }
+
+    /// Parses a `--check` name.
+    pub fn from_name(name: &str) -> Option<CheckName> {
+        CheckName::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// The raw result of one check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    /// Which check.
+    pub check: CheckName,
+    /// What it found.
+    pub outcome: Outcome,
+    /// One line saying why, for people.
+    pub reason: String,
+    /// Time of the check's main request (or TLS handshake); `None` when it never got an answer.
+    pub latency: Option<Duration>,
+    /// TLS check only: days until the server certificate expires (negative once expired).
+    pub cert_expiry_days: Option<f64>,
 }
 
 /// A finding: outcome and reason.

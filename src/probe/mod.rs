@@ -23,42 +23,6 @@ pub mod report;
 pub mod tls;
 pub mod trust;
 
-use std::time::Duration;
-
-use crate::crypto::keys::PublicKey;
-
-pub use checks::{CheckName, CheckResult, Outcome};
 pub use error::ProbeError;
+pub use finding::{CheckName, CheckResult, Outcome, ProbeOptions, TlsThresholds};
 pub use nagios::Status;
-
-/// What one probe run checks, built once from the command line.
-#[derive(Debug, Clone)]
-pub struct ProbeOptions {
-    /// The NA base URL (`https://na.example.org`), without a trailing `/`.
-    pub target: String,
-    /// The checks to run, in display order, without duplicates.
-    pub checks: Vec<CheckName>,
-    /// The pinned root public key the genesis must be signed by; `None` reports the genesis check
-    /// as WARNING (not pinned).
-    pub root_public_key: Option<PublicKey>,
-    /// Deadline of each check (all checks run in parallel, so also of the whole run). Defaults to
-    /// 10 s.
-    pub timeout: Duration,
-    /// TLS certificate expiry thresholds.
-    pub tls: TlsThresholds,
-}
-
-/// Days before the server certificate expires at which the TLS check turns WARNING or CRITICAL.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TlsThresholds {
-    /// WARNING below this many days. Defaults to 14.
-    pub warn_days: u32,
-    /// CRITICAL below this many days. Defaults to 7.
-    pub critical_days: u32,
-}
-
-impl Default for TlsThresholds {
-    fn default() -> TlsThresholds {
-        TlsThresholds { warn_days: 14, critical_days: 7 }
-    }
-}

@@ -26,12 +26,12 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::crypto::canonical::to_pretty_string;
-use crate::crypto::json::{parse, Map, ParseLimits, Value};
 use crate::files::atomic::{write_atomic, Mode};
+use crate::json::{parse, Map, ParseLimits, Value};
 use crate::model::timestamp::{parse_db_time, pydantic_utc};
 
-use super::checks::{CheckName, CheckResult, Outcome};
 use super::error::ProbeError;
+use super::finding::{CheckName, CheckResult, Outcome};
 
 /// State file format version.
 const STATE_VERSION: i64 = 1;

@@ -12,12 +12,12 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{Map, Value};
 use crate::files::atomic::{write_atomic, Mode};
+use crate::json::{Map, Value};
 
-use super::checks::{CheckName, Outcome};
 use super::deadman::PingOutcome;
 use super::error::ProbeError;
+use super::finding::{CheckName, Outcome};
 use super::nagios::{Status, Verdict};
 
 /// One probe run, judged.

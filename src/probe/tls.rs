@@ -22,8 +22,7 @@ use crate::clock::Clock;
 use crate::model::timestamp::pydantic_utc;
 
 use super::cert_expiry::not_after;
-use super::finding::Outcome;
-use super::TlsThresholds;
+use super::finding::{Outcome, TlsThresholds};
 
 /// Seconds in a day, for fractional day counts.
 const DAY_SECONDS: f64 = 86_400.0;

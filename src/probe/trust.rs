@@ -16,8 +16,7 @@ use crate::model::genesis::Genesis;
 use crate::model::timestamp::pydantic_utc;
 use crate::model::SignedObject;
 
-use super::finding::{fail, get_object, Finding, Outcome};
-use super::ProbeOptions;
+use super::finding::{fail, get_object, Finding, Outcome, ProbeOptions};
 
 /// gm re-issues its CRL when less than this is left before `next_update` (D4), so a CRL served
 /// closer to expiry than this means the NA is not refreshing it.

@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::crypto::digest::sha256_hex;
-use crate::crypto::json::parse_str;
 use crate::crypto::keys::load_signing_key;
 use crate::crypto::signature::SignatureCheck;
+use crate::json::parse_str;
 use crate::model::genesis::Genesis;
 use crate::model::timestamp::{isoformat_utc, parse_db_time};
 use crate::model::SignedObject;

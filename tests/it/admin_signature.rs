@@ -161,7 +161,7 @@ fn readiness_admin_auth(home: &Path, env: &[(&str, &str)]) -> (String, String) {
         "other checks fail on a bare home: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = gm::crypto::json::parse_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let report = gm::json::parse_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     let checks = report.as_object().unwrap().get("checks").unwrap().as_array().unwrap();
     let check =
         checks.iter().map(|c| c.as_object().unwrap()).find(|c| c.get("id").unwrap().as_str() == Some("admin_auth"));

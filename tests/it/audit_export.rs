@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use gm::crypto::canonical::{to_string_with, Style};
-use gm::crypto::json::{parse_str, Map, Value};
+use gm::json::{parse_str, Map, Value};
 use gm::store::{audit, OpenMode, Store};
 
 use crate::harness::{request, sandbox, Gm, GmServer, TempDir};

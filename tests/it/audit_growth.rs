@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use gm::crypto::canonical::canonical_string;
-use gm::crypto::json::{parse_str, Map, Value};
+use gm::json::{parse_str, Map, Value};
 
 use crate::harness::{request, sandbox, wait_until, with_limits, Gm, GmServer, HttpResponse, TempDir};
 use crate::signer::{field, Node, Operator};

@@ -53,7 +53,7 @@ fn forged_db(dir: &TempDir) -> PathBuf {
 fn forge(victim: &Path, db: &Path, out_dir: &Path, stamp: &str) -> (PathBuf, String) {
     let genesis_file = victim.join("genesis.signed.json");
     let genesis_bytes = std::fs::read(&genesis_file).unwrap();
-    let genesis = gm::crypto::json::parse_str(&String::from_utf8_lossy(&genesis_bytes)).unwrap();
+    let genesis = gm::json::parse_str(&String::from_utf8_lossy(&genesis_bytes)).unwrap();
     let na_key = genesis.as_object().unwrap().get("network_authority").unwrap().as_object().unwrap();
     let na_key = na_key.get("public_key").unwrap().as_str().unwrap().to_string();
     let network = genesis.as_object().unwrap().get("network_name").unwrap().as_str().unwrap().to_string();
@@ -268,5 +268,5 @@ fn latest_picks_the_newest_signed_backup_and_lists_planted_far_future_files() {
 }
 
 fn json_pretty(compact: &str) -> String {
-    gm::crypto::canonical::to_pretty_string(&gm::crypto::json::parse_str(compact.trim()).unwrap())
+    gm::crypto::canonical::to_pretty_string(&gm::json::parse_str(compact.trim()).unwrap())
 }

@@ -318,7 +318,7 @@ fn after_restoring_an_older_backup_revocations_carry_over_and_the_crl_sequence_n
     let op = Operator::sandbox(&home);
     let node = Node::new();
     let joined = node.join(server.addr, &op.invite(server.addr, "{}"));
-    let cert_id = gm::crypto::json::parse_str(&joined.text())
+    let cert_id = gm::json::parse_str(&joined.text())
         .unwrap()
         .as_object()
         .unwrap()
@@ -356,8 +356,7 @@ fn after_restoring_an_older_backup_revocations_carry_over_and_the_crl_sequence_n
     assert!(crl.contains(&format!("\"certificate_id\":\"{cert_id}\"")), "still listed in the CRL: {crl}");
     let na = gm::crypto::keys::load_public_key(&home.join("keys/na.pub")).unwrap();
     let parsed =
-        <gm::model::crl::Crl as gm::model::SignedObject>::from_value(&gm::crypto::json::parse_str(&crl).unwrap())
-            .unwrap();
+        <gm::model::crl::Crl as gm::model::SignedObject>::from_value(&gm::json::parse_str(&crl).unwrap()).unwrap();
     assert!(gm::model::SignedObject::check_signatures(&parsed, &[na]).is_valid());
     assert!(
         server.stderr().contains("re-issued the CRL as sequence 2: 1 revocation(s) carried over"),

@@ -10,7 +10,7 @@ use crate::harness::{home_with_schema, identity, Gm, TempDir};
 /// Takes one backup into `folder` and returns its path (from `--json`).
 fn backup(home: &Path, recipient: &str, folder: &Path) -> PathBuf {
     let (stdout, _) = Gm::backup(home, recipient, folder).arg("--json").expect(0);
-    let v = gm::crypto::json::parse_str(&stdout).unwrap();
+    let v = gm::json::parse_str(&stdout).unwrap();
     PathBuf::from(v.as_object().unwrap().get("backup_path").and_then(|p| p.as_str()).unwrap())
 }
 

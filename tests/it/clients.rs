@@ -1,7 +1,7 @@
 //! The admin and node clients in the same binary against the real `gm serve`: `gm admin` with both
 //! signature versions, `gm join` (enroll + one heartbeat), and refusals surfaced with exit 1.
 
-use gm::crypto::json::{parse_str, Value};
+use gm::json::{parse_str, Value};
 
 use crate::harness::{sandbox, Gm, GmServer, TempDir};
 

@@ -1,7 +1,7 @@
 //! Upstream's trust decisions replayed from `attestation-decisions.json` and
 //! `treaty-decisions.json`: every case's `accepted` and reason code, at the case's own `now`.
 
-use gm::crypto::json::Value;
+use gm::json::Value;
 use gm::model::attestation::MembershipAttestation;
 use gm::model::decision::{verify_attestation, verify_treaty, verify_with_treaty, TreatyExpectations};
 use gm::model::recognition::RecognitionPolicy;

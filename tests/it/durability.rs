@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gm::crypto::canonical::canonical_string;
-use gm::crypto::json::{parse_str, Value};
+use gm::json::{parse_str, Value};
 
 use crate::backup_faults::Rng;
 use crate::harness::{read_response, sandbox, wait_until, GmServer, HttpResponse, TempDir};

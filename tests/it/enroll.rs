@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use gm::crypto::json::{parse_str, Value};
+use gm::json::{parse_str, Value};
 use gm::model::crl::Crl;
 use gm::model::SignedObject;
 
@@ -162,7 +162,7 @@ fn bad_join_input_gets_documented_errors_and_changes_no_state() {
     let stale = gm::model::timestamp::isoformat_utc(chrono::Utc::now() - chrono::Duration::seconds(400));
     let future = gm::model::timestamp::isoformat_utc(chrono::Utc::now() + chrono::Duration::seconds(900));
     let t = Value::from(token.as_str());
-    let cases: Vec<(gm::crypto::json::Map, u16, &str)> = vec![
+    let cases: Vec<(gm::json::Map, u16, &str)> = vec![
         (
             node.sign(&[("invite_token", t.clone()), ("validity_hours", Value::from("abc"))], &now_iso()),
             400,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use age::secrecy::ExposeSecret;
-use gm::crypto::json::{parse_str, Map};
+use gm::json::{parse_str, Map};
 
 use crate::harness::{sandbox, Gm, GmServer, TempDir};
 use crate::signer::{Node, Operator};

@@ -21,6 +21,7 @@ mod durability;
 mod enroll;
 mod file_modes;
 mod harness;
+mod import_loops;
 mod incident;
 mod keys;
 mod operators;

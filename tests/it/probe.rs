@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{Datelike, Utc};
 use gm::crypto::canonical::canonical_string;
-use gm::crypto::json::{parse_str, Value};
 use gm::crypto::keys::{load_signing_key, SigningKey};
+use gm::json::{parse_str, Value};
 use gm::model::timestamp::pydantic_utc;
 use gm::model::{sign_as, Kind};
 

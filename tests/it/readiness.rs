@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use gm::crypto::json::parse_str;
+use gm::json::parse_str;
 
 use crate::harness::{identity, Gm, GmServer, TempDir};
 

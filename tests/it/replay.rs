@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use gm::crypto::canonical::canonical_string;
-use gm::crypto::json::{parse_str, Value};
 use gm::crypto::keys::PublicKey;
+use gm::json::{parse_str, Value};
 use gm::model::certificate::JoinCertificate;
 use gm::model::crl::Crl;
 use gm::model::SignedObject;

@@ -28,8 +28,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
-use gm::crypto::json::Value;
 use gm::crypto::keys::SigningKey;
+use gm::json::Value;
 
 use crate::harness::{request, Gm, GmServer, TempDir};
 use crate::signer::{audience, field, now_iso, Node, Operator};
@@ -122,7 +122,7 @@ fn admin(
 }
 
 /// Records a node body's nonce and signature.
-fn node_body(secrets: &mut Secrets, label: &str, body: &gm::crypto::json::Map) {
+fn node_body(secrets: &mut Secrets, label: &str, body: &gm::json::Map) {
     let text = |k: &str| body.get(k).unwrap().as_str().unwrap().to_string();
     secrets.signature(&format!("node signature ({label})"), &text("signature"));
     secrets.text(&format!("node nonce ({label})"), &text("nonce"));
@@ -162,7 +162,7 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
 
     // An invite through the CLI, redeemed by `gm join`; then revoked through the CLI.
     let invite_out = artifacts.run(&["admin", "invite", "--na", &url, "--home", h, "--json"], Some(0));
-    let cli_token = gm::crypto::json::parse_str(&invite_out)
+    let cli_token = gm::json::parse_str(&invite_out)
         .unwrap()
         .as_object()
         .unwrap()
@@ -178,7 +178,7 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
     let joined = artifacts
         .run(&["join", "--na", &url, "--token", &cli_token, "--home", node_home.to_str().unwrap(), "--json"], Some(0));
     secrets.key_file(&node_home.join("node.key"));
-    let cli_cert = gm::crypto::json::parse_str(&joined)
+    let cli_cert = gm::json::parse_str(&joined)
         .unwrap()
         .as_object()
         .unwrap()

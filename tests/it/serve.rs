@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gm::crypto::json::{parse_str, Value};
 use gm::crypto::keys::load_public_key;
+use gm::json::{parse_str, Value};
 use gm::model::crl::Crl;
 use gm::model::policy::PolicyManifest;
 use gm::model::SignedObject;
@@ -363,7 +363,7 @@ fn serve_warns_when_the_clock_is_before_the_genesis_valid_from_and_the_build_dat
     let stderr = server.stderr();
     let consequence = "until it is set, signed requests fail as too old and new certificates as not yet valid; set the clock (NTP or a real-time clock) and restart";
     let genesis = gm::model::genesis::Genesis::from_value(
-        &gm::crypto::json::parse_str(&std::fs::read_to_string(home.join("genesis.signed.json")).unwrap()).unwrap(),
+        &gm::json::parse_str(&std::fs::read_to_string(home.join("genesis.signed.json")).unwrap()).unwrap(),
     )
     .unwrap();
     let valid_from = genesis.network_authority.valid_from.render_isoformat();

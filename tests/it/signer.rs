@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use gm::crypto::canonical::{canonical_bytes, canonical_string};
-use gm::crypto::json::{parse_str, Map, Value};
 use gm::crypto::keys::{load_signing_key, SigningKey};
+use gm::json::{parse_str, Map, Value};
 use gm::model::timestamp::isoformat_utc;
 
 use crate::harness::{request, HttpResponse};

@@ -2,8 +2,8 @@
 //! B = beta-mesh), plus bad input on the trust routes and agent discovery.
 
 use gm::crypto::canonical::canonical_string;
-use gm::crypto::json::{parse_str, Map, Value};
 use gm::crypto::keys::{load_public_key, SigningKey};
+use gm::json::{parse_str, Map, Value};
 use gm::model::agent::AgentDescriptor;
 use gm::model::SignedObject;
 

@@ -4,9 +4,9 @@
 
 use gm::crypto::canonical::{canonical_string, to_string_with, Style};
 use gm::crypto::digest::sha256_hex;
-use gm::crypto::json::{parse_str, Value};
 use gm::crypto::keys::{PublicKey, SigningKey};
 use gm::crypto::signature::verify_b64;
+use gm::json::{parse_str, Value};
 use gm::model::agent::AgentDescriptor;
 use gm::model::attestation::MembershipAttestation;
 use gm::model::certificate::JoinCertificate;

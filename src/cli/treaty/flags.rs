@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::client::treaty_succession::{Succession, Terms};
-use crate::crypto::json::{parse_str, Map, Value};
+use crate::json::{parse_str, Map, Value};
 use crate::model::attestation::STATUSES;
 
 use super::super::error::{Error, Named};

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use crate::client::treaty::TreatyRow;
 use crate::client::treaty_succession::{Succession, SuccessionOutcome};
 use crate::crypto::canonical::canonical_string;
-use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::PublicKey;
+use crate::json::{Map, Value};
 use crate::model::fields::{object, str_array};
 use crate::model::treaty::RecognitionTreaty;
 use crate::model::SignedObject;
@@ -191,8 +191,8 @@ mod tests {
     use crate::client::treaty::tests::{na_key, row, treaty, NEW_ID, OLD_ID, OPERATOR_SEED};
     use crate::client::treaty_succession::{SuccessionKind, Terms};
     use crate::client::{ClientOptions, NaClient, Reply};
-    use crate::crypto::json::parse_str;
     use crate::crypto::keys::SigningKey;
+    use crate::json::parse_str;
 
     use super::*;
 

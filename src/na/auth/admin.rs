@@ -9,28 +9,18 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{Map, Value};
 use crate::crypto::payload::{v1_payload, v2_payload};
 use crate::crypto::signature::verify_b64;
 use crate::http::{parse_query, Request};
+use crate::json::{Map, Value};
 use crate::store::nonces;
 
 use super::super::audit;
 use super::super::auth_failures::FailureKey;
+use super::super::authority::Authority;
+pub use super::super::authority::SignaturePolicy;
 use super::super::error::NaError;
-use super::super::Authority;
 use super::{check_timestamp, TimestampProblem};
-
-/// Which signature versions are accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignaturePolicy {
-    /// v2, then v1 (upstream 0.16 clients; the default only where gm runs without gm.toml, as a
-    /// drop-in for an upstream deployment). v1 binds neither method, path nor NA: a relayed v1
-    /// request can be replayed on another admin route.
-    V1AndV2,
-    /// v2 only (upstream 1.1+ behaviour; gm's default with a gm.toml).
-    V2Only,
-}
 
 /// An authenticated operator.
 #[derive(Debug, Clone, PartialEq, Eq)]

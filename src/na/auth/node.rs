@@ -6,10 +6,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{Map, Value};
 use crate::crypto::keys::PublicKey;
 use crate::crypto::payload::node_signed_bytes;
 use crate::crypto::signature::verify_b64;
+use crate::json::{Map, Value};
 
 use super::super::error::NaError;
 use super::{check_timestamp, TimestampProblem};

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::crypto::json::{parse_str, Value};
 use crate::crypto::keys::PublicKey;
+use crate::json::{parse_str, Value};
 
 /// Key id → public key.
 pub type KeySet = BTreeMap<String, PublicKey>;
@@ -63,7 +63,7 @@ pub fn parse_key_set(text: &str) -> Result<KeySet, String> {
 
 /// Renders a key set as the keys file (and `OPERATOR_PUBLIC_KEYS_JSON`) format, sorted by id.
 pub fn render_key_set(keys: &KeySet) -> String {
-    let map: crate::crypto::json::Map = keys.iter().map(|(k, v)| (k.clone(), Value::from(v.to_b64()))).collect();
+    let map: crate::json::Map = keys.iter().map(|(k, v)| (k.clone(), Value::from(v.to_b64()))).collect();
     let mut text =
         crate::crypto::canonical::to_string_with(&Value::Object(map), &crate::crypto::canonical::Style::PYTHON_DEFAULT);
     text.push('\n');

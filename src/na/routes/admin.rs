@@ -6,8 +6,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::crypto::digest::{token_fingerprint, uuid4};
-use crate::crypto::json::{Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{Map, Value};
 use crate::model::policy::PolicyManifest;
 use crate::model::timestamp::{isoformat_utc, pydantic_utc};
 use crate::model::SignedObject;
@@ -15,13 +15,13 @@ use crate::store::{certs, invites, policy};
 
 use super::super::audit;
 use super::super::auth::admin::{authenticate, Operator};
+use super::super::authority::{json_response, Authority};
 use super::super::body;
 use super::super::coerce::python_int;
 use super::super::error::NaError;
 use super::super::publish::{self, parse_stored, Revocation};
 use super::super::rate_limit::ADMIN_LIMIT;
 use super::super::remote_addr::client_addr;
-use super::super::{json_response, Authority};
 use super::enroll::invalid_role;
 
 const REVOCATION_REASONS: [&str; 4] = ["key_compromise", "cessation_of_operation", "superseded", "unspecified"];

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::{parse_db_time, ModelTime};
 use crate::model::treaty::RecognitionTreaty;
 use crate::model::treaty_lifecycle::TreatyLifecycle;
@@ -17,9 +17,9 @@ use crate::store::feeds::ImportedRevocation;
 use crate::store::treaties::TreatyRow;
 use crate::store::{audit as audit_store, certs, feeds, treaties};
 
+use super::super::authority::{json_bytes, json_response, Authority, CachedBody};
 use super::super::error::NaError;
 use super::super::publish::parse_stored;
-use super::super::{json_response, Authority};
 
 /// Everything the views derive from.
 struct Graph {
@@ -167,18 +167,6 @@ fn connectome_value(g: &Graph) -> Result<Value, NaError> {
     Ok(Value::Object(m))
 }
 
-/// The last rendered `/connectome.json` body, valid for one trust generation and until the next
-/// treaty expiry (when an edge stops being active, D14).
-#[derive(Debug, Default)]
-pub struct ConnectomeCache(std::sync::Mutex<Option<CachedBody>>);
-
-#[derive(Debug)]
-struct CachedBody {
-    generation: u64,
-    valid_until: Option<DateTime<Utc>>,
-    body: std::sync::Arc<Vec<u8>>,
-}
-
 /// `GET /connectome.json`. The view is derived from the store at read time; because it is large
 /// (every edge, treaty and imported revocation), the rendered body is reused until a treaty or feed
 /// write bumps the trust generation or the next active treaty expires.
@@ -194,7 +182,7 @@ pub fn connectome(na: &Authority) -> Result<Response, NaError> {
     }
     let g = Graph::load(na)?;
     let valid_until = g.rows.iter().filter(|r| g.is_active(r)).filter_map(|r| parse_db_time(&r.expires_at)).min();
-    let body = std::sync::Arc::new(super::super::json_bytes(&connectome_value(&g)?));
+    let body = std::sync::Arc::new(json_bytes(&connectome_value(&g)?));
     let mut cache = na.connectome_cache.0.lock().unwrap_or_else(|p| p.into_inner());
     *cache = Some(CachedBody { generation, valid_until, body: std::sync::Arc::clone(&body) });
     drop(cache);
@@ -204,7 +192,7 @@ pub fn connectome(na: &Authority) -> Result<Response, NaError> {
 /// The `/connectome.json` body computed straight from a store at `now`, without a running NA (the
 /// incident bundle's fallback when the live NA cannot be reached).
 pub(crate) fn connectome_body_from_store(store: &crate::store::Store, now: DateTime<Utc>) -> Result<Vec<u8>, NaError> {
-    Ok(super::super::json_bytes(&connectome_value(&Graph::load_from(store, now)?)?))
+    Ok(json_bytes(&connectome_value(&Graph::load_from(store, now)?)?))
 }
 
 /// `GET /connectome/trust-path?from=&to=` (aliases `source`, `target`): breadth-first search over

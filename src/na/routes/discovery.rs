@@ -2,29 +2,24 @@
 //! anyone lists them. Capability filters match exactly (D15); a deregistration envelope can be used
 //! once within its window (D16: a replay answers `401 invalid signature`).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
 
 use chrono::Duration;
 
-use crate::crypto::json::{parse, Map, ParseLimits, Value};
 use crate::crypto::keys::PublicKey;
 use crate::crypto::signature::verify_b64;
 use crate::http::{Request, Response};
+use crate::json::{parse, Map, ParseLimits, Value};
 use crate::model::agent::AgentDescriptor;
 use crate::model::timestamp::{isoformat_utc, parse_request_timestamp};
 use crate::model::SignedObject;
 use crate::store::{agents, certs};
 
+use super::super::authority::{json_response, Authority};
 use super::super::error::NaError;
 use super::super::publish::{parse_stored, stored_json};
 use super::super::rate_limit::DISCOVER_LIMIT;
 use super::super::remote_addr::client_addr;
-use super::super::{json_response, Authority};
-
-/// Deregistration envelopes seen in the last 600 s (D16).
-#[derive(Debug, Default)]
-pub struct SeenEnvelopes(Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>);
 
 fn forced_object(req: &Request) -> Result<Map, NaError> {
     match parse(&req.body, &ParseLimits::default()) {

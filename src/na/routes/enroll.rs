@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::crypto::canonical::{to_string_with, Style};
 use crate::crypto::digest::{token_fingerprint, uuid4};
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::http::Request;
+use crate::json::{parse_str, Map, Value};
 use crate::model::certificate::JoinCertificate;
 use crate::model::timestamp::{isoformat_utc, parse_db_time, ModelTime};
 use crate::model::SignedObject;
@@ -23,13 +23,13 @@ use crate::store::{certs, invites, nonces, StoreError};
 use super::super::audit;
 use super::super::auth::node::{self, NodeAuthError, NodeProof};
 use super::super::auth_failures::FailureKey;
+use super::super::authority::{json_response, Authority};
 use super::super::body;
 use super::super::coerce::int_field;
 use super::super::error::NaError;
 use super::super::publish::{stored_json, Signer};
 use super::super::rate_limit::{JOIN_LIMIT, TOKEN_FAIL_LIMIT};
 use super::super::remote_addr::client_addr;
-use super::super::{json_response, Authority};
 
 const ROLE_PREFIXES: [&str; 5] = ["role:anchor", "role:bridge", "role:client", "role:operator", "role:service:"];
 

@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 
 use crate::crypto::digest::uuid4;
-use crate::crypto::json::{Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{Map, Value};
 use crate::model::decision::verify_feed;
 use crate::model::feed::RevocationFeed;
 use crate::model::timestamp::{isoformat_utc, parse_db_time, ModelTime};
@@ -19,9 +19,9 @@ use crate::model::SignedObject;
 use crate::store::{attestations, feeds, treaties};
 
 use super::super::audit;
+use super::super::authority::{json_response, Authority};
 use super::super::error::NaError;
 use super::super::publish::{parse_stored, stored_json};
-use super::super::{json_response, Authority};
 use super::admin::admit_strict;
 
 /// `GET /sovereign-revocation-feed[?issuer_sovereign_id=]`.

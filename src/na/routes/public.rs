@@ -4,8 +4,8 @@
 
 use chrono::Duration;
 
-use crate::crypto::json::{parse_str, Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{parse_str, Map, Value};
 use crate::model::crl::Crl;
 use crate::model::fields::object;
 use crate::model::policy::PolicyManifest;
@@ -13,11 +13,11 @@ use crate::model::timestamp::parse_db_time;
 use crate::model::SignedObject;
 use crate::store::{certs, crl, policy};
 
+use super::super::authority::{json_response, Authority};
 use super::super::error::NaError;
 use super::super::metrics::{render, NaGauges};
 use super::super::publish;
 use super::super::remote_addr::base_url;
-use super::super::{json_response, Authority};
 
 const HEALTHZ_BODY: &[u8] = b"{\"status\":\"ok\"}\n";
 

@@ -7,8 +7,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::crypto::digest::uuid4;
-use crate::crypto::json::{Map, Value};
 use crate::http::{Request, Response};
+use crate::json::{Map, Value};
 use crate::model::attestation::MembershipAttestation;
 use crate::model::decision::{verify_attestation, verify_treaty, verify_with_treaty, TreatyExpectations};
 use crate::model::fields::Fields;
@@ -19,6 +19,7 @@ use crate::model::SignedObject;
 use crate::store::{attestations, feeds, recognition, treaties};
 
 use super::super::audit;
+use super::super::authority::{json_response, Authority};
 use super::super::body;
 use super::super::coerce::python_int;
 use super::super::error::NaError;
@@ -26,7 +27,6 @@ use super::super::publish::{parse_stored, stored_json};
 use super::super::rate_limit::VERIFY_LIMIT;
 use super::super::remote_addr::client_addr;
 use super::super::verify_limits::SignatureWork;
-use super::super::{json_response, Authority};
 use super::admin::admit_strict;
 use super::enroll::invalid_role;
 
@@ -252,7 +252,7 @@ fn active_recognition_policy(na: &Authority) -> Result<Option<RecognitionPolicy>
     match na.store.read(recognition::active_json)? {
         None => Ok(None),
         Some(json) => {
-            let v = crate::crypto::json::parse_str(&json)
+            let v = crate::json::parse_str(&json)
                 .map_err(|e| NaError::Internal { detail: format!("recognition_policies: {e}") })?;
             RecognitionPolicy::from_value(&v)
                 .map(Some)
