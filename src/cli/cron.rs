@@ -208,7 +208,7 @@ impl Recorder for LedgerRecorder {
         details.insert("kind", run.kind.as_str());
         let record = Record {
             kind: LedgerKind::Job,
-            outcome: ledger_outcome(run.outcome),
+            outcome: run.outcome,
             artifact: Some(run.job.clone()),
             sha256: None,
             size: None,
@@ -217,17 +217,6 @@ impl Recorder for LedgerRecorder {
         };
         let span = Span { started_at: run.started_at, finished_at: run.finished_at, duration: run.duration };
         self.ledger.record_logged(&record, span);
-    }
-}
-
-/// A scheduled run's outcome as the ledger records it (the same four words).
-fn ledger_outcome(o: Outcome) -> crate::ops::ledger::Outcome {
-    use crate::ops::ledger::Outcome as Recorded;
-    match o {
-        Outcome::Ok => Recorded::Ok,
-        Outcome::Failed => Recorded::Failed,
-        Outcome::Skipped => Recorded::Skipped,
-        Outcome::Timeout => Recorded::Timeout,
     }
 }
 

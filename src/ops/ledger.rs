@@ -87,50 +87,9 @@ impl fmt::Display for LedgerKind {
     }
 }
 
-/// How a run ended. The strings are the `outcome` column (and the job metrics' labels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// `ok`.
-    Ok,
-    /// `failed`.
-    Failed,
-    /// `skipped` (a scheduled run not started: the previous one was still going).
-    Skipped,
-    /// `timeout` (a scheduled run killed after its timeout).
-    Timeout,
-}
-
-impl Outcome {
-    /// `Ok` when `ok`, else `Failed`.
-    pub fn of(ok: bool) -> Outcome {
-        if ok {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        }
-    }
-
-    /// The `outcome` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-            Outcome::Timeout => "timeout",
-        }
-    }
-
-    /// The outcome an `outcome` column names, if gm knows it.
-    pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Ok, Outcome::Failed, Outcome::Skipped, Outcome::Timeout].into_iter().find(|o| o.as_str() == s)
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How a run ended: the scheduler's outcome is the ledger's, one definition (its strings are the
+/// `outcome` column and the job metrics' labels).
+pub use crate::sched::runner::Outcome;
 
 /// One run to record (its timing comes apart, as a [`Span`]).
 #[derive(Debug, Clone)]

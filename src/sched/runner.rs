@@ -43,20 +43,30 @@ pub struct JobSpec {
     pub missed_grace: chrono::Duration,
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a run ended (a scheduled job's, or any run the ops ledger records). The strings are the
+/// ledger's `outcome` column and the job metrics' labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// Exit status 0.
+    /// `ok`: exit status 0.
     Ok,
-    /// Non-zero exit, a signal, or the command could not start.
+    /// `failed`: non-zero exit, a signal, or the command could not start.
     Failed,
-    /// Not started: the previous run was still going.
+    /// `skipped`: not started, the previous run was still going.
     Skipped,
-    /// Killed after its timeout (or at shutdown).
+    /// `timeout`: killed after its timeout (or at shutdown).
     Timeout,
 }
 
 impl Outcome {
+    /// `Ok` when `ok`, else `Failed`.
+    pub fn of(ok: bool) -> Outcome {
+        if ok {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        }
+    }
+
     /// The ledger and metrics label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,6 +75,17 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Timeout => "timeout",
         }
+    }
+
+    /// The outcome a label names, if gm knows it.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Ok, Outcome::Failed, Outcome::Skipped, Outcome::Timeout].into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
