@@ -143,16 +143,7 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
             report.rto_ms.map_or(Value::Null, |ms| Value::from(u64::try_from(ms).unwrap_or(u64::MAX))),
         ),
     ]));
-    if let Some(path) = &args.report {
-        // The default job writes drills/latest.json, a folder a fresh sandbox does not have yet.
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(Error::io("create folder", parent))?;
-        }
-        let mut text = crate::crypto::canonical::to_pretty_string(&value);
-        text.push('\n');
-        crate::files::atomic::write_atomic(path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
-            .map_err(Error::io("write", path))?;
-    }
+    // The ledger first: a report that cannot be written must not leave a drill that ran unrecorded.
     Ledger::beside(&s.db_path).record_logged(
         &Record {
             kind: LedgerKind::Drill,
@@ -168,6 +159,16 @@ pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         },
         Span::ended_now(started, took),
     );
+    if let Some(path) = &args.report {
+        // The default job writes drills/latest.json, a folder a fresh sandbox does not have yet.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(Error::io("create folder", parent))?;
+        }
+        let mut text = crate::crypto::canonical::to_pretty_string(&value);
+        text.push('\n');
+        crate::files::atomic::write_atomic(path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
+            .map_err(Error::io("write", path))?;
+    }
     let mut text = format!("{}: drill of {}", if ok { "passed" } else { "FAILED" }, backup.display());
     for c in &report.checks {
         text.push_str(&format!("\n  {} {:<12} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));

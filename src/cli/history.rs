@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use argh::FromArgs;
 
 use crate::json::{Map, Value};
+use crate::model::timestamp::parse_db_time;
 use crate::ops::ledger::Ledger;
 
 use super::backup::settings;
@@ -37,10 +38,14 @@ pub fn run_history(args: HistoryArgs) -> Result<u8, Error> {
     let mut text = format!("{} entr(y/ies) in {}", entries.len(), ledger.path().display());
     let mut items = Vec::new();
     for e in &entries {
-        text.push_str(&format!(
-            "\n  {}  {:<12} {:<7} {:>6} ms  {}",
-            e.finished_at, e.kind, e.outcome, e.duration_ms, e.message
-        ));
+        // A scheduled run names its job (the artifact); times read as RFC 3339 UTC with Z.
+        let what = match (e.kind.as_str(), e.artifact.as_deref()) {
+            ("job", Some(job)) => format!("job {job}"),
+            (kind, _) => kind.to_string(),
+        };
+        let when = parse_db_time(&e.finished_at)
+            .map_or_else(|| e.finished_at.clone(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        text.push_str(&format!("\n  {when}  {what:<20} {:<7} {:>6} ms  {}", e.outcome, e.duration_ms, e.message));
         items.push(Value::Object(Map::from_iter([
             ("artifact".to_string(), e.artifact.as_deref().map_or(Value::Null, Value::from)),
             ("duration_ms".to_string(), Value::from(e.duration_ms)),

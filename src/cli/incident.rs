@@ -218,7 +218,20 @@ fn live_views(url: &str) -> Result<Vec<View>, String> {
 fn views_from_db(db: &Path, now: DateTime<Utc>) -> Result<Vec<View>, Error> {
     let store = Store::open(db, OpenMode::ReadOnly, &isoformat_utc(now))?;
     let na_err = |e: crate::na::error::NaError| Error::Refused {
-        message: format!("cannot compute the views from {}: {e:?}", db.display()),
+        message: format!(
+            "cannot compute the views from {}: {}",
+            db.display(),
+            match &e {
+                crate::na::error::NaError::Internal { detail } => detail.clone(),
+                other => other
+                    .body()
+                    .as_object()
+                    .and_then(|m| m.get("error"))
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("unknown")
+                    .to_string(),
+            }
+        ),
         hint: None,
     };
     let connectome = crate::na::offline::connectome_json(&store, now).map_err(na_err)?;

@@ -171,11 +171,16 @@ pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, Ops
     let found =
         (n("recognition_edge_count"), n("active_edge_count"), n("revoked_edge_count"), n("imported_revocation_count"));
     let same = found == (Some(edges), Some(active), Some(revoked), Some(imported));
-    if !r.add(
-        "connectome",
-        same,
-        format!("edges/active/revoked/imported {found:?}, manifest {:?}", manifest.connectome),
-    ) {
+    if !r.add("connectome", same, {
+        let shown = |v: Option<i64>| v.map_or("?".to_string(), |n| n.to_string());
+        format!(
+            "edges/active/revoked/imported {}/{}/{}/{}, manifest {edges}/{active}/{revoked}/{imported}",
+            shown(found.0),
+            shown(found.1),
+            shown(found.2),
+            shown(found.3)
+        )
+    }) {
         return Ok(r);
     }
     let (ok, detail) = enroll_sentinel(&client, &sentinel);

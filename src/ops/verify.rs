@@ -161,7 +161,12 @@ pub fn verify_into(
     {
         return Ok(r.fail(
             "schema",
-            format!("versions {versions:?}, missing tables {missing:?}, manifest says {}", manifest.schema_version),
+            format!(
+                "versions {}, missing tables {}, manifest says {}",
+                versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                if missing.is_empty() { "none".to_string() } else { missing.join(", ") },
+                manifest.schema_version
+            ),
         ));
     }
     r.pass("schema", format!("versions 1-{version}, all tables present"));

@@ -119,7 +119,13 @@ struct Active {
     started_at: DateTime<Utc>,
     started: Instant,
     deadline: DateTime<Utc>,
-    stderr_tail: Arc<Mutex<String>>,
+    /// The end of what the job wrote to stderr, then to stdout (`gm probe` reports on stdout).
+    tails: [Tail; 2],
+}
+
+/// The last few KiB a job wrote to one of its pipes, kept by a reader thread.
+struct Tail {
+    text: Arc<Mutex<String>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -282,7 +288,7 @@ impl Runner {
             Ok(Some(status)) => {
                 let active = self.jobs[i].active.take();
                 if let Some(a) = active {
-                    let tail = finish_tail(a.reader, &a.stderr_tail);
+                    let tail = finish_tails(a.tails);
                     let outcome = if status.success() { Outcome::Ok } else { Outcome::Failed };
                     let message = match (status.code(), tail.is_empty()) {
                         (Some(c), true) => format!("exit {c}"),
@@ -305,7 +311,7 @@ impl Runner {
         if let Some(mut a) = self.jobs[i].active.take() {
             kill_group(&mut a.child);
             let _ = a.child.wait();
-            let tail = finish_tail(a.reader, &a.stderr_tail);
+            let tail = finish_tails(a.tails);
             let message = if tail.is_empty() { why.to_string() } else { format!("{why}; last output: {tail}") };
             self.finish(i, a.started_at, a.started, now, Outcome::Timeout, message);
         }
@@ -359,21 +365,29 @@ fn start(spec: &JobSpec, now: DateTime<Utc>) -> std::io::Result<Active> {
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn()?;
-    let tail = Arc::new(Mutex::new(String::new()));
-    let reader = child.stderr.take().and_then(|mut stderr| {
-        let tail = Arc::clone(&tail);
+    let stderr = keep_tail(child.stderr.take(), &format!("sched-{}", spec.name));
+    let stdout = keep_tail(child.stdout.take(), &format!("sched-{}-out", spec.name));
+    let timeout = chrono::Duration::from_std(spec.timeout).unwrap_or(chrono::Duration::MAX);
+    Ok(Active { child, started_at: now, started: Instant::now(), deadline: now + timeout, tails: [stderr, stdout] })
+}
+
+/// Drains `pipe` on a thread, keeping its last few KiB.
+fn keep_tail(pipe: Option<impl Read + Send + 'static>, thread_name: &str) -> Tail {
+    let text = Arc::new(Mutex::new(String::new()));
+    let reader = pipe.and_then(|mut pipe| {
+        let text = Arc::clone(&text);
         std::thread::Builder::new()
-            .name(format!("sched-{}", spec.name))
+            .name(thread_name.to_string())
             .spawn(move || {
                 let mut buf = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut buf) {
+                while let Ok(n) = pipe.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
-                    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut t = text.lock().unwrap_or_else(|p| p.into_inner());
                     t.push_str(&String::from_utf8_lossy(&buf[..n]));
                     if t.len() > 8192 {
                         let cut = t.len() - 4096;
@@ -384,8 +398,21 @@ fn start(spec: &JobSpec, now: DateTime<Utc>) -> std::io::Result<Active> {
             })
             .ok()
     });
-    let timeout = chrono::Duration::from_std(spec.timeout).unwrap_or(chrono::Duration::MAX);
-    Ok(Active { child, started_at: now, started: Instant::now(), deadline: now + timeout, stderr_tail: tail, reader })
+    Tail { text, reader }
+}
+
+/// Why a run ended as the job said it: its stderr tail ([`finish_tail`]), else the first line of
+/// its stdout (where `gm probe`, like every Nagios plugin, writes its verdict).
+fn finish_tails([stderr, stdout]: [Tail; 2]) -> String {
+    let err = finish_tail(stderr.reader, &stderr.text);
+    if let Some(r) = stdout.reader {
+        let _ = r.join();
+    }
+    if !err.is_empty() {
+        return err;
+    }
+    let out = stdout.text.lock().unwrap_or_else(|p| p.into_inner());
+    out.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().chars().take(500).collect()
 }
 
 /// The last non-empty stderr line, after the reader has drained the pipe.
