@@ -262,7 +262,8 @@ pub fn start(s: &Scheduler, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHa
 }
 
 fn list(args: ListArgs) -> Result<u8, Error> {
-    let s = load(args.home.as_deref())?;
+    let home = super::home::existing(args.home.as_deref(), &Env::from_process())?;
+    let s = load(Some(&home))?;
     let now = SystemClock.now();
     let plan = Runner::plan(&s.specs, now, 3);
     let mut text = format!("{:<16} {:<14} {:<18} {:<62} last", "job", "kind", "schedule", "next (UTC)");
@@ -295,7 +296,8 @@ fn list(args: ListArgs) -> Result<u8, Error> {
 }
 
 fn run_scheduler(args: RunArgs) -> Result<u8, Error> {
-    let s = load(args.home.as_deref())?;
+    let home = super::home::existing(args.home.as_deref(), &Env::from_process())?;
+    let s = load(Some(&home))?;
     if s.specs.is_empty() {
         return Err(Error::refused("no jobs are declared", "declare them as [cron.jobs.NAME] tables in gm.toml"));
     }
@@ -315,7 +317,8 @@ fn run_scheduler(args: RunArgs) -> Result<u8, Error> {
 }
 
 fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
-    let s = load(args.home.as_deref())?;
+    let home = super::home::existing(args.home.as_deref(), &Env::from_process())?;
+    let s = load(Some(&home))?;
     let Some(spec) = s.specs.iter().find(|j| j.name == args.job).cloned() else {
         let names: Vec<&str> = s.specs.iter().map(|j| j.name.as_str()).collect();
         return Err(Error::usage(
@@ -350,7 +353,7 @@ fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
 
 fn exec(args: ExecArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
     let env = Env::from_process();
-    let home = config::resolve_home(args.home.as_deref(), &env);
+    let home = super::home::existing(args.home.as_deref(), &env)?;
     let file = config::load_file(&home)?;
     let settings = cron_settings(&home, &file)?;
     let job = settings
