@@ -11,6 +11,7 @@
 #   systemd-analyze  systemd   tests/it/packaging.rs verifies and scores the units (no running systemd)
 #   kill, prlimit, script, tar, gzip   procps, util-linux, bsdutils, tar, gzip (a minimal Debian root
 #                              file system lacks procps)
+#   localhost  /etc/hosts      tests dial localhost; checked, never edited (hint printed)
 #   git        git             build.rs embeds the commit in `gm --version` (optional: without git
 #                              the build says "unknown commit"; not installed, only reported)
 # and, with --ci, what .ci/run's longer runs need: python3 (fuzz corpus, FUSE device), sqlite3
@@ -45,7 +46,7 @@ packages=()
 need() { # need COMMAND PACKAGE...: the packages when COMMAND is not on PATH
   local cmd="$1"
   shift
-  command -v "$cmd" >/dev/null 2>&1 || packages+=("$@")
+  type -P "$cmd" >/dev/null 2>&1 || packages+=("$@") # -P: the binary, not a shell builtin (kill)
 }
 need cc gcc libc6-dev
 need age age
@@ -66,6 +67,15 @@ if [ "$ci" = 1 ]; then
       if apt-cache show libfuse2t64 >/dev/null 2>&1; then packages+=(libfuse2t64); else packages+=(libfuse2); fi
     fi
   fi
+fi
+
+# The network tests dial "localhost": a machine whose resolver does not map it to loopback (a
+# debootstrapped root file system has no /etc/hosts) fails them. Reported, never edited here.
+hosts_missing=0
+if command -v getent >/dev/null 2>&1 && ! getent hosts localhost 2>/dev/null | grep -qE '^(127\.|::1)'; then
+  hosts_missing=1
+  echo "install-test-deps: error: localhost does not resolve to a loopback address" >&2
+  echo "hint: add the line '127.0.0.1 localhost' to /etc/hosts" >&2
 fi
 
 # The toolchain: reported, never installed (rustup owns it).
@@ -101,5 +111,5 @@ if [ ${#packages[@]} -gt 0 ]; then
     exit 2
   fi
 fi
-[ ${#rust_missing[@]} -eq 0 ] || exit 2
+[ ${#rust_missing[@]} -eq 0 ] && [ "$hosts_missing" = 0 ] || exit 2
 exit 0
