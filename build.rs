@@ -5,10 +5,10 @@
 //!   set `SOURCE_DATE_EPOCH` (reproducible-builds.org) and get exactly that value; otherwise the
 //!   build machine's clock is used, which is still a valid lower bound when a later build reuses it.
 //! * `GM_BUILD_COMMIT`, the commit `gm --version` names (issue 15 item 3): `GM_BUILD_COMMIT` from the
-//!   environment when set (a package build from a tarball knows its commit), else the 12-digit hash
-//!   of HEAD when this package is the top of a git checkout, else `unknown`. A tarball without `.git`
-//!   (or a machine without git) builds all the same. Uncommitted changes are not detected: the hash
-//!   says which commit the tree started from.
+//!   environment when set (up to 64 printable ASCII characters: a package build from a tarball
+//!   knows its commit or tag), else the 12-digit hash of HEAD when this package is the top of a git
+//!   checkout, else `unknown`. A tarball without `.git` (or a machine without git) builds all the
+//!   same. Uncommitted changes are not detected: the hash says which commit the tree started from.
 //!
 //! The script reruns when either variable, HEAD or the branch HEAD names changes.
 
@@ -28,7 +28,7 @@ fn main() {
     let commit = std::env::var("GM_BUILD_COMMIT")
         .ok()
         .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty() && c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'))
+        .filter(|c| !c.is_empty() && c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_graphic()))
         .or_else(git_commit)
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=GM_BUILD_COMMIT={commit}");
