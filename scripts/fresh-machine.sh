@@ -6,10 +6,12 @@
 # and `scripts/test.sh` as root (which installs that with apt-get, then runs every check and test).
 #
 # Needs root (debootstrap, mounts, chroot) and a reachable Debian mirror for apt; the crates come
-# from ~/.cargo/registry. The root file system is kept for the next run (delete it for a fresh one);
-# the clone is made afresh every run. About 15 minutes on 2 busy cores, most of it the debug build.
+# from ~/.cargo/registry. The root file system is kept for the next run, with the packages the
+# previous run installed (--fresh starts from a new debootstrap); the clone is made afresh every run.
+# Run it from a copy when editing this file meanwhile (bash reads a running script as it goes). About 15 minutes on 2 busy cores, most of it the debug build.
 #
-# Usage: scripts/fresh-machine.sh [--root DIR] [--mirror URL] [--suite NAME] [--repo PATH]
+# Usage: scripts/fresh-machine.sh [--fresh] [--root DIR] [--mirror URL] [--suite NAME] [--repo PATH]
+#   --fresh        delete the root file system of an earlier run first
 #   --root DIR     where the root file system lives (default /tmp/gm-fresh/root)
 #   --mirror URL   the Debian mirror (default: the first URIs: of this machine's apt sources that
 #                  carries Debian, else http://deb.debian.org/debian)
@@ -22,17 +24,19 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 root=/tmp/gm-fresh/root
 suite=bookworm
 mirror=""
+fresh=0
 
 die() { echo "fresh-machine: error: $1" >&2; [ -z "${2:-}" ] || echo "hint: $2" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
+    --fresh) fresh=1; shift ;;
     --root) [ $# -ge 2 ] || die "--root needs a folder"; root="$2"; shift 2 ;;
     --mirror) [ $# -ge 2 ] || die "--mirror needs a URL"; mirror="$2"; shift 2 ;;
     --suite) [ $# -ge 2 ] || die "--suite needs a name"; suite="$2"; shift 2 ;;
     --repo) [ $# -ge 2 ] || die "--repo needs a path"; repo="$2"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$1'" "scripts/fresh-machine.sh [--root DIR] [--mirror URL] [--suite NAME] [--repo PATH]" ;;
+    *) die "unknown argument '$1'" "scripts/fresh-machine.sh [--fresh] [--root DIR] [--mirror URL] [--suite NAME] [--repo PATH]" ;;
   esac
 done
 [ "$(id -u)" = 0 ] || die "debootstrap, mount and chroot need root" "run it with sudo"
@@ -47,6 +51,11 @@ if [ -z "$mirror" ]; then
 fi
 command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null || die "cannot install debootstrap"
 
+if [ "$fresh" = 1 ] && [ -e "$root" ]; then
+  # Only when nothing is mounted inside it any more (an interrupted run unmounts on exit).
+  if grep -q " $root/" /proc/mounts; then die "something is still mounted under $root" "umount it first"; fi
+  rm -rf "$root" "$root.debootstrap.log"
+fi
 if [ ! -x "$root/bin/bash" ]; then
   echo "fresh-machine: debootstrap --variant=minbase $suite $root $mirror" >&2
   mkdir -p "$(dirname "$root")"

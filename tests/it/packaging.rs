@@ -101,12 +101,15 @@ fn exposure(name: &str) -> f64 {
         );
     }
     assert!(out.status.success(), "systemd-analyze security failed:\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    let line = stdout
+    // "→ Overall exposure level for gm-na.service: 1.2 OK 🙂", or "… OK :-)" in a non-UTF-8 locale
+    // (a fresh machine's C locale), so the number is the first word after the label, not after the
+    // last colon.
+    let label = format!("Overall exposure level for {name}:");
+    let level = stdout
         .lines()
-        .find(|l| l.contains(&format!("Overall exposure level for {name}:")))
+        .find_map(|l| l.split_once(&label).map(|(_, rest)| rest))
         .unwrap_or_else(|| panic!("no overall exposure line in:\n{stdout}"));
-    let level: f64 = line.rsplit(':').next().unwrap().split_whitespace().next().unwrap().parse().unwrap();
-    level
+    level.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no number in {level:?}"))
 }
 
 #[test]
