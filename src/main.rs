@@ -1,17 +1,19 @@
-//! The `gm` binary: parse arguments, run, print the one error, exit with its code.
+//! The `gm` binary: parse arguments, run, print the one error, exit with its code. All printing goes
+//! through `gm::cli::output`, which never panics on a closed pipe (`gm --help | head`).
 
 use std::process::ExitCode;
 
-#[allow(clippy::print_stderr, clippy::print_stdout)]
+use gm::cli::output::{line, notice};
+
 fn main() -> ExitCode {
     let args = match gm::cli::parse_args(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(exit) if exit.is_error => {
-            eprintln!("{}", exit.output);
+            notice(&exit.output);
             return ExitCode::from(exit.code);
         }
         Err(exit) => {
-            println!("{}", exit.output);
+            line(&exit.output);
             return ExitCode::from(exit.code);
         }
     };
@@ -19,9 +21,9 @@ fn main() -> ExitCode {
     match gm::cli::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err}");
+            notice(&format!("error: {err}"));
             if let Some(hint) = err.hint() {
-                eprintln!("hint: {hint}");
+                notice(&format!("hint: {hint}"));
             }
             ExitCode::from(err.exit_code())
         }

@@ -248,7 +248,8 @@ pub fn start(s: &Scheduler, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHa
 }
 
 fn list(args: ListArgs) -> Result<u8, Error> {
-    let s = load(args.home.as_deref())?;
+    let home = super::home::existing(args.home.as_deref(), &Env::from_process())?;
+    let s = load(Some(&home))?;
     let now = SystemClock.now();
     let plan = Runner::plan(&s.specs, now, 3);
     let mut text = format!("{:<16} {:<14} {:<18} {:<62} last", "job", "kind", "schedule", "next (UTC)");
@@ -281,7 +282,8 @@ fn list(args: ListArgs) -> Result<u8, Error> {
 }
 
 fn run_scheduler(args: RunArgs) -> Result<u8, Error> {
-    let s = load(args.home.as_deref())?;
+    let home = super::home::existing(args.home.as_deref(), &Env::from_process())?;
+    let s = load(Some(&home))?;
     if s.specs.is_empty() {
         return Err(Error::refused("no jobs are declared", "declare them as [cron.jobs.NAME] tables in gm.toml"));
     }
@@ -301,7 +303,8 @@ fn run_scheduler(args: RunArgs) -> Result<u8, Error> {
 }
 
 fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
-    let s = load(args.home.as_deref())?;
+    let home = super::home::existing(args.home.as_deref(), &Env::from_process())?;
+    let s = load(Some(&home))?;
     let Some(spec) = s.specs.iter().find(|j| j.name == args.job).cloned() else {
         let configured = s.specs.iter().map(|j| j.name.clone()).collect();
         return Err(Named::UnknownJob { name: args.job.clone(), configured }.into());
@@ -334,7 +337,7 @@ fn run_once(args: RunOnceArgs) -> Result<u8, Error> {
 
 fn exec(args: ExecArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
     let env = Env::from_process();
-    let home = config::resolve_home(args.home.as_deref(), &env);
+    let home = super::home::existing(args.home.as_deref(), &env)?;
     let file = config::load_file(&home)?;
     let settings = cron_settings(&home, &file)?;
     let job = settings.jobs.iter().find(|j| j.name == args.job).ok_or_else(|| Named::UnknownJob {

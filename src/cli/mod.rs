@@ -16,6 +16,7 @@ pub mod feed;
 pub(crate) mod flags;
 pub mod genesis;
 pub mod history;
+pub(crate) mod home;
 pub mod incident;
 pub mod input;
 pub mod join;
@@ -54,9 +55,13 @@ pub struct ParseExit {
     pub code: u8,
 }
 
+/// What `gm --version` prints: the package version and the commit it was built from (`build.rs`).
+pub const VERSION_LINE: &str = concat!("gm ", env!("CARGO_PKG_VERSION"), " (commit ", env!("GM_BUILD_COMMIT"), ")");
+
 /// Parses `argv` (program name first) as argh's `from_env` does, except that a parse error of
 /// `gm probe` exits 3 (Nagios UNKNOWN) rather than 1 (WARNING): a mistyped flag in a monitoring
-/// config must not read as a warning about the NA.
+/// config must not read as a warning about the NA, and `gm --version` (or `-V`) alone prints
+/// [`VERSION_LINE`] (argh has no version flag of its own).
 pub fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
     let mut strings = Vec::with_capacity(argv.len());
     for arg in argv {
@@ -70,6 +75,9 @@ pub fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
     let program = strings.first().map(std::path::Path::new).and_then(|p| p.file_name()).and_then(|n| n.to_str());
     let program = program.unwrap_or("gm").to_string();
     let rest: Vec<&str> = strings.iter().skip(1).map(String::as_str).collect();
+    if matches!(rest[..], ["--version" | "-V"]) {
+        return Err(ParseExit { output: VERSION_LINE.to_string(), is_error: false, code: 0 });
+    }
     Args::from_args(&[&program], &rest).map_err(|exit| match exit.status {
         Ok(()) => ParseExit { output: exit.output, is_error: false, code: 0 },
         Err(()) => ParseExit {
@@ -82,6 +90,7 @@ pub fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
 
 /// gm: a Genesis Mesh managed sovereign in one binary (drop-in Network Authority server and ops toolkit).
 #[derive(FromArgs, Debug)]
+#[argh(note = "gm --version prints the version and the commit gm was built from.")]
 pub struct Args {
     #[argh(subcommand)]
     command: Command,

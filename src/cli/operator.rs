@@ -105,7 +105,7 @@ fn keys_file(home: Option<&std::path::Path>) -> Result<PathBuf, Error> {
             "warning: OPERATOR_PUBLIC_KEYS_JSON is set; `gm serve` uses it instead of the keys file edited here",
         );
     }
-    let home = config::resolve_home(home, &env);
+    let home = super::home::existing(home, &env)?;
     let file = config::load_file(&home)?;
     Ok(config::operator_keys_file(&home, &file))
 }

@@ -1,5 +1,9 @@
 //! The only code that prints: results to stdout (text for people, `--json` for machines), notices to
 //! stderr. Logs go through `log` and the `logging` backend, never through here.
+//!
+//! Write errors are ignored on purpose, never unwrapped: `print!` panics when the reader is gone
+//! (`gm --help | head` closes the pipe early, and Rust ignores SIGPIPE), and a closed stdout is the
+//! reader's choice, not a failure of the command, which still exits with its own status.
 
 use std::io::Write;
 

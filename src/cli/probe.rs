@@ -31,8 +31,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 #[argh(
     subcommand,
     name = "probe",
-    example = "gm probe --target https://na.example.org --root-public-key offline/root.pub\ngm probe --target http://127.0.0.1:8443 --check healthz,readyz --json\ngm probe --target https://na.example.org --root-public-key Y37Q…8PY= --state-file /var/lib/gm-probe/state.json --prom-textfile /var/lib/node_exporter/textfile/gm_probe.prom --ping-url https://hc-ping.com/<uuid>",
-    note = "Checks: healthz (200, body {{\"status\":\"ok\"}}), readyz (200, status ready), metrics (Prometheus text with the five genesis_mesh_na_* gauges), connectome (JSON with the required keys), genesis (root signatures verify with --root-public-key; without it the check is WARNING: not pinned), crl (signed by the genesis NA key, next_update not passed), tls (https targets: certificate trusted by the webpki roots, days until expiry). Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage, state file or textfile errors, a check that could not decide). With --state-file, upstream's thresholds apply: healthz CRITICAL after 2 consecutive failures (WARNING before), readyz and the others after 1, metrics WARNING after failing for 5 minutes; --fail-after N replaces them with N. --ping-url is fetched only when every check passed."
+    example = "gm probe --target https://na.example.org --root-public-key offline/root.pub\ngm probe --target http://127.0.0.1:8443 --check healthz,readyz --json\ngm probe --target https://na.example.org --root-public-key Y37Q…8PY= --state-file /var/lib/gm-probe/state.json --prom-textfile /var/lib/node_exporter/textfile/gm_probe.prom --ping-url-file /etc/gm-probe/ping-url",
+    note = "Checks: healthz (200, body {{\"status\":\"ok\"}}), readyz (200, status ready), metrics (Prometheus text with the five genesis_mesh_na_* gauges), connectome (JSON with the required keys), genesis (root signatures verify with --root-public-key; without it the check is WARNING: not pinned), crl (signed by the genesis NA key, next_update not passed), tls (https targets: certificate trusted by the webpki roots, days until expiry). Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage, state file or textfile errors, a check that could not decide). With --state-file, upstream's thresholds apply: healthz CRITICAL after 2 consecutive failures (WARNING before), readyz and the others after 1, metrics WARNING after failing for 5 minutes; --fail-after N replaces them with N. The dead-man URL (--ping-url, or --ping-url-file to keep it out of the process list) is fetched only when every check passed."
 )]
 pub struct ProbeArgs {
     /// NA base URL, http:// or https:// (required)
@@ -53,9 +53,14 @@ pub struct ProbeArgs {
     /// also write the report as a node_exporter textfile (atomic: tmp + rename)
     #[argh(option)]
     prom_textfile: Option<PathBuf>,
-    /// dead-man switch URL, fetched (GET, one retry) only when every check passed
+    /// dead-man switch URL, fetched (GET, one retry) only when every check passed; visible to
+    /// every local user in the process list, so prefer --ping-url-file on shared hosts
     #[argh(option)]
     ping_url: Option<String>,
+    /// file holding the dead-man switch URL (its first line), e.g. a systemd credential:
+    /// --ping-url-file %d/ping-url with LoadCredential=ping-url:/etc/gm-probe/ping-url
+    #[argh(option)]
+    ping_url_file: Option<PathBuf>,
     /// JSON file of consecutive failures per check, enabling the alert thresholds
     #[argh(option)]
     state_file: Option<PathBuf>,
@@ -77,6 +82,7 @@ pub fn run(args: ProbeArgs) -> Result<u8, Error> {
 
 fn run_probe(args: ProbeArgs) -> Result<u8, Error> {
     let options = probe_options(&args)?;
+    let ping_url = ping_url(&args)?;
     let shown_target = client_for(&options.target, options.timeout)?.base_url().to_string();
     let mut state = match &args.state_file {
         Some(path) => Some(ProbeState::load(path, &shown_target)?),
@@ -87,7 +93,7 @@ fn run_probe(args: ProbeArgs) -> Result<u8, Error> {
     let now = clock.now();
     let verdicts = judge(results, state.as_mut(), args.fail_after, now);
     let mut report = ProbeReport::new(shown_target, verdicts, now);
-    if let Some(url) = args.ping_url.as_deref().filter(|_| report.all_passed()) {
+    if let Some(url) = ping_url.as_deref().filter(|_| report.all_passed()) {
         report.ping = Some(ping(url, options.timeout.min(PING_TIMEOUT)));
     }
     Output { json: args.json }.result(&report.to_text(), &report.to_json());
@@ -100,8 +106,65 @@ fn run_probe(args: ProbeArgs) -> Result<u8, Error> {
     Ok(report.status.exit_code())
 }
 
+/// The dead-man URL from --ping-url or --ping-url-file (never both), checked to be http(s).
+fn ping_url(args: &ProbeArgs) -> Result<Option<String>, Error> {
+    let url = match (&args.ping_url, &args.ping_url_file) {
+        (Some(_), Some(_)) => {
+            return Err(Error::usage(
+                "--ping-url and --ping-url-file both name the dead-man URL",
+                "keep one: --ping-url-file keeps the URL out of the process list",
+            ))
+        }
+        (Some(url), None) => url.clone(),
+        (None, Some(path)) => read_ping_url_file(path)?,
+        (None, None) => return Ok(None),
+    };
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(if args.ping_url.is_some() {
+            Error::usage("--ping-url must be an http:// or https:// URL", "e.g. --ping-url https://hc-ping.com/<uuid>")
+        } else {
+            Error::usage(
+                "the URL in --ping-url-file must be an http:// or https:// URL",
+                "the file holds one line: the dead-man URL, e.g. https://hc-ping.com/<uuid>",
+            )
+        });
+    }
+    Ok(Some(url))
+}
+
+/// Longest accepted --ping-url-file: a URL, not a document.
+const MAX_PING_URL_FILE: u64 = 4096;
+
+/// The first non-empty line of `path`, trimmed (the URL is a secret: it is never shown).
+fn read_ping_url_file(path: &Path) -> Result<String, Error> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PING_URL_FILE + 1).read_to_string(&mut text))
+        .map_err(Error::io("read the dead-man URL from", path))?;
+    if text.len() as u64 > MAX_PING_URL_FILE {
+        return Err(Error::usage(
+            format!("--ping-url-file {} is longer than {MAX_PING_URL_FILE} bytes", path.display()),
+            "the file holds one line: the dead-man URL, e.g. https://hc-ping.com/<uuid>",
+        ));
+    }
+    text.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string).ok_or_else(|| {
+        Error::usage(
+            format!("--ping-url-file {} is empty", path.display()),
+            "write the dead-man URL into it, one line, e.g. https://hc-ping.com/<uuid>",
+        )
+    })
+}
+
 /// Validates every flag before anything runs.
 fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, Error> {
+    if args.target.trim().is_empty() {
+        return Err(Error::usage(
+            "no NA to probe: --target is empty",
+            "pass --target https://na.example.org (gm-probe.service takes it from GM_PROBE_TARGET in /etc/gm-probe/env)",
+        ));
+    }
     let timeout = parse_timeout(&args.timeout)?;
     client_for(&args.target, timeout)
         .map_err(|e| Error::usage(e.to_string(), "pass --target http(s)://host[:port], e.g. https://na.example.org"))?;
@@ -128,15 +191,6 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, Error> {
             ),
             "the critical threshold must not exceed the warning one, e.g. --tls-warn-days 14 --tls-critical-days 7",
         ));
-    }
-    if let Some(url) = &args.ping_url {
-        let lower = url.to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            return Err(Error::usage(
-                "--ping-url must be an http:// or https:// URL",
-                "e.g. --ping-url https://hc-ping.com/<uuid>",
-            ));
-        }
     }
     Ok(ProbeOptions {
         target,

@@ -13,6 +13,7 @@ mod backup_faults;
 mod backup_forgery;
 mod backup_restore;
 mod backup_rotation;
+mod cli;
 mod clients;
 mod config_check;
 mod cron;

@@ -496,6 +496,54 @@ fn a_pass_resets_the_failure_count() {
     assert!(!std::fs::read_to_string(&state).unwrap().contains("healthz"));
 }
 
+/// Issue 15 item 5: the dead-man URL is a secret, so gm-probe.service hands it over in a file (a
+/// systemd credential) instead of on the command line, where `ps` shows it to every local user.
+#[test]
+fn the_ping_url_can_come_from_a_file_and_is_still_never_shown() {
+    let dir = TempDir::new("probe-ping-file");
+    let up = StubNa::start(vec![("/healthz", json(200, "{\"status\":\"ok\"}")), ("/ping/5ec2e7", json(200, "{}"))]);
+    let url = up.url();
+    let file = dir.join("ping-url");
+    std::fs::write(&file, format!("\n  {url}/ping/5ec2e7  \n# ignored\n")).unwrap();
+    let f = file.to_str().unwrap();
+    let (stdout, _) = probe(&["--target", &url, "--check", "healthz", "--ping-url-file", f]).expect(0);
+    assert!(stdout.contains(&format!("dead-man ping to {url}/…: sent, 200 after 1 attempt(s)")), "{stdout}");
+    assert!(!stdout.contains("5ec2e7"), "the ping URL's secret path is never shown: {stdout}");
+    assert_eq!(up.seen(), ["/healthz", "/ping/5ec2e7"]);
+
+    let empty = dir.join("empty");
+    std::fs::write(&empty, " \n\n").unwrap();
+    let not_a_url = dir.join("not-a-url");
+    std::fs::write(&not_a_url, "hc-ping.com/5ec2e7\n").unwrap();
+    let missing = dir.join("missing");
+    let cases: [(&[&str], String); 4] = [
+        (&["--ping-url-file", f, "--ping-url", "https://hc-ping.com/x"], "error: --ping-url and --ping-url-file both name the dead-man URL\nhint: keep one: --ping-url-file keeps the URL out of the process list\n".to_string()),
+        (&["--ping-url-file", empty.to_str().unwrap()], format!("error: --ping-url-file {} is empty\nhint: write the dead-man URL into it, one line, e.g. https://hc-ping.com/<uuid>\n", empty.display())),
+        (&["--ping-url-file", not_a_url.to_str().unwrap()], "error: the URL in --ping-url-file must be an http:// or https:// URL\nhint: the file holds one line: the dead-man URL, e.g. https://hc-ping.com/<uuid>\n".to_string()),
+        (&["--ping-url-file", missing.to_str().unwrap()], format!("error: cannot read the dead-man URL from {}: No such file or directory (os error 2)\n", missing.display())),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["--target", url.as_str(), "--check", "healthz"];
+        args.extend_from_slice(extra);
+        let (stdout, stderr) = probe(&args).expect(3);
+        assert_eq!(stderr, expected, "{extra:?}");
+        assert!(stdout.is_empty(), "nothing is probed before the options are valid: {stdout}");
+    }
+    assert_eq!(up.seen(), ["/healthz", "/ping/5ec2e7"], "the refused runs probed and pinged nothing");
+}
+
+/// gm-probe.service passes `--target ${GM_PROBE_TARGET}`: with the variable unset that is an empty
+/// target, which must say what is missing (it was a silent probe of a placeholder host).
+#[test]
+fn an_empty_target_is_refused_with_what_to_set() {
+    let (stdout, stderr) = probe(&["--target", ""]).expect(3);
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        "error: no NA to probe: --target is empty\nhint: pass --target https://na.example.org (gm-probe.service takes it from GM_PROBE_TARGET in /etc/gm-probe/env)\n"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The probe's own failures: UNKNOWN (3)
 

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The one list of what gm's checks and tests need beyond the Rust toolchain, shared by
+# scripts/test.sh (the README's test command) and .ci/run. It looks for each tool, and when some are
+# missing: as root on a Debian-like host it installs their Debian packages with apt-get; otherwise it
+# prints exactly what to install and exits 2, changing nothing.
+#
+# What scripts/test.sh needs (cargo test runs these):
+#   cc         gcc, libc6-dev  the bundled SQLite and ring are C/assembly built by cargo
+#   age        age             the backup ecosystem test decrypts gm's archives with the stock age CLI
+#   promtool   prometheus      the cron tests run `promtool check metrics` on gm's /metrics series
+#   systemd-analyze  systemd   tests/it/packaging.rs verifies and scores the units (no running systemd)
+#   kill, prlimit, script, tar, gzip   procps, util-linux, bsdutils, tar, gzip (a minimal Debian root
+#                              file system lacks procps)
+#   localhost  /etc/hosts      tests dial localhost; checked, never edited (hint printed)
+#   git        git             build.rs embeds the commit in `gm --version` (optional: without git
+#                              the build says "unknown commit"; not installed, only reported)
+# and, with --ci, what .ci/run's longer runs need: python3 (fuzz corpus, FUSE device), sqlite3
+# (scripts/faults.sh), and where /dev/fuse exists, fuse + libfuse2 for scripts/eio-fs.py.
+#
+# The Rust side is not installed here: cargo, rustfmt and clippy come from rustup
+# (`rustup component add rustfmt clippy`); this script names them when they are missing.
+#
+# Usage: scripts/install-test-deps.sh [--ci] [--check]
+#   --ci     also the packages of .ci/run's load, fault and fuzz runs
+#   --check  only report; never install, even as root (exit 2 when something is missing)
+# Exit status: 0 everything present (or installed now), 2 something is missing or could not be installed.
+set -euo pipefail
+
+ci=0
+check_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ci) ci=1 ;;
+    --check) check_only=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *)
+      echo "install-test-deps: error: unknown argument '$1'" >&2
+      echo "hint: scripts/install-test-deps.sh [--ci] [--check]" >&2
+      exit 2
+      ;;
+  esac
+  shift
+done
+
+packages=()
+need() { # need COMMAND PACKAGE...: the packages when COMMAND is not on PATH
+  local cmd="$1"
+  shift
+  type -P "$cmd" >/dev/null 2>&1 || packages+=("$@") # -P: the binary, not a shell builtin (kill)
+}
+need cc gcc libc6-dev
+need age age
+need promtool prometheus
+need systemd-analyze systemd
+need kill procps
+need prlimit util-linux
+need script bsdutils
+need tar tar
+need gzip gzip
+if [ "$ci" = 1 ]; then
+  need python3 python3
+  need sqlite3 sqlite3
+  # scripts/faults.sh's device-error part: a FUSE file system (scripts/eio-fs.py) on libfuse2.
+  if [ -e /dev/fuse ]; then
+    need fusermount fuse
+    if ! ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2'; then
+      if apt-cache show libfuse2t64 >/dev/null 2>&1; then packages+=(libfuse2t64); else packages+=(libfuse2); fi
+    fi
+  fi
+fi
+
+# The network tests dial "localhost": a machine whose resolver does not map it to loopback (a
+# debootstrapped root file system has no /etc/hosts) fails them. Reported, never edited here.
+hosts_missing=0
+if command -v getent >/dev/null 2>&1 && ! getent hosts localhost 2>/dev/null | grep -qE '^(127\.|::1)'; then
+  hosts_missing=1
+  echo "install-test-deps: error: localhost does not resolve to a loopback address" >&2
+  echo "hint: add the line '127.0.0.1 localhost' to /etc/hosts" >&2
+fi
+
+# The toolchain: reported, never installed (rustup owns it).
+rust_missing=()
+if ! command -v cargo >/dev/null 2>&1; then
+  rust_missing+=("cargo (install Rust with rustup: https://rustup.rs)")
+else
+  cargo fmt --version >/dev/null 2>&1 || rust_missing+=("rustfmt (rustup component add rustfmt)")
+  cargo clippy --version >/dev/null 2>&1 || rust_missing+=("clippy (rustup component add clippy)")
+fi
+command -v git >/dev/null 2>&1 ||
+  echo "install-test-deps: note: git is missing; gm --version will say \"unknown commit\" (apt-get install git)" >&2
+
+if [ ${#rust_missing[@]} -gt 0 ]; then
+  for what in "${rust_missing[@]}"; do echo "install-test-deps: error: missing $what" >&2; done
+fi
+
+if [ ${#packages[@]} -gt 0 ]; then
+  if [ "$check_only" = 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: installing ${packages[*]}" >&2
+    if ! { apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null; }; then
+      echo "install-test-deps: error: apt-get could not install ${packages[*]}" >&2
+      echo "hint: check the apt sources (/etc/apt/sources.list*) and run: apt-get install --no-install-recommends ${packages[*]}" >&2
+      exit 2
+    fi
+  else
+    echo "install-test-deps: error: the tests need tools this machine lacks; install (Debian/Ubuntu):" >&2
+    echo "  sudo apt-get install --no-install-recommends ${packages[*]}" >&2
+    flag=""
+    [ "$ci" = 0 ] || flag=" --ci"
+    echo "hint: or run scripts/install-test-deps.sh$flag as root, which installs them with apt-get" >&2
+    exit 2
+  fi
+fi
+[ ${#rust_missing[@]} -eq 0 ] && [ "$hosts_missing" = 0 ] || exit 2
+exit 0
