@@ -21,7 +21,7 @@ use crate::model::SignedObject;
 use crate::na::auth::operators::parse_key_set;
 use crate::readiness::profile::Profile;
 
-use super::error::{Error, Named, EXIT_CHECK_FAILED};
+use super::error::{Error, EXIT_CHECK_FAILED};
 use super::output::Output;
 
 /// Check a gm home before running it: gm.toml, operators, profile, key files and modes, job folders.
@@ -112,10 +112,7 @@ pub fn run(args: ConfigArgs) -> Result<u8, Error> {
 
 fn run_check(args: CheckArgs) -> Result<u8, Error> {
     let env = Env::from_process();
-    let home = config::resolve_home(args.home.as_deref(), &env);
-    if !home.is_dir() {
-        return Err(Named::NoHome { home }.into());
-    }
+    let home = super::home::existing(args.home.as_deref(), &env)?;
     let findings = check_home(&home, &env);
     let errors = findings.iter().filter(|f| f.level == Level::Error).count();
     let warnings = findings.iter().filter(|f| f.level == Level::Warning).count();

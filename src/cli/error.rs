@@ -125,10 +125,14 @@ pub enum Named {
         /// The jobs that are configured.
         configured: Vec<String>,
     },
-    /// The gm home given (or defaulted) does not exist.
+    /// The gm home given (or defaulted) is not an existing folder.
     NoHome {
         /// The home.
         home: PathBuf,
+        /// Where it came from: `--home`, `$GM_HOME` or the default home.
+        source: &'static str,
+        /// It exists, but is not a folder.
+        not_a_folder: bool,
     },
     /// A backup failed a check that a genuine one passes: damaged or forged (exit 1).
     ForgedBackup {
@@ -166,9 +170,17 @@ impl Named {
                     if configured.is_empty() { "none".to_string() } else { configured.join(", ") }
                 ),
             ),
-            Named::NoHome { home } => (
-                format!("the gm home {} does not exist", home.display()),
-                "pass --home (or set GM_HOME) to the folder gm quickstart or scripts/install.sh created".into(),
+            Named::NoHome { home, source, not_a_folder } => (
+                format!(
+                    "gm home {} ({source}) {}",
+                    home.display(),
+                    if *not_a_folder { "is not a folder" } else { "does not exist" }
+                ),
+                format!(
+                    "pass --home (or set GM_HOME) to an existing home; create a sandbox with `gm quickstart --home {}`, or install an NA with scripts/install.sh (home {})",
+                    home.display(),
+                    crate::config::DEFAULT_HOME
+                ),
             ),
             Named::ForgedBackup { check, problem } => (
                 format!("check {check} failed: {problem}"),

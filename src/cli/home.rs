@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{self, Env, DEFAULT_HOME};
+use crate::config::{self, Env};
 
-use super::error::Error;
+use super::error::{Error, Named};
 
 /// Resolves the home as [`config::resolve_home`] does and refuses one that is not an existing
 /// folder, naming where the path came from and how to make a home.
@@ -25,15 +25,7 @@ pub(crate) fn existing(flag: Option<&Path>, env: &Env) -> Result<PathBuf, Error>
     } else {
         "the default home"
     };
-    let what = if home.exists() { "is not a folder" } else { "does not exist" };
-    Err(Error::refused(
-        format!("gm home {} ({source}) {what}", home.display()),
-        format!(
-            "pass --home (or set GM_HOME) to an existing home; create a sandbox with `gm quickstart --home {}`, \
-             or install an NA with scripts/install.sh (home {DEFAULT_HOME})",
-            home.display()
-        ),
-    ))
+    Err(Named::NoHome { home: home.clone(), source, not_a_folder: home.exists() }.into())
 }
 
 #[cfg(test)]
