@@ -58,17 +58,21 @@ pub struct ParseExit {
 /// What `gm --version` prints: the package version and the commit it was built from (`build.rs`).
 pub const VERSION_LINE: &str = concat!("gm ", env!("CARGO_PKG_VERSION"), " (commit ", env!("GM_BUILD_COMMIT"), ")");
 
-/// Parses `argv` (program name first) as argh's `from_env` does, except that a parse error of
-/// `gm probe` exits 3 (Nagios UNKNOWN) rather than 1 (WARNING): a mistyped flag in a monitoring
-/// config must not read as a warning about the NA, and `gm --version` (or `-V`) alone prints
-/// [`VERSION_LINE`] (argh has no version flag of its own).
+/// Parses `argv` (program name first) as argh's `from_env` does, except that:
+/// * a parse error exits with the command's "could not run" code: 2 (the contract of every command),
+///   3 for `gm probe` (Nagios UNKNOWN, so a mistyped flag in a monitoring config is not a WARNING)
+///   and for `gm readiness` (its "report not produced", so a gate that tolerates warnings, exit 1,
+///   cannot pass on a typo);
+/// * the message points at the help of the subcommand that was typed (`gm admin invite --help`);
+/// * under `--json` the error is one JSON object, as every other error is;
+/// * `gm --version` (or `-V`) alone prints [`VERSION_LINE`] (argh has no version flag of its own).
 pub fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
     let mut strings = Vec::with_capacity(argv.len());
     for arg in argv {
         let arg = arg.into_string().map_err(|bad| ParseExit {
             output: format!("invalid UTF-8 in argument: {}", bad.to_string_lossy()),
             is_error: true,
-            code: 1,
+            code: error::EXIT_CANNOT_RUN,
         })?;
         strings.push(arg);
     }
@@ -80,12 +84,69 @@ pub fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
     }
     Args::from_args(&[&program], &rest).map_err(|exit| match exit.status {
         Ok(()) => ParseExit { output: exit.output, is_error: false, code: 0 },
-        Err(()) => ParseExit {
-            output: format!("{}\nRun {program} --help for more information.", exit.output),
-            is_error: true,
-            code: if rest.first() == Some(&"probe") { error::EXIT_PROBE_UNKNOWN } else { 1 },
-        },
+        Err(()) => {
+            let command = typed_command(&program, &rest);
+            let code = match rest.first() {
+                Some(&"probe") => error::EXIT_PROBE_UNKNOWN,
+                Some(&"readiness") => error::EXIT_READINESS_NOT_PRODUCED,
+                _ => error::EXIT_CANNOT_RUN,
+            };
+            let hint = format!("run {command} --help for its flags");
+            let output = if rest.contains(&"--json") {
+                output::error_json(exit.output.trim_end(), Some(&hint), code)
+            } else {
+                format!("error: {}\nhint: {hint}", exit.output.trim_end())
+            };
+            ParseExit { output, is_error: true, code }
+        }
     })
+}
+
+/// The longest run of leading words of `rest` that names a command (`gm admin invite`), for the
+/// "run … --help" line: argh answers `--help` after a valid command path.
+fn typed_command(program: &str, rest: &[&str]) -> String {
+    let words: Vec<&str> = rest.iter().take_while(|w| !w.starts_with('-')).copied().collect();
+    (0..=words.len())
+        .rev()
+        .map(|n| &words[..n])
+        .find(|path| {
+            let with_help: Vec<&str> = path.iter().copied().chain(["--help"]).collect();
+            matches!(Args::from_args(&[program], &with_help), Err(e) if e.status.is_ok())
+        })
+        .map_or_else(|| program.to_string(), |path| [program].iter().chain(path).copied().collect::<Vec<_>>().join(" "))
+}
+
+/// The whole `gm` process after argv: parse, run, print the one error (JSON under `--json`),
+/// and the exit status. `main.rs` only calls this.
+pub fn main(argv: Vec<OsString>) -> u8 {
+    let json = argv.iter().any(|a| a == "--json");
+    let args = match parse_args(argv) {
+        Ok(args) => args,
+        Err(exit) if exit.is_error => {
+            output::notice(&exit.output);
+            return exit.code;
+        }
+        Err(exit) => {
+            output::line(&exit.output);
+            return exit.code;
+        }
+    };
+    init_logging();
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            let hint = err.hint();
+            if json {
+                output::notice(&output::error_json(&format!("{err}"), hint.as_deref(), err.exit_code()));
+            } else {
+                output::notice(&format!("error: {err}"));
+                if let Some(hint) = hint {
+                    output::notice(&format!("hint: {hint}"));
+                }
+            }
+            err.exit_code()
+        }
+    }
 }
 
 /// gm: a Genesis Mesh managed sovereign in one binary (drop-in Network Authority server and ops toolkit).

@@ -46,3 +46,13 @@ pub fn raw(text: &str) {
 pub fn notice(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
+
+/// An error as one JSON line (what `--json` commands print on stderr instead of `error:`/`hint:`):
+/// `{"error": …, "exit_code": …, "hint": …}`.
+pub fn error_json(message: &str, hint: Option<&str>, exit_code: u8) -> String {
+    let mut m = crate::json::Map::new();
+    m.insert("error", Value::from(message));
+    m.insert("exit_code", Value::from(i64::from(exit_code)));
+    m.insert("hint", hint.map_or(Value::Null, Value::from));
+    to_string_with(&Value::Object(m), &Style::CANONICAL)
+}

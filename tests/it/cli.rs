@@ -26,8 +26,8 @@ fn version_names_the_package_version_and_the_commit() {
     assert_eq!(stdout, format!("gm {} (commit {commit})\n", env!("CARGO_PKG_VERSION")));
     assert_eq!(Gm::new(&["-V"]).expect(0).0, stdout);
     // Only alone: after a command it is that command's (unknown) flag, as before.
-    let (_, stderr) = Gm::new(&["keygen", "--version"]).expect(1);
-    assert!(stderr.starts_with("Unrecognized argument: --version"), "{stderr}");
+    let (_, stderr) = Gm::new(&["keygen", "--version"]).expect(2);
+    assert!(stderr.starts_with("error: Unrecognized argument: --version"), "{stderr}");
     assert!(Gm::new(&["--help"]).expect(0).0.contains("gm --version prints the version"));
 }
 
@@ -54,7 +54,7 @@ fn help_and_errors_into_a_closed_pipe_exit_with_their_own_status_without_a_panic
         with_closed_stdout(&["operator", "list", "--home", home.to_str().unwrap()], false),
         (Some(0), String::new())
     );
-    assert_eq!(with_closed_stdout(&["no-such-command"], true), (Some(1), String::new()));
+    assert_eq!(with_closed_stdout(&["no-such-command"], true), (Some(2), String::new()));
     assert_eq!(
         with_closed_stdout(&["operator", "list", "--home", "/nonexistent/gm-home"], true),
         (Some(2), String::new())
@@ -96,4 +96,73 @@ fn commands_given_a_home_that_does_not_exist_say_so() {
     assert!(stdout.starts_with("0 operator key(s)"), "{stdout}");
     let (stdout, _) = Gm::new(&["cron", "list", "--home", empty.to_str().unwrap()]).expect(0);
     assert!(stdout.starts_with("no jobs"), "{stdout}");
+}
+
+/// Every leaf command, found by walking `gm --help` and each command's own help (so a new command
+/// is covered without editing this test).
+fn every_command() -> Vec<Vec<String>> {
+    fn children(path: &[String]) -> Vec<String> {
+        let args: Vec<&str> = path.iter().map(String::as_str).chain(["--help"]).collect();
+        let (stdout, _) = Gm::new(&args).expect(0);
+        let Some(section) = stdout.split("\nCommands:\n").nth(1) else { return Vec::new() };
+        section
+            .lines()
+            .take_while(|l| !l.trim().is_empty() && !l.starts_with(|c: char| c.is_alphabetic()))
+            .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    }
+    let mut leaves = Vec::new();
+    let mut todo = vec![Vec::new()];
+    while let Some(path) = todo.pop() {
+        let kids = children(&path);
+        if kids.is_empty() && !path.is_empty() {
+            leaves.push(path.clone());
+        }
+        for k in kids {
+            let mut p = path.clone();
+            p.push(k);
+            todo.push(p);
+        }
+    }
+    leaves
+}
+
+/// The exit-code contract for usage errors (README, "Exit codes"): a mistyped flag is "could not
+/// run" for every command, 2, except `gm probe` (Nagios UNKNOWN, 3) and `gm readiness` (report not
+/// produced, 3), so no typo reads as a pass or a warning. The message names the command's own help,
+/// and under --json the error is one JSON object.
+#[test]
+fn a_mistyped_flag_exits_with_each_commands_could_not_run_code_and_names_its_help() {
+    let commands = every_command();
+    assert!(commands.len() >= 40, "found only {}: {commands:?}", commands.len());
+    for path in &commands {
+        let shown = path.join(" ");
+        let want = match path[0].as_str() {
+            "probe" | "readiness" => 3,
+            _ => 2,
+        };
+        let args: Vec<&str> = path.iter().map(String::as_str).chain(["--no-such-flag"]).collect();
+        let (_, stderr) = Gm::new(&args).expect(want);
+        assert!(stderr.starts_with("error: "), "gm {shown}: {stderr}");
+        assert!(stderr.contains(&format!("hint: run gm {shown} --help for its flags")), "gm {shown}: {stderr}");
+        let json: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let (_, stderr) = Gm::new(&json).expect(want);
+        assert!(
+            stderr.starts_with("{\"error\":") && stderr.contains(&format!("\"exit_code\":{want}")),
+            "gm {shown} --json: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn under_json_a_failing_command_reports_its_error_as_json() {
+    let dir = TempDir::new("json-error");
+    let missing = dir.join("missing");
+    let (stdout, stderr) = Gm::new(&["operator", "list", "--home", missing.to_str().unwrap(), "--json"]).expect(2);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("{\"error\":\"gm home ") && stderr.contains("\"exit_code\":2,\"hint\":\"pass --home"),
+        "{stderr}"
+    );
 }

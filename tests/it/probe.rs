@@ -553,7 +553,7 @@ fn usage_and_file_errors_exit_unknown_never_ok() {
     let up = StubNa::start(vec![("/healthz", json(200, "{\"status\":\"ok\"}"))]);
     let url = up.url();
     let (_, stderr) = probe(&["--target", &url, "--bogus"]).expect(3);
-    assert!(stderr.starts_with("Unrecognized argument: --bogus"), "{stderr}");
+    assert!(stderr.starts_with("error: Unrecognized argument: --bogus"), "{stderr}");
     probe(&[]).expect(3);
     let cases: [(&[&str], &str); 6] = [
         (&["--check", "health"], "error: unknown check \"health\" in --check\nhint: choose from healthz, readyz, metrics, connectome, genesis, crl, tls (comma-separated)\n"),
