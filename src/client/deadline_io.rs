@@ -1,23 +1,35 @@
 //! One deadline over every byte of an outbound connection, the TLS handshake included.
 //!
 //! Owns: [`DeadlineIo`], a stream wrapper that, before each read or write, sets the socket's timeout to the
-//! time left before a fixed instant and fails with `TimedOut` once it has passed; [`DeadlineTls`], the
-//! ureq TLS connector that puts it under rustls; and [`resolve_by`], a name lookup that gives up at the
-//! deadline (ureq 2 and `ToSocketAddrs` wait as long as the system resolver does, up to 30 s and more with
-//! several unreachable name servers). Must not decide what the deadline is: callers pass it.
+//! time left before a fixed instant and fails with `TimedOut` once it has passed; [`DeadlineConnector`], the
+//! ureq connector that opens the TCP connection and runs the rustls handshake over a `DeadlineIo`;
+//! [`DeadlineTransport`], the stream ureq then sends the request and reads the answer through; and
+//! [`resolve_by`] with [`DeadlineResolver`], a name lookup that gives up at the deadline (`ToSocketAddrs`
+//! waits as long as the system resolver does, up to 30 s and more with several unreachable name servers).
+//! Must not decide what the deadline is: callers pass it.
 //!
-//! Why a wrapper: ureq 2 bounds the body of an answer with its request deadline, but runs the TLS handshake
-//! (`rustls::ClientConnection::complete_io`) on a socket whose read timeout was set once, to the whole
-//! budget. A server that sends one byte every half second satisfies every single read, so the handshake
-//! never ends, and neither does `gm probe` or any client command (finding F6). rustls also reads a record in
-//! several socket reads inside one call, so per-call checks above rustls do not help either: the deadline
-//! has to sit below it, on each socket read and write.
+//! Why below rustls: a TLS handshake (`rustls::ClientConnection::complete_io`) reads a record in several
+//! socket reads inside one call, so a timeout set once per call lets a server that sends one byte every
+//! half second hold the handshake, and `gm probe` or any client command, for ever (finding F6, seen with
+//! ureq 2). The deadline therefore sits on each socket read and write. gm opens the connection itself
+//! rather than through ureq's timeouts so that one instant, fixed before the request, bounds the lookup,
+//! the connect, the handshake, the request and the body, and so that a failure says which of them it was
+//! ([`PhaseFailure`]).
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport};
+
+use super::error::Phase;
 
 /// A stream that can hand out its TCP socket, so its timeouts can be set.
 pub trait HasSocket: Read + Write {
@@ -28,12 +40,6 @@ pub trait HasSocket: Read + Write {
 impl HasSocket for TcpStream {
     fn tcp(&self) -> Option<&TcpStream> {
         Some(self)
-    }
-}
-
-impl HasSocket for Box<dyn ureq::ReadWrite> {
-    fn tcp(&self) -> Option<&TcpStream> {
-        self.socket()
     }
 }
 
@@ -103,24 +109,179 @@ impl<S> fmt::Debug for DeadlineIo<S> {
     }
 }
 
-impl ureq::ReadWrite for DeadlineIo<Box<dyn ureq::ReadWrite>> {
-    fn socket(&self) -> Option<&TcpStream> {
-        self.inner.socket()
+/// A failure while opening a connection, with the phase it happened in; ureq hands it back unchanged
+/// inside `ureq::Error::Other`.
+#[derive(Debug)]
+pub(crate) struct PhaseFailure {
+    /// Resolve, Connect or Handshake.
+    pub(crate) phase: Phase,
+    /// What the resolver, the socket or rustls said.
+    pub(crate) cause: io::Error,
+}
+
+impl fmt::Display for PhaseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} failed: {}", self.phase, self.cause)
     }
 }
 
-/// ureq's rustls connector with the stream under it wrapped in a [`DeadlineIo`], so the handshake and every
-/// later TLS read and write end by the request's deadline.
-pub(crate) struct DeadlineTls {
-    /// The same configuration ureq builds by default (see [`tls_config`]).
-    pub(crate) config: Arc<rustls::ClientConfig>,
-    /// When the request must be over.
-    pub(crate) deadline: Instant,
+impl std::error::Error for PhaseFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
 }
 
-impl ureq::TlsConnector for DeadlineTls {
-    fn connect(&self, dns_name: &str, io: Box<dyn ureq::ReadWrite>) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
-        self.config.connect(dns_name, Box::new(DeadlineIo::new(io, self.deadline)))
+fn failed(phase: Phase, cause: io::Error) -> ureq::Error {
+    ureq::Error::Other(Box::new(PhaseFailure { phase, cause }))
+}
+
+/// Opens the connection of one request: TCP within `connect_timeout` and the deadline, then, for
+/// `https`, the rustls handshake with every socket read and write under the deadline.
+#[derive(Debug)]
+pub(crate) struct DeadlineConnector {
+    /// The TLS configuration (see [`tls_config`]).
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// When the request must be over.
+    pub(crate) deadline: Instant,
+    /// The most one TCP connect may take.
+    pub(crate) connect_timeout: Duration,
+}
+
+impl DeadlineConnector {
+    /// Connects to the first address that answers, as ureq does, each attempt bounded by
+    /// `connect_timeout` and the time left.
+    fn open(&self, addrs: &[SocketAddr]) -> Result<TcpStream, ureq::Error> {
+        let mut last = io::Error::other("no address to connect to");
+        for addr in addrs {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(failed(Phase::Connect, deadline_passed()));
+            }
+            match TcpStream::connect_timeout(addr, self.connect_timeout.min(left)) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = e,
+            }
+        }
+        Err(failed(Phase::Connect, last))
+    }
+
+    fn handshake(
+        &self,
+        uri: &Uri,
+        mut io: DeadlineIo<TcpStream>,
+    ) -> Result<StreamOwned<ClientConnection, DeadlineIo<TcpStream>>, ureq::Error> {
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| failed(Phase::Handshake, io::Error::other(format!("not a TLS server name: {e}"))))?;
+        let mut conn = ClientConnection::new(Arc::clone(&self.tls), name)
+            .map_err(|e| failed(Phase::Handshake, io::Error::other(e)))?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut io).map_err(|e| failed(Phase::Handshake, e))?;
+        }
+        Ok(StreamOwned::new(conn, io))
+    }
+}
+
+impl Connector<()> for DeadlineConnector {
+    type Out = DeadlineTransport;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<DeadlineTransport>, ureq::Error> {
+        let tcp = self.open(&details.addrs)?;
+        // As ureq's own connector does: requests are small and sent whole.
+        tcp.set_nodelay(details.config.no_delay()).map_err(|e| failed(Phase::Connect, e))?;
+        let io = DeadlineIo::new(tcp, self.deadline);
+        let stream = if details.needs_tls() {
+            Stream::Tls(Box::new(self.handshake(details.uri, io)?))
+        } else {
+            Stream::Plain(io)
+        };
+        let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
+        Ok(Some(DeadlineTransport { buffers, stream, deadline: self.deadline }))
+    }
+}
+
+/// A plain or TLS connection whose every socket read and write ends by the deadline.
+enum Stream {
+    Plain(DeadlineIo<TcpStream>),
+    Tls(Box<StreamOwned<ClientConnection, DeadlineIo<TcpStream>>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The connection ureq sends a request and reads its answer through. ureq's per-call timeouts are
+/// ignored: the deadline under every read and write is the bound.
+pub(crate) struct DeadlineTransport {
+    buffers: LazyBuffers,
+    stream: Stream,
+    deadline: Instant,
+}
+
+impl Transport for DeadlineTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, _timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let output = self
+            .buffers
+            .output()
+            .get(..amount)
+            .ok_or_else(|| io::Error::other("ureq asked to send more than its output buffer holds"))?;
+        self.stream.write_all(output)?;
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, _timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // Agents are not pooled (one per request); past the deadline the connection is of no use.
+        Instant::now() < self.deadline
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+}
+
+impl fmt::Debug for DeadlineTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadlineTransport")
+            .field("tls", &self.is_tls())
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }
 
@@ -152,18 +313,36 @@ pub fn resolve_by(netloc: &str, deadline: Instant) -> io::Result<Vec<SocketAddr>
 }
 
 /// ureq's resolver replaced by [`resolve_by`] with the request's deadline.
+#[derive(Debug)]
 pub(crate) struct DeadlineResolver {
     /// When the request must be over.
     pub(crate) deadline: Instant,
 }
 
-impl ureq::Resolver for DeadlineResolver {
-    fn resolve(&self, netloc: &str) -> io::Result<Vec<SocketAddr>> {
-        resolve_by(netloc, self.deadline)
+impl Resolver for DeadlineResolver {
+    fn resolve(&self, uri: &Uri, _config: &Config, _timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let netloc = match (uri.scheme(), uri.authority()) {
+            (Some(scheme), Some(authority)) => DefaultResolver::host_and_port(scheme, authority),
+            _ => None,
+        }
+        .ok_or_else(|| ureq::Error::BadUri(uri.to_string()))?;
+        let found = resolve_by(&netloc, self.deadline).map_err(|e| failed(Phase::Resolve, e))?;
+        let mut addrs = self.empty();
+        // ureq holds up to 16 addresses, as its own resolver keeps; the rest are never tried.
+        for addr in found {
+            if addrs.try_push(addr).is_err() {
+                break;
+            }
+        }
+        if addrs.is_empty() {
+            return Err(failed(Phase::Resolve, io::Error::other("no ip address for the host")));
+        }
+        Ok(addrs)
     }
 }
 
-/// ureq's default TLS setup, made explicit: ring, TLS 1.2 and 1.3, the webpki roots, no client certificate.
+/// The TLS setup of every request, as ureq 2 built it by default: ring, TLS 1.2 and 1.3, the webpki roots,
+/// no client certificate.
 pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -172,7 +351,6 @@ pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

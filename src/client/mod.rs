@@ -67,15 +67,22 @@ impl NaClient {
 
     /// An agent whose connections, TLS handshake included, end by `deadline`.
     fn agent_until(&self, deadline: Instant) -> ureq::Agent {
-        let tls = deadline_io::DeadlineTls { config: Arc::clone(&self.tls), deadline };
-        ureq::AgentBuilder::new()
-            .timeout_connect(self.options.connect_timeout)
+        let config = ureq::Agent::config_builder()
             // A redirect would turn a signed POST into an unsigned GET elsewhere; show it instead.
-            .redirects(0)
+            .max_redirects(0)
+            // A non-2xx answer is a Reply, not a transport failure.
+            .http_status_as_error(false)
+            // As ureq 2 did: no proxy from the environment, no pooled connection (one agent per request).
+            .proxy(None)
+            .max_idle_connections(0)
             .user_agent(concat!("gm/", env!("CARGO_PKG_VERSION")))
-            .tls_connector(Arc::new(tls))
-            .resolver(deadline_io::DeadlineResolver { deadline })
-            .build()
+            .build();
+        let connector = deadline_io::DeadlineConnector {
+            tls: Arc::clone(&self.tls),
+            deadline,
+            connect_timeout: self.options.connect_timeout,
+        };
+        ureq::Agent::with_parts(config, connector, deadline_io::DeadlineResolver { deadline })
     }
 
     /// The base URL as it may be shown (user info redacted).
@@ -130,62 +137,71 @@ impl NaClient {
             phase: Phase::Operation,
             after: deadline.total(),
         })?;
-        // ureq's own deadline (`timeout`) bounds connect and the plain-HTTP answer; the agent's TLS
-        // connector bounds the handshake and TLS reads by the same instant.
+        // One instant bounds the lookup, the connect, the TLS handshake, the request and the body: the
+        // agent's resolver, connector and transport all read and write under it (see `deadline_io`).
         let agent = self.agent_until(Instant::now() + budget);
-        let mut request = agent.request(method, &format!("{}{target}", self.wire_base_url)).timeout(budget);
+        let mut builder = ureq::http::Request::builder().method(method).uri(format!("{}{target}", self.wire_base_url));
         for (name, value) in headers {
-            request = request.set(name, value);
+            builder = builder.header(*name, *value);
         }
         let started = Instant::now();
         let result = match body {
-            Some(text) => request.set("Content-Type", "application/json").send_string(text),
-            None => request.call(),
+            Some(text) => {
+                builder.header("Content-Type", "application/json").body(text.to_string()).map(|r| agent.run(r))
+            }
+            None => builder.body(()).map(|r| agent.run(r)),
         };
         let response = match result {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-            Err(ureq::Error::Transport(t)) => return Err(self.transport_error(&t, shown, budget)),
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(self.transport_error(e, shown, budget)),
+            Err(_) => return Err(ClientError::BadUrl { url: shown, problem: "ureq cannot parse it as a URL" }),
         };
         let reply = Reply::read(method, shown, response, self.options.max_body_bytes, budget)?;
         log::debug!("{method} {} answered {} in {} ms", reply.url, reply.status, started.elapsed().as_millis());
         Ok(reply)
     }
 
-    fn transport_error(&self, t: &ureq::Transport, url: String, budget: Duration) -> ClientError {
-        let io = std::error::Error::source(t).and_then(|s| s.downcast_ref::<std::io::Error>());
-        let timed_out =
-            io.is_some_and(|e| matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock));
-        let detail = match io {
-            Some(e) => io_detail(e),
-            None => t.message().unwrap_or("unknown failure").to_lowercase(),
-        };
-        match t.kind() {
-            ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
+    fn transport_error(&self, e: ureq::Error, url: String, budget: Duration) -> ClientError {
+        match e {
+            ureq::Error::Other(other) => match other.downcast::<deadline_io::PhaseFailure>() {
+                Ok(failure) => self.phase_error(failure.phase, &failure.cause, url, budget),
+                Err(other) => ClientError::Transport { url, phase: Phase::Answer, detail: other.to_string() },
+            },
+            ureq::Error::Io(e) if timed_out(&e) => ClientError::Timeout { url, phase: Phase::Answer, after: budget },
+            ureq::Error::Io(e) => ClientError::Transport { url, phase: Phase::Answer, detail: io_detail(&e) },
+            ureq::Error::Timeout(_) => ClientError::Timeout { url, phase: Phase::Answer, after: budget },
+            ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
                 ClientError::BadUrl { url, problem: "ureq cannot parse it as a URL" }
             }
-            ureq::ErrorKind::Dns if timed_out => ClientError::Timeout { url, phase: Phase::Resolve, after: budget },
-            ureq::ErrorKind::Dns => ClientError::Resolve { url, detail },
-            // The one ConnectionFailed that comes after the TCP connect is the TLS handshake; its bound
-            // is the request's deadline, not connect_timeout.
-            ureq::ErrorKind::ConnectionFailed if timed_out && is_handshake(t) => {
-                ClientError::Timeout { url, phase: Phase::Handshake, after: budget }
+            ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => ClientError::Transport {
+                url,
+                phase: Phase::Answer,
+                detail: format!("malformed HTTP answer: {}", e.to_string().to_lowercase()),
+            },
+            _ => ClientError::Transport { url, phase: Phase::Answer, detail: e.to_string().to_lowercase() },
+        }
+    }
+
+    /// A failure of the lookup, the connect or the handshake, as the phase it happened in.
+    fn phase_error(&self, phase: Phase, cause: &std::io::Error, url: String, budget: Duration) -> ClientError {
+        match phase {
+            Phase::Resolve if timed_out(cause) => ClientError::Timeout { url, phase, after: budget },
+            Phase::Resolve => ClientError::Resolve { url, detail: io_detail(cause) },
+            Phase::Connect if timed_out(cause) => {
+                ClientError::Timeout { url, phase, after: self.options.connect_timeout.min(budget) }
             }
-            ureq::ErrorKind::ConnectionFailed if timed_out => {
-                ClientError::Timeout { url, phase: Phase::Connect, after: self.options.connect_timeout.min(budget) }
-            }
-            ureq::ErrorKind::ConnectionFailed => ClientError::Connect { url, detail },
-            _ if timed_out => ClientError::Timeout { url, phase: Phase::Answer, after: budget },
-            ureq::ErrorKind::BadStatus | ureq::ErrorKind::BadHeader => {
-                ClientError::Transport { url, phase: Phase::Answer, detail: format!("malformed HTTP answer: {detail}") }
-            }
-            _ => ClientError::Transport { url, phase: Phase::Answer, detail },
+            // The handshake's bound is the request's deadline, not connect_timeout.
+            Phase::Handshake if timed_out(cause) => ClientError::Timeout { url, phase, after: budget },
+            Phase::Connect | Phase::Handshake => ClientError::Connect { url, detail: io_detail(cause) },
+            _ if timed_out(cause) => ClientError::Timeout { url, phase, after: budget },
+            _ => ClientError::Transport { url, phase, detail: io_detail(cause) },
         }
     }
 }
 
-/// Whether a transport failure happened in ureq's TLS handshake (ureq 2 says so only in its message).
-fn is_handshake(t: &ureq::Transport) -> bool {
-    t.message().is_some_and(|m| m.starts_with("tls "))
+/// Whether an I/O failure is a timeout (a socket timeout reads as `WouldBlock` on Unix).
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
 }
 
 /// An I/O failure in plain words: the kind (`connection refused`) when it says something, else the
@@ -318,6 +334,62 @@ mod tests {
         assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
         na.finish();
+    }
+
+    /// The whole TLS path (handshake, request, answer under one deadline) against a server whose
+    /// certificate the client is told to trust.
+    #[test]
+    fn https_request_succeeds_through_the_deadline_connector() {
+        use std::io::{Read, Write};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let cert = params.self_signed(&key).unwrap();
+        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let conn = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                tls.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            let body = "{\"status\":\"ok\"}";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            tls.write_all(answer.as_bytes()).unwrap();
+            tls.conn.send_close_notify();
+            tls.flush().unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let mut client = NaClient::new(&format!("https://127.0.0.1:{port}"), short_options()).unwrap();
+        client.tls = Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let reply = client.get_object(&client.deadline(), "/healthz").unwrap();
+        assert_eq!((reply.status, reply.text.as_str()), (200, "{\"status\":\"ok\"}"));
+        let head = server.join().unwrap();
+        assert!(head.starts_with("GET /healthz HTTP/1.1\r\n"), "{head}");
+        assert!(head.to_ascii_lowercase().contains(concat!("user-agent: gm/", env!("CARGO_PKG_VERSION"))), "{head}");
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! The client's timeouts and limits, every default in one place, and the [`Deadline`] of one
 //! operation.
 //!
-//! ureq 2 offers per-socket read and write timeouts *or* one per-request deadline that replaces
-//! them, not both. gm wants a hard bound on every call (a server that drips one byte at a time
-//! must not hold a client forever), so each request runs under a deadline of
+//! gm wants a hard bound on every call (a server that drips one byte at a time must not hold a
+//! client forever), so each request runs under one deadline of
 //! `connect_timeout + write_timeout + read_timeout`, cut short by what is left of the operation's
 //! `total_timeout`. Requests and answers here are a few KiB, so the write and read budgets are
 //! spent almost entirely waiting for the NA to answer.

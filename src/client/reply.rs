@@ -31,13 +31,13 @@ impl Reply {
     pub(super) fn read(
         method: &'static str,
         url: String,
-        response: ureq::Response,
+        response: ureq::http::Response<ureq::Body>,
         max_body_bytes: u64,
         budget: Duration,
     ) -> Result<Reply, ClientError> {
-        let status = response.status();
+        let status = response.status().as_u16();
         let mut bytes = Vec::new();
-        let read = response.into_reader().take(max_body_bytes.saturating_add(1)).read_to_end(&mut bytes);
+        let read = response.into_body().into_reader().take(max_body_bytes.saturating_add(1)).read_to_end(&mut bytes);
         if let Err(e) = read {
             return Err(body_error(&url, &e, budget));
         }

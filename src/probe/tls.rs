@@ -1,11 +1,11 @@
 //! The TLS check of an `https` target: one direct rustls handshake that verifies the server
-//! certificate as the HTTP checks do (ureq's rustls with the webpki roots) and keeps the end-entity
-//! certificate it was shown, so the days until `notAfter` can be reported even when verification
-//! fails (an expired or self-signed certificate is a clear CRITICAL with the reason, not just "TLS
-//! error").
+//! certificate as the HTTP checks do (rustls with the webpki roots, as `client::deadline_io` sets
+//! up) and keeps the end-entity certificate it was shown, so the days until `notAfter` can be
+//! reported even when verification fails (an expired or self-signed certificate is a clear
+//! CRITICAL with the reason, not just "TLS error").
 //!
-//! ureq 2 does not expose the peer certificate, hence the separate handshake; it costs one extra
-//! connection per run.
+//! The HTTP client does not hand out the peer certificate, hence the separate handshake; it costs
+//! one extra connection per run.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
