@@ -180,6 +180,17 @@ fn seconds(d: Duration) -> String {
     }
 }
 
+/// An I/O failure in plain words: the kind (`connection refused`) when it says something, else the
+/// error's own text.
+pub(crate) fn io_detail(e: &std::io::Error) -> String {
+    let kind = e.kind().to_string();
+    if kind == "other error" || kind == "uncategorized error" {
+        e.to_string()
+    } else {
+        kind
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use crate::crypto::canonical::canonical_string;
 use crate::json::Value;
 
+use error::io_detail;
 pub use error::{ClientError, Phase};
 pub use options::{ClientOptions, Deadline};
 pub use reply::Reply;
@@ -202,17 +203,6 @@ impl NaClient {
 /// Whether an I/O failure is a timeout (a socket timeout reads as `WouldBlock` on Unix).
 fn timed_out(e: &std::io::Error) -> bool {
     matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
-}
-
-/// An I/O failure in plain words: the kind (`connection refused`) when it says something, else the
-/// error's own text.
-fn io_detail(e: &std::io::Error) -> String {
-    let kind = e.kind().to_string();
-    if kind == "other error" || kind == "uncategorized error" {
-        e.to_string()
-    } else {
-        kind
-    }
 }
 
 /// Checks an NA base URL and drops a trailing `/`.

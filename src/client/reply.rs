@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::json::{parse, Map, ParseLimits, Value};
 
-use super::error::{ClientError, Phase};
+use super::error::{io_detail, ClientError, Phase};
 
 /// Longest excerpt of a non-JSON error body shown to people.
 const EXCERPT_CHARS: usize = 160;
@@ -114,7 +114,7 @@ fn body_error(url: &str, e: &std::io::Error, budget: Duration) -> ClientError {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
             ClientError::Timeout { url: url.to_string(), phase: Phase::Body, after: budget }
         }
-        _ => ClientError::Transport { url: url.to_string(), phase: Phase::Body, detail: super::io_detail(e) },
+        _ => ClientError::Transport { url: url.to_string(), phase: Phase::Body, detail: io_detail(e) },
     }
 }
 
