@@ -13,7 +13,7 @@ pub trait Clock: Send + Sync {
 
 /// The system clock, truncated to microseconds like Python's `datetime.now(timezone.utc)`.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
@@ -40,7 +40,7 @@ pub fn build_time() -> Option<DateTime<Utc>> {
 }
 
 /// Drops sub-microsecond precision, which upstream's datetimes never carry.
-pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     let nanos = t.nanosecond();
     t.with_nanosecond(nanos - nanos % 1_000).unwrap_or(t)
 }

@@ -14,7 +14,7 @@ use crate::json::write_string;
 
 /// Output format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable text. The default.
     Text,
     /// One JSON object per line (production units).
@@ -33,7 +33,7 @@ impl LogFormat {
 
 /// Parses `GENESIS_LOG_LEVEL` (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`, case-insensitive);
 /// unknown or absent is `INFO`, as upstream.
-pub fn parse_level(value: Option<&str>) -> LevelFilter {
+pub(crate) fn parse_level(value: Option<&str>) -> LevelFilter {
     match value.map(|v| v.trim().to_ascii_uppercase()).as_deref() {
         Some("DEBUG") => LevelFilter::Debug,
         Some("WARNING") | Some("WARN") => LevelFilter::Warn,
@@ -49,7 +49,7 @@ struct Logger {
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Installs the logger once; later calls only change the level.
-pub fn init(level: LevelFilter, format: LogFormat) {
+pub(crate) fn init(level: LevelFilter, format: LogFormat) {
     let logger = LOGGER.get_or_init(|| Logger { format });
     let _ = log::set_logger(logger);
     log::set_max_level(level);
@@ -180,7 +180,7 @@ const LABELS: [&str; 12] = [
 /// `authorization: bearer`, `signature`, `token`, `password`, `secret`, `private key` (and the
 /// other label spellings) followed by `:` or `=` replaced by `[REDACTED]`; any path under
 /// `/etc/genesis-mesh/keys/` and any Windows path ending in `.key` or `.pem` replaced entirely.
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     // Fast path: every rule needs a `:`/`=` separator, an escape sequence or the keys folder.
     if !text.contains([':', '=', '\u{1b}']) && !text.contains("/etc/genesis-mesh/keys/") {
         return text.to_string();

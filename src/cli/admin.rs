@@ -27,7 +27,7 @@ use super::output::notice;
     example = "gm admin invite --na http://127.0.0.1:8443 --role client\ngm admin revoke --na http://127.0.0.1:8443 --cert-id 1ede1147-34d3-4354-bc35-7b297a397050 --reason key_compromise\ngm admin policy history --na https://legacy-na.example.net --sig v1 --json",
     note = "Requests are signed with the operator key (--operator-key, default HOME/offline/operator.key) under --operator-key-id, which must be a key of the NA's OPERATOR_PUBLIC_KEYS_JSON. They are signed with version 2, which binds the method, path, query and the NA's key; pass --sig v1 only for an upstream 0.16 NA, which knows nothing else: a version-1 signature can be replayed by anyone who sees it as another admin request (e.g. a history read turned into an invite). Exit status: 0 done, 1 the NA refused, 2 the request could not be made."
 )]
-pub struct AdminArgs {
+pub(crate) struct AdminArgs {
     #[argh(subcommand)]
     action: AdminAction,
 }
@@ -49,7 +49,7 @@ na_command! {
     example = "gm admin invite --na http://127.0.0.1:8443\ngm admin invite --na http://127.0.0.1:8443 --role anchor --role service:dns --max-validity-hours 720\ngm admin invite --na https://na.example.net --token-expiry-hours 2 --json",
     note = "The token is printed on stdout only: hand it to the node operator over a private channel. Anyone holding it can join until it is used or expires."
 )]
-pub struct InviteArgs {
+pub(crate) struct InviteArgs {
     /// role for the certificate, repeatable; `role:` is added when missing (default role:client)
     #[argh(option)]
     role: Vec<String>,
@@ -71,7 +71,7 @@ na_command! {
     example = "gm admin revoke --na http://127.0.0.1:8443 --cert-id 1ede1147-34d3-4354-bc35-7b297a397050\ngm admin revoke --na http://127.0.0.1:8443 --cert-id 1ede1147-34d3-4354-bc35-7b297a397050 --reason key_compromise --json",
     note = "Every reason stops heartbeats and renewals of the certificate; key_compromise also bars the node key from joining again."
 )]
-pub struct RevokeArgs {
+pub(crate) struct RevokeArgs {
     /// id of the certificate to revoke (required)
     #[argh(option)]
     cert_id: String,
@@ -88,7 +88,7 @@ pub struct RevokeArgs {
     name = "policy",
     example = "gm admin policy set --na http://127.0.0.1:8443 --policy-id policy-2026-03 --min-client-version 0.16.0\ngm admin policy history --na http://127.0.0.1:8443\ngm admin policy rollback --na http://127.0.0.1:8443 --policy-id policy-2026-02"
 )]
-pub struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     #[argh(subcommand)]
     action: PolicyAction,
 }
@@ -110,7 +110,7 @@ na_command! {
     example = "gm admin policy set --na http://127.0.0.1:8443 --policy-id policy-2026-03 --min-client-version 0.16.0\ngm admin policy set --na http://127.0.0.1:8443 --policy-id p2 --min-client-version 0.16.0 --allowed-port 443 --allowed-service dns --max-hops 3 --preferred-transport quic",
     note = "Only the fields given are sent; the NA fills the others with its defaults (ports 443 and 8443, no services, 6 hops, quic then wireguard). Publishing an existing policy id replaces that version."
 )]
-pub struct PolicySetArgs {
+pub(crate) struct PolicySetArgs {
     /// policy id (required)
     #[argh(option)]
     policy_id: String,
@@ -140,7 +140,7 @@ na_command! {
     name = "history",
     example = "gm admin policy history --na http://127.0.0.1:8443\ngm admin policy history --na https://na.example.net --json"
 )]
-pub struct PolicyHistoryArgs {
+pub(crate) struct PolicyHistoryArgs {
 }
 }
 
@@ -153,7 +153,7 @@ na_command! {
     example = "gm admin policy rollback --na http://127.0.0.1:8443 --policy-id policy-2026-02\ngm admin policy rollback --na http://127.0.0.1:8443 --policy-id policy-2026-02 --json",
     note = "The version keeps its original issue time and signature. `gm admin policy history` lists the ids."
 )]
-pub struct PolicyRollbackArgs {
+pub(crate) struct PolicyRollbackArgs {
     /// id of the stored version to activate (required)
     #[argh(option)]
     policy_id: String,
@@ -161,7 +161,7 @@ pub struct PolicyRollbackArgs {
 }
 
 /// Runs `gm admin`.
-pub fn run(args: AdminArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: AdminArgs) -> Result<u8, Error> {
     match args.action {
         AdminAction::Invite(a) => run_invite(a),
         AdminAction::Revoke(a) => run_revoke(a),

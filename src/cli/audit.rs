@@ -26,7 +26,7 @@ use super::output;
     example = "gm managed audit-export --home /etc/gm --output /var/lib/gm/exports/audit.jsonl\ngm managed audit-export --db-path na.db --output audit.json --format json --since 2026-03-01T00:00:00Z --until 2026-04-01T00:00:00Z\ngm managed audit-export --home /etc/gm --output auth-failures.jsonl --event-type admin_auth_failed --event-type node_auth_failed --force --json",
     note = "Keys containing admin_signature, body, invite_token, na_private_key, nonce, operator_private_key, private_key, request_body, signature or token (case-insensitive) have their values replaced by \"<redacted>\". The database is opened read-only and never modified. Output and OUTPUT.manifest.json are written atomically with mode 0600. Exit status: 0 exported, 2 the command could not run (bad flags, missing database, existing output without --force, I/O)."
 )]
-pub struct AuditExportArgs {
+pub(crate) struct AuditExportArgs {
     /// gm home holding gm.toml and the database (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -73,7 +73,7 @@ pub struct AuditExportArgs {
     example = "gm managed audit-verify /var/lib/gm/exports/audit.jsonl --public-key alice.pub",
     note = "Exit status: 0 the export matches its manifest (and signature), 1 it does not (named), 2 could not run."
 )]
-pub struct AuditVerifyArgs {
+pub(crate) struct AuditVerifyArgs {
     /// the export file (its manifest is OUTPUT.manifest.json)
     #[argh(positional)]
     output: PathBuf,
@@ -86,7 +86,7 @@ pub struct AuditVerifyArgs {
 }
 
 /// Runs `gm managed audit-verify`.
-pub fn run_verify(args: AuditVerifyArgs) -> Result<u8, Error> {
+pub(crate) fn run_verify(args: AuditVerifyArgs) -> Result<u8, Error> {
     let key = args.public_key.as_deref().map(crate::crypto::keys::load_public_key).transpose()?;
     let checked = crate::ops::audit_export::check_export(&args.output, key.as_ref()).map_err(|e| match e {
         crate::ops::OpsError::Check { check, problem } => {
@@ -111,7 +111,7 @@ pub fn run_verify(args: AuditVerifyArgs) -> Result<u8, Error> {
 }
 
 /// Runs `gm managed audit-export`.
-pub fn run_export(args: AuditExportArgs) -> Result<u8, Error> {
+pub(crate) fn run_export(args: AuditExportArgs) -> Result<u8, Error> {
     let json = args.json;
     let opts = export_options(args)?;
     let (started, took) = (SystemClock.now(), std::time::Instant::now());

@@ -24,7 +24,7 @@ use super::output::Output;
     example = "gm managed audit-prune --home /etc/gm --export-dir /var/lib/gm/exports/pruned --max-age-days 365 --dry-run\ngm managed audit-prune --home /etc/gm --export-dir /var/lib/gm/exports/pruned --max-age-days 365 --max-rows 5000000\ngm managed audit-prune --home /etc/gm --export-dir exports/pruned --max-rows 1000000 --json",
     note = "Events older than the cutoff (the later of now minus --max-age-days and the created_at of the first event beyond the newest --max-rows) are first exported with upstream's redaction to EXPORT_DIR/audit-pruned-<UTC>.jsonl plus its SHA-256 manifest (mode 0600, never replacing a file); the export is checked against its manifest and exactly the event ids it lists are deleted. Events that arrive meanwhile are never touched. Safe while gm serve runs. As a scheduled job: kind = \"audit-prune\" with export_dir and max_age_days and/or max_rows. Exit status: 0 done (or dry run, or nothing to prune), 1 the export did not check out (nothing deleted), 2 could not run."
 )]
-pub struct AuditPruneArgs {
+pub(crate) struct AuditPruneArgs {
     /// gm home holding gm.toml and the database (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -49,7 +49,7 @@ pub struct AuditPruneArgs {
 }
 
 /// Runs `gm managed audit-prune`.
-pub fn run(args: AuditPruneArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: AuditPruneArgs) -> Result<u8, Error> {
     if args.max_age_days.is_none() && args.max_rows.is_none() {
         return Err(Error::usage(
             "audit-prune needs a retention policy",

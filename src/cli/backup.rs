@@ -33,7 +33,7 @@ encrypting_command! {
     example = "gm managed backup --home /etc/gm --recipient age1… --output-dir /var/backups/gm\ngm managed backup --home /etc/gm --recipients-file /etc/gm/backup-recipients.txt --output-dir /var/backups/gm --json\ngm managed backup --db-path na.db --output na-copy.db",
     note = "Signs every encrypted backup with the backup-signing key ([backup] signing_key, or --signing-key) into <archive>.sig; without one it refuses unless --allow-unsigned. Without a recipient or passphrase and with --output X.db, writes a plain SQLite online-backup copy exactly as upstream `managed backup` does (unsigned). A host with only recipients can back up but not decrypt. A run killed midway leaves no file under the final name; the next run into the same folder removes its scratch folder and temporary file. Exit status: 0 done, 1 a check failed, 2 could not run (also: database busy, disk full)."
 )]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     /// write the archive to this file
     #[argh(option)]
     output: Option<PathBuf>,
@@ -135,7 +135,7 @@ pub(super) fn encryption_key(flags: Encryption<'_>) -> Result<Option<Key>, Error
 }
 
 /// Runs `gm managed backup`.
-pub fn run_backup(args: BackupArgs) -> Result<u8, Error> {
+pub(crate) fn run_backup(args: BackupArgs) -> Result<u8, Error> {
     if args.busy_timeout > MAX_BUSY_TIMEOUT_SECS {
         return Err(Error::usage(
             format!("--busy-timeout {} is longer than a day", args.busy_timeout),

@@ -5,7 +5,7 @@
 use crate::client::ClientError;
 
 /// The remedy for a failed NA request, for `gm admin` and `gm join` alike.
-pub fn client_hint(err: &ClientError) -> Option<String> {
+pub(crate) fn client_hint(err: &ClientError) -> Option<String> {
     let base = base_of(err.url());
     let hint = match err {
         ClientError::BadUrl { .. } => {

@@ -32,7 +32,7 @@ use super::output::Output;
     example = "gm config check --home /etc/gm\ngm config check --home ./gm-sandbox --json",
     note = "Reads gm.toml as gm serve does (environment included), then every file and folder the settings and the scheduled jobs name. Changes nothing. Exit status: 0 nothing wrong (warnings allowed), 1 at least one error (each with a fix), 2 could not run (the home does not exist)."
 )]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -44,7 +44,7 @@ pub struct CheckArgs {
 /// Configuration commands.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "config")]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     #[argh(subcommand)]
     action: ConfigAction,
 }
@@ -104,7 +104,7 @@ impl Finding {
 }
 
 /// Runs `gm config …`.
-pub fn run(args: ConfigArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: ConfigArgs) -> Result<u8, Error> {
     match args.action {
         ConfigAction::Check(a) => run_check(a),
     }

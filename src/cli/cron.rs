@@ -31,7 +31,7 @@ use super::output::Output;
 /// The built-in scheduler: list jobs, run them, run one now.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "cron")]
-pub struct CronArgs {
+pub(crate) struct CronArgs {
     #[argh(subcommand)]
     action: CronAction,
 }
@@ -48,7 +48,7 @@ enum CronAction {
 /// Show every job with its schedule, next three fire times (UTC) and last outcome.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "list")]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -60,7 +60,7 @@ pub struct ListArgs {
 /// Run the scheduler alone (no NA) until SIGTERM or SIGINT.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "run", note = "gm serve runs the same scheduler unless --no-scheduler is given.")]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -73,7 +73,7 @@ pub struct RunArgs {
     name = "run-once",
     note = "Exit status: 0 the job succeeded, 1 it failed or timed out, 2 could not run."
 )]
-pub struct RunOnceArgs {
+pub(crate) struct RunOnceArgs {
     /// the job name ([cron.jobs.NAME] in gm.toml)
     #[argh(positional)]
     job: String,
@@ -88,7 +88,7 @@ pub struct RunOnceArgs {
 /// Internal: perform one job in this process (what each scheduled run executes).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "exec")]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// the job name
     #[argh(positional)]
     job: String,
@@ -100,10 +100,10 @@ pub struct ExecArgs {
 /// Runs a `gm` command line in this process, as `gm cron exec` needs for a job's command: `Err`
 /// holds argh's message when the line does not parse. The dispatcher (`cli/mod.rs`) passes it in,
 /// so this command group does not import the dispatcher that imports it.
-pub type RunArgv<'a> = &'a dyn Fn(&[&str]) -> Result<Result<u8, Error>, String>;
+pub(crate) type RunArgv<'a> = &'a dyn Fn(&[&str]) -> Result<Result<u8, Error>, String>;
 
 /// Runs `gm cron …`.
-pub fn run(args: CronArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
+pub(crate) fn run(args: CronArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
     match args.action {
         CronAction::List(a) => list(a),
         CronAction::Run(a) => run_scheduler(a),
@@ -126,7 +126,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// The textfiles the probe jobs write (their `gm_probe_*` series go on `/metrics`).
-    pub fn probe_textfiles(&self) -> Vec<PathBuf> {
+    pub(crate) fn probe_textfiles(&self) -> Vec<PathBuf> {
         self.settings
             .jobs
             .iter()
@@ -222,19 +222,19 @@ impl Recorder for LedgerRecorder {
 
 impl LedgerRecorder {
     /// The last recorded run of `job` (none when the ledger cannot be read).
-    pub fn last_run(&self, job: &str) -> Option<Entry> {
+    pub(crate) fn last_run(&self, job: &str) -> Option<Entry> {
         self.ledger.last_run(job).ok()?
     }
 
     /// When `job` last started a run (skips do not count; none when the ledger cannot be read).
-    pub fn last_started(&self, job: &str) -> Option<DateTime<Utc>> {
+    pub(crate) fn last_started(&self, job: &str) -> Option<DateTime<Utc>> {
         self.ledger.last_started(job).ok()?
     }
 }
 
 /// Starts the scheduler thread; it stops (waiting for running jobs up to the configured grace) when
 /// `stop` is set.
-pub fn start(s: &Scheduler, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>, Error> {
+pub(crate) fn start(s: &Scheduler, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>, Error> {
     let recorder = Arc::clone(&s.recorder);
     let runner = Runner::new(s.specs.clone(), recorder.clone(), SystemClock.now(), |job| recorder.last_started(job));
     for j in &s.specs {

@@ -26,7 +26,7 @@ decrypting_command! {
     example = "gm managed restore-drill --home /etc/gm --latest /var/backups/gm --identity backup.key\ngm managed restore-drill --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --report drill.json --json",
     note = "--latest picks the newest backup by its signed snapshot time among those whose signature checks out, and lists the files it passed over. Measures RTO (restore start to ready) and RPO (backup age) and records the drill in the ops ledger. Exit status: 0 passed, 1 a check failed (a damaged or forged backup fails verify), 2 could not run."
 )]
-pub struct DrillArgs {
+pub(crate) struct DrillArgs {
     /// the backup to drill
     #[argh(option)]
     backup: Option<PathBuf>,
@@ -84,7 +84,7 @@ pub(super) fn newest_backup(
 }
 
 /// Runs `gm managed restore-drill`.
-pub fn run_drill(args: DrillArgs) -> Result<u8, Error> {
+pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     let (backup, passed_over) = match (&args.backup, &args.latest) {
         (Some(b), None) => (b.clone(), Vec::new()),
         (None, Some(d)) => {

@@ -18,14 +18,14 @@ use crate::probe::ProbeError;
 use crate::store::StoreError;
 
 /// Exit status: a check ran and said no (verify, readiness, drill mismatch).
-pub const EXIT_CHECK_FAILED: u8 = 1;
+pub(crate) const EXIT_CHECK_FAILED: u8 = 1;
 /// Exit status: the command could not run (usage, config, I/O).
-pub const EXIT_CANNOT_RUN: u8 = 2;
+pub(crate) const EXIT_CANNOT_RUN: u8 = 2;
 /// Exit status of `gm probe` when the probe itself could not run or decide: Nagios UNKNOWN.
-pub const EXIT_PROBE_UNKNOWN: u8 = 3;
+pub(crate) const EXIT_PROBE_UNKNOWN: u8 = 3;
 /// Exit status of `gm readiness` when the report could not be produced (0, 1 and 2 are its verdict:
 /// ready, only warnings, a check failed).
-pub const EXIT_READINESS_NOT_PRODUCED: u8 = 3;
+pub(crate) const EXIT_READINESS_NOT_PRODUCED: u8 = 3;
 
 /// A user-facing failure.
 #[derive(Debug)]
@@ -145,7 +145,7 @@ pub enum Named {
 
 impl Named {
     /// The message and the hint.
-    pub fn render(&self) -> (String, String) {
+    pub(crate) fn render(&self) -> (String, String) {
         match self {
             Named::NoDecryptionKey { command } => (
                 format!("{command} needs --identity FILE or --passphrase-file FILE"),
@@ -198,23 +198,23 @@ impl From<Named> for Error {
 
 impl Error {
     /// A usage error with a hint.
-    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Error {
+    pub(crate) fn usage(message: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::Usage { message: message.into(), hint: Some(hint.into()) }
     }
 
     /// A refusal with a hint.
-    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Error {
+    pub(crate) fn refused(message: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::Refused { message: message.into(), hint: Some(hint.into()) }
     }
 
     /// An I/O failure wrapper for `map_err`.
-    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.to_path_buf();
         move |source| Error::Io { action, path, source }
     }
 
     /// Wraps an error of `gm probe` so it exits UNKNOWN (3).
-    pub fn probe_unknown(e: Error) -> Error {
+    pub(crate) fn probe_unknown(e: Error) -> Error {
         match e {
             Error::ProbeUnknown(_) => e,
             other => Error::ProbeUnknown(Box::new(other)),
@@ -230,7 +230,7 @@ impl Error {
     }
 
     /// The process exit status.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Error::Probe(_) | Error::ProbeUnknown(_) => EXIT_PROBE_UNKNOWN,
             Error::ReadinessNotProduced(_) => EXIT_READINESS_NOT_PRODUCED,
@@ -241,7 +241,7 @@ impl Error {
     }
 
     /// What the user can do about it, when there is something.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } | Error::Refused { hint, .. } => hint.clone(),
             Error::Named(n) => Some(n.render().1),

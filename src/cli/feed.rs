@@ -32,7 +32,7 @@ use super::output::{notice, raw, Output};
     example = "gm feed export --na http://127.0.0.1:8443 --output alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha\ngm feed import --na https://na.example.net alpha-feed.json --issuer-key-file alpha-na.pub --json",
     note = "export reads a public route; import is signed with the operator key (--operator-key, default HOME/offline/operator.key). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
 )]
-pub struct FeedArgs {
+pub(crate) struct FeedArgs {
     #[argh(subcommand)]
     action: FeedAction,
 }
@@ -52,7 +52,7 @@ enum FeedAction {
     example = "gm feed export --na http://127.0.0.1:8443\ngm feed export --na http://127.0.0.1:8443 --output alpha-feed.json\ngm feed export --na https://na.example.net --issuer alpha --output alpha-feed.json --force --json",
     note = "The feed is written (atomically) or printed only when its signature verifies against network_authority.public_key of the NA's GET /genesis. Each GET yields a fresh feed_id; the sequence only grows with new revocations. Exit status: 0 exported, 1 the NA refused or the feed does not verify, 2 the command could not run."
 )]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// NA base URL, e.g. http://127.0.0.1:8443 (required)
     #[argh(option)]
     na: String,
@@ -79,7 +79,7 @@ na_command! {
     example = "gm feed import --na http://127.0.0.1:9443 alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha --issuer-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4=\ngm feed import --na https://na.example.net alpha-feed.json --issuer-key-file alpha-na.pub --json",
     note = "Without issuer keys the NA uses the subject keys of its active treaties with the feed's issuer. A feed whose sequence is not above the last imported one is rejected as stale_sequence (normal when nothing changed). There is no un-import. Exit status: 0 accepted, 1 the NA rejected the feed or refused the request, 2 the command could not run."
 )]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// the feed file, as written by gm feed export or upstream (required)
     #[argh(positional)]
     file: PathBuf,
@@ -96,7 +96,7 @@ pub struct ImportArgs {
 }
 
 /// Runs `gm feed`.
-pub fn run(args: FeedArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: FeedArgs) -> Result<u8, Error> {
     match args.action {
         FeedAction::Export(a) => run_export(a),
         FeedAction::Import(a) => run_import(a),

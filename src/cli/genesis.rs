@@ -23,7 +23,7 @@ use super::sign::describe;
 /// Create, sign, verify or show a genesis block.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "genesis")]
-pub struct GenesisArgs {
+pub(crate) struct GenesisArgs {
     #[argh(subcommand)]
     action: Action,
 }
@@ -140,7 +140,7 @@ struct ShowArgs {
 }
 
 /// Runs `gm genesis …`.
-pub fn run(args: GenesisArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: GenesisArgs) -> Result<u8, Error> {
     match args.action {
         Action::Create(a) => create(a),
         Action::Sign(a) => sign(a),
@@ -150,7 +150,7 @@ pub fn run(args: GenesisArgs) -> Result<u8, Error> {
 }
 
 /// The fields of a new genesis block.
-pub struct NewGenesis<'a> {
+pub(crate) struct NewGenesis<'a> {
     /// Network name.
     pub network_name: &'a str,
     /// Network version.
@@ -170,7 +170,7 @@ pub struct NewGenesis<'a> {
 }
 
 /// Builds an unsigned genesis block valid from now.
-pub fn build(spec: NewGenesis<'_>, clock: &dyn Clock) -> Genesis {
+pub(crate) fn build(spec: NewGenesis<'_>, clock: &dyn Clock) -> Genesis {
     let now = clock.now();
     Genesis {
         network_name: spec.network_name.to_string(),

@@ -15,7 +15,7 @@ use super::output::Output;
 /// List the ops ledger (backups, verifications, restores, drills, exports).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "history", example = "gm managed history --home /etc/gm --json")]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// only this kind (backup, verify, restore, …)
     #[argh(option)]
     kind: Option<String>,
@@ -31,7 +31,7 @@ pub struct HistoryArgs {
 }
 
 /// Runs `gm managed history`.
-pub fn run_history(args: HistoryArgs) -> Result<u8, Error> {
+pub(crate) fn run_history(args: HistoryArgs) -> Result<u8, Error> {
     let s = settings(args.home.as_deref(), None)?;
     let ledger = Ledger::beside(&s.db_path);
     let entries = ledger.list(args.kind.as_deref(), args.limit)?;

@@ -28,7 +28,7 @@ use super::output::Output;
 /// Incident response: evidence bundles.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "incident")]
-pub struct IncidentArgs {
+pub(crate) struct IncidentArgs {
     #[argh(subcommand)]
     action: IncidentAction,
 }
@@ -49,7 +49,7 @@ encrypting_command! {
     example = "gm incident bundle --home /etc/gm --since 2026-11-20T00:00:00Z --output /var/lib/gm/incidents/inc-42.tar.gz.age --recipients-file /etc/gm/incident-recipients.txt",
     note = "The views come from the live NA (--na-url, default the configured bind address on loopback); when it does not answer within 3 s they are computed from the database and the manifest says so. No private key is copied: key files are fingerprinted (SHA-256, size). Decrypt with `age -d -i KEY F | tar xz`. Exit status: 0 written, 2 could not run (nothing is left behind)."
 )]
-pub struct BundleArgs {
+pub(crate) struct BundleArgs {
     /// window start, RFC 3339, inclusive (required)
     #[argh(option)]
     since: String,
@@ -81,7 +81,7 @@ pub struct BundleArgs {
 }
 
 /// Runs `gm incident …`.
-pub fn run(args: IncidentArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: IncidentArgs) -> Result<u8, Error> {
     match args.action {
         IncidentAction::Bundle(a) => run_bundle(a),
     }

@@ -14,7 +14,7 @@ use super::error::Error;
 const MAX_JSON_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Reads and parses a JSON file.
-pub fn read_json(path: &Path) -> Result<Value, Error> {
+pub(crate) fn read_json(path: &Path) -> Result<Value, Error> {
     let meta = std::fs::metadata(path).map_err(Error::io("read", path))?;
     if meta.len() > MAX_JSON_FILE_BYTES {
         return Err(Error::Json {
@@ -27,20 +27,20 @@ pub fn read_json(path: &Path) -> Result<Value, Error> {
 }
 
 /// Reads a JSON file through model `T`.
-pub fn read_object<T: SignedObject>(path: &Path) -> Result<T, Error> {
+pub(crate) fn read_object<T: SignedObject>(path: &Path) -> Result<T, Error> {
     let value = read_json(path)?;
     T::from_value(&value).map_err(|source: ModelError| Error::Model { path: path.to_path_buf(), source })
 }
 
 /// The indented, declaration-ordered file text of an object (as upstream tooling writes it).
-pub fn object_file_text(value: &Value) -> String {
+pub(crate) fn object_file_text(value: &Value) -> String {
     let mut text = to_pretty_string(value);
     text.push('\n');
     text
 }
 
 /// Writes `text` to `path` atomically (mode 0644), refusing to replace an existing file unless `force`.
-pub fn write_public_file(path: &Path, text: &str, force: bool) -> Result<(), Error> {
+pub(crate) fn write_public_file(path: &Path, text: &str, force: bool) -> Result<(), Error> {
     write_atomic(path, text.as_bytes(), Mode::Public, force).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::Exists { path: path.to_path_buf() }
@@ -51,7 +51,7 @@ pub fn write_public_file(path: &Path, text: &str, force: bool) -> Result<(), Err
 }
 
 /// Refuses early when `path` exists and `force` is not set (validate before acting).
-pub fn refuse_existing(path: &Path, force: bool) -> Result<(), Error> {
+pub(crate) fn refuse_existing(path: &Path, force: bool) -> Result<(), Error> {
     if !force && path.exists() {
         return Err(Error::Exists { path: path.to_path_buf() });
     }

@@ -43,7 +43,7 @@ const HEARTBEAT_STATUS: &str = "healthy";
     example = "gm join --na http://127.0.0.1:8443 --token - --home /var/lib/gm-node < token.txt\ngm join --na https://na.example.net --token 3f2b8f3e-2f0c-4c1e-9a57-0d6f3f1a2b3c --home ./node1 --validity-hours 24\ngm join --na http://127.0.0.1:8443 --token - --home ./node1 --force --json",
     note = "Creates HOME/node.key (mode 0600) if missing, writes HOME/node.cert.json, then sends one heartbeat. The certificate is accepted only when the NA key of GET /genesis signed it for this node's key. Exit status: 0 joined, 1 the NA refused, 2 the request could not be made."
 )]
-pub struct JoinArgs {
+pub(crate) struct JoinArgs {
     /// NA base URL, e.g. http://127.0.0.1:8443 (required)
     #[argh(option)]
     na: String,
@@ -65,7 +65,7 @@ pub struct JoinArgs {
 }
 
 /// Runs `gm join`.
-pub fn run(args: JoinArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: JoinArgs) -> Result<u8, Error> {
     if args.validity_hours == 0 {
         return Err(Named::ZeroValidity { default_hours: 168 }.into());
     }

@@ -22,7 +22,7 @@ use super::output::Output;
     example = "gm keygen root --output offline/root --key-id rs-2025-q1\ngm keygen network-authority --output keys/na --key-id na-2025-q1\ngm keygen operator --output ~/.gm/operator --key-id alice-2026\ngm keygen backup-signing --home /etc/gm --output keys/backup-signing",
     note = "Writes PREFIX.key (the base64 seed, mode 0600) and PREFIX.pub. Keep root keys offline."
 )]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// key role: root, network-authority, operator, node or backup-signing (signs backup manifests; keep its .key on the backup host only)
     #[argh(positional)]
     role: String,
@@ -44,7 +44,7 @@ pub struct KeygenArgs {
 }
 
 /// Runs `gm keygen`.
-pub fn run(args: KeygenArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: KeygenArgs) -> Result<u8, Error> {
     let default_id = match args.role.as_str() {
         "root" => "rs-2025-q1",
         "network-authority" | "na" => "na-2025-q1",
@@ -90,7 +90,7 @@ pub fn run(args: KeygenArgs) -> Result<u8, Error> {
 }
 
 /// `PREFIX.key` and `PREFIX.pub`.
-pub fn key_paths(prefix: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn key_paths(prefix: &Path) -> (PathBuf, PathBuf) {
     let with = |ext: &str| {
         let mut s = prefix.as_os_str().to_os_string();
         s.push(ext);
@@ -100,7 +100,7 @@ pub fn key_paths(prefix: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Writes `PREFIX.key` (0600) and `PREFIX.pub` (0644) atomically.
-pub fn write_key_pair(key: &SigningKey, key_id: Option<&str>, prefix: &Path, force: bool) -> Result<(), Error> {
+pub(crate) fn write_key_pair(key: &SigningKey, key_id: Option<&str>, prefix: &Path, force: bool) -> Result<(), Error> {
     let (key_path, pub_path) = key_paths(prefix);
     let map_exists = |path: &Path| {
         let path = path.to_path_buf();

@@ -8,7 +8,7 @@ use super::{backup, drill, history, restore, verify_backup};
 /// Managed operations: encrypted backup, verify, restore, restore drills, audit export, ops history.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "managed")]
-pub struct ManagedArgs {
+pub(crate) struct ManagedArgs {
     #[argh(subcommand)]
     action: ManagedAction,
 }
@@ -28,7 +28,7 @@ enum ManagedAction {
 }
 
 /// Runs `gm managed …`.
-pub fn run(args: ManagedArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: ManagedArgs) -> Result<u8, Error> {
     match args.action {
         ManagedAction::Backup(a) => backup::run_backup(a),
         ManagedAction::Verify(a) => verify_backup::run_verify(a),

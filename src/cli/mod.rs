@@ -46,7 +46,7 @@ pub use error::Error;
 
 /// Why parsing the command line produced no [`Args`]: `--help` output (exit 0) or a parse error.
 #[derive(Debug)]
-pub struct ParseExit {
+pub(crate) struct ParseExit {
     /// The text to print.
     pub output: String,
     /// True for a parse error (printed to stderr), false for help (stdout).
@@ -56,7 +56,8 @@ pub struct ParseExit {
 }
 
 /// What `gm --version` prints: the package version and the commit it was built from (`build.rs`).
-pub const VERSION_LINE: &str = concat!("gm ", env!("CARGO_PKG_VERSION"), " (commit ", env!("GM_BUILD_COMMIT"), ")");
+pub(crate) const VERSION_LINE: &str =
+    concat!("gm ", env!("CARGO_PKG_VERSION"), " (commit ", env!("GM_BUILD_COMMIT"), ")");
 
 /// Parses `argv` (program name first) as argh's `from_env` does, except that:
 /// * a parse error exits with the command's "could not run" code: 2 (the contract of every command),
@@ -66,7 +67,7 @@ pub const VERSION_LINE: &str = concat!("gm ", env!("CARGO_PKG_VERSION"), " (comm
 /// * the message points at the help of the subcommand that was typed (`gm admin invite --help`);
 /// * under `--json` the error is one JSON object, as every other error is;
 /// * `gm --version` (or `-V`) alone prints [`VERSION_LINE`] (argh has no version flag of its own).
-pub fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
+pub(crate) fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
     let mut strings = Vec::with_capacity(argv.len());
     for arg in argv {
         let arg = arg.into_string().map_err(|bad| ParseExit {
@@ -152,7 +153,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
 /// gm: a Genesis Mesh managed sovereign in one binary (drop-in Network Authority server and ops toolkit).
 #[derive(FromArgs, Debug)]
 #[argh(note = "gm --version prints the version and the commit gm was built from.")]
-pub struct Args {
+pub(crate) struct Args {
     #[argh(subcommand)]
     command: Command,
 }
@@ -181,7 +182,7 @@ enum Command {
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
-pub fn run(args: Args) -> Result<u8, Error> {
+pub(crate) fn run(args: Args) -> Result<u8, Error> {
     match args.command {
         Command::Keygen(a) => keygen::run(a),
         Command::Sign(a) => sign::run_sign(a),
@@ -211,7 +212,7 @@ fn run_argv(argv: &[&str]) -> Result<Result<u8, Error>, String> {
 }
 
 /// Installs the log backend from `GENESIS_LOG_LEVEL` and `GENESIS_LOG_FORMAT`.
-pub fn init_logging() {
+pub(crate) fn init_logging() {
     let env = crate::config::Env::from_process();
     crate::logging::init(
         crate::logging::parse_level(env.get("GENESIS_LOG_LEVEL")),

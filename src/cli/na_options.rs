@@ -45,7 +45,7 @@ pub(crate) struct Session {
 
 impl Session {
     /// An admin client signing as the operator, with the system clock.
-    pub fn admin(&self) -> AdminClient<'_> {
+    pub(crate) fn admin(&self) -> AdminClient<'_> {
         AdminClient::new(&self.na, &self.operator, self.sig, &SystemClock)
     }
 }

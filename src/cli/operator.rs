@@ -20,7 +20,7 @@ use super::output::Output;
 /// Manage the operator public keys the NA accepts for admin requests.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "operator")]
-pub struct OperatorArgs {
+pub(crate) struct OperatorArgs {
     #[argh(subcommand)]
     action: Action,
 }
@@ -90,7 +90,7 @@ struct ListArgs {
 }
 
 /// Runs `gm operator …`.
-pub fn run(args: OperatorArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: OperatorArgs) -> Result<u8, Error> {
     match args.action {
         Action::Add(a) => add(a),
         Action::Retire(a) => retire(a),

@@ -11,7 +11,7 @@ use crate::ops::ledger::{self, Entry, Ledger, LedgerKind};
 use crate::sched::metrics::JobMetrics;
 
 /// What the `/metrics` hook reads.
-pub struct OpsMetrics {
+pub(crate) struct OpsMetrics {
     /// The ops ledger.
     pub(crate) ledger: Ledger,
     /// The NA database (its folder's filesystem is measured).
@@ -24,7 +24,7 @@ pub struct OpsMetrics {
 
 impl OpsMetrics {
     /// The Prometheus text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = self.jobs.as_ref().map(|j| j.render()).unwrap_or_default();
         let newest_ok = |kind| self.ledger.newest_ok(kind).ok().flatten();
         let ts = |e: &Entry| parse_db_time(&e.finished_at).map(|t| t.timestamp());

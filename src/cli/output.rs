@@ -12,14 +12,14 @@ use crate::json::Value;
 
 /// How a command renders its result.
 #[derive(Debug, Clone, Copy)]
-pub struct Output {
+pub(crate) struct Output {
     /// `--json` was given.
     pub json: bool,
 }
 
 impl Output {
     /// Prints `text` for people, or `value` as one JSON line with `--json`.
-    pub fn result(&self, text: &str, value: &Value) {
+    pub(crate) fn result(&self, text: &str, value: &Value) {
         if self.json {
             line(&to_string_with(value, &Style::CANONICAL));
         } else if !text.is_empty() {
@@ -29,27 +29,27 @@ impl Output {
 }
 
 /// Prints one line to stdout and flushes (tests read the bound address from it).
-pub fn line(text: &str) {
+pub(crate) fn line(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     let _ = out.flush();
 }
 
 /// Prints raw text to stdout without adding a newline.
-pub fn raw(text: &str) {
+pub(crate) fn raw(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
 }
 
 /// Prints a notice to stderr (`warning: …`).
-pub fn notice(text: &str) {
+pub(crate) fn notice(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// An error as one JSON line (what `--json` commands print on stderr instead of `error:`/`hint:`):
 /// `{"error": …, "exit_code": …, "hint": …}`.
-pub fn error_json(message: &str, hint: Option<&str>, exit_code: u8) -> String {
+pub(crate) fn error_json(message: &str, hint: Option<&str>, exit_code: u8) -> String {
     let mut m = crate::json::Map::new();
     m.insert("error", Value::from(message));
     m.insert("exit_code", Value::from(i64::from(exit_code)));

@@ -34,7 +34,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
     example = "gm probe --target https://na.example.org --root-public-key offline/root.pub\ngm probe --target http://127.0.0.1:8443 --check healthz,readyz --json\ngm probe --target https://na.example.org --root-public-key Y37Q…8PY= --state-file /var/lib/gm-probe/state.json --prom-textfile /var/lib/node_exporter/textfile/gm_probe.prom --ping-url-file /etc/gm-probe/ping-url",
     note = "Checks: healthz (200, body {{\"status\":\"ok\"}}), readyz (200, status ready), metrics (Prometheus text with the five genesis_mesh_na_* gauges), connectome (JSON with the required keys), genesis (root signatures verify with --root-public-key; without it the check is WARNING: not pinned), crl (signed by the genesis NA key, next_update not passed), tls (https targets: certificate trusted by the webpki roots, days until expiry). Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage, state file or textfile errors, a check that could not decide). With --state-file, upstream's thresholds apply: healthz CRITICAL after 2 consecutive failures (WARNING before), readyz and the others after 1, metrics WARNING after failing for 5 minutes; --fail-after N replaces them with N. The dead-man URL (--ping-url, or --ping-url-file to keep it out of the process list) is fetched only when every check passed."
 )]
-pub struct ProbeArgs {
+pub(crate) struct ProbeArgs {
     /// NA base URL, http:// or https:// (required)
     #[argh(option)]
     target: String,
@@ -76,7 +76,7 @@ pub struct ProbeArgs {
 }
 
 /// Runs `gm probe`; every error is UNKNOWN (exit 3).
-pub fn run(args: ProbeArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: ProbeArgs) -> Result<u8, Error> {
     run_probe(args).map_err(Error::probe_unknown)
 }
 

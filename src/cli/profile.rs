@@ -13,12 +13,12 @@ use super::error::Error;
 use super::output::{notice, Output};
 
 /// The profile's file name in the gm home.
-pub const PROFILE_FILE: &str = "profile.toml";
+pub(crate) const PROFILE_FILE: &str = "profile.toml";
 
 /// The sovereign profile: custody model, contacts, responsibility matrix, scope acknowledgement.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "profile")]
-pub struct ProfileArgs {
+pub(crate) struct ProfileArgs {
     #[argh(subcommand)]
     action: ProfileAction,
 }
@@ -34,7 +34,7 @@ enum ProfileAction {
 /// Write a profile.toml template (every decision marked FILL IN).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "init")]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -52,7 +52,7 @@ pub struct InitArgs {
 /// Print the profile and what is missing.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "show")]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -64,7 +64,7 @@ pub struct ShowArgs {
 /// Check that every decision is filled in.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "check", note = "Exit status: 0 complete, 1 something is missing (listed), 2 could not run.")]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -74,7 +74,7 @@ pub struct CheckArgs {
 }
 
 /// Runs `gm profile …`.
-pub fn run(args: ProfileArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: ProfileArgs) -> Result<u8, Error> {
     match args.action {
         ProfileAction::Init(a) => init(a),
         ProfileAction::Show(a) => show(a.home.as_deref(), a.json, false),

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use crate::ops::progress::Progress;
 
 /// Draws progress on a terminal; does nothing otherwise.
-pub struct Terminal {
+pub(crate) struct Terminal {
     enabled: bool,
     last: Mutex<Option<(Instant, &'static str)>>,
 }
 
 impl Terminal {
     /// Enabled when stderr is a terminal.
-    pub fn for_stderr() -> Terminal {
+    pub(crate) fn for_stderr() -> Terminal {
         Terminal { enabled: std::io::stderr().is_terminal(), last: Mutex::new(None) }
     }
 }

@@ -30,7 +30,7 @@ use super::output::{notice, Output};
     example = "gm managed prune --home /etc/gm --dir /var/backups/gm --keep-daily 14 --keep-weekly 8 --dry-run\ngm managed prune --home /etc/gm --dir /var/backups/gm --keep-last 3 --keep-daily 14 --keep-weekly 8\ngm managed prune --home /etc/gm --dir /var/backups/gm --keep-last 10 --json",
     note = "Only gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age regular files whose signature (<file>.sig) verifies with the pinned backup-signing key and agrees with the name are candidates; their time is the signed created_at, never the mtime. A backup-named file that fails those checks is listed as unverified, never counted and never deleted; a deleted backup's .sig goes with it. Other files, .tmp files, folders and symlinks are left alone. Rules apply per network and are a union (restic/borg semantics, UTC days, ISO weeks); the newest backup that passed gm managed verify and the newest that passed gm managed restore-drill (from the ops ledger) are always kept. At least one rule above 0 is required. Exit status: 0 done (or dry run), 2 could not run or a deletion failed (the other deletions still happened)."
 )]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// the backup folder
     #[argh(option)]
     dir: PathBuf,
@@ -58,7 +58,7 @@ pub struct PruneArgs {
 }
 
 /// Runs `gm managed prune`.
-pub fn run(args: PruneArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: PruneArgs) -> Result<u8, Error> {
     let rules = Rules { keep_last: args.keep_last, keep_daily: args.keep_daily, keep_weekly: args.keep_weekly };
     if rules.keeps_nothing() {
         return Err(Error::usage(

@@ -27,7 +27,7 @@ use super::output::{notice, Output};
     example = "gm quickstart\ngm quickstart --home /tmp/sandbox --bind 127.0.0.1:18443\ngm quickstart --home ./gm-sandbox --no-serve",
     note = "The home defaults to $GM_HOME, else ./gm-sandbox (never /etc/gm: a sandbox is not a production sovereign). An existing sandbox (a home with gm.toml) is served as it is."
 )]
-pub struct QuickstartArgs {
+pub(crate) struct QuickstartArgs {
     /// sandbox folder (default $GM_HOME, else ./gm-sandbox)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -46,7 +46,7 @@ pub struct QuickstartArgs {
 }
 
 /// Runs `gm quickstart`.
-pub fn run(args: QuickstartArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: QuickstartArgs) -> Result<u8, Error> {
     let env = Env::from_process();
     let home = args
         .home

@@ -30,7 +30,7 @@ use super::error::Error;
     example = "gm readiness --home /etc/gm --target https://na.example.org\ngm readiness --home /etc/gm --format junit --output readiness.xml\ngm readiness --home /etc/gm --format json --output signed.json --sign --operator-key alice.key --operator-key-id alice-2026\ngm readiness sign report.json --operator-key alice.key --operator-key-id alice-2026\ngm readiness verify signed.json --public-key alice.pub",
     note = "Exit status: 0 every check passed, 1 only warnings, 2 a check failed, 3 the report could not be produced. CHECKLIST.md lists the checks and what proves each."
 )]
-pub struct ReadinessArgs {
+pub(crate) struct ReadinessArgs {
     #[argh(subcommand)]
     action: Option<ReportAction>,
     /// gm home (default $GM_HOME, else /etc/gm)
@@ -69,7 +69,7 @@ enum ReportAction {
 /// Sign a JSON readiness report made on the NA host, where the operator key must not be.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "sign")]
-pub struct SignCommand {
+pub(crate) struct SignCommand {
     /// the JSON report (gm readiness --format json --output F)
     #[argh(positional)]
     report: PathBuf,
@@ -87,7 +87,7 @@ pub struct SignCommand {
 /// Check a signed readiness report against an operator public key.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "verify", note = "Exit status: 0 the signature verifies, 1 it does not, 2 could not run.")]
-pub struct VerifyCommand {
+pub(crate) struct VerifyCommand {
     /// the signed JSON report
     #[argh(positional)]
     report: PathBuf,
@@ -97,7 +97,7 @@ pub struct VerifyCommand {
 }
 
 /// Runs `gm readiness`.
-pub fn run(args: ReadinessArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: ReadinessArgs) -> Result<u8, Error> {
     match args.action {
         Some(ReportAction::Verify(v)) => return verify(v),
         Some(ReportAction::Sign(v)) => return sign_file(v),

@@ -27,7 +27,7 @@ decrypting_command! {
     example = "gm managed restore --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --pre-restore-backup /var/backups/gm/before.db --yes\ngm managed restore --db-path na.db --backup upstream-copy.db --yes",
     note = "Refuses without --yes and while a gm serve holds the database. Keeps the replaced database beside the new one as DB.pre-restore-<UTC> (a hard link: no copy) unless --discard-replaced. Verifies first, signature included (an unsigned backup or a plain .db copy needs --allow-unsigned). Carries over nonces younger than 600 s and every revocation of the replaced database (reported; gm serve re-issues the CRL with them at start). Exit status: 0 restored, 1 the backup failed verification (damaged or forged), 2 could not run or refused."
 )]
-pub struct RestoreArgs {
+pub(crate) struct RestoreArgs {
     /// a gm archive or an upstream plain .db backup
     #[argh(option)]
     backup: PathBuf,
@@ -65,7 +65,7 @@ pub struct RestoreArgs {
 }
 
 /// Runs `gm managed restore`.
-pub fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
+pub(crate) fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
     if !args.yes {
         return Err(Error::refused(
             "refusing to restore without --yes",

@@ -40,7 +40,7 @@ use super::output::{notice, Output};
     example = "gm serve --home /etc/gm\ngm serve --home ./gm-sandbox --bind 127.0.0.1:0\nGENESIS_FILE=genesis.signed.json NA_PRIVATE_KEY_FILE=na.key DB_PATH=na.db gm serve",
     note = "Settings come from flags, then upstream's environment (GENESIS_FILE, NA_PRIVATE_KEY_FILE, DB_PATH, NA_KEY_ID, PORT, NA_PROXY_HOPS, NA_MAX_REQUEST_BYTES, NA_ADMIN_LEGACY_SIGNATURES, GENESIS_LOG_LEVEL, GENESIS_LOG_FORMAT), then HOME/gm.toml. Defaults: bind 127.0.0.1:8443, genesis HOME/genesis.signed.json, key HOME/keys/na.key, database HOME/na.db, key id na-2025-q1, proxy hops 0, admin signatures v2 only (v1 and v2, as upstream 0.16, when HOME holds no gm.toml: a version-1 signature can be replayed on another admin route, so a warning is logged at start)."
 )]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// gm home holding gm.toml, keys and databases (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -77,7 +77,7 @@ pub struct ServeArgs {
 }
 
 /// Runs `gm serve`.
-pub fn run(args: ServeArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: ServeArgs) -> Result<u8, Error> {
     let env = Env::from_process();
     let home = config::resolve_home(args.home.as_deref(), &env);
     let file = config::load_file(&home)?;
@@ -108,7 +108,7 @@ pub fn run(args: ServeArgs) -> Result<u8, Error> {
 }
 
 /// Starts the NA with `settings` and the system clock.
-pub fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Result<u8, Error> {
+pub(crate) fn serve(settings: ServeSettings, out: Output, next_steps: &[String]) -> Result<u8, Error> {
     serve_with_clock(settings, out, next_steps, Arc::new(SystemClock), true)
 }
 

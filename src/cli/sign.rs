@@ -27,7 +27,7 @@ use super::output::{line, raw, Output};
     example = "gm sign --key na.key --key-id na-2025-q1 treaty.json --output treaty.signed.json\ngm sign --kind policy --key na.key --key-id na-2025-q1 policy.json",
     note = "The object is read through its schema (unknown fields dropped, defaults filled) before signing, exactly as upstream canonicalises it."
 )]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// object kind: genesis, cert, policy, crl, attestation, treaty, feed, agent (default: detected from the fields)
     #[argh(option)]
     kind: Option<String>,
@@ -59,7 +59,7 @@ pub struct SignArgs {
     example = "gm verify --public-key na.pub crl.json\ngm verify --kind genesis --public-key offline/root.pub genesis.signed.json --json",
     note = "Exit status: 0 valid, 1 invalid (the reason is printed), 2 the file or key could not be read."
 )]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// object kind (default: detected from the fields)
     #[argh(option)]
     kind: Option<String>,
@@ -78,7 +78,7 @@ pub struct VerifyArgs {
 }
 
 /// Runs `gm sign`.
-pub fn run_sign(args: SignArgs) -> Result<u8, Error> {
+pub(crate) fn run_sign(args: SignArgs) -> Result<u8, Error> {
     if let Some(out) = &args.output {
         refuse_existing(out, args.force)?;
     }
@@ -117,7 +117,7 @@ pub fn run_sign(args: SignArgs) -> Result<u8, Error> {
 }
 
 /// Runs `gm verify`.
-pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
+pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     let value = read_json(&args.file)?;
     let kind = resolve_kind(args.kind.as_deref(), &value, &args.file)?;
     let key = match (&args.public_key, kind) {
@@ -184,7 +184,7 @@ fn rule_name(rule: VerifyRule) -> &'static str {
 }
 
 /// The one-line reason shown for a verification outcome.
-pub fn describe(outcome: &SignatureCheck, count: usize, rule: VerifyRule) -> String {
+pub(crate) fn describe(outcome: &SignatureCheck, count: usize, rule: VerifyRule) -> String {
     match (outcome, rule) {
         (SignatureCheck::Valid, VerifyRule::All) => format!("all {count} signature(s) verify"),
         (SignatureCheck::Valid, VerifyRule::First) => "the first signature verifies".to_string(),

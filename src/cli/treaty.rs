@@ -45,7 +45,7 @@ use render::{inspect_result, issued_result, list_result, print_plan, report_succ
     example = "gm treaty list --na http://127.0.0.1:8443 --status active\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key-file beta-na.pub --allowed-role client\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --yes",
     note = "list and inspect read public routes; issue, renew, replace and revoke are signed with the operator key (--operator-key, default HOME/offline/operator.key). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
 )]
-pub struct TreatyArgs {
+pub(crate) struct TreatyArgs {
     #[argh(subcommand)]
     action: TreatyAction,
 }
@@ -69,7 +69,7 @@ enum TreatyAction {
     example = "gm treaty list --na http://127.0.0.1:8443\ngm treaty list --na http://127.0.0.1:8443 --subject beta --status active\ngm treaty list --na https://na.example.net --issuer alpha --json",
     note = "One line per treaty: id, issuer → subject, stored status, lifecycle state/expiry risk, expiry. Exit status: 0 listed, 1 the NA refused, 2 the request could not be made."
 )]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// only treaties issued by this sovereign id (default: all)
     #[argh(option)]
     issuer: Option<String>,
@@ -95,7 +95,7 @@ pub struct ListArgs {
     example = "gm treaty inspect 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443\ngm treaty inspect 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --json",
     note = "The signature is checked against network_authority.public_key of the NA's GET /genesis. Exit status: 0 shown and the signature verifies, 1 the NA refused or the signature does not verify, 2 the request could not be made."
 )]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// the treaty id (required)
     #[argh(positional)]
     treaty_id: String,
@@ -116,7 +116,7 @@ na_command! {
     example = "gm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key-file beta-na.pub\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --allowed-role client --accepted-status active --validity-hours 720\ngm treaty issue --na https://na.example.net --subject beta --subject-key-file beta-na.pub --metadata-json '{{\"ticket\":\"CHG-42\"}}' --json",
     note = "Prints the new treaty id. Scope and metadata are sent only when given; the NA defaults them (any role, active attestations, no metadata). Exit status: 0 issued, 1 the NA refused, 2 the request could not be made."
 )]
-pub struct IssueArgs {
+pub(crate) struct IssueArgs {
     /// the recognised (subject) sovereign id (required)
     #[argh(option)]
     subject: String,
@@ -150,7 +150,7 @@ na_command! {
     example = "gm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --dry-run\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --yes\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --validity-hours 720 --yes --json",
     note = "The successor keeps the issuer, subject, keys, scope and metadata; the old treaty is revoked with reason renewed_by:<new id>. A revoked treaty is not renewed. Exit status: 0 renewed, 1 the NA refused (or the successor was issued but the old treaty could not be revoked: both ids are printed), 2 the command could not run."
 )]
-pub struct RenewArgs {
+pub(crate) struct RenewArgs {
     /// the treaty to renew (required)
     #[argh(positional)]
     treaty_id: String,
@@ -175,7 +175,7 @@ na_command! {
     example = "gm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --subject-key-file beta-na-2027.pub --dry-run\ngm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --allowed-role client --allowed-role anchor --yes\ngm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --accepted-status active --accepted-status suspended --yes --json",
     note = "Parts not given (keys, roles, statuses, claims, metadata, issuer, subject) are copied from the old treaty, which is revoked with reason replaced_by:<new id>. Give at least one key or scope change; to extend unchanged terms use gm treaty renew. Exit status: 0 replaced, 1 the NA refused (or the successor was issued but the old treaty could not be revoked: both ids are printed), 2 the command could not run."
 )]
-pub struct ReplaceArgs {
+pub(crate) struct ReplaceArgs {
     /// the treaty to replace (required)
     #[argh(positional)]
     treaty_id: String,
@@ -212,7 +212,7 @@ na_command! {
     example = "gm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --dry-run\ngm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --reason key_compromise --yes\ngm treaty revoke 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --reason renewed_by:5b1c0f9e-8a55-4a0e-9d8e-0b8f3d7e2c11 --yes --json",
     note = "Revoking again overwrites the stored time and reason. Exit status: 0 revoked, 1 the NA refused (404: no such treaty), 2 the command could not run."
 )]
-pub struct RevokeArgs {
+pub(crate) struct RevokeArgs {
     /// the treaty to revoke (required)
     #[argh(positional)]
     treaty_id: String,
@@ -229,7 +229,7 @@ pub struct RevokeArgs {
 }
 
 /// Runs `gm treaty`.
-pub fn run(args: TreatyArgs) -> Result<u8, Error> {
+pub(crate) fn run(args: TreatyArgs) -> Result<u8, Error> {
     match args.action {
         TreatyAction::List(a) => run_list(a),
         TreatyAction::Inspect(a) => run_inspect(a),

@@ -27,7 +27,7 @@ decrypting_command! {
     example = "gm managed verify /var/backups/gm/gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --home /etc/gm\ngm managed verify backup.tar.gz.age --passphrase-file pass.txt --signing-public-key backup-signing.pub --json\ngm managed verify old-unsigned.tar.gz.age --identity backup.key --home /etc/gm --allow-unsigned",
     note = "The first check is the signature: <backup>.sig must verify with the pinned backup-signing key ([backup] signing_public_key, else the public half of [backup] signing_key, or --signing-public-key) and name this file's bytes; a missing or foreign signature fails as a damaged or forged backup unless --allow-unsigned (for backups taken before signing). A snapshot with no NA-signed CRL or policy fails. Exit status: 0 every check passed, 1 a check failed (named in the report), 2 could not run (also: no pinned key)."
 )]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// the backup archive
     #[argh(positional)]
     backup: PathBuf,
@@ -47,7 +47,7 @@ pub struct VerifyArgs {
 }
 
 /// Runs `gm managed verify`.
-pub fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
+pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     let key = decryption(args.decryption_flags())?
         .ok_or_else(|| Error::from(Named::NoDecryptionKey { command: "verify" }))?;
     if !args.backup.exists() {

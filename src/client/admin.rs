@@ -27,7 +27,7 @@ pub use super::admin_signature::{
 /// An invite token: the secret a node redeems on `POST /join`. `Debug` never shows it; print it
 /// only where the operator asked for it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct InviteToken(String);
+pub(crate) struct InviteToken(String);
 
 impl fmt::Debug for InviteToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -42,14 +42,14 @@ impl InviteToken {
     }
 
     /// The secret itself.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
 
 /// `POST /admin/invite` parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InviteRequest {
+pub(crate) struct InviteRequest {
     /// Roles the certificate will carry, each with its `role:` prefix.
     pub roles: Vec<String>,
     /// Cap on the validity of certificates issued and renewed from the token, in hours.
@@ -60,7 +60,7 @@ pub struct InviteRequest {
 
 /// A created invite.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invite {
+pub(crate) struct Invite {
     /// The token (secret).
     pub token: InviteToken,
     /// When it stops being redeemable (isoformat).
@@ -69,7 +69,7 @@ pub struct Invite {
 
 /// Certificate revocation reasons (`na-wire.md` §7.12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevocationReason {
+pub(crate) enum RevocationReason {
     /// The node key leaked; also blocks `/join` and `/agents` for that key.
     KeyCompromise,
     /// The node left the network.
@@ -82,7 +82,7 @@ pub enum RevocationReason {
 
 impl RevocationReason {
     /// Every reason, in the order documented.
-    pub const ALL: [RevocationReason; 4] = [
+    pub(crate) const ALL: [RevocationReason; 4] = [
         RevocationReason::KeyCompromise,
         RevocationReason::CessationOfOperation,
         RevocationReason::Superseded,
@@ -90,7 +90,7 @@ impl RevocationReason {
     ];
 
     /// The wire string.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RevocationReason::KeyCompromise => "key_compromise",
             RevocationReason::CessationOfOperation => "cessation_of_operation",
@@ -107,7 +107,7 @@ impl RevocationReason {
 
 /// The CRL after a revocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Revocation {
+pub(crate) struct Revocation {
     /// Sequence of the active CRL.
     pub crl_sequence: i64,
     /// Number of certificates in it.
@@ -116,7 +116,7 @@ pub struct Revocation {
 
 /// `POST /admin/policy` parameters; `None` fields are not sent and take the NA's default.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyRequest {
+pub(crate) struct PolicyRequest {
     /// Policy id.
     pub policy_id: String,
     /// Minimum client version.
@@ -133,7 +133,7 @@ pub struct PolicyRequest {
 
 impl PolicyRequest {
     /// The request body: only the given fields.
-    pub fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let strings = |items: &[String]| Value::Array(items.iter().map(|s| Value::from(s.as_str())).collect());
         let mut body = Map::new();
         body.insert("policy_id", self.policy_id.as_str());
@@ -161,7 +161,7 @@ impl PolicyRequest {
 
 /// One row of `GET /admin/policy/history`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PolicyVersion {
+pub(crate) struct PolicyVersion {
     /// Whether this is the active version.
     pub active: bool,
     /// When the NA stored it (isoformat).
@@ -173,7 +173,7 @@ pub struct PolicyVersion {
 }
 
 /// Signs and sends admin requests to one NA.
-pub struct AdminClient<'a> {
+pub(crate) struct AdminClient<'a> {
     na: &'a NaClient,
     operator: &'a Operator,
     version: SigVersion,
@@ -192,7 +192,7 @@ impl<'a> AdminClient<'a> {
     }
 
     /// `POST /admin/invite`: creates an invite token.
-    pub fn invite(&self, request: &InviteRequest) -> Result<Invite, ClientError> {
+    pub(crate) fn invite(&self, request: &InviteRequest) -> Result<Invite, ClientError> {
         let roles = request.roles.iter().map(|r| Value::from(r.as_str())).collect();
         let mut body = Map::new();
         body.insert("roles", Value::Array(roles));
@@ -203,7 +203,7 @@ impl<'a> AdminClient<'a> {
     }
 
     /// `POST /admin/revoke`: revokes a certificate and returns the resulting CRL position.
-    pub fn revoke(&self, cert_id: &str, reason: RevocationReason) -> Result<Revocation, ClientError> {
+    pub(crate) fn revoke(&self, cert_id: &str, reason: RevocationReason) -> Result<Revocation, ClientError> {
         let mut body = Map::new();
         body.insert("cert_id", cert_id);
         body.insert("reason", reason.as_str());
@@ -218,13 +218,13 @@ impl<'a> AdminClient<'a> {
     }
 
     /// `POST /admin/policy`: publishes a new active policy and returns the signed manifest.
-    pub fn publish_policy(&self, request: &PolicyRequest) -> Result<PolicyManifest, ClientError> {
+    pub(crate) fn publish_policy(&self, request: &PolicyRequest) -> Result<PolicyManifest, ClientError> {
         let reply = self.send("POST", "/admin/policy", Some(&request.body()))?;
         manifest(&reply)
     }
 
     /// `GET /admin/policy/history`: every stored policy version, newest first.
-    pub fn policy_history(&self) -> Result<Vec<PolicyVersion>, ClientError> {
+    pub(crate) fn policy_history(&self) -> Result<Vec<PolicyVersion>, ClientError> {
         let reply = self.send("GET", "/admin/policy/history", None)?;
         let versions = reply
             .object()?
@@ -235,7 +235,7 @@ impl<'a> AdminClient<'a> {
     }
 
     /// `POST /admin/policy/rollback`: makes a stored version the active one again.
-    pub fn rollback_policy(&self, policy_id: &str) -> Result<PolicyManifest, ClientError> {
+    pub(crate) fn rollback_policy(&self, policy_id: &str) -> Result<PolicyManifest, ClientError> {
         let mut body = Map::new();
         body.insert("policy_id", policy_id);
         let reply = self.send("POST", "/admin/policy/rollback", Some(&Value::Object(body)))?;
@@ -244,7 +244,7 @@ impl<'a> AdminClient<'a> {
 
     /// Signs and sends one admin request; `body` `None` sends no body and signs `{}`. The answer
     /// is returned whatever its status.
-    pub fn send(&self, method: &'static str, target: &str, body: Option<&Value>) -> Result<Reply, ClientError> {
+    pub(crate) fn send(&self, method: &'static str, target: &str, body: Option<&Value>) -> Result<Reply, ClientError> {
         let deadline = self.na.deadline();
         let audience = match self.version {
             SigVersion::V1 => None,

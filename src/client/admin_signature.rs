@@ -34,14 +34,6 @@ impl SigVersion {
             _ => None,
         }
     }
-
-    /// `v1` or `v2`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SigVersion::V1 => "v1",
-            SigVersion::V2 => "v2",
-        }
-    }
 }
 
 /// An operator key and the id the NA knows it by (a key of `OPERATOR_PUBLIC_KEYS_JSON`).
@@ -79,7 +71,7 @@ impl fmt::Debug for AdminHeaders {
 
 impl AdminHeaders {
     /// Header names and values, ready to send.
-    pub fn pairs(&self) -> [(&'static str, &str); 4] {
+    pub(crate) fn pairs(&self) -> [(&'static str, &str); 4] {
         [
             ("X-Admin-Key-Id", &self.key_id),
             ("X-Admin-Timestamp", &self.timestamp),

@@ -32,7 +32,7 @@ use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, LazyBu
 use super::error::Phase;
 
 /// A stream that can hand out its TCP socket, so its timeouts can be set.
-pub trait HasSocket: Read + Write {
+pub(crate) trait HasSocket: Read + Write {
     /// The TCP socket underneath, if there is one.
     fn tcp(&self) -> Option<&TcpStream>;
 }
@@ -44,7 +44,7 @@ impl HasSocket for TcpStream {
 }
 
 /// A stream whose reads and writes all end by one instant.
-pub struct DeadlineIo<S> {
+pub(crate) struct DeadlineIo<S> {
     inner: S,
     deadline: Instant,
 }
@@ -293,7 +293,7 @@ impl fmt::Debug for DeadlineTransport {
 ///
 /// # Errors
 /// `TimedOut` at the deadline; otherwise what the resolver said.
-pub fn resolve_by(netloc: &str, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
+pub(crate) fn resolve_by(netloc: &str, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
     if let Ok(addr) = netloc.parse::<SocketAddr>() {
         return Ok(vec![addr]);
     }

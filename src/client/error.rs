@@ -119,12 +119,12 @@ pub enum ClientError {
 
 impl ClientError {
     /// True when the NA answered and said no (a non-2xx status): the request ran, a check failed.
-    pub fn is_refusal(&self) -> bool {
+    pub(crate) fn is_refusal(&self) -> bool {
         matches!(self, ClientError::Refused { .. })
     }
 
     /// The URL the failing request was sent to (user info redacted).
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         match self {
             ClientError::BadUrl { url, .. }
             | ClientError::Resolve { url, .. }

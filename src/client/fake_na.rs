@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// One canned answer.
-pub enum Answer {
+pub(crate) enum Answer {
     /// Status and JSON body text.
     Json(u16, String),
     /// Read the request, then never answer (until the client hangs up).
@@ -20,14 +20,14 @@ pub enum Answer {
 
 impl Answer {
     /// A JSON answer.
-    pub fn json(status: u16, body: &str) -> Answer {
+    pub(crate) fn json(status: u16, body: &str) -> Answer {
         Answer::Json(status, body.to_string())
     }
 }
 
 /// One request as the fake received it.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// `GET`, `POST`.
     pub method: String,
     /// Path and query as sent.
@@ -40,20 +40,20 @@ pub struct Recorded {
 
 impl Recorded {
     /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
 /// The running fake.
-pub struct FakeNa {
+pub(crate) struct FakeNa {
     url: String,
     thread: JoinHandle<Vec<Recorded>>,
 }
 
 impl FakeNa {
     /// Starts serving `answers`, in order, one per connection.
-    pub fn start(answers: Vec<Answer>) -> FakeNa {
+    pub(crate) fn start(answers: Vec<Answer>) -> FakeNa {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         listener.set_nonblocking(true).unwrap();
@@ -63,12 +63,12 @@ impl FakeNa {
     }
 
     /// The base URL.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.url.clone()
     }
 
     /// Waits for the fake to finish and returns what it received.
-    pub fn finish(self) -> Vec<Recorded> {
+    pub(crate) fn finish(self) -> Vec<Recorded> {
         self.thread.join().unwrap()
     }
 }

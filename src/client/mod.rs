@@ -44,7 +44,7 @@ pub use reply::Reply;
 /// ureq's connection pool would otherwise hand a later request a TLS stream still bound to an earlier
 /// deadline. gm's commands make one to three requests, so the lost connection reuse costs little.
 #[derive(Debug, Clone)]
-pub struct NaClient {
+pub(crate) struct NaClient {
     /// ureq's default TLS configuration, built once.
     tls: Arc<rustls::ClientConfig>,
     /// The URL requests go to (may hold user info).
@@ -91,23 +91,23 @@ impl NaClient {
         &self.base_url
     }
 
-    /// The timeouts and limits in force.
-    pub fn options(&self) -> &ClientOptions {
-        &self.options
-    }
-
     /// The deadline of an operation starting now.
-    pub fn deadline(&self) -> Deadline {
+    pub(crate) fn deadline(&self) -> Deadline {
         Deadline::after(self.options.total_timeout)
     }
 
     /// `GET target` (a path with an optional query) with extra `headers`.
-    pub fn get(&self, deadline: &Deadline, target: &str, headers: &[(&str, &str)]) -> Result<Reply, ClientError> {
+    pub(crate) fn get(
+        &self,
+        deadline: &Deadline,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ClientError> {
         self.send(deadline, "GET", target, headers, None)
     }
 
     /// `POST target` with `body` sent as its canonical JSON text (`Content-Type: application/json`).
-    pub fn post_json(
+    pub(crate) fn post_json(
         &self,
         deadline: &Deadline,
         target: &str,
@@ -118,7 +118,7 @@ impl NaClient {
     }
 
     /// `GET target` expecting a 2xx JSON object (public routes such as `/genesis`).
-    pub fn get_object(&self, deadline: &Deadline, target: &str) -> Result<Reply, ClientError> {
+    pub(crate) fn get_object(&self, deadline: &Deadline, target: &str) -> Result<Reply, ClientError> {
         let reply = self.get(deadline, target, &[])?;
         reply.object()?;
         Ok(reply)

@@ -22,14 +22,14 @@ use super::{ClientError, Deadline, NaClient, Reply};
 pub use crate::crypto::payload::node_signed_bytes;
 
 /// Signs `body` with the node key and sets its `signature`.
-pub fn sign_node_body(body: &mut Map, key: &SigningKey) {
+pub(crate) fn sign_node_body(body: &mut Map, key: &SigningKey) {
     let signature = key.sign_b64(&node_signed_bytes(body));
     body.insert("signature", signature);
 }
 
 /// The NA's answer to a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatAck {
+pub(crate) struct HeartbeatAck {
     /// `true` when the NA recorded the heartbeat.
     pub ack: bool,
     /// The NA's clock (isoformat).
@@ -43,7 +43,7 @@ struct NaIdentity {
 }
 
 /// Signs and sends node requests to one NA.
-pub struct NodeClient<'a> {
+pub(crate) struct NodeClient<'a> {
     na: &'a NaClient,
     key: &'a SigningKey,
     clock: &'a dyn Clock,
@@ -58,7 +58,7 @@ impl<'a> NodeClient<'a> {
     /// `POST /join`: redeems `invite_token` for a certificate valid `validity_hours` (the NA caps
     /// it at the token's maximum). The genesis is fetched first, so an unreachable or broken NA
     /// fails before the single-use token is spent.
-    pub fn join(&self, invite_token: &InviteToken, validity_hours: u32) -> Result<JoinCertificate, ClientError> {
+    pub(crate) fn join(&self, invite_token: &InviteToken, validity_hours: u32) -> Result<JoinCertificate, ClientError> {
         let deadline = self.na.deadline();
         let identity = self.na_identity(&deadline)?;
         let mut body = Map::new();
@@ -72,7 +72,7 @@ impl<'a> NodeClient<'a> {
     }
 
     /// `POST /heartbeat` for `cert_id` with a free-form `status` (upstream nodes send `healthy`).
-    pub fn heartbeat(&self, cert_id: &str, status: &str) -> Result<HeartbeatAck, ClientError> {
+    pub(crate) fn heartbeat(&self, cert_id: &str, status: &str) -> Result<HeartbeatAck, ClientError> {
         let deadline = self.na.deadline();
         let mut body = Map::new();
         body.insert("cert_id", cert_id);
@@ -85,19 +85,6 @@ impl<'a> NodeClient<'a> {
             .and_then(Value::as_bool)
             .ok_or_else(|| reply.bad("field ack is missing or not a boolean"))?;
         Ok(HeartbeatAck { ack, server_time: reply.str_field("server_time")? })
-    }
-
-    /// `POST /renew`: a new certificate for the same key and roles, valid `validity_hours` (capped
-    /// by the NA). The old certificate keeps working until it expires (upstream, D5).
-    pub fn renew(&self, cert_id: &str, validity_hours: u32) -> Result<JoinCertificate, ClientError> {
-        let deadline = self.na.deadline();
-        let identity = self.na_identity(&deadline)?;
-        let mut body = Map::new();
-        body.insert("cert_id", cert_id);
-        body.insert("node_public_key", self.public_key_b64());
-        body.insert("validity_hours", i64::from(validity_hours));
-        let reply = self.send(&deadline, "/renew", body)?;
-        self.accept_certificate(&reply, &identity)
     }
 
     fn public_key_b64(&self) -> String {

@@ -41,7 +41,7 @@ impl Default for ClientOptions {
 
 impl ClientOptions {
     /// The most one request may take: connect, send and answer budgets together.
-    pub fn request_budget(&self) -> Duration {
+    pub(crate) fn request_budget(&self) -> Duration {
         self.connect_timeout.saturating_add(self.write_timeout).saturating_add(self.read_timeout)
     }
 }
@@ -56,18 +56,18 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `total` from now. A `total` too large to represent means no operation deadline
     /// (each request still has its own budget).
-    pub fn after(total: Duration) -> Deadline {
+    pub(crate) fn after(total: Duration) -> Deadline {
         Deadline { at: Instant::now().checked_add(total), total }
     }
 
     /// The operation's whole time budget.
-    pub fn total(&self) -> Duration {
+    pub(crate) fn total(&self) -> Duration {
         self.total
     }
 
     /// The budget for the next request: `per_request`, shortened to what is left of the
     /// operation; `None` once the deadline has passed.
-    pub fn budget(&self, per_request: Duration) -> Option<Duration> {
+    pub(crate) fn budget(&self, per_request: Duration) -> Option<Duration> {
         let Some(at) = self.at else {
             return Some(per_request);
         };

@@ -49,12 +49,12 @@ impl Reply {
     }
 
     /// True for a 2xx status.
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// Upstream's `error` string, else a one-line excerpt of the body, else `(empty body)`.
-    pub fn error_message(&self) -> String {
+    pub(crate) fn error_message(&self) -> String {
         if let Some(message) = self.body.as_object().and_then(|m| m.get("error")).and_then(Value::as_str) {
             return message.to_string();
         }
@@ -75,7 +75,7 @@ impl Reply {
     }
 
     /// The JSON object of a 2xx answer; a non-2xx answer becomes [`ClientError::Refused`].
-    pub fn object(&self) -> Result<&Map, ClientError> {
+    pub(crate) fn object(&self) -> Result<&Map, ClientError> {
         if !self.is_success() {
             return Err(self.refusal());
         }
@@ -85,7 +85,7 @@ impl Reply {
     }
 
     /// A string field of a 2xx answer object.
-    pub fn str_field(&self, field: &str) -> Result<String, ClientError> {
+    pub(crate) fn str_field(&self, field: &str) -> Result<String, ClientError> {
         self.object()?
             .get(field)
             .and_then(Value::as_str)
@@ -94,7 +94,7 @@ impl Reply {
     }
 
     /// This answer as a refusal.
-    pub fn refusal(&self) -> ClientError {
+    pub(crate) fn refusal(&self) -> ClientError {
         ClientError::Refused {
             method: self.method,
             url: self.url.clone(),
@@ -104,7 +104,7 @@ impl Reply {
     }
 
     /// A 2xx answer that lacks what the route promises.
-    pub fn bad(&self, problem: impl Into<String>) -> ClientError {
+    pub(crate) fn bad(&self, problem: impl Into<String>) -> ClientError {
         ClientError::BadResponse { url: self.url.clone(), status: self.status, problem: problem.into() }
     }
 }

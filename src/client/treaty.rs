@@ -108,7 +108,7 @@ pub(crate) fn revoke(admin: &AdminClient<'_>, treaty_id: &str, reason: &str) -> 
 
 /// One row of the treaty routes: `{"revocation_reason", "revoked_at", "status", "treaty"}`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TreatyRow {
+pub struct TreatyRow {
     /// The stored status: `active` or `revoked`.
     pub status: String,
     /// Why it was revoked, when it was.
@@ -123,7 +123,7 @@ pub(crate) struct TreatyRow {
 
 impl TreatyRow {
     /// Reads one row of `reply`; a bad row is a bad answer of `reply`.
-    pub(crate) fn parse(reply: &Reply, row: &Value) -> Result<TreatyRow, ClientError> {
+    pub fn parse(reply: &Reply, row: &Value) -> Result<TreatyRow, ClientError> {
         let map = row.as_object().ok_or_else(|| reply.bad("a treaty row is not an object"))?;
         let optional = |field: &str| map.get(field).and_then(Value::as_str).map(str::to_string);
         let status = optional("status").ok_or_else(|| reply.bad("a treaty row has no status"))?;

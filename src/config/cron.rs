@@ -87,7 +87,7 @@ pub enum JobKind {
 
 impl JobKind {
     /// The kind's name as written in `gm.toml`.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             JobKind::Backup { .. } => "backup",
             JobKind::Verify { .. } => "verify",

@@ -25,17 +25,17 @@ pub use error::ConfigError;
 pub use file::ConfigFile;
 
 /// The name of the config file inside the gm home.
-pub const CONFIG_FILE: &str = "gm.toml";
+pub(crate) const CONFIG_FILE: &str = "gm.toml";
 
 /// Default home when neither `--home` nor `$GM_HOME` is given.
-pub const DEFAULT_HOME: &str = "/etc/gm";
+pub(crate) const DEFAULT_HOME: &str = "/etc/gm";
 
 /// The environment variables gm reads, captured once so tests can pass their own.
 #[derive(Debug, Clone, Default)]
 pub struct Env(BTreeMap<String, String>);
 
 /// Every variable gm understands (`na-wire.md` §1.1, `deviations.md` D2/D6/D10, `operations.md` §6).
-pub const ENV_NAMES: [&str; 12] = [
+pub(crate) const ENV_NAMES: [&str; 12] = [
     "NA_ADMIN_LEGACY_SIGNATURES",
     "GM_HOME",
     "GENESIS_FILE",
@@ -52,24 +52,24 @@ pub const ENV_NAMES: [&str; 12] = [
 
 impl Env {
     /// Reads gm's variables from the process environment.
-    pub fn from_process() -> Env {
+    pub(crate) fn from_process() -> Env {
         Env(ENV_NAMES.iter().filter_map(|n| std::env::var(n).ok().map(|v| (n.to_string(), v))).collect())
     }
 
     /// An environment holding exactly `pairs` (tests).
     #[cfg(test)]
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> Env {
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Env {
         Env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     /// A variable's value; an empty value counts as unset (as upstream treats `OPERATOR_PUBLIC_KEYS_JSON`).
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
 /// Resolves the gm home: `--home`, else `$GM_HOME`, else `/etc/gm`.
-pub fn resolve_home(flag: Option<&Path>, env: &Env) -> PathBuf {
+pub(crate) fn resolve_home(flag: Option<&Path>, env: &Env) -> PathBuf {
     flag.map(Path::to_path_buf)
         .or_else(|| env.get("GM_HOME").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_HOME))
@@ -132,7 +132,7 @@ pub struct ServeSettings {
 }
 
 /// Loads `gm.toml` from `home` (absent file = all defaults).
-pub fn load_file(home: &Path) -> Result<ConfigFile, ConfigError> {
+pub(crate) fn load_file(home: &Path) -> Result<ConfigFile, ConfigError> {
     let path = home.join(CONFIG_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => ConfigFile::parse(&text).map_err(|problem| ConfigError::Invalid { path, problem }),
@@ -142,7 +142,7 @@ pub fn load_file(home: &Path) -> Result<ConfigFile, ConfigError> {
 }
 
 /// The archive-reading bounds from `[backup]` in `gm.toml` (defaults where unset).
-pub fn extract_limits(home: &Path, file: &ConfigFile) -> Result<ExtractLimits, ConfigError> {
+pub(crate) fn extract_limits(home: &Path, file: &ConfigFile) -> Result<ExtractLimits, ConfigError> {
     let defaults = ExtractLimits::default();
     let source_name = home.join(CONFIG_FILE).display().to_string();
     let positive = |field: &str, v: Option<u64>, default: u64| match v {
@@ -238,7 +238,7 @@ pub fn serve_settings(
 
 /// The NA database: the flag, else `DB_PATH`, else `[na] db_path` relative to the home, default
 /// `HOME/na.db` (`:memory:` stays as is).
-pub fn resolve_db_path(home: &Path, file: &ConfigFile, env: &Env, flag: Option<&Path>) -> PathBuf {
+pub(crate) fn resolve_db_path(home: &Path, file: &ConfigFile, env: &Env, flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf).or_else(|| env.get("DB_PATH").map(PathBuf::from)).unwrap_or_else(|| {
         match file.na.db_path.as_deref() {
             Some(":memory:") => PathBuf::from(":memory:"),
@@ -250,7 +250,7 @@ pub fn resolve_db_path(home: &Path, file: &ConfigFile, env: &Env, flag: Option<&
 /// `[backup]` resolved against the home: the signing key file and the pinned public key (base64 or
 /// a key file), as written. Flags of the commands override both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BackupSigningSettings {
+pub(crate) struct BackupSigningSettings {
     /// `[backup] signing_key`, relative to the home.
     pub signing_key: Option<PathBuf>,
     /// `[backup] signing_public_key`: a key file relative to the home when one exists there,
@@ -261,7 +261,7 @@ pub struct BackupSigningSettings {
 }
 
 /// Builds [`BackupSigningSettings`] from `gm.toml` in `home`.
-pub fn backup_signing(home: &Path, file: &ConfigFile) -> BackupSigningSettings {
+pub(crate) fn backup_signing(home: &Path, file: &ConfigFile) -> BackupSigningSettings {
     BackupSigningSettings {
         signing_key: file.backup.signing_key.as_deref().map(|p| home.join(p)),
         signing_public_key: file.backup.signing_public_key.as_deref().map(|k| key_text_in(home, k)),
@@ -287,7 +287,7 @@ fn key_text_in(home: &Path, k: &str) -> String {
 }
 
 /// The operator keys file: `[na] operator_keys_file` relative to the home, default `operators.json`.
-pub fn operator_keys_file(home: &Path, file: &ConfigFile) -> PathBuf {
+pub(crate) fn operator_keys_file(home: &Path, file: &ConfigFile) -> PathBuf {
     home.join(file.na.operator_keys_file.as_deref().unwrap_or("operators.json"))
 }
 
@@ -307,7 +307,7 @@ pub enum AdminSignatureOrigin {
 
 impl AdminSignatureOrigin {
     /// Where the setting came from, in words for logs and reports.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             AdminSignatureOrigin::Environment => "NA_ADMIN_LEGACY_SIGNATURES",
             AdminSignatureOrigin::ConfigFile => "[server] admin_signature in gm.toml",

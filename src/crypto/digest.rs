@@ -5,7 +5,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
@@ -15,7 +15,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -61,7 +61,7 @@ pub fn uuid4() -> String {
 
 /// Fills `buf` from the OS random source. The OS source failing is unrecoverable for a signing
 /// service, so it aborts the process rather than continuing with predictable values.
-pub fn fill_random(buf: &mut [u8]) {
+pub(crate) fn fill_random(buf: &mut [u8]) {
     if getrandom::getrandom(buf).is_err() {
         log::error!("the operating system random source failed; refusing to continue");
         std::process::abort();

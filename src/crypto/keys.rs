@@ -34,7 +34,7 @@ impl SigningKey {
     }
 
     /// The key for a 32-byte seed.
-    pub fn from_seed(seed: &[u8; 32]) -> SigningKey {
+    pub(crate) fn from_seed(seed: &[u8; 32]) -> SigningKey {
         SigningKey(ed25519_dalek::SigningKey::from_bytes(seed))
     }
 
@@ -89,7 +89,7 @@ impl PublicKey {
     }
 
     /// Parses 32 raw bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, CryptoError> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<PublicKey, CryptoError> {
         let raw: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::KeyLength {
             what: "public key",
             expected: 32,
@@ -141,7 +141,7 @@ pub fn load_public_key(path: &Path) -> Result<PublicKey, CryptoError> {
 }
 
 /// The key id recorded in a key file's `# Key ID:` (or `# key-id:`) comment, if any.
-pub fn key_id_in_file(path: &Path) -> Option<String> {
+pub(crate) fn key_id_in_file(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines().find_map(|line| {
         let rest = line.strip_prefix('#')?.trim();

@@ -53,7 +53,7 @@ pub fn verify_b64(key: &PublicKey, message: &[u8], sig_b64: &str) -> bool {
 }
 
 /// Applies `rule` to the signatures `sigs` (base64 strings) over `message` with the allowed `keys`.
-pub fn check_signatures(message: &[u8], sigs: &[&str], keys: &[PublicKey], rule: VerifyRule) -> SignatureCheck {
+pub(crate) fn check_signatures(message: &[u8], sigs: &[&str], keys: &[PublicKey], rule: VerifyRule) -> SignatureCheck {
     if sigs.is_empty() {
         return SignatureCheck::Unsigned;
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// How the new file is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Mode 0600 (secrets, backups).
     Private,
     /// Mode 0644 (public material such as `.pub` files and signed genesis).
@@ -16,7 +16,7 @@ pub enum Mode {
 
 /// Writes `bytes` to `target` atomically. With `overwrite == false` an existing target is refused
 /// (checked before writing and again by the rename target check).
-pub fn write_atomic(target: &Path, bytes: &[u8], mode: Mode, overwrite: bool) -> io::Result<()> {
+pub(crate) fn write_atomic(target: &Path, bytes: &[u8], mode: Mode, overwrite: bool) -> io::Result<()> {
     if !overwrite && target.exists() {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "file exists"));
     }
@@ -36,7 +36,7 @@ pub fn write_atomic(target: &Path, bytes: &[u8], mode: Mode, overwrite: bool) ->
 }
 
 /// The temporary sibling used while writing `target`.
-pub fn tmp_path(target: &Path) -> PathBuf {
+pub(crate) fn tmp_path(target: &Path) -> PathBuf {
     let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
     target.with_file_name(name)
@@ -57,7 +57,7 @@ fn open_tmp(tmp: &Path, mode: Mode) -> io::Result<File> {
 }
 
 /// Best-effort fsync of the directory holding `path`, so a rename survives a crash.
-pub fn sync_parent(path: &Path) {
+pub(crate) fn sync_parent(path: &Path) {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -8,21 +8,21 @@ use std::path::{Path, PathBuf};
 
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
-pub struct DbLock {
+pub(crate) struct DbLock {
     _file: File,
     path: PathBuf,
 }
 
 impl DbLock {
     /// The lock file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
 
 /// Outcome of trying to take the lock.
 #[derive(Debug)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another process holds it (a live `gm serve`).
     Held {
         /// The lock file.
@@ -38,14 +38,14 @@ pub enum LockError {
 }
 
 /// The sidecar lock path for database `db`.
-pub fn lock_path(db: &Path) -> PathBuf {
+pub(crate) fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".gm-lock");
     db.with_file_name(name)
 }
 
 /// Takes the exclusive lock for `db` without blocking.
-pub fn try_lock_db(db: &Path) -> Result<DbLock, LockError> {
+pub(crate) fn try_lock_db(db: &Path) -> Result<DbLock, LockError> {
     let path = lock_path(db);
     let file = OpenOptions::new()
         .read(true)

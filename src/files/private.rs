@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 
 /// Creates `path` for writing with mode 0600, failing if it already exists.
-pub fn create_new_private(path: &Path) -> io::Result<File> {
+pub(crate) fn create_new_private(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     set_private_mode(&mut options);
@@ -16,7 +16,7 @@ pub fn create_new_private(path: &Path) -> io::Result<File> {
 /// Creates `path` empty with mode 0600 unless it exists, so a program that then creates it by name
 /// (SQLite, which copies the database file's mode to its `-wal`, `-shm` and `-journal`) keeps it
 /// owner-only whatever the process umask. An existing file is left as it is.
-pub fn precreate_private(path: &Path) -> io::Result<()> {
+pub(crate) fn precreate_private(path: &Path) -> io::Result<()> {
     match create_new_private(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -28,7 +28,7 @@ pub fn precreate_private(path: &Path) -> io::Result<()> {
 /// had any (a file an earlier version created under a loose umask), `Ok(None)` when it was already
 /// owner-only or does not exist.
 #[cfg(unix)]
-pub fn restrict_to_owner(path: &Path) -> io::Result<Option<u32>> {
+pub(crate) fn restrict_to_owner(path: &Path) -> io::Result<Option<u32>> {
     use std::os::unix::fs::PermissionsExt;
     let mode = match mode_of(path) {
         Ok(m) => m,
@@ -44,7 +44,7 @@ pub fn restrict_to_owner(path: &Path) -> io::Result<Option<u32>> {
 
 /// Without unix permissions there is nothing to restrict.
 #[cfg(not(unix))]
-pub fn restrict_to_owner(_path: &Path) -> io::Result<Option<u32>> {
+pub(crate) fn restrict_to_owner(_path: &Path) -> io::Result<Option<u32>> {
     Ok(None)
 }
 

@@ -26,7 +26,7 @@ pub struct FdLimit {
 
 impl FdLimit {
     /// Whether at least `needed` descriptors may be open.
-    pub fn allows(&self, needed: u64) -> bool {
+    pub(crate) fn allows(&self, needed: u64) -> bool {
         self.now.is_none_or(|now| now >= needed)
     }
 }

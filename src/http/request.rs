@@ -50,7 +50,7 @@ impl Request {
     /// dropped. Repeated field lines form one list (RFC 9110 §5.3), so a list header such as `X-Forwarded-For`
     /// must be read through this: the first line alone may be the one a client wrote before a proxy appended
     /// its own.
-    pub fn header_list(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn header_list(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(key, _)| key.eq_ignore_ascii_case(name))

@@ -36,7 +36,7 @@ impl Response {
     }
 
     /// A JSON body `{"error":"<message>"}` plus a newline, with the message escaped to ASCII JSON.
-    pub fn json_error(status: u16, message: &str) -> Response {
+    pub(crate) fn json_error(status: u16, message: &str) -> Response {
         let mut body = String::with_capacity(message.len() + 13);
         body.push_str("{\"error\":");
         crate::json::write_string(&mut body, message, true);
@@ -45,7 +45,8 @@ impl Response {
     }
 
     /// A body that is already JSON text, sent as `application/json`.
-    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
+    #[cfg(test)]
+    pub(crate) fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
         Response::bytes(status, "application/json", body)
     }
 
@@ -55,7 +56,7 @@ impl Response {
     }
 
     /// A body of any content type.
-    pub fn bytes(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+    pub(crate) fn bytes(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
         Response { status, headers: vec![("Content-Type".to_owned(), content_type.to_owned())], body: body.into() }
     }
 

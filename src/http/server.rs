@@ -92,12 +92,12 @@ impl Server {
     }
 
     /// A handle that stops [`run`](Server::run) from any thread.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub(crate) fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle { shared: Arc::clone(&self.shared), wake_addr: wake_addr(self.local_addr) }
     }
 
     /// The live counters.
-    pub fn stats(&self) -> Arc<ServerStats> {
+    pub(crate) fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.shared.stats)
     }
 
@@ -142,7 +142,7 @@ pub struct ShutdownHandle {
 impl ShutdownHandle {
     /// Asks the server to stop and wakes its accept thread (one loopback connect); does not wait for `run` to
     /// return. Calling it again does nothing.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         if self.shared.shutdown.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -155,7 +155,8 @@ impl ShutdownHandle {
     }
 
     /// Whether shutdown has been asked for.
-    pub fn is_shutdown(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_shutdown(&self) -> bool {
         self.shared.is_shutting_down()
     }
 }

@@ -18,13 +18,13 @@ pub struct Int {
 
 impl Int {
     /// Builds an `Int` from a machine integer.
-    pub fn from_i64(n: i64) -> Self {
+    pub(crate) fn from_i64(n: i64) -> Self {
         Int { repr: n.to_string() }
     }
 
     /// Parses an optional `-` followed by one or more ASCII digits, normalizing
     /// leading zeros and negative zero; returns `None` for anything else.
-    pub fn from_decimal_str(s: &str) -> Option<Self> {
+    pub(crate) fn from_decimal_str(s: &str) -> Option<Self> {
         let (negative, digits) = match s.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, s),
@@ -49,22 +49,24 @@ impl Int {
     }
 
     /// Returns the value as a `u64`, or `None` if it is negative or does not fit.
-    pub fn as_u64(&self) -> Option<u64> {
+    #[cfg(test)]
+    pub(crate) fn as_u64(&self) -> Option<u64> {
         self.repr.parse().ok()
     }
 
     /// Returns `true` if the value is strictly less than zero.
-    pub fn is_negative(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_negative(&self) -> bool {
         self.repr.starts_with('-')
     }
 
     /// Returns `true` if the value is zero.
-    pub fn is_zero(&self) -> bool {
+    pub(crate) fn is_zero(&self) -> bool {
         self.repr == "0"
     }
 
     /// Returns the normalized decimal representation.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.repr
     }
 }
@@ -146,17 +148,17 @@ impl Map {
     }
 
     /// Returns `true` if `key` is present.
-    pub fn contains_key(&self, key: &str) -> bool {
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
         self.entries.iter().any(|(k, _)| k == key)
     }
 
     /// Returns the number of entries.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Returns `true` if the map has no entries.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
@@ -171,7 +173,8 @@ impl Map {
     }
 
     /// Iterates over values in insertion order.
-    pub fn values(&self) -> impl Iterator<Item = &Value> + '_ {
+    #[cfg(test)]
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Value> + '_ {
         self.entries.iter().map(|(_, v)| v)
     }
 }
@@ -312,7 +315,7 @@ impl Value {
     }
 
     /// Returns the map mutably if this is an object.
-    pub fn as_object_mut(&mut self) -> Option<&mut Map> {
+    pub(crate) fn as_object_mut(&mut self) -> Option<&mut Map> {
         match self {
             Value::Object(map) => Some(map),
             _ => None,
@@ -328,7 +331,7 @@ impl Value {
     }
 
     /// Returns the items mutably if this is an array.
-    pub fn as_array_mut(&mut self) -> Option<&mut Vec<Value>> {
+    pub(crate) fn as_array_mut(&mut self) -> Option<&mut Vec<Value>> {
         match self {
             Value::Array(items) => Some(items),
             _ => None,
@@ -336,7 +339,7 @@ impl Value {
     }
 
     /// Returns the boolean if this is a boolean.
-    pub fn as_bool(&self) -> Option<bool> {
+    pub(crate) fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(b) => Some(*b),
             _ => None,
@@ -344,7 +347,7 @@ impl Value {
     }
 
     /// Returns the integer if this is an integer.
-    pub fn as_int(&self) -> Option<&Int> {
+    pub(crate) fn as_int(&self) -> Option<&Int> {
         match self {
             Value::Int(i) => Some(i),
             _ => None,
@@ -363,7 +366,7 @@ impl Value {
 
     /// Returns the type name: `"null"`, `"bool"`, `"int"`, `"float"`, `"string"`,
     /// `"array"` or `"object"`.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Value::Null => "null",
             Value::Bool(_) => "bool",

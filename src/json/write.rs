@@ -25,7 +25,8 @@ pub struct Style {
 
 impl Style {
     /// `json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`.
-    pub const CANONICAL: Style = Style { sort_keys: true, ensure_ascii: true, item_separator: ",", key_separator: ":" };
+    pub(crate) const CANONICAL: Style =
+        Style { sort_keys: true, ensure_ascii: true, item_separator: ",", key_separator: ":" };
 
     /// `json.dumps(v, sort_keys=True)`.
     pub const PYTHON_DEFAULT: Style =

@@ -10,7 +10,7 @@ use super::{Kind, ModelError, Signature, SignedObject};
 const MODEL: &str = "MembershipAttestation";
 
 /// Statuses an attestation or treaty may carry.
-pub const STATUSES: [&str; 3] = ["active", "suspended", "revoked"];
+pub(crate) const STATUSES: [&str; 3] = ["active", "suspended", "revoked"];
 
 /// A membership attestation.
 #[derive(Debug, Clone, PartialEq)]

@@ -27,7 +27,7 @@ pub struct AttestationDecision {
 }
 
 /// A treaty decision.
-pub type TreatyDecision = AttestationDecision;
+pub(crate) type TreatyDecision = AttestationDecision;
 
 /// A verify-with-treaty decision: `accepted`, `treaty_<reason>` or `attestation_<reason>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::timestamp::ModelTime;
 use super::Signature;
 
 /// Reads the fields of one JSON object on behalf of `model`; `prefix` names nested objects.
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     model: &'static str,
     prefix: String,
     map: &'a Map,
@@ -18,7 +18,7 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     /// Reads `value`, which must be a JSON object.
-    pub fn of(model: &'static str, value: &'a Value) -> Result<Fields<'a>, ModelError> {
+    pub(crate) fn of(model: &'static str, value: &'a Value) -> Result<Fields<'a>, ModelError> {
         Fields::nested(model, String::new(), value)
     }
 
@@ -50,12 +50,12 @@ impl<'a> Fields<'a> {
     }
 
     /// A nested object field (required).
-    pub fn object(&self, name: &str) -> Result<Fields<'a>, ModelError> {
+    pub(crate) fn object(&self, name: &str) -> Result<Fields<'a>, ModelError> {
         Fields::nested(self.model, self.path(name), self.required(name)?)
     }
 
     /// A nested object field that defaults to `{}` when absent.
-    pub fn object_or_empty(&self, name: &str) -> Result<Option<Fields<'a>>, ModelError> {
+    pub(crate) fn object_or_empty(&self, name: &str) -> Result<Option<Fields<'a>>, ModelError> {
         match self.present(name) {
             None => Ok(None),
             Some(v) => Fields::nested(self.model, self.path(name), v).map(Some),
@@ -63,12 +63,12 @@ impl<'a> Fields<'a> {
     }
 
     /// A required string.
-    pub fn str(&self, name: &str) -> Result<String, ModelError> {
+    pub(crate) fn str(&self, name: &str) -> Result<String, ModelError> {
         self.as_string(name, self.required(name)?)
     }
 
     /// A string with a default.
-    pub fn str_or(&self, name: &str, default: &str) -> Result<String, ModelError> {
+    pub(crate) fn str_or(&self, name: &str, default: &str) -> Result<String, ModelError> {
         match self.present(name) {
             None => Ok(default.to_string()),
             Some(v) => self.as_string(name, v),
@@ -76,7 +76,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional string: absent or `null` is `None`.
-    pub fn opt_str(&self, name: &str) -> Result<Option<String>, ModelError> {
+    pub(crate) fn opt_str(&self, name: &str) -> Result<Option<String>, ModelError> {
         match self.present(name) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => self.as_string(name, v).map(Some),
@@ -91,13 +91,13 @@ impl<'a> Fields<'a> {
     }
 
     /// A required integer.
-    pub fn int(&self, name: &str) -> Result<i64, ModelError> {
+    pub(crate) fn int(&self, name: &str) -> Result<i64, ModelError> {
         let v = self.required(name)?;
         coerce_int(v).ok_or_else(|| self.fail(name, "expected an integer"))
     }
 
     /// An integer with a default.
-    pub fn int_or(&self, name: &str, default: i64) -> Result<i64, ModelError> {
+    pub(crate) fn int_or(&self, name: &str, default: i64) -> Result<i64, ModelError> {
         match self.present(name) {
             None => Ok(default),
             Some(v) => coerce_int(v).ok_or_else(|| self.fail(name, "expected an integer")),
@@ -105,7 +105,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A list of strings with a default.
-    pub fn str_list_or(&self, name: &str, default: &[&str]) -> Result<Vec<String>, ModelError> {
+    pub(crate) fn str_list_or(&self, name: &str, default: &[&str]) -> Result<Vec<String>, ModelError> {
         match self.present(name) {
             None => Ok(default.iter().map(|s| s.to_string()).collect()),
             Some(v) => self.str_list_value(name, v),
@@ -113,7 +113,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A required list of strings.
-    pub fn str_list(&self, name: &str) -> Result<Vec<String>, ModelError> {
+    pub(crate) fn str_list(&self, name: &str) -> Result<Vec<String>, ModelError> {
         self.str_list_value(name, self.required(name)?)
     }
 
@@ -123,7 +123,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A list of integers with a default.
-    pub fn int_list_or(&self, name: &str, default: &[i64]) -> Result<Vec<i64>, ModelError> {
+    pub(crate) fn int_list_or(&self, name: &str, default: &[i64]) -> Result<Vec<i64>, ModelError> {
         match self.present(name) {
             None => Ok(default.to_vec()),
             Some(v) => {
@@ -140,12 +140,12 @@ impl<'a> Fields<'a> {
     }
 
     /// A required datetime.
-    pub fn time(&self, name: &str) -> Result<ModelTime, ModelError> {
+    pub(crate) fn time(&self, name: &str) -> Result<ModelTime, ModelError> {
         ModelTime::from_value(self.required(name)?).map_err(|e| self.fail(name, e.problem))
     }
 
     /// A free-form object (`claims`, `metadata`), defaulting to `{}`.
-    pub fn dict_or_empty(&self, name: &str) -> Result<Map, ModelError> {
+    pub(crate) fn dict_or_empty(&self, name: &str) -> Result<Map, ModelError> {
         match self.present(name) {
             None => Ok(Map::new()),
             Some(Value::Object(m)) => Ok(m.clone()),
@@ -154,7 +154,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A list of nested objects (default `[]`), each read by `read`.
-    pub fn list_of<T>(
+    pub(crate) fn list_of<T>(
         &self,
         name: &str,
         read: impl Fn(&Fields<'a>) -> Result<T, ModelError>,
@@ -171,12 +171,12 @@ impl<'a> Fields<'a> {
     }
 
     /// The `signatures` envelope (default `[]`).
-    pub fn signatures(&self) -> Result<Vec<Signature>, ModelError> {
+    pub(crate) fn signatures(&self) -> Result<Vec<Signature>, ModelError> {
         self.list_of("signatures", |f| Ok(Signature { key_id: f.str("key_id")?, sig: f.str("sig")? }))
     }
 
     /// A string restricted to `allowed` values.
-    pub fn enum_or(&self, name: &str, allowed: &[&str], default: &str) -> Result<String, ModelError> {
+    pub(crate) fn enum_or(&self, name: &str, allowed: &[&str], default: &str) -> Result<String, ModelError> {
         let s = self.str_or(name, default)?;
         if allowed.contains(&s.as_str()) {
             Ok(s)
@@ -186,14 +186,14 @@ impl<'a> Fields<'a> {
     }
 
     /// Fails `name` with `problem` (for cross-field validation in the models).
-    pub fn invalid(&self, name: &str, problem: &str) -> ModelError {
+    pub(crate) fn invalid(&self, name: &str, problem: &str) -> ModelError {
         self.fail(name, problem)
     }
 }
 
 /// Pydantic's lax integer coercion: integers (within i64), integral floats, decimal strings
 /// (surrounding whitespace allowed) and booleans.
-pub fn coerce_int(v: &Value) -> Option<i64> {
+pub(crate) fn coerce_int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => i.as_i64(),
         Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 => Some(*f as i64),
@@ -212,17 +212,17 @@ pub fn coerce_int(v: &Value) -> Option<i64> {
 
 /// Builds an insertion-ordered object from `(name, value)` pairs: the declaration-order rendering
 /// used for the `*_json` DB columns.
-pub fn object(pairs: Vec<(&str, Value)>) -> Map {
+pub(crate) fn object(pairs: Vec<(&str, Value)>) -> Map {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// A list of strings as a JSON array.
-pub fn str_array(items: &[String]) -> Value {
+pub(crate) fn str_array(items: &[String]) -> Value {
     Value::Array(items.iter().map(|s| Value::Str(s.clone())).collect())
 }
 
 /// An optional string as a JSON string or `null`.
-pub fn opt_str_value(s: &Option<String>) -> Value {
+pub(crate) fn opt_str_value(s: &Option<String>) -> Value {
     match s {
         Some(s) => Value::Str(s.clone()),
         None => Value::Null,
@@ -230,6 +230,6 @@ pub fn opt_str_value(s: &Option<String>) -> Value {
 }
 
 /// A datetime in the pydantic rendering.
-pub fn time_value(t: &ModelTime) -> Value {
+pub(crate) fn time_value(t: &ModelTime) -> Value {
     Value::Str(t.render_pydantic())
 }

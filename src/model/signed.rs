@@ -58,7 +58,7 @@ impl Kind {
         [Kind::Genesis, Kind::Cert, Kind::Policy, Kind::Crl, Kind::Attestation, Kind::Treaty, Kind::Feed, Kind::Agent];
 
     /// The CLI name (`genesis`, `cert`, …).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Genesis => "genesis",
             Kind::Cert => "cert",
@@ -86,7 +86,7 @@ impl Kind {
     }
 
     /// Parses a CLI name.
-    pub fn from_name(name: &str) -> Option<Kind> {
+    pub(crate) fn from_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 

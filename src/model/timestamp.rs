@@ -43,7 +43,7 @@ const MAX_YEAR: i32 = 9999;
 
 impl ModelTime {
     /// A UTC instant (what gm generates for every time it sets).
-    pub fn from_utc(t: DateTime<Utc>) -> ModelTime {
+    pub(crate) fn from_utc(t: DateTime<Utc>) -> ModelTime {
         ModelTime { local: crate::clock::truncate_to_micros(t).naive_utc(), offset_seconds: Some(0) }
     }
 
@@ -80,7 +80,7 @@ impl ModelTime {
     }
 
     /// True when the value carries no offset.
-    pub fn is_naive(&self) -> bool {
+    pub(crate) fn is_naive(&self) -> bool {
         self.offset_seconds.is_none()
     }
 
@@ -116,14 +116,14 @@ pub fn pydantic_utc(t: DateTime<Utc>) -> String {
 }
 
 /// Parses a DB time column (isoformat, UTC); an offset-less value is read as UTC (`na-wire.md` §13.3).
-pub fn parse_db_time(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_db_time(s: &str) -> Option<DateTime<Utc>> {
     parse_iso(s.trim(), Dialect::FromIsoFormat).ok().map(|t| t.to_utc())
 }
 
 /// Python `datetime.fromisoformat` as used for node `timestamp` and `X-Admin-Timestamp`: accepts
 /// `+HH:MM`, `+HHMM`, `+HH`, `Z`, a `T`/`t`/space separator and 1–9 fraction digits (truncated to six).
 /// The result may be naive; callers decide what a naive request time means (`deviations.md` D1).
-pub fn parse_request_timestamp(s: &str) -> Result<ModelTime, TimeError> {
+pub(crate) fn parse_request_timestamp(s: &str) -> Result<ModelTime, TimeError> {
     parse_iso(s, Dialect::FromIsoFormat)
 }
 

@@ -23,7 +23,7 @@ pub struct TreatyScope {
 
 impl TreatyScope {
     /// Reads a scope object (all fields defaulted).
-    pub fn from_fields(s: &Fields<'_>) -> Result<TreatyScope, ModelError> {
+    pub(crate) fn from_fields(s: &Fields<'_>) -> Result<TreatyScope, ModelError> {
         let accepted_statuses = s.str_list_or("accepted_statuses", &["active"])?;
         if let Some(bad) = accepted_statuses.iter().position(|st| !STATUSES.contains(&st.as_str())) {
             return Err(s.invalid(&format!("accepted_statuses.{bad}"), "must be one of active, suspended, revoked"));
@@ -40,7 +40,7 @@ impl TreatyScope {
     }
 
     /// Declaration-order rendering.
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         Value::Object(object(vec![
             ("allowed_roles", str_array(&self.allowed_roles)),
             ("accepted_statuses", str_array(&self.accepted_statuses)),

@@ -14,7 +14,7 @@ use super::timestamp::ModelTime;
 
 /// Hours before expiry at which a treaty becomes `expiring_soon` (upstream's
 /// `DEFAULT_EXPIRY_WARNING_HOURS`).
-pub const EXPIRY_WARNING_HOURS: i64 = 72;
+pub(crate) const EXPIRY_WARNING_HOURS: i64 = 72;
 /// Seconds before expiry at which the risk becomes `high`.
 const HIGH_RISK_SECONDS: i64 = 24 * 3600;
 
@@ -23,7 +23,7 @@ const SUCCESSOR_PREFIXES: [&str; 2] = ["replaced_by:", "renewed_by:"];
 
 /// The derived state of a treaty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LifecycleState {
+pub(crate) enum LifecycleState {
     /// Stored active, more than 72 h left.
     Active,
     /// Stored active, 72 h or less left.
@@ -38,7 +38,7 @@ pub enum LifecycleState {
 
 impl LifecycleState {
     /// The wire string.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LifecycleState::Active => "active",
             LifecycleState::ExpiringSoon => "expiring_soon",
@@ -51,7 +51,7 @@ impl LifecycleState {
 
 /// How close a treaty is to lapsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpiryRisk {
+pub(crate) enum ExpiryRisk {
     /// Revoked or replaced: expiry no longer matters.
     None,
     /// More than 72 h left.
@@ -66,7 +66,7 @@ pub enum ExpiryRisk {
 
 impl ExpiryRisk {
     /// The wire string.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ExpiryRisk::None => "none",
             ExpiryRisk::Low => "low",
@@ -79,7 +79,7 @@ impl ExpiryRisk {
 
 /// A treaty's derived lifecycle, with the stored facts it was derived from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TreatyLifecycle {
+pub(crate) struct TreatyLifecycle {
     /// The derived state.
     pub state: LifecycleState,
     /// The expiry risk.
@@ -99,7 +99,7 @@ pub struct TreatyLifecycle {
 impl TreatyLifecycle {
     /// Derives the lifecycle of a treaty whose stored row has `status`, `revocation_reason` and
     /// `revoked_at`, at `now`. The first matching rule of §11.3 wins.
-    pub fn derive(
+    pub(crate) fn derive(
         status: &str,
         revocation_reason: Option<&str>,
         revoked_at: Option<&str>,
@@ -135,7 +135,7 @@ impl TreatyLifecycle {
 
     /// The 1.x lifecycle object: `{"expires_at", "expiry_risk", "replacement_treaty_id",
     /// "revocation_reason", "revoked_at", "seconds_until_expiry", "state"}`.
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         let text = |s: &Option<String>| s.as_deref().map_or(Value::Null, Value::from);
         Value::Object(object(vec![
             ("expires_at", Value::from(self.expires_at.render_isoformat())),
@@ -151,7 +151,7 @@ impl TreatyLifecycle {
 
 /// The successor id of a `renewed_by:<id>` / `replaced_by:<id>` reason; `None` for any other
 /// reason or an empty id.
-pub fn successor_of(reason: &str) -> Option<String> {
+pub(crate) fn successor_of(reason: &str) -> Option<String> {
     SUCCESSOR_PREFIXES
         .iter()
         .find_map(|prefix| reason.strip_prefix(prefix))

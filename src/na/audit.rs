@@ -13,13 +13,13 @@ use crate::model::timestamp::isoformat_utc;
 use crate::store::{audit, Store, StoreError};
 
 /// Builds the details object from `(key, value)` pairs.
-pub fn details(pairs: Vec<(&str, Value)>) -> Map {
+pub(crate) fn details(pairs: Vec<(&str, Value)>) -> Map {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// An event rendered ahead of its write job, so the single writer thread only runs SQL.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     event_id: String,
     created_at: String,
     json: String,
@@ -40,7 +40,8 @@ impl Event {
     }
 
     /// The rendered `event_json`.
-    pub fn json_text(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn json_text(&self) -> &str {
         &self.json
     }
 
@@ -56,7 +57,7 @@ pub fn write(conn: &Connection, event_type: &str, details: Map, now: DateTime<Ut
 }
 
 /// Writes pre-rendered events in one write job; failures are logged and swallowed like [`record`].
-pub fn record_events(store: &Store, events: Vec<Event>) {
+pub(crate) fn record_events(store: &Store, events: Vec<Event>) {
     if events.is_empty() {
         return;
     }
@@ -67,7 +68,7 @@ pub fn record_events(store: &Store, events: Vec<Event>) {
 
 /// Writes one event on its own. Failures are logged and swallowed, as upstream does for
 /// authentication failures (the request still fails closed).
-pub fn record(store: &Store, event_type: &'static str, details: Map, now: DateTime<Utc>) {
+pub(crate) fn record(store: &Store, event_type: &'static str, details: Map, now: DateTime<Utc>) {
     if let Err(e) = store.write(move |c| write(c, event_type, details, now)) {
         log::error!(target: "gm::audit", "cannot write audit event {event_type}: {e}");
     }

@@ -30,7 +30,7 @@ use crate::model::timestamp::isoformat_utc;
 use super::audit::Event;
 
 /// Most open windows kept in memory.
-pub const MAX_WINDOWS: usize = 10_000;
+pub(crate) const MAX_WINDOWS: usize = 10_000;
 
 /// How authentication failures are limited and audited. Settings live in `[server.limits]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl Default for AuthFailureLimits {
 
 /// What one failure is, for collapsing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FailureKey {
+pub(crate) struct FailureKey {
     /// `node_auth_failed` or `admin_auth_failed`.
     pub event_type: &'static str,
     /// The client address.
@@ -87,14 +87,14 @@ struct Windows {
 
 /// The open collapse windows of the process.
 #[derive(Debug, Default)]
-pub struct FailureLog {
+pub(crate) struct FailureLog {
     state: Mutex<Windows>,
 }
 
 impl FailureLog {
     /// Notes one failure with upstream's `details`. Returns the event to write now, or `None` when
     /// it is only counted (a repeat past the burst, or `limited`: the request is answered 429).
-    pub fn note(
+    pub(crate) fn note(
         &self,
         limits: &AuthFailureLimits,
         key: FailureKey,
@@ -135,7 +135,13 @@ impl FailureLog {
 
     /// Summary events of the windows closed at `at` (of every window when `everything`, for a
     /// clean shutdown). Windows without suppressed repeats close silently.
-    pub fn take_closed(&self, window: Duration, at: Instant, now: DateTime<Utc>, everything: bool) -> Vec<Event> {
+    pub(crate) fn take_closed(
+        &self,
+        window: Duration,
+        at: Instant,
+        now: DateTime<Utc>,
+        everything: bool,
+    ) -> Vec<Event> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let closed: Vec<FailureKey> = state
             .open

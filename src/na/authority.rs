@@ -102,7 +102,7 @@ impl Authority {
     }
 
     /// Appends `render()`'s series to every `/metrics` answer (set once; later calls are ignored).
-    pub fn set_extra_metrics(&self, render: ExtraMetrics) {
+    pub(crate) fn set_extra_metrics(&self, render: ExtraMetrics) {
         let _ = self.extra_metrics.set(render);
     }
 
@@ -117,21 +117,21 @@ impl Authority {
     }
 
     /// The operator key set (reloaded on SIGHUP by `gm serve`).
-    pub fn operators(&self) -> &auth::operators::OperatorKeys {
+    pub(crate) fn operators(&self) -> &auth::operators::OperatorKeys {
         &self.operators
     }
 
     /// At startup: stores the first CRL when none exists and, after a restore, lists carried-over
     /// revocations in a CRL above `floor`, the replaced database's highest sequence (see
     /// [`publish::reconcile_crl`]).
-    pub fn reconcile_crl(&self, floor: Option<i64>) -> Result<Option<(i64, usize)>, crate::store::StoreError> {
+    pub(crate) fn reconcile_crl(&self, floor: Option<i64>) -> Result<Option<(i64, usize)>, crate::store::StoreError> {
         let (signer, now) = (self.signer(), self.clock.now());
         self.store.write(move |c| publish::reconcile_crl(c, &signer, floor, now))
     }
 
     /// Periodic upkeep (D18, D4): prunes nonces older than 600 s and re-issues a CRL close to its
     /// `next_update`. Called by the serve maintenance thread; errors are logged.
-    pub fn maintain(&self) {
+    pub(crate) fn maintain(&self) {
         let now = self.clock.now();
         let threshold = crate::model::timestamp::isoformat_utc(now - chrono::Duration::seconds(600));
         match self.store.write(move |c| crate::store::nonces::prune_older_than(c, &threshold)) {
@@ -153,7 +153,7 @@ impl Authority {
 
     /// Writes the summary rows of closed auth-failure windows (G3); `everything` closes every open
     /// window (a clean shutdown). Called by the serve upkeep thread every second; errors are logged.
-    pub fn flush_auth_failures(&self, everything: bool) {
+    pub(crate) fn flush_auth_failures(&self, everything: bool) {
         let window = self.settings.auth_failures.audit_window;
         let events = self.failure_log.take_closed(window, Instant::now(), self.clock.now(), everything);
         audit::record_events(&self.store, events);
@@ -161,7 +161,7 @@ impl Authority {
 
     /// Keeps the WAL file small (see [`crate::store::Store::bound_wal`]). Called by the serve
     /// maintenance thread every [`Authority::WAL_CHECK_EVERY`]; errors are logged.
-    pub fn bound_wal(&self) {
+    pub(crate) fn bound_wal(&self) {
         match self.store.bound_wal(crate::store::Store::WAL_LIMIT_BYTES, std::time::Duration::from_secs(2)) {
             Ok(Some(size)) => {
                 log::info!(target: "gm::na", "truncated the WAL ({} MiB) after a full checkpoint", size / (1024 * 1024))
@@ -173,7 +173,7 @@ impl Authority {
 
     /// How often `gm serve` checks the WAL size. Under `scripts/load.sh` the WAL grows 2–3 MiB/s,
     /// so a check every 10 s against a 16 MiB limit keeps each truncation short.
-    pub const WAL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+    pub(crate) const WAL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 }
 
 /// Which signature versions are accepted.
@@ -189,12 +189,12 @@ pub enum SignaturePolicy {
 
 /// Deregistration envelopes seen in the last 600 s (D16).
 #[derive(Debug, Default)]
-pub struct SeenEnvelopes(pub(crate) Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>);
+pub(crate) struct SeenEnvelopes(pub(crate) Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>);
 
 /// The last rendered `/connectome.json` body, valid for one trust generation and until the next
 /// treaty expiry (when an edge stops being active, D14).
 #[derive(Debug, Default)]
-pub struct ConnectomeCache(pub(crate) std::sync::Mutex<Option<CachedBody>>);
+pub(crate) struct ConnectomeCache(pub(crate) std::sync::Mutex<Option<CachedBody>>);
 
 /// One rendered `/connectome.json` body and how long it holds.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use crate::json::{parse, Map, ParseError, ParseLimits, Value};
 use super::error::NaError;
 
 /// True for `application/json` and `application/*+json`, parameters allowed.
-pub fn is_json_content_type(req: &Request) -> bool {
+pub(crate) fn is_json_content_type(req: &Request) -> bool {
     let Some(ct) = req.header("Content-Type") else {
         return false;
     };

@@ -5,7 +5,7 @@
 use crate::json::Value;
 
 /// Upstream's Python `int(value)`, limited to the `i64` range.
-pub fn python_int(value: &Value) -> Option<i64> {
+pub(crate) fn python_int(value: &Value) -> Option<i64> {
     match value {
         Value::Int(i) => i.as_i64(),
         Value::Float(f) if f.is_finite() && f.abs() < 9.2e18 => Some(f.trunc() as i64),
@@ -30,7 +30,7 @@ fn parse_decimal(s: &str) -> Option<i64> {
 
 /// The integer field `name` of `body`: `Some(default)` when absent, `None` when present but not
 /// convertible.
-pub fn int_field(body: &crate::json::Map, name: &str, default: i64) -> Option<i64> {
+pub(crate) fn int_field(body: &crate::json::Map, name: &str, default: i64) -> Option<i64> {
     match body.get(name) {
         None => Some(default),
         Some(v) => python_int(v),

@@ -33,17 +33,17 @@ pub enum NaError {
 
 impl NaError {
     /// An application error.
-    pub fn api(status: u16, message: impl Into<String>) -> NaError {
+    pub(crate) fn api(status: u16, message: impl Into<String>) -> NaError {
         NaError::Api { status, message: message.into() }
     }
 
     /// 429 for an exhausted rate-limit bucket.
-    pub fn rate_limited() -> NaError {
+    pub(crate) fn rate_limited() -> NaError {
         NaError::RateLimited
     }
 
     /// The status code.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             NaError::NotFound => 404,
             NaError::MethodNotAllowed { .. } => 405,
@@ -54,7 +54,7 @@ impl NaError {
     }
 
     /// The JSON body (before rendering).
-    pub fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let message = match self {
             NaError::NotFound => "Not Found",
             NaError::MethodNotAllowed { .. } => "Method Not Allowed",

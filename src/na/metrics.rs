@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Upstream's five gauges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NaGauges {
+pub(crate) struct NaGauges {
     /// Rows in `issued_certs`.
     pub issued_certs_total: i64,
     /// Size of the `/nodes` set.
@@ -29,7 +29,7 @@ const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 
 /// gm's own request metrics, updated once per request.
 #[derive(Debug, Default)]
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
@@ -38,7 +38,7 @@ pub struct HttpMetrics {
 
 impl HttpMetrics {
     /// Records one handled request.
-    pub fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
+    pub(crate) fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
         {
             let mut map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
             *map.entry((route, status)).or_insert(0) += 1;
@@ -84,7 +84,7 @@ impl HttpMetrics {
 }
 
 /// Renders the whole `/metrics` body.
-pub fn render(gauges: &NaGauges, http: &HttpMetrics, db_size_bytes: u64) -> String {
+pub(crate) fn render(gauges: &NaGauges, http: &HttpMetrics, db_size_bytes: u64) -> String {
     let mut out = String::with_capacity(2048);
     let upstream: [(&str, &str, i64); 5] = [
         (

@@ -19,11 +19,11 @@ use crate::store::{agents, certs, crl, policy, StoreError};
 use super::audit;
 
 /// A CRL is re-issued when less than this remains before its `next_update` (D4).
-pub const CRL_REFRESH_BEFORE: Duration = Duration::hours(12);
+pub(crate) const CRL_REFRESH_BEFORE: Duration = Duration::hours(12);
 
 /// What a signer needs inside a write job (owned, so the job can run on the writer thread).
 #[derive(Clone)]
-pub struct Signer {
+pub(crate) struct Signer {
     /// NA key.
     pub key: SigningKey,
     /// NA key id label.
@@ -31,19 +31,19 @@ pub struct Signer {
 }
 
 /// Declaration-order rendering used for `*_json` columns.
-pub fn stored_json(value: &Value) -> String {
+pub(crate) fn stored_json(value: &Value) -> String {
     to_string_with(value, &Style::DECLARATION_ORDER)
 }
 
 /// Reads a stored model object.
-pub fn parse_stored<T: SignedObject>(json: &str, table: &'static str, key: &str) -> Result<T, StoreError> {
+pub(crate) fn parse_stored<T: SignedObject>(json: &str, table: &'static str, key: &str) -> Result<T, StoreError> {
     let value =
         parse_str(json).map_err(|e| StoreError::CorruptRow { table, key: key.to_string(), problem: e.to_string() })?;
     T::from_value(&value).map_err(|e| StoreError::CorruptRow { table, key: key.to_string(), problem: e.to_string() })
 }
 
 /// The default policy of `/policy` (`na-wire.md` §7.5).
-pub fn default_policy(
+pub(crate) fn default_policy(
     network_name: &str,
     network_version: &str,
     signer: &Signer,
@@ -65,12 +65,16 @@ pub fn default_policy(
 }
 
 /// Stores `manifest` as the only active policy.
-pub fn activate_policy(conn: &Connection, manifest: &PolicyManifest, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(crate) fn activate_policy(
+    conn: &Connection,
+    manifest: &PolicyManifest,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     policy::activate_new(conn, &manifest.policy_id, &stored_json(&manifest.to_value()), &isoformat_utc(now))
 }
 
 /// The active CRL, or the fresh in-memory empty one (sequence 0) when none exists.
-pub fn active_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Result<(Crl, bool), StoreError> {
+pub(crate) fn active_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Result<(Crl, bool), StoreError> {
     match crl::active(conn)? {
         Some((seq, json)) => Ok((parse_stored::<Crl>(&json, "crl_versions", &seq.to_string())?, true)),
         None => Ok((next_version(None, signer, now), false)),
@@ -78,7 +82,7 @@ pub fn active_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Res
 }
 
 /// A new signed CRL version after `previous` (or the empty sequence-0 CRL), with `entries` appended.
-pub fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>) -> Crl {
+pub(crate) fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>) -> Crl {
     let mut crl = Crl {
         crl_id: uuid4(),
         sequence: previous.map_or(0, |p| p.sequence + 1),
@@ -98,7 +102,7 @@ pub fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>)
 /// carried over the restore) or `floor`
 /// (the replaced database's highest sequence) is not below the stored ones, issues the next
 /// version listing them above both. Returns `(sequence, entries added)` when it issued one.
-pub fn reconcile_crl(
+pub(crate) fn reconcile_crl(
     conn: &Connection,
     signer: &Signer,
     floor: Option<i64>,
@@ -139,13 +143,13 @@ pub fn reconcile_crl(
 }
 
 /// Signs and stores `crl` as the only active version.
-pub fn activate_crl(conn: &Connection, crl: &Crl, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(crate) fn activate_crl(conn: &Connection, crl: &Crl, now: DateTime<Utc>) -> Result<(), StoreError> {
     crl::activate_new(conn, crl.sequence, &stored_json(&crl.to_value()), &isoformat_utc(now))
 }
 
 /// `GET /crl`: the active CRL; creates the empty one when none exists and re-issues one that is
 /// within [`CRL_REFRESH_BEFORE`] of its `next_update` (D4). Runs inside a write job.
-pub fn current_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Result<Crl, StoreError> {
+pub(crate) fn current_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Result<Crl, StoreError> {
     let (current, stored) = active_crl(conn, signer, now)?;
     if !stored {
         activate_crl(conn, &current, now)?;
@@ -161,12 +165,12 @@ pub fn current_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Re
 }
 
 /// True when the stored CRL needs no write to be served (exists and is fresh).
-pub fn crl_is_fresh(crl: &Crl, now: DateTime<Utc>) -> bool {
+pub(crate) fn crl_is_fresh(crl: &Crl, now: DateTime<Utc>) -> bool {
     crl.next_update.to_utc() - now >= CRL_REFRESH_BEFORE
 }
 
 /// A revocation decided by `POST /admin/revoke`.
-pub struct Revocation {
+pub(crate) struct Revocation {
     /// The certificate named in the request.
     pub cert_id: String,
     /// The reason.
@@ -180,7 +184,7 @@ pub struct Revocation {
 /// Revokes `r.cert_id` and every unrevoked certificate of its renewal chain (D5) under one new
 /// CRL version; a certificate already listed only escalates its stored reason to `key_compromise`
 /// (D12). Returns the CRL `(sequence, length)`. Runs inside a write job.
-pub fn revoke(
+pub(crate) fn revoke(
     conn: &Connection,
     r: &Revocation,
     signer: &Signer,

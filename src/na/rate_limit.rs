@@ -8,18 +8,18 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Upstream's window.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
 /// `admin:<addr>`: admin routes.
-pub const ADMIN_LIMIT: usize = 30;
+pub(crate) const ADMIN_LIMIT: usize = 30;
 /// `join:<addr>`: every `/join`.
-pub const JOIN_LIMIT: usize = 10;
+pub(crate) const JOIN_LIMIT: usize = 10;
 /// `join-token-fail:<addr>`: unusable invite tokens.
-pub const TOKEN_FAIL_LIMIT: usize = 3;
+pub(crate) const TOKEN_FAIL_LIMIT: usize = 3;
 /// `discover:<addr>`: `POST /agents`.
-pub const DISCOVER_LIMIT: usize = 30;
+pub(crate) const DISCOVER_LIMIT: usize = 30;
 /// `verify:<addr>`: the public verify routes (D9).
-pub const VERIFY_LIMIT: usize = 60;
+pub(crate) const VERIFY_LIMIT: usize = 60;
 // `node-auth-fail:<addr>` and `node-auth-fail-key:<scope>` (G3) take their limits from
 // `AuthFailureLimits`, which `gm.toml` can change.
 
@@ -28,7 +28,7 @@ const SWEEP_AT: usize = 10_000;
 
 /// The process-wide limiter.
 #[derive(Debug, Default)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     state: Mutex<Buckets>,
 }
 
@@ -43,13 +43,13 @@ struct Buckets {
 
 impl RateLimiter {
     /// Consumes one request from bucket `key` if allowed.
-    pub fn allow(&self, key: &str, limit: usize) -> bool {
+    pub(crate) fn allow(&self, key: &str, limit: usize) -> bool {
         self.allow_at(key, limit, Instant::now())
     }
 
     /// Whether bucket `key` is full now (nothing is consumed): lets a route refuse before doing
     /// any work for a client that already used up its failures.
-    pub fn is_exhausted(&self, key: &str, limit: usize) -> bool {
+    pub(crate) fn is_exhausted(&self, key: &str, limit: usize) -> bool {
         let now = Instant::now();
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state

@@ -93,7 +93,7 @@ pub enum Route {
 
 impl Route {
     /// The route's label in gm's own metrics (a fixed pattern, never the raw path).
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Route::Health => "/health",
             Route::Healthz => "/healthz",
@@ -142,7 +142,7 @@ impl Route {
 
 /// What the router decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Match {
+pub(crate) enum Match {
     /// A route to run, with its path parameter if it has one.
     Found(Route, Option<String>),
     /// `OPTIONS` on a known path: answered with its `Allow` list.
@@ -248,7 +248,7 @@ fn parameterised(path: &str) -> Option<Offer> {
 }
 
 /// Routes `method` and the percent-decoded `path`.
-pub fn route(method: &str, path: &str) -> Match {
+pub(crate) fn route(method: &str, path: &str) -> Match {
     let Some((allow, routes, param)) = offer(path) else {
         return Match::NotFound;
     };

@@ -32,7 +32,7 @@ impl Default for VerifyLimits {
 
 /// One signed object of a request and the keys it will be tried with.
 #[derive(Debug, Clone, Copy)]
-pub struct SignatureWork<'a> {
+pub(crate) struct SignatureWork<'a> {
     /// The object's `sig` strings.
     pub signatures: &'a [&'a str],
     /// The key list (base64 texts) its signatures are tried against.
@@ -42,7 +42,7 @@ pub struct SignatureWork<'a> {
 impl VerifyLimits {
     /// Refuses `work` when one object carries too many signatures, one key list is too long, or the
     /// distinct (signature, key) pairs of all objects together exceed the budget.
-    pub fn admit(&self, work: &[SignatureWork<'_>]) -> Result<(), NaError> {
+    pub(crate) fn admit(&self, work: &[SignatureWork<'_>]) -> Result<(), NaError> {
         let mut checks = 0usize;
         for w in work {
             if w.signatures.len() > self.max_signatures {

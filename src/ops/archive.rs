@@ -22,7 +22,7 @@ pub const ENTRIES: [&str; 4] = ["na.db", "manifest.json", "genesis.signed.json",
 
 /// Unpacked bytes always allowed before the expansion ratio is enforced: small archives (a fresh
 /// database is mostly empty pages and compresses far beyond any sane ratio) never trip it.
-pub const RATIO_GRACE_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const RATIO_GRACE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Bounds on what reading an archive may write (`[backup]` in gm.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub fn read_passphrase(path: &Path) -> Result<Key, OpsError> {
 /// An archive being written: tar, multi-member gzip on every core (`gzip_members.rs`; stock
 /// `gzip` and `tar` read it), age encryption, into `W`. Entries are appended one by one, so a
 /// caller can stream the large snapshot first and add the manifest once it is known.
-pub struct ArchiveWriter<W: Write> {
+pub(crate) struct ArchiveWriter<W: Write> {
     tar: tar::Builder<MemberWriter<age::stream::StreamWriter<W>>>,
 }
 
@@ -120,7 +120,7 @@ impl<W: Write> ArchiveWriter<W> {
     }
 
     /// Appends the file at `path` as entry `name`, reporting its bytes to `progress`.
-    pub fn append(&mut self, name: &str, path: &Path, progress: &dyn Progress) -> Result<(), OpsError> {
+    pub(crate) fn append(&mut self, name: &str, path: &Path, progress: &dyn Progress) -> Result<(), OpsError> {
         let file = File::open(path).map_err(io("read", path))?;
         let meta = file.metadata().map_err(io("read", path))?;
         let mut header = tar::Header::new_gnu();
@@ -131,7 +131,7 @@ impl<W: Write> ArchiveWriter<W> {
     }
 
     /// Finishes the tar, gzip and age streams and returns the output.
-    pub fn finish(self) -> Result<W, OpsError> {
+    pub(crate) fn finish(self) -> Result<W, OpsError> {
         let gz = self
             .tar
             .into_inner()
@@ -156,7 +156,7 @@ pub fn write<W: Write>(out: W, key: &Key, files: &[(&str, &Path)], level: u32) -
 
 /// A writer that hashes (SHA-256) and counts what passes through it, so an archive's digest needs
 /// no second read of the file.
-pub struct Hashing<W> {
+pub(crate) struct Hashing<W> {
     inner: W,
     hasher: sha2::Sha256,
     len: u64,
@@ -169,7 +169,7 @@ impl<W: Write> Hashing<W> {
     }
 
     /// The inner writer, the hex digest and the byte count.
-    pub fn finish(self) -> (W, String, u64) {
+    pub(crate) fn finish(self) -> (W, String, u64) {
         (self.inner, crate::crypto::digest::hex(&sha2::Digest::finalize(self.hasher)), self.len)
     }
 }
@@ -189,7 +189,7 @@ impl<W: Write> Write for Hashing<W> {
 
 /// The SHA-256 (hex) of each unpacked entry, by name: hashed while writing, so checking the
 /// snapshot against its manifest needs no second pass over a large file.
-pub type EntryDigests = std::collections::BTreeMap<String, String>;
+pub(crate) type EntryDigests = std::collections::BTreeMap<String, String>;
 
 /// Decrypts and unpacks `archive` into the private folder `dir`: only the expected names, each at
 /// most once, within `limits` (a duplicate, unexpected or oversized entry is a damaged archive).
@@ -206,7 +206,7 @@ pub fn extract(
 
 /// [`extract`] from a file already open (positioned at its start): verification hashes and
 /// unpacks the same open file, so a file swapped in the folder meanwhile is never the one unpacked.
-pub fn extract_file(
+pub(crate) fn extract_file(
     file: File,
     archive: &Path,
     key: &Key,

@@ -32,11 +32,11 @@ use crate::store::{audit, OpenMode, Store};
 use super::error::OpsError;
 
 /// What a redacted value becomes.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Upstream's redaction substrings: an object key whose lower-cased name contains one of them has its
 /// whole value replaced by [`REDACTED`] (`operations.md` §2.3).
-pub const REDACTED_KEY_PARTS: [&str; 10] = [
+pub(crate) const REDACTED_KEY_PARTS: [&str; 10] = [
     "admin_signature",
     "body",
     "invite_token",
@@ -50,14 +50,14 @@ pub const REDACTED_KEY_PARTS: [&str; 10] = [
 ];
 
 /// Version of the redaction rule recorded in the manifest; bumped if [`REDACTED_KEY_PARTS`] changes.
-pub const REDACTION_RULE_VERSION: i64 = 1;
+pub(crate) const REDACTION_RULE_VERSION: i64 = 1;
 
 /// Version of the manifest layout.
-pub const MANIFEST_FORMAT_VERSION: i64 = 1;
+pub(crate) const MANIFEST_FORMAT_VERSION: i64 = 1;
 
 /// The export file's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// One event per line, sorted keys, Python's default separators. The default.
     Jsonl,
     /// One JSON array, indent 2, sorted keys.
@@ -66,7 +66,7 @@ pub enum ExportFormat {
 
 impl ExportFormat {
     /// The name used by `--format` and in summaries (`jsonl`, `json`).
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             ExportFormat::Jsonl => "jsonl",
             ExportFormat::Json => "json",
@@ -76,7 +76,7 @@ impl ExportFormat {
 
 /// What to export, where, and how; built and checked once in `cli/`.
 #[derive(Debug, Clone)]
-pub struct ExportOptions {
+pub(crate) struct ExportOptions {
     /// The NA database to read (never modified).
     pub db_path: PathBuf,
     /// The export file; its manifest is written next to it as `<output>.manifest.json`.
@@ -97,7 +97,7 @@ pub struct ExportOptions {
 
 /// What an export produced: upstream's summary fields plus the manifest path and the output digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportSummary {
+pub(crate) struct ExportSummary {
     /// The database read, as given.
     pub db_path: PathBuf,
     /// The export file, as given.
@@ -113,7 +113,7 @@ pub struct ExportSummary {
 }
 
 /// Exports the audit events selected by `opts`; `now` stamps the manifest.
-pub fn export(opts: &ExportOptions, now: DateTime<Utc>) -> Result<ExportSummary, OpsError> {
+pub(crate) fn export(opts: &ExportOptions, now: DateTime<Utc>) -> Result<ExportSummary, OpsError> {
     let manifest = manifest_path(&opts.output);
     validate(opts, &manifest)?;
     let store = Store::open(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now))?;
@@ -154,7 +154,7 @@ pub fn export(opts: &ExportOptions, now: DateTime<Utc>) -> Result<ExportSummary,
 
 /// What checking an export against its manifest found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportCheck {
+pub(crate) struct ExportCheck {
     /// Events in the file.
     pub event_count: usize,
     /// The file's SHA-256.
@@ -166,7 +166,7 @@ pub struct ExportCheck {
 /// Checks `output` against its manifest: the SHA-256 and the event count must match and, with
 /// `public_key`, the manifest must carry a signature that verifies with it. A mismatch is an
 /// [`OpsError::Check`] naming what differs.
-pub fn check_export(output: &Path, public_key: Option<&PublicKey>) -> Result<ExportCheck, OpsError> {
+pub(crate) fn check_export(output: &Path, public_key: Option<&PublicKey>) -> Result<ExportCheck, OpsError> {
     let manifest_file = manifest_path(output);
     let text = fs::read_to_string(&manifest_file).map_err(OpsError::io("read", &manifest_file))?;
     let mut manifest = parse_str(&text).map_err(|e| OpsError::Check {
@@ -228,7 +228,7 @@ pub fn manifest_path(output: &Path) -> PathBuf {
 /// lower-cased name contains one of [`REDACTED_KEY_PARTS`] has its whole value (of any type) replaced
 /// by [`REDACTED`] without descending into it. Values are never inspected, so `"reason":
 /// "invalid_signature"` survives; keys like `token_fingerprint` are over-redacted by design.
-pub fn redact(value: &mut Value) {
+pub(crate) fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
             *map = std::mem::take(map)
@@ -250,7 +250,7 @@ pub fn redact(value: &mut Value) {
 
 /// One stored event's `event_json` with the rule applied, in upstream's JSON layout; text that is
 /// not JSON becomes `"<redacted>"` as a whole (it cannot be walked, so nothing of it is kept).
-pub fn redact_event_json(event_json: &str) -> String {
+pub(crate) fn redact_event_json(event_json: &str) -> String {
     match parse_str(event_json) {
         Ok(mut event) => {
             redact(&mut event);

@@ -31,11 +31,11 @@ use super::audit_export::{check_export, export, ExportFormat, ExportOptions};
 use super::error::OpsError;
 
 /// Rows deleted per write transaction.
-pub const DELETE_CHUNK: usize = 2_000;
+pub(crate) const DELETE_CHUNK: usize = 2_000;
 
 /// What to keep and where the pruned rows go; built and checked once in `cli/`.
 #[derive(Debug, Clone)]
-pub struct AuditPruneOptions {
+pub(crate) struct AuditPruneOptions {
     /// The NA database (must exist).
     pub db_path: PathBuf,
     /// Where the export of the pruned rows is written.
@@ -50,7 +50,7 @@ pub struct AuditPruneOptions {
 
 /// What a retention run did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditPruneSummary {
+pub(crate) struct AuditPruneSummary {
     /// Events strictly older than this were selected; `None` when the policy selects nothing.
     pub cutoff: Option<DateTime<Utc>>,
     /// Events selected (exported, then deleted).
@@ -68,7 +68,7 @@ pub struct AuditPruneSummary {
 }
 
 /// Runs the retention policy in `opts` at `now`.
-pub fn prune_audit(opts: &AuditPruneOptions, now: DateTime<Utc>) -> Result<AuditPruneSummary, OpsError> {
+pub(crate) fn prune_audit(opts: &AuditPruneOptions, now: DateTime<Utc>) -> Result<AuditPruneSummary, OpsError> {
     if opts.max_age.is_none() && opts.max_rows.is_none() {
         return Err(OpsError::Refused {
             reason: "no retention policy: give a maximum age or a maximum row count".into(),

@@ -35,7 +35,7 @@ use super::manifest::Manifest;
 use super::progress::{Progress, Silent};
 
 /// Where the archive goes.
-pub enum Target {
+pub(crate) enum Target {
     /// Exactly this file.
     File(PathBuf),
     /// This folder, named `gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age`.
@@ -43,7 +43,7 @@ pub enum Target {
 }
 
 /// What to back up and how.
-pub struct BackupOptions {
+pub(crate) struct BackupOptions {
     /// The NA database.
     pub db_path: PathBuf,
     /// The signed genesis.
@@ -64,7 +64,7 @@ pub struct BackupOptions {
 
 /// What a backup produced.
 #[derive(Debug, Clone)]
-pub struct BackupReport {
+pub(crate) struct BackupReport {
     /// The archive.
     pub path: PathBuf,
     /// Its SHA-256.
@@ -81,7 +81,7 @@ pub struct BackupReport {
 
 /// A private scratch folder removed on drop. While it exists the process holds an OS lock on it,
 /// which tells [`leftovers::remove_stale`] in another process that it is in use.
-pub struct Scratch {
+pub(crate) struct Scratch {
     path: PathBuf,
     _lock: Option<File>,
 }
@@ -103,7 +103,7 @@ impl Scratch {
     }
 
     /// The folder.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -115,7 +115,7 @@ impl Drop for Scratch {
 }
 
 /// Reads and checks the genesis: `(bytes, genesis)`.
-pub fn load_genesis(path: &Path) -> Result<(Vec<u8>, Genesis), OpsError> {
+pub(crate) fn load_genesis(path: &Path) -> Result<(Vec<u8>, Genesis), OpsError> {
     let bytes = std::fs::read(path).map_err(io("read genesis", path))?;
     let value = parse_str(&String::from_utf8_lossy(&bytes))
         .map_err(|e| OpsError::Archive { problem: format!("genesis {}: {e}", path.display()) })?;
@@ -128,7 +128,11 @@ pub fn load_genesis(path: &Path) -> Result<(Vec<u8>, Genesis), OpsError> {
 /// it (`integrity_check` and the row counts) and hash it; the manifest, which needs both, is
 /// appended after the snapshot, and the archive is hashed as it is written. So a 1 GiB database
 /// is read once for the archive instead of four times in a row (BENCHMARKS.md, "Backups").
-pub fn backup(opts: &BackupOptions, now: DateTime<Utc>, progress: &dyn Progress) -> Result<BackupReport, OpsError> {
+pub(crate) fn backup(
+    opts: &BackupOptions,
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+) -> Result<BackupReport, OpsError> {
     let started = Instant::now();
     let (genesis_bytes, genesis) = load_genesis(&opts.genesis_file)?;
     let (final_path, _folder_lock) = match &opts.target {
@@ -359,7 +363,12 @@ fn place(tmp: &Path, final_path: &Path) -> Result<(), OpsError> {
 
 /// Upstream-compatible plain backup: an online-backup copy of the database at `output` (no
 /// encryption, no manifest), written atomically.
-pub fn plain_backup(db_path: &Path, output: &Path, now: DateTime<Utc>, busy_timeout: Duration) -> Result<(), OpsError> {
+pub(crate) fn plain_backup(
+    db_path: &Path,
+    output: &Path,
+    now: DateTime<Utc>,
+    busy_timeout: Duration,
+) -> Result<(), OpsError> {
     let folder = parent_folder(output);
     std::fs::create_dir_all(&folder).map_err(io("create folder", &folder))?;
     remove_leftovers(&folder, ".gm-backup");
@@ -377,7 +386,11 @@ pub fn plain_backup(db_path: &Path, output: &Path, now: DateTime<Utc>, busy_time
 
 /// Writes an online-backup copy of `src` to `output`: `<output>.gm-backup-<pid>.tmp`, fsync, rename,
 /// fsync the folder. The temporary file and its SQLite side files are removed on every error.
-pub fn snapshot_file(src: &crate::store::Connection, output: &Path, busy_timeout: Duration) -> Result<(), OpsError> {
+pub(crate) fn snapshot_file(
+    src: &crate::store::Connection,
+    output: &Path,
+    busy_timeout: Duration,
+) -> Result<(), OpsError> {
     let tmp = tmp_path(output);
     remove_with_sidecars(&tmp);
     let result = snapshot::online_backup(src, &tmp, busy_timeout, |_, _| {}).map_err(OpsError::from).and_then(|()| {
@@ -393,13 +406,13 @@ pub fn snapshot_file(src: &crate::store::Connection, output: &Path, busy_timeout
 }
 
 /// SHA-256 of a file, streamed.
-pub fn file_sha256(path: &Path) -> Result<String, OpsError> {
+pub(crate) fn file_sha256(path: &Path) -> Result<String, OpsError> {
     let mut file = File::open(path).map_err(io("read", path))?;
     reader_sha256(&mut file, path)
 }
 
 /// SHA-256 of what `file` reads from its current position to the end (`path` names it in errors).
-pub fn reader_sha256(file: &mut File, path: &Path) -> Result<String, OpsError> {
+pub(crate) fn reader_sha256(file: &mut File, path: &Path) -> Result<String, OpsError> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

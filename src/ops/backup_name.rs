@@ -20,11 +20,11 @@ pub const BACKUP_PREFIX: &str = "gm-";
 
 /// The timestamp in a backup name (`gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age`), as written by
 /// `ops::backup`.
-pub const NAME_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+pub(crate) const NAME_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
 /// The timestamp of a backup taken within the same second as another one in the same folder
 /// (`YYYYMMDDTHHMMSS.mmmZ`).
-pub const NAME_TIME_FORMAT_MS: &str = "%Y%m%dT%H%M%S%.3fZ";
+pub(crate) const NAME_TIME_FORMAT_MS: &str = "%Y%m%dT%H%M%S%.3fZ";
 
 /// A backup file: its name and what the name says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,14 +68,14 @@ impl BackupFile {
 /// The lock file that serializes backups into one folder: `ops::backup` holds an OS lock on it
 /// for the whole run, so the name [`free_backup_name`] picks cannot be taken by a run that started
 /// in the same second. The file stays (empty); the lock goes with the process, however it ends.
-pub const FOLDER_LOCK: &str = ".gm-backup.lock";
+pub(crate) const FOLDER_LOCK: &str = ".gm-backup.lock";
 
 /// `gm-<network>-<UTC second>.tar.gz.age` in `folder`; when a backup of that second is already
 /// there (or its signature), the same second with milliseconds (`…T135744.123Z…`), later than
 /// every backup of that network and second in the folder, so names keep the order in which the
 /// runs took [`FOLDER_LOCK`] (`ops::catalog` picks the newest by this time). Call it with the lock
 /// held. `None` when the second has no millisecond left (a thousand backups within one second).
-pub fn free_backup_name(folder: &Path, network: &str, now: DateTime<Utc>) -> Option<PathBuf> {
+pub(crate) fn free_backup_name(folder: &Path, network: &str, now: DateTime<Utc>) -> Option<PathBuf> {
     let name_at = |at: DateTime<Utc>, format: &str| {
         folder.join(format!("{BACKUP_PREFIX}{network}-{}{BACKUP_SUFFIX}", at.format(format)))
     };

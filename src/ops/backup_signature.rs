@@ -17,7 +17,7 @@ use crate::crypto::signature::verify_b64;
 use crate::json::{parse_str, Map, Value};
 
 /// `format` of a signature document.
-pub const FORMAT: &str = "gm-backup-signature";
+pub(crate) const FORMAT: &str = "gm-backup-signature";
 
 /// Largest signature file read (a genuine one is well under 1 KiB).
 const MAX_SIGNATURE_BYTES: u64 = 64 * 1024;
@@ -34,7 +34,7 @@ pub struct BackupSigner {
 /// replaced (`[backup] retired_signing_public_keys`), so that backups taken before a rotation still
 /// verify, restore and count for retention until they age out.
 #[derive(Clone)]
-pub struct TrustedKeys {
+pub(crate) struct TrustedKeys {
     /// The key new backups are signed with.
     pub current: PublicKey,
     /// Keys of earlier rotations, trusted for the backups they signed.
@@ -43,7 +43,8 @@ pub struct TrustedKeys {
 
 impl TrustedKeys {
     /// Only `current`.
-    pub fn only(current: PublicKey) -> TrustedKeys {
+    #[cfg(test)]
+    pub(crate) fn only(current: PublicKey) -> TrustedKeys {
         TrustedKeys { current, retired: Vec::new() }
     }
 
@@ -61,7 +62,7 @@ impl TrustedKeys {
 
 /// Which trusted key signed a backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyStatus {
+pub(crate) enum KeyStatus {
     /// The current backup-signing key.
     Current,
     /// A key retired by a rotation, still trusted for what it signed.
@@ -70,7 +71,7 @@ pub enum KeyStatus {
 
 /// What verification trusts: the pinned public keys, and whether unsigned backups are accepted.
 #[derive(Clone, Default)]
-pub struct SignatureTrust {
+pub(crate) struct SignatureTrust {
     /// The backup-signing public keys a backup must be signed with.
     pub pinned: Option<TrustedKeys>,
     /// Accept a backup without a signature file (`--allow-unsigned`): warned and recorded.
@@ -145,7 +146,7 @@ impl BackupSignature {
 
     /// Reads `<archive>.sig`: `Ok(None)` when there is none, `Err` (a problem for the report) when
     /// it cannot be read or parsed.
-    pub fn read_for(archive: &Path) -> Result<Option<BackupSignature>, String> {
+    pub(crate) fn read_for(archive: &Path) -> Result<Option<BackupSignature>, String> {
         let path = sidecar_path(archive);
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
@@ -183,7 +184,7 @@ impl BackupSignature {
 
     /// Checks that the signing key is one of `trusted` and the signature verifies; says which
     /// key signed it. `Err` says why not.
-    pub fn check(&self, trusted: &TrustedKeys) -> Result<KeyStatus, String> {
+    pub(crate) fn check(&self, trusted: &TrustedKeys) -> Result<KeyStatus, String> {
         let key = PublicKey::from_b64(&self.public_key).ok();
         let Some((key, status)) = key.and_then(|k| trusted.status(&k).map(|s| (k, s))) else {
             return Err(format!(

@@ -21,7 +21,7 @@ use super::prune::BackupFile;
 
 /// A backup whose signature checks out, dated by the signed `created_at`.
 #[derive(Debug, Clone)]
-pub struct SignedBackup {
+pub(crate) struct SignedBackup {
     /// The file (its `taken_at` is the signed time, equal to the name's).
     pub file: BackupFile,
     /// Its full path.
@@ -30,7 +30,7 @@ pub struct SignedBackup {
 
 /// A backup-named file that is not trusted, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
+pub(crate) struct Rejected {
     /// The file name.
     pub name: String,
     /// Why it is not trusted.
@@ -40,7 +40,7 @@ pub struct Rejected {
 /// A folder's trusted backups (sorted oldest first), its rejected backup-named files, and the
 /// entries that are not backups at all.
 #[derive(Debug, Default)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     /// Backups whose signature checks out.
     pub backups: Vec<SignedBackup>,
     /// Backup-named regular files that failed the checks.
@@ -51,13 +51,13 @@ pub struct Catalog {
 
 impl Catalog {
     /// The newest trusted backup (by signed time, then name).
-    pub fn newest(&self) -> Option<&SignedBackup> {
+    pub(crate) fn newest(&self) -> Option<&SignedBackup> {
         self.backups.iter().max_by(|a, b| (a.file.taken_at, &a.file.name).cmp(&(b.file.taken_at, &b.file.name)))
     }
 }
 
 /// Reads `dir` and checks every backup-named regular file against the `pinned` keys (current or retired).
-pub fn catalog(dir: &Path, pinned: &TrustedKeys) -> Result<Catalog, OpsError> {
+pub(crate) fn catalog(dir: &Path, pinned: &TrustedKeys) -> Result<Catalog, OpsError> {
     let mut other = scan(dir)?;
     let named = std::mem::take(&mut other.backups);
     let mut c = Catalog { other, ..Catalog::default() };

@@ -27,7 +27,7 @@ use super::error::{io, OpsError};
 use super::verify::{verify_into, Check};
 
 /// What a drill needs.
-pub struct DrillOptions {
+pub(crate) struct DrillOptions {
     /// The backup to drill.
     pub backup: PathBuf,
     /// Its decryption key.
@@ -50,7 +50,7 @@ pub struct DrillOptions {
 
 /// A drill's outcome.
 #[derive(Debug)]
-pub struct DrillReport {
+pub(crate) struct DrillReport {
     /// Every check, in order (stops at the first failure).
     pub checks: Vec<Check>,
     /// Restore start to `/readyz` ready, in milliseconds.
@@ -61,7 +61,7 @@ pub struct DrillReport {
 
 impl DrillReport {
     /// True when every check passed.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
     }
 
@@ -81,7 +81,7 @@ impl Drop for Ephemeral {
 }
 
 /// Runs a drill.
-pub fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, OpsError> {
+pub(crate) fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillReport, OpsError> {
     let started = Instant::now();
     let mut r = DrillReport { checks: Vec::new(), rto_ms: None, rpo_seconds: None };
     let scratch = Scratch::new(&std::env::temp_dir(), "gm-drill")?;

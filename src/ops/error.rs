@@ -99,7 +99,7 @@ pub enum OpsError {
 
 impl OpsError {
     /// An I/O failure wrapper for `map_err` (same as [`io`]).
-    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpsError {
+    pub(crate) fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpsError {
         io(action, path)
     }
 }
@@ -107,7 +107,7 @@ impl OpsError {
 /// Whether the file system refused a write for lack of room: a full disk, a quota or a file-size
 /// limit. Such a failure is the target's, never the input's (a restore must not call a good backup
 /// damaged because the disk it unpacks to is full).
-pub fn is_out_of_space(e: &std::io::Error) -> bool {
+pub(crate) fn is_out_of_space(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::FileTooLarge
@@ -116,12 +116,12 @@ pub fn is_out_of_space(e: &std::io::Error) -> bool {
 
 /// Whether the device reported an I/O error (EIO): a failing disk, a lost network volume. Like a
 /// full disk it is the target's failure, never the input's.
-pub fn is_device_error(e: &std::io::Error) -> bool {
+pub(crate) fn is_device_error(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error())
 }
 
 /// Whether `e` or its cause is a device I/O error reported by the OS (EIO).
-pub fn caused_by_device_error(e: &OpsError) -> bool {
+pub(crate) fn caused_by_device_error(e: &OpsError) -> bool {
     match e {
         OpsError::Io { source, .. } => is_device_error(source),
         OpsError::Write { source, .. } => caused_by_device_error(source),
@@ -132,7 +132,7 @@ pub fn caused_by_device_error(e: &OpsError) -> bool {
 /// Whether `e` or its cause is SQLite's "disk I/O error" (`SQLITE_IOERR`). SQLite reports it for a
 /// failing device (EIO) but also for a write past the file-size limit (EFBIG), so it cannot tell
 /// a full disk from a failing one: hints name both.
-pub fn caused_by_sqlite_io_error(e: &OpsError) -> bool {
+pub(crate) fn caused_by_sqlite_io_error(e: &OpsError) -> bool {
     match e {
         OpsError::Write { source, .. } => caused_by_sqlite_io_error(source),
         OpsError::Store(e) => e.is_io_failure(),
@@ -199,7 +199,7 @@ impl From<StoreError> for OpsError {
 }
 
 /// `map_err` helper for file operations.
-pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpsError {
+pub(crate) fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpsError {
     let path = path.to_path_buf();
     move |source| OpsError::Io { action, path, source }
 }

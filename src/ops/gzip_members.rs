@@ -25,12 +25,12 @@ use flate2::Compression;
 /// (level 1, 2 cores, two runs each): 256 KiB 9.6 s, 1 MiB 9.0-11.0 s, 2 MiB 8.3-8.8 s, 4 MiB
 /// 7.2-8.3 s; restarting the deflate state per member costs 1.4 %, 0.4 %, 0.1 % and 0 % in size
 /// against 4 MiB. Peak RSS grows with it (23 MiB at 2 MiB, 34 MiB at 4 MiB): four chunks in flight.
-pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// Largest member (compressed) or inflated member accepted when reading. gm writes members of at
 /// most [`CHUNK_BYTES`] plus deflate's stored-block overhead; the cap stops a hostile length field
 /// or a deflate bomb from allocating without bound.
-pub const MAX_MEMBER_BYTES: usize = 16 * CHUNK_BYTES;
+pub(crate) const MAX_MEMBER_BYTES: usize = 16 * CHUNK_BYTES;
 
 /// More threads than this do not help (the age stream is written by one thread) and cost memory.
 const MAX_WORKERS: usize = 8;
@@ -43,7 +43,7 @@ const FEXTRA: u8 = 0x04;
 const SUBFIELD: [u8; 4] = [b'G', b'M', 4, 0];
 
 /// Worker threads to use: the machine's parallelism, at least one, at most [`MAX_WORKERS`].
-pub fn default_workers() -> usize {
+pub(crate) fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_WORKERS)
 }
 
@@ -165,7 +165,7 @@ fn xfl(level: Compression) -> u8 {
 
 /// A `Read` of the gzip stream in `inner`, inflated in parallel when every member carries gm's
 /// length field, else by one `MultiGzDecoder`.
-pub struct MemberReader<R: Read> {
+pub(crate) struct MemberReader<R: Read> {
     mode: Mode<R>,
 }
 

@@ -34,13 +34,13 @@ use super::error::{io, OpsError};
 use super::leftovers::tmp_path;
 
 /// The bundle format, recorded in its manifest.
-pub const FORMAT: &str = "gm-incident-bundle";
+pub(crate) const FORMAT: &str = "gm-incident-bundle";
 /// The bundle format version.
-pub const FORMAT_VERSION: i64 = 1;
+pub(crate) const FORMAT_VERSION: i64 = 1;
 
 /// A view of the NA (an HTTP body) captured for the bundle.
 #[derive(Debug, Clone)]
-pub struct View {
+pub(crate) struct View {
     /// Entry name under `views/`, e.g. `connectome.json`.
     pub name: String,
     /// The body.
@@ -51,7 +51,7 @@ pub struct View {
 
 /// A configuration file to fingerprint (hash and size only).
 #[derive(Debug, Clone)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     /// What it is (`genesis`, `na_private_key`, `operators`, `config`).
     pub label: String,
     /// The file.
@@ -59,7 +59,7 @@ pub struct Fingerprint {
 }
 
 /// What to bundle.
-pub struct BundleOptions {
+pub(crate) struct BundleOptions {
     /// The NA database.
     pub db_path: PathBuf,
     /// The ops ledger (included when it exists).
@@ -88,7 +88,7 @@ pub struct BundleOptions {
 
 /// What a bundle produced.
 #[derive(Debug, Clone)]
-pub struct BundleReport {
+pub(crate) struct BundleReport {
     /// The archive.
     pub path: PathBuf,
     /// Its SHA-256.
@@ -102,7 +102,7 @@ pub struct BundleReport {
 }
 
 /// Builds the bundle.
-pub fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleReport, OpsError> {
+pub(crate) fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleReport, OpsError> {
     if opts.since >= opts.until {
         return Err(OpsError::EmptyWindow { since: isoformat_utc(opts.since), until: isoformat_utc(opts.until) });
     }

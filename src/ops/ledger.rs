@@ -25,7 +25,7 @@ pub use crate::store::ledger::Entry;
 
 /// What a ledger entry records. The strings are the `kind` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LedgerKind {
+pub(crate) enum LedgerKind {
     /// `gm managed backup`: `backup`.
     Backup,
     /// `gm managed verify`: `verify`.
@@ -48,7 +48,7 @@ pub enum LedgerKind {
 
 impl LedgerKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [LedgerKind; 9] = [
+    pub(crate) const ALL: [LedgerKind; 9] = [
         LedgerKind::Backup,
         LedgerKind::Verify,
         LedgerKind::Restore,
@@ -61,7 +61,7 @@ impl LedgerKind {
     ];
 
     /// The `kind` column.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LedgerKind::Backup => "backup",
             LedgerKind::Verify => "verify",

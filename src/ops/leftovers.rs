@@ -19,17 +19,17 @@ use std::path::{Path, PathBuf};
 const TMP_MARKER: &str = ".gm-backup-";
 
 /// SQLite's side files of a temporary database (a plain copy is written by SQLite itself).
-pub const SQLITE_SIDECARS: [&str; 3] = ["-journal", "-wal", "-shm"];
+pub(crate) const SQLITE_SIDECARS: [&str; 3] = ["-journal", "-wal", "-shm"];
 
 /// The temporary sibling a run of this process writes before renaming it to `target`.
-pub fn tmp_path(target: &Path) -> PathBuf {
+pub(crate) fn tmp_path(target: &Path) -> PathBuf {
     let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(format!("{TMP_MARKER}{}.tmp", std::process::id()));
     target.with_file_name(name)
 }
 
 /// Removes `path` and SQLite's side files next to it, ignoring what does not exist.
-pub fn remove_with_sidecars(path: &Path) {
+pub(crate) fn remove_with_sidecars(path: &Path) {
     let _ = std::fs::remove_file(path);
     for side in SQLITE_SIDECARS {
         let mut p = path.as_os_str().to_os_string();
@@ -41,7 +41,7 @@ pub fn remove_with_sidecars(path: &Path) {
 /// Removes the stale scratch folders named `<scratch_prefix>-<pid>-<nanos>` and the stale temporary
 /// files (see [`tmp_path`]) in `folder`, and returns what it removed. Never fails: a folder that
 /// cannot be listed or an entry that cannot be removed is left alone (and logged).
-pub fn remove_stale(folder: &Path, scratch_prefix: &str) -> Vec<PathBuf> {
+pub(crate) fn remove_stale(folder: &Path, scratch_prefix: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Vec::new();
     };

@@ -9,11 +9,11 @@ use crate::model::timestamp::isoformat_utc;
 use crate::store::{crl, schema, snapshot, StoreError};
 
 /// Manifest format version.
-pub const FORMAT_VERSION: i64 = 1;
+pub(crate) const FORMAT_VERSION: i64 = 1;
 
 /// What [`Manifest::count`] reads from a snapshot: schema version, rows per table, active CRL
 /// sequence and the connectome counts.
-pub type SnapshotCounts = (i64, Vec<(String, i64)>, i64, (i64, i64, i64, i64));
+pub(crate) type SnapshotCounts = (i64, Vec<(String, i64)>, i64, (i64, i64, i64, i64));
 
 /// The facts a manifest records about a snapshot.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,7 +20,7 @@ impl Progress for Silent {
 }
 
 /// A reader that reports the bytes read through it.
-pub struct Counting<'a, R> {
+pub(crate) struct Counting<'a, R> {
     inner: R,
     phase: &'static str,
     done: u64,

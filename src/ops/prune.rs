@@ -28,7 +28,7 @@ pub use super::backup_name::{BackupFile, BACKUP_PREFIX, BACKUP_SUFFIX};
 
 /// The keep rules. A count of 0 means the rule keeps nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rules {
+pub(crate) struct Rules {
     /// Keep the newest N backups.
     pub keep_last: u32,
     /// Keep the newest backup of each of the last D UTC days that have backups.
@@ -39,14 +39,14 @@ pub struct Rules {
 
 impl Rules {
     /// True when no rule keeps anything (everything unprotected would go): callers refuse this.
-    pub fn keeps_nothing(&self) -> bool {
+    pub(crate) fn keeps_nothing(&self) -> bool {
         self.keep_last == 0 && self.keep_daily == 0 && self.keep_weekly == 0
     }
 }
 
 /// The backups the ops ledger vouches for, by file name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Protected {
+pub(crate) struct Protected {
     /// Backups with a passed `gm managed verify`.
     pub verified: BTreeSet<String>,
     /// Backups with a passed `gm managed restore-drill`.
@@ -55,7 +55,7 @@ pub struct Protected {
 
 /// Why a backup is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeepReason {
+pub(crate) enum KeepReason {
     /// Among the newest `keep_last`; the rank starts at 1 for the newest.
     Last(u32),
     /// The newest of its UTC day.
@@ -82,7 +82,7 @@ impl fmt::Display for KeepReason {
 
 /// What happens to one backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The backup.
     pub backup: BackupFile,
     /// Why it is kept; empty means it is deleted.
@@ -91,32 +91,32 @@ pub struct Decision {
 
 impl Decision {
     /// True when some rule or protection keeps it.
-    pub fn is_kept(&self) -> bool {
+    pub(crate) fn is_kept(&self) -> bool {
         !self.reasons.is_empty()
     }
 }
 
 /// The decision for every backup: networks in name order, newest backup first within each.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// One decision per backup.
     pub decisions: Vec<Decision>,
 }
 
 impl Plan {
     /// The backups to delete.
-    pub fn to_delete(&self) -> impl Iterator<Item = &BackupFile> {
+    pub(crate) fn to_delete(&self) -> impl Iterator<Item = &BackupFile> {
         self.decisions.iter().filter(|d| !d.is_kept()).map(|d| &d.backup)
     }
 
     /// How many backups are kept.
-    pub fn kept(&self) -> usize {
+    pub(crate) fn kept(&self) -> usize {
         self.decisions.iter().filter(|d| d.is_kept()).count()
     }
 }
 
 /// Decides, for each backup, whether it is kept and why.
-pub fn plan(backups: &[BackupFile], protected: &Protected, rules: &Rules) -> Plan {
+pub(crate) fn plan(backups: &[BackupFile], protected: &Protected, rules: &Rules) -> Plan {
     let mut sorted: Vec<&BackupFile> = backups.iter().collect();
     // Network ascending, then newest first; the name breaks exact ties so the plan is deterministic.
     sorted

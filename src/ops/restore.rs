@@ -33,10 +33,10 @@ use super::backup_signature::SignatureTrust;
 use super::error::{io, OpsError};
 use super::leftovers::remove_with_sidecars;
 use super::progress::Progress;
-use super::verify::{check_signed_material, verify_into, VerifyReport, DAMAGED_OR_FORGED};
+use super::verify::{check_signed_material, verify_into, DAMAGED_OR_FORGED};
 
 /// What to restore.
-pub struct RestoreOptions {
+pub(crate) struct RestoreOptions {
     /// The database to replace (need not exist).
     pub db_path: PathBuf,
     /// A gm archive or an upstream plain `.db` backup.
@@ -64,9 +64,7 @@ pub struct RestoreOptions {
 
 /// What a restore did.
 #[derive(Debug)]
-pub struct RestoreReport {
-    /// The verification of the backup (gm archives).
-    pub verification: Option<VerifyReport>,
+pub(crate) struct RestoreReport {
     /// Where the previous database was copied.
     pub pre_restore_backup: Option<PathBuf>,
     /// Where the replaced database file was kept ([`RestoreOptions::keep_replaced`]).
@@ -88,7 +86,11 @@ pub struct RestoreReport {
 }
 
 /// Restores per `opts`.
-pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progress) -> Result<RestoreReport, OpsError> {
+pub(crate) fn restore(
+    opts: &RestoreOptions,
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, OpsError> {
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
     if let Some(pre) = &opts.pre_restore_backup {
         if pre.exists() {
@@ -241,7 +243,6 @@ pub fn restore(opts: &RestoreOptions, now: DateTime<Utc>, progress: &dyn Progres
     std::fs::rename(&tmp, &opts.db_path).map_err(io("rename", &opts.db_path))?;
     sync_parent(&opts.db_path);
     Ok(RestoreReport {
-        verification,
         pre_restore_backup: opts.pre_restore_backup.clone(),
         replaced_kept,
         nonces_carried: nonces.len(),

@@ -25,7 +25,7 @@ use super::backup_signature::{sidecar_path, BackupSignature, KeyStatus, Signatur
 
 /// How a failed check that a genuine backup always passes begins (signature, manifest, signed
 /// material): the CLI reports such a failure as a damaged or forged backup, with what to do.
-pub const DAMAGED_OR_FORGED: &str = "damaged or forged backup";
+pub(crate) const DAMAGED_OR_FORGED: &str = "damaged or forged backup";
 use super::error::OpsError;
 use super::manifest::Manifest;
 use super::progress::Progress;
@@ -43,7 +43,7 @@ pub struct Check {
 
 /// The outcome of a verification.
 #[derive(Debug)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     /// Every check run, in order (stops at the first failure).
     pub checks: Vec<Check>,
     /// The manifest, when it could be read.
@@ -56,7 +56,7 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     /// True when every check passed.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
     }
 
@@ -71,7 +71,7 @@ impl VerifyReport {
 }
 
 /// Verifies `archive`; the decrypted files stay in `scratch` for the caller (restore uses them).
-pub fn verify_into(
+pub(crate) fn verify_into(
     archive: &Path,
     key: &Key,
     scratch: &Scratch,
@@ -208,7 +208,7 @@ pub fn verify_into(
 
 /// The signature check: `Ok(Ok(Some))` signed by a pinned key (which one) and naming this archive's
 /// bytes, `Ok(Ok(None))` unsigned but accepted, `Ok(Err)` the reason it is refused.
-pub fn check_signature(
+pub(crate) fn check_signature(
     archive: &Path,
     file: &mut std::fs::File,
     trust: &SignatureTrust,
@@ -243,7 +243,7 @@ pub fn check_signature(
 }
 
 /// Checks every stored CRL and policy signature against `na_key` (`Err` names the first failure).
-pub fn check_signed_material(conn: &crate::store::Connection, na_key: &str) -> Result<usize, String> {
+pub(crate) fn check_signed_material(conn: &crate::store::Connection, na_key: &str) -> Result<usize, String> {
     let key = PublicKey::from_b64(na_key).map_err(|e| format!("NA key: {e}"))?;
     let (crls, policies) = snapshot::signed_material(conn).map_err(|e| e.to_string())?;
     for json in &crls {

@@ -15,7 +15,7 @@ const GENERALIZED_TIME: u8 = 0x18;
 
 /// Why a certificate's expiry could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertParseError {
+pub(crate) struct CertParseError {
     /// What was wrong, in plain words.
     pub problem: &'static str,
 }
@@ -33,7 +33,7 @@ fn bad(problem: &'static str) -> CertParseError {
 }
 
 /// The `notAfter` instant of a DER-encoded certificate.
-pub fn not_after(der: &[u8]) -> Result<DateTime<Utc>, CertParseError> {
+pub(crate) fn not_after(der: &[u8]) -> Result<DateTime<Utc>, CertParseError> {
     let (certificate, _) = element(der, SEQUENCE, "certificate")?;
     let (tbs, _) = element(certificate, SEQUENCE, "tbsCertificate")?;
     let mut rest = tbs;

@@ -17,10 +17,10 @@ use super::finding::{excerpt, expect_200, fail, get, get_object, Finding, ProbeO
 pub use super::finding::{CheckName, CheckResult, Outcome};
 
 /// `/healthz` body upstream serves (`na-wire.md` §10.1), without its final newline.
-pub const HEALTHZ_BODY: &str = "{\"status\":\"ok\"}";
+pub(crate) const HEALTHZ_BODY: &str = "{\"status\":\"ok\"}";
 
 /// Upstream's five `/metrics` gauges (`na-wire.md` §10.2).
-pub const UPSTREAM_GAUGES: [&str; 5] = [
+pub(crate) const UPSTREAM_GAUGES: [&str; 5] = [
     "genesis_mesh_na_issued_certs_total",
     "genesis_mesh_na_active_nodes",
     "genesis_mesh_na_revoked_certs_total",
@@ -49,7 +49,7 @@ const CONNECTOME_SUMMARY_KEYS: [&str; 6] = [
 ];
 
 /// The client the checks use: every request bounded by `timeout`. Fails only on a bad URL.
-pub fn client_for(target: &str, timeout: Duration) -> Result<NaClient, ClientError> {
+pub(crate) fn client_for(target: &str, timeout: Duration) -> Result<NaClient, ClientError> {
     let options = ClientOptions {
         connect_timeout: timeout,
         read_timeout: timeout,
@@ -61,7 +61,7 @@ pub fn client_for(target: &str, timeout: Duration) -> Result<NaClient, ClientErr
 }
 
 /// Runs every check of `options` in parallel and returns their results in `options.checks` order.
-pub fn run_checks(options: &ProbeOptions, clock: &dyn Clock) -> Vec<CheckResult> {
+pub(crate) fn run_checks(options: &ProbeOptions, clock: &dyn Clock) -> Vec<CheckResult> {
     let client = match client_for(&options.target, options.timeout) {
         Ok(client) => client,
         Err(e) => {

@@ -14,7 +14,7 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// How the ping went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PingOutcome {
+pub(crate) struct PingOutcome {
     /// The URL as it may be shown (scheme and host only).
     pub shown_url: String,
     /// True when the service answered 2xx.
@@ -24,7 +24,7 @@ pub struct PingOutcome {
 }
 
 /// Pings `url` (GET), retrying once after a failure; each attempt is bounded by `timeout`.
-pub fn ping(url: &str, timeout: Duration) -> PingOutcome {
+pub(crate) fn ping(url: &str, timeout: Duration) -> PingOutcome {
     let shown_url = shown_url(url);
     let (base, target) = split_url(url);
     let options = ClientOptions {
@@ -76,7 +76,7 @@ fn split_url(url: &str) -> (&str, String) {
 }
 
 /// Scheme and host of `url`, with `/…` when a path or query was cut.
-pub fn shown_url(url: &str) -> String {
+pub(crate) fn shown_url(url: &str) -> String {
     let (base, target) = split_url(url);
     let base = match base.find("://") {
         Some(i) => {

@@ -28,7 +28,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Lowercase name for the JSON.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
             Outcome::Warn => "warn",
@@ -91,7 +91,7 @@ pub enum CheckName {
 
 impl CheckName {
     /// Every check, in display order.
-    pub const ALL: [CheckName; 7] = [
+    pub(crate) const ALL: [CheckName; 7] = [
         CheckName::Healthz,
         CheckName::Readyz,
         CheckName::Metrics,
@@ -102,7 +102,7 @@ impl CheckName {
     ];
 
     /// The name used in `--check`, the table, the JSON and the metric labels.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             CheckName::Healthz => "healthz",
             CheckName::Readyz => "readyz",
@@ -115,7 +115,7 @@ impl CheckName {
     }
 
     /// Parses a `--check` name.
-    pub fn from_name(name: &str) -> Option<CheckName> {
+    pub(crate) fn from_name(name: &str) -> Option<CheckName> {
         CheckName::ALL.into_iter().find(|c| c.name() == name)
     }
 }

@@ -54,7 +54,7 @@ pub enum Status {
 
 impl Status {
     /// The Nagios exit code.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Status::Ok => 0,
             Status::Warning => 1,
@@ -64,7 +64,7 @@ impl Status {
     }
 
     /// `OK`, `WARNING`, `CRITICAL`, `UNKNOWN`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Status::Ok => "OK",
             Status::Warning => "WARNING",
@@ -86,7 +86,7 @@ impl Status {
     }
 
     /// The worst of `statuses`; UNKNOWN when there are none.
-    pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
+    pub(crate) fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
         statuses.into_iter().max_by_key(|s| s.rank()).unwrap_or(Status::Unknown)
     }
 }
@@ -119,7 +119,7 @@ fn threshold(check: CheckName, fail_after: Option<u32>) -> Threshold {
 
 /// A check's result with its Nagios status.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The raw result.
     pub result: CheckResult,
     /// The status after thresholds.
@@ -139,7 +139,7 @@ struct CheckState {
 
 /// The state file: failure history per check for one target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProbeState {
+pub(crate) struct ProbeState {
     target: String,
     checks: BTreeMap<String, CheckState>,
 }
@@ -178,7 +178,7 @@ impl ProbeState {
     }
 
     /// Writes the state atomically (tmp, fsync, rename, fsync dir), mode 0600.
-    pub fn save(&self, path: &Path) -> Result<(), ProbeError> {
+    pub(crate) fn save(&self, path: &Path) -> Result<(), ProbeError> {
         let mut checks = Map::new();
         for (name, s) in &self.checks {
             let mut entry = Map::new();
@@ -199,7 +199,7 @@ impl ProbeState {
 }
 
 /// Gives each result its status, updating `state` when there is one.
-pub fn judge(
+pub(crate) fn judge(
     results: Vec<CheckResult>,
     mut state: Option<&mut ProbeState>,
     fail_after: Option<u32>,

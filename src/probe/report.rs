@@ -22,7 +22,7 @@ use super::nagios::{Status, Verdict};
 
 /// One probe run, judged.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProbeReport {
+pub(crate) struct ProbeReport {
     /// The target as shown (no user info).
     pub target: String,
     /// Each check with its status, in run order.
@@ -43,12 +43,12 @@ impl ProbeReport {
     }
 
     /// True when every check passed outright: the only case in which the dead-man ping is sent.
-    pub fn all_passed(&self) -> bool {
+    pub(crate) fn all_passed(&self) -> bool {
         !self.verdicts.is_empty() && self.verdicts.iter().all(|v| v.result.outcome == Outcome::Pass)
     }
 
     /// The summary line and the table.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = self.summary_line();
         out.push('\n');
         let width = self.verdicts.iter().map(|v| v.result.check.name().len()).max().unwrap_or(5).max(5);
@@ -87,7 +87,7 @@ impl ProbeReport {
     }
 
     /// The report as JSON.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let checks = self.verdicts.iter().map(verdict_json).collect();
         let mut root = Map::new();
         root.insert("target", Value::Str(self.target.clone()));
@@ -99,7 +99,7 @@ impl ProbeReport {
     }
 
     /// The node_exporter textfile text.
-    pub fn to_textfile(&self) -> String {
+    pub(crate) fn to_textfile(&self) -> String {
         let target = escape_label(&self.target);
         let mut out = String::new();
         let series = |out: &mut String, name: &str, help: &str, rows: Vec<(String, String)>| {
@@ -155,7 +155,7 @@ impl ProbeReport {
     }
 
     /// Writes [`ProbeReport::to_textfile`] to `path` atomically (tmp, fsync, rename, fsync dir).
-    pub fn write_textfile(&self, path: &Path) -> Result<(), ProbeError> {
+    pub(crate) fn write_textfile(&self, path: &Path) -> Result<(), ProbeError> {
         write_atomic(path, self.to_textfile().as_bytes(), Mode::Public, true)
             .map_err(|source| ProbeError::TextfileWrite { path: path.to_path_buf(), source })
     }

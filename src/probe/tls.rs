@@ -29,7 +29,7 @@ const DAY_SECONDS: f64 = 86_400.0;
 
 /// What the TLS check found.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TlsFinding {
+pub(crate) struct TlsFinding {
     /// Pass, Warn (expires within the warning window) or Fail.
     pub outcome: Outcome,
     /// One line saying why.
@@ -48,7 +48,12 @@ impl TlsFinding {
 
 /// Handshakes with the host of `target` (an `https://` base URL) within `timeout` and grades the
 /// certificate: untrusted or expired, or under `critical_days`, is Fail; under `warn_days` is Warn.
-pub fn check_certificate(target: &str, timeout: Duration, thresholds: TlsThresholds, clock: &dyn Clock) -> TlsFinding {
+pub(crate) fn check_certificate(
+    target: &str,
+    timeout: Duration,
+    thresholds: TlsThresholds,
+    clock: &dyn Clock,
+) -> TlsFinding {
     let (host, port) = match host_and_port(target) {
         Some(hp) => hp,
         None => return TlsFinding::failed(format!("cannot read host and port from {target}")),

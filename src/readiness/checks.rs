@@ -14,7 +14,7 @@ use super::report::{Check, Status};
 
 /// What the genesis file showed.
 #[derive(Debug, Clone)]
-pub struct GenesisFacts {
+pub(crate) struct GenesisFacts {
     /// The file.
     pub path: PathBuf,
     /// Its SHA-256.
@@ -33,7 +33,7 @@ pub struct GenesisFacts {
 
 /// An ops-ledger entry, as the checks need it.
 #[derive(Debug, Clone)]
-pub struct LedgerFact {
+pub(crate) struct LedgerFact {
     /// Row id.
     pub id: i64,
     /// backup, verify, drill, export, job, …
@@ -53,7 +53,7 @@ pub struct LedgerFact {
 
 /// One probe check result.
 #[derive(Debug, Clone)]
-pub struct ProbeFact {
+pub(crate) struct ProbeFact {
     /// healthz, readyz, metrics, connectome, tls, …
     pub check: String,
     /// Passed.
@@ -66,7 +66,7 @@ pub struct ProbeFact {
 
 /// A treaty nearing expiry.
 #[derive(Debug, Clone)]
-pub struct ExpiringTreaty {
+pub(crate) struct ExpiringTreaty {
     /// Its id.
     pub treaty_id: String,
     /// The subject sovereign.
@@ -79,7 +79,7 @@ pub struct ExpiringTreaty {
 
 /// Which admin signature versions the NA accepts, as `gm serve` resolves its settings here.
 #[derive(Debug)]
-pub struct AdminAuthFacts {
+pub(crate) struct AdminAuthFacts {
     /// Version-1 signatures (upstream 0.16) are accepted.
     pub v1_accepted: bool,
     /// What decided it (a setting, or the default for this home), in words.
@@ -90,7 +90,7 @@ pub struct AdminAuthFacts {
 
 /// Everything the checks read.
 #[derive(Debug)]
-pub struct Evidence {
+pub(crate) struct Evidence {
     /// When the report is made.
     pub now: DateTime<Utc>,
     /// When this gm was built (`crate::clock::build_time`), if known.
@@ -162,7 +162,7 @@ pub const IDS: [&str; 18] = [
 ];
 
 /// Evaluates every check.
-pub fn evaluate(e: &Evidence) -> Vec<Check> {
+pub(crate) fn evaluate(e: &Evidence) -> Vec<Check> {
     vec![
         genesis(e),
         clock(e),

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 /// The nine areas of the responsibility matrix (`operations.md` §1.4), with upstream's split.
-pub const AREAS: [(&str, &str, &str); 9] = [
+pub(crate) const AREAS: [(&str, &str, &str); 9] = [
     ("hosting", "runs the runtime, systemd, ingress and logs", "approves hosting region and availability needs"),
     (
         "genesis",
@@ -28,7 +28,7 @@ pub const AREAS: [(&str, &str, &str); 9] = [
 ];
 
 /// The three NA key custody models (`operations.md` §1.5).
-pub const CUSTODY_MODELS: [&str; 3] = ["customer-held", "managed", "split"];
+pub(crate) const CUSTODY_MODELS: [&str; 3] = ["customer-held", "managed", "split"];
 
 /// `profile.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -84,7 +84,7 @@ pub struct Waiver {
 impl Waiver {
     /// Why this waiver does not count at `now` (a field not filled in, an expiry that is not a date
     /// or has passed), or its expiry when it is in force.
-    pub fn in_force(&self, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    pub(crate) fn in_force(&self, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, String> {
         for (field, value) in
             [("reason", &self.reason), ("accepted_by", &self.accepted_by), ("accepted_at", &self.accepted_at)]
         {
@@ -295,7 +295,7 @@ impl Profile {
 
 /// A profile template for `gm profile init`: the matrix prefilled with upstream's split, every
 /// decision left as `FILL IN` so an unfilled profile fails its checks.
-pub fn template(sovereign: &str, model: &str) -> String {
+pub(crate) fn template(sovereign: &str, model: &str) -> String {
     let mut t = format!(
         "# Sovereign profile: the decisions the pilot-readiness report (`gm readiness`) cannot measure.\n\
          # Replace every FILL IN; `gm profile check` lists what is missing.\n\n\

@@ -5,7 +5,7 @@
 use crate::ops::audit_export::{REDACTED, REDACTED_KEY_PARTS};
 
 /// The number of events checked, or the first leak found (event number and key; never the value).
-pub fn recheck(text: &str) -> Result<usize, String> {
+pub(crate) fn recheck(text: &str) -> Result<usize, String> {
     let events: Vec<serde_json::Value> = if text.trim_start().starts_with('[') {
         serde_json::from_str(text).map_err(|e| format!("not a JSON export: {e}"))?
     } else {

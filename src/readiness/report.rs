@@ -18,7 +18,7 @@ pub enum Status {
 
 impl Status {
     /// `pass`, `warn` or `fail`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",
             Status::Warn => "warn",
@@ -49,7 +49,7 @@ impl Check {
     }
 
     /// Adds an evidence item.
-    pub fn with(mut self, key: &str, value: impl Into<String>) -> Check {
+    pub(crate) fn with(mut self, key: &str, value: impl Into<String>) -> Check {
         self.evidence.insert(key.to_string(), value.into());
         self
     }
@@ -68,12 +68,12 @@ pub struct Report {
 
 impl Report {
     /// True when every check passed.
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         self.checks.iter().all(|c| c.status == Status::Pass)
     }
 
     /// 0 every check passed, 1 only warnings, 2 any failure.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self.checks.iter().map(|c| c.status).max() {
             None | Some(Status::Pass) => 0,
             Some(Status::Warn) => 1,
@@ -99,7 +99,7 @@ fn xml(text: &str) -> String {
 
 /// JUnit XML: one test case per check; a failure is a `<failure>`, a warning passes with the reason
 /// in `<system-out>` (CI shows it without failing the build).
-pub fn junit(report: &Report) -> String {
+pub(crate) fn junit(report: &Report) -> String {
     let failures = report.checks.iter().filter(|c| c.status == Status::Fail).count();
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"gm-readiness\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" timestamp=\"{}\">\n",

@@ -20,12 +20,12 @@ pub struct JobMetrics(Mutex<BTreeMap<String, JobSeries>>);
 
 impl JobMetrics {
     /// Declares a job so its series exist (at zero) before its first run.
-    pub fn declare(&self, job: &str) {
+    pub(crate) fn declare(&self, job: &str) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(job.to_string()).or_default();
     }
 
     /// Counts a run.
-    pub fn observe(&self, run: &Run) {
+    pub(crate) fn observe(&self, run: &Run) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let s = m.entry(run.job.clone()).or_default();
         *s.runs.entry(run.outcome.as_str()).or_default() += 1;
@@ -38,7 +38,7 @@ impl JobMetrics {
     }
 
     /// The Prometheus text of every series.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let m = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut out = String::new();
         let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");

@@ -59,7 +59,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// `Ok` when `ok`, else `Failed`.
-    pub fn of(ok: bool) -> Outcome {
+    pub(crate) fn of(ok: bool) -> Outcome {
         if ok {
             Outcome::Ok
         } else {
@@ -68,7 +68,7 @@ impl Outcome {
     }
 
     /// The ledger and metrics label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
@@ -91,7 +91,7 @@ impl std::fmt::Display for Outcome {
 
 /// A finished (or skipped) run.
 #[derive(Debug, Clone)]
-pub struct Run {
+pub(crate) struct Run {
     /// The job.
     pub job: String,
     /// Its kind.
@@ -109,7 +109,7 @@ pub struct Run {
 }
 
 /// Where runs go (the ops ledger, logs and metrics; wired by the CLI).
-pub trait Recorder: Send + Sync {
+pub(crate) trait Recorder: Send + Sync {
     /// Records one run.
     fn record(&self, run: &Run);
 }
@@ -137,14 +137,14 @@ struct JobState {
 }
 
 /// The runner state; drive it with [`Runner::tick`] or [`spawn`].
-pub struct Runner {
+pub(crate) struct Runner {
     jobs: Vec<JobState>,
     recorder: Arc<dyn Recorder>,
 }
 
 /// A job's place in the plan, for `gm cron list`.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// The job.
     pub name: String,
     /// Its kind.
@@ -181,7 +181,7 @@ impl Runner {
     }
 
     /// The plan: each job's next `n` fire times after `now` (jitter not included).
-    pub fn plan(specs: &[JobSpec], now: DateTime<Utc>, n: usize) -> Vec<Planned> {
+    pub(crate) fn plan(specs: &[JobSpec], now: DateTime<Utc>, n: usize) -> Vec<Planned> {
         specs
             .iter()
             .map(|s| Planned {
@@ -194,7 +194,7 @@ impl Runner {
     }
 
     /// Reaps finished runs, kills timed-out ones and fires due jobs. Returns the number running.
-    pub fn tick(&mut self, now: DateTime<Utc>) -> usize {
+    pub(crate) fn tick(&mut self, now: DateTime<Utc>) -> usize {
         for i in 0..self.jobs.len() {
             self.reap(i, now);
             let due = self.jobs[i].next.is_some_and(|t| now >= t);
@@ -242,29 +242,30 @@ impl Runner {
     }
 
     /// Makes every job due at `now` (for `gm cron run-once`).
-    pub fn force_due(&mut self, now: DateTime<Utc>) {
+    pub(crate) fn force_due(&mut self, now: DateTime<Utc>) {
         for j in &mut self.jobs {
             j.next = Some(now);
         }
     }
 
     /// How many jobs are running.
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.jobs.iter().filter(|j| j.active.is_some()).count()
     }
 
     /// Skipped fires per job so far.
-    pub fn skipped(&self, job: &str) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn skipped(&self, job: &str) -> u64 {
         self.jobs.iter().find(|j| j.spec.name == job).map_or(0, |j| j.skipped)
     }
 
     /// The next instant something is due (a fire time or a timeout).
-    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_wake(&self) -> Option<DateTime<Utc>> {
         self.jobs.iter().flat_map(|j| [j.next, j.active.as_ref().map(|a| a.deadline)]).flatten().min()
     }
 
     /// Stops firing; waits up to `grace` (real time) for running jobs, then kills the rest.
-    pub fn shutdown(&mut self, grace: Duration, now: impl Fn() -> DateTime<Utc>) {
+    pub(crate) fn shutdown(&mut self, grace: Duration, now: impl Fn() -> DateTime<Utc>) {
         for j in &mut self.jobs {
             j.next = None;
         }
@@ -444,7 +445,7 @@ fn kill_group(child: &mut Child) {
 }
 
 /// Runs the runner on a named thread until `stop` is set, then shuts it down with `grace`.
-pub fn spawn(
+pub(crate) fn spawn(
     mut runner: Runner,
     now: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     stop: Arc<std::sync::atomic::AtomicBool>,

@@ -6,14 +6,14 @@ use rusqlite::Connection;
 use super::error::StoreError;
 
 /// Deletes the registration of `node_public_key`; true when one existed.
-pub fn delete(conn: &Connection, node_public_key: &str) -> Result<bool, StoreError> {
+pub(crate) fn delete(conn: &Connection, node_public_key: &str) -> Result<bool, StoreError> {
     conn.execute("DELETE FROM agent_registrations WHERE node_public_key = ?1", [node_public_key])
         .map(|n| n > 0)
         .map_err(StoreError::sqlite("deleting an agent registration"))
 }
 
 /// A registration to upsert.
-pub struct Registration<'a> {
+pub(crate) struct Registration<'a> {
     /// Node key.
     pub node_public_key: &'a str,
     /// Agent id.
@@ -37,7 +37,7 @@ pub struct Registration<'a> {
 }
 
 /// Inserts or replaces the registration of a node key.
-pub fn upsert(conn: &Connection, r: &Registration<'_>) -> Result<(), StoreError> {
+pub(crate) fn upsert(conn: &Connection, r: &Registration<'_>) -> Result<(), StoreError> {
     conn.execute(
         "INSERT OR REPLACE INTO agent_registrations (node_public_key, agent_id, network_name, capabilities_csv, endpoint_host,
            endpoint_port, endpoint_scheme, descriptor_json, registered_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -59,13 +59,13 @@ pub fn upsert(conn: &Connection, r: &Registration<'_>) -> Result<(), StoreError>
 }
 
 /// Deletes registrations whose `expires_at` is at or before `now` (isoformat).
-pub fn delete_expired(conn: &Connection, now: &str) -> Result<usize, StoreError> {
+pub(crate) fn delete_expired(conn: &Connection, now: &str) -> Result<usize, StoreError> {
     conn.execute("DELETE FROM agent_registrations WHERE expires_at <= ?1", [now])
         .map_err(StoreError::sqlite("deleting expired agents"))
 }
 
 /// Every stored descriptor JSON with its capabilities, newest registration first.
-pub fn list(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+pub(crate) fn list(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT descriptor_json, capabilities_csv FROM agent_registrations ORDER BY registered_at DESC")
         .map_err(StoreError::sqlite("listing agents"))?;
@@ -74,7 +74,7 @@ pub fn list(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
 }
 
 /// One stored descriptor JSON.
-pub fn get(conn: &Connection, node_public_key: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn get(conn: &Connection, node_public_key: &str) -> Result<Option<String>, StoreError> {
     use rusqlite::OptionalExtension;
     conn.query_row(
         "SELECT descriptor_json FROM agent_registrations WHERE node_public_key = ?1",
@@ -86,7 +86,7 @@ pub fn get(conn: &Connection, node_public_key: &str) -> Result<Option<String>, S
 }
 
 /// Whether `node_public_key` owns a certificate that is not revoked and has not expired.
-pub fn has_active_certificate(conn: &Connection, node_public_key: &str, now: &str) -> Result<bool, StoreError> {
+pub(crate) fn has_active_certificate(conn: &Connection, node_public_key: &str, now: &str) -> Result<bool, StoreError> {
     conn.query_row(
         "SELECT COUNT(*) FROM issued_certs WHERE node_public_key = ?1 AND status != 'revoked' AND expires_at > ?2",
         [node_public_key, now],

@@ -7,7 +7,7 @@ use super::error::StoreError;
 
 /// One stored attestation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttestationRow {
+pub(crate) struct AttestationRow {
     /// Attestation id.
     pub attestation_id: String,
     /// Declaration-order `attestation_json`.
@@ -77,14 +77,19 @@ pub fn insert(conn: &Connection, a: &NewAttestation) -> Result<(), StoreError> {
 }
 
 /// One attestation.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<AttestationRow>, StoreError> {
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<AttestationRow>, StoreError> {
     conn.query_row(&format!("SELECT {COLUMNS} FROM membership_attestations WHERE attestation_id = ?1"), [id], row)
         .optional()
         .map_err(StoreError::sqlite("reading an attestation"))
 }
 
 /// Filtered list ordered by `issued_at` (empty filters are ignored).
-pub fn list(conn: &Connection, issuer: &str, subject: &str, status: &str) -> Result<Vec<AttestationRow>, StoreError> {
+pub(crate) fn list(
+    conn: &Connection,
+    issuer: &str,
+    subject: &str,
+    status: &str,
+) -> Result<Vec<AttestationRow>, StoreError> {
     let mut stmt = conn
         .prepare(&format!(
             "SELECT {COLUMNS} FROM membership_attestations
@@ -98,7 +103,7 @@ pub fn list(conn: &Connection, issuer: &str, subject: &str, status: &str) -> Res
 }
 
 /// Marks an attestation revoked (repeatable: overwrites time and reason); false when unknown.
-pub fn revoke(conn: &Connection, id: &str, at: &str, reason: &str) -> Result<bool, StoreError> {
+pub(crate) fn revoke(conn: &Connection, id: &str, at: &str, reason: &str) -> Result<bool, StoreError> {
     conn.execute(
         "UPDATE membership_attestations SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3 WHERE attestation_id = ?1",
         params![id, at, reason],
@@ -108,7 +113,7 @@ pub fn revoke(conn: &Connection, id: &str, at: &str, reason: &str) -> Result<boo
 }
 
 /// Whether the stored row is revoked.
-pub fn is_revoked(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+pub(crate) fn is_revoked(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     conn.query_row("SELECT status FROM membership_attestations WHERE attestation_id = ?1", [id], |r| {
         r.get::<_, String>(0)
     })
@@ -118,7 +123,7 @@ pub fn is_revoked(conn: &Connection, id: &str) -> Result<bool, StoreError> {
 }
 
 /// Revoked attestations of `issuer` as `(id, reason)`, ordered by `issued_at` (the revocation feed).
-pub fn revoked_of(conn: &Connection, issuer: &str) -> Result<Vec<(String, Option<String>)>, StoreError> {
+pub(crate) fn revoked_of(conn: &Connection, issuer: &str) -> Result<Vec<(String, Option<String>)>, StoreError> {
     let mut stmt = conn
         .prepare(
             "SELECT attestation_id, revocation_reason FROM membership_attestations

@@ -12,19 +12,9 @@ pub fn insert(conn: &Connection, event_id: &str, event_json: &str, created_at: &
         .map_err(StoreError::sqlite("writing an audit event"))
 }
 
-/// `event_json` of every event whose type is `event_type`, oldest first (tests, reports).
-pub fn by_type(conn: &Connection, event_type: &str) -> Result<Vec<String>, StoreError> {
-    let pattern = format!("%\"event_type\": \"{event_type}\"%");
-    let mut stmt = conn
-        .prepare("SELECT event_json FROM audit_events WHERE event_json LIKE ?1 ORDER BY created_at")
-        .map_err(StoreError::sqlite("reading audit events"))?;
-    let rows = stmt.query_map([pattern], |r| r.get(0)).map_err(StoreError::sqlite("reading audit events"))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::sqlite("reading audit events"))
-}
-
 /// How many events of type `event_type` were written at or after `since` (an isoformat time, as
 /// `created_at` is stored; readiness counts recent legacy admin signatures with it).
-pub fn count_since(conn: &Connection, event_type: &str, since: &str) -> Result<i64, StoreError> {
+pub(crate) fn count_since(conn: &Connection, event_type: &str, since: &str) -> Result<i64, StoreError> {
     let pattern = format!("%\"event_type\": \"{event_type}\"%");
     conn.query_row(
         "SELECT COUNT(*) FROM audit_events WHERE created_at >= ?1 AND event_json LIKE ?2",
@@ -39,7 +29,8 @@ pub fn count_since(conn: &Connection, event_type: &str, since: &str) -> Result<i
 /// `revocation` or `policy`, which includes the decisions of the public verify routes, so anyone
 /// could push a fresh treaty out of the list; auth failures pushed it out of upstream's 2,000-row
 /// scan. The same list is spelled in [`trust_change_filter!`], which the index and the query share.
-pub const TRUST_CHANGE_EVENTS: [&str; 9] = [
+#[cfg(test)]
+pub(crate) const TRUST_CHANGE_EVENTS: [&str; 9] = [
     "recognition_treaty_issued",
     "recognition_treaty_revoked",
     "recognition_policy_saved",
@@ -69,7 +60,7 @@ pub(crate) use trust_change_filter;
 /// changes, G4). Read through the partial index `gm_audit_trust_changes`, which holds only those
 /// rows: no number of other events (auth failures, verify decisions) can push a change out or make
 /// the query slow, and inserting any other event never touches the index.
-pub fn recent_trust_changes(conn: &Connection, limit: usize) -> Result<Vec<String>, StoreError> {
+pub(crate) fn recent_trust_changes(conn: &Connection, limit: usize) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn
         .prepare_cached(concat!(
             "SELECT event_json FROM audit_events WHERE ",
@@ -91,7 +82,7 @@ pub fn count(conn: &Connection) -> Result<i64, StoreError> {
 
 /// The `created_at` of the newest event after the newest `keep` (the first one a row-count
 /// retention would drop), or `None` when the table holds at most `keep` events.
-pub fn created_at_beyond(conn: &Connection, keep: u64) -> Result<Option<String>, StoreError> {
+pub(crate) fn created_at_beyond(conn: &Connection, keep: u64) -> Result<Option<String>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT created_at FROM audit_events ORDER BY created_at DESC LIMIT 1 OFFSET ?1")
         .map_err(StoreError::sqlite("reading audit events"))?;
@@ -105,7 +96,7 @@ pub fn created_at_beyond(conn: &Connection, keep: u64) -> Result<Option<String>,
 
 /// Deletes the events with these ids inside a write job; returns how many were deleted. Audit
 /// retention passes only ids it has just read back from a verified export.
-pub fn delete_ids(conn: &Connection, ids: &[String]) -> Result<usize, StoreError> {
+pub(crate) fn delete_ids(conn: &Connection, ids: &[String]) -> Result<usize, StoreError> {
     let mut stmt = conn
         .prepare_cached("DELETE FROM audit_events WHERE event_id = ?1")
         .map_err(StoreError::sqlite("deleting audit events"))?;
@@ -120,7 +111,7 @@ pub fn delete_ids(conn: &Connection, ids: &[String]) -> Result<usize, StoreError
 /// (upstream's `ORDER BY created_at`), one row at a time so a large table is never held in memory.
 /// Returns the number of rows read; an error from `f` stops the walk and is returned as is, so callers
 /// keep their own error type (`E` only needs to hold a [`StoreError`]).
-pub fn for_each_event<E: From<StoreError>>(
+pub(crate) fn for_each_event<E: From<StoreError>>(
     conn: &Connection,
     mut f: impl FnMut(&str, &str) -> Result<(), E>,
 ) -> Result<usize, E> {

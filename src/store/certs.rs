@@ -8,7 +8,7 @@ use super::error::StoreError;
 
 /// One row of the active-node set (`GET /nodes`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActiveNodeRow {
+pub(crate) struct ActiveNodeRow {
     /// Certificate id.
     pub cert_id: String,
     /// Node public key.
@@ -28,20 +28,20 @@ pub struct ActiveNodeRow {
 }
 
 /// Rows in `issued_certs` (renewed and revoked included).
-pub fn count_all(conn: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn count_all(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT COUNT(*) FROM issued_certs", [], |r| r.get(0))
         .map_err(StoreError::sqlite("counting certificates"))
 }
 
 /// Rows with status `revoked`.
-pub fn count_revoked(conn: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn count_revoked(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT COUNT(*) FROM issued_certs WHERE status = 'revoked'", [], |r| r.get(0))
         .map_err(StoreError::sqlite("counting revoked certificates"))
 }
 
 /// Non-revoked rows whose `last_heartbeat` sorts at or after `not_before` (an isoformat prefix such
 /// as `2026-11-25T17:40:00`). Callers apply the exact time test to the few rows returned.
-pub fn recent_heartbeats(conn: &Connection, not_before: &str) -> Result<Vec<ActiveNodeRow>, StoreError> {
+pub(crate) fn recent_heartbeats(conn: &Connection, not_before: &str) -> Result<Vec<ActiveNodeRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT cert_id, node_public_key, roles_json, expires_at, last_heartbeat, remote_addr, status, heartbeat_status
@@ -77,7 +77,7 @@ pub fn recent_heartbeats(conn: &Connection, not_before: &str) -> Result<Vec<Acti
 /// or after `sure`, and the `last_heartbeat` values of those between `not_before` (inclusive) and
 /// `sure`, for the caller's exact test. Reads only the covering `(last_heartbeat, status)` index:
 /// no row is loaded, so the cost stays small with tens of thousands of active nodes.
-pub fn recent_heartbeat_count(
+pub(crate) fn recent_heartbeat_count(
     conn: &Connection,
     not_before: &str,
     sure: &str,
@@ -115,7 +115,7 @@ pub fn recent_heartbeat_count(
 
 /// The columns of one certificate row that decisions need.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertRow {
+pub(crate) struct CertRow {
     /// Certificate id.
     pub cert_id: String,
     /// Node public key.
@@ -154,7 +154,7 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
 }
 
 /// Loads one certificate row.
-pub fn get(conn: &Connection, cert_id: &str) -> Result<Option<CertRow>, StoreError> {
+pub(crate) fn get(conn: &Connection, cert_id: &str) -> Result<Option<CertRow>, StoreError> {
     use rusqlite::OptionalExtension;
     conn.prepare_cached(&format!("SELECT {CERT_COLUMNS} FROM issued_certs WHERE cert_id = ?1"))
         .and_then(|mut s| s.query_row([cert_id], cert_row).optional())
@@ -162,7 +162,7 @@ pub fn get(conn: &Connection, cert_id: &str) -> Result<Option<CertRow>, StoreErr
 }
 
 /// The id of a certificate of `node_public_key` revoked for `key_compromise`, if any.
-pub fn key_compromised(conn: &Connection, node_public_key: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn key_compromised(conn: &Connection, node_public_key: &str) -> Result<Option<String>, StoreError> {
     use rusqlite::OptionalExtension;
     conn.prepare_cached(
         "SELECT cert_id FROM issued_certs WHERE node_public_key = ?1 AND status = 'revoked' AND revocation_reason = 'key_compromise' LIMIT 1",
@@ -219,7 +219,7 @@ pub fn insert(conn: &Connection, c: &NewCert) -> Result<(), StoreError> {
 }
 
 /// Records a heartbeat.
-pub fn record_heartbeat(
+pub(crate) fn record_heartbeat(
     conn: &Connection,
     cert_id: &str,
     at: &str,
@@ -235,10 +235,10 @@ pub fn record_heartbeat(
 }
 
 /// A revoked certificate: `(cert_id, revoked_at, revocation_reason)`.
-pub type RevokedCert = (String, Option<String>, Option<String>);
+pub(crate) type RevokedCert = (String, Option<String>, Option<String>);
 
 /// Every revoked certificate, oldest revocation first.
-pub fn revoked(conn: &Connection) -> Result<Vec<RevokedCert>, StoreError> {
+pub(crate) fn revoked(conn: &Connection) -> Result<Vec<RevokedCert>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT cert_id, revoked_at, revocation_reason FROM issued_certs WHERE status = 'revoked' ORDER BY revoked_at, cert_id")
         .map_err(StoreError::sqlite("listing revoked certificates"))?;
@@ -249,7 +249,7 @@ pub fn revoked(conn: &Connection) -> Result<Vec<RevokedCert>, StoreError> {
 }
 
 /// Marks a certificate revoked (only if it is not already).
-pub fn mark_revoked(conn: &Connection, cert_id: &str, at: &str, reason: &str) -> Result<bool, StoreError> {
+pub(crate) fn mark_revoked(conn: &Connection, cert_id: &str, at: &str, reason: &str) -> Result<bool, StoreError> {
     conn.execute(
         "UPDATE issued_certs SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3 WHERE cert_id = ?1 AND status != 'revoked'",
         rusqlite::params![cert_id, at, reason],
@@ -259,7 +259,7 @@ pub fn mark_revoked(conn: &Connection, cert_id: &str, at: &str, reason: &str) ->
 }
 
 /// Replaces the stored revocation reason (escalation to `key_compromise`, D12).
-pub fn set_revocation_reason(conn: &Connection, cert_id: &str, reason: &str) -> Result<(), StoreError> {
+pub(crate) fn set_revocation_reason(conn: &Connection, cert_id: &str, reason: &str) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE issued_certs SET revocation_reason = ?2 WHERE cert_id = ?1",
         rusqlite::params![cert_id, reason],
@@ -269,7 +269,7 @@ pub fn set_revocation_reason(conn: &Connection, cert_id: &str, reason: &str) -> 
 }
 
 /// The certificate that renewed `cert_id` (earliest), with its issue time.
-pub fn successor(conn: &Connection, cert_id: &str) -> Result<Option<(String, String)>, StoreError> {
+pub(crate) fn successor(conn: &Connection, cert_id: &str) -> Result<Option<(String, String)>, StoreError> {
     use rusqlite::OptionalExtension;
     conn.prepare_cached(
         "SELECT cert_id, issued_at FROM issued_certs WHERE renewed_from = ?1 ORDER BY issued_at LIMIT 1",
@@ -280,7 +280,7 @@ pub fn successor(conn: &Connection, cert_id: &str) -> Result<Option<(String, Str
 
 /// Every certificate linked to `cert_id` through `renewed_from` (ancestors and descendants) with the
 /// same node key, `cert_id` first.
-pub fn renewal_chain(conn: &Connection, cert_id: &str) -> Result<Vec<CertRow>, StoreError> {
+pub(crate) fn renewal_chain(conn: &Connection, cert_id: &str) -> Result<Vec<CertRow>, StoreError> {
     let Some(start) = get(conn, cert_id)? else {
         return Ok(Vec::new());
     };
@@ -317,7 +317,7 @@ pub fn renewal_chain(conn: &Connection, cert_id: &str) -> Result<Vec<CertRow>, S
 }
 
 /// Rows whose status is not `revoked` (the dashboard's tracked nodes).
-pub fn count_tracked(conn: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn count_tracked(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT COUNT(*) FROM issued_certs WHERE status != 'revoked'", [], |r| r.get(0))
         .map_err(StoreError::sqlite("counting tracked certificates"))
 }

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::error::StoreError;
 
 /// The active CRL's `(sequence, crl_json)`, if any.
-pub fn active(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
+pub(crate) fn active(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
     conn.query_row(
         "SELECT sequence, crl_json FROM crl_versions WHERE active = 1 ORDER BY sequence DESC LIMIT 1",
         [],
@@ -23,13 +23,18 @@ pub(crate) fn max_sequence(conn: &Connection) -> Result<i64, StoreError> {
 }
 
 /// The active sequence without loading the CRL (0 when none; `/metrics` never creates one).
-pub fn active_sequence(conn: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn active_sequence(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions WHERE active = 1", [], |r| r.get(0))
         .map_err(StoreError::sqlite("reading the CRL sequence"))
 }
 
 /// Stores a new CRL version as the only active one.
-pub fn activate_new(conn: &Connection, sequence: i64, crl_json: &str, created_at: &str) -> Result<(), StoreError> {
+pub(crate) fn activate_new(
+    conn: &Connection,
+    sequence: i64,
+    crl_json: &str,
+    created_at: &str,
+) -> Result<(), StoreError> {
     conn.execute("UPDATE crl_versions SET active = 0 WHERE active != 0", [])
         .map_err(StoreError::sqlite("deactivating CRLs"))?;
     conn.execute(

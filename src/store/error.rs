@@ -70,13 +70,13 @@ pub enum StoreError {
 
 impl StoreError {
     /// Wraps a rusqlite error with the operation that failed.
-    pub fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    pub(crate) fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
         move |source| StoreError::Sqlite { op, source }
     }
 
     /// True when another connection's lock stopped the operation (`SQLITE_BUSY`, `SQLITE_LOCKED`),
     /// after the busy timeout ran out.
-    pub fn is_busy(&self) -> bool {
+    pub(crate) fn is_busy(&self) -> bool {
         match self {
             StoreError::Busy { .. } => true,
             StoreError::Open { source, .. } | StoreError::Sqlite { source, .. } => matches!(
@@ -100,7 +100,7 @@ impl StoreError {
 
     /// True when SQLite could not write or create a file (`SQLITE_FULL`, `SQLITE_IOERR`,
     /// `SQLITE_CANTOPEN`): a full disk, a quota or file-size limit, or a failing device.
-    pub fn is_write_failure(&self) -> bool {
+    pub(crate) fn is_write_failure(&self) -> bool {
         match self {
             StoreError::Open { source, .. } | StoreError::Sqlite { source, .. } => matches!(
                 source.sqlite_error_code(),

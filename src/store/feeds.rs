@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::error::StoreError;
 
 /// Highest sequence imported for `issuer`, if any.
-pub fn latest_sequence(conn: &Connection, issuer: &str) -> Result<Option<i64>, StoreError> {
+pub(crate) fn latest_sequence(conn: &Connection, issuer: &str) -> Result<Option<i64>, StoreError> {
     conn.query_row(
         "SELECT MAX(sequence) FROM sovereign_revocation_feeds WHERE issuer_sovereign_id = ?1",
         [issuer],
@@ -61,7 +61,7 @@ pub fn insert(conn: &Connection, f: &ImportedFeed<'_>) -> Result<bool, StoreErro
 }
 
 /// Attestation ids imported as revoked for `issuer`.
-pub fn imported_ids(conn: &Connection, issuer: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn imported_ids(conn: &Connection, issuer: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT attestation_id FROM imported_sovereign_revocations WHERE issuer_sovereign_id = ?1 ORDER BY attestation_id")
         .map_err(StoreError::sqlite("reading imported revocations"))?;
@@ -71,7 +71,7 @@ pub fn imported_ids(conn: &Connection, issuer: &str) -> Result<Vec<String>, Stor
 
 /// One imported revocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportedRevocation {
+pub(crate) struct ImportedRevocation {
     /// Issuer.
     pub issuer_sovereign_id: String,
     /// Attestation id.
@@ -87,7 +87,7 @@ pub struct ImportedRevocation {
 }
 
 /// Every imported revocation ordered by (issuer, attestation id).
-pub fn all_imported(conn: &Connection) -> Result<Vec<ImportedRevocation>, StoreError> {
+pub(crate) fn all_imported(conn: &Connection) -> Result<Vec<ImportedRevocation>, StoreError> {
     let mut stmt = conn
         .prepare(
             "SELECT issuer_sovereign_id, attestation_id, feed_id, sequence, reason, imported_at
@@ -111,7 +111,7 @@ pub fn all_imported(conn: &Connection) -> Result<Vec<ImportedRevocation>, StoreE
 
 /// One imported feed row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedRow {
+pub(crate) struct FeedRow {
     /// Feed id.
     pub feed_id: String,
     /// Issuer.
@@ -125,7 +125,7 @@ pub struct FeedRow {
 }
 
 /// Every imported feed ordered by (issuer, sequence).
-pub fn all_feeds(conn: &Connection) -> Result<Vec<FeedRow>, StoreError> {
+pub(crate) fn all_feeds(conn: &Connection) -> Result<Vec<FeedRow>, StoreError> {
     let mut stmt = conn
         .prepare(
             "SELECT feed_id, issuer_sovereign_id, sequence, feed_json, imported_at FROM sovereign_revocation_feeds

@@ -8,7 +8,7 @@ use super::error::StoreError;
 
 /// One stored invite.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InviteRow {
+pub(crate) struct InviteRow {
     /// `assigned_roles_json`.
     pub assigned_roles_json: String,
     /// Certificate validity cap in hours.
@@ -45,7 +45,7 @@ pub fn insert(conn: &Connection, invite: &NewInvite<'_>) -> Result<(), StoreErro
 }
 
 /// Looks an invite up.
-pub fn get(conn: &Connection, token_id: &str) -> Result<Option<InviteRow>, StoreError> {
+pub(crate) fn get(conn: &Connection, token_id: &str) -> Result<Option<InviteRow>, StoreError> {
     conn.prepare_cached(
         "SELECT assigned_roles_json, max_validity_hours, expires_at, used_at FROM invite_tokens WHERE token_id = ?1",
     )
@@ -64,7 +64,7 @@ pub fn get(conn: &Connection, token_id: &str) -> Result<Option<InviteRow>, Store
 }
 
 /// Marks the invite used if it still is unused; false when another request got it first.
-pub fn consume(conn: &Connection, token_id: &str, used_at: &str, used_by_key: &str) -> Result<bool, StoreError> {
+pub(crate) fn consume(conn: &Connection, token_id: &str, used_at: &str, used_by_key: &str) -> Result<bool, StoreError> {
     conn.prepare_cached(
         "UPDATE invite_tokens SET used_at = ?2, used_by_key = ?3 WHERE token_id = ?1 AND used_at IS NULL",
     )

@@ -81,7 +81,7 @@ pub(crate) fn open_existing(path: &Path) -> Result<Option<Connection>, StoreErro
 }
 
 /// Appends an entry; returns its id.
-pub fn record(conn: &Connection, e: &Entry) -> Result<i64, StoreError> {
+pub(crate) fn record(conn: &Connection, e: &Entry) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO gm_ops_ledger (kind, started_at, finished_at, outcome, duration_ms, artifact, sha256, size_bytes, message, details_json)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -92,7 +92,7 @@ pub fn record(conn: &Connection, e: &Entry) -> Result<i64, StoreError> {
 }
 
 /// Entries, newest first, optionally of one kind.
-pub fn list(conn: &Connection, kind: Option<&str>, limit: i64) -> Result<Vec<Entry>, StoreError> {
+pub(crate) fn list(conn: &Connection, kind: Option<&str>, limit: i64) -> Result<Vec<Entry>, StoreError> {
     let mut stmt = conn
         .prepare(&format!(
             "SELECT {COLUMNS} FROM gm_ops_ledger WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2"
@@ -105,7 +105,7 @@ pub fn list(conn: &Connection, kind: Option<&str>, limit: i64) -> Result<Vec<Ent
 /// The newest entry of `kind` for `artifact` (a scheduled job's runs are kind `job`, artifact the
 /// job name), passing over entries whose outcome is `except`. One seek on
 /// `gm_ops_ledger_kind_artifact`, however long the ledger: the scheduler asks this per job per tick.
-pub fn newest_for(
+pub(crate) fn newest_for(
     conn: &Connection,
     kind: &str,
     artifact: &str,

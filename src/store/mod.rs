@@ -35,7 +35,7 @@ pub use error::StoreError;
 pub(crate) use rusqlite::Connection;
 
 /// Upstream's busy timeout.
-pub const BUSY_TIMEOUT: Duration = Duration::from_millis(30_000);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_millis(30_000);
 
 /// How a database is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Store {
 
     /// [`Store::open`] with connections that wait at most `busy_timeout` for another process's lock
     /// (a backup's `--busy-timeout`) instead of upstream's 30 s.
-    pub fn open_with_busy_timeout(
+    pub(crate) fn open_with_busy_timeout(
         path: &Path,
         mode: OpenMode,
         applied_at: &str,
@@ -125,13 +125,8 @@ impl Store {
         Ok(store)
     }
 
-    /// The database path as configured.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `f` on a pooled connection.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = self.take()?;
         let result = f(&conn);
         self.give_back(conn);
@@ -160,7 +155,7 @@ impl Store {
     }
 
     /// Size of the database file plus its WAL, in bytes.
-    pub fn size_bytes(&self) -> u64 {
+    pub(crate) fn size_bytes(&self) -> u64 {
         let main = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         let mut wal = self.path.as_os_str().to_os_string();
         wal.push("-wal");
@@ -168,7 +163,7 @@ impl Store {
     }
 
     /// WAL files above this are truncated by [`Store::bound_wal`].
-    pub const WAL_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
+    pub(crate) const WAL_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
 
     /// Keeps the WAL file bounded. Under a steady stream of readers SQLite's automatic checkpoints
     /// copy pages but rarely find a moment to restart the log, so the `-wal` file keeps growing
@@ -176,7 +171,7 @@ impl Store {
     /// `limit` (the server uses [`Store::WAL_LIMIT_BYTES`]), a `wal_checkpoint(TRUNCATE)` waits at most `wait` for readers
     /// and empties it. Returns the size it was when truncated; a busy database is reported, not
     /// waited for (the next call tries again).
-    pub fn bound_wal(&self, limit: u64, wait: std::time::Duration) -> Result<Option<u64>, StoreError> {
+    pub(crate) fn bound_wal(&self, limit: u64, wait: std::time::Duration) -> Result<Option<u64>, StoreError> {
         if self.mode == OpenMode::ReadOnly || self.path.as_os_str() == ":memory:" {
             return Ok(None);
         }
@@ -198,7 +193,7 @@ impl Store {
     /// waiting at most 2 s. The probe never holds a pooled reader while it waits: probes that
     /// waited for the write lock on pooled connections starved `/metrics` and `/policy` under
     /// `scripts/load.sh`.
-    pub fn check_ready(&self) -> Result<(), String> {
+    pub(crate) fn check_ready(&self) -> Result<(), String> {
         let schema = self.read(|c| Ok(schema_ready(c))).map_err(|e| e.to_string())?;
         schema?;
         match &self.writer {

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::error::StoreError;
 
 /// True when `nonce` was already used in `scope`.
-pub fn exists(conn: &Connection, scope: &str, nonce: &str) -> Result<bool, StoreError> {
+pub(crate) fn exists(conn: &Connection, scope: &str, nonce: &str) -> Result<bool, StoreError> {
     conn.prepare_cached("SELECT 1 FROM nonces WHERE scope = ?1 AND nonce = ?2")
         .and_then(|mut s| s.query_row(params![scope, nonce], |_| Ok(())).optional())
         .map(|r| r.is_some())
@@ -22,7 +22,7 @@ pub fn insert(conn: &Connection, scope: &str, nonce: &str, created_at: &str) -> 
 }
 
 /// Deletes nonces created before `threshold` (isoformat UTC); returns how many went.
-pub fn prune_older_than(conn: &Connection, threshold: &str) -> Result<usize, StoreError> {
+pub(crate) fn prune_older_than(conn: &Connection, threshold: &str) -> Result<usize, StoreError> {
     conn.execute("DELETE FROM nonces WHERE created_at < ?1", [threshold]).map_err(StoreError::sqlite("pruning nonces"))
 }
 

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::error::StoreError;
 
 /// The active policy's `policy_json`, if any.
-pub fn active_json(conn: &Connection) -> Result<Option<String>, StoreError> {
+pub(crate) fn active_json(conn: &Connection) -> Result<Option<String>, StoreError> {
     conn.query_row(
         "SELECT policy_json FROM policy_versions WHERE active = 1 ORDER BY created_at DESC LIMIT 1",
         [],
@@ -16,7 +16,12 @@ pub fn active_json(conn: &Connection) -> Result<Option<String>, StoreError> {
 }
 
 /// Stores `policy_json` under `policy_id` as the only active version (same id overwrites).
-pub fn activate_new(conn: &Connection, policy_id: &str, policy_json: &str, created_at: &str) -> Result<(), StoreError> {
+pub(crate) fn activate_new(
+    conn: &Connection,
+    policy_id: &str,
+    policy_json: &str,
+    created_at: &str,
+) -> Result<(), StoreError> {
     conn.execute("UPDATE policy_versions SET active = 0 WHERE active != 0", [])
         .map_err(StoreError::sqlite("deactivating policies"))?;
     conn.execute(
@@ -35,7 +40,7 @@ pub fn count(conn: &Connection) -> Result<i64, StoreError> {
 
 /// One row of `policy_versions`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyRow {
+pub(crate) struct PolicyRow {
     /// Policy id.
     pub policy_id: String,
     /// Declaration-order `policy_json`.
@@ -47,7 +52,7 @@ pub struct PolicyRow {
 }
 
 /// Every stored version, newest first (`GET /admin/policy/history`).
-pub fn history(conn: &Connection) -> Result<Vec<PolicyRow>, StoreError> {
+pub(crate) fn history(conn: &Connection) -> Result<Vec<PolicyRow>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT policy_id, policy_json, active, created_at FROM policy_versions ORDER BY created_at DESC")
         .map_err(StoreError::sqlite("reading policy history"))?;
@@ -65,7 +70,7 @@ pub fn history(conn: &Connection) -> Result<Vec<PolicyRow>, StoreError> {
 }
 
 /// Makes an existing version the only active one; returns its `policy_json`, or `None` if unknown.
-pub fn activate_existing(conn: &Connection, policy_id: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn activate_existing(conn: &Connection, policy_id: &str) -> Result<Option<String>, StoreError> {
     let json: Option<String> = conn
         .query_row("SELECT policy_json FROM policy_versions WHERE policy_id = ?1", [policy_id], |r| r.get(0))
         .optional()

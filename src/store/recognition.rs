@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::error::StoreError;
 
 /// The active policy's JSON.
-pub fn active_json(conn: &Connection) -> Result<Option<String>, StoreError> {
+pub(crate) fn active_json(conn: &Connection) -> Result<Option<String>, StoreError> {
     conn.query_row(
         "SELECT policy_json FROM recognition_policies WHERE active = 1 ORDER BY created_at DESC LIMIT 1",
         [],
@@ -16,7 +16,7 @@ pub fn active_json(conn: &Connection) -> Result<Option<String>, StoreError> {
 }
 
 /// Stores a policy as the only active one (same id overwrites).
-pub fn activate(conn: &Connection, policy_id: &str, json: &str, created_at: &str) -> Result<(), StoreError> {
+pub(crate) fn activate(conn: &Connection, policy_id: &str, json: &str, created_at: &str) -> Result<(), StoreError> {
     conn.execute("UPDATE recognition_policies SET active = 0 WHERE active != 0", [])
         .map_err(StoreError::sqlite("deactivating recognition policies"))?;
     conn.execute(

@@ -11,10 +11,10 @@ use rusqlite::Connection;
 use super::error::StoreError;
 
 /// The highest upstream schema version gm implements.
-pub const KNOWN_VERSION: i64 = 6;
+pub(crate) const KNOWN_VERSION: i64 = 6;
 
 /// Every table of the 0.16 schema.
-pub const TABLES: [&str; 13] = [
+pub(crate) const TABLES: [&str; 13] = [
     "schema_version",
     "invite_tokens",
     "issued_certs",
@@ -197,7 +197,7 @@ CREATE INDEX IF NOT EXISTS gm_audit_trust_changes ON audit_events(created_at) WH
 );
 
 /// The versions recorded in `schema_version` (empty when the table does not exist).
-pub fn applied_versions(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn applied_versions(conn: &Connection) -> Result<Vec<i64>, StoreError> {
     if !table_exists(conn, "schema_version")? {
         return Ok(Vec::new());
     }
@@ -209,7 +209,7 @@ pub fn applied_versions(conn: &Connection) -> Result<Vec<i64>, StoreError> {
 }
 
 /// True when `name` is a table of the database.
-pub fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+pub(crate) fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| {
         r.get::<_, i64>(0)
     })
@@ -218,7 +218,7 @@ pub fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
 }
 
 /// The tables of [`TABLES`] that are missing.
-pub fn missing_tables(conn: &Connection) -> Result<Vec<&'static str>, StoreError> {
+pub(crate) fn missing_tables(conn: &Connection) -> Result<Vec<&'static str>, StoreError> {
     let mut missing = Vec::new();
     for t in TABLES {
         if !table_exists(conn, t)? {
@@ -230,7 +230,7 @@ pub fn missing_tables(conn: &Connection) -> Result<Vec<&'static str>, StoreError
 
 /// Applies every migration not yet recorded, each in its own transaction with its
 /// `schema_version` row, exactly as upstream does at start. `applied_at` is the isoformat time.
-pub fn migrate(conn: &mut Connection, applied_at: &str) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn migrate(conn: &mut Connection, applied_at: &str) -> Result<Vec<i64>, StoreError> {
     conn.execute_batch(BOOTSTRAP).map_err(StoreError::sqlite("creating schema_version"))?;
     let done = applied_versions(conn)?;
     let mut applied = Vec::new();
@@ -267,11 +267,11 @@ fn column_exists(conn: &Connection, table: &str, column: &str) -> Result<bool, S
 }
 
 /// Creates gm's own `gm_…` indexes if missing.
-pub fn ensure_gm_indexes(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn ensure_gm_indexes(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(GM_INDEXES).map_err(StoreError::sqlite("creating gm indexes"))
 }
 
 /// The highest recorded version, 0 when none.
-pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn current_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(applied_versions(conn)?.last().copied().unwrap_or(0))
 }

@@ -15,7 +15,7 @@ use super::schema;
 /// source locked by another process (`SQLITE_BUSY`, e.g. a connection in `locking_mode =
 /// EXCLUSIVE`; in WAL mode ordinary writers never block it) is retried until `busy_timeout` has
 /// passed since the copy began, then the copy fails with [`StoreError::Busy`].
-pub fn online_backup(
+pub(crate) fn online_backup(
     src: &Connection,
     dest: &Path,
     busy_timeout: Duration,
@@ -71,7 +71,7 @@ fn without_message(e: rusqlite::Error) -> rusqlite::Error {
 /// this before it moves the old `-wal` aside and renames the new file in: a restore killed between
 /// those two steps then leaves the old database whole, not its main file without its last commits.
 /// Waits at most `busy_timeout` for other connections.
-pub fn fold_journal(path: &Path, busy_timeout: Duration) -> Result<(), StoreError> {
+pub(crate) fn fold_journal(path: &Path, busy_timeout: Duration) -> Result<(), StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
@@ -105,7 +105,7 @@ pub fn open_immutable(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// `PRAGMA integrity_check`: `Ok(())` or the first problems reported.
-pub fn integrity_check(conn: &Connection) -> Result<Result<(), String>, StoreError> {
+pub(crate) fn integrity_check(conn: &Connection) -> Result<Result<(), String>, StoreError> {
     let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(StoreError::sqlite("checking integrity"))?;
     let rows: Vec<String> = stmt
         .query_map([], |r| r.get(0))
@@ -120,7 +120,7 @@ pub fn integrity_check(conn: &Connection) -> Result<Result<(), String>, StoreErr
 }
 
 /// Rows per NA table (tables that do not exist are left out).
-pub fn row_counts(conn: &Connection) -> Result<Vec<(&'static str, i64)>, StoreError> {
+pub(crate) fn row_counts(conn: &Connection) -> Result<Vec<(&'static str, i64)>, StoreError> {
     let mut out = Vec::new();
     for table in schema::TABLES {
         if schema::table_exists(conn, table)? {
@@ -134,7 +134,7 @@ pub fn row_counts(conn: &Connection) -> Result<Vec<(&'static str, i64)>, StoreEr
 }
 
 /// Treaty edge counts for a manifest: `(recognition, stored active and unexpired at now_iso, revoked)`.
-pub fn treaty_counts(conn: &Connection, now_iso: &str) -> Result<(i64, i64, i64), StoreError> {
+pub(crate) fn treaty_counts(conn: &Connection, now_iso: &str) -> Result<(i64, i64, i64), StoreError> {
     if !schema::table_exists(conn, "recognition_treaties")? {
         return Ok((0, 0, 0));
     }
@@ -148,7 +148,7 @@ pub fn treaty_counts(conn: &Connection, now_iso: &str) -> Result<(i64, i64, i64)
 }
 
 /// Every stored CRL and policy JSON (for signature checks of a snapshot).
-pub fn signed_material(conn: &Connection) -> Result<(Vec<String>, Vec<String>), StoreError> {
+pub(crate) fn signed_material(conn: &Connection) -> Result<(Vec<String>, Vec<String>), StoreError> {
     let collect = |sql: &str| -> Result<Vec<String>, StoreError> {
         let mut stmt = conn.prepare(sql).map_err(StoreError::sqlite("reading signed material"))?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(StoreError::sqlite("reading signed material"))?;
@@ -158,7 +158,7 @@ pub fn signed_material(conn: &Connection) -> Result<(Vec<String>, Vec<String>), 
 }
 
 /// Nonces created at or after `since` (isoformat), to carry over a restore (D23).
-pub fn recent_nonces(conn: &Connection, since: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+pub(crate) fn recent_nonces(conn: &Connection, since: &str) -> Result<Vec<(String, String, String)>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT scope, nonce, created_at FROM nonces WHERE created_at >= ?1")
         .map_err(StoreError::sqlite("reading nonces"))?;
@@ -212,7 +212,7 @@ const IMPORTED_COLUMNS: &str = "issuer_sovereign_id, attestation_id, feed_id, se
 
 /// A whole row read from the replaced database.
 #[derive(Debug, Clone)]
-pub struct Row(Vec<rusqlite::types::Value>);
+pub(crate) struct Row(Vec<rusqlite::types::Value>);
 
 impl Row {
     /// The first column (the primary key of a revocable table) as text.
@@ -228,7 +228,7 @@ impl Row {
 /// un-revoke anything: revoked certificates, treaties and attestations (whole rows, for those
 /// issued after the backup) and imported revocations of other sovereigns.
 #[derive(Debug, Clone, Default)]
-pub struct Revocations {
+pub(crate) struct Revocations {
     certificates: Vec<Row>,
     treaties: Vec<Row>,
     attestations: Vec<Row>,
@@ -237,7 +237,7 @@ pub struct Revocations {
 
 impl Revocations {
     /// True when the replaced database held no revocation of any kind.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.certificates.is_empty()
             && self.treaties.is_empty()
             && self.attestations.is_empty()
@@ -247,7 +247,7 @@ impl Revocations {
 
 /// What a restore carried over: the ids whose status changed (or rows that were added).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CarriedRevocations {
+pub(crate) struct CarriedRevocations {
     /// Certificates revoked again; `gm serve` republishes them in the CRL.
     pub certificates: Vec<String>,
     /// Recognition treaties revoked again.
@@ -260,13 +260,13 @@ pub struct CarriedRevocations {
 
 impl CarriedRevocations {
     /// How many revocations were carried over in all.
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.certificates.len() + self.treaties.len() + self.attestations.len() + self.imported
     }
 }
 
 /// Reads every revocation of `conn` (tables it lacks are skipped).
-pub fn revocations(conn: &Connection) -> Result<Revocations, StoreError> {
+pub(crate) fn revocations(conn: &Connection) -> Result<Revocations, StoreError> {
     let rows = |table: &str, columns: &str, filter: &str| -> Result<Vec<Row>, StoreError> {
         if !super::schema::table_exists(conn, table)? {
             return Ok(Vec::new());
@@ -293,7 +293,7 @@ pub fn revocations(conn: &Connection) -> Result<Revocations, StoreError> {
 /// revoked with the carried time and reason; one it does not hold (issued after the backup) is
 /// inserted whole; a revoked node's agent registration is removed (as a revocation does); imported
 /// revocations are added where missing.
-pub fn carry_revocations(conn: &Connection, r: &Revocations) -> Result<CarriedRevocations, StoreError> {
+pub(crate) fn carry_revocations(conn: &Connection, r: &Revocations) -> Result<CarriedRevocations, StoreError> {
     let certificates = carry_table(conn, &CERTIFICATES, &r.certificates)?;
     for row in r.certificates.iter().filter(|row| certificates.contains(&row.key())) {
         if let Some(rusqlite::types::Value::Text(node_key)) = row.0.get(1) {
@@ -362,7 +362,7 @@ pub(crate) fn carry_over(
 }
 
 /// Inserts carried-over nonces into a database file (restore, D23).
-pub fn insert_nonces(conn: &Connection, rows: &[(String, String, String)]) -> Result<(), StoreError> {
+pub(crate) fn insert_nonces(conn: &Connection, rows: &[(String, String, String)]) -> Result<(), StoreError> {
     for (scope, nonce, at) in rows {
         conn.execute("INSERT OR IGNORE INTO nonces (scope, nonce, created_at) VALUES (?1, ?2, ?3)", [scope, nonce, at])
             .map_err(StoreError::sqlite("carrying nonces over"))?;
@@ -372,7 +372,7 @@ pub fn insert_nonces(conn: &Connection, rows: &[(String, String, String)]) -> Re
 
 /// What [`scrub_secrets`] replaced in a snapshot copy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scrubbed {
+pub(crate) struct Scrubbed {
     /// Invite tokens replaced by their fingerprint.
     pub invite_tokens: usize,
     /// Nonces replaced by their fingerprint.
@@ -384,7 +384,7 @@ pub struct Scrubbed {
 /// What a scrubbed secret becomes: `fingerprint:` and the first 16 hex characters of its SHA-256,
 /// the form upstream's audit events and gm's logs name an invite token by (`na-wire.md` §14.1), so
 /// rows can still be matched with log lines but never redeemed or replayed.
-pub fn secret_fingerprint(secret: &str) -> String {
+pub(crate) fn secret_fingerprint(secret: &str) -> String {
     format!("fingerprint:{}", crate::crypto::digest::token_fingerprint(secret))
 }
 
@@ -393,7 +393,7 @@ pub fn secret_fingerprint(secret: &str) -> String {
 /// [`secret_fingerprint`]s, and each `audit_events.event_json` is replaced by `redact_event` of it
 /// (the audit export's rule). Runs with `secure_delete` and ends with `VACUUM`, so no old value
 /// survives in a free page or a journal.
-pub fn scrub_secrets(path: &Path, redact_event: impl Fn(&str) -> String) -> Result<Scrubbed, StoreError> {
+pub(crate) fn scrub_secrets(path: &Path, redact_event: impl Fn(&str) -> String) -> Result<Scrubbed, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)
         .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;

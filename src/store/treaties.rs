@@ -70,14 +70,14 @@ pub fn insert(conn: &Connection, t: &TreatyRow) -> Result<(), StoreError> {
 }
 
 /// One treaty.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<TreatyRow>, StoreError> {
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<TreatyRow>, StoreError> {
     conn.query_row(&format!("SELECT {COLUMNS} FROM recognition_treaties WHERE treaty_id = ?1"), [id], row)
         .optional()
         .map_err(StoreError::sqlite("reading a treaty"))
 }
 
 /// Filtered list ordered by `issued_at` (empty filters are ignored).
-pub fn list(conn: &Connection, issuer: &str, subject: &str, status: &str) -> Result<Vec<TreatyRow>, StoreError> {
+pub(crate) fn list(conn: &Connection, issuer: &str, subject: &str, status: &str) -> Result<Vec<TreatyRow>, StoreError> {
     let mut stmt = conn
         .prepare(&format!(
             "SELECT {COLUMNS} FROM recognition_treaties
@@ -90,7 +90,7 @@ pub fn list(conn: &Connection, issuer: &str, subject: &str, status: &str) -> Res
 }
 
 /// Marks a treaty revoked (repeatable); false when unknown.
-pub fn revoke(conn: &Connection, id: &str, at: &str, reason: &str) -> Result<bool, StoreError> {
+pub(crate) fn revoke(conn: &Connection, id: &str, at: &str, reason: &str) -> Result<bool, StoreError> {
     conn.execute(
         "UPDATE recognition_treaties SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3 WHERE treaty_id = ?1",
         params![id, at, reason],

@@ -31,7 +31,7 @@ const LINGER: Duration = Duration::from_micros(200);
 const QUEUE: usize = 4096;
 
 /// Handle to the writer thread; dropping it lets the thread finish the queue and exit.
-pub struct Writer {
+pub(crate) struct Writer {
     tx: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<()>>,
     /// When the last batch committed, in microseconds after `started` plus one (0: never).
@@ -41,7 +41,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer on `conn` (which it owns from now on).
-    pub fn start(conn: Connection) -> Result<Writer, StoreError> {
+    pub(crate) fn start(conn: Connection) -> Result<Writer, StoreError> {
         // synchronous = FULL: every commit fsyncs the WAL, so an answered write survives power loss.
         // temp_store = MEMORY keeps the per-job savepoint journals off the disk; a larger page
         // cache keeps the hot B-tree pages of the insert-heavy tables resident.
@@ -59,7 +59,7 @@ impl Writer {
     }
 
     /// True when a batch committed within the last `window`: the database took a write just now.
-    pub fn committed_within(&self, window: Duration) -> bool {
+    pub(crate) fn committed_within(&self, window: Duration) -> bool {
         let last = self.last_commit.load(Ordering::Relaxed);
         last != 0 && micros_since(self.started).saturating_sub(last - 1) <= window.as_micros() as u64
     }
@@ -69,7 +69,7 @@ impl Writer {
     /// write lock beside the writer (a probe contending for the lock with a busy writer waited out
     /// its whole timeout under load) and commits nothing, so it costs no fsync.
     /// The error is the problem in words.
-    pub fn probe(&self, wait: Duration) -> Result<(), String> {
+    pub(crate) fn probe(&self, wait: Duration) -> Result<(), String> {
         let (reply_tx, reply_rx) = sync_channel::<Result<(), String>>(1);
         let job: Job = Box::new(move |_conn: &Connection| {
             Box::new(move |commit: Result<(), String>| {
@@ -92,7 +92,7 @@ impl Writer {
     }
 
     /// Runs `f` in the next batch and returns its result after the batch committed.
-    pub fn submit<T: Send + 'static>(
+    pub(crate) fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::model::timestamp::parse_request_timestamp;
 
 /// Upstream's freshness window, either side of now.
-pub const WINDOW_SECONDS: i64 = 300;
+pub(crate) const WINDOW_SECONDS: i64 = 300;
 
 /// How a request timestamp failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,7 +44,7 @@ pub enum NodeAuthError {
 
 impl NodeAuthError {
     /// Audit `reason`.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             NodeAuthError::MissingFields => "missing_fields",
             NodeAuthError::InvalidTimestamp | NodeAuthError::NaiveTimestamp => "invalid_timestamp",
@@ -56,7 +56,7 @@ impl NodeAuthError {
     }
 
     /// Status and upstream message.
-    pub fn to_error(&self) -> NaError {
+    pub(crate) fn to_error(&self) -> NaError {
         match self {
             NodeAuthError::MissingFields => NaError::api(401, "Missing signature, timestamp, or nonce"),
             NodeAuthError::InvalidTimestamp => NaError::api(401, "Invalid timestamp format"),
@@ -68,7 +68,7 @@ impl NodeAuthError {
     }
 
     /// `node_auth_failed` details.
-    pub fn audit_details(&self, scope: &str, remote_addr: &str) -> Map {
+    pub(crate) fn audit_details(&self, scope: &str, remote_addr: &str) -> Map {
         let mut d = Map::new();
         if let NodeAuthError::NonceReplay(nonce) = self {
             d.insert("nonce", Value::from(nonce.as_str()));

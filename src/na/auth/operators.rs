@@ -14,7 +14,7 @@ use crate::crypto::keys::PublicKey;
 use crate::json::{parse_str, Value};
 
 /// Key id → public key.
-pub type KeySet = BTreeMap<String, PublicKey>;
+pub(crate) type KeySet = BTreeMap<String, PublicKey>;
 
 /// Where the keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,11 +84,6 @@ struct Loaded {
 }
 
 impl OperatorKeys {
-    /// No operator keys: every admin request fails with 401 (upstream's default).
-    pub fn none() -> OperatorKeys {
-        OperatorKeys { source: None, state: Mutex::new(Loaded { keys: Arc::new(KeySet::new()), stamp: None }) }
-    }
-
     /// Loads keys from `source`; a missing keys file is an empty set.
     pub fn load(source: KeySource) -> Result<OperatorKeys, KeySetError> {
         let (keys, stamp) = read_source(&source)?;
@@ -96,7 +91,7 @@ impl OperatorKeys {
     }
 
     /// The current keys, re-reading the file first if it changed.
-    pub fn current(&self) -> Arc<KeySet> {
+    pub(crate) fn current(&self) -> Arc<KeySet> {
         if let Some(KeySource::File(path)) = &self.source {
             let stamp = file_stamp(path);
             let changed = {
@@ -116,7 +111,7 @@ impl OperatorKeys {
     /// truncates before it writes) is not a key set: the previous keys stay and the file is read
     /// again on the next admin request, instead of every admin request failing with 401 until the
     /// next change. An empty key set is written `{}`.
-    pub fn reload(&self) -> Result<usize, KeySetError> {
+    pub(crate) fn reload(&self) -> Result<usize, KeySetError> {
         let Some(source) = &self.source else {
             return Ok(0);
         };
@@ -173,7 +168,7 @@ impl OperatorKeys {
     }
 
     /// A description of the source for logs and reports.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.source {
             None => "none".to_string(),
             Some(KeySource::Inline(_)) => "OPERATOR_PUBLIC_KEYS_JSON".to_string(),

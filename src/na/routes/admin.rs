@@ -71,7 +71,7 @@ fn add_hours(now: DateTime<Utc>, hours: i64) -> Option<DateTime<Utc>> {
 }
 
 /// `POST /admin/invite`.
-pub fn invite(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn invite(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let body = body::lenient(req)?;
     let (operator, remote, now) = admit(na, req, path, &body)?;
     let windows = NaError::api(400, "Token validity windows must be positive");
@@ -128,7 +128,7 @@ pub fn invite(na: &Authority, req: &Request, path: &str) -> Result<Response, NaE
 }
 
 /// `POST /admin/revoke`.
-pub fn revoke(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn revoke(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let body = body::lenient(req)?;
     let (operator, remote, now) = admit(na, req, path, &body)?;
     let cert_id = match body.get("cert_id").filter(|v| v.is_truthy()) {
@@ -154,7 +154,7 @@ pub fn revoke(na: &Authority, req: &Request, path: &str) -> Result<Response, NaE
 }
 
 /// `POST /admin/policy`.
-pub fn policy_publish(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn policy_publish(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let body = body::lenient(req)?;
     let (operator, _remote, now) = admit(na, req, path, &body)?;
     let manifest = build_policy(na, &body, now).ok_or_else(|| NaError::api(400, "Invalid policy manifest"))?;
@@ -207,7 +207,7 @@ fn build_policy(na: &Authority, body: &Map, now: DateTime<Utc>) -> Option<Policy
 }
 
 /// `GET /admin/policy/history` (signature over body `{}`).
-pub fn policy_history(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn policy_history(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     admit(na, req, path, &Map::new())?;
     let rows = na.store.read(policy::history)?;
     let mut versions = Vec::with_capacity(rows.len());
@@ -226,7 +226,7 @@ pub fn policy_history(na: &Authority, req: &Request, path: &str) -> Result<Respo
 }
 
 /// `POST /admin/policy/rollback`.
-pub fn policy_rollback(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn policy_rollback(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let body = body::lenient(req)?;
     let (operator, _remote, now) = admit(na, req, path, &body)?;
     let policy_id = match body.get("policy_id").filter(|v| v.is_truthy()) {

@@ -112,7 +112,7 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 /// `GET /recognition-graph`.
-pub fn recognition_graph(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn recognition_graph(na: &Authority) -> Result<Response, NaError> {
     let g = Graph::load(na)?;
     let mut m = Map::new();
     m.insert("active_treaties", g.active_treaties()?);
@@ -170,7 +170,7 @@ fn connectome_value(g: &Graph) -> Result<Value, NaError> {
 /// `GET /connectome.json`. The view is derived from the store at read time; because it is large
 /// (every edge, treaty and imported revocation), the rendered body is reused until a treaty or feed
 /// write bumps the trust generation or the next active treaty expires.
-pub fn connectome(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn connectome(na: &Authority) -> Result<Response, NaError> {
     let now = na.clock.now();
     let generation = na.trust_generation.load(std::sync::atomic::Ordering::SeqCst);
     {
@@ -197,7 +197,7 @@ pub(crate) fn connectome_body_from_store(store: &crate::store::Store, now: DateT
 
 /// `GET /connectome/trust-path?from=&to=` (aliases `source`, `target`): breadth-first search over
 /// active edges in (from, to, treaty id) order.
-pub fn trust_path(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn trust_path(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let query = req.query.as_deref().map(crate::http::parse_query).unwrap_or_default();
     let pick = |names: [&str; 2]| {
         names.iter().find_map(|n| query.iter().find(|(k, v)| k == n && !v.is_empty()).map(|(_, v)| v.clone()))
@@ -258,7 +258,7 @@ pub fn trust_path(na: &Authority, req: &Request) -> Result<Response, NaError> {
 }
 
 /// Lifecycle state and expiry risk of a stored treaty (`na-wire.md` §11.3, `model::treaty_lifecycle`).
-pub fn lifecycle(row: &TreatyRow, now: DateTime<Utc>) -> (&'static str, &'static str) {
+pub(crate) fn lifecycle(row: &TreatyRow, now: DateTime<Utc>) -> (&'static str, &'static str) {
     let Ok(expires_at) = ModelTime::parse_model_str(&row.expires_at) else {
         return ("expired", "expired");
     };
@@ -277,7 +277,7 @@ fn display(iso: &str) -> Value {
 }
 
 /// `GET /dashboard.json` (upstream 0.17.5 shape).
-pub fn dashboard_json(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn dashboard_json(na: &Authority) -> Result<Response, NaError> {
     Ok(json_response(200, &dashboard_value(na)?))
 }
 
@@ -469,7 +469,7 @@ fn change(event: Value) -> Value {
 
 /// `GET /dashboard`: a plain, read-only HTML rendering of `/dashboard.json` (no scripts, no
 /// external assets, every value HTML-escaped).
-pub fn dashboard_html(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn dashboard_html(na: &Authority) -> Result<Response, NaError> {
     let d = dashboard_value(na)?;
     let get = |k: &str| d.as_object().and_then(|m| m.get(k)).cloned().unwrap_or(Value::Null);
     let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>gm dashboard</title>");

@@ -30,7 +30,7 @@ fn forced_object(req: &Request) -> Result<Map, NaError> {
 }
 
 /// `POST /agents`.
-pub fn register(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn register(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let remote = client_addr(req, na.settings.proxy_hops);
     if !na.limiter.allow(&format!("discover:{remote}"), DISCOVER_LIMIT) {
         return Err(NaError::rate_limited());
@@ -105,7 +105,7 @@ fn prune(na: &Authority) -> Result<(), NaError> {
 }
 
 /// `GET /agents[?capability=]`.
-pub fn list(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn list(na: &Authority, req: &Request) -> Result<Response, NaError> {
     prune(na)?;
     let capability = req.query.as_deref().and_then(|q| {
         crate::http::parse_query(q).into_iter().find(|(k, v)| k == "capability" && !v.is_empty()).map(|(_, v)| v)
@@ -127,7 +127,7 @@ pub fn list(na: &Authority, req: &Request) -> Result<Response, NaError> {
 }
 
 /// `GET /agents/<key>`.
-pub fn get(na: &Authority, key: &str) -> Result<Response, NaError> {
+pub(crate) fn get(na: &Authority, key: &str) -> Result<Response, NaError> {
     prune(na)?;
     let json = na.store.read(|c| agents::get(c, key))?.ok_or_else(|| NaError::api(404, "agent not registered"))?;
     let d: AgentDescriptor = parse_stored(&json, "agent_registrations", key)?;
@@ -135,7 +135,7 @@ pub fn get(na: &Authority, key: &str) -> Result<Response, NaError> {
 }
 
 /// `DELETE /agents/<key>`.
-pub fn deregister(na: &Authority, req: &Request, key: &str) -> Result<Response, NaError> {
+pub(crate) fn deregister(na: &Authority, req: &Request, key: &str) -> Result<Response, NaError> {
     let body = forced_object(req)?;
     let field = |n: &str| body.get(n).filter(|v| v.is_truthy()).and_then(Value::as_str).map(str::to_string);
     let (Some(signature), Some(signed_at)) = (field("signature"), field("signed_at")) else {

@@ -34,7 +34,7 @@ use super::super::remote_addr::client_addr;
 const ROLE_PREFIXES: [&str; 5] = ["role:anchor", "role:bridge", "role:client", "role:operator", "role:service:"];
 
 /// Upstream's role check: every role starts with a known prefix.
-pub fn invalid_role(roles: &[String]) -> Option<&String> {
+pub(crate) fn invalid_role(roles: &[String]) -> Option<&String> {
     roles.iter().find(|r| !ROLE_PREFIXES.iter().any(|p| r.starts_with(p)))
 }
 
@@ -168,7 +168,7 @@ fn bad_validity() -> NaError {
 }
 
 /// `POST /join`.
-pub fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
+pub(crate) fn join(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
     let remote = client_addr(req, na.settings.proxy_hops);
     if !na.limiter.allow(&format!("join:{remote}"), JOIN_LIMIT) {
         return Err(NaError::rate_limited());
@@ -368,7 +368,7 @@ fn window_problem(row: &certs::CertRow, now: DateTime<Utc>) -> Option<(&'static 
 /// one write job on the writer's always-warm connection, where the outcomes are applied in
 /// upstream's order (certificate checks, then the proof, then the time window) and every
 /// rejection's audit event commits with the nonce it consumed.
-pub fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
+pub(crate) fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
     let remote = client_addr(req, na.settings.proxy_hops);
     failure_gate(na, &remote)?;
     let body = body::lenient(req)?;
@@ -400,7 +400,7 @@ pub fn heartbeat(na: &Authority, req: &Request) -> Result<crate::http::Response,
 }
 
 /// The longest heartbeat `status` gm stores, in characters (G2).
-pub const MAX_HEARTBEAT_STATUS_CHARS: usize = 128;
+pub(crate) const MAX_HEARTBEAT_STATUS_CHARS: usize = 128;
 
 /// The heartbeat `status` as stored (default `unknown`; a non-string is kept as its JSON text).
 /// G2: upstream stores any string and `/nodes` echoes it to everyone, so one node could make every
@@ -510,7 +510,7 @@ impl Heartbeat {
 }
 
 /// `POST /renew`.
-pub fn renew(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
+pub(crate) fn renew(na: &Authority, req: &Request) -> Result<crate::http::Response, NaError> {
     let remote = client_addr(req, na.settings.proxy_hops);
     failure_gate(na, &remote)?;
     let body = body::lenient(req)?;

@@ -25,7 +25,7 @@ use super::super::publish::{parse_stored, stored_json};
 use super::admin::admit_strict;
 
 /// `GET /sovereign-revocation-feed[?issuer_sovereign_id=]`.
-pub fn export(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn export(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let asked = req.query.as_deref().and_then(|q| {
         crate::http::parse_query(q).into_iter().find(|(k, _)| k == "issuer_sovereign_id").map(|(_, v)| v)
     });
@@ -68,7 +68,7 @@ fn rejection(status: u16, feed: &RevocationFeed, reason: &str) -> Response {
 }
 
 /// `POST /admin/sovereign-revocation-feeds/import`.
-pub fn import(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn import(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let (body, operator, _remote, now) = admit_strict(na, req, path)?;
     let invalid = || NaError::api(400, "Invalid sovereign revocation feed");
     let feed =

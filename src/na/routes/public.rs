@@ -25,12 +25,12 @@ const HEALTHZ_BODY: &[u8] = b"{\"status\":\"ok\"}\n";
 const ACTIVE_WINDOW_SECONDS: i64 = 300;
 
 /// `GET /healthz`: liveness only, touches nothing.
-pub fn healthz() -> Response {
+pub(crate) fn healthz() -> Response {
     Response::bytes(200, "application/json", HEALTHZ_BODY.to_vec())
 }
 
 /// `GET /health` (legacy).
-pub fn health(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn health(na: &Authority) -> Result<Response, NaError> {
     let body = object(vec![
         ("network", Value::from(na.genesis.network_name.as_str())),
         ("status", Value::from("healthy")),
@@ -42,7 +42,7 @@ pub fn health(na: &Authority) -> Result<Response, NaError> {
 /// The DB path as public views show it (`/readyz`, `/dashboard.json`, `/dashboard`): the configured
 /// path, or `[REDACTED]` when `[server] readyz_shows_db_path = false`. Every public view goes through
 /// here so the one setting hides the path everywhere.
-pub fn public_db_path(na: &Authority) -> String {
+pub(crate) fn public_db_path(na: &Authority) -> String {
     if na.settings.readyz_shows_db_path {
         na.settings.db_path_display.clone()
     } else {
@@ -52,7 +52,7 @@ pub fn public_db_path(na: &Authority) -> String {
 
 /// `GET /readyz` with real checks (D3): schema 1–6 and all tables present, a write transaction can
 /// start; the signing key was checked against genesis at startup.
-pub fn readyz(na: &Authority) -> Response {
+pub(crate) fn readyz(na: &Authority) -> Response {
     let mut body = Map::new();
     body.insert("db_path", Value::from(public_db_path(na)));
     match na.store.check_ready() {
@@ -69,7 +69,7 @@ pub fn readyz(na: &Authority) -> Response {
 }
 
 /// `GET /metrics`.
-pub fn metrics(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn metrics(na: &Authority) -> Result<Response, NaError> {
     let gauges = gauges(&na.store, na.clock.now())?;
     let mut text = render(&gauges, &na.http_metrics, na.store.size_bytes());
     if let Some(extra) = na.extra_metrics.get() {
@@ -147,12 +147,12 @@ fn active_rows(
 }
 
 /// Size of the `/nodes` set at `now`.
-pub fn active_node_count(na: &Authority, now: chrono::DateTime<chrono::Utc>) -> Result<usize, NaError> {
+pub(crate) fn active_node_count(na: &Authority, now: chrono::DateTime<chrono::Utc>) -> Result<usize, NaError> {
     Ok(na.store.read(|c| active_count(c, now))? as usize)
 }
 
 /// `GET /nodes` (§10.3).
-pub fn nodes(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn nodes(na: &Authority) -> Result<Response, NaError> {
     let now = na.clock.now();
     let rows = na.store.read(|c| active_rows(c, now))?;
     let mut nodes = Map::new();
@@ -177,7 +177,7 @@ pub fn nodes(na: &Authority) -> Result<Response, NaError> {
 }
 
 /// `GET /sovereign.json` (unsigned description; URLs per D2).
-pub fn sovereign(na: &Authority, req: &Request) -> Response {
+pub(crate) fn sovereign(na: &Authority, req: &Request) -> Response {
     let g = &na.genesis;
     let base = base_url(req, na.settings.proxy_hops);
     let surface = |p: &str| Value::from(format!("{base}{p}"));
@@ -218,7 +218,7 @@ pub fn sovereign(na: &Authority, req: &Request) -> Response {
 }
 
 /// `GET /policy`: the active policy, creating and signing the default one when none is active.
-pub fn policy(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn policy(na: &Authority) -> Result<Response, NaError> {
     if let Some(json) = na.store.read(policy::active_json)? {
         return stored_object::<PolicyManifest>(&json, "policy_versions");
     }
@@ -237,7 +237,7 @@ pub fn policy(na: &Authority) -> Result<Response, NaError> {
 
 /// `GET /crl`: the active CRL; creates the empty one (sequence 0) when none exists and re-issues a
 /// CRL within 12 h of its `next_update` (D4). The common case is a read only.
-pub fn crl(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn crl(na: &Authority) -> Result<Response, NaError> {
     let now = na.clock.now();
     if let Some((seq, json)) = na.store.read(crl::active)? {
         let current: Crl = publish::parse_stored(&json, "crl_versions", &seq.to_string())?;

@@ -93,7 +93,7 @@ fn filter(req: &Request, name: &str) -> String {
 // ---------------------------------------------------------------- attestations
 
 /// `POST /admin/attestations`.
-pub fn issue_attestation(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn issue_attestation(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let (body, operator, _remote, now) = admit_strict(na, req, path)?;
     let subject_id = match body.get("subject_id").filter(|v| v.is_truthy()) {
         Some(Value::Str(s)) => Some(s.clone()),
@@ -163,7 +163,7 @@ pub fn issue_attestation(na: &Authority, req: &Request, path: &str) -> Result<Re
 }
 
 /// `POST /admin/attestations/<id>/revoke`.
-pub fn revoke_attestation(na: &Authority, req: &Request, path: &str, id: &str) -> Result<Response, NaError> {
+pub(crate) fn revoke_attestation(na: &Authority, req: &Request, path: &str, id: &str) -> Result<Response, NaError> {
     let (body, operator, _remote, now) = admit_strict(na, req, path)?;
     let reason = reason_of(&body);
     let (id_w, reason_w) = (id.to_string(), reason.clone());
@@ -199,7 +199,7 @@ fn attestation_row(row: &attestations::AttestationRow) -> Result<Value, NaError>
 }
 
 /// `GET /attestations`.
-pub fn list_attestations(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn list_attestations(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let (issuer, subject, status) =
         (filter(req, "issuer_sovereign_id"), filter(req, "subject_id"), filter(req, "status"));
     let rows = na.store.read(|c| attestations::list(c, &issuer, &subject, &status))?;
@@ -211,7 +211,7 @@ pub fn list_attestations(na: &Authority, req: &Request) -> Result<Response, NaEr
 }
 
 /// `GET /attestations/<id>`.
-pub fn get_attestation(na: &Authority, id: &str) -> Result<Response, NaError> {
+pub(crate) fn get_attestation(na: &Authority, id: &str) -> Result<Response, NaError> {
     let row = na.store.read(|c| attestations::get(c, id))?.ok_or_else(|| NaError::api(404, "Attestation not found"))?;
     Ok(json_response(200, &attestation_row(&row)?))
 }
@@ -219,7 +219,7 @@ pub fn get_attestation(na: &Authority, id: &str) -> Result<Response, NaError> {
 // ---------------------------------------------------------------- recognition policy
 
 /// `POST /admin/recognition-policy`.
-pub fn save_recognition_policy(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn save_recognition_policy(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let (body, operator, _remote, now) = admit_strict(na, req, path)?;
     let invalid = || NaError::api(400, "Invalid recognition_policy");
     let policy = body.get("recognition_policy").ok_or_else(invalid)?;
@@ -262,7 +262,7 @@ fn active_recognition_policy(na: &Authority) -> Result<Option<RecognitionPolicy>
 }
 
 /// `GET /recognition-policy`.
-pub fn get_recognition_policy(na: &Authority) -> Result<Response, NaError> {
+pub(crate) fn get_recognition_policy(na: &Authority) -> Result<Response, NaError> {
     let policy =
         active_recognition_policy(na)?.ok_or_else(|| NaError::api(404, "Recognition policy not configured"))?;
     Ok(json_response(200, &policy.to_value()))
@@ -271,7 +271,7 @@ pub fn get_recognition_policy(na: &Authority) -> Result<Response, NaError> {
 // ---------------------------------------------------------------- treaties
 
 /// `POST /admin/recognition-treaties`.
-pub fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
+pub(crate) fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let (body, operator, _remote, now) = admit_strict(na, req, path)?;
     let required = || NaError::api(400, "subject_sovereign_id and subject_public_keys are required");
     let subject = match body.get("subject_sovereign_id").filter(|v| v.is_truthy()) {
@@ -343,7 +343,7 @@ pub fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<Respons
 }
 
 /// `POST /admin/recognition-treaties/<id>/revoke`.
-pub fn revoke_treaty(na: &Authority, req: &Request, path: &str, id: &str) -> Result<Response, NaError> {
+pub(crate) fn revoke_treaty(na: &Authority, req: &Request, path: &str, id: &str) -> Result<Response, NaError> {
     let (body, operator, _remote, now) = admit_strict(na, req, path)?;
     let reason = reason_of(&body);
     let (id_w, reason_w) = (id.to_string(), reason);
@@ -370,7 +370,7 @@ pub fn revoke_treaty(na: &Authority, req: &Request, path: &str, id: &str) -> Res
 }
 
 /// A stored treaty row as served: `{"revocation_reason", "revoked_at", "status", "treaty"}`.
-pub fn treaty_row(row: &treaties::TreatyRow) -> Result<Value, NaError> {
+pub(crate) fn treaty_row(row: &treaties::TreatyRow) -> Result<Value, NaError> {
     let t: RecognitionTreaty = parse_stored(&row.treaty_json, "recognition_treaties", &row.treaty_id)?;
     let mut m = Map::new();
     m.insert("revocation_reason", opt(&row.revocation_reason));
@@ -381,7 +381,7 @@ pub fn treaty_row(row: &treaties::TreatyRow) -> Result<Value, NaError> {
 }
 
 /// `GET /recognition-treaties`.
-pub fn list_treaties(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn list_treaties(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let (issuer, subject, status) =
         (filter(req, "issuer_sovereign_id"), filter(req, "subject_sovereign_id"), filter(req, "status"));
     let rows = na.store.read(|c| treaties::list(c, &issuer, &subject, &status))?;
@@ -393,7 +393,7 @@ pub fn list_treaties(na: &Authority, req: &Request) -> Result<Response, NaError>
 }
 
 /// `GET /recognition-treaties/<id>`.
-pub fn get_treaty(na: &Authority, id: &str) -> Result<Response, NaError> {
+pub(crate) fn get_treaty(na: &Authority, id: &str) -> Result<Response, NaError> {
     let row =
         na.store.read(|c| treaties::get(c, id))?.ok_or_else(|| NaError::api(404, "Recognition treaty not found"))?;
     Ok(json_response(200, &treaty_row(&row)?))
@@ -424,7 +424,7 @@ fn key_list(na: &Authority, body: &Map, name: &str) -> Option<Vec<String>> {
 }
 
 /// `POST /attestations/verify`.
-pub fn verify_attestation_route(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn verify_attestation_route(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let body = verify_body(na, req)?;
     let now = na.clock.now();
     let invalid = || NaError::api(400, "Invalid attestation or recognition policy");
@@ -468,7 +468,7 @@ fn locally_revoked_treaty(na: &Authority, id: &str) -> Result<Vec<String>, NaErr
 }
 
 /// `POST /recognition-treaties/verify`.
-pub fn verify_treaty_route(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn verify_treaty_route(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let body = verify_body(na, req)?;
     let now = na.clock.now();
     let invalid = || NaError::api(400, "Invalid recognition treaty");
@@ -503,7 +503,7 @@ pub fn verify_treaty_route(na: &Authority, req: &Request) -> Result<Response, Na
 }
 
 /// `POST /attestations/verify-with-treaty`.
-pub fn verify_with_treaty_route(na: &Authority, req: &Request) -> Result<Response, NaError> {
+pub(crate) fn verify_with_treaty_route(na: &Authority, req: &Request) -> Result<Response, NaError> {
     let body = verify_body(na, req)?;
     let now = na.clock.now();
     let invalid = || NaError::api(400, "Invalid attestation or recognition treaty");

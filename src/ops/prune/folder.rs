@@ -16,7 +16,7 @@ use crate::ops::error::{io, OpsError};
 
 /// A folder's backups and the entries prune leaves alone.
 #[derive(Debug, Default)]
-pub struct Folder {
+pub(crate) struct Folder {
     /// Regular files named like backups.
     pub backups: Vec<BackupFile>,
     /// Everything else, by name.
@@ -25,7 +25,7 @@ pub struct Folder {
 
 /// An entry prune does not touch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ignored {
+pub(crate) struct Ignored {
     /// Its name (lossy if not UTF-8).
     pub name: String,
     /// Why it is left alone.
@@ -36,7 +36,7 @@ pub struct Ignored {
 
 /// Why an entry is not a candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IgnoredKind {
+pub(crate) enum IgnoredKind {
     /// A symbolic link (never followed, never deleted).
     Symlink,
     /// A folder (never entered).
@@ -54,7 +54,7 @@ pub enum IgnoredKind {
 
 impl IgnoredKind {
     /// A short label for reports.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             IgnoredKind::Symlink => "symlink",
             IgnoredKind::Folder => "folder",
@@ -67,7 +67,7 @@ impl IgnoredKind {
 }
 
 /// Lists `dir` without following symlinks. Backups come sorted by name, ignored entries too.
-pub fn scan(dir: &Path) -> Result<Folder, OpsError> {
+pub(crate) fn scan(dir: &Path) -> Result<Folder, OpsError> {
     let mut folder = Folder::default();
     for entry in fs::read_dir(dir).map_err(io("read folder", dir))? {
         let entry = entry.map_err(io("read folder", dir))?;
@@ -114,7 +114,7 @@ pub fn scan(dir: &Path) -> Result<Folder, OpsError> {
 ///   that file, not a copy of it in `dir`.
 ///
 /// A match can only protect a backup, never delete one, so the fallback errs towards keeping.
-pub fn named_by_artifacts(dir: &Path, backups: &[BackupFile], artifacts: &[String]) -> BTreeSet<String> {
+pub(crate) fn named_by_artifacts(dir: &Path, backups: &[BackupFile], artifacts: &[String]) -> BTreeSet<String> {
     let canonical_dir = fs::canonicalize(dir).ok();
     let in_dir: BTreeSet<&str> = backups.iter().map(|b| b.name.as_str()).collect();
     let mut named = BTreeSet::new();
@@ -140,7 +140,7 @@ pub fn named_by_artifacts(dir: &Path, backups: &[BackupFile], artifacts: &[Strin
 
 /// The outcome of deleting one backup.
 #[derive(Debug)]
-pub struct Deletion {
+pub(crate) struct Deletion {
     /// The file name.
     pub name: String,
     /// Ok when it is gone.
@@ -149,7 +149,7 @@ pub struct Deletion {
 
 /// What [`delete`] did.
 #[derive(Debug)]
-pub struct Deleted {
+pub(crate) struct Deleted {
     /// One outcome per requested file, in the order given.
     pub deletions: Vec<Deletion>,
     /// The folder fsync after the deletions (skipped when nothing was deleted).
@@ -158,7 +158,7 @@ pub struct Deleted {
 
 impl Deleted {
     /// How many deletions failed (the folder fsync counts as one).
-    pub fn failures(&self) -> usize {
+    pub(crate) fn failures(&self) -> usize {
         self.deletions.iter().filter(|d| d.result.is_err()).count() + usize::from(self.sync.is_err())
     }
 }
@@ -166,7 +166,7 @@ impl Deleted {
 /// Deletes the named backups from `dir` one by one, carrying on past failures, then fsyncs `dir` so
 /// the deletions survive a crash. Each name is checked again just before it goes: it must still
 /// parse as a backup and still be a regular file (not replaced by a symlink or folder meanwhile).
-pub fn delete(dir: &Path, names: &[&str]) -> Deleted {
+pub(crate) fn delete(dir: &Path, names: &[&str]) -> Deleted {
     let deletions: Vec<Deletion> =
         names.iter().map(|name| Deletion { name: name.to_string(), result: delete_one(dir, name) }).collect();
     let sync = if deletions.iter().any(|d| d.result.is_ok()) { sync_folder(dir) } else { Ok(()) };
