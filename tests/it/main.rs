@@ -18,6 +18,7 @@ mod clients;
 mod config_check;
 mod cron;
 mod decisions;
+mod default_jobs;
 mod durability;
 mod enroll;
 mod file_modes;
