@@ -32,6 +32,7 @@ mod packaging;
 mod probe;
 mod prune;
 mod readiness;
+mod readme;
 mod replay;
 mod secrets;
 mod serve;
