@@ -18,7 +18,7 @@ const JOBS: [&str; 6] = ["backup", "verify", "restore-drill", "audit-export", "p
 
 /// Serves `home` on a free port and points its `[server] bind` there, so that the probe job's
 /// target "served" (outside `gm serve`, the configured bind) reaches this server.
-fn serve_and_point_bind_at_it(home: &Path) -> GmServer {
+pub(crate) fn serve_and_point_bind_at_it(home: &Path) -> GmServer {
     let server = GmServer::start(home, &["--no-scheduler"]);
     let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
     assert!(toml.contains("bind = \"127.0.0.1:8443\""), "{toml}");
@@ -62,18 +62,27 @@ fn every_default_job_succeeds_in_a_fresh_quickstart_sandbox() {
     assert!(home.join("drills/latest.json").exists());
 }
 
-#[test]
-fn every_default_job_succeeds_in_the_install_sh_layout() {
-    let dir = TempDir::new("default-jobs-install");
+/// A host layout staged by `scripts/install.sh --prefix`, with the operator's files in place.
+pub(crate) struct Layout {
+    /// `<prefix>/etc/gm`: the gm home.
+    pub etc: PathBuf,
+    /// `<prefix>/var/lib/gm`: the database, ledger and job folders.
+    pub var: PathBuf,
+    /// The backup identity, kept outside the layout (offline).
+    pub identity: PathBuf,
+}
+
+/// Stages `scripts/install.sh --prefix dir/root`, then does the operator's part (README, "From
+/// zero…", step 2): the sovereign's gm.toml, genesis, NA key, operator keys and backup recipients
+/// in /etc/gm. Here they come from a quickstart sandbox, with the database and every job folder
+/// under /var/lib/gm as on a host.
+pub(crate) fn install_layout(dir: &TempDir) -> Layout {
     let prefix = dir.join("root");
     let out = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/install.sh"))
         .args(["--binary", GM, "--prefix", prefix.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "install.sh: {}", String::from_utf8_lossy(&out.stderr));
-    // The operator's part (README, "From zero…", step 2): the sovereign's gm.toml, genesis, NA key,
-    // operator keys and backup recipients in /etc/gm; here they come from a quickstart sandbox,
-    // with the database and every job folder under /var/lib/gm as on a host.
     let sandbox = dir.join("sandbox");
     Gm::new(&["quickstart", "--home", sandbox.to_str().unwrap(), "--no-serve"]).expect(0);
     let etc = prefix.join("etc/gm");
@@ -83,7 +92,8 @@ fn every_default_job_succeeds_in_the_install_sh_layout() {
         std::fs::copy(sandbox.join(file), etc.join(file)).unwrap();
     }
     std::fs::create_dir_all(dir.join("offline")).unwrap();
-    std::fs::copy(sandbox.join("offline/backup.key"), dir.join("offline/backup.key")).unwrap();
+    let identity = dir.join("offline/backup.key");
+    std::fs::copy(sandbox.join("offline/backup.key"), &identity).unwrap();
     let v = var.display();
     let toml = std::fs::read_to_string(sandbox.join("gm.toml"))
         .unwrap()
@@ -92,18 +102,22 @@ fn every_default_job_succeeds_in_the_install_sh_layout() {
         .replace("report_file = \"drills/latest.json\"", &format!("report_file = \"{v}/drills/latest.json\""))
         .replace("export_dir = \"exports\"", &format!("export_dir = \"{v}/exports\""))
         .replace("state_file = \"probe-state.json\"", &format!("state_file = \"{v}/probe-state.json\""))
-        .replace(
-            "identity_file = \"offline/backup.key\"",
-            &format!("identity_file = \"{}\"", dir.join("offline/backup.key").display()),
-        );
+        .replace("identity_file = \"offline/backup.key\"", &format!("identity_file = \"{}\"", identity.display()));
     for relative in ["\"na.db\"", "\"backups\"", "\"exports\"", "\"drills/", "\"probe-state.json\"", "\"offline/"] {
         assert!(!toml.contains(relative), "{relative} still relative: {toml}");
     }
     std::fs::write(etc.join("gm.toml"), toml).unwrap();
-    let _server = serve_and_point_bind_at_it(&etc);
-    every_job_runs_ok(&etc);
-    assert!(var.join("drills/latest.json").exists());
-    assert!(var.join("gm-ops.db").exists(), "the ledger sits beside the database");
+    Layout { etc, var, identity }
+}
+
+#[test]
+fn every_default_job_succeeds_in_the_install_sh_layout() {
+    let dir = TempDir::new("default-jobs-install");
+    let layout = install_layout(&dir);
+    let _server = serve_and_point_bind_at_it(&layout.etc);
+    every_job_runs_ok(&layout.etc);
+    assert!(layout.var.join("drills/latest.json").exists());
+    assert!(layout.var.join("gm-ops.db").exists(), "the ledger sits beside the database");
 }
 
 #[test]

@@ -34,6 +34,7 @@ mod prune;
 mod readiness;
 mod readme;
 mod replay;
+mod runbooks;
 mod secrets;
 mod serve;
 mod serve_limits;

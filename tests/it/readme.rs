@@ -52,20 +52,23 @@ const SKIPPED: [(&str, &str); 6] = [
 /// and starts it again after.
 const NA_STOPPED: &str = "gm managed restore --home gm-sandbox";
 
-/// One ```sh block of README.md.
-struct Block {
-    line: usize,
-    text: String,
+/// One ```sh block of a Markdown file.
+pub(crate) struct Block {
+    /// The line of its opening fence.
+    pub line: usize,
+    /// Its lines, with the fence's indentation removed.
+    pub text: String,
 }
 
 impl Block {
-    fn first_line(&self) -> &str {
+    pub(crate) fn first_line(&self) -> &str {
         self.text.lines().next().unwrap_or("")
     }
 }
 
-fn readme_blocks() -> Vec<Block> {
-    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+/// The ```sh blocks of `file` (a path inside the repository), in order.
+pub(crate) fn sh_blocks(file: &str) -> Vec<Block> {
+    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
     let mut blocks = Vec::new();
     let mut open: Option<(usize, usize, String)> = None;
     for (i, line) in readme.lines().enumerate() {
@@ -84,7 +87,7 @@ fn readme_blocks() -> Vec<Block> {
             }
         }
     }
-    assert!(open.is_none(), "README.md has an unclosed ```sh block");
+    assert!(open.is_none(), "{file} has an unclosed ```sh block");
     blocks
 }
 
@@ -183,7 +186,9 @@ fn placeholders(work: &Path, url: &str, beta: &Path) -> Vec<(&'static str, Strin
     ]
 }
 
-fn run_block(work: &Path, block: &Block, script: &str) {
+/// Runs `script` (block `block` of `file`, placeholders substituted) with bash in `work`, the test
+/// build's `gm` first on PATH; every command must succeed.
+pub(crate) fn run_block(work: &Path, file: &str, block: &Block, script: &str) {
     let path = format!("{}:{}", Path::new(GM).parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("bash")
         .args(["-c", &format!("set -eo pipefail\n{script}")])
@@ -195,7 +200,7 @@ fn run_block(work: &Path, block: &Block, script: &str) {
         .unwrap();
     assert!(
         out.status.success(),
-        "README.md block at line {} failed ({}):\n{script}\nstdout:\n{}\nstderr:\n{}",
+        "{file} block at line {} failed ({}):\n{script}\nstdout:\n{}\nstderr:\n{}",
         block.line,
         out.status,
         String::from_utf8_lossy(&out.stdout),
@@ -205,7 +210,7 @@ fn run_block(work: &Path, block: &Block, script: &str) {
 
 #[test]
 fn every_readme_shell_block_runs_against_a_quickstart_sandbox() {
-    let blocks = readme_blocks();
+    let blocks = sh_blocks("README.md");
     for (first, _) in SKIPPED {
         let n = blocks.iter().filter(|b| b.first_line().starts_with(first)).count();
         assert_eq!(n, 1, "SKIPPED names {first:?}, which starts {n} README blocks: update the list");
@@ -234,7 +239,7 @@ fn every_readme_shell_block_runs_against_a_quickstart_sandbox() {
             script = script.replace(name, value);
         }
         assert!(!has_placeholder(&script), "undeclared placeholder in the block at line {}:\n{script}", block.line);
-        run_block(&work, block, &script);
+        run_block(&work, "README.md", block, &script);
         if stop_first {
             na = Quickstart::start(&work, "gm-sandbox", &[]);
         }
@@ -244,7 +249,7 @@ fn every_readme_shell_block_runs_against_a_quickstart_sandbox() {
 }
 
 /// Whether `script` still holds a `<word …>` placeholder (shell redirections are `> file`).
-fn has_placeholder(script: &str) -> bool {
+pub(crate) fn has_placeholder(script: &str) -> bool {
     script
         .split('<')
         .skip(1)
