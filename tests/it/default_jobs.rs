@@ -70,6 +70,8 @@ pub(crate) struct Layout {
     pub var: PathBuf,
     /// The backup identity, kept outside the layout (offline).
     pub identity: PathBuf,
+    /// The quickstart sandbox the sovereign's files came from (its `offline/` root and operator keys).
+    pub sandbox: PathBuf,
 }
 
 /// Stages `scripts/install.sh --prefix dir/root`, then does the operator's part (README, "From
@@ -107,7 +109,7 @@ pub(crate) fn install_layout(dir: &TempDir) -> Layout {
         assert!(!toml.contains(relative), "{relative} still relative: {toml}");
     }
     std::fs::write(etc.join("gm.toml"), toml).unwrap();
-    Layout { etc, var, identity }
+    Layout { etc, var, identity, sandbox }
 }
 
 #[test]
