@@ -462,3 +462,18 @@ fn command_for(
     v.extend(["--home".into(), s(home)]);
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::served_url;
+
+    #[test]
+    fn the_served_url_of_an_unspecified_address_is_loopback() {
+        assert_eq!(served_url("0.0.0.0:8443".parse().unwrap_or_else(|e| unreachable!("{e}"))), "http://127.0.0.1:8443");
+        assert_eq!(served_url("[::]:9000".parse().unwrap_or_else(|e| unreachable!("{e}"))), "http://[::1]:9000");
+        assert_eq!(
+            served_url("127.0.0.1:18443".parse().unwrap_or_else(|e| unreachable!("{e}"))),
+            "http://127.0.0.1:18443"
+        );
+    }
+}

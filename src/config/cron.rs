@@ -349,6 +349,17 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_may_target_the_address_served() {
+        let s = parse("[cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"served\"\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(matches!(&s.jobs[0].kind, JobKind::Probe { target, .. } if target == SERVED_TARGET));
+        let err = parse("[cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"serve\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("nor \"served\""), "{err}");
+    }
+
+    #[test]
     fn invalid_jobs_name_the_job_and_the_problem() {
         for (text, needle) in [
             ("[cron.jobs.b]\nkind = \"backup\"\nschedule = \"* * *\"\nbackup_dir = \"b\"\nrecipients_file = \"r\"\n", "cron.jobs.b.schedule"),
