@@ -11,6 +11,8 @@
 #   systemd-analyze  systemd   tests/it/packaging.rs verifies and scores the units (no running systemd)
 #   kill, prlimit, script, tar, gzip   procps, util-linux, bsdutils, tar, gzip (a minimal Debian root
 #                              file system lacks procps)
+#   bash, curl, jq   bash, curl, jq   tests/it/readme.rs and runbooks.rs run the README's and the
+#                              runbooks' shell blocks as written
 #   localhost  /etc/hosts      tests dial localhost; checked, never edited (hint printed)
 #   git        git             build.rs embeds the commit in `gm --version` (optional: without git
 #                              the build says "unknown commit"; not installed, only reported)
@@ -57,6 +59,9 @@ need prlimit util-linux
 need script bsdutils
 need tar tar
 need gzip gzip
+need bash bash
+need curl curl
+need jq jq
 if [ "$ci" = 1 ]; then
   need python3 python3
   need sqlite3 sqlite3

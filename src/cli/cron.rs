@@ -16,7 +16,7 @@ use argh::FromArgs;
 use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::cron::{cron_settings, CronSettings, JobConfig, JobKind};
+use crate::config::cron::{cron_settings, CronSettings, JobConfig, JobKind, SERVED_TARGET};
 use crate::config::{self, Env};
 use crate::json::{Map, Value};
 use crate::ops::ledger::{Entry, Ledger, LedgerKind, Record, Span};
@@ -95,6 +95,9 @@ pub(crate) struct ExecArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// the URL the running NA listens on (set by `gm serve`; a probe target "served" uses it)
+    #[argh(option)]
+    served_url: Option<String>,
 }
 
 /// Runs a `gm` command line in this process, as `gm cron exec` needs for a job's command: `Err`
@@ -134,6 +137,26 @@ impl Scheduler {
             .map(|j| probe_textfile(&self.state_dir, &j.name))
             .collect()
     }
+
+    /// Tells every job where the NA of this process listens (`addr`, the listener's bound address;
+    /// an unspecified IP becomes loopback): a probe whose target is "served" probes that URL.
+    pub fn served_at(&mut self, addr: std::net::SocketAddr) {
+        let url = served_url(addr);
+        for spec in &mut self.specs {
+            spec.command.extend(["--served-url".to_string(), url.clone()]);
+        }
+    }
+}
+
+/// The URL a local client reaches a listener bound to `addr` at.
+fn served_url(mut addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }
 
 /// Where probe job `name` writes its Prometheus textfile: beside the database and the ops ledger
@@ -345,7 +368,11 @@ fn exec(args: ExecArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
         configured: settings.jobs.iter().map(|j| j.name.clone()).collect(),
     })?;
     let state = state_dir(&settings_db(&home)?);
-    let argv = command_for(job, &home, &state, SystemClock.now())?;
+    let served = match args.served_url {
+        Some(url) => url,
+        None => served_url(config::serve_settings(&home, &file, &env, &config::ServeFlags::default())?.bind),
+    };
+    let argv = command_for(job, &home, &state, &served, SystemClock.now())?;
     let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
     run_argv(&refs).map_err(|output| {
         Error::refused(
@@ -359,8 +386,14 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// The gm command line a job runs at `now`.
-fn command_for(job: &JobConfig, home: &Path, state_dir: &Path, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
+/// The gm command line a job runs at `now`; `served` is the URL a probe target "served" stands for.
+fn command_for(
+    job: &JobConfig,
+    home: &Path,
+    state_dir: &Path,
+    served: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, Error> {
     let mut v: Vec<String> = Vec::new();
     let key = |v: &mut Vec<String>, flag: &str, id: &Option<PathBuf>, pass: &Option<PathBuf>| match (id, pass) {
         (Some(f), _) => v.extend([flag.to_string(), s(f)]),
@@ -411,7 +444,8 @@ fn command_for(job: &JobConfig, home: &Path, state_dir: &Path, now: DateTime<Utc
             }
         }
         JobKind::Probe { target, checks, root_public_key, state_file, ping_url } => {
-            v.extend(["probe".into(), "--target".into(), target.clone()]);
+            let target = if target == SERVED_TARGET { served.to_string() } else { target.clone() };
+            v.extend(["probe".into(), "--target".into(), target]);
             for (flag, value) in [("--check", checks), ("--root-public-key", root_public_key), ("--ping-url", ping_url)]
             {
                 if let Some(x) = value {
@@ -427,4 +461,19 @@ fn command_for(job: &JobConfig, home: &Path, state_dir: &Path, now: DateTime<Utc
     }
     v.extend(["--home".into(), s(home)]);
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::served_url;
+
+    #[test]
+    fn the_served_url_of_an_unspecified_address_is_loopback() {
+        assert_eq!(served_url("0.0.0.0:8443".parse().unwrap_or_else(|e| unreachable!("{e}"))), "http://127.0.0.1:8443");
+        assert_eq!(served_url("[::]:9000".parse().unwrap_or_else(|e| unreachable!("{e}"))), "http://[::1]:9000");
+        assert_eq!(
+            served_url("127.0.0.1:18443".parse().unwrap_or_else(|e| unreachable!("{e}"))),
+            "http://127.0.0.1:18443"
+        );
+    }
 }

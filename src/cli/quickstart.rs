@@ -1,6 +1,7 @@
 //! `gm quickstart`: a sandbox sovereign in one command. In an empty (or missing) home it creates root,
 //! NA and operator keys, a root-signed genesis and `gm.toml`, then serves on 127.0.0.1:8443 and
-//! prints the next commands to try. The root and operator private keys go to `offline/`, with a
+//! prints the next commands to try; its log shows warnings and errors only unless
+//! `GENESIS_LOG_LEVEL` is set. The root and operator private keys go to `offline/`, with a
 //! warning: in a real sovereign they never live on the NA host.
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,7 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<u8, Error> {
     if args.no_serve {
         return Ok(0);
     }
+    quiet_logs(&env);
     let file = config::load_file(&home)?;
     let flags = ServeFlags { bind: args.bind, ..ServeFlags::default() };
     let settings = config::serve_settings(&home, &file, &env, &flags)?;
@@ -75,9 +77,20 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<u8, Error> {
         format!("  curl http://127.0.0.1:{port}/metrics"),
         format!("  gm genesis verify --genesis {h}/genesis.signed.json"),
         format!("  gm verify --public-key {h}/keys/na.pub <(curl -s http://127.0.0.1:{port}/crl)"),
+        format!("  gm cron list --home {h}"),
+        "logs show warnings and errors only; GENESIS_LOG_LEVEL=INFO shows every request and job".to_string(),
         "stop with Ctrl-C".to_string(),
     ];
     super::serve::serve(settings, Output { json: args.json }, &next)
+}
+
+/// A sandbox's terminal is for the startup summary and the next steps: unless `GENESIS_LOG_LEVEL`
+/// says otherwise, only warnings and errors are logged (the access log and the every-minute probe
+/// job would bury the hints; the ops ledger and `/metrics` still record every run).
+fn quiet_logs(env: &Env) {
+    if env.get("GENESIS_LOG_LEVEL").is_none() {
+        crate::logging::init(log::LevelFilter::Warn, crate::logging::LogFormat::parse(env.get("GENESIS_LOG_FORMAT")));
+    }
 }
 
 fn refuse_non_empty(home: &Path) -> Result<(), Error> {
@@ -99,6 +112,14 @@ fn refuse_non_empty(home: &Path) -> Result<(), Error> {
 fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Error> {
     for dir in [home.to_path_buf(), home.join("keys"), home.join("offline")] {
         std::fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+    }
+    // The folders the default jobs write to (backups, the drill report, audit exports): whoever
+    // lays out a home creates them, as scripts/install.sh does under /var/lib/gm. Owner-only.
+    for name in ["backups", "drills", "exports"] {
+        let dir = home.join(name);
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
+            .map_err(Error::io("create folder", &dir))?;
     }
     let root = SigningKey::generate();
     let na = SigningKey::generate();
@@ -147,7 +168,7 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
          admin_signature = \"v2\"\n\n\
          # Backups are signed with this key; verify, restore and drills trust its public half.\n\
          [backup]\nsigning_key = \"keys/backup-signing.key\"\n\n{}",
-        default_jobs(port, &root_b64)
+        default_jobs(&root_b64)
     );
     write_public_file(&home.join(config::CONFIG_FILE), &toml, false)?;
     notice(&format!("created sandbox sovereign {network_name} in {}", home.display()));
@@ -160,8 +181,9 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
 
 /// The default job table of a sandbox (README, "Scheduled jobs"): backup every 6 h (run at first
 /// start), verify 15 minutes after each backup, a restore drill daily, the audit export of the
-/// previous day, prune daily, and the probe every minute. Times are UTC.
-fn default_jobs(port: u16, root_public_key: &str) -> String {
+/// previous day, prune daily, and the probe every minute, against the address the sandbox is
+/// actually served on (target "served", so a later `--bind` moves it too). Times are UTC.
+fn default_jobs(root_public_key: &str) -> String {
     format!(
         "# Scheduled jobs, run by `gm serve` (or `gm cron run`); `gm cron list` shows the plan. UTC.\n\
          [cron]\nshutdown_grace_seconds = 60\n\n\
@@ -170,6 +192,6 @@ fn default_jobs(port: u16, root_public_key: &str) -> String {
          [cron.jobs.restore-drill]\nkind = \"restore-drill\"\nschedule = \"30 3 * * *\"\nbackup_dir = \"backups\"\nidentity_file = \"offline/backup.key\"\nreport_file = \"drills/latest.json\"\n\n\
          [cron.jobs.audit-export]\nkind = \"audit-export\"\nschedule = \"5 0 * * *\"\nexport_dir = \"exports\"\nwindow_hours = 24\n\n\
          [cron.jobs.prune]\nkind = \"prune\"\nschedule = \"45 4 * * *\"\nbackup_dir = \"backups\"\nkeep_last = 8\nkeep_daily = 7\nkeep_weekly = 4\n\n\
-         [cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"http://127.0.0.1:{port}\"\nroot_public_key = \"{root_public_key}\"\nstate_file = \"probe-state.json\"\ntimeout_seconds = 50\n"
+         [cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"served\"\nroot_public_key = \"{root_public_key}\"\nstate_file = \"probe-state.json\"\ntimeout_seconds = 50\n"
     )
 }

@@ -122,7 +122,7 @@ fn serve_with_clock(
     run_scheduler: bool,
 ) -> Result<u8, Error> {
     // Invalid job config is refused before anything starts, naming the job.
-    let scheduler = super::cron::load(Some(&settings.home))?;
+    let mut scheduler = super::cron::load(Some(&settings.home))?;
     let genesis = load_genesis(&settings)?;
     warn_about_validity(&genesis, clock.as_ref());
     let na_key = load_signing_key(&settings.na_key_file)?;
@@ -147,6 +147,7 @@ fn serve_with_clock(
         log::debug!(target: "gm::serve", "holding the database lock {}", l.path().display());
     }
     let addr = server.local_addr();
+    scheduler.served_at(addr);
     let authority = Authority::new(
         Settings {
             na_key_id: settings.na_key_id.clone(),

@@ -72,7 +72,7 @@ pub enum JobKind {
     },
     /// `gm probe --target`.
     Probe {
-        /// The NA base URL.
+        /// The NA base URL, or [`SERVED_TARGET`]: the address this home's NA serves.
         target: String,
         /// `--check`.
         checks: Option<String>,
@@ -84,6 +84,12 @@ pub enum JobKind {
         ping_url: Option<String>,
     },
 }
+
+/// A probe `target` meaning "the NA of this home, where it actually listens": under `gm serve` the
+/// scheduler hands each job the address the listener bound (so a sandbox started on another port,
+/// or on port 0, probes itself), and outside it (`gm cron run-once`, `gm cron run`) it is the
+/// `[server] bind` of `gm.toml`.
+pub(crate) const SERVED_TARGET: &str = "served";
 
 impl JobKind {
     /// The kind's name as written in `gm.toml`.
@@ -239,8 +245,12 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
         }
         "probe" => {
             let target = s.target.clone().ok_or_else(|| invalid(name, "target", "required for kind \"probe\""))?;
-            if !(target.starts_with("http://") || target.starts_with("https://")) {
-                return Err(invalid(name, "target", format!("{target:?} is not an http:// or https:// URL")));
+            if !(target == SERVED_TARGET || target.starts_with("http://") || target.starts_with("https://")) {
+                return Err(invalid(
+                    name,
+                    "target",
+                    format!("{target:?} is not an http:// or https:// URL, nor \"{SERVED_TARGET}\""),
+                ));
             }
             (
                 JobKind::Probe {
@@ -336,6 +346,17 @@ mod tests {
         );
         assert_eq!(backup.timeout, Duration::from_secs(3600));
         assert_eq!(s.jobs[1].timeout, Duration::from_secs(60), "probes time out sooner by default");
+    }
+
+    #[test]
+    fn a_probe_may_target_the_address_served() {
+        let s = parse("[cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"served\"\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(matches!(&s.jobs[0].kind, JobKind::Probe { target, .. } if target == SERVED_TARGET));
+        let err = parse("[cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"serve\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("nor \"served\""), "{err}");
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl Runner {
             }
             match start(&job.spec, now) {
                 Ok(active) => {
-                    log::info!(target: "gm::sched", "job {} started (pid {})", job.spec.name, active.child.id());
+                    log::debug!(target: "gm::sched", "job {} started (pid {})", job.spec.name, active.child.id());
                     job.active = Some(active);
                 }
                 Err(e) => {
@@ -338,7 +338,8 @@ impl Runner {
             message,
         };
         match outcome {
-            Outcome::Ok => log::info!(target: "gm::sched", "job {} ok in {} ms", run.job, run.duration.as_millis()),
+            // Routine: the ledger and the metrics keep every run; the log keeps the exceptions.
+            Outcome::Ok => log::debug!(target: "gm::sched", "job {} ok in {} ms", run.job, run.duration.as_millis()),
             _ => log::error!(target: "gm::sched", "job {} {}: {}", run.job, outcome.as_str(), run.message),
         }
         self.recorder.record(&run);

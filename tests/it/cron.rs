@@ -184,7 +184,8 @@ fn quickstart_ships_the_default_job_table() {
         assert!(stdout.contains(&format!("\"schedule\":\"{schedule}\"")), "{schedule}: {stdout}");
     }
     let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
-    assert!(toml.contains("target = \"http://127.0.0.1:9555\""), "the probe follows --bind: {toml}");
+    assert!(toml.contains("bind = \"127.0.0.1:9555\""), "{toml}");
+    assert!(toml.contains("target = \"served\""), "the probe follows the address served: {toml}");
     let key = std::fs::metadata(home.join("offline/backup.key")).unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
     assert!(std::fs::read_to_string(home.join("backup-recipients.txt")).unwrap().starts_with("age1"));
@@ -198,7 +199,8 @@ fn the_default_probe_job_checks_the_na_and_feeds_metrics() {
     Gm::new(&["quickstart", "--home", h, "--no-serve"]).expect(0);
     let server = GmServer::start(&home, &["--no-scheduler"]);
     let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
-    let toml = toml.replace("target = \"http://127.0.0.1:8443\"", &format!("target = \"http://{}\"", server.addr));
+    // Outside `gm serve`, the probe target "served" is gm.toml's [server] bind.
+    let toml = toml.replace("bind = \"127.0.0.1:8443\"", &format!("bind = \"{}\"", server.addr));
     std::fs::write(home.join("gm.toml"), toml).unwrap();
     let (stdout, _) = Gm::new(&["cron", "run-once", "probe", "--home", h]).expect(0);
     assert!(stdout.starts_with("probe: ok"), "{stdout}");
@@ -229,8 +231,9 @@ fn sigterm_lets_a_running_job_finish_within_the_shutdown_grace() {
         ),
     )
     .unwrap();
-    // The yearly fire time was missed and is within the grace: the job runs once at start.
-    let server = GmServer::start(&home, &[]);
+    // The yearly fire time was missed and is within the grace: the job runs once at start
+    // ("started" is a debug line).
+    let server = GmServer::start_with(&home, &[], &[("GENESIS_LOG_LEVEL", "DEBUG")]);
     assert!(
         wait_until(Duration::from_secs(10), || server.stderr().contains("job slow-probe started")),
         "{}",

@@ -1,0 +1,171 @@
+//! Every default job succeeds where an operator first meets it (issue 15, item 3): in a fresh
+//! `gm quickstart` sandbox and in the layout `scripts/install.sh --prefix` stages (the quickstart
+//! job table with its folders under `/var/lib/gm`, as `docs/config.md` shows for a host), each job
+//! runs once with `gm cron run-once`, exits 0 with outcome ok, and is recorded in the ops ledger
+//! (`gm managed history --json`). Nobody creates a folder by hand: the layout's creator must.
+//! Also the quiet sandbox (item 10): `gm quickstart`'s terminal holds the startup summary and the
+//! next steps, not a log line per request or job, and its probe job follows the address served.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{wait_until, Gm, GmServer, TempDir, GM};
+
+/// The quickstart job table, in the order an operator proves them (README, "From zero…", step 7).
+const JOBS: [&str; 6] = ["backup", "verify", "restore-drill", "audit-export", "prune", "probe"];
+
+/// Serves `home` on a free port and points its `[server] bind` there, so that the probe job's
+/// target "served" (outside `gm serve`, the configured bind) reaches this server.
+pub(crate) fn serve_and_point_bind_at_it(home: &Path) -> GmServer {
+    let server = GmServer::start(home, &["--no-scheduler"]);
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    assert!(toml.contains("bind = \"127.0.0.1:8443\""), "{toml}");
+    let toml = toml.replace("bind = \"127.0.0.1:8443\"", &format!("bind = \"{}\"", server.addr));
+    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    server
+}
+
+/// Runs every default job once and checks each run's exit, outcome and ledger record.
+fn every_job_runs_ok(home: &Path) {
+    let h = home.to_str().unwrap();
+    for job in JOBS {
+        let out = Gm::new(&["cron", "run-once", job, "--home", h]).output();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "job {job}:\nstdout: {stdout}\nstderr: {stderr}");
+        assert!(stdout.starts_with(&format!("{job}: ok")), "job {job}: {stdout}");
+    }
+    let (history, _) = Gm::new(&["managed", "history", "--home", h, "--json"]).expect(0);
+    let records: Vec<&str> = history.split("},{").filter(|r| r.contains("\"kind\":\"job\"")).collect();
+    assert_eq!(records.len(), JOBS.len(), "one job record per run: {history}");
+    for job in JOBS {
+        assert!(
+            records.iter().any(|r| r.contains(&format!("\"artifact\":\"{job}\",")) && r.contains("\"outcome\":\"ok\"")),
+            "job {job} has an ok record in the ledger: {history}"
+        );
+    }
+    assert!(!history.contains("\"outcome\":\"failed\""), "{history}");
+}
+
+#[test]
+fn every_default_job_succeeds_in_a_fresh_quickstart_sandbox() {
+    let dir = TempDir::new("default-jobs-sandbox");
+    let home = dir.join("gm-sandbox");
+    Gm::new(&["quickstart", "--home", home.to_str().unwrap(), "--no-serve"]).expect(0);
+    for folder in ["backups", "drills", "exports"] {
+        assert!(home.join(folder).is_dir(), "quickstart creates {folder}/, which a default job writes to");
+    }
+    let _server = serve_and_point_bind_at_it(&home);
+    every_job_runs_ok(&home);
+    assert!(home.join("drills/latest.json").exists());
+}
+
+/// A host layout staged by `scripts/install.sh --prefix`, with the operator's files in place.
+pub(crate) struct Layout {
+    /// `<prefix>/etc/gm`: the gm home.
+    pub etc: PathBuf,
+    /// `<prefix>/var/lib/gm`: the database, ledger and job folders.
+    pub var: PathBuf,
+    /// The backup identity, kept outside the layout (offline).
+    pub identity: PathBuf,
+    /// The quickstart sandbox the sovereign's files came from (its `offline/` root and operator keys).
+    pub sandbox: PathBuf,
+}
+
+/// Stages `scripts/install.sh --prefix dir/root`, then does the operator's part (README, "From
+/// zero…", step 2): the sovereign's gm.toml, genesis, NA key, operator keys and backup recipients
+/// in /etc/gm. Here they come from a quickstart sandbox, with the database and every job folder
+/// under /var/lib/gm as on a host.
+pub(crate) fn install_layout(dir: &TempDir) -> Layout {
+    let prefix = dir.join("root");
+    let out = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/install.sh"))
+        .args(["--binary", GM, "--prefix", prefix.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "install.sh: {}", String::from_utf8_lossy(&out.stderr));
+    let sandbox = dir.join("sandbox");
+    Gm::new(&["quickstart", "--home", sandbox.to_str().unwrap(), "--no-serve"]).expect(0);
+    let etc = prefix.join("etc/gm");
+    let var = prefix.join("var/lib/gm");
+    assert!(etc.join("keys/backup-signing.key").exists(), "install.sh made the backup-signing key");
+    for file in ["genesis.signed.json", "keys/na.key", "keys/na.pub", "operators.json", "backup-recipients.txt"] {
+        std::fs::copy(sandbox.join(file), etc.join(file)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("offline")).unwrap();
+    let identity = dir.join("offline/backup.key");
+    std::fs::copy(sandbox.join("offline/backup.key"), &identity).unwrap();
+    let v = var.display();
+    let toml = std::fs::read_to_string(sandbox.join("gm.toml"))
+        .unwrap()
+        .replace("db_path = \"na.db\"", &format!("db_path = \"{v}/na.db\""))
+        .replace("backup_dir = \"backups\"", &format!("backup_dir = \"{v}/backups\""))
+        .replace("report_file = \"drills/latest.json\"", &format!("report_file = \"{v}/drills/latest.json\""))
+        .replace("export_dir = \"exports\"", &format!("export_dir = \"{v}/exports\""))
+        .replace("state_file = \"probe-state.json\"", &format!("state_file = \"{v}/probe-state.json\""))
+        .replace("identity_file = \"offline/backup.key\"", &format!("identity_file = \"{}\"", identity.display()));
+    for relative in ["\"na.db\"", "\"backups\"", "\"exports\"", "\"drills/", "\"probe-state.json\"", "\"offline/"] {
+        assert!(!toml.contains(relative), "{relative} still relative: {toml}");
+    }
+    std::fs::write(etc.join("gm.toml"), toml).unwrap();
+    Layout { etc, var, identity, sandbox }
+}
+
+#[test]
+fn every_default_job_succeeds_in_the_install_sh_layout() {
+    let dir = TempDir::new("default-jobs-install");
+    let layout = install_layout(&dir);
+    let _server = serve_and_point_bind_at_it(&layout.etc);
+    every_job_runs_ok(&layout.etc);
+    assert!(layout.var.join("drills/latest.json").exists());
+    assert!(layout.var.join("gm-ops.db").exists(), "the ledger sits beside the database");
+}
+
+#[test]
+fn quickstart_is_quiet_and_its_probe_follows_the_address_served() {
+    let dir = TempDir::new("quiet-sandbox");
+    let home = dir.join("gm-sandbox");
+    let h = home.to_str().unwrap();
+    // The first run's port was busy, so the sandbox's gm.toml names 8443 while it is served elsewhere.
+    Gm::new(&["quickstart", "--home", h, "--no-serve"]).expect(0);
+    let stderr_log = dir.join("quickstart.stderr");
+    let mut child = Command::new(GM)
+        .args(["quickstart", "--home", h, "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&stderr_log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let ledger = home.join("gm-ops.db");
+    let probe_ok = || {
+        ledger.exists()
+            && rusqlite::Connection::open(&ledger)
+                .and_then(|c| {
+                    c.busy_timeout(Duration::from_secs(5))?;
+                    c.query_row(
+                        "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'job' AND artifact = 'probe' AND outcome = 'ok'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .is_ok_and(|n| n > 0)
+    };
+    // The probe job's most recent minute is within its missed-run grace: it runs at start.
+    let probed = wait_until(Duration::from_secs(60), probe_ok);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let stderr = std::fs::read_to_string(&stderr_log).unwrap();
+    assert!(probed, "the probe job probed http://{addr} and recorded ok; stderr:\n{stderr}");
+    let prom = std::fs::read_to_string(home.join("probe-probe.prom")).unwrap();
+    assert!(prom.contains(&format!("target=\"http://{addr}\"")), "probed the served address: {prom}");
+    assert!(stderr.contains("next, in another terminal:"), "{stderr}");
+    for noise in ["job probe", "job backup", "genesis_mesh.na_service.access", " - INFO - "] {
+        assert!(!stderr.contains(noise), "routine {noise:?} lines stay out of the sandbox's terminal:\n{stderr}");
+    }
+}
