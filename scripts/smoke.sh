@@ -38,7 +38,7 @@ esac
 gm="${GM:-gm}"
 command -v "$gm" >/dev/null || die "cannot find gm ('$gm')" "put gm on PATH or set GM=/path/to/gm"
 
-"$gm" probe --target "$url" --check "$checks" "${extra[@]}"
+"$gm" probe --na "$url" --check "$checks" "${extra[@]}"
 status=$?
 case "$status" in
   0) echo "smoke: PASS: $url answers ${checks//,/, }"; exit 0 ;;

@@ -54,10 +54,10 @@ pub(crate) struct AuditExportArgs {
     #[argh(switch)]
     force: bool,
     /// sign the manifest with this Ed25519 private key file (an operator key; default unsigned)
-    #[argh(option)]
+    #[argh(option, long = "signing-key")]
     sign_key: Option<PathBuf>,
-    /// the signing key's id (required with --sign-key)
-    #[argh(option)]
+    /// the signing key's id (required with --signing-key)
+    #[argh(option, long = "signing-key-id")]
     sign_key_id: Option<String>,
     /// print the summary as JSON (default: one line for people)
     #[argh(switch)]
@@ -180,8 +180,8 @@ fn export_options(args: AuditExportArgs) -> Result<ExportOptions, Error> {
             (Some(file), Some(id)) => Some((crate::crypto::keys::load_signing_key(&file)?, id)),
             _ => {
                 return Err(Error::usage(
-                    "--sign-key and --sign-key-id go together",
-                    "e.g. --sign-key alice.key --sign-key-id alice-2026",
+                    "--signing-key and --signing-key-id go together",
+                    "e.g. --signing-key alice.key --signing-key-id alice-2026",
                 ))
             }
         },

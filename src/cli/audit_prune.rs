@@ -21,7 +21,7 @@ use super::output::Output;
 #[argh(
     subcommand,
     name = "audit-prune",
-    example = "gm managed audit-prune --home /etc/gm --export-dir /var/lib/gm/exports/pruned --max-age-days 365 --dry-run\ngm managed audit-prune --home /etc/gm --export-dir /var/lib/gm/exports/pruned --max-age-days 365 --max-rows 5000000\ngm managed audit-prune --home /etc/gm --export-dir exports/pruned --max-rows 1000000 --json",
+    example = "gm managed audit-prune --home /etc/gm --dir /var/lib/gm/exports/pruned --max-age-days 365 --dry-run\ngm managed audit-prune --home /etc/gm --dir /var/lib/gm/exports/pruned --max-age-days 365 --max-rows 5000000\ngm managed audit-prune --home /etc/gm --dir exports/pruned --max-rows 1000000 --json",
     note = "Events older than the cutoff (the later of now minus --max-age-days and the created_at of the first event beyond the newest --max-rows) are first exported with upstream's redaction to EXPORT_DIR/audit-pruned-<UTC>.jsonl plus its SHA-256 manifest (mode 0600, never replacing a file); the export is checked against its manifest and exactly the event ids it lists are deleted. Events that arrive meanwhile are never touched. Safe while gm serve runs. As a scheduled job: kind = \"audit-prune\" with export_dir and max_age_days and/or max_rows. Exit status: 0 done (or dry run, or nothing to prune), 1 the export did not check out (nothing deleted), 2 could not run."
 )]
 pub(crate) struct AuditPruneArgs {
@@ -32,7 +32,7 @@ pub(crate) struct AuditPruneArgs {
     #[argh(option)]
     db_path: Option<PathBuf>,
     /// folder for the export of the pruned events (required; created if missing)
-    #[argh(option)]
+    #[argh(option, long = "dir")]
     export_dir: PathBuf,
     /// keep events younger than this many days (default: no age limit)
     #[argh(option)]

@@ -30,7 +30,7 @@ encrypting_command! {
 #[argh(
     subcommand,
     name = "backup",
-    example = "gm managed backup --home /etc/gm --recipient age1… --output-dir /var/backups/gm\ngm managed backup --home /etc/gm --recipients-file /etc/gm/backup-recipients.txt --output-dir /var/backups/gm --json\ngm managed backup --db-path na.db --output na-copy.db",
+    example = "gm managed backup --home /etc/gm --recipient age1… --dir /var/backups/gm\ngm managed backup --home /etc/gm --recipients-file /etc/gm/backup-recipients.txt --dir /var/backups/gm --json\ngm managed backup --db-path na.db --output na-copy.db",
     note = "Signs every encrypted backup with the backup-signing key ([backup] signing_key, or --signing-key) into <archive>.sig; without one it refuses unless --allow-unsigned. Without a recipient or passphrase and with --output X.db, writes a plain SQLite online-backup copy exactly as upstream `managed backup` does (unsigned). A host with only recipients can back up but not decrypt. A run killed midway leaves no file under the final name; the next run into the same folder removes its scratch folder and temporary file. Exit status: 0 done, 1 a check failed, 2 could not run (also: database busy, disk full)."
 )]
 pub(crate) struct BackupArgs {
@@ -38,7 +38,7 @@ pub(crate) struct BackupArgs {
     #[argh(option)]
     output: Option<PathBuf>,
     /// write gm-<network>-<UTC>.tar.gz.age into this folder
-    #[argh(option)]
+    #[argh(option, long = "dir")]
     output_dir: Option<PathBuf>,
     /// gzip level 0-9 (default 1)
     #[argh(option, default = "1")]
@@ -178,12 +178,7 @@ pub(crate) fn run_backup(args: BackupArgs) -> Result<u8, Error> {
     let target = match (&args.output, &args.output_dir) {
         (Some(f), None) => Target::File(f.clone()),
         (None, Some(d)) => Target::Dir(d.clone()),
-        _ => {
-            return Err(Error::usage(
-                "give exactly one of --output FILE or --output-dir DIR",
-                "e.g. --output-dir /var/backups/gm",
-            ))
-        }
+        _ => return Err(Error::usage("give exactly one of --output FILE or --dir DIR", "e.g. --dir /var/backups/gm")),
     };
     if args.level > 9 {
         return Err(Error::usage(

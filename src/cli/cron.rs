@@ -402,7 +402,7 @@ fn command_for(
     };
     match &job.kind {
         JobKind::Backup { dir, recipients_file, passphrase_file } => {
-            v.extend(["managed", "backup", "--output-dir"].map(String::from));
+            v.extend(["managed", "backup", "--dir"].map(String::from));
             v.push(s(dir));
             key(&mut v, "--recipients-file", recipients_file, passphrase_file);
         }
@@ -426,7 +426,7 @@ fn command_for(
             v.extend(["--since".into(), since.to_rfc3339(), "--until".into(), now.to_rfc3339()]);
         }
         JobKind::AuditPrune { dir, max_age_days, max_rows } => {
-            v.extend(["managed".into(), "audit-prune".into(), "--export-dir".into(), s(dir)]);
+            v.extend(["managed".into(), "audit-prune".into(), "--dir".into(), s(dir)]);
             if let Some(d) = max_age_days {
                 v.extend(["--max-age-days".into(), d.to_string()]);
             }
@@ -445,7 +445,7 @@ fn command_for(
         }
         JobKind::Probe { target, checks, root_public_key, state_file, ping_url } => {
             let target = if target == SERVED_TARGET { served.to_string() } else { target.clone() };
-            v.extend(["probe".into(), "--target".into(), target]);
+            v.extend(["probe".into(), "--na".into(), target]);
             for (flag, value) in [("--check", checks), ("--root-public-key", root_public_key), ("--ping-url", ping_url)]
             {
                 if let Some(x) = value {

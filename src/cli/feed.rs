@@ -29,7 +29,7 @@ use super::output::{notice, raw, Output};
 #[argh(
     subcommand,
     name = "feed",
-    example = "gm feed export --na http://127.0.0.1:8443 --output alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha\ngm feed import --na https://na.example.net alpha-feed.json --issuer-key-file alpha-na.pub --json",
+    example = "gm feed export --na http://127.0.0.1:8443 --output alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha\ngm feed import --na https://na.example.net alpha-feed.json --issuer-public-key alpha-na.pub --json",
     note = "export reads a public route; import is signed with the operator key (--operator-key, default HOME/offline/operator.key). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
 )]
 pub(crate) struct FeedArgs {
@@ -76,19 +76,16 @@ na_command! {
 #[argh(
     subcommand,
     name = "import",
-    example = "gm feed import --na http://127.0.0.1:9443 alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha --issuer-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4=\ngm feed import --na https://na.example.net alpha-feed.json --issuer-key-file alpha-na.pub --json",
+    example = "gm feed import --na http://127.0.0.1:9443 alpha-feed.json\ngm feed import --na http://127.0.0.1:9443 alpha-feed.json --expected-issuer alpha --issuer-public-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4=\ngm feed import --na https://na.example.net alpha-feed.json --issuer-public-key alpha-na.pub --json",
     note = "Without issuer keys the NA uses the subject keys of its active treaties with the feed's issuer. A feed whose sequence is not above the last imported one is rejected as stale_sequence (normal when nothing changed). There is no un-import. Exit status: 0 accepted, 1 the NA rejected the feed or refused the request, 2 the command could not run."
 )]
 pub(crate) struct ImportArgs {
     /// the feed file, as written by gm feed export or upstream (required)
     #[argh(positional)]
     file: PathBuf,
-    /// issuer NA public key in base64, repeatable (default: the NA's treaty keys for the issuer)
-    #[argh(option)]
+    /// issuer NA public key: base64 or a .pub file, repeatable (default: the NA's treaty keys for the issuer)
+    #[argh(option, long = "issuer-public-key")]
     issuer_key: Vec<String>,
-    /// issuer NA public key file (.pub), repeatable (default: the NA's treaty keys for the issuer)
-    #[argh(option)]
-    issuer_key_file: Vec<PathBuf>,
     /// reject the feed unless its issuer_sovereign_id is this id (default: any issuer)
     #[argh(option)]
     expected_issuer: Option<String>,
@@ -157,7 +154,7 @@ fn run_import(args: ImportArgs) -> Result<u8, Error> {
     let request = ImportRequest {
         feed: read_feed(&args.file)?,
         issuer_public_keys: {
-            let keys = read_public_keys("--issuer-key", &args.issuer_key, &args.issuer_key_file)?;
+            let keys = read_public_keys("--issuer-public-key", &args.issuer_key)?;
             (!keys.is_empty()).then_some(keys)
         },
         expected_issuer_sovereign_id: args.expected_issuer.clone().filter(|id| !id.trim().is_empty()),
@@ -203,12 +200,12 @@ fn rejection_hint(reason: &str) -> Option<&'static str> {
             "the NA already holds this sequence or a later one from this issuer: nothing new to import; export a newer feed after the issuer revokes more attestations"
         }
         "missing_issuer_public_keys" => {
-            "pass --issuer-key or --issuer-key-file, or issue an active treaty for the feed's issuer first (gm treaty issue)"
+            "pass --issuer-public-key or --issuer-public-key, or issue an active treaty for the feed's issuer first (gm treaty issue)"
         }
         "wrong_issuer" => "the feed's issuer_sovereign_id is not --expected-issuer: check that the file is the feed you meant",
         "missing_signature" => "the feed is unsigned: export it again from the issuer's NA (gm feed export)",
         "invalid_signature" => {
-            "no issuer key verifies the feed: check --issuer-key/--issuer-key-file, or the subject keys of the treaty with the issuer"
+            "no issuer key verifies the feed: check --issuer-public-key/--issuer-public-key, or the subject keys of the treaty with the issuer"
         }
         _ => return None,
     };

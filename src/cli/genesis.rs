@@ -42,7 +42,7 @@ enum Action {
 #[argh(
     subcommand,
     name = "create",
-    example = "gm genesis create --network-name acme-mesh --root-key offline/root.pub --na-key keys/na.pub --output genesis.json",
+    example = "gm genesis create --network-name acme-mesh --root-public-key offline/root.pub --na-public-key keys/na.pub --output genesis.json",
     note = "Defaults as upstream: --network-version v0.1, --na-valid-days 90, policy hash sha256:placeholder."
 )]
 struct CreateArgs {
@@ -53,10 +53,10 @@ struct CreateArgs {
     #[argh(option, default = "String::from(\"v0.1\")")]
     network_version: String,
     /// root public key file
-    #[argh(option)]
+    #[argh(option, long = "root-public-key")]
     root_key: PathBuf,
     /// NA public key file
-    #[argh(option)]
+    #[argh(option, long = "na-public-key")]
     na_key: PathBuf,
     /// NA validity in days from now (default 90)
     #[argh(option, default = "90")]
@@ -79,6 +79,9 @@ struct CreateArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
 }
 
 /// Append a root signature to a genesis block.
@@ -86,14 +89,14 @@ struct CreateArgs {
 #[argh(
     subcommand,
     name = "sign",
-    example = "gm genesis sign --genesis genesis.json --root-private-key offline/root.key --key-id rs-2025-q1 --output genesis.signed.json"
+    example = "gm genesis sign --genesis genesis.json --root-key offline/root.key --key-id rs-2025-q1 --output genesis.signed.json"
 )]
 struct SignArgs {
     /// genesis file to sign (default HOME/genesis.json)
     #[argh(option)]
     genesis: Option<PathBuf>,
     /// root private key file
-    #[argh(option)]
+    #[argh(option, long = "root-key")]
     root_private_key: PathBuf,
     /// key id label (default rs-2025-q1)
     #[argh(option, default = "String::from(\"rs-2025-q1\")")]
@@ -107,6 +110,9 @@ struct SignArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
 }
 
 /// Verify every root signature of a genesis block (exit 0 valid, 1 invalid).
@@ -228,7 +234,13 @@ fn create(a: CreateArgs) -> Result<u8, Error> {
         &SystemClock,
     );
     write_public_file(&output, &object_file_text(&genesis.to_value()), a.force)?;
-    super::output::line(&format!("wrote unsigned genesis for {} to {}", a.network_name, output.display()));
+    let value = Value::Object(object(vec![
+        ("network_name", Value::from(a.network_name.as_str())),
+        ("output", Value::from(output.display().to_string())),
+        ("signed", Value::Bool(false)),
+    ]));
+    Output { json: a.json }
+        .result(&format!("wrote unsigned genesis for {} to {}", a.network_name, output.display()), &value);
     Ok(0)
 }
 
@@ -246,18 +258,27 @@ fn sign(a: SignArgs) -> Result<u8, Error> {
                 a.root_private_key.display(),
                 genesis.root_public_key
             ),
-            "sign with the root key whose public half was given to `gm genesis create --root-key`",
+            "sign with the root key whose public half was given to `gm genesis create --root-public-key`",
         ));
     }
     genesis.sign(&key, &a.key_id);
     write_public_file(&output, &object_file_text(&genesis.to_value()), a.force)?;
-    super::output::line(&format!(
-        "signed genesis {} with key id {} ({} signature(s)): wrote {}",
-        genesis.network_name,
-        a.key_id,
-        genesis.signatures.len(),
-        output.display()
-    ));
+    let value = Value::Object(object(vec![
+        ("key_id", Value::from(a.key_id.as_str())),
+        ("network_name", Value::from(genesis.network_name.as_str())),
+        ("output", Value::from(output.display().to_string())),
+        ("signature_count", Value::from(genesis.signatures.len())),
+    ]));
+    Output { json: a.json }.result(
+        &format!(
+            "signed genesis {} with key id {} ({} signature(s)): wrote {}",
+            genesis.network_name,
+            a.key_id,
+            genesis.signatures.len(),
+            output.display()
+        ),
+        &value,
+    );
     Ok(0)
 }
 

@@ -47,7 +47,7 @@ encrypting_command! {
     subcommand,
     name = "bundle",
     example = "gm incident bundle --home /etc/gm --since 2026-11-20T00:00:00Z --output /var/lib/gm/incidents/inc-42.tar.gz.age --recipients-file /etc/gm/incident-recipients.txt",
-    note = "The views come from the live NA (--na-url, default the configured bind address on loopback); when it does not answer within 3 s they are computed from the database and the manifest says so. No private key is copied: key files are fingerprinted (SHA-256, size). Decrypt with `age -d -i KEY F | tar xz`. Exit status: 0 written, 2 could not run (nothing is left behind)."
+    note = "The views come from the live NA (--na, default the configured bind address on loopback); when it does not answer within 3 s they are computed from the database and the manifest says so. No private key is copied: key files are fingerprinted (SHA-256, size). Decrypt with `age -d -i KEY F | tar xz`. Exit status: 0 written, 2 could not run (nothing is left behind)."
 )]
 pub(crate) struct BundleArgs {
     /// window start, RFC 3339, inclusive (required)
@@ -60,7 +60,7 @@ pub(crate) struct BundleArgs {
     #[argh(option)]
     output: PathBuf,
     /// base URL of the live NA (default http://127.0.0.1:<configured port>)
-    #[argh(option)]
+    #[argh(option, long = "na")]
     na_url: Option<String>,
     /// do not contact the live NA; compute the views from the database
     #[argh(switch)]

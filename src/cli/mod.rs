@@ -79,6 +79,10 @@ pub(crate) fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
     }
     let program = strings.first().map(std::path::Path::new).and_then(|p| p.file_name()).and_then(|n| n.to_str());
     let program = program.unwrap_or("gm").to_string();
+    let renamed = rename_old_flags(&mut strings);
+    for (old, new) in renamed {
+        output::notice(&format!("warning: {old} is now {new}; the old spelling goes in the next release (CHANGELOG.md)"));
+    }
     let rest: Vec<&str> = strings.iter().skip(1).map(String::as_str).collect();
     if matches!(rest[..], ["--version" | "-V"]) {
         return Err(ParseExit { output: VERSION_LINE.to_string(), is_error: false, code: 0 });
@@ -101,6 +105,45 @@ pub(crate) fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
             ParseExit { output, is_error: true, code }
         }
     })
+}
+
+/// Flags renamed to the one vocabulary of docs/cli.md: (command, old spelling, new spelling). The
+/// old spelling keeps working for one release, with a warning (argh has no aliases, so argv is
+/// rewritten before parsing).
+pub const RENAMED_FLAGS: &[(&str, &str, &str)] = &[
+    ("genesis create", "--root-key", "--root-public-key"),
+    ("genesis create", "--na-key", "--na-public-key"),
+    ("genesis sign", "--root-private-key", "--root-key"),
+    ("managed audit-export", "--sign-key", "--signing-key"),
+    ("managed audit-export", "--sign-key-id", "--signing-key-id"),
+    ("managed backup", "--output-dir", "--dir"),
+    ("managed audit-prune", "--export-dir", "--dir"),
+    ("operator add", "--public-key-b64", "--public-key"),
+    ("treaty issue", "--subject-key", "--subject-public-key"),
+    ("treaty issue", "--subject-key-file", "--subject-public-key"),
+    ("treaty replace", "--subject-key", "--subject-public-key"),
+    ("treaty replace", "--subject-key-file", "--subject-public-key"),
+    ("feed import", "--issuer-key", "--issuer-public-key"),
+    ("feed import", "--issuer-key-file", "--issuer-public-key"),
+    ("probe", "--target", "--na"),
+    ("incident bundle", "--na-url", "--na"),
+    ("readiness", "--target", "--na"),
+];
+
+/// Rewrites the old spellings of [`RENAMED_FLAGS`] in `argv` (program name first) to the new ones,
+/// and returns what it rewrote. A word equal to an old flag of the command typed is that flag (no
+/// flag value in gm is spelled like a gm flag).
+fn rename_old_flags(argv: &mut [String]) -> Vec<(String, String)> {
+    let words: Vec<String> = argv.iter().skip(1).take_while(|w| !w.starts_with('-')).cloned().collect();
+    let command = words.join(" ");
+    let mut renamed = Vec::new();
+    for arg in argv.iter_mut().skip(1 + words.len()) {
+        if let Some((_, old, new)) = RENAMED_FLAGS.iter().find(|(c, old, _)| command == *c && arg == old) {
+            renamed.push((old.to_string(), new.to_string()));
+            *arg = new.to_string();
+        }
+    }
+    renamed
 }
 
 /// The longest run of leading words of `rest` that names a command (`gm admin invite`), for the

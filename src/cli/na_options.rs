@@ -4,7 +4,7 @@
 //!
 //! Nothing here sends an admin request; each command group owns its own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::client::admin::{AdminClient, Operator, SigVersion};
 use crate::client::{ClientOptions, NaClient};
@@ -80,11 +80,15 @@ pub(crate) fn parse_sig(text: &str) -> Result<SigVersion, String> {
     SigVersion::parse(text).ok_or_else(|| format!("expected v1 or v2, found {text:?}"))
 }
 
-/// Public keys given as base64 (`key_flag`, repeatable) and as `.pub` files (repeatable), checked
+/// Public keys given (`key_flag`, repeatable) as `.pub` files or as base64, checked
 /// and rendered in standard base64, duplicates dropped, in the order given.
-pub(crate) fn read_public_keys(key_flag: &str, keys: &[String], files: &[PathBuf]) -> Result<Vec<String>, Error> {
+pub(crate) fn read_public_keys(key_flag: &str, keys: &[String]) -> Result<Vec<String>, Error> {
     let mut out: Vec<String> = Vec::new();
     for text in keys {
+        if Path::new(text).is_file() {
+            out.push(load_public_key(Path::new(text))?.to_b64());
+            continue;
+        }
         let key = PublicKey::from_b64(text.trim()).map_err(|e| {
             Error::usage(
                 format!("{key_flag} {text:?} is not an Ed25519 public key: {e}"),
@@ -92,9 +96,6 @@ pub(crate) fn read_public_keys(key_flag: &str, keys: &[String], files: &[PathBuf
             )
         })?;
         out.push(key.to_b64());
-    }
-    for path in files {
-        out.push(load_public_key(path)?.to_b64());
     }
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|key| seen.insert(key.clone()));

@@ -38,19 +38,16 @@ enum Action {
 #[argh(
     subcommand,
     name = "add",
-    example = "gm operator add --home /etc/gm --key-id alice-2026 --public-key alice.pub\ngm operator add --key-id bob --public-key-b64 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4=",
+    example = "gm operator add --home /etc/gm --key-id alice-2026 --public-key alice.pub\ngm operator add --key-id bob --public-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4=",
     note = "The running server accepts the key from its next admin request on; no restart."
 )]
 struct AddArgs {
     /// operator key id (the X-Admin-Key-Id clients send)
     #[argh(option)]
     key_id: String,
-    /// public key file (upstream .pub format)
+    /// the public key: a .pub file (upstream format) or its base64 line
     #[argh(option)]
-    public_key: Option<PathBuf>,
-    /// the public key as base64 instead of a file
-    #[argh(option)]
-    public_key_b64: Option<String>,
+    public_key: Option<String>,
     /// replace an existing key with the same id
     #[argh(switch)]
     force: bool,
@@ -128,13 +125,13 @@ fn write_keys(path: &std::path::Path, keys: &KeySet) -> Result<(), Error> {
 }
 
 fn add(a: AddArgs) -> Result<u8, Error> {
-    let key: PublicKey = match (&a.public_key, &a.public_key_b64) {
-        (Some(p), None) => load_public_key(p)?,
-        (None, Some(b)) => PublicKey::from_b64(b)?,
-        _ => {
+    let key: PublicKey = match &a.public_key {
+        Some(k) if std::path::Path::new(k).is_file() => load_public_key(std::path::Path::new(k))?,
+        Some(k) => PublicKey::from_b64(k.trim())?,
+        None => {
             return Err(Error::usage(
-                "give exactly one of --public-key FILE or --public-key-b64 KEY",
-                "e.g. --public-key alice.pub",
+                "--public-key is required",
+                "a .pub file or its base64 line, e.g. --public-key alice.pub",
             ))
         }
     };

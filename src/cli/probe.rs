@@ -31,12 +31,12 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 #[argh(
     subcommand,
     name = "probe",
-    example = "gm probe --target https://na.example.org --root-public-key offline/root.pub\ngm probe --target http://127.0.0.1:8443 --check healthz,readyz --json\ngm probe --target https://na.example.org --root-public-key Y37Q…8PY= --state-file /var/lib/gm-probe/state.json --prom-textfile /var/lib/node_exporter/textfile/gm_probe.prom --ping-url-file /etc/gm-probe/ping-url",
+    example = "gm probe --na https://na.example.org --root-public-key offline/root.pub\ngm probe --na http://127.0.0.1:8443 --check healthz,readyz --json\ngm probe --na https://na.example.org --root-public-key Y37Q…8PY= --state-file /var/lib/gm-probe/state.json --prom-textfile /var/lib/node_exporter/textfile/gm_probe.prom --ping-url-file /etc/gm-probe/ping-url",
     note = "Checks: healthz (200, body {{\"status\":\"ok\"}}), readyz (200, status ready), metrics (Prometheus text with the five genesis_mesh_na_* gauges), connectome (JSON with the required keys), genesis (root signatures verify with --root-public-key; without it the check is WARNING: not pinned), crl (signed by the genesis NA key, next_update not passed), tls (https targets: certificate trusted by the webpki roots, days until expiry). Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage, state file or textfile errors, a check that could not decide). With --state-file, upstream's thresholds apply: healthz CRITICAL after 2 consecutive failures (WARNING before), readyz and the others after 1, metrics WARNING after failing for 5 minutes; --fail-after N replaces them with N. The dead-man URL (--ping-url, or --ping-url-file to keep it out of the process list) is fetched only when every check passed."
 )]
 pub(crate) struct ProbeArgs {
     /// NA base URL, http:// or https:// (required)
-    #[argh(option)]
+    #[argh(option, long = "na")]
     target: String,
     /// comma-separated checks: healthz,readyz,metrics,connectome,genesis,crl,tls (default: all; tls only for https)
     #[argh(option)]
@@ -161,13 +161,13 @@ fn read_ping_url_file(path: &Path) -> Result<String, Error> {
 fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, Error> {
     if args.target.trim().is_empty() {
         return Err(Error::usage(
-            "no NA to probe: --target is empty",
+            "no NA to probe: --na is empty",
             "pass --target https://na.example.org (gm-probe.service takes it from GM_PROBE_TARGET in /etc/gm-probe/env)",
         ));
     }
     let timeout = parse_timeout(&args.timeout)?;
     client_for(&args.target, timeout)
-        .map_err(|e| Error::usage(e.to_string(), "pass --target http(s)://host[:port], e.g. https://na.example.org"))?;
+        .map_err(|e| Error::usage(e.to_string(), "pass --na http(s)://host[:port], e.g. https://na.example.org"))?;
     let target = args.target.trim().trim_end_matches('/').to_string();
     let is_https = target.to_ascii_lowercase().starts_with("https://");
     let checks = parse_checks(args.check.as_deref(), is_https)?;
@@ -215,7 +215,7 @@ fn parse_checks(list: Option<&str>, is_https: bool) -> Result<Vec<CheckName>, Er
         })?;
         if check == CheckName::Tls && !is_https {
             return Err(Error::usage(
-                "the tls check needs an https:// --target",
+                "the tls check needs an https:// --na",
                 "drop tls from --check, or probe the https URL",
             ));
         }

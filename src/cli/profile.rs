@@ -47,6 +47,9 @@ pub(crate) struct InitArgs {
     /// replace an existing profile.toml
     #[argh(switch)]
     force: bool,
+    /// print the result as JSON
+    #[argh(switch)]
+    json: bool,
 }
 
 /// Print the profile and what is missing.
@@ -133,8 +136,14 @@ fn init(args: InitArgs) -> Result<u8, Error> {
     let text = template(&sovereign, &args.custody_model);
     crate::files::atomic::write_atomic(&path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
         .map_err(Error::io("write", &path))?;
-    super::output::line(&path.display().to_string());
-    notice("replace every FILL IN (with the customer), then run `gm profile check`");
+    let mut m = Map::new();
+    m.insert("custody_model", Value::from(args.custody_model.as_str()));
+    m.insert("path", Value::from(path.display().to_string()));
+    m.insert("sovereign", Value::from(sovereign.as_str()));
+    Output { json: args.json }.result(&path.display().to_string(), &Value::Object(m));
+    if !args.json {
+        notice("replace every FILL IN (with the customer), then run `gm profile check`");
+    }
     Ok(0)
 }
 

@@ -27,7 +27,7 @@ use super::error::Error;
 #[argh(
     subcommand,
     name = "readiness",
-    example = "gm readiness --home /etc/gm --target https://na.example.org\ngm readiness --home /etc/gm --format junit --output readiness.xml\ngm readiness --home /etc/gm --format json --output signed.json --sign --operator-key alice.key --operator-key-id alice-2026\ngm readiness sign report.json --operator-key alice.key --operator-key-id alice-2026\ngm readiness verify signed.json --public-key alice.pub",
+    example = "gm readiness --home /etc/gm --na https://na.example.org\ngm readiness --home /etc/gm --format junit --output readiness.xml\ngm readiness --home /etc/gm --format json --output signed.json --sign --operator-key alice.key --operator-key-id alice-2026\ngm readiness sign report.json --operator-key alice.key --operator-key-id alice-2026\ngm readiness verify signed.json --public-key alice.pub",
     note = "Exit status: 0 every check passed, 1 only warnings, 2 a check failed, 3 the report could not be produced. CHECKLIST.md lists the checks and what proves each."
 )]
 pub(crate) struct ReadinessArgs {
@@ -37,11 +37,14 @@ pub(crate) struct ReadinessArgs {
     #[argh(option)]
     home: Option<PathBuf>,
     /// the NA URL on the operator network (default http://127.0.0.1:<configured port>)
-    #[argh(option)]
+    #[argh(option, long = "na")]
     target: Option<String>,
     /// text (default), json or junit
     #[argh(option, default = "String::from(\"text\")")]
     format: String,
+    /// the same as --format json
+    #[argh(switch)]
+    json: bool,
     /// write the report here instead of stdout
     #[argh(option)]
     output: Option<PathBuf>,
@@ -97,7 +100,16 @@ pub(crate) struct VerifyCommand {
 }
 
 /// Runs `gm readiness`.
-pub(crate) fn run(args: ReadinessArgs) -> Result<u8, Error> {
+pub(crate) fn run(mut args: ReadinessArgs) -> Result<u8, Error> {
+    if args.json {
+        if args.format != "text" && args.format != "json" {
+            return Err(Error::readiness_not_produced(Error::usage(
+                format!("--json and --format {} contradict each other", args.format),
+                "give one of them",
+            )));
+        }
+        args.format = "json".to_string();
+    }
     match args.action {
         Some(ReportAction::Verify(v)) => return verify(v),
         Some(ReportAction::Sign(v)) => return sign_file(v),

@@ -17,7 +17,7 @@ use crate::model::{check_as, sign_as, Kind};
 
 use super::error::Error;
 use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
-use super::output::{line, raw, Output};
+use super::output::{raw, Output};
 
 /// Append a signature to a signed object (genesis, cert, policy, crl, attestation, treaty, feed, agent).
 #[derive(FromArgs, Debug)]
@@ -49,6 +49,9 @@ pub(crate) struct SignArgs {
     /// replace an existing --output file
     #[argh(switch)]
     force: bool,
+    /// print the result as JSON (with --output: what was written; without: the signed object, which is JSON already)
+    #[argh(switch)]
+    json: bool,
 }
 
 /// Verify a signed object's signatures with a public key, using upstream's rule for its kind.
@@ -103,13 +106,22 @@ pub(crate) fn run_sign(args: SignArgs) -> Result<u8, Error> {
     match &args.output {
         Some(out) => {
             write_public_file(out, &text, args.force)?;
-            line(&format!(
-                "signed {} ({}) with key id {}: wrote {}",
-                args.file.display(),
-                kind.name(),
-                key_id,
-                out.display()
-            ));
+            let value = Value::Object(object(vec![
+                ("file", Value::from(args.file.display().to_string())),
+                ("key_id", Value::from(key_id.as_str())),
+                ("kind", Value::from(kind.name())),
+                ("output", Value::from(out.display().to_string())),
+            ]));
+            Output { json: args.json }.result(
+                &format!(
+                    "signed {} ({}) with key id {}: wrote {}",
+                    args.file.display(),
+                    kind.name(),
+                    key_id,
+                    out.display()
+                ),
+                &value,
+            );
         }
         None => raw(&text),
     }

@@ -13,8 +13,6 @@
 //! requests and the renew/replace composition are `client::treaty` and
 //! `client::treaty_succession`, and results are rendered by `treaty/render.rs`.
 
-use std::path::PathBuf;
-
 use argh::FromArgs;
 
 use crate::client::genesis::na_public_key;
@@ -42,7 +40,7 @@ use render::{inspect_result, issued_result, list_result, print_plan, report_succ
 #[argh(
     subcommand,
     name = "treaty",
-    example = "gm treaty list --na http://127.0.0.1:8443 --status active\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key-file beta-na.pub --allowed-role client\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --yes",
+    example = "gm treaty list --na http://127.0.0.1:8443 --status active\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key beta-na.pub --allowed-role client\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --yes",
     note = "list and inspect read public routes; issue, renew, replace and revoke are signed with the operator key (--operator-key, default HOME/offline/operator.key). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
 )]
 pub(crate) struct TreatyArgs {
@@ -113,19 +111,16 @@ na_command! {
 #[argh(
     subcommand,
     name = "issue",
-    example = "gm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key-file beta-na.pub\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --allowed-role client --accepted-status active --validity-hours 720\ngm treaty issue --na https://na.example.net --subject beta --subject-key-file beta-na.pub --metadata-json '{{\"ticket\":\"CHG-42\"}}' --json",
+    example = "gm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key beta-na.pub\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --allowed-role client --accepted-status active --validity-hours 720\ngm treaty issue --na https://na.example.net --subject beta --subject-public-key beta-na.pub --metadata-json '{{\"ticket\":\"CHG-42\"}}' --json",
     note = "Prints the new treaty id. Scope and metadata are sent only when given; the NA defaults them (any role, active attestations, no metadata). Exit status: 0 issued, 1 the NA refused, 2 the request could not be made."
 )]
 pub(crate) struct IssueArgs {
     /// the recognised (subject) sovereign id (required)
     #[argh(option)]
     subject: String,
-    /// subject NA public key in base64, repeatable (at least one key or key file is required)
-    #[argh(option)]
+    /// subject NA public key: base64 or a .pub file, repeatable (at least one is required)
+    #[argh(option, long = "subject-public-key")]
     subject_key: Vec<String>,
-    /// subject NA public key file (.pub), repeatable
-    #[argh(option)]
-    subject_key_file: Vec<PathBuf>,
     /// role the treaty accepts, repeatable; `role:` is added when missing (default: the NA's, any role)
     #[argh(option)]
     allowed_role: Vec<String>,
@@ -172,19 +167,16 @@ na_command! {
 #[argh(
     subcommand,
     name = "replace",
-    example = "gm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --subject-key-file beta-na-2027.pub --dry-run\ngm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --allowed-role client --allowed-role anchor --yes\ngm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --accepted-status active --accepted-status suspended --yes --json",
+    example = "gm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --subject-public-key beta-na-2027.pub --dry-run\ngm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --allowed-role client --allowed-role anchor --yes\ngm treaty replace 1ede1147-34d3-4354-bc35-7b297a397050 --na https://na.example.net --accepted-status active --accepted-status suspended --yes --json",
     note = "Parts not given (keys, roles, statuses, claims, metadata, issuer, subject) are copied from the old treaty, which is revoked with reason replaced_by:<new id>. Give at least one key or scope change; to extend unchanged terms use gm treaty renew. Exit status: 0 replaced, 1 the NA refused (or the successor was issued but the old treaty could not be revoked: both ids are printed), 2 the command could not run."
 )]
 pub(crate) struct ReplaceArgs {
     /// the treaty to replace (required)
     #[argh(positional)]
     treaty_id: String,
-    /// new subject NA public key in base64, repeatable (default: the old keys)
-    #[argh(option)]
+    /// new subject NA public key: base64 or a .pub file, repeatable (default: the old keys)
+    #[argh(option, long = "subject-public-key")]
     subject_key: Vec<String>,
-    /// new subject NA public key file (.pub), repeatable (default: the old keys)
-    #[argh(option)]
-    subject_key_file: Vec<PathBuf>,
     /// new allowed role, repeatable; `role:` is added when missing (default: the old roles)
     #[argh(option)]
     allowed_role: Vec<String>,
@@ -274,10 +266,10 @@ fn run_issue(args: IssueArgs) -> Result<u8, Error> {
         return Err(Error::usage("--subject is empty", "pass the sovereign id of the sovereign to recognise"));
     }
     require_validity(args.validity_hours)?;
-    let terms = parse_terms(&args.subject_key, &args.subject_key_file, &args.allowed_role, &args.accepted_status)?;
+    let terms = parse_terms(&args.subject_key, &args.allowed_role, &args.accepted_status)?;
     if terms.subject_public_keys.is_empty() {
         return Err(Error::usage(
-            "give at least one --subject-key or --subject-key-file",
+            "give at least one --subject-public-key or --subject-public-key",
             "the subject's keys are its NA public key: network_authority.public_key of its GET /genesis",
         ));
     }
@@ -311,10 +303,10 @@ fn run_renew(args: RenewArgs) -> Result<u8, Error> {
 }
 
 fn run_replace(args: ReplaceArgs) -> Result<u8, Error> {
-    let terms = parse_terms(&args.subject_key, &args.subject_key_file, &args.allowed_role, &args.accepted_status)?;
+    let terms = parse_terms(&args.subject_key, &args.allowed_role, &args.accepted_status)?;
     if terms.is_unchanged() {
         return Err(Error::usage(
-            "nothing to replace: give new --subject-key, --subject-key-file, --allowed-role or --accepted-status values",
+            "nothing to replace: give new --subject-public-key, --subject-public-key, --allowed-role or --accepted-status values",
             format!("to extend the treaty with unchanged terms use gm treaty renew {}", args.treaty_id),
         ));
     }

@@ -28,9 +28,12 @@ decrypting_command! {
     note = "The first check is the signature: <backup>.sig must verify with the pinned backup-signing key ([backup] signing_public_key, else the public half of [backup] signing_key, or --signing-public-key) and name this file's bytes; a missing or foreign signature fails as a damaged or forged backup unless --allow-unsigned (for backups taken before signing). A snapshot with no NA-signed CRL or policy fails. Exit status: 0 every check passed, 1 a check failed (named in the report), 2 could not run (also: no pinned key)."
 )]
 pub(crate) struct VerifyArgs {
-    /// the backup archive
+    /// the backup archive (also accepted without --backup, as before)
     #[argh(positional)]
-    backup: PathBuf,
+    archive: Option<PathBuf>,
+    /// the backup archive
+    #[argh(option, long = "backup")]
+    backup_flag: Option<PathBuf>,
     /// gm home, for the ops ledger and [backup] (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
@@ -48,12 +51,21 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `gm managed verify`.
 pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
+    let backup = match (&args.backup_flag, &args.archive) {
+        (Some(b), None) | (None, Some(b)) => b.clone(),
+        _ => {
+            return Err(Error::usage(
+                "give the backup once, as --backup FILE",
+                "e.g. gm managed verify --backup backups/gm-….tar.gz.age",
+            ))
+        }
+    };
     let key = decryption(args.decryption_flags())?
         .ok_or_else(|| Error::from(Named::NoDecryptionKey { command: "verify" }))?;
-    if !args.backup.exists() {
+    if !backup.exists() {
         return Err(Error::Io {
             action: "read",
-            path: args.backup.clone(),
+            path: backup.clone(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
@@ -63,17 +75,17 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     let (started, took) = (SystemClock.now(), Instant::now());
     let scratch = Scratch::new(&std::env::temp_dir(), "gm-verify").map_err(ops_error)?;
     let progress = super::progress::Terminal::for_stderr();
-    let report = verify_into(&args.backup, &key, &scratch, &limits, started, &trust, &progress);
+    let report = verify_into(&backup, &key, &scratch, &limits, started, &trust, &progress);
     progress.finish();
     let report = report.map_err(ops_error)?;
     let ok = report.ok();
     let checks = checks_value(&report.checks);
-    let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, args.backup.display());
+    let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, backup.display());
     for c in &report.checks {
         text.push_str(&format!("\n  {} {:<16} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
     }
     let value = Value::Object(Map::from_iter([
-        ("backup".to_string(), Value::from(args.backup.display().to_string())),
+        ("backup".to_string(), Value::from(backup.display().to_string())),
         ("checks".to_string(), Value::Array(checks)),
         ("ok".to_string(), Value::Bool(ok)),
         ("signed".to_string(), Value::Bool(report.signature.is_some())),
@@ -86,7 +98,7 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
             &Record {
                 kind: LedgerKind::Verify,
                 outcome: Outcome::of(ok),
-                artifact: artifact(&args.backup),
+                artifact: artifact(&backup),
                 sha256: None,
                 size: None,
                 message: report

@@ -50,7 +50,7 @@ pub enum JobKind {
         /// Hours per export.
         window_hours: u64,
     },
-    /// `gm managed audit-prune --export-dir dir` with the retention policy.
+    /// `gm managed audit-prune --dir dir` with the retention policy.
     AuditPrune {
         /// The folder for the export taken before deleting.
         dir: PathBuf,
@@ -70,7 +70,7 @@ pub enum JobKind {
         /// `--keep-weekly`.
         keep_weekly: Option<u32>,
     },
-    /// `gm probe --target`.
+    /// `gm probe --na`.
     Probe {
         /// The NA base URL, or [`SERVED_TARGET`]: the address this home's NA serves.
         target: String,

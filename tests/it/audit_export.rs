@@ -367,9 +367,9 @@ fn a_signed_manifest_verifies_and_any_change_is_caught() {
         s(&home),
         "--output",
         s(&out),
-        "--sign-key",
+        "--signing-key",
         s(&key),
-        "--sign-key-id",
+        "--signing-key-id",
         "operator-local",
     ])
     .expect(0);
@@ -402,7 +402,7 @@ fn a_signed_manifest_verifies_and_any_change_is_caught() {
         s(&home),
         "--output",
         s(&dir.join("x.jsonl")),
-        "--sign-key",
+        "--signing-key",
         s(&key),
     ])
     .expect(2);

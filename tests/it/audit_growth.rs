@@ -190,7 +190,7 @@ fn audit_retention_prunes_only_rows_it_exported() {
     let before = ids(&home);
     assert!(before.len() >= 81, "{}", before.len());
     let prune = |export_dir: &str, extra: &[&str]| {
-        Gm::new(&[&["managed", "audit-prune", "--home", h, "--export-dir", export_dir], extra].concat())
+        Gm::new(&[&["managed", "audit-prune", "--home", h, "--dir", export_dir], extra].concat())
     };
     // Dry run: the plan, and nothing written.
     let (out, _) = prune("x", &["--max-age-days", "365", "--dry-run", "--json"]).expect(0);

@@ -18,7 +18,7 @@ const PLANTED: &str = "00000000-0000-4000-8000-00000000f04d";
 fn backup(home: &Path, out_dir: &Path) -> PathBuf {
     let recipients = home.join("backup-recipients.txt");
     let (h, r, o) = (home.to_str().unwrap(), recipients.to_str().unwrap(), out_dir.to_str().unwrap());
-    let (stdout, _) = Gm::new(&["managed", "backup", "--home", h, "--recipients-file", r, "--output-dir", o]).expect(0);
+    let (stdout, _) = Gm::new(&["managed", "backup", "--home", h, "--recipients-file", r, "--dir", o]).expect(0);
     PathBuf::from(stdout.trim())
 }
 

@@ -286,7 +286,7 @@ fn progress_shows_on_a_terminal_and_never_in_pipes() {
     // A terminal (util-linux `script` gives the command a pty): the phases show, then the line clears.
     let tty = dir.join("tty");
     let command = format!(
-        "{} managed backup --home {} --recipient {} --output-dir {} && {} managed verify --home {} --identity {} {}/*.age",
+        "{} managed backup --home {} --recipient {} --dir {} && {} managed verify --home {} --identity {} {}/*.age",
         crate::harness::GM,
         home.display(),
         recipient,

@@ -166,3 +166,25 @@ fn under_json_a_failing_command_reports_its_error_as_json() {
         "{stderr}"
     );
 }
+
+/// The renames of docs/cli.md keep the old spellings working for one release, with a warning that
+/// names the new one; the new spelling prints no warning.
+#[test]
+fn old_flag_spellings_still_work_with_a_warning_naming_the_new_one() {
+    let dir = TempDir::new("renamed-flags");
+    let home = sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let bob = dir.join("bob");
+    Gm::new(&["keygen", "operator", "--output", bob.to_str().unwrap()]).expect(0);
+    let b64 = std::fs::read_to_string(dir.join("bob.pub")).unwrap().lines().last().unwrap().trim().to_string();
+    let (_, stderr) =
+        Gm::new(&["operator", "add", "--home", h, "--key-id", "bob", "--public-key-b64", &b64, "--force"]).expect(0);
+    assert!(stderr.contains("warning: --public-key-b64 is now --public-key"), "{stderr}");
+    let (_, stderr) = Gm::new(&["operator", "retire", "--home", h, "--key-id", "bob"]).expect(0);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let (_, stderr) = Gm::new(&["operator", "add", "--home", h, "--key-id", "bob", "--public-key", &b64]).expect(0);
+    assert!(!stderr.contains("is now"), "{stderr}");
+    // A renamed flag of another command is not touched: `--target` is only gm probe's and readiness's.
+    let (_, stderr) = Gm::new(&["operator", "list", "--home", h, "--target", "x"]).expect(2);
+    assert!(stderr.contains("Unrecognized argument: --target") && !stderr.contains("is now"), "{stderr}");
+}

@@ -82,7 +82,7 @@ fn keys_backups_exports_bundles_reports_profile_and_probe_state_are_created_0600
         bundle.to_str().unwrap(),
         "--recipient",
         &recipient,
-        "--na-url",
+        "--na",
         &url,
     ])
     .expect(0);
@@ -96,7 +96,7 @@ fn keys_backups_exports_bundles_reports_profile_and_probe_state_are_created_0600
         "readiness",
         "--home",
         h,
-        "--target",
+        "--na",
         &url,
         "--format",
         "json",
@@ -109,7 +109,7 @@ fn keys_backups_exports_bundles_reports_profile_and_probe_state_are_created_0600
 
     let state = dir.join("probe/state.json");
     std::fs::create_dir_all(state.parent().unwrap()).unwrap();
-    let out = Gm::umask_022(&["probe", "--target", &url, "--state-file", state.to_str().unwrap()]).output();
+    let out = Gm::umask_022(&["probe", "--na", &url, "--state-file", state.to_str().unwrap()]).output();
     assert!(state.exists(), "{}", String::from_utf8_lossy(&out.stdout));
     private.push(state);
 

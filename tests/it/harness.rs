@@ -107,10 +107,10 @@ impl Gm {
         Gm::new(&[&args[..], extra].concat()).env("GM_HOME", path_str(home))
     }
 
-    /// `gm managed backup --home HOME --recipient RECIPIENT --output-dir FOLDER`.
+    /// `gm managed backup --home HOME --recipient RECIPIENT --dir FOLDER`.
     pub fn backup(home: &Path, recipient: &str, folder: &Path) -> Gm {
         let (h, f) = (path_str(home), path_str(folder));
-        Gm::new(&["managed", "backup", "--home", h, "--recipient", recipient, "--output-dir", f])
+        Gm::new(&["managed", "backup", "--home", h, "--recipient", recipient, "--dir", f])
     }
 
     /// `gm managed VERB --home HOME FLAG SOURCE --identity IDENTITY EXTRA…`.

@@ -50,7 +50,7 @@ fn bundle_from_a_live_na_then_from_the_database_alone() {
         live.to_str().unwrap(),
         "--recipient",
         &recipient,
-        "--na-url",
+        "--na",
         &url,
         "--json",
     ])
@@ -133,7 +133,7 @@ fn bundle_from_a_live_na_then_from_the_database_alone() {
         offline.to_str().unwrap(),
         "--recipient",
         &recipient,
-        "--na-url",
+        "--na",
         "http://127.0.0.1:9",
     ])
     .expect(0);
@@ -226,7 +226,7 @@ fn the_bundled_database_holds_no_live_token_or_nonce_and_its_tokens_cannot_join(
     let live_token = op.invite(server.addr, "{}");
     let bundle = dir.join("inc.tar.gz.age");
     let url = format!("http://{}", server.addr);
-    let args = ["incident", "bundle", "--home", h, "--since", "2020-01-01T00:00:00Z", "--na-url", &url];
+    let args = ["incident", "bundle", "--home", h, "--since", "2020-01-01T00:00:00Z", "--na", &url];
     let recipient = id.to_public().to_string();
     Gm::new(&[&args[..], &["--output", bundle.to_str().unwrap(), "--recipient", &recipient]].concat()).expect(0);
 

@@ -29,7 +29,7 @@ fn add_then_retire_rotates_keys_live() {
         h,
         "--key-id",
         "alice-2026",
-        "--public-key-b64",
+        "--public-key",
         &new_key.public_key().to_b64(),
     ])
     .expect(0);
@@ -43,7 +43,7 @@ fn add_then_retire_rotates_keys_live() {
         h,
         "--key-id",
         "alice-2026",
-        "--public-key-b64",
+        "--public-key",
         &new.key.public_key().to_b64(),
     ])
     .expect(2);

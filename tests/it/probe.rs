@@ -217,7 +217,7 @@ fn probe_of_a_real_gm_serve_passes_every_check_writes_the_textfile_and_pings() {
     let ping_url = format!("{}/ping/0f9a", ping.url());
     let textfile = dir.join("gm_probe.prom");
     let (stdout, _) = probe(&[
-        "--target",
+        "--na",
         &target,
         "--root-public-key",
         &root_pub(&home),
@@ -245,7 +245,7 @@ fn probe_of_a_real_gm_serve_passes_every_check_writes_the_textfile_and_pings() {
     // The same run as JSON, with the key given as base64 (the line of the .pub file).
     let root_b64 = std::fs::read_to_string(home.join("offline/root.pub")).unwrap();
     let root_b64 = root_b64.lines().find(|l| !l.starts_with('#')).unwrap().trim().to_string();
-    let (stdout, _) = probe(&["--target", &target, "--root-public-key", &root_b64, "--json"]).expect(0);
+    let (stdout, _) = probe(&["--na", &target, "--root-public-key", &root_b64, "--json"]).expect(0);
     let checks = json_checks(&stdout);
     assert_eq!(checks.len(), 6);
     assert!(checks.values().all(|(status, _)| status == "OK"), "{stdout}");
@@ -258,7 +258,7 @@ fn unpinned_genesis_is_a_warning_and_withholds_the_ping() {
     let server = GmServer::start(&home, &[]);
     let ping = StubNa::start(vec![("/p", json(200, "{}"))]);
     let (stdout, _) =
-        probe(&["--target", &format!("http://{}", server.addr), "--ping-url", &format!("{}/p", ping.url())]).expect(1);
+        probe(&["--na", &format!("http://{}", server.addr), "--ping-url", &format!("{}/p", ping.url())]).expect(1);
     assert!(stdout.starts_with("gm probe WARNING: 1 of 6 checks not OK (genesis)"), "{stdout}");
     assert!(
         row(&stdout, "genesis").contains("WARNING") && stdout.contains("root key not pinned (pass --root-public-key)")
@@ -274,7 +274,7 @@ fn genesis_signed_by_another_root_is_critical() {
     let other = dir.join("other-root");
     Gm::new(&["keygen", "root", "--output", other.to_str().unwrap()]).expect(0);
     let (stdout, _) = probe(&[
-        "--target",
+        "--na",
         &format!("http://{}", server.addr),
         "--check",
         "genesis,crl",
@@ -300,7 +300,7 @@ fn genesis_signed_by_another_root_is_critical() {
 fn target_down_is_critical_with_connection_refused_on_every_check() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let target = format!("http://127.0.0.1:{port}");
-    let (stdout, _) = probe(&["--target", &target, "--check", "healthz,readyz,connectome"]).expect(2);
+    let (stdout, _) = probe(&["--na", &target, "--check", "healthz,readyz,connectome"]).expect(2);
     for (check, path) in [("healthz", "/healthz"), ("readyz", "/readyz"), ("connectome", "/connectome.json")] {
         assert!(
             row(&stdout, check)
@@ -314,7 +314,7 @@ fn target_down_is_critical_with_connection_refused_on_every_check() {
 fn silent_target_times_out_within_the_timeout() {
     let silent = StubNa::silent();
     let started = Instant::now();
-    let (stdout, _) = probe(&["--target", &silent.url(), "--timeout", "1s"]).expect(2);
+    let (stdout, _) = probe(&["--na", &silent.url(), "--timeout", "1s"]).expect(2);
     let elapsed = started.elapsed();
     // Checks run in parallel under one per-check deadline: one timeout, not six. The margin is
     // generous (a loaded CI machine); this asserts the bound, not speed.
@@ -326,8 +326,7 @@ fn silent_target_times_out_within_the_timeout() {
 #[test]
 fn server_errors_are_critical_with_the_status_and_message() {
     let stub = StubNa::start(vec![("*", json(500, "{\"error\":\"database is locked\"}"))]);
-    let (stdout, _) =
-        probe(&["--target", &stub.url(), "--check", "healthz,readyz,metrics,connectome,genesis"]).expect(2);
+    let (stdout, _) = probe(&["--na", &stub.url(), "--check", "healthz,readyz,metrics,connectome,genesis"]).expect(2);
     for check in ["healthz", "readyz", "connectome", "genesis"] {
         assert!(
             row(&stdout, check).contains("CRITICAL") && row(&stdout, check).ends_with("HTTP 500: database is locked")
@@ -351,8 +350,7 @@ fn wrong_bodies_and_invalid_json_are_critical() {
         ("/connectome.json", json(200, "{\"summary\":{}}")),
         ("/metrics", json(200, "{\"genesis_mesh_na_active_nodes\":1}")),
     ]);
-    let (stdout, _) =
-        probe(&["--target", &stub.url(), "--check", "healthz,readyz,connectome,metrics", "--json"]).expect(2);
+    let (stdout, _) = probe(&["--na", &stub.url(), "--check", "healthz,readyz,connectome,metrics", "--json"]).expect(2);
     let checks = json_checks(&stdout);
     let reason = |c: &str| {
         assert!(checks[c].0 == "CRITICAL" || c == "metrics", "{stdout}");
@@ -370,7 +368,7 @@ fn wrong_bodies_and_invalid_json_are_critical() {
 #[test]
 fn readyz_not_ready_is_critical() {
     let stub = StubNa::start(vec![("/readyz", json(503, "{\"status\":\"not_ready\"}"))]);
-    let (stdout, _) = probe(&["--target", &stub.url(), "--check", "readyz"]).expect(2);
+    let (stdout, _) = probe(&["--na", &stub.url(), "--check", "readyz"]).expect(2);
     assert!(row(&stdout, "readyz").ends_with("HTTP 503: {\"status\":\"not_ready\"}"), "{stdout}");
 }
 
@@ -388,8 +386,7 @@ fn crl_signed_by_another_key_is_critical() {
     let dir = TempDir::new("probe-crl-key");
     let home = sandbox(&dir);
     let stub = genesis_and_crl(&home, crl_body(&SigningKey::generate(), 20));
-    let (stdout, _) =
-        probe(&["--target", &stub.url(), "--check", "crl", "--root-public-key", &root_pub(&home)]).expect(2);
+    let (stdout, _) = probe(&["--na", &stub.url(), "--check", "crl", "--root-public-key", &root_pub(&home)]).expect(2);
     assert!(
         row(&stdout, "crl").ends_with("sequence 4: signature 0 does not verify with the genesis NA key"),
         "{stdout}"
@@ -402,15 +399,13 @@ fn expired_crl_is_critical_and_a_crl_near_expiry_warns() {
     let home = sandbox(&dir);
     let na = load_signing_key(&home.join("keys/na.key")).unwrap();
     let stub = genesis_and_crl(&home, crl_body(&na, -3));
-    let (stdout, _) =
-        probe(&["--target", &stub.url(), "--check", "crl", "--root-public-key", &root_pub(&home)]).expect(2);
+    let (stdout, _) = probe(&["--na", &stub.url(), "--check", "crl", "--root-public-key", &root_pub(&home)]).expect(2);
     let crl = row(&stdout, "crl");
     assert!(crl.contains("CRITICAL") && crl.contains("sequence 4 expired: next_update "), "{stdout}");
     assert!(crl.ends_with(" passed 2 h ago") || crl.ends_with(" passed 3 h ago"), "{stdout}");
 
     let stub = genesis_and_crl(&home, crl_body(&na, 5));
-    let (stdout, _) =
-        probe(&["--target", &stub.url(), "--check", "crl", "--root-public-key", &root_pub(&home)]).expect(1);
+    let (stdout, _) = probe(&["--na", &stub.url(), "--check", "crl", "--root-public-key", &root_pub(&home)]).expect(1);
     assert!(row(&stdout, "crl").ends_with("the NA is not re-issuing it"), "{stdout}");
 }
 
@@ -424,7 +419,7 @@ fn self_signed_certificate_is_critical_and_its_expiry_is_still_reported() {
     let dir = TempDir::new("probe-tls");
     let textfile = dir.join("tls.prom");
     let (stdout, _) =
-        probe(&["--target", &target, "--check", "tls", "--prom-textfile", textfile.to_str().unwrap()]).expect(2);
+        probe(&["--na", &target, "--check", "tls", "--prom-textfile", textfile.to_str().unwrap()]).expect(2);
     let tls_row = row(&stdout, "tls");
     assert!(tls_row.contains("CRITICAL"), "{stdout}");
     assert!(
@@ -445,7 +440,7 @@ fn self_signed_certificate_is_critical_and_its_expiry_is_still_reported() {
 #[test]
 fn expired_certificate_is_critical() {
     let tls = tls_stub((2020, 1, 1), (2021, 1, 1));
-    let (stdout, _) = probe(&["--target", &format!("https://{}", tls.addr), "--check", "tls", "--json"]).expect(2);
+    let (stdout, _) = probe(&["--na", &format!("https://{}", tls.addr), "--check", "tls", "--json"]).expect(2);
     let (status, reason) = json_checks(&stdout)["tls"].clone();
     assert_eq!(status, "CRITICAL");
     assert!(reason.starts_with("certificate not trusted: it has expired; it expired "), "{reason}");
@@ -461,7 +456,7 @@ fn healthz_turns_critical_on_the_second_consecutive_failure_and_a_pass_resets_it
     let state = dir.join("state.json");
     let state_arg = state.to_str().unwrap();
     let down = StubNa::start(vec![("/healthz", json(503, "{\"error\":\"restarting\"}"))]);
-    let args = ["--target", &down.url(), "--check", "healthz", "--state-file", state_arg];
+    let args = ["--na", &down.url(), "--check", "healthz", "--state-file", state_arg];
     let (stdout, _) = probe(&args).expect(1);
     assert!(row(&stdout, "healthz").ends_with("HTTP 503: restarting (failure 1 of 2 before CRITICAL)"), "{stdout}");
     let (stdout, _) = probe(&args).expect(2);
@@ -474,8 +469,7 @@ fn healthz_turns_critical_on_the_second_consecutive_failure_and_a_pass_resets_it
 
     // --fail-after 3 holds readyz at WARNING for two failures.
     let (stdout, _) =
-        probe(&["--target", &down.url(), "--check", "readyz", "--state-file", state_arg, "--fail-after", "3"])
-            .expect(1);
+        probe(&["--na", &down.url(), "--check", "readyz", "--state-file", state_arg, "--fail-after", "3"]).expect(1);
     assert!(row(&stdout, "readyz").ends_with("(failure 1 of 3 before CRITICAL)"), "{stdout}");
 }
 
@@ -492,7 +486,7 @@ fn a_pass_resets_the_failure_count() {
         ),
     )
     .unwrap();
-    probe(&["--target", &up.url(), "--check", "healthz", "--state-file", state.to_str().unwrap()]).expect(0);
+    probe(&["--na", &up.url(), "--check", "healthz", "--state-file", state.to_str().unwrap()]).expect(0);
     assert!(!std::fs::read_to_string(&state).unwrap().contains("healthz"));
 }
 
@@ -506,7 +500,7 @@ fn the_ping_url_can_come_from_a_file_and_is_still_never_shown() {
     let file = dir.join("ping-url");
     std::fs::write(&file, format!("\n  {url}/ping/5ec2e7  \n# ignored\n")).unwrap();
     let f = file.to_str().unwrap();
-    let (stdout, _) = probe(&["--target", &url, "--check", "healthz", "--ping-url-file", f]).expect(0);
+    let (stdout, _) = probe(&["--na", &url, "--check", "healthz", "--ping-url-file", f]).expect(0);
     assert!(stdout.contains(&format!("dead-man ping to {url}/…: sent, 200 after 1 attempt(s)")), "{stdout}");
     assert!(!stdout.contains("5ec2e7"), "the ping URL's secret path is never shown: {stdout}");
     assert_eq!(up.seen(), ["/healthz", "/ping/5ec2e7"]);
@@ -523,7 +517,7 @@ fn the_ping_url_can_come_from_a_file_and_is_still_never_shown() {
         (&["--ping-url-file", missing.to_str().unwrap()], format!("error: cannot read the dead-man URL from {}: No such file or directory (os error 2)\n", missing.display())),
     ];
     for (extra, expected) in cases {
-        let mut args = vec!["--target", url.as_str(), "--check", "healthz"];
+        let mut args = vec!["--na", url.as_str(), "--check", "healthz"];
         args.extend_from_slice(extra);
         let (stdout, stderr) = probe(&args).expect(3);
         assert_eq!(stderr, expected, "{extra:?}");
@@ -536,7 +530,7 @@ fn the_ping_url_can_come_from_a_file_and_is_still_never_shown() {
 /// target, which must say what is missing (it was a silent probe of a placeholder host).
 #[test]
 fn an_empty_target_is_refused_with_what_to_set() {
-    let (stdout, stderr) = probe(&["--target", ""]).expect(3);
+    let (stdout, stderr) = probe(&["--na", ""]).expect(3);
     assert_eq!(stdout, "");
     assert_eq!(
         stderr,
@@ -552,35 +546,35 @@ fn usage_and_file_errors_exit_unknown_never_ok() {
     let dir = TempDir::new("probe-usage");
     let up = StubNa::start(vec![("/healthz", json(200, "{\"status\":\"ok\"}"))]);
     let url = up.url();
-    let (_, stderr) = probe(&["--target", &url, "--bogus"]).expect(3);
+    let (_, stderr) = probe(&["--na", &url, "--bogus"]).expect(3);
     assert!(stderr.starts_with("error: Unrecognized argument: --bogus"), "{stderr}");
     probe(&[]).expect(3);
     let cases: [(&[&str], &str); 6] = [
         (&["--check", "health"], "error: unknown check \"health\" in --check\nhint: choose from healthz, readyz, metrics, connectome, genesis, crl, tls (comma-separated)\n"),
-        (&["--check", "tls"], "error: the tls check needs an https:// --target\nhint: drop tls from --check, or probe the https URL\n"),
+        (&["--check", "tls"], "error: the tls check needs an https:// --na\nhint: drop tls from --check, or probe the https URL\n"),
         (&["--fail-after", "2"], "error: --fail-after needs --state-file\nhint: consecutive failures are counted in the state file: add --state-file /var/lib/gm-probe/state.json\n"),
         (&["--timeout", "1h"], "error: invalid --timeout \"1h\": expected a whole number of ms, s or m, from 1ms to 5m\nhint: e.g. --timeout 10s or --timeout 500ms\n"),
         (&["--tls-critical-days", "20"], "error: --tls-critical-days 20 is more than --tls-warn-days 14\nhint: the critical threshold must not exceed the warning one, e.g. --tls-warn-days 14 --tls-critical-days 7\n"),
         (&["--root-public-key", "not a key"], "error: --root-public-key is neither a key file nor a base64 Ed25519 public key: public key is not standard padded base64\nhint: pass the root_public_key of the genesis you trust, or the root .pub file from the ceremony\n"),
     ];
     for (extra, expected) in cases {
-        let mut args = vec!["--target", url.as_str()];
+        let mut args = vec!["--na", url.as_str()];
         args.extend_from_slice(extra);
         let (stdout, stderr) = probe(&args).expect(3);
         assert_eq!(stderr, expected);
         assert!(stdout.is_empty());
     }
-    probe(&["--target", "ftp://na"]).expect(3);
+    probe(&["--na", "ftp://na"]).expect(3);
 
     let bad_state = dir.join("state.json");
     std::fs::write(&bad_state, "{broken").unwrap();
     let (_, stderr) =
-        probe(&["--target", &url, "--check", "healthz", "--state-file", bad_state.to_str().unwrap()]).expect(3);
+        probe(&["--na", &url, "--check", "healthz", "--state-file", bad_state.to_str().unwrap()]).expect(3);
     assert!(stderr.contains("is not valid") && stderr.contains("hint: delete the state file"), "{stderr}");
 
     let missing_dir = dir.join("no/such/dir/gm.prom");
     let (stdout, stderr) =
-        probe(&["--target", &url, "--check", "healthz", "--prom-textfile", missing_dir.to_str().unwrap()]).expect(3);
+        probe(&["--na", &url, "--check", "healthz", "--prom-textfile", missing_dir.to_str().unwrap()]).expect(3);
     assert!(stdout.starts_with("gm probe OK"), "the report is printed before the failure: {stdout}");
     assert!(stderr.starts_with("error: cannot write metrics textfile "), "{stderr}");
 }

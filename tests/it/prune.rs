@@ -48,8 +48,7 @@ pub fn signed_placeholder(home: &Path, folder: &Path, stamp: &str) -> PathBuf {
 /// A real encrypted, signed backup in `folder`, named (by gm) after the moment it was taken.
 fn real_backup(home: &Path, recipient: &str, folder: &Path) -> PathBuf {
     let (h, o) = (home.to_str().unwrap(), folder.to_str().unwrap());
-    let (stdout, _) =
-        Gm::new(&["managed", "backup", "--home", h, "--recipient", recipient, "--output-dir", o]).expect(0);
+    let (stdout, _) = Gm::new(&["managed", "backup", "--home", h, "--recipient", recipient, "--dir", o]).expect(0);
     PathBuf::from(stdout.trim())
 }
 

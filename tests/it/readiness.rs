@@ -59,7 +59,7 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     let server = GmServer::start(&home, &["--no-scheduler"]);
     let url = format!("http://{}", server.addr);
     let report = |extra: &[&str]| {
-        let mut args = vec!["readiness", "--home", h, "--target", &url];
+        let mut args = vec!["readiness", "--home", h, "--na", &url];
         args.extend_from_slice(extra);
         Gm::new(&args).output()
     };

@@ -32,7 +32,7 @@ const SKIPPED: [(&str, &str); 6] = [
          (tests/it/serve.rs serves from upstream's environment)",
     ),
     (
-        "gm probe --target https://na.example.org",
+        "gm probe --na https://na.example.org",
         "an outside host probing a public https NA, with files under /var/lib and /etc/gm-probe \
          (tests/it/probe.rs covers these flags)",
     ),
@@ -172,7 +172,7 @@ fn placeholders(work: &Path, url: &str, beta: &Path) -> Vec<(&'static str, Strin
             "gm-sandbox",
             "--subject",
             "gamma-mesh",
-            "--subject-key-file",
+            "--subject-public-key",
             gamma.with_extension("pub").to_str().unwrap(),
             "--allowed-role",
             "client",

@@ -107,7 +107,7 @@ fn host(dir: &TempDir) -> Host {
         "alice-2026",
         "--subject",
         "beta-mesh",
-        "--subject-key-file",
+        "--subject-public-key",
         beta.with_extension("pub").to_str().unwrap(),
         "--allowed-role",
         "client",

@@ -233,7 +233,7 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
     // Managed operations.
     let backups = dir.join("backups");
     let archive = artifacts.run(
-        &["managed", "backup", "--home", h, "--recipient", &recipient, "--output-dir", backups.to_str().unwrap()],
+        &["managed", "backup", "--home", h, "--recipient", &recipient, "--dir", backups.to_str().unwrap()],
         Some(0),
     );
     let key = home.join("offline/backup.key");
@@ -271,7 +271,7 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
             bundle.to_str().unwrap(),
             "--recipient",
             &recipient,
-            "--na-url",
+            "--na",
             &url,
         ],
         Some(0),
@@ -287,11 +287,9 @@ fn no_key_token_signature_or_nonce_reaches_a_log_output_export_bundle_or_report(
         }
     }
     let report = dir.join("readiness.json");
-    artifacts.run(&["readiness", "--home", h, "--target", &url, "--format", "json"], None);
-    artifacts.run(
-        &["readiness", "--home", h, "--target", &url, "--format", "json", "--output", report.to_str().unwrap()],
-        None,
-    );
+    artifacts.run(&["readiness", "--home", h, "--na", &url, "--format", "json"], None);
+    artifacts
+        .run(&["readiness", "--home", h, "--na", &url, "--format", "json", "--output", report.to_str().unwrap()], None);
     artifacts.add("readiness --output", std::fs::read(&report).unwrap());
 
     assert_eq!(server.terminate(), 0);

@@ -307,7 +307,7 @@ fn treaty_and_feed_commands_against_two_servers() {
         ha,
         "--subject",
         "beta-mesh",
-        "--subject-key",
+        "--subject-public-key",
         &b_key,
         "--allowed-role",
         "client",

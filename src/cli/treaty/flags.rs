@@ -4,8 +4,6 @@
 //!
 //! Sends nothing and prints nothing; every refusal is a usage error with a hint.
 
-use std::path::PathBuf;
-
 use crate::client::treaty_succession::{Succession, Terms};
 use crate::json::{parse_str, Map, Value};
 use crate::model::attestation::STATUSES;
@@ -64,14 +62,9 @@ pub(super) fn parse_metadata(text: &str) -> Result<Map, Error> {
     }
 }
 
-/// The keys (`--subject-key`, `--subject-key-file`) and scope parts (`--allowed-role`, with
+/// The keys (`--subject-public-key`, `--subject-public-key`) and scope parts (`--allowed-role`, with
 /// `role:` added when missing; `--accepted-status`, checked) given; empty means "not given".
-pub(super) fn parse_terms(
-    keys: &[String],
-    key_files: &[PathBuf],
-    roles: &[String],
-    statuses: &[String],
-) -> Result<Terms, Error> {
+pub(super) fn parse_terms(keys: &[String], roles: &[String], statuses: &[String]) -> Result<Terms, Error> {
     if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
         return Err(Error::usage(
             format!("--accepted-status {bad:?} is not an attestation status"),
@@ -81,7 +74,7 @@ pub(super) fn parse_terms(
     let roles: Vec<String> =
         roles.iter().map(|r| if r.starts_with("role:") { r.clone() } else { format!("role:{r}") }).collect();
     Ok(Terms {
-        subject_public_keys: read_public_keys("--subject-key", keys, key_files)?,
+        subject_public_keys: read_public_keys("--subject-public-key", keys)?,
         allowed_roles: (!roles.is_empty()).then_some(roles),
         accepted_statuses: (!statuses.is_empty()).then(|| statuses.to_vec()),
     })
@@ -97,7 +90,7 @@ mod tests {
 
     #[test]
     fn issue_sends_scope_and_metadata_only_when_given() {
-        let terms = parse_terms(&[subject_key()], &[], &[], &[]).unwrap();
+        let terms = parse_terms(&[subject_key()], &[], &[]).unwrap();
         let mut request = IssueRequest {
             issuer_sovereign_id: None,
             subject_sovereign_id: "beta".to_string(),
@@ -113,7 +106,7 @@ mod tests {
                 subject_key()
             )
         );
-        let terms = parse_terms(&[subject_key()], &[], &["client".to_string()], &[]).unwrap();
+        let terms = parse_terms(&[subject_key()], &["client".to_string()], &[]).unwrap();
         request.scope = terms.scope_patch();
         request.metadata = Some(parse_metadata("{\"ticket\":\"CHG-42\"}").unwrap());
         let body = canonical_string(&request.body());
@@ -123,10 +116,10 @@ mod tests {
 
     #[test]
     fn bad_keys_statuses_and_metadata_are_refused_before_sending() {
-        assert!(parse_terms(&["not-a-key".to_string()], &[], &[], &[]).is_err());
-        assert!(parse_terms(&[], &[], &[], &["expired".to_string()]).is_err());
+        assert!(parse_terms(&["not-a-key".to_string()], &[], &[]).is_err());
+        assert!(parse_terms(&[], &[], &["expired".to_string()]).is_err());
         assert!(parse_metadata("[1]").unwrap_err().to_string().contains("not an object"));
-        let twice = parse_terms(&[subject_key(), subject_key()], &[], &[], &[]).unwrap();
+        let twice = parse_terms(&[subject_key(), subject_key()], &[], &[]).unwrap();
         assert_eq!(twice.subject_public_keys.len(), 1);
     }
 }
