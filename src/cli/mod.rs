@@ -81,7 +81,9 @@ pub(crate) fn parse_args(argv: Vec<OsString>) -> Result<Args, ParseExit> {
     let program = program.unwrap_or("gm").to_string();
     let renamed = rename_old_flags(&mut strings);
     for (old, new) in renamed {
-        output::notice(&format!("warning: {old} is now {new}; the old spelling goes in the next release (CHANGELOG.md)"));
+        output::notice(&format!(
+            "warning: {old} is now {new}; the old spelling goes in the next release (CHANGELOG.md)"
+        ));
     }
     let rest: Vec<&str> = strings.iter().skip(1).map(String::as_str).collect();
     if matches!(rest[..], ["--version" | "-V"]) {

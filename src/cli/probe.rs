@@ -162,7 +162,7 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, Error> {
     if args.target.trim().is_empty() {
         return Err(Error::usage(
             "no NA to probe: --na is empty",
-            "pass --target https://na.example.org (gm-probe.service takes it from GM_PROBE_TARGET in /etc/gm-probe/env)",
+            "pass --na https://na.example.org (gm-probe.service takes it from GM_PROBE_TARGET in /etc/gm-probe/env)",
         ));
     }
     let timeout = parse_timeout(&args.timeout)?;

@@ -130,7 +130,7 @@ fn gm_probe_service_exposure_is_at_most_2_0_and_it_has_no_default_target_nor_sec
     assert_eq!(directive(&unit, "EnvironmentFile").as_deref(), Some("/etc/gm-probe/env"), "required, no '-'");
     let exec = unit.split("ExecStart=").nth(1).unwrap().split("\n# ").next().unwrap();
     assert!(exec.contains("--ping-url-file %d/ping-url") && !exec.contains("--ping-url "), "{exec}");
-    assert!(exec.contains("--target ${GM_PROBE_TARGET}"), "{exec}");
+    assert!(exec.contains("--na ${GM_PROBE_TARGET}"), "{exec}");
     let credentials: Vec<&str> = service.iter().filter_map(|l| l.strip_prefix("LoadCredential=")).collect();
     assert_eq!(credentials, ["root.pub:/etc/gm-probe/root.pub", "ping-url:/etc/gm-probe/ping-url"]);
     assert_eq!(directive(&unit, "User").as_deref(), Some("gm-probe"));

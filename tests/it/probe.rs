@@ -526,7 +526,7 @@ fn the_ping_url_can_come_from_a_file_and_is_still_never_shown() {
     assert_eq!(up.seen(), ["/healthz", "/ping/5ec2e7"], "the refused runs probed and pinged nothing");
 }
 
-/// gm-probe.service passes `--target ${GM_PROBE_TARGET}`: with the variable unset that is an empty
+/// gm-probe.service passes `--na ${GM_PROBE_TARGET}`: with the variable unset that is an empty
 /// target, which must say what is missing (it was a silent probe of a placeholder host).
 #[test]
 fn an_empty_target_is_refused_with_what_to_set() {
@@ -534,7 +534,7 @@ fn an_empty_target_is_refused_with_what_to_set() {
     assert_eq!(stdout, "");
     assert_eq!(
         stderr,
-        "error: no NA to probe: --target is empty\nhint: pass --target https://na.example.org (gm-probe.service takes it from GM_PROBE_TARGET in /etc/gm-probe/env)\n"
+        "error: no NA to probe: --na is empty\nhint: pass --na https://na.example.org (gm-probe.service takes it from GM_PROBE_TARGET in /etc/gm-probe/env)\n"
     );
 }
 
