@@ -446,11 +446,18 @@ fn command_for(
         JobKind::Probe { target, checks, root_public_key, state_file, ping_url } => {
             let target = if target == SERVED_TARGET { served.to_string() } else { target.clone() };
             v.extend(["probe".into(), "--na".into(), target]);
-            for (flag, value) in [("--check", checks), ("--root-public-key", root_public_key), ("--ping-url", ping_url)]
-            {
+            for (flag, value) in [("--check", checks), ("--root-public-key", root_public_key)] {
                 if let Some(x) = value {
                     v.extend([flag.to_string(), x.clone()]);
                 }
+            }
+            // The dead-man URL is a secret (whoever holds it can report "up"): the child reads it
+            // from a private file, so it is never on a command line `ps` shows.
+            if let Some(url) = ping_url {
+                let file = state_dir.join(format!("probe-{}.ping-url", job.name));
+                crate::files::atomic::write_atomic(&file, url.as_bytes(), crate::files::atomic::Mode::Private, true)
+                    .map_err(Error::io("write", &file))?;
+                v.extend(["--ping-url-file".into(), s(&file)]);
             }
             if let Some(f) = state_file {
                 v.extend(["--state-file".into(), s(f)]);

@@ -250,3 +250,28 @@ fn sigterm_lets_a_running_job_finish_within_the_shutdown_grace() {
     assert_eq!(outcome, 1, "the job ran to its end (CRITICAL: timed out), it was not killed");
     drop(silent);
 }
+
+/// A probe job's dead-man URL is a secret: the child `gm probe` gets it from a private file
+/// (`--ping-url-file`), never on its command line, and it is in no log line or ledger message.
+#[test]
+fn a_probe_jobs_ping_url_reaches_the_child_through_a_private_file_not_argv() {
+    let dir = TempDir::new("cron-ping-url");
+    let secret = "http://127.0.0.1:9/ping/secret-5ec2e7";
+    let home = home_with_jobs(
+        &dir,
+        &format!(
+            "\n[cron.jobs.watch]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"http://127.0.0.1:9\"\nping_url = \"{secret}\"\n"
+        ),
+    );
+    let out = Gm::new(&["cron", "run-once", "--home", home.to_str().unwrap(), "watch"])
+        .env("GENESIS_LOG_LEVEL", "DEBUG")
+        .output();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains(secret) && !stderr.contains(secret), "{stdout}\n{stderr}");
+    let file = home.join("probe-watch.ping-url");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), secret);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let (history, _) = Gm::new(&["managed", "history", "--home", home.to_str().unwrap(), "--json"]).expect(0);
+    assert!(history.contains("\"artifact\":\"watch\"") && !history.contains(secret), "{history}");
+}
