@@ -377,3 +377,32 @@ fn na_unit_sets_an_open_file_limit_that_fits_max_connections() {
     let default_cap = gm::http::Limits::default().max_connections as u64;
     assert!(values[0] >= default_cap + 64, "LimitNOFILE={} < {default_cap} + 64", values[0]);
 }
+
+/// The README's test command installs what the tests need through scripts/install-test-deps.sh
+/// (issue 15, item 1): on this machine (which ran it) nothing is missing; on a PATH without `age`
+/// and `promtool` it names their Debian packages and exits 2, installing nothing under --check.
+#[test]
+fn install_test_deps_finds_everything_here_and_names_the_packages_a_machine_lacks() {
+    let script = repo().join("scripts/install-test-deps.sh");
+    let ok = Command::new("bash").arg(&script).arg("--check").output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    // A PATH holding every tool of this machine but age and promtool.
+    let dir = TempDir::new("deps-path");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = std::env::var("PATH").unwrap();
+    for folder in path.split(':') {
+        let Ok(entries) = std::fs::read_dir(folder) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name == "age" || name == "promtool" || bin.join(&name).exists() {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
+        }
+    }
+    let out = Command::new("bash").arg(&script).arg("--check").env("PATH", &bin).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("apt-get install --no-install-recommends age prometheus"), "{stderr}");
+}
