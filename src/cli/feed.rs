@@ -218,28 +218,13 @@ fn count(n: usize) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::na_options::Session;
-    use crate::client::admin::{Operator, SigVersion};
+    use crate::cli::na_options::test_session;
     use crate::client::fake_na::{Answer, FakeNa};
     use crate::crypto::canonical::canonical_string;
     use crate::crypto::keys::SigningKey;
     use crate::json::parse_str;
 
     use super::*;
-
-    const OPERATOR_SEED: &str = "kcEtbrpIkVQ4x8x26K89loTgOPGEsmpGbb2PY9+XYNI=";
-
-    fn session(url: &str) -> Session {
-        Session {
-            na: NaClient::new(url, ClientOptions::default()).unwrap(),
-            operator: Operator {
-                key: SigningKey::from_seed_b64(OPERATOR_SEED).unwrap(),
-                key_id: "operator-1".to_string(),
-            },
-            sig: SigVersion::V1,
-            out: Output { json: true },
-        }
-    }
 
     /// A feed file as an exporter wrote it: ids unsorted, as the file holds them.
     fn feed_file() -> Value {
@@ -250,7 +235,7 @@ mod tests {
     fn import_sends_the_file_as_read_and_only_the_given_options() {
         let accepted = "{\"accepted\":true,\"feed_id\":\"f1\",\"issuer_sovereign_id\":\"alpha\",\"reason\":\"accepted\",\"revoked_count\":2,\"sequence\":2}";
         let na = FakeNa::start(vec![Answer::json(200, accepted), Answer::json(200, accepted)]);
-        let session = session(&na.url());
+        let session = test_session(&na.url());
         let key = SigningKey::from_seed(&[7u8; 32]).public_key().to_b64();
         let full = ImportRequest {
             feed: feed_file(),
@@ -293,7 +278,7 @@ mod tests {
             Answer::json(400, no_keys),
             Answer::json(400, "{\"error\":\"Invalid sovereign revocation feed\"}"),
         ]);
-        let session = session(&na.url());
+        let session = test_session(&na.url());
         let request = ImportRequest { feed: feed_file(), issuer_public_keys: None, expected_issuer_sovereign_id: None };
         let verdict = import(&session.admin(), &request).unwrap();
         assert!(!verdict.accepted);

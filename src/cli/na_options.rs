@@ -101,3 +101,18 @@ pub(crate) fn read_public_keys(key_flag: &str, keys: &[String]) -> Result<Vec<St
     out.retain(|key| seen.insert(key.clone()));
     Ok(out)
 }
+
+/// A session against `url` signing as the test operator (v1, JSON output), for the cli tests that
+/// drive a command against `client::fake_na`.
+#[cfg(test)]
+pub(crate) fn test_session(url: &str) -> Session {
+    Session {
+        na: NaClient::new(url, ClientOptions::default()).unwrap(),
+        operator: Operator {
+            key: crate::crypto::keys::SigningKey::from_seed_b64(crate::client::treaty::tests::OPERATOR_SEED).unwrap(),
+            key_id: "operator-1".to_string(),
+        },
+        sig: SigVersion::V1,
+        out: Output { json: true },
+    }
+}

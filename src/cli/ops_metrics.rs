@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::model::timestamp::parse_db_time;
-use crate::ops::ledger::{self, Entry, Ledger, LedgerKind};
+use crate::ops::ledger::{self, Entry, LedgerKind, LedgerReader};
 use crate::sched::metrics::JobMetrics;
 
 /// What the `/metrics` hook reads.
 pub(crate) struct OpsMetrics {
-    /// The ops ledger.
-    pub(crate) ledger: Ledger,
+    /// The ops ledger, read through one kept connection.
+    pub(crate) ledger: LedgerReader,
     /// The NA database (its folder's filesystem is measured).
     pub db_path: PathBuf,
     /// The scheduler's counters, when it runs.

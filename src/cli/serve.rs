@@ -169,7 +169,7 @@ fn serve_with_clock(
     reconcile_crl_at_start(&authority, &settings.db_path);
     let scheduling = run_scheduler && scheduler.settings.enabled && !scheduler.specs.is_empty();
     let ops = super::ops_metrics::OpsMetrics {
-        ledger: crate::ops::ledger::Ledger::beside(&settings.db_path),
+        ledger: crate::ops::ledger::LedgerReader::beside(&settings.db_path),
         db_path: settings.db_path.clone(),
         jobs: scheduling.then(|| Arc::clone(&scheduler.recorder.metrics)),
         probe_textfiles: scheduler.probe_textfiles(),

@@ -225,7 +225,7 @@ impl Succession {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::admin::Operator;
     use super::super::fake_na::{Answer, FakeNa, Recorded};
     use super::super::treaty::tests::{row, subject_key, treaty, NEW_ID, OLD_ID, OPERATOR_SEED};
@@ -252,7 +252,8 @@ mod tests {
         String::from_utf8(seen.body.clone()).unwrap()
     }
 
-    fn renew_plan() -> Succession {
+    /// Renew `OLD_ID` for 720 hours with unchanged terms (shared with the cli rendering tests).
+    pub(crate) fn renew_plan() -> Succession {
         Succession {
             kind: SuccessionKind::Renew,
             old_id: OLD_ID.to_string(),

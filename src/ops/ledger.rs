@@ -249,6 +249,34 @@ pub(crate) fn details(entry: &Entry) -> Option<Map> {
     }
 }
 
+/// A long-lived read connection to the ledger for a caller that reads it on every request (the
+/// server's `/metrics`): opened once, when the ledger first exists, instead of an open (and a
+/// schema check) per read. Other processes' commits are seen at each statement, as ever.
+#[derive(Debug)]
+pub(crate) struct LedgerReader {
+    path: PathBuf,
+    conn: std::sync::Mutex<Option<crate::store::Connection>>,
+}
+
+impl LedgerReader {
+    /// A reader of the ledger beside the NA database `db_path`; nothing is opened yet.
+    pub(crate) fn beside(db_path: &Path) -> LedgerReader {
+        LedgerReader { path: Ledger::beside(db_path).path().to_path_buf(), conn: std::sync::Mutex::new(None) }
+    }
+
+    /// [`Ledger::newest_ok`] on the kept connection (opened now if the ledger has appeared).
+    pub(crate) fn newest_ok(&self, kind: LedgerKind) -> Result<Option<Entry>, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = table::open_existing(&self.path)?;
+        }
+        match guard.as_ref() {
+            Some(conn) => table::newest_with_outcome(conn, kind.as_str(), Outcome::Ok.as_str()),
+            None => Ok(None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,37 +185,15 @@ fn details(row: &TreatyRow, now: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::na_options::Session;
-    use crate::client::admin::{Operator, SigVersion};
+    use crate::cli::na_options::test_session;
     use crate::client::fake_na::{Answer, FakeNa};
-    use crate::client::treaty::tests::{na_key, row, treaty, NEW_ID, OLD_ID, OPERATOR_SEED};
-    use crate::client::treaty_succession::{SuccessionKind, Terms};
-    use crate::client::{ClientOptions, NaClient, Reply};
+    use crate::client::treaty::tests::{na_key, row, treaty, NEW_ID, OLD_ID};
+    use crate::client::treaty_succession::tests::renew_plan;
+    use crate::client::Reply;
     use crate::crypto::keys::SigningKey;
     use crate::json::parse_str;
 
     use super::*;
-
-    fn session(url: &str) -> Session {
-        Session {
-            na: NaClient::new(url, ClientOptions::default()).unwrap(),
-            operator: Operator {
-                key: SigningKey::from_seed_b64(OPERATOR_SEED).unwrap(),
-                key_id: "operator-1".to_string(),
-            },
-            sig: SigVersion::V1,
-            out: Output { json: true },
-        }
-    }
-
-    fn renew_plan() -> Succession {
-        Succession {
-            kind: SuccessionKind::Renew,
-            old_id: OLD_ID.to_string(),
-            validity_hours: 720,
-            terms: Terms::default(),
-        }
-    }
 
     #[test]
     fn renew_that_cannot_revoke_reports_the_successor_and_the_failure() {
@@ -224,7 +202,7 @@ mod tests {
             Answer::json(201, &canonical_string(&treaty(NEW_ID))),
             Answer::json(429, "{\"error\":\"Rate limit exceeded\"}"),
         ]);
-        let session = session(&na.url());
+        let session = test_session(&na.url());
         let plan = renew_plan();
         let outcome = plan.carry_out(&session.admin()).unwrap();
         match &outcome {
