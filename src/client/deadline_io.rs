@@ -341,13 +341,13 @@ impl Resolver for DeadlineResolver {
     }
 }
 
-/// The TLS setup of every request, as ureq 2 built it by default: ring, TLS 1.2 and 1.3, the webpki roots,
-/// no client certificate.
+/// The TLS setup of every request: ring, TLS 1.2 and 1.3, the host's CA roots
+/// (`client/roots.rs`), no client certificate.
 pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
-        .with_root_certificates(rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() })
+        .with_root_certificates(super::roots::host_roots())
         .with_no_client_auth();
     Ok(Arc::new(config))
 }

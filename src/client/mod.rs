@@ -21,6 +21,7 @@ pub(crate) mod genesis;
 pub mod node;
 pub mod options;
 pub mod reply;
+pub(crate) mod roots;
 pub(crate) mod treaty;
 pub(crate) mod treaty_succession;
 

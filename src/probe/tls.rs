@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 
 use crate::client::deadline_io::{resolve_by, DeadlineIo};
 use crate::clock::Clock;
@@ -234,9 +234,9 @@ struct CapturingVerifier {
 
 impl CapturingVerifier {
     fn new() -> Result<CapturingVerifier, rustls::client::VerifierBuilderError> {
-        let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(crate::client::roots::host_roots(), provider).build()?;
         Ok(CapturingVerifier { inner, seen: Mutex::new(None) })
     }
 
