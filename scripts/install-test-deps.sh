@@ -13,6 +13,7 @@
 #                              file system lacks procps)
 #   bash, curl, jq   bash, curl, jq   tests/it/readme.rs and runbooks.rs run the README's and the
 #                              runbooks' shell blocks as written
+#   a CA bundle  ca-certificates  gm's https clients trust the host's roots (client/roots.rs)
 #   localhost  /etc/hosts      tests dial localhost; checked, never edited (hint printed)
 #   git        git             build.rs embeds the commit in `gm --version` (optional: without git
 #                              the build says "unknown commit"; not installed, only reported)
@@ -62,6 +63,14 @@ need gzip gzip
 need bash bash
 need curl curl
 need jq jq
+# gm's outbound TLS trusts the host's CA bundle (src/client/roots.rs); a minimal root file system
+# has none (curl only recommends it).
+bundle_found=0
+for b in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt \
+  /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem /etc/ssl/ca-bundle.pem /etc/ssl/cert.pem; do
+  [ -s "$b" ] && bundle_found=1
+done
+[ "$bundle_found" = 1 ] || packages+=(ca-certificates)
 if [ "$ci" = 1 ]; then
   need python3 python3
   need sqlite3 sqlite3
