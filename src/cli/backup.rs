@@ -243,15 +243,7 @@ pub(crate) fn run_backup(args: BackupArgs) -> Result<u8, Error> {
         }
         Err(e) => {
             Ledger::beside(&s.db_path).record_logged(
-                &Record {
-                    kind: LedgerKind::Backup,
-                    outcome: Outcome::Failed,
-                    artifact: None,
-                    sha256: None,
-                    size: None,
-                    message: e.to_string(),
-                    details: Value::Object(Map::new()),
-                },
+                &Record::failed(LedgerKind::Backup, None, e.to_string()),
                 Span::ended_now(started, took),
             );
             Err(ops_error(e))

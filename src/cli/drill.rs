@@ -39,12 +39,6 @@ pub(crate) struct DrillArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
-    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
-    #[argh(option)]
-    signing_public_key: Option<String>,
-    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
-    #[argh(switch)]
-    allow_unsigned: bool,
     /// print the report as JSON
     #[argh(switch)]
     json: bool,

@@ -8,8 +8,9 @@
 //! Groups:
 //! * [`na_command!`]: `--na`, `--operator-key`, `--operator-key-id`, `--sig`, `--json`, `--home`
 //!   for commands that send signed admin requests to a running NA; accessor `connection()`.
-//! * [`decrypting_command!`]: `--identity`, `--passphrase-file` for commands that open a backup;
-//!   accessor `decryption_flags()`.
+//! * [`decrypting_command!`]: `--identity`, `--passphrase-file`, and the backup-signature trust
+//!   `--signing-public-key`, `--allow-unsigned`, for commands that open a backup; accessor
+//!   `decryption_flags()`.
 //! * [`encrypting_command!`]: `--recipient`, `--recipients-file`, `--passphrase-file` for commands
 //!   that write an age-encrypted file; accessor `encryption_flags()`.
 //!
@@ -91,6 +92,12 @@ macro_rules! decrypting_command {
             /// passphrase file, for a backup encrypted with a passphrase (customer-held custody; scrypt)
             #[argh(option)]
             passphrase_file: Option<std::path::PathBuf>,
+            /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
+            #[argh(option)]
+            signing_public_key: Option<String>,
+            /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
+            #[argh(switch)]
+            allow_unsigned: bool,
         }
 
         impl $name {

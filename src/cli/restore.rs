@@ -52,12 +52,6 @@ pub(crate) struct RestoreArgs {
     /// seconds to wait while another process holds a lock on the database, then fail as busy (default 30)
     #[argh(option, default = "30")]
     busy_timeout: u64,
-    /// pinned backup-signing public key, base64 or .pub file (default: [backup] signing_public_key, else the public half of [backup] signing_key)
-    #[argh(option)]
-    signing_public_key: Option<String>,
-    /// accept a backup without a signature (old gm versions, upstream .db copies): warned and recorded
-    #[argh(switch)]
-    allow_unsigned: bool,
     /// print the result as JSON
     #[argh(switch)]
     json: bool,
@@ -182,15 +176,7 @@ pub(crate) fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         }
         Err(e) => {
             Ledger::beside(&s.db_path).record_logged(
-                &Record {
-                    kind: LedgerKind::Restore,
-                    outcome: Outcome::Failed,
-                    artifact: artifact(&args.backup),
-                    sha256: None,
-                    size: None,
-                    message: e.to_string(),
-                    details: Value::Object(Map::new()),
-                },
+                &Record::failed(LedgerKind::Restore, artifact(&args.backup), e.to_string()),
                 Span::ended_now(started, took),
             );
             Err(ops_error(e))

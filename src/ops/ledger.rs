@@ -110,6 +110,21 @@ pub(crate) struct Record {
     pub details: Value,
 }
 
+impl Record {
+    /// A run of `kind` that failed with `message`, nothing produced.
+    pub(crate) fn failed(kind: LedgerKind, artifact: Option<String>, message: String) -> Record {
+        Record {
+            kind,
+            outcome: Outcome::Failed,
+            artifact,
+            sha256: None,
+            size: None,
+            message,
+            details: Value::Object(Map::new()),
+        }
+    }
+}
+
 /// When a run happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
