@@ -292,6 +292,8 @@ fn lock_folder(folder: &Path) -> Result<File, OpsError> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        // A writer to the backup storage could plant a symlink here; the lock never follows one.
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&path)
         .map_err(io("create lock file", &path))?;
     file.lock().map_err(io("lock", &path))?;
