@@ -25,4 +25,5 @@ pub(crate) mod percent;
 pub mod probe;
 pub mod readiness;
 pub mod sched;
+pub mod signer;
 pub mod store;

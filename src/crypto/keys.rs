@@ -103,6 +103,18 @@ impl PublicKey {
         b64_encode(self.0.as_bytes())
     }
 
+    /// True when `sig` is a valid (strict) signature of `message` by this key.
+    pub(crate) fn verify_bytes(&self, message: &[u8], sig: &[u8; 64]) -> bool {
+        self.0.verify_strict(message, &ed25519_dalek::Signature::from_bytes(sig)).is_ok()
+    }
+
+    /// The fingerprint operators compare by eye: the first 16 hex digits of the key's sha256.
+    pub(crate) fn fingerprint(&self) -> String {
+        let mut hex = super::digest::sha256_hex(self.0.as_bytes());
+        hex.truncate(16);
+        hex
+    }
+
     /// The inner key, for signature verification.
     pub(crate) fn inner(&self) -> &ed25519_dalek::VerifyingKey {
         &self.0
