@@ -14,7 +14,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::clock::{Clock, FixedClock, SystemClock};
-use crate::config::{self, Env, ServeFlags, ServeSettings};
+use crate::config::{self, Env, NaKeySource, ServeFlags, ServeSettings};
 use crate::crypto::keys::load_signing_key;
 use crate::crypto::signature::SignatureCheck;
 use crate::files::lock::{try_lock_db, LockError};
@@ -25,7 +25,10 @@ use crate::model::genesis::Genesis;
 use crate::model::timestamp::{isoformat_utc, ModelTime};
 use crate::na::auth::admin::SignaturePolicy;
 use crate::na::auth::operators::OperatorKeys;
+use crate::na::publish::Backend;
+use crate::na::remote_signer::RemoteSigner;
 use crate::na::{Authority, Settings};
+use crate::ops::runtime::KeyFacts;
 use crate::store::{OpenMode, Store};
 
 use super::error::Error;
@@ -125,19 +128,7 @@ fn serve_with_clock(
     let mut scheduler = super::cron::load(Some(&settings.home))?;
     let genesis = load_genesis(&settings)?;
     warn_about_validity(&genesis, clock.as_ref());
-    let na_key = load_signing_key(&settings.na_key_file)?;
-    if na_key.public_key().to_b64() != genesis.network_authority.public_key {
-        return Err(Error::refused(
-            format!(
-                "NA private key does not match genesis block: {} holds {}, genesis {} names {}",
-                settings.na_key_file.display(),
-                na_key.public_key().to_b64(),
-                settings.genesis_file.display(),
-                genesis.network_authority.public_key
-            ),
-            "point NA_PRIVATE_KEY_FILE / --na-key at the key whose public half is in the genesis",
-        ));
-    }
+    let (signing, key_facts, signer_listener) = signing_backend(&settings, &genesis)?;
     let operators = Arc::new(load_operator_keys(&settings)?);
     let server = Server::bind(settings.bind, settings.limits.clone())?;
     log_open_file_limit(settings.limits.max_connections);
@@ -148,7 +139,7 @@ fn serve_with_clock(
     }
     let addr = server.local_addr();
     scheduler.served_at(addr);
-    let authority = Authority::new(
+    let authority = Authority::with_signing(
         Settings {
             na_key_id: settings.na_key_id.clone(),
             proxy_hops: settings.proxy_hops,
@@ -160,14 +151,33 @@ fn serve_with_clock(
             auth_failures: settings.auth_failures,
         },
         genesis,
-        na_key,
+        signing,
         Arc::new(store),
         clock,
         Arc::clone(&operators),
     );
     let authority = Arc::new(authority);
-    reconcile_crl_at_start(&authority, &settings.db_path);
+    match (authority.remote_signer(), signer_listener) {
+        (Some(remote), Some(listener)) => {
+            // No signature can be had before the signer connects: the CRL is reconciled then.
+            let (weak, db) = (Arc::downgrade(&authority), settings.db_path.clone());
+            remote.on_first_session(Box::new(move || {
+                if let Some(authority) = weak.upgrade() {
+                    reconcile_crl_at_start(&authority, &db);
+                }
+            }));
+            remote.start(listener).map_err(|e| Error::refused(e, "see the log above"))?;
+        }
+        _ => reconcile_crl_at_start(&authority, &settings.db_path),
+    }
     let scheduling = run_scheduler && scheduler.settings.enabled && !scheduler.specs.is_empty();
+    let runtime_path = crate::ops::runtime::path_beside(&settings.db_path);
+    let record = runtime_record(&settings, key_facts, addr, scheduling, scheduler.specs.len());
+    if settings.db_path.as_os_str() != ":memory:" {
+        if let Err(e) = record.write(&runtime_path) {
+            log::warn!(target: "gm::serve", "{e}: gm readiness will not see how this NA signs");
+        }
+    }
     let ops = super::ops_metrics::OpsMetrics {
         ledger: crate::ops::ledger::LedgerReader::beside(&settings.db_path),
         db_path: settings.db_path.clone(),
@@ -193,6 +203,10 @@ fn serve_with_clock(
     log_admin_signature_policy(&settings);
     announce(out, addr, &settings, next_steps);
     log::info!(target: "gm::serve", "serving NA on http://{addr} (database {})", settings.db_path.display());
+    match (&record.na_key.path, &record.na_key.origin) {
+        (Some(path), Some(origin)) => log::info!(target: "gm::serve", "NA key from {path} ({origin})"),
+        (_, origin) => log::info!(target: "gm::serve", "{}", origin.as_deref().unwrap_or("no NA key")),
+    }
     let count = operators.current().len();
     if count == 0 {
         log::warn!(target: "gm::serve", "no operator public keys configured ({}): every admin request will fail with 401; add one with `gm operator add`", operators.describe());
@@ -201,6 +215,9 @@ fn serve_with_clock(
     }
     let handler: Arc<dyn crate::http::Handler> = Arc::clone(&authority) as Arc<dyn crate::http::Handler>;
     let report = server.run(handler);
+    if crate::ops::runtime::RuntimeRecord::read(&runtime_path).is_ok_and(|r| r.pid == record.pid) {
+        let _ = std::fs::remove_file(&runtime_path);
+    }
     stop.store(true, Ordering::SeqCst);
     authority.flush_auth_failures(true);
     sched_stop.store(true, Ordering::SeqCst);
@@ -216,6 +233,101 @@ fn serve_with_clock(
         report.requests_total
     );
     Ok(0)
+}
+
+/// The NA's signing backend per [`config::NaKeySource`], what the runtime record says of it, and
+/// (customer-held custody) the bound signer listener. A loaded key must be the genesis NA key.
+fn signing_backend(
+    settings: &ServeSettings,
+    genesis: &Genesis,
+) -> Result<(Backend, KeyFacts, Option<std::net::TcpListener>), Error> {
+    let facts = |source: &str, path: Option<&std::path::Path>, origin: Option<String>, fingerprint: String| KeyFacts {
+        source: source.to_string(),
+        path: path.map(|p| p.display().to_string()),
+        origin,
+        signer_listen: None,
+        host_key_fingerprint: None,
+        signing_key_fingerprint: fingerprint,
+    };
+    let (path, source, origin, hint) = match &settings.na_key_source {
+        NaKeySource::RemoteSigner { listen, host_key_file } => {
+            let (host_key, created) = crate::signer::host_key::load_or_create(host_key_file).map_err(|e| {
+                Error::refused(e, "the NA host key file must be readable by gm (or absent, to create it)")
+            })?;
+            let (pool, listener) = RemoteSigner::bind(*listen, host_key, genesis).map_err(|e| {
+                Error::refused(e, "[signer] listen must be a free private address of this host, e.g. 10.0.0.5:8444")
+            })?;
+            let host = pool.host_public_key();
+            let origin = format!(
+                "customer-held custody: no NA key in this process; signatures come from the customer's `gm signer run`, which dials {} and must pin the NA host key {} (fingerprint {}, {}{})",
+                pool.listen_addr(),
+                host.to_b64(),
+                host.fingerprint(),
+                host_key_file.display(),
+                if created { ", created now" } else { "" }
+            );
+            let mut f = facts("remote-signer", None, Some(origin), pool.signer_public_key().fingerprint());
+            f.signer_listen = Some(pool.listen_addr().to_string());
+            f.host_key_fingerprint = Some(host.fingerprint());
+            return Ok((Backend::Remote(pool), f, Some(listener)));
+        }
+        NaKeySource::File { path, origin } => (
+            path,
+            "file",
+            origin.to_string(),
+            "point NA_PRIVATE_KEY_FILE / --na-key at the key whose public half is in the genesis",
+        ),
+        NaKeySource::Credential { name, path } => (
+            path,
+            "credential",
+            format!("systemd credential {name}"),
+            "the credential must hold the genesis NA key (systemd-creds encrypt --name=na-key keys/na.key ...)",
+        ),
+    };
+    let na_key = load_signing_key(path)?;
+    if na_key.public_key().to_b64() != genesis.network_authority.public_key {
+        return Err(Error::refused(
+            format!(
+                "NA private key does not match genesis block: {} holds {}, genesis {} names {}",
+                path.display(),
+                na_key.public_key().to_b64(),
+                settings.genesis_file.display(),
+                genesis.network_authority.public_key
+            ),
+            hint,
+        ));
+    }
+    let f = facts(source, Some(path), Some(origin), na_key.public_key().fingerprint());
+    Ok((Backend::Local(na_key), f, None))
+}
+
+/// What `gm readiness` is told about this process.
+fn runtime_record(
+    settings: &ServeSettings,
+    na_key: KeyFacts,
+    addr: SocketAddr,
+    scheduler: bool,
+    jobs: usize,
+) -> crate::ops::runtime::RuntimeRecord {
+    crate::ops::runtime::RuntimeRecord {
+        format: crate::ops::runtime::FORMAT.to_string(),
+        pid: std::process::id(),
+        started_at: isoformat_utc(chrono::Utc::now()),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        na_key,
+        settings: crate::ops::runtime::SettingsFacts {
+            genesis_file: settings.genesis_file.display().to_string(),
+            db_path: settings.db_path.display().to_string(),
+            bind: addr.to_string(),
+            admin_signatures: match settings.admin_signature {
+                SignaturePolicy::V2Only => "v2".to_string(),
+                SignaturePolicy::V1AndV2 => "v1+v2".to_string(),
+            },
+            proxy_hops: settings.proxy_hops,
+            scheduler,
+            jobs,
+        },
+    }
 }
 
 fn load_operator_keys(settings: &ServeSettings) -> Result<OperatorKeys, Error> {

@@ -23,6 +23,22 @@ pub struct ConfigFile {
     /// `[backup]`: the backup-signing key and limits on reading backup archives.
     #[serde(default)]
     pub backup: BackupSection,
+    /// `[signer]`: the remote signer of the customer-held custody model.
+    #[serde(default)]
+    pub signer: SignerSection,
+}
+
+/// `[signer]`: under customer-held custody the NA runs without its key; the customer's
+/// `gm signer run` dials this address and signs through it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerSection {
+    /// The private address the remote signer dials (e.g. `10.0.0.5:8444`; never the public port).
+    /// Setting it makes `gm serve` run without an NA key. Defaults to none (the key is loaded).
+    pub listen: Option<String>,
+    /// The NA host key the signer pins, relative to the home; created on first start. Defaults to
+    /// `keys/na-host.key`.
+    pub host_key_file: Option<String>,
 }
 
 /// `[backup]`: who signs backups, which key verify, restore, restore-drill and prune trust, and
@@ -119,6 +135,10 @@ pub struct NaSection {
     pub genesis_file: Option<String>,
     /// NA private key. Defaults to `keys/na.key`.
     pub na_private_key_file: Option<String>,
+    /// The systemd credential holding the NA private key (`LoadCredentialEncrypted=NAME:...`), read
+    /// from `$CREDENTIALS_DIRECTORY/NAME` when that file exists and no key file is given by flag or
+    /// `NA_PRIVATE_KEY_FILE`. Defaults to `na-key`.
+    pub key_credential: Option<String>,
     /// NA key id label. Defaults to `na-2025-q1`.
     pub na_key_id: Option<String>,
     /// SQLite database. Defaults to `na.db`.
@@ -223,7 +243,7 @@ mod tests {
             .filter(|l| !l.contains("#[serde(skip)]"))
             .filter_map(|l| l.trim().strip_prefix("pub ")?.split_once(':').map(|(name, _)| name))
             .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-            .filter(|name| !["present", "na", "server", "cron", "backup", "limits", "jobs"].contains(name))
+            .filter(|name| !["present", "na", "server", "cron", "backup", "signer", "limits", "jobs"].contains(name))
             .collect();
         assert!(keys.len() > 40, "{keys:?}");
         let missing: Vec<&&str> = keys.iter().filter(|k| !doc.contains(&format!("`{k}`"))).collect();

@@ -35,7 +35,7 @@ pub(crate) const DEFAULT_HOME: &str = "/etc/gm";
 pub struct Env(BTreeMap<String, String>);
 
 /// Every variable gm understands (`na-wire.md` §1.1, `deviations.md` D2/D6/D10, `operations.md` §6).
-pub(crate) const ENV_NAMES: [&str; 12] = [
+pub(crate) const ENV_NAMES: [&str; 13] = [
     "NA_ADMIN_LEGACY_SIGNATURES",
     "GM_HOME",
     "GENESIS_FILE",
@@ -48,6 +48,7 @@ pub(crate) const ENV_NAMES: [&str; 12] = [
     "NA_MAX_REQUEST_BYTES",
     "GENESIS_LOG_LEVEL",
     "GENESIS_LOG_FORMAT",
+    "CREDENTIALS_DIRECTORY",
 ];
 
 impl Env {
@@ -101,8 +102,10 @@ pub struct ServeSettings {
     pub home: PathBuf,
     /// Signed genesis file.
     pub genesis_file: PathBuf,
-    /// NA private key file.
+    /// NA private key file (where a key file would be; see [`ServeSettings::na_key_source`]).
     pub na_key_file: PathBuf,
+    /// Where the NA signs from: a key file, a systemd credential or a remote signer.
+    pub na_key_source: NaKeySource,
     /// SQLite database.
     pub db_path: PathBuf,
     /// NA key id label.
@@ -167,6 +170,96 @@ pub(crate) fn extract_limits(home: &Path, file: &ConfigFile) -> Result<ExtractLi
     })
 }
 
+/// Where `gm serve` gets its NA signatures from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NaKeySource {
+    /// A key file, and what named it (`--na-key`, `NA_PRIVATE_KEY_FILE`, `gm.toml`, the default).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What named it.
+        origin: &'static str,
+    },
+    /// A systemd credential (`$CREDENTIALS_DIRECTORY/NAME`).
+    Credential {
+        /// The credential name.
+        name: String,
+        /// The file systemd made for it.
+        path: PathBuf,
+    },
+    /// The customer's remote signer (customer-held custody): no key in this process.
+    RemoteSigner {
+        /// The private address the signer dials.
+        listen: SocketAddr,
+        /// The NA host key file.
+        host_key_file: PathBuf,
+    },
+}
+
+impl NaKeySource {
+    /// The short name recorded for readiness and metrics: `file`, `credential`, `remote-signer`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NaKeySource::File { .. } => "file",
+            NaKeySource::Credential { .. } => "credential",
+            NaKeySource::RemoteSigner { .. } => "remote-signer",
+        }
+    }
+}
+
+/// Resolves where the NA signs from: `[signer] listen` means a remote signer (and then no key may
+/// be named); else a key named by flag or `NA_PRIVATE_KEY_FILE`; else the systemd credential when
+/// systemd provided it; else the key file of `gm.toml` or the default.
+fn resolve_key_source(
+    home: &Path,
+    file: &ConfigFile,
+    env: &Env,
+    flags: &ServeFlags,
+    bind: SocketAddr,
+) -> Result<(PathBuf, NaKeySource), ConfigError> {
+    let default_file = home.join(file.na.na_private_key_file.as_deref().unwrap_or("keys/na.key"));
+    let named = match (&flags.na_key_file, env.get("NA_PRIVATE_KEY_FILE")) {
+        (Some(p), _) => Some((p.clone(), "--na-key")),
+        (None, Some(p)) => Some((PathBuf::from(p), "NA_PRIVATE_KEY_FILE")),
+        (None, None) => None,
+    };
+    if let Some(text) = &file.signer.listen {
+        let value_error = |problem: String| ConfigError::Value {
+            source_name: CONFIG_FILE.to_string(),
+            field: "signer.listen".to_string(),
+            problem,
+        };
+        let listen: SocketAddr =
+            text.parse().map_err(|_| value_error(format!("{text:?} is not an address like 10.0.0.5:8444")))?;
+        if listen.port() != 0 && listen.port() == bind.port() {
+            return Err(value_error(format!(
+                "{listen} uses the public port {} (the signer listens on a private address and port of its own)",
+                bind.port()
+            )));
+        }
+        if let Some((path, origin)) = named {
+            return Err(value_error(format!(
+                "[signer] listen is set (customer-held custody: the NA holds no key), but {origin} names the key {}; remove one of the two",
+                path.display()
+            )));
+        }
+        let host_key_file = home.join(file.signer.host_key_file.as_deref().unwrap_or("keys/na-host.key"));
+        return Ok((default_file, NaKeySource::RemoteSigner { listen, host_key_file }));
+    }
+    if let Some((path, origin)) = named {
+        return Ok((path.clone(), NaKeySource::File { path, origin }));
+    }
+    let name = file.na.key_credential.clone().unwrap_or_else(|| "na-key".to_string());
+    if let Some(dir) = env.get("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        let path = Path::new(dir).join(&name);
+        if path.is_file() {
+            return Ok((path.clone(), NaKeySource::Credential { name, path }));
+        }
+    }
+    let origin = if file.na.na_private_key_file.is_some() { "gm.toml [na] na_private_key_file" } else { "the default" };
+    Ok((default_file.clone(), NaKeySource::File { path: default_file, origin }))
+}
+
 /// Merges defaults, `gm.toml`, the environment and flags into [`ServeSettings`].
 pub fn serve_settings(
     home: &Path,
@@ -181,11 +274,6 @@ pub fn serve_settings(
         .clone()
         .or_else(|| from_env("GENESIS_FILE"))
         .unwrap_or_else(|| in_home(&file.na.genesis_file, "genesis.signed.json"));
-    let na_key_file = flags
-        .na_key_file
-        .clone()
-        .or_else(|| from_env("NA_PRIVATE_KEY_FILE"))
-        .unwrap_or_else(|| in_home(&file.na.na_private_key_file, "keys/na.key"));
     let db_path = resolve_db_path(home, file, env, flags.db_path.as_deref());
     let na_key_id = flags
         .na_key_id
@@ -194,6 +282,7 @@ pub fn serve_settings(
         .or_else(|| file.na.na_key_id.clone())
         .unwrap_or_else(|| "na-2025-q1".to_string());
     let bind = resolve_bind(file, env, flags)?;
+    let (na_key_file, na_key_source) = resolve_key_source(home, file, env, flags, bind)?;
     let proxy_hops = match flags.proxy_hops {
         Some(n) => n,
         None => match env.get("NA_PROXY_HOPS") {
@@ -226,6 +315,7 @@ pub fn serve_settings(
         home: home.to_path_buf(),
         genesis_file,
         na_key_file,
+        na_key_source,
         db_path,
         na_key_id,
         bind,

@@ -53,7 +53,8 @@ pub struct Authority {
     pub(crate) genesis: Genesis,
     /// `GET /genesis` body, rendered once.
     pub(crate) genesis_body: Vec<u8>,
-    pub(crate) na_key: SigningKey,
+    /// Where NA signatures come from (the key, or the customer's remote signer).
+    pub(crate) signing: publish::Backend,
     pub(crate) store: Arc<Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) http_metrics: HttpMetrics,
@@ -82,12 +83,24 @@ impl Authority {
         clock: Arc<dyn Clock>,
         operators: Arc<auth::operators::OperatorKeys>,
     ) -> Authority {
+        Authority::with_signing(settings, genesis, publish::Backend::Local(na_key), store, clock, operators)
+    }
+
+    /// Builds the NA from a verified genesis, its signing backend and an open store.
+    pub(crate) fn with_signing(
+        settings: Settings,
+        genesis: Genesis,
+        signing: publish::Backend,
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        operators: Arc<auth::operators::OperatorKeys>,
+    ) -> Authority {
         let genesis_body = json_bytes(&genesis.to_value());
         Authority {
             settings,
             genesis,
             genesis_body,
-            na_key,
+            signing,
             store,
             clock,
             http_metrics: HttpMetrics::default(),
@@ -108,7 +121,15 @@ impl Authority {
 
     /// The NA signer, owned, for write jobs.
     pub(crate) fn signer(&self) -> publish::Signer {
-        publish::Signer { key: self.na_key.clone(), key_id: self.settings.na_key_id.clone() }
+        publish::Signer::new(self.signing.clone(), self.settings.na_key_id.clone())
+    }
+
+    /// The remote signer pool, under customer-held custody.
+    pub(crate) fn remote_signer(&self) -> Option<&Arc<super::remote_signer::RemoteSigner>> {
+        match &self.signing {
+            publish::Backend::Remote(r) => Some(r),
+            publish::Backend::Local(_) => None,
+        }
     }
 
     /// Marks stored trust material (treaties, imported feeds) as changed.
@@ -145,8 +166,12 @@ impl Authority {
         });
         if stale {
             let signer = self.signer();
-            if let Err(e) = self.store.write(move |c| publish::current_crl(c, &signer, now)) {
-                log::error!(target: "gm::na", "CRL refresh failed: {e}");
+            match self.store.write(move |c| publish::current_crl(c, &signer, now)) {
+                Err(crate::store::StoreError::Refused { message, .. }) => {
+                    log::warn!(target: "gm::na", "CRL refresh postponed: {message}")
+                }
+                Err(e) => log::error!(target: "gm::na", "CRL refresh failed: {e}"),
+                Ok(_) => {}
             }
         }
     }

@@ -70,6 +70,9 @@ impl NaError {
 
 impl From<StoreError> for NaError {
     fn from(e: StoreError) -> NaError {
-        NaError::Internal { detail: e.to_string() }
+        match e {
+            StoreError::Refused { status, message } => NaError::Api { status, message },
+            e => NaError::Internal { detail: e.to_string() },
+        }
     }
 }

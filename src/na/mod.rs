@@ -18,8 +18,10 @@ pub(crate) mod offline;
 pub mod publish;
 pub mod rate_limit;
 pub mod remote_addr;
+pub(crate) mod remote_signer;
 pub mod router;
 pub mod routes;
+pub(crate) mod sign_error;
 pub mod verify_limits;
 
 mod authority;

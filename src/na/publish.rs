@@ -17,17 +17,80 @@ use crate::model::SignedObject;
 use crate::store::{agents, certs, crl, policy, StoreError};
 
 use super::audit;
+use super::remote_signer::RemoteSigner;
+pub(crate) use super::sign_error::SignError;
 
 /// A CRL is re-issued when less than this remains before its `next_update` (D4).
 pub(crate) const CRL_REFRESH_BEFORE: Duration = Duration::hours(12);
 
-/// What a signer needs inside a write job (owned, so the job can run on the writer thread).
+/// The NA's signing capability, owned so a write job can carry it onto the writer thread: the NA
+/// key itself (managed and split custody) or the customer's remote signer (customer-held).
 #[derive(Clone)]
 pub(crate) struct Signer {
-    /// NA key.
-    pub key: SigningKey,
+    backend: Backend,
     /// NA key id label.
     pub key_id: String,
+}
+
+/// Where NA signatures come from.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// The NA key, loaded into this process.
+    Local(SigningKey),
+    /// The customer's `gm signer run`, connected to this NA.
+    Remote(std::sync::Arc<RemoteSigner>),
+}
+
+impl Signer {
+    /// A signer over a loaded NA key.
+    #[cfg(test)]
+    pub(crate) fn local(key: SigningKey, key_id: String) -> Signer {
+        Signer { backend: Backend::Local(key), key_id }
+    }
+
+    /// A signer over `backend`.
+    pub(crate) fn new(backend: Backend, key_id: String) -> Signer {
+        Signer { backend, key_id }
+    }
+
+    /// Appends the NA signature to `object`; `purpose` and `request_id` go to the remote signer's
+    /// log.
+    pub(crate) fn sign<T: SignedObject>(
+        &self,
+        object: &mut T,
+        purpose: &str,
+        request_id: &str,
+    ) -> Result<(), SignError> {
+        match &self.backend {
+            Backend::Local(key) => {
+                object.sign(key, &self.key_id);
+                Ok(())
+            }
+            Backend::Remote(remote) => {
+                let sig = remote.sign(object, purpose, request_id)?;
+                object.signatures_mut().push(crate::model::Signature { key_id: self.key_id.clone(), sig });
+                Ok(())
+            }
+        }
+    }
+
+    /// Signs a new CRL version: numbered above the highest sequence the remote signer reports
+    /// having signed (a version it signed whose answer was lost must not be re-used with other
+    /// content), and renumbered once if the signer refuses for that reason.
+    pub(crate) fn sign_crl(&self, crl: &mut Crl, purpose: &str) -> Result<(), SignError> {
+        let Backend::Remote(remote) = &self.backend else {
+            return self.sign(crl, purpose, "");
+        };
+        let floor = |crl: &Crl| remote.crl_high().map_or(crl.sequence, |high| crl.sequence.max(high + 1));
+        crl.sequence = floor(crl);
+        match self.sign(crl, purpose, "") {
+            Err(SignError::Refused(_)) if floor(crl) > crl.sequence => {
+                crl.sequence = floor(crl);
+                self.sign(crl, purpose, "")
+            }
+            other => other,
+        }
+    }
 }
 
 /// Declaration-order rendering used for `*_json` columns.
@@ -48,7 +111,7 @@ pub(crate) fn default_policy(
     network_version: &str,
     signer: &Signer,
     now: DateTime<Utc>,
-) -> PolicyManifest {
+) -> Result<PolicyManifest, SignError> {
     let mut manifest = PolicyManifest {
         policy_id: format!("policy-{network_name}-{network_version}"),
         issued_at: ModelTime::from_utc(now),
@@ -60,8 +123,8 @@ pub(crate) fn default_policy(
         max_hops: 6,
         signatures: Vec::new(),
     };
-    manifest.sign(&signer.key, &signer.key_id);
-    manifest
+    signer.sign(&mut manifest, "default-policy", "")?;
+    Ok(manifest)
 }
 
 /// Stores `manifest` as the only active policy.
@@ -73,27 +136,39 @@ pub(crate) fn activate_policy(
     policy::activate_new(conn, &manifest.policy_id, &stored_json(&manifest.to_value()), &isoformat_utc(now))
 }
 
-/// The active CRL, or the fresh in-memory empty one (sequence 0) when none exists.
-pub(crate) fn active_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Result<(Crl, bool), StoreError> {
+/// The active CRL, if one is stored.
+pub(crate) fn active_crl(conn: &Connection) -> Result<Option<Crl>, StoreError> {
     match crl::active(conn)? {
-        Some((seq, json)) => Ok((parse_stored::<Crl>(&json, "crl_versions", &seq.to_string())?, true)),
-        None => Ok((next_version(None, signer, now), false)),
+        Some((seq, json)) => Ok(Some(parse_stored::<Crl>(&json, "crl_versions", &seq.to_string())?)),
+        None => Ok(None),
     }
 }
 
-/// A new signed CRL version after `previous` (or the empty sequence-0 CRL), with `entries` appended.
-pub(crate) fn next_version(previous: Option<&Crl>, signer: &Signer, now: DateTime<Utc>) -> Crl {
-    let mut crl = Crl {
+/// The next CRL version after `previous` (or the empty sequence-0 CRL), unsigned: the caller adds
+/// its entries, then signs once ([`Signer::sign_crl`]).
+pub(crate) fn unsigned_next(previous: Option<&Crl>, key_id: &str, now: DateTime<Utc>) -> Crl {
+    Crl {
         crl_id: uuid4(),
         sequence: previous.map_or(0, |p| p.sequence + 1),
         issued_at: ModelTime::from_utc(now),
         next_update: ModelTime::from_utc(now + Duration::hours(24)),
-        issuer: previous.map_or_else(|| signer.key_id.clone(), |p| p.issuer.clone()),
+        issuer: previous.map_or_else(|| key_id.to_string(), |p| p.issuer.clone()),
         revoked_certificates: previous.map(|p| p.revoked_certificates.clone()).unwrap_or_default(),
         signatures: Vec::new(),
-    };
-    crl.sign(&signer.key, &signer.key_id);
-    crl
+    }
+}
+
+/// Signs `crl` and stores it as the only active version.
+fn sign_and_activate(
+    conn: &Connection,
+    mut crl: Crl,
+    signer: &Signer,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Result<Crl, StoreError> {
+    signer.sign_crl(&mut crl, purpose)?;
+    activate_crl(conn, &crl, now)?;
+    Ok(crl)
 }
 
 /// At startup: stores the first (empty) CRL when none exists, so a database gm has served always
@@ -109,7 +184,9 @@ pub(crate) fn reconcile_crl(
     now: DateTime<Utc>,
 ) -> Result<Option<(i64, usize)>, StoreError> {
     let highest = crl::max_sequence(conn)?;
-    let (current, stored) = active_crl(conn, signer, now)?;
+    let active = active_crl(conn)?;
+    let stored = active.is_some();
+    let current = active.unwrap_or_else(|| unsigned_next(None, &signer.key_id, now));
     let listed: std::collections::BTreeSet<&str> =
         current.revoked_certificates.iter().map(|e| e.certificate_id.as_str()).collect();
     // Only after a restore: an upstream database may hold revoked rows its CRL never listed, and
@@ -121,11 +198,11 @@ pub(crate) fn reconcile_crl(
     let below_floor = floor.is_some_and(|f| highest < f || (highest == f && !stored));
     if missing.is_empty() && !below_floor {
         if !stored {
-            activate_crl(conn, &current, now)?;
+            sign_and_activate(conn, current, signer, "first-crl", now)?;
         }
         return Ok(None);
     }
-    let mut next = next_version(Some(&current), signer, now);
+    let mut next = unsigned_next(Some(&current), &signer.key_id, now);
     next.sequence = highest.max(floor.unwrap_or(0)).max(current.sequence) + 1;
     for (id, at, reason) in &missing {
         let at = at.as_deref().and_then(crate::model::timestamp::parse_db_time).unwrap_or(now);
@@ -136,9 +213,7 @@ pub(crate) fn reconcile_crl(
             issuer: signer.key_id.clone(),
         });
     }
-    next.signatures.clear();
-    next.sign(&signer.key, &signer.key_id);
-    activate_crl(conn, &next, now)?;
+    let next = sign_and_activate(conn, next, signer, "crl-after-restore", now)?;
     Ok(Some((next.sequence, missing.len())))
 }
 
@@ -150,16 +225,14 @@ pub(crate) fn activate_crl(conn: &Connection, crl: &Crl, now: DateTime<Utc>) -> 
 /// `GET /crl`: the active CRL; creates the empty one when none exists and re-issues one that is
 /// within [`CRL_REFRESH_BEFORE`] of its `next_update` (D4). Runs inside a write job.
 pub(crate) fn current_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>) -> Result<Crl, StoreError> {
-    let (current, stored) = active_crl(conn, signer, now)?;
-    if !stored {
-        activate_crl(conn, &current, now)?;
-        return Ok(current);
-    }
+    let Some(current) = active_crl(conn)? else {
+        return sign_and_activate(conn, unsigned_next(None, &signer.key_id, now), signer, "first-crl", now);
+    };
     if current.next_update.to_utc() - now >= CRL_REFRESH_BEFORE {
         return Ok(current);
     }
-    let fresh = next_version(Some(&current), signer, now);
-    activate_crl(conn, &fresh, now)?;
+    let fresh =
+        sign_and_activate(conn, unsigned_next(Some(&current), &signer.key_id, now), signer, "crl-refresh", now)?;
     log::info!(target: "gm::crl", "re-issued CRL as sequence {} (the previous one reached its next_update window, D4)", fresh.sequence);
     Ok(fresh)
 }
@@ -190,7 +263,7 @@ pub(crate) fn revoke(
     signer: &Signer,
     now: DateTime<Utc>,
 ) -> Result<(i64, usize), StoreError> {
-    let (current, _) = active_crl(conn, signer, now)?;
+    let current = active_crl(conn)?.unwrap_or_else(|| unsigned_next(None, &signer.key_id, now));
     let listed = |crl: &Crl, id: &str| crl.revoked_certificates.iter().any(|e| e.certificate_id == id);
     let at = isoformat_utc(now);
     let chain = certs::renewal_chain(conn, &r.cert_id)?;
@@ -202,7 +275,7 @@ pub(crate) fn revoke(
         }
         (current.sequence, current.revoked_certificates.len())
     } else {
-        let mut next = next_version(Some(&current), signer, now);
+        let mut next = unsigned_next(Some(&current), &signer.key_id, now);
         for row in &chain {
             let is_target = row.cert_id == r.cert_id;
             if !is_target && row.status == "revoked" {
@@ -218,9 +291,7 @@ pub(crate) fn revoke(
                 });
             }
         }
-        next.signatures.clear();
-        next.sign(&signer.key, &signer.key_id);
-        activate_crl(conn, &next, now)?;
+        let next = sign_and_activate(conn, next, signer, "revoke", now)?;
         (next.sequence, next.revoked_certificates.len())
     };
     let d = audit::details(vec![
@@ -266,7 +337,8 @@ mod tests {
     fn reconcile_stores_the_first_crl_and_lists_carried_revocations_only_after_a_restore() {
         let store =
             Store::open(std::path::Path::new(":memory:"), OpenMode::Serve, "2026-01-01T00:00:00+00:00").unwrap();
-        let signer = Signer { key: SigningKey::generate(), key_id: "na-test".into() };
+        let key = SigningKey::generate();
+        let signer = Signer::local(key.clone(), "na-test".into());
         let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap().to_utc();
         let run = |floor: Option<i64>| {
             let s = signer.clone();
@@ -282,7 +354,7 @@ mod tests {
         assert_eq!(crl.revoked_certificates.len(), 1);
         assert_eq!(crl.revoked_certificates[0].certificate_id, "c-1");
         assert_eq!(crl.revoked_certificates[0].reason, "key_compromise");
-        assert!(crl.check_signatures(&[signer.key.public_key()]).is_valid());
+        assert!(crl.check_signatures(&[key.public_key()]).is_valid());
         assert_eq!(run(Some(3)), None, "a second start changes nothing");
     }
 }

@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod progress;
 pub mod prune;
 pub mod restore;
+pub(crate) mod runtime;
 pub mod verify;
 
 pub use error::OpsError;

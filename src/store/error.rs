@@ -66,6 +66,14 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// The write job's caller refused to commit (an application decision, such as a remote signer
+    /// refusing to sign); nothing was written.
+    Refused {
+        /// The HTTP status the decision maps to.
+        status: u16,
+        /// The message shown.
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -138,6 +146,7 @@ impl fmt::Display for StoreError {
             StoreError::CorruptRow { table, key, problem } => {
                 write!(f, "stored row {key} in table {table} cannot be read: {problem}")
             }
+            StoreError::Refused { message, .. } => write!(f, "not written: {message}"),
         }
     }
 }

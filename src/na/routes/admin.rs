@@ -157,7 +157,8 @@ pub(crate) fn revoke(na: &Authority, req: &Request, path: &str) -> Result<Respon
 pub(crate) fn policy_publish(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let body = body::lenient(req)?;
     let (operator, _remote, now) = admit(na, req, path, &body)?;
-    let manifest = build_policy(na, &body, now).ok_or_else(|| NaError::api(400, "Invalid policy manifest"))?;
+    let mut manifest = build_policy(na, &body, now).ok_or_else(|| NaError::api(400, "Invalid policy manifest"))?;
+    na.signer().sign(&mut manifest, "policy", &req.request_id)?;
     let stored = manifest.clone();
     na.store.write(move |c| {
         publish::activate_policy(c, &stored, now)?;
@@ -170,7 +171,7 @@ pub(crate) fn policy_publish(na: &Authority, req: &Request, path: &str) -> Resul
     Ok(json_response(201, &manifest.to_value()))
 }
 
-/// Builds and signs the manifest from the request fields through the model's validation.
+/// Builds the (unsigned) manifest from the request fields through the model's validation.
 fn build_policy(na: &Authority, body: &Map, now: DateTime<Utc>) -> Option<PolicyManifest> {
     let policy_id = match body.get("policy_id").filter(|v| v.is_truthy()) {
         Some(v) => v.clone(),
@@ -201,9 +202,7 @@ fn build_policy(na: &Authority, body: &Map, now: DateTime<Utc>) -> Option<Policy
     );
     m.insert("allowed_services", body.get("allowed_services").cloned().unwrap_or(Value::Array(Vec::new())));
     m.insert("routing", routing);
-    let mut manifest = PolicyManifest::from_value(&Value::Object(m)).ok()?;
-    manifest.sign(&na.na_key, &na.settings.na_key_id);
-    Some(manifest)
+    PolicyManifest::from_value(&Value::Object(m)).ok()
 }
 
 /// `GET /admin/policy/history` (signature over body `{}`).

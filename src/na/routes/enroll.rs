@@ -27,7 +27,7 @@ use super::super::authority::{json_response, Authority};
 use super::super::body;
 use super::super::coerce::int_field;
 use super::super::error::NaError;
-use super::super::publish::{stored_json, Signer};
+use super::super::publish::{stored_json, SignError, Signer};
 use super::super::rate_limit::{JOIN_LIMIT, TOKEN_FAIL_LIMIT};
 use super::super::remote_addr::client_addr;
 
@@ -125,10 +125,13 @@ fn new_certificate(
     roles: Vec<String>,
     now: DateTime<Utc>,
     hours: i64,
-) -> Option<JoinCertificate> {
-    let expires = now.checked_add_signed(Duration::try_hours(hours)?)?;
+    why: (&str, &str),
+) -> Result<Option<JoinCertificate>, SignError> {
+    let Some(expires) = Duration::try_hours(hours).and_then(|h| now.checked_add_signed(h)) else {
+        return Ok(None);
+    };
     if chrono::Datelike::year(&expires) > 9999 {
-        return None;
+        return Ok(None);
     }
     let mut cert = JoinCertificate {
         cert_id: uuid4(),
@@ -140,8 +143,8 @@ fn new_certificate(
         issued_by: signer.key_id.clone(),
         signatures: Vec::new(),
     };
-    cert.sign(&signer.key, &signer.key_id);
-    Some(cert)
+    signer.sign(&mut cert, why.0, why.1)?;
+    Ok(Some(cert))
 }
 
 fn cert_row(
@@ -209,7 +212,20 @@ pub(crate) fn join(na: &Authority, req: &Request) -> Result<crate::http::Respons
     // Everything that costs CPU (signing, rendering) happens here, off the single writer thread;
     // the write job only decides and stores.
     let bad_role = invalid_role(&roles).cloned();
-    let issued = new_certificate(&na.signer(), &na.genesis.network_name, &node_key, roles, now, hours).map(|cert| {
+    // A certificate the write job would refuse (bad role) is never sent to a remote signer.
+    let cert = match bad_role {
+        Some(_) => None,
+        None => new_certificate(
+            &na.signer(),
+            &na.genesis.network_name,
+            &node_key,
+            roles,
+            now,
+            hours,
+            ("join", &req.request_id),
+        )?,
+    };
+    let issued = cert.map(|cert| {
         let row = cert_row(&cert, &remote, None, Some(invite.max_validity_hours));
         let event = audit::Event::new(
             "certificate_issued",
@@ -543,20 +559,32 @@ pub(crate) fn renew(na: &Authority, req: &Request) -> Result<crate::http::Respon
     let hours = validity.min(cap);
     let window = window_problem(&row, now);
     let (old_id, remote_w, max_hours) = (row.cert_id.clone(), remote.clone(), row.max_validity_hours);
-    let issued =
-        new_certificate(&na.signer(), &na.genesis.network_name, &node_key, stored_roles, now, hours).map(|cert| {
-            let new_row = cert_row(&cert, &remote, Some(old_id.clone()), max_hours);
-            let event = audit::Event::new(
-                "certificate_renewed",
-                audit::details(vec![
-                    ("new_cert_id", Value::from(cert.cert_id.as_str())),
-                    ("node_public_key", Value::from(node_key.as_str())),
-                    ("old_cert_id", Value::from(old_id.as_str())),
-                ]),
-                now,
-            );
-            (cert, new_row, event)
-        });
+    // A renewal the write job rejects (window, role change) is never sent to a remote signer.
+    let cert = match window.is_some() || roles_change {
+        true => None,
+        false => new_certificate(
+            &na.signer(),
+            &na.genesis.network_name,
+            &node_key,
+            stored_roles,
+            now,
+            hours,
+            ("renew", &req.request_id),
+        )?,
+    };
+    let issued = cert.map(|cert| {
+        let new_row = cert_row(&cert, &remote, Some(old_id.clone()), max_hours);
+        let event = audit::Event::new(
+            "certificate_renewed",
+            audit::details(vec![
+                ("new_cert_id", Value::from(cert.cert_id.as_str())),
+                ("node_public_key", Value::from(node_key.as_str())),
+                ("old_cert_id", Value::from(old_id.as_str())),
+            ]),
+            now,
+        );
+        (cert, new_row, event)
+    });
     let outcome = na.store.write(move |c| {
         if !store_nonce(c, &proof, now)? {
             return Ok(RenewOutcome::Replay(proof));

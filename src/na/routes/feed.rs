@@ -53,7 +53,7 @@ pub(crate) fn export(na: &Authority, req: &Request) -> Result<Response, NaError>
         issued_by: na.settings.na_key_id.clone(),
         signatures: Vec::new(),
     };
-    feed.sign(&na.na_key, &na.settings.na_key_id);
+    na.signer().sign(&mut feed, "feed-export", &req.request_id)?;
     Ok(json_response(200, &feed.to_value()))
 }
 

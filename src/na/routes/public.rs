@@ -11,7 +11,7 @@ use crate::model::fields::object;
 use crate::model::policy::PolicyManifest;
 use crate::model::timestamp::parse_db_time;
 use crate::model::SignedObject;
-use crate::store::{certs, crl, policy};
+use crate::store::{certs, crl, policy, StoreError};
 
 use super::super::authority::{json_response, Authority};
 use super::super::error::NaError;
@@ -55,7 +55,9 @@ pub(crate) fn public_db_path(na: &Authority) -> String {
 pub(crate) fn readyz(na: &Authority) -> Response {
     let mut body = Map::new();
     body.insert("db_path", Value::from(public_db_path(na)));
-    match na.store.check_ready() {
+    let signer_missing =
+        na.remote_signer().filter(|r| r.connected_now() == 0).map(|_| super::super::remote_signer::no_signer_message());
+    match na.store.check_ready().and_then(|()| signer_missing.map_or(Ok(()), Err)) {
         Ok(()) => {
             body.insert("status", Value::from("ready"));
             json_response(200, &Value::Object(body))
@@ -72,6 +74,9 @@ pub(crate) fn readyz(na: &Authority) -> Response {
 pub(crate) fn metrics(na: &Authority) -> Result<Response, NaError> {
     let gauges = gauges(&na.store, na.clock.now())?;
     let mut text = render(&gauges, &na.http_metrics, na.store.size_bytes());
+    if let Some(remote) = na.remote_signer() {
+        text.push_str(&remote.metrics_text());
+    }
     if let Some(extra) = na.extra_metrics.get() {
         text.push_str(&extra());
     }
@@ -223,7 +228,7 @@ pub(crate) fn policy(na: &Authority) -> Result<Response, NaError> {
         return stored_object::<PolicyManifest>(&json, "policy_versions");
     }
     let now = na.clock.now();
-    let manifest = publish::default_policy(&na.genesis.network_name, &na.genesis.network_version, &na.signer(), now);
+    let manifest = publish::default_policy(&na.genesis.network_name, &na.genesis.network_version, &na.signer(), now)?;
     let json = na.store.write(move |c| {
         // Another request may have created it meanwhile: the first one stored wins.
         if let Some(existing) = policy::active_json(c)? {
@@ -239,15 +244,25 @@ pub(crate) fn policy(na: &Authority) -> Result<Response, NaError> {
 /// CRL within 12 h of its `next_update` (D4). The common case is a read only.
 pub(crate) fn crl(na: &Authority) -> Result<Response, NaError> {
     let now = na.clock.now();
+    let mut stored = None;
     if let Some((seq, json)) = na.store.read(crl::active)? {
         let current: Crl = publish::parse_stored(&json, "crl_versions", &seq.to_string())?;
         if publish::crl_is_fresh(&current, now) {
             return Ok(json_response(200, &current.to_value()));
         }
+        stored = Some(current);
     }
     let signer = na.signer();
-    let list = na.store.write(move |c| publish::current_crl(c, &signer, now))?;
-    Ok(json_response(200, &list.to_value()))
+    match (na.store.write(move |c| publish::current_crl(c, &signer, now)), stored) {
+        (Ok(list), _) => Ok(json_response(200, &list.to_value())),
+        // No signature to be had (remote signer absent or refusing): the stored CRL is still
+        // signed and valid until its next_update, so it is served rather than nothing.
+        (Err(StoreError::Refused { message, .. }), Some(current)) if current.next_update.to_utc() > now => {
+            log::warn!(target: "gm::crl", "serving the stored CRL unrefreshed: {message}");
+            Ok(json_response(200, &current.to_value()))
+        }
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
 /// Renders a stored `*_json` column through its model, so the response re-derives to the signed bytes.

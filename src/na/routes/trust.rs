@@ -129,7 +129,7 @@ pub(crate) fn issue_attestation(na: &Authority, req: &Request, path: &str) -> Re
         claims,
         signatures: Vec::new(),
     };
-    a.sign(&na.na_key, &na.settings.na_key_id);
+    na.signer().sign(&mut a, "attestation", &req.request_id)?;
     let row = attestations::NewAttestation {
         attestation_id: a.attestation_id.clone(),
         issuer_sovereign_id: a.issuer_sovereign_id.clone(),
@@ -310,7 +310,7 @@ pub(crate) fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<
         metadata,
         signatures: Vec::new(),
     };
-    t.sign(&na.na_key, &na.settings.na_key_id);
+    na.signer().sign(&mut t, "treaty", &req.request_id)?;
     let row = treaties::TreatyRow {
         treaty_id: t.treaty_id.clone(),
         issuer_sovereign_id: t.issuer_sovereign_id.clone(),
