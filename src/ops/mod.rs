@@ -11,6 +11,7 @@ pub mod backup_name;
 pub mod backup_signature;
 pub mod catalog;
 pub mod drill;
+pub(crate) mod drill_scratch;
 pub mod error;
 pub mod gzip_members;
 pub mod incident;
