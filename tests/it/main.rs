@@ -19,6 +19,7 @@ mod config_check;
 mod cron;
 mod decisions;
 mod default_jobs;
+mod drill_scratch;
 mod durability;
 mod enroll;
 mod file_modes;
