@@ -131,6 +131,15 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, CryptoError> {
     Ok(SigningKey::from_seed(&seed))
 }
 
+/// Parses the text of an upstream private key file held in memory (an escrow decrypted without
+/// touching disk); the same rule as [`load_signing_key`].
+pub(crate) fn signing_key_from_text(text: &str) -> Result<SigningKey, KeyProblem> {
+    let bytes = decode_key_text(text, KeyKind::Private)?;
+    let seed: [u8; 32] =
+        bytes.as_slice().try_into().map_err(|_| KeyProblem::WrongLength { expected: 32, found: bytes.len() })?;
+    Ok(SigningKey::from_seed(&seed))
+}
+
 /// Loads an upstream public key file.
 pub fn load_public_key(path: &Path) -> Result<PublicKey, CryptoError> {
     let bytes = read_key_file(path, KeyKind::Public)?;

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod drill;
 pub(crate) mod drill_scratch;
 pub mod error;
+pub(crate) mod escrow;
 pub mod gzip_members;
 pub mod incident;
 pub mod ledger;

@@ -17,6 +17,7 @@ mod cli;
 mod clients;
 mod config_check;
 mod cron;
+mod custody_escrow;
 mod decisions;
 mod default_jobs;
 mod drill_scratch;
