@@ -165,6 +165,6 @@ fn escrow_check_fails_with_another_identity_and_for_a_key_that_is_not_the_genesi
     let (stdout, _) = check(&home, &customer, &root, &["--json"]).expect(1);
     assert!(stdout.contains("\"ok\":false"), "{stdout}");
     assert!(stdout.contains("\"name\":\"key\",\"ok\":true"), "{stdout}");
-    assert!(stdout.contains(&format!("not this key\",\"name\":\"genesis_na_key\",\"ok\":false")), "{stdout}");
+    assert!(stdout.contains("not this key\",\"name\":\"genesis_na_key\",\"ok\":false"), "{stdout}");
     assert!(!stdout.contains(&seed(&home.join("offline/root.key"))));
 }
