@@ -122,6 +122,10 @@ fn run_escrow(args: EscrowArgs) -> Result<u8, Error> {
             format!("refusing to overwrite existing file {}", path.display()),
             "choose another --output: an escrow is never replaced (remove the old one only once the customer has checked the new one)",
         ),
+        crate::ops::OpsError::Refused { reason } => Error::refused(
+            reason,
+            "point --key at the NA private key file (default: the configured [na] na_private_key_file, HOME/keys/na.key)",
+        ),
         other => ops_error(other),
     })?;
     let matches = genesis_file.as_deref().and_then(|g| crate::ops::escrow::genesis_names(g, &done.public_key));
