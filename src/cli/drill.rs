@@ -1,5 +1,7 @@
 //! `gm managed restore-drill`: restore into a scratch folder, serve it on loopback and check it
-//! from outside; `--latest` picks the newest backup by its signed time.
+//! from outside; `--latest` picks the newest backup by its signed time. Without the NA key
+//! (`--scratch-na-key`, or no file at the configured NA key path) the drill runs in a scratch world
+//! (`ops::drill_scratch`) and its report and ledger entry say `na_key: scratch`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -227,6 +227,21 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_text_in_memory_round_trips_and_a_public_one_is_refused() {
+        let key = SigningKey::from_seed(&[9u8; 32]);
+        let back = signing_key_from_text(&key.to_file_text(Some("na-1"))).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+        assert_eq!(
+            signing_key_from_text(&key.public_key().to_file_text(None)).map(|k| k.public_key()),
+            Err(KeyProblem::WrongKind { expected: "private", found: "public" })
+        );
+        assert_eq!(
+            signing_key_from_text("# Ed25519 Private Key\nAAAA\n").map(|k| k.public_key()),
+            Err(KeyProblem::WrongLength { expected: 32, found: 3 })
+        );
+    }
+
+    #[test]
     fn debug_never_shows_seed() {
         let key = SigningKey::from_seed(&[7u8; 32]);
         let shown = format!("{key:?}");
