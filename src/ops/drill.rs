@@ -245,10 +245,14 @@ fn crl_check(crl: &Crl, na: &PublicKey, scratch_na: Option<&PublicKey>, manifest
     let by = |k: &PublicKey| crl.check_signatures(std::slice::from_ref(k)).is_valid();
     let restored = crl.sequence == manifest_sequence && by(na);
     let reissued = crl.sequence == manifest_sequence + 1 && by(scratch_na.unwrap_or(na));
-    let signer = match (scratch_na, restored) {
-        (None, _) => "NA-signed",
-        (Some(_), true) => "the restored CRL, signed by the genesis NA key",
-        (Some(_), false) => "re-issued on read by the scratch NA key (D4)",
+    let signer = match (scratch_na, restored, reissued) {
+        (None, _, _) => "NA-signed".to_string(),
+        (Some(_), true, _) => "the restored CRL, signed by the genesis NA key".to_string(),
+        (Some(_), false, true) => "re-issued on read by the scratch NA key (D4)".to_string(),
+        (Some(_), false, false) => format!(
+            "neither the restored CRL signed by the genesis NA key (sequence {manifest_sequence}) nor its re-issue by the scratch NA key (sequence {})",
+            manifest_sequence + 1
+        ),
     };
     (restored || reissued, format!("sequence {} (manifest {manifest_sequence}), {signer}", crl.sequence))
 }
@@ -331,4 +335,44 @@ fn start(gm: &Path, home: &Path) -> Result<(Ephemeral, String), String> {
         .strip_prefix("listening on http://")
         .ok_or_else(|| format!("gm serve refused to start: {}", line.trim()))?;
     Ok((server, addr.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::SigningKey;
+    use crate::model::timestamp::ModelTime;
+
+    fn crl(sequence: i64, key: &SigningKey) -> Crl {
+        let now = Utc::now();
+        let mut c = Crl {
+            crl_id: "c".into(),
+            sequence,
+            issued_at: ModelTime::from_utc(now),
+            next_update: ModelTime::from_utc(now + chrono::Duration::hours(24)),
+            issuer: "na".into(),
+            revoked_certificates: Vec::new(),
+            signatures: Vec::new(),
+        };
+        c.sign(key, "na");
+        c
+    }
+
+    #[test]
+    fn a_scratch_key_vouches_only_for_a_re_issue_never_for_the_restored_sequence() {
+        let (na, scratch) = (SigningKey::generate(), SigningKey::generate());
+        let (n, s) = (na.public_key(), scratch.public_key());
+        assert_eq!(crl_check(&crl(4, &na), &n, None, 4), (true, "sequence 4 (manifest 4), NA-signed".into()));
+        assert!(crl_check(&crl(5, &na), &n, None, 4).0);
+        assert!(!crl_check(&crl(6, &na), &n, None, 4).0);
+        assert!(!crl_check(&crl(4, &scratch), &n, None, 4).0);
+        let restored = crl_check(&crl(4, &na), &n, Some(&s), 4);
+        assert_eq!(restored, (true, "sequence 4 (manifest 4), the restored CRL, signed by the genesis NA key".into()));
+        let reissued = crl_check(&crl(5, &scratch), &n, Some(&s), 4);
+        assert_eq!(reissued, (true, "sequence 5 (manifest 4), re-issued on read by the scratch NA key (D4)".into()));
+        let forged = crl_check(&crl(4, &scratch), &n, Some(&s), 4);
+        assert!(!forged.0, "the restored sequence needs the genesis NA key");
+        assert!(forged.1.starts_with("sequence 4 (manifest 4), neither the restored CRL signed by the genesis NA key (sequence 4) nor its re-issue by the scratch NA key (sequence 5)"), "{}", forged.1);
+        assert!(!crl_check(&crl(5, &SigningKey::generate()), &n, Some(&s), 4).0);
+    }
 }
