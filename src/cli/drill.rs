@@ -1,5 +1,7 @@
 //! `gm managed restore-drill`: restore into a scratch folder, serve it on loopback and check it
-//! from outside; `--latest` picks the newest backup by its signed time.
+//! from outside; `--latest` picks the newest backup by its signed time. Without the NA key
+//! (`--scratch-na-key`, or no file at the configured NA key path) the drill runs in a scratch world
+//! (`ops::drill_scratch`) and its report and ledger entry say `na_key: scratch`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,6 +11,7 @@ use argh::FromArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
+use crate::ops::drill_scratch::DrillNaKey;
 use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::OpsError;
 
@@ -24,7 +27,7 @@ decrypting_command! {
     subcommand,
     name = "restore-drill",
     example = "gm managed restore-drill --home /etc/gm --latest /var/backups/gm --identity backup.key\ngm managed restore-drill --home /etc/gm --backup gm-acme-20261125T120000Z.tar.gz.age --identity backup.key --report drill.json --json",
-    note = "--latest picks the newest backup by its signed snapshot time among those whose signature checks out, and lists the files it passed over. Measures RTO (restore start to ready) and RPO (backup age) and records the drill in the ops ledger. Exit status: 0 passed, 1 a check failed (a damaged or forged backup fails verify), 2 could not run."
+    note = "Without the NA private key (customer-held custody: no file at the configured NA key path, or --scratch-na-key) the drill still checks every restored CRL and policy against the genesis NA public key (check na_signed), then serves the restored copy under a scratch genesis whose scratch NA key signs the throwaway node's certificate; the report says na_key: scratch. --latest picks the newest backup by its signed snapshot time among those whose signature checks out, and lists the files it passed over. Measures RTO (restore start to ready) and RPO (backup age) and records the drill in the ops ledger. Exit status: 0 passed, 1 a check failed (a damaged or forged backup fails verify), 2 could not run."
 )]
 pub(crate) struct DrillArgs {
     /// the backup to drill
@@ -39,6 +42,9 @@ pub(crate) struct DrillArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
+    /// run the throwaway enrollment in a scratch world signed by scratch keys, for a host without the NA private key (customer-held custody); automatic when the configured NA key file does not exist
+    #[argh(switch)]
+    scratch_na_key: bool,
     /// print the report as JSON
     #[argh(switch)]
     json: bool,
@@ -77,6 +83,22 @@ pub(super) fn newest_backup(
     }
 }
 
+/// The NA key the drill serves with: a scratch world with `--scratch-na-key` or when no file
+/// exists at the configured NA key path (customer-held custody), else the configured key.
+fn drill_na_key(scratch: bool, file: &Path, key_id: &str) -> Result<DrillNaKey, Error> {
+    if scratch {
+        return Ok(DrillNaKey::Scratch { reason: "--scratch-na-key".into() });
+    }
+    match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::info!(target: "gm::ops", "no NA private key at {}: the drill enrolls its throwaway node in a scratch world", file.display());
+            Ok(DrillNaKey::Scratch { reason: format!("no NA private key at {}", file.display()) })
+        }
+        Err(e) => Err(Error::io("read", file)(e)),
+        Ok(_) => Ok(DrillNaKey::Configured { file: file.to_path_buf(), key_id: key_id.to_string() }),
+    }
+}
+
 /// Runs `gm managed restore-drill`.
 pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     let (backup, passed_over) = match (&args.backup, &args.latest) {
@@ -96,6 +118,7 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     let s = settings(args.home.as_deref(), None)?;
     let trust =
         super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
+    let na_key = drill_na_key(args.scratch_na_key, &s.na_key_file, &s.na_key_id)?;
     let gm_binary = std::env::current_exe().map_err(Error::io("locate", Path::new("gm")))?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let opts = crate::ops::drill::DrillOptions {
@@ -103,8 +126,7 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         key,
         production_db: s.db_path.clone(),
         genesis_file: s.genesis_file.clone(),
-        na_key_file: s.na_key_file.clone(),
-        na_key_id: s.na_key_id.clone(),
+        na_key: na_key.clone(),
         gm_binary,
         limits: extract_limits(args.home.as_deref())?,
         trust,
@@ -116,6 +138,14 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         ("backup".to_string(), Value::from(backup.display().to_string())),
         ("checks".to_string(), Value::Array(checks)),
         ("drilled_at".to_string(), Value::from(isoformat_utc(started))),
+        ("na_key".to_string(), Value::from(na_key.label())),
+        (
+            "na_key_reason".to_string(),
+            match &na_key {
+                DrillNaKey::Scratch { reason } => Value::from(reason.as_str()),
+                DrillNaKey::Configured { .. } => Value::Null,
+            },
+        ),
         ("ok".to_string(), Value::Bool(ok)),
         (
             "passed_over".to_string(),
@@ -145,9 +175,13 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
             artifact: artifact(&backup),
             sha256: None,
             size: None,
-            message: report.checks.iter().find(|c| !c.ok).map_or(
-                format!("passed; RTO {} ms, RPO {} s", report.rto_ms.unwrap_or(0), report.rpo_seconds.unwrap_or(0)),
-                |c| format!("{}: {}", c.name, c.detail),
+            message: format!(
+                "{}{}",
+                if matches!(na_key, DrillNaKey::Scratch { .. }) { "scratch NA key: " } else { "" },
+                report.checks.iter().find(|c| !c.ok).map_or(
+                    format!("passed; RTO {} ms, RPO {} s", report.rto_ms.unwrap_or(0), report.rpo_seconds.unwrap_or(0)),
+                    |c| format!("{}: {}", c.name, c.detail),
+                )
             ),
             details: value.clone(),
         },
@@ -166,6 +200,9 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     let mut text = format!("{}: drill of {}", if ok { "passed" } else { "FAILED" }, backup.display());
     for c in &report.checks {
         text.push_str(&format!("\n  {} {:<12} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
+    }
+    if let DrillNaKey::Scratch { reason } = &na_key {
+        text.push_str(&format!("\n  NA key: scratch ({reason})"));
     }
     if let (Some(rto), Some(rpo)) = (report.rto_ms, report.rpo_seconds) {
         text.push_str(&format!("\n  RTO {rto} ms, RPO {rpo} s"));

@@ -10,6 +10,7 @@ pub mod backup_signing;
 pub mod client_hint;
 pub mod config_check;
 pub mod cron;
+pub(crate) mod custody;
 pub mod drill;
 pub mod error;
 pub mod feed;
@@ -224,6 +225,7 @@ enum Command {
     Profile(profile::ProfileArgs),
     Readiness(readiness::ReadinessArgs),
     Config(config_check::ConfigArgs),
+    Custody(custody::CustodyArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -247,6 +249,7 @@ pub(crate) fn run(args: Args) -> Result<u8, Error> {
         Command::Profile(a) => profile::run(a),
         Command::Readiness(a) => readiness::run(a),
         Command::Config(a) => config_check::run(a),
+        Command::Custody(a) => custody::run(a),
     }
 }
 

@@ -143,6 +143,15 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, CryptoError> {
     Ok(SigningKey::from_seed(&seed))
 }
 
+/// Parses the text of an upstream private key file held in memory (an escrow decrypted without
+/// touching disk); the same rule as [`load_signing_key`].
+pub(crate) fn signing_key_from_text(text: &str) -> Result<SigningKey, KeyProblem> {
+    let bytes = decode_key_text(text, KeyKind::Private)?;
+    let seed: [u8; 32] =
+        bytes.as_slice().try_into().map_err(|_| KeyProblem::WrongLength { expected: 32, found: bytes.len() })?;
+    Ok(SigningKey::from_seed(&seed))
+}
+
 /// Loads an upstream public key file.
 pub fn load_public_key(path: &Path) -> Result<PublicKey, CryptoError> {
     let bytes = read_key_file(path, KeyKind::Public)?;
@@ -226,6 +235,21 @@ mod tests {
         assert_eq!(
             decode_key_text(text, KeyKind::Private),
             Err(KeyProblem::WrongKind { expected: "private", found: "public" })
+        );
+    }
+
+    #[test]
+    fn a_key_file_text_in_memory_round_trips_and_a_public_one_is_refused() {
+        let key = SigningKey::from_seed(&[9u8; 32]);
+        let back = signing_key_from_text(&key.to_file_text(Some("na-1"))).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+        assert_eq!(
+            signing_key_from_text(&key.public_key().to_file_text(None)).map(|k| k.public_key()),
+            Err(KeyProblem::WrongKind { expected: "private", found: "public" })
+        );
+        assert_eq!(
+            signing_key_from_text("# Ed25519 Private Key\nAAAA\n").map(|k| k.public_key()),
+            Err(KeyProblem::WrongLength { expected: 32, found: 3 })
         );
     }
 

@@ -6,6 +6,12 @@
 //! manifest); finally a throwaway node joins with a sentinel invite planted in the scratch copy
 //! (proving the restored NA admits nodes and signs with the configured key) and sends a heartbeat.
 //! The report carries the time to ready (RTO) and the backup's age (RPO).
+//!
+//! Without the NA key (customer-held custody, [`DrillNaKey::Scratch`]) the restored CRLs and
+//! policies are first checked against the genesis NA public key (`na_signed`), then the server runs
+//! in a scratch world ([`super::drill_scratch`]): the same restored copy, under a scratch genesis
+//! whose scratch NA key signs the throwaway node's certificate. The served CRL is then the restored
+//! one (genesis-NA-signed) or its re-issue on read by the scratch NA (D4), and the report says which.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,7 +28,8 @@ use crate::model::timestamp::parse_db_time;
 use crate::model::SignedObject;
 
 use super::archive::Key;
-use super::backup::Scratch;
+use super::backup::{load_genesis, Scratch};
+use super::drill_scratch::{check_restored_material, genesis_na_key, write_scratch_world, DrillNaKey};
 use super::error::{io, OpsError};
 use super::verify::{verify_into, Check};
 
@@ -36,10 +43,8 @@ pub(crate) struct DrillOptions {
     pub production_db: PathBuf,
     /// The configured genesis.
     pub genesis_file: PathBuf,
-    /// The configured NA private key.
-    pub na_key_file: PathBuf,
-    /// The configured NA key id.
-    pub na_key_id: String,
+    /// The NA key the ephemeral server signs with: the configured one, or a scratch world.
+    pub na_key: DrillNaKey,
     /// The `gm` executable to start the ephemeral server with.
     pub gm_binary: PathBuf,
     /// Bounds on what unpacking the archive may write.
@@ -112,13 +117,16 @@ pub(crate) fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillRepo
     };
     r.rpo_seconds = parse_db_time(&manifest.created_at).map(|t| (now - t).num_seconds());
     std::fs::copy(unpacked.path().join("na.db"), &db).map_err(io("copy snapshot to", &db))?;
+    let Some(world) = prepare_world(opts, &mut r, unpacked.path(), &db, &home, now)? else {
+        return Ok(r);
+    };
     let sentinel = crate::crypto::digest::uuid4();
     plant_sentinel_invite(&db, &sentinel, now)?;
     let config = format!(
         "[na]\ngenesis_file = {:?}\nna_private_key_file = {:?}\nna_key_id = {:?}\ndb_path = \"na.db\"\noperator_keys_file = \"operators.json\"\n",
-        absolute(&opts.genesis_file).display().to_string(),
-        absolute(&opts.na_key_file).display().to_string(),
-        opts.na_key_id
+        absolute(&world.genesis_file).display().to_string(),
+        absolute(&world.na_key_file).display().to_string(),
+        world.na_key_id
     );
     std::fs::write(home.join("gm.toml"), config).map_err(io("write", &home))?;
     let (server, addr) = match start(&opts.gm_binary, &home) {
@@ -143,17 +151,11 @@ pub(crate) fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillRepo
     }
     let crl = get("/crl").ok().and_then(|x| Crl::from_value(&x.body).ok());
     let na = PublicKey::from_b64(&manifest.na_public_key).ok();
-    let crl_ok = match (&crl, na) {
-        // A CRL near its next_update is re-issued on read (D4): same entries, next sequence.
-        (Some(c), Some(k)) => {
-            c.check_signatures(&[k]).is_valid()
-                && (c.sequence == manifest.crl_sequence || c.sequence == manifest.crl_sequence + 1)
-        }
-        _ => false,
+    let (crl_ok, crl_detail) = match (&crl, na) {
+        (Some(c), Some(k)) => crl_check(c, &k, world.scratch_na.as_ref(), manifest.crl_sequence),
+        (None, _) => (false, "no CRL".to_string()),
+        (_, None) => (false, format!("the manifest's NA key {} is not a public key", manifest.na_public_key)),
     };
-    let crl_detail = crl.as_ref().map_or("no CRL".to_string(), |c| {
-        format!("sequence {} (manifest {}), NA-signed", c.sequence, manifest.crl_sequence)
-    });
     if !r.add("crl", crl_ok, crl_detail) {
         return Ok(r);
     }
@@ -183,10 +185,76 @@ pub(crate) fn drill(opts: &DrillOptions, now: DateTime<Utc>) -> Result<DrillRepo
     }) {
         return Ok(r);
     }
-    let (ok, detail) = enroll_sentinel(&client, &sentinel);
+    let signer = if world.scratch_na.is_some() { "signed by the scratch NA key" } else { "NA-signed" };
+    let (ok, detail) = enroll_sentinel(&client, &sentinel, signer);
     r.add("sentinel_enroll", ok, detail);
     drop(server);
     Ok(r)
+}
+
+/// What the ephemeral server is configured with.
+struct World {
+    genesis_file: PathBuf,
+    na_key_file: PathBuf,
+    na_key_id: String,
+    /// The scratch NA public key, in scratch mode.
+    scratch_na: Option<PublicKey>,
+}
+
+/// The configured genesis and NA key; or, without the NA key, the `na_signed` check of the restored
+/// copy `db` against the genesis NA key and then the scratch world. `None` when `na_signed` failed.
+fn prepare_world(
+    opts: &DrillOptions,
+    r: &mut DrillReport,
+    unpacked: &Path,
+    db: &Path,
+    home: &Path,
+    now: DateTime<Utc>,
+) -> Result<Option<World>, OpsError> {
+    let DrillNaKey::Configured { file, key_id } = &opts.na_key else {
+        let (_, backup_genesis) = load_genesis(&unpacked.join("genesis.signed.json"))?;
+        let checked = genesis_na_key(&opts.genesis_file, &backup_genesis).and_then(|(key, source)| {
+            check_restored_material(db, &key).map(|n| {
+                format!("{n} CRL and policy version(s) of the restored database verify with the genesis NA key {} ({source})", key.to_b64())
+            })
+        });
+        let ok = checked.is_ok();
+        if !r.add("na_signed", ok, checked.unwrap_or_else(|problem| problem)) {
+            return Ok(None);
+        }
+        let world = write_scratch_world(home, &backup_genesis, now)?;
+        return Ok(Some(World {
+            genesis_file: world.genesis_file,
+            na_key_file: world.na_key_file,
+            na_key_id: super::drill_scratch::SCRATCH_NA_KEY_ID.to_string(),
+            scratch_na: Some(world.na_public_key),
+        }));
+    };
+    Ok(Some(World {
+        genesis_file: opts.genesis_file.clone(),
+        na_key_file: file.clone(),
+        na_key_id: key_id.clone(),
+        scratch_na: None,
+    }))
+}
+
+/// The served CRL against the backup: its sequence is the manifest's, signed by the genesis NA key
+/// `na`, or (a CRL near its `next_update` is re-issued on read, D4) the next one, signed by the
+/// serving NA key: `na`, or in scratch mode the scratch NA key.
+fn crl_check(crl: &Crl, na: &PublicKey, scratch_na: Option<&PublicKey>, manifest_sequence: i64) -> (bool, String) {
+    let by = |k: &PublicKey| crl.check_signatures(std::slice::from_ref(k)).is_valid();
+    let restored = crl.sequence == manifest_sequence && by(na);
+    let reissued = crl.sequence == manifest_sequence + 1 && by(scratch_na.unwrap_or(na));
+    let signer = match (scratch_na, restored, reissued) {
+        (None, _, _) => "NA-signed".to_string(),
+        (Some(_), true, _) => "the restored CRL, signed by the genesis NA key".to_string(),
+        (Some(_), false, true) => "re-issued on read by the scratch NA key (D4)".to_string(),
+        (Some(_), false, false) => format!(
+            "neither the restored CRL signed by the genesis NA key (sequence {manifest_sequence}) nor its re-issue by the scratch NA key (sequence {})",
+            manifest_sequence + 1
+        ),
+    };
+    (restored || reissued, format!("sequence {} (manifest {manifest_sequence}), {signer}", crl.sequence))
 }
 
 /// Stores a single-use invite in the scratch copy (never production) so the drill can prove that
@@ -210,7 +278,7 @@ fn plant_sentinel_invite(db: &Path, token: &str, now: DateTime<Utc>) -> Result<(
 
 /// Enrolls a throwaway node with the sentinel invite: `/join` must return a certificate signed by
 /// the NA key of the genesis, and a heartbeat must be accepted.
-fn enroll_sentinel(client: &NaClient, token: &str) -> (bool, String) {
+fn enroll_sentinel(client: &NaClient, token: &str, signer: &str) -> (bool, String) {
     let key = crate::crypto::keys::SigningKey::generate();
     let clock = crate::clock::SystemClock;
     let node = crate::client::node::NodeClient::new(client, &key, &clock);
@@ -219,9 +287,7 @@ fn enroll_sentinel(client: &NaClient, token: &str) -> (bool, String) {
         Err(e) => return (false, format!("join with the sentinel invite failed: {e}")),
     };
     match node.heartbeat(&cert.cert_id, "healthy") {
-        Ok(_) => {
-            (true, format!("throwaway node joined (certificate {}, NA-signed) and sent a heartbeat", cert.cert_id))
-        }
+        Ok(_) => (true, format!("throwaway node joined (certificate {}, {signer}) and sent a heartbeat", cert.cert_id)),
         Err(e) => (false, format!("certificate {} issued but the heartbeat failed: {e}", cert.cert_id)),
     }
 }
@@ -269,4 +335,44 @@ fn start(gm: &Path, home: &Path) -> Result<(Ephemeral, String), String> {
         .strip_prefix("listening on http://")
         .ok_or_else(|| format!("gm serve refused to start: {}", line.trim()))?;
     Ok((server, addr.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::SigningKey;
+    use crate::model::timestamp::ModelTime;
+
+    fn crl(sequence: i64, key: &SigningKey) -> Crl {
+        let now = Utc::now();
+        let mut c = Crl {
+            crl_id: "c".into(),
+            sequence,
+            issued_at: ModelTime::from_utc(now),
+            next_update: ModelTime::from_utc(now + chrono::Duration::hours(24)),
+            issuer: "na".into(),
+            revoked_certificates: Vec::new(),
+            signatures: Vec::new(),
+        };
+        c.sign(key, "na");
+        c
+    }
+
+    #[test]
+    fn a_scratch_key_vouches_only_for_a_re_issue_never_for_the_restored_sequence() {
+        let (na, scratch) = (SigningKey::generate(), SigningKey::generate());
+        let (n, s) = (na.public_key(), scratch.public_key());
+        assert_eq!(crl_check(&crl(4, &na), &n, None, 4), (true, "sequence 4 (manifest 4), NA-signed".into()));
+        assert!(crl_check(&crl(5, &na), &n, None, 4).0);
+        assert!(!crl_check(&crl(6, &na), &n, None, 4).0);
+        assert!(!crl_check(&crl(4, &scratch), &n, None, 4).0);
+        let restored = crl_check(&crl(4, &na), &n, Some(&s), 4);
+        assert_eq!(restored, (true, "sequence 4 (manifest 4), the restored CRL, signed by the genesis NA key".into()));
+        let reissued = crl_check(&crl(5, &scratch), &n, Some(&s), 4);
+        assert_eq!(reissued, (true, "sequence 5 (manifest 4), re-issued on read by the scratch NA key (D4)".into()));
+        let forged = crl_check(&crl(4, &scratch), &n, Some(&s), 4);
+        assert!(!forged.0, "the restored sequence needs the genesis NA key");
+        assert!(forged.1.starts_with("sequence 4 (manifest 4), neither the restored CRL signed by the genesis NA key (sequence 4) nor its re-issue by the scratch NA key (sequence 5)"), "{}", forged.1);
+        assert!(!crl_check(&crl(5, &SigningKey::generate()), &n, Some(&s), 4).0);
+    }
 }
