@@ -155,14 +155,14 @@ pub(crate) struct Evidence {
 /// Job kinds that must be scheduled on the NA host. Verify and restore-drill jobs need the backup
 /// decryption identity, which belongs offline (the `backup` check warns when it is here), so they
 /// may run where it lives; when they are declared here, they must run like any other job.
-pub const REQUIRED_JOB_KINDS: [&str; 3] = ["backup", "audit-export", "probe"];
+pub(crate) const REQUIRED_JOB_KINDS: [&str; 3] = ["backup", "audit-export", "probe"];
 
 /// A treaty without a successor warns this close to its expiry. Shorter than the default
 /// validity of `gm treaty issue` and `renew` (168 h), so a treaty issued with the defaults passes.
-pub const TREATY_WARN_WITHIN: Duration = Duration::hours(72);
+pub(crate) const TREATY_WARN_WITHIN: Duration = Duration::hours(72);
 
 /// A treaty without a successor fails this close to its expiry.
-pub const TREATY_FAIL_WITHIN: Duration = Duration::hours(24);
+pub(crate) const TREATY_FAIL_WITHIN: Duration = Duration::hours(24);
 
 /// The runbooks that must be installed (operations.md §3).
 pub const RUNBOOKS: [&str; 6] = [
@@ -232,7 +232,7 @@ pub(crate) fn evaluate(e: &Evidence) -> Vec<Check> {
 }
 
 /// What to act on when the check `id` does not pass (checks with a more precise fix set their own).
-pub fn fix_for(id: &str) -> &'static str {
+pub(crate) fn fix_for(id: &str) -> &'static str {
     match id {
         "genesis" => "gm genesis verify; a new genesis from the root ceremony (gm genesis create, gm genesis sign)",
         "clock" => "set the clock: timedatectl, NTP (systemd-timesyncd or chrony) or a real-time clock",
@@ -330,7 +330,21 @@ fn profile_part(e: &Evidence, id: &'static str, title: &'static str, part: Part)
         Ok(p) => p,
         Err(why) => return fail(id, title, format!("no evidence: {why}")),
     };
-    let all: Vec<_> = p.problems().into_iter().filter(|x| x.part == part).collect();
+    let mut all: Vec<_> = p.problems().into_iter().filter(|x| x.part == part).collect();
+    // The profile speaks of this sovereign: its name is the genesis network name.
+    if let (Part::Sovereign, Ok(g)) = (part, &e.genesis) {
+        if all.is_empty() && p.sovereign.name.trim() != g.network_name {
+            all.push(super::profile::Problem {
+                part,
+                field: "sovereign.name".into(),
+                problem: format!(
+                    "expected the genesis network name {:?}, found {:?}",
+                    g.network_name, p.sovereign.name
+                ),
+                missing: false,
+            });
+        }
+    }
     let missing: Vec<&str> = all.iter().filter(|x| x.missing).map(|x| x.field.as_str()).collect();
     let invalid: Vec<String> =
         all.iter().filter(|x| !x.missing).map(|x| format!("{} ({})", x.field, x.problem)).collect();
@@ -1219,5 +1233,30 @@ mod tests {
         // A check that passes carries no fix.
         let pass = evaluate(&evidence("2026-06-01T00:00:00Z", None));
         assert!(pass.iter().filter(|c| c.status == Status::Pass).all(|c| c.fix.is_none()));
+    }
+
+    /// Hole 4: a sovereign named "x" fails the sovereign check, and so does a well-formed name that
+    /// is not this genesis' network.
+    #[test]
+    fn the_sovereign_check_wants_a_real_name_and_the_genesis_network_name() {
+        let profile = |name: &str| {
+            let mut e = evidence("2026-06-01T00:00:00Z", None);
+            let text = format!("[sovereign]\nname = \"{name}\"\npolicy_intent = \"admit acme devices only\"\n");
+            e.profile = Profile::parse(&text);
+            profile_part(&e, "sovereign", "t", Part::Sovereign)
+        };
+        assert_eq!(profile("acme-mesh").status, Status::Pass);
+        let c = profile("x");
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.reason.starts_with("profile.toml has invalid sovereign.name (expected a network name"),
+            "{}",
+            c.reason
+        );
+        let c = profile("beta-mesh");
+        assert_eq!(
+            c.reason,
+            "profile.toml has invalid sovereign.name (expected the genesis network name \"acme-mesh\", found \"beta-mesh\")"
+        );
     }
 }
