@@ -4,23 +4,21 @@
 //! JUnit, optionally signed with an operator key so the customer can keep it as sign-off evidence
 //! (`gm readiness verify`). A report it cannot produce exits 3 through `cli::Error`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
+use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::cron::{JobConfig, JobKind};
 use crate::config::{self, Env, ServeSettings};
 use crate::crypto::canonical::{canonical_string, to_pretty_string};
+use crate::crypto::digest::sha256_hex;
 use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
 use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::na::auth::admin::SignaturePolicy;
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
-
-use crate::config::cron::{JobConfig, JobKind};
-use crate::crypto::digest::sha256_hex;
 use crate::readiness::checks::{evaluate, period, Evidence, JobFact};
 use crate::readiness::gather::{gather, Sources};
 use crate::readiness::report::{junit, text, Report};
