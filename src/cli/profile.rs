@@ -7,7 +7,7 @@ use argh::FromArgs;
 
 use crate::config::{self, Env};
 use crate::json::{Map, Value};
-use crate::readiness::profile::{template, Profile, CUSTODY_MODELS};
+use crate::readiness::profile::{matrix_value, template, Profile, AREAS, CUSTODY_MODELS};
 
 use super::error::Error;
 use super::output::{notice, Output};
@@ -159,11 +159,16 @@ fn show(home_flag: Option<&Path>, json: bool, check: bool) -> Result<u8, Error> 
         profile.contacts.len(),
         profile.responsibility.len()
     );
+    if let Some(days) = profile.custody.rotation_interval_days.filter(|d| *d > 0) {
+        text.push_str(&format!("\nNA key rotation every {days} days, runbook {}", profile.custody.rotation_runbook));
+    }
+    text.push_str(&matrix_table(&profile));
     if problems.is_empty() {
         text.push_str("\ncomplete");
     }
     for p in &problems {
-        text.push_str(&format!("\n  missing {}: {}", p.field, p.problem));
+        let what = if p.missing { "missing" } else { "invalid" };
+        text.push_str(&format!("\n  {what} {}: {}", p.field, p.problem));
     }
     let mut m = Map::new();
     m.insert("complete", problems.is_empty());
@@ -176,13 +181,52 @@ fn show(home_flag: Option<&Path>, json: bool, check: bool) -> Result<u8, Error> 
                 .map(|p| {
                     let mut x = Map::new();
                     x.insert("field", p.field.as_str());
+                    x.insert("missing", p.missing);
                     x.insert("problem", p.problem.as_str());
                     Value::Object(x)
                 })
                 .collect(),
         ),
     );
+    m.insert("responsibility", matrix_value(&profile));
+    let mut rotation = Map::new();
+    rotation.insert(
+        "interval_days",
+        profile.custody.rotation_interval_days.map_or(Value::Null, |d| Value::from(i64::from(d))),
+    );
+    rotation.insert("runbook", profile.custody.rotation_runbook.as_str());
+    m.insert("rotation", Value::Object(rotation));
     m.insert("sovereign", profile.sovereign.name.as_str());
     Output { json }.result(&text, &Value::Object(m));
     Ok(if check && !problems.is_empty() { 1 } else { 0 })
+}
+
+/// The responsibility matrix as a text table: area, operator-side and customer-side owners, who
+/// accepted it and when (an area not written down shows `-`).
+fn matrix_table(profile: &Profile) -> String {
+    let cell = |v: &str| if v.trim().is_empty() { "-".to_string() } else { v.trim().to_string() };
+    let mut rows = vec![[
+        "area".to_string(),
+        "operator owner".to_string(),
+        "customer owner".to_string(),
+        "accepted by".to_string(),
+        "accepted at".to_string(),
+    ]];
+    for (area, _, _) in AREAS {
+        let r = profile.responsibility.get(area).cloned().unwrap_or_default();
+        rows.push([
+            area.to_string(),
+            cell(&r.operator_owner),
+            cell(&r.customer_owner),
+            cell(&r.accepted_by),
+            cell(&r.accepted_at),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::from("\nresponsibility matrix:");
+    for r in &rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(&format!("\n  {}", line.join("  ").trim_end()));
+    }
+    out
 }

@@ -4,18 +4,22 @@
 //! JUnit, optionally signed with an operator key so the customer can keep it as sign-off evidence
 //! (`gm readiness verify`). A report it cannot produce exits 3 through `cli::Error`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
+use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::cron::{JobConfig, JobKind};
 use crate::config::{self, Env, ServeSettings};
 use crate::crypto::canonical::{canonical_string, to_pretty_string};
+use crate::crypto::digest::sha256_hex;
 use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
 use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::na::auth::admin::SignaturePolicy;
-use crate::readiness::checks::evaluate;
+use crate::readiness::checks::{evaluate, period, Evidence, JobFact};
 use crate::readiness::gather::{gather, Sources};
 use crate::readiness::report::{junit, text, Report};
 
@@ -135,7 +139,7 @@ fn produce(args: &ReadinessArgs) -> Result<u8, Error> {
     let evidence = gather(sources(args, &home, &file, &s, &SystemClock));
     let now = evidence.now;
     let sovereign = evidence.genesis.as_ref().map_or_else(|_| "unknown".to_string(), |g| g.network_name.clone());
-    let report = Report { generated_at: now, sovereign, checks: evaluate(&evidence) };
+    let report = Report { generated_at: now, sovereign, checks: evaluate(&evidence), bindings: bindings(&evidence) };
     let rendered = match args.format.as_str() {
         "junit" => junit(&report),
         "json" => {
@@ -158,8 +162,9 @@ fn produce(args: &ReadinessArgs) -> Result<u8, Error> {
     Ok(report.exit_code())
 }
 
-/// The JSON shape: `{"ready", "generated_at", "sovereign", "checks": [{"id", "title", "status",
-/// "reason", "evidence"}]}`.
+/// The JSON shape: `{"ready", "generated_at", "sovereign", "bindings": {…}, "checks": [{"id",
+/// "title", "status", "reason", "evidence", "fix" (when not passed)}]}`. `bindings` (the genesis
+/// and profile digests) is inside the signed body.
 fn report_value(report: &Report) -> Value {
     let checks = report
         .checks
@@ -175,10 +180,18 @@ fn report_value(report: &Report) -> Value {
                 ev.insert(k.as_str(), v.as_str());
             }
             m.insert("evidence", Value::Object(ev));
+            if let Some(fix) = &c.fix {
+                m.insert("fix", fix.as_str());
+            }
             Value::Object(m)
         })
         .collect();
     let mut m = Map::new();
+    let mut bound = Map::new();
+    for (k, v) in &report.bindings {
+        bound.insert(k.as_str(), v.as_str());
+    }
+    m.insert("bindings", Value::Object(bound));
     m.insert("checks", Value::Array(checks));
     m.insert("generated_at", isoformat_utc(report.generated_at));
     m.insert("ready", report.ready());
@@ -274,6 +287,15 @@ fn verify(args: VerifyCommand) -> Result<u8, Error> {
         if ready { "ready" } else { "not ready" },
         args.public_key.display()
     ));
+    // The signed bindings: what the report judged (reports from before bindings carry none).
+    match value.as_object().and_then(|m| m.get("bindings")).and_then(|v| v.as_object()) {
+        Some(b) if !b.is_empty() => {
+            for (k, v) in b.iter() {
+                super::output::line(&format!("  bound to {k}: {}", v.as_str().unwrap_or_default()));
+            }
+        }
+        _ => super::output::line("  bound to nothing: this report predates genesis and profile bindings"),
+    }
     Ok(0)
 }
 
@@ -286,6 +308,8 @@ fn sources<'a>(
     s: &ServeSettings,
     clock: &'a dyn Clock,
 ) -> Sources<'a> {
+    let cron = crate::config::cron::cron_settings(home, file);
+    let now = clock.now();
     Sources {
         clock,
         home: home.to_path_buf(),
@@ -301,11 +325,54 @@ fn sources<'a>(
         operator_public_keys: crate::na::auth::operators::OperatorKeys::load(s.operator_keys.clone())
             .map(|k| k.current().len())
             .map_err(|e| e.to_string()),
-        jobs: crate::config::cron::cron_settings(home, file)
-            .map(|c| c.jobs.iter().map(|j| (j.name.clone(), j.kind.name().to_string())).collect())
-            .map_err(|e| e.to_string()),
+        jobs: cron.as_ref().map(|c| c.jobs.iter().map(|j| job_fact(j, now)).collect()).map_err(|e| e.to_string()),
+        job_key_files: cron.as_ref().map(|c| c.jobs.iter().flat_map(job_key_files).collect()).unwrap_or_default(),
+        profile_file: home.join(super::profile::PROFILE_FILE),
         backup_signing_key: super::backup_signing::pinned(Some(home), None)
             .map(|k| k.current.to_b64())
             .map_err(|e| e.to_string()),
     }
+}
+
+/// A job as the scheduler check needs it: its period derived from its schedule.
+fn job_fact(job: &JobConfig, now: DateTime<Utc>) -> JobFact {
+    JobFact {
+        name: job.name.clone(),
+        kind: job.kind.name().to_string(),
+        schedule: job.schedule.source().to_string(),
+        period: period(now, |t| job.schedule.next_after(t)),
+    }
+}
+
+/// The files a job reads that decrypt backups: verify and drill identities or passphrases, and a
+/// backup passphrase (a passphrase both encrypts and decrypts).
+fn job_key_files(job: &JobConfig) -> Vec<PathBuf> {
+    match &job.kind {
+        JobKind::Backup { passphrase_file, .. } => passphrase_file.iter().cloned().collect(),
+        JobKind::Verify { identity_file, passphrase_file, .. }
+        | JobKind::RestoreDrill { identity_file, passphrase_file, .. } => {
+            identity_file.iter().chain(passphrase_file.iter()).cloned().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What the report is bound to: the genesis (file, bytes, signed payload) and the profile (file,
+/// bytes, and the responsibility matrix as canonical JSON, which survives reformatting).
+fn bindings(e: &Evidence) -> BTreeMap<String, String> {
+    let mut b = BTreeMap::new();
+    if let Ok(g) = &e.genesis {
+        b.insert("genesis_file".to_string(), g.path.display().to_string());
+        b.insert("genesis_sha256".to_string(), g.sha256.clone());
+        b.insert("genesis_payload_sha256".to_string(), g.payload_sha256.clone());
+    }
+    if let Some((path, sha)) = &e.profile_file {
+        b.insert("profile_file".to_string(), path.display().to_string());
+        b.insert("profile_sha256".to_string(), sha.clone());
+    }
+    if let Ok(p) = &e.profile {
+        let matrix = crate::readiness::profile::matrix_value(p);
+        b.insert("responsibility_matrix_sha256".to_string(), sha256_hex(canonical_string(&matrix).as_bytes()));
+    }
+    b
 }

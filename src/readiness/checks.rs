@@ -19,6 +19,9 @@ pub(crate) struct GenesisFacts {
     pub path: PathBuf,
     /// Its SHA-256.
     pub sha256: String,
+    /// The SHA-256 of its canonical signed payload (what the root signed: unchanged by
+    /// reformatting the file).
+    pub payload_sha256: String,
     /// The network name.
     pub network_name: String,
     /// Every root signature verifies with the genesis root key (and there is one).
@@ -77,6 +80,20 @@ pub(crate) struct ExpiringTreaty {
     pub has_successor: bool,
 }
 
+/// A scheduled job as `gm.toml` declares it, with the longest gap between its fire times.
+#[derive(Debug, Clone)]
+pub(crate) struct JobFact {
+    /// The `[cron.jobs.NAME]` key (the ledger records its runs under this name).
+    pub name: String,
+    /// Its kind (`backup`, `verify`, …).
+    pub kind: String,
+    /// The schedule as written.
+    pub schedule: String,
+    /// The longest gap between consecutive fire times (see [`period`]); `None` when the schedule
+    /// does not fire again.
+    pub period: Option<Duration>,
+}
+
 /// Which admin signature versions the NA accepts, as `gm serve` resolves its settings here.
 #[derive(Debug)]
 pub(crate) struct AdminAuthFacts {
@@ -119,15 +136,33 @@ pub(crate) struct Evidence {
     pub database: Result<(PathBuf, String), Error>,
     /// Runbooks folder and the expected runbooks missing from it.
     pub runbooks: (PathBuf, Vec<&'static str>),
-    /// Scheduled jobs: (name, kind).
-    pub jobs: Result<Vec<(String, String)>, String>,
+    /// Scheduled jobs.
+    pub jobs: Result<Vec<JobFact>, String>,
     /// Free share of the database filesystem.
     pub disk_free_ratio: Option<f64>,
     /// Active treaties expiring within 7 days.
     pub expiring_treaties: Result<Vec<ExpiringTreaty>, Error>,
     /// The pinned backup-signing public key (base64), or why none is configured.
     pub backup_signing_key: Result<String, String>,
+    /// Files on this host that decrypt backups: age identities (`AGE-SECRET-KEY-1…`) found under
+    /// the gm home and the state folder, and the identity or passphrase files jobs are
+    /// configured with.
+    pub backup_decryption_keys: Vec<PathBuf>,
+    /// `profile.toml` and the SHA-256 of its bytes, when it can be read.
+    pub profile_file: Option<(PathBuf, String)>,
 }
+
+/// Job kinds that must be scheduled on the NA host. Verify and restore-drill jobs need the backup
+/// decryption identity, which belongs offline (the `backup` check warns when it is here), so they
+/// may run where it lives; when they are declared here, they must run like any other job.
+pub(crate) const REQUIRED_JOB_KINDS: [&str; 3] = ["backup", "audit-export", "probe"];
+
+/// A treaty without a successor warns this close to its expiry. Shorter than the default
+/// validity of `gm treaty issue` and `renew` (168 h), so a treaty issued with the defaults passes.
+pub(crate) const TREATY_WARN_WITHIN: Duration = Duration::hours(72);
+
+/// A treaty without a successor fails this close to its expiry.
+pub(crate) const TREATY_FAIL_WITHIN: Duration = Duration::hours(24);
 
 /// The runbooks that must be installed (operations.md §3).
 pub const RUNBOOKS: [&str; 6] = [
@@ -161,9 +196,9 @@ pub const IDS: [&str; 18] = [
     "expiry",
 ];
 
-/// Evaluates every check.
+/// Evaluates every check; each one that does not pass carries its fix (its own, or [`fix_for`]).
 pub(crate) fn evaluate(e: &Evidence) -> Vec<Check> {
-    vec![
+    let checks = vec![
         genesis(e),
         clock(e),
         profile_part(e, "sovereign", "sovereign name and policy intent recorded", Part::Sovereign),
@@ -182,7 +217,43 @@ pub(crate) fn evaluate(e: &Evidence) -> Vec<Check> {
         scheduler(e),
         disk(e),
         expiry(e),
-    ]
+    ];
+    checks
+        .into_iter()
+        .map(|c| match (c.status, &c.fix) {
+            (Status::Pass, _) => Check { fix: None, ..c },
+            (_, Some(_)) => c,
+            (_, None) => {
+                let fix = fix_for(c.id);
+                c.fix(fix)
+            }
+        })
+        .collect()
+}
+
+/// What to act on when the check `id` does not pass (checks with a more precise fix set their own).
+pub(crate) fn fix_for(id: &str) -> &'static str {
+    match id {
+        "genesis" => "gm genesis verify; a new genesis from the root ceremony (gm genesis create, gm genesis sign)",
+        "clock" => "set the clock: timedatectl, NTP (systemd-timesyncd or chrony) or a real-time clock",
+        "sovereign" => "profile.toml [sovereign], then gm profile check",
+        "custody" => "profile.toml [custody] (gm profile check); chmod 600 the NA key file; move keys the model forbids off the host",
+        "operator_keys" => "gm operator add; move operator and root private key files off the host",
+        "admin_auth" => "[server] admin_signature = \"v2\" in gm.toml, or [waivers.legacy_admin_signatures] in profile.toml",
+        "durable_storage" => "restart gm serve (it sets WAL mode); docs/runbooks/db-failures.md",
+        "endpoints" => "gm probe --na URL; scripts/smoke.sh URL; check gm serve and the proxy in front of it",
+        "backup" => "gm managed backup; gm managed verify BACKUP --identity FILE where the identity lives (the backup and verify jobs)",
+        "restore_drill" => "gm managed restore-drill --latest BACKUP_DIR --identity FILE where the identity lives",
+        "audit_export" => "gm managed audit-export --output FILE (the audit-export job)",
+        "contacts" => "profile.toml [[contacts]], then gm profile check",
+        "responsibility_matrix" => "profile.toml [responsibility.AREA], then gm profile show",
+        "scope" => "profile.toml [scope], then gm profile check",
+        "runbooks" => "install docs/runbooks/ into the --runbooks folder (scripts/install.sh does)",
+        "scheduler" => "gm cron list; gm cron run-once JOB; run the scheduler (gm serve without --no-scheduler, or gm cron run)",
+        "disk" => "gm managed prune; free or grow the database filesystem",
+        "expiry" => "gm treaty renew TREATY_ID --yes; renew the NA's TLS certificate",
+        _ => "see CHECKLIST.md",
+    }
 }
 
 fn fail(id: &'static str, title: &'static str, reason: impl Into<String>) -> Check {
@@ -199,6 +270,7 @@ fn genesis(e: &Evidence) -> Check {
         Check::new("genesis", T, status, reason)
             .with("file", g.path.display().to_string())
             .with("sha256", &g.sha256)
+            .with("payload_sha256", &g.payload_sha256)
             .with("na_valid_to", g.na_valid_to.to_rfc3339())
     };
     if !g.root_signed {
@@ -258,8 +330,25 @@ fn profile_part(e: &Evidence, id: &'static str, title: &'static str, part: Part)
         Ok(p) => p,
         Err(why) => return fail(id, title, format!("no evidence: {why}")),
     };
-    let problems: Vec<String> = p.problems().into_iter().filter(|x| x.part == part).map(|x| x.field).collect();
-    if problems.is_empty() {
+    let mut all: Vec<_> = p.problems().into_iter().filter(|x| x.part == part).collect();
+    // The profile speaks of this sovereign: its name is the genesis network name.
+    if let (Part::Sovereign, Ok(g)) = (part, &e.genesis) {
+        if all.is_empty() && p.sovereign.name.trim() != g.network_name {
+            all.push(super::profile::Problem {
+                part,
+                field: "sovereign.name".into(),
+                problem: format!(
+                    "expected the genesis network name {:?}, found {:?}",
+                    g.network_name, p.sovereign.name
+                ),
+                missing: false,
+            });
+        }
+    }
+    let missing: Vec<&str> = all.iter().filter(|x| x.missing).map(|x| x.field.as_str()).collect();
+    let invalid: Vec<String> =
+        all.iter().filter(|x| !x.missing).map(|x| format!("{} ({})", x.field, x.problem)).collect();
+    if all.is_empty() {
         let c = Check::new(id, title, Status::Pass, "recorded in profile.toml");
         match part {
             Part::Contacts => c.with("contacts", p.contacts.len().to_string()),
@@ -270,7 +359,14 @@ fn profile_part(e: &Evidence, id: &'static str, title: &'static str, part: Part)
             _ => c.with("areas", p.responsibility.len().to_string()),
         }
     } else {
-        fail(id, title, format!("profile.toml is missing {}", problems.join(", ")))
+        let mut reason = Vec::new();
+        if !missing.is_empty() {
+            reason.push(format!("profile.toml is missing {}", missing.join(", ")));
+        }
+        if !invalid.is_empty() {
+            reason.push(format!("profile.toml has invalid {}", invalid.join(", ")));
+        }
+        fail(id, title, reason.join("; "))
     }
 }
 
@@ -421,53 +517,110 @@ fn file_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// The verify records of `artifact` finished after `b`, newest first.
+fn verifies_of<'a>(e: &'a Evidence, b: &LedgerFact) -> Vec<&'a LedgerFact> {
+    let name = file_name(b.artifact.as_deref().unwrap_or_default()).to_string();
+    e.ledger.as_ref().map_or(Vec::new(), |l| {
+        l.iter()
+            .filter(|v| {
+                v.kind == LedgerKind::Verify
+                    && v.finished_at >= b.finished_at
+                    && v.artifact.as_deref().is_some_and(|a| file_name(a) == name)
+            })
+            .collect()
+    })
+}
+
+/// Judged by the newest *verified* backup: a backup taken minutes ago whose verify has not run yet
+/// does not hide an older verified one still within the window (the scheduled verify runs after
+/// the backup). A newer backup whose verify failed, or a newest backup that is unsigned, fails.
 fn backup(e: &Evidence) -> Check {
     const T: &str = "a verified backup younger than 24 h";
-    if let Err(why) = &e.ledger {
-        return fail("backup", T, format!("no evidence: {why}"));
-    }
-    let Some(b) = newest(e, LedgerKind::Backup, true) else {
+    let ledger = match &e.ledger {
+        Ok(l) => l,
+        Err(why) => return fail("backup", T, format!("no evidence: {why}")),
+    };
+    let backups: Vec<&LedgerFact> =
+        ledger.iter().filter(|l| l.kind == LedgerKind::Backup && l.outcome == Outcome::Ok).collect();
+    let Some(newest) = backups.first().copied() else {
         return fail("backup", T, "no successful backup in the ops ledger");
     };
+    let verified = backups.iter().copied().find_map(|b| {
+        let v = verifies_of(e, b).into_iter().find(|v| v.outcome == Outcome::Ok)?;
+        Some((b, v))
+    });
+    let b = verified.map_or(newest, |(b, _)| b);
     let age = e.now - b.finished_at;
     let artifact = b.artifact.clone().unwrap_or_default();
-    let verified = e.ledger.as_ref().ok().and_then(|l| {
-        l.iter().find(|v| {
-            v.kind == LedgerKind::Verify
-                && v.outcome == Outcome::Ok
-                && v.finished_at >= b.finished_at
-                && v.artifact.as_deref().is_some_and(|a| file_name(a) == file_name(&artifact))
-        })
-    });
     let c = |status, reason: String| {
         let c = Check::new("backup", T, status, reason)
             .with("ledger_id", b.id.to_string())
             .with("artifact", &artifact)
             .with("finished_at", b.finished_at.to_rfc3339())
             .with("sha256", b.sha256.clone().unwrap_or_default());
-        match verified {
-            Some(v) => c.with("verify_ledger_id", v.id.to_string()),
+        let c = match verified {
+            Some((_, v)) => c.with("verify_ledger_id", v.id.to_string()),
             None => c,
+        };
+        let c = if newest.id != b.id {
+            c.with("newest_unverified", newest.artifact.clone().unwrap_or_default())
+        } else {
+            c
+        };
+        if e.backup_decryption_keys.is_empty() {
+            c
+        } else {
+            c.with("decryption_keys_on_host", paths(&e.backup_decryption_keys))
         }
     };
     let hours = age.num_minutes() as f64 / 60.0;
     // F4: an unsigned backup cannot be told from one planted in the backup folder.
     if let Err(why) = &e.backup_signing_key {
-        return c(Status::Fail, format!("no backup-signing key is configured ([backup] in gm.toml): {why}"));
+        return c(Status::Fail, format!("no backup-signing key is configured ([backup] in gm.toml): {why}"))
+            .fix("gm keygen backup-signing, then [backup] signing_key in gm.toml");
     }
-    if b.signed != Some(true) {
-        return c(Status::Fail, format!("the newest backup ({}) is unsigned", file_name(&artifact)));
+    if newest.signed != Some(true) {
+        let name = file_name(newest.artifact.as_deref().unwrap_or_default()).to_string();
+        return c(Status::Fail, format!("the newest backup ({name}) is unsigned"));
     }
-    if age > Duration::hours(48) {
-        return c(Status::Fail, format!("the newest backup is {hours:.1} h old (over 48 h)"));
+    let newer_failed: Vec<String> = backups
+        .iter()
+        .take_while(|x| x.id != b.id)
+        .filter(|x| verifies_of(e, x).first().is_some_and(|v| v.outcome != Outcome::Ok))
+        .map(|x| file_name(x.artifact.as_deref().unwrap_or_default()).to_string())
+        .collect();
+    if !newer_failed.is_empty() {
+        return c(Status::Fail, format!("the verify of a newer backup failed: {}", newer_failed.join(", ")))
+            .fix("gm managed verify BACKUP --identity FILE for the backup named; docs/runbooks/db-restore.md");
     }
     if verified.is_none() {
         return c(Status::Fail, format!("the newest backup ({}) has not been verified", file_name(&artifact)));
     }
-    if age > Duration::hours(24) {
-        return c(Status::Warn, format!("the newest backup is {hours:.1} h old (over 24 h)"));
+    if b.signed != Some(true) {
+        return c(Status::Fail, format!("the newest verified backup ({}) is unsigned", file_name(&artifact)));
     }
-    c(Status::Pass, format!("backup {hours:.1} h old, verified"))
+    if age > Duration::hours(48) {
+        return c(Status::Fail, format!("the newest verified backup is {hours:.1} h old (over 48 h)"));
+    }
+    let pending = if newest.id != b.id {
+        format!("; a newer backup ({}) awaits its verify", file_name(newest.artifact.as_deref().unwrap_or_default()))
+    } else {
+        String::new()
+    };
+    let (status, mut reason) = if age > Duration::hours(24) {
+        (Status::Warn, format!("the newest verified backup is {hours:.1} h old (over 24 h){pending}"))
+    } else {
+        (Status::Pass, format!("backup {hours:.1} h old, verified{pending}"))
+    };
+    // The identity (or passphrase) that decrypts backups belongs offline: whoever takes the NA
+    // host then also reads every backup, and a planted backup can be checked by the attacker.
+    if e.backup_decryption_keys.is_empty() {
+        return c(status, reason);
+    }
+    reason.push_str(&format!("; a backup decryption key is on the NA host: {}", paths(&e.backup_decryption_keys)));
+    c(Status::Warn, reason).fix(
+        "move the backup identity off the NA host (and drop identity_file/passphrase_file from its jobs); run gm managed verify and gm managed restore-drill where it lives, on a copy of the backup folder (docs/runbooks/db-restore.md)",
+    )
 }
 
 fn restore_drill(e: &Evidence) -> Check {
@@ -530,36 +683,123 @@ fn runbooks(e: &Evidence) -> Check {
     }
 }
 
+/// The longest gap between consecutive fire times of a schedule (given as its `next_after`),
+/// over at least three fires and at least eight days from `from` (so weekday-only and weekly
+/// schedules show their longest gap); at most 20,000 fires are looked at.
+pub(crate) fn period(
+    from: DateTime<Utc>,
+    next_after: impl Fn(DateTime<Utc>) -> Option<DateTime<Utc>>,
+) -> Option<Duration> {
+    let start = next_after(from)?;
+    let (mut at, mut longest, mut fires) = (start, Duration::zero(), 1);
+    while fires < 20_000 && (fires < 3 || at - start < Duration::days(8)) {
+        let Some(next) = next_after(at) else { break };
+        longest = longest.max(next - at);
+        at = next;
+        fires += 1;
+    }
+    (longest > Duration::zero()).then_some(longest)
+}
+
+/// How late a job may be before the check names it: its period plus a grace of a quarter of the
+/// period, at least 10 minutes.
+pub(crate) fn allowance(period: Duration) -> Duration {
+    period + (period / 4).max(Duration::minutes(10))
+}
+
+/// A duration in the largest whole unit that reads well: `45 min`, `6.0 h`, `7.0 days`.
+fn human(d: Duration) -> String {
+    if d < Duration::hours(2) {
+        format!("{} min", d.num_minutes())
+    } else if d < Duration::days(2) {
+        format!("{:.1} h", d.num_minutes() as f64 / 60.0)
+    } else {
+        format!("{:.1} days", d.num_hours() as f64 / 24.0)
+    }
+}
+
+/// Every declared job must have *succeeded* within its period (plus grace), not merely be
+/// declared: `gm serve --no-scheduler` with a full job table and no run fails here, naming each
+/// job that never succeeded or is late.
 fn scheduler(e: &Evidence) -> Check {
-    const T: &str = "backup, drill, export and probe jobs scheduled, none failing";
+    const T: &str = "backup, export and probe jobs scheduled, each succeeded within its period";
     let jobs = match &e.jobs {
         Ok(j) => j,
         Err(why) => return fail("scheduler", T, format!("no evidence: {why}")),
     };
-    let missing: Vec<&str> = ["backup", "restore-drill", "audit-export", "probe"]
-        .into_iter()
-        .filter(|k| !jobs.iter().any(|(_, kind)| kind == k))
-        .collect();
+    let missing: Vec<&str> = REQUIRED_JOB_KINDS.into_iter().filter(|k| !jobs.iter().any(|j| j.kind == *k)).collect();
     if !missing.is_empty() {
-        return fail("scheduler", T, format!("no job of kind {} in gm.toml [cron.jobs]", missing.join(", ")));
+        return fail("scheduler", T, format!("no job of kind {} in gm.toml [cron.jobs]", missing.join(", ")))
+            .fix(format!("declare a [cron.jobs.NAME] of kind {} in gm.toml (docs/config.md)", missing.join(", ")));
     }
-    let failing: Vec<String> = jobs
-        .iter()
-        .filter_map(|(name, _)| {
-            let last = e.ledger.as_ref().ok()?.iter().find(|l| {
-                l.kind == LedgerKind::Job
-                    && l.artifact.as_deref() == Some(name.as_str())
-                    && l.outcome != Outcome::Skipped
-            })?;
-            (last.outcome != Outcome::Ok).then(|| format!("{name} ({})", last.outcome))
+    // No ledger yet means no job has ever run: every job is named below.
+    let empty = Vec::new();
+    let ledger = match &e.ledger {
+        Ok(l) => l,
+        Err(Error::NoLedger { .. }) => &empty,
+        Err(why) => return fail("scheduler", T, format!("no evidence: {why}")),
+    };
+    fn runs<'a>(ledger: &'a [LedgerFact], name: &'a str) -> impl Iterator<Item = &'a LedgerFact> + 'a {
+        ledger.iter().filter(move |l| {
+            l.kind == LedgerKind::Job && l.artifact.as_deref() == Some(name) && l.outcome != Outcome::Skipped
         })
-        .collect();
-    if failing.is_empty() {
-        Check::new("scheduler", T, Status::Pass, format!("{} jobs; no last run failed", jobs.len()))
-            .with("jobs", jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(","))
-    } else {
-        fail("scheduler", T, format!("last run failed: {}", failing.join(", ")))
     }
+    let (mut never, mut late, mut failing) = (Vec::new(), Vec::new(), Vec::new());
+    let mut c = Check::new("scheduler", T, Status::Pass, "");
+    for job in jobs {
+        let last_ok = runs(ledger, &job.name).find(|l| l.outcome == Outcome::Ok);
+        if let Some(last) = runs(ledger, &job.name).next().filter(|l| l.outcome != Outcome::Ok) {
+            failing.push(format!("{} ({})", job.name, last.outcome));
+        }
+        let Some(period) = job.period else {
+            late.push(format!("{} (schedule {:?} does not fire again)", job.name, job.schedule));
+            continue;
+        };
+        match last_ok {
+            None => never.push(job.name.clone()),
+            Some(l) if e.now - l.finished_at > allowance(period) => late.push(format!(
+                "{} (last success {} ago; runs every {})",
+                job.name,
+                human(e.now - l.finished_at),
+                human(period)
+            )),
+            Some(_) => {}
+        }
+        c = c.with(
+            &format!("job.{}", job.name),
+            match last_ok {
+                Some(l) => {
+                    format!("last success {} (ledger {}); every {}", l.finished_at.to_rfc3339(), l.id, human(period))
+                }
+                None => format!("never succeeded; every {}", human(period)),
+            },
+        );
+    }
+    let mut problems = Vec::new();
+    if !never.is_empty() {
+        problems.push(format!("never succeeded: {}", never.join(", ")));
+    }
+    if !late.is_empty() {
+        problems.push(format!("late: {}", late.join(", ")));
+    }
+    if !failing.is_empty() {
+        problems.push(format!("last run failed: {}", failing.join(", ")));
+    }
+    c = c.with("jobs", jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>().join(","));
+    if problems.is_empty() {
+        c.reason = format!("{} jobs; each succeeded within its period", jobs.len());
+        return c;
+    }
+    let first = never
+        .first()
+        .cloned()
+        .or_else(|| late.first().or(failing.first()).and_then(|x| x.split(' ').next()).map(str::to_string));
+    c.status = Status::Fail;
+    c.reason = problems.join("; ");
+    c.fix(format!(
+        "gm cron run-once {} (and each job named); keep the scheduler running (gm serve without --no-scheduler, or gm cron run); gm managed history",
+        first.unwrap_or_else(|| "JOB".into())
+    ))
 }
 
 fn disk(e: &Evidence) -> Check {
@@ -581,24 +821,43 @@ fn disk(e: &Evidence) -> Check {
     }
 }
 
+/// Treaties warn inside [`TREATY_WARN_WITHIN`] and fail inside [`TREATY_FAIL_WITHIN`] of their
+/// expiry (without a successor): both shorter than the default validity of `gm treaty issue`, so a
+/// fresh treaty passes and a weekly renewal is asked for in time.
 fn expiry(e: &Evidence) -> Check {
-    const T: &str = "no TLS certificate or treaty expiring within 7 days without a successor";
+    const T: &str = "no treaty lapsing within 3 days without a successor, no TLS certificate within 7 days of expiry";
     let treaties = match &e.expiring_treaties {
         Ok(t) => t,
         Err(why) => return fail("expiry", T, format!("no evidence: {why}")),
     };
-    let lapsing: Vec<String> = treaties
-        .iter()
-        .filter(|t| !t.has_successor && t.expires_at - e.now < Duration::days(7))
-        .map(|t| format!("treaty {} for {} (expires {})", t.treaty_id, t.subject, t.expires_at.to_rfc3339()))
-        .collect();
+    let lapsing = |within: Duration| -> Vec<String> {
+        treaties
+            .iter()
+            .filter(|t| !t.has_successor && t.expires_at - e.now < within)
+            .map(|t| format!("treaty {} for {} (expires {})", t.treaty_id, t.subject, t.expires_at.to_rfc3339()))
+            .collect()
+    };
+    let (failing, warning) = (lapsing(TREATY_FAIL_WITHIN), lapsing(TREATY_WARN_WITHIN));
     let tls = e.probe.as_ref().ok().and_then(|r| r.iter().find(|x| x.check == "tls")).and_then(|x| x.cert_expiry_days);
-    let mut c = if !lapsing.is_empty() {
-        fail("expiry", T, lapsing.join("; "))
+    let renew = |list: &[String]| {
+        let id = list.first().and_then(|x| x.split(' ').nth(1)).unwrap_or("TREATY_ID");
+        format!("gm treaty renew {id} --yes (each treaty named)")
+    };
+    let mut c = if !failing.is_empty() {
+        fail("expiry", T, format!("lapsing within 24 h: {}", failing.join("; "))).fix(renew(&failing))
     } else if tls.is_some_and(|d| d < 7.0) {
         fail("expiry", T, format!("the NA's TLS certificate expires in {:.1} days", tls.unwrap_or_default()))
+            .fix("renew the NA's TLS certificate (the proxy in front of gm serve)")
+    } else if !warning.is_empty() {
+        Check::new("expiry", T, Status::Warn, format!("lapsing within 72 h: {}", warning.join("; ")))
+            .fix(renew(&warning))
     } else {
-        Check::new("expiry", T, Status::Pass, format!("{} treaty(ies) checked; none lapsing", treaties.len()))
+        Check::new(
+            "expiry",
+            T,
+            Status::Pass,
+            format!("{} treaty(ies) near expiry checked; none lapsing", treaties.len()),
+        )
     };
     if let Some(d) = tls {
         c = c.with("tls_expiry_days", format!("{d:.1}"));
@@ -622,6 +881,7 @@ mod tests {
             genesis: Ok(GenesisFacts {
                 path: PathBuf::from("genesis.signed.json"),
                 sha256: String::new(),
+                payload_sha256: String::new(),
                 network_name: "acme-mesh".into(),
                 root_signed: true,
                 na_key_matches: Some(true),
@@ -647,6 +907,8 @@ mod tests {
             disk_free_ratio: None,
             expiring_treaties: Ok(Vec::new()),
             backup_signing_key: Err("none".into()),
+            backup_decryption_keys: Vec::new(),
+            profile_file: None,
         }
     }
 
@@ -757,5 +1019,244 @@ mod tests {
             assert_eq!(check.status, Status::Fail, "{expires} {by}");
             assert!(check.reason.contains(&format!("the waiver does not count: {why}")), "{}", check.reason);
         }
+    }
+
+    fn job(id: i64, name: &str, outcome: Outcome, at: &str) -> LedgerFact {
+        LedgerFact {
+            id,
+            kind: LedgerKind::Job,
+            outcome,
+            finished_at: self::at(at),
+            artifact: Some(name.into()),
+            sha256: None,
+            signed: None,
+        }
+    }
+
+    fn jobs() -> Vec<JobFact> {
+        let j = |name: &str, kind: &str, hours: i64| JobFact {
+            name: name.into(),
+            kind: kind.into(),
+            schedule: String::new(),
+            period: Some(Duration::hours(hours)),
+        };
+        vec![
+            j("backup", "backup", 6),
+            j("audit-export", "audit-export", 24),
+            j("probe", "probe", 1),
+            j("prune", "prune", 24),
+        ]
+    }
+
+    /// Hole 1: declared jobs with no run (`gm serve --no-scheduler`) fail, each named; a job is
+    /// late after its period plus max(period/4, 10 min); a job that ran in time passes.
+    #[test]
+    fn scheduler_fails_until_each_job_succeeded_within_its_period() {
+        let mut e = evidence("2026-06-01T12:00:00Z", None);
+        e.jobs = Ok(jobs());
+        let c = scheduler(&e);
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(c.reason, "never succeeded: backup, audit-export, probe, prune");
+        assert!(c.fix.as_deref().is_some_and(|f| f.starts_with("gm cron run-once backup")), "{:?}", c.fix);
+
+        e.ledger = Ok(vec![
+            job(6, "probe", Outcome::Ok, "2026-06-01T11:59:00Z"),
+            job(5, "prune", Outcome::Ok, "2026-06-01T04:45:00Z"),
+            job(4, "backup", Outcome::Failed, "2026-06-01T06:00:00Z"),
+            job(3, "audit-export", Outcome::Ok, "2026-05-31T00:05:00Z"),
+            job(2, "backup", Outcome::Ok, "2026-06-01T00:00:00Z"),
+        ]);
+        let c = scheduler(&e);
+        assert_eq!(c.status, Status::Fail);
+        // backup: 12 h since its last success > 6 h + 90 min; audit-export: 36 h > 24 h + 6 h.
+        assert_eq!(
+            c.reason,
+            "late: backup (last success 12.0 h ago; runs every 6.0 h), audit-export (last success 35.9 h ago; runs every 24.0 h); last run failed: backup (failed)"
+        );
+
+        e.ledger = Ok(vec![
+            job(9, "probe", Outcome::Ok, "2026-06-01T11:59:00Z"),
+            job(8, "backup", Outcome::Ok, "2026-06-01T06:01:00Z"),
+            job(7, "audit-export", Outcome::Ok, "2026-06-01T00:05:00Z"),
+            job(5, "prune", Outcome::Ok, "2026-06-01T04:45:00Z"),
+        ]);
+        let c = scheduler(&e);
+        assert_eq!((c.status, c.reason.as_str()), (Status::Pass, "4 jobs; each succeeded within its period"));
+        // 7 h 20 min after a 6-hourly backup is within 6 h + 90 min; 7 h 40 min is not.
+        e.now = at("2026-06-01T13:21:00Z");
+        assert!(!scheduler(&e).reason.contains("backup"), "{}", scheduler(&e).reason);
+        e.now = at("2026-06-01T13:41:00Z");
+        assert!(scheduler(&e).reason.starts_with("late: backup"), "{}", scheduler(&e).reason);
+        // The minimum grace is 10 minutes: a probe every minute is late after 11.
+        assert_eq!(allowance(Duration::minutes(1)), Duration::minutes(11));
+
+        e.jobs = Ok(jobs().into_iter().filter(|j| j.kind != "probe").collect());
+        assert_eq!(scheduler(&e).reason, "no job of kind probe in gm.toml [cron.jobs]");
+    }
+
+    #[test]
+    fn period_is_the_longest_gap_between_fire_times() {
+        let from = at("2026-06-01T00:30:00Z");
+        let every = |h: i64| move |t: DateTime<Utc>| Some(t + Duration::hours(h));
+        assert_eq!(period(from, every(6)), Some(Duration::hours(6)));
+        // Weekdays at 09:00: the longest gap is the weekend (Friday to Monday).
+        let weekdays = |t: DateTime<Utc>| {
+            use chrono::Datelike;
+            let mut d = t.date_naive().and_hms_opt(9, 0, 0)?.and_utc();
+            while d <= t || d.weekday().number_from_monday() > 5 {
+                d += Duration::days(1);
+            }
+            Some(d)
+        };
+        assert_eq!(period(from, weekdays), Some(Duration::days(3)));
+        assert_eq!(period(from, |_| None), None);
+    }
+
+    fn backup_fact(id: i64, name: &str, at: &str) -> LedgerFact {
+        LedgerFact { artifact: Some(format!("backups/{name}")), ..ledger_fact(id, LedgerKind::Backup, at, Some(true)) }
+    }
+
+    fn verify_fact(id: i64, name: &str, outcome: Outcome, at: &str) -> LedgerFact {
+        LedgerFact {
+            artifact: Some(format!("/srv/copy/{name}")),
+            outcome,
+            ..ledger_fact(id, LedgerKind::Verify, at, None)
+        }
+    }
+
+    /// Hole 2: the scheduled backup at 06:00 is verified at 06:15; in between, the 00:00 backup
+    /// (verified) is still within the window and the check passes; a failed verify fails.
+    #[test]
+    fn backup_is_judged_by_the_newest_verified_backup() {
+        let mut e = evidence("2026-06-01T06:05:00Z", None);
+        e.backup_signing_key = Ok("key".into());
+        let older = backup_fact(1, "gm-acme-a.tar.gz.age", "2026-06-01T00:00:00Z");
+        let newer = backup_fact(3, "gm-acme-b.tar.gz.age", "2026-06-01T06:01:00Z");
+        e.ledger = Ok(vec![
+            newer.clone(),
+            verify_fact(2, "gm-acme-a.tar.gz.age", Outcome::Ok, "2026-06-01T00:15:00Z"),
+            older.clone(),
+        ]);
+        let c = backup(&e);
+        assert_eq!(c.status, Status::Pass, "{}", c.reason);
+        assert_eq!(c.reason, "backup 6.1 h old, verified; a newer backup (gm-acme-b.tar.gz.age) awaits its verify");
+        assert_eq!(c.evidence.get("artifact").map(String::as_str), Some("backups/gm-acme-a.tar.gz.age"));
+
+        e.ledger = Ok(vec![
+            verify_fact(4, "gm-acme-b.tar.gz.age", Outcome::Failed, "2026-06-01T06:15:00Z"),
+            newer.clone(),
+            verify_fact(2, "gm-acme-a.tar.gz.age", Outcome::Ok, "2026-06-01T00:15:00Z"),
+            older.clone(),
+        ]);
+        let c = backup(&e);
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (Status::Fail, "the verify of a newer backup failed: gm-acme-b.tar.gz.age")
+        );
+
+        // No verified backup at all still fails, naming the newest.
+        e.ledger = Ok(vec![newer.clone(), older.clone()]);
+        assert_eq!(backup(&e).reason, "the newest backup (gm-acme-b.tar.gz.age) has not been verified");
+
+        // An old verified backup does not carry a newer unverified one forever.
+        e.now = at("2026-06-03T01:00:00Z");
+        e.ledger = Ok(vec![newer, verify_fact(2, "gm-acme-a.tar.gz.age", Outcome::Ok, "2026-06-01T00:15:00Z"), older]);
+        assert_eq!(backup(&e).status, Status::Fail);
+    }
+
+    /// Hole 7: the identity that decrypts backups on the NA host turns a pass into a warning, with
+    /// the fix of moving it offline.
+    #[test]
+    fn a_backup_decryption_key_on_the_na_host_warns_with_a_fix() {
+        let mut e = evidence("2026-06-01T01:00:00Z", None);
+        e.backup_signing_key = Ok("key".into());
+        e.ledger = Ok(vec![
+            verify_fact(2, "gm-acme-a.tar.gz.age", Outcome::Ok, "2026-06-01T00:15:00Z"),
+            backup_fact(1, "gm-acme-a.tar.gz.age", "2026-06-01T00:00:00Z"),
+        ]);
+        assert_eq!(backup(&e).status, Status::Pass);
+        e.backup_decryption_keys = vec![PathBuf::from("/etc/gm/offline/backup.key")];
+        let c = backup(&e);
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.reason.ends_with("a backup decryption key is on the NA host: /etc/gm/offline/backup.key"),
+            "{}",
+            c.reason
+        );
+        assert!(c.fix.as_deref().is_some_and(|f| f.contains("where it lives")), "{:?}", c.fix);
+        assert_eq!(c.evidence.get("decryption_keys_on_host").map(String::as_str), Some("/etc/gm/offline/backup.key"));
+    }
+
+    /// Hole 3: a treaty issued with the defaults of `gm treaty issue` (168 h) passes; it warns in
+    /// its last 72 h and fails in its last 24 h, unless a successor exists.
+    #[test]
+    fn a_treaty_with_the_default_validity_passes_and_warns_near_its_end() {
+        let now = "2026-06-01T00:00:00Z";
+        let with = |hours: i64, has_successor: bool| {
+            let mut e = evidence(now, None);
+            e.expiring_treaties = Ok(vec![ExpiringTreaty {
+                treaty_id: "t-1".into(),
+                subject: "beta-mesh".into(),
+                expires_at: at(now) + Duration::hours(hours),
+                has_successor,
+            }]);
+            expiry(&e)
+        };
+        assert_eq!(with(168, false).status, Status::Pass);
+        assert_eq!(with(73, false).status, Status::Pass);
+        let c = with(48, false);
+        assert_eq!(c.status, Status::Warn);
+        assert_eq!(c.fix.as_deref(), Some("gm treaty renew t-1 --yes (each treaty named)"));
+        assert_eq!(with(12, false).status, Status::Fail);
+        assert_eq!(with(12, true).status, Status::Pass);
+        assert!(TREATY_WARN_WITHIN < Duration::hours(168), "the default validity must outlast the warning window");
+    }
+
+    /// Hole 6: every check, in a failing state, says what to act on.
+    #[test]
+    fn every_check_that_does_not_pass_carries_a_fix() {
+        let mut e = evidence("2001-01-01T00:00:00Z", Some("2026-05-01T00:00:00Z"));
+        e.genesis = Err(Error::NoLedger { path: PathBuf::from("genesis.signed.json") });
+        e.operator_public_keys = Ok(0);
+        e.admin_auth.v1_accepted = true;
+        e.runbooks = (PathBuf::from("runbooks"), vec!["bad-treaty.md"]);
+        e.expiring_treaties = Err(Error::NoLedger { path: PathBuf::new() });
+        let checks = evaluate(&e);
+        assert_eq!(checks.iter().map(|c| c.id).collect::<Vec<_>>(), IDS);
+        for c in &checks {
+            assert_ne!(c.status, Status::Pass, "{} should fail here: {}", c.id, c.reason);
+            assert!(c.fix.as_deref().is_some_and(|f| !f.trim().is_empty()), "{} has no fix", c.id);
+        }
+        for id in IDS {
+            assert_ne!(fix_for(id), fix_for("not-a-check"), "{id} has its own default fix");
+        }
+        // A check that passes carries no fix.
+        let pass = evaluate(&evidence("2026-06-01T00:00:00Z", None));
+        assert!(pass.iter().filter(|c| c.status == Status::Pass).all(|c| c.fix.is_none()));
+    }
+
+    /// Hole 4: a sovereign named "x" fails the sovereign check, and so does a well-formed name that
+    /// is not this genesis' network.
+    #[test]
+    fn the_sovereign_check_wants_a_real_name_and_the_genesis_network_name() {
+        let profile = |name: &str| {
+            let mut e = evidence("2026-06-01T00:00:00Z", None);
+            let text = format!("[sovereign]\nname = \"{name}\"\npolicy_intent = \"admit acme devices only\"\n");
+            e.profile = Profile::parse(&text);
+            profile_part(&e, "sovereign", "t", Part::Sovereign)
+        };
+        assert_eq!(profile("acme-mesh").status, Status::Pass);
+        let c = profile("x");
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.reason.starts_with("profile.toml has invalid sovereign.name (expected a network name"),
+            "{}",
+            c.reason
+        );
+        let c = profile("beta-mesh");
+        assert_eq!(
+            c.reason,
+            "profile.toml has invalid sovereign.name (expected the genesis network name \"acme-mesh\", found \"beta-mesh\")"
+        );
     }
 }

@@ -22,7 +22,10 @@ use crate::ops::ledger::{details, Ledger, LedgerKind, Outcome};
 use crate::probe::checks::{run_checks, CheckName};
 use crate::store::direct;
 
-use super::checks::{AdminAuthFacts, Evidence, ExpiringTreaty, GenesisFacts, LedgerFact, ProbeFact, RUNBOOKS};
+use super::checks::{
+    AdminAuthFacts, Evidence, ExpiringTreaty, GenesisFacts, JobFact, LedgerFact, ProbeFact, RUNBOOKS,
+    TREATY_WARN_WITHIN,
+};
 use super::error::Error;
 use super::profile::Profile;
 
@@ -51,10 +54,15 @@ pub(crate) struct Sources<'a> {
     pub admin_decided_by: String,
     /// The readiness profile, or why it could not be loaded.
     pub profile: Result<Profile, String>,
+    /// `profile.toml` (its bytes are hashed into the report).
+    pub profile_file: PathBuf,
     /// Valid operator public keys installed, or why they cannot be read.
     pub operator_public_keys: Result<usize, String>,
-    /// The scheduled jobs `(name, kind)`, or why the job table cannot be read.
-    pub jobs: Result<Vec<(String, String)>, String>,
+    /// The scheduled jobs, or why the job table cannot be read.
+    pub jobs: Result<Vec<JobFact>, String>,
+    /// The identity and passphrase files the configured jobs decrypt (or encrypt with a
+    /// passphrase) backups with; those that exist are reported as decryption keys on the host.
+    pub job_key_files: Vec<PathBuf>,
     /// The pinned backup-signing public key (base64), or why none is configured.
     pub backup_signing_key: Result<String, String>,
 }
@@ -70,6 +78,8 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
     private_keys_found.extend(private_keys(&db_dir, &expected));
     private_keys_found.sort();
     private_keys_found.dedup();
+    let backup_decryption_keys = backup_decryption_keys(&[&s.home, &db_dir], &s.job_key_files);
+    let profile_file = std::fs::read(&s.profile_file).ok().map(|b| (s.profile_file.clone(), sha256_hex(&b)));
     let ledger = ledger(&Ledger::beside(&s.db_path));
     let export_redaction = ledger.as_ref().ok().and_then(|l| {
         let x = l.iter().find(|e| e.kind == LedgerKind::Export && e.outcome == Outcome::Ok)?;
@@ -103,7 +113,45 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         disk_free_ratio: crate::files::space::free_ratio(&db_dir),
         expiring_treaties: expiring_treaties(&s.db_path, now),
         backup_signing_key: s.backup_signing_key,
+        backup_decryption_keys,
+        profile_file,
     }
+}
+
+/// Files that decrypt backups on this host: the configured job key files that exist, and any file
+/// under `dirs` (two levels) holding an age identity line (`AGE-SECRET-KEY-1…`), as `gm managed
+/// verify --identity` reads it. Files over 64 KiB are not read (an identity file is a few lines).
+fn backup_decryption_keys(dirs: &[&Path], configured: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = configured.iter().filter(|p| p.is_file()).cloned().collect();
+    for dir in dirs {
+        let mut stack = vec![(dir.to_path_buf(), 0)];
+        while let Some((d, depth)) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else { continue };
+                if kind.is_dir() && depth < 2 {
+                    stack.push((path, depth + 1));
+                } else if kind.is_file() && entry.metadata().is_ok_and(|m| m.len() <= 64 * 1024) {
+                    let identity = std::fs::read(&path).is_ok_and(|b| {
+                        String::from_utf8_lossy(&b).lines().any(|l| l.trim_start().starts_with("AGE-SECRET-KEY-1"))
+                    });
+                    if identity {
+                        found.push(path);
+                    }
+                }
+            }
+        }
+    }
+    let mut canonical: Vec<PathBuf> = Vec::new();
+    found.retain(|p| {
+        let c = p.canonicalize().unwrap_or_else(|_| p.clone());
+        let new = !canonical.contains(&c);
+        canonical.push(c);
+        new
+    });
+    found.sort();
+    found
 }
 
 /// The permission bits of `path`, if it exists.
@@ -129,6 +177,7 @@ fn genesis_facts(genesis_file: &Path, na_key_file: &Path) -> Result<GenesisFacts
     Ok(GenesisFacts {
         path: genesis_file.to_path_buf(),
         sha256: sha256_hex(&bytes),
+        payload_sha256: sha256_hex(&g.canonical_bytes()),
         network_name: g.network_name.clone(),
         root_signed: matches!(g.check_root_signatures(), SignatureCheck::Valid),
         na_key_matches,
@@ -216,7 +265,7 @@ fn database(db: &Path) -> Result<(PathBuf, String), Error> {
     Ok((db.to_path_buf(), direct::journal_mode(&conn)?))
 }
 
-/// Active treaties expiring within 7 days of `now`, and whether each has a later successor.
+/// Active treaties expiring within [`TREATY_WARN_WITHIN`] of `now`, and whether each has a later successor.
 fn expiring_treaties(db: &Path, now: DateTime<Utc>) -> Result<Vec<ExpiringTreaty>, Error> {
     let conn = direct::open_read_only(db)?;
     let rows = crate::store::treaties::list(&conn, "", "", "")?;
@@ -227,7 +276,7 @@ fn expiring_treaties(db: &Path, now: DateTime<Utc>) -> Result<Vec<ExpiringTreaty
         .collect();
     Ok(active
         .iter()
-        .filter(|(_, t)| *t - now < chrono::Duration::days(7))
+        .filter(|(_, t)| *t - now < TREATY_WARN_WITHIN)
         .map(|(r, t)| ExpiringTreaty {
             treaty_id: r.treaty_id.clone(),
             subject: r.subject_sovereign_id.clone(),

@@ -40,17 +40,26 @@ pub struct Check {
     pub reason: String,
     /// What the verdict rests on (file hashes, ledger ids, timestamps).
     pub evidence: BTreeMap<String, String>,
+    /// What to act on when the check does not pass: the command to run or the file to change
+    /// (`None` on a pass; every warning and failure carries one, see `checks::evaluate`).
+    pub fix: Option<String>,
 }
 
 impl Check {
     /// A check with no evidence yet.
     pub fn new(id: &'static str, title: &'static str, status: Status, reason: impl Into<String>) -> Check {
-        Check { id, title, status, reason: reason.into(), evidence: BTreeMap::new() }
+        Check { id, title, status, reason: reason.into(), evidence: BTreeMap::new(), fix: None }
     }
 
     /// Adds an evidence item.
     pub(crate) fn with(mut self, key: &str, value: impl Into<String>) -> Check {
         self.evidence.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Sets what to act on when the check does not pass.
+    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Check {
+        self.fix = Some(fix.into());
         self
     }
 }
@@ -64,6 +73,9 @@ pub struct Report {
     pub sovereign: String,
     /// Every check, in the order of CHECKLIST.md.
     pub checks: Vec<Check>,
+    /// What the report is bound to (file paths and SHA-256 digests of the genesis and the
+    /// profile), inside the signed body so a signed report names exactly what it judged.
+    pub bindings: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -106,6 +118,13 @@ pub(crate) fn junit(report: &Report) -> String {
         report.checks.len(),
         report.generated_at.format("%Y-%m-%dT%H:%M:%SZ")
     );
+    if !report.bindings.is_empty() {
+        out.push_str("  <properties>\n");
+        for (k, v) in &report.bindings {
+            out.push_str(&format!("    <property name=\"{}\" value=\"{}\"/>\n", xml(k), xml(v)));
+        }
+        out.push_str("  </properties>\n");
+    }
     for c in &report.checks {
         out.push_str(&format!(
             "  <testcase classname=\"readiness.{}\" name=\"{}: {}\">\n",
@@ -113,10 +132,16 @@ pub(crate) fn junit(report: &Report) -> String {
             c.id,
             xml(c.title)
         ));
-        match c.status {
-            Status::Fail => out.push_str(&format!("    <failure message=\"{}\"/>\n", xml(&c.reason))),
-            Status::Warn => out.push_str(&format!("    <system-out>WARN: {}</system-out>\n", xml(&c.reason))),
-            Status::Pass => {}
+        match (c.status, &c.fix) {
+            (Status::Fail, None) => out.push_str(&format!("    <failure message=\"{}\"/>\n", xml(&c.reason))),
+            (Status::Fail, Some(fix)) => {
+                out.push_str(&format!("    <failure message=\"{}\">fix: {}</failure>\n", xml(&c.reason), xml(fix)))
+            }
+            (Status::Warn, None) => out.push_str(&format!("    <system-out>WARN: {}</system-out>\n", xml(&c.reason))),
+            (Status::Warn, Some(fix)) => {
+                out.push_str(&format!("    <system-out>WARN: {}\nfix: {}</system-out>\n", xml(&c.reason), xml(fix)))
+            }
+            (Status::Pass, _) => {}
         }
         out.push_str("  </testcase>\n");
     }
@@ -136,6 +161,12 @@ pub fn text(report: &Report) -> String {
     );
     for c in &report.checks {
         out.push_str(&format!("  {:<4} {:<22} {}\n", c.status.as_str().to_uppercase(), c.id, c.reason));
+        if let (Some(fix), false) = (&c.fix, c.status == Status::Pass) {
+            out.push_str(&format!("       {:<22} fix: {fix}\n", ""));
+        }
+    }
+    for (k, v) in &report.bindings {
+        out.push_str(&format!("  bound to {k}: {v}\n"));
     }
     out
 }
@@ -150,6 +181,7 @@ mod tests {
             generated_at: Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).single().unwrap_or_default(),
             sovereign: "acme".into(),
             checks: statuses.iter().map(|s| Check::new("backup", "a verified backup", *s, "why <&>")).collect(),
+            bindings: BTreeMap::new(),
         }
     }
 
@@ -168,5 +200,27 @@ mod tests {
         assert!(x.contains("<failure message=\"why &lt;&amp;&gt;\"/>"), "{x}");
         assert!(x.contains("<system-out>WARN: why &lt;&amp;&gt;</system-out>"), "{x}");
         assert_eq!(x.matches("<testcase").count(), 3);
+    }
+
+    #[test]
+    fn fix_and_bindings_appear_in_text_and_junit() {
+        let mut r = report(&[Status::Fail, Status::Warn, Status::Pass]);
+        for c in &mut r.checks {
+            c.fix = Some("gm managed backup <now>".into());
+        }
+        r.bindings.insert("profile_sha256".into(), "ab12".into());
+        let x = junit(&r);
+        assert!(
+            x.contains("<failure message=\"why &lt;&amp;&gt;\">fix: gm managed backup &lt;now&gt;</failure>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<system-out>WARN: why &lt;&amp;&gt;\nfix: gm managed backup &lt;now&gt;</system-out>"),
+            "{x}"
+        );
+        assert!(x.contains("<property name=\"profile_sha256\" value=\"ab12\"/>"), "{x}");
+        let t = text(&r);
+        assert_eq!(t.matches("fix: gm managed backup <now>").count(), 2, "a pass shows no fix: {t}");
+        assert!(t.contains("bound to profile_sha256: ab12"), "{t}");
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use gm::json::parse_str;
 
+use crate::default_jobs::serve_and_point_bind_at_it;
 use crate::harness::{identity, Gm, GmServer, TempDir};
 
 fn filled_profile(home: &Path) {
@@ -21,12 +22,15 @@ fn filled_profile(home: &Path) {
         .replace("\"FILL IN: YYYY-MM-DD\"", "\"2026-11-20\"")
         .replace("\"FILL IN: phone / e-mail / pager\"", "\"+1 555 0100\"")
         .replace("out_of_scope_acknowledged = false", "out_of_scope_acknowledged = true")
+        .replace("rotation_interval_days = 0", "rotation_interval_days = 365")
+        .replace("\"FILL IN: runbook path or URL\"", "\"runbooks/na-key-rotation.md\"")
         .replace("\"FILL IN\"", "\"Jane Doe\"");
     std::fs::write(home.join("profile.toml"), text).unwrap();
     let (stdout, _) = Gm::new(&["profile", "check", "--home", h]).expect(0);
     assert!(stdout.contains("complete"), "{stdout}");
 }
 
+/// `(id, status, reason)` of every check, and each check that does not pass has a non-empty fix.
 fn checks(json: &str) -> Vec<(String, String, String)> {
     let v = parse_str(json).unwrap();
     v.as_object()
@@ -39,6 +43,13 @@ fn checks(json: &str) -> Vec<(String, String, String)> {
         .map(|c| {
             let c = c.as_object().unwrap();
             let s = |k: &str| c.get(k).unwrap().as_str().unwrap().to_string();
+            let fix = c.get("fix").and_then(|f| f.as_str()).unwrap_or_default();
+            assert_eq!(
+                s("status") != "pass",
+                !fix.is_empty(),
+                "{}: a fix exactly when it does not pass: {fix:?}",
+                s("id")
+            );
             (s("id"), s("status"), s("reason"))
         })
         .collect()
@@ -50,13 +61,22 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     let home = dir.join("home");
     let h = home.to_str().unwrap();
     Gm::new(&["quickstart", "--home", h, "--no-serve"]).expect(0);
-    // The root and operator private keys leave the host (customer-held).
+    // The root and operator private keys and the backup identity leave the host (customer-held).
     let offline = dir.join("customer");
     std::fs::create_dir_all(&offline).unwrap();
-    for f in ["root.key", "root.pub", "operator.key", "operator.pub"] {
+    for f in ["root.key", "root.pub", "operator.key", "operator.pub", "backup.key"] {
         std::fs::rename(home.join("offline").join(f), offline.join(f)).unwrap();
     }
-    let server = GmServer::start(&home, &["--no-scheduler"]);
+    // Verify and drills run where the identity lives (here: by hand, with the customer's
+    // identity), so the host schedules neither.
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    let toml: String = toml
+        .split("\n[")
+        .filter(|t| !t.starts_with("cron.jobs.verify]") && !t.starts_with("cron.jobs.restore-drill]"))
+        .collect::<Vec<_>>()
+        .join("\n[");
+    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    let server = serve_and_point_bind_at_it(&home);
     let url = format!("http://{}", server.addr);
     let report = |extra: &[&str]| {
         let mut args = vec!["readiness", "--home", h, "--na", &url];
@@ -72,8 +92,7 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     assert_eq!(ids, gm::readiness::checks::IDS);
     for (id, status, reason) in &found {
         match id.as_str() {
-            "genesis" | "clock" | "durable_storage" | "endpoints" | "operator_keys" | "admin_auth" | "scheduler"
-            | "expiry" => {
+            "genesis" | "clock" | "durable_storage" | "endpoints" | "operator_keys" | "admin_auth" | "expiry" => {
                 assert_eq!(status, "pass", "{id}: {reason}")
             }
             "disk" => {}
@@ -81,6 +100,11 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
         }
     }
     assert!(found.iter().any(|c| c.0 == "backup" && c.2.starts_with("no evidence")), "{found:?}");
+    // Served with --no-scheduler and no run: the scheduler check names every job (hole 1).
+    assert!(
+        found.iter().any(|c| c.0 == "scheduler" && c.2 == "never succeeded: audit-export, backup, probe, prune"),
+        "{found:?}"
+    );
 
     // Make it ready.
     filled_profile(&home);
@@ -91,6 +115,30 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     Gm::drill_latest(&home, &backups, &key, &[]).expect(0);
     Gm::new(&["managed", "audit-export", "--home", h, "--output", dir.join("exports/audit.jsonl").to_str().unwrap()])
         .expect(0);
+    // Each job succeeds once; the scheduled backup is newer than the verified one and not yet
+    // verified, which must not fail the backup check while the verified one is fresh (hole 2).
+    for job in ["audit-export", "prune", "probe", "backup"] {
+        let (stdout, _) = Gm::new(&["cron", "run-once", job, "--home", h]).expect(0);
+        assert!(stdout.starts_with(&format!("{job}: ok")), "{stdout}");
+    }
+    // A treaty issued with the defaults of `gm treaty issue` passes the expiry check (hole 3).
+    let beta = dir.join("beta");
+    Gm::new(&["keygen", "network-authority", "--output", beta.to_str().unwrap()]).expect(0);
+    Gm::new(&[
+        "treaty",
+        "issue",
+        "--na",
+        &url,
+        "--home",
+        h,
+        "--operator-key",
+        offline.join("operator.key").to_str().unwrap(),
+        "--subject",
+        "beta-mesh",
+        "--subject-public-key",
+        dir.join("beta.pub").to_str().unwrap(),
+    ])
+    .expect(0);
     let runbooks = home.join("runbooks");
     std::fs::create_dir_all(&runbooks).unwrap();
     for r in gm::readiness::checks::RUNBOOKS {
@@ -120,12 +168,32 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     assert_eq!(out.status.code(), Some(if disk_warns { 1 } else { 0 }), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(&format!("\"ready\": {}", !disk_warns)), "{text}");
     assert!(text.contains("\"verify_ledger_id\""), "the backup check names its verify record: {text}");
+    assert!(found.iter().any(|c| c.0 == "backup" && c.2.ends_with("awaits its verify")), "{found:?}");
+    // The treaty issued above with the default validity (168 h) is not near its expiry.
+    assert!(found.iter().any(|c| c.0 == "expiry" && c.1 == "pass"), "{found:?}");
+    // The signed body binds the genesis and the profile (hole 5).
+    let profile_sha = gm::crypto::digest::sha256_hex(&std::fs::read(home.join("profile.toml")).unwrap());
+    let genesis_sha = gm::crypto::digest::sha256_hex(&std::fs::read(home.join("genesis.signed.json")).unwrap());
+    for needle in [
+        format!("\"profile_sha256\": \"{profile_sha}\""),
+        format!("\"genesis_sha256\": \"{genesis_sha}\""),
+        "\"genesis_payload_sha256\": \"".to_string(),
+        "\"responsibility_matrix_sha256\": \"".to_string(),
+    ] {
+        assert!(text.contains(&needle), "{needle} in {text}");
+    }
 
     // The customer checks the signature; any change breaks it.
     let pubkey = offline.join("operator.pub");
     let (stdout, _) =
         Gm::new(&["readiness", "verify", signed.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()]).expect(0);
     assert!(stdout.starts_with("valid: readiness report of"), "{stdout}");
+    assert!(stdout.contains(&format!("  bound to profile_sha256: {profile_sha}\n")), "{stdout}");
+    assert!(stdout.contains(&format!("  bound to genesis_sha256: {genesis_sha}\n")), "{stdout}");
+    // A changed binding breaks the signature like any other change.
+    let rebound = dir.join("rebound.json");
+    std::fs::write(&rebound, text.replace(&profile_sha, &"0".repeat(64))).unwrap();
+    Gm::new(&["readiness", "verify", rebound.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()]).expect(1);
     let tampered = dir.join("tampered.json");
     std::fs::write(
         &tampered,
@@ -212,4 +280,57 @@ fn checklist_md_lists_exactly_the_checks_in_order() {
         .map(str::to_string)
         .collect();
     assert_eq!(ids, gm::readiness::checks::IDS);
+}
+
+/// Hole 7: the age identity that decrypts backups sits on the NA host (the quickstart layout keeps
+/// it in HOME/offline for the sandbox's verify and drill jobs): the backup check warns and says
+/// where verify and drills belong. Hole 4 and 5 on the command line: `gm profile check` names a
+/// field of the wrong type with its expected form, `gm profile show` prints the matrix.
+#[test]
+fn a_backup_identity_on_the_na_host_warns_and_the_profile_is_checked_by_type() {
+    let dir = TempDir::new("readiness-identity");
+    let home = dir.join("home");
+    let h = home.to_str().unwrap();
+    Gm::new(&["quickstart", "--home", h, "--no-serve"]).expect(0);
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    for job in ["backup", "verify"] {
+        Gm::new(&["cron", "run-once", job, "--home", h]).expect(0);
+    }
+    drop(server);
+    let out = Gm::new(&["readiness", "--home", h, "--na", "http://127.0.0.1:9", "--format", "json"]).output();
+    assert_eq!(out.status.code(), Some(2));
+    let json = String::from_utf8_lossy(&out.stdout).to_string();
+    let found = checks(&json);
+    let backup = found.iter().find(|c| c.0 == "backup").unwrap();
+    assert_eq!(backup.1, "warn", "{backup:?}");
+    let identity = home.join("offline/backup.key");
+    assert!(
+        backup.2.ends_with(&format!("a backup decryption key is on the NA host: {}", identity.display())),
+        "{backup:?}"
+    );
+    assert!(json.contains("run gm managed verify and gm managed restore-drill where it lives"), "{json}");
+    // Text shows the fix under the check.
+    let out = Gm::new(&["readiness", "--home", h, "--na", "http://127.0.0.1:9"]).output();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("WARN backup") && text.contains(" fix: move the backup identity off the NA host"), "{text}");
+    // JUnit carries the fix of a failure.
+    let out = Gm::new(&["readiness", "--home", h, "--na", "http://127.0.0.1:9", "--format", "junit"]).output();
+    let xml = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(xml.contains("fix: gm probe --na URL"), "{xml}");
+
+    Gm::new(&["profile", "init", "--home", h, "--sovereign", "x"]).expect(0);
+    let (stdout, _) = Gm::new(&["profile", "check", "--home", h]).expect(1);
+    assert!(
+        stdout.contains("\n  invalid sovereign.name: expected a network name of 3 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (the genesis network name), found \"x\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n  missing custody.rotation_interval_days: not filled in"), "{stdout}");
+    assert!(stdout.contains("\n  missing custody.rotation_runbook: not filled in"), "{stdout}");
+    assert!(stdout.contains("responsibility matrix:\n  area "), "{stdout}");
+    assert!(stdout.contains("\n  incident_response "), "{stdout}");
+    let (stdout, _) = Gm::new(&["profile", "show", "--home", h, "--json"]).expect(0);
+    let v = parse_str(&stdout).unwrap();
+    let matrix = v.as_object().unwrap().get("responsibility").unwrap().as_array().unwrap();
+    assert_eq!(matrix.len(), 9, "{stdout}");
+    assert_eq!(matrix[0].as_object().unwrap().get("area").unwrap().as_str(), Some("hosting"));
 }
