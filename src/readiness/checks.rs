@@ -2,7 +2,7 @@
 //! database, the ops ledger and a live probe), verdicts out. Each check names what it rests on; a missing fact is
 //! a failure with the reason "no evidence", never a pass.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -28,6 +28,8 @@ pub(crate) struct GenesisFacts {
     pub root_signed: bool,
     /// The NA private key on the host (if any) matches the genesis NA key.
     pub na_key_matches: Option<bool>,
+    /// The genesis NA public key (base64).
+    pub na_public_key: String,
     /// The start of the NA validity window.
     pub na_valid_from: DateTime<Utc>,
     /// The end of the NA validity window.
@@ -150,6 +152,22 @@ pub(crate) struct Evidence {
     pub backup_decryption_keys: Vec<PathBuf>,
     /// `profile.toml` and the SHA-256 of its bytes, when it can be read.
     pub profile_file: Option<(PathBuf, String)>,
+    /// What the running `gm serve` recorded of itself (`gm-runtime.json`), or why there is none.
+    pub runtime: Result<RuntimeFacts, String>,
+    /// Files on this host holding the genesis NA private key (any key file under the home and the
+    /// state folder, two levels, whose public half is the genesis NA key).
+    pub na_key_copies: Vec<PathBuf>,
+}
+
+/// The running server's own record, and whether its process is alive.
+#[derive(Debug, Clone)]
+pub(crate) struct RuntimeFacts {
+    /// The record.
+    pub record: crate::ops::runtime::RuntimeRecord,
+    /// The recorded process is alive and is a gm.
+    pub alive: bool,
+    /// The record's file.
+    pub path: PathBuf,
 }
 
 /// Job kinds that must be scheduled on the NA host. Verify and restore-drill jobs need the backup
@@ -371,37 +389,147 @@ fn profile_part(e: &Evidence, id: &'static str, title: &'static str, part: Part)
 }
 
 fn custody(e: &Evidence) -> Check {
-    const T: &str = "NA key custody model recorded and matching the host";
+    const T: &str = "NA key custody model recorded and matching the running NA";
     let p = match &e.profile {
         Ok(p) => p,
         Err(why) => return fail("custody", T, format!("no evidence: {why}")),
     };
-    let (key_path, mode) = &e.na_key_file;
-    let c = |status, reason: String| {
-        Check::new("custody", T, status, reason)
-            .with("model", &p.custody.model)
-            .with("na_key_file", key_path.display().to_string())
-            .with("na_key_mode", mode.map_or("absent".to_string(), |m| format!("{m:04o}")))
+    let model = p.custody.model.as_str();
+    let rt = match &e.runtime {
+        Ok(rt) => rt,
+        Err(why) => {
+            return fail("custody", T, format!("no running NA to compare the {model} model with: {why}"))
+                .fix("start the NA (systemctl start gm, or gm serve --home HOME) and run gm readiness again")
+        }
     };
-    let private_mode = mode.is_some_and(|m| m & 0o077 == 0);
-    match p.custody.model.as_str() {
-        "managed" | "split" if mode.is_none() => {
-            c(Status::Fail, format!("{} custody, but the NA key file is missing", p.custody.model))
+    let key = &rt.record.na_key;
+    let mut c = Check::new("custody", T, Status::Pass, "")
+        .with("model", model)
+        .with("pid", rt.record.pid.to_string())
+        .with("na_key_source", &key.source)
+        .with("signing_key_fingerprint", &key.signing_key_fingerprint);
+    if let Some(path) = &key.path {
+        c = c.with("na_key_path", path);
+    }
+    if let Some(fp) = &key.host_key_fingerprint {
+        c = c.with("host_key_fingerprint", fp);
+    }
+    if !e.na_key_copies.is_empty() {
+        c = c.with("na_key_copies", paths(&e.na_key_copies));
+    }
+    let verdict = |c: Check, status: Status, reason: String, fix: &str| {
+        let c = Check { status, reason, ..c };
+        if status == Status::Pass {
+            c
+        } else {
+            c.fix(fix)
         }
-        "managed" | "split" if !private_mode => {
-            c(Status::Fail, "the NA key file is readable by group or others (must be 0600)".into())
+    };
+    if !rt.alive {
+        return verdict(
+            c,
+            Status::Fail,
+            format!(
+                "{} names pid {}, which is not a running gm (the NA stopped without cleaning up)",
+                rt.path.display(),
+                rt.record.pid
+            ),
+            "start the NA (systemctl start gm) and run gm readiness again",
+        );
+    }
+    let genesis_fp = e
+        .genesis
+        .as_ref()
+        .ok()
+        .and_then(|g| crate::crypto::keys::PublicKey::from_b64(&g.na_public_key).ok())
+        .map(|k| k.fingerprint());
+    if genesis_fp.as_deref().is_some_and(|fp| fp != key.signing_key_fingerprint) {
+        return verdict(
+            c,
+            Status::Fail,
+            format!(
+                "the running NA signs with key {}, not the genesis NA key {}",
+                key.signing_key_fingerprint,
+                genesis_fp.unwrap_or_default()
+            ),
+            "restart gm serve with this home's genesis and its NA key (or signer)",
+        );
+    }
+    let loaded = || match (&key.path, &key.origin) {
+        (Some(path), Some(origin)) => format!("{} {path} ({origin})", key.source),
+        (Some(path), None) => format!("{} {path}", key.source),
+        _ => key.source.clone(),
+    };
+    match model {
+        "customer-held" if key.source != "remote-signer" => verdict(
+            c,
+            Status::Fail,
+            format!("customer-held custody, but the running NA (pid {}) loaded the NA key from {}", rt.record.pid, loaded()),
+            "remove the NA key from the host, set [signer] listen in gm.toml and restart gm serve; the customer runs gm signer run (docs/custody.md)",
+        ),
+        "customer-held" if !e.na_key_copies.is_empty() => verdict(
+            c,
+            Status::Fail,
+            format!("customer-held custody, but the NA private key is on the host: {}", paths(&e.na_key_copies)),
+            "move the NA key to the customer (gm custody escrow, then shred the host copy)",
+        ),
+        "customer-held" => verdict(
+            c,
+            Status::Pass,
+            format!(
+                "customer-held custody: the running NA (pid {}) holds no NA key and signs through the customer's signer (NA key {}, host key {})",
+                rt.record.pid,
+                key.signing_key_fingerprint,
+                key.host_key_fingerprint.as_deref().unwrap_or("?")
+            ),
+            "",
+        ),
+        "managed" | "split" if key.source == "remote-signer" => verdict(
+            c,
+            Status::Fail,
+            format!("{model} custody, but the running NA signs through a remote signer (that is the customer-held model)"),
+            "record custody model \"customer-held\" in profile.toml, or load the key and remove [signer] listen",
+        ),
+        "managed" | "split" if key.source == "file" && !key.path.as_deref().is_some_and(|p| private(Path::new(p))) => {
+            verdict(
+                c,
+                Status::Fail,
+                format!("the NA key file the running NA loaded ({}) is readable by group or others (must be 0600)", loaded()),
+                "chmod 600 the NA key file",
+            )
         }
-        "split" if !e.private_keys_found.is_empty() => c(
+        "split" if !e.private_keys_found.is_empty() => verdict(
+            c,
             Status::Fail,
             format!("split custody, but operator private key files are on the host: {}", paths(&e.private_keys_found)),
+            "move the operator private keys to the customer's machines",
         ),
-        "managed" | "split" => c(Status::Pass, format!("{} custody: NA key on the host, mode 0600", p.custody.model)),
-        "customer-held" if mode.is_some() => {
-            c(Status::Fail, "customer-held custody, but an NA private key is on the host".into())
+        "managed" | "split" => {
+            let extra: Vec<&PathBuf> =
+                e.na_key_copies.iter().filter(|p| key.path.as_deref() != Some(&p.display().to_string())).collect();
+            if key.source == "credential" && !extra.is_empty() {
+                let list = extra.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+                return verdict(
+                    c,
+                    Status::Warn,
+                    format!("{model} custody through a systemd credential, but a plain copy of the NA key is on the host: {list}"),
+                    "keep the escrow (gm custody escrow) and shred the plain copy",
+                );
+            }
+            verdict(c, Status::Pass, format!("{model} custody: the running NA (pid {}) loaded the NA key from {}", rt.record.pid, loaded()), "")
         }
-        "customer-held" => c(Status::Pass, "customer-held custody: no NA private key on the host".into()),
-        other => c(Status::Fail, format!("custody model {other:?} is not recorded (customer-held, managed or split)")),
+        other => verdict(
+            c,
+            Status::Fail,
+            format!("custody model {other:?} is not recorded (customer-held, managed or split)"),
+            "set [custody] model in profile.toml",
+        ),
     }
+}
+
+/// Mode 0600 or stricter.
+fn private(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o077 == 0)
 }
 
 fn paths(list: &[PathBuf]) -> String {
@@ -727,6 +855,17 @@ fn scheduler(e: &Evidence) -> Check {
         Ok(j) => j,
         Err(why) => return fail("scheduler", T, format!("no evidence: {why}")),
     };
+    if let Some(rt) = e.runtime.as_ref().ok().filter(|rt| rt.alive && !rt.record.settings.scheduler) {
+        return fail(
+            "scheduler",
+            T,
+            format!(
+                "the running NA (pid {}) runs no jobs: it was started with --no-scheduler or [cron] enabled = false",
+                rt.record.pid
+            ),
+        )
+        .fix("restart gm serve without --no-scheduler, with [cron] enabled = true (the default)");
+    }
     let missing: Vec<&str> = REQUIRED_JOB_KINDS.into_iter().filter(|k| !jobs.iter().any(|j| j.kind == *k)).collect();
     if !missing.is_empty() {
         return fail("scheduler", T, format!("no job of kind {} in gm.toml [cron.jobs]", missing.join(", ")))
@@ -885,6 +1024,7 @@ mod tests {
                 network_name: "acme-mesh".into(),
                 root_signed: true,
                 na_key_matches: Some(true),
+                na_public_key: NA_PUBLIC.into(),
                 na_valid_from: at("2026-01-01T00:00:00Z"),
                 na_valid_to: at("2027-01-01T00:00:00Z"),
             }),
@@ -909,7 +1049,102 @@ mod tests {
             backup_signing_key: Err("none".into()),
             backup_decryption_keys: Vec::new(),
             profile_file: None,
+            runtime: Err("no record".into()),
+            na_key_copies: Vec::new(),
         }
+    }
+
+    /// A genesis NA public key for the custody tests (its fingerprint is what a runtime record of
+    /// a server signing with it carries).
+    const NA_PUBLIC: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+
+    fn running(source: &str, path: Option<&str>, alive: bool) -> RuntimeFacts {
+        use crate::ops::runtime::{KeyFacts, RuntimeRecord, SettingsFacts, FORMAT};
+        let fp = crate::crypto::keys::PublicKey::from_b64(NA_PUBLIC).unwrap().fingerprint();
+        RuntimeFacts {
+            record: RuntimeRecord {
+                format: FORMAT.into(),
+                pid: 4242,
+                started_at: "2026-06-01T00:00:00Z".into(),
+                version: "0.1.0".into(),
+                na_key: KeyFacts {
+                    source: source.into(),
+                    path: path.map(str::to_string),
+                    origin: path.map(|_| "NA_PRIVATE_KEY_FILE".to_string()),
+                    signer_listen: None,
+                    host_key_fingerprint: None,
+                    signing_key_fingerprint: fp,
+                },
+                settings: SettingsFacts {
+                    genesis_file: "g".into(),
+                    db_path: "na.db".into(),
+                    bind: "127.0.0.1:8443".into(),
+                    admin_signatures: "v2".into(),
+                    proxy_hops: 0,
+                    scheduler: true,
+                    jobs: 4,
+                },
+            },
+            alive,
+            path: PathBuf::from("gm-runtime.json"),
+        }
+    }
+
+    fn custody_evidence(model: &str, runtime: Result<RuntimeFacts, String>) -> Evidence {
+        let mut e = evidence("2026-06-01T12:00:00Z", None);
+        let mut profile = Profile::default();
+        profile.custody.model = model.into();
+        e.profile = Ok(profile);
+        e.runtime = runtime;
+        e
+    }
+
+    /// The review's case: customer-held in the profile, but gm serve was handed the key through
+    /// NA_PRIVATE_KEY_FILE. The configured path holds nothing, yet the gate must say NOT READY.
+    #[test]
+    fn custody_compares_the_profile_with_how_the_running_na_signs() {
+        let key = std::env::temp_dir().join(format!("gm-custody-check-{}.key", std::process::id()));
+        std::fs::write(&key, "x").unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let k = key.to_str().unwrap();
+        let fooled = custody(&custody_evidence("customer-held", Ok(running("file", Some(k), true))));
+        assert_eq!(fooled.status, Status::Fail);
+        assert!(
+            fooled.reason.contains("loaded the NA key from file") && fooled.reason.contains("NA_PRIVATE_KEY_FILE"),
+            "{}",
+            fooled.reason
+        );
+        assert!(fooled.fix.is_some());
+
+        let remote = custody(&custody_evidence("customer-held", Ok(running("remote-signer", None, true))));
+        assert_eq!(remote.status, Status::Pass, "{}", remote.reason);
+        let mut with_copy = custody_evidence("customer-held", Ok(running("remote-signer", None, true)));
+        with_copy.na_key_copies = vec![PathBuf::from("/etc/gm/old/na.key")];
+        let c = custody(&with_copy);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.reason.contains("/etc/gm/old/na.key"), "{}", c.reason);
+
+        let managed_remote = custody(&custody_evidence("managed", Ok(running("remote-signer", None, true))));
+        assert_eq!(managed_remote.status, Status::Fail, "a remote signer is the customer-held model");
+        assert_eq!(custody(&custody_evidence("managed", Ok(running("file", Some(k), true)))).status, Status::Pass);
+        assert_eq!(
+            custody(&custody_evidence("managed", Ok(running("credential", Some(k), true)))).status,
+            Status::Pass
+        );
+        let stale = custody(&custody_evidence("managed", Ok(running("file", Some(k), false))));
+        assert!(stale.status == Status::Fail && stale.reason.contains("not a running gm"), "{}", stale.reason);
+        let mut no_jobs = custody_evidence("managed", Ok(running("file", Some(k), true)));
+        if let Ok(rt) = no_jobs.runtime.as_mut() {
+            rt.record.settings.scheduler = false;
+        }
+        no_jobs.jobs = Ok(Vec::new());
+        let c = scheduler(&no_jobs);
+        assert!(c.status == Status::Fail && c.reason.contains("--no-scheduler"), "{}", c.reason);
+        let none = custody(&custody_evidence("managed", Err("gm-runtime.json does not exist".into())));
+        assert!(none.status == Status::Fail && none.reason.contains("no running NA"), "{}", none.reason);
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        assert_eq!(custody(&custody_evidence("managed", Ok(running("file", Some(k), true)))).status, Status::Fail);
+        std::fs::remove_file(&key).unwrap();
     }
 
     fn ledger_fact(id: i64, kind: LedgerKind, at: &str, signed: Option<bool>) -> LedgerFact {

@@ -23,7 +23,7 @@ use crate::probe::checks::{run_checks, CheckName};
 use crate::store::direct;
 
 use super::checks::{
-    AdminAuthFacts, Evidence, ExpiringTreaty, GenesisFacts, JobFact, LedgerFact, ProbeFact, RUNBOOKS,
+    AdminAuthFacts, Evidence, ExpiringTreaty, GenesisFacts, JobFact, LedgerFact, ProbeFact, RuntimeFacts, RUNBOOKS,
     TREATY_WARN_WITHIN,
 };
 use super::error::Error;
@@ -90,16 +90,31 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         Some((path, checked))
     });
     let missing = RUNBOOKS.iter().copied().filter(|r| !s.runbooks_dir.join(r).is_file()).collect();
+    let genesis = genesis_facts(&s.genesis_file, &s.na_key_file);
+    let na_key_copies = match &genesis {
+        Ok(g) => na_key_copies(&[&s.home, &db_dir], &s.na_key_file, &g.na_public_key),
+        Err(_) => Vec::new(),
+    };
+    let runtime = runtime(&s.db_path);
+    // The running server's admin signature policy is the truth; configuration only says what a
+    // restart would do.
+    let (admin_v1_accepted, admin_decided_by) = match &runtime {
+        Ok(rt) if rt.alive => (
+            rt.record.settings.admin_signatures == "v1+v2",
+            format!("the running gm serve (pid {}) accepts {}", rt.record.pid, rt.record.settings.admin_signatures),
+        ),
+        _ => (s.admin_v1_accepted, s.admin_decided_by),
+    };
     Evidence {
         now,
         build_time: crate::clock::build_time(),
-        genesis: genesis_facts(&s.genesis_file, &s.na_key_file),
+        genesis,
         profile: s.profile,
         na_key_file: (s.na_key_file.clone(), mode(&s.na_key_file)),
         operator_public_keys: s.operator_public_keys,
         admin_auth: AdminAuthFacts {
-            v1_accepted: s.admin_v1_accepted,
-            decided_by: s.admin_decided_by,
+            v1_accepted: admin_v1_accepted,
+            decided_by: admin_decided_by,
             legacy_accepted_30d: legacy_accepted(&s.db_path, now),
         },
         private_keys_found,
@@ -115,7 +130,50 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         backup_signing_key: s.backup_signing_key,
         backup_decryption_keys,
         profile_file,
+        runtime,
+        na_key_copies,
     }
+}
+
+/// The running server's record beside the database, and whether its process lives.
+fn runtime(db_path: &Path) -> Result<RuntimeFacts, String> {
+    let path = crate::ops::runtime::path_beside(db_path);
+    let record = crate::ops::runtime::RuntimeRecord::read(&path)?;
+    Ok(RuntimeFacts { alive: record.process_alive(), record, path })
+}
+
+/// Files holding the genesis NA private key: the configured key file, and any file under `dirs`
+/// (two levels, at most 64 KiB) that loads as a private key whose public half is `na_public_key`.
+fn na_key_copies(dirs: &[&Path], configured: &Path, na_public_key: &str) -> Vec<PathBuf> {
+    let is_na_key = |p: &Path| load_signing_key(p).is_ok_and(|k| k.public_key().to_b64() == na_public_key);
+    let mut found: Vec<PathBuf> = Vec::new();
+    if is_na_key(configured) {
+        found.push(configured.to_path_buf());
+    }
+    for dir in dirs {
+        let mut stack = vec![(dir.to_path_buf(), 0)];
+        while let Some((d, depth)) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else { continue };
+                if kind.is_dir() && depth < 2 {
+                    stack.push((path, depth + 1));
+                } else if kind.is_file() && entry.metadata().is_ok_and(|m| m.len() <= 64 * 1024) && is_na_key(&path) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    let mut seen: Vec<PathBuf> = Vec::new();
+    found.retain(|p| {
+        let c = p.canonicalize().unwrap_or_else(|_| p.clone());
+        let new = !seen.contains(&c);
+        seen.push(c);
+        new
+    });
+    found.sort();
+    found
 }
 
 /// Files that decrypt backups on this host: the configured job key files that exist, and any file
@@ -181,6 +239,7 @@ fn genesis_facts(genesis_file: &Path, na_key_file: &Path) -> Result<GenesisFacts
         network_name: g.network_name.clone(),
         root_signed: matches!(g.check_root_signatures(), SignatureCheck::Valid),
         na_key_matches,
+        na_public_key: g.network_authority.public_key.clone(),
         na_valid_from: g.network_authority.valid_from.to_utc(),
         na_valid_to: g.network_authority.valid_to.to_utc(),
     })
