@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 
 use crate::json::{Map, Value};
 use crate::model::fields::{object, str_array};
+use crate::model::signing_request::{SigningRequest, Stage};
 use crate::model::treaty::RecognitionTreaty;
 use crate::model::treaty_lifecycle::TreatyLifecycle;
-use crate::model::SignedObject;
+use crate::model::{Kind, SignedObject};
 use crate::percent::{encode, target_with_query};
 
 use super::admin::AdminClient;
@@ -94,6 +95,29 @@ impl IssueRequest {
 /// Sends the issue request and reads the signed treaty the NA answers with.
 pub(crate) fn issue(admin: &AdminClient<'_>, request: &IssueRequest) -> Result<RecognitionTreaty, ClientError> {
     let reply = admin.send("POST", "/admin/recognition-treaties", Some(&request.body()))?;
+    let map = reply.object()?;
+    RecognitionTreaty::from_value(&Value::Object(map.clone())).map_err(|e| reply.bad(e.to_string()))
+}
+
+/// `POST /admin/gm/recognition-treaties/prepare` (gm extension): the NA answers the signing
+/// request of the treaty `request` describes, unsigned and not stored (its `na_url` is the caller's
+/// to fill in).
+pub(crate) fn prepare(admin: &AdminClient<'_>, request: &IssueRequest) -> Result<SigningRequest, ClientError> {
+    let reply = admin.send("POST", "/admin/gm/recognition-treaties/prepare", Some(&request.body()))?;
+    let map = reply.object()?;
+    let prepared = SigningRequest::from_value(&Value::Object(map.clone())).map_err(|e| reply.bad(e.to_string()))?;
+    if prepared.stage != Stage::Request || prepared.kind != Kind::Treaty {
+        return Err(reply.bad("the answer is not a treaty signing request"));
+    }
+    RecognitionTreaty::from_value(&prepared.object).map_err(|e| reply.bad(e.to_string()))?;
+    Ok(prepared)
+}
+
+/// `POST /admin/gm/recognition-treaties/publish` (gm extension) with a treaty signed offline; the
+/// NA verifies it against its genesis key and answers the stored treaty.
+pub(crate) fn publish(admin: &AdminClient<'_>, treaty: &Value) -> Result<RecognitionTreaty, ClientError> {
+    let body = Value::Object(object(vec![("treaty", treaty.clone())]));
+    let reply = admin.send("POST", "/admin/gm/recognition-treaties/publish", Some(&body))?;
     let map = reply.object()?;
     RecognitionTreaty::from_value(&Value::Object(map.clone())).map_err(|e| reply.bad(e.to_string()))
 }
