@@ -22,6 +22,7 @@ use crate::model::{check_as, sign_as, Kind};
 
 use super::error::Error;
 use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
+use super::offline_signing::publish_command;
 use super::output::{raw, Output};
 
 /// Append a signature to a signed object (genesis, cert, policy, crl, attestation, treaty, feed, agent) or a signing request.
@@ -145,7 +146,10 @@ fn sign_request(args: &SignArgs, value: &Value) -> Result<u8, Error> {
     if request.stage == Stage::Signed || request.signature_count() > 0 {
         return Err(Error::usage(
             format!("{} is already signed", file.display()),
-            "publish it with gm treaty publish; sign the unsigned request file, not its signed reply",
+            format!(
+                "publish it with {}; sign the unsigned request file, not its signed reply",
+                publish_command(request.kind)
+            ),
         ));
     }
     if let Some(kind) = args.kind.as_deref().filter(|k| *k != request.kind.name()) {
@@ -197,7 +201,7 @@ fn sign_request(args: &SignArgs, value: &Value) -> Result<u8, Error> {
         return Ok(0);
     };
     write_public_file(out, &text, args.force)?;
-    let id = request.object.as_object().and_then(|m| m.get(id_field(request.kind))).and_then(Value::as_str);
+    let id = request.object_id();
     let value = Value::Object(object(vec![
         ("file", Value::from(file.display().to_string())),
         ("key_id", Value::from(key_id.as_str())),
@@ -207,31 +211,18 @@ fn sign_request(args: &SignArgs, value: &Value) -> Result<u8, Error> {
         ("output", Value::from(out.display().to_string())),
     ]));
     let text = format!(
-        "signed the {} signing request {} of {} ({}) with key id {key_id}: wrote {}\nnext: the operator publishes it: gm treaty publish --na {} {}",
+        "signed the {} signing request {} of {} ({}) with key id {key_id}: wrote {}\nnext: the operator publishes it: {} --na {} {}",
         request.kind.name(),
         file.display(),
         request.network_name,
         id.unwrap_or("?"),
         out.display(),
+        publish_command(request.kind),
         request.na_url.as_deref().unwrap_or("URL"),
         out.display()
     );
     Output { json: args.json }.result(&text, &value);
     Ok(0)
-}
-
-/// The id field of a kind's objects, for messages.
-fn id_field(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Treaty => "treaty_id",
-        Kind::Policy => "policy_id",
-        Kind::Attestation => "attestation_id",
-        Kind::Feed => "feed_id",
-        Kind::Crl => "crl_id",
-        Kind::Cert => "cert_id",
-        Kind::Agent => "agent_id",
-        Kind::Genesis => "network_name",
-    }
 }
 
 /// Runs `gm verify`.

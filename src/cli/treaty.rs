@@ -11,7 +11,7 @@
 //!
 //! `issue --unsigned-out FILE` and `publish` are the offline signing round trip of customer-held
 //! custody (`docs/custody.md`): the NA prepares the unsigned treaty, the key holder signs it with
-//! `gm sign`, and `publish` hands it back; they run in `treaty/offline.rs`.
+//! `gm sign`, and `publish` hands it back (files through `cli/offline_signing.rs`).
 //!
 //! This file keeps the argh structs and runs each action: flags are checked in `treaty/flags.rs`,
 //! requests and the renew/replace composition are `client::treaty` and
@@ -22,20 +22,20 @@ use std::path::PathBuf;
 use argh::FromArgs;
 
 use crate::client::genesis::na_public_key;
-use crate::client::treaty::{fetch_row, issue, list, revoke, IssueRequest, TreatyFilter};
+use crate::client::treaty::{fetch_row, issue, list, prepare, publish, revoke, IssueRequest, TreatyFilter};
 use crate::client::treaty_succession::{Succession, SuccessionError, SuccessionKind, Terms};
 use crate::client::{ClientOptions, NaClient};
 use crate::clock::{Clock, SystemClock};
-use crate::model::SignedObject;
+use crate::model::{Kind, SignedObject};
 
 use super::error::{Error, EXIT_CHECK_FAILED};
 use super::flags::na_command;
 use super::input::refuse_existing;
 use super::na_options::{connect, Connection};
+use super::offline_signing;
 use super::output::{notice, Output};
 
 mod flags;
-mod offline;
 mod render;
 
 use flags::{
@@ -257,10 +257,7 @@ pub(crate) fn run(args: TreatyArgs) -> Result<u8, Error> {
         TreatyAction::List(a) => run_list(a),
         TreatyAction::Inspect(a) => run_inspect(a),
         TreatyAction::Issue(a) => run_issue(a),
-        TreatyAction::Publish(a) => {
-            let connection = a.connection();
-            offline::run_publish(&a.file, &connection)
-        }
+        TreatyAction::Publish(a) => run_publish(a),
         TreatyAction::Renew(a) => run_renew(a),
         TreatyAction::Replace(a) => run_replace(a),
         TreatyAction::Revoke(a) => run_revoke(a),
@@ -324,10 +321,19 @@ fn run_issue(args: IssueArgs) -> Result<u8, Error> {
     };
     let session = connect(&args.connection())?;
     if let Some(out) = &args.unsigned_out {
-        return offline::write_request(&session, &request, out, args.force);
+        return offline_signing::write_request(&session, prepare(&session.admin(), &request)?, out, args.force);
     }
     let treaty = issue(&session.admin(), &request)?;
     let (text, value) = issued_result(&treaty);
+    session.out.result(&text, &value);
+    Ok(0)
+}
+
+fn run_publish(args: PublishArgs) -> Result<u8, Error> {
+    let treaty = offline_signing::signed_object(&args.file, Kind::Treaty)?;
+    let session = connect(&args.connection())?;
+    let stored = publish(&session.admin(), &treaty)?;
+    let (text, value) = offline_signing::treaty_published(&stored);
     session.out.result(&text, &value);
     Ok(0)
 }

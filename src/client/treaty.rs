@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 
 use crate::json::{Map, Value};
 use crate::model::fields::{object, str_array};
-use crate::model::signing_request::{SigningRequest, Stage};
+use crate::model::signing_request::SigningRequest;
 use crate::model::treaty::RecognitionTreaty;
 use crate::model::treaty_lifecycle::TreatyLifecycle;
 use crate::model::{Kind, SignedObject};
 use crate::percent::{encode, target_with_query};
 
-use super::admin::AdminClient;
+use super::admin::{signing_request, AdminClient};
 use super::{ClientError, NaClient, Reply};
 
 /// Which treaties `GET /recognition-treaties` returns; `None` means any.
@@ -104,13 +104,7 @@ pub(crate) fn issue(admin: &AdminClient<'_>, request: &IssueRequest) -> Result<R
 /// to fill in).
 pub(crate) fn prepare(admin: &AdminClient<'_>, request: &IssueRequest) -> Result<SigningRequest, ClientError> {
     let reply = admin.send("POST", "/admin/gm/recognition-treaties/prepare", Some(&request.body()))?;
-    let map = reply.object()?;
-    let prepared = SigningRequest::from_value(&Value::Object(map.clone())).map_err(|e| reply.bad(e.to_string()))?;
-    if prepared.stage != Stage::Request || prepared.kind != Kind::Treaty {
-        return Err(reply.bad("the answer is not a treaty signing request"));
-    }
-    RecognitionTreaty::from_value(&prepared.object).map_err(|e| reply.bad(e.to_string()))?;
-    Ok(prepared)
+    signing_request(&reply, Kind::Treaty)
 }
 
 /// `POST /admin/gm/recognition-treaties/publish` (gm extension) with a treaty signed offline; the

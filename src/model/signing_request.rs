@@ -133,6 +133,21 @@ impl SigningRequest {
         ]))
     }
 
+    /// The inner object's id (`treaty_id`, `policy_id`, …), for messages.
+    pub(crate) fn object_id(&self) -> Option<&str> {
+        let field = match self.kind {
+            Kind::Treaty => "treaty_id",
+            Kind::Policy => "policy_id",
+            Kind::Attestation => "attestation_id",
+            Kind::Feed => "feed_id",
+            Kind::Crl => "crl_id",
+            Kind::Cert => "cert_id",
+            Kind::Agent => "agent_id",
+            Kind::Genesis => "network_name",
+        };
+        self.object.as_object()?.get(field)?.as_str()
+    }
+
     /// The number of signatures the inner object carries (absent counts as none).
     pub(crate) fn signature_count(&self) -> usize {
         self.object.as_object().and_then(|m| m.get("signatures")).and_then(Value::as_array).map_or(0, |a| a.len())
@@ -166,6 +181,7 @@ mod tests {
         assert_eq!(SigningRequest::from_value(&r.to_value()).unwrap(), r);
         assert_eq!(SigningRequest::format_of(&r.to_value()), Some(SIGNED_FORMAT));
         assert_eq!(r.signature_count(), 0);
+        assert_eq!(r.object_id(), Some("t-1"));
     }
 
     #[test]

@@ -73,6 +73,8 @@ impl Authority {
             Route::AdminFeedImport => feed::import(self, req, path),
             Route::AdminTreatyPrepare => offline_signing::prepare_treaty(self, req, path),
             Route::AdminTreatyPublish => offline_signing::publish_treaty(self, req, path),
+            Route::AdminPolicyPrepare => offline_signing::prepare_policy(self, req, path),
+            Route::AdminPolicyPublish => offline_signing::publish_policy(self, req, path),
             Route::RecognitionPolicy => trust::get_recognition_policy(self),
             Route::Attestations => trust::list_attestations(self, req),
             Route::Attestation => trust::get_attestation(self, param),

@@ -57,6 +57,10 @@ pub enum Route {
     AdminTreatyPrepare,
     /// `POST /admin/gm/recognition-treaties/publish` (gm extension: offline signing)
     AdminTreatyPublish,
+    /// `POST /admin/gm/policy/prepare` (gm extension: offline signing)
+    AdminPolicyPrepare,
+    /// `POST /admin/gm/policy/publish` (gm extension: offline signing)
+    AdminPolicyPublish,
     /// `GET /recognition-policy`
     RecognitionPolicy,
     /// `GET /attestations`
@@ -124,6 +128,8 @@ impl Route {
             Route::AdminFeedImport => "/admin/sovereign-revocation-feeds/import",
             Route::AdminTreatyPrepare => "/admin/gm/recognition-treaties/prepare",
             Route::AdminTreatyPublish => "/admin/gm/recognition-treaties/publish",
+            Route::AdminPolicyPrepare => "/admin/gm/policy/prepare",
+            Route::AdminPolicyPublish => "/admin/gm/policy/publish",
             Route::RecognitionPolicy => "/recognition-policy",
             Route::Attestations => "/attestations",
             Route::Attestation => "/attestations/<id>",
@@ -211,7 +217,7 @@ fn offer(path: &str) -> Option<Offer> {
 /// segment) and route. The router matches `/admin/…` paths from this table alone, so a test walking
 /// it covers every admin route there is. gm's own admin routes live under `/admin/gm/`, where an
 /// upstream route can never land.
-pub const ADMIN_ROUTES: [(&str, &str, Route); 13] = [
+pub const ADMIN_ROUTES: [(&str, &str, Route); 15] = [
     ("POST", "/admin/invite", Route::AdminInvite),
     ("POST", "/admin/revoke", Route::AdminRevoke),
     ("POST", "/admin/policy", Route::AdminPolicy),
@@ -225,6 +231,8 @@ pub const ADMIN_ROUTES: [(&str, &str, Route); 13] = [
     ("POST", "/admin/sovereign-revocation-feeds/import", Route::AdminFeedImport),
     ("POST", "/admin/gm/recognition-treaties/prepare", Route::AdminTreatyPrepare),
     ("POST", "/admin/gm/recognition-treaties/publish", Route::AdminTreatyPublish),
+    ("POST", "/admin/gm/policy/prepare", Route::AdminPolicyPrepare),
+    ("POST", "/admin/gm/policy/publish", Route::AdminPolicyPublish),
 ];
 
 /// The [`ADMIN_ROUTES`] entry matching `path`, with its `<id>` if the pattern has one.

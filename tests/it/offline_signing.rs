@@ -268,3 +268,70 @@ fn a_wrong_key_an_altered_treaty_and_an_expired_treaty_are_refused_and_nothing_i
     s.publish(&good, 0);
     assert_eq!(stored(&s.home), (1, 1));
 }
+
+#[test]
+fn a_policy_prepared_signed_offline_and_published_becomes_the_active_policy_once() {
+    let s = sovereign("offline-policy");
+    let request = s.work.join("policy.request.json");
+    let (stdout, _) = Gm::new(&[
+        "admin",
+        "policy",
+        "set",
+        "--na",
+        &s.url,
+        "--home",
+        p(&s.home),
+        "--policy-id",
+        "policy-offline-1",
+        "--min-client-version",
+        "0.16.0",
+        "--max-hops",
+        "3",
+        "--unsigned-out",
+        p(&request),
+    ])
+    .expect(0);
+    assert!(stdout.contains("gm admin policy publish"), "{stdout}");
+    let envelope = json_file(&request);
+    assert_eq!(get(&envelope, "kind").as_str(), Some("policy"));
+    assert_eq!(get(get(&envelope, "object"), "policy_id").as_str(), Some("policy-offline-1"));
+    assert!(!s.server.get("/policy").text().contains("policy-offline-1"), "prepare activates nothing");
+
+    // Another key is refused by gm sign, and by the NA when signed around gm sign's check.
+    let (_, stderr) = Gm::new(&["sign", "--key", p(&s.other_key), p(&request)]).expect(2);
+    assert!(stderr.contains("is not the NA key this request must be signed with"), "{stderr}");
+    let bare = s.work.join("bare-policy.json");
+    std::fs::write(&bare, canonical_string(get(&envelope, "object"))).unwrap();
+    let wrong = s.work.join("wrong-policy.json");
+    Gm::new(&["sign", "--key", p(&s.other_key), "--key-id", "na-local", p(&bare), "--output", p(&wrong)]).expect(0);
+    let publish = |file: &Path, status: i32| {
+        Gm::new(&["admin", "policy", "publish", "--na", &s.url, "--home", p(&s.home), p(file)]).expect(status)
+    };
+    let (_, stderr) = publish(&wrong, 1);
+    assert!(stderr.contains("Policy signature does not verify with this NA's genesis key"), "{stderr}");
+
+    let signed = s.work.join("policy.signed.json");
+    let na_key = s.home.join("keys/na.key");
+    Gm::new(&["sign", "--key", p(&na_key), p(&request), "--output", p(&signed)]).expect(0);
+    let (stdout, _) = publish(&signed, 0);
+    assert!(stdout.contains("published policy policy-offline-1") && stdout.contains("signed offline"), "{stdout}");
+    let served = s.work.join("served-policy.json");
+    std::fs::write(&served, s.server.get("/policy").text()).unwrap();
+    assert!(std::fs::read_to_string(&served).unwrap().contains("policy-offline-1"));
+    let na_pub = s.home.join("keys/na.pub");
+    Gm::new(&["verify", "--kind", "policy", "--public-key", p(&na_pub), p(&served)]).expect(0);
+
+    // Replayed: the same policy id again is refused, so a later decision cannot be rolled over.
+    let (_, stderr) = publish(&signed, 1);
+    assert!(stderr.contains("Policy already exists"), "{stderr}");
+    let c = rusqlite::Connection::open(s.home.join("na.db")).unwrap();
+    let events: Vec<String> = c
+        .prepare("SELECT event_json FROM audit_events WHERE event_json LIKE '%\"event_type\": \"policy_published\"%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].contains("\"signed_offline\": true") && events[0].contains("operator-local"), "{events:?}");
+}

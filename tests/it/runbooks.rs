@@ -41,11 +41,7 @@ const SKIPPED: [(&str, &str, &str); 11] = [
         "install -m 0644 genesis-renewed.signed.json",
         "restarts the unit with systemctl on a real host",
     ),
-    (
-        "na-key-rotation.md",
-        "gm treaty replace <their treaty id>",
-        "another sovereign, beta, at a public https address",
-    ),
+    ("na-key-rotation.md", "gm treaty replace <their treaty id>", "another sovereign, beta, at a public https address"),
     (
         "na-key-rotation.md",
         "systemctl stop gm-na",
