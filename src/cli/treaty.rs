@@ -43,13 +43,13 @@ use flags::{
 };
 use render::{inspect_result, issued_result, list_result, print_plan, report_succession, revoked_result};
 
-/// Recognition treaties of a running NA: list, inspect, issue, renew, replace, revoke.
+/// Recognition treaties of a running NA: list, inspect, issue, publish, renew, replace, revoke.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
     name = "treaty",
     example = "gm treaty list --na http://127.0.0.1:8443 --status active\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key beta-na.pub --allowed-role client\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --yes",
-    note = "list and inspect read public routes; issue, renew, replace and revoke are signed with the operator key (--operator-key, default HOME/offline/operator.key). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
+    note = "list and inspect read public routes; issue, publish, renew, replace and revoke are signed with the operator key (--operator-key, default HOME/offline/operator.key). issue --unsigned-out and publish are the offline signing round trip of customer-held custody (docs/custody.md). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
 )]
 pub(crate) struct TreatyArgs {
     #[argh(subcommand)]
