@@ -18,16 +18,23 @@
 # package staging folder): there it creates no user and sets no owner, and prints what it would
 # have done instead, because the users and groups of DIR are not this host's.
 #
+# --na-key-credential also installs the drop-in systemd/gm-na.service.d/na-key-credential.conf as
+# /etc/systemd/system/gm-na.service.d/ and creates /etc/gm/credentials (0700 root): the managed
+# model's NA key as an encrypted systemd credential (docs/custody.md). Only on request, because the
+# unit cannot start until /etc/gm/credentials/na-key.cred exists (`systemd-creds encrypt`); without
+# the flag an installed drop-in is left as it is.
+#
 # --uninstall removes what an install put in place: the binary, the shipped units (stopped and
-# disabled first when systemd runs them) and the shipped runbooks. It keeps, and says it keeps,
+# disabled first when systemd runs them), the credential drop-in and the shipped runbooks. It keeps, and says it keeps,
 # everything that is data or trust material: /etc/gm (gm.toml, genesis, keys, operators.json),
 # /etc/gm-probe, /var/lib/gm (database, ledger, backups, drills, exports), /var/lib/gm-probe, and
 # the users and groups (files they own outlive them).
 #
-# Usage: scripts/install.sh [--binary PATH] [--prefix DIR] [--uninstall]
+# Usage: scripts/install.sh [--binary PATH] [--prefix DIR] [--na-key-credential] [--uninstall]
 #   --binary PATH  the gm to install (default: target/x86_64-unknown-linux-musl/release/gm from
 #                  scripts/build-static.sh, else target/release/gm; CARGO_TARGET_DIR is honoured)
 #   --prefix DIR   install under DIR instead of / (no useradd, no chown, no systemctl)
+#   --na-key-credential  also install the drop-in that loads the NA key as a systemd credential
 #   --uninstall    remove the binary, units and runbooks instead; data and keys stay
 # Exit status: 0 installed or removed (or nothing to do), 2 could not install or remove.
 set -euo pipefail
@@ -41,16 +48,19 @@ die() { echo "install: error: $1" >&2; [ -z "${2:-}" ] || echo "hint: $2" >&2; e
 binary=""
 prefix=""
 uninstall=0
+credential=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) [ $# -ge 2 ] || die "--binary needs a path"; binary="$2"; shift 2 ;;
     --prefix) [ $# -ge 2 ] || die "--prefix needs a folder"; prefix="$2"; shift 2 ;;
     --uninstall) uninstall=1; shift ;;
+    --na-key-credential) credential=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$1'" "scripts/install.sh [--binary PATH] [--prefix DIR] [--uninstall]" ;;
+    *) die "unknown argument '$1'" "scripts/install.sh [--binary PATH] [--prefix DIR] [--na-key-credential] [--uninstall]" ;;
   esac
 done
 [ "$uninstall" = 0 ] || [ -z "$binary" ] || die "--uninstall takes no --binary" "scripts/install.sh --uninstall [--prefix DIR]"
+[ "$uninstall" = 0 ] || [ "$credential" = 0 ] || die "--uninstall takes no --na-key-credential" "scripts/install.sh --uninstall [--prefix DIR]"
 
 # Validate everything before the first change.
 if [ -z "$binary" ] && [ "$uninstall" = 0 ]; then
@@ -75,6 +85,8 @@ if [ -z "$prefix" ] && [ "$(id -u)" != 0 ]; then
 fi
 units=("$repo"/systemd/*.service "$repo"/systemd/*.timer)
 [ -e "${units[0]}" ] || die "no unit files in $repo/systemd"
+credential_dropin=gm-na.service.d/na-key-credential.conf
+[ "$credential" = 0 ] || [ -f "$repo/systemd/$credential_dropin" ] || die "$repo/systemd/$credential_dropin is missing"
 
 changes=0
 units_changed=0
@@ -175,6 +187,14 @@ uninstall_all() {
     fi
     remove_file "/etc/systemd/system/$name"
   done
+  remove_file "/etc/systemd/system/$credential_dropin"
+  if [ -d "$prefix/etc/systemd/system/gm-na.service.d" ]; then
+    if rmdir "$prefix/etc/systemd/system/gm-na.service.d" 2>/dev/null; then
+      changed "removed /etc/systemd/system/gm-na.service.d/"
+    else
+      say "kept   /etc/systemd/system/gm-na.service.d/: it holds drop-ins install.sh did not ship"
+    fi
+  fi
   remove_file /usr/local/bin/gm
   for runbook in "$repo"/docs/runbooks/*.md; do
     remove_file "/etc/gm/runbooks/$(basename "$runbook")"
@@ -248,6 +268,16 @@ fi
 for unit in "${units[@]}"; do
   if ensure_file "$unit" "/etc/systemd/system/$(basename "$unit")" 0644; then units_changed=1; fi
 done
+# The NA key as an encrypted systemd credential (--na-key-credential; docs/custody.md).
+if [ "$credential" = 1 ]; then
+  ensure_dir /etc/gm/credentials 0700 root:root
+  ensure_dir /etc/systemd/system/gm-na.service.d 0755 root:root
+  if ensure_file "$repo/systemd/$credential_dropin" "/etc/systemd/system/$credential_dropin" 0644; then units_changed=1; fi
+  if [ ! -e "$prefix/etc/gm/credentials/na-key.cred" ]; then
+    say "note   /etc/gm/credentials/na-key.cred does not exist yet: gm-na.service cannot start until it does"
+    say "       (systemd-creds encrypt --name=na-key /etc/gm/keys/na.key /etc/gm/credentials/na-key.cred)"
+  fi
+fi
 
 if [ "$units_changed" = 1 ]; then
   if [ -n "$prefix" ]; then

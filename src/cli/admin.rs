@@ -1,5 +1,7 @@
 //! `gm admin`: operator commands against a running NA (`na-wire.md` §9.5): `invite`, `revoke`,
-//! `policy set`, `policy history` and `policy rollback`, each signed with an operator key (§6).
+//! `policy set`, `policy publish`, `policy history` and `policy rollback`, each signed with an
+//! operator key (§6). `policy set --unsigned-out` and `policy publish` are the offline signing
+//! round trip of customer-held custody (`docs/custody.md`, files through `offline_signing.rs`).
 //!
 //! Every leaf command takes the connection flags itself (`gm admin invite --na URL …` reads better
 //! than options placed before the action). Flags become typed values and the key is loaded before
@@ -12,11 +14,13 @@ use crate::client::admin::{InviteRequest, PolicyRequest, RevocationReason};
 use crate::json::Value;
 use crate::model::fields::{object, str_array};
 use crate::model::policy::PolicyManifest;
-use crate::model::SignedObject;
+use crate::model::{Kind, SignedObject};
 
 use super::error::Error;
 use super::flags::na_command;
+use super::input::refuse_existing;
 use super::na_options::connect;
+use super::offline_signing;
 use super::output::notice;
 
 /// Operator commands against a running NA: invite tokens, revocations, network policy.
@@ -97,6 +101,7 @@ pub(crate) struct PolicyArgs {
 #[argh(subcommand)]
 enum PolicyAction {
     Set(PolicySetArgs),
+    Publish(PolicyPublishArgs),
     History(PolicyHistoryArgs),
     Rollback(PolicyRollbackArgs),
 }
@@ -107,8 +112,8 @@ na_command! {
 #[argh(
     subcommand,
     name = "set",
-    example = "gm admin policy set --na http://127.0.0.1:8443 --policy-id policy-2026-03 --min-client-version 0.16.0\ngm admin policy set --na http://127.0.0.1:8443 --policy-id p2 --min-client-version 0.16.0 --allowed-port 443 --allowed-service dns --max-hops 3 --preferred-transport quic",
-    note = "Only the fields given are sent; the NA fills the others with its defaults (ports 443 and 8443, no services, 6 hops, quic then wireguard). Publishing an existing policy id replaces that version."
+    example = "gm admin policy set --na http://127.0.0.1:8443 --policy-id policy-2026-03 --min-client-version 0.16.0\ngm admin policy set --na http://127.0.0.1:8443 --policy-id p2 --min-client-version 0.16.0 --allowed-port 443 --allowed-service dns --max-hops 3 --preferred-transport quic\ngm admin policy set --na https://na.example.net --policy-id policy-2026-04 --min-client-version 0.16.0 --unsigned-out policy.request.json",
+    note = "Only the fields given are sent; the NA fills the others with its defaults (ports 443 and 8443, no services, 6 hops, quic then wireguard). Publishing an existing policy id replaces that version. With --unsigned-out the NA signs and stores nothing: it answers the unsigned manifest as a signing request, written to FILE, for the NA key holder to sign offline (gm sign) and the operator to publish (gm admin policy publish)."
 )]
 pub(crate) struct PolicySetArgs {
     /// policy id (required)
@@ -129,6 +134,28 @@ pub(crate) struct PolicySetArgs {
     /// routing: preferred transport, repeatable, in order (default: the NA's, quic then wireguard)
     #[argh(option)]
     preferred_transport: Vec<String>,
+    /// write the unsigned manifest as a signing request to this file instead of having the NA sign it (customer-held custody)
+    #[argh(option)]
+    unsigned_out: Option<std::path::PathBuf>,
+    /// replace an existing --unsigned-out file
+    #[argh(switch)]
+    force: bool,
+}
+}
+
+na_command! {
+/// Publish a policy the NA key holder signed offline and make it the active one.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "publish",
+    example = "gm admin policy publish --na http://127.0.0.1:8443 policy.signed.json\ngm admin policy publish --na https://na.example.net --operator-key ~/.gm/operator.key --operator-key-id alice-2026 policy.signed.json --json",
+    note = "FILE is what gm sign wrote for a gm admin policy set --unsigned-out request (or a bare signed manifest). The NA checks every signature against its genesis NA key and that the policy id is new, then activates it as gm admin policy set would. Exit status: 0 published, 1 the NA refused (wrong key, altered, already published), 2 the command could not run."
+)]
+pub(crate) struct PolicyPublishArgs {
+    /// the signed policy file (required)
+    #[argh(positional)]
+    file: std::path::PathBuf,
 }
 }
 
@@ -167,6 +194,7 @@ pub(crate) fn run(args: AdminArgs) -> Result<u8, Error> {
         AdminAction::Revoke(a) => run_revoke(a),
         AdminAction::Policy(p) => match p.action {
             PolicyAction::Set(a) => run_policy_set(a),
+            PolicyAction::Publish(a) => run_policy_publish(a),
             PolicyAction::History(a) => run_policy_history(a),
             PolicyAction::Rollback(a) => run_policy_rollback(a),
         },
@@ -234,6 +262,11 @@ fn run_revoke(args: RevokeArgs) -> Result<u8, Error> {
 }
 
 fn run_policy_set(args: PolicySetArgs) -> Result<u8, Error> {
+    if let Some(out) = &args.unsigned_out {
+        refuse_existing(out, args.force)?;
+    } else if args.force {
+        return Err(Error::usage("--force only applies to --unsigned-out", "drop --force"));
+    }
     if args.policy_id.trim().is_empty() || args.min_client_version.trim().is_empty() {
         return Err(Error::usage(
             "--policy-id and --min-client-version must not be empty",
@@ -250,6 +283,9 @@ fn run_policy_set(args: PolicySetArgs) -> Result<u8, Error> {
         preferred_transports: non_empty(&args.preferred_transport),
     };
     let session = connect(&args.connection())?;
+    if let Some(out) = &args.unsigned_out {
+        return offline_signing::write_request(&session, session.admin().prepare_policy(&request)?, out, args.force);
+    }
     let policy = session.admin().publish_policy(&request)?;
     let text = format!(
         "published policy {} (issued at {}); it is now the active policy",
@@ -257,6 +293,15 @@ fn run_policy_set(args: PolicySetArgs) -> Result<u8, Error> {
         policy.issued_at.render_pydantic()
     );
     session.out.result(&text, &policy.to_value());
+    Ok(0)
+}
+
+fn run_policy_publish(args: PolicyPublishArgs) -> Result<u8, Error> {
+    let policy = offline_signing::signed_object(&args.file, Kind::Policy)?;
+    let session = connect(&args.connection())?;
+    let stored = session.admin().publish_signed_policy(&policy)?;
+    let (text, value) = offline_signing::policy_published(&stored);
+    session.out.result(&text, &value);
     Ok(0)
 }
 

@@ -24,6 +24,7 @@ pub mod join;
 pub mod keygen;
 pub mod managed;
 pub mod na_options;
+pub(crate) mod offline_signing;
 pub mod operator;
 pub mod ops_metrics;
 pub mod output;

@@ -2,6 +2,10 @@
 //! customer-held custody model (the customer keeps the NA key and signs trust material offline).
 //! The object is read through its model and canonicalised as upstream does; verification applies
 //! upstream's rule for the kind (genesis: every signature; crl and agent: the first; others: any).
+//!
+//! `gm sign` also takes a signing request (`gm treaty issue --unsigned-out`, the offline signing
+//! round trip of `docs/custody.md`): it signs the inner object with the key id the request names,
+//! refuses a key that is not the NA key the request names, and writes the signed reply envelope.
 
 use std::path::{Path, PathBuf};
 
@@ -13,19 +17,21 @@ use crate::crypto::keys::{key_id_in_file, load_public_key, load_signing_key, Pub
 use crate::crypto::signature::{SignatureCheck, VerifyRule};
 use crate::json::Value;
 use crate::model::fields::object;
+use crate::model::signing_request::{SigningRequest, Stage};
 use crate::model::{check_as, sign_as, Kind};
 
 use super::error::Error;
 use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
+use super::offline_signing::publish_command;
 use super::output::{raw, Output};
 
-/// Append a signature to a signed object (genesis, cert, policy, crl, attestation, treaty, feed, agent).
+/// Append a signature to a signed object (genesis, cert, policy, crl, attestation, treaty, feed, agent) or a signing request.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
     name = "sign",
-    example = "gm sign --key na.key --key-id na-2025-q1 treaty.json --output treaty.signed.json\ngm sign --kind policy --key na.key --key-id na-2025-q1 policy.json",
-    note = "The object is read through its schema (unknown fields dropped, defaults filled) before signing, exactly as upstream canonicalises it."
+    example = "gm sign --key na.key --key-id na-2025-q1 treaty.json --output treaty.signed.json\ngm sign --kind policy --key na.key --key-id na-2025-q1 policy.json\ngm sign --key na.key treaty.request.json --output treaty.signed.json",
+    note = "The object is read through its schema (unknown fields dropped, defaults filled) before signing, exactly as upstream canonicalises it. A signing request (gm treaty issue --unsigned-out) is signed with the key id it names, only by the NA key it names (else refused, exit 2), and written as a signed reply for gm treaty publish."
 )]
 pub(crate) struct SignArgs {
     /// object kind: genesis, cert, policy, crl, attestation, treaty, feed, agent (default: detected from the fields)
@@ -86,6 +92,9 @@ pub(crate) fn run_sign(args: SignArgs) -> Result<u8, Error> {
         refuse_existing(out, args.force)?;
     }
     let value = read_json(&args.file)?;
+    if SigningRequest::format_of(&value).is_some() {
+        return sign_request(&args, &value);
+    }
     let kind = resolve_kind(args.kind.as_deref(), &value, &args.file)?;
     let env = Env::from_process();
     let home = config::resolve_home(args.home.as_deref(), &env);
@@ -125,6 +134,94 @@ pub(crate) fn run_sign(args: SignArgs) -> Result<u8, Error> {
         }
         None => raw(&text),
     }
+    Ok(0)
+}
+
+/// Signs the object of a signing request: only with the NA key the request names, under the key
+/// id it names, and checked with that key before anything is written.
+fn sign_request(args: &SignArgs, value: &Value) -> Result<u8, Error> {
+    let file = &args.file;
+    let mut request =
+        SigningRequest::from_value(value).map_err(|source| Error::Model { path: file.clone(), source })?;
+    if request.stage == Stage::Signed || request.signature_count() > 0 {
+        return Err(Error::usage(
+            format!("{} is already signed", file.display()),
+            format!(
+                "publish it with {}; sign the unsigned request file, not its signed reply",
+                publish_command(request.kind)
+            ),
+        ));
+    }
+    if let Some(kind) = args.kind.as_deref().filter(|k| *k != request.kind.name()) {
+        return Err(Error::usage(
+            format!("--kind {kind} does not match the request, which holds a {}", request.kind.name()),
+            "omit --kind: a signing request names its kind",
+        ));
+    }
+    let key_id = match args.key_id.as_deref() {
+        Some(id) if id != request.na_key_id => {
+            return Err(Error::usage(
+                format!("--key-id {id} is not the key id the request names ({})", request.na_key_id),
+                "omit --key-id: the object's issued_by names the key id its signature must carry",
+            ))
+        }
+        _ => request.na_key_id.clone(),
+    };
+    let home = config::resolve_home(args.home.as_deref(), &Env::from_process());
+    let key_path = args.key.clone().unwrap_or_else(|| home.join("keys/na.key"));
+    let key = load_signing_key(&key_path)?;
+    let public = key.public_key();
+    if public.to_b64() != request.na_public_key {
+        return Err(Error::usage(
+            format!(
+                "{} is not the NA key this request must be signed with: its public key is {}, the request names {} (the genesis NA key of {})",
+                key_path.display(),
+                public.to_b64(),
+                request.na_public_key,
+                request.network_name
+            ),
+            "sign with the NA private key whose public half is network_authority.public_key in the genesis; a treaty signed with another key is refused by the NA",
+        ));
+    }
+    let signed = sign_as(request.kind, &request.object, &key, &key_id)
+        .map_err(|source| Error::Model { path: file.clone(), source })?;
+    let checked =
+        check_as(request.kind, &signed, &[public]).map_err(|source| Error::Model { path: file.clone(), source })?;
+    if !checked.outcome.is_valid() {
+        return Err(Error::refused(
+            format!("the signature just made over {} does not verify with the key that made it", file.display()),
+            "this is a gm bug: please report it with the request file (it holds no secret)",
+        ));
+    }
+    request.stage = Stage::Signed;
+    request.object = signed;
+    let text = object_file_text(&request.to_value());
+    let Some(out) = &args.output else {
+        raw(&text);
+        return Ok(0);
+    };
+    write_public_file(out, &text, args.force)?;
+    let id = request.object_id();
+    let value = Value::Object(object(vec![
+        ("file", Value::from(file.display().to_string())),
+        ("key_id", Value::from(key_id.as_str())),
+        ("kind", Value::from(request.kind.name())),
+        ("network_name", Value::from(request.network_name.as_str())),
+        ("object_id", id.map_or(Value::Null, Value::from)),
+        ("output", Value::from(out.display().to_string())),
+    ]));
+    let text = format!(
+        "signed the {} signing request {} of {} ({}) with key id {key_id}: wrote {}\nnext: the operator publishes it: {} --na {} {}",
+        request.kind.name(),
+        file.display(),
+        request.network_name,
+        id.unwrap_or("?"),
+        out.display(),
+        publish_command(request.kind),
+        request.na_url.as_deref().unwrap_or("URL"),
+        out.display()
+    );
+    Output { json: args.json }.result(&text, &value);
     Ok(0)
 }
 

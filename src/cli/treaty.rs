@@ -1,5 +1,5 @@
-//! `gm treaty list|inspect|issue|renew|replace|revoke`: the recognition treaties of a running NA
-//! (`na-wire.md` §7.9, §9.3, §9.5, §11).
+//! `gm treaty list|inspect|issue|publish|renew|replace|revoke`: the recognition treaties of a
+//! running NA (`na-wire.md` §7.9, §9.3, §9.5, §11).
 //!
 //! `list` and `inspect` read the public routes and show each treaty's derived lifecycle (§11.3);
 //! `inspect` also checks the NA signature against the key of the NA's own `GET /genesis`. `issue`
@@ -9,22 +9,30 @@
 //! `--yes` before anything is sent, and `--dry-run` prints the plan without contacting the NA or
 //! reading the operator key (in split operation the key holder reviews plans elsewhere).
 //!
+//! `issue --unsigned-out FILE` and `publish` are the offline signing round trip of customer-held
+//! custody (`docs/custody.md`): the NA prepares the unsigned treaty, the key holder signs it with
+//! `gm sign`, and `publish` hands it back (files through `cli/offline_signing.rs`).
+//!
 //! This file keeps the argh structs and runs each action: flags are checked in `treaty/flags.rs`,
 //! requests and the renew/replace composition are `client::treaty` and
 //! `client::treaty_succession`, and results are rendered by `treaty/render.rs`.
 
+use std::path::PathBuf;
+
 use argh::FromArgs;
 
 use crate::client::genesis::na_public_key;
-use crate::client::treaty::{fetch_row, issue, list, revoke, IssueRequest, TreatyFilter};
+use crate::client::treaty::{fetch_row, issue, list, prepare, publish, revoke, IssueRequest, TreatyFilter};
 use crate::client::treaty_succession::{Succession, SuccessionError, SuccessionKind, Terms};
 use crate::client::{ClientOptions, NaClient};
 use crate::clock::{Clock, SystemClock};
-use crate::model::SignedObject;
+use crate::model::{Kind, SignedObject};
 
 use super::error::{Error, EXIT_CHECK_FAILED};
 use super::flags::na_command;
+use super::input::refuse_existing;
 use super::na_options::{connect, Connection};
+use super::offline_signing;
 use super::output::{notice, Output};
 
 mod flags;
@@ -35,13 +43,13 @@ use flags::{
 };
 use render::{inspect_result, issued_result, list_result, print_plan, report_succession, revoked_result};
 
-/// Recognition treaties of a running NA: list, inspect, issue, renew, replace, revoke.
+/// Recognition treaties of a running NA: list, inspect, issue, publish, renew, replace, revoke.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
     name = "treaty",
     example = "gm treaty list --na http://127.0.0.1:8443 --status active\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key beta-na.pub --allowed-role client\ngm treaty renew 1ede1147-34d3-4354-bc35-7b297a397050 --na http://127.0.0.1:8443 --yes",
-    note = "list and inspect read public routes; issue, renew, replace and revoke are signed with the operator key (--operator-key, default HOME/offline/operator.key). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
+    note = "list and inspect read public routes; issue, publish, renew, replace and revoke are signed with the operator key (--operator-key, default HOME/offline/operator.key). issue --unsigned-out and publish are the offline signing round trip of customer-held custody (docs/custody.md). Exit status: 0 done, 1 the NA refused or a check said no, 2 the command could not run."
 )]
 pub(crate) struct TreatyArgs {
     #[argh(subcommand)]
@@ -54,6 +62,7 @@ enum TreatyAction {
     List(ListArgs),
     Inspect(InspectArgs),
     Issue(IssueArgs),
+    Publish(PublishArgs),
     Renew(RenewArgs),
     Replace(ReplaceArgs),
     Revoke(RevokeArgs),
@@ -111,8 +120,8 @@ na_command! {
 #[argh(
     subcommand,
     name = "issue",
-    example = "gm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key beta-na.pub\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --allowed-role client --accepted-status active --validity-hours 720\ngm treaty issue --na https://na.example.net --subject beta --subject-public-key beta-na.pub --metadata-json '{{\"ticket\":\"CHG-42\"}}' --json",
-    note = "Prints the new treaty id. Scope and metadata are sent only when given; the NA defaults them (any role, active attestations, no metadata). Exit status: 0 issued, 1 the NA refused, 2 the request could not be made."
+    example = "gm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key beta-na.pub\ngm treaty issue --na http://127.0.0.1:8443 --subject beta --subject-public-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --allowed-role client --accepted-status active --validity-hours 720\ngm treaty issue --na https://na.example.net --subject beta --subject-public-key beta-na.pub --unsigned-out treaty.request.json",
+    note = "Prints the new treaty id. Scope and metadata are sent only when given; the NA defaults them (any role, active attestations, no metadata). With --unsigned-out the NA signs nothing and stores nothing: it answers the unsigned treaty as a signing request, written to FILE, for the NA key holder to sign offline (gm sign --key na.key FILE --output signed.json) and the operator to publish (gm treaty publish). Exit status: 0 issued (or the request written), 1 the NA refused, 2 the request could not be made."
 )]
 pub(crate) struct IssueArgs {
     /// the recognised (subject) sovereign id (required)
@@ -133,6 +142,28 @@ pub(crate) struct IssueArgs {
     /// metadata as a JSON object (default: none)
     #[argh(option)]
     metadata_json: Option<String>,
+    /// write the unsigned treaty as a signing request to this file instead of having the NA sign it (customer-held custody)
+    #[argh(option)]
+    unsigned_out: Option<PathBuf>,
+    /// replace an existing --unsigned-out file
+    #[argh(switch)]
+    force: bool,
+}
+}
+
+na_command! {
+/// Publish a treaty the NA key holder signed offline (gm sign on a gm treaty issue --unsigned-out request).
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "publish",
+    example = "gm treaty publish --na http://127.0.0.1:8443 treaty.signed.json\ngm treaty publish --na https://na.example.net --operator-key ~/.gm/operator.key --operator-key-id alice-2026 treaty.signed.json --json",
+    note = "FILE is what gm sign wrote for a signing request (or a bare signed treaty). The NA checks every signature against its genesis NA key, that it issues the treaty, that it has not expired and that its id is new, then stores it as gm treaty issue would. Exit status: 0 published, 1 the NA refused (wrong key, altered, expired, already published), 2 the command could not run."
+)]
+pub(crate) struct PublishArgs {
+    /// the signed treaty file (required)
+    #[argh(positional)]
+    file: PathBuf,
 }
 }
 
@@ -226,6 +257,7 @@ pub(crate) fn run(args: TreatyArgs) -> Result<u8, Error> {
         TreatyAction::List(a) => run_list(a),
         TreatyAction::Inspect(a) => run_inspect(a),
         TreatyAction::Issue(a) => run_issue(a),
+        TreatyAction::Publish(a) => run_publish(a),
         TreatyAction::Renew(a) => run_renew(a),
         TreatyAction::Replace(a) => run_replace(a),
         TreatyAction::Revoke(a) => run_revoke(a),
@@ -262,6 +294,11 @@ fn run_inspect(args: InspectArgs) -> Result<u8, Error> {
 }
 
 fn run_issue(args: IssueArgs) -> Result<u8, Error> {
+    if let Some(out) = &args.unsigned_out {
+        refuse_existing(out, args.force)?;
+    } else if args.force {
+        return Err(Error::usage("--force only applies to --unsigned-out", "drop --force"));
+    }
     if args.subject.trim().is_empty() {
         return Err(Error::usage("--subject is empty", "pass the sovereign id of the sovereign to recognise"));
     }
@@ -283,8 +320,20 @@ fn run_issue(args: IssueArgs) -> Result<u8, Error> {
         metadata,
     };
     let session = connect(&args.connection())?;
+    if let Some(out) = &args.unsigned_out {
+        return offline_signing::write_request(&session, prepare(&session.admin(), &request)?, out, args.force);
+    }
     let treaty = issue(&session.admin(), &request)?;
     let (text, value) = issued_result(&treaty);
+    session.out.result(&text, &value);
+    Ok(0)
+}
+
+fn run_publish(args: PublishArgs) -> Result<u8, Error> {
+    let treaty = offline_signing::signed_object(&args.file, Kind::Treaty)?;
+    let session = connect(&args.connection())?;
+    let stored = publish(&session.admin(), &treaty)?;
+    let (text, value) = offline_signing::treaty_published(&stored);
     session.out.result(&text, &value);
     Ok(0)
 }

@@ -15,8 +15,9 @@ use crate::clock::Clock;
 use crate::crypto::digest::uuid4;
 use crate::json::{Map, Value};
 use crate::model::policy::PolicyManifest;
+use crate::model::signing_request::{SigningRequest, Stage};
 use crate::model::timestamp::isoformat_utc;
-use crate::model::SignedObject;
+use crate::model::{check_as, Kind, SignedObject};
 
 use super::{ClientError, Deadline, NaClient, Reply};
 
@@ -223,6 +224,22 @@ impl<'a> AdminClient<'a> {
         manifest(&reply)
     }
 
+    /// `POST /admin/gm/policy/prepare` (gm extension): the signing request of the manifest a
+    /// `publish_policy` with `request` would activate, unsigned and not stored.
+    pub(crate) fn prepare_policy(&self, request: &PolicyRequest) -> Result<SigningRequest, ClientError> {
+        let reply = self.send("POST", "/admin/gm/policy/prepare", Some(&request.body()))?;
+        signing_request(&reply, Kind::Policy)
+    }
+
+    /// `POST /admin/gm/policy/publish` (gm extension) with a manifest signed offline; the NA
+    /// verifies it against its genesis key, activates it and answers it.
+    pub(crate) fn publish_signed_policy(&self, policy: &Value) -> Result<PolicyManifest, ClientError> {
+        let mut body = Map::new();
+        body.insert("policy", policy.clone());
+        let reply = self.send("POST", "/admin/gm/policy/publish", Some(&Value::Object(body)))?;
+        manifest(&reply)
+    }
+
     /// `GET /admin/policy/history`: every stored policy version, newest first.
     pub(crate) fn policy_history(&self) -> Result<Vec<PolicyVersion>, ClientError> {
         let reply = self.send("GET", "/admin/policy/history", None)?;
@@ -273,6 +290,18 @@ impl<'a> AdminClient<'a> {
             .map(str::to_string)
             .ok_or_else(|| reply.bad("network_authority.public_key is missing"))
     }
+}
+
+/// A 2xx answer holding a signing request (a gm `prepare` route) for an object of `kind`, whose
+/// object reads through the kind's model.
+pub(crate) fn signing_request(reply: &Reply, kind: Kind) -> Result<SigningRequest, ClientError> {
+    let map = reply.object()?;
+    let prepared = SigningRequest::from_value(&Value::Object(map.clone())).map_err(|e| reply.bad(e.to_string()))?;
+    if prepared.stage != Stage::Request || prepared.kind != kind {
+        return Err(reply.bad(format!("the answer is not a {} signing request", kind.model_name())));
+    }
+    check_as(kind, &prepared.object, &[]).map_err(|e| reply.bad(e.to_string()))?;
+    Ok(prepared)
 }
 
 fn manifest(reply: &Reply) -> Result<PolicyManifest, ClientError> {

@@ -12,12 +12,13 @@ use chrono::{DateTime, Utc};
 
 use crate::json::{Map, Value};
 use crate::model::fields::{object, str_array};
+use crate::model::signing_request::SigningRequest;
 use crate::model::treaty::RecognitionTreaty;
 use crate::model::treaty_lifecycle::TreatyLifecycle;
-use crate::model::SignedObject;
+use crate::model::{Kind, SignedObject};
 use crate::percent::{encode, target_with_query};
 
-use super::admin::AdminClient;
+use super::admin::{signing_request, AdminClient};
 use super::{ClientError, NaClient, Reply};
 
 /// Which treaties `GET /recognition-treaties` returns; `None` means any.
@@ -94,6 +95,23 @@ impl IssueRequest {
 /// Sends the issue request and reads the signed treaty the NA answers with.
 pub(crate) fn issue(admin: &AdminClient<'_>, request: &IssueRequest) -> Result<RecognitionTreaty, ClientError> {
     let reply = admin.send("POST", "/admin/recognition-treaties", Some(&request.body()))?;
+    let map = reply.object()?;
+    RecognitionTreaty::from_value(&Value::Object(map.clone())).map_err(|e| reply.bad(e.to_string()))
+}
+
+/// `POST /admin/gm/recognition-treaties/prepare` (gm extension): the NA answers the signing
+/// request of the treaty `request` describes, unsigned and not stored (its `na_url` is the caller's
+/// to fill in).
+pub(crate) fn prepare(admin: &AdminClient<'_>, request: &IssueRequest) -> Result<SigningRequest, ClientError> {
+    let reply = admin.send("POST", "/admin/gm/recognition-treaties/prepare", Some(&request.body()))?;
+    signing_request(&reply, Kind::Treaty)
+}
+
+/// `POST /admin/gm/recognition-treaties/publish` (gm extension) with a treaty signed offline; the
+/// NA verifies it against its genesis key and answers the stored treaty.
+pub(crate) fn publish(admin: &AdminClient<'_>, treaty: &Value) -> Result<RecognitionTreaty, ClientError> {
+    let body = Value::Object(object(vec![("treaty", treaty.clone())]));
+    let reply = admin.send("POST", "/admin/gm/recognition-treaties/publish", Some(&body))?;
     let map = reply.object()?;
     RecognitionTreaty::from_value(&Value::Object(map.clone())).map_err(|e| reply.bad(e.to_string()))
 }

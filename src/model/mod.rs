@@ -18,6 +18,7 @@ pub mod genesis;
 pub mod policy;
 pub mod recognition;
 mod signed;
+pub mod signing_request;
 pub mod timestamp;
 pub mod treaty;
 pub mod treaty_lifecycle;

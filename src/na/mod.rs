@@ -48,7 +48,7 @@ impl Authority {
     }
 
     fn run(&self, route: Route, req: &Request, path: &str, param: &str) -> Result<Response, NaError> {
-        use routes::{admin, connectome, discovery, enroll, feed, public, trust};
+        use routes::{admin, connectome, discovery, enroll, feed, offline_signing, public, trust};
         match route {
             Route::Health => public::health(self),
             Route::Healthz => Ok(public::healthz()),
@@ -73,6 +73,10 @@ impl Authority {
             Route::AdminTreaties => trust::issue_treaty(self, req, path),
             Route::AdminTreatyRevoke => trust::revoke_treaty(self, req, path, param),
             Route::AdminFeedImport => feed::import(self, req, path),
+            Route::AdminTreatyPrepare => offline_signing::prepare_treaty(self, req, path),
+            Route::AdminTreatyPublish => offline_signing::publish_treaty(self, req, path),
+            Route::AdminPolicyPrepare => offline_signing::prepare_policy(self, req, path),
+            Route::AdminPolicyPublish => offline_signing::publish_policy(self, req, path),
             Route::RecognitionPolicy => trust::get_recognition_policy(self),
             Route::Attestations => trust::list_attestations(self, req),
             Route::Attestation => trust::get_attestation(self, param),

@@ -53,6 +53,14 @@ pub enum Route {
     AdminTreatyRevoke,
     /// `POST /admin/sovereign-revocation-feeds/import`
     AdminFeedImport,
+    /// `POST /admin/gm/recognition-treaties/prepare` (gm extension: offline signing)
+    AdminTreatyPrepare,
+    /// `POST /admin/gm/recognition-treaties/publish` (gm extension: offline signing)
+    AdminTreatyPublish,
+    /// `POST /admin/gm/policy/prepare` (gm extension: offline signing)
+    AdminPolicyPrepare,
+    /// `POST /admin/gm/policy/publish` (gm extension: offline signing)
+    AdminPolicyPublish,
     /// `GET /recognition-policy`
     RecognitionPolicy,
     /// `GET /attestations`
@@ -118,6 +126,10 @@ impl Route {
             Route::AdminTreaties => "/admin/recognition-treaties",
             Route::AdminTreatyRevoke => "/admin/recognition-treaties/<id>/revoke",
             Route::AdminFeedImport => "/admin/sovereign-revocation-feeds/import",
+            Route::AdminTreatyPrepare => "/admin/gm/recognition-treaties/prepare",
+            Route::AdminTreatyPublish => "/admin/gm/recognition-treaties/publish",
+            Route::AdminPolicyPrepare => "/admin/gm/policy/prepare",
+            Route::AdminPolicyPublish => "/admin/gm/policy/publish",
             Route::RecognitionPolicy => "/recognition-policy",
             Route::Attestations => "/attestations",
             Route::Attestation => "/attestations/<id>",
@@ -203,8 +215,9 @@ fn offer(path: &str) -> Option<Offer> {
 
 /// Every operator-signed route (`na-wire.md` §6, §9): method, path pattern (`<id>` is one path
 /// segment) and route. The router matches `/admin/…` paths from this table alone, so a test walking
-/// it covers every admin route there is.
-pub const ADMIN_ROUTES: [(&str, &str, Route); 11] = [
+/// it covers every admin route there is. gm's own admin routes live under `/admin/gm/`, where an
+/// upstream route can never land.
+pub const ADMIN_ROUTES: [(&str, &str, Route); 15] = [
     ("POST", "/admin/invite", Route::AdminInvite),
     ("POST", "/admin/revoke", Route::AdminRevoke),
     ("POST", "/admin/policy", Route::AdminPolicy),
@@ -216,6 +229,10 @@ pub const ADMIN_ROUTES: [(&str, &str, Route); 11] = [
     ("POST", "/admin/recognition-treaties", Route::AdminTreaties),
     ("POST", "/admin/recognition-treaties/<id>/revoke", Route::AdminTreatyRevoke),
     ("POST", "/admin/sovereign-revocation-feeds/import", Route::AdminFeedImport),
+    ("POST", "/admin/gm/recognition-treaties/prepare", Route::AdminTreatyPrepare),
+    ("POST", "/admin/gm/recognition-treaties/publish", Route::AdminTreatyPublish),
+    ("POST", "/admin/gm/policy/prepare", Route::AdminPolicyPrepare),
+    ("POST", "/admin/gm/policy/publish", Route::AdminPolicyPublish),
 ];
 
 /// The [`ADMIN_ROUTES`] entry matching `path`, with its `<id>` if the pattern has one.

@@ -32,6 +32,14 @@ pub(crate) fn activate_new(
     Ok(())
 }
 
+/// True when a version with `policy_id` is stored (active or not).
+pub(crate) fn exists(conn: &Connection, policy_id: &str) -> Result<bool, StoreError> {
+    conn.query_row("SELECT 1 FROM policy_versions WHERE policy_id = ?1", [policy_id], |_| Ok(()))
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(StoreError::sqlite("reading a policy"))
+}
+
 /// Number of stored policy versions (`genesis_mesh_na_policy_versions_total`).
 pub fn count(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT COUNT(*) FROM policy_versions", [], |r| r.get(0))

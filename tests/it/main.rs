@@ -29,6 +29,7 @@ mod harness;
 mod import_loops;
 mod incident;
 mod keys;
+mod offline_signing;
 mod operators;
 mod outbound_deadlines;
 mod packaging;

@@ -253,6 +253,52 @@ fn install_sh_under_a_prefix_lays_out_the_tree_and_a_second_run_changes_nothing(
     assert_eq!(mode(&root.join("var/lib/gm")), 0o700);
 }
 
+/// The managed model's NA key credential (docs/custody.md): the drop-in is installed only with
+/// `--na-key-credential`, with /etc/gm/credentials 0700; gm-na.service with it loaded passes
+/// `systemd-analyze verify` with nothing to say; a plain install leaves it out and uninstall takes it.
+#[test]
+fn install_sh_installs_the_na_key_credential_drop_in_only_on_request_and_it_verifies() {
+    let dir = TempDir::new("credential");
+    let root = dir.join("root");
+    let dropin = root.join("etc/systemd/system/gm-na.service.d/na-key-credential.conf");
+    install(&root);
+    assert!(!dropin.exists() && !root.join("etc/gm/credentials").exists(), "installed without --na-key-credential");
+    let run = |extra: &str| {
+        let out = Command::new(repo().join("scripts/install.sh"))
+            .args(["--binary", GM, "--prefix", root.to_str().unwrap(), extra])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    };
+    let first = run("--na-key-credential");
+    assert!(first.contains("na-key.cred does not exist yet"), "{first}");
+    assert_eq!(mode(&root.join("etc/gm/credentials")), 0o700);
+    assert_eq!(mode(&dropin), 0o644);
+    let shipped = repo().join("systemd/gm-na.service.d/na-key-credential.conf");
+    assert_eq!(std::fs::read(&dropin).unwrap(), std::fs::read(&shipped).unwrap());
+    assert!(run("--na-key-credential").contains("install: nothing to change"));
+
+    // The unit with its drop-in, as systemd loads them from one unit folder.
+    let units = dir.join("units");
+    std::fs::create_dir_all(units.join("gm-na.service.d")).unwrap();
+    let unit = std::fs::read_to_string(repo().join("systemd/gm-na.service")).unwrap();
+    std::fs::write(units.join("gm-na.service"), unit.replace(INSTALLED_GM, GM)).unwrap();
+    std::fs::copy(&shipped, units.join("gm-na.service.d/na-key-credential.conf")).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "gm-na.service"])
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", units.display()))
+        .output()
+        .unwrap();
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success() && said.is_empty(), "systemd-analyze verify with the drop-in: {said}");
+
+    let gone = uninstall(&root);
+    assert!(!dropin.exists(), "{gone}");
+    assert!(gone.contains("removed /etc/systemd/system/gm-na.service.d/\n"), "{gone}");
+}
+
 fn uninstall(prefix: &Path) -> String {
     let out = Command::new(repo().join("scripts/install.sh"))
         .args(["--uninstall", "--prefix", prefix.to_str().unwrap()])

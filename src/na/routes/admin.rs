@@ -159,20 +159,47 @@ pub(crate) fn policy_publish(na: &Authority, req: &Request, path: &str) -> Resul
     let (operator, _remote, now) = admit(na, req, path, &body)?;
     let mut manifest = build_policy(na, &body, now).ok_or_else(|| NaError::api(400, "Invalid policy manifest"))?;
     na.signer().sign(&mut manifest, "policy", &req.request_id)?;
-    let stored = manifest.clone();
-    na.store.write(move |c| {
-        publish::activate_policy(c, &stored, now)?;
-        let d = audit::details(vec![
-            ("operator_key_id", Value::from(operator.key_id.as_str())),
-            ("policy_id", Value::from(stored.policy_id.as_str())),
-        ]);
-        audit::write(c, "policy_published", d, now)
-    })?;
+    store_policy(na, &manifest, &operator.key_id, None, now)?;
     Ok(json_response(201, &manifest.to_value()))
 }
 
-/// Builds the (unsigned) manifest from the request fields through the model's validation.
-fn build_policy(na: &Authority, body: &Map, now: DateTime<Utc>) -> Option<PolicyManifest> {
+/// Stores `manifest` as the active policy with its `policy_published` event in one write job.
+/// `offline` is the signature's key id when the key holder signed it offline: the event says so,
+/// and a policy id already stored is refused with 409 (upstream's route replaces that version;
+/// a signed file must not be replayable over a later decision).
+pub(super) fn store_policy(
+    na: &Authority,
+    manifest: &PolicyManifest,
+    operator_key_id: &str,
+    offline: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), NaError> {
+    let stored = manifest.clone();
+    let (operator_key_id, offline) = (operator_key_id.to_string(), offline.map(str::to_string));
+    let published = na.store.write(move |c| {
+        if offline.is_some() && policy::exists(c, &stored.policy_id)? {
+            return Ok(false);
+        }
+        publish::activate_policy(c, &stored, now)?;
+        let mut d = vec![
+            ("operator_key_id", Value::from(operator_key_id.as_str())),
+            ("policy_id", Value::from(stored.policy_id.as_str())),
+        ];
+        if let Some(key_id) = &offline {
+            d.push(("signature_key_id", Value::from(key_id.as_str())));
+            d.push(("signed_offline", Value::Bool(true)));
+        }
+        audit::write(c, "policy_published", audit::details(d), now)?;
+        Ok(true)
+    })?;
+    if !published {
+        return Err(NaError::api(409, "Policy already exists"));
+    }
+    Ok(())
+}
+
+/// Builds the unsigned manifest from the request fields through the model's validation.
+pub(super) fn build_policy(na: &Authority, body: &Map, now: DateTime<Utc>) -> Option<PolicyManifest> {
     let policy_id = match body.get("policy_id").filter(|v| v.is_truthy()) {
         Some(v) => v.clone(),
         None => Value::from(format!("policy-{}", uuid4())),

@@ -6,5 +6,6 @@ pub mod connectome;
 pub mod discovery;
 pub mod enroll;
 pub mod feed;
+pub mod offline_signing;
 pub mod public;
 pub mod trust;

@@ -273,6 +273,15 @@ pub(crate) fn get_recognition_policy(na: &Authority) -> Result<Response, NaError
 /// `POST /admin/recognition-treaties`.
 pub(crate) fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<Response, NaError> {
     let (body, operator, _remote, now) = admit_strict(na, req, path)?;
+    let mut t = build_treaty(na, &body, now)?;
+    na.signer().sign(&mut t, "treaty", &req.request_id)?;
+    store_treaty(na, &t, &operator.key_id, None, now)?;
+    Ok(json_response(201, &t.to_value()))
+}
+
+/// The unsigned treaty an issue request describes, checked as upstream checks it (§9.5, D13):
+/// a fresh id, this sovereign as issuer, `issued_by` the NA key id, valid from `now`.
+pub(super) fn build_treaty(na: &Authority, body: &Map, now: DateTime<Utc>) -> Result<RecognitionTreaty, NaError> {
     let required = || NaError::api(400, "subject_sovereign_id and subject_public_keys are required");
     let subject = match body.get("subject_sovereign_id").filter(|v| v.is_truthy()) {
         Some(Value::Str(s)) => s.clone(),
@@ -285,7 +294,7 @@ pub(crate) fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<
     if keys.is_empty() {
         return Err(NaError::api(400, "subject_public_keys must not be empty"));
     }
-    let scope_map = object_or_empty(&body, "scope").ok_or_else(|| NaError::api(400, "Invalid treaty scope"))?;
+    let scope_map = object_or_empty(body, "scope").ok_or_else(|| NaError::api(400, "Invalid treaty scope"))?;
     let scope_value = Value::Object(scope_map);
     let scope = Fields::of("RecognitionTreaty", &scope_value)
         .and_then(|f| TreatyScope::from_fields(&f))
@@ -293,10 +302,10 @@ pub(crate) fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<
     if let Some(bad) = invalid_role(&scope.allowed_roles) {
         return Err(NaError::api(400, format!("Invalid role: {bad}")));
     }
-    let expires = validity(&body, now)?;
-    let issuer = own_issuer(na, &body)?;
-    let metadata = object_or_empty(&body, "metadata").ok_or_else(|| NaError::api(400, "Invalid recognition treaty"))?;
-    let mut t = RecognitionTreaty {
+    let expires = validity(body, now)?;
+    let issuer = own_issuer(na, body)?;
+    let metadata = object_or_empty(body, "metadata").ok_or_else(|| NaError::api(400, "Invalid recognition treaty"))?;
+    Ok(RecognitionTreaty {
         treaty_id: uuid4(),
         issuer_sovereign_id: issuer,
         subject_sovereign_id: subject,
@@ -309,37 +318,56 @@ pub(crate) fn issue_treaty(na: &Authority, req: &Request, path: &str) -> Result<
         issued_by: na.settings.na_key_id.clone(),
         metadata,
         signatures: Vec::new(),
-    };
-    na.signer().sign(&mut t, "treaty", &req.request_id)?;
+    })
+}
+
+/// Stores a signed treaty with its `recognition_treaty_issued` event in one write job and marks
+/// trust changed. `offline` is the signature's key id when the key holder signed it offline (the
+/// event then says so). A treaty id already stored is refused with 409 and nothing is written.
+pub(super) fn store_treaty(
+    na: &Authority,
+    t: &RecognitionTreaty,
+    operator_key_id: &str,
+    offline: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), NaError> {
     let row = treaties::TreatyRow {
         treaty_id: t.treaty_id.clone(),
         issuer_sovereign_id: t.issuer_sovereign_id.clone(),
         subject_sovereign_id: t.subject_sovereign_id.clone(),
         status: "active".to_string(),
         treaty_json: stored_json(&t.to_value()),
-        issued_at: isoformat_utc(now),
-        valid_from: isoformat_utc(now),
-        expires_at: isoformat_utc(expires),
+        issued_at: isoformat_utc(t.issued_at.to_utc()),
+        valid_from: isoformat_utc(t.valid_from.to_utc()),
+        expires_at: isoformat_utc(t.expires_at.to_utc()),
         revoked_at: None,
         revocation_reason: None,
     };
-    let event = audit::Event::new(
-        "recognition_treaty_issued",
-        audit::details(vec![
-            ("allowed_roles", str_values(&t.scope.allowed_roles)),
-            ("issuer_sovereign_id", Value::from(t.issuer_sovereign_id.as_str())),
-            ("operator_key_id", Value::from(operator.key_id.as_str())),
-            ("subject_sovereign_id", Value::from(t.subject_sovereign_id.as_str())),
-            ("treaty_id", Value::from(t.treaty_id.as_str())),
-        ]),
-        now,
-    );
-    na.store.write(move |c| {
+    let mut details = vec![
+        ("allowed_roles", str_values(&t.scope.allowed_roles)),
+        ("issuer_sovereign_id", Value::from(t.issuer_sovereign_id.as_str())),
+        ("operator_key_id", Value::from(operator_key_id)),
+        ("subject_sovereign_id", Value::from(t.subject_sovereign_id.as_str())),
+        ("treaty_id", Value::from(t.treaty_id.as_str())),
+    ];
+    if let Some(key_id) = offline {
+        details.push(("signature_key_id", Value::from(key_id)));
+        details.push(("signed_offline", Value::Bool(true)));
+    }
+    let event = audit::Event::new("recognition_treaty_issued", audit::details(details), now);
+    let stored = na.store.write(move |c| {
+        if treaties::get(c, &row.treaty_id)?.is_some() {
+            return Ok(false);
+        }
         treaties::insert(c, &row)?;
-        event.write(c)
+        event.write(c)?;
+        Ok(true)
     })?;
+    if !stored {
+        return Err(NaError::api(409, "Recognition treaty already exists"));
+    }
     na.trust_changed();
-    Ok(json_response(201, &t.to_value()))
+    Ok(())
 }
 
 /// `POST /admin/recognition-treaties/<id>/revoke`.
