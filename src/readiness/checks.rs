@@ -183,9 +183,10 @@ pub(crate) const TREATY_WARN_WITHIN: Duration = Duration::hours(72);
 pub(crate) const TREATY_FAIL_WITHIN: Duration = Duration::hours(24);
 
 /// The runbooks that must be installed (operations.md §3).
-pub const RUNBOOKS: [&str; 6] = [
+pub const RUNBOOKS: [&str; 7] = [
     "operator-key-compromise.md",
     "na-key-compromise.md",
+    "na-key-rotation.md",
     "bad-treaty.md",
     "bad-revocation-feed.md",
     "db-failures.md",

@@ -342,3 +342,39 @@ fn a_backup_identity_on_the_na_host_warns_and_the_profile_is_checked_by_type() {
     assert_eq!(matrix.len(), 9, "{stdout}");
     assert_eq!(matrix[0].as_object().unwrap().get("area").unwrap().as_str(), Some("hosting"));
 }
+
+/// The review's case: the profile says customer-held, and the configured key path is empty, but
+/// `gm serve` was handed the key through NA_PRIVATE_KEY_FILE. The gate used to say READY; it now
+/// reads how the running server signs and says NOT READY, naming the key it loaded.
+#[test]
+fn the_gate_is_not_fooled_by_a_key_given_through_the_environment() {
+    let dir = TempDir::new("readiness-fooled");
+    let home = crate::harness::sandbox(&dir);
+    let h = home.to_str().unwrap();
+    filled_profile(&home);
+    let profile = std::fs::read_to_string(home.join("profile.toml")).unwrap();
+    let profile = profile.replace("model = \"split\"", "model = \"customer-held\"");
+    assert!(profile.contains("model = \"customer-held\""), "{profile}");
+    std::fs::write(home.join("profile.toml"), profile).unwrap();
+    let customer = dir.join("customer");
+    std::fs::create_dir_all(&customer).unwrap();
+    let key = customer.join("na.key");
+    std::fs::rename(home.join("keys/na.key"), &key).unwrap();
+    let server = GmServer::start_with(&home, &[], &[("NA_PRIVATE_KEY_FILE", key.to_str().unwrap())]);
+    let url = format!("http://{}", server.addr);
+    let custody = |home: &str| {
+        let out = Gm::new(&["readiness", "--home", home, "--na", &url, "--format", "json"]).output();
+        assert_ne!(out.status.code(), Some(0), "not ready");
+        let found = checks(&String::from_utf8_lossy(&out.stdout));
+        found.into_iter().find(|c| c.0 == "custody").unwrap()
+    };
+    let (_, status, reason) = custody(h);
+    assert_eq!(status, "fail", "{reason}");
+    assert!(
+        reason.contains("customer-held custody, but the running NA")
+            && reason.contains(key.to_str().unwrap())
+            && reason.contains("NA_PRIVATE_KEY_FILE"),
+        "{reason}"
+    );
+    drop(server);
+}
