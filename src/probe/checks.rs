@@ -166,6 +166,12 @@ fn check_metrics(client: &NaClient, deadline: &Deadline, latency: &mut Option<Du
     if !not_gauges.is_empty() {
         return fail(format!("not typed gauge: {}", not_gauges.join(", ")));
     }
+    // Customer-held custody: an NA without a connected signer cannot sign anything.
+    if exposition.samples.get("gm_signer_connected").is_some_and(|n| *n < 1.0) {
+        return fail(
+            "gm_signer_connected 0: no remote signer is connected, every signing route answers 503".to_string(),
+        );
+    }
     let sequence = exposition.samples.get("genesis_mesh_na_crl_sequence").copied().unwrap_or_default();
     (
         Outcome::Pass,

@@ -301,3 +301,37 @@ fn serve_refuses_a_signer_listener_together_with_a_key_file_or_on_the_public_por
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("public port"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Managed custody's default: the NA key comes from a systemd credential
+/// (`$CREDENTIALS_DIRECTORY/na-key`, as `LoadCredentialEncrypted=na-key:…` provides it), no key
+/// file in the home; the runtime record says so; a named key file still wins over it.
+#[test]
+fn the_na_key_is_read_from_a_systemd_credential_when_systemd_provides_one() {
+    let dir = TempDir::new("custody-credential");
+    let home = sandbox(&dir);
+    let credentials = dir.join("run-credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::rename(home.join("keys/na.key"), credentials.join("na-key")).unwrap();
+    let cred = credentials.to_str().unwrap();
+    let server = GmServer::start_with(&home, &[], &[("CREDENTIALS_DIRECTORY", cred)]);
+    let runtime = std::fs::read_to_string(home.join("gm-runtime.json")).unwrap();
+    assert!(
+        runtime.contains("\"source\": \"credential\"") && runtime.contains("systemd credential na-key"),
+        "{runtime}"
+    );
+    let token = Operator::sandbox(&home).invite(server.addr, "{}");
+    let joined = Node::new().join(server.addr, &token);
+    assert_eq!(joined.status, 201, "{}", joined.text());
+    let cert = JoinCertificate::from_value(&parse_str(&joined.text()).unwrap()).unwrap();
+    assert!(cert.check_signatures(&[na_key(&home)]).is_valid());
+    assert!(server.stderr().contains("systemd credential na-key"), "{}", server.stderr());
+    drop(server);
+    // Without the credential and without a key file, serve refuses, naming the file it tried.
+    let out = Command::new(GM)
+        .args(["serve", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keys/na.key"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -109,10 +109,7 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     // The scheduler may already have started a catch-up backup: the check fails either way.
     assert!(found.iter().any(|c| c.0 == "backup" && c.1 == "fail"), "{found:?}");
     // Served with the scheduler but no run yet: the scheduler check names the jobs (hole 1).
-    assert!(
-        found.iter().any(|c| c.0 == "scheduler" && c.2.starts_with("never succeeded: audit-export")),
-        "{found:?}"
-    );
+    assert!(found.iter().any(|c| c.0 == "scheduler" && c.2.starts_with("never succeeded: audit-export")), "{found:?}");
 
     // Make it ready.
     filled_profile(&home);
