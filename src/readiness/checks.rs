@@ -54,6 +54,9 @@ pub(crate) struct LedgerFact {
     /// For backups: whether it was signed (`None` when the entry does not say: older gm versions
     /// took only unsigned backups).
     pub signed: Option<bool>,
+    /// For drills: which NA key enrolled the throwaway node (`configured`, or `scratch` when the
+    /// NA key was not on the drill host); `None` when the entry does not say.
+    pub na_key: Option<String>,
 }
 
 /// One probe check result.
@@ -767,8 +770,17 @@ fn restore_drill(e: &Evidence) -> Check {
                     .with("backup", d.artifact.clone().unwrap_or_default())
             };
             let days = (e.now - d.finished_at).num_hours() as f64 / 24.0;
+            let model = e.profile.as_ref().map(|p| p.custody.model.as_str()).unwrap_or_default();
             if e.now - d.finished_at > Duration::days(7) {
                 c(Status::Fail, format!("the last passed drill is {days:.1} days old"))
+            } else if d.na_key.as_deref() == Some("scratch") && matches!(model, "managed" | "split") {
+                // Under managed or split custody the NA key is on the NA host: a scratch drill
+                // means the drill did not find it, which a restore would hit too.
+                c(
+                    Status::Warn,
+                    format!("drill passed {days:.1} days ago, but with a scratch NA key although custody is {model} (the NA key was not at the configured path)"),
+                )
+                .fix("check the NA key file the drill host is configured with, then gm managed restore-drill --latest DIR")
             } else {
                 c(Status::Pass, format!("drill passed {days:.1} days ago"))
             }
@@ -1141,6 +1153,17 @@ mod tests {
         no_jobs.jobs = Ok(Vec::new());
         let c = scheduler(&no_jobs);
         assert!(c.status == Status::Fail && c.reason.contains("--no-scheduler"), "{}", c.reason);
+        // A drill that had to use a scratch NA key under managed custody warns (the key was missing).
+        let mut drilled = custody_evidence("managed", Ok(running("file", Some(k), true)));
+        drilled.ledger = Ok(vec![LedgerFact {
+            na_key: Some("scratch".into()),
+            ..ledger_fact(9, LedgerKind::Drill, "2026-06-01T06:00:00Z", None)
+        }]);
+        assert_eq!(restore_drill(&drilled).status, Status::Warn);
+        if let Ok(p) = drilled.profile.as_mut() {
+            p.custody.model = "customer-held".into();
+        }
+        assert_eq!(restore_drill(&drilled).status, Status::Pass, "scratch is the customer-held way");
         let none = custody(&custody_evidence("managed", Err("gm-runtime.json does not exist".into())));
         assert!(none.status == Status::Fail && none.reason.contains("no running NA"), "{}", none.reason);
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
@@ -1157,6 +1180,7 @@ mod tests {
             artifact: Some("backups/gm-acme-20260601T000000Z.tar.gz.age".into()),
             sha256: None,
             signed,
+            na_key: None,
         }
     }
 
@@ -1266,6 +1290,7 @@ mod tests {
             artifact: Some(name.into()),
             sha256: None,
             signed: None,
+            na_key: None,
         }
     }
 

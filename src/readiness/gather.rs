@@ -311,6 +311,7 @@ fn ledger(ledger: &Ledger) -> Result<Vec<LedgerFact>, Error> {
                 kind: LedgerKind::parse(&e.kind)?,
                 outcome: Outcome::parse(&e.outcome)?,
                 signed: details(&e).and_then(|m| m.get("signed").and_then(|x| x.as_bool())),
+                na_key: details(&e).and_then(|m| m.get("na_key").and_then(|x| x.as_str().map(str::to_string))),
                 artifact: e.artifact,
                 sha256: e.sha256,
             })
