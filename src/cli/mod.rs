@@ -35,6 +35,7 @@ pub mod readiness;
 pub mod restore;
 pub mod serve;
 pub mod sign;
+pub(crate) mod signer;
 pub mod treaty;
 pub mod verify_backup;
 
@@ -224,6 +225,7 @@ enum Command {
     Profile(profile::ProfileArgs),
     Readiness(readiness::ReadinessArgs),
     Config(config_check::ConfigArgs),
+    Signer(signer::SignerArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -247,6 +249,7 @@ pub(crate) fn run(args: Args) -> Result<u8, Error> {
         Command::Profile(a) => profile::run(a),
         Command::Readiness(a) => readiness::run(a),
         Command::Config(a) => config_check::run(a),
+        Command::Signer(a) => signer::run(a),
     }
 }
 
