@@ -408,3 +408,7 @@ impl Core {
         Ok((subject, sig))
     }
 }
+
+#[cfg(test)]
+#[path = "daemon_tests.rs"]
+mod tests;
