@@ -350,14 +350,11 @@ impl Core {
     fn decide(&self, kind: &str, object: &str, context: &Context, session: &Session) -> Pending {
         let request = session.received();
         let now = self.clock.now();
-        let verdict = self.judge(kind, object, now);
-        let (subject, reason) = match &verdict {
-            Ok((subject, _)) => (Some(subject), None),
-            Err((subject, reason)) => (subject.as_ref(), Some(reason.clone())),
-        };
+        let Judged { subject, outcome } = self.judge(kind, object, now);
+        let subject = subject.as_ref();
         let entry = LogEntry {
             at: now.to_rfc3339_opts(SecondsFormat::Micros, true),
-            decision: if reason.is_none() { "signed" } else { "refused" }.to_string(),
+            decision: if outcome.is_ok() { "signed" } else { "refused" }.to_string(),
             kind: kind.to_string(),
             object_id: subject.map(|s| s.object_id.clone()).unwrap_or_default(),
             sequence: subject.and_then(|s| s.sequence),
@@ -366,47 +363,55 @@ impl Core {
             request_id: context.request_id.clone(),
             session: session.id_hex(),
             request,
-            reason,
+            reason: outcome.as_ref().err().cloned(),
             prev: String::new(),
         };
         if let Some(reason) = &entry.reason {
             log::warn!(target: "gm::signer", "refused {kind} {:?} ({}): {reason}", entry.object_id, entry.purpose);
         }
         let ticket = Some(self.log.append(entry));
-        let answer = match verdict {
-            Ok((_, sig)) => Message::Signed { request, sig },
-            Err((_, reason)) => Message::Refused { request, reason, crl_high: self.state.crl_high() },
+        let answer = match outcome {
+            Ok(sig) => Message::Signed { request, sig },
+            Err(reason) => Message::Refused { request, reason, crl_high: self.state.crl_high() },
         };
         Pending { answer, ticket }
     }
 
     /// The policy, the rate limit and the CRL floor, in that order; the signature when all allow.
-    fn judge(
-        &self,
-        kind: &str,
-        object: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Subject, String), (Option<Subject>, String)> {
-        let kind = self.policy.admit_kind(kind).map_err(|r| (None, r))?;
-        let subject = read_subject(kind, object).map_err(|r| (None, r))?;
+    fn judge(&self, kind: &str, object: &str, now: chrono::DateTime<chrono::Utc>) -> Judged {
+        let refused = |subject: Option<Subject>, reason: String| Judged { subject, outcome: Err(reason) };
+        let kind = match self.policy.admit_kind(kind) {
+            Ok(k) => k,
+            Err(reason) => return refused(None, reason),
+        };
+        let subject = match read_subject(kind, object) {
+            Ok(s) => s,
+            Err(reason) => return refused(None, reason),
+        };
         if let Err(reason) = self.policy.check(&subject, now) {
-            return Err((Some(subject), reason));
+            return refused(Some(subject), reason);
         }
         let taken = match self.budget.lock() {
             Ok(mut budget) => budget.take(Instant::now()),
             Err(_) => Err("the rate limit's lock is poisoned".to_string()),
         };
         if let Err(reason) = taken {
-            return Err((Some(subject), reason));
+            return refused(Some(subject), reason);
         }
         if let (Kind::Crl, Some(sequence)) = (kind, subject.sequence) {
             if let Err(reason) = self.state.admit_crl(sequence, &subject.sha256()) {
-                return Err((Some(subject), reason));
+                return refused(Some(subject), reason);
             }
         }
         let sig = self.key.sign_b64(&subject.canonical);
-        Ok((subject, sig))
+        Judged { subject: Some(subject), outcome: Ok(sig) }
     }
+}
+
+/// A judged request: the object as read (when it could be) and the signature or the refusal.
+struct Judged {
+    subject: Option<Subject>,
+    outcome: Result<String, String>,
 }
 
 #[cfg(test)]

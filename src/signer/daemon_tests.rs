@@ -138,7 +138,10 @@ fn crl(sequence: i64, revoked: &str) -> String {
     let entries = if revoked.is_empty() {
         String::new()
     } else {
-        format!(r#"{{"certificate_id":"{revoked}","revoked_at":"{}","reason":"key compromise","issuer":"na-1"}}"#, now_plus(0))
+        format!(
+            r#"{{"certificate_id":"{revoked}","revoked_at":"{}","reason":"key compromise","issuer":"na-1"}}"#,
+            now_plus(0)
+        )
     };
     format!(
         r#"{{"crl_id":"crl-{sequence}","sequence":{sequence},"issued_at":"{}","next_update":"{}","issuer":"na-1","revoked_certificates":[{entries}],"signatures":[]}}"#,
@@ -199,7 +202,8 @@ fn a_cert_is_signed_and_what_the_policy_forbids_is_refused_naming_the_rule() {
     running.stop();
 
     let mut decisions = Vec::new();
-    let summary = walk(&dir.join(LOG_FILE), |_, _, e| decisions.push((e.decision.clone(), e.object_id.clone()))).unwrap();
+    let summary =
+        walk(&dir.join(LOG_FILE), |_, _, e| decisions.push((e.decision.clone(), e.object_id.clone()))).unwrap();
     assert_eq!(summary.lines, 8);
     assert_eq!(decisions[0], ("signed".to_string(), "c-1".to_string()));
     assert_eq!(decisions[1], ("refused".to_string(), "c-2".to_string()));

@@ -270,7 +270,7 @@ mod tests {
     fn entry(n: u64) -> LogEntry {
         LogEntry {
             at: "2026-12-05T20:00:00.000000Z".into(),
-            decision: if n % 2 == 0 { "signed" } else { "refused" }.into(),
+            decision: if n.is_multiple_of(2) { "signed" } else { "refused" }.into(),
             kind: "cert".into(),
             object_id: format!("cert-{n}"),
             sequence: None,
@@ -279,7 +279,7 @@ mod tests {
             request_id: String::new(),
             session: "abcd".into(),
             request: n,
-            reason: (n % 2 == 1).then(|| "role \"role:operator\" is not in allowed_roles".to_string()),
+            reason: (!n.is_multiple_of(2)).then(|| "role \"role:operator\" is not in allowed_roles".to_string()),
             prev: String::new(),
         }
     }

@@ -75,7 +75,9 @@ fn signer_run_refuses_to_start_with_a_key_that_is_not_the_genesis_na_key() {
     let root = home.join("offline/root.key");
     let (_, stderr) = gm(&run_args(&home, &root, &policy, &state, "127.0.0.1:9")).expect(2);
     assert!(stderr.contains(") is not the NA key of the genesis "), "{stderr}");
-    assert!(stderr.contains("hint: pass the NA private key whose public half is the genesis' network_authority.public_key"));
+    assert!(
+        stderr.contains("hint: pass the NA private key whose public half is the genesis' network_authority.public_key")
+    );
     assert!(!state.exists(), "nothing is created before the inputs check out");
 }
 
@@ -87,7 +89,9 @@ fn signer_run_refuses_to_start_without_a_valid_policy_or_a_private_state_dir() {
     let missing = dir.join("missing.toml");
     let (_, stderr) = gm(&run_args(&home, &key, &missing, &state, "127.0.0.1:9")).expect(2);
     assert!(stderr.starts_with(&format!("error: cannot read the policy {}: ", missing.display())), "{stderr}");
-    assert!(stderr.contains(&format!("hint: gm signer init --policy {} writes a commented template", missing.display())));
+    assert!(
+        stderr.contains(&format!("hint: gm signer init --policy {} writes a commented template", missing.display()))
+    );
 
     let loose = dir.join("loose.toml");
     let text = std::fs::read_to_string(&policy).unwrap();
@@ -107,7 +111,10 @@ fn signer_run_refuses_to_start_without_a_valid_policy_or_a_private_state_dir() {
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o750)).unwrap();
         let (_, stderr) = gm(&run_args(&home, &key, &policy, &state, "127.0.0.1:9")).expect(2);
         assert!(
-            stderr.contains(&format!("the state dir {} is mode 750: group and others must have no access", state.display())),
+            stderr.contains(&format!(
+                "the state dir {} is mode 750: group and others must have no access",
+                state.display()
+            )),
             "{stderr}"
         );
     }
@@ -160,8 +167,11 @@ fn write_log(state: &Path, n: usize) -> Vec<String> {
     let mut prev = "0".repeat(64);
     let mut lines = Vec::new();
     for i in 0..n {
-        let (decision, reason) =
-            if i == 1 { ("refused", r#""role \"role:operator\" is not in allowed_roles""#) } else { ("signed", "null") };
+        let (decision, reason) = if i == 1 {
+            ("refused", r#""role \"role:operator\" is not in allowed_roles""#)
+        } else {
+            ("signed", "null")
+        };
         let line = format!(
             r#"{{"at":"2026-12-0{}T10:00:00.000000Z","decision":"{decision}","kind":"cert","object_id":"cert-{i}","sequence":null,"object_sha256":"{}","purpose":"join","request_id":"r{i}","session":"0011223344556677","request":{},"reason":{reason},"prev":"{prev}"}}"#,
             i + 1,
