@@ -292,3 +292,69 @@ fn a_silent_na_is_dropped_and_the_signer_dials_again() {
     Running { stop, thread }.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Signatures a second through `sessions` sessions, each NA thread keeping `depth` requests in
+/// flight, for `per_session` requests each.
+fn throughput(sessions: usize, depth: usize, per_session: usize) -> f64 {
+    let dir = temp_dir(&format!("rate-{sessions}-{depth}"));
+    let na_key = SigningKey::generate();
+    let na = TestNa::new();
+    let mut setup_policy = TEMPLATE.replace("NETWORK_NAME", "acme");
+    setup_policy = setup_policy.replace("max_signatures_per_minute = 6000", "max_signatures_per_minute = 100000000");
+    let setup = SignerSetup {
+        key: na_key.clone(),
+        genesis_sha256: GENESIS.into(),
+        pinned_host: na.host.public_key(),
+        connect: na.addr(),
+        sessions,
+        policy: Policy::parse(&setup_policy).unwrap(),
+        state_dir: dir.clone(),
+        timing: Timing::default(),
+    };
+    let signer = Signer::open(setup).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::spawn(move || signer.serve(&flag));
+    let conns: Vec<Conn> = (0..sessions).map(|_| na.accept(&na_key.public_key())).collect();
+    let objects: Vec<String> = (0..per_session).map(|n| cert(&format!("c-{n}"), r#"["role:client"]"#, 24)).collect();
+    let objects = Arc::new(objects);
+    let start = Instant::now();
+    let workers: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let objects = Arc::clone(&objects);
+            std::thread::spawn(move || {
+                for chunk in objects.chunks(depth) {
+                    for object in chunk {
+                        conn.send_sign("cert", object);
+                    }
+                    for _ in chunk {
+                        let answer = conn.session.receive(&mut conn.stream).unwrap();
+                        assert!(matches!(answer, Message::Signed { .. }), "{answer:?}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let rate = (sessions * per_session) as f64 / start.elapsed().as_secs_f64();
+    Running { stop, thread }.stop();
+    assert_eq!(walk(&dir.join(LOG_FILE), |_, _, _| {}).unwrap().lines, sessions * per_session);
+    std::fs::remove_dir_all(&dir).unwrap();
+    rate
+}
+
+/// The signer's share of the NA's join budget (the NA joins about 6,000 a second with a local key;
+/// through the signer it must keep at least half). Run in release:
+/// `cargo test --release --lib signer::daemon::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run in release with --nocapture (the figure is printed)"]
+#[allow(clippy::print_stderr)]
+fn signatures_a_second_through_the_group_committed_log() {
+    for (sessions, depth) in [(4, 1), (8, 1), (4, 16)] {
+        let rate = throughput(sessions, depth, 4000);
+        eprintln!("signer: {sessions} sessions x {depth} in flight: {rate:.0} signatures/s");
+    }
+}
