@@ -133,6 +133,12 @@ fn run_signer(args: RunArgs) -> Result<u8, Error> {
         )
     })?;
     let stop = install_stop_signals()?;
+    if crate::clock::build_time().is_some_and(|built| Utc::now() < built) {
+        log::warn!(
+            target: "gm::signer",
+            "this machine's clock is earlier than gm's build time: fix NTP, or every object will be refused for max_clock_skew_seconds"
+        );
+    }
     log::info!(
         target: "gm::signer",
         "signing for network {network}: {sessions} session(s) dialing {connect}; highest CRL sequence signed: {}",

@@ -180,8 +180,9 @@ enum Ended {
 fn run_session(core: &Core, index: usize, stop: &AtomicBool, live: &Mutex<Vec<Option<TcpStream>>>) {
     let mut backoff = core.timing.first_backoff;
     let mut last_problem: Option<String> = None;
+    let mut connected_before = false;
     while !stop.load(Ordering::SeqCst) {
-        let ended = dial_and_serve(core, index, stop, live, &mut last_problem);
+        let ended = dial_and_serve(core, index, stop, live, &mut last_problem, &mut connected_before);
         if let Ok(mut streams) = live.lock() {
             streams[index] = None;
         }
@@ -225,6 +226,7 @@ fn dial_and_serve(
     stop: &AtomicBool,
     live: &Mutex<Vec<Option<TcpStream>>>,
     last_problem: &mut Option<String>,
+    connected_before: &mut bool,
 ) -> Ended {
     let failed = |problem: String| Ended::Failed { problem, authenticated: false };
     let stream = match dial(core) {
@@ -244,7 +246,8 @@ fn dial_and_serve(
         Ok(s) => s,
         Err(e) => return failed(format!("handshake: {}", describe(&e, &core.timing))),
     };
-    if last_problem.take().is_some() || index == 0 {
+    // Logged on the first connection and after a logged failure, not on every quiet reconnect.
+    if last_problem.take().is_some() || !std::mem::replace(connected_before, true) {
         log::info!(target: "gm::signer", "session {index} connected to {} (session {})", core.connect, session.id_hex());
     }
     let problem = serve_session(core, &mut session, &stream);
