@@ -37,6 +37,7 @@ pub mod readiness;
 pub mod restore;
 pub mod serve;
 pub mod sign;
+pub(crate) mod signer;
 pub mod treaty;
 pub mod verify_backup;
 
@@ -227,6 +228,7 @@ enum Command {
     Readiness(readiness::ReadinessArgs),
     Config(config_check::ConfigArgs),
     Custody(custody::CustodyArgs),
+    Signer(signer::SignerArgs),
 }
 
 /// Runs the parsed command; `Ok` carries the exit status (0, or 1 when a check said no without error).
@@ -251,6 +253,7 @@ pub(crate) fn run(args: Args) -> Result<u8, Error> {
         Command::Readiness(a) => readiness::run(a),
         Command::Config(a) => config_check::run(a),
         Command::Custody(a) => custody::run(a),
+        Command::Signer(a) => signer::run(a),
     }
 }
 

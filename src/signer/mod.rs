@@ -7,5 +7,10 @@
 //! so the signing host opens no port. It must not import `na`: it trusts nothing the NA says
 //! beyond what it can check itself (its policy, its state, the object it is asked to sign).
 
+pub(crate) mod daemon;
 pub(crate) mod host_key;
+pub(crate) mod log;
+pub(crate) mod policy;
+pub(crate) mod state;
+pub(crate) mod subject;
 pub(crate) mod wire;

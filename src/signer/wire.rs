@@ -316,6 +316,12 @@ impl Session {
         crate::crypto::digest::hex(&self.id[..8])
     }
 
+    /// How many messages this session has received: the sequence number of the last one, which a
+    /// `signed` or `refused` answer names as its `request`.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
+    }
+
     /// Seals and sends `msg`; returns its sequence number.
     pub(crate) fn send(&mut self, w: &mut impl Write, msg: Message) -> Result<u64, WireError> {
         self.sent += 1;

@@ -43,6 +43,7 @@ mod secrets;
 mod serve;
 mod serve_limits;
 mod signer;
+mod signer_run;
 mod store;
 mod trust;
 mod vectors;
