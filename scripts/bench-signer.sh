@@ -47,12 +47,8 @@ run_round() {
   if [ "$mode" = remote ]; then
     local listen policy="$work/customer-$round/policy.toml"
     listen=$(sed -n 's/.*"signer_listen": "\([^"]*\)".*/\1/p' "$home/gm-runtime.json")
-    cat >"$policy" <<'EOF'
-auto_sign = ["cert", "crl", "policy", "attestation", "feed"]
-allowed_roles = ["role:client"]
-max_validity_hours = 720
-max_signatures_per_minute = 1000000
-EOF
+    "$bin" signer init --policy "$policy" --genesis "$home/genesis.signed.json" >/dev/null
+    sed -i 's/^max_signatures_per_minute = .*/max_signatures_per_minute = 1000000/' "$policy"
     "$bin" signer run --key "$work/customer-$round/na.key" --genesis "$home/genesis.signed.json" \
       --connect "$listen" --na-host-key "$home/keys/na-host.pub" --policy "$policy" \
       --state-dir "$work/customer-$round/state" --sessions "$sessions" 2>"$home/signer.log" &

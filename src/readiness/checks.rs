@@ -121,8 +121,6 @@ pub(crate) struct Evidence {
     pub genesis: Result<GenesisFacts, Error>,
     /// The profile, or why it could not be read.
     pub profile: Result<Profile, String>,
-    /// The NA private key file and its mode, if it exists.
-    pub na_key_file: (PathBuf, Option<u32>),
     /// Valid operator public keys installed (or why they cannot be read).
     pub operator_public_keys: Result<usize, String>,
     /// Admin signature acceptance.
@@ -1042,7 +1040,6 @@ mod tests {
                 na_valid_to: at("2027-01-01T00:00:00Z"),
             }),
             profile: Err("none".into()),
-            na_key_file: (PathBuf::new(), None),
             operator_public_keys: Ok(1),
             admin_auth: AdminAuthFacts {
                 v1_accepted: false,

@@ -110,7 +110,6 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         build_time: crate::clock::build_time(),
         genesis,
         profile: s.profile,
-        na_key_file: (s.na_key_file.clone(), mode(&s.na_key_file)),
         operator_public_keys: s.operator_public_keys,
         admin_auth: AdminAuthFacts {
             v1_accepted: admin_v1_accepted,
@@ -210,11 +209,6 @@ fn backup_decryption_keys(dirs: &[&Path], configured: &[PathBuf]) -> Vec<PathBuf
     });
     found.sort();
     found
-}
-
-/// The permission bits of `path`, if it exists.
-fn mode(path: &Path) -> Option<u32> {
-    std::fs::metadata(path).ok().map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
 }
 
 /// How often version-1 admin signatures were accepted in the 30 days before `now`

@@ -2,15 +2,10 @@
 //! public half. It is not trust material (it signs nothing a node sees), so it lives on the NA host
 //! (`HOME/keys/na-host.key`, 0600), created on first use.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::crypto::keys::{load_signing_key, SigningKey};
 use crate::files::atomic::{write_atomic, Mode};
-
-/// The default file under a gm home.
-pub(crate) fn default_path(home: &Path) -> PathBuf {
-    home.join("keys").join("na-host.key")
-}
 
 /// Loads the host key at `path`, creating it (0600, with its `.pub` beside it) when absent.
 /// Returns the key and whether it was created.

@@ -51,20 +51,27 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// Writes the customer's policy (certs for `role:client`/`role:service:db`, CRLs, policies,
-    /// attestations and feeds automatically; treaties kept manual) unless present, and starts
+    /// Writes the customer's policy (`gm signer init`'s template: certs, CRLs, policies,
+    /// attestations and feeds automatically, treaties kept manual; roles narrowed to
+    /// `role:client`/`role:service:db`) unless present, and starts
     /// `gm signer run` against the NA of `home`.
     pub fn start(dir: &TempDir, home: &Path, key: &Path) -> Signer {
         let policy = dir.join("customer/signer-policy.toml");
         if !policy.exists() {
-            std::fs::write(
-                &policy,
-                "auto_sign = [\"cert\", \"crl\", \"policy\", \"attestation\", \"feed\"]\n\
-                 allowed_roles = [\"role:client\", \"role:service:db\"]\n\
-                 max_validity_hours = 720\n\
-                 max_signatures_per_minute = 100000\n",
-            )
-            .unwrap();
+            let out = Command::new(GM)
+                .args(["signer", "init", "--policy", policy.to_str().unwrap(), "--genesis"])
+                .arg(home.join("genesis.signed.json"))
+                .env_clear()
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let text = std::fs::read_to_string(&policy).unwrap();
+            let roles = "allowed_roles = [\"role:client\", \"role:anchor\", \"role:bridge\", \"role:service:*\"]";
+            assert!(text.contains(roles), "{text}");
+            let text = text
+                .replace(roles, "allowed_roles = [\"role:client\", \"role:service:db\"]")
+                .replace("max_signatures_per_minute = 6000", "max_signatures_per_minute = 100000");
+            std::fs::write(&policy, text).unwrap();
         }
         let state = dir.join("customer/state");
         let log = dir.join(&format!("customer/signer-{}.log", std::process::id()));
@@ -215,6 +222,13 @@ fn customer_held_custody_signs_everything_through_the_remote_signer() {
     assert!(out.status.success(), "{log} {}", String::from_utf8_lossy(&out.stderr));
     assert!(log.contains("\"signed\"") && log.contains("\"refused\""), "{log}");
 
+    // A node enrolled while the signer is up keeps heartbeating after it goes.
+    let keeper = Node::new();
+    let keeper_token = op.invite(server.addr, "{\"roles\":[\"role:client\"]}");
+    let kept = keeper.join(server.addr, &keeper_token);
+    assert_eq!(kept.status, 201, "{}", kept.text());
+    let keeper_cert = field(&kept, "cert_id");
+
     // Signer down: 503 for signatures, reads and heartbeats go on.
     assert_eq!(signer.stop(), 0);
     assert!(wait_until(Duration::from_secs(10), || !ready(&server)), "readyz kept saying ready");
@@ -222,7 +236,18 @@ fn customer_held_custody_signs_everything_through_the_remote_signer() {
     assert_eq!(Node::new().join(server.addr, &token3).status, 503);
     let other = Node::new();
     assert_eq!(server.get("/crl").status, 200, "the stored CRL is still served");
-    assert_eq!(other.heartbeat(server.addr, "unknown").status, 404, "heartbeats need no signature");
+    assert_eq!(keeper.heartbeat(server.addr, &keeper_cert).status, 200, "heartbeats need no signature");
+    let probe = Command::new(GM)
+        .args(["probe", "--na", &format!("http://{}", server.addr), "--check", "metrics"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_ne!(probe.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&probe.stdout).contains("gm_signer_connected 0"),
+        "{}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
 
     // A restarted signer keeps its CRL state: the next CRL is numbered above what it signed.
     let signer = Signer::start(&dir, &home, &key);

@@ -375,3 +375,37 @@ fn the_gate_is_not_fooled_by_a_key_given_through_the_environment() {
     );
     drop(server);
 }
+
+/// Customer-held custody done right passes the custody check (the running NA holds no key and a
+/// live signer signs for it); a copy of the NA key left anywhere under the home, whatever its
+/// name, fails it, named.
+#[test]
+fn customer_held_custody_passes_with_a_live_signer_and_fails_on_a_stray_key_copy() {
+    let dir = TempDir::new("readiness-remote");
+    let (home, key) = crate::custody::customer_held_home(&dir);
+    let h = home.to_str().unwrap();
+    filled_profile(&home);
+    let profile = std::fs::read_to_string(home.join("profile.toml")).unwrap();
+    std::fs::write(home.join("profile.toml"), profile.replace("model = \"split\"", "model = \"customer-held\""))
+        .unwrap();
+    let server = GmServer::start(&home, &[]);
+    let signer = crate::custody::Signer::start(&dir, &home, &key);
+    assert!(
+        crate::harness::wait_until(std::time::Duration::from_secs(15), || server.get("/readyz").status == 200),
+        "{}",
+        signer.stderr()
+    );
+    let url = format!("http://{}", server.addr);
+    let custody = || {
+        let out = Gm::new(&["readiness", "--home", h, "--na", &url, "--format", "json"]).output();
+        checks(&String::from_utf8_lossy(&out.stdout)).into_iter().find(|c| c.0 == "custody").unwrap()
+    };
+    let (_, status, reason) = custody();
+    assert_eq!(status, "pass", "{reason}");
+    assert!(reason.contains("holds no NA key and signs through the customer's signer"), "{reason}");
+    std::fs::create_dir_all(home.join("old")).unwrap();
+    std::fs::copy(&key, home.join("old/notes.txt")).unwrap();
+    let (_, status, reason) = custody();
+    assert_eq!(status, "fail", "{reason}");
+    assert!(reason.contains("old/notes.txt"), "{reason}");
+}
