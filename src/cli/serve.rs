@@ -298,7 +298,7 @@ fn signing_backend(
         ));
     }
     let f = facts(source, Some(path), Some(origin), na_key.public_key().fingerprint());
-    Ok((Backend::Local(na_key), f, None))
+    Ok((Backend::Local(Arc::new(na_key)), f, None))
 }
 
 /// What `gm readiness` is told about this process.

@@ -83,7 +83,7 @@ impl Authority {
         clock: Arc<dyn Clock>,
         operators: Arc<auth::operators::OperatorKeys>,
     ) -> Authority {
-        Authority::with_signing(settings, genesis, publish::Backend::Local(na_key), store, clock, operators)
+        Authority::with_signing(settings, genesis, publish::Backend::Local(Arc::new(na_key)), store, clock, operators)
     }
 
     /// Builds the NA from a verified genesis, its signing backend and an open store.

@@ -36,7 +36,7 @@ pub(crate) struct Signer {
 #[derive(Clone)]
 pub(crate) enum Backend {
     /// The NA key, loaded into this process.
-    Local(SigningKey),
+    Local(std::sync::Arc<SigningKey>),
     /// The customer's `gm signer run`, connected to this NA.
     Remote(std::sync::Arc<RemoteSigner>),
 }
@@ -45,7 +45,7 @@ impl Signer {
     /// A signer over a loaded NA key.
     #[cfg(test)]
     pub(crate) fn local(key: SigningKey, key_id: String) -> Signer {
-        Signer { backend: Backend::Local(key), key_id }
+        Signer { backend: Backend::Local(std::sync::Arc::new(key)), key_id }
     }
 
     /// A signer over `backend`.

@@ -399,7 +399,7 @@ pub(crate) fn na_handshake(
     }
     let proof = host_key.sign(&with_role(&t, Role::Na));
     send_plain(stream, &Message::NaAuth { proof: b64_encode(&proof) })?;
-    Ok(NaHandshake { session: Session::new(&t, Role::Na, host_key.clone(), na_key.clone()), crl_high })
+    Ok(NaHandshake { session: Session::new(&t, Role::Na, host_key.clone(), *na_key), crl_high })
 }
 
 /// The signer end: checks `hello` against the pinned host key and its own genesis, proves the
@@ -431,7 +431,7 @@ pub(crate) fn signer_handshake(
                 send_error(stream, "genesis differs from the signer's");
                 return Err(WireError::Refused(why));
             }
-            (decode_32(&nonce, "nonce")?, pinned_host.clone())
+            (decode_32(&nonce, "nonce")?, *pinned_host)
         }
         Message::Error { reason } => return Err(WireError::Refused(format!("the NA refused: {reason}"))),
         other => return Err(WireError::Malformed(format!("expected hello, got {}", kind_of(&other)))),
