@@ -29,8 +29,12 @@ pub(crate) const SIGN_TIMEOUT: Duration = Duration::from_secs(3);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle sessions are pinged this often (the signer treats 60 s of silence as a dead NA).
 const PING_EVERY: Duration = Duration::from_secs(15);
-/// At most this many sessions (connected or handshaking) at once.
+/// At most this many authenticated sessions at once.
 pub(crate) const MAX_SESSIONS: usize = 32;
+/// At most this many connections in their handshake at once: a peer on the signer network that
+/// opens connections and never speaks holds a slot for [`HANDSHAKE_TIMEOUT`] each, and cannot
+/// crowd out the sessions already authenticated.
+pub(crate) const MAX_PENDING: usize = 8;
 const NO_CRL: i64 = i64::MIN;
 
 /// One authenticated session.
@@ -190,9 +194,12 @@ impl RemoteSigner {
                 }
             };
             let peer = stream.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
-            if self.connected() + self.pending.load(Ordering::SeqCst) >= MAX_SESSIONS {
-                log::warn!(target: "gm::signer", "refused a signer connection from {peer}: {MAX_SESSIONS} sessions already");
+            let pending = self.pending.load(Ordering::SeqCst);
+            if self.connected() + pending >= MAX_SESSIONS || pending >= MAX_PENDING {
+                self.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                log::warn!(target: "gm::signer", "refused a signer connection from {peer}: {} sessions and {pending} handshakes already", self.connected());
                 let mut s = stream;
+                let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
                 wire::send_error(&mut s, "too many signer sessions");
                 continue;
             }

@@ -303,6 +303,20 @@ fn a_forged_signer_is_refused_at_the_handshake_and_the_na_stays_up() {
     assert!(wait_until(Duration::from_secs(10), || metric(&server, "gm_signer_handshake_failures_total") == 2));
     assert_eq!(server.get("/health").status, 200);
     assert!(server.stderr().contains("signer handshake from"), "{}", server.stderr());
+    // Connections that never speak hold at most 8 handshake slots; the next is told why at once.
+    let silent: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(signer_addr(&home)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut ninth = TcpStream::connect(signer_addr(&home)).unwrap();
+    ninth.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut answer = Vec::new();
+    let _ = ninth.read_to_end(&mut answer);
+    assert!(
+        String::from_utf8_lossy(&answer).contains("too many signer sessions"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(silent);
+    assert_eq!(server.get("/health").status, 200);
 }
 
 #[test]
