@@ -221,12 +221,43 @@ fn check_serve(home: &Path, file: &ConfigFile, env: &Env, out: &mut Vec<Finding>
             "set [na] genesis_file (or GENESIS_FILE) to the signed genesis",
         )),
     }
-    out.push(secret_key(
-        home,
-        &s.na_key_file,
-        "the NA private key",
-        "set [na] na_private_key_file (or NA_PRIVATE_KEY_FILE)",
-    ));
+    match &s.na_key_source {
+        config::NaKeySource::RemoteSigner { listen, host_key_file } => {
+            out.push(Finding::ok(
+                "signer",
+                format!("customer-held custody: no NA key loaded; the customer's gm signer run dials {listen}"),
+            ));
+            if s.na_key_file.exists() {
+                out.push(Finding::error(
+                    shown(home, &s.na_key_file),
+                    "an NA private key sits on a host configured for customer-held custody ([signer] listen)",
+                    "hand the key to the customer (gm custody escrow), then remove it from this host",
+                ));
+            }
+            if host_key_file.exists() {
+                out.push(secret_key(
+                    home,
+                    host_key_file,
+                    "the NA host key the signer pins",
+                    "remove it to have gm serve create a new one (then re-pin it on the signer)",
+                ));
+            } else {
+                out.push(Finding::ok(shown(home, host_key_file), "not created yet: gm serve creates it (mode 0600)"));
+            }
+        }
+        config::NaKeySource::Credential { name, path } => out.push(secret_key(
+            home,
+            path,
+            &format!("the NA private key (systemd credential {name})"),
+            "check LoadCredentialEncrypted= in the unit",
+        )),
+        config::NaKeySource::File { .. } => out.push(secret_key(
+            home,
+            &s.na_key_file,
+            "the NA private key",
+            "set [na] na_private_key_file (or NA_PRIVATE_KEY_FILE)",
+        )),
+    }
     let db_folder = parent(&s.db_path);
     if s.db_path.as_os_str() == ":memory:" {
         out.push(Finding::warning("database", "in memory: nothing survives a restart", "set [na] db_path to a file"));

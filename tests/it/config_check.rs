@@ -60,3 +60,24 @@ fn a_home_that_does_not_exist_cannot_be_checked() {
     let (_, stderr) = check(&dir.join("missing")).expect(2);
     assert!(stderr.contains("does not exist") && stderr.contains("hint:"), "{stderr}");
 }
+
+/// Customer-held custody: no NA key is expected (the signer listener is checked instead), and an NA
+/// key left on such a host is an error.
+#[test]
+fn a_customer_held_home_needs_no_na_key_and_refuses_one_left_behind() {
+    let dir = TempDir::new("check-customer-held");
+    let home = quickstart(&dir);
+    let key = std::fs::read(home.join("keys/na.key")).unwrap();
+    std::fs::remove_file(home.join("keys/na.key")).unwrap();
+    let mut toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    toml.push_str("\n[signer]\nlisten = \"127.0.0.1:18444\"\n");
+    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    let (stdout, _) = check(&home).expect(0);
+    assert!(
+        stdout.contains("customer-held custody: no NA key loaded; the customer's gm signer run dials 127.0.0.1:18444"),
+        "{stdout}"
+    );
+    std::fs::write(home.join("keys/na.key"), key).unwrap();
+    let (stdout, _) = check(&home).expect(1);
+    assert!(stdout.contains("an NA private key sits on a host configured for customer-held custody"), "{stdout}");
+}
