@@ -145,41 +145,26 @@ fn runtime(db_path: &Path) -> Result<RuntimeFacts, String> {
 /// (two levels, at most 64 KiB) that loads as a private key whose public half is `na_public_key`.
 fn na_key_copies(dirs: &[&Path], configured: &Path, na_public_key: &str) -> Vec<PathBuf> {
     let is_na_key = |p: &Path| load_signing_key(p).is_ok_and(|k| k.public_key().to_b64() == na_public_key);
-    let mut found: Vec<PathBuf> = Vec::new();
-    if is_na_key(configured) {
-        found.push(configured.to_path_buf());
-    }
-    for dir in dirs {
-        let mut stack = vec![(dir.to_path_buf(), 0)];
-        while let Some((d, depth)) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
-            for entry in entries.filter_map(Result::ok) {
-                let path = entry.path();
-                let Ok(kind) = entry.file_type() else { continue };
-                if kind.is_dir() && depth < 2 {
-                    stack.push((path, depth + 1));
-                } else if kind.is_file() && entry.metadata().is_ok_and(|m| m.len() <= 64 * 1024) && is_na_key(&path) {
-                    found.push(path);
-                }
-            }
-        }
-    }
-    let mut seen: Vec<PathBuf> = Vec::new();
-    found.retain(|p| {
-        let c = p.canonicalize().unwrap_or_else(|_| p.clone());
-        let new = !seen.contains(&c);
-        seen.push(c);
-        new
-    });
-    found.sort();
-    found
+    let configured: Vec<PathBuf> = Some(configured.to_path_buf()).filter(|p| is_na_key(p)).into_iter().collect();
+    small_files_where(dirs, configured, is_na_key)
 }
 
 /// Files that decrypt backups on this host: the configured job key files that exist, and any file
 /// under `dirs` (two levels) holding an age identity line (`AGE-SECRET-KEY-1…`), as `gm managed
 /// verify --identity` reads it. Files over 64 KiB are not read (an identity file is a few lines).
 fn backup_decryption_keys(dirs: &[&Path], configured: &[PathBuf]) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = configured.iter().filter(|p| p.is_file()).cloned().collect();
+    let configured: Vec<PathBuf> = configured.iter().filter(|p| p.is_file()).cloned().collect();
+    small_files_where(dirs, configured, |path| {
+        std::fs::read(path).is_ok_and(|b| {
+            String::from_utf8_lossy(&b).lines().any(|l| l.trim_start().starts_with("AGE-SECRET-KEY-1"))
+        })
+    })
+}
+
+/// `found`, plus every file of at most 64 KiB under `dirs` (two levels deep) for which `matches`
+/// holds: each file once (by its canonical path), sorted. Key files are a few lines; the bound keeps
+/// a search of a home holding databases and backups cheap.
+fn small_files_where(dirs: &[&Path], mut found: Vec<PathBuf>, matches: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     for dir in dirs {
         let mut stack = vec![(dir.to_path_buf(), 0)];
         while let Some((d, depth)) = stack.pop() {
@@ -189,13 +174,8 @@ fn backup_decryption_keys(dirs: &[&Path], configured: &[PathBuf]) -> Vec<PathBuf
                 let Ok(kind) = entry.file_type() else { continue };
                 if kind.is_dir() && depth < 2 {
                     stack.push((path, depth + 1));
-                } else if kind.is_file() && entry.metadata().is_ok_and(|m| m.len() <= 64 * 1024) {
-                    let identity = std::fs::read(&path).is_ok_and(|b| {
-                        String::from_utf8_lossy(&b).lines().any(|l| l.trim_start().starts_with("AGE-SECRET-KEY-1"))
-                    });
-                    if identity {
-                        found.push(path);
-                    }
+                } else if kind.is_file() && entry.metadata().is_ok_and(|m| m.len() <= 64 * 1024) && matches(&path) {
+                    found.push(path);
                 }
             }
         }
