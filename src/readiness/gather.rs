@@ -155,9 +155,8 @@ fn na_key_copies(dirs: &[&Path], configured: &Path, na_public_key: &str) -> Vec<
 fn backup_decryption_keys(dirs: &[&Path], configured: &[PathBuf]) -> Vec<PathBuf> {
     let configured: Vec<PathBuf> = configured.iter().filter(|p| p.is_file()).cloned().collect();
     small_files_where(dirs, configured, |path| {
-        std::fs::read(path).is_ok_and(|b| {
-            String::from_utf8_lossy(&b).lines().any(|l| l.trim_start().starts_with("AGE-SECRET-KEY-1"))
-        })
+        std::fs::read(path)
+            .is_ok_and(|b| String::from_utf8_lossy(&b).lines().any(|l| l.trim_start().starts_with("AGE-SECRET-KEY-1")))
     })
 }
 
