@@ -55,6 +55,9 @@ pub(crate) struct ReadinessArgs {
     /// folder holding the incident runbooks (default HOME/runbooks)
     #[argh(option)]
     runbooks: Option<PathBuf>,
+    /// a copy of the ops ledger (gm-ops.db) of the host where backups are verified and drills run, the backup identity's host; its verify and drill records count (repeatable)
+    #[argh(option, long = "evidence-ledger")]
+    evidence_ledgers: Vec<PathBuf>,
     /// sign the JSON report with --operator-key
     #[argh(switch)]
     sign: bool,
@@ -331,6 +334,7 @@ fn sources<'a>(
         backup_signing_key: super::backup_signing::pinned(Some(home), None)
             .map(|k| k.current.to_b64())
             .map_err(|e| e.to_string()),
+        evidence_ledgers: args.evidence_ledgers.clone(),
     }
 }
 
@@ -369,6 +373,10 @@ fn bindings(e: &Evidence) -> BTreeMap<String, String> {
     if let Some((path, sha)) = &e.profile_file {
         b.insert("profile_file".to_string(), path.display().to_string());
         b.insert("profile_sha256".to_string(), sha.clone());
+    }
+    for (i, (path, digest)) in e.evidence_ledgers.iter().enumerate() {
+        b.insert(format!("evidence_ledger_{}", i + 1), path.display().to_string());
+        b.insert(format!("evidence_ledger_{}_sha256", i + 1), digest.clone());
     }
     if let Ok(p) = &e.profile {
         let matrix = crate::readiness::profile::matrix_value(p);

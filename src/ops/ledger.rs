@@ -186,6 +186,11 @@ impl Ledger {
         Ledger { path: path_beside(db_path) }
     }
 
+    /// The ledger in the file `path` (e.g. a copy of another host's ledger, read as evidence).
+    pub(crate) fn at(path: &Path) -> Ledger {
+        Ledger { path: path.to_path_buf() }
+    }
+
     /// The ledger file.
     pub(crate) fn path(&self) -> &Path {
         &self.path

@@ -57,6 +57,9 @@ pub(crate) struct LedgerFact {
     /// For drills: which NA key enrolled the throwaway node (`configured`, or `scratch` when the
     /// NA key was not on the drill host); `None` when the entry does not say.
     pub na_key: Option<String>,
+    /// The evidence ledger it comes from (`gm readiness --evidence-ledger`: verifies and drills
+    /// run where the backup identity lives); `None` for this host's ledger.
+    pub origin: Option<PathBuf>,
 }
 
 /// One probe check result.
@@ -155,6 +158,8 @@ pub(crate) struct Evidence {
     pub profile_file: Option<(PathBuf, String)>,
     /// What the running `gm serve` recorded of itself (`gm-runtime.json`), or why there is none.
     pub runtime: Result<RuntimeFacts, String>,
+    /// The evidence ledgers read (copies of other hosts' ops ledgers) and the SHA-256 of each.
+    pub evidence_ledgers: Vec<(PathBuf, String)>,
     /// Files on this host holding the genesis NA private key (any key file under the home and the
     /// state folder, two levels, whose public half is the genesis NA key).
     pub na_key_copies: Vec<PathBuf>,
@@ -689,7 +694,13 @@ fn backup(e: &Evidence) -> Check {
             .with("finished_at", b.finished_at.to_rfc3339())
             .with("sha256", b.sha256.clone().unwrap_or_default());
         let c = match verified {
-            Some((_, v)) => c.with("verify_ledger_id", v.id.to_string()),
+            Some((_, v)) => {
+                let c = c.with("verify_ledger_id", v.id.to_string());
+                match &v.origin {
+                    Some(o) => c.with("verify_ledger", o.display().to_string()),
+                    None => c,
+                }
+            }
             None => c,
         };
         let c = if newest.id != b.id {
@@ -762,8 +773,11 @@ fn restore_drill(e: &Evidence) -> Check {
         None => fail("restore_drill", T, "no passed restore drill in the ops ledger (gm managed restore-drill)"),
         Some(d) => {
             let c = |status, reason: String| {
-                Check::new("restore_drill", T, status, reason)
-                    .with("ledger_id", d.id.to_string())
+                let c = match &d.origin {
+                    Some(o) => Check::new("restore_drill", T, status, reason).with("ledger", o.display().to_string()),
+                    None => Check::new("restore_drill", T, status, reason),
+                };
+                c.with("ledger_id", d.id.to_string())
                     .with("finished_at", d.finished_at.to_rfc3339())
                     .with("backup", d.artifact.clone().unwrap_or_default())
             };
@@ -1060,6 +1074,7 @@ mod tests {
             backup_decryption_keys: Vec::new(),
             profile_file: None,
             runtime: Err("no record".into()),
+            evidence_ledgers: Vec::new(),
             na_key_copies: Vec::new(),
         }
     }
@@ -1178,6 +1193,7 @@ mod tests {
             sha256: None,
             signed,
             na_key: None,
+            origin: None,
         }
     }
 
@@ -1288,6 +1304,7 @@ mod tests {
             sha256: None,
             signed: None,
             na_key: None,
+            origin: None,
         }
     }
 

@@ -65,6 +65,8 @@ pub(crate) struct Sources<'a> {
     pub job_key_files: Vec<PathBuf>,
     /// The pinned backup-signing public key (base64), or why none is configured.
     pub backup_signing_key: Result<String, String>,
+    /// Copies of other hosts' ops ledgers whose verify and drill records count as evidence.
+    pub evidence_ledgers: Vec<PathBuf>,
 }
 
 /// Reads every fact the checks need. Never fails: a fact that cannot be read is kept as its
@@ -80,7 +82,24 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
     private_keys_found.dedup();
     let backup_decryption_keys = backup_decryption_keys(&[&s.home, &db_dir], &s.job_key_files);
     let profile_file = std::fs::read(&s.profile_file).ok().map(|b| (s.profile_file.clone(), sha256_hex(&b)));
-    let ledger = ledger(&Ledger::beside(&s.db_path));
+    let ledger = ledger(&Ledger::beside(&s.db_path)).and_then(|mut facts| {
+        // Verifies and drills run where the backup identity lives; copies of those hosts' ledgers
+        // bring their records in. Only those kinds: backups and jobs are this host's.
+        for path in &s.evidence_ledgers {
+            let theirs = match ledger(&Ledger::at(path)) {
+                Err(Error::NoLedger { path }) => return Err(Error::NoLedger { path }),
+                other => other?,
+            };
+            facts.extend(
+                theirs
+                    .into_iter()
+                    .filter(|f| matches!(f.kind, LedgerKind::Verify | LedgerKind::Drill))
+                    .map(|f| LedgerFact { origin: Some(path.clone()), ..f }),
+            );
+        }
+        facts.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+        Ok(facts)
+    });
     let export_redaction = ledger.as_ref().ok().and_then(|l| {
         let x = l.iter().find(|e| e.kind == LedgerKind::Export && e.outcome == Outcome::Ok)?;
         let path = PathBuf::from(x.artifact.clone()?);
@@ -131,6 +150,14 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         profile_file,
         runtime,
         na_key_copies,
+        evidence_ledgers: s
+            .evidence_ledgers
+            .iter()
+            .map(|p| {
+                let digest = std::fs::read(p).map_or_else(|e| format!("unreadable: {e}"), |b| sha256_hex(&b));
+                (p.clone(), digest)
+            })
+            .collect(),
     }
 }
 
@@ -285,6 +312,7 @@ fn ledger(ledger: &Ledger) -> Result<Vec<LedgerFact>, Error> {
                 outcome: Outcome::parse(&e.outcome)?,
                 signed: details(&e).and_then(|m| m.get("signed").and_then(|x| x.as_bool())),
                 na_key: details(&e).and_then(|m| m.get("na_key").and_then(|x| x.as_str().map(str::to_string))),
+                origin: None,
                 artifact: e.artifact,
                 sha256: e.sha256,
             })

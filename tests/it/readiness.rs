@@ -409,3 +409,62 @@ fn customer_held_custody_passes_with_a_live_signer_and_fails_on_a_stray_key_copy
     assert_eq!(status, "fail", "{reason}");
     assert!(reason.contains("old/notes.txt"), "{reason}");
 }
+
+/// The backup identity belongs offline, so verifies (and drills) run on the customer's machine and
+/// record in that machine's ops ledger. A copy of it given with `--evidence-ledger` makes those
+/// records count: the backup check that said "not verified" passes, names the ledger, and the
+/// signed report binds the ledger's digest. The NA host's own backups and jobs are never taken
+/// from it.
+#[test]
+fn verifies_recorded_where_the_identity_lives_count_through_an_evidence_ledger() {
+    let dir = TempDir::new("readiness-evidence");
+    let home = crate::harness::sandbox(&dir);
+    let h = home.to_str().unwrap();
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    let (recipient, identity) = identity(&dir);
+    let backups = dir.join("backups");
+    let (archive, _) = Gm::backup(&home, &recipient, &backups).expect(0);
+    // The customer's machine: its own (empty) gm home, the identity, a copy of the backup and the
+    // pinned backup-signing public key.
+    let customer = dir.join("customer-home");
+    std::fs::create_dir_all(&customer).unwrap();
+    let copy = customer.join(std::path::Path::new(archive.trim()).file_name().unwrap());
+    std::fs::copy(archive.trim(), &copy).unwrap();
+    std::fs::copy(format!("{}.sig", archive.trim()), format!("{}.sig", copy.display())).unwrap();
+    // A gm.toml that pins the backup-signing key is all the verify host's home needs; runs are
+    // recorded in gm-ops.db beside it.
+    std::fs::copy(home.join("keys/backup-signing.pub"), customer.join("backup-signing.pub")).unwrap();
+    std::fs::write(customer.join("gm.toml"), "[backup]\nsigning_public_key = \"backup-signing.pub\"\n").unwrap();
+    Gm::new(&[
+        "managed",
+        "verify",
+        copy.to_str().unwrap(),
+        "--identity",
+        identity.to_str().unwrap(),
+        "--home",
+        customer.to_str().unwrap(),
+    ])
+    .expect(0);
+    let their_ledger = customer.join("gm-ops.db");
+    assert!(their_ledger.is_file(), "the verify recorded where it ran");
+    let shipped = dir.join("customer-ops.db");
+    std::fs::copy(&their_ledger, &shipped).unwrap();
+    let url = format!("http://{}", server.addr);
+    let backup_check = |extra: &[&str]| {
+        let mut args = vec!["readiness", "--home", h, "--na", &url, "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = Gm::new(&args).output();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        (checks(&stdout).into_iter().find(|c| c.0 == "backup").unwrap(), stdout)
+    };
+    let ((_, status, reason), _) = backup_check(&[]);
+    assert_eq!((status.as_str(), reason.contains("has not been verified")), ("fail", true), "{reason}");
+    let ((_, status, reason), stdout) = backup_check(&["--evidence-ledger", shipped.to_str().unwrap()]);
+    assert_ne!(status, "fail", "{reason}");
+    assert!(stdout.contains(&format!("\"verify_ledger\": \"{}\"", shipped.display())), "{stdout}");
+    assert!(stdout.contains("\"evidence_ledger_1_sha256\""), "{stdout}");
+    // A ledger that is not there is a failure that says so, not a silent pass.
+    let ((_, status, reason), _) = backup_check(&["--evidence-ledger", dir.join("nope.db").to_str().unwrap()]);
+    assert_eq!(status, "fail", "{reason}");
+    assert!(reason.contains("nope.db"), "{reason}");
+}
