@@ -97,7 +97,7 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
                     .map(|f| LedgerFact { origin: Some(path.clone()), ..f }),
             );
         }
-        facts.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+        facts.sort_by_key(|f| std::cmp::Reverse(f.finished_at));
         Ok(facts)
     });
     let export_redaction = ledger.as_ref().ok().and_then(|l| {
