@@ -6,6 +6,7 @@
 //! | `audit.jsonl`, `audit.jsonl.manifest.json` | the redacted audit export of the window (upstream's rule) |
 //! | `na.db` | a consistent snapshot of the NA database (online backup API, `integrity_check`ed), scrubbed: invite tokens and nonces replaced by `fingerprint:<16 hex of SHA-256>`, audit events redacted by the export's rule |
 //! | `gm-ops.db` | a snapshot of the ops ledger, when there is one |
+//! | `gm-runtime.json` | how the running NA signs (key file, credential or remote signer, fingerprints) and its effective settings, as `gm serve` recorded them, when it runs |
 //! | `views/…` | `/healthz`, `/readyz`, `/connectome.json`, `/crl`, `/metrics` as the live NA served them, or computed from the database when it cannot be reached |
 //! | `fingerprints.json` | SHA-256 and size of the configuration files (genesis, keys, operators, gm.toml); never their content |
 //! | `manifest.json` | format version, window, sources, and SHA-256 + size of every other entry |
@@ -157,6 +158,13 @@ pub(crate) fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleR
         let src = crate::store::direct::open_read_only(&opts.ledger_path)?;
         snapshot::online_backup(&src, &ledger_snap, crate::store::BUSY_TIMEOUT, |_, _| {})?;
         entries.push(("gm-ops.db".into(), ledger_snap));
+    }
+    // How the NA signs, as it recorded itself (no secret in it: paths, fingerprints, settings).
+    let runtime = opts.ledger_path.with_file_name("gm-runtime.json");
+    if runtime.is_file() {
+        let copy = dir.join("gm-runtime.json");
+        std::fs::copy(&runtime, &copy).map_err(io("copy", &runtime))?;
+        entries.push(("gm-runtime.json".into(), copy));
     }
     let views_dir = dir.join("views");
     std::fs::create_dir(&views_dir).map_err(io("create folder", &views_dir))?;

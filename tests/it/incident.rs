@@ -67,6 +67,7 @@ fn bundle_from_a_live_na_then_from_the_database_alone() {
         "audit.jsonl.manifest.json",
         "na.db",
         "gm-ops.db",
+        "gm-runtime.json",
         "fingerprints.json",
         "views/healthz.json",
         "views/readyz.json",
