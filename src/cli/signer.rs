@@ -14,6 +14,7 @@ use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
 use crate::files::atomic::{write_atomic, Mode};
 use crate::json::{parse, ParseLimits, Value};
 use crate::model::genesis::Genesis;
+use crate::model::SignedObject;
 use crate::signer::daemon::{Signer, SignerSetup, Timing};
 use crate::signer::log::{walk, LogEntry, LOG_FILE};
 use crate::signer::policy::{Policy, TEMPLATE};
@@ -165,6 +166,13 @@ fn setup(args: RunArgs) -> Result<SignerSetup, Error> {
     }
     let key = load_signing_key(&args.key)?;
     let genesis: Genesis = read_object(&args.genesis)?;
+    // The genesis decides the network and the NA key this signer vouches for: only the root's.
+    if genesis.signatures().is_empty() || !genesis.check_root_signatures().is_valid() {
+        return Err(Error::refused(
+            format!("the genesis {} does not carry a valid root signature", args.genesis.display()),
+            "use the signed genesis from the root ceremony (gm genesis verify checks it)",
+        ));
+    }
     let ours = key.public_key().to_b64();
     if ours != genesis.network_authority.public_key {
         return Err(Error::refused(

@@ -402,7 +402,7 @@ impl Core {
             return refused(Some(subject), reason);
         }
         if let (Kind::Crl, Some(sequence)) = (kind, subject.sequence) {
-            if let Err(reason) = self.state.admit_crl(sequence, &subject.sha256()) {
+            if let Err(reason) = self.state.admit_crl(sequence, &subject.sha256(), &subject.revoked) {
                 return refused(Some(subject), reason);
             }
         }

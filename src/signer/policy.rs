@@ -268,6 +268,7 @@ mod tests {
             valid_until: Some(now() + chrono::Duration::hours(hours)),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             network_name: Some("acme".into()),
+            revoked: Vec::new(),
         }
     }
 

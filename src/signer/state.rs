@@ -1,7 +1,8 @@
 //! The signer's durable memory (`STATE_DIR/state.json`): the highest CRL sequence it ever signed
 //! and the sha256 of that CRL's canonical bytes. A CRL numbered below it, or the same number with
 //! other content, is refused, so a compromised or restored NA cannot get an older revocation list
-//! (one that forgets revocations) signed as the newest. The state is written (atomic replace,
+//! (one that forgets revocations) signed as the newest; and a new CRL must list every certificate
+//! the highest signed one listed (a revocation is never taken back). The state is written (atomic replace,
 //! fsync) before the signature leaves the process. It owns the state dir's privacy check and its
 //! lock; it must not decide anything but the CRL sequence.
 
@@ -15,7 +16,8 @@ use crate::files::atomic::{write_atomic, Mode};
 use crate::files::lock::{try_lock_db, DbLock, LockError};
 
 const STATE_FILE: &str = "state.json";
-const MAX_STATE_BYTES: u64 = 64 * 1024;
+/// Room for the revoked certificate ids of a large network (about 45 bytes each).
+const MAX_STATE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What `state.json` holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +27,9 @@ struct StateFile {
     crl_high: Option<i64>,
     /// sha256 (hex) of that CRL's canonical bytes.
     crl_sha256: Option<String>,
+    /// The certificate ids that CRL lists, sorted (absent in states written before this field).
+    #[serde(default)]
+    crl_revoked: Vec<String>,
 }
 
 /// The CRL sequence floor, shared by every session.
@@ -67,9 +72,9 @@ impl SignerState {
         self.current.lock().map(|s| s.crl_high).unwrap_or(None)
     }
 
-    /// Admits CRL `sequence` with canonical sha256 `digest`, durably, before it is signed. `Err`
-    /// names the highest signed sequence.
-    pub(crate) fn admit_crl(&self, sequence: i64, digest: &str) -> Result<CrlAdmission, String> {
+    /// Admits CRL `sequence` with canonical sha256 `digest` listing `revoked`, durably, before it
+    /// is signed. `Err` names the highest signed sequence, or the revocations the CRL would drop.
+    pub(crate) fn admit_crl(&self, sequence: i64, digest: &str, revoked: &[String]) -> Result<CrlAdmission, String> {
         // The lock is held across the write on purpose: two sessions must not both pass the check
         // for the same sequence with different content. CRLs are rare; joins never take it.
         let mut current = self.current.lock().map_err(|_| "the signer state lock is poisoned".to_string())?;
@@ -89,7 +94,22 @@ impl SignerState {
             }
             _ => {}
         }
-        let next = StateFile { crl_high: Some(sequence), crl_sha256: Some(digest.to_string()) };
+        let listed: std::collections::BTreeSet<&str> = revoked.iter().map(String::as_str).collect();
+        let dropped: Vec<&str> =
+            current.crl_revoked.iter().map(String::as_str).filter(|id| !listed.contains(id)).collect();
+        if !dropped.is_empty() {
+            let shown: Vec<&str> = dropped.iter().copied().take(5).collect();
+            return Err(format!(
+                "CRL sequence {sequence} drops {} revoked certificate(s) that CRL {} listed ({}{}): a revocation is never taken back",
+                dropped.len(),
+                current.crl_high.unwrap_or_default(),
+                shown.join(", "),
+                if dropped.len() > shown.len() { ", …" } else { "" }
+            ));
+        }
+        let mut kept: Vec<String> = listed.into_iter().map(str::to_string).collect();
+        kept.sort();
+        let next = StateFile { crl_high: Some(sequence), crl_sha256: Some(digest.to_string()), crl_revoked: kept };
         let text = serde_json::to_string_pretty(&next).map_err(|e| format!("cannot encode the state: {e}"))?;
         write_atomic(&self.path, format!("{text}\n").as_bytes(), Mode::Private, true)
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
@@ -184,18 +204,23 @@ mod tests {
         {
             let state = SignerState::open(&dir).unwrap();
             assert_eq!(state.crl_high(), None);
-            assert_eq!(state.admit_crl(5, "aa"), Ok(CrlAdmission::New));
-            assert_eq!(state.admit_crl(5, "aa"), Ok(CrlAdmission::Again));
-            let err = state.admit_crl(5, "bb").unwrap_err();
+            assert_eq!(state.admit_crl(5, "aa", &[]), Ok(CrlAdmission::New));
+            assert_eq!(state.admit_crl(5, "aa", &[]), Ok(CrlAdmission::Again));
+            let err = state.admit_crl(5, "bb", &[]).unwrap_err();
             assert!(err.starts_with("CRL sequence 5 was already signed with other content"), "{err}");
-            let err = state.admit_crl(4, "cc").unwrap_err();
+            let err = state.admit_crl(4, "cc", &[]).unwrap_err();
             assert!(err.contains("below the highest sequence this signer signed, 5"), "{err}");
-            assert_eq!(state.admit_crl(9, "dd"), Ok(CrlAdmission::New));
+            assert_eq!(state.admit_crl(9, "dd", &["c-1".to_string()]), Ok(CrlAdmission::New));
         }
         let state = SignerState::open(&dir).unwrap();
         assert_eq!(state.crl_high(), Some(9));
-        assert!(state.admit_crl(8, "ee").is_err());
-        assert_eq!(state.admit_crl(9, "dd"), Ok(CrlAdmission::Again));
+        assert!(state.admit_crl(8, "ee", &[]).is_err());
+        assert_eq!(state.admit_crl(9, "dd", &["c-1".to_string()]), Ok(CrlAdmission::Again));
+        // After a restart too, a newer CRL must still list c-1.
+        let err = state.admit_crl(10, "ff", &["c-2".to_string()]).unwrap_err();
+        assert!(err.contains("drops 1 revoked certificate(s) that CRL 9 listed (c-1)"), "{err}");
+        let both = ["c-2".to_string(), "c-1".to_string()];
+        assert_eq!(state.admit_crl(10, "ff", &both), Ok(CrlAdmission::New));
         #[cfg(unix)]
         assert_eq!(crate::files::private::mode_of(&dir.join(STATE_FILE)).unwrap(), 0o600);
         drop(state);

@@ -43,6 +43,8 @@ pub(crate) struct Subject {
     pub roles: Vec<String>,
     /// A certificate's `network_name`.
     pub network_name: Option<String>,
+    /// The certificate ids a CRL lists (empty for other kinds).
+    pub revoked: Vec<String>,
 }
 
 impl Subject {
@@ -70,6 +72,7 @@ pub(crate) fn read_subject(kind: Kind, object: &str) -> Result<Subject, String> 
                 valid_until: Some(time(&c.expires_at)),
                 roles: c.roles.clone(),
                 network_name: Some(c.network_name.clone()),
+                revoked: Vec::new(),
             }
         }
         Kind::Crl => {
@@ -77,6 +80,7 @@ pub(crate) fn read_subject(kind: Kind, object: &str) -> Result<Subject, String> 
             let mut s = plain(kind, c.crl_id.clone(), c.canonical_bytes(), time(&c.issued_at));
             s.sequence = Some(c.sequence);
             s.valid_until = Some(time(&c.next_update));
+            s.revoked = c.revoked_certificates.iter().map(|r| r.certificate_id.clone()).collect();
             s
         }
         Kind::Policy => {
@@ -116,5 +120,6 @@ fn plain(kind: Kind, object_id: String, canonical: Vec<u8>, issued_at: DateTime<
         valid_until: None,
         roles: Vec::new(),
         network_name: None,
+        revoked: Vec::new(),
     }
 }

@@ -79,6 +79,19 @@ fn signer_run_refuses_to_start_with_a_key_that_is_not_the_genesis_na_key() {
         stderr.contains("hint: pass the NA private key whose public half is the genesis' network_authority.public_key")
     );
     assert!(!state.exists(), "nothing is created before the inputs check out");
+    // A genesis whose root signature does not verify (here: stripped) is refused as well.
+    let text = std::fs::read_to_string(home.join("genesis.signed.json")).unwrap();
+    let v = gm::json::parse_str(&text).unwrap();
+    let mut m = v.as_object().unwrap().clone();
+    m.insert("signatures", gm::json::Value::Array(Vec::new()));
+    std::fs::write(
+        home.join("genesis.signed.json"),
+        gm::crypto::canonical::canonical_string(&gm::json::Value::Object(m)),
+    )
+    .unwrap();
+    let key = home.join("keys/na.key");
+    let (_, stderr) = gm(&run_args(&home, &key, &policy, &state, "127.0.0.1:9")).expect(2);
+    assert!(stderr.contains("does not carry a valid root signature"), "{stderr}");
 }
 
 #[test]
