@@ -185,9 +185,11 @@ fn serve_with_clock(
         probe_textfiles: scheduler.probe_textfiles(),
     };
     let connections = server.stats();
+    let key_source = key_source_metric(&record.na_key);
     authority.set_extra_metrics(Box::new(move || {
         let mut text = connection_metrics(&connections);
         text.push_str(&ops.render());
+        text.push_str(&key_source);
         text
     }));
     let stop = install_signal_watch(server.shutdown_handle(), Arc::clone(&authority))?;
@@ -299,6 +301,17 @@ fn signing_backend(
     }
     let f = facts(source, Some(path), Some(origin), na_key.public_key().fingerprint());
     Ok((Backend::Local(Arc::new(na_key)), f, None))
+}
+
+/// How this NA signs, as a `/metrics` series: what `gm readiness` compares with `gm-runtime.json`,
+/// so a record that does not describe the process answering on the port is caught.
+fn key_source_metric(k: &KeyFacts) -> String {
+    format!(
+        "# HELP gm_na_key_source How this NA signs: the key source in use (file, credential or remote-signer) and the signing key's fingerprint.\n\
+         # TYPE gm_na_key_source gauge\n\
+         gm_na_key_source{{source=\"{}\",signing_key=\"{}\"}} 1\n",
+        k.source, k.signing_key_fingerprint
+    )
 }
 
 /// What `gm readiness` is told about this process.

@@ -93,6 +93,17 @@ pub(crate) fn run_checks(options: &ProbeOptions, clock: &dyn Clock) -> Vec<Check
     })
 }
 
+/// `GET target/path`'s body when it answers 200 within `timeout`, else why not (readiness reads
+/// `/metrics` through this, since it may not use the client itself).
+pub(crate) fn fetch_text(target: &str, path: &str, timeout: Duration) -> Result<String, String> {
+    let client = client_for(target, timeout).map_err(|e| e.to_string())?;
+    let reply = client.get(&Deadline::after(timeout), path, &[]).map_err(|e| e.to_string())?;
+    match reply.status {
+        200 => Ok(reply.text),
+        status => Err(format!("{path} answered HTTP {status}")),
+    }
+}
+
 fn unknown_result(check: CheckName, reason: String) -> CheckResult {
     CheckResult { check, outcome: Outcome::Unknown, reason, latency: None, cert_expiry_days: None }
 }

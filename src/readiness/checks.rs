@@ -158,6 +158,9 @@ pub(crate) struct Evidence {
     pub profile_file: Option<(PathBuf, String)>,
     /// What the running `gm serve` recorded of itself (`gm-runtime.json`), or why there is none.
     pub runtime: Result<RuntimeFacts, String>,
+    /// How the NA answering at the probe target says it signs (`gm_na_key_source` on `/metrics`):
+    /// `(source, signing key fingerprint)`, or why it is not known.
+    pub live_key_source: Result<(String, String), String>,
     /// The evidence ledgers read (copies of other hosts' ops ledgers) and the SHA-256 of each.
     pub evidence_ledgers: Vec<(PathBuf, String)>,
     /// Files on this host holding the genesis NA private key (any key file under the home and the
@@ -432,6 +435,26 @@ fn custody(e: &Evidence) -> Check {
             c.fix(fix)
         }
     };
+    // The record must describe the process that answers on the port: a record written by hand, or
+    // left by another server, does not.
+    match &e.live_key_source {
+        Ok((source, fp)) if *source != key.source || *fp != key.signing_key_fingerprint => {
+            return verdict(
+                c.with("live_key_source", format!("{source} {fp}")),
+                Status::Fail,
+                format!(
+                    "the NA answering at {} signs from {source} (key {fp}), but {} says {} (key {})",
+                    e.probe_target,
+                    rt.path.display(),
+                    key.source,
+                    key.signing_key_fingerprint
+                ),
+                "restart gm serve so that it rewrites its record, and probe the NA this home configures",
+            );
+        }
+        Ok((source, _)) => c = c.with("live_key_source", source),
+        Err(why) => c = c.with("live_key_source", format!("unknown: {why}")),
+    }
     if !rt.alive {
         return verdict(
             c,
@@ -1074,6 +1097,7 @@ mod tests {
             backup_decryption_keys: Vec::new(),
             profile_file: None,
             runtime: Err("no record".into()),
+            live_key_source: Err("not probed".into()),
             evidence_ledgers: Vec::new(),
             na_key_copies: Vec::new(),
         }
@@ -1143,6 +1167,14 @@ mod tests {
 
         let remote = custody(&custody_evidence("customer-held", Ok(running("remote-signer", None, true))));
         assert_eq!(remote.status, Status::Pass, "{}", remote.reason);
+        // A record that does not describe the process answering on the port fails.
+        let mut forged = custody_evidence("customer-held", Ok(running("remote-signer", None, true)));
+        let fp = crate::crypto::keys::PublicKey::from_b64(NA_PUBLIC).unwrap().fingerprint();
+        forged.live_key_source = Ok(("file".into(), fp.clone()));
+        let c = custody(&forged);
+        assert!(c.status == Status::Fail && c.reason.contains("signs from file"), "{}", c.reason);
+        forged.live_key_source = Ok(("remote-signer".into(), fp));
+        assert_eq!(custody(&forged).status, Status::Pass);
         let mut with_copy = custody_evidence("customer-held", Ok(running("remote-signer", None, true)));
         with_copy.na_key_copies = vec![PathBuf::from("/etc/gm/old/na.key")];
         let c = custody(&with_copy);

@@ -115,6 +115,7 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         Err(_) => Vec::new(),
     };
     let runtime = runtime(&s.db_path);
+    let live_key_source = live_key_source(&s.probe_target);
     // The running server's admin signature policy is the truth; configuration only says what a
     // restart would do.
     let (admin_v1_accepted, admin_decided_by) = match &runtime {
@@ -149,6 +150,7 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         backup_decryption_keys,
         profile_file,
         runtime,
+        live_key_source,
         na_key_copies,
         evidence_ledgers: s
             .evidence_ledgers
@@ -159,6 +161,21 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
             })
             .collect(),
     }
+}
+
+/// `gm_na_key_source{source="…",signing_key="…"}` from the NA's `/metrics`.
+fn live_key_source(target: &str) -> Result<(String, String), String> {
+    let text = crate::probe::checks::fetch_text(target, "/metrics", Duration::from_secs(10))?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("gm_na_key_source{"))
+        .ok_or_else(|| "the NA's /metrics has no gm_na_key_source (an older gm?)".to_string())?;
+    let label = |name: &str| {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_string())
+    };
+    label("source").zip(label("signing_key")).ok_or_else(|| format!("unreadable series: {line}"))
 }
 
 /// The running server's record beside the database, and whether its process lives.

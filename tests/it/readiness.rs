@@ -373,6 +373,14 @@ fn the_gate_is_not_fooled_by_a_key_given_through_the_environment() {
             && reason.contains("NA_PRIVATE_KEY_FILE"),
         "{reason}"
     );
+    // Rewriting the record by hand does not help: the NA answering on the port says how it signs.
+    let record = std::fs::read_to_string(home.join("gm-runtime.json")).unwrap();
+    let forged = record.replace("\"source\": \"file\"", "\"source\": \"remote-signer\"");
+    assert_ne!(forged, record);
+    std::fs::write(home.join("gm-runtime.json"), forged).unwrap();
+    let (_, status, reason) = custody(h);
+    assert_eq!(status, "fail", "{reason}");
+    assert!(reason.contains("signs from file") && reason.contains("says remote-signer"), "{reason}");
     drop(server);
 }
 
