@@ -266,25 +266,11 @@ fn genesis_facts(genesis_file: &Path, na_key_file: &Path) -> Result<GenesisFacts
 /// and the backup-signing key (backups are signed where they are taken).
 fn private_keys(dir: &Path, expected: &[&Path]) -> Vec<PathBuf> {
     let expected: Vec<PathBuf> = expected.iter().filter_map(|p| p.canonicalize().ok()).collect();
-    let mut found = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), 0)];
-    while let Some((d, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() && depth < 2 {
-                stack.push((path, depth + 1));
-            } else if kind.is_file() && path.extension().is_some_and(|x| x == "key") {
-                let is_private = std::fs::read_to_string(&path)
-                    .is_ok_and(|t| t.lines().next().is_some_and(|l| l.contains("Private Key")));
-                if is_private && !path.canonicalize().is_ok_and(|p| expected.contains(&p)) {
-                    found.push(path);
-                }
-            }
-        }
-    }
-    found
+    small_files_where(&[dir], Vec::new(), |path| {
+        path.extension().is_some_and(|x| x == "key")
+            && std::fs::read_to_string(path).is_ok_and(|t| t.lines().next().is_some_and(|l| l.contains("Private Key")))
+            && !path.canonicalize().is_ok_and(|p| expected.contains(&p))
+    })
 }
 
 /// The NA's health, readiness, metrics and connectome endpoints (and TLS for an https target).
