@@ -48,7 +48,7 @@ enum Action {
 #[argh(
     subcommand,
     name = "run",
-    example = "gm signer run --key /etc/gm-signer/na.key --genesis /etc/gm-signer/genesis.signed.json --connect na.example.org:7443 --na-host-key /etc/gm-signer/na-host.pub --policy /etc/gm-signer/signer-policy.toml --state-dir /var/lib/gm-signer\ngm signer run --key na.key --genesis genesis.signed.json --connect 10.0.0.5:7443 --na-host-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --policy signer-policy.toml --state-dir state --sessions 8",
+    example = "gm signer run --key /etc/gm-signer/na.key --genesis /etc/gm-signer/genesis.signed.json --connect na.example.org:8444 --na-host-key /etc/gm-signer/na-host.pub --policy /etc/gm-signer/signer-policy.toml --state-dir /var/lib/gm-signer\ngm signer run --key na.key --genesis genesis.signed.json --connect 10.0.0.5:8444 --na-host-key 8GFtLlsDpEJNfcATcNmBxcpzjgC9Vz8/N9FZUFXpOw4= --policy signer-policy.toml --state-dir state --sessions 8",
     note = "The signing host opens no port. Logs go to stderr (GENESIS_LOG_FORMAT=json for JSON lines). Exit 0 after SIGTERM or SIGINT; 2 when it cannot start."
 )]
 struct RunArgs {
@@ -161,7 +161,7 @@ fn setup(args: RunArgs) -> Result<SignerSetup, Error> {
     if !matches!(args.connect.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok()) {
         return Err(Error::usage(
             format!("--connect {:?} is not HOST:PORT", args.connect),
-            "give the NA's signer address, e.g. na.example.org:7443",
+            "give the NA's signer address, e.g. na.example.org:8444",
         ));
     }
     let key = load_signing_key(&args.key)?;
