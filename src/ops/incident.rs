@@ -160,11 +160,11 @@ pub(crate) fn bundle(opts: &BundleOptions, now: DateTime<Utc>) -> Result<BundleR
         entries.push(("gm-ops.db".into(), ledger_snap));
     }
     // How the NA signs, as it recorded itself (no secret in it: paths, fingerprints, settings).
-    let runtime = opts.ledger_path.with_file_name("gm-runtime.json");
+    let runtime = opts.ledger_path.with_file_name(super::runtime::FILE_NAME);
     if runtime.is_file() {
-        let copy = dir.join("gm-runtime.json");
+        let copy = dir.join(super::runtime::FILE_NAME);
         std::fs::copy(&runtime, &copy).map_err(io("copy", &runtime))?;
-        entries.push(("gm-runtime.json".into(), copy));
+        entries.push((super::runtime::FILE_NAME.into(), copy));
     }
     let views_dir = dir.join("views");
     std::fs::create_dir(&views_dir).map_err(io("create folder", &views_dir))?;

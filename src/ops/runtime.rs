@@ -12,9 +12,12 @@ use serde::{Deserialize, Serialize};
 /// The format tag.
 pub(crate) const FORMAT: &str = "gm-runtime/1";
 
-/// The record's file beside the NA database `db_path`.
+/// The record's file name, in the state folder beside the ops ledger.
+pub(crate) const FILE_NAME: &str = "gm-runtime.json";
+
+/// The record's file beside the NA database `db_path` (the ops ledger's folder).
 pub(crate) fn path_beside(db_path: &Path) -> PathBuf {
-    db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("gm-runtime.json")
+    super::ledger::path_beside(db_path).with_file_name(FILE_NAME)
 }
 
 /// How the running NA signs.

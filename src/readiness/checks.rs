@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::files::private::mode_of;
 use crate::ops::ledger::{LedgerKind, Outcome};
 
 use super::error::Error;
@@ -520,7 +521,7 @@ fn custody(e: &Evidence) -> Check {
             format!("{model} custody, but the running NA signs through a remote signer (that is the customer-held model)"),
             "record custody model \"customer-held\" in profile.toml, or load the key and remove [signer] listen",
         ),
-        "managed" | "split" if key.source == "file" && !key.path.as_deref().is_some_and(|p| private(Path::new(p))) => {
+        "managed" | "split" if key.source == "file" && !key.path.as_deref().is_some_and(|p| mode_of(Path::new(p)).is_ok_and(|m| m & 0o077 == 0)) => {
             verdict(
                 c,
                 Status::Fail,
@@ -555,11 +556,6 @@ fn custody(e: &Evidence) -> Check {
             "set [custody] model in profile.toml",
         ),
     }
-}
-
-/// Mode 0600 or stricter.
-fn private(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o077 == 0)
 }
 
 fn paths(list: &[PathBuf]) -> String {
