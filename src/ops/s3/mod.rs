@@ -79,12 +79,6 @@ impl S3Url {
         self.key.rsplit('/').next().unwrap_or_default()
     }
 
-    /// The prefix holding this object (the key without its last segment).
-    pub(crate) fn parent(&self) -> S3Url {
-        let key = self.key.rsplit_once('/').map_or("", |(p, _)| p);
-        S3Url { bucket: self.bucket.clone(), key: key.to_string() }
-    }
-
     /// Whether this URL is `prefix` or lies under it.
     pub(crate) fn is_under(&self, prefix: &S3Url) -> bool {
         self.bucket == prefix.bucket
@@ -303,11 +297,6 @@ impl Remote {
     /// The bucket's name.
     pub(crate) fn bucket(&self) -> &str {
         self.bucket.name()
-    }
-
-    /// Where the credentials came from (for hints).
-    pub(crate) fn credentials_source(&self) -> &str {
-        &self.credentials.source
     }
 
     /// The endpoint URL (for messages).
@@ -712,7 +701,6 @@ mod tests {
         let o = u.join("gm-a.tar.gz.age");
         assert_eq!(o.to_string(), "s3://gm-backups/acme/prod/gm-a.tar.gz.age");
         assert_eq!(o.name(), "gm-a.tar.gz.age");
-        assert_eq!(o.parent(), u);
         assert!(o.is_under(&u) && !u.is_under(&o));
         assert!(!S3Url::parse("s3://gm-backups/acme/prodx").unwrap().is_under(&u));
         assert_eq!(S3Url::parse("s3://gm-backups").unwrap().join("x").key, "x");
