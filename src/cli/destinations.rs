@@ -95,7 +95,7 @@ impl Readable {
         match Location::parse(given)? {
             Location::Local(path) => Ok(Readable { shown: path.display().to_string(), path, _scratch: None }),
             Location::S3(url) => {
-                let scratch = Scratch::new(scratch_parent, ".gm-fetch").map_err(crate::ops::OpsError::from)?;
+                let scratch = Scratch::new(scratch_parent, ".gm-fetch")?;
                 let path = fetch(&url, home, &scratch, max_bytes)?;
                 Ok(Readable { path, shown: url.to_string(), _scratch: Some(scratch) })
             }
@@ -117,13 +117,13 @@ fn fetch(url: &S3Url, home: Option<&Path>, scratch: &Scratch, max_bytes: u64) ->
     }
     let path = scratch.path().join(name);
     let mut file = crate::files::private::create_new_private(&path).map_err(Error::io("create", &path))?;
-    t.remote.get_into(&url.key, &mut file, max_bytes).map_err(crate::ops::OpsError::Remote)?;
+    t.remote.get_into(&url.key, &mut file, max_bytes).map_err(crate::ops::OpsError::from)?;
     file.sync_all().map_err(Error::io("write", &path))?;
     let sig_key = format!("{}.sig", url.key);
-    if t.remote.head(&sig_key).map_err(crate::ops::OpsError::Remote)?.is_some() {
+    if t.remote.head(&sig_key).map_err(crate::ops::OpsError::from)?.is_some() {
         let sig_path = crate::ops::backup_signature::sidecar_path(&path);
         let mut sig = crate::files::private::create_new_private(&sig_path).map_err(Error::io("create", &sig_path))?;
-        t.remote.get_into(&sig_key, &mut sig, 64 * 1024).map_err(crate::ops::OpsError::Remote)?;
+        t.remote.get_into(&sig_key, &mut sig, 64 * 1024).map_err(crate::ops::OpsError::from)?;
     }
     Ok(path)
 }
@@ -137,7 +137,7 @@ pub(crate) fn newest_in_bucket(
 ) -> Result<(S3Url, Vec<crate::ops::catalog::Rejected>), Error> {
     use crate::ops::prune::folder::IgnoredKind;
     let t = target_for_url(url, home)?;
-    let found = crate::ops::prune::bucket::scan(&t.remote, url, pinned).map_err(crate::ops::OpsError::Remote)?;
+    let found = crate::ops::prune::bucket::scan(&t.remote, url, pinned).map_err(crate::ops::OpsError::from)?;
     let rejected: Vec<crate::ops::catalog::Rejected> = found
         .ignored
         .iter()

@@ -87,7 +87,7 @@ pub(crate) fn run(args: PruneArgs) -> Result<u8, Error> {
             (found, protected)
         }
         Some((t, url)) => {
-            let found = bucket::scan(&t.remote, url, &pinned).map_err(OpsError::Remote)?;
+            let found = bucket::scan(&t.remote, url, &pinned).map_err(OpsError::from)?;
             warn_unverified(&found, &args.dir);
             let passed = |kind| -> Result<Vec<String>, Error> {
                 if ledger.exists().map_err(Error::io("inspect", ledger.path()))? {

@@ -132,7 +132,7 @@ pub(crate) fn delete(remote: &Remote, prefix: &S3Url, names: &[&str]) -> Deleted
                 Err(OpsError::Refused { reason: format!("refusing to delete {name}: not a backup name") })
             } else {
                 let url = prefix.join(name);
-                remote.delete(&url.key).map_err(OpsError::Remote).map(|()| {
+                remote.delete(&url.key).map_err(OpsError::from).map(|()| {
                     // The signature goes with its backup; a failure leaves an inert orphan, listed next time.
                     let _ = remote.delete(&format!("{}.sig", url.key));
                 })
