@@ -54,6 +54,7 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 # so none is favoured by going first into a cold cache.
 run() {
   local name="$1"; shift
+  sync # the previous run's writeback must not land in this one's time
   /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/$name.out" 2>"$work/$name.err" \
     || { echo "$name failed:" >&2; cat "$work/$name.err" >&2; exit 1; }
   read -r secs kb <"$work/time"
