@@ -39,6 +39,8 @@ mod readiness;
 mod readme;
 mod replay;
 mod runbooks;
+mod s3_backup;
+mod s3_server;
 mod secrets;
 mod serve;
 mod serve_limits;

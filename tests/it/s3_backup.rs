@@ -1,0 +1,575 @@
+//! Off-host backups to S3-compatible object storage (issue 17), end to end against a real S3
+//! server (s3s-fs, `tests/it/s3_server.rs`, which checks SigV4): `gm managed backup --to NAME` and
+//! `--dir s3://…` upload the same signed bytes a local folder gets (`<prefix>/gm-<network>-<UTC>.tar.gz.age`
+//! and its `.sig`), report every copy (`copies` in `--json`) and record it in the ops ledger;
+//! credentials come from a private file, a systemd credential or the AWS environment and never
+//! show in any output; a copy that fails (wrong keys, no bucket, no server, Object Lock not
+//! applied) exits 2, keeps the other copies and leaves nothing under the final name; a killed
+//! upload leaves no object and the next run aborts it; verify, restore, restore-drill (`--backup`,
+//! `--latest`) and prune read the bucket as they read a folder.
+//!
+//! Every assertion looks at what really happened: the files under the server's root, exit codes,
+//! the JSON fields, the ops ledger's rows.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{home_with_schema, identity, wait_until, Gm, TempDir, GM};
+use crate::s3_server::{upload_ids, S3Server};
+
+const BUCKET: &str = "gm-backups";
+const URL: &str = "s3://gm-backups/acme";
+/// Random (incompressible) data added to the database of the interrupted-upload test, so its
+/// upload takes long enough to be killed midway in a debug build.
+const FILLER_MIB: u32 = 48;
+
+/// A sandbox home with a database, an age identity, and a running S3 server with the bucket
+/// `gm-backups`, configured in gm.toml as the destination `offsite` (`s3://gm-backups/acme`).
+struct Site {
+    dir: TempDir,
+    home: PathBuf,
+    recipient: String,
+    key: PathBuf,
+    s3: S3Server,
+}
+
+impl Site {
+    fn new(label: &str) -> Site {
+        let site = Site::unconfigured(label);
+        site.add_destination("offsite", URL, &site.credentials_file("s3-offsite.env"), "path_style = true\n");
+        site
+    }
+
+    /// A site whose gm.toml names no destination.
+    fn unconfigured(label: &str) -> Site {
+        let dir = TempDir::new(label);
+        let home = home_with_schema(&dir);
+        let (recipient, key) = identity(&dir);
+        let s3 = S3Server::start(&[BUCKET]);
+        Site { dir, home, recipient, key, s3 }
+    }
+
+    fn h(&self) -> &str {
+        self.home.to_str().unwrap()
+    }
+
+    /// `home/NAME` holding the server's keys, mode 0600; returns the gm.toml line naming it.
+    fn credentials_file(&self, name: &str) -> String {
+        let text = self.credentials_text(&self.s3.secret);
+        write_private(&self.home.join(name), &text);
+        format!("credentials_file = \"{name}\"\n")
+    }
+
+    fn credentials_text(&self, secret: &str) -> String {
+        format!("AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={secret}\n", self.s3.access_key)
+    }
+
+    /// Appends a `[[backup.destinations]]` entry on this site's server (endpoint, region) to gm.toml;
+    /// `extra` is more TOML of the entry (keys first, then sub-tables).
+    fn add_destination(&self, name: &str, url: &str, credentials: &str, extra: &str) {
+        self.add_destination_at(name, url, &self.s3.endpoint, credentials, extra);
+    }
+
+    fn add_destination_at(&self, name: &str, url: &str, endpoint: &str, credentials: &str, extra: &str) {
+        let path = self.home.join("gm.toml");
+        let mut toml = std::fs::read_to_string(&path).unwrap();
+        toml.push_str(&format!(
+            "\n[[backup.destinations]]\nname = \"{name}\"\nurl = \"{url}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n{credentials}{extra}"
+        ));
+        std::fs::write(path, toml).unwrap();
+    }
+
+    /// `gm managed backup --home H --recipient R EXTRA…`.
+    fn backup(&self, extra: &[&str]) -> Gm {
+        Gm::new(&[&["managed", "backup", "--home", self.h(), "--recipient", &self.recipient], extra].concat())
+    }
+
+    /// `gm managed verify TARGET --identity K --home H EXTRA…`.
+    fn verify(&self, target: &str, extra: &[&str]) -> Gm {
+        let k = self.key.to_str().unwrap();
+        Gm::new(&[&["managed", "verify", target, "--identity", k, "--home", self.h()], extra].concat())
+    }
+
+    /// The AWS environment variables naming this site's server and keys.
+    fn aws_env(&self, gm: Gm) -> Gm {
+        gm.env("AWS_ACCESS_KEY_ID", &self.s3.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.s3.secret)
+            .env("AWS_ENDPOINT_URL", &self.s3.endpoint)
+            .env("AWS_REGION", "us-east-1")
+    }
+
+    /// The objects under `gm-backups/PREFIX/` (keys relative to it).
+    fn objects(&self, prefix: &str) -> Vec<String> {
+        self.s3.objects(BUCKET, prefix)
+    }
+
+    /// Fails when the server's secret shows in any of `outputs`.
+    fn assert_no_secret(&self, outputs: &[&str]) {
+        for text in outputs {
+            assert!(!text.contains(&self.s3.secret), "the S3 secret leaked into an output:\n{text}");
+        }
+    }
+
+    /// Fails when the secret is in the ops ledger's file (any row, any column).
+    fn assert_no_secret_in_ledger(&self) {
+        let bytes = std::fs::read(self.home.join("gm-ops.db")).unwrap();
+        let secret = self.s3.secret.as_bytes();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret), "the S3 secret is in gm-ops.db");
+    }
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+}
+
+/// The `copies` entry whose `destination` is `name`.
+fn copy<'a>(report: &'a Value, name: &str) -> &'a Value {
+    let copies = report["copies"].as_array().unwrap_or_else(|| panic!("no copies array: {report}"));
+    copies.iter().find(|c| c["destination"] == name).unwrap_or_else(|| panic!("no copy to {name}: {report}"))
+}
+
+fn file_name(path: &str) -> String {
+    Path::new(path).file_name().unwrap().to_str().unwrap().to_string()
+}
+
+/// Names of the files in `folder`, sorted (none when it does not exist).
+fn entries(folder: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(folder)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn archives(names: &[String]) -> Vec<String> {
+    names.iter().filter(|n| n.ends_with(".tar.gz.age")).cloned().collect()
+}
+
+/// Waits until the clock has passed the second `since` was taken in (backup names carry seconds).
+fn next_second() {
+    let now = chrono::Utc::now().timestamp();
+    assert!(wait_until(Duration::from_secs(3), || chrono::Utc::now().timestamp() > now));
+}
+
+fn invites(db: &Path) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row("SELECT COUNT(*) FROM invite_tokens", [], |r| r.get(0)).unwrap()
+}
+
+fn add_invite(db: &Path, id: &str) {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .execute(
+            "INSERT INTO invite_tokens (token_id, assigned_roles_json, max_validity_hours, created_at, expires_at)
+             VALUES (?1, '[]', 24, '2026-01-01T00:00:00+00:00', '2099-01-01T00:00:00+00:00')",
+            [id],
+        )
+        .unwrap();
+}
+
+/// One row of the ops ledger (`gm-ops.db`, table `gm_ops_ledger`).
+#[derive(Debug)]
+struct LedgerRow {
+    kind: String,
+    outcome: String,
+    sha256: Option<String>,
+    size_bytes: Option<i64>,
+    details_json: String,
+}
+
+/// The ops ledger rows whose artifact is `artifact`.
+fn ledger_rows(home: &Path, artifact: &str) -> Vec<LedgerRow> {
+    let c = rusqlite::Connection::open(home.join("gm-ops.db")).unwrap();
+    let mut stmt = c
+        .prepare("SELECT kind, outcome, sha256, size_bytes, details_json FROM gm_ops_ledger WHERE artifact = ?1")
+        .unwrap();
+    stmt.query_map([artifact], |r| {
+        Ok(LedgerRow {
+            kind: r.get(0)?,
+            outcome: r.get(1)?,
+            sha256: r.get(2)?,
+            size_bytes: r.get(3)?,
+            details_json: r.get(4)?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn backup_to_a_folder_and_a_configured_destination_uploads_the_same_signed_bytes() {
+    let site = Site::new("s3-both");
+    let local = site.dir.join("local");
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let report = json(&stdout);
+    let backup_path = report["backup_path"].as_str().unwrap().to_string();
+    let name = file_name(&backup_path);
+    assert!(name.starts_with("gm-sandbox-mesh-") && name.ends_with(".tar.gz.age"), "{name}");
+    assert_eq!(entries(&local), vec![name.clone(), format!("{name}.sig")]);
+    let (sha, size) = (report["sha256"].as_str().unwrap(), report["size_bytes"].as_u64().unwrap());
+    assert_eq!(report["signed"], true, "{report}");
+    assert_eq!(report["copies"].as_array().unwrap().len(), 2, "{report}");
+
+    let here = copy(&report, "local");
+    assert_eq!((here["ok"].clone(), here["url"].clone()), (Value::Bool(true), Value::from(backup_path.clone())));
+    assert_eq!((here["sha256"].as_str(), here["size_bytes"].as_u64()), (Some(sha), Some(size)), "{report}");
+    assert!(here["error"].is_null(), "{report}");
+
+    let url = format!("{URL}/{name}");
+    let there = copy(&report, "offsite");
+    assert_eq!((there["ok"].clone(), there["url"].clone()), (Value::Bool(true), Value::from(url.clone())), "{report}");
+    assert_eq!((there["sha256"].as_str(), there["size_bytes"].as_u64()), (Some(sha), Some(size)), "{report}");
+    let etag = there["etag"].as_str().unwrap_or_else(|| panic!("no etag: {report}")).to_string();
+    assert!(!etag.is_empty());
+    assert!(there["object_lock"].is_null() && there["error"].is_null(), "{report}");
+
+    // The bucket holds exactly the archive and its signature, byte for byte the local ones.
+    assert_eq!(site.objects("acme"), vec![name.clone(), format!("{name}.sig")]);
+    let object = site.s3.object(BUCKET, &format!("acme/{name}"));
+    assert_eq!(std::fs::read(&object).unwrap(), std::fs::read(&backup_path).unwrap());
+    assert_eq!(
+        std::fs::read(site.s3.object(BUCKET, &format!("acme/{name}.sig"))).unwrap(),
+        std::fs::read(format!("{backup_path}.sig")).unwrap()
+    );
+    assert_eq!(gm::crypto::digest::sha256_hex(&std::fs::read(&object).unwrap()), sha);
+
+    // The object verifies like a file, named as an argument or with --backup.
+    for args in [&[url.as_str(), "--json"][..], &["--backup", url.as_str(), "--json"][..]] {
+        let (stdout, stderr) = site.verify(args[0], &args[1..]).expect(0);
+        site.assert_no_secret(&[&stdout, &stderr]);
+        let v = json(&stdout);
+        assert_eq!(v["ok"], true, "{args:?}: {stdout}");
+        for check in ["decrypt", "manifest", "snapshot_sha256", "integrity_check", "signature"] {
+            assert!(stdout.contains(&format!("\"name\":\"{check}\",\"ok\":true")), "{check}: {stdout}");
+        }
+    }
+
+    // The ledger records the upload: the s3:// URL, its hash and size, the ETag and the lock.
+    let (history, _) = Gm::new(&["managed", "history", "--home", site.h(), "--kind", "backup", "--json"]).expect(0);
+    assert!(history.contains(&format!("\"artifact\":\"{url}\"")), "{history}");
+    let rows: Vec<LedgerRow> = ledger_rows(&site.home, &url).into_iter().filter(|r| r.kind == "backup").collect();
+    assert_eq!(rows.len(), 1, "one ledger row for the upload: {rows:?}");
+    let row = &rows[0];
+    assert_eq!((row.outcome.as_str(), row.sha256.as_deref()), ("ok", Some(sha)), "{rows:?}");
+    assert!(row.size_bytes == Some(size as i64) || row.details_json.contains(&size.to_string()), "size: {rows:?}");
+    let details = json(&row.details_json);
+    assert_eq!(details["etag"].as_str(), Some(etag.as_str()), "{details}");
+    assert!(details.get("object_lock").is_some() || details.get("lock").is_some(), "lock in details: {details}");
+    site.assert_no_secret(&[&history]);
+    site.assert_no_secret_in_ledger();
+}
+
+#[test]
+fn an_s3_only_backup_restores_and_drills_from_the_bucket() {
+    let site = Site::new("s3-only");
+    let db = site.home.join("na.db");
+    add_invite(&db, "before-backup");
+    let before_local = entries(&site.home.join("backups"));
+    let (stdout, stderr) = site.backup(&["--dir", URL, "--json"]).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let report = json(&stdout);
+    let copies = report["copies"].as_array().unwrap();
+    assert_eq!(copies.len(), 1, "no local copy: {report}");
+    let first_url = copy(&report, "offsite")["url"].as_str().unwrap().to_string();
+    assert_eq!(copy(&report, "offsite")["ok"], true, "{report}");
+    let first = file_name(&first_url);
+    assert_eq!(site.objects("acme"), vec![first.clone(), format!("{first}.sig")]);
+    assert_eq!(entries(&site.home.join("backups")), before_local, "nothing written to the home's folder");
+
+    // Restore from the bucket: the state is the backup's again.
+    add_invite(&db, "after-backup");
+    assert_eq!(invites(&db), 2);
+    let (stdout, stderr) = Gm::restore(&site.home, Path::new(&first_url), &site.key).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert_eq!(invites(&db), 1, "restored from {first_url}");
+
+    // A drill of that object, then of the newest in the prefix.
+    let report_file = site.dir.join("drill.json");
+    let (stdout, stderr) =
+        Gm::drill(&site.home, Path::new(&first_url), &site.key, &["--json", "--report", report_file.to_str().unwrap()])
+            .expect(0);
+    site.assert_no_secret(&[&stdout, &stderr, &std::fs::read_to_string(&report_file).unwrap()]);
+    assert!(stdout.contains(&first), "{stdout}");
+    next_second();
+    let (stdout, _) = site.backup(&["--dir", URL, "--json"]).expect(0);
+    let second = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
+    assert_ne!(first, second);
+    let (stdout, stderr) = Gm::drill_latest(&site.home, Path::new(URL), &site.key, &["--json"]).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert!(stdout.contains(&second) && !stdout.contains(&first), "the newest is drilled: {stdout}");
+    let (history, _) = Gm::new(&["managed", "history", "--home", site.h(), "--json"]).expect(0);
+    for kind in ["\"kind\":\"restore\"", "\"kind\":\"drill\""] {
+        assert!(history.contains(kind), "{kind}: {history}");
+    }
+    site.assert_no_secret_in_ledger();
+}
+
+#[test]
+fn a_bare_url_under_a_configured_destination_uses_its_credentials() {
+    let site = Site::new("s3-under");
+    let local = site.dir.join("local");
+    let nested = format!("{URL}/nested");
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", &nested, "--json"]).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let report = json(&stdout);
+    let name = file_name(report["backup_path"].as_str().unwrap());
+    let uploaded = report["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["destination"] != "local")
+        .unwrap_or_else(|| panic!("no S3 copy: {report}"));
+    assert_eq!(uploaded["ok"], true, "{report}");
+    assert_eq!(uploaded["url"], Value::from(format!("{nested}/{name}")), "{report}");
+    assert_eq!(site.objects("acme/nested"), vec![name.clone(), format!("{name}.sig")]);
+}
+
+#[test]
+fn without_configuration_the_aws_environment_names_server_and_keys() {
+    let site = Site::unconfigured("s3-env");
+    let local = site.dir.join("local");
+    let url = format!("s3://{BUCKET}/from-env");
+    let (stdout, stderr) =
+        site.aws_env(site.backup(&["--dir", local.to_str().unwrap(), "--to", &url, "--json"])).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let report = json(&stdout);
+    let name = file_name(report["backup_path"].as_str().unwrap());
+    assert_eq!(site.objects("from-env"), vec![name.clone(), format!("{name}.sig")]);
+    let object_url = format!("{url}/{name}");
+    let (stdout, stderr) = site.aws_env(site.verify(&object_url, &[])).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+
+    // Without the variables there are no credentials: the copy fails, the local one is kept.
+    let again = site.dir.join("again");
+    let (stdout, stderr) = site
+        .backup(&["--dir", again.to_str().unwrap(), "--to", &url])
+        .env("AWS_ENDPOINT_URL", &site.s3.endpoint)
+        .expect(2);
+    assert!(stderr.contains("error: ") && stderr.contains(&url) && stderr.contains("\nhint: "), "{stderr}");
+    assert_eq!(archives(&entries(&again)).len(), 1, "the local copy is kept: {stdout}");
+    assert_eq!(archives(&site.objects("from-env")), vec![name], "nothing more uploaded");
+}
+
+#[test]
+fn a_systemd_credential_supplies_the_keys() {
+    let site = Site::unconfigured("s3-cred");
+    let creds = site.dir.join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    write_private(&creds.join("s3-offsite"), &site.credentials_text(&site.s3.secret));
+    site.add_destination("offsite", URL, "credential = \"s3-offsite\"\n", "");
+    let (stdout, stderr) =
+        site.backup(&["--dir", URL, "--json"]).env("CREDENTIALS_DIRECTORY", creds.to_str().unwrap()).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let name = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
+    assert_eq!(site.objects("acme"), vec![name.clone(), format!("{name}.sig")]);
+}
+
+#[test]
+fn a_credentials_file_others_can_read_is_refused() {
+    let site = Site::new("s3-mode");
+    let file = site.home.join("s3-offsite.env");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (stdout, stderr) = site.backup(&["--dir", URL]).expect(2);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert!(stderr.contains("error: ") && stderr.contains("s3-offsite.env"), "{stderr}");
+    assert!(stderr.contains("\nhint: "), "{stderr}");
+    assert_eq!(site.objects(""), Vec::<String>::new(), "nothing uploaded");
+}
+
+/// Each failure, next to a destination that works: exit 2, an error naming the failed destination
+/// and a hint; the local copy and the good upload are complete; nothing under the failed name.
+#[test]
+fn wrong_keys_a_missing_bucket_or_no_server_fail_that_copy_and_keep_the_others() {
+    let site = Site::new("s3-fail");
+    let wrong_secret = format!("{}-wrong", site.s3.secret);
+    write_private(&site.home.join("s3-wrong.env"), &site.credentials_text(&wrong_secret));
+    site.add_destination("wrong-keys", &format!("s3://{BUCKET}/wrong"), "credentials_file = \"s3-wrong.env\"\n", "");
+    let creds = site.credentials_file("s3-good.env");
+    site.add_destination("no-bucket", "s3://no-such-bucket/acme", &creds, "");
+    site.add_destination_at("no-server", &format!("s3://{BUCKET}/dead"), "http://127.0.0.1:1", &creds, "");
+    for (i, bad) in ["wrong-keys", "no-bucket", "no-server"].into_iter().enumerate() {
+        let local = site.dir.join(&format!("local-{i}"));
+        let before = site.objects("acme");
+        let (stdout, stderr) =
+            site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--to", bad, "--json"]).expect(2);
+        site.assert_no_secret(&[&stdout, &stderr]);
+        assert!(!stdout.contains(&wrong_secret) && !stderr.contains(&wrong_secret), "{bad}: {stderr}");
+        assert!(stderr.contains("error: "), "{bad}: {stderr}");
+        let error_line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+        assert!(error_line.contains(bad) || error_line.contains("s3://"), "{bad}: names the destination: {stderr}");
+        assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "{bad}: {stderr}");
+
+        // The local copy is complete and verifies.
+        let local_files = entries(&local);
+        assert_eq!(local_files.len(), 2, "{bad}: {local_files:?}");
+        let name = archives(&local_files).pop().unwrap();
+        let local_path = local.join(&name);
+        site.verify(local_path.to_str().unwrap(), &[]).expect(0);
+        // The good destination got it; the failed one has nothing, under any name.
+        let mut expected = before.clone();
+        expected.extend([name.clone(), format!("{name}.sig")]);
+        expected.sort();
+        assert_eq!(site.objects("acme"), expected, "{bad}");
+        assert_eq!(site.objects("wrong"), Vec::<String>::new(), "{bad}");
+        assert_eq!(site.objects("dead"), Vec::<String>::new(), "{bad}");
+        assert!(!site.s3.root.join("no-such-bucket").exists(), "{bad}");
+
+        let report = json(&stdout);
+        assert_eq!(copy(&report, "local")["ok"], true, "{bad}: {report}");
+        assert_eq!(copy(&report, "offsite")["ok"], true, "{bad}: {report}");
+        let failed = copy(&report, bad);
+        assert_eq!(failed["ok"], false, "{bad}: {report}");
+        assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()), "{bad}: {report}");
+        assert!(failed["etag"].is_null() && failed["object_lock"].is_null(), "{bad}: {report}");
+    }
+    site.assert_no_secret_in_ledger();
+}
+
+/// s3s-fs ignores Object Lock headers: gm must notice the lock was not applied and say so.
+#[test]
+fn object_lock_the_bucket_does_not_apply_is_reported_failed_not_locked() {
+    let site = Site::unconfigured("s3-lock");
+    let creds = site.credentials_file("s3-offsite.env");
+    site.add_destination(
+        "offsite",
+        URL,
+        &creds,
+        "[backup.destinations.object_lock]\nmode = \"governance\"\ndays = 30\n",
+    );
+    let local = site.dir.join("local");
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(2);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert!(stderr.to_lowercase().contains("object lock"), "{stderr}");
+    assert!(stderr.contains("error: ") && stderr.lines().any(|l| l.starts_with("hint: ")), "{stderr}");
+    let report = json(&stdout);
+    let upload = copy(&report, "offsite");
+    assert_eq!(upload["ok"], false, "{report}");
+    assert!(upload["object_lock"].is_null(), "never claimed locked: {report}");
+    assert!(upload["error"].as_str().unwrap_or_default().to_lowercase().contains("object lock"), "{report}");
+    assert_eq!(copy(&report, "local")["ok"], true, "{report}");
+    let name = archives(&entries(&local)).pop().unwrap();
+    site.verify(local.join(&name).to_str().unwrap(), &[]).expect(0);
+}
+
+#[test]
+fn a_tampered_object_fails_verify_and_restore_changes_nothing() {
+    let site = Site::new("s3-tamper");
+    let (stdout, _) = site.backup(&["--dir", URL, "--json"]).expect(0);
+    let url = copy(&json(&stdout), "offsite")["url"].as_str().unwrap().to_string();
+    site.verify(&url, &[]).expect(0);
+    let object = site.s3.object(BUCKET, &format!("acme/{}", file_name(&url)));
+    let mut bytes = std::fs::read(&object).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&object, &bytes).unwrap();
+    let (stdout, stderr) = site.verify(&url, &[]).expect(1);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert!(stdout.starts_with("FAILED") && stdout.contains("damaged or forged backup"), "{stdout}");
+    let db = site.home.join("na.db");
+    let before = std::fs::read(&db).unwrap();
+    let (_, stderr) = Gm::restore(&site.home, Path::new(&url), &site.key).expect(1);
+    assert!(stderr.contains("damaged or forged backup"), "{stderr}");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
+}
+
+#[test]
+fn prune_in_a_bucket_deletes_older_signed_backups_and_never_unsigned_ones() {
+    let site = Site::new("s3-prune");
+    let mut names = Vec::new();
+    for i in 0..2 {
+        if i > 0 {
+            next_second();
+        }
+        let (stdout, _) = site.backup(&["--dir", URL, "--json"]).expect(0);
+        names.push(file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap()));
+    }
+    // Planted straight into the bucket: a far-future backup name without a signature, and another file.
+    let planted = "gm-sandbox-mesh-20991231T235959Z.tar.gz.age";
+    std::fs::write(site.s3.object(BUCKET, &format!("acme/{planted}")), b"forged").unwrap();
+    std::fs::write(site.s3.object(BUCKET, "acme/notes.txt"), b"keep me").unwrap();
+    let all = site.objects("acme");
+    assert_eq!(all.len(), 6, "{all:?}");
+
+    let prune = |extra: &[&str]| {
+        Gm::new(&[&["managed", "prune", "--home", site.h(), "--dir", URL, "--keep-last", "1"], extra].concat())
+    };
+    let (stdout, stderr) = prune(&["--dry-run"]).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert_eq!(site.objects("acme"), all, "a dry run deletes nothing: {stdout}");
+    let (stdout, stderr) = prune(&["--json"]).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let report = json(&stdout);
+    assert_eq!(report["deleted"], 1, "{report}");
+    assert!(stdout.contains(planted), "the unsigned file is reported: {stdout}");
+    let mut kept = vec![names[1].clone(), format!("{}.sig", names[1]), planted.to_string(), "notes.txt".to_string()];
+    kept.sort();
+    assert_eq!(site.objects("acme"), kept, "the older backup and its signature are gone, nothing else");
+    assert_eq!(std::fs::read(site.s3.object(BUCKET, &format!("acme/{planted}"))).unwrap(), b"forged");
+    site.assert_no_secret_in_ledger();
+}
+
+/// kill -9 while the archive is being uploaded (multipart parts appearing in the server's root):
+/// no object under the final name; the next run of the same home aborts the abandoned upload, so
+/// its record and parts are gone from the server.
+#[test]
+fn a_killed_upload_leaves_no_object_and_the_next_run_aborts_it() {
+    let site = Site::new("s3-kill");
+    let db = site.home.join("na.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE filler (b BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {FILLER_MIB})
+             INSERT INTO filler SELECT randomblob(1048576) FROM n;"
+        ))
+        .unwrap();
+    let log = site.dir.join("killed.log");
+    let mut child = Command::new(GM)
+        .args(["managed", "backup", "--home", site.h(), "--recipient", &site.recipient, "--dir", URL])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut exited = None;
+    let uploading = wait_until(Duration::from_secs(300), || {
+        exited = child.try_wait().unwrap();
+        exited.is_some() || site.s3.upload_files().iter().any(|n| n.starts_with(".upload_id-"))
+    });
+    assert!(
+        uploading && exited.is_none(),
+        "the backup ended ({exited:?}) before a multipart part reached the server; raise FILLER_MIB\ngm:\n{}\ns3s-fs:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        site.s3.log()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let abandoned = upload_ids(&site.s3.upload_files());
+    assert!(!abandoned.is_empty(), "the killed run's upload record: {:?}", site.s3.upload_files());
+    assert_eq!(archives(&site.objects("acme")), Vec::<String>::new(), "no object under the final name");
+
+    // The next run (a small database again, to be quick) aborts it and uploads its own.
+    rusqlite::Connection::open(&db).unwrap().execute_batch("DROP TABLE filler; VACUUM;").unwrap();
+    let (stdout, stderr) = site.backup(&["--dir", URL, "--json"]).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr, &std::fs::read_to_string(&log).unwrap_or_default()]);
+    for id in &abandoned {
+        assert_eq!(site.s3.files_of_upload(id), Vec::<String>::new(), "upload {id} aborted: {stderr}");
+    }
+    assert_eq!(site.s3.upload_files(), Vec::<String>::new(), "no upload left in progress");
+    let name = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
+    assert_eq!(archives(&site.objects("acme")), vec![name]);
+}
