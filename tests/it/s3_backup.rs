@@ -74,11 +74,15 @@ impl Site {
     }
 
     fn add_destination_at(&self, name: &str, url: &str, endpoint: &str, credentials: &str, extra: &str) {
-        let path = self.home.join("gm.toml");
-        let mut toml = std::fs::read_to_string(&path).unwrap();
-        toml.push_str(&format!(
+        self.append_toml(&format!(
             "\n[[backup.destinations]]\nname = \"{name}\"\nurl = \"{url}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n{credentials}{extra}"
         ));
+    }
+
+    fn append_toml(&self, text: &str) {
+        let path = self.home.join("gm.toml");
+        let mut toml = std::fs::read_to_string(&path).unwrap();
+        toml.push_str(text);
         std::fs::write(path, toml).unwrap();
     }
 
@@ -211,7 +215,11 @@ fn ledger_rows(home: &Path, artifact: &str) -> Vec<LedgerRow> {
 fn backup_to_a_folder_and_a_configured_destination_uploads_the_same_signed_bytes() {
     let site = Site::new("s3-both");
     let local = site.dir.join("local");
-    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(0);
+    // Debug logging on: the secret must not reach the log lines either.
+    let (stdout, stderr) = site
+        .backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"])
+        .env("GENESIS_LOG_LEVEL", "DEBUG")
+        .expect(0);
     site.assert_no_secret(&[&stdout, &stderr]);
     let report = json(&stdout);
     let backup_path = report["backup_path"].as_str().unwrap().to_string();
@@ -220,6 +228,7 @@ fn backup_to_a_folder_and_a_configured_destination_uploads_the_same_signed_bytes
     assert_eq!(entries(&local), vec![name.clone(), format!("{name}.sig")]);
     let (sha, size) = (report["sha256"].as_str().unwrap(), report["size_bytes"].as_u64().unwrap());
     assert_eq!(report["signed"], true, "{report}");
+    assert_eq!(report["manifest"]["network_name"], "sandbox-mesh", "{report}");
     assert_eq!(report["copies"].as_array().unwrap().len(), 2, "{report}");
 
     let here = copy(&report, "local");
@@ -247,7 +256,7 @@ fn backup_to_a_folder_and_a_configured_destination_uploads_the_same_signed_bytes
 
     // The object verifies like a file, named as an argument or with --backup.
     for args in [&[url.as_str(), "--json"][..], &["--backup", url.as_str(), "--json"][..]] {
-        let (stdout, stderr) = site.verify(args[0], &args[1..]).expect(0);
+        let (stdout, stderr) = site.verify(args[0], &args[1..]).env("GENESIS_LOG_LEVEL", "DEBUG").expect(0);
         site.assert_no_secret(&[&stdout, &stderr]);
         let v = json(&stdout);
         assert_eq!(v["ok"], true, "{args:?}: {stdout}");
@@ -363,11 +372,28 @@ fn without_configuration_the_aws_environment_names_server_and_keys() {
 }
 
 #[test]
+fn a_destination_without_endpoint_or_region_takes_them_from_the_environment() {
+    let site = Site::unconfigured("s3-env-endpoint");
+    let creds = site.credentials_file("s3-offsite.env");
+    site.append_toml(&format!("\n[[backup.destinations]]\nname = \"offsite\"\nurl = \"{URL}\"\n{creds}"));
+    let (stdout, stderr) = site
+        .backup(&["--dir", URL, "--json"])
+        .env("AWS_ENDPOINT_URL", &site.s3.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let name = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
+    assert_eq!(site.objects("acme"), vec![name.clone(), format!("{name}.sig")]);
+}
+
+#[test]
 fn a_systemd_credential_supplies_the_keys() {
     let site = Site::unconfigured("s3-cred");
     let creds = site.dir.join("credentials");
     std::fs::create_dir_all(&creds).unwrap();
+    // As systemd lays it out: read-only for the service's user.
     write_private(&creds.join("s3-offsite"), &site.credentials_text(&site.s3.secret));
+    std::fs::set_permissions(creds.join("s3-offsite"), std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
     site.add_destination("offsite", URL, "credential = \"s3-offsite\"\n", "");
     let (stdout, stderr) =
         site.backup(&["--dir", URL, "--json"]).env("CREDENTIALS_DIRECTORY", creds.to_str().unwrap()).expect(0);
@@ -397,6 +423,7 @@ fn wrong_keys_a_missing_bucket_or_no_server_fail_that_copy_and_keep_the_others()
     write_private(&site.home.join("s3-wrong.env"), &site.credentials_text(&wrong_secret));
     site.add_destination("wrong-keys", &format!("s3://{BUCKET}/wrong"), "credentials_file = \"s3-wrong.env\"\n", "");
     let creds = site.credentials_file("s3-good.env");
+    site.s3.missing_bucket("no-such-bucket");
     site.add_destination("no-bucket", "s3://no-such-bucket/acme", &creds, "");
     site.add_destination_at("no-server", &format!("s3://{BUCKET}/dead"), "http://127.0.0.1:1", &creds, "");
     for (i, bad) in ["wrong-keys", "no-bucket", "no-server"].into_iter().enumerate() {
@@ -433,6 +460,10 @@ fn wrong_keys_a_missing_bucket_or_no_server_fail_that_copy_and_keep_the_others()
         assert_eq!(failed["ok"], false, "{bad}: {report}");
         assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()), "{bad}: {report}");
         assert!(failed["etag"].is_null() && failed["object_lock"].is_null(), "{bad}: {report}");
+        if bad == "wrong-keys" {
+            // Refused by the server's signature check, not by anything gm decided alone.
+            assert!(site.s3.log().contains("SignatureDoesNotMatch"), "{}", site.s3.log());
+        }
     }
     site.assert_no_secret_in_ledger();
 }

@@ -3,7 +3,9 @@
 //! with a fresh access key and secret, and kills and reaps it on drop. A bucket is a folder of the
 //! root, an object the file `ROOT/bucket/key`; multipart uploads in progress are the files
 //! `ROOT/.upload-<uuid>.json` and `ROOT/.upload_id-<uuid>.part-N`. It implements neither Object Lock
-//! (the headers are ignored) nor ListMultipartUploads. It must not stand in for gm: tests read its
+//! (the headers are ignored) nor ListMultipartUploads, and it answers NoSuchBucket only to bucket
+//! and read requests: a PutObject into a bucket that does not exist creates its folder, where S3
+//! refuses. `S3Server::missing_bucket` plants a bucket that is missing for writes too. Tests read the
 //! folder to see what really reached the bucket.
 //!
 //! The binary: `$GM_TEST_S3S_FS`, else `target/test-tools/bin/s3s-fs` (scripts/install-test-deps.sh
@@ -68,6 +70,13 @@ impl S3Server {
         };
         server.endpoint = endpoint;
         server
+    }
+
+    /// Makes `bucket` missing as S3 has it: NoSuchBucket to HeadBucket and ListObjects (as for any
+    /// bucket without a folder), and, unlike a bare s3s-fs, writes refused too (a 500 instead of
+    /// NoSuchBucket): its folder is a dangling symlink, which s3s-fs cannot create folders under.
+    pub fn missing_bucket(&self, bucket: &str) {
+        std::os::unix::fs::symlink(self.root.join(format!(".missing-{bucket}")), self.root.join(bucket)).unwrap();
     }
 
     /// The file holding `bucket/key` (whether or not it exists).
@@ -199,4 +208,41 @@ fn endpoint_is_found_in_plain_and_coloured_logs() {
         "  2026-12-05T22:49:53Z  INFO s3s_fs: server is running at http://127.0.0.1:8014\n    at src/main.rs:121\n";
     assert_eq!(endpoint_in(plain).as_deref(), Some("http://127.0.0.1:8014"));
     assert_eq!(endpoint_in("INFO s3s_fs: authentication is enabled\n"), None);
+}
+
+/// The server really checks SigV4: a request signed with the secret is served, one signed with
+/// another secret is refused (403 SignatureDoesNotMatch) and stores nothing. curl signs here, so
+/// this holds whatever gm does.
+#[test]
+fn the_server_serves_signed_requests_and_refuses_wrongly_signed_ones() {
+    let s3 = S3Server::start(&["gm-backups"]);
+    let dir = TempDir::new("s3s-curl");
+    let body = dir.join("body.txt");
+    std::fs::write(&body, b"hello bucket").unwrap();
+    let curl = |secret: &str, extra: &[&str], url: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args(["--user", &format!("{}:{secret}", s3.access_key)])
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .args(extra)
+            .arg(format!("{}/{url}", s3.endpoint))
+            .output()
+            .expect("curl is installed (scripts/install-test-deps.sh)");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let put = ["-T", body.to_str().unwrap()];
+    assert!(curl(&s3.secret, &put, "gm-backups/acme/a.txt").ends_with("\n200"));
+    assert_eq!(std::fs::read(s3.object("gm-backups", "acme/a.txt")).unwrap(), b"hello bucket");
+    assert_eq!(curl(&s3.secret, &[], "gm-backups/acme/a.txt"), "hello bucket\n200");
+    let refused = curl("not-the-secret", &put, "gm-backups/acme/b.txt");
+    assert!(refused.contains("SignatureDoesNotMatch") && refused.ends_with("\n403"), "{refused}");
+    assert_eq!(s3.objects("gm-backups", "acme"), vec!["a.txt".to_string()]);
+    // A missing bucket: NoSuchBucket to a listing; a write is refused and stores nothing.
+    s3.missing_bucket("no-such-bucket");
+    let listing = curl(&s3.secret, &[], "no-such-bucket?list-type=2");
+    assert!(listing.contains("NoSuchBucket") && listing.ends_with("\n404"), "{listing}");
+    assert!(curl(&s3.secret, &put, "no-such-bucket/acme/a.txt").ends_with("\n500"));
+    assert!(!s3.root.join("no-such-bucket").exists());
+    assert_eq!(s3.objects("no-such-bucket", ""), Vec::<String>::new());
+    assert_eq!(s3.upload_files(), Vec::<String>::new());
 }
