@@ -125,6 +125,50 @@ impl Site {
     }
 }
 
+/// Watches every process's argv (`/proc/*/cmdline`) for the secret while a test runs, so a
+/// child `gm` (drills start `gm serve`) given the secret on its command line is caught. The S3
+/// server itself, which is handed the secret by the test, is left out.
+struct ArgvWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl ArgvWatch {
+    fn start(s3: &S3Server) -> ArgvWatch {
+        let (secret, server) = (s3.secret.clone(), s3.pid().to_string());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut scans, mut hits) = (0, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+                    let pid = entry.file_name().to_string_lossy().to_string();
+                    if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == server {
+                        continue;
+                    }
+                    let Ok(argv) = std::fs::read(entry.path().join("cmdline")) else { continue };
+                    let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+                    if argv.contains(&secret) && !hits.contains(&argv) {
+                        hits.push(argv);
+                    }
+                }
+                scans += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (scans, hits)
+        });
+        ArgvWatch { stop, thread }
+    }
+
+    /// Stops watching; fails naming every command line that held the secret.
+    fn assert_clean(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (scans, hits) = self.thread.join().unwrap();
+        assert!(scans > 0, "the argv watch never ran");
+        assert!(hits.is_empty(), "the S3 secret was on a command line: {hits:?}");
+    }
+}
+
 fn write_private(path: &Path, text: &str) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -283,6 +327,7 @@ fn backup_to_a_folder_and_a_configured_destination_uploads_the_same_signed_bytes
 #[test]
 fn an_s3_only_backup_restores_and_drills_from_the_bucket() {
     let site = Site::new("s3-only");
+    let argv = ArgvWatch::start(&site.s3);
     let db = site.home.join("na.db");
     add_invite(&db, "before-backup");
     let before_local = entries(&site.home.join("backups"));
@@ -323,6 +368,7 @@ fn an_s3_only_backup_restores_and_drills_from_the_bucket() {
         assert!(history.contains(kind), "{kind}: {history}");
     }
     site.assert_no_secret_in_ledger();
+    argv.assert_clean();
 }
 
 #[test]

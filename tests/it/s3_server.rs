@@ -117,6 +117,11 @@ impl S3Server {
             .collect()
     }
 
+    /// The server's process id (its own argv holds the secret: `--secret-key`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the server logged so far (its requests, at info level).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
