@@ -269,6 +269,7 @@ impl Error {
             Error::Ops(OpsError::OutputIsDatabase { .. }) => {
                 Some("choose an --output outside the database and its -wal, -shm and -journal files".to_string())
             }
+            Error::Ops(OpsError::Remote(e)) => Some(e.hint()),
             Error::Ops(OpsError::MemoryDatabase) => Some("point --db-path at the NA's database file".to_string()),
             Error::Ops(OpsError::EmptyWindow { .. }) => Some("--since must be earlier than --until".to_string()),
             Error::Ops(OpsError::PruneIncomplete { .. }) => Some(

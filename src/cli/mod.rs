@@ -11,6 +11,7 @@ pub mod client_hint;
 pub mod config_check;
 pub mod cron;
 pub(crate) mod custody;
+pub(crate) mod destinations;
 pub mod drill;
 pub mod error;
 pub mod feed;

@@ -61,6 +61,47 @@ pub struct BackupSection {
     pub max_unpacked_bytes: Option<u64>,
     /// Largest ratio of unpacked to compressed bytes, enforced past the first 64 MiB. Defaults to 100.
     pub max_expansion_ratio: Option<u64>,
+    /// `[[backup.destinations]]`: S3-compatible object storage backups may go to (`--to NAME`)
+    /// and be read from. Defaults to none.
+    #[serde(default)]
+    pub destinations: Vec<DestinationSection>,
+}
+
+/// `[[backup.destinations]]`: one S3-compatible bucket and prefix.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSection {
+    /// The name `--to` takes: 1 to 32 of `a-z`, `0-9` and `-`, unique. Required.
+    pub name: String,
+    /// `s3://bucket/prefix`. Required.
+    pub url: String,
+    /// The endpoint URL (`https://…`). Defaults to `AWS_ENDPOINT_URL`, else
+    /// `https://s3.<region>.amazonaws.com`.
+    pub endpoint: Option<String>,
+    /// The signing region. Defaults to `AWS_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`). Defaults to true unless the endpoint is
+    /// `*.amazonaws.com`.
+    pub path_style: Option<bool>,
+    /// A `KEY=VALUE` file with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally
+    /// `AWS_SESSION_TOKEN`, relative to the home, mode 0600 or stricter. Defaults to none.
+    pub credentials_file: Option<String>,
+    /// The name of a systemd credential in the same format (`LoadCredential=`). Defaults to none;
+    /// with neither, the `AWS_*` environment variables are used.
+    pub credential: Option<String>,
+    /// `[backup.destinations.object_lock]`: retention set on every upload. Defaults to none.
+    pub object_lock: Option<ObjectLockSection>,
+}
+
+/// `[backup.destinations.object_lock]`: S3 Object Lock retention (the bucket must have Object
+/// Lock enabled).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLockSection {
+    /// `governance` or `compliance`. Required.
+    pub mode: String,
+    /// Days from the upload, 1 to 36500. Required.
+    pub days: u32,
 }
 
 /// `[cron]`: the built-in scheduler.

@@ -35,7 +35,7 @@ pub(crate) const DEFAULT_HOME: &str = "/etc/gm";
 pub struct Env(BTreeMap<String, String>);
 
 /// Every variable gm understands (`na-wire.md` §1.1, `deviations.md` D2/D6/D10, `operations.md` §6).
-pub(crate) const ENV_NAMES: [&str; 13] = [
+pub(crate) const ENV_NAMES: [&str; 19] = [
     "NA_ADMIN_LEGACY_SIGNATURES",
     "GM_HOME",
     "GENESIS_FILE",
@@ -49,6 +49,12 @@ pub(crate) const ENV_NAMES: [&str; 13] = [
     "GENESIS_LOG_LEVEL",
     "GENESIS_LOG_FORMAT",
     "CREDENTIALS_DIRECTORY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
 ];
 
 impl Env {
@@ -168,6 +174,82 @@ pub(crate) fn extract_limits(home: &Path, file: &ConfigFile) -> Result<ExtractLi
             defaults.max_expansion_ratio,
         )?,
     })
+}
+
+/// The AWS variables of `env`, for S3 destinations.
+pub(crate) fn aws_env(env: &Env) -> crate::ops::destination::AwsEnv {
+    let get = |n: &str| env.get(n).map(str::to_string);
+    crate::ops::destination::AwsEnv {
+        access_key_id: get("AWS_ACCESS_KEY_ID"),
+        secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
+        session_token: get("AWS_SESSION_TOKEN"),
+        region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
+        endpoint_url: get("AWS_ENDPOINT_URL"),
+        credentials_directory: get("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+    }
+}
+
+/// `[[backup.destinations]]`, validated: names unique and well formed, URLs parsed, credential
+/// files resolved against the home, lock settings in range.
+pub(crate) fn backup_destinations(
+    home: &Path,
+    file: &ConfigFile,
+) -> Result<Vec<crate::ops::destination::Destination>, ConfigError> {
+    use crate::ops::backup_remote::{LockMode, ObjectLock};
+    use crate::ops::destination::{CredentialSource, Destination};
+    let source_name = home.join(CONFIG_FILE).display().to_string();
+    let bad = |i: usize, field: &str, problem: String| ConfigError::Value {
+        source_name: source_name.clone(),
+        field: format!("backup.destinations[{i}].{field}"),
+        problem,
+    };
+    let mut out: Vec<Destination> = Vec::new();
+    for (i, d) in file.backup.destinations.iter().enumerate() {
+        let name_ok = (1..=32).contains(&d.name.len())
+            && d.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return Err(bad(i, "name", format!("{:?} must be 1 to 32 of a-z, 0-9 and '-'", d.name)));
+        }
+        if out.iter().any(|o| o.name == d.name) {
+            return Err(bad(i, "name", format!("{:?} is declared twice", d.name)));
+        }
+        let url = crate::ops::s3::S3Url::parse(&d.url).map_err(|e| bad(i, "url", e))?;
+        let credentials = match (&d.credentials_file, &d.credential) {
+            (Some(_), Some(_)) => {
+                return Err(bad(i, "credential", "set credentials_file or credential, not both".into()))
+            }
+            (Some(f), None) => CredentialSource::File(home.join(f)),
+            (None, Some(c)) if !c.is_empty() && !c.contains('/') => CredentialSource::Systemd(c.clone()),
+            (None, Some(c)) => return Err(bad(i, "credential", format!("{c:?} is not a credential name"))),
+            (None, None) => CredentialSource::Environment,
+        };
+        let lock = match &d.object_lock {
+            None => None,
+            Some(l) => {
+                let mode = match l.mode.as_str() {
+                    "governance" => LockMode::Governance,
+                    "compliance" => LockMode::Compliance,
+                    other => {
+                        return Err(bad(i, "object_lock.mode", format!("{other:?} is not governance or compliance")))
+                    }
+                };
+                if !(1..=36_500).contains(&l.days) {
+                    return Err(bad(i, "object_lock.days", format!("{} is not 1 to 36500", l.days)));
+                }
+                Some(ObjectLock { mode, days: l.days })
+            }
+        };
+        out.push(Destination {
+            name: d.name.clone(),
+            url,
+            endpoint: d.endpoint.clone(),
+            region: d.region.clone(),
+            path_style: d.path_style,
+            credentials,
+            lock,
+        });
+    }
+    Ok(out)
 }
 
 /// Where `gm serve` gets its NA signatures from.

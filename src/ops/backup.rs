@@ -28,11 +28,13 @@ use crate::store::{snapshot, OpenMode, Store, StoreError};
 
 use super::archive::{ArchiveWriter, Hashing, Key};
 use super::backup_name::{free_backup_name, FOLDER_LOCK};
+use super::backup_remote::{self, free_remote_name, RemoteCopy, RemoteTarget, Sinks};
 use super::backup_signature::{sidecar_path, BackupSignature, BackupSigner};
 use super::error::{io, OpsError};
 use super::leftovers::{self, remove_with_sidecars, tmp_path};
 use super::manifest::Manifest;
 use super::progress::{Progress, Silent};
+use super::s3::upload;
 
 /// Where the archive goes.
 pub(crate) enum Target {
@@ -52,8 +54,10 @@ pub(crate) struct BackupOptions {
     pub operators_file: Option<PathBuf>,
     /// Encryption.
     pub key: Key,
-    /// Destination.
-    pub target: Target,
+    /// The local destination, if any.
+    pub target: Option<Target>,
+    /// The S3 destinations (none, one or several), written in the same pass as the local file.
+    pub remotes: Vec<RemoteTarget>,
     /// gzip level (0–9). Defaults to 1 in the CLI.
     pub level: u32,
     /// How long to wait for another process's lock on the database. Defaults to 30 s in the CLI.
@@ -65,8 +69,10 @@ pub(crate) struct BackupOptions {
 /// What a backup produced.
 #[derive(Debug, Clone)]
 pub(crate) struct BackupReport {
-    /// The archive.
-    pub path: PathBuf,
+    /// The local archive, when there is one.
+    pub path: Option<PathBuf>,
+    /// The archive's file (object) name.
+    pub name: String,
     /// Its SHA-256.
     pub sha256: String,
     /// Its size.
@@ -75,8 +81,27 @@ pub(crate) struct BackupReport {
     pub manifest: Manifest,
     /// Milliseconds taken.
     pub duration_ms: u128,
-    /// The signature file `<archive>.sig`, when the backup was signed.
+    /// The local signature file `<archive>.sig`, when the backup was signed.
     pub signature: Option<PathBuf>,
+    /// Whether the backup was signed (locally and on every destination).
+    pub signed: bool,
+    /// Each S3 destination's copy.
+    pub copies: Vec<RemoteCopy>,
+}
+
+impl BackupReport {
+    /// Where the backup is: the local file, else the first stored copy's URL.
+    pub(crate) fn location(&self) -> String {
+        match &self.path {
+            Some(p) => p.display().to_string(),
+            None => self
+                .copies
+                .iter()
+                .find(|c| c.result.is_ok())
+                .or(self.copies.first())
+                .map_or_else(|| self.name.clone(), |c| c.url.to_string()),
+        }
+    }
 }
 
 /// A private scratch folder removed on drop. While it exists the process holds an OS lock on it,
@@ -128,6 +153,11 @@ pub(crate) fn load_genesis(path: &Path) -> Result<(Vec<u8>, Genesis), OpsError> 
 /// it (`integrity_check` and the row counts) and hash it; the manifest, which needs both, is
 /// appended after the snapshot, and the archive is hashed as it is written. So a 1 GiB database
 /// is read once for the archive instead of four times in a row (BENCHMARKS.md, "Backups").
+///
+/// The same bytes go, in the same pass, to the local file and to every S3 destination (a
+/// multipart upload each, [`super::backup_remote`]). A destination that fails is reported in
+/// [`BackupReport::copies`] and the rest go on; the run fails outright only when the local file
+/// fails, or when there is no local file and every destination failed.
 pub(crate) fn backup(
     opts: &BackupOptions,
     now: DateTime<Utc>,
@@ -136,22 +166,46 @@ pub(crate) fn backup(
     let started = Instant::now();
     let (genesis_bytes, genesis) = load_genesis(&opts.genesis_file)?;
     let (final_path, _folder_lock) = match &opts.target {
-        Target::File(p) => {
+        Some(Target::File(p)) => {
             std::fs::create_dir_all(parent_folder(p)).map_err(io("create folder", &parent_folder(p)))?;
-            (p.clone(), None)
+            (Some(p.clone()), None)
         }
-        Target::Dir(d) => {
+        Some(Target::Dir(d)) => {
             std::fs::create_dir_all(d).map_err(io("create folder", d))?;
             let lock = lock_folder(d)?;
             let name = free_backup_name(d, &genesis.network_name, now).ok_or_else(|| OpsError::Refused {
                 reason: format!("{} already holds a thousand backups taken within this second", d.display()),
             })?;
-            (name, Some(lock))
+            (Some(name), Some(lock))
         }
+        None if opts.remotes.is_empty() => {
+            return Err(OpsError::Refused { reason: "a backup needs a local folder or file, or a destination".into() })
+        }
+        None => (None, None),
     };
-    refuse_existing(&final_path)?;
-    let folder = parent_folder(&final_path);
+    // Each bucket is checked once, first: a refused or unreachable one fails its copy at once.
+    let checked: Vec<_> = opts.remotes.iter().map(|t| t.remote.check_bucket()).collect();
+    let name = match &final_path {
+        Some(p) => p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        None => free_remote_name(&opts.remotes, &checked, &genesis.network_name, now),
+    };
+    if let Some(p) = &final_path {
+        refuse_existing(p)?;
+    }
+    // The scratch snapshot sits beside the local archive, else beside the database (never in a
+    // temporary folder that may be memory-backed).
+    let folder = match &final_path {
+        Some(p) => parent_folder(p),
+        None => parent_folder(&opts.db_path),
+    };
+    let shown = final_path.clone().unwrap_or_else(|| PathBuf::from(&name));
     remove_leftovers(&folder, ".gm-backup");
+    let journal = super::ledger::path_beside(&opts.db_path).with_file_name(upload::JOURNAL_FOLDER);
+    let slots = backup_remote::open(&opts.remotes, checked, &name, &journal, now);
+    let mut sinks = Sinks { local: None, slots };
+    if let (None, Some(e)) = (&final_path, sinks.all_failed()) {
+        return Err(OpsError::Remote(e));
+    }
     let scratch = Scratch::new(&folder, ".gm-backup")?;
     let snap = scratch.path().join("na.db");
     let store =
@@ -164,17 +218,20 @@ pub(crate) fn backup(
             })
         })
         .map_err(|e| busy_or(e, &opts.db_path, opts.busy_timeout))
-        .map_err(|e| write_failure(e, &final_path, "snapshot"))?;
+        .map_err(|e| write_failure(e, &shown, "snapshot"))?;
     drop(store);
     let snap_bytes = std::fs::metadata(&snap).map_err(io("read", &snap))?.len();
     let manifest_path = scratch.path().join("manifest.json");
-    let tmp = tmp_path(&final_path);
-    let _ = std::fs::remove_file(&tmp);
-    let out =
-        create_new_private(&tmp).map_err(io("create", &tmp)).map_err(|e| write_failure(e, &final_path, "archive"))?;
-    // Best effort: without the lock, the pid in the name still marks the file as in use.
-    let _ = out.try_lock();
-    let written = std::thread::scope(|scope| -> Result<(Manifest, String, File, String, u64), OpsError> {
+    let tmp = final_path.as_deref().map(tmp_path);
+    if let Some(tmp) = &tmp {
+        let _ = std::fs::remove_file(tmp);
+        let out =
+            create_new_private(tmp).map_err(io("create", tmp)).map_err(|e| write_failure(e, &shown, "archive"))?;
+        // Best effort: without the lock, the pid in the name still marks the file as in use.
+        let _ = out.try_lock();
+        sinks.local = Some(out);
+    }
+    let written = std::thread::scope(|scope| -> Result<(Manifest, String, Sinks, String, u64), OpsError> {
         let checked = std::thread::Builder::new()
             .name("backup-check".into())
             .spawn_scoped(scope, || -> Result<_, OpsError> {
@@ -189,7 +246,7 @@ pub(crate) fn backup(
             .name("backup-hash".into())
             .spawn_scoped(scope, || file_sha256(&snap))
             .map_err(io("start a thread for", &snap))?;
-        let mut archive = ArchiveWriter::new(Hashing::new(out), &opts.key, opts.level)?;
+        let mut archive = ArchiveWriter::new(Hashing::new(sinks), &opts.key, opts.level)?;
         let streamed = archive.append("na.db", &snap, progress);
         let (schema_version, row_counts, crl_sequence, connectome) =
             checked.join().unwrap_or_else(|_| Err(panicked()))?;
@@ -216,51 +273,86 @@ pub(crate) fn backup(
         if let Some(ops) = opts.operators_file.as_deref().filter(|p| p.exists()) {
             archive.append("operators.json", ops, &Silent)?;
         }
-        let (file, sha256, size) = archive.finish()?.finish();
-        file.sync_all().map_err(io("fsync", &tmp))?;
-        Ok((manifest, manifest_sha256, file, sha256, size))
+        let (mut sinks, sha256, size) = archive.finish()?.finish();
+        if let (Some(file), Some(tmp)) = (&sinks.local, &tmp) {
+            file.sync_all().map_err(io("fsync", tmp))?;
+        }
+        sinks.finish_parts();
+        Ok((manifest, manifest_sha256, sinks, sha256, size))
     });
-    let (manifest, manifest_sha256, file, sha256, size) = match written {
+    let (manifest, manifest_sha256, mut sinks, sha256, size) = match written {
         Ok(w) => w,
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(write_failure(e, &final_path, "archive"));
-        }
-    };
-    drop(file);
-    // The signature goes first: a run killed between the two renames leaves a signature without
-    // an archive (ignored by everything) rather than an archive that looks unsigned.
-    let signature = match &opts.signer {
-        Some(signer) => {
-            let facts = BackupSignature {
-                archive: final_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-                archive_sha256: sha256.clone(),
-                archive_size: size,
-                created_at: manifest.created_at.clone(),
-                network_name: manifest.network_name.clone(),
-                manifest_sha256,
-                key_id: String::new(),
-                public_key: String::new(),
-                signature: String::new(),
-            };
-            let sig_path = sidecar_path(&final_path);
-            let text = BackupSignature::sign(facts, signer).to_text();
-            if let Err(e) = write_signature(&sig_path, text.as_bytes()) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(write_failure(e, &final_path, "signature"));
+            if let Some(tmp) = &tmp {
+                let _ = std::fs::remove_file(tmp);
             }
-            Some(sig_path)
+            return Err(write_failure(e, &shown, "archive"));
         }
-        None => None,
     };
-    if let Err(e) = place(&tmp, &final_path) {
-        if let Some(sig) = &signature {
-            let _ = std::fs::remove_file(sig);
-        }
-        return Err(e);
+    drop(sinks.local.take());
+    if let (None, Some(e)) = (&final_path, sinks.all_failed()) {
+        return Err(OpsError::Remote(e));
     }
+    // The signature goes first: a run killed between the two renames leaves a signature without
+    // an archive (ignored by everything) rather than an archive that looks unsigned. Likewise each
+    // destination's `.sig` object is stored before its upload completes.
+    let signature_text = opts.signer.as_ref().map(|signer| {
+        let facts = BackupSignature {
+            archive: name.clone(),
+            archive_sha256: sha256.clone(),
+            archive_size: size,
+            created_at: manifest.created_at.clone(),
+            network_name: manifest.network_name.clone(),
+            manifest_sha256,
+            key_id: String::new(),
+            public_key: String::new(),
+            signature: String::new(),
+        };
+        BackupSignature::sign(facts, signer).to_text()
+    });
+    let mut signature = None;
+    if let (Some(text), Some(final_path), Some(tmp)) = (&signature_text, &final_path, &tmp) {
+        let sig_path = sidecar_path(final_path);
+        if let Err(e) = write_signature(&sig_path, text.as_bytes()) {
+            let _ = std::fs::remove_file(tmp);
+            return Err(write_failure(e, final_path, "signature"));
+        }
+        signature = Some(sig_path);
+    }
+    if let Some(text) = &signature_text {
+        sinks.put_signatures(text, now);
+    }
+    if let (Some(final_path), Some(tmp)) = (&final_path, &tmp) {
+        if let Err(e) = place(tmp, final_path) {
+            if let Some(sig) = &signature {
+                let _ = std::fs::remove_file(sig);
+            }
+            return Err(e);
+        }
+    }
+    let copies = sinks.complete(size);
     drop(scratch);
-    Ok(BackupReport { sha256, path: final_path, size, manifest, duration_ms: started.elapsed().as_millis(), signature })
+    if final_path.is_none() {
+        if let Some(e) = copies
+            .iter()
+            .all(|c| c.result.is_err())
+            .then(|| copies.iter().find_map(|c| c.result.clone().err()))
+            .flatten()
+        {
+            return Err(OpsError::Remote(e));
+        }
+    }
+    Ok(BackupReport {
+        sha256,
+        path: final_path,
+        name,
+        size,
+        manifest,
+        duration_ms: started.elapsed().as_millis(),
+        signature,
+        signed: signature_text.is_some(),
+        copies,
+    })
 }
 
 /// Writes the signature file like the archive: a pid-marked temporary file (a leftover the next

@@ -88,6 +88,8 @@ pub enum OpsError {
         /// The cause.
         source: Box<OpsError>,
     },
+    /// An S3 request failed (a destination unreachable, credentials refused, no bucket, …).
+    Remote(super::s3::S3Error),
     /// A stored audit row cannot be read back.
     BadAuditRow {
         /// The row's `created_at` column.
@@ -174,6 +176,7 @@ impl fmt::Display for OpsError {
             OpsError::Write { target, step, source } => {
                 write!(f, "cannot write backup {} ({step} step): {source}", target.display())
             }
+            OpsError::Remote(e) => write!(f, "{e}"),
             OpsError::BadAuditRow { created_at, problem } => {
                 write!(f, "cannot read the audit event created at {created_at:?}: {problem}")
             }

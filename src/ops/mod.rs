@@ -8,8 +8,10 @@ pub mod audit_export;
 pub mod audit_prune;
 pub mod backup;
 pub mod backup_name;
+pub(crate) mod backup_remote;
 pub mod backup_signature;
 pub mod catalog;
+pub(crate) mod destination;
 pub mod drill;
 pub(crate) mod drill_scratch;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod progress;
 pub mod prune;
 pub mod restore;
 pub(crate) mod runtime;
+pub mod s3;
 pub mod verify;
 
 pub use error::OpsError;

@@ -109,13 +109,18 @@ impl RuntimeRecord {
     /// True when the recorded process is alive and is a gm (Linux: `/proc/PID/exe` names a file
     /// called `gm`, or `/proc/PID/comm` says so); false for a stale record.
     pub(crate) fn process_alive(&self) -> bool {
-        let proc_dir = PathBuf::from(format!("/proc/{}", self.pid));
-        if !proc_dir.exists() {
-            return false;
-        }
-        let comm = std::fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
-        comm.trim() == "gm" || comm.trim().starts_with("gm-")
+        gm_process_alive(self.pid)
     }
+}
+
+/// True when process `pid` is alive and is a gm (`/proc/PID/comm` is `gm` or `gm-…`).
+pub(crate) fn gm_process_alive(pid: u32) -> bool {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    if !proc_dir.exists() {
+        return false;
+    }
+    let comm = std::fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
+    comm.trim() == "gm" || comm.trim().starts_with("gm-")
 }
 
 #[cfg(test)]

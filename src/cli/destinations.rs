@@ -1,0 +1,99 @@
+//! Turning what a managed command was given (a folder, a `[[backup.destinations]]` name, an
+//! `s3://bucket/prefix` URL) into a local path or a connected S3 target, with gm.toml's
+//! destinations and the AWS environment; and fetching an S3 backup (archive and signature) into a
+//! private scratch folder for verify, restore and restore-drill.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Env};
+use crate::ops::backup::Scratch;
+use crate::ops::backup_remote::RemoteTarget;
+use crate::ops::destination::{self, Destination, DestinationError};
+use crate::ops::s3::S3Url;
+
+use super::error::Error;
+
+impl From<DestinationError> for Error {
+    fn from(e: DestinationError) -> Error {
+        Error::Refused { message: e.message, hint: Some(e.hint) }
+    }
+}
+
+/// A backup location as given: a local path or an S3 URL.
+#[derive(Debug, Clone)]
+pub(crate) enum Location {
+    /// A file or folder.
+    Local(PathBuf),
+    /// An object or prefix.
+    S3(S3Url),
+}
+
+impl Location {
+    /// Parses a command-line location (`s3://…` or a path).
+    pub(crate) fn parse(text: &Path) -> Result<Location, Error> {
+        let s = text.to_string_lossy();
+        if S3Url::is_s3(&s) {
+            S3Url::parse(&s)
+                .map(Location::S3)
+                .map_err(|e| Error::usage(e, "write s3://bucket/prefix (bucket: 3 to 63 of a-z, 0-9, '-', '.')"))
+        } else {
+            Ok(Location::Local(text.to_path_buf()))
+        }
+    }
+}
+
+/// gm.toml's `[[backup.destinations]]` (none without a gm.toml) and the AWS environment.
+pub(crate) fn configured(home: Option<&Path>) -> Result<(Vec<Destination>, destination::AwsEnv), Error> {
+    let env = Env::from_process();
+    let resolved = config::resolve_home(home, &env);
+    let file = match config::load_file(&resolved) {
+        Ok(f) => f,
+        // Reading a backup needs no gm home; the default one may be unreadable to this user.
+        Err(config::ConfigError::Read { .. }) if home.is_none() => config::ConfigFile::default(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((config::backup_destinations(&resolved, &file)?, config::aws_env(&env)))
+}
+
+/// The S3 target `spec` names: a configured destination's name, or an `s3://` URL (under a
+/// configured destination when one covers it).
+pub(crate) fn target(spec: &str, home: Option<&Path>) -> Result<RemoteTarget, Error> {
+    let (all, env) = configured(home)?;
+    if S3Url::is_s3(spec) {
+        let url = S3Url::parse(spec).map_err(|e| Error::usage(e, "write s3://bucket/prefix"))?;
+        return Ok(destination::for_url(&url, &all).target(&url, &env)?);
+    }
+    let d = destination::named(spec, &all)?;
+    Ok(d.target(&d.url, &env)?)
+}
+
+/// The S3 target holding `url` (an object or a prefix).
+pub(crate) fn target_for_url(url: &S3Url, home: Option<&Path>) -> Result<RemoteTarget, Error> {
+    let (all, env) = configured(home)?;
+    Ok(destination::for_url(url, &all).target(url, &env)?)
+}
+
+/// Downloads the backup at `url` and its `.sig` (when there is one) into `scratch`, under the
+/// object's own name (the signature names it), refusing more than `max_bytes`. Returns the
+/// local path of the archive.
+pub(crate) fn fetch(url: &S3Url, home: Option<&Path>, scratch: &Scratch, max_bytes: u64) -> Result<PathBuf, Error> {
+    let t = target_for_url(url, home)?;
+    let name = url.name();
+    if name.is_empty() {
+        return Err(Error::usage(
+            format!("{url} names a bucket or prefix, not a backup"),
+            "give the object: s3://bucket/prefix/gm-<network>-<UTC>.tar.gz.age (or --latest s3://bucket/prefix)",
+        ));
+    }
+    let path = scratch.path().join(name);
+    let mut file = crate::files::private::create_new_private(&path).map_err(Error::io("create", &path))?;
+    t.remote.get_into(&url.key, &mut file, max_bytes).map_err(crate::ops::OpsError::Remote)?;
+    file.sync_all().map_err(Error::io("write", &path))?;
+    let sig_key = format!("{}.sig", url.key);
+    if t.remote.head(&sig_key).map_err(crate::ops::OpsError::Remote)?.is_some() {
+        let sig_path = crate::ops::backup_signature::sidecar_path(&path);
+        let mut sig = crate::files::private::create_new_private(&sig_path).map_err(Error::io("create", &sig_path))?;
+        t.remote.get_into(&sig_key, &mut sig, 64 * 1024).map_err(crate::ops::OpsError::Remote)?;
+    }
+    Ok(path)
+}
