@@ -190,20 +190,41 @@ fn file_name(path: &str) -> String {
     Path::new(path).file_name().unwrap().to_str().unwrap().to_string()
 }
 
-/// Names of the files in `folder`, sorted (none when it does not exist).
+/// Names of the files in `folder`, sorted (none when it does not exist). Hidden names (gm's folder lock `.gm-backup.lock`) are left out.
 fn entries(folder: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(folder)
         .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().to_string()).collect())
         .unwrap_or_default();
+    v.retain(|n| !n.starts_with('.'));
     v.sort();
     v
+}
+
+/// The `error: …` and `hint: …` lines of a failed run's stderr (text mode).
+fn text_error(stderr: &str) -> (String, String) {
+    let line = |prefix: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?}:\n{stderr}"))
+            .to_string()
+    };
+    (line("error: "), line("hint: "))
+}
+
+/// The `error` and `hint` of the JSON error object a failed `--json` run writes to stderr.
+fn json_error(stderr: &str) -> (String, String) {
+    let line = stderr.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON error:\n{stderr}"));
+    let v = json(line);
+    let field = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("no {k} in {line}")).to_string();
+    (field("error"), field("hint"))
 }
 
 fn archives(names: &[String]) -> Vec<String> {
     names.iter().filter(|n| n.ends_with(".tar.gz.age")).cloned().collect()
 }
 
-/// Waits until the clock has passed the second `since` was taken in (backup names carry seconds).
+/// Waits until the clock is in the next second (backup names carry seconds).
 fn next_second() {
     let now = chrono::Utc::now().timestamp();
     assert!(wait_until(Duration::from_secs(3), || chrono::Utc::now().timestamp() > now));
@@ -472,40 +493,50 @@ fn wrong_keys_a_missing_bucket_or_no_server_fail_that_copy_and_keep_the_others()
     site.s3.missing_bucket("no-such-bucket");
     site.add_destination("no-bucket", "s3://no-such-bucket/acme", &creds, "");
     site.add_destination_at("no-server", &format!("s3://{BUCKET}/dead"), "http://127.0.0.1:1", &creds, "");
-    for (i, bad) in ["wrong-keys", "no-bucket", "no-server"].into_iter().enumerate() {
-        let local = site.dir.join(&format!("local-{i}"));
-        let before = site.objects("acme");
-        let (stdout, stderr) =
-            site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--to", bad, "--json"]).expect(2);
-        site.assert_no_secret(&[&stdout, &stderr]);
-        assert!(!stdout.contains(&wrong_secret) && !stderr.contains(&wrong_secret), "{bad}: {stderr}");
-        assert!(stderr.contains("error: "), "{bad}: {stderr}");
-        let error_line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
-        assert!(error_line.contains(bad) || error_line.contains("s3://"), "{bad}: names the destination: {stderr}");
-        assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "{bad}: {stderr}");
+    let cases =
+        [("wrong-keys", "s3://gm-backups"), ("no-bucket", "s3://no-such-bucket"), ("no-server", "s3://gm-backups")];
+    for (bad, bucket) in cases {
+        for mode in ["text", "json"] {
+            // Each run's object name carries its second; the good destination gets every one.
+            next_second();
+            let ctx = format!("{bad}, {mode}");
+            let local = site.dir.join(&format!("local-{bad}-{mode}"));
+            let before = site.objects("acme");
+            let mut args = vec!["--dir", local.to_str().unwrap(), "--to", "offsite", "--to", bad];
+            if mode == "json" {
+                args.push("--json");
+            }
+            let (stdout, stderr) = site.backup(&args).expect(2);
+            site.assert_no_secret(&[&stdout, &stderr]);
+            assert!(!stdout.contains(&wrong_secret) && !stderr.contains(&wrong_secret), "{ctx}: {stderr}");
+            let (error, hint) = if mode == "json" { json_error(&stderr) } else { text_error(&stderr) };
+            assert!(error.contains(bad) || error.contains(bucket), "{ctx}: the error names the destination: {stderr}");
+            assert!(!hint.is_empty(), "{ctx}: {stderr}");
 
-        // The local copy is complete and verifies.
-        let local_files = entries(&local);
-        assert_eq!(local_files.len(), 2, "{bad}: {local_files:?}");
-        let name = archives(&local_files).pop().unwrap();
-        let local_path = local.join(&name);
-        site.verify(local_path.to_str().unwrap(), &[]).expect(0);
-        // The good destination got it; the failed one has nothing, under any name.
-        let mut expected = before.clone();
-        expected.extend([name.clone(), format!("{name}.sig")]);
-        expected.sort();
-        assert_eq!(site.objects("acme"), expected, "{bad}");
-        assert_eq!(site.objects("wrong"), Vec::<String>::new(), "{bad}");
-        assert_eq!(site.objects("dead"), Vec::<String>::new(), "{bad}");
-        assert!(!site.s3.root.join("no-such-bucket").exists(), "{bad}");
+            // The local copy is complete and verifies.
+            let local_files = entries(&local);
+            assert_eq!(local_files.len(), 2, "{ctx}: {local_files:?}");
+            let name = archives(&local_files).pop().unwrap();
+            site.verify(local.join(&name).to_str().unwrap(), &[]).expect(0);
+            // The good destination got it; the failed one has nothing, under any name.
+            let mut expected = before.clone();
+            expected.extend([name.clone(), format!("{name}.sig")]);
+            expected.sort();
+            assert_eq!(site.objects("acme"), expected, "{ctx}");
+            assert_eq!(site.objects("wrong"), Vec::<String>::new(), "{ctx}");
+            assert_eq!(site.objects("dead"), Vec::<String>::new(), "{ctx}");
+            assert!(!site.s3.root.join("no-such-bucket").exists(), "{ctx}");
 
-        let report = json(&stdout);
-        assert_eq!(copy(&report, "local")["ok"], true, "{bad}: {report}");
-        assert_eq!(copy(&report, "offsite")["ok"], true, "{bad}: {report}");
-        let failed = copy(&report, bad);
-        assert_eq!(failed["ok"], false, "{bad}: {report}");
-        assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()), "{bad}: {report}");
-        assert!(failed["etag"].is_null() && failed["object_lock"].is_null(), "{bad}: {report}");
+            if mode == "json" {
+                let report = json(&stdout);
+                assert_eq!(copy(&report, "local")["ok"], true, "{ctx}: {report}");
+                assert_eq!(copy(&report, "offsite")["ok"], true, "{ctx}: {report}");
+                let failed = copy(&report, bad);
+                assert_eq!(failed["ok"], false, "{ctx}: {report}");
+                assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()), "{ctx}: {report}");
+                assert!(failed["etag"].is_null() && failed["object_lock"].is_null(), "{ctx}: {report}");
+            }
+        }
         if bad == "wrong-keys" {
             // Refused by the server's signature check, not by anything gm decided alone.
             assert!(site.s3.log().contains("SignatureDoesNotMatch"), "{}", site.s3.log());
@@ -526,18 +557,25 @@ fn object_lock_the_bucket_does_not_apply_is_reported_failed_not_locked() {
         "[backup.destinations.object_lock]\nmode = \"governance\"\ndays = 30\n",
     );
     let local = site.dir.join("local");
-    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(2);
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite"]).expect(2);
     site.assert_no_secret(&[&stdout, &stderr]);
-    assert!(stderr.to_lowercase().contains("object lock"), "{stderr}");
-    assert!(stderr.contains("error: ") && stderr.lines().any(|l| l.starts_with("hint: ")), "{stderr}");
+    let (error, hint) = text_error(&stderr);
+    assert!(error.to_lowercase().contains("object lock") && error.contains(URL), "{stderr}");
+    assert!(!hint.is_empty(), "{stderr}");
+    next_second();
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(2);
+    assert!(json_error(&stderr).0.to_lowercase().contains("object lock"), "{stderr}");
     let report = json(&stdout);
     let upload = copy(&report, "offsite");
     assert_eq!(upload["ok"], false, "{report}");
     assert!(upload["object_lock"].is_null(), "never claimed locked: {report}");
     assert!(upload["error"].as_str().unwrap_or_default().to_lowercase().contains("object lock"), "{report}");
     assert_eq!(copy(&report, "local")["ok"], true, "{report}");
-    let name = archives(&entries(&local)).pop().unwrap();
-    site.verify(local.join(&name).to_str().unwrap(), &[]).expect(0);
+    let names = archives(&entries(&local));
+    assert_eq!(names.len(), 2, "both runs kept their local copy: {names:?}");
+    for name in names {
+        site.verify(local.join(&name).to_str().unwrap(), &[]).expect(0);
+    }
 }
 
 #[test]
