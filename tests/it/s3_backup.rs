@@ -319,17 +319,6 @@ fn backup_to_a_folder_and_a_configured_destination_uploads_the_same_signed_bytes
     );
     assert_eq!(gm::crypto::digest::sha256_hex(&std::fs::read(&object).unwrap()), sha);
 
-    // The object verifies like a file, named as an argument or with --backup.
-    for args in [&[url.as_str(), "--json"][..], &["--backup", url.as_str(), "--json"][..]] {
-        let (stdout, stderr) = site.verify(args[0], &args[1..]).env("GENESIS_LOG_LEVEL", "DEBUG").expect(0);
-        site.assert_no_secret(&[&stdout, &stderr]);
-        let v = json(&stdout);
-        assert_eq!(v["ok"], true, "{args:?}: {stdout}");
-        for check in ["decrypt", "manifest", "snapshot_sha256", "integrity_check", "signature"] {
-            assert!(stdout.contains(&format!("\"name\":\"{check}\",\"ok\":true")), "{check}: {stdout}");
-        }
-    }
-
     // The ledger records the upload: the s3:// URL, its hash and size, the ETag and the lock.
     let (history, _) = Gm::new(&["managed", "history", "--home", site.h(), "--kind", "backup", "--json"]).expect(0);
     assert!(history.contains(&format!("\"artifact\":\"{url}\"")), "{history}");
@@ -341,6 +330,17 @@ fn backup_to_a_folder_and_a_configured_destination_uploads_the_same_signed_bytes
     let details = json(&row.details_json);
     assert_eq!(details["etag"].as_str(), Some(etag.as_str()), "{details}");
     assert!(details.get("object_lock").is_some() || details.get("lock").is_some(), "lock in details: {details}");
+    // The object verifies like a file, named as an argument or with --backup.
+    for args in [&[url.as_str(), "--json"][..], &["--backup", url.as_str(), "--json"][..]] {
+        let (stdout, stderr) = site.verify(args[0], &args[1..]).env("GENESIS_LOG_LEVEL", "DEBUG").expect(0);
+        site.assert_no_secret(&[&stdout, &stderr]);
+        let v = json(&stdout);
+        assert_eq!(v["ok"], true, "{args:?}: {stdout}");
+        for check in ["decrypt", "manifest", "snapshot_sha256", "integrity_check", "signature"] {
+            assert!(stdout.contains(&format!("\"name\":\"{check}\",\"ok\":true")), "{check}: {stdout}");
+        }
+    }
+
     site.assert_no_secret(&[&history]);
     site.assert_no_secret_in_ledger();
 }
@@ -438,19 +438,37 @@ fn without_configuration_the_aws_environment_names_server_and_keys() {
     assert_eq!(archives(&site.objects("from-env")), vec![name], "nothing more uploaded");
 }
 
+/// A destination that names only its URL: endpoint, region and keys from the AWS environment.
 #[test]
-fn a_destination_without_endpoint_or_region_takes_them_from_the_environment() {
+fn a_destination_without_endpoint_region_or_keys_takes_them_from_the_environment() {
     let site = Site::unconfigured("s3-env-endpoint");
-    let creds = site.credentials_file("s3-offsite.env");
-    site.append_toml(&format!("\n[[backup.destinations]]\nname = \"offsite\"\nurl = \"{URL}\"\n{creds}"));
-    let (stdout, stderr) = site
-        .backup(&["--dir", URL, "--json"])
-        .env("AWS_ENDPOINT_URL", &site.s3.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .expect(0);
+    site.append_toml(&format!("\n[[backup.destinations]]\nname = \"offsite\"\nurl = \"{URL}\"\n"));
+    let (stdout, stderr) = site.aws_env(site.backup(&["--dir", URL, "--json"])).expect(0);
     site.assert_no_secret(&[&stdout, &stderr]);
-    let name = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
+    let upload = copy(&json(&stdout), "offsite").clone();
+    assert_eq!(upload["ok"], true, "{upload}");
+    let name = file_name(upload["url"].as_str().unwrap());
     assert_eq!(site.objects("acme"), vec![name.clone(), format!("{name}.sig")]);
+}
+
+/// Names are `[a-z0-9-]` and unique: anything else is a configuration error that names the
+/// field, before anything is written.
+#[test]
+fn destination_names_must_be_lowercase_and_unique() {
+    let site = Site::new("s3-names");
+    let creds = site.credentials_file("s3-second.env");
+    let good = std::fs::read_to_string(site.home.join("gm.toml")).unwrap();
+    for (bad, why) in [("Off Site", "not [a-z0-9-]"), ("offsite", "a duplicate")] {
+        std::fs::write(site.home.join("gm.toml"), &good).unwrap();
+        site.add_destination(bad, &format!("s3://{BUCKET}/second"), &creds, "");
+        let local = site.dir.join("local");
+        let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite"]).expect(2);
+        let (error, hint) = text_error(&stderr);
+        assert!(error.contains("gm.toml") && error.contains(bad), "{why}: {stderr}");
+        assert!(!hint.is_empty(), "{why}: {stderr}");
+        assert_eq!((stdout.as_str(), entries(&local)), ("", vec![]), "{why}: nothing written");
+        assert_eq!(site.objects(""), Vec::<String>::new(), "{why}: nothing uploaded");
+    }
 }
 
 #[test]
@@ -458,13 +476,17 @@ fn a_systemd_credential_supplies_the_keys() {
     let site = Site::unconfigured("s3-cred");
     let creds = site.dir.join("credentials");
     std::fs::create_dir_all(&creds).unwrap();
-    // As systemd lays it out: read-only for the service's user.
-    write_private(&creds.join("s3-offsite"), &site.credentials_text(&site.s3.secret));
+    // As systemd lays it out: read-only for the service's user. A session token too (s3s-fs
+    // checks it is signed, not what it says): it must not leak either.
+    let token = "gm-test-session-token-8c1f";
+    let text = format!("{}AWS_SESSION_TOKEN={token}\n", site.credentials_text(&site.s3.secret));
+    write_private(&creds.join("s3-offsite"), &text);
     std::fs::set_permissions(creds.join("s3-offsite"), std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
     site.add_destination("offsite", URL, "credential = \"s3-offsite\"\n", "");
     let (stdout, stderr) =
         site.backup(&["--dir", URL, "--json"]).env("CREDENTIALS_DIRECTORY", creds.to_str().unwrap()).expect(0);
     site.assert_no_secret(&[&stdout, &stderr]);
+    assert!(!stdout.contains(token) && !stderr.contains(token), "{stdout}{stderr}");
     let name = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
     assert_eq!(site.objects("acme"), vec![name.clone(), format!("{name}.sig")]);
 }
