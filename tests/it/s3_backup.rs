@@ -559,6 +559,17 @@ fn wrong_keys_a_missing_bucket_or_no_server_fail_that_copy_and_keep_the_others()
                 assert!(failed["etag"].is_null() && failed["object_lock"].is_null(), "{ctx}: {report}");
             }
         }
+        // Both runs' failed copies are in the ledger, by their s3:// URL.
+        let c = rusqlite::Connection::open(site.home.join("gm-ops.db")).unwrap();
+        let failed: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'backup' AND outcome = 'failed'
+                 AND artifact LIKE 's3://%' AND details_json LIKE ?1",
+                [format!("%\"destination\":\"{bad}\"%")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(failed, 2, "{bad}: a failed row per run");
         if bad == "wrong-keys" {
             // Refused by the server's signature check, not by anything gm decided alone.
             assert!(site.s3.log().contains("SignatureDoesNotMatch"), "{}", site.s3.log());
@@ -593,6 +604,10 @@ fn object_lock_the_bucket_does_not_apply_is_reported_failed_not_locked() {
     assert!(upload["object_lock"].is_null(), "never claimed locked: {report}");
     assert!(upload["error"].as_str().unwrap_or_default().to_lowercase().contains("object lock"), "{report}");
     assert_eq!(copy(&report, "local")["ok"], true, "{report}");
+    // The ledger records the failed copy, not a locked one.
+    let url = upload["url"].as_str().unwrap();
+    let rows = ledger_rows(&site.home, url);
+    assert!(rows.len() == 1 && rows[0].outcome == "failed", "{url}: {rows:?}");
     let names = archives(&entries(&local));
     assert_eq!(names.len(), 2, "both runs kept their local copy: {names:?}");
     for name in names {
