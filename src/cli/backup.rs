@@ -234,10 +234,10 @@ pub(crate) fn run_backup(args: BackupArgs) -> Result<u8, Error> {
             let span = Span::ended_now(started, took);
             let signed = report.signed;
             if let Some(path) = &report.path {
-                ledger.record_logged(&backup_record(&report, artifact(path), Value::Null), span.clone());
+                ledger.record_logged(&backup_record(&report, artifact(path), Value::Null), span);
             }
             for copy in &report.copies {
-                ledger.record_logged(&copy_record(&report, copy), span.clone());
+                ledger.record_logged(&copy_record(&report, copy), span);
             }
             let manifest = report.manifest.to_value();
             let mut m = Map::new();
@@ -267,7 +267,7 @@ pub(crate) fn run_backup(args: BackupArgs) -> Result<u8, Error> {
             }
             out.result(&text, &Value::Object(m));
             match report.copies.iter().find_map(|c| c.result.clone().err()) {
-                Some(e) => Err(Error::from(OpsError::Remote(e))),
+                Some(e) => Err(Error::from(OpsError::from(e))),
                 None => Ok(0),
             }
         }

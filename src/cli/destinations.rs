@@ -73,27 +73,88 @@ pub(crate) fn target_for_url(url: &S3Url, home: Option<&Path>) -> Result<RemoteT
     Ok(destination::for_url(url, &all).target(url, &env)?)
 }
 
+/// A backup to read: the file as given, or an S3 object (and its `.sig`) downloaded into a
+/// private scratch folder, removed when this is dropped.
+pub(crate) struct Readable {
+    /// The local file to read.
+    pub path: PathBuf,
+    /// What the user named: the path, or the `s3://` URL (also the ledger's artifact).
+    pub shown: String,
+    _scratch: Option<Scratch>,
+}
+
+impl Readable {
+    /// `given` as a readable local file: a path as is; an `s3://` object downloaded into a scratch
+    /// folder in `scratch_parent`, at most `max_bytes`.
+    pub(crate) fn get(
+        given: &Path,
+        home: Option<&Path>,
+        scratch_parent: &Path,
+        max_bytes: u64,
+    ) -> Result<Readable, Error> {
+        match Location::parse(given)? {
+            Location::Local(path) => Ok(Readable { shown: path.display().to_string(), path, _scratch: None }),
+            Location::S3(url) => {
+                let scratch = Scratch::new(scratch_parent, ".gm-fetch")?;
+                let path = fetch(&url, home, &scratch, max_bytes)?;
+                Ok(Readable { path, shown: url.to_string(), _scratch: Some(scratch) })
+            }
+        }
+    }
+}
+
 /// Downloads the backup at `url` and its `.sig` (when there is one) into `scratch`, under the
 /// object's own name (the signature names it), refusing more than `max_bytes`. Returns the
 /// local path of the archive.
-pub(crate) fn fetch(url: &S3Url, home: Option<&Path>, scratch: &Scratch, max_bytes: u64) -> Result<PathBuf, Error> {
+fn fetch(url: &S3Url, home: Option<&Path>, scratch: &Scratch, max_bytes: u64) -> Result<PathBuf, Error> {
     let t = target_for_url(url, home)?;
     let name = url.name();
-    if name.is_empty() {
+    if crate::ops::backup_name::BackupFile::parse(name).is_none() {
         return Err(Error::usage(
-            format!("{url} names a bucket or prefix, not a backup"),
-            "give the object: s3://bucket/prefix/gm-<network>-<UTC>.tar.gz.age (or --latest s3://bucket/prefix)",
+            format!("{url} does not name a backup (gm-<network>-<UTC>.tar.gz.age)"),
+            "give the object, s3://bucket/prefix/gm-<network>-<UTC>.tar.gz.age, or use --latest s3://bucket/prefix",
         ));
     }
     let path = scratch.path().join(name);
     let mut file = crate::files::private::create_new_private(&path).map_err(Error::io("create", &path))?;
-    t.remote.get_into(&url.key, &mut file, max_bytes).map_err(crate::ops::OpsError::Remote)?;
+    t.remote.get_into(&url.key, &mut file, max_bytes).map_err(crate::ops::OpsError::from)?;
     file.sync_all().map_err(Error::io("write", &path))?;
     let sig_key = format!("{}.sig", url.key);
-    if t.remote.head(&sig_key).map_err(crate::ops::OpsError::Remote)?.is_some() {
+    if t.remote.head(&sig_key).map_err(crate::ops::OpsError::from)?.is_some() {
         let sig_path = crate::ops::backup_signature::sidecar_path(&path);
         let mut sig = crate::files::private::create_new_private(&sig_path).map_err(Error::io("create", &sig_path))?;
-        t.remote.get_into(&sig_key, &mut sig, 64 * 1024).map_err(crate::ops::OpsError::Remote)?;
+        t.remote.get_into(&sig_key, &mut sig, 64 * 1024).map_err(crate::ops::OpsError::from)?;
     }
     Ok(path)
+}
+
+/// The newest signed backup under an S3 prefix (by signed time), and the backup-named objects
+/// passed over, with the reason.
+pub(crate) fn newest_in_bucket(
+    url: &S3Url,
+    home: Option<&Path>,
+    pinned: &crate::ops::backup_signature::TrustedKeys,
+) -> Result<(S3Url, Vec<crate::ops::catalog::Rejected>), Error> {
+    use crate::ops::prune::folder::IgnoredKind;
+    let t = target_for_url(url, home)?;
+    let found = crate::ops::prune::bucket::scan(&t.remote, url, pinned).map_err(crate::ops::OpsError::from)?;
+    let rejected: Vec<crate::ops::catalog::Rejected> = found
+        .ignored
+        .iter()
+        .filter(|i| i.kind == IgnoredKind::Unverified)
+        .map(|i| crate::ops::catalog::Rejected { name: i.name.clone(), reason: i.detail.clone().unwrap_or_default() })
+        .collect();
+    for r in &rejected {
+        log::warn!(target: "gm::ops", "passed over {} in {url}: {}", r.name, r.reason);
+    }
+    match found.backups.iter().max_by(|a, b| (a.taken_at, &a.name).cmp(&(b.taken_at, &b.name))) {
+        Some(b) => Ok((url.join(&b.name), rejected)),
+        None => Err(Error::refused(
+            format!(
+                "no signed backup in {url} ({} backup-named object(s) passed over: unsigned, or the signature does not check out)",
+                rejected.len()
+            ),
+            "take one with gm managed backup --to …, or drill an object by name with --backup s3://…",
+        )),
+    }
 }

@@ -12,10 +12,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::json::{Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::ops::drill_scratch::DrillNaKey;
-use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
+use crate::ops::ledger::{Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::OpsError;
 
 use super::backup::{checks_value, decryption, extract_limits, ops_error, settings};
+use super::destinations::{Location, Readable};
 use super::error::{Error, Named, EXIT_CHECK_FAILED};
 use super::flags::decrypting_command;
 use super::output::Output;
@@ -30,10 +31,10 @@ decrypting_command! {
     note = "Without the NA private key (customer-held custody: no file at the configured NA key path, or --scratch-na-key) the drill still checks every restored CRL and policy against the genesis NA public key (check na_signed), then serves the restored copy under a scratch genesis whose scratch NA key signs the throwaway node's certificate; the report says na_key: scratch. --latest picks the newest backup by its signed snapshot time among those whose signature checks out, and lists the files it passed over. Measures RTO (restore start to ready) and RPO (backup age) and records the drill in the ops ledger. Exit status: 0 passed, 1 a check failed (a damaged or forged backup fails verify), 2 could not run."
 )]
 pub(crate) struct DrillArgs {
-    /// the backup to drill
+    /// the backup to drill: a file or an s3://bucket/prefix/gm-….tar.gz.age object
     #[argh(option)]
     backup: Option<PathBuf>,
-    /// drill the newest signed backup in this folder (by signed time; unsigned or mismatched files are passed over and listed)
+    /// drill the newest signed backup in this folder or s3://bucket/prefix (by signed time; unsigned or mismatched files are passed over and listed)
     #[argh(option)]
     latest: Option<PathBuf>,
     /// also write the report (JSON) here
@@ -104,7 +105,15 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
     let (backup, passed_over) = match (&args.backup, &args.latest) {
         (Some(b), None) => (b.clone(), Vec::new()),
         (None, Some(d)) => {
-            newest_backup(d, &super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?)?
+            let pinned = super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?;
+            match Location::parse(d)? {
+                Location::Local(d) => newest_backup(&d, &pinned)?,
+                Location::S3(url) => {
+                    let (newest, passed_over) =
+                        super::destinations::newest_in_bucket(&url, args.home.as_deref(), &pinned)?;
+                    (PathBuf::from(newest.to_string()), passed_over)
+                }
+            }
         }
         _ => {
             return Err(Error::usage(
@@ -120,22 +129,25 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let na_key = drill_na_key(args.scratch_na_key, &s.na_key_file, &s.na_key_id)?;
     let gm_binary = std::env::current_exe().map_err(Error::io("locate", Path::new("gm")))?;
+    let limits = extract_limits(args.home.as_deref())?;
     let (started, took) = (SystemClock.now(), Instant::now());
+    // The drill's time (and its RTO) includes fetching an S3 object: that is the restore.
+    let readable = Readable::get(&backup, args.home.as_deref(), &std::env::temp_dir(), limits.max_unpacked_bytes)?;
     let opts = crate::ops::drill::DrillOptions {
-        backup: backup.clone(),
+        backup: readable.path.clone(),
         key,
         production_db: s.db_path.clone(),
         genesis_file: s.genesis_file.clone(),
         na_key: na_key.clone(),
         gm_binary,
-        limits: extract_limits(args.home.as_deref())?,
+        limits,
         trust,
     };
     let report = crate::ops::drill::drill(&opts, started).map_err(ops_error)?;
     let ok = report.ok();
     let checks = checks_value(&report.checks);
     let value = Value::Object(Map::from_iter([
-        ("backup".to_string(), Value::from(backup.display().to_string())),
+        ("backup".to_string(), Value::from(readable.shown.as_str())),
         ("checks".to_string(), Value::Array(checks)),
         ("drilled_at".to_string(), Value::from(isoformat_utc(started))),
         ("na_key".to_string(), Value::from(na_key.label())),
@@ -172,7 +184,7 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         &Record {
             kind: LedgerKind::Drill,
             outcome: Outcome::of(ok),
-            artifact: artifact(&backup),
+            artifact: Some(readable.shown.clone()),
             sha256: None,
             size: None,
             message: format!(
@@ -197,7 +209,7 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         crate::files::atomic::write_atomic(path, text.as_bytes(), crate::files::atomic::Mode::Private, true)
             .map_err(Error::io("write", path))?;
     }
-    let mut text = format!("{}: drill of {}", if ok { "passed" } else { "FAILED" }, backup.display());
+    let mut text = format!("{}: drill of {}", if ok { "passed" } else { "FAILED" }, readable.shown);
     for c in &report.checks {
         text.push_str(&format!("\n  {} {:<12} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
     }

@@ -41,6 +41,7 @@ impl OpsMetrics {
             "Size of the last successful backup.",
             backup.as_ref().and_then(|e| e.size_bytes).map(|s| s as f64),
         );
+        out.push_str(&destinations(&self.ledger.recent(LedgerKind::Backup, 500).unwrap_or_default()));
         let drill = newest_ok(LedgerKind::Drill);
         gauge(
             &mut out,
@@ -97,6 +98,40 @@ fn merge_families(texts: &[String], prefix: &str) -> String {
         for l in meta.iter().chain(samples) {
             out.push_str(l);
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// Per destination (`local`, or the `[[backup.destinations]]` name): when its newest copy was
+/// stored and its size, from the newest `entries` (newest first).
+fn destinations(entries: &[Entry]) -> String {
+    let mut newest: std::collections::BTreeMap<String, (i64, Option<i64>)> = Default::default();
+    for e in entries.iter().filter(|e| e.outcome == crate::ops::ledger::Outcome::Ok.as_str()) {
+        let named = ledger::details(e).and_then(|d| d.get("destination")?.as_str().map(str::to_string));
+        let destination = match (named, e.artifact.as_deref()) {
+            (Some(d), _) => d,
+            (None, Some(a)) if a.starts_with("s3://") => continue,
+            (None, _) => "local".to_string(),
+        };
+        if let (false, Some(t)) = (newest.contains_key(&destination), parse_db_time(&e.finished_at)) {
+            newest.insert(destination, (t.timestamp(), e.size_bytes));
+        }
+    }
+    if newest.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let name = "gm_backup_destination_last_success_timestamp_seconds";
+    let _ = writeln!(out, "# HELP {name} When a copy last reached the destination (Unix time).\n# TYPE {name} gauge");
+    for (d, (t, _)) in &newest {
+        let _ = writeln!(out, "{name}{{destination=\"{}\"}} {t}", crate::sched::metrics::escape_label(d));
+    }
+    let name = "gm_backup_destination_size_bytes";
+    let _ = writeln!(out, "# HELP {name} Size of the newest copy on the destination.\n# TYPE {name} gauge");
+    for (d, (_, size)) in &newest {
+        if let Some(size) = size {
+            let _ = writeln!(out, "{name}{{destination=\"{}\"}} {size}", crate::sched::metrics::escape_label(d));
         }
     }
     out

@@ -18,7 +18,12 @@ use crate::ops::prune::folder::{self, Deleted, Folder, Ignored, IgnoredKind};
 use crate::ops::prune::{plan, BackupFile, Plan, Protected, Rules};
 use crate::ops::OpsError;
 
+use std::collections::BTreeMap;
+
+use crate::ops::prune::bucket;
+
 use super::backup::settings;
+use super::destinations::Location;
 use super::error::Error;
 use super::output::{notice, Output};
 
@@ -28,10 +33,10 @@ use super::output::{notice, Output};
     subcommand,
     name = "prune",
     example = "gm managed prune --home /etc/gm --dir /var/backups/gm --keep-daily 14 --keep-weekly 8 --dry-run\ngm managed prune --home /etc/gm --dir /var/backups/gm --keep-last 3 --keep-daily 14 --keep-weekly 8\ngm managed prune --home /etc/gm --dir /var/backups/gm --keep-last 10 --json",
-    note = "Only gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age regular files whose signature (<file>.sig) verifies with the pinned backup-signing key and agrees with the name are candidates; their time is the signed created_at, never the mtime. A backup-named file that fails those checks is listed as unverified, never counted and never deleted; a deleted backup's .sig goes with it. Other files, .tmp files, folders and symlinks are left alone. Rules apply per network and are a union (restic/borg semantics, UTC days, ISO weeks); the newest backup that passed gm managed verify and the newest that passed gm managed restore-drill (from the ops ledger) are always kept. At least one rule above 0 is required. Exit status: 0 done (or dry run), 2 could not run or a deletion failed (the other deletions still happened)."
+    note = "Only gm-<network>-<UTC YYYYMMDDTHHMMSSZ>.tar.gz.age regular files whose signature (<file>.sig) verifies with the pinned backup-signing key and agrees with the name are candidates; their time is the signed created_at, never the mtime. A backup-named file that fails those checks is listed as unverified, never counted and never deleted; a deleted backup's .sig goes with it. Other files, .tmp files, folders and symlinks are left alone. With --dir s3://bucket/prefix the same rules apply to the objects directly under the prefix (their signature objects checked, their bytes checked when read), and an object under S3 Object Lock retention is never sent a delete: it is listed as locked. Rules apply per network and are a union (restic/borg semantics, UTC days, ISO weeks); the newest backup that passed gm managed verify and the newest that passed gm managed restore-drill (from the ops ledger) are always kept. At least one rule above 0 is required. Exit status: 0 done (or dry run), 2 could not run or a deletion failed (the other deletions still happened)."
 )]
 pub(crate) struct PruneArgs {
-    /// the backup folder
+    /// the backup folder, or s3://bucket/prefix
     #[argh(option)]
     dir: PathBuf,
     /// keep the newest N backups (default 0)
@@ -70,8 +75,34 @@ pub(crate) fn run(args: PruneArgs) -> Result<u8, Error> {
     let pinned = super::backup_signing::pinned(args.home.as_deref(), args.signing_public_key.as_deref())?;
     let ledger = Ledger::beside(&s.db_path);
     let (started, took) = (SystemClock.now(), Instant::now());
-    let found = trusted_backups(&args.dir, &pinned)?;
-    let protected = protected(&ledger, &args.dir, &found.backups)?;
+    let location = Location::parse(&args.dir)?;
+    let remote = match &location {
+        Location::Local(_) => None,
+        Location::S3(url) => Some((super::destinations::target_for_url(url, args.home.as_deref())?, url.clone())),
+    };
+    let (found, protected) = match &remote {
+        None => {
+            let found = trusted_backups(&args.dir, &pinned)?;
+            let protected = protected(&ledger, &args.dir, &found.backups)?;
+            (found, protected)
+        }
+        Some((t, url)) => {
+            let found = bucket::scan(&t.remote, url, &pinned).map_err(OpsError::from)?;
+            warn_unverified(&found, &args.dir);
+            let passed = |kind| -> Result<Vec<String>, Error> {
+                if ledger.exists().map_err(Error::io("inspect", ledger.path()))? {
+                    Ok(ledger.passed_artifacts(kind)?)
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            let protected = Protected {
+                verified: bucket::named_by_artifacts(url, &found.backups, &passed(LedgerKind::Verify)?),
+                drilled: bucket::named_by_artifacts(url, &found.backups, &passed(LedgerKind::Drill)?),
+            };
+            (found, protected)
+        }
+    };
     if protected.verified.is_empty() && !found.backups.is_empty() {
         notice(&format!(
             "warning: no backup in {} has a passed verification in the ops ledger {}; run gm managed verify --home … regularly",
@@ -80,13 +111,22 @@ pub(crate) fn run(args: PruneArgs) -> Result<u8, Error> {
         ));
     }
     let plan = plan(&found.backups, &protected, &rules);
-    let report = Report { dir: &args.dir, rules, plan: &plan, found: &found, deleted: None };
+    let planned: Vec<&str> = plan.to_delete().map(|b| b.name.as_str()).collect();
+    // Objects under Object Lock retention are never sent a delete: reported as locked.
+    let locked = match &remote {
+        Some((t, url)) => bucket::locked(&t.remote, url, &planned, started),
+        None => BTreeMap::new(),
+    };
+    let report = Report { dir: &args.dir, rules, plan: &plan, found: &found, deleted: None, locked: &locked };
     if args.dry_run {
         Output { json: args.json }.result(&report.text(), &report.value());
         return Ok(0);
     }
-    let names: Vec<&str> = plan.to_delete().map(|b| b.name.as_str()).collect();
-    let deleted = folder::delete(&args.dir, &names);
+    let names: Vec<&str> = planned.iter().copied().filter(|n| !locked.contains_key(*n)).collect();
+    let deleted = match &remote {
+        None => folder::delete(&args.dir, &names),
+        Some((t, url)) => bucket::delete(&t.remote, url, &names),
+    };
     let report = Report { deleted: Some(&deleted), ..report };
     let failed = deleted.failures();
     Ledger::beside(&s.db_path).record_logged(
@@ -123,13 +163,17 @@ fn trusted_backups(dir: &Path, pinned: &crate::ops::backup_signature::TrustedKey
         found.ignored.push(Ignored { name: r.name, kind: IgnoredKind::Unverified, detail: Some(r.reason) });
     }
     found.ignored.sort_by(|a, b| a.name.cmp(&b.name));
+    warn_unverified(&found, dir);
+    Ok(found)
+}
+
+fn warn_unverified(found: &Folder, dir: &Path) {
     if found.ignored.iter().any(|i| i.kind == IgnoredKind::Unverified) {
         notice(&format!(
             "warning: {} holds backup-named files whose signature does not check out: left alone and never counted (listed below)",
             dir.display()
         ));
     }
-    Ok(found)
 }
 
 fn protected(ledger: &Ledger, dir: &Path, backups: &[BackupFile]) -> Result<Protected, Error> {
@@ -149,6 +193,8 @@ struct Report<'a> {
     plan: &'a Plan,
     found: &'a Folder,
     deleted: Option<&'a Deleted>,
+    /// Backups the plan drops that are under Object Lock retention, with its end: never deleted.
+    locked: &'a BTreeMap<String, String>,
 }
 
 impl Report<'_> {
@@ -203,6 +249,8 @@ impl Report<'_> {
             let name = &d.backup.name;
             let (action, why) = if d.is_kept() {
                 ("keep", d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+            } else if let Some(until) = self.locked.get(name) {
+                ("locked", format!("no rule keeps it, but Object Lock retains it until {until}: not deleted"))
             } else if let Some(e) = self.error(name) {
                 ("FAILED", e)
             } else {
@@ -228,7 +276,16 @@ impl Report<'_> {
             .map(|d| {
                 let reasons = d.reasons.iter().map(|r| Value::from(r.to_string())).collect::<Vec<_>>();
                 let mut m = Map::new();
-                m.insert("action", Value::from(if d.is_kept() { "keep" } else { "delete" }));
+                let action = match (d.is_kept(), self.locked.get(&d.backup.name)) {
+                    (true, _) => "keep",
+                    (false, Some(_)) => "locked",
+                    (false, None) => "delete",
+                };
+                m.insert("action", Value::from(action));
+                m.insert(
+                    "locked_until",
+                    self.locked.get(&d.backup.name).map_or(Value::Null, |u| Value::from(u.as_str())),
+                );
                 m.insert("error", self.error(&d.backup.name).map_or(Value::Null, Value::from));
                 m.insert("name", Value::from(d.backup.name.as_str()));
                 m.insert("network", Value::from(d.backup.network.as_str()));
@@ -260,6 +317,7 @@ impl Report<'_> {
         m.insert("failed", Value::from(self.failed()));
         m.insert("ignored", Value::Array(ignored));
         m.insert("kept", Value::from(self.plan.kept()));
+        m.insert("locked", Value::from(self.locked.len()));
         m.insert("rules", self.rules_value());
         let sync_error = self.deleted.and_then(|d| d.sync.as_ref().err()).map(ToString::to_string);
         m.insert("sync_error", sync_error.map_or(Value::Null, Value::from));
@@ -303,6 +361,7 @@ impl Report<'_> {
         m.insert("failed", Value::Array(failed));
         m.insert("ignored", names(self.found.ignored.iter().map(|i| i.name.as_str()).collect()));
         m.insert("kept", names(self.names(true).collect()));
+        m.insert("locked", names(self.locked.keys().map(String::as_str).collect()));
         m.insert("rules", self.rules_value());
         let sync_error = self.deleted.and_then(|d| d.sync.as_ref().err()).map(ToString::to_string);
         m.insert("sync_error", sync_error.map_or(Value::Null, Value::from));

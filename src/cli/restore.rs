@@ -9,11 +9,12 @@ use argh::FromArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::json::{Map, Value};
 use crate::ops::backup::load_genesis;
-use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
+use crate::ops::ledger::{Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::progress::Progress as _;
 use crate::ops::restore::{restore, RestoreOptions};
 
 use super::backup::{decryption, extract_limits, ops_error, settings, MAX_BUSY_TIMEOUT_SECS};
+use super::destinations::Readable;
 use super::error::Error;
 use super::flags::decrypting_command;
 use super::output::Output;
@@ -28,7 +29,7 @@ decrypting_command! {
     note = "Refuses without --yes and while a gm serve holds the database. Keeps the replaced database beside the new one as DB.pre-restore-<UTC> (a hard link: no copy) unless --discard-replaced. Verifies first, signature included (an unsigned backup or a plain .db copy needs --allow-unsigned). Carries over nonces younger than 600 s and every revocation of the replaced database (reported; gm serve re-issues the CRL with them at start). Exit status: 0 restored, 1 the backup failed verification (damaged or forged), 2 could not run or refused."
 )]
 pub(crate) struct RestoreArgs {
-    /// a gm archive or an upstream plain .db backup
+    /// a gm archive (a file or an s3://bucket/prefix/gm-….tar.gz.age object) or an upstream plain .db backup
     #[argh(option)]
     backup: PathBuf,
     /// copy the current database here first (online backup API); without it the replaced database is still kept as DB.pre-restore-<UTC>
@@ -71,17 +72,21 @@ pub(crate) fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
     let expected_na_key = load_genesis(&s.genesis_file).ok().map(|(_, g)| g.network_authority.public_key);
     let trust =
         super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
+    let limits = extract_limits(args.home.as_deref())?;
+    // An S3 object is downloaded beside the database (same disk as the restore's own scratch).
+    let db_folder = s.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let readable = Readable::get(&args.backup, args.home.as_deref(), db_folder, limits.max_unpacked_bytes)?;
     let (started, took) = (SystemClock.now(), Instant::now());
     let opts = RestoreOptions {
         db_path: s.db_path.clone(),
-        backup: args.backup.clone(),
+        backup: readable.path.clone(),
         key,
         pre_restore_backup: args.pre_restore_backup.clone(),
         keep_replaced: !args.discard_replaced,
         expected_na_key,
         allow_different_genesis: args.allow_different_genesis,
         busy_timeout: std::time::Duration::from_secs(args.busy_timeout.min(MAX_BUSY_TIMEOUT_SECS)),
-        limits: extract_limits(args.home.as_deref())?,
+        limits,
         trust,
     };
     let progress = super::progress::Terminal::for_stderr();
@@ -93,7 +98,7 @@ pub(crate) fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 &Record {
                     kind: LedgerKind::Restore,
                     outcome: Outcome::Ok,
-                    artifact: artifact(&args.backup),
+                    artifact: Some(readable.shown.clone()),
                     sha256: None,
                     size: None,
                     message: format!(
@@ -125,7 +130,7 @@ pub(crate) fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
                 "replaced_database_kept",
                 report.replaced_kept.as_ref().map_or(Value::Null, |p| Value::from(p.display().to_string())),
             );
-            m.insert("restored_from", Value::from(args.backup.display().to_string()));
+            m.insert("restored_from", Value::from(readable.shown.as_str()));
             let carried = &report.revocations_carried;
             let ids = |ids: &[String]| Value::Array(ids.iter().map(|id| Value::from(id.as_str())).collect());
             m.insert("revocations_carried_over", Value::from(carried.total()));
@@ -141,7 +146,7 @@ pub(crate) fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
             let mut text = format!(
                 "restored {} from {}\n  {} revocation(s) carried over from the replaced database",
                 s.db_path.display(),
-                args.backup.display(),
+                readable.shown,
                 carried.total()
             );
             if !carried.certificates.is_empty() {
@@ -176,7 +181,7 @@ pub(crate) fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         }
         Err(e) => {
             Ledger::beside(&s.db_path).record_logged(
-                &Record::failed(LedgerKind::Restore, artifact(&args.backup), e.to_string()),
+                &Record::failed(LedgerKind::Restore, Some(readable.shown.clone()), e.to_string()),
                 Span::ended_now(started, took),
             );
             Err(ops_error(e))

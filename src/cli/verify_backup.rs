@@ -9,11 +9,12 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env};
 use crate::json::{Map, Value};
 use crate::ops::backup::Scratch;
-use crate::ops::ledger::{artifact, Ledger, LedgerKind, Outcome, Record, Span};
+use crate::ops::ledger::{Ledger, LedgerKind, Outcome, Record, Span};
 use crate::ops::progress::Progress as _;
 use crate::ops::verify::verify_into;
 
 use super::backup::{checks_value, decryption, extract_limits, ops_error, settings};
+use super::destinations::Readable;
 use super::error::{Error, Named, EXIT_CHECK_FAILED};
 use super::flags::decrypting_command;
 use super::output::Output;
@@ -28,10 +29,10 @@ decrypting_command! {
     note = "The first check is the signature: <backup>.sig must verify with the pinned backup-signing key ([backup] signing_public_key, else the public half of [backup] signing_key, or --signing-public-key) and name this file's bytes; a missing or foreign signature fails as a damaged or forged backup unless --allow-unsigned (for backups taken before signing). A snapshot with no NA-signed CRL or policy fails. Exit status: 0 every check passed, 1 a check failed (named in the report), 2 could not run (also: no pinned key)."
 )]
 pub(crate) struct VerifyArgs {
-    /// the backup archive (also accepted without --backup, as before)
+    /// the backup archive, or an s3://bucket/prefix/gm-….tar.gz.age object (also accepted without --backup, as before)
     #[argh(positional)]
     archive: Option<PathBuf>,
-    /// the backup archive
+    /// the backup archive, or an s3:// object
     #[argh(option, long = "backup")]
     backup_flag: Option<PathBuf>,
     /// gm home, for the ops ledger and [backup] (default $GM_HOME, else /etc/gm)
@@ -56,6 +57,9 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     };
     let key = decryption(args.decryption_flags())?
         .ok_or_else(|| Error::from(Named::NoDecryptionKey { command: "verify" }))?;
+    let limits = extract_limits(args.home.as_deref())?;
+    let readable = Readable::get(&backup, args.home.as_deref(), &std::env::temp_dir(), limits.max_unpacked_bytes)?;
+    let backup = readable.path.clone();
     if !backup.exists() {
         return Err(Error::Io {
             action: "read",
@@ -63,7 +67,6 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let limits = extract_limits(args.home.as_deref())?;
     let trust =
         super::backup_signing::trust(args.home.as_deref(), args.signing_public_key.as_deref(), args.allow_unsigned)?;
     let (started, took) = (SystemClock.now(), Instant::now());
@@ -74,12 +77,12 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     let report = report.map_err(ops_error)?;
     let ok = report.ok();
     let checks = checks_value(&report.checks);
-    let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, backup.display());
+    let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, readable.shown);
     for c in &report.checks {
         text.push_str(&format!("\n  {} {:<16} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
     }
     let value = Value::Object(Map::from_iter([
-        ("backup".to_string(), Value::from(backup.display().to_string())),
+        ("backup".to_string(), Value::from(readable.shown.as_str())),
         ("checks".to_string(), Value::Array(checks)),
         ("ok".to_string(), Value::Bool(ok)),
         ("signed".to_string(), Value::Bool(report.signature.is_some())),
@@ -92,7 +95,7 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
             &Record {
                 kind: LedgerKind::Verify,
                 outcome: Outcome::of(ok),
-                artifact: artifact(&backup),
+                artifact: Some(readable.shown.clone()),
                 sha256: None,
                 size: None,
                 message: report

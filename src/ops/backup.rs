@@ -204,7 +204,7 @@ pub(crate) fn backup(
     let slots = backup_remote::open(&opts.remotes, checked, &name, &journal, now);
     let mut sinks = Sinks { local: None, slots };
     if let (None, Some(e)) = (&final_path, sinks.all_failed()) {
-        return Err(OpsError::Remote(e));
+        return Err(OpsError::from(e));
     }
     let scratch = Scratch::new(&folder, ".gm-backup")?;
     let snap = scratch.path().join("na.db");
@@ -291,7 +291,7 @@ pub(crate) fn backup(
     };
     drop(sinks.local.take());
     if let (None, Some(e)) = (&final_path, sinks.all_failed()) {
-        return Err(OpsError::Remote(e));
+        return Err(OpsError::from(e));
     }
     // The signature goes first: a run killed between the two renames leaves a signature without
     // an archive (ignored by everything) rather than an archive that looks unsigned. Likewise each
@@ -339,7 +339,7 @@ pub(crate) fn backup(
             .then(|| copies.iter().find_map(|c| c.result.clone().err()))
             .flatten()
         {
-            return Err(OpsError::Remote(e));
+            return Err(OpsError::from(e));
         }
     }
     Ok(BackupReport {

@@ -305,7 +305,7 @@ mod tests {
         };
         let t = d.target(&url, &env).unwrap();
         assert_eq!(t.remote.endpoint(), "https://s3.eu-west-1.amazonaws.com");
-        assert!(t.remote.credentials_source().contains("environment"));
+        assert!(format!("{:?}", t.remote).contains("environment"));
         let env = AwsEnv { endpoint_url: Some("http://127.0.0.1:9000/".into()), ..env };
         assert_eq!(d.target(&url, &env).unwrap().remote.endpoint(), "http://127.0.0.1:9000");
     }

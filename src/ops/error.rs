@@ -89,7 +89,7 @@ pub enum OpsError {
         source: Box<OpsError>,
     },
     /// An S3 request failed (a destination unreachable, credentials refused, no bucket, …).
-    Remote(super::s3::S3Error),
+    Remote(Box<super::s3::S3Error>),
     /// A stored audit row cannot be read back.
     BadAuditRow {
         /// The row's `created_at` column.
@@ -192,6 +192,12 @@ impl std::error::Error for OpsError {
             OpsError::Write { source, .. } => Some(source.as_ref()),
             _ => None,
         }
+    }
+}
+
+impl From<super::s3::S3Error> for OpsError {
+    fn from(e: super::s3::S3Error) -> OpsError {
+        OpsError::Remote(Box::new(e))
     }
 }
 

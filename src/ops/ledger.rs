@@ -295,6 +295,18 @@ impl LedgerReader {
             None => Ok(None),
         }
     }
+
+    /// The newest `limit` entries of `kind`, newest first, on the kept connection.
+    pub(crate) fn recent(&self, kind: LedgerKind, limit: i64) -> Result<Vec<Entry>, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = table::open_existing(&self.path)?;
+        }
+        match guard.as_ref() {
+            Some(conn) => table::list(conn, Some(kind.as_str()), limit),
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
 #[cfg(test)]

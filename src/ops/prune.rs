@@ -17,6 +17,7 @@
 //! writes from the snapshot time, never from the file's mtime (a copy or restore from off-site
 //! storage changes mtimes, not names).
 
+pub(crate) mod bucket;
 pub mod folder;
 
 use std::collections::BTreeSet;

@@ -58,6 +58,8 @@ pub(crate) struct LedgerFact {
     /// For drills: which NA key enrolled the throwaway node (`configured`, or `scratch` when the
     /// NA key was not on the drill host); `None` when the entry does not say.
     pub na_key: Option<String>,
+    /// For S3 copies: when their Object Lock retention ends (`None`: not locked, or not said).
+    pub locked_until: Option<String>,
     /// The evidence ledger it comes from (`gm readiness --evidence-ledger`: verifies and drills
     /// run where the backup identity lives); `None` for this host's ledger.
     pub origin: Option<PathBuf>,
@@ -204,7 +206,7 @@ pub const RUNBOOKS: [&str; 7] = [
 ];
 
 /// Check ids in report order (CHECKLIST.md lists the same ids; a test compares them).
-pub const IDS: [&str; 18] = [
+pub const IDS: [&str; 19] = [
     "genesis",
     "clock",
     "sovereign",
@@ -214,6 +216,7 @@ pub const IDS: [&str; 18] = [
     "durable_storage",
     "endpoints",
     "backup",
+    "offsite_backup",
     "restore_drill",
     "audit_export",
     "contacts",
@@ -237,6 +240,7 @@ pub(crate) fn evaluate(e: &Evidence) -> Vec<Check> {
         durable_storage(e),
         endpoints(e),
         backup(e),
+        offsite_backup(e),
         restore_drill(e),
         audit_export(e),
         profile_part(e, "contacts", "incident-response contacts known", Part::Contacts),
@@ -272,6 +276,7 @@ pub(crate) fn fix_for(id: &str) -> &'static str {
         "durable_storage" => "restart gm serve (it sets WAL mode); docs/runbooks/db-failures.md",
         "endpoints" => "gm probe --na URL; scripts/smoke.sh URL; check gm serve and the proxy in front of it",
         "backup" => "gm managed backup; gm managed verify BACKUP --identity FILE where the identity lives (the backup and verify jobs)",
+        "offsite_backup" => "[[backup.destinations]] in gm.toml and --to NAME on the backup job; gm managed verify s3://… and gm managed restore-drill --latest s3://bucket/prefix where the identity lives",
         "restore_drill" => "gm managed restore-drill --latest BACKUP_DIR --identity FILE where the identity lives",
         "audit_export" => "gm managed audit-export --output FILE (the audit-export job)",
         "contacts" => "profile.toml [[contacts]], then gm profile check",
@@ -783,6 +788,112 @@ fn backup(e: &Evidence) -> Check {
     )
 }
 
+/// Whether a ledger artifact is an off-host copy (an S3 object, not a path on this host).
+fn off_host(artifact: Option<&str>) -> bool {
+    artifact.is_some_and(|a| a.starts_with("s3://"))
+}
+
+/// A copy that left the host: the newest S3 copy verified *from the bucket* (the verify's
+/// artifact is the object's URL) within the backup window, a drill from an off-host copy within
+/// the drill period, and whether that copy is under Object Lock.
+fn offsite_backup(e: &Evidence) -> Check {
+    const ID: &str = "offsite_backup";
+    const T: &str = "a verified off-host copy younger than 24 h, drilled from off-host within 7 days";
+    let ledger = match &e.ledger {
+        Ok(l) => l,
+        Err(why) => return fail(ID, T, format!("no evidence: {why}")),
+    };
+    let copies: Vec<&LedgerFact> = ledger
+        .iter()
+        .filter(|l| l.kind == LedgerKind::Backup && l.outcome == Outcome::Ok && off_host(l.artifact.as_deref()))
+        .collect();
+    let Some(newest) = copies.first().copied() else {
+        let failed = ledger
+            .iter()
+            .find(|l| l.kind == LedgerKind::Backup && l.outcome != Outcome::Ok && off_host(l.artifact.as_deref()));
+        return match failed {
+            Some(f) => fail(
+                ID,
+                T,
+                format!(
+                    "no off-host copy has succeeded; the last attempt failed ({})",
+                    f.artifact.as_deref().unwrap_or_default()
+                ),
+            )
+            .with("ledger_id", f.id.to_string()),
+            None => {
+                fail(ID, T, "every backup is on the NA host's own disk: no copy to object storage in the ops ledger")
+            }
+        };
+    };
+    let verified_from_bucket = |b: &LedgerFact| {
+        ledger.iter().find(|v| {
+            v.kind == LedgerKind::Verify
+                && v.outcome == Outcome::Ok
+                && v.finished_at >= b.finished_at
+                && v.artifact.is_some()
+                && v.artifact == b.artifact
+        })
+    };
+    let verified = copies.iter().copied().find_map(|b| Some((b, verified_from_bucket(b)?)));
+    let b = verified.map_or(newest, |(b, _)| b);
+    let artifact = b.artifact.clone().unwrap_or_default();
+    let lock = match &b.locked_until {
+        Some(until) => format!("locked until {until}"),
+        None => "not under Object Lock".to_string(),
+    };
+    let drill = ledger
+        .iter()
+        .find(|d| d.kind == LedgerKind::Drill && d.outcome == Outcome::Ok && off_host(d.artifact.as_deref()));
+    let c = |status, reason: String| {
+        let c = Check::new(ID, T, status, reason)
+            .with("ledger_id", b.id.to_string())
+            .with("artifact", &artifact)
+            .with("finished_at", b.finished_at.to_rfc3339())
+            .with("object_lock", b.locked_until.clone().unwrap_or_else(|| "none".into()));
+        let c = match verified {
+            Some((_, v)) => c.with("verify_ledger_id", v.id.to_string()),
+            None => c,
+        };
+        match drill {
+            Some(d) => {
+                c.with("drill_ledger_id", d.id.to_string()).with("drilled", d.artifact.clone().unwrap_or_default())
+            }
+            None => c,
+        }
+    };
+    let Some((_, _)) = verified else {
+        return c(Status::Fail, format!("the newest off-host copy ({artifact}) has not been verified from the bucket ({lock})"))
+            .fix("gm managed verify s3://bucket/prefix/NAME --identity FILE where the identity lives (its ledger brought in with gm readiness --evidence-ledger)");
+    };
+    let age = e.now - b.finished_at;
+    let hours = age.num_minutes() as f64 / 60.0;
+    if age > Duration::hours(48) {
+        return c(Status::Fail, format!("the newest verified off-host copy is {hours:.1} h old (over 48 h; {lock})"));
+    }
+    let Some(d) = drill else {
+        return c(Status::Fail, format!("no restore drill from an off-host copy in the ops ledger ({lock})"))
+            .fix("gm managed restore-drill --latest s3://bucket/prefix --identity FILE where the identity lives");
+    };
+    let days = (e.now - d.finished_at).num_hours() as f64 / 24.0;
+    if e.now - d.finished_at > Duration::days(7) {
+        return c(Status::Fail, format!("the last drill from an off-host copy is {days:.1} days old ({lock})"))
+            .fix("gm managed restore-drill --latest s3://bucket/prefix --identity FILE where the identity lives");
+    }
+    let reason =
+        format!("off-host copy {hours:.1} h old, verified from the bucket, drilled {days:.1} days ago; {lock}");
+    if age > Duration::hours(24) {
+        return c(Status::Warn, format!("the newest verified off-host copy is {hours:.1} h old (over 24 h); {lock}"));
+    }
+    if b.locked_until.is_none() {
+        // Without retention, whoever holds the host's storage credentials can delete every copy.
+        return c(Status::Warn, reason).fix(
+            "enable Object Lock on the bucket and set [backup.destinations.object_lock] (mode, days) for the destination",
+        );
+    }
+    c(Status::Pass, reason)
+}
+
 fn restore_drill(e: &Evidence) -> Check {
     const T: &str = "a restore drill passed on a scratch database within 7 days";
     if let Err(why) = &e.ledger {
@@ -1221,6 +1332,7 @@ mod tests {
             sha256: None,
             signed,
             na_key: None,
+            locked_until: None,
             origin: None,
         }
     }
@@ -1332,6 +1444,7 @@ mod tests {
             sha256: None,
             signed: None,
             na_key: None,
+            locked_until: None,
             origin: None,
         }
     }
@@ -1425,6 +1538,49 @@ mod tests {
             outcome,
             ..ledger_fact(id, LedgerKind::Verify, at, None)
         }
+    }
+
+    /// The off-host check counts only S3 copies verified from the bucket and drills from off-host,
+    /// and says whether the copy is locked (warning when it is not).
+    #[test]
+    fn offsite_backup_needs_a_copy_verified_and_drilled_from_the_bucket() {
+        let url = "s3://gm-backups/acme/gm-acme-20260601T000000Z.tar.gz.age";
+        let mut e = evidence("2026-06-01T06:00:00Z", None);
+        let local = backup_fact(1, "gm-acme-20260601T000000Z.tar.gz.age", "2026-06-01T00:00:00Z");
+        e.ledger = Ok(vec![local.clone()]);
+        let c = offsite_backup(&e);
+        assert!(c.status == Status::Fail && c.reason.contains("NA host's own disk"), "{}", c.reason);
+
+        let copy = LedgerFact { id: 2, artifact: Some(url.into()), ..local.clone() };
+        // A verify of the local file (same name) is not a verify from the bucket.
+        let local_verify = verify_fact(3, "gm-acme-20260601T000000Z.tar.gz.age", Outcome::Ok, "2026-06-01T00:10:00Z");
+        e.ledger = Ok(vec![local_verify.clone(), copy.clone(), local.clone()]);
+        let c = offsite_backup(&e);
+        assert!(c.status == Status::Fail && c.reason.contains("not been verified from the bucket"), "{}", c.reason);
+
+        let bucket_verify = LedgerFact { id: 4, artifact: Some(url.into()), ..local_verify.clone() };
+        e.ledger = Ok(vec![bucket_verify.clone(), copy.clone()]);
+        let c = offsite_backup(&e);
+        assert!(
+            c.status == Status::Fail && c.reason.contains("no restore drill from an off-host copy"),
+            "{}",
+            c.reason
+        );
+
+        let drill = LedgerFact { id: 5, kind: LedgerKind::Drill, artifact: Some(url.into()), ..bucket_verify.clone() };
+        e.ledger = Ok(vec![drill.clone(), bucket_verify.clone(), copy.clone()]);
+        let c = offsite_backup(&e);
+        assert!(c.status == Status::Warn && c.reason.contains("not under Object Lock"), "{}", c.reason);
+
+        let locked = LedgerFact { locked_until: Some("2026-07-01T00:00:00Z".into()), ..copy.clone() };
+        e.ledger = Ok(vec![drill.clone(), bucket_verify.clone(), locked]);
+        let c = offsite_backup(&e);
+        assert_eq!(c.status, Status::Pass, "{}", c.reason);
+        assert!(c.reason.contains("locked until 2026-07-01T00:00:00Z"), "{}", c.reason);
+
+        // Three days later the copy is stale.
+        e.now = at("2026-06-04T00:00:00Z");
+        assert_eq!(offsite_backup(&e).status, Status::Fail);
     }
 
     /// Hole 2: the scheduled backup at 06:00 is verified at 06:15; in between, the 00:00 backup

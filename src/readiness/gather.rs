@@ -315,6 +315,8 @@ fn ledger(ledger: &Ledger) -> Result<Vec<LedgerFact>, Error> {
                 outcome: Outcome::parse(&e.outcome)?,
                 signed: details(&e).and_then(|m| m.get("signed").and_then(|x| x.as_bool())),
                 na_key: details(&e).and_then(|m| m.get("na_key").and_then(|x| x.as_str().map(str::to_string))),
+                locked_until: details(&e)
+                    .and_then(|m| m.get("object_lock")?.as_object()?.get("retain_until")?.as_str().map(str::to_string)),
                 origin: None,
                 artifact: e.artifact,
                 sha256: e.sha256,

@@ -7,6 +7,11 @@ use std::sync::Mutex;
 
 use super::runner::{Outcome, Run};
 
+/// Prometheus label value escaping: backslash, double quote and newline.
+pub(crate) fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 #[derive(Debug, Default, Clone)]
 struct JobSeries {
     runs: BTreeMap<&'static str, u64>,
@@ -41,27 +46,26 @@ impl JobMetrics {
     pub(crate) fn render(&self) -> String {
         let m = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut out = String::new();
-        let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
         let _ = writeln!(out, "# HELP gm_job_runs_total Scheduled job runs by outcome.");
         let _ = writeln!(out, "# TYPE gm_job_runs_total counter");
         for (job, s) in &m {
             for outcome in ["ok", "failed", "skipped", "timeout"] {
                 let n = s.runs.get(outcome).copied().unwrap_or(0);
-                let _ = writeln!(out, "gm_job_runs_total{{job=\"{}\",outcome=\"{outcome}\"}} {n}", label(job));
+                let _ = writeln!(out, "gm_job_runs_total{{job=\"{}\",outcome=\"{outcome}\"}} {n}", escape_label(job));
             }
         }
         let _ = writeln!(out, "# HELP gm_job_last_success_timestamp_seconds When the job last succeeded (Unix time).");
         let _ = writeln!(out, "# TYPE gm_job_last_success_timestamp_seconds gauge");
         for (job, s) in &m {
             if let Some(t) = s.last_success {
-                let _ = writeln!(out, "gm_job_last_success_timestamp_seconds{{job=\"{}\"}} {t}", label(job));
+                let _ = writeln!(out, "gm_job_last_success_timestamp_seconds{{job=\"{}\"}} {t}", escape_label(job));
             }
         }
         let _ = writeln!(out, "# HELP gm_job_duration_seconds Duration of the job's last run.");
         let _ = writeln!(out, "# TYPE gm_job_duration_seconds gauge");
         for (job, s) in &m {
             if let Some(d) = s.last_duration {
-                let _ = writeln!(out, "gm_job_duration_seconds{{job=\"{}\"}} {d:.3}", label(job));
+                let _ = writeln!(out, "gm_job_duration_seconds{{job=\"{}\"}} {d:.3}", escape_label(job));
             }
         }
         out

@@ -79,12 +79,6 @@ impl S3Url {
         self.key.rsplit('/').next().unwrap_or_default()
     }
 
-    /// The prefix holding this object (the key without its last segment).
-    pub(crate) fn parent(&self) -> S3Url {
-        let key = self.key.rsplit_once('/').map_or("", |(p, _)| p);
-        S3Url { bucket: self.bucket.clone(), key: key.to_string() }
-    }
-
     /// Whether this URL is `prefix` or lies under it.
     pub(crate) fn is_under(&self, prefix: &S3Url) -> bool {
         self.bucket == prefix.bucket
@@ -155,21 +149,26 @@ pub enum S3ErrorKind {
 }
 
 /// A failed S3 request: what gm was doing, on which object, and what the server (or the network)
-/// said.
+/// said. The facts are boxed so a `Result` carrying one stays small.
 #[derive(Debug, Clone)]
 pub struct S3Error {
     /// What kind of failure.
     pub kind: S3ErrorKind,
+    facts: Box<Facts>,
+}
+
+#[derive(Debug, Clone)]
+struct Facts {
     /// What was being done ("upload part 3 of", "list", …).
-    pub action: String,
+    action: String,
     /// The object or prefix, as `s3://bucket/key`.
-    pub url: String,
+    url: String,
     /// The endpoint, for messages about reaching it.
-    pub endpoint: String,
+    endpoint: String,
     /// The server's code and message, or the transport failure.
-    pub detail: String,
+    detail: String,
     /// Where the credentials came from (for the hint).
-    pub credentials_source: String,
+    credentials_source: String,
 }
 
 impl fmt::Display for S3Error {
@@ -179,10 +178,14 @@ impl fmt::Display for S3Error {
                 write!(
                     f,
                     "cannot {} {}: endpoint {} is unreachable: {}",
-                    self.action, self.url, self.endpoint, self.detail
+                    self.facts.action, self.facts.url, self.facts.endpoint, self.facts.detail
                 )
             }
-            _ => write!(f, "cannot {} {} (endpoint {}): {}", self.action, self.url, self.endpoint, self.detail),
+            _ => write!(
+                f,
+                "cannot {} {} (endpoint {}): {}",
+                self.facts.action, self.facts.url, self.facts.endpoint, self.facts.detail
+            ),
         }
     }
 }
@@ -192,7 +195,7 @@ impl std::error::Error for S3Error {}
 impl S3Error {
     /// What to do about it, for the CLI's `hint:` line.
     pub(crate) fn hint(&self) -> String {
-        let credentials_source = &self.credentials_source;
+        let credentials_source = &self.facts.credentials_source;
         match self.kind {
             S3ErrorKind::Unreachable => "check the endpoint ([[backup.destinations]] endpoint, or AWS_ENDPOINT_URL), \
                  DNS and the firewall between this host and the storage"
@@ -305,11 +308,6 @@ impl Remote {
         self.bucket.name()
     }
 
-    /// Where the credentials came from (for hints).
-    pub(crate) fn credentials_source(&self) -> &str {
-        &self.credentials.source
-    }
-
     /// The endpoint URL (for messages).
     pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint.url
@@ -328,11 +326,13 @@ impl Remote {
     ) -> S3Error {
         S3Error {
             kind,
-            action: action.into(),
-            url: self.url_of(key).to_string(),
-            endpoint: self.endpoint.url.clone(),
-            detail: detail.into(),
-            credentials_source: self.credentials.source.clone(),
+            facts: Box::new(Facts {
+                action: action.into(),
+                url: self.url_of(key).to_string(),
+                endpoint: self.endpoint.url.clone(),
+                detail: detail.into(),
+                credentials_source: self.credentials.source.clone(),
+            }),
         }
     }
 
@@ -712,7 +712,6 @@ mod tests {
         let o = u.join("gm-a.tar.gz.age");
         assert_eq!(o.to_string(), "s3://gm-backups/acme/prod/gm-a.tar.gz.age");
         assert_eq!(o.name(), "gm-a.tar.gz.age");
-        assert_eq!(o.parent(), u);
         assert!(o.is_under(&u) && !u.is_under(&o));
         assert!(!S3Url::parse("s3://gm-backups/acme/prodx").unwrap().is_under(&u));
         assert_eq!(S3Url::parse("s3://gm-backups").unwrap().join("x").key, "x");
