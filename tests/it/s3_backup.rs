@@ -331,11 +331,13 @@ fn backup_to_a_folder_and_a_configured_destination_uploads_the_same_signed_bytes
     assert_eq!(details["etag"].as_str(), Some(etag.as_str()), "{details}");
     assert!(details.get("object_lock").is_some() || details.get("lock").is_some(), "lock in details: {details}");
     // The object verifies like a file, named as an argument or with --backup.
-    for args in [&[url.as_str(), "--json"][..], &["--backup", url.as_str(), "--json"][..]] {
-        let (stdout, stderr) = site.verify(args[0], &args[1..]).env("GENESIS_LOG_LEVEL", "DEBUG").expect(0);
+    let k = site.key.to_str().unwrap();
+    for target in [&[url.as_str()][..], &["--backup", url.as_str()][..]] {
+        let args = [&["managed", "verify"], target, &["--identity", k, "--home", site.h(), "--json"]].concat();
+        let (stdout, stderr) = Gm::new(&args).env("GENESIS_LOG_LEVEL", "DEBUG").expect(0);
         site.assert_no_secret(&[&stdout, &stderr]);
         let v = json(&stdout);
-        assert_eq!(v["ok"], true, "{args:?}: {stdout}");
+        assert_eq!(v["ok"], true, "{target:?}: {stdout}");
         for check in ["decrypt", "manifest", "snapshot_sha256", "integrity_check", "signature"] {
             assert!(stdout.contains(&format!("\"name\":\"{check}\",\"ok\":true")), "{check}: {stdout}");
         }
@@ -427,14 +429,16 @@ fn without_configuration_the_aws_environment_names_server_and_keys() {
     let (stdout, stderr) = site.aws_env(site.verify(&object_url, &[])).expect(0);
     site.assert_no_secret(&[&stdout, &stderr]);
 
-    // Without the variables there are no credentials: the copy fails, the local one is kept.
+    // Without the variables there are no credentials: a configuration error, refused before
+    // anything is written (validate first, then act), with a hint naming the variables.
     let again = site.dir.join("again");
     let (stdout, stderr) = site
         .backup(&["--dir", again.to_str().unwrap(), "--to", &url])
         .env("AWS_ENDPOINT_URL", &site.s3.endpoint)
         .expect(2);
-    assert!(stderr.contains("error: ") && stderr.contains(&url) && stderr.contains("\nhint: "), "{stderr}");
-    assert_eq!(archives(&entries(&again)).len(), 1, "the local copy is kept: {stdout}");
+    let (error, hint) = text_error(&stderr);
+    assert!(error.contains(&url) && hint.contains("AWS_ACCESS_KEY_ID"), "{stderr}");
+    assert_eq!((stdout.as_str(), entries(&again)), ("", vec![]), "nothing written: {stderr}");
     assert_eq!(archives(&site.objects("from-env")), vec![name], "nothing more uploaded");
 }
 
