@@ -383,9 +383,16 @@ fn an_s3_only_backup_restores_and_drills_from_the_bucket() {
     let (stdout, _) = site.backup(&["--dir", URL, "--json"]).expect(0);
     let second = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
     assert_ne!(first, second);
+    // A newer, unsigned object planted in the prefix is passed over, not drilled.
+    let planted = "gm-sandbox-mesh-20991231T235959Z.tar.gz.age";
+    std::fs::write(site.s3.object(BUCKET, &format!("acme/{planted}")), b"forged").unwrap();
     let (stdout, stderr) = Gm::drill_latest(&site.home, Path::new(URL), &site.key, &["--json"]).expect(0);
     site.assert_no_secret(&[&stdout, &stderr]);
-    assert!(stdout.contains(&second) && !stdout.contains(&first), "the newest is drilled: {stdout}");
+    let drill = json(&stdout);
+    assert_eq!(drill["backup"], Value::from(format!("{URL}/{second}")), "the newest signed one: {drill}");
+    assert_eq!(drill["ok"], true, "{drill}");
+    let passed_over = drill["passed_over"].as_array().unwrap_or_else(|| panic!("{drill}"));
+    assert!(passed_over.iter().any(|p| p["name"] == planted), "{drill}");
     let (history, _) = Gm::new(&["managed", "history", "--home", site.h(), "--json"]).expect(0);
     for kind in ["\"kind\":\"restore\"", "\"kind\":\"drill\""] {
         assert!(history.contains(kind), "{kind}: {history}");
@@ -651,12 +658,22 @@ fn prune_in_a_bucket_deletes_older_signed_backups_and_never_unsigned_ones() {
         let (stdout, _) = site.backup(&["--dir", URL, "--json"]).expect(0);
         names.push(file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap()));
     }
-    // Planted straight into the bucket: a far-future backup name without a signature, and another file.
+    // Planted straight into the bucket: a far-future backup name without a signature, another
+    // file, and the newest backup of all, genuine but signed by another sovereign's key (F13: it
+    // must not count, or keep-last 1 would delete this sovereign's newest).
     let planted = "gm-sandbox-mesh-20991231T235959Z.tar.gz.age";
     std::fs::write(site.s3.object(BUCKET, &format!("acme/{planted}")), b"forged").unwrap();
     std::fs::write(site.s3.object(BUCKET, "acme/notes.txt"), b"keep me").unwrap();
+    let other_dir = TempDir::new("s3-prune-other");
+    let other = home_with_schema(&other_dir);
+    next_second();
+    let (stdout, _) = Gm::backup(&other, &site.recipient, &other_dir.join("b")).expect(0);
+    let foreign = file_name(stdout.trim());
+    for name in [foreign.clone(), format!("{foreign}.sig")] {
+        std::fs::copy(other_dir.join("b").join(&name), site.s3.object(BUCKET, &format!("acme/{name}"))).unwrap();
+    }
     let all = site.objects("acme");
-    assert_eq!(all.len(), 6, "{all:?}");
+    assert_eq!(all.len(), 8, "{all:?}");
 
     let prune = |extra: &[&str]| {
         Gm::new(&[&["managed", "prune", "--home", site.h(), "--dir", URL, "--keep-last", "1"], extra].concat())
@@ -668,8 +685,12 @@ fn prune_in_a_bucket_deletes_older_signed_backups_and_never_unsigned_ones() {
     site.assert_no_secret(&[&stdout, &stderr]);
     let report = json(&stdout);
     assert_eq!(report["deleted"], 1, "{report}");
-    assert!(stdout.contains(planted), "the unsigned file is reported: {stdout}");
+    let ignored = report["ignored"].as_array().unwrap_or_else(|| panic!("{report}"));
+    for name in [planted, foreign.as_str()] {
+        assert!(ignored.iter().any(|i| i["name"] == name), "{name} reported as not verified: {report}");
+    }
     let mut kept = vec![names[1].clone(), format!("{}.sig", names[1]), planted.to_string(), "notes.txt".to_string()];
+    kept.extend([foreign.clone(), format!("{foreign}.sig")]);
     kept.sort();
     assert_eq!(site.objects("acme"), kept, "the older backup and its signature are gone, nothing else");
     assert_eq!(std::fs::read(site.s3.object(BUCKET, &format!("acme/{planted}"))).unwrap(), b"forged");
