@@ -739,14 +739,21 @@ fn a_killed_upload_leaves_no_object_and_the_next_run_aborts_it() {
     assert!(!abandoned.is_empty(), "the killed run's upload record: {:?}", site.s3.upload_files());
     assert_eq!(archives(&site.objects("acme")), Vec::<String>::new(), "no object under the final name");
 
-    // The next run (a small database again, to be quick) aborts it and uploads its own.
-    rusqlite::Connection::open(&db).unwrap().execute_batch("DROP TABLE filler; VACUUM;").unwrap();
-    let (stdout, stderr) = site.backup(&["--dir", URL, "--json"]).expect(0);
+    // The next run aborts it and uploads its own, in several parts (gm sends 8 MiB parts; 20 MiB
+    // of random data is three), which the server assembles into the local copy's exact bytes.
+    rusqlite::Connection::open(&db).unwrap().execute_batch("DELETE FROM filler WHERE rowid > 20; VACUUM;").unwrap();
+    let local = site.dir.join("local");
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(0);
     site.assert_no_secret(&[&stdout, &stderr, &std::fs::read_to_string(&log).unwrap_or_default()]);
     for id in &abandoned {
         assert_eq!(site.s3.files_of_upload(id), Vec::<String>::new(), "upload {id} aborted: {stderr}");
     }
     assert_eq!(site.s3.upload_files(), Vec::<String>::new(), "no upload left in progress");
-    let name = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
-    assert_eq!(archives(&site.objects("acme")), vec![name]);
+    let report = json(&stdout);
+    let name = file_name(copy(&report, "offsite")["url"].as_str().unwrap());
+    assert_eq!(archives(&site.objects("acme")), vec![name.clone()]);
+    let object = std::fs::read(site.s3.object(BUCKET, &format!("acme/{name}"))).unwrap();
+    assert!(object.len() > 16 << 20, "more than two parts: {} bytes", object.len());
+    assert!(object == std::fs::read(local.join(&name)).unwrap(), "the object is the local copy, byte for byte");
+    assert_eq!(Some(gm::crypto::digest::sha256_hex(&object).as_str()), report["sha256"].as_str());
 }
