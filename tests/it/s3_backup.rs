@@ -757,3 +757,43 @@ fn a_killed_upload_leaves_no_object_and_the_next_run_aborts_it() {
     assert!(object == std::fs::read(local.join(&name)).unwrap(), "the object is the local copy, byte for byte");
     assert_eq!(Some(gm::crypto::digest::sha256_hex(&object).as_str()), report["sha256"].as_str());
 }
+
+/// The secret stays out of the reports built from S3 runs: the incident bundle (ops ledger,
+/// config fingerprints, every entry) and the readiness report, whose `offsite_backup` check sees
+/// the copy verified from the bucket and drilled from off-host, and warns that it is not locked.
+#[test]
+fn incident_bundles_and_readiness_carry_the_s3_runs_but_not_the_secret() {
+    let site = Site::new("s3-reports");
+    let local = site.dir.join("local");
+    let (stdout, _) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(0);
+    let url = copy(&json(&stdout), "offsite")["url"].as_str().unwrap().to_string();
+    site.verify(&url, &[]).expect(0);
+    Gm::drill_latest(&site.home, Path::new(URL), &site.key, &[]).expect(0);
+
+    // Other checks fail here (no NA serving): only the report's content matters.
+    let out = Gm::new(&["readiness", "--home", site.h(), "--format", "json"]).output();
+    let (readiness, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    site.assert_no_secret(&[&readiness, &stderr]);
+    let report = json(&readiness);
+    let checks = report["checks"].as_array().unwrap_or_else(|| panic!("{readiness}"));
+    let offsite = checks.iter().find(|c| c["id"] == "offsite_backup").unwrap_or_else(|| panic!("{readiness}"));
+    assert_eq!(offsite["status"], "warn", "verified and drilled, but not under Object Lock: {offsite}");
+    assert_eq!(offsite["evidence"]["artifact"], Value::from(url.clone()), "{offsite}");
+    assert!(offsite["evidence"]["verify_ledger_id"].is_string(), "verified from the bucket: {offsite}");
+    assert!(offsite["evidence"]["drill_ledger_id"].is_string(), "drilled from off-host: {offsite}");
+
+    let bundle = site.dir.join("incident.tar.gz.age");
+    let args = ["incident", "bundle", "--home", site.h(), "--since", "2020-01-01T00:00:00Z"];
+    let (stdout, stderr) =
+        Gm::new(&args).arg("--output").arg(bundle.to_str().unwrap()).arg("--recipient").arg(&site.recipient).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let text = std::fs::read_to_string(&site.key).unwrap();
+    let identity: age::x25519::Identity = text.trim().parse().unwrap();
+    let entries = crate::harness::open_archive(&bundle, &identity);
+    let secret = site.s3.secret.as_bytes();
+    let url_seen = entries.values().any(|b| b.windows(url.len()).any(|w| w == url.as_bytes()));
+    assert!(url_seen, "the bundle's ledger holds the upload: {:?}", entries.keys());
+    for (name, bytes) in &entries {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret), "the S3 secret is in the bundle's {name}");
+    }
+}
