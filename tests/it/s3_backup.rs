@@ -419,6 +419,36 @@ fn a_bare_url_under_a_configured_destination_uses_its_credentials() {
     assert_eq!(uploaded["ok"], true, "{report}");
     assert_eq!(uploaded["url"], Value::from(format!("{nested}/{name}")), "{report}");
     assert_eq!(site.objects("acme/nested"), vec![name.clone(), format!("{name}.sig")]);
+
+    // "Under" means below the prefix as a path: s3://gm-backups/acme2 is not under …/acme, so it
+    // gets no credentials from that destination (and the environment has none).
+    let sibling = format!("{URL}2");
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", &sibling]).expect(2);
+    let (error, hint) = text_error(&stderr);
+    assert!(error.contains(&sibling) && hint.contains("AWS_ACCESS_KEY_ID"), "{stdout}{stderr}");
+    assert_eq!(site.objects("acme2"), Vec::<String>::new());
+}
+
+/// A URL gm cannot use is refused before anything is written, quoting it, with the URL's shape
+/// as the hint; a `..` segment never reaches the server.
+#[test]
+fn malformed_s3_urls_are_refused_before_anything_is_written() {
+    let site = Site::new("s3-urls");
+    let local = site.dir.join("local");
+    for url in ["s3://", "s3:///acme", "s3://ab/acme", "s3://Bad_Bucket/acme", "s3://gm-backups/../acme"] {
+        for flag in ["--to", "--dir"] {
+            let mut args = vec![flag, url];
+            if flag == "--to" {
+                args.extend(["--dir", local.to_str().unwrap()]);
+            }
+            let (stdout, stderr) = site.backup(&args).expect(2);
+            let (error, hint) = text_error(&stderr);
+            assert!(error.contains(url) && hint.contains("s3://bucket/prefix"), "{flag} {url}: {stdout}{stderr}");
+            assert_eq!(entries(&local), Vec::<String>::new(), "{flag} {url}: nothing written");
+            assert_eq!(site.s3.objects(BUCKET, ""), Vec::<String>::new(), "{flag} {url}: nothing uploaded");
+        }
+    }
+    assert_eq!(entries(&site.s3.root), vec![BUCKET.to_string()], "nothing outside the bucket either");
 }
 
 #[test]
