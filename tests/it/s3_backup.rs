@@ -677,6 +677,23 @@ fn a_tampered_object_fails_verify_and_restore_changes_nothing() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
 }
 
+/// An object without its `.sig` object fails verify as an unsigned file does (exit 1), and the
+/// report names what is missing by its s3:// URL, not by the scratch file it was downloaded to
+/// (a path that is gone when the user reads it).
+#[test]
+fn an_object_without_its_signature_fails_verify_naming_the_signature_url() {
+    let site = Site::new("s3-nosig");
+    let (stdout, _) = site.backup(&["--dir", URL, "--json"]).expect(0);
+    let url = copy(&json(&stdout), "offsite")["url"].as_str().unwrap().to_string();
+    std::fs::remove_file(site.s3.object(BUCKET, &format!("acme/{}.sig", file_name(&url)))).unwrap();
+    let (stdout, stderr) = site.verify(&url, &[]).expect(1);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert!(stdout.starts_with(&format!("FAILED: {url}\n")), "{stdout}");
+    assert!(stdout.contains("FAIL signature") && stdout.contains("--allow-unsigned"), "{stdout}");
+    assert!(stdout.contains(&format!("{url}.sig")), "names the missing object: {stdout}");
+    assert!(!stdout.contains(".gm-fetch") && !stdout.contains(&std::env::temp_dir().display().to_string()), "{stdout}");
+}
+
 #[test]
 fn prune_in_a_bucket_deletes_older_signed_backups_and_never_unsigned_ones() {
     let site = Site::new("s3-prune");
