@@ -420,6 +420,11 @@ fn a_bare_url_under_a_configured_destination_uses_its_credentials() {
     assert_eq!(uploaded["url"], Value::from(format!("{nested}/{name}")), "{report}");
     assert_eq!(site.objects("acme/nested"), vec![name.clone(), format!("{name}.sig")]);
 
+    // A trailing slash names the same prefix.
+    let (stdout, _) = site.backup(&["--dir", &format!("{URL}/"), "--json"]).expect(0);
+    let url = copy(&json(&stdout), "offsite")["url"].as_str().unwrap().to_string();
+    assert_eq!(url, format!("{URL}/{}", file_name(&url)), "one slash between prefix and name");
+
     // "Under" means below the prefix as a path: s3://gm-backups/acme2 is not under …/acme, so it
     // gets no credentials from that destination (and the environment has none).
     let sibling = format!("{URL}2");
@@ -741,6 +746,10 @@ fn prune_in_a_bucket_deletes_older_signed_backups_and_never_unsigned_ones() {
     kept.sort();
     assert_eq!(site.objects("acme"), kept, "the older backup and its signature are gone, nothing else");
     assert_eq!(std::fs::read(site.s3.object(BUCKET, &format!("acme/{planted}"))).unwrap(), b"forged");
+    // The real run is in the ledger (the dry run is not), under the bucket's URL.
+    let rows = ledger_rows(&site.home, URL);
+    let prunes: Vec<&LedgerRow> = rows.iter().filter(|r| r.kind == "prune").collect();
+    assert!(prunes.len() == 1 && prunes[0].outcome == "ok", "{rows:?}");
     site.assert_no_secret_in_ledger();
 }
 
