@@ -356,7 +356,7 @@ fn check_jobs(home: &Path, file: &ConfigFile, out: &mut Vec<Finding>) {
         let mut inputs: Vec<(&Path, &str)> = Vec::new();
         let mut folders: Vec<PathBuf> = Vec::new();
         match &job.kind {
-            JobKind::Backup { dir, recipients_file, passphrase_file } => {
+            JobKind::Backup { dir, recipients_file, passphrase_file, .. } => {
                 folders.push(dir.clone());
                 inputs.extend(recipients_file.as_deref().map(|p| (p, "recipients_file")));
                 inputs.extend(passphrase_file.as_deref().map(|p| (p, "passphrase_file")));
@@ -388,7 +388,8 @@ fn check_jobs(home: &Path, file: &ConfigFile, out: &mut Vec<Finding>) {
                 ));
             }
         }
-        for folder in folders {
+        // An s3:// location is not a folder on this host (gm managed backup checks the bucket).
+        for folder in folders.into_iter().filter(|f| !f.to_string_lossy().starts_with("s3://")) {
             if !folder.is_dir() && !parent(&folder).is_dir() {
                 problems += 1;
                 out.push(Finding::error(

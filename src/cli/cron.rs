@@ -401,14 +401,22 @@ fn command_for(
         (None, None) => {}
     };
     match &job.kind {
-        JobKind::Backup { dir, recipients_file, passphrase_file } => {
+        JobKind::Backup { dir, destinations, recipients_file, passphrase_file } => {
             v.extend(["managed", "backup", "--dir"].map(String::from));
             v.push(s(dir));
+            for d in destinations {
+                v.extend(["--to".to_string(), d.clone()]);
+            }
             key(&mut v, "--recipients-file", recipients_file, passphrase_file);
         }
         JobKind::Verify { dir, identity_file, passphrase_file } => {
             let pinned = super::backup_signing::pinned(Some(home), None)?;
-            let (newest, _) = newest_backup(dir, &pinned)?;
+            let newest = match super::destinations::Location::parse(dir)? {
+                super::destinations::Location::Local(dir) => newest_backup(&dir, &pinned)?.0,
+                super::destinations::Location::S3(url) => {
+                    PathBuf::from(super::destinations::newest_in_bucket(&url, Some(home), &pinned)?.0.to_string())
+                }
+            };
             v.extend(["managed".into(), "verify".into(), s(&newest)]);
             key(&mut v, "--identity", identity_file, passphrase_file);
         }

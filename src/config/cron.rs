@@ -16,8 +16,10 @@ use super::CONFIG_FILE;
 pub enum JobKind {
     /// `gm managed backup` into `dir`.
     Backup {
-        /// The backup folder.
+        /// The backup folder (or an `s3://` prefix).
         dir: PathBuf,
+        /// Destinations also written (`--to`).
+        destinations: Vec<String>,
         /// Recipients file, or
         recipients_file: Option<PathBuf>,
         /// passphrase file.
@@ -161,8 +163,10 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
     }
     let schedule = Schedule::parse(&s.schedule).map_err(|e| invalid(name, "schedule", e))?;
     let path = |v: &Option<String>| v.as_ref().map(|p| home.join(p));
+    // An `s3://` location stays as written; a path is relative to the home.
+    let place = |p: &String| if p.starts_with("s3://") { PathBuf::from(p) } else { home.join(p) };
     let need = |field: &str, v: &Option<String>| {
-        v.as_ref().map(|p| home.join(p)).ok_or_else(|| invalid(name, field, format!("required for kind {:?}", s.kind)))
+        v.as_ref().map(place).ok_or_else(|| invalid(name, field, format!("required for kind {:?}", s.kind)))
     };
     let one_key = |a: &str, av: &Option<String>, b: &str, bv: &Option<String>| match (av, bv) {
         (Some(_), Some(_)) | (None, None) => Err(invalid(name, a, format!("give exactly one of {a} or {b}"))),
@@ -174,10 +178,11 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
             (
                 JobKind::Backup {
                     dir: need("backup_dir", &s.backup_dir)?,
+                    destinations: s.destinations.clone().unwrap_or_default(),
                     recipients_file: path(&s.recipients_file),
                     passphrase_file: path(&s.passphrase_file),
                 },
-                &["backup_dir", "recipients_file", "passphrase_file"],
+                &["backup_dir", "destinations", "recipients_file", "passphrase_file"],
             )
         }
         "verify" => {
@@ -295,9 +300,10 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
     })
 }
 
-fn options_set(s: &JobSection) -> [(&'static str, bool); 17] {
+fn options_set(s: &JobSection) -> [(&'static str, bool); 18] {
     [
         ("backup_dir", s.backup_dir.is_some()),
+        ("destinations", s.destinations.is_some()),
         ("recipients_file", s.recipients_file.is_some()),
         ("passphrase_file", s.passphrase_file.is_some()),
         ("identity_file", s.identity_file.is_some()),
@@ -327,6 +333,24 @@ mod tests {
     }
 
     #[test]
+    fn s3_locations_stay_as_written_and_backup_destinations_are_kept() {
+        let file = ConfigFile::parse(
+            "[cron.jobs.b]\nkind = \"backup\"\nschedule = \"@daily\"\nbackup_dir = \"backups\"\n\
+             destinations = [\"offsite\", \"s3://gm-b/x\"]\nrecipients_file = \"r\"\n\
+             [cron.jobs.p]\nkind = \"prune\"\nschedule = \"@daily\"\nbackup_dir = \"s3://gm-b/acme\"\nkeep_last = 3\n",
+        )
+        .unwrap();
+        let s = cron_settings(Path::new("/etc/gm"), &file).unwrap();
+        let b = s.jobs.iter().find(|j| j.name == "b").unwrap();
+        assert!(matches!(&b.kind, JobKind::Backup { dir, destinations, .. }
+            if dir == Path::new("/etc/gm/backups") && destinations == &["offsite".to_string(), "s3://gm-b/x".to_string()]));
+        let p = s.jobs.iter().find(|j| j.name == "p").unwrap();
+        assert!(matches!(&p.kind, JobKind::Prune { dir, .. } if dir == Path::new("s3://gm-b/acme")));
+        let bad = ConfigFile::parse("[cron.jobs.p]\nkind = \"prune\"\nschedule = \"@daily\"\nbackup_dir = \"b\"\nkeep_last = 1\ndestinations = [\"x\"]\n").unwrap();
+        assert!(cron_settings(Path::new("/etc/gm"), &bad).unwrap_err().to_string().contains("destinations"));
+    }
+
+    #[test]
     fn jobs_parse_with_defaults_and_home_relative_paths() {
         let s = parse(
             "[cron.jobs.backup]\nkind = \"backup\"\nschedule = \"0 */6 * * *\"\nbackup_dir = \"backups\"\nrecipients_file = \"/etc/gm/r.txt\"\n\
@@ -340,6 +364,7 @@ mod tests {
             backup.kind,
             JobKind::Backup {
                 dir: PathBuf::from("/etc/gm/backups"),
+                destinations: Vec::new(),
                 recipients_file: Some(PathBuf::from("/etc/gm/r.txt")),
                 passphrase_file: None
             }

@@ -131,8 +131,12 @@ pub struct JobSection {
     pub jitter_seconds: Option<u64>,
     /// A fire time missed at most this long ago (downtime) runs once at start. Defaults to 3600.
     pub missed_grace_seconds: Option<u64>,
-    /// backup, verify, restore-drill, prune: the backup folder.
+    /// backup, verify, restore-drill, prune: the backup folder, or an `s3://bucket/prefix` (for
+    /// backup: objects only, no local copy).
     pub backup_dir: Option<String>,
+    /// backup: `[[backup.destinations]]` names (or `s3://` URLs) each backup is also uploaded
+    /// to, in the same pass. Defaults to none.
+    pub destinations: Option<Vec<String>>,
     /// backup: age recipients file.
     pub recipients_file: Option<String>,
     /// backup, verify, restore-drill: passphrase file (customer-held custody).
@@ -292,6 +296,8 @@ mod tests {
         let example = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
         let file = ConfigFile::parse(example).unwrap();
         let settings = crate::config::cron::cron_settings(std::path::Path::new("/etc/gm"), &file).unwrap();
-        assert_eq!(settings.jobs.len(), 4);
+        assert_eq!(settings.jobs.len(), 5);
+        let destinations = crate::config::backup_destinations(std::path::Path::new("/etc/gm"), &file).unwrap();
+        assert_eq!(destinations.len(), 1);
     }
 }

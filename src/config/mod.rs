@@ -627,6 +627,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backup_destinations_are_validated_and_name_the_setting() {
+        let parse = |t: &str| ConfigFile::parse(t).unwrap();
+        let ok = parse(
+            "[[backup.destinations]]\nname = \"offsite\"\nurl = \"s3://gm-b/acme/\"\ncredentials_file = \"s3.env\"\n\
+             [backup.destinations.object_lock]\nmode = \"compliance\"\ndays = 30\n",
+        );
+        let d = backup_destinations(Path::new("/etc/gm"), &ok).unwrap();
+        assert_eq!(d[0].url.to_string(), "s3://gm-b/acme");
+        assert_eq!(d[0].credentials, crate::ops::destination::CredentialSource::File("/etc/gm/s3.env".into()));
+        assert_eq!(d[0].lock.map(|l| l.days), Some(30));
+        for (text, field) in [
+            ("name = \"Off site\"\nurl = \"s3://gm-b\"", "destinations[0].name"),
+            ("name = \"a\"\nurl = \"/tmp/x\"", "destinations[0].url"),
+            ("name = \"a\"\nurl = \"s3://gm-b\"\ncredentials_file = \"f\"\ncredential = \"c\"", "credential"),
+            ("name = \"a\"\nurl = \"s3://gm-b\"\ncredential = \"../x\"", "credential"),
+            (
+                "name = \"a\"\nurl = \"s3://gm-b\"\n[backup.destinations.object_lock]\nmode = \"legal\"\ndays = 1",
+                "object_lock.mode",
+            ),
+            (
+                "name = \"a\"\nurl = \"s3://gm-b\"\n[backup.destinations.object_lock]\nmode = \"governance\"\ndays = 0",
+                "object_lock.days",
+            ),
+        ] {
+            let e = backup_destinations(Path::new("/h"), &parse(&format!("[[backup.destinations]]\n{text}\n")))
+                .unwrap_err();
+            assert!(e.to_string().contains(field), "{text}: {e}");
+        }
+        let twice = parse("[[backup.destinations]]\nname = \"a\"\nurl = \"s3://gm-b\"\n[[backup.destinations]]\nname = \"a\"\nurl = \"s3://gm-c\"\n");
+        assert!(backup_destinations(Path::new("/h"), &twice).unwrap_err().to_string().contains("declared twice"));
+    }
+
+    #[test]
     fn flags_beat_env_beat_file() {
         let file = ConfigFile::parse(
             "[na]\ndb_path = \"file.db\"\nna_key_id = \"from-file\"\n[server]\nbind = \"127.0.0.1:9000\"\n",

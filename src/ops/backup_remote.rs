@@ -308,12 +308,12 @@ fn confirm(slot: &Slot, etag: String, size: u64) -> Result<CopyFacts, S3Error> {
     if let Some(lock) = slot.target.lock {
         if meta.lock_mode.as_deref() != Some(lock.mode.header()) || meta.retain_until.is_none() {
             return Err(remote.error(
-                S3ErrorKind::Refused,
+                S3ErrorKind::NotLocked,
                 "lock",
                 key,
                 format!(
                     "the bucket did not apply Object Lock ({} for {} days): the copy is stored but NOT locked; \
-                     create the bucket with Object Lock enabled, or remove object_lock from this destination",
+                     the storage ignored the retention headers",
                     lock.mode.header(),
                     lock.days
                 ),

@@ -146,6 +146,8 @@ pub enum S3ErrorKind {
     Busy,
     /// Any other refusal (4xx) or an answer gm cannot read.
     Refused,
+    /// The object was stored, but without the Object Lock retention the destination asks for.
+    NotLocked,
 }
 
 /// A failed S3 request: what gm was doing, on which object, and what the server (or the network)
@@ -217,6 +219,10 @@ impl S3Error {
                 "the storage is failing or throttling; gm retried with backoff. Try again later".into()
             }
             S3ErrorKind::Refused => "the storage refused the request; its code and message are above".into(),
+            S3ErrorKind::NotLocked => "Object Lock must be enabled on the bucket (on AWS, when the bucket is created, \
+                 which also turns on versioning); check with the storage's get-object-lock-configuration, or drop \
+                 [backup.destinations.object_lock] if this destination cannot lock"
+                .into(),
         }
     }
 }
