@@ -853,3 +853,57 @@ fn incident_bundles_and_readiness_carry_the_s3_runs_but_not_the_secret() {
         assert!(!bytes.windows(secret.len()).any(|w| w == secret), "the S3 secret is in the bundle's {name}");
     }
 }
+
+/// The scheduled jobs as docs/config.md configures them: the backup job writes the local folder
+/// and the destination (`destinations`), verify, restore-drill and prune jobs read the bucket
+/// (`backup_dir = "s3://…"`); each `gm cron run-once` is ok, and readiness sees the off-host copy
+/// verified and drilled from the bucket.
+#[test]
+fn scheduled_jobs_back_up_to_the_bucket_and_verify_drill_and_prune_from_it() {
+    let site = Site::new("s3-cron");
+    // The sandbox's own recipients file and identity (offline/backup.key), as its default jobs use.
+    site.append_toml(&format!(
+        "\n[cron]\n\
+         [cron.jobs.backup]\nkind = \"backup\"\nschedule = \"0 */6 * * *\"\nbackup_dir = \"backups\"\n\
+         destinations = [\"offsite\"]\nrecipients_file = \"backup-recipients.txt\"\n\
+         [cron.jobs.verify]\nkind = \"verify\"\nschedule = \"15 */6 * * *\"\nbackup_dir = \"{URL}\"\n\
+         identity_file = \"offline/backup.key\"\n\
+         [cron.jobs.restore-drill]\nkind = \"restore-drill\"\nschedule = \"30 3 * * *\"\nbackup_dir = \"{URL}\"\n\
+         identity_file = \"offline/backup.key\"\nreport_file = \"drills/latest.json\"\n\
+         [cron.jobs.prune]\nkind = \"prune\"\nschedule = \"45 4 * * *\"\nbackup_dir = \"{URL}\"\nkeep_last = 1\n"
+    ));
+    let run = |job: &str| {
+        let out = Gm::new(&["cron", "run-once", job, "--home", site.h()]).output();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        site.assert_no_secret(&[&stdout, &stderr]);
+        assert_eq!(out.status.code(), Some(0), "job {job}:\nstdout: {stdout}\nstderr: {stderr}");
+        assert!(stdout.starts_with(&format!("{job}: ok")), "job {job}: {stdout}");
+    };
+    run("backup");
+    next_second();
+    run("backup");
+    let uploaded = archives(&site.objects("acme"));
+    assert_eq!(uploaded.len(), 2, "{uploaded:?}");
+    assert_eq!(archives(&entries(&site.home.join("backups"))), uploaded, "the same names in the local folder");
+    for job in ["verify", "restore-drill", "prune"] {
+        run(job);
+    }
+    // Verified and drilled: the newest object, from the bucket.
+    let newest = format!("{URL}/{}", uploaded[1]);
+    let ok_rows = |kind: &str| {
+        ledger_rows(&site.home, &newest).into_iter().filter(|r| r.kind == kind && r.outcome == "ok").count()
+    };
+    assert_eq!((ok_rows("verify"), ok_rows("drill")), (1, 1), "{:?}", ledger_rows(&site.home, &newest));
+    assert!(std::fs::read_to_string(site.home.join("drills/latest.json")).unwrap().contains(&newest));
+    // keep_last 1 in the bucket; the local folder is not the prune job's.
+    assert_eq!(archives(&site.objects("acme")), vec![uploaded[1].clone()]);
+    assert_eq!(archives(&entries(&site.home.join("backups"))).len(), 2);
+
+    let out = Gm::new(&["readiness", "--home", site.h(), "--format", "json"]).output();
+    let readiness = String::from_utf8_lossy(&out.stdout).to_string();
+    let report = json(&readiness);
+    let offsite = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "offsite_backup").unwrap().clone();
+    assert_eq!(offsite["status"], "warn", "verified and drilled from the bucket, not locked: {offsite}");
+    assert_eq!(offsite["evidence"]["artifact"], Value::from(newest), "{offsite}");
+    site.assert_no_secret_in_ledger();
+}
