@@ -753,29 +753,29 @@ fn prune_in_a_bucket_deletes_older_signed_backups_and_never_unsigned_ones() {
     site.assert_no_secret_in_ledger();
 }
 
-/// kill -9 while the archive is being uploaded (multipart parts appearing in the server's root):
-/// no object under the final name; the next run of the same home aborts the abandoned upload, so
-/// its record and parts are gone from the server.
-#[test]
-fn a_killed_upload_leaves_no_object_and_the_next_run_aborts_it() {
-    let site = Site::new("s3-kill");
-    let db = site.home.join("na.db");
-    rusqlite::Connection::open(&db)
+/// Adds `mib` MiB of random (incompressible) blobs to the database, in a table of its own.
+fn add_filler(db: &Path, mib: u32) {
+    rusqlite::Connection::open(db)
         .unwrap()
         .execute_batch(&format!(
             "CREATE TABLE filler (b BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {FILLER_MIB})
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {mib})
              INSERT INTO filler SELECT randomblob(1048576) FROM n;"
         ))
         .unwrap();
-    let log = site.dir.join("killed.log");
+}
+
+/// Starts `gm managed backup --home H --recipient R EXTRA…` (stderr to `log`) and returns it once
+/// a multipart part of its upload has reached the server, still running.
+fn spawn_once_uploading(site: &Site, extra: &[&str], log: &Path) -> std::process::Child {
     let mut child = Command::new(GM)
-        .args(["managed", "backup", "--home", site.h(), "--recipient", &site.recipient, "--dir", URL])
+        .args(["managed", "backup", "--home", site.h(), "--recipient", &site.recipient])
+        .args(extra)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
         .spawn()
         .unwrap();
     let mut exited = None;
@@ -786,9 +786,22 @@ fn a_killed_upload_leaves_no_object_and_the_next_run_aborts_it() {
     assert!(
         uploading && exited.is_none(),
         "the backup ended ({exited:?}) before a multipart part reached the server; raise FILLER_MIB\ngm:\n{}\ns3s-fs:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(log).unwrap_or_default(),
         site.s3.log()
     );
+    child
+}
+
+/// kill -9 while the archive is being uploaded (multipart parts appearing in the server's root):
+/// no object under the final name; the next run of the same home aborts the abandoned upload, so
+/// its record and parts are gone from the server.
+#[test]
+fn a_killed_upload_leaves_no_object_and_the_next_run_aborts_it() {
+    let site = Site::new("s3-kill");
+    let db = site.home.join("na.db");
+    add_filler(&db, FILLER_MIB);
+    let log = site.dir.join("killed.log");
+    let mut child = spawn_once_uploading(&site, &["--dir", URL], &log);
     child.kill().unwrap();
     child.wait().unwrap();
     let abandoned = upload_ids(&site.s3.upload_files());
@@ -906,4 +919,36 @@ fn scheduled_jobs_back_up_to_the_bucket_and_verify_drill_and_prune_from_it() {
     assert_eq!(offsite["status"], "warn", "verified and drilled from the bucket, not locked: {offsite}");
     assert_eq!(offsite["evidence"]["artifact"], Value::from(newest), "{offsite}");
     site.assert_no_secret_in_ledger();
+}
+
+/// The server dies while the archive streams to it: that copy fails (exit 2, after gm's retries)
+/// and nothing is under its final name, while the local copy written in the same pass is complete
+/// and verifies.
+#[test]
+fn a_server_that_dies_mid_upload_fails_that_copy_and_the_local_one_is_complete() {
+    let mut site = Site::new("s3-dies");
+    // Three parts: the server dies after the first, with two still to send.
+    add_filler(&site.home.join("na.db"), 24);
+    let local = site.dir.join("local");
+    let log = site.dir.join("backup.log");
+    let child = spawn_once_uploading(&site, &["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"], &log);
+    site.s3.kill();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let report = json(&stdout);
+    assert_eq!(copy(&report, "offsite")["ok"], false, "{report}");
+    assert_eq!(copy(&report, "local")["ok"], true, "{report}");
+    let (error, _hint) = json_error(&stderr);
+    assert!(error.contains("s3://gm-backups") || error.contains("offsite"), "{stderr}");
+    assert_eq!(archives(&site.objects("acme")), Vec::<String>::new(), "nothing under the final name");
+    let names = archives(&entries(&local));
+    assert_eq!(names.len(), 1, "{names:?}");
+    let local_path = local.join(&names[0]);
+    assert_eq!(report["backup_path"], Value::from(local_path.to_str().unwrap()), "{report}");
+    let bytes = std::fs::read(&local_path).unwrap();
+    assert_eq!(Some(gm::crypto::digest::sha256_hex(&bytes).as_str()), report["sha256"].as_str());
+    site.verify(local_path.to_str().unwrap(), &[]).expect(0);
 }

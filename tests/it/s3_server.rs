@@ -117,6 +117,12 @@ impl S3Server {
             .collect()
     }
 
+    /// Kills the server (as a crash would), keeping its folder for inspection.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The server's process id (its own argv holds the secret: `--secret-key`).
     pub fn pid(&self) -> u32 {
         self.child.id()
