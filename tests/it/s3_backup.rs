@@ -383,6 +383,11 @@ fn an_s3_only_backup_restores_and_drills_from_the_bucket() {
     let (stdout, _) = site.backup(&["--dir", URL, "--json"]).expect(0);
     let second = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
     assert_ne!(first, second);
+    // A newer backup in a sub-prefix is not this prefix's (a folder's --latest does not descend either).
+    next_second();
+    let (stdout, _) = site.backup(&["--dir", &format!("{URL}/nested"), "--json"]).expect(0);
+    let nested = file_name(copy(&json(&stdout), "offsite")["url"].as_str().unwrap());
+    assert!(site.objects("acme/nested").contains(&nested));
     // A newer, unsigned object planted in the prefix is passed over, not drilled.
     let planted = "gm-sandbox-mesh-20991231T235959Z.tar.gz.age";
     std::fs::write(site.s3.object(BUCKET, &format!("acme/{planted}")), b"forged").unwrap();
@@ -724,8 +729,19 @@ fn prune_in_a_bucket_deletes_older_signed_backups_and_never_unsigned_ones() {
     for name in [foreign.clone(), format!("{foreign}.sig")] {
         std::fs::copy(other_dir.join("b").join(&name), site.s3.object(BUCKET, &format!("acme/{name}"))).unwrap();
     }
+    // The older backup also sits in a sub-prefix and in a sibling prefix (another NA's folder,
+    // say): not this prefix's to prune.
+    let mut elsewhere = Vec::new();
+    for place in ["acme/nested", "acme2"] {
+        std::fs::create_dir_all(site.s3.root.join(BUCKET).join(place)).unwrap();
+        for name in [names[0].clone(), format!("{}.sig", names[0])] {
+            let from = site.s3.object(BUCKET, &format!("acme/{name}"));
+            std::fs::copy(from, site.s3.object(BUCKET, &format!("{place}/{name}"))).unwrap();
+            elsewhere.push(format!("{place}/{name}"));
+        }
+    }
     let all = site.objects("acme");
-    assert_eq!(all.len(), 8, "{all:?}");
+    assert_eq!(all.len(), 10, "{all:?}");
 
     let prune = |extra: &[&str]| {
         Gm::new(&[&["managed", "prune", "--home", site.h(), "--dir", URL, "--keep-last", "1"], extra].concat())
@@ -743,8 +759,10 @@ fn prune_in_a_bucket_deletes_older_signed_backups_and_never_unsigned_ones() {
     }
     let mut kept = vec![names[1].clone(), format!("{}.sig", names[1]), planted.to_string(), "notes.txt".to_string()];
     kept.extend([foreign.clone(), format!("{foreign}.sig")]);
+    kept.extend(elsewhere.iter().filter_map(|e| e.strip_prefix("acme/")).map(str::to_string));
     kept.sort();
     assert_eq!(site.objects("acme"), kept, "the older backup and its signature are gone, nothing else");
+    assert_eq!(site.objects("acme2").len(), 2, "the sibling prefix is untouched");
     assert_eq!(std::fs::read(site.s3.object(BUCKET, &format!("acme/{planted}"))).unwrap(), b"forged");
     // The real run is in the ledger (the dry run is not), under the bucket's URL.
     let rows = ledger_rows(&site.home, URL);
