@@ -84,6 +84,27 @@ pub(crate) struct Readable {
 }
 
 impl Readable {
+    /// `text` with the scratch copy's path replaced by what the user named (an `s3://` URL), so a
+    /// report or error never points at a file that is gone once the command ends.
+    pub(crate) fn in_user_terms(&self, text: &str) -> String {
+        if self._scratch.is_none() {
+            return text.to_string();
+        }
+        text.replace(&self.path.display().to_string(), &self.shown)
+    }
+
+    /// An ops failure with its messages in user terms ([`Readable::in_user_terms`]).
+    pub(crate) fn ops_in_user_terms(&self, e: crate::ops::OpsError) -> crate::ops::OpsError {
+        use crate::ops::OpsError;
+        match e {
+            OpsError::Check { check, problem } => OpsError::Check { check, problem: self.in_user_terms(&problem) },
+            OpsError::Archive { problem } => OpsError::Archive { problem: self.in_user_terms(&problem) },
+            OpsError::Crypto { problem } => OpsError::Crypto { problem: self.in_user_terms(&problem) },
+            OpsError::Refused { reason } => OpsError::Refused { reason: self.in_user_terms(&reason) },
+            other => other,
+        }
+    }
+
     /// `given` as a readable local file: a path as is; an `s3://` object downloaded into a scratch
     /// folder in `scratch_parent`, at most `max_bytes`.
     pub(crate) fn get(

@@ -143,7 +143,10 @@ pub(crate) fn run_drill(args: DrillArgs) -> Result<u8, Error> {
         limits,
         trust,
     };
-    let report = crate::ops::drill::drill(&opts, started).map_err(ops_error)?;
+    let mut report = crate::ops::drill::drill(&opts, started).map_err(|e| ops_error(readable.ops_in_user_terms(e)))?;
+    for c in &mut report.checks {
+        c.detail = readable.in_user_terms(&c.detail);
+    }
     let ok = report.ok();
     let checks = checks_value(&report.checks);
     let value = Value::Object(Map::from_iter([

@@ -90,7 +90,7 @@ pub(crate) fn run_restore(args: RestoreArgs) -> Result<u8, Error> {
         trust,
     };
     let progress = super::progress::Terminal::for_stderr();
-    let restored = restore(&opts, started, &progress);
+    let restored = restore(&opts, started, &progress).map_err(|e| readable.ops_in_user_terms(e));
     progress.finish();
     match restored {
         Ok(report) => {

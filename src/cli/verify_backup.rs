@@ -74,7 +74,10 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<u8, Error> {
     let progress = super::progress::Terminal::for_stderr();
     let report = verify_into(&backup, &key, &scratch, &limits, started, &trust, &progress);
     progress.finish();
-    let report = report.map_err(ops_error)?;
+    let mut report = report.map_err(|e| ops_error(readable.ops_in_user_terms(e)))?;
+    for c in &mut report.checks {
+        c.detail = readable.in_user_terms(&c.detail);
+    }
     let ok = report.ok();
     let checks = checks_value(&report.checks);
     let mut text = format!("{}: {}", if ok { "verified" } else { "FAILED" }, readable.shown);
