@@ -970,3 +970,91 @@ fn a_server_that_dies_mid_upload_fails_that_copy_and_the_local_one_is_complete()
     assert_eq!(Some(gm::crypto::digest::sha256_hex(&bytes).as_str()), report["sha256"].as_str());
     site.verify(local_path.to_str().unwrap(), &[]).expect(0);
 }
+
+/// An object already under the backup's name is never overwritten: that copy fails, the object
+/// keeps its bytes, the local copy is kept. (The name carries the second the backup is taken in:
+/// objects are planted under every name of the next seconds.)
+#[test]
+fn an_object_already_under_the_name_is_never_overwritten() {
+    let site = Site::new("s3-exists");
+    let now = chrono::Utc::now();
+    let mut planted = Vec::new();
+    for s in -2..=20 {
+        let stamp = (now + chrono::Duration::seconds(s)).format("%Y%m%dT%H%M%SZ");
+        let key = format!("acme/gm-sandbox-mesh-{stamp}.tar.gz.age");
+        std::fs::create_dir_all(site.s3.root.join(BUCKET).join("acme")).unwrap();
+        std::fs::write(site.s3.object(BUCKET, &key), format!("planted {stamp}")).unwrap();
+        planted.push(key);
+    }
+    let local = site.dir.join("local");
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(2);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let report = json(&stdout);
+    let upload = copy(&report, "offsite");
+    assert_eq!(upload["ok"], false, "{report}");
+    let key = upload["url"].as_str().unwrap().strip_prefix("s3://gm-backups/").unwrap().to_string();
+    assert!(planted.contains(&key), "the run fell within the planted seconds: {key}");
+    let stamp = key.trim_start_matches("acme/gm-sandbox-mesh-").trim_end_matches(".tar.gz.age");
+    assert_eq!(std::fs::read_to_string(site.s3.object(BUCKET, &key)).unwrap(), format!("planted {stamp}"));
+    assert_eq!(copy(&report, "local")["ok"], true, "{report}");
+    site.verify(report["backup_path"].as_str().unwrap(), &[]).expect(0);
+    let (error, hint) = json_error(&stderr);
+    assert!(error.contains(&format!("s3://gm-backups/{key}")) && error.contains("overwrite"), "{stderr}");
+    // The storage refused nothing here: gm did, and the hint should say what to do about it.
+    assert!(!hint.contains("the storage refused"), "a hint that fits the failure: {stderr}");
+}
+
+/// `--latest` trusts an object only when its listed size is the signed one: a replacement of
+/// another size is passed over (named), and the newest genuine backup is drilled.
+#[test]
+fn latest_passes_over_an_object_whose_size_is_not_the_signed_one() {
+    let site = Site::new("s3-size");
+    let mut urls = Vec::new();
+    for i in 0..2 {
+        if i > 0 {
+            next_second();
+        }
+        let (stdout, _) = site.backup(&["--dir", URL, "--json"]).expect(0);
+        urls.push(copy(&json(&stdout), "offsite")["url"].as_str().unwrap().to_string());
+    }
+    let newest = site.s3.object(BUCKET, &format!("acme/{}", file_name(&urls[1])));
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes.extend_from_slice(b"appended");
+    std::fs::write(&newest, bytes).unwrap();
+    let (stdout, stderr) = Gm::drill_latest(&site.home, Path::new(URL), &site.key, &["--json"]).expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let drill = json(&stdout);
+    assert_eq!(drill["backup"], Value::from(urls[0].clone()), "{drill}");
+    let passed_over = drill["passed_over"].as_array().unwrap_or_else(|| panic!("{drill}"));
+    assert!(passed_over.iter().any(|p| p["name"] == file_name(&urls[1]).as_str()), "{drill}");
+    // Read by name, it fails verify on its bytes.
+    site.verify(&urls[1], &[]).expect(1);
+}
+
+/// `/metrics` carries, per destination, when its newest copy was stored and its size; a failed
+/// copy does not move it.
+#[test]
+fn metrics_show_each_destinations_newest_copy() {
+    let site = Site::new("s3-metrics");
+    let local = site.dir.join("local");
+    let (stdout, _) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(0);
+    let size = json(&stdout)["size_bytes"].as_u64().unwrap();
+    // A later run whose copy to offsite fails (no server there any more).
+    let creds = site.credentials_file("s3-dead.env");
+    site.add_destination_at("dead", &format!("s3://{BUCKET}/dead"), "http://127.0.0.1:1", &creds, "");
+    next_second();
+    site.backup(&["--dir", local.to_str().unwrap(), "--to", "dead"]).expect(2);
+    let server = crate::harness::GmServer::start(&site.home, &["--no-scheduler"]);
+    let metrics = server.get("/metrics").text();
+    let sample = |name: &str, destination: &str| {
+        let prefix = format!("{name}{{destination=\"{destination}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+    };
+    let size_name = "gm_backup_destination_size_bytes";
+    assert_eq!(sample(size_name, "offsite"), Some(size.to_string()), "{metrics}");
+    assert!(sample(size_name, "local").is_some(), "{metrics}");
+    let time_name = "gm_backup_destination_last_success_timestamp_seconds";
+    let (offsite, newest_local) = (sample(time_name, "offsite").unwrap(), sample(time_name, "local").unwrap());
+    assert!(offsite.parse::<i64>().unwrap() <= newest_local.parse::<i64>().unwrap(), "{metrics}");
+    assert_eq!(sample(time_name, "dead"), None, "a destination that never succeeded has no sample: {metrics}");
+}
