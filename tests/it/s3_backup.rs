@@ -566,9 +566,13 @@ fn wrong_keys_a_missing_bucket_or_no_server_fail_that_copy_and_keep_the_others()
     site.s3.missing_bucket("no-such-bucket");
     site.add_destination("no-bucket", "s3://no-such-bucket/acme", &creds, "");
     site.add_destination_at("no-server", &format!("s3://{BUCKET}/dead"), "http://127.0.0.1:1", &creds, "");
-    let cases =
-        [("wrong-keys", "s3://gm-backups"), ("no-bucket", "s3://no-such-bucket"), ("no-server", "s3://gm-backups")];
-    for (bad, bucket) in cases {
+    // Each failure with the bucket its error names and a word its hint must hold (what to check).
+    let cases = [
+        ("wrong-keys", "s3://gm-backups", "s3-wrong.env"),
+        ("no-bucket", "s3://no-such-bucket", "bucket"),
+        ("no-server", "s3://gm-backups", "endpoint"),
+    ];
+    for (bad, bucket, remedy) in cases {
         for mode in ["text", "json"] {
             // Each run's object name carries its second; the good destination gets every one.
             next_second();
@@ -584,7 +588,7 @@ fn wrong_keys_a_missing_bucket_or_no_server_fail_that_copy_and_keep_the_others()
             assert!(!stdout.contains(&wrong_secret) && !stderr.contains(&wrong_secret), "{ctx}: {stderr}");
             let (error, hint) = if mode == "json" { json_error(&stderr) } else { text_error(&stderr) };
             assert!(error.contains(bad) || error.contains(bucket), "{ctx}: the error names the destination: {stderr}");
-            assert!(!hint.is_empty(), "{ctx}: {stderr}");
+            assert!(hint.contains(remedy), "{ctx}: a hint for this failure: {stderr}");
 
             // The local copy is complete and verifies.
             let local_files = entries(&local);
