@@ -1062,3 +1062,40 @@ fn metrics_show_each_destinations_newest_copy() {
     assert!(offsite.parse::<i64>().unwrap() <= newest_local.parse::<i64>().unwrap(), "{metrics}");
     assert_eq!(sample(time_name, "dead"), None, "a destination that never succeeded has no sample: {metrics}");
 }
+
+/// Reading from the bucket is verify of a file, downloaded: the same outcome and exit code for the
+/// same backup as a file and as an object, the scratch copy removed afterwards (in `$TMPDIR`),
+/// also when `[backup] max_unpacked_bytes` is below the archive's size.
+#[test]
+fn verify_of_an_object_ends_as_verify_of_the_same_file_and_leaves_no_scratch() {
+    let site = Site::new("s3-same");
+    let local = site.dir.join("local");
+    let (stdout, _) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(0);
+    let report = json(&stdout);
+    let (file, url) = (report["backup_path"].as_str().unwrap(), copy(&report, "offsite")["url"].as_str().unwrap());
+    let tmp = site.dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let verify = |target: &str| site.verify(target, &[]).env("TMPDIR", tmp.to_str().unwrap()).output();
+    for target in [file, url] {
+        assert_eq!(verify(target).status.code(), Some(0), "{target}");
+        assert_eq!(entries_all(&tmp), Vec::<String>::new(), "{target}: the scratch copy is removed");
+    }
+    // A limit below the archive's size: the file fails its decrypt check (exit 1); the object
+    // must end the same way, not as a run that could not start.
+    let toml = std::fs::read_to_string(site.home.join("gm.toml")).unwrap();
+    let capped = toml.replacen("[backup]\n", "[backup]\nmax_unpacked_bytes = 1000\n", 1);
+    assert_ne!(toml, capped);
+    std::fs::write(site.home.join("gm.toml"), capped).unwrap();
+    let as_file = verify(file);
+    assert_eq!(as_file.status.code(), Some(1), "{}", String::from_utf8_lossy(&as_file.stdout));
+    let as_object = verify(url);
+    assert_eq!(entries_all(&tmp), Vec::<String>::new(), "the partial download is removed");
+    let stderr = String::from_utf8_lossy(&as_object.stderr);
+    assert!(!stderr.contains("the storage refused"), "the storage refused nothing; the limit did: {stderr}");
+    assert_eq!(as_object.status.code(), as_file.status.code(), "{stderr}");
+}
+
+/// Every name in `folder`, hidden ones included.
+fn entries_all(folder: &Path) -> Vec<String> {
+    std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect()
+}
