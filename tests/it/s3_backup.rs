@@ -371,6 +371,8 @@ fn an_s3_only_backup_restores_and_drills_from_the_bucket() {
     let (stdout, stderr) = Gm::restore(&site.home, Path::new(&first_url), &site.key).expect(0);
     site.assert_no_secret(&[&stdout, &stderr]);
     assert_eq!(invites(&db), 1, "restored from {first_url}");
+    let scratch: Vec<String> = entries_all(&site.home).into_iter().filter(|n| n.starts_with(".gm-fetch")).collect();
+    assert_eq!(scratch, Vec::<String>::new(), "the download beside the database is removed");
 
     // A drill of that object, then of the newest in the prefix.
     let report_file = site.dir.join("drill.json");
