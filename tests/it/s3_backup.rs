@@ -672,6 +672,8 @@ fn object_lock_the_bucket_does_not_apply_is_reported_failed_not_locked() {
     }
 }
 
+/// A byte flipped in the bucket: verify and restore-drill fail (exit 1) as for a tampered file,
+/// restore changes nothing; a restore while the NA serves is refused first, whatever the object.
 #[test]
 fn a_tampered_object_fails_verify_and_restore_changes_nothing() {
     let site = Site::new("s3-tamper");
@@ -691,6 +693,16 @@ fn a_tampered_object_fails_verify_and_restore_changes_nothing() {
     let (_, stderr) = Gm::restore(&site.home, Path::new(&url), &site.key).expect(1);
     assert!(stderr.contains("damaged or forged backup"), "{stderr}");
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing restored");
+    let (stdout, stderr) = Gm::drill(&site.home, Path::new(&url), &site.key, &["--json"]).expect(1);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    assert_eq!(json(&stdout)["ok"], false, "{stdout}");
+
+    let server = crate::harness::GmServer::start(&site.home, &["--no-scheduler"]);
+    let (_, stderr) = Gm::restore(&site.home, Path::new(&url), &site.key).expect(2);
+    assert!(stderr.contains("is served by a running gm"), "{stderr}");
+    drop(server);
+    let scratch: Vec<String> = entries_all(&site.home).into_iter().filter(|n| n.starts_with(".gm-fetch")).collect();
+    assert_eq!(scratch, Vec::<String>::new(), "no download left beside the database");
 }
 
 /// An object without its `.sig` object fails verify as an unsigned file does (exit 1), and the
