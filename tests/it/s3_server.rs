@@ -213,7 +213,8 @@ fn random_hex(bytes: usize) -> String {
 
 #[test]
 fn endpoint_is_found_in_plain_and_coloured_logs() {
-    let coloured = "  \u{1b}[2m2026-12-05T22:49:53Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[1;32ms3s_fs\u{1b}[0m\u{1b}[32m: \u{1b}[32mserver is running at \u{1b}[1;32mhttp://127.0.0.1:42987\u{1b}[0m\n";
+    let coloured = "  \u{1b}[2m2026-12-05T22:49:53Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[1;32ms3s_fs\u{1b}[0m\
+                    \u{1b}[32m: \u{1b}[32mserver is running at \u{1b}[1;32mhttp://127.0.0.1:42987\u{1b}[0m\n";
     assert_eq!(endpoint_in(coloured).as_deref(), Some("http://127.0.0.1:42987"));
     let plain =
         "  2026-12-05T22:49:53Z  INFO s3s_fs: server is running at http://127.0.0.1:8014\n    at src/main.rs:121\n";
