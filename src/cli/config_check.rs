@@ -177,6 +177,7 @@ pub(crate) fn check_home(home: &Path, env: &Env) -> Vec<Finding> {
     check_serve(home, &file, env, &mut out);
     check_operators(home, &file, env, &mut out);
     check_backup_signing(home, &file, &mut out);
+    check_destinations(home, &file, env, &mut out);
     check_jobs(home, &file, &mut out);
     check_profile(home, &mut out);
     out
@@ -328,6 +329,50 @@ fn check_backup_signing(home: &Path, file: &ConfigFile, out: &mut Vec<Finding>) 
                 format!("{key:?} is neither a .pub file in the home nor a base64 public key: {e}"),
                 "name the backup-signing .pub file, or paste its base64 line",
             ));
+        }
+    }
+}
+
+/// `[[backup.destinations]]`: valid, and each one's endpoint and credentials resolve (without
+/// contacting the storage: `gm managed backup` checks the bucket itself). Backup jobs may name
+/// only declared destinations.
+fn check_destinations(home: &Path, file: &ConfigFile, env: &Env, out: &mut Vec<Finding>) {
+    let all = match config::backup_destinations(home, file) {
+        Ok(all) => all,
+        Err(e) => {
+            out.push(Finding::error("[[backup.destinations]]", e.to_string(), "fix the setting named above"));
+            return;
+        }
+    };
+    let aws = config::aws_env(env);
+    for d in &all {
+        let subject = format!("destination {}", d.name);
+        match d.target(&d.url, &aws) {
+            Ok(t) => out.push(Finding::ok(
+                subject,
+                format!(
+                    "{} at {}{}",
+                    d.url,
+                    t.remote.endpoint(),
+                    d.lock.map(|l| format!(", Object Lock {} {} days", l.mode.header(), l.days)).unwrap_or_default()
+                ),
+            )),
+            Err(e) => out.push(Finding::error(subject, e.message, e.hint)),
+        }
+    }
+    if let Ok(settings) = cron_settings(home, file) {
+        for job in &settings.jobs {
+            if let crate::config::cron::JobKind::Backup { destinations, .. } = &job.kind {
+                for name in destinations.iter().filter(|n| !n.starts_with("s3://")) {
+                    if crate::ops::destination::named(name, &all).is_err() {
+                        out.push(Finding::error(
+                            format!("job {}", job.name),
+                            format!("destinations names {name:?}, which no [[backup.destinations]] declares"),
+                            "declare it in gm.toml, or use an s3://bucket/prefix URL",
+                        ));
+                    }
+                }
+            }
         }
     }
 }

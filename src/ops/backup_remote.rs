@@ -165,7 +165,7 @@ pub(crate) fn open(
             let started = checked.and_then(|()| {
                 if t.remote.head(&url.key)?.is_some() {
                     return Err(t.remote.error(
-                        S3ErrorKind::Refused,
+                        S3ErrorKind::Exists,
                         "write",
                         &url.key,
                         "refusing to overwrite an existing backup",

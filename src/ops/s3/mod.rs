@@ -148,6 +148,10 @@ pub enum S3ErrorKind {
     Refused,
     /// The object was stored, but without the Object Lock retention the destination asks for.
     NotLocked,
+    /// An object of that name is already there (gm never overwrites a backup).
+    Exists,
+    /// The object is larger than gm agreed to read.
+    TooLarge,
 }
 
 /// A failed S3 request: what gm was doing, on which object, and what the server (or the network)
@@ -219,6 +223,10 @@ impl S3Error {
                 "the storage is failing or throttling; gm retried with backoff. Try again later".into()
             }
             S3ErrorKind::Refused => "the storage refused the request; its code and message are above".into(),
+            S3ErrorKind::Exists => "a backup of that name is already in the bucket: two hosts (or two runs within the \
+                 same second) write to the same prefix; give each NA its own prefix"
+                .into(),
+            S3ErrorKind::TooLarge => "raise [backup] max_unpacked_bytes only for a backup you trust".into(),
             S3ErrorKind::NotLocked => "Object Lock must be enabled on the bucket (on AWS, when the bucket is created, \
                  which also turns on versioning); check with the storage's get-object-lock-configuration, or drop \
                  [backup.destinations.object_lock] if this destination cannot lock"
@@ -553,7 +561,7 @@ impl Remote {
             total += n as u64;
             if total > max_bytes {
                 return Err(self.error(
-                    S3ErrorKind::Refused,
+                    S3ErrorKind::TooLarge,
                     "download",
                     key,
                     format!("the object is larger than the {max_bytes}-byte limit ([backup] max_unpacked_bytes)"),

@@ -38,6 +38,10 @@ pub(crate) struct Upload {
     etags: Option<Vec<String>>,
     journal: Option<PathBuf>,
     completed: bool,
+    /// The headers of the object (Object Lock), for a single PUT.
+    headers: Vec<(String, String)>,
+    /// The whole object fitted in one part: it is sent with one PUT at completion.
+    single: bool,
 }
 
 impl Upload {
@@ -86,6 +90,8 @@ impl Upload {
             etags: None,
             journal,
             completed: false,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            single: false,
         })
     }
 
@@ -129,9 +135,16 @@ impl Upload {
         joined
     }
 
-    /// Sends the last part and waits until every part is stored. Nothing is visible yet.
+    /// Sends the last part and waits until every part is stored. Nothing is visible yet. An object
+    /// that fits in one part is kept in memory for a single PUT at completion (S3 has no
+    /// multipart upload of one part below 5 MiB to gain from, and some stores apply Object Lock
+    /// only to single PUTs).
     pub(crate) fn finish(&mut self) -> Result<(), S3Error> {
-        if self.etags.is_none() && (!self.buf.is_empty() || self.next_part == 1) {
+        if self.etags.is_none() && self.next_part == 1 {
+            self.single = true;
+            return self.wait().map(|_| ());
+        }
+        if self.etags.is_none() && !self.buf.is_empty() {
             self.send_part()?;
         }
         self.wait().map(|_| ())
@@ -140,6 +153,17 @@ impl Upload {
     /// Completes the upload: the object appears under its name. Call [`Upload::finish`] first.
     pub(crate) fn complete(mut self) -> Result<String, S3Error> {
         let etags = self.wait()?;
+        if self.single {
+            let headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let etag = self.remote.put(&self.key, &self.buf, &headers)?;
+            self.completed = true;
+            // The multipart upload holds no part: abort it (a failure leaves it to the journal).
+            match self.remote.abort_multipart(&self.key, &self.upload_id) {
+                Ok(()) => self.remove_journal(),
+                Err(e) => log::warn!(target: "gm::ops", "{e}; the next backup run tries again"),
+            }
+            return Ok(etag);
+        }
         let etag = self.remote.complete_multipart(&self.key, &self.upload_id, &etags)?;
         self.completed = true;
         self.remove_journal();
