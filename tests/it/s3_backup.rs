@@ -483,3 +483,42 @@ fn metrics_show_each_destinations_newest_copy() {
     assert!(offsite.parse::<i64>().unwrap() <= newest_local.parse::<i64>().unwrap(), "{metrics}");
     assert_eq!(sample(time_name, "dead"), None, "a destination that never succeeded has no sample: {metrics}");
 }
+
+/// `gm config check` resolves each destination (endpoint, credentials) without contacting the
+/// storage: ok with the server down; a credentials file others can read, or a backup job naming
+/// a destination gm.toml does not declare, is an error with a fix (exit 1). It never prints the
+/// secret.
+#[test]
+fn config_check_resolves_each_destination_without_contacting_it() {
+    let mut site = Site::new("s3-config-check");
+    site.s3.kill();
+    let check = || Gm::new(&["config", "check", "--home", site.h(), "--json"]);
+    let (stdout, stderr) = check().expect(0);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let report = json(&stdout);
+    let findings = report["findings"].as_array().unwrap_or_else(|| panic!("{report}"));
+    let offsite = findings.iter().find(|f| f["subject"] == "destination offsite").unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(offsite["level"], "ok", "{offsite}");
+    assert!(offsite["message"].as_str().unwrap().contains(URL), "{offsite}");
+
+    let file = site.home.join("s3-offsite.env");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (stdout, stderr) = check().expect(1);
+    site.assert_no_secret(&[&stdout, &stderr]);
+    let report = json(&stdout);
+    let offsite =
+        report["findings"].as_array().unwrap().iter().find(|f| f["subject"] == "destination offsite").cloned();
+    let offsite = offsite.unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(offsite["level"], "error", "{offsite}");
+    assert!(offsite["message"].as_str().unwrap().contains("s3-offsite.env") && offsite["fix"].is_string(), "{offsite}");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+
+    site.append_toml(
+        "\n[cron.jobs.backup]\nkind = \"backup\"\nschedule = \"0 */6 * * *\"\nbackup_dir = \"backups\"\n\
+         destinations = [\"elsewhere\"]\nrecipients_file = \"backup-recipients.txt\"\n",
+    );
+    let (stdout, _) = check().expect(1);
+    let report = json(&stdout);
+    let errors: Vec<&Value> = report["findings"].as_array().unwrap().iter().filter(|f| f["level"] == "error").collect();
+    assert!(errors.len() == 1 && errors[0]["message"].as_str().unwrap().contains("elsewhere"), "{report}");
+}
