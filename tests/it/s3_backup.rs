@@ -371,6 +371,9 @@ fn a_killed_upload_leaves_no_object_and_the_next_run_aborts_it() {
     let abandoned = upload_ids(&site.s3.upload_files());
     assert!(!abandoned.is_empty(), "the killed run's upload record: {:?}", site.s3.upload_files());
     assert_eq!(archives(&site.objects("acme")), Vec::<String>::new(), "no object under the final name");
+    // The upload id is journalled beside the ops ledger (docs/offsite-backups.md) for the next run.
+    let journal = site.home.join(".gm-s3-uploads");
+    assert!(!entries(&journal).is_empty(), "the killed run's upload is journalled in {}", journal.display());
 
     // The next run aborts it and uploads its own, in several parts (gm sends 8 MiB parts; 20 MiB
     // of random data is three), which the server assembles into the local copy's exact bytes.
@@ -382,6 +385,8 @@ fn a_killed_upload_leaves_no_object_and_the_next_run_aborts_it() {
         assert_eq!(site.s3.files_of_upload(id), Vec::<String>::new(), "upload {id} aborted: {stderr}");
     }
     assert_eq!(site.s3.upload_files(), Vec::<String>::new(), "no upload left in progress");
+    let left = std::fs::read_dir(&journal).map(|rd| rd.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the journal {} is empty again", journal.display());
     let report = json(&stdout);
     let name = file_name(copy(&report, "offsite")["url"].as_str().unwrap());
     assert_eq!(archives(&site.objects("acme")), vec![name.clone()]);
