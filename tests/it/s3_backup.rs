@@ -319,7 +319,8 @@ fn wrong_keys_a_missing_bucket_or_no_server_fail_that_copy_and_keep_the_others()
     site.assert_no_secret_in_ledger();
 }
 
-/// s3s-fs ignores Object Lock headers: gm must notice the lock was not applied and say so.
+/// s3s-fs ignores Object Lock headers: gm must notice the lock was not applied and say so, for a
+/// single PUT and for a multipart upload.
 #[test]
 fn object_lock_the_bucket_does_not_apply_is_reported_failed_not_locked() {
     let site = Site::unconfigured("s3-lock");
@@ -349,8 +350,16 @@ fn object_lock_the_bucket_does_not_apply_is_reported_failed_not_locked() {
     let url = upload["url"].as_str().unwrap();
     let rows = ledger_rows(&site.home, url);
     assert!(rows.len() == 1 && rows[0].outcome == "failed", "{url}: {rows:?}");
+    // Also when the archive goes up in several parts (a multipart upload, not a single PUT).
+    add_filler(&site.home.join("na.db"), 12);
+    next_second();
+    let (stdout, stderr) = site.backup(&["--dir", local.to_str().unwrap(), "--to", "offsite", "--json"]).expect(2);
+    let upload = copy(&json(&stdout), "offsite").clone();
+    assert!(upload["size_bytes"].as_u64().unwrap() > 8 << 20, "more than one part: {upload}");
+    assert!(upload["ok"] == false && upload["object_lock"].is_null(), "{upload}");
+    assert!(json_error(&stderr).0.to_lowercase().contains("object lock"), "{stderr}");
     let names = archives(&entries(&local));
-    assert_eq!(names.len(), 2, "both runs kept their local copy: {names:?}");
+    assert_eq!(names.len(), 3, "every run kept its local copy: {names:?}");
     for name in names {
         site.verify(local.join(&name).to_str().unwrap(), &[]).expect(0);
     }
