@@ -41,6 +41,10 @@ fi
 
 # The cc crate would find musl-gcc on its own; naming it keeps a cross gcc on PATH from winning.
 export CC_x86_64_unknown_linux_musl=musl-gcc
+# Relative relocations packed as DT_RELR (binutils >= 2.38; musl >= 1.2.4 applies them when the
+# static-pie relocates itself): .rela.dyn shrinks from ~196 KB to ~3 KB with the same position-
+# independent, ASLR'd binary. (A RUSTFLAGS in the environment replaces this, as cargo does.)
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="${CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS:--C link-arg=-Wl,-z,pack-relative-relocs}"
 cargo build --release --locked --target "$TARGET" --bin gm >&2 || die "cargo build --release --target $TARGET failed (see above)"
 
 bin="${CARGO_TARGET_DIR:-target}/$TARGET/release/gm"

@@ -204,6 +204,27 @@ impl Connector<()> for DeadlineConnector {
     }
 }
 
+/// The agent of one request (or one short exchange): its connections, TLS handshake included,
+/// end by `deadline`. No redirects (a redirect would turn a signed POST into an unsigned GET
+/// elsewhere: shown instead), a non-2xx answer is an answer and not a transport failure, no proxy
+/// from the environment and no pooled connection (a pooled TLS stream would stay bound to an
+/// earlier deadline).
+pub(crate) fn agent_until(
+    tls: &Arc<rustls::ClientConfig>,
+    deadline: Instant,
+    connect_timeout: Duration,
+) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .proxy(None)
+        .max_idle_connections(0)
+        .user_agent(concat!("gm/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let connector = DeadlineConnector { tls: Arc::clone(tls), deadline, connect_timeout };
+    ureq::Agent::with_parts(config, connector, DeadlineResolver { deadline })
+}
+
 /// A plain or TLS connection whose every socket read and write ends by the deadline.
 enum Stream {
     Plain(DeadlineIo<TcpStream>),

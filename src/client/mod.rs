@@ -69,22 +69,7 @@ impl NaClient {
 
     /// An agent whose connections, TLS handshake included, end by `deadline`.
     fn agent_until(&self, deadline: Instant) -> ureq::Agent {
-        let config = ureq::Agent::config_builder()
-            // A redirect would turn a signed POST into an unsigned GET elsewhere; show it instead.
-            .max_redirects(0)
-            // A non-2xx answer is a Reply, not a transport failure.
-            .http_status_as_error(false)
-            // As ureq 2 did: no proxy from the environment, no pooled connection (one agent per request).
-            .proxy(None)
-            .max_idle_connections(0)
-            .user_agent(concat!("gm/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let connector = deadline_io::DeadlineConnector {
-            tls: Arc::clone(&self.tls),
-            deadline,
-            connect_timeout: self.options.connect_timeout,
-        };
-        ureq::Agent::with_parts(config, connector, deadline_io::DeadlineResolver { deadline })
+        deadline_io::agent_until(&self.tls, deadline, self.options.connect_timeout)
     }
 
     /// The base URL as it may be shown (user info redacted).

@@ -288,6 +288,39 @@ impl fmt::Debug for Remote {
     }
 }
 
+/// One request: what to send, how long it may take, what it is for (in messages) and how many
+/// times to try it.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    method: Method,
+    /// The object, or `None` for the bucket.
+    key: Option<&'a str>,
+    query: &'a [(&'a str, &'a str)],
+    /// Sent and signed.
+    headers: &'a [(&'a str, &'a str)],
+    body: Option<&'a [u8]>,
+    /// The deadline of one try, from its start.
+    within: Duration,
+    action: &'a str,
+    attempts: u32,
+}
+
+impl<'a> Request<'a> {
+    /// No query, headers or body; 30 s per try; 3 tries.
+    fn new(method: Method, key: Option<&'a str>, action: &'a str) -> Request<'a> {
+        Request {
+            method,
+            key,
+            query: &[],
+            headers: &[],
+            body: None,
+            within: Duration::from_secs(30),
+            action,
+            attempts: 3,
+        }
+    }
+}
+
 /// An answer: status, headers gm reads, and the body reader.
 struct Answer {
     status: u16,
@@ -376,33 +409,12 @@ impl Remote {
     }
 
     fn agent(&self, deadline: Instant) -> ureq::Agent {
-        let config = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .proxy(None)
-            .max_idle_connections(0)
-            .user_agent(concat!("gm/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let connector = deadline_io::DeadlineConnector {
-            tls: Arc::clone(&self.tls),
-            deadline,
-            connect_timeout: Duration::from_secs(10),
-        };
-        ureq::Agent::with_parts(config, connector, deadline_io::DeadlineResolver { deadline })
+        deadline_io::agent_until(&self.tls, deadline, Duration::from_secs(10))
     }
 
     /// Sends one request and returns the answer, whatever its status.
-    #[allow(clippy::too_many_arguments)]
-    fn send(
-        &self,
-        method: Method,
-        key: Option<&str>,
-        query: &[(&str, &str)],
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-        within: Duration,
-        action: &str,
-    ) -> Result<Answer, S3Error> {
+    fn send(&self, r: &Request<'_>) -> Result<Answer, S3Error> {
+        let Request { method, key, query, headers, body, within, action, .. } = *r;
         let url = self.sign(method, key, query, headers);
         let agent = self.agent(Instant::now() + within);
         let result = match (method, body) {
@@ -479,26 +491,14 @@ impl Remote {
     }
 
     /// Sends a request until it succeeds or fails for a reason another try will not fix:
-    /// `attempts` tries, waiting 250 ms, 500 ms, 1 s, … between them.
-    #[allow(clippy::too_many_arguments)]
-    fn call(
-        &self,
-        method: Method,
-        key: Option<&str>,
-        query: &[(&str, &str)],
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-        within: Duration,
-        action: &str,
-        attempts: u32,
-    ) -> Result<Answer, S3Error> {
+    /// `r.attempts` tries, waiting 250 ms, 500 ms, 1 s, … between them.
+    fn call(&self, r: Request<'_>) -> Result<Answer, S3Error> {
+        let (attempts, action, key) = (r.attempts, r.action, r.key.unwrap_or_default());
         let mut wait = Duration::from_millis(250);
         let mut tried = 0;
         loop {
             tried += 1;
-            let answer = self
-                .send(method, key, query, headers, body, within, action)
-                .and_then(|a| self.check(a, action, key.unwrap_or_default()));
+            let answer = self.send(&r).and_then(|a| self.check(a, action, key));
             match answer {
                 Err(e) if tried < attempts && matches!(e.kind, S3ErrorKind::Unreachable | S3ErrorKind::Busy) => {
                     log::warn!(target: "gm::ops", "{e}; trying again in {} ms ({tried} of {attempts})", wait.as_millis());
@@ -512,7 +512,8 @@ impl Remote {
 
     /// Checks that the bucket exists and the credentials may use it (`HEAD` on the bucket).
     pub(crate) fn check_bucket(&self) -> Result<(), S3Error> {
-        self.call(Method::Head, None, &[], &[], None, Duration::from_secs(20), "use bucket", 3).map(|_| ())
+        self.call(Request { within: Duration::from_secs(20), ..Request::new(Method::Head, None, "use bucket") })
+            .map(|_| ())
     }
 
     /// Uploads a small object in one request (with `Content-MD5`), returning its ETag.
@@ -520,14 +521,20 @@ impl Remote {
         let md5 = content_md5(bytes);
         let mut headers = vec![("content-md5", md5.as_str())];
         headers.extend_from_slice(extra);
-        let answer =
-            self.call(Method::Put, Some(key), &[], &headers, Some(bytes), Duration::from_secs(60), "upload", 5)?;
+        let answer = self.call(Request {
+            headers: &headers,
+            body: Some(bytes),
+            within: Duration::from_secs(60),
+            attempts: 5,
+            ..Request::new(Method::Put, Some(key), "upload")
+        })?;
         Ok(answer.etag.unwrap_or_default())
     }
 
     /// The object's facts, or `None` when it does not exist.
     pub(crate) fn head(&self, key: &str) -> Result<Option<ObjectMeta>, S3Error> {
-        match self.call(Method::Head, Some(key), &[], &[], None, Duration::from_secs(20), "look up", 3) {
+        match self.call(Request { within: Duration::from_secs(20), ..Request::new(Method::Head, Some(key), "look up") })
+        {
             Ok(a) => {
                 let header = |name: &str| a.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
                 Ok(Some(ObjectMeta {
@@ -547,7 +554,7 @@ impl Remote {
         // Long enough for a large archive on a slow link (at least 256 KiB/s), short enough that a
         // stalled transfer ends.
         let within = Duration::from_secs(300 + max_bytes.min(1 << 40) / (256 * 1024));
-        let answer = self.call(Method::Get, Some(key), &[], &[], None, within, "download", 3)?;
+        let answer = self.call(Request { within, ..Request::new(Method::Get, Some(key), "download") })?;
         let mut reader = answer.body.into_reader();
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
@@ -581,7 +588,11 @@ impl Remote {
             if let Some(t) = token.as_deref() {
                 query.push(("continuation-token", t));
             }
-            let answer = self.call(Method::Get, None, &query, &[], None, Duration::from_secs(60), "list", 3)?;
+            let answer = self.call(Request {
+                query: &query,
+                within: Duration::from_secs(60),
+                ..Request::new(Method::Get, None, "list")
+            })?;
             let text = read_xml(answer, |e| self.error(S3ErrorKind::Unreachable, "list", prefix, e))?;
             let (page, next) = xml::list_page(&text);
             for item in page {
@@ -600,22 +611,18 @@ impl Remote {
 
     /// Deletes the object (a missing object is not an error: S3 answers 204 either way).
     pub(crate) fn delete(&self, key: &str) -> Result<(), S3Error> {
-        self.call(Method::Delete, Some(key), &[], &[], None, Duration::from_secs(30), "delete", 3).map(|_| ())
+        self.call(Request::new(Method::Delete, Some(key), "delete")).map(|_| ())
     }
 
     /// Starts a multipart upload of `key` with `headers` (Object Lock, …); returns its upload id.
     pub(crate) fn create_multipart(&self, key: &str, headers: &[(&str, &str)]) -> Result<String, S3Error> {
         let action = "start the upload of";
-        let answer = self.call(
-            Method::Post,
-            Some(key),
-            &[("uploads", "")],
+        let answer = self.call(Request {
+            query: &[("uploads", "")],
             headers,
-            Some(&[]),
-            Duration::from_secs(30),
-            action,
-            3,
-        )?;
+            body: Some(&[]),
+            ..Request::new(Method::Post, Some(key), action)
+        })?;
         let text = read_xml(answer, |e| self.error(S3ErrorKind::Unreachable, action, key, e))?;
         xml::first(&text, "UploadId")
             .filter(|id| !id.is_empty())
@@ -628,16 +635,14 @@ impl Remote {
         let n = number.to_string();
         let action = format!("upload part {number} of");
         let within = Duration::from_secs(60 + bytes.len() as u64 / (128 * 1024));
-        let answer = self.call(
-            Method::Put,
-            Some(key),
-            &[("partNumber", &n), ("uploadId", upload_id)],
-            &[("content-md5", &md5)],
-            Some(bytes),
+        let answer = self.call(Request {
+            query: &[("partNumber", &n), ("uploadId", upload_id)],
+            headers: &[("content-md5", &md5)],
+            body: Some(bytes),
             within,
-            &action,
-            5,
-        )?;
+            attempts: 5,
+            ..Request::new(Method::Put, Some(key), &action)
+        })?;
         answer.etag.filter(|e| !e.is_empty()).ok_or_else(|| self.error(S3ErrorKind::Refused, action, key, "no ETag"))
     }
 
@@ -650,16 +655,13 @@ impl Remote {
         body.push_str("</CompleteMultipartUpload>");
         let action = "complete the upload of";
         // Not retried: completing twice may fail the second time though the first succeeded.
-        let answer = self.call(
-            Method::Post,
-            Some(key),
-            &[("uploadId", upload_id)],
-            &[],
-            Some(body.as_bytes()),
-            Duration::from_secs(120),
-            action,
-            1,
-        )?;
+        let answer = self.call(Request {
+            query: &[("uploadId", upload_id)],
+            body: Some(body.as_bytes()),
+            within: Duration::from_secs(120),
+            attempts: 1,
+            ..Request::new(Method::Post, Some(key), action)
+        })?;
         let header_etag = answer.etag.clone();
         let text = read_xml(answer, |e| self.error(S3ErrorKind::Unreachable, action, key, e))?;
         // S3 may answer 200 with an error in the body when the completion failed late.
@@ -672,16 +674,10 @@ impl Remote {
 
     /// Aborts an upload, discarding its parts.
     pub(crate) fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
-        match self.call(
-            Method::Delete,
-            Some(key),
-            &[("uploadId", upload_id)],
-            &[],
-            None,
-            Duration::from_secs(30),
-            "abort the upload of",
-            3,
-        ) {
+        match self.call(Request {
+            query: &[("uploadId", upload_id)],
+            ..Request::new(Method::Delete, Some(key), "abort the upload of")
+        }) {
             // Already aborted or completed: nothing is left to discard.
             Err(e) if e.kind == S3ErrorKind::NoObject => Ok(()),
             other => other.map(|_| ()),
