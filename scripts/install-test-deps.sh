@@ -17,11 +17,15 @@
 #   localhost  /etc/hosts      tests dial localhost; checked, never edited (hint printed)
 #   git        git             build.rs embeds the commit in `gm --version` (optional: without git
 #                              the build says "unknown commit"; not installed, only reported)
+#   s3s-fs     crates.io s3s-fs 0.14.1 (not a Debian package)  tests/it/s3_backup.rs backs up to a
+#                              real S3 server: built with `cargo install` into target/test-tools/bin
+#                              (about 2 min on 2 cores, once; skipped when that copy is 0.14.1)
 # and, with --ci, what .ci/run's longer runs need: python3 (fuzz corpus, FUSE device), sqlite3
 # (scripts/faults.sh), and where /dev/fuse exists, fuse + libfuse2 for scripts/eio-fs.py.
 #
 # The Rust side is not installed here: cargo, rustfmt and clippy come from rustup
-# (`rustup component add rustfmt clippy`); this script names them when they are missing.
+# (`rustup component add rustfmt clippy`); this script names them when they are missing. s3s-fs
+# is built with that cargo (as any user, no root needed) after the Debian packages (it needs cc).
 #
 # Usage: scripts/install-test-deps.sh [--ci] [--check]
 #   --ci     also the packages of .ci/run's load, fault and fuzz runs
@@ -107,6 +111,24 @@ if [ ${#rust_missing[@]} -gt 0 ]; then
   for what in "${rust_missing[@]}"; do echo "install-test-deps: error: missing $what" >&2; done
 fi
 
+# The S3 server of tests/it/s3_backup.rs: s3s-fs from crates.io, a real S3 server over a folder
+# that checks SigV4 signatures. 0.14.1 is the newest that builds with rustc 1.95 (0.17 needs 1.96);
+# --locked pins its dependencies. The tests find it at target/test-tools/bin/s3s-fs (or
+# $GM_TEST_S3S_FS). Built below, after the Debian packages (it needs cc); --check only reports.
+s3s_version=0.14.1
+tools="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools"
+s3s_missing=0
+s3s_build=0
+if ! "$tools/bin/s3s-fs" --version 2>/dev/null | grep -qx "s3s-fs $s3s_version"; then
+  if [ "$check_only" = 1 ]; then
+    s3s_missing=1
+    echo "install-test-deps: error: s3s-fs $s3s_version is not installed in $tools/bin" >&2
+    echo "hint: run scripts/install-test-deps.sh (it runs: cargo install s3s-fs@$s3s_version --locked --features binary --root $tools)" >&2
+  else
+    s3s_build=1
+  fi
+fi
+
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$check_only" = 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "install-test-deps: installing ${packages[*]}" >&2
@@ -125,5 +147,16 @@ if [ ${#packages[@]} -gt 0 ]; then
     exit 2
   fi
 fi
-[ ${#rust_missing[@]} -eq 0 ] && [ "$hosts_missing" = 0 ] || exit 2
+[ ${#rust_missing[@]} -eq 0 ] && [ "$hosts_missing" = 0 ] && [ "$s3s_missing" = 0 ] || exit 2
+
+# The S3 server, built now that cc and cargo are there.
+if [ "$s3s_build" = 1 ]; then
+  echo "install-test-deps: building s3s-fs $s3s_version into $tools/bin (about 2 min on 2 cores)" >&2
+  # Its own temporary build folder, not gm's target/ (CARGO_TARGET_DIR would point cargo install there).
+  if ! env -u CARGO_TARGET_DIR cargo install "s3s-fs@$s3s_version" --locked --features binary --root "$tools" --quiet; then
+    echo "install-test-deps: error: cargo install s3s-fs@$s3s_version failed" >&2
+    echo "hint: it needs crates.io (or the crates in ~/.cargo/registry) and a C compiler; run it by hand to see why: cargo install s3s-fs@$s3s_version --locked --features binary --root $tools" >&2
+    exit 2
+  fi
+fi
 exit 0
