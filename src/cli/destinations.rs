@@ -140,15 +140,10 @@ fn fetch(url: &S3Url, home: Option<&Path>, scratch: &Scratch, max_bytes: u64) ->
     let mut file = crate::files::private::create_new_private(&path).map_err(Error::io("create", &path))?;
     // An archive larger than the unpacking limit cannot pass verify: a failed check (exit 1), as
     // for a file, not a storage failure.
-    t.remote
-        .get_into(&url.key, &mut file, max_bytes)
-        .map_err(|e| match e.kind {
-            crate::ops::s3::S3ErrorKind::TooLarge => {
-                crate::ops::OpsError::Check { check: "size".into(), problem: e.to_string() }
-            }
-            _ => crate::ops::OpsError::from(e),
-        })
-        .map_err(super::backup::ops_error)?;
+    t.remote.get_into(&url.key, &mut file, max_bytes).map_err(|e| match e.kind {
+        crate::ops::s3::S3ErrorKind::TooLarge => Error::CheckFailed { message: format!("check size failed: {e}") },
+        _ => Error::from(crate::ops::OpsError::from(e)),
+    })?;
     file.sync_all().map_err(Error::io("write", &path))?;
     let sig_key = format!("{}.sig", url.key);
     if t.remote.head(&sig_key).map_err(crate::ops::OpsError::from)?.is_some() {
