@@ -85,10 +85,10 @@ echo "database: $(mb "$(stat -c %s "$db")") MiB ($certs certificates); archive: 
 printf '%-52s %8s %10s\n' measurement seconds "peak RSS"
 row() { printf '%-52s %8s %7s MiB\n' "$1" "$2" "$(( $3 / 1024 ))"; }
 row 'gm managed backup --dir FOLDER' "$local_s" "$local_kb"
-row 'gm managed backup --dir s3://… (multipart, 8 MiB parts)' "$s3_s" "$s3_kb"
-row 'gm managed backup --dir FOLDER --to s3://… (both)' "$both_s" "$both_kb"
+row 'gm managed backup --dir s3://... (multipart, 8 MiB parts)' "$s3_s" "$s3_kb"
+row 'gm managed backup --dir FOLDER --to s3://... (both)' "$both_s" "$both_kb"
 row 'gm managed restore-drill --backup FILE' "$drill_file_s" "$drill_file_kb"
-row 'gm managed restore-drill --backup s3://…' "$drill_s3_s" "$drill_s3_kb"
+row 'gm managed restore-drill --backup s3://...' "$drill_s3_s" "$drill_s3_kb"
 echo "targets:"
 echo "  S3 backup <= 1.3x local:   $(ratio "$s3_s" "$local_s")x   $(verdict "$s3_s" "$(echo "1.3 * $local_s" | bc)")"
 echo "  both <= 1.3x local:        $(ratio "$both_s" "$local_s")x   $(verdict "$both_s" "$(echo "1.3 * $local_s" | bc)")"
