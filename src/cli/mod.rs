@@ -37,6 +37,7 @@ pub mod quickstart;
 pub mod readiness;
 pub mod restore;
 pub mod serve;
+pub(crate) mod serve_tls;
 pub mod sign;
 pub(crate) mod signer;
 pub mod treaty;

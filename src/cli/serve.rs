@@ -65,6 +65,12 @@ pub(crate) struct ServeArgs {
     /// trusted reverse-proxy hops for X-Forwarded-* (default 0: use the TCP peer)
     #[argh(option)]
     trusted_proxy_hops: Option<usize>,
+    /// serve HTTPS with this certificate chain (PEM; default: [tls] cert_file); reloaded on SIGHUP and change
+    #[argh(option)]
+    tls_cert: Option<PathBuf>,
+    /// the private key of --tls-cert (PEM; default: [tls] key_file)
+    #[argh(option)]
+    tls_key: Option<PathBuf>,
     /// start even though the genesis carries no root signature (development only)
     #[argh(switch)]
     allow_unsigned_genesis: bool,
@@ -92,6 +98,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Error> {
         na_key_id: args.na_key_id,
         proxy_hops: args.trusted_proxy_hops,
         allow_unsigned_genesis: args.allow_unsigned_genesis,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
     };
     let settings = config::serve_settings(&home, &file, &env, &flags)?;
     let clock: Arc<dyn Clock> = match &args.frozen_clock {
@@ -130,7 +138,11 @@ fn serve_with_clock(
     warn_about_validity(&genesis, clock.as_ref());
     let (signing, key_facts, signer_listener) = signing_backend(&settings, &genesis)?;
     let operators = Arc::new(load_operator_keys(&settings)?);
-    let server = Server::bind(settings.bind, settings.limits.clone())?;
+    let tls = match &settings.tls {
+        Some(files) => Some(Arc::new(super::serve_tls::TlsReloader::start(files.clone(), clock.now())?)),
+        None => None,
+    };
+    let server = Server::bind_with_tls(settings.bind, settings.limits.clone(), tls.as_ref().map(|t| t.state()))?;
     log_open_file_limit(settings.limits.max_connections);
     let store = Store::open(&settings.db_path, OpenMode::Serve, &isoformat_utc(clock.now()))?;
     let lock = lock_database(&settings)?;
@@ -192,7 +204,7 @@ fn serve_with_clock(
         text.push_str(&key_source);
         text
     }));
-    let stop = install_signal_watch(server.shutdown_handle(), Arc::clone(&authority))?;
+    let stop = install_signal_watch(server.shutdown_handle(), Arc::clone(&authority), tls.clone())?;
     let sched_stop = Arc::new(AtomicBool::new(false));
     let sched_thread = if scheduling {
         Some(super::cron::start(&scheduler, Arc::clone(&sched_stop))?)
@@ -418,22 +430,28 @@ fn lock_database(settings: &ServeSettings) -> Result<Option<crate::files::lock::
 }
 
 fn announce(out: Output, addr: SocketAddr, settings: &ServeSettings, next_steps: &[String]) {
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
     let value = Value::Object(object(vec![
         ("db_path", Value::from(settings.db_path.display().to_string())),
         ("listening", Value::from(addr.to_string())),
-        ("url", Value::from(format!("http://{addr}"))),
+        ("url", Value::from(format!("{scheme}://{addr}"))),
     ]));
-    out.result(&format!("listening on http://{addr}"), &value);
+    out.result(&format!("listening on {scheme}://{addr}"), &value);
     for step in next_steps {
         notice(step);
     }
 }
 
-/// SIGTERM and SIGINT set a flag that becomes a server shutdown; SIGHUP reloads the operator keys.
+/// SIGTERM and SIGINT set a flag that becomes a server shutdown; SIGHUP reloads the operator keys and
+/// the TLS certificate, which is also reloaded when its files change (checked every 5 s).
 /// The same thread runs the NA's periodic upkeep (nonce pruning, CRL freshness) every minute,
 /// writes the summaries of closed auth-failure windows every second
 /// ([`Authority::flush_auth_failures`]) and checks the WAL size every 10 s ([`Authority::bound_wal`]).
-fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Result<Arc<AtomicBool>, Error> {
+fn install_signal_watch(
+    handle: ShutdownHandle,
+    authority: Arc<Authority>,
+    tls: Option<Arc<super::serve_tls::TlsReloader>>,
+) -> Result<Arc<AtomicBool>, Error> {
     let signalled = Arc::new(AtomicBool::new(false));
     let hangup = Arc::new(AtomicBool::new(false));
     let register = |sig, flag: &Arc<AtomicBool>| {
@@ -464,6 +482,12 @@ fn install_signal_watch(handle: ShutdownHandle, authority: Arc<Authority>) -> Re
                 if hangup.swap(false, Ordering::SeqCst) {
                     log::info!(target: "gm::serve", "SIGHUP: reloading operator keys");
                     let _ = authority.operators().reload();
+                    if let Some(t) = &tls {
+                        t.reload("SIGHUP");
+                    }
+                }
+                if let Some(t) = &tls {
+                    t.reload_if_changed();
                 }
                 if last_upkeep.elapsed() >= Duration::from_secs(60) {
                     authority.maintain();

@@ -26,6 +26,20 @@ pub struct ConfigFile {
     /// `[signer]`: the remote signer of the customer-held custody model.
     #[serde(default)]
     pub signer: SignerSection,
+    /// `[tls]`: built-in HTTPS.
+    #[serde(default)]
+    pub tls: TlsSection,
+}
+
+/// `[tls]`: `gm serve` speaks HTTPS itself (no proxy in front). Both files or neither.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain (PEM, leaf first), relative to the home. Defaults to none: plain HTTP.
+    /// Reloaded on SIGHUP and when the file changes (a certificate that does not load keeps the old one).
+    pub cert_file: Option<String>,
+    /// The private key (PEM), relative to the home, mode 0600 or stricter. Defaults to none.
+    pub key_file: Option<String>,
 }
 
 /// `[signer]`: under customer-held custody the NA runs without its key; the customer's

@@ -99,6 +99,10 @@ pub struct ServeFlags {
     pub proxy_hops: Option<usize>,
     /// `--allow-unsigned-genesis`.
     pub allow_unsigned_genesis: bool,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Everything `gm serve` needs, resolved.
@@ -138,6 +142,17 @@ pub struct ServeSettings {
     pub verify_limits: VerifyLimits,
     /// Node-auth failure limits and the auth-failure audit collapse (G3).
     pub auth_failures: AuthFailureLimits,
+    /// Built-in TLS: the certificate chain and key files (`[tls]`, `--tls-cert`/`--tls-key`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The files of built-in TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM, leaf first).
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
 }
 
 /// Loads `gm.toml` from `home` (absent file = all defaults).
@@ -387,9 +402,23 @@ pub fn serve_settings(
         })?;
     let verify_limits = resolve_verify_limits(file)?;
     let auth_failures = resolve_auth_failures(file)?;
+    let tls_cert = flags.tls_cert.clone().or_else(|| file.tls.cert_file.as_ref().map(|f| home.join(f)));
+    let tls_key = flags.tls_key.clone().or_else(|| file.tls.key_file.as_ref().map(|f| home.join(f)));
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (cert, _) => {
+            return Err(ConfigError::Value {
+                source_name: CONFIG_FILE.to_string(),
+                field: if cert.is_some() { "tls.key_file".to_string() } else { "tls.cert_file".to_string() },
+                problem: "built-in TLS needs both the certificate and the key (tls.cert_file and tls.key_file, or --tls-cert and --tls-key)".to_string(),
+            })
+        }
+    };
     Ok(ServeSettings {
         verify_limits,
         auth_failures,
+        tls,
         operator_keys,
         admin_signature,
         admin_signature_origin,

@@ -4,10 +4,12 @@
 //! Spec: `na-wire.md` §2 (keys, signatures, key files) and §3.1 (canonical JSON).
 
 pub mod canonical;
+pub mod cert_expiry;
 pub mod digest;
 pub mod error;
 pub mod keys;
 pub mod payload;
 pub mod signature;
+pub mod tls_files;
 
 pub use error::CryptoError;

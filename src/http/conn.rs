@@ -7,8 +7,8 @@
 //! noticed promptly. Must not accept connections, count them against the cap, or force them shut: that is
 //! `server.rs`.
 
-use std::io::{self, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use super::registry::IdleMark;
 use super::request::{generate_request_id, parse_head, ParsedHead, Request};
 use super::response::{encode, DateCache, Framing, Response};
 use super::shared::Shared;
+use super::wire::Wire;
 
 /// Log target of the one record written per response; the application's log setup may route it apart.
 pub(super) const ACCESS_LOG_TARGET: &str = "genesis_mesh.na_service.access";
@@ -40,12 +41,13 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Serves requests on `stream` until the client leaves, a limit or deadline ends the connection, or the server
 /// shuts down.
-pub(super) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, handler: &dyn Handler, idle: &IdleMark) {
+pub(super) fn serve(stream: Wire, peer: SocketAddr, shared: &Shared, handler: &dyn Handler, idle: &IdleMark) {
     let read_slice = shared.limits.read_slice();
-    let configured = stream
+    let tcp = stream.tcp();
+    let configured = tcp
         .set_nodelay(true)
-        .and_then(|()| stream.set_read_timeout(Some(read_slice)))
-        .and_then(|()| stream.set_write_timeout(Some(shared.limits.write_slice())));
+        .and_then(|()| tcp.set_read_timeout(Some(read_slice)))
+        .and_then(|()| tcp.set_write_timeout(Some(shared.limits.write_slice())));
     if let Err(err) = configured {
         log::debug!("cannot configure connection from {peer}: {err}");
         return;
@@ -92,7 +94,7 @@ enum ReadEvent {
 }
 
 struct Connection<'a> {
-    stream: TcpStream,
+    stream: Wire,
     peer: SocketAddr,
     shared: &'a Shared,
     handler: &'a dyn Handler,
@@ -194,7 +196,7 @@ impl Connection<'_> {
             }
             self.make_room();
             let spare = self.buf.get_mut(self.filled..).unwrap_or_default();
-            match read_by(&self.stream, spare, deadline, self.read_slice, &mut self.read_timeout) {
+            match read_by(&mut self.stream, spare, deadline, self.read_slice, &mut self.read_timeout) {
                 Ok(ReadEvent::Data(n)) => {
                     if self.filled == 0 {
                         self.idle.set_busy();
@@ -235,7 +237,7 @@ impl Connection<'_> {
         }
         if expects_continue {
             let deadline = Instant::now() + self.shared.limits.write_timeout;
-            if let Err(err) = write_all_by(&self.stream, CONTINUE, deadline) {
+            if let Err(err) = self.stream.write_all_by(CONTINUE, deadline) {
                 log::debug!("100 Continue to {} not delivered: {err}", self.peer);
                 return Err(Stop::Quiet);
             }
@@ -249,7 +251,7 @@ impl Connection<'_> {
             let got = body.len();
             body.resize(length.min(got + BODY_CHUNK_BYTES), 0);
             let spare = body.get_mut(got..).unwrap_or_default();
-            let event = read_by(&self.stream, spare, deadline, self.read_slice, &mut self.read_timeout);
+            let event = read_by(&mut self.stream, spare, deadline, self.read_slice, &mut self.read_timeout);
             match event {
                 Ok(ReadEvent::Data(n)) => body.truncate(got + n),
                 Ok(ReadEvent::Idle) => body.truncate(got),
@@ -302,7 +304,7 @@ impl Connection<'_> {
 
     fn write_out(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + self.shared.limits.write_timeout;
-        write_all_by(&self.stream, &self.out, deadline)
+        self.stream.write_all_by(&self.out, deadline)
     }
 
     /// Counts the response and writes its access log record.
@@ -315,14 +317,14 @@ impl Connection<'_> {
     /// Half-closes, then reads and discards for a moment: closing a socket with unread input makes the kernel
     /// send a reset, which can destroy the refusal before the client reads it.
     fn linger(&mut self) {
-        if self.stream.shutdown(Shutdown::Write).is_err() || self.shared.is_shutting_down() {
+        if self.stream.shutdown_write().is_err() || self.shared.is_shutting_down() {
             return;
         }
         let deadline = Instant::now() + LINGER;
         let mut discarded = 0;
         while discarded < LINGER_BYTES && Instant::now() < deadline {
             let sink = self.buf.as_mut_slice();
-            match read_by(&self.stream, sink, deadline, self.read_slice, &mut self.read_timeout) {
+            match read_by(&mut self.stream, sink, deadline, self.read_slice, &mut self.read_timeout) {
                 Ok(ReadEvent::Data(n)) => discarded += n,
                 Ok(ReadEvent::Idle) => {}
                 Ok(ReadEvent::Eof) | Err(_) => return,
@@ -370,7 +372,7 @@ pub(super) fn access_log(method: &str, path: &str, status: u16, started: Instant
 
 /// One read that blocks no longer than `slice` and never past `deadline`.
 fn read_by(
-    stream: &TcpStream,
+    stream: &mut Wire,
     dst: &mut [u8],
     deadline: Instant,
     slice: Duration,
@@ -379,12 +381,11 @@ fn read_by(
     let remaining = deadline.saturating_duration_since(Instant::now());
     let wanted = remaining.min(slice).max(Duration::from_millis(1));
     if wanted != *current_timeout {
-        stream.set_read_timeout(Some(wanted))?;
+        stream.tcp().set_read_timeout(Some(wanted))?;
         *current_timeout = wanted;
     }
     loop {
-        let mut reader = stream;
-        match reader.read(dst) {
+        match stream.read(dst) {
             Ok(0) => return Ok(ReadEvent::Eof),
             Ok(n) => return Ok(ReadEvent::Data(n)),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -392,25 +393,6 @@ fn read_by(
             Err(err) => return Err(err),
         }
     }
-}
-
-/// Writes all of `data`, each call blocking at most the socket's write slice, giving up at `deadline`.
-pub(super) fn write_all_by(stream: &TcpStream, mut data: &[u8], deadline: Instant) -> io::Result<()> {
-    while !data.is_empty() {
-        let mut writer = stream;
-        match writer.write(data) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = data.get(n..).unwrap_or_default(),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if is_timeout(&err) => {
-                if Instant::now() >= deadline {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "response not written within write_timeout"));
-                }
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
 }
 
 fn is_timeout(err: &io::Error) -> bool {
@@ -421,7 +403,8 @@ fn is_timeout(err: &io::Error) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -435,9 +418,10 @@ mod tests {
         let (_client, server) = pair();
         let mut current = Duration::from_millis(20);
         server.set_read_timeout(Some(current)).unwrap();
+        let mut server = Wire::Plain(server);
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut buf = [0u8; 8];
-        let event = read_by(&server, &mut buf, deadline, current, &mut current).unwrap();
+        let event = read_by(&mut server, &mut buf, deadline, current, &mut current).unwrap();
         assert!(matches!(event, ReadEvent::Idle));
     }
 
@@ -447,10 +431,11 @@ mod tests {
         let slice = Duration::from_millis(250);
         let mut current = slice;
         server.set_read_timeout(Some(slice)).unwrap();
+        let mut server = Wire::Plain(server);
         let started = Instant::now();
         let deadline = started + Duration::from_millis(30);
         let mut buf = [0u8; 8];
-        let event = read_by(&server, &mut buf, deadline, slice, &mut current).unwrap();
+        let event = read_by(&mut server, &mut buf, deadline, slice, &mut current).unwrap();
         assert!(matches!(event, ReadEvent::Idle));
         assert!(current <= Duration::from_millis(30));
         assert!(started.elapsed() < Duration::from_millis(200));
@@ -461,13 +446,14 @@ mod tests {
         let (mut client, server) = pair();
         let mut current = Duration::from_millis(100);
         server.set_read_timeout(Some(current)).unwrap();
+        let mut server = Wire::Plain(server);
         client.write_all(b"hi").unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut buf = [0u8; 8];
-        let event = read_by(&server, &mut buf, deadline, current, &mut current).unwrap();
+        let event = read_by(&mut server, &mut buf, deadline, current, &mut current).unwrap();
         assert!(matches!(event, ReadEvent::Data(2)));
         drop(client);
-        let event = read_by(&server, &mut buf, deadline, current, &mut current).unwrap();
+        let event = read_by(&mut server, &mut buf, deadline, current, &mut current).unwrap();
         assert!(matches!(event, ReadEvent::Eof));
     }
 
@@ -482,8 +468,7 @@ mod tests {
             got.len()
         });
         server.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
-        write_all_by(&server, &data, Instant::now() + Duration::from_secs(5)).unwrap();
-        drop(server);
+        Wire::Plain(server).write_all_by(&data, Instant::now() + Duration::from_secs(5)).unwrap();
         assert_eq!(reader.join().unwrap(), 300_000);
     }
 
@@ -493,7 +478,7 @@ mod tests {
         server.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
         let data = vec![0u8; 64 * 1024 * 1024];
         let started = Instant::now();
-        let err = write_all_by(&server, &data, started + Duration::from_millis(200)).unwrap_err();
+        let err = Wire::Plain(server).write_all_by(&data, started + Duration::from_millis(200)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(3));
     }

@@ -24,6 +24,8 @@ mod server;
 mod shared;
 #[cfg(test)]
 mod tests;
+mod tls;
+mod wire;
 
 pub use error::{HttpError, PercentDecodeError};
 pub use fd_limit::{raise_open_file_limit, FdLimit};
@@ -35,3 +37,4 @@ pub use request::{parse_query, percent_decode, percent_decode_query_component, R
 pub use response::{reason_phrase, Response};
 pub use server::{ServeReport, Server, ShutdownHandle};
 pub use shared::ServerStats;
+pub use tls::TlsState;

@@ -30,6 +30,8 @@ use super::registry::{Refusal, Registry};
 use super::request::generate_request_id;
 use super::response::{encode, DateCache, Framing, Response};
 use super::shared::{ServerStats, Shared};
+use super::tls::TlsState;
+use super::wire::Wire;
 
 /// Pause after an `accept` failure such as running out of file descriptors, so the loop neither spins nor
 /// exits while the condition lasts.
@@ -70,6 +72,15 @@ impl Server {
     /// [`HttpError::InvalidLimit`] for unusable limits, [`HttpError::Bind`] (naming the address and why, e.g.
     /// already in use) when the socket cannot be bound.
     pub fn bind(addr: SocketAddr, limits: Limits) -> Result<Server, HttpError> {
+        Server::bind_with_tls(addr, limits, None)
+    }
+
+    /// [`Server::bind`], serving HTTPS with `tls` when given (every connection; the handshake runs under the
+    /// head deadline and the connection cap like a plain request head).
+    ///
+    /// # Errors
+    /// As [`Server::bind`].
+    pub fn bind_with_tls(addr: SocketAddr, limits: Limits, tls: Option<Arc<TlsState>>) -> Result<Server, HttpError> {
         limits.validate()?;
         let listener = TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
         let local_addr =
@@ -82,6 +93,7 @@ impl Server {
             next_id: AtomicU64::new(1),
             drained: Condvar::new(),
             drained_lock: Mutex::new(()),
+            tls,
         });
         Ok(Server { listener, local_addr, shared })
     }
@@ -263,7 +275,17 @@ fn admit(
     let spawned =
         thread::Builder::new().name(format!("http-conn-{id}")).stack_size(limits.thread_stack_bytes).spawn(move || {
             let open_guard = open_guard;
-            conn::serve(stream, peer, &open_guard.shared, handler.as_ref(), &admission.idle);
+            let wire = match &open_guard.shared.tls {
+                None => Wire::Plain(stream),
+                Some(tls) => match tls.accept() {
+                    Ok(session) => Wire::tls(stream, session),
+                    Err(err) => {
+                        log::error!("cannot start TLS for the connection from {peer}: {err}; closing it");
+                        return;
+                    }
+                },
+            };
+            conn::serve(wire, peer, &open_guard.shared, handler.as_ref(), &admission.idle);
         });
     match spawned {
         Ok(worker) => workers.push(worker),

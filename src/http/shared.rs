@@ -44,6 +44,8 @@ pub(super) struct Shared {
     pub(super) drained: Condvar,
     /// The lock `drained` waits with.
     pub(super) drained_lock: Mutex<()>,
+    /// Built-in TLS: every connection is HTTPS, accepted with the configuration current at its accept.
+    pub(super) tls: Option<Arc<super::tls::TlsState>>,
 }
 
 impl Shared {

@@ -13,7 +13,6 @@
 //! This module reads no flags or environment (`cli/probe.rs` builds [`ProbeOptions`]) and prints
 //! nothing; it writes only the state file and the textfile it is given, atomically.
 
-pub mod cert_expiry;
 pub mod checks;
 pub mod deadman;
 pub mod error;

@@ -21,8 +21,8 @@ use crate::client::deadline_io::{resolve_by, DeadlineIo};
 use crate::clock::Clock;
 use crate::model::timestamp::pydantic_utc;
 
-use super::cert_expiry::not_after;
 use super::finding::{Outcome, TlsThresholds};
+use crate::crypto::cert_expiry::not_after;
 
 /// Seconds in a day, for fractional day counts.
 const DAY_SECONDS: f64 = 86_400.0;
@@ -93,7 +93,7 @@ pub(crate) fn check_certificate(
 
 fn grade(
     days_left: Option<f64>,
-    expiry: Option<Result<chrono::DateTime<chrono::Utc>, super::cert_expiry::CertParseError>>,
+    expiry: Option<Result<chrono::DateTime<chrono::Utc>, crate::crypto::cert_expiry::CertParseError>>,
     thresholds: TlsThresholds,
     latency: Duration,
 ) -> TlsFinding {
