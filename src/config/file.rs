@@ -302,7 +302,9 @@ mod tests {
             .filter(|l| !l.contains("#[serde(skip)]"))
             .filter_map(|l| l.trim().strip_prefix("pub ")?.split_once(':').map(|(name, _)| name))
             .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-            .filter(|name| !["present", "na", "server", "cron", "backup", "signer", "tls", "limits", "jobs"].contains(name))
+            .filter(|name| {
+                !["present", "na", "server", "cron", "backup", "signer", "tls", "limits", "jobs"].contains(name)
+            })
             .collect();
         assert!(keys.len() > 40, "{keys:?}");
         let missing: Vec<&&str> = keys.iter().filter(|k| !doc.contains(&format!("`{k}`"))).collect();

@@ -224,6 +224,7 @@ impl GmServer {
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
+            .or_else(|| line.trim().strip_prefix("listening on https://"))
             .unwrap_or_else(|| {
                 panic!(
                     "unexpected startup line {line:?}; stderr: {}",

@@ -49,5 +49,6 @@ mod serve_limits;
 mod signer;
 mod signer_run;
 mod store;
+mod tls_serve;
 mod trust;
 mod vectors;
