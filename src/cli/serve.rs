@@ -71,6 +71,9 @@ pub(crate) struct ServeArgs {
     /// the private key of --tls-cert (PEM; default: [tls] key_file)
     #[argh(option)]
     tls_key: Option<PathBuf>,
+    /// require a client certificate issued by these CAs (PEM) on the admin routes and /metrics (default: [tls] client_ca_file)
+    #[argh(option)]
+    tls_client_ca: Option<PathBuf>,
     /// start even though the genesis carries no root signature (development only)
     #[argh(switch)]
     allow_unsigned_genesis: bool,
@@ -100,6 +103,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Error> {
         allow_unsigned_genesis: args.allow_unsigned_genesis,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
+        tls_client_ca: args.tls_client_ca,
     };
     let settings = config::serve_settings(&home, &file, &env, &flags)?;
     let clock: Arc<dyn Clock> = match &args.frozen_clock {
@@ -161,6 +165,7 @@ fn serve_with_clock(
             supersede_grace: settings.supersede_grace,
             verify_limits: settings.verify_limits,
             auth_failures: settings.auth_failures,
+            operator_client_certificates: settings.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         },
         genesis,
         signing,

@@ -28,13 +28,13 @@ pub(crate) struct TlsReloader {
     seen: Mutex<(Stamps, Instant)>,
 }
 
-type Stamps = (Option<SystemTime>, Option<SystemTime>);
+type Stamps = (Option<SystemTime>, Option<SystemTime>, Option<SystemTime>);
 
 impl TlsReloader {
     /// Loads `files`; refuses to start without a usable certificate.
     pub(crate) fn start(files: TlsFiles, now: chrono::DateTime<chrono::Utc>) -> Result<TlsReloader, Error> {
         let stamps = stamps(&files);
-        let cert = load(&files.cert, &files.key, now).map_err(|problem| {
+        let cert = load(&files.cert, &files.key, files.client_ca.as_deref(), now).map_err(|problem| {
             Error::refused(
                 format!("cannot serve HTTPS: {problem}"),
                 "give a valid certificate chain and its key ([tls] cert_file and key_file, or --tls-cert and --tls-key)",
@@ -58,7 +58,7 @@ impl TlsReloader {
     pub(crate) fn reload(&self, why: &str) {
         let stamps = stamps(&self.files);
         *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = (stamps, Instant::now());
-        match load(&self.files.cert, &self.files.key, SystemClock.now()) {
+        match load(&self.files.cert, &self.files.key, self.files.client_ca.as_deref(), SystemClock.now()) {
             Ok(cert) => {
                 self.state.replace(Arc::clone(&cert.config));
                 log_loaded(&format!("{why}: reloaded"), &self.files, &cert);
@@ -88,7 +88,7 @@ impl TlsReloader {
 
 fn stamps(files: &TlsFiles) -> Stamps {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    (modified(&files.cert), modified(&files.key))
+    (modified(&files.cert), modified(&files.key), files.client_ca.as_deref().and_then(modified))
 }
 
 fn log_loaded(what: &str, files: &TlsFiles, cert: &ServerCert) {

@@ -40,6 +40,9 @@ pub struct TlsSection {
     pub cert_file: Option<String>,
     /// The private key (PEM), relative to the home, mode 0600 or stricter. Defaults to none.
     pub key_file: Option<String>,
+    /// CA certificates (PEM) whose client certificates the operator-only surface (admin routes,
+    /// `/metrics`) requires, relative to the home. Defaults to none: no client certificate asked.
+    pub client_ca_file: Option<String>,
 }
 
 /// `[signer]`: under customer-held custody the NA runs without its key; the customer's

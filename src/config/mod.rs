@@ -103,6 +103,8 @@ pub struct ServeFlags {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
     pub tls_key: Option<PathBuf>,
+    /// `--tls-client-ca`.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Everything `gm serve` needs, resolved.
@@ -153,6 +155,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The private key (PEM).
     pub key: PathBuf,
+    /// CA certificates whose client certificates the operator-only surface requires.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Loads `gm.toml` from `home` (absent file = all defaults).
@@ -405,7 +409,11 @@ pub fn serve_settings(
     let tls_cert = flags.tls_cert.clone().or_else(|| file.tls.cert_file.as_ref().map(|f| home.join(f)));
     let tls_key = flags.tls_key.clone().or_else(|| file.tls.key_file.as_ref().map(|f| home.join(f)));
     let tls = match (tls_cert, tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca: flags.tls_client_ca.clone().or_else(|| file.tls.client_ca_file.as_ref().map(|f| home.join(f))),
+        }),
         (None, None) => None,
         (cert, _) => {
             return Err(ConfigError::Value {

@@ -28,7 +28,9 @@ pub struct ServerCert {
 }
 
 /// Loads `cert` (a PEM chain, leaf first) and `key` (PEM, PKCS#8, PKCS#1 or SEC1) and checks them at `now`.
-pub fn load(cert: &Path, key: &Path, now: DateTime<Utc>) -> Result<ServerCert, String> {
+/// With `client_ca` (PEM, one or more CA certificates), clients may present a certificate it issued: one
+/// it does not verify fails the handshake, none at all is allowed (the routes decide what needs one).
+pub fn load(cert: &Path, key: &Path, client_ca: Option<&Path>, now: DateTime<Utc>) -> Result<ServerCert, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -42,10 +44,33 @@ pub fn load(cert: &Path, key: &Path, now: DateTime<Utc>) -> Result<ServerCert, S
     let private = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_no_client_auth()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+                .map_err(|e| format!("cannot read the client CA {}: {e}", ca.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("the client CA {} is not valid PEM: {e}", ca.display()))?;
+            if cas.is_empty() {
+                return Err(format!("the client CA {} holds no certificate", ca.display()));
+            }
+            for c in cas {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("a certificate in the client CA {} is unusable: {e}", ca.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("cannot use the client CA {}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(chain.clone(), private)
         .map_err(|e| format!("{} and {} do not make a usable certificate: {e}", cert.display(), key.display()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

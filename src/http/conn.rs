@@ -123,6 +123,10 @@ impl Connection<'_> {
             Err(stop) => return self.stop(stop, None),
         };
         let ParsedHead { mut request, head_len, content_length, expects_continue, client_keep_alive } = head;
+        if self.stream.is_tls() {
+            request.scheme = "https";
+            request.client_certificate = self.stream.client_verified();
+        }
         match self.read_body(head_len, content_length, expects_continue) {
             Ok(body) => request.body = body,
             Err(stop) => return self.stop(stop, Some(&request)),

@@ -36,8 +36,12 @@ pub struct Request {
     /// The client's `X-Request-ID` if it is 1 to 128 characters of `[A-Za-z0-9._:-]`, else a generated
     /// 32-character lower-case hex id; echoed in the response and used in log records.
     pub request_id: String,
-    /// The URL scheme the request arrived on; always `"http"` (TLS, if any, ends in front of this server).
+    /// The URL scheme the request arrived on: `"https"` with built-in TLS, else `"http"` (TLS, if any, ends
+    /// in front of this server).
     pub scheme: &'static str,
+    /// Whether the client presented a certificate that a configured client CA verified (built-in TLS
+    /// with a client CA only; always false otherwise).
+    pub client_certificate: bool,
 }
 
 impl Request {
@@ -162,6 +166,7 @@ pub(super) fn parse_head(bytes: &[u8], limits: &Limits, peer: SocketAddr) -> Res
         peer,
         request_id,
         scheme: "http",
+        client_certificate: false,
     };
     Ok(Some(ParsedHead {
         request,

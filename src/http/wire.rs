@@ -32,6 +32,20 @@ impl Wire {
         Wire::Tls(Box::new(TlsWire { tcp, conn }))
     }
 
+    /// Whether the connection is HTTPS.
+    pub(super) fn is_tls(&self) -> bool {
+        matches!(self, Wire::Tls(_))
+    }
+
+    /// Whether the client presented a certificate the configured client CA verified (rustls refuses the
+    /// handshake for one it does not verify, so any certificate it holds was verified).
+    pub(super) fn client_verified(&self) -> bool {
+        match self {
+            Wire::Plain(_) => false,
+            Wire::Tls(t) => t.conn.peer_certificates().is_some_and(|c| !c.is_empty()),
+        }
+    }
+
     /// The socket underneath (timeouts, shutdown).
     pub(super) fn tcp(&self) -> &TcpStream {
         match self {

@@ -45,6 +45,9 @@ pub struct Settings {
     /// Node-auth failure rate limits and the audit collapse of auth failures (G3). Defaults to
     /// [`auth_failures::AuthFailureLimits::default`].
     pub auth_failures: auth_failures::AuthFailureLimits,
+    /// Whether the admin routes and `/metrics` require a verified client certificate (built-in TLS
+    /// with `[tls] client_ca_file`). Defaults to false.
+    pub operator_client_certificates: bool,
 }
 
 /// The running NA: everything a request handler needs.

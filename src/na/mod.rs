@@ -38,6 +38,10 @@ use router::{Match, Route};
 impl Authority {
     fn dispatch(&self, req: &Request, path: &str) -> (&'static str, Result<Response, NaError>) {
         match router::route(&req.method, path) {
+            Match::Found(route, _) if self.needs_client_certificate(route, path) && !req.client_certificate => (
+                route.label(),
+                Err(NaError::api(403, "a client certificate is required for this route (operator surface)")),
+            ),
             Match::Found(route, param) => {
                 (route.label(), self.run(route, req, path, param.as_deref().unwrap_or_default()))
             }
@@ -45,6 +49,11 @@ impl Authority {
             Match::WrongMethod(allow) => ("unmatched", Err(NaError::MethodNotAllowed { allow })),
             Match::NotFound => ("unmatched", Err(NaError::NotFound)),
         }
+    }
+
+    /// The operator-only surface (admin routes, `/metrics`) when client certificates are required.
+    fn needs_client_certificate(&self, route: Route, path: &str) -> bool {
+        self.settings.operator_client_certificates && (route == Route::Metrics || path.starts_with("/admin/"))
     }
 
     fn run(&self, route: Route, req: &Request, path: &str, param: &str) -> Result<Response, NaError> {
