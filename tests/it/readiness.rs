@@ -103,7 +103,10 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
             "genesis" | "clock" | "durable_storage" | "endpoints" | "operator_keys" | "admin_auth" | "expiry" => {
                 assert_eq!(status, "pass", "{id}: {reason}")
             }
-            "disk" => {}
+            // The disk depends on the machine; the audit export on the hour: started between 00:05
+            // and 01:05 UTC, the scheduler runs the default job's missed 00:05 export at once
+            // (missed_grace_seconds 3600), and that export is real.
+            "disk" | "audit_export" => {}
             _ => assert_eq!(status, "fail", "{id}: {reason}"),
         }
     }
