@@ -51,7 +51,7 @@ fn nginx_config_terminates_tls_forwards_the_client_address_and_enforces_gms_limi
         ],
     );
     let proxy = Proxy::nginx(&dir, &site, https);
-    exercise(&proxy, &pki, &home, &gm, http, 301);
+    exercise(&proxy, &pki, &home, &gm, http);
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn caddy_config_terminates_tls_forwards_the_client_address_and_enforces_gms_limi
         ],
     );
     let proxy = Proxy::caddy(&dir, &site, https);
-    exercise(&proxy, &pki, &home, &gm, http, 308);
+    exercise(&proxy, &pki, &home, &gm, http);
 }
 
 /// A sandbox NA configured as docs/config.md says for a TLS proxy on the same host.
@@ -88,14 +88,15 @@ fn gm_behind_a_proxy(dir: &TempDir) -> (PathBuf, GmServer) {
 }
 
 /// What every proxy must do, checked the same way for each.
-fn exercise(proxy: &Proxy, pki: &Pki, home: &Path, gm: &GmServer, http_port: u16, redirect: u16) {
+fn exercise(proxy: &Proxy, pki: &Pki, home: &Path, gm: &GmServer, http_port: u16) {
+    let caddy = proxy.kind == Kind::Caddy;
     let client = Curl { pki, https_port: proxy.https_port };
     let health = client.run("GET", "/healthz", &[], None);
     assert_eq!(health.status, 200, "{health:?}\n{}", proxy.log());
 
-    // Port 80 only redirects, to the same host and path over HTTPS.
+    // Port 80 only redirects, to the same host and path over HTTPS (nginx: 301, Caddy: 308).
     let plain = client.plain(http_port, "/healthz?x=1");
-    assert_eq!(plain.status, redirect, "{plain:?}");
+    assert_eq!(plain.status, if caddy { 308 } else { 301 }, "{plain:?}");
     let location = plain.header("location").unwrap_or_default();
     assert!(location.starts_with(&format!("https://{NAME}")) && location.ends_with("/healthz?x=1"), "{plain:?}");
 
@@ -133,14 +134,37 @@ fn exercise(proxy: &Proxy, pki: &Pki, home: &Path, gm: &GmServer, http_port: u16
     assert!(endpoint.starts_with(&format!("https://{NAME}")), "{endpoint}");
 
     // Bodies: one byte over gm's limit is refused by the proxy with gm's own answer, and gm never
-    // sees it; exactly at the limit it passes (gm then refuses the bytes, which are not JSON).
+    // sees it (every answer of gm carries its X-Request-ID); exactly at the limit it reaches gm,
+    // which refuses the bytes (they are not JSON).
     let too_large = client.run("POST", "/join", &[], Some(&vec![b'x'; MAX_BODY + 1]));
     assert_eq!(too_large.status, 413, "{too_large:?}");
     assert_eq!(field(&too_large.body, "error"), "Request body too large", "{too_large:?}");
+    assert_eq!(too_large.header("x-request-id"), None, "gm answered, not the proxy: {too_large:?}");
     let at_limit = client.run("POST", "/join", &[], Some(&vec![b'x'; MAX_BODY]));
-    assert!(at_limit.status == 400 || at_limit.status == 422, "{at_limit:?}\n{}", proxy.log());
-    let metrics = gm.get("/metrics").text();
-    assert!(!metrics.contains("status=\"413\""), "gm itself answered 413:\n{metrics}");
+    assert_eq!(at_limit.status, 400, "{at_limit:?}\n{}", proxy.log());
+    assert!(at_limit.header("x-request-id").is_some(), "{at_limit:?}");
+    // A chunked body (no Content-Length) over the limit: nginx refuses it with 413. Caddy streams
+    // chunked bodies on to gm, which refuses them with 501 at once (and Caddy then may cut the
+    // client's upload mid-way), so there is nothing stable to check through Caddy.
+    if !caddy {
+        let chunked = client.run("POST", "/join", &["Transfer-Encoding: chunked"], Some(&vec![b'x'; MAX_BODY + 1]));
+        assert_eq!((chunked.status, chunked.header("x-request-id")), (413, None), "{chunked:?}");
+    }
+
+    // Heads: a request line over gm's 4096 bytes gets 414, a head over its 16 KiB gets 431, and
+    // a head of 12 KiB passes.
+    let long_target = format!("/healthz?{}", "a".repeat(4100));
+    let uri_too_long = client.run("GET", &long_target, &[], None);
+    assert_eq!(uri_too_long.status, 414, "{uri_too_long:?}");
+    let big_fields: Vec<String> = (0..6).map(|i| format!("X-Filler-{i}: {}", "b".repeat(3000))).collect();
+    let big_fields: Vec<&str> = big_fields.iter().map(String::as_str).collect();
+    let head_too_large = client.run("GET", "/healthz", &big_fields, None);
+    assert_eq!(head_too_large.status, 431, "{head_too_large:?}");
+    assert_eq!(field(&head_too_large.body, "error"), "Request header fields too large", "{head_too_large:?}");
+    // nginx refuses it itself; Go's server under Caddy allows 4 KiB of slack, so there gm does.
+    assert!(caddy || head_too_large.header("x-request-id").is_none(), "{head_too_large:?}");
+    let fitting = client.run("GET", "/healthz", &big_fields[..4], None);
+    assert_eq!(fitting.status, 200, "{fitting:?}");
 
     // HTTP/1.1 keep-alive towards gm: ten requests through the proxy, far fewer new connections.
     let before = connections_total(gm);
@@ -247,8 +271,15 @@ fn pem(label: &str, der: &[u8]) -> String {
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Nginx,
+    Caddy,
+}
+
 /// A running nginx or Caddy, killed and reaped on drop.
 struct Proxy {
+    kind: Kind,
     child: Child,
     https_port: u16,
     log: PathBuf,
@@ -281,7 +312,7 @@ impl Proxy {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Proxy::started(child, https_port, prefix.join("error.log"))
+        Proxy::started(Kind::Nginx, child, https_port, prefix.join("error.log"))
     }
 
     /// Caddy running `site` as its whole Caddyfile, its state in the test folder.
@@ -304,17 +335,17 @@ impl Proxy {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Proxy::started(child, https_port, log)
+        Proxy::started(Kind::Caddy, child, https_port, log)
     }
 
-    fn started(mut child: Child, https_port: u16, log: PathBuf) -> Proxy {
+    fn started(kind: Kind, mut child: Child, https_port: u16, log: PathBuf) -> Proxy {
         let addr: SocketAddr = ([127, 0, 0, 1], https_port).into();
         let up = wait_until(Duration::from_secs(20), || {
             TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
                 || child.try_wait().unwrap().is_some()
         });
         let exited = child.try_wait().unwrap();
-        let proxy = Proxy { child, https_port, log };
+        let proxy = Proxy { kind, child, https_port, log };
         assert!(up && exited.is_none(), "the proxy did not start ({exited:?}):\n{}", proxy.log());
         proxy
     }
