@@ -99,6 +99,10 @@ fn exercise(proxy: &Proxy, pki: &Pki, home: &Path, gm: &GmServer, http_port: u16
     assert_eq!(plain.status, if caddy { 308 } else { 301 }, "{plain:?}");
     let location = plain.header("location").unwrap_or_default();
     assert!(location.starts_with(&format!("https://{NAME}")) && location.ends_with("/healthz?x=1"), "{plain:?}");
+    if !caddy {
+        // nginx's port 80 also serves certbot's webroot challenges (none here).
+        assert_eq!(client.plain(http_port, "/.well-known/acme-challenge/t").status, 404);
+    }
 
     // Forwarding headers a client makes up: gm must read past them to what the proxy wrote.
     let forged = ["X-Forwarded-For: 203.0.113.66", "X-Forwarded-Host: evil.example", "X-Forwarded-Proto: http"];
@@ -366,11 +370,14 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
 }
 
-/// The first of `paths` that exists; fails naming the Debian package when none does.
+/// `name` on PATH, else the first of `paths` that exists (nginx lives in /usr/sbin, which a non-root
+/// PATH often lacks); fails naming the Debian package when there is none.
 fn tool(name: &str, paths: &[&str]) -> PathBuf {
-    let found = paths.iter().map(PathBuf::from).find(|p| p.exists());
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = std::env::split_paths(&path).map(|dir| dir.join(name));
+    let found = on_path.chain(paths.iter().map(PathBuf::from)).find(|p| p.is_file());
     found.unwrap_or_else(|| {
-        panic!("{name} is not installed ({paths:?}): run scripts/install-test-deps.sh (Debian package {name})")
+        panic!("{name} is not installed (not on PATH nor at {paths:?}): run scripts/install-test-deps.sh (Debian package {name})")
     })
 }
 
