@@ -14,6 +14,9 @@
 #   bash, curl, jq   bash, curl, jq   tests/it/readme.rs and runbooks.rs run the README's and the
 #                              runbooks' shell blocks as written
 #   a CA bundle  ca-certificates  gm's https clients trust the host's roots (client/roots.rs)
+#   nginx, caddy  nginx, caddy  tests/it/proxies.rs runs the shipped deploy/nginx/gm.conf and
+#                              deploy/caddy/Caddyfile in front of gm serve (started by the test on
+#                              loopback ports; the packages' own services are not needed)
 #   localhost  /etc/hosts      tests dial localhost; checked, never edited (hint printed)
 #   git        git             build.rs embeds the commit in `gm --version` (optional: without git
 #                              the build says "unknown commit"; not installed, only reported)
@@ -67,6 +70,10 @@ need gzip gzip
 need bash bash
 need curl curl
 need jq jq
+# The shipped reverse-proxy configurations are tested against the real proxies (tests/it/proxies.rs).
+# nginx sits in /usr/sbin, which a non-root PATH often lacks; the test looks there too.
+type -P nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx)
+need caddy caddy
 # gm's outbound TLS trusts the host's CA bundle (src/client/roots.rs); a minimal root file system
 # has none (curl only recommends it).
 bundle_found=0

@@ -34,6 +34,7 @@ mod operators;
 mod outbound_deadlines;
 mod packaging;
 mod probe;
+mod proxies;
 mod prune;
 mod readiness;
 mod readme;
