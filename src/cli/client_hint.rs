@@ -1,5 +1,5 @@
 //! The remedy (`hint:` line) for a failed NA request, for every command that talks to an NA
-//! (`gm admin`, `gm join`, `gm treaty`, `gm feed`): what to check, naming the NA's base URL. Its own
+//! (`gm admin`, `gm join`, `gm treaty`, `gm feed`; a refused TLS certificate points at `--ca-file`): what to check, naming the NA's base URL. Its own
 //! file so that `cli/error.rs` can render it without importing a command.
 
 use crate::client::ClientError;
@@ -14,6 +14,15 @@ pub(crate) fn client_hint(err: &ClientError) -> Option<String> {
         ClientError::Resolve { .. } | ClientError::Connect { .. } => {
             format!("is gm serve (or the NA) running at {base}? check --na and the port")
         }
+        ClientError::Certificate { unknown_issuer: true, private_ca: false, .. } => format!(
+            "the NA at {base} shows a certificate no CA of this host's bundle issued: if it comes from a private (self-hosted) CA, pass that CA's certificate (PEM) with --ca-file FILE"
+        ),
+        ClientError::Certificate { unknown_issuer: true, private_ca: true, .. } => format!(
+            "no CA of --ca-file issued the certificate of the NA at {base}: pass the bundle of the CA that issued it, and check that --na names the NA you mean"
+        ),
+        ClientError::Certificate { .. } => format!(
+            "the NA's TLS certificate at {base} must be fixed (renewed, or issued for the host name in --na); --ca-file only chooses which CAs are trusted"
+        ),
         ClientError::Timeout { .. } => format!(
             "the NA at {base} did not answer in time: check that --na names the NA and that it is not overloaded"
         ),

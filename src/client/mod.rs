@@ -38,6 +38,7 @@ use error::io_detail;
 pub use error::{ClientError, Phase};
 pub use options::{ClientOptions, Deadline};
 pub use reply::Reply;
+pub use roots::{CaBundleError, Trust};
 
 /// A client of one NA, identified by its base URL (`http://127.0.0.1:8443`).
 ///
@@ -46,7 +47,7 @@ pub use reply::Reply;
 /// deadline. gm's commands make one to three requests, so the lost connection reuse costs little.
 #[derive(Debug, Clone)]
 pub(crate) struct NaClient {
-    /// ureq's default TLS configuration, built once.
+    /// The TLS configuration, trusting `options.trust`, built once.
     tls: Arc<rustls::ClientConfig>,
     /// The URL requests go to (may hold user info).
     wire_base_url: String,
@@ -60,7 +61,7 @@ impl NaClient {
     /// dropped).
     pub fn new(na_url: &str, options: ClientOptions) -> Result<NaClient, ClientError> {
         let wire_base_url = check_base_url(na_url)?;
-        let tls = deadline_io::tls_config().map_err(|e| ClientError::Connect {
+        let tls = deadline_io::tls_config(&options.trust).map_err(|e| ClientError::Connect {
             url: redact_user_info(&wire_base_url),
             detail: format!("cannot set up TLS: {e}"),
         })?;
@@ -179,10 +180,43 @@ impl NaClient {
             }
             // The handshake's bound is the request's deadline, not connect_timeout.
             Phase::Handshake if timed_out(cause) => ClientError::Timeout { url, phase, after: budget },
-            Phase::Connect | Phase::Handshake => ClientError::Connect { url, detail: io_detail(cause) },
+            Phase::Handshake => match refused_certificate(cause) {
+                Some(refused) => ClientError::Certificate {
+                    url,
+                    problem: certificate_problem(refused),
+                    unknown_issuer: matches!(refused, rustls::CertificateError::UnknownIssuer),
+                    private_ca: self.options.trust.is_private(),
+                },
+                None => ClientError::Connect { url, detail: io_detail(cause) },
+            },
+            Phase::Connect => ClientError::Connect { url, detail: io_detail(cause) },
             _ if timed_out(cause) => ClientError::Timeout { url, phase, after: budget },
             _ => ClientError::Transport { url, phase, detail: io_detail(cause) },
         }
+    }
+}
+
+/// The certificate error inside a failed handshake, if that is why it failed (rustls hands it back
+/// wrapped in an `InvalidData` I/O error).
+fn refused_certificate(cause: &std::io::Error) -> Option<&rustls::CertificateError> {
+    match cause.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(refused) => Some(refused),
+        _ => None,
+    }
+}
+
+/// rustls' certificate error in words an operator acts on.
+fn certificate_problem(refused: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match refused {
+        E::UnknownIssuer => "it is self-signed or issued by a CA that is not trusted here".to_string(),
+        E::Expired | E::ExpiredContext { .. } => "it has expired".to_string(),
+        E::NotValidYet | E::NotValidYetContext { .. } => "it is not valid yet".to_string(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "it is not valid for the host name of the URL".to_string()
+        }
+        E::Revoked => "it has been revoked".to_string(),
+        other => other.to_string().to_lowercase(),
     }
 }
 
@@ -242,6 +276,7 @@ mod tests {
             write_timeout: Duration::from_millis(200),
             total_timeout: Duration::from_secs(5),
             max_body_bytes: 1024,
+            trust: Trust::HostRoots,
         }
     }
 
@@ -286,7 +321,7 @@ mod tests {
     fn silent_na_times_out_within_the_request_budget() {
         let na = FakeNa::start(vec![Answer::Silent]);
         let options = short_options();
-        let client = NaClient::new(&na.url(), options).unwrap();
+        let client = NaClient::new(&na.url(), options.clone()).unwrap();
         let started = Instant::now();
         let err = client.get(&client.deadline(), "/healthz", &[]).unwrap_err();
         let elapsed = started.elapsed();
