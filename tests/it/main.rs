@@ -49,5 +49,6 @@ mod serve_limits;
 mod signer;
 mod signer_run;
 mod store;
+mod tls_client;
 mod trust;
 mod vectors;
