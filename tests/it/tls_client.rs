@@ -253,6 +253,29 @@ fn probe_trusts_the_private_ca_with_ca_file_for_every_check_and_the_expiry() {
         "{tls}"
     );
 
+    // gm readiness probes the NA with the same trust: the endpoints check passes only with it.
+    let readiness = |extra: &[&str]| {
+        let mut args = vec!["readiness", "--home", home.to_str().unwrap(), "--na", &na, "--json"];
+        args.extend_from_slice(extra);
+        let out = Gm::new(&args).output();
+        let v = parse_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        let checks = v.as_object().unwrap().get("checks").unwrap().as_array().unwrap();
+        let endpoints =
+            checks.iter().find(|c| c.as_object().unwrap().get("id").and_then(Value::as_str) == Some("endpoints"));
+        let endpoints = endpoints.unwrap().as_object().unwrap().clone();
+        let field = |k: &str| endpoints.get(k).and_then(Value::as_str).unwrap().to_string();
+        (field("status"), field("reason"))
+    };
+    let (status, reason) = readiness(&["--ca-file", ca.file()]);
+    assert_eq!(status, "pass", "{reason}");
+    let (status, reason) = readiness(&[]);
+    assert_eq!(status, "fail", "{reason}");
+    assert!(reason.contains("is not trusted"), "{reason}");
+    let (_, stderr) =
+        Gm::new(&["readiness", "--home", home.to_str().unwrap(), "--na", &na, "--ca-file", "/nonexistent/ca.pem"])
+            .expect(3);
+    assert!(stderr.starts_with("error: cannot read --ca-file /nonexistent/ca.pem: "), "{stderr}");
+
     // The expiry check grades a certificate the private CA issued: 10 days left is a WARNING.
     let soon = TlsFront::start(server.addr, ca.issue(10));
     let (stdout, _) =
