@@ -87,4 +87,26 @@ mod tests {
         };
         assert!(client_hint(&refused).unwrap().contains("--sig"));
     }
+
+    #[test]
+    fn a_refused_certificate_points_at_ca_file_when_a_ca_bundle_is_the_remedy() {
+        let refused = |unknown_issuer, private_ca| ClientError::Certificate {
+            url: "https://na.internal:8443/genesis".to_string(),
+            problem: "it has expired".to_string(),
+            unknown_issuer,
+            private_ca,
+        };
+        let hint = client_hint(&refused(true, false)).unwrap();
+        assert!(hint
+            .starts_with("the NA at https://na.internal:8443 shows a certificate no CA of this host's bundle issued"));
+        assert!(hint.ends_with("with --ca-file FILE"), "{hint}");
+        assert!(client_hint(&refused(true, true)).unwrap().starts_with("no CA of --ca-file issued the certificate"));
+        assert!(client_hint(&refused(false, true))
+            .unwrap()
+            .contains("must be fixed (renewed, or issued for the host name in --na)"));
+        assert_eq!(
+            refused(false, false).to_string(),
+            "the TLS certificate of https://na.internal:8443/genesis is not trusted: it has expired"
+        );
+    }
 }

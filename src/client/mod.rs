@@ -403,6 +403,70 @@ mod tests {
         assert!(head.to_ascii_lowercase().contains(concat!("user-agent: gm/", env!("CARGO_PKG_VERSION"))), "{head}");
     }
 
+    /// A TLS server on 127.0.0.1 presenting a self-signed certificate valid until `not_after`,
+    /// answering one `/healthz` (or ending at a refused handshake); and the certificate's PEM.
+    fn tls_healthz_once(not_after: (i32, u8, u8)) -> (u16, String) {
+        use base64::Engine as _;
+        use std::io::{Read, Write};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let cert = params.self_signed(&key).unwrap();
+        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(Arc::new(config)).unwrap(), tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if tls.read_exact(&mut byte).is_err() {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let answer = "HTTP/1.1 200 OK\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}";
+            let _ = tls.write_all(answer.as_bytes());
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        });
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.der());
+        (port, format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"))
+    }
+
+    #[test]
+    fn a_private_bundle_replaces_the_host_roots_and_a_refused_certificate_says_why() {
+        let private =
+            |pem: &str| ClientOptions { trust: Trust::private_bundle(pem.as_bytes()).unwrap(), ..short_options() };
+        let (port, pem) = tls_healthz_once((2099, 1, 1));
+        let client = NaClient::new(&format!("https://127.0.0.1:{port}"), private(&pem)).unwrap();
+        assert_eq!(client.get_object(&client.deadline(), "/healthz").unwrap().status, 200);
+
+        let (port, _) = tls_healthz_once((2099, 1, 1));
+        let client = NaClient::new(&format!("https://127.0.0.1:{port}"), short_options()).unwrap();
+        let err = client.get(&client.deadline(), "/healthz", &[]).unwrap_err();
+        assert!(matches!(&err, ClientError::Certificate { unknown_issuer: true, private_ca: false, .. }), "{err:?}");
+
+        let (port, pem) = tls_healthz_once((2021, 1, 1));
+        let client = NaClient::new(&format!("https://127.0.0.1:{port}"), private(&pem)).unwrap();
+        let err = client.get(&client.deadline(), "/healthz", &[]).unwrap_err();
+        assert!(matches!(&err, ClientError::Certificate { unknown_issuer: false, private_ca: true, .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("the TLS certificate of https://127.0.0.1:{port}/healthz is not trusted: it has expired")
+        );
+    }
+
     #[test]
     fn oversized_body_is_refused() {
         let big = format!("{{\"x\":\"{}\"}}", "a".repeat(2048));
