@@ -294,7 +294,6 @@ fn a_probe_cron_job_passes_its_ca_file() {
     let server = GmServer::start(&home, &[]);
     let ca = TestCa::new(&dir, "ca");
     let front = TlsFront::start(server.addr, ca.issue(90));
-    std::fs::copy(&ca.ca_file, home.join("ca.pem")).unwrap();
     let mut toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
     for (job, extra) in [("tlsprobe", "ca_file = \"ca.pem\"\n"), ("hostroots", "")] {
         toml.push_str(&format!(
@@ -304,6 +303,13 @@ fn a_probe_cron_job_passes_its_ca_file() {
     }
     std::fs::write(home.join("gm.toml"), toml).unwrap();
     let h = home.to_str().unwrap();
+    // gm config check names a ca_file that is not there.
+    let missing = format!("job tlsprobe: ca_file {}: No such file", home.join("ca.pem").display());
+    let (stdout, _) = Gm::new(&["config", "check", "--home", h]).expect(1);
+    assert!(stdout.contains(&missing), "{stdout}");
+    std::fs::copy(&ca.ca_file, home.join("ca.pem")).unwrap();
+    let stdout = String::from_utf8_lossy(&Gm::new(&["config", "check", "--home", h]).output().stdout).to_string();
+    assert!(!stdout.contains("ca_file"), "{stdout}");
     Gm::new(&["cron", "run-once", "tlsprobe", "--home", h]).expect(0);
     Gm::new(&["cron", "run-once", "hostroots", "--home", h]).expect(1);
 }
