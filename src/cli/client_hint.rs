@@ -1,5 +1,5 @@
 //! The remedy (`hint:` line) for a failed NA request, for every command that talks to an NA
-//! (`gm admin`, `gm join`, `gm treaty`, `gm feed`): what to check, naming the NA's base URL. Its own
+//! (`gm admin`, `gm join`, `gm treaty`, `gm feed`; a refused TLS certificate points at `--ca-file`): what to check, naming the NA's base URL. Its own
 //! file so that `cli/error.rs` can render it without importing a command.
 
 use crate::client::ClientError;
@@ -14,6 +14,15 @@ pub(crate) fn client_hint(err: &ClientError) -> Option<String> {
         ClientError::Resolve { .. } | ClientError::Connect { .. } => {
             format!("is gm serve (or the NA) running at {base}? check --na and the port")
         }
+        ClientError::Certificate { unknown_issuer: true, private_ca: false, .. } => format!(
+            "the NA at {base} shows a certificate no CA of this host's bundle issued: if it comes from a private (self-hosted) CA, pass that CA's certificate (PEM) with --ca-file FILE"
+        ),
+        ClientError::Certificate { unknown_issuer: true, private_ca: true, .. } => format!(
+            "no CA of --ca-file issued the certificate of the NA at {base}: pass the bundle of the CA that issued it, and check that --na names the NA you mean"
+        ),
+        ClientError::Certificate { .. } => format!(
+            "the NA's TLS certificate at {base} must be fixed (renewed, or issued for the host name in --na); --ca-file only chooses which CAs are trusted"
+        ),
         ClientError::Timeout { .. } => format!(
             "the NA at {base} did not answer in time: check that --na names the NA and that it is not overloaded"
         ),
@@ -77,5 +86,27 @@ mod tests {
             message: "Invalid admin signature".to_string(),
         };
         assert!(client_hint(&refused).unwrap().contains("--sig"));
+    }
+
+    #[test]
+    fn a_refused_certificate_points_at_ca_file_when_a_ca_bundle_is_the_remedy() {
+        let refused = |unknown_issuer, private_ca| ClientError::Certificate {
+            url: "https://na.internal:8443/genesis".to_string(),
+            problem: "it has expired".to_string(),
+            unknown_issuer,
+            private_ca,
+        };
+        let hint = client_hint(&refused(true, false)).unwrap();
+        assert!(hint
+            .starts_with("the NA at https://na.internal:8443 shows a certificate no CA of this host's bundle issued"));
+        assert!(hint.ends_with("with --ca-file FILE"), "{hint}");
+        assert!(client_hint(&refused(true, true)).unwrap().starts_with("no CA of --ca-file issued the certificate"));
+        assert!(client_hint(&refused(false, true))
+            .unwrap()
+            .contains("must be fixed (renewed, or issued for the host name in --na)"));
+        assert_eq!(
+            refused(false, false).to_string(),
+            "the TLS certificate of https://na.internal:8443/genesis is not trusted: it has expired"
+        );
     }
 }

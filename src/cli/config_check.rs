@@ -420,7 +420,10 @@ fn check_jobs(home: &Path, file: &ConfigFile, out: &mut Vec<Finding>) {
             JobKind::AuditExport { dir, .. } | JobKind::AuditPrune { dir, .. } | JobKind::Prune { dir, .. } => {
                 folders.push(dir.clone());
             }
-            JobKind::Probe { state_file, .. } => folders.extend(state_file.as_deref().map(parent)),
+            JobKind::Probe { state_file, ca_file, .. } => {
+                folders.extend(state_file.as_deref().map(parent));
+                inputs.extend(ca_file.as_deref().map(|p| (p, "ca_file")));
+            }
         }
         let mut problems = 0;
         for (path, field) in inputs {

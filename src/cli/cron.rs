@@ -451,7 +451,7 @@ fn command_for(
                 }
             }
         }
-        JobKind::Probe { target, checks, root_public_key, state_file, ping_url } => {
+        JobKind::Probe { target, checks, root_public_key, state_file, ping_url, ca_file } => {
             let target = if target == SERVED_TARGET { served.to_string() } else { target.clone() };
             v.extend(["probe".into(), "--na".into(), target]);
             for (flag, value) in [("--check", checks), ("--root-public-key", root_public_key)] {
@@ -469,6 +469,9 @@ fn command_for(
             }
             if let Some(f) = state_file {
                 v.extend(["--state-file".into(), s(f)]);
+            }
+            if let Some(f) = ca_file {
+                v.extend(["--ca-file".into(), s(f)]);
             }
             v.extend(["--prom-textfile".into(), s(&probe_textfile(state_dir, &job.name))]);
             return Ok(v);

@@ -134,6 +134,20 @@ pub enum Named {
         /// It exists, but is not a folder.
         not_a_folder: bool,
     },
+    /// `--ca-file` cannot be read.
+    CaFileUnreadable {
+        /// The file given.
+        path: PathBuf,
+        /// What the file system said.
+        cause: String,
+    },
+    /// `--ca-file` holds no certificate, or one that does not parse.
+    CaFileInvalid {
+        /// The file given.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A backup failed a check that a genuine one passes: damaged or forged (exit 1).
     ForgedBackup {
         /// The check that failed.
@@ -181,6 +195,14 @@ impl Named {
                     home.display(),
                     crate::config::DEFAULT_HOME
                 ),
+            ),
+            Named::CaFileUnreadable { path, cause } => (
+                format!("cannot read --ca-file {}: {cause}", path.display()),
+                "pass the PEM file of your private CA's certificate(s), readable by this user, e.g. --ca-file /etc/gm/ca.pem".into(),
+            ),
+            Named::CaFileInvalid { path, problem } => (
+                format!("cannot use --ca-file {}: {problem}", path.display()),
+                "pass the certificate(s) of the CA that issued the NA's TLS certificate, PEM encoded (-----BEGIN CERTIFICATE----- blocks; openssl x509 -in ca.der -inform der -out ca.pem converts DER)".into(),
             ),
             Named::ForgedBackup { check, problem } => (
                 format!("check {check} failed: {problem}"),

@@ -12,7 +12,6 @@ use argh::FromArgs;
 
 use crate::client::feed::{fetch_feed, import, FetchedFeed, ImportRequest, ImportVerdict};
 use crate::client::genesis::na_public_key;
-use crate::client::{ClientOptions, NaClient};
 use crate::json::Value;
 use crate::model::feed::RevocationFeed;
 use crate::model::fields::object;
@@ -21,7 +20,7 @@ use crate::model::SignedObject;
 use super::error::{Error, EXIT_CHECK_FAILED};
 use super::flags::na_command;
 use super::input::{object_file_text, read_json, refuse_existing, write_public_file};
-use super::na_options::{connect, read_public_keys};
+use super::na_options::{connect, na_client, read_public_keys};
 use super::output::{notice, raw, Output};
 
 /// Export this NA's revocation feed, or import another sovereign's.
@@ -56,6 +55,9 @@ pub(crate) struct ExportArgs {
     /// NA base URL, e.g. http://127.0.0.1:8443 (required)
     #[argh(option)]
     na: String,
+    /// PEM bundle of a private CA (self-hosted PKI): an https NA is trusted only if one of its certificates issued the NA's, and the host's CA roots are not used (default: the host's CA bundle)
+    #[argh(option)]
+    ca_file: Option<PathBuf>,
     /// issuer sovereign id of the feed (default: the NA's own sovereign)
     #[argh(option)]
     issuer: Option<String>,
@@ -104,7 +106,7 @@ fn run_export(args: ExportArgs) -> Result<u8, Error> {
     if let Some(path) = &args.output {
         refuse_existing(path, args.force)?;
     }
-    let na = NaClient::new(&args.na, ClientOptions::default())?;
+    let na = na_client(&args.na, args.ca_file.as_deref())?;
     let na_key = na_public_key(&na)?;
     let FetchedFeed { feed, url } = fetch_feed(&na, args.issuer.as_deref())?;
     if !feed.check_signatures(std::slice::from_ref(&na_key)).is_valid() {

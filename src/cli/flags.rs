@@ -6,8 +6,8 @@
 //! help line of a shared flag therefore lives here and nowhere else.
 //!
 //! Groups:
-//! * [`na_command!`]: `--na`, `--operator-key`, `--operator-key-id`, `--sig`, `--json`, `--home`
-//!   for commands that send signed admin requests to a running NA; accessor `connection()`.
+//! * [`na_command!`]: `--na`, `--ca-file`, `--operator-key`, `--operator-key-id`, `--sig`, `--json`,
+//!   `--home` for commands that send signed admin requests to a running NA; accessor `connection()`.
 //! * [`decrypting_command!`]: `--identity`, `--passphrase-file`, and the backup-signature trust
 //!   `--signing-public-key`, `--allow-unsigned`, for commands that open a backup; accessor
 //!   `decryption_flags()`.
@@ -37,6 +37,9 @@ macro_rules! na_command {
             /// NA base URL, e.g. http://127.0.0.1:8443 (required)
             #[argh(option)]
             na: String,
+            /// PEM bundle of a private CA (self-hosted PKI): an https NA is trusted only if one of its certificates issued the NA's, and the host's CA roots are not used (default: the host's CA bundle)
+            #[argh(option)]
+            ca_file: Option<std::path::PathBuf>,
             /// operator private key file, upstream format (default HOME/offline/operator.key)
             #[argh(option)]
             operator_key: Option<std::path::PathBuf>,
@@ -63,6 +66,7 @@ macro_rules! na_command {
             fn connection(&self) -> $crate::cli::na_options::Connection<'_> {
                 $crate::cli::na_options::Connection {
                     na: &self.na,
+                    ca_file: self.ca_file.as_deref(),
                     operator_key: self.operator_key.as_deref(),
                     operator_key_id: &self.operator_key_id,
                     sig: self.sig,

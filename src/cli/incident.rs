@@ -10,7 +10,7 @@ use argh::FromArgs;
 use chrono::{DateTime, Utc};
 
 use crate::client::options::{ClientOptions, Deadline};
-use crate::client::NaClient;
+use crate::client::{NaClient, Trust};
 use crate::clock::{Clock, SystemClock};
 use crate::json::{Map, Value};
 use crate::model::genesis::Genesis;
@@ -23,6 +23,7 @@ use crate::store::{OpenMode, Store};
 use super::backup::{encryption_key, ops_error, settings};
 use super::error::Error;
 use super::flags::encrypting_command;
+use super::na_options::load_ca_file;
 use super::output::Output;
 
 /// Incident response: evidence bundles.
@@ -62,6 +63,9 @@ pub(crate) struct BundleArgs {
     /// base URL of the live NA (default http://127.0.0.1:<configured port>)
     #[argh(option, long = "na")]
     na_url: Option<String>,
+    /// PEM bundle of a private CA (self-hosted PKI): an https --na is trusted only if one of its certificates issued the NA's, and the host's CA roots are not used (default: the host's CA bundle)
+    #[argh(option)]
+    ca_file: Option<PathBuf>,
     /// do not contact the live NA; compute the views from the database
     #[argh(switch)]
     offline: bool,
@@ -109,6 +113,7 @@ fn run_bundle(args: BundleArgs) -> Result<u8, Error> {
             "pass --recipient age1…, --recipients-file FILE or --passphrase-file FILE",
         )
     })?;
+    let trust = load_ca_file(args.ca_file.as_deref())?;
     let s = settings(args.home.as_deref(), args.db_path.clone())?;
     if !s.db_path.is_file() {
         return Err(Error::Store(crate::store::StoreError::Missing { path: s.db_path.clone() }));
@@ -122,7 +127,7 @@ fn run_bundle(args: BundleArgs) -> Result<u8, Error> {
     let (views, live_error) = if args.offline {
         (views_from_db(&s.db_path, started)?, Some("--offline: the live NA was not contacted".to_string()))
     } else {
-        match live_views(&url) {
+        match live_views(&url, trust) {
             Ok(v) => (v, None),
             Err(problem) => {
                 log::warn!(target: "gm::ops", "live NA at {url} not usable ({problem}); computing the views from the database");
@@ -200,8 +205,8 @@ const VIEWS: [(&str, &str); 5] = [
 ];
 
 /// Every view from the live NA, or why it cannot be used (unreachable, or a view failed).
-fn live_views(url: &str) -> Result<Vec<View>, String> {
-    let client = NaClient::new(url, ClientOptions::default()).map_err(|e| e.to_string())?;
+fn live_views(url: &str, trust: Trust) -> Result<Vec<View>, String> {
+    let client = NaClient::new(url, ClientOptions { trust, ..ClientOptions::default() }).map_err(|e| e.to_string())?;
     let mut views = Vec::new();
     for (path, name) in VIEWS {
         let reply = client.get(&Deadline::after(Duration::from_secs(3)), path, &[]).map_err(|e| e.to_string())?;

@@ -12,7 +12,6 @@ use argh::FromArgs;
 
 use crate::client::admin::InviteToken;
 use crate::client::node::{HeartbeatAck, NodeClient};
-use crate::client::{ClientOptions, NaClient};
 use crate::clock::SystemClock;
 use crate::config::{self, Env};
 use crate::crypto::keys::{load_signing_key, SigningKey};
@@ -24,6 +23,7 @@ use crate::model::SignedObject;
 use super::error::{Error, Named};
 use super::input::{object_file_text, write_public_file};
 use super::keygen::write_key_pair;
+use super::na_options::na_client;
 use super::output::{notice, Output};
 
 /// The node certificate file inside the home.
@@ -40,13 +40,16 @@ const HEARTBEAT_STATUS: &str = "healthy";
 #[argh(
     subcommand,
     name = "join",
-    example = "gm join --na http://127.0.0.1:8443 --token - --home /var/lib/gm-node < token.txt\ngm join --na https://na.example.net --token 3f2b8f3e-2f0c-4c1e-9a57-0d6f3f1a2b3c --home ./node1 --validity-hours 24\ngm join --na http://127.0.0.1:8443 --token - --home ./node1 --force --json",
+    example = "gm join --na http://127.0.0.1:8443 --token - --home /var/lib/gm-node < token.txt\ngm join --na https://na.example.net --token 3f2b8f3e-2f0c-4c1e-9a57-0d6f3f1a2b3c --home ./node1 --validity-hours 24 --ca-file ca.pem\ngm join --na http://127.0.0.1:8443 --token - --home ./node1 --force --json",
     note = "Creates HOME/node.key (mode 0600) if missing, writes HOME/node.cert.json, then sends one heartbeat. The certificate is accepted only when the NA key of GET /genesis signed it for this node's key. Exit status: 0 joined, 1 the NA refused, 2 the request could not be made."
 )]
 pub(crate) struct JoinArgs {
     /// NA base URL, e.g. http://127.0.0.1:8443 (required)
     #[argh(option)]
     na: String,
+    /// PEM bundle of a private CA (self-hosted PKI): an https NA is trusted only if one of its certificates issued the NA's, and the host's CA roots are not used (default: the host's CA bundle)
+    #[argh(option)]
+    ca_file: Option<PathBuf>,
     /// invite token from `gm admin invite`, or - to read it from stdin (required)
     #[argh(option, from_str_fn(parse_token))]
     token: InviteToken,
@@ -78,7 +81,7 @@ pub(crate) fn run(args: JoinArgs) -> Result<u8, Error> {
         ));
     }
     let token = resolve_token(args.token)?;
-    let na = NaClient::new(&args.na, ClientOptions::default())?;
+    let na = na_client(&args.na, args.ca_file.as_deref())?;
     let key = node_key(&home)?;
     let node = NodeClient::new(&na, &key, &SystemClock);
     let cert = node.join(&token, args.validity_hours)?;

@@ -1,24 +1,30 @@
 //! The NA connection flags shared by the commands that talk to a running NA (`gm admin`,
-//! `gm treaty`, `gm feed`): `--na`, `--operator-key`, `--operator-key-id`, `--sig`, `--json` and
-//! `--home` become a ready [`Session`] before any request is sent; public keys given as flags.
+//! `gm treaty`, `gm feed`): `--na`, `--ca-file`, `--operator-key`, `--operator-key-id`, `--sig`,
+//! `--json` and `--home` become a ready [`Session`] before any request is sent; public keys given
+//! as flags. `--ca-file` (a private CA bundle, trusted instead of the host's roots) is read here
+//! for every command that takes it, `gm join`, `gm probe` and `gm readiness` included
+//! ([`na_client`], [`load_ca_file`]).
 //!
 //! Nothing here sends an admin request; each command group owns its own.
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::client::admin::{AdminClient, Operator, SigVersion};
-use crate::client::{ClientOptions, NaClient};
+use crate::client::{ClientOptions, NaClient, Trust};
 use crate::clock::SystemClock;
 use crate::config::{self, Env};
 use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
 
-use super::error::Error;
+use super::error::{Error, Named};
 use super::output::{notice, Output};
 
 /// The connection flags every signed leaf command shares.
 pub(crate) struct Connection<'a> {
     /// `--na`: the NA base URL.
     pub na: &'a str,
+    /// `--ca-file`: the private CA bundle to trust instead of the host's roots, when given.
+    pub ca_file: Option<&'a Path>,
     /// `--operator-key`: the operator private key file, when given.
     pub operator_key: Option<&'a Path>,
     /// `--operator-key-id`.
@@ -58,7 +64,7 @@ pub(crate) fn connect(c: &Connection<'_>) -> Result<Session, Error> {
             "pass the key id configured in the NA's OPERATOR_PUBLIC_KEYS_JSON",
         ));
     }
-    let na = NaClient::new(c.na, ClientOptions::default())?;
+    let na = na_client(c.na, c.ca_file)?;
     let key_path = match c.operator_key {
         Some(path) => path.to_path_buf(),
         None => config::resolve_home(c.home, &Env::from_process()).join("offline/operator.key"),
@@ -73,6 +79,34 @@ pub(crate) fn connect(c: &Connection<'_>) -> Result<Session, Error> {
         sig: c.sig,
         out: Output { json: c.json },
     })
+}
+
+/// A client of the NA at `na` with the default timeouts, trusting only the CA bundle `ca_file` when
+/// one is given, else the host's roots. The file is read and checked before any request is sent.
+pub(crate) fn na_client(na: &str, ca_file: Option<&Path>) -> Result<NaClient, Error> {
+    let trust = load_ca_file(ca_file)?;
+    Ok(NaClient::new(na, ClientOptions { trust, ..ClientOptions::default() })?)
+}
+
+/// Largest `--ca-file` read: distributions' whole bundles are about 200 KiB.
+const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `--ca-file`: the trust of a private CA bundle (every certificate must parse, at least one), or
+/// the host's roots when no file is given.
+pub(crate) fn load_ca_file(ca_file: Option<&Path>) -> Result<Trust, Error> {
+    let Some(path) = ca_file else {
+        return Ok(Trust::HostRoots);
+    };
+    let unreadable = |cause: String| Named::CaFileUnreadable { path: path.to_path_buf(), cause };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem))
+        .map_err(|e| unreadable(e.to_string()))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(unreadable(format!("larger than {} MiB, not a CA bundle", MAX_CA_FILE_BYTES >> 20)).into());
+    }
+    Trust::private_bundle(&pem)
+        .map_err(|e| Named::CaFileInvalid { path: path.to_path_buf(), problem: e.to_string() }.into())
 }
 
 /// argh parser for `--sig`.

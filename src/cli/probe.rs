@@ -18,6 +18,7 @@ use crate::probe::report::ProbeReport;
 use crate::probe::{ProbeOptions, TlsThresholds};
 
 use super::error::Error;
+use super::na_options::load_ca_file;
 use super::output::Output;
 
 /// Longest accepted `--timeout`: a probe that runs every minute must finish well within it.
@@ -31,8 +32,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 #[argh(
     subcommand,
     name = "probe",
-    example = "gm probe --na https://na.example.org --root-public-key offline/root.pub\ngm probe --na http://127.0.0.1:8443 --check healthz,readyz --json\ngm probe --na https://na.example.org --root-public-key Y37Q…8PY= --state-file /var/lib/gm-probe/state.json --prom-textfile /var/lib/node_exporter/textfile/gm_probe.prom --ping-url-file /etc/gm-probe/ping-url",
-    note = "Checks: healthz (200, body {{\"status\":\"ok\"}}), readyz (200, status ready), metrics (Prometheus text with the five genesis_mesh_na_* gauges), connectome (JSON with the required keys), genesis (root signatures verify with --root-public-key; without it the check is WARNING: not pinned), crl (signed by the genesis NA key, next_update not passed), tls (https targets: certificate trusted by the webpki roots, days until expiry). Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage, state file or textfile errors, a check that could not decide). With --state-file, upstream's thresholds apply: healthz CRITICAL after 2 consecutive failures (WARNING before), readyz and the others after 1, metrics WARNING after failing for 5 minutes; --fail-after N replaces them with N. The dead-man URL (--ping-url, or --ping-url-file to keep it out of the process list) is fetched only when every check passed."
+    example = "gm probe --na https://na.example.org --root-public-key offline/root.pub\ngm probe --na https://na.internal:8443 --ca-file /etc/gm/ca.pem --check healthz,tls --json\ngm probe --na https://na.example.org --root-public-key Y37Q…8PY= --state-file /var/lib/gm-probe/state.json --prom-textfile /var/lib/node_exporter/textfile/gm_probe.prom --ping-url-file /etc/gm-probe/ping-url",
+    note = "Checks: healthz (200, body {{\"status\":\"ok\"}}), readyz (200, status ready), metrics (Prometheus text with the five genesis_mesh_na_* gauges), connectome (JSON with the required keys), genesis (root signatures verify with --root-public-key; without it the check is WARNING: not pinned), crl (signed by the genesis NA key, next_update not passed), tls (https targets: certificate trusted by the host's CA bundle, or with --ca-file by that private CA bundle only, as every other check of an https target; days until expiry). Exit status (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage, state file or textfile errors, a check that could not decide). With --state-file, upstream's thresholds apply: healthz CRITICAL after 2 consecutive failures (WARNING before), readyz and the others after 1, metrics WARNING after failing for 5 minutes; --fail-after N replaces them with N. The dead-man URL (--ping-url, or --ping-url-file to keep it out of the process list) is fetched only when every check passed, trusting the host's CA bundle (--ca-file applies to the NA only)."
 )]
 pub(crate) struct ProbeArgs {
     /// NA base URL, http:// or https:// (required)
@@ -73,6 +74,9 @@ pub(crate) struct ProbeArgs {
     /// TLS: CRITICAL when the certificate expires in fewer days (default 7)
     #[argh(option, default = "7")]
     tls_critical_days: u32,
+    /// PEM bundle of a private CA (self-hosted PKI): every check of an https --na, the tls check included, trusts only its certificates, not the host's CA roots (default: the host's CA bundle)
+    #[argh(option)]
+    ca_file: Option<PathBuf>,
 }
 
 /// Runs `gm probe`; every error is UNKNOWN (exit 3).
@@ -83,7 +87,7 @@ pub(crate) fn run(args: ProbeArgs) -> Result<u8, Error> {
 fn run_probe(args: ProbeArgs) -> Result<u8, Error> {
     let options = probe_options(&args)?;
     let ping_url = ping_url(&args)?;
-    let shown_target = client_for(&options.target, options.timeout)?.base_url().to_string();
+    let shown_target = client_for(&options.target, options.timeout, &options.trust)?.base_url().to_string();
     let mut state = match &args.state_file {
         Some(path) => Some(ProbeState::load(path, &shown_target)?),
         None => None,
@@ -166,7 +170,8 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, Error> {
         ));
     }
     let timeout = parse_timeout(&args.timeout)?;
-    client_for(&args.target, timeout)
+    let trust = load_ca_file(args.ca_file.as_deref())?;
+    client_for(&args.target, timeout, &trust)
         .map_err(|e| Error::usage(e.to_string(), "pass --na http(s)://host[:port], e.g. https://na.example.org"))?;
     let target = args.target.trim().trim_end_matches('/').to_string();
     let is_https = target.to_ascii_lowercase().starts_with("https://");
@@ -198,6 +203,7 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, Error> {
         root_public_key: args.root_public_key.as_deref().map(parse_root_key).transpose()?,
         timeout,
         tls: TlsThresholds { warn_days: args.tls_warn_days, critical_days: args.tls_critical_days },
+        trust,
     })
 }
 

@@ -19,12 +19,14 @@ use crate::crypto::keys::{load_public_key, load_signing_key, PublicKey};
 use crate::json::{parse_str, Map, Value};
 use crate::model::timestamp::isoformat_utc;
 use crate::na::auth::admin::SignaturePolicy;
+use crate::probe::Trust;
 use crate::readiness::checks::{evaluate, period, Evidence, JobFact};
 use crate::readiness::gather::{gather, Sources};
 use crate::readiness::report::{junit, text, Report};
 
 use super::backup::settings;
 use super::error::Error;
+use super::na_options::load_ca_file;
 
 /// The machine-checkable pilot-readiness report; its exit code gates pilot sign-off.
 #[derive(FromArgs, Debug)]
@@ -43,6 +45,9 @@ pub(crate) struct ReadinessArgs {
     /// the NA URL on the operator network (default http://127.0.0.1:<configured port>)
     #[argh(option, long = "na")]
     target: Option<String>,
+    /// PEM bundle of a private CA (self-hosted PKI): an https --na is trusted only if one of its certificates issued the NA's, and the host's CA roots are not used (default: the host's CA bundle)
+    #[argh(option)]
+    ca_file: Option<PathBuf>,
     /// text (default), json or junit
     #[argh(option, default = "String::from(\"text\")")]
     format: String,
@@ -139,7 +144,8 @@ fn produce(args: &ReadinessArgs) -> Result<u8, Error> {
     let home = config::resolve_home(args.home.as_deref(), &env);
     let file = config::load_file(&home)?;
     let s = settings(Some(&home), None)?;
-    let evidence = gather(sources(args, &home, &file, &s, &SystemClock));
+    let trust = load_ca_file(args.ca_file.as_deref())?;
+    let evidence = gather(sources(args, &home, &file, &s, trust, &SystemClock));
     let now = evidence.now;
     let sovereign = evidence.genesis.as_ref().map_or_else(|_| "unknown".to_string(), |g| g.network_name.clone());
     let report = Report { generated_at: now, sovereign, checks: evaluate(&evidence), bindings: bindings(&evidence) };
@@ -309,6 +315,7 @@ fn sources<'a>(
     home: &Path,
     file: &config::file::ConfigFile,
     s: &ServeSettings,
+    probe_trust: Trust,
     clock: &'a dyn Clock,
 ) -> Sources<'a> {
     let cron = crate::config::cron::cron_settings(home, file);
@@ -321,6 +328,7 @@ fn sources<'a>(
         db_path: s.db_path.clone(),
         backup_signing_key_file: config::backup_signing(home, file).signing_key,
         probe_target: args.target.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", s.bind.port())),
+        probe_trust,
         runbooks_dir: args.runbooks.clone().unwrap_or_else(|| home.join("runbooks")),
         admin_v1_accepted: s.admin_signature == SignaturePolicy::V1AndV2,
         admin_decided_by: s.admin_signature_origin.describe().to_string(),

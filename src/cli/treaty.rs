@@ -24,14 +24,13 @@ use argh::FromArgs;
 use crate::client::genesis::na_public_key;
 use crate::client::treaty::{fetch_row, issue, list, prepare, publish, revoke, IssueRequest, TreatyFilter};
 use crate::client::treaty_succession::{Succession, SuccessionError, SuccessionKind, Terms};
-use crate::client::{ClientOptions, NaClient};
 use crate::clock::{Clock, SystemClock};
 use crate::model::{Kind, SignedObject};
 
 use super::error::{Error, EXIT_CHECK_FAILED};
 use super::flags::na_command;
 use super::input::refuse_existing;
-use super::na_options::{connect, Connection};
+use super::na_options::{connect, na_client, Connection};
 use super::offline_signing;
 use super::output::{notice, Output};
 
@@ -89,6 +88,9 @@ pub(crate) struct ListArgs {
     /// NA base URL, e.g. http://127.0.0.1:8443 (required)
     #[argh(option)]
     na: String,
+    /// PEM bundle of a private CA (self-hosted PKI): an https NA is trusted only if one of its certificates issued the NA's, and the host's CA roots are not used (default: the host's CA bundle)
+    #[argh(option)]
+    ca_file: Option<PathBuf>,
     /// print the rows, each with a lifecycle object, as JSON
     #[argh(switch)]
     json: bool,
@@ -109,6 +111,9 @@ pub(crate) struct InspectArgs {
     /// NA base URL, e.g. http://127.0.0.1:8443 (required)
     #[argh(option)]
     na: String,
+    /// PEM bundle of a private CA (self-hosted PKI): an https NA is trusted only if one of its certificates issued the NA's, and the host's CA roots are not used (default: the host's CA bundle)
+    #[argh(option)]
+    ca_file: Option<PathBuf>,
     /// print the row, its lifecycle and the signature check as JSON
     #[argh(switch)]
     json: bool,
@@ -265,7 +270,7 @@ pub(crate) fn run(args: TreatyArgs) -> Result<u8, Error> {
 }
 
 fn run_list(args: ListArgs) -> Result<u8, Error> {
-    let na = NaClient::new(&args.na, ClientOptions::default())?;
+    let na = na_client(&args.na, args.ca_file.as_deref())?;
     let filter = TreatyFilter {
         issuer: args.issuer.as_deref(),
         subject: args.subject.as_deref(),
@@ -279,7 +284,7 @@ fn run_list(args: ListArgs) -> Result<u8, Error> {
 
 fn run_inspect(args: InspectArgs) -> Result<u8, Error> {
     require_id(&args.treaty_id)?;
-    let na = NaClient::new(&args.na, ClientOptions::default())?;
+    let na = na_client(&args.na, args.ca_file.as_deref())?;
     let row = fetch_row(&na, &args.treaty_id)?;
     let na_key = na_public_key(&na)?;
     let verified = row.treaty.check_signatures(std::slice::from_ref(&na_key)).is_valid();
@@ -379,7 +384,7 @@ fn run_revoke(args: RevokeArgs) -> Result<u8, Error> {
     confirm(&format!("revoke treaty {}", args.treaty_id), "revocation cannot be undone", args.yes, args.dry_run)?;
     let out = Output { json: args.json };
     if args.dry_run {
-        let na = NaClient::new(&args.na, ClientOptions::default())?;
+        let na = na_client(&args.na, args.ca_file.as_deref())?;
         let steps = vec![format!("revoke treaty {} with reason {}", args.treaty_id, args.reason)];
         print_plan(out, "revoke", &args.treaty_id, na.base_url(), &steps);
         return Ok(0);
@@ -393,7 +398,7 @@ fn run_revoke(args: RevokeArgs) -> Result<u8, Error> {
 
 fn run_succession(plan: &Succession, connection: &Connection<'_>, dry_run: bool) -> Result<u8, Error> {
     if dry_run {
-        let na = NaClient::new(connection.na, ClientOptions::default())?;
+        let na = na_client(connection.na, connection.ca_file)?;
         print_plan(Output { json: connection.json }, plan.kind.name(), &plan.old_id, na.base_url(), &plan.steps());
         return Ok(0);
     }

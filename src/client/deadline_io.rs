@@ -362,13 +362,13 @@ impl Resolver for DeadlineResolver {
     }
 }
 
-/// The TLS setup of every request: ring, TLS 1.2 and 1.3, the host's CA roots
-/// (`client/roots.rs`), no client certificate.
-pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+/// The TLS setup of every request: ring, TLS 1.2 and 1.3, the CA roots of `trust` (the host's, or
+/// only a private bundle: `client/roots.rs`), no client certificate.
+pub(crate) fn tls_config(trust: &super::roots::Trust) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
-        .with_root_certificates(super::roots::host_roots())
+        .with_root_certificates(trust.roots())
         .with_no_client_auth();
     Ok(Arc::new(config))
 }

@@ -63,6 +63,18 @@ pub enum ClientError {
         /// The cause, e.g. `connection refused`.
         detail: String,
     },
+    /// The TLS handshake refused the NA's certificate (unknown issuer, expired, wrong name).
+    Certificate {
+        /// The request URL.
+        url: String,
+        /// Why, in plain words: `it has expired`.
+        problem: String,
+        /// True when no trusted CA issued it (a self-signed certificate, a private CA's): the case
+        /// a private CA bundle is the remedy for.
+        unknown_issuer: bool,
+        /// True when the client trusted only a private CA bundle, not the host's roots.
+        private_ca: bool,
+    },
     /// A phase did not finish in time.
     Timeout {
         /// The request URL.
@@ -129,6 +141,7 @@ impl ClientError {
             ClientError::BadUrl { url, .. }
             | ClientError::Resolve { url, .. }
             | ClientError::Connect { url, .. }
+            | ClientError::Certificate { url, .. }
             | ClientError::Timeout { url, .. }
             | ClientError::Transport { url, .. }
             | ClientError::TooLarge { url, .. }
@@ -147,6 +160,9 @@ impl fmt::Display for ClientError {
                 write!(f, "cannot resolve the host of {url}: {detail}")
             }
             ClientError::Connect { url, detail } => write!(f, "cannot reach {url}: {detail}"),
+            ClientError::Certificate { url, problem, .. } => {
+                write!(f, "the TLS certificate of {url} is not trusted: {problem}")
+            }
             ClientError::Timeout { url, phase, after } => {
                 write!(f, "timed out after {} {} {url}", seconds(*after), phase.doing())
             }

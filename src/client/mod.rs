@@ -38,6 +38,7 @@ use error::io_detail;
 pub use error::{ClientError, Phase};
 pub use options::{ClientOptions, Deadline};
 pub use reply::Reply;
+pub use roots::{CaBundleError, Trust};
 
 /// A client of one NA, identified by its base URL (`http://127.0.0.1:8443`).
 ///
@@ -46,7 +47,7 @@ pub use reply::Reply;
 /// deadline. gm's commands make one to three requests, so the lost connection reuse costs little.
 #[derive(Debug, Clone)]
 pub(crate) struct NaClient {
-    /// ureq's default TLS configuration, built once.
+    /// The TLS configuration, trusting `options.trust`, built once.
     tls: Arc<rustls::ClientConfig>,
     /// The URL requests go to (may hold user info).
     wire_base_url: String,
@@ -60,7 +61,7 @@ impl NaClient {
     /// dropped).
     pub fn new(na_url: &str, options: ClientOptions) -> Result<NaClient, ClientError> {
         let wire_base_url = check_base_url(na_url)?;
-        let tls = deadline_io::tls_config().map_err(|e| ClientError::Connect {
+        let tls = deadline_io::tls_config(&options.trust).map_err(|e| ClientError::Connect {
             url: redact_user_info(&wire_base_url),
             detail: format!("cannot set up TLS: {e}"),
         })?;
@@ -179,10 +180,43 @@ impl NaClient {
             }
             // The handshake's bound is the request's deadline, not connect_timeout.
             Phase::Handshake if timed_out(cause) => ClientError::Timeout { url, phase, after: budget },
-            Phase::Connect | Phase::Handshake => ClientError::Connect { url, detail: io_detail(cause) },
+            Phase::Handshake => match refused_certificate(cause) {
+                Some(refused) => ClientError::Certificate {
+                    url,
+                    problem: certificate_problem(refused),
+                    unknown_issuer: matches!(refused, rustls::CertificateError::UnknownIssuer),
+                    private_ca: self.options.trust.is_private(),
+                },
+                None => ClientError::Connect { url, detail: io_detail(cause) },
+            },
+            Phase::Connect => ClientError::Connect { url, detail: io_detail(cause) },
             _ if timed_out(cause) => ClientError::Timeout { url, phase, after: budget },
             _ => ClientError::Transport { url, phase, detail: io_detail(cause) },
         }
+    }
+}
+
+/// The certificate error inside a failed handshake, if that is why it failed (rustls hands it back
+/// wrapped in an `InvalidData` I/O error).
+fn refused_certificate(cause: &std::io::Error) -> Option<&rustls::CertificateError> {
+    match cause.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(refused) => Some(refused),
+        _ => None,
+    }
+}
+
+/// rustls' certificate error in words an operator acts on.
+fn certificate_problem(refused: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match refused {
+        E::UnknownIssuer => "it is self-signed or issued by a CA that is not trusted here".to_string(),
+        E::Expired | E::ExpiredContext { .. } => "it has expired".to_string(),
+        E::NotValidYet | E::NotValidYetContext { .. } => "it is not valid yet".to_string(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "it is not valid for the host name of the URL".to_string()
+        }
+        E::Revoked => "it has been revoked".to_string(),
+        other => other.to_string().to_lowercase(),
     }
 }
 
@@ -242,6 +276,7 @@ mod tests {
             write_timeout: Duration::from_millis(200),
             total_timeout: Duration::from_secs(5),
             max_body_bytes: 1024,
+            trust: Trust::HostRoots,
         }
     }
 
@@ -286,7 +321,7 @@ mod tests {
     fn silent_na_times_out_within_the_request_budget() {
         let na = FakeNa::start(vec![Answer::Silent]);
         let options = short_options();
-        let client = NaClient::new(&na.url(), options).unwrap();
+        let client = NaClient::new(&na.url(), options.clone()).unwrap();
         let started = Instant::now();
         let err = client.get(&client.deadline(), "/healthz", &[]).unwrap_err();
         let elapsed = started.elapsed();
@@ -366,6 +401,70 @@ mod tests {
         let head = server.join().unwrap();
         assert!(head.starts_with("GET /healthz HTTP/1.1\r\n"), "{head}");
         assert!(head.to_ascii_lowercase().contains(concat!("user-agent: gm/", env!("CARGO_PKG_VERSION"))), "{head}");
+    }
+
+    /// A TLS server on 127.0.0.1 presenting a self-signed certificate valid until `not_after`,
+    /// answering one `/healthz` (or ending at a refused handshake); and the certificate's PEM.
+    fn tls_healthz_once(not_after: (i32, u8, u8)) -> (u16, String) {
+        use base64::Engine as _;
+        use std::io::{Read, Write};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let cert = params.self_signed(&key).unwrap();
+        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(Arc::new(config)).unwrap(), tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if tls.read_exact(&mut byte).is_err() {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let answer = "HTTP/1.1 200 OK\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}";
+            let _ = tls.write_all(answer.as_bytes());
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        });
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.der());
+        (port, format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"))
+    }
+
+    #[test]
+    fn a_private_bundle_replaces_the_host_roots_and_a_refused_certificate_says_why() {
+        let private =
+            |pem: &str| ClientOptions { trust: Trust::private_bundle(pem.as_bytes()).unwrap(), ..short_options() };
+        let (port, pem) = tls_healthz_once((2099, 1, 1));
+        let client = NaClient::new(&format!("https://127.0.0.1:{port}"), private(&pem)).unwrap();
+        assert_eq!(client.get_object(&client.deadline(), "/healthz").unwrap().status, 200);
+
+        let (port, _) = tls_healthz_once((2099, 1, 1));
+        let client = NaClient::new(&format!("https://127.0.0.1:{port}"), short_options()).unwrap();
+        let err = client.get(&client.deadline(), "/healthz", &[]).unwrap_err();
+        assert!(matches!(&err, ClientError::Certificate { unknown_issuer: true, private_ca: false, .. }), "{err:?}");
+
+        let (port, pem) = tls_healthz_once((2021, 1, 1));
+        let client = NaClient::new(&format!("https://127.0.0.1:{port}"), private(&pem)).unwrap();
+        let err = client.get(&client.deadline(), "/healthz", &[]).unwrap_err();
+        assert!(matches!(&err, ClientError::Certificate { unknown_issuer: false, private_ca: true, .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("the TLS certificate of https://127.0.0.1:{port}/healthz is not trusted: it has expired")
+        );
     }
 
     #[test]

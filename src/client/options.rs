@@ -6,11 +6,17 @@
 //! `connect_timeout + write_timeout + read_timeout`, cut short by what is left of the operation's
 //! `total_timeout`. Requests and answers here are a few KiB, so the write and read budgets are
 //! spent almost entirely waiting for the NA to answer.
+//!
+//! The CA certificates an `https` NA is verified against ([`Trust`]) travel here too, so that every
+//! command built on these options (admin, join, feed, treaty, probe, readiness) can take a private
+//! CA bundle the same way.
 
 use std::time::{Duration, Instant};
 
-/// Timeouts and limits of an [`super::NaClient`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use super::roots::Trust;
+
+/// Timeouts, limits and TLS trust of an [`super::NaClient`].
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Time allowed to open the TCP (and TLS) connection. Defaults to 5 s.
     pub connect_timeout: Duration,
@@ -25,6 +31,9 @@ pub struct ClientOptions {
     /// Largest response body read; a larger one fails instead of filling memory. Defaults to
     /// 10 MiB.
     pub max_body_bytes: u64,
+    /// The CA certificates an `https` NA's certificate must chain to. Defaults to the host's CA
+    /// bundle.
+    pub trust: Trust,
 }
 
 impl Default for ClientOptions {
@@ -35,6 +44,7 @@ impl Default for ClientOptions {
             write_timeout: Duration::from_secs(10),
             total_timeout: Duration::from_secs(30),
             max_body_bytes: 10 * 1024 * 1024,
+            trust: Trust::HostRoots,
         }
     }
 }

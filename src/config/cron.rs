@@ -84,6 +84,8 @@ pub enum JobKind {
         state_file: Option<PathBuf>,
         /// `--ping-url`.
         ping_url: Option<String>,
+        /// `--ca-file`.
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -264,8 +266,9 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
                     root_public_key: s.root_public_key.clone(),
                     state_file: path(&s.state_file),
                     ping_url: s.ping_url.clone(),
+                    ca_file: path(&s.ca_file),
                 },
-                &["target", "checks", "root_public_key", "state_file", "ping_url"],
+                &["target", "checks", "root_public_key", "state_file", "ping_url", "ca_file"],
             )
         }
         other => {
@@ -300,7 +303,7 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
     })
 }
 
-fn options_set(s: &JobSection) -> [(&'static str, bool); 18] {
+fn options_set(s: &JobSection) -> [(&'static str, bool); 19] {
     [
         ("backup_dir", s.backup_dir.is_some()),
         ("destinations", s.destinations.is_some()),
@@ -320,6 +323,7 @@ fn options_set(s: &JobSection) -> [(&'static str, bool); 18] {
         ("root_public_key", s.root_public_key.is_some()),
         ("state_file", s.state_file.is_some()),
         ("ping_url", s.ping_url.is_some()),
+        ("ca_file", s.ca_file.is_some()),
     ]
 }
 
@@ -382,6 +386,21 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(err.contains("nor \"served\""), "{err}");
+    }
+
+    #[test]
+    fn a_probe_takes_a_ca_file_relative_to_the_home_and_no_other_kind_does() {
+        let s = parse("[cron.jobs.p]\nkind = \"probe\"\nschedule = \"@hourly\"\ntarget = \"https://na.internal\"\nca_file = \"pki/ca.pem\"\n")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(
+            matches!(&s.jobs[0].kind, JobKind::Probe { ca_file: Some(f), .. } if f == Path::new("/etc/gm/pki/ca.pem"))
+        );
+        let err = parse(
+            "[cron.jobs.a]\nkind = \"audit-export\"\nschedule = \"@daily\"\nexport_dir = \"e\"\nca_file = \"ca.pem\"\n",
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(err.contains("cron.jobs.a.ca_file in gm.toml: does not apply"), "{err}");
     }
 
     #[test]

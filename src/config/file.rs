@@ -187,6 +187,8 @@ pub struct JobSection {
     pub state_file: Option<String>,
     /// probe: dead-man switch URL, called only when every check passed.
     pub ping_url: Option<String>,
+    /// probe: PEM bundle of a private CA, trusted instead of the host's CA roots (`--ca-file`).
+    pub ca_file: Option<String>,
 }
 
 /// `[na]`: where the trust material and database live. Paths are relative to the gm home.

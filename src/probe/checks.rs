@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::client::{ClientError, ClientOptions, Deadline, NaClient};
+use crate::client::{ClientError, ClientOptions, Deadline, NaClient, Trust};
 use crate::clock::Clock;
 use crate::json::Value;
 
@@ -48,13 +48,15 @@ const CONNECTOME_SUMMARY_KEYS: [&str; 6] = [
     "sovereign_count",
 ];
 
-/// The client the checks use: every request bounded by `timeout`. Fails only on a bad URL.
-pub(crate) fn client_for(target: &str, timeout: Duration) -> Result<NaClient, ClientError> {
+/// The client the checks use: every request bounded by `timeout`, an `https` target verified
+/// against `trust`. Fails only on a bad URL.
+pub(crate) fn client_for(target: &str, timeout: Duration, trust: &Trust) -> Result<NaClient, ClientError> {
     let options = ClientOptions {
         connect_timeout: timeout,
         read_timeout: timeout,
         write_timeout: timeout,
         total_timeout: timeout,
+        trust: trust.clone(),
         ..ClientOptions::default()
     };
     NaClient::new(target, options)
@@ -62,7 +64,7 @@ pub(crate) fn client_for(target: &str, timeout: Duration) -> Result<NaClient, Cl
 
 /// Runs every check of `options` in parallel and returns their results in `options.checks` order.
 pub(crate) fn run_checks(options: &ProbeOptions, clock: &dyn Clock) -> Vec<CheckResult> {
-    let client = match client_for(&options.target, options.timeout) {
+    let client = match client_for(&options.target, options.timeout, &options.trust) {
         Ok(client) => client,
         Err(e) => {
             let reason = e.to_string();
@@ -95,8 +97,8 @@ pub(crate) fn run_checks(options: &ProbeOptions, clock: &dyn Clock) -> Vec<Check
 
 /// `GET target/path`'s body when it answers 200 within `timeout`, else why not (readiness reads
 /// `/metrics` through this, since it may not use the client itself).
-pub(crate) fn fetch_text(target: &str, path: &str, timeout: Duration) -> Result<String, String> {
-    let client = client_for(target, timeout).map_err(|e| e.to_string())?;
+pub(crate) fn fetch_text(target: &str, path: &str, timeout: Duration, trust: &Trust) -> Result<String, String> {
+    let client = client_for(target, timeout, trust).map_err(|e| e.to_string())?;
     let reply = client.get(&Deadline::after(timeout), path, &[]).map_err(|e| e.to_string())?;
     match reply.status {
         200 => Ok(reply.text),
@@ -120,7 +122,8 @@ fn run_one(check: CheckName, client: &NaClient, options: &ProbeOptions, clock: &
         CheckName::Genesis => super::trust::check_genesis(client, &deadline, options, &mut latency),
         CheckName::Crl => super::trust::check_crl(client, &deadline, options, clock, &mut latency),
         CheckName::Tls => {
-            let found = super::tls::check_certificate(&options.target, options.timeout, options.tls, clock);
+            let found =
+                super::tls::check_certificate(&options.target, options.timeout, options.tls, &options.trust, clock);
             latency = found.latency;
             cert_expiry_days = found.days_left;
             (found.outcome, found.reason)

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::client::{ClientOptions, NaClient};
+use crate::client::{ClientOptions, NaClient, Trust};
 
 /// Pause before the one retry.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -33,6 +33,9 @@ pub(crate) fn ping(url: &str, timeout: Duration) -> PingOutcome {
         write_timeout: timeout,
         total_timeout: timeout,
         max_body_bytes: 64 * 1024,
+        // The ping service is a public one (Healthchecks.io and the like): --ca-file is the NA's
+        // private CA and does not apply here.
+        trust: Trust::HostRoots,
     };
     let client = match NaClient::new(base, options) {
         Ok(client) => client,

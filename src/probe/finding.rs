@@ -53,6 +53,9 @@ pub struct ProbeOptions {
     pub timeout: Duration,
     /// TLS certificate expiry thresholds.
     pub tls: TlsThresholds,
+    /// The CA certificates an `https` target is verified against, by every check (the TLS check
+    /// included). Defaults to the host's CA bundle.
+    pub trust: crate::client::Trust,
 }
 
 /// Days before the server certificate expires at which the TLS check turns WARNING or CRITICAL.

@@ -9,6 +9,8 @@
 //! [`nagios`] turns them into Nagios statuses, applying upstream's alert thresholds with a small
 //! state file of consecutive failures; [`report`] renders the table, the JSON and the
 //! node_exporter textfile; [`deadman`] pings a dead-man switch only when every check passed.
+//! Every check of an `https` target, the TLS expiry check included, verifies the server against
+//! one [`Trust`]: the host's CA bundle, or only a private CA bundle (`--ca-file`).
 //!
 //! This module reads no flags or environment (`cli/probe.rs` builds [`ProbeOptions`]) and prints
 //! nothing; it writes only the state file and the textfile it is given, atomically.
@@ -22,6 +24,7 @@ pub mod report;
 pub mod tls;
 pub mod trust;
 
+pub use crate::client::Trust;
 pub use error::ProbeError;
 pub use finding::{CheckName, CheckResult, Outcome, ProbeOptions, TlsThresholds};
 pub use nagios::Status;

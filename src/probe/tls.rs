@@ -1,6 +1,6 @@
 //! The TLS check of an `https` target: one direct rustls handshake that verifies the server
-//! certificate as the HTTP checks do (rustls with the webpki roots, as `client::deadline_io` sets
-//! up) and keeps the end-entity certificate it was shown, so the days until `notAfter` can be
+//! certificate as the HTTP checks do (rustls with the same [`Trust`]: the host's CA bundle, or only
+//! a private CA bundle, as `client::deadline_io` sets up) and keeps the end-entity certificate it was shown, so the days until `notAfter` can be
 //! reported even when verification fails (an expired or self-signed certificate is a clear
 //! CRITICAL with the reason, not just "TLS error").
 //!
@@ -18,6 +18,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 
 use crate::client::deadline_io::{resolve_by, DeadlineIo};
+use crate::client::Trust;
 use crate::clock::Clock;
 use crate::model::timestamp::pydantic_utc;
 
@@ -46,12 +47,14 @@ impl TlsFinding {
     }
 }
 
-/// Handshakes with the host of `target` (an `https://` base URL) within `timeout` and grades the
-/// certificate: untrusted or expired, or under `critical_days`, is Fail; under `warn_days` is Warn.
+/// Handshakes with the host of `target` (an `https://` base URL) within `timeout`, verifying
+/// against `trust`, and grades the certificate: untrusted or expired, or under `critical_days`, is
+/// Fail; under `warn_days` is Warn.
 pub(crate) fn check_certificate(
     target: &str,
     timeout: Duration,
     thresholds: TlsThresholds,
+    trust: &Trust,
     clock: &dyn Clock,
 ) -> TlsFinding {
     let (host, port) = match host_and_port(target) {
@@ -59,11 +62,11 @@ pub(crate) fn check_certificate(
         None => return TlsFinding::failed(format!("cannot read host and port from {target}")),
     };
     let started = Instant::now();
-    let verifier = match CapturingVerifier::new() {
+    let verifier = match CapturingVerifier::new(trust) {
         Ok(v) => Arc::new(v),
         Err(e) => return TlsFinding::failed(format!("cannot set up TLS verification: {e}")),
     };
-    let handshake = handshake(&host, port, timeout, verifier.clone());
+    let handshake = handshake(&host, port, timeout, trust, verifier.clone());
     let latency = started.elapsed();
     let days_left = verifier.end_entity().and_then(|der| not_after(&der).ok()).map(|t| {
         let seconds = (t - clock.now()).num_seconds();
@@ -80,9 +83,11 @@ pub(crate) fn check_certificate(
                 (Some(Ok(t)), Some(days)) => format!("; it expires in {} days ({})", days.floor(), pydantic_utc(*t)),
                 _ => String::new(),
             };
+            // The one remedy gm can name: a certificate from a private CA needs that CA's bundle.
+            let remedy = if cause == UNKNOWN_ISSUER_HOST { "; for a private CA pass --ca-file" } else { "" };
             TlsFinding {
                 outcome: Outcome::Fail,
-                reason: format!("certificate not trusted: {cause}{when}"),
+                reason: format!("certificate not trusted: {cause}{when}{remedy}"),
                 latency: Some(latency),
                 days_left,
             }
@@ -129,7 +134,13 @@ enum Failure {
     Other(String),
 }
 
-fn handshake(host: &str, port: u16, timeout: Duration, verifier: Arc<CapturingVerifier>) -> Result<(), Failure> {
+fn handshake(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    trust: &Trust,
+    verifier: Arc<CapturingVerifier>,
+) -> Result<(), Failure> {
     let deadline = Instant::now() + timeout;
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| Failure::Other(format!("{host} is not a valid TLS server name")))?;
@@ -152,7 +163,9 @@ fn handshake(host: &str, port: u16, timeout: Duration, verifier: Arc<CapturingVe
                 return Err(timed_out(host, port, timeout));
             }
             return Err(match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                Some(rustls::Error::InvalidCertificate(cause)) => Failure::Certificate(certificate_cause(cause, host)),
+                Some(rustls::Error::InvalidCertificate(cause)) => {
+                    Failure::Certificate(certificate_cause(cause, host, trust))
+                }
                 Some(other) => Failure::Other(format!("TLS handshake with {host}:{port} failed: {other}")),
                 None => Failure::Other(format!("TLS handshake with {host}:{port} failed: {e}")),
             });
@@ -186,16 +199,20 @@ fn timed_out(host: &str, port: u16, timeout: Duration) -> Failure {
     Failure::Other(format!("timed out after {}s during the TLS handshake with {host}:{port}", timeout.as_secs_f64()))
 }
 
+/// Why a certificate no trusted CA issued is refused, when the host's roots are the trust.
+const UNKNOWN_ISSUER_HOST: &str = "it is self-signed or issued by an authority outside the webpki roots";
+
 /// rustls' certificate error in words an operator acts on.
-fn certificate_cause(cause: &CertificateError, host: &str) -> String {
+fn certificate_cause(cause: &CertificateError, host: &str, trust: &Trust) -> String {
     match cause {
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => "it has expired".to_string(),
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             "it is not valid yet".to_string()
         }
-        CertificateError::UnknownIssuer => {
-            "it is self-signed or issued by an authority outside the webpki roots".to_string()
+        CertificateError::UnknownIssuer if trust.is_private() => {
+            "it is not issued by a CA of the private CA bundle (--ca-file)".to_string()
         }
+        CertificateError::UnknownIssuer => UNKNOWN_ISSUER_HOST.to_string(),
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             format!("it is not valid for {host}")
         }
@@ -225,7 +242,7 @@ pub(crate) fn host_and_port(target: &str) -> Option<(String, u16)> {
     .filter(|(host, _)| !host.is_empty())
 }
 
-/// The webpki verifier that also keeps the end-entity certificate it was asked about.
+/// The webpki verifier (over the roots of a [`Trust`]) that also keeps the end-entity certificate it was asked about.
 #[derive(Debug)]
 struct CapturingVerifier {
     inner: Arc<WebPkiServerVerifier>,
@@ -233,10 +250,9 @@ struct CapturingVerifier {
 }
 
 impl CapturingVerifier {
-    fn new() -> Result<CapturingVerifier, rustls::client::VerifierBuilderError> {
+    fn new(trust: &Trust) -> Result<CapturingVerifier, rustls::client::VerifierBuilderError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner =
-            WebPkiServerVerifier::builder_with_provider(crate::client::roots::host_roots(), provider).build()?;
+        let inner = WebPkiServerVerifier::builder_with_provider(trust.roots(), provider).build()?;
         Ok(CapturingVerifier { inner, seen: Mutex::new(None) })
     }
 

@@ -46,6 +46,9 @@ pub(crate) struct Sources<'a> {
     pub backup_signing_key_file: Option<PathBuf>,
     /// The URL the NA is probed at.
     pub probe_target: String,
+    /// The CA certificates an `https` probe target is verified against (`--ca-file`, else the
+    /// host's CA bundle).
+    pub probe_trust: crate::probe::Trust,
     /// The folder holding the incident runbooks.
     pub runbooks_dir: PathBuf,
     /// Version-1 admin signatures are accepted (as `gm serve` resolves it here).
@@ -115,7 +118,7 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         Err(_) => Vec::new(),
     };
     let runtime = runtime(&s.db_path);
-    let live_key_source = live_key_source(&s.probe_target);
+    let live_key_source = live_key_source(&s.probe_target, &s.probe_trust);
     // The running server's admin signature policy is the truth; configuration only says what a
     // restart would do.
     let (admin_v1_accepted, admin_decided_by) = match &runtime {
@@ -137,7 +140,7 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
             legacy_accepted_30d: legacy_accepted(&s.db_path, now),
         },
         private_keys_found,
-        probe: Ok(probe(&s.probe_target, s.clock)),
+        probe: Ok(probe(&s.probe_target, &s.probe_trust, s.clock)),
         probe_target: s.probe_target,
         ledger,
         export_redaction,
@@ -164,8 +167,8 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
 }
 
 /// `gm_na_key_source{source="…",signing_key="…"}` from the NA's `/metrics`.
-fn live_key_source(target: &str) -> Result<(String, String), String> {
-    let text = crate::probe::checks::fetch_text(target, "/metrics", Duration::from_secs(10))?;
+fn live_key_source(target: &str, trust: &crate::probe::Trust) -> Result<(String, String), String> {
+    let text = crate::probe::checks::fetch_text(target, "/metrics", Duration::from_secs(10), trust)?;
     let line = text
         .lines()
         .find(|l| l.starts_with("gm_na_key_source{"))
@@ -274,7 +277,7 @@ fn private_keys(dir: &Path, expected: &[&Path]) -> Vec<PathBuf> {
 }
 
 /// The NA's health, readiness, metrics and connectome endpoints (and TLS for an https target).
-fn probe(target: &str, clock: &dyn Clock) -> Vec<ProbeFact> {
+fn probe(target: &str, trust: &crate::probe::Trust, clock: &dyn Clock) -> Vec<ProbeFact> {
     let mut checks: Vec<CheckName> =
         ["healthz", "readyz", "metrics", "connectome"].iter().filter_map(|n| CheckName::from_name(n)).collect();
     if target.starts_with("https://") {
@@ -286,6 +289,7 @@ fn probe(target: &str, clock: &dyn Clock) -> Vec<ProbeFact> {
         root_public_key: None,
         timeout: Duration::from_secs(10),
         tls: crate::probe::TlsThresholds { warn_days: 14, critical_days: 7 },
+        trust: trust.clone(),
     };
     run_checks(&options, clock)
         .into_iter()

@@ -50,6 +50,7 @@ mod serve_limits;
 mod signer;
 mod signer_run;
 mod store;
+mod tls_client;
 mod tls_serve;
 mod trust;
 mod vectors;

@@ -346,7 +346,8 @@ impl Remote {
         let style = if endpoint.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
         let bucket = Bucket::new(url, style, bucket.to_string(), endpoint.region.clone())
             .map_err(|e| format!("bucket {bucket:?} at {:?}: {e} (try path_style = true)", endpoint.url))?;
-        let tls = deadline_io::tls_config().map_err(|e| format!("cannot set up TLS: {e}"))?;
+        let tls =
+            deadline_io::tls_config(&crate::client::Trust::HostRoots).map_err(|e| format!("cannot set up TLS: {e}"))?;
         Ok(Remote { bucket, credentials, endpoint, tls })
     }
 
