@@ -429,7 +429,12 @@ fn command_for(
         }
         JobKind::AuditExport { dir, window_hours } => {
             let since = now - chrono::Duration::hours(i64::try_from(*window_hours).unwrap_or(24));
-            let name = format!("audit-{}.jsonl", now.format("%Y%m%dT%H%M%SZ"));
+            // Two runs within one second (the scheduler's catch-up and a `gm cron run-once`) must not
+            // collide: the second gets the milliseconds in its name.
+            let mut name = format!("audit-{}.jsonl", now.format("%Y%m%dT%H%M%SZ"));
+            if dir.join(&name).exists() {
+                name = format!("audit-{}.jsonl", now.format("%Y%m%dT%H%M%S%.3fZ"));
+            }
             v.extend(["managed".into(), "audit-export".into(), "--output".into(), s(&dir.join(name))]);
             v.extend(["--since".into(), since.to_rfc3339(), "--until".into(), now.to_rfc3339()]);
         }
@@ -483,7 +488,34 @@ fn command_for(
 
 #[cfg(test)]
 mod tests {
-    use super::served_url;
+    use super::{command_for, served_url};
+    use crate::config::cron::{JobConfig, JobKind};
+
+    #[test]
+    fn a_second_audit_export_within_the_same_second_gets_its_own_file() {
+        let dir = std::env::temp_dir().join(format!("gm-cron-export-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        let job = JobConfig {
+            name: "audit-export".into(),
+            kind: JobKind::AuditExport { dir: dir.clone(), window_hours: 24 },
+            schedule: crate::sched::crontab::Schedule::parse("@daily").unwrap_or_else(|e| unreachable!("{e}")),
+            timeout: std::time::Duration::from_secs(60),
+            jitter: std::time::Duration::ZERO,
+            missed_grace: chrono::Duration::zero(),
+        };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T00:31:14.250Z")
+            .unwrap_or_else(|e| unreachable!("{e}"))
+            .with_timezone(&chrono::Utc);
+        let output =
+            |argv: Vec<String>| argv.iter().skip_while(|a| *a != "--output").nth(1).cloned().unwrap_or_default();
+        let first = output(command_for(&job, &dir, &dir, "", now).unwrap_or_else(|e| unreachable!("{e}")));
+        assert!(first.ends_with("audit-20261206T003114Z.jsonl"), "{first}");
+        std::fs::write(&first, "").unwrap_or_else(|e| unreachable!("{e}"));
+        let second = output(command_for(&job, &dir, &dir, "", now).unwrap_or_else(|e| unreachable!("{e}")));
+        assert!(second.ends_with("audit-20261206T003114.250Z.jsonl"), "{second}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_served_url_of_an_unspecified_address_is_loopback() {
