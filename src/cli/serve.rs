@@ -232,8 +232,27 @@ fn serve_with_clock(
     } else {
         log::info!(target: "gm::serve", "{count} operator key(s) from {}", operators.describe());
     }
+    let redirect = match settings.tls.as_ref().and_then(|t| t.redirect_http) {
+        Some(bind) => {
+            let plain = Server::bind(bind, settings.limits.clone())?;
+            let (handle, at) = (plain.shutdown_handle(), plain.local_addr());
+            let redirector: Arc<dyn crate::http::Handler> =
+                Arc::new(super::serve_tls::RedirectToHttps { https_port: addr.port() });
+            let thread = std::thread::Builder::new()
+                .name("gm-redirect".into())
+                .spawn(move || plain.run(redirector))
+                .map_err(|source| Error::Io { action: "start thread", path: PathBuf::from("gm-redirect"), source })?;
+            log::info!(target: "gm::serve", "redirecting http://{at} to https://…:{}", addr.port());
+            Some((handle, thread))
+        }
+        None => None,
+    };
     let handler: Arc<dyn crate::http::Handler> = Arc::clone(&authority) as Arc<dyn crate::http::Handler>;
     let report = server.run(handler);
+    if let Some((handle, thread)) = redirect {
+        handle.shutdown();
+        let _ = thread.join();
+    }
     if crate::ops::runtime::RuntimeRecord::read(&runtime_path).is_ok_and(|r| r.pid == record.pid) {
         let _ = std::fs::remove_file(&runtime_path);
     }

@@ -86,6 +86,37 @@ impl TlsReloader {
     }
 }
 
+/// The handler of the plain-HTTP listener `[tls] redirect_http_bind`: every request gets a 308 to the
+/// same target over HTTPS on `https_port`. The host comes from the request's `Host` header and must
+/// be a plain host name or address (anything else is a 400, so the redirect cannot be pointed at a
+/// URL the client smuggled in).
+pub(crate) struct RedirectToHttps {
+    /// The port HTTPS is served on.
+    pub https_port: u16,
+}
+
+impl crate::http::Handler for RedirectToHttps {
+    fn handle(&self, req: &crate::http::Request) -> crate::http::Response {
+        let host = req.header("host").map(host_only).unwrap_or_default();
+        let plain = !host.is_empty()
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+        if !plain || !req.target.starts_with('/') {
+            return crate::http::Response::json_error(400, "Bad Request");
+        }
+        let port = if self.https_port == 443 { String::new() } else { format!(":{}", self.https_port) };
+        crate::http::Response::new(308).with_header("Location", format!("https://{host}{port}{}", req.target))
+    }
+}
+
+/// `Host` without its port (`[::1]:80` -> `[::1]`, `na.example.org:80` -> `na.example.org`).
+fn host_only(value: &str) -> &str {
+    let value = value.trim();
+    match value.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']')) => h,
+        _ => value,
+    }
+}
+
 fn stamps(files: &TlsFiles) -> Stamps {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     (modified(&files.cert), modified(&files.key), files.client_ca.as_deref().and_then(modified))
@@ -99,4 +130,18 @@ fn log_loaded(what: &str, files: &TlsFiles, cert: &ServerCert) {
         cert.chain_len,
         cert.not_after.to_rfc3339()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_only;
+
+    #[test]
+    fn host_only_drops_the_port_and_keeps_ipv6_brackets() {
+        assert_eq!(host_only("na.example.org:80"), "na.example.org");
+        assert_eq!(host_only("na.example.org"), "na.example.org");
+        assert_eq!(host_only("[::1]:80"), "[::1]");
+        assert_eq!(host_only("[::1]"), "[::1]");
+        assert_eq!(host_only("127.0.0.1:8080"), "127.0.0.1");
+    }
 }

@@ -43,6 +43,9 @@ pub struct TlsSection {
     /// CA certificates (PEM) whose client certificates the operator-only surface (admin routes,
     /// `/metrics`) requires, relative to the home. Defaults to none: no client certificate asked.
     pub client_ca_file: Option<String>,
+    /// Also listen here for plain HTTP and answer every request with a permanent redirect (308) to
+    /// the same path over HTTPS (e.g. `0.0.0.0:80`). Defaults to none.
+    pub redirect_http_bind: Option<String>,
 }
 
 /// `[signer]`: under customer-held custody the NA runs without its key; the customer's

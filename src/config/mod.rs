@@ -157,6 +157,8 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// CA certificates whose client certificates the operator-only surface requires.
     pub client_ca: Option<PathBuf>,
+    /// A plain-HTTP listener that redirects to HTTPS.
+    pub redirect_http: Option<SocketAddr>,
 }
 
 /// Loads `gm.toml` from `home` (absent file = all defaults).
@@ -413,6 +415,14 @@ pub fn serve_settings(
             cert,
             key,
             client_ca: flags.tls_client_ca.clone().or_else(|| file.tls.client_ca_file.as_ref().map(|f| home.join(f))),
+            redirect_http: match &file.tls.redirect_http_bind {
+                None => None,
+                Some(text) => Some(text.parse().map_err(|_| ConfigError::Value {
+                    source_name: CONFIG_FILE.to_string(),
+                    field: "tls.redirect_http_bind".to_string(),
+                    problem: format!("{text:?} is not an address:port (e.g. \"0.0.0.0:80\")"),
+                })?),
+            },
         }),
         (None, None) => None,
         (cert, _) => {

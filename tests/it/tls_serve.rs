@@ -289,3 +289,32 @@ fn a_client_ca_guards_the_admin_routes_and_metrics_and_nothing_else() {
     let (ok, _) = curl(port, &ca.pem_path, Some(&stranger), "GET", "/healthz");
     assert!(!ok, "a client certificate the client CA did not issue must fail the handshake");
 }
+
+#[test]
+fn the_redirect_listener_sends_plain_http_to_the_same_path_over_https() {
+    let dir = TempDir::new("tls-redirect");
+    let home = sandbox(&dir);
+    let ca = TestCa::new(dir.path());
+    let (chain, key, _) = ca.leaf(dir.path(), "leaf", 30);
+    // A free port for the redirect listener (bound, released, then given to gm).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    toml.push_str(&format!("\n[tls]\nredirect_http_bind = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(home.join("gm.toml"), toml).unwrap();
+    let server = serve_tls(&home, &chain, &key);
+    let plain: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let answer = crate::harness::request(
+        plain,
+        "GET /crl?since=1 HTTP/1.1\r\nHost: na.example.org:80\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(answer.status, 308, "{}", answer.text());
+    assert_eq!(
+        answer.header("location"),
+        Some(format!("https://na.example.org:{}/crl?since=1", server.addr.port()).as_str())
+    );
+    // A Host that is not a plain name cannot steer the redirect.
+    let answer = crate::harness::request(plain, "GET / HTTP/1.1\r\nHost: evil.example/x\r\nConnection: close\r\n\r\n");
+    assert_eq!(answer.status, 400);
+    // The redirect lands: the HTTPS listener serves the path.
+    assert!(presented(server.addr, &ca.pem_path).1.contains("\"status\":\"ok\""));
+}
