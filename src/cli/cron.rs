@@ -139,24 +139,26 @@ impl Scheduler {
     }
 
     /// Tells every job where the NA of this process listens (`addr`, the listener's bound address;
-    /// an unspecified IP becomes loopback): a probe whose target is "served" probes that URL.
-    pub fn served_at(&mut self, addr: std::net::SocketAddr) {
-        let url = served_url(addr);
+    /// an unspecified IP becomes loopback; `https` when it serves built-in TLS): a probe whose target
+    /// is "served" probes that URL (over TLS, the certificate must name that loopback address, as the
+    /// `gm quickstart --tls` one does; otherwise give the job the public URL as its target).
+    pub fn served_at(&mut self, addr: std::net::SocketAddr, https: bool) {
+        let url = served_url(addr, https);
         for spec in &mut self.specs {
             spec.command.extend(["--served-url".to_string(), url.clone()]);
         }
     }
 }
 
-/// The URL a local client reaches a listener bound to `addr` at.
-fn served_url(mut addr: std::net::SocketAddr) -> String {
+/// The URL a local client reaches a listener bound to `addr` at (`https` with built-in TLS).
+fn served_url(mut addr: std::net::SocketAddr, https: bool) -> String {
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
             std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
             std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    format!("http://{addr}")
+    format!("{}://{addr}", if https { "https" } else { "http" })
 }
 
 /// Where probe job `name` writes its Prometheus textfile: beside the database and the ops ledger
@@ -370,7 +372,10 @@ fn exec(args: ExecArgs, run_argv: RunArgv<'_>) -> Result<u8, Error> {
     let state = state_dir(&settings_db(&home)?);
     let served = match args.served_url {
         Some(url) => url,
-        None => served_url(config::serve_settings(&home, &file, &env, &config::ServeFlags::default())?.bind),
+        None => {
+            let serve = config::serve_settings(&home, &file, &env, &config::ServeFlags::default())?;
+            served_url(serve.bind, serve.tls.is_some())
+        }
     };
     let argv = command_for(job, &home, &state, &served, SystemClock.now())?;
     let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -519,11 +524,10 @@ mod tests {
 
     #[test]
     fn the_served_url_of_an_unspecified_address_is_loopback() {
-        assert_eq!(served_url("0.0.0.0:8443".parse().unwrap_or_else(|e| unreachable!("{e}"))), "http://127.0.0.1:8443");
-        assert_eq!(served_url("[::]:9000".parse().unwrap_or_else(|e| unreachable!("{e}"))), "http://[::1]:9000");
-        assert_eq!(
-            served_url("127.0.0.1:18443".parse().unwrap_or_else(|e| unreachable!("{e}"))),
-            "http://127.0.0.1:18443"
-        );
+        let addr = |s: &str| s.parse().unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(served_url(addr("0.0.0.0:8443"), false), "http://127.0.0.1:8443");
+        assert_eq!(served_url(addr("[::]:9000"), false), "http://[::1]:9000");
+        assert_eq!(served_url(addr("127.0.0.1:18443"), false), "http://127.0.0.1:18443");
+        assert_eq!(served_url(addr("0.0.0.0:8443"), true), "https://127.0.0.1:8443", "built-in TLS");
     }
 }

@@ -25,8 +25,8 @@ use super::output::{notice, Output};
 #[argh(
     subcommand,
     name = "quickstart",
-    example = "gm quickstart\ngm quickstart --home /tmp/sandbox --bind 127.0.0.1:18443\ngm quickstart --home ./gm-sandbox --no-serve",
-    note = "The home defaults to $GM_HOME, else ./gm-sandbox (never /etc/gm: a sandbox is not a production sovereign). An existing sandbox (a home with gm.toml) is served as it is."
+    example = "gm quickstart\ngm quickstart --home /tmp/sandbox --bind 127.0.0.1:18443\ngm quickstart --home ./gm-sandbox --no-serve\ngm quickstart --home ./gm-tls-sandbox --tls",
+    note = "The home defaults to $GM_HOME, else ./gm-sandbox (never /etc/gm: a sandbox is not a production sovereign). An existing sandbox (a home with gm.toml) is served as it is. --tls makes a throwaway CA (tls/ca.pem; its key is not kept) and a 90-day certificate for localhost, 127.0.0.1 and ::1, and serves HTTPS; clients trust it with curl --cacert or gm's --ca-file."
 )]
 pub(crate) struct QuickstartArgs {
     /// sandbox folder (default $GM_HOME, else ./gm-sandbox)
@@ -41,6 +41,9 @@ pub(crate) struct QuickstartArgs {
     /// create the sandbox but do not serve it
     #[argh(switch)]
     no_serve: bool,
+    /// a new sandbox serves HTTPS, with a throwaway CA (tls/ca.pem) and certificate for the loopback names
+    #[argh(switch)]
+    tls: bool,
     /// print the startup line as JSON
     #[argh(switch)]
     json: bool,
@@ -58,7 +61,7 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<u8, Error> {
         notice(&format!("using the existing sandbox in {}", home.display()));
     } else {
         refuse_non_empty(&home)?;
-        create_sandbox(&home, &args.network_name, args.bind.map_or(8443, |b| b.port()))?;
+        create_sandbox(&home, &args.network_name, args.bind, args.tls)?;
     }
     if args.no_serve {
         return Ok(0);
@@ -67,16 +70,26 @@ pub(crate) fn run(args: QuickstartArgs) -> Result<u8, Error> {
     let file = config::load_file(&home)?;
     let flags = ServeFlags { bind: args.bind, ..ServeFlags::default() };
     let settings = config::serve_settings(&home, &file, &env, &flags)?;
+    if args.tls && settings.tls.is_none() {
+        return Err(Error::refused(
+            format!("the sandbox in {} was made without --tls and has no [tls] in gm.toml", home.display()),
+            "make a new sandbox with --tls (gm quickstart --tls --home NEW-FOLDER), or run without --tls",
+        ));
+    }
     let port = settings.bind.port();
     let h = home.display();
+    let (url, curl) = match &settings.tls {
+        Some(_) => (format!("https://127.0.0.1:{port}"), format!("curl --cacert {h}/{SANDBOX_CA}")),
+        None => (format!("http://127.0.0.1:{port}"), "curl".to_string()),
+    };
     let next = vec![
         "next, in another terminal:".to_string(),
-        format!("  curl http://127.0.0.1:{port}/healthz"),
-        format!("  curl http://127.0.0.1:{port}/genesis"),
-        format!("  curl http://127.0.0.1:{port}/crl"),
-        format!("  curl http://127.0.0.1:{port}/metrics"),
+        format!("  {curl} {url}/healthz"),
+        format!("  {curl} {url}/genesis"),
+        format!("  {curl} {url}/crl"),
+        format!("  {curl} {url}/metrics"),
         format!("  gm genesis verify --genesis {h}/genesis.signed.json"),
-        format!("  gm verify --public-key {h}/keys/na.pub <(curl -s http://127.0.0.1:{port}/crl)"),
+        format!("  gm verify --public-key {h}/keys/na.pub <({curl} -s {url}/crl)"),
         format!("  gm cron list --home {h}"),
         "logs show warnings and errors only; GENESIS_LOG_LEVEL=INFO shows every request and job".to_string(),
         "stop with Ctrl-C".to_string(),
@@ -109,7 +122,11 @@ fn refuse_non_empty(home: &Path) -> Result<(), Error> {
     }
 }
 
-fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Error> {
+/// The throwaway CA's certificate in a `--tls` sandbox, relative to the home.
+const SANDBOX_CA: &str = "tls/ca.pem";
+
+fn create_sandbox(home: &Path, network_name: &str, bind: Option<std::net::SocketAddr>, tls: bool) -> Result<(), Error> {
+    let port = bind.map_or(8443, |b| b.port());
     for dir in [home.to_path_buf(), home.join("keys"), home.join("offline")] {
         std::fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
     }
@@ -167,8 +184,9 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
          # accepts upstream 0.16 operator CLIs, whose signatures can be replayed on other admin routes.\n\
          admin_signature = \"v2\"\n\n\
          # Backups are signed with this key; verify, restore and drills trust its public half.\n\
-         [backup]\nsigning_key = \"keys/backup-signing.key\"\n\n{}",
-        default_jobs(&root_b64)
+         [backup]\nsigning_key = \"keys/backup-signing.key\"\n\n{}{}",
+        if tls { sandbox_tls(home, network_name, bind)? } else { String::new() },
+        default_jobs(&root_b64, tls)
     );
     write_public_file(&home.join(config::CONFIG_FILE), &toml, false)?;
     notice(&format!("created sandbox sovereign {network_name} in {}", home.display()));
@@ -179,11 +197,32 @@ fn create_sandbox(home: &Path, network_name: &str, port: u16) -> Result<(), Erro
     Ok(())
 }
 
+/// Writes the throwaway CA certificate, the server chain and its key under `tls/` and returns the
+/// `[tls]` table that serves them. The CA's key is not kept: nothing in the sandbox can issue
+/// another certificate, and a new sandbox is the way to a new one.
+fn sandbox_tls(home: &Path, network_name: &str, bind: Option<std::net::SocketAddr>) -> Result<String, Error> {
+    let dir = home.join("tls");
+    std::fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+    let now = chrono::Utc::now();
+    let made = crate::crypto::sandbox_tls::issue(network_name, bind.map(|b| b.ip()), now, 90)
+        .map_err(|e| Error::refused(e, "report this as a bug; gm quickstart without --tls serves plain HTTP"))?;
+    write_public_file(&home.join(SANDBOX_CA), &made.ca_pem, false)?;
+    write_public_file(&dir.join("server.pem"), &made.chain_pem, false)?;
+    let key = dir.join("server.key");
+    crate::files::atomic::write_atomic(&key, made.key_pem.as_bytes(), crate::files::atomic::Mode::Private, false)
+        .map_err(Error::io("write", &key))?;
+    Ok("# HTTPS with a throwaway CA made by `gm quickstart --tls` (clients trust tls/ca.pem). gm reloads\n\
+        # the certificate when these files change or on SIGHUP.\n\
+        [tls]\ncert_file = \"tls/server.pem\"\nkey_file = \"tls/server.key\"\n\n"
+        .to_string())
+}
+
 /// The default job table of a sandbox (README, "Scheduled jobs"): backup every 6 h (run at first
 /// start), verify 15 minutes after each backup, a restore drill daily, the audit export of the
 /// previous day, prune daily, and the probe every minute, against the address the sandbox is
 /// actually served on (target "served", so a later `--bind` moves it too). Times are UTC.
-fn default_jobs(root_public_key: &str) -> String {
+fn default_jobs(root_public_key: &str, tls: bool) -> String {
+    let ca_file = if tls { format!("ca_file = \"{SANDBOX_CA}\"\n") } else { String::new() };
     format!(
         "# Scheduled jobs, run by `gm serve` (or `gm cron run`); `gm cron list` shows the plan. UTC.\n\
          [cron]\nshutdown_grace_seconds = 60\n\n\
@@ -192,6 +231,6 @@ fn default_jobs(root_public_key: &str) -> String {
          [cron.jobs.restore-drill]\nkind = \"restore-drill\"\nschedule = \"30 3 * * *\"\nbackup_dir = \"backups\"\nidentity_file = \"offline/backup.key\"\nreport_file = \"drills/latest.json\"\n\n\
          [cron.jobs.audit-export]\nkind = \"audit-export\"\nschedule = \"5 0 * * *\"\nexport_dir = \"exports\"\nwindow_hours = 24\n\n\
          [cron.jobs.prune]\nkind = \"prune\"\nschedule = \"45 4 * * *\"\nbackup_dir = \"backups\"\nkeep_last = 8\nkeep_daily = 7\nkeep_weekly = 4\n\n\
-         [cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"served\"\nroot_public_key = \"{root_public_key}\"\nstate_file = \"probe-state.json\"\ntimeout_seconds = 50\n"
+         [cron.jobs.probe]\nkind = \"probe\"\nschedule = \"* * * * *\"\ntarget = \"served\"\nroot_public_key = \"{root_public_key}\"\nstate_file = \"probe-state.json\"\ntimeout_seconds = 50\n{ca_file}"
     )
 }

@@ -154,7 +154,7 @@ fn serve_with_clock(
         log::debug!(target: "gm::serve", "holding the database lock {}", l.path().display());
     }
     let addr = server.local_addr();
-    scheduler.served_at(addr);
+    scheduler.served_at(addr, settings.tls.is_some());
     let authority = Authority::with_signing(
         Settings {
             na_key_id: settings.na_key_id.clone(),

@@ -9,6 +9,7 @@ pub mod digest;
 pub mod error;
 pub mod keys;
 pub mod payload;
+pub(crate) mod sandbox_tls;
 pub mod signature;
 pub mod tls_files;
 

@@ -169,3 +169,91 @@ fn quickstart_is_quiet_and_its_probe_follows_the_address_served() {
         assert!(!stderr.contains(noise), "routine {noise:?} lines stay out of the sandbox's terminal:\n{stderr}");
     }
 }
+
+/// `gm quickstart --tls` (issue 18): a throwaway CA and a loopback certificate, HTTPS served, the
+/// next steps say how to trust it, and the probe job reaches the served https:// address through
+/// its `ca_file`. The CA's key is not kept in the sandbox.
+#[test]
+fn quickstart_tls_serves_https_that_curl_and_the_probe_job_trust_through_the_sandbox_ca() {
+    let dir = TempDir::new("tls-sandbox");
+    let home = dir.join("gm-tls-sandbox");
+    let h = home.to_str().unwrap();
+    let stderr_log = dir.join("quickstart.stderr");
+    let mut child = Command::new(GM)
+        .args(["quickstart", "--home", h, "--bind", "127.0.0.1:0", "--tls"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&stderr_log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on https://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let ca = home.join("tls/ca.pem");
+    let curl = |url: &str| {
+        Command::new("curl").args(["-sS", "--http1.1", "--cacert", ca.to_str().unwrap(), url]).output().unwrap()
+    };
+    let healthz = curl(&format!("https://{addr}/healthz"));
+    let plain = curl(&format!("http://{addr}/healthz"));
+    let ledger = home.join("gm-ops.db");
+    let probe_ok = || {
+        ledger.exists()
+            && rusqlite::Connection::open(&ledger)
+                .and_then(|c| {
+                    c.busy_timeout(Duration::from_secs(5))?;
+                    c.query_row(
+                        "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'job' AND artifact = 'probe' AND outcome = 'ok'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .is_ok_and(|n| n > 0)
+    };
+    let probed = wait_until(Duration::from_secs(60), probe_ok);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let stderr = std::fs::read_to_string(&stderr_log).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&healthz.stdout).trim_end(),
+        "{\"status\":\"ok\"}",
+        "curl trusting only tls/ca.pem: {healthz:?}"
+    );
+    assert!(
+        !plain.status.success() || !String::from_utf8_lossy(&plain.stdout).contains("\"ok\""),
+        "no plain HTTP on the TLS port"
+    );
+    assert!(probed, "the probe job probed https://{addr} and recorded ok; stderr:\n{stderr}");
+    let prom = std::fs::read_to_string(home.join("probe-probe.prom")).unwrap();
+    assert!(prom.contains(&format!("target=\"https://{addr}\"")), "probed the served https address: {prom}");
+    assert!(
+        stderr.contains(&format!("curl --cacert {h}/tls/ca.pem https://127.0.0.1:")),
+        "next steps trust the CA:\n{stderr}"
+    );
+    let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    assert!(toml.contains("[tls]\ncert_file = \"tls/server.pem\"\nkey_file = \"tls/server.key\"\n"), "{toml}");
+    assert!(toml.contains("ca_file = \"tls/ca.pem\""), "the probe job trusts the sandbox CA: {toml}");
+    let mut names: Vec<String> = std::fs::read_dir(home.join("tls"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ca.pem", "server.key", "server.pem"], "no CA key is kept");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(home.join("tls/server.key")).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn quickstart_tls_on_a_sandbox_made_without_it_is_refused_and_changes_nothing() {
+    let dir = TempDir::new("tls-sandbox-refused");
+    let home = dir.join("gm-sandbox");
+    let h = home.to_str().unwrap();
+    Gm::new(&["quickstart", "--home", h, "--no-serve"]).expect(0);
+    let before = std::fs::read_to_string(home.join("gm.toml")).unwrap();
+    let (_, stderr) = Gm::new(&["quickstart", "--home", h, "--tls", "--bind", "127.0.0.1:0"]).expect(2);
+    assert!(stderr.contains("was made without --tls and has no [tls] in gm.toml"), "{stderr}");
+    assert!(stderr.contains("hint: make a new sandbox with --tls"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(home.join("gm.toml")).unwrap(), before);
+    assert!(!home.join("tls").exists());
+}
