@@ -343,6 +343,8 @@ fn sources<'a>(
             .map(|k| k.current.to_b64())
             .map_err(|e| e.to_string()),
         evidence_ledgers: args.evidence_ledgers.clone(),
+        tls_cert_file: s.tls.as_ref().map(|t| t.cert.clone()),
+        proxy_hops: s.proxy_hops,
     }
 }
 

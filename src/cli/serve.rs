@@ -375,6 +375,12 @@ fn runtime_record(
             proxy_hops: settings.proxy_hops,
             scheduler,
             jobs,
+            tls: settings.tls.as_ref().map(|t| crate::ops::runtime::TlsFacts {
+                cert_file: t.cert.display().to_string(),
+                key_file: t.key.display().to_string(),
+                client_ca_file: t.client_ca.as_ref().map(|p| p.display().to_string()),
+                redirect_http_bind: t.redirect_http.map(|a| a.to_string()),
+            }),
         },
     }
 }

@@ -1,6 +1,7 @@
 //! Reads `notAfter` from an X.509 certificate (RFC 5280 §4.1): a minimal DER walk to
 //! `tbsCertificate.validity`, nothing else. rustls verifies certificates but does not expose their
-//! validity dates, and a full X.509 parser would be a large dependency for one field.
+//! validity dates, and a full X.509 parser would be a large dependency for one field. Its TLV split
+//! and time reader are shared with `cert_facts.rs` (the few more fields readiness reports).
 //!
 //! The walk trusts nothing: every length is checked against what is left, and anything unexpected
 //! is an error naming the field, never a panic.
@@ -59,7 +60,7 @@ fn element<'a>(input: &'a [u8], tag: u8, field: &'static str) -> Result<(&'a [u8
 }
 
 /// A UTCTime or GeneralizedTime.
-fn any_time<'a>(input: &'a [u8], field: &'static str) -> Result<(DateTime<Utc>, &'a [u8]), CertParseError> {
+pub(crate) fn any_time<'a>(input: &'a [u8], field: &'static str) -> Result<(DateTime<Utc>, &'a [u8]), CertParseError> {
     let (tag, contents, rest) = tlv(input).ok_or_else(|| bad(field_truncated(field)))?;
     let text = std::str::from_utf8(contents).map_err(|_| bad("a validity time is not ASCII"))?;
     let time = match tag {
@@ -71,7 +72,7 @@ fn any_time<'a>(input: &'a [u8], field: &'static str) -> Result<(DateTime<Utc>, 
 }
 
 /// Splits the first DER TLV off `input`: tag, contents, rest. Definite lengths only (DER).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, after_tag) = input.split_first()?;
     let (&first, mut after_len) = after_tag.split_first()?;
     let len = if first < 0x80 {

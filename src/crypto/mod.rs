@@ -5,6 +5,7 @@
 
 pub mod canonical;
 pub mod cert_expiry;
+pub(crate) mod cert_facts;
 pub mod digest;
 pub mod error;
 pub mod keys;

@@ -43,6 +43,22 @@ pub(crate) struct KeyFacts {
     pub signing_key_fingerprint: String,
 }
 
+/// Built-in TLS in effect (`[tls]`, `--tls-cert`/`--tls-key`): the files, never their contents.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFacts {
+    /// The certificate chain file (PEM, leaf first) the server loaded and reloads.
+    pub cert_file: String,
+    /// The private key file.
+    pub key_file: String,
+    /// CA certificates whose client certificates the operator-only surface requires.
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// The plain-HTTP listener that redirects to HTTPS.
+    #[serde(default)]
+    pub redirect_http_bind: Option<String>,
+}
+
 /// Settings in effect.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +77,10 @@ pub(crate) struct SettingsFacts {
     pub scheduler: bool,
     /// How many jobs are scheduled.
     pub jobs: usize,
+    /// Built-in TLS, when the server speaks HTTPS itself (`None`: plain HTTP; absent in records of
+    /// a gm before built-in TLS, which served plain HTTP only).
+    #[serde(default)]
+    pub tls: Option<TlsFacts>,
 }
 
 /// `gm-runtime.json`.
@@ -153,10 +173,21 @@ mod tests {
                 proxy_hops: 0,
                 scheduler: true,
                 jobs: 5,
+                tls: Some(TlsFacts {
+                    cert_file: "/etc/gm/tls/fullchain.pem".into(),
+                    key_file: "/etc/gm/tls/privkey.pem".into(),
+                    client_ca_file: None,
+                    redirect_http_bind: Some("0.0.0.0:80".into()),
+                }),
             },
         };
         record.write(&path).unwrap();
         assert_eq!(RuntimeRecord::read(&path).unwrap(), record);
+        // A record of a gm before built-in TLS (no `tls`) still reads, as plain HTTP.
+        let mut older = serde_json::to_value(&record).unwrap();
+        older["settings"].as_object_mut().unwrap().remove("tls");
+        std::fs::write(&path, older.to_string()).unwrap();
+        assert_eq!(RuntimeRecord::read(&path).unwrap().settings.tls, None);
         std::fs::write(&path, "{\"format\":\"other\"}").unwrap();
         assert!(RuntimeRecord::read(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

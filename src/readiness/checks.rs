@@ -169,6 +169,8 @@ pub(crate) struct Evidence {
     /// Files on this host holding the genesis NA private key (any key file under the home and the
     /// state folder, two levels, whose public half is the genesis NA key).
     pub na_key_copies: Vec<PathBuf>,
+    /// How the NA serves TLS (built-in, or behind a declared proxy) and the certificate it serves.
+    pub tls: super::tls::TlsEvidence,
 }
 
 /// The running server's own record, and whether its process is alive.
@@ -206,7 +208,7 @@ pub const RUNBOOKS: [&str; 7] = [
 ];
 
 /// Check ids in report order (CHECKLIST.md lists the same ids; a test compares them).
-pub const IDS: [&str; 19] = [
+pub const IDS: [&str; 20] = [
     "genesis",
     "clock",
     "sovereign",
@@ -215,6 +217,7 @@ pub const IDS: [&str; 19] = [
     "admin_auth",
     "durable_storage",
     "endpoints",
+    "tls",
     "backup",
     "offsite_backup",
     "restore_drill",
@@ -239,6 +242,7 @@ pub(crate) fn evaluate(e: &Evidence) -> Vec<Check> {
         admin_auth(e),
         durable_storage(e),
         endpoints(e),
+        super::tls::check(&e.tls, e.now),
         backup(e),
         offsite_backup(e),
         restore_drill(e),
@@ -275,6 +279,7 @@ pub(crate) fn fix_for(id: &str) -> &'static str {
         "admin_auth" => "[server] admin_signature = \"v2\" in gm.toml, or [waivers.legacy_admin_signatures] in profile.toml",
         "durable_storage" => "restart gm serve (it sets WAL mode); docs/runbooks/db-failures.md",
         "endpoints" => "gm probe --na URL; scripts/smoke.sh URL; check gm serve and the proxy in front of it",
+        "tls" => "serve HTTPS ([tls] cert_file and key_file, docs/tls.md) or declare the TLS proxy in front ([server] trusted_proxy_hops); keep the certificate renewed and its full chain in the file",
         "backup" => "gm managed backup; gm managed verify BACKUP --identity FILE where the identity lives (the backup and verify jobs)",
         "offsite_backup" => "[[backup.destinations]] in gm.toml and --to NAME on the backup job; gm managed verify s3://… and gm managed restore-drill --latest s3://bucket/prefix where the identity lives",
         "restore_drill" => "gm managed restore-drill --latest BACKUP_DIR --identity FILE where the identity lives",
@@ -1207,6 +1212,15 @@ mod tests {
             live_key_source: Err("not probed".into()),
             evidence_ledgers: Vec::new(),
             na_key_copies: Vec::new(),
+            tls: super::super::tls::TlsEvidence {
+                decided_by: "as configured".into(),
+                proxy_hops: 0,
+                served: None,
+                anchors: Vec::new(),
+                anchors_from: String::new(),
+                probe_target: String::new(),
+                handshake: None,
+            },
         }
     }
 
@@ -1239,6 +1253,7 @@ mod tests {
                     proxy_hops: 0,
                     scheduler: true,
                     jobs: 4,
+                    tls: None,
                 },
             },
             alive,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
+use crate::crypto::cert_facts::{self, CertFacts};
 use crate::crypto::digest::sha256_hex;
 use crate::crypto::keys::load_signing_key;
 use crate::crypto::signature::SignatureCheck;
@@ -28,6 +29,7 @@ use super::checks::{
 };
 use super::error::Error;
 use super::profile::Profile;
+use super::tls::{Handshake, TlsEvidence};
 
 /// What the CLI resolved from flags, the environment and gm.toml (as `gm serve` would), and the
 /// facts only configuration can give. Everything else [`gather`] reads itself.
@@ -70,6 +72,11 @@ pub(crate) struct Sources<'a> {
     pub backup_signing_key: Result<String, String>,
     /// Copies of other hosts' ops ledgers whose verify and drill records count as evidence.
     pub evidence_ledgers: Vec<PathBuf>,
+    /// The certificate chain file of built-in TLS as configured (`None`: plain HTTP); the running
+    /// server's record overrides it.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Trusted proxy hops as configured; the running server's record overrides it.
+    pub proxy_hops: usize,
 }
 
 /// Reads every fact the checks need. Never fails: a fact that cannot be read is kept as its
@@ -119,6 +126,8 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
     };
     let runtime = runtime(&s.db_path);
     let live_key_source = live_key_source(&s.probe_target, &s.probe_trust);
+    let probe_facts = probe(&s.probe_target, &s.probe_trust, s.clock);
+    let tls = tls_evidence(&s, &runtime, &probe_facts);
     // The running server's admin signature policy is the truth; configuration only says what a
     // restart would do.
     let (admin_v1_accepted, admin_decided_by) = match &runtime {
@@ -140,7 +149,7 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
             legacy_accepted_30d: legacy_accepted(&s.db_path, now),
         },
         private_keys_found,
-        probe: Ok(probe(&s.probe_target, &s.probe_trust, s.clock)),
+        probe: Ok(probe_facts),
         probe_target: s.probe_target,
         ledger,
         export_redaction,
@@ -155,6 +164,7 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
         runtime,
         live_key_source,
         na_key_copies,
+        tls,
         evidence_ledgers: s
             .evidence_ledgers
             .iter()
@@ -164,6 +174,60 @@ pub(crate) fn gather(s: Sources<'_>) -> Evidence {
             })
             .collect(),
     }
+}
+
+/// How the NA serves TLS: the running server's record when its process lives, else the
+/// configuration; the served chain's certificates; the CAs that may end a chain; the probe's
+/// handshake with an `https` target.
+fn tls_evidence(s: &Sources<'_>, runtime: &Result<RuntimeFacts, String>, probe: &[ProbeFact]) -> TlsEvidence {
+    let (cert_file, proxy_hops, decided_by) = match runtime {
+        Ok(rt) if rt.alive => (
+            rt.record.settings.tls.as_ref().map(|t| PathBuf::from(&t.cert_file)),
+            rt.record.settings.proxy_hops,
+            format!("as the running gm serve (pid {}) recorded", rt.record.pid),
+        ),
+        _ => (s.tls_cert_file.clone(), s.proxy_hops, "as configured: no running gm serve recorded itself".to_string()),
+    };
+    let served = cert_file.map(|path| {
+        let chain = read_chain(&path);
+        (path, chain)
+    });
+    let anchors = match &served {
+        Some(_) => s.probe_trust.roots().roots.iter().map(|a| a.subject.as_ref().to_vec()).collect(),
+        None => Vec::new(),
+    };
+    let anchors_from =
+        if s.probe_trust.is_private() { "the --ca-file bundle" } else { "the host's CA bundle" }.to_string();
+    let handshake = s
+        .probe_target
+        .starts_with("https://")
+        .then(|| probe.iter().find(|p| p.check == "tls"))
+        .flatten()
+        .map(|p| Handshake { ok: p.ok, reason: p.reason.clone(), days_left: p.cert_expiry_days });
+    TlsEvidence {
+        decided_by,
+        proxy_hops,
+        served,
+        anchors,
+        anchors_from,
+        probe_target: s.probe_target.clone(),
+        handshake,
+    }
+}
+
+/// The certificates of a PEM chain file, leaf first.
+fn read_chain(path: &Path) -> Result<Vec<CertFacts>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let ders: Vec<rustls::pki_types::CertificateDer<'static>> = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read it: {e}"))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("it is not valid PEM: {e}"))?;
+    ders.iter()
+        .enumerate()
+        .map(|(i, der)| {
+            cert_facts::parse(der).map_err(|e| format!("certificate {} does not parse: {}", i + 1, e.problem))
+        })
+        .collect()
 }
 
 /// `gm_na_key_source{source="…",signing_key="…"}` from the NA's `/metrics`.

@@ -11,3 +11,4 @@ pub(crate) mod gather;
 pub mod profile;
 pub mod redaction;
 pub mod report;
+pub(crate) mod tls;

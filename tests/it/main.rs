@@ -37,6 +37,7 @@ mod probe;
 mod proxies;
 mod prune;
 mod readiness;
+mod readiness_tls;
 mod readme;
 mod replay;
 mod runbooks;

@@ -77,8 +77,9 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
         .join("\n[");
     std::fs::write(home.join("gm.toml"), toml).unwrap();
     // The scheduler runs (the gate reads the running server's own record: a server started with
-    // --no-scheduler fails the scheduler check however many runs the ledger holds).
-    let server = GmServer::start(&home, &[]);
+    // --no-scheduler fails the scheduler check however many runs the ledger holds). Plain HTTP,
+    // declared behind a TLS proxy (the tls check; built-in TLS is tested in readiness_tls.rs).
+    let server = GmServer::start(&home, &["--trusted-proxy-hops", "1"]);
     let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
     std::fs::write(
         home.join("gm.toml"),
@@ -100,7 +101,8 @@ fn a_sovereign_made_ready_passes_and_its_signed_report_verifies() {
     assert_eq!(ids, gm::readiness::checks::IDS);
     for (id, status, reason) in &found {
         match id.as_str() {
-            "genesis" | "clock" | "durable_storage" | "endpoints" | "operator_keys" | "admin_auth" | "expiry" => {
+            "genesis" | "clock" | "durable_storage" | "endpoints" | "tls" | "operator_keys" | "admin_auth"
+            | "expiry" => {
                 assert_eq!(status, "pass", "{id}: {reason}")
             }
             // The disk depends on the machine; the audit export on the hour: started between 00:05

@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{sandbox, wait_until, with_limits, GmServer, TempDir};
 
-/// A CA and the leaves it signs.
-struct TestCa {
+/// A CA and the leaves it signs (`readiness_tls.rs` uses it too).
+pub(crate) struct TestCa {
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     der: Vec<u8>,
-    pem_path: PathBuf,
+    pub(crate) pem_path: PathBuf,
 }
 
 /// PEM of one DER object.
-fn pem(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
@@ -34,7 +34,7 @@ fn day(days: i64) -> (i32, u8, u8) {
 }
 
 impl TestCa {
-    fn new(dir: &Path) -> TestCa {
+    pub(crate) fn new(dir: &Path) -> TestCa {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -48,7 +48,7 @@ impl TestCa {
 
     /// Writes a leaf for localhost and 127.0.0.1 valid until `not_after_days` from today (negative:
     /// expired) and its key: `(chain file, key file, leaf DER)`.
-    fn leaf(&self, dir: &Path, name: &str, not_after_days: i64) -> (PathBuf, PathBuf, Vec<u8>) {
+    pub(crate) fn leaf(&self, dir: &Path, name: &str, not_after_days: i64) -> (PathBuf, PathBuf, Vec<u8>) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
@@ -87,7 +87,7 @@ fn presented(addr: std::net::SocketAddr, ca: &Path) -> (Vec<u8>, String) {
     (der, body.to_string())
 }
 
-fn serve_tls(home: &Path, chain: &Path, key: &Path) -> GmServer {
+pub(crate) fn serve_tls(home: &Path, chain: &Path, key: &Path) -> GmServer {
     GmServer::start(home, &["--tls-cert", chain.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
 }
 
