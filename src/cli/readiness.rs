@@ -42,7 +42,7 @@ pub(crate) struct ReadinessArgs {
     /// gm home (default $GM_HOME, else /etc/gm)
     #[argh(option)]
     home: Option<PathBuf>,
-    /// the NA URL on the operator network (default http://127.0.0.1:<configured port>)
+    /// the NA URL on the operator network (default http://127.0.0.1:<configured port>, https:// with [tls])
     #[argh(option, long = "na")]
     target: Option<String>,
     /// PEM bundle of a private CA (self-hosted PKI): an https --na is trusted only if one of its certificates issued the NA's, and the host's CA roots are not used (default: the host's CA bundle)
@@ -327,7 +327,9 @@ fn sources<'a>(
         na_key_file: s.na_key_file.clone(),
         db_path: s.db_path.clone(),
         backup_signing_key_file: config::backup_signing(home, file).signing_key,
-        probe_target: args.target.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", s.bind.port())),
+        probe_target: args.target.clone().unwrap_or_else(|| {
+            format!("{}://127.0.0.1:{}", if s.tls.is_some() { "https" } else { "http" }, s.bind.port())
+        }),
         probe_trust,
         runbooks_dir: args.runbooks.clone().unwrap_or_else(|| home.join("runbooks")),
         admin_v1_accepted: s.admin_signature == SignaturePolicy::V1AndV2,
