@@ -19,6 +19,7 @@ use crate::json::{Map, Value};
 use crate::model::genesis::Genesis;
 use crate::model::SignedObject;
 use crate::na::auth::operators::parse_key_set;
+use crate::ops::s3::S3Url;
 use crate::readiness::profile::Profile;
 
 use super::error::{Error, EXIT_CHECK_FAILED};
@@ -362,8 +363,8 @@ fn check_destinations(home: &Path, file: &ConfigFile, env: &Env, out: &mut Vec<F
     }
     if let Ok(settings) = cron_settings(home, file) {
         for job in &settings.jobs {
-            if let crate::config::cron::JobKind::Backup { destinations, .. } = &job.kind {
-                for name in destinations.iter().filter(|n| !n.starts_with("s3://")) {
+            if let JobKind::Backup { destinations, .. } = &job.kind {
+                for name in destinations.iter().filter(|n| !S3Url::is_s3(n)) {
                     if crate::ops::destination::named(name, &all).is_err() {
                         out.push(Finding::error(
                             format!("job {}", job.name),
@@ -437,7 +438,7 @@ fn check_jobs(home: &Path, file: &ConfigFile, out: &mut Vec<Finding>) {
             }
         }
         // An s3:// location is not a folder on this host (gm managed backup checks the bucket).
-        for folder in folders.into_iter().filter(|f| !f.to_string_lossy().starts_with("s3://")) {
+        for folder in folders.into_iter().filter(|f| !S3Url::is_s3(&f.to_string_lossy())) {
             if !folder.is_dir() && !parent(&folder).is_dir() {
                 problems += 1;
                 out.push(Finding::error(

@@ -80,14 +80,14 @@ pub(crate) struct Readable {
     pub path: PathBuf,
     /// What the user named: the path, or the `s3://` URL (also the ledger's artifact).
     pub shown: String,
-    _scratch: Option<Scratch>,
+    scratch: Option<Scratch>,
 }
 
 impl Readable {
     /// `text` with the scratch copy's path replaced by what the user named (an `s3://` URL), so a
     /// report or error never points at a file that is gone once the command ends.
     pub(crate) fn in_user_terms(&self, text: &str) -> String {
-        if self._scratch.is_none() {
+        if self.scratch.is_none() {
             return text.to_string();
         }
         text.replace(&self.path.display().to_string(), &self.shown)
@@ -114,11 +114,11 @@ impl Readable {
         max_bytes: u64,
     ) -> Result<Readable, Error> {
         match Location::parse(given)? {
-            Location::Local(path) => Ok(Readable { shown: path.display().to_string(), path, _scratch: None }),
+            Location::Local(path) => Ok(Readable { shown: path.display().to_string(), path, scratch: None }),
             Location::S3(url) => {
                 let scratch = Scratch::new(scratch_parent, ".gm-fetch")?;
                 let path = fetch(&url, home, &scratch, max_bytes)?;
-                Ok(Readable { path, shown: url.to_string(), _scratch: Some(scratch) })
+                Ok(Readable { path, shown: url.to_string(), scratch: Some(scratch) })
             }
         }
     }

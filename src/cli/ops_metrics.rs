@@ -111,7 +111,7 @@ fn destinations(entries: &[Entry]) -> String {
         let named = ledger::details(e).and_then(|d| d.get("destination")?.as_str().map(str::to_string));
         let destination = match (named, e.artifact.as_deref()) {
             (Some(d), _) => d,
-            (None, Some(a)) if a.starts_with("s3://") => continue,
+            (None, Some(a)) if crate::ops::s3::S3Url::is_s3(a) => continue,
             (None, _) => "local".to_string(),
         };
         if let (false, Some(t)) = (newest.contains_key(&destination), parse_db_time(&e.finished_at)) {

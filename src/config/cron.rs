@@ -166,7 +166,7 @@ fn job(home: &Path, name: &str, s: &JobSection) -> Result<JobConfig, ConfigError
     let schedule = Schedule::parse(&s.schedule).map_err(|e| invalid(name, "schedule", e))?;
     let path = |v: &Option<String>| v.as_ref().map(|p| home.join(p));
     // An `s3://` location stays as written; a path is relative to the home.
-    let place = |p: &String| if p.starts_with("s3://") { PathBuf::from(p) } else { home.join(p) };
+    let place = |p: &String| if crate::ops::s3::S3Url::is_s3(p) { PathBuf::from(p) } else { home.join(p) };
     let need = |field: &str, v: &Option<String>| {
         v.as_ref().map(place).ok_or_else(|| invalid(name, field, format!("required for kind {:?}", s.kind)))
     };

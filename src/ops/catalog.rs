@@ -78,28 +78,35 @@ fn check(path: &Path, file: &BackupFile, pinned: &TrustedKeys) -> Result<Result<
         Ok(None) => return Ok(Err("unsigned (no .sig file)".into())),
         Err(problem) => return Ok(Err(problem)),
     };
-    if let Err(problem) = sig.check(pinned) {
+    if let Err(problem) = signature_names(&sig, file, pinned) {
         return Ok(Err(problem));
-    }
-    if sig.archive != file.name {
-        return Ok(Err(format!("the signature is for {}", sig.archive)));
-    }
-    // The name carries the snapshot time to the second; the manifest has microseconds.
-    let signed_second = parse_db_time(&sig.created_at).map(|t| t.timestamp());
-    if signed_second != Some(file.taken_at.timestamp()) || sig.network_name != file.network {
-        return Ok(Err(format!(
-            "the name says {} at {}, the signed manifest says {} at {}",
-            file.network,
-            file.taken_at.format("%Y-%m-%dT%H:%M:%SZ"),
-            sig.network_name,
-            sig.created_at
-        )));
     }
     let size = std::fs::metadata(path).map_err(super::error::io("read", path))?.len();
     if size != sig.archive_size || file_sha256(path)? != sig.archive_sha256 {
         return Ok(Err("the file's bytes are not the ones the signature names".into()));
     }
     Ok(Ok(()))
+}
+
+/// What a backup's signature must say, wherever the backup is (a folder, a bucket): signed by a
+/// pinned key, for this name, at the name's second and network. The bytes are the caller's check.
+pub(crate) fn signature_names(sig: &BackupSignature, file: &BackupFile, pinned: &TrustedKeys) -> Result<(), String> {
+    sig.check(pinned)?;
+    if sig.archive != file.name {
+        return Err(format!("the signature is for {}", sig.archive));
+    }
+    // The name carries the snapshot time to the second; the manifest has microseconds.
+    let signed_second = parse_db_time(&sig.created_at).map(|t| t.timestamp());
+    if signed_second != Some(file.taken_at.timestamp()) || sig.network_name != file.network {
+        return Err(format!(
+            "the name says {} at {}, the signed manifest says {} at {}",
+            file.network,
+            file.taken_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            sig.network_name,
+            sig.created_at
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -795,7 +795,7 @@ fn backup(e: &Evidence) -> Check {
 
 /// Whether a ledger artifact is an off-host copy (an S3 object, not a path on this host).
 fn off_host(artifact: Option<&str>) -> bool {
-    artifact.is_some_and(|a| a.starts_with("s3://"))
+    artifact.is_some_and(crate::ops::s3::S3Url::is_s3)
 }
 
 /// A copy that left the host: the newest S3 copy verified *from the bucket* (the verify's

@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 
 use super::folder::{Deleted, Deletion, Folder, Ignored, IgnoredKind};
 use super::BackupFile;
-use crate::model::timestamp::parse_db_time;
 use crate::ops::backup_signature::{BackupSignature, TrustedKeys};
+use crate::ops::catalog::signature_names;
 use crate::ops::error::OpsError;
 use crate::ops::s3::{Remote, S3Error, S3Url};
 
@@ -65,24 +65,11 @@ pub(crate) fn scan(remote: &Remote, prefix: &S3Url, pinned: &TrustedKeys) -> Res
     Ok(found)
 }
 
-/// The signature check of `ops::catalog`, on a listed object: signed by a pinned key, for this
-/// name, at the name's second and network, for this size.
+/// The signature check of `ops::catalog` ([`signature_names`]) on a listed object, and its listed
+/// size.
 fn check(text: &str, file: &BackupFile, size: u64, pinned: &TrustedKeys) -> Result<(), String> {
     let sig = BackupSignature::parse(text)?;
-    sig.check(pinned)?;
-    if sig.archive != file.name {
-        return Err(format!("the signature is for {}", sig.archive));
-    }
-    let signed_second = parse_db_time(&sig.created_at).map(|t| t.timestamp());
-    if signed_second != Some(file.taken_at.timestamp()) || sig.network_name != file.network {
-        return Err(format!(
-            "the name says {} at {}, the signed manifest says {} at {}",
-            file.network,
-            file.taken_at.format("%Y-%m-%dT%H:%M:%SZ"),
-            sig.network_name,
-            sig.created_at
-        ));
-    }
+    signature_names(&sig, file, pinned)?;
     if size != sig.archive_size {
         return Err(format!("the object has {size} bytes, the signature names {}", sig.archive_size));
     }

@@ -25,8 +25,11 @@ use rusty_s3::{Bucket, Method, UrlStyle};
 
 use crate::client::deadline_io;
 
-/// How long a signed request stays valid (S3 accepts 1 s to 7 days).
-const SIGNATURE_LIFETIME_SECS: u64 = 3600;
+/// How long a signed request stays valid (S3 accepts 1 s to 7 days). S3 checks it when the request
+/// arrives, so gm needs only seconds; a presigned URL seen on the way (a plain-http endpoint, a
+/// proxy log) can be replayed for this long, for the same method, object and signed headers
+/// (`Content-MD5` pins an upload's bytes). 15 minutes leaves room for a skewed clock.
+const SIGNATURE_LIFETIME_SECS: u64 = 900;
 
 /// The most bytes gm reads of an S3 answer it parses (errors, lists, upload ids).
 const MAX_XML_BYTES: u64 = 4 * 1024 * 1024;
