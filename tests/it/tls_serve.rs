@@ -318,3 +318,88 @@ fn the_redirect_listener_sends_plain_http_to_the_same_path_over_https() {
     // The redirect lands: the HTTPS listener serves the path.
     assert!(presented(server.addr, &ca.pem_path).1.contains("\"status\":\"ok\""));
 }
+
+/// Reload under load loses no request: four Python clients (two on keep-alive connections, two
+/// opening a new TLS connection per request) call `/healthz` without pause while the certificate is
+/// swapped four times, by file change and by SIGHUP alternately. Every request succeeds, the open
+/// keep-alive connections survive every swap, and new connections see each certificate in turn.
+#[test]
+fn a_reload_under_load_loses_no_request_and_keeps_open_connections() {
+    let dir = TempDir::new("tls-reload-load");
+    let home = sandbox(&dir);
+    let ca = TestCa::new(dir.path());
+    let (chain, key, leaf_a) = ca.leaf(dir.path(), "first", 30);
+    let server = serve_tls(&home, &chain, &key);
+    let stop = dir.join("stop");
+    let script = format!(
+        "import ssl, http.client, threading, json, os, hashlib\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         res = {{'ok': 0, 'failed': [], 'reconnects': 0, 'seen': set()}}\n\
+         lock = threading.Lock()\n\
+         def worker(keep):\n\
+         \x20   c = None\n\
+         \x20   while not os.path.exists({stop:?}):\n\
+         \x20       try:\n\
+         \x20           if c is None:\n\
+         \x20               c = http.client.HTTPSConnection('localhost', {port}, context=ctx, timeout=10)\n\
+         \x20               c.connect()\n\
+         \x20               with lock: res['seen'].add(hashlib.sha256(c.sock.getpeercert(True)).hexdigest())\n\
+         \x20           c.request('GET', '/healthz')\n\
+         \x20           r = c.getresponse(); body = r.read()\n\
+         \x20           assert r.status == 200 and b'ok' in body, (r.status, body)\n\
+         \x20           with lock: res['ok'] += 1\n\
+         \x20           if not keep: c.close(); c = None\n\
+         \x20       except Exception as e:\n\
+         \x20           with lock: res['failed'].append(repr(e))\n\
+         \x20           c = None\n\
+         ts = [threading.Thread(target=worker, args=(k,)) for k in (True, True, False, False)]\n\
+         [t.start() for t in ts]; [t.join() for t in ts]\n\
+         res['seen'] = sorted(res['seen'])\n\
+         print(json.dumps(res))\n",
+        ca = ca.pem_path.to_str().unwrap(),
+        stop = stop.to_str().unwrap(),
+        port = server.addr.port()
+    );
+    let client = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sha = |der: &[u8]| {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let mut served = vec![sha(&leaf_a)];
+    std::thread::sleep(Duration::from_millis(700));
+    for round in 0..4 {
+        let (next_chain, next_key, leaf) = ca.leaf(dir.path(), &format!("swap-{round}"), 30 + round);
+        std::fs::copy(&next_chain, &chain).unwrap();
+        std::fs::copy(&next_key, &key).unwrap();
+        if round % 2 == 1 {
+            Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().unwrap();
+        }
+        assert!(
+            wait_until(Duration::from_secs(15), || presented(server.addr, &ca.pem_path).0 == leaf),
+            "swap {round} not served; log:\n{}",
+            server.stderr()
+        );
+        served.push(sha(&leaf));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::fs::write(&stop, "").unwrap();
+    let out = client.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let report = gm::json::parse_str(text.trim()).unwrap();
+    let report = report.as_object().unwrap();
+    let ok = report.get("ok").and_then(gm::json::Value::as_i64).unwrap();
+    let failed = report.get("failed").unwrap().as_array().unwrap();
+    assert!(failed.is_empty(), "{} of {} requests failed across the swaps: {failed:?}", failed.len(), ok);
+    assert!(ok > 200, "the clients kept the server busy: {ok} requests");
+    let seen: Vec<String> =
+        report.get("seen").unwrap().as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    for (i, fingerprint) in served.iter().enumerate() {
+        assert!(seen.contains(fingerprint), "certificate {i} was never seen by a new connection: {seen:?}");
+    }
+}
