@@ -68,6 +68,8 @@ pub struct Authority {
     /// Bumped by every treaty or feed write; keys the connectome cache.
     pub(crate) trust_generation: std::sync::atomic::AtomicU64,
     pub(crate) connectome_cache: ConnectomeCache,
+    /// The signed CRL and policy bodies as last served, valid for one published epoch of the store.
+    pub(crate) published: PublishedCache,
     /// More `/metrics` series from outside the NA (the scheduler's jobs, backups, disk), set once
     /// by `gm serve`.
     pub(crate) extra_metrics: std::sync::OnceLock<ExtraMetrics>,
@@ -113,6 +115,7 @@ impl Authority {
             seen_envelopes: SeenEnvelopes::default(),
             trust_generation: std::sync::atomic::AtomicU64::new(0),
             connectome_cache: ConnectomeCache::default(),
+            published: PublishedCache::default(),
             extra_metrics: std::sync::OnceLock::new(),
         }
     }
@@ -233,6 +236,55 @@ pub(crate) struct CachedBody {
     pub(crate) valid_until: Option<chrono::DateTime<chrono::Utc>>,
     /// The body.
     pub(crate) body: std::sync::Arc<Vec<u8>>,
+}
+
+/// The public signed documents that change only when the NA writes them (`/crl`, `/policy`), served
+/// from memory: each is the body rendered from the database at one [`Store::published_epoch`]
+/// (read before the database), used while that epoch is current and, for the CRL, until it enters
+/// its re-issue window. A revocation, a re-issue, a new policy, or any other write to those tables
+/// in this process bumps the epoch; a restore cannot run while `gm serve` holds the database.
+#[derive(Debug, Default)]
+pub(crate) struct PublishedCache {
+    /// `GET /crl`.
+    pub(crate) crl: DocCache,
+    /// `GET /policy`.
+    pub(crate) policy: DocCache,
+}
+
+/// One cached document body.
+#[derive(Debug, Default)]
+pub(crate) struct DocCache(Mutex<Option<CachedDoc>>);
+
+#[derive(Debug)]
+struct CachedDoc {
+    epoch: u64,
+    fresh_until: Option<chrono::DateTime<chrono::Utc>>,
+    body: std::sync::Arc<Vec<u8>>,
+}
+
+impl DocCache {
+    /// The body cached at `epoch`, if it is still fresh at `now`. `None` epoch: no caching.
+    pub(crate) fn get(&self, epoch: Option<u64>, now: chrono::DateTime<chrono::Utc>) -> Option<Vec<u8>> {
+        let epoch = epoch?;
+        let body = {
+            let cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let doc = cached.as_ref()?;
+            if doc.epoch != epoch || doc.fresh_until.is_some_and(|until| now > until) {
+                return None;
+            }
+            std::sync::Arc::clone(&doc.body)
+        };
+        Some(body.as_ref().clone())
+    }
+
+    /// Keeps `body`, read from the database after `epoch` was read, until the epoch moves or
+    /// `fresh_until` passes.
+    pub(crate) fn put(&self, epoch: Option<u64>, fresh_until: Option<chrono::DateTime<chrono::Utc>>, body: &[u8]) {
+        if let Some(epoch) = epoch {
+            let doc = CachedDoc { epoch, fresh_until, body: std::sync::Arc::new(body.to_vec()) };
+            *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(doc);
+        }
+    }
 }
 
 /// Renders `value` as upstream's `jsonify` does: canonical JSON plus a trailing newline.

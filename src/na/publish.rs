@@ -239,7 +239,12 @@ pub(crate) fn current_crl(conn: &Connection, signer: &Signer, now: DateTime<Utc>
 
 /// True when the stored CRL needs no write to be served (exists and is fresh).
 pub(crate) fn crl_is_fresh(crl: &Crl, now: DateTime<Utc>) -> bool {
-    crl.next_update.to_utc() - now >= CRL_REFRESH_BEFORE
+    now <= crl_fresh_until(crl)
+}
+
+/// When `crl` enters its re-issue window ([`CRL_REFRESH_BEFORE`] before its `next_update`).
+pub(crate) fn crl_fresh_until(crl: &Crl) -> DateTime<Utc> {
+    crl.next_update.to_utc() - CRL_REFRESH_BEFORE
 }
 
 /// A revocation decided by `POST /admin/revoke`.

@@ -24,7 +24,8 @@ pub mod treaties;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rusqlite::{OpenFlags, TransactionBehavior};
@@ -55,6 +56,8 @@ pub struct Store {
     idle: Mutex<PoolState>,
     freed: Condvar,
     writer: Option<writer::Writer>,
+    /// Bumped by the writer after a batch that changed a published document (CRL, policy).
+    published: Arc<AtomicU64>,
 }
 
 struct PoolState {
@@ -99,6 +102,7 @@ impl Store {
             idle: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             freed: Condvar::new(),
             writer: None,
+            published: Arc::new(AtomicU64::new(0)),
         };
         if mode == OpenMode::Serve && !memory {
             // Should this fail, SQLite's own open below reports the cause.
@@ -118,7 +122,7 @@ impl Store {
             conn.execute_batch("PRAGMA synchronous = FULL")
                 .map_err(StoreError::sqlite("setting synchronous = FULL"))?;
             if !memory {
-                store.writer = Some(writer::Writer::start(store.connect()?)?);
+                store.writer = Some(writer::Writer::start(store.connect()?, Arc::clone(&store.published))?);
             }
         }
         store.give_back(conn);
@@ -152,6 +156,16 @@ impl Store {
                 result
             }
         }
+    }
+
+    /// How many write batches so far changed a published document (a CRL or policy version row), or
+    /// `None` when this store has no writer thread (`:memory:`, read-only) and so cannot tell. A copy
+    /// of a document read after seeing value `n` is current while the value is still `n`: the writer
+    /// bumps it after the commit and before answering the write's caller, and every write of the
+    /// serving process goes through the writer. No other process writes these tables while `gm
+    /// serve` holds the database lock (`gm managed restore` takes the same lock and refuses).
+    pub(crate) fn published_epoch(&self) -> Option<u64> {
+        self.writer.as_ref().map(|_| self.published.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Size of the database file plus its WAL, in bytes.

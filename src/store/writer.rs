@@ -7,7 +7,7 @@
 //! shared by every job in the batch. A job that fails rolls back only its own savepoint.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -30,6 +30,10 @@ const LINGER: Duration = Duration::from_micros(200);
 /// Jobs waiting for the writer before submitters block.
 const QUEUE: usize = 4096;
 
+/// The tables of signed documents the NA serves from memory (`/crl`, `/policy`): a batch that
+/// changed a row of one of them bumps [`Writer::start`]'s `published` counter.
+const PUBLISHED_TABLES: [&str; 2] = ["crl_versions", "policy_versions"];
+
 /// Handle to the writer thread; dropping it lets the thread finish the queue and exit.
 pub(crate) struct Writer {
     tx: Option<SyncSender<Job>>,
@@ -40,20 +44,38 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer on `conn` (which it owns from now on).
-    pub(crate) fn start(conn: Connection) -> Result<Writer, StoreError> {
+    /// Starts the writer on `conn` (which it owns from now on). After every batch that changed a row
+    /// of a [`PUBLISHED_TABLES`] table, and before any of its callers is answered, `published` is
+    /// bumped: a copy of a served document taken at the old value is stale. The bump follows the
+    /// commit, so a reader that sees the new value also sees the committed rows.
+    pub(crate) fn start(mut conn: Connection, published: Arc<AtomicU64>) -> Result<Writer, StoreError> {
         // synchronous = FULL: every commit fsyncs the WAL, so an answered write survives power loss.
         // temp_store = MEMORY keeps the per-job savepoint journals off the disk; a larger page
         // cache keeps the hot B-tree pages of the insert-heavy tables resident.
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 8192")
             .map_err(StoreError::sqlite("configuring the writer connection"))?;
+        let touched = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&touched);
+        conn.update_hook(Some(move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+            if PUBLISHED_TABLES.contains(&table) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }))
+        .map_err(StoreError::sqlite("installing the writer's update hook"))?;
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let started = Instant::now();
         let last_commit = Arc::new(AtomicU64::new(0));
         let stamp = Arc::clone(&last_commit);
+        let settled = move || {
+            if touched.swap(false, Ordering::Relaxed) {
+                published.fetch_add(1, Ordering::Release);
+            }
+        };
         let thread = std::thread::Builder::new()
             .name("db-writer".to_string())
-            .spawn(move || run(&conn, &rx, &|| stamp.store(micros_since(started) + 1, Ordering::Relaxed)))
+            .spawn(move || {
+                run(&conn, &rx, &|| stamp.store(micros_since(started) + 1, Ordering::Relaxed), &settled);
+            })
             .map_err(|e| StoreError::Writer { problem: format!("cannot start the writer thread: {e}") })?;
         Ok(Writer { tx: Some(tx), thread: Some(thread), last_commit, started })
     }
@@ -135,13 +157,17 @@ fn micros_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX - 1)
 }
 
-fn run(conn: &Connection, rx: &Receiver<Job>, committed: &dyn Fn()) {
+/// The writer loop: `committed` after each successful commit, `settled` after every batch (committed
+/// or not) before its callers are answered.
+fn run(conn: &Connection, rx: &Receiver<Job>, committed: &dyn Fn(), settled: &dyn Fn()) {
     while let Ok(first) = rx.recv() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let problem = format!("cannot start a write transaction: {e}");
             log::error!(target: "gm::store", "{problem}");
             // Still run the job so its caller gets an answer; it fails on its own statements.
-            first(conn)(Err(problem));
+            let deliver = first(conn);
+            settled();
+            deliver(Err(problem));
             continue;
         }
         let mut pending = vec![run_job(conn, first)];
@@ -169,6 +195,7 @@ fn run(conn: &Connection, rx: &Receiver<Job>, committed: &dyn Fn()) {
         if commit.is_ok() {
             committed();
         }
+        settled();
         for deliver in pending {
             deliver(commit.clone());
         }
@@ -215,7 +242,7 @@ mod tests {
         let conn = Connection::open(dir.join("w.db")).unwrap_or_else(|e| unreachable!("{e}"));
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
             .unwrap_or_else(|e| unreachable!("{e}"));
-        let writer = Writer::start(conn).unwrap_or_else(|e| unreachable!("{e}"));
+        let writer = Writer::start(conn, Arc::new(AtomicU64::new(0))).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(!writer.committed_within(Duration::from_secs(3600)), "nothing committed yet");
         assert_eq!(writer.probe(Duration::from_secs(5)), Ok(()));
         assert!(writer.committed_within(Duration::from_secs(1)), "the probe's empty batch committed");
@@ -224,6 +251,43 @@ mod tests {
         // A real write renews the stamp (the window leaves room for a descheduled test thread).
         writer.submit(|c| c.execute("INSERT INTO t VALUES (1)", []).map_err(StoreError::sqlite("insert"))).ok();
         assert!(writer.committed_within(Duration::from_millis(250)));
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_a_batch_that_changed_a_published_table_bumps_the_counter_before_its_caller_returns() {
+        let dir = std::env::temp_dir().join(format!("gm-writer-published-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let conn = Connection::open(dir.join("w.db")).unwrap_or_else(|e| unreachable!("{e}"));
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER); CREATE TABLE crl_versions (s INTEGER);
+             CREATE TABLE policy_versions (v TEXT)",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let published = Arc::new(AtomicU64::new(0));
+        let writer = Writer::start(conn, Arc::clone(&published)).unwrap_or_else(|e| unreachable!("{e}"));
+        let exec = |sql: &'static str| {
+            writer
+                .submit(move |c| c.execute(sql, []).map_err(StoreError::sqlite("exec")))
+                .unwrap_or_else(|e| unreachable!("{e}"))
+        };
+        exec("INSERT INTO t VALUES (1)");
+        assert_eq!(published.load(Ordering::Acquire), 0, "another table");
+        exec("INSERT INTO crl_versions VALUES (1)");
+        assert_eq!(published.load(Ordering::Acquire), 1, "bumped before submit returned");
+        exec("UPDATE crl_versions SET s = 2");
+        exec("INSERT INTO policy_versions VALUES ('v')");
+        assert_eq!(published.load(Ordering::Acquire), 3);
+        // A job that fails rolls back, and still counts: a spurious bump only costs a re-read.
+        let failed = writer.submit(|c| {
+            c.execute("INSERT INTO crl_versions VALUES (3)", []).map_err(StoreError::sqlite("exec"))?;
+            Err::<(), _>(StoreError::Writer { problem: "refused".into() })
+        });
+        assert!(failed.is_err());
+        assert_eq!(published.load(Ordering::Acquire), 4);
+        exec("INSERT INTO t VALUES (2)");
+        assert_eq!(published.load(Ordering::Acquire), 4, "the flag was reset");
         drop(writer);
         let _ = std::fs::remove_dir_all(&dir);
     }

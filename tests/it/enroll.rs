@@ -429,3 +429,52 @@ fn oversized_or_control_heartbeat_status_gets_400_and_nodes_stays_small() {
     assert_eq!(beat(Value::from("degraded: disk 91 % — état")).status, 200);
     assert_eq!(beat(Value::from("healthy")).status, 200);
 }
+
+/// Issue 19: `/crl` and `/policy` are served from memory, and every write that changes them is
+/// seen by the very next read: each revocation (the CRL read just before it filled the cache), a
+/// new policy, a restart (a fresh process reads the database). Repeated reads are the same bytes.
+#[test]
+fn crl_and_policy_served_from_memory_follow_every_revocation_and_publish() {
+    let dir = TempDir::new("published-cache");
+    let home = sandbox(&dir);
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    let op = Operator::sandbox(&home);
+    let crl = |server: &GmServer| {
+        let r = server.get("/crl");
+        assert_eq!(r.status, 200, "{}", r.text());
+        Crl::from_value(&parse_str(&r.text()).unwrap()).unwrap()
+    };
+    let first = crl(&server);
+    assert_eq!(server.get("/crl").text(), server.get("/crl").text(), "stable bytes");
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let node = Node::new();
+        let id = field(&node.join(server.addr, &op.invite(server.addr, "{}")), "cert_id");
+        let before = crl(&server); // fills the cache at the current epoch
+        let r = op.send(server.addr, "POST", "/admin/revoke", &format!("{{\"cert_id\":\"{id}\"}}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        ids.push(id);
+        let after = crl(&server);
+        assert_eq!(after.sequence, before.sequence + 1, "round {round}: the revocation's CRL, not the cached one");
+        let listed: Vec<String> = after.revoked_certificates.iter().map(|r| r.certificate_id.clone()).collect();
+        assert!(ids.iter().all(|i| listed.contains(i)), "round {round}: {listed:?} lists {ids:?}");
+    }
+    assert_eq!(crl(&server).sequence, first.sequence + 3);
+
+    let policy = server.get("/policy").text();
+    assert_eq!(server.get("/policy").text(), policy);
+    let r = op.send(
+        server.addr,
+        "POST",
+        "/admin/policy",
+        "{\"policy_id\":\"p-cache-2\",\"min_client_version\":\"0.16.0\"}",
+    );
+    assert!(r.status == 200 || r.status == 201, "{} {}", r.status, r.text());
+    let next = server.get("/policy").text();
+    assert!(next.contains("p-cache-2"), "the new policy at once: {next}");
+    drop(server);
+
+    let again = GmServer::start(&home, &["--no-scheduler"]);
+    assert_eq!(crl(&again).sequence, first.sequence + 3);
+    assert!(again.get("/policy").text().contains("p-cache-2"));
+}

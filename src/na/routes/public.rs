@@ -13,7 +13,7 @@ use crate::model::timestamp::parse_db_time;
 use crate::model::SignedObject;
 use crate::store::{certs, crl, policy, StoreError};
 
-use super::super::authority::{json_response, Authority};
+use super::super::authority::{json_raw, json_response, Authority};
 use super::super::error::NaError;
 use super::super::metrics::{render, NaGauges};
 use super::super::publish;
@@ -224,8 +224,14 @@ pub(crate) fn sovereign(na: &Authority, req: &Request) -> Response {
 
 /// `GET /policy`: the active policy, creating and signing the default one when none is active.
 pub(crate) fn policy(na: &Authority) -> Result<Response, NaError> {
+    let epoch = na.store.published_epoch();
+    if let Some(body) = na.published.policy.get(epoch, na.clock.now()) {
+        return Ok(json_raw(200, body));
+    }
     if let Some(json) = na.store.read(policy::active_json)? {
-        return stored_object::<PolicyManifest>(&json, "policy_versions");
+        let response = stored_object::<PolicyManifest>(&json, "policy_versions")?;
+        na.published.policy.put(epoch, None, &response.body);
+        return Ok(response);
     }
     let now = na.clock.now();
     let manifest = publish::default_policy(&na.genesis.network_name, &na.genesis.network_version, &na.signer(), now)?;
@@ -242,13 +248,21 @@ pub(crate) fn policy(na: &Authority) -> Result<Response, NaError> {
 
 /// `GET /crl`: the active CRL; creates the empty one (sequence 0) when none exists and re-issues a
 /// CRL within 12 h of its `next_update` (D4). The common case is a read only.
+/// A fresh stored CRL is served from memory ([`crate::na::authority::PublishedCache`]) until a write
+/// changes the CRL table or it reaches its re-issue window.
 pub(crate) fn crl(na: &Authority) -> Result<Response, NaError> {
     let now = na.clock.now();
+    let epoch = na.store.published_epoch();
+    if let Some(body) = na.published.crl.get(epoch, now) {
+        return Ok(json_raw(200, body));
+    }
     let mut stored = None;
     if let Some((seq, json)) = na.store.read(crl::active)? {
         let current: Crl = publish::parse_stored(&json, "crl_versions", &seq.to_string())?;
         if publish::crl_is_fresh(&current, now) {
-            return Ok(json_response(200, &current.to_value()));
+            let response = json_response(200, &current.to_value());
+            na.published.crl.put(epoch, Some(publish::crl_fresh_until(&current)), &response.body);
+            return Ok(response);
         }
         stored = Some(current);
     }
