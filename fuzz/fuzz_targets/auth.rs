@@ -105,6 +105,7 @@ fn authority() -> &'static Authority {
             supersede_grace: chrono::Duration::hours(1),
             verify_limits: Default::default(),
             auth_failures: Default::default(),
+            operator_client_certificates: false,
         };
         Authority::new(
             settings,

@@ -142,11 +142,11 @@ fn field_unexpected(field: &'static str) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Wraps `contents` in a TLV with `tag` (long-form length when needed).
-    fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
+    pub(crate) fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
         if contents.len() < 0x80 {
             out.push(contents.len() as u8);

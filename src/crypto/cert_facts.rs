@@ -162,17 +162,7 @@ fn subject_alt_names(explicit: &[u8]) -> Result<Vec<String>, CertParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        if contents.len() < 0x80 {
-            out.push(contents.len() as u8);
-        } else {
-            out.extend([0x82, (contents.len() >> 8) as u8, contents.len() as u8]);
-        }
-        out.extend_from_slice(contents);
-        out
-    }
+    use crate::crypto::cert_expiry::tests::der;
 
     fn name(cn: &str) -> Vec<u8> {
         let attr = der(SEQUENCE, &[der(OID, COMMON_NAME), der(0x0c, cn.as_bytes())].concat());

@@ -122,6 +122,21 @@ fn every_default_job_succeeds_in_the_install_sh_layout() {
     assert!(layout.var.join("gm-ops.db").exists(), "the ledger sits beside the database");
 }
 
+/// Whether the ops ledger at `ledger` records a probe job run with outcome ok.
+fn probe_recorded_ok(ledger: &Path) -> bool {
+    ledger.exists()
+        && rusqlite::Connection::open(ledger)
+            .and_then(|c| {
+                c.busy_timeout(Duration::from_secs(5))?;
+                c.query_row(
+                    "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'job' AND artifact = 'probe' AND outcome = 'ok'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n > 0)
+}
+
 #[test]
 fn quickstart_is_quiet_and_its_probe_follows_the_address_served() {
     let dir = TempDir::new("quiet-sandbox");
@@ -143,19 +158,7 @@ fn quickstart_is_quiet_and_its_probe_follows_the_address_served() {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
     let ledger = home.join("gm-ops.db");
-    let probe_ok = || {
-        ledger.exists()
-            && rusqlite::Connection::open(&ledger)
-                .and_then(|c| {
-                    c.busy_timeout(Duration::from_secs(5))?;
-                    c.query_row(
-                        "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'job' AND artifact = 'probe' AND outcome = 'ok'",
-                        [],
-                        |r| r.get::<_, i64>(0),
-                    )
-                })
-                .is_ok_and(|n| n > 0)
-    };
+    let probe_ok = || probe_recorded_ok(&ledger);
     // The probe job's most recent minute is within its missed-run grace: it runs at start.
     let probed = wait_until(Duration::from_secs(60), probe_ok);
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
@@ -198,19 +201,7 @@ fn quickstart_tls_serves_https_that_curl_and_the_probe_job_trust_through_the_san
     let healthz = curl(&format!("https://{addr}/healthz"));
     let plain = curl(&format!("http://{addr}/healthz"));
     let ledger = home.join("gm-ops.db");
-    let probe_ok = || {
-        ledger.exists()
-            && rusqlite::Connection::open(&ledger)
-                .and_then(|c| {
-                    c.busy_timeout(Duration::from_secs(5))?;
-                    c.query_row(
-                        "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'job' AND artifact = 'probe' AND outcome = 'ok'",
-                        [],
-                        |r| r.get::<_, i64>(0),
-                    )
-                })
-                .is_ok_and(|n| n > 0)
-    };
+    let probe_ok = || probe_recorded_ok(&ledger);
     let probed = wait_until(Duration::from_secs(60), probe_ok);
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
