@@ -3,8 +3,9 @@
 # /healthz, /crl, /genesis and /metrics. Prints req/s, p50, p99 per route and the server's peak RSS.
 # Targets (2-core machine): /healthz >= 60,000 req/s, p99 <= 2 ms, RSS <= 10 MB.
 # With nginx installed (or NGINX=path), the same wrk settings then fetch the same /healthz and /crl
-# bytes as static files from nginx (access log off), after gm has stopped, and the last lines give
-# gm/nginx per route: nginx's static-file rate is the ceiling gm's public routes are compared to.
+# bytes as static files from nginx (one worker per core; each request logged to a file, as gm logs
+# each one), after gm has stopped, and the last lines give gm/nginx per route: nginx's static-file
+# rate is the ceiling gm's public routes are compared to. WRK_THREADS (default 2) sets wrk -t.
 # Usage: scripts/bench-http.sh [seconds-per-route]   (default 10; needs wrk: apt-get install wrk)
 # GM_BIN=path runs that gm binary instead of building target/release/gm (scripts/bench-compare.sh).
 set -euo pipefail
@@ -27,7 +28,7 @@ curl -fsS "http://$addr/healthz" >"$work/www/healthz"
 declare -A gm_rps
 one() { # URL: prints "req/s p50 p99 errors"
   local out
-  out=$(wrk -t2 -c16 -d"${secs}s" --latency "$1")
+  out=$(wrk -t"${WRK_THREADS:-2}" -c16 -d"${secs}s" --latency "$1")
   echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out") $(awk '/Non-2xx|Socket errors/' <<<"$out" | tr '\n' ' ')"
 }
 printf '%-10s %12s %10s %10s\n' route req/s p50 p99
@@ -50,7 +51,7 @@ pid $work/nginx.pid;
 error_log $work/nginx-error.log;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log $work/nginx-access.log;
   keepalive_requests 100000;
   server { listen 127.0.0.1:$port; root $work/www; default_type application/json; }
 }
