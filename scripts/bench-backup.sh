@@ -9,6 +9,7 @@
 # BENCH_BACKUP_MIB sets its size (default 1024, i.e. ~1 GiB; e.g. BENCH_BACKUP_MIB=64 for a quick
 # run). Every timing is wall clock from /usr/bin/time with a warm page cache; RSS is its peak.
 # Usage: scripts/bench-backup.sh            (needs sqlite3, age, gzip; installs sqlite3/age if root)
+# GM_BIN=path measures that gm binary (e.g. the static musl build) instead of building target/release/gm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib="${BENCH_BACKUP_MIB:-1024}"
@@ -22,8 +23,8 @@ need() { # command, apt package
 }
 need sqlite3 sqlite3; need age age; need age-keygen age; need gzip gzip; need bc bc
 [ -x /usr/bin/time ] || need /usr/bin/time time
-cargo build --release --quiet
-gm="$PWD/target/release/gm"
+[ -n "${GM_BIN:-}" ] || cargo build --release --quiet
+gm=$(realpath "${GM_BIN:-target/release/gm}")
 work=$(mktemp -d "${BENCH_BACKUP_DIR:-${TMPDIR:-/tmp}}/gm-bench-backup.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 age-keygen -o "$work/backup.key" 2>/dev/null

@@ -3,10 +3,11 @@
 # scripts/make-big-db.sh (400,000 certificates, 2,000,000 audit events, 2,000 active nodes).
 # Targets: /metrics <= 20 ms, /nodes <= 50 ms (upstream loads every certificate row: 7.9 s / 3.3 s).
 # Usage: scripts/bench-big-db.sh [CERTS] [EVENTS] [ACTIVE]
+# GM_BIN=path measures that gm binary (e.g. the static musl build) instead of building target/release/gm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/gm
+[ -n "${GM_BIN:-}" ] || cargo build --release --quiet
+bin=${GM_BIN:-target/release/gm}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 pid=""

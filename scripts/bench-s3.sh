@@ -9,6 +9,7 @@
 # /usr/bin/time with a warm page cache, the faster of two interleaved runs; RSS is gm's peak (the
 # server is a separate process).
 # Usage: scripts/bench-s3.sh   (needs s3s-fs: scripts/install-test-deps.sh installs it; age, bc)
+# GM_BIN=path measures that gm binary (e.g. the static musl build) instead of building target/release/gm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib="${BENCH_S3_MIB:-1024}"
@@ -19,8 +20,8 @@ for c in age age-keygen bc sqlite3; do
   command -v "$c" >/dev/null || { echo "$c is not installed (apt-get install age bc sqlite3)" >&2; exit 2; }
 done
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is not installed (apt-get install time)" >&2; exit 2; }
-cargo build --release --quiet
-gm="$PWD/target/release/gm"
+[ -n "${GM_BIN:-}" ] || cargo build --release --quiet
+gm=$(realpath "${GM_BIN:-target/release/gm}")
 work=$(mktemp -d "${BENCH_S3_DIR:-${TMPDIR:-/tmp}}/gm-bench-s3.XXXXXX")
 server_pid=""
 cleanup() { [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true; rm -rf "$work"; }
