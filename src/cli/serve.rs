@@ -220,6 +220,12 @@ fn serve_with_clock(
         None
     };
     log_admin_signature_policy(&settings);
+    // The redirect listener is bound before the startup line, so "listening on" means every
+    // listener accepts (a port-80 conflict fails the start instead of surfacing later).
+    let plain = match settings.tls.as_ref().and_then(|t| t.redirect_http) {
+        Some(bind) => Some(Server::bind(bind, settings.limits.clone())?),
+        None => None,
+    };
     announce(out, addr, &settings, next_steps);
     log::info!(target: "gm::serve", "serving NA on http://{addr} (database {})", settings.db_path.display());
     match (&record.na_key.path, &record.na_key.origin) {
@@ -232,9 +238,8 @@ fn serve_with_clock(
     } else {
         log::info!(target: "gm::serve", "{count} operator key(s) from {}", operators.describe());
     }
-    let redirect = match settings.tls.as_ref().and_then(|t| t.redirect_http) {
-        Some(bind) => {
-            let plain = Server::bind(bind, settings.limits.clone())?;
+    let redirect = match plain {
+        Some(plain) => {
             let (handle, at) = (plain.shutdown_handle(), plain.local_addr());
             let redirector: Arc<dyn crate::http::Handler> =
                 Arc::new(super::serve_tls::RedirectToHttps { https_port: addr.port() });
