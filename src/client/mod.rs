@@ -352,18 +352,8 @@ mod tests {
     #[test]
     fn https_request_succeeds_through_the_deadline_connector() {
         use std::io::{Read, Write};
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        let cert = params.self_signed(&key).unwrap();
-        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let (server_config, cert) = self_signed_server(None);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], key_der)
-            .unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
@@ -387,7 +377,7 @@ mod tests {
             String::from_utf8(head).unwrap()
         });
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert.der().clone()).unwrap();
+        roots.add(cert).unwrap();
         let mut client = NaClient::new(&format!("https://127.0.0.1:{port}"), short_options()).unwrap();
         client.tls = Arc::new(
             rustls::ClientConfig::builder_with_provider(provider)
@@ -403,25 +393,36 @@ mod tests {
         assert!(head.to_ascii_lowercase().contains(concat!("user-agent: gm/", env!("CARGO_PKG_VERSION"))), "{head}");
     }
 
-    /// A TLS server on 127.0.0.1 presenting a self-signed certificate valid until `not_after`,
-    /// answering one `/healthz` (or ending at a refused handshake); and the certificate's PEM.
-    fn tls_healthz_once(not_after: (i32, u8, u8)) -> (u16, String) {
-        use base64::Engine as _;
-        use std::io::{Read, Write};
+    /// A rustls server configuration for `localhost` and 127.0.0.1 with a new self-signed certificate
+    /// (valid from 2020-01-01 to `not_after` when given, rcgen's wide default otherwise), and the
+    /// certificate.
+    fn self_signed_server(
+        not_after: Option<(i32, u8, u8)>,
+    ) -> (rustls::ServerConfig, rustls::pki_types::CertificateDer<'static>) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        if let Some((y, m, d)) = not_after {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(y, m, d);
+        }
         let cert = params.self_signed(&key).unwrap();
         let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(vec![cert.der().clone()], key_der)
             .unwrap();
+        (config, cert.der().clone())
+    }
+
+    /// A TLS server on 127.0.0.1 presenting a self-signed certificate valid until `not_after`,
+    /// answering one `/healthz` (or ending at a refused handshake); and the certificate's PEM.
+    fn tls_healthz_once(not_after: (i32, u8, u8)) -> (u16, String) {
+        use base64::Engine as _;
+        use std::io::{Read, Write};
+        let (config, cert) = self_signed_server(Some(not_after));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
@@ -440,7 +441,7 @@ mod tests {
             tls.conn.send_close_notify();
             let _ = tls.flush();
         });
-        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.der());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&cert);
         (port, format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"))
     }
 

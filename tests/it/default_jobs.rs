@@ -122,6 +122,26 @@ fn every_default_job_succeeds_in_the_install_sh_layout() {
     assert!(layout.var.join("gm-ops.db").exists(), "the ledger sits beside the database");
 }
 
+/// Starts `gm quickstart --home HOME --bind 127.0.0.1:0 EXTRA` with a bare environment (logs to
+/// `stderr_log`) and returns it with the address of its `listening on SCHEME://` line.
+fn start_quickstart(home: &str, extra: &[&str], stderr_log: &Path, scheme: &str) -> (std::process::Child, String) {
+    let mut child = Command::new(GM)
+        .args(["quickstart", "--home", home, "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(stderr_log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let prefix = format!("listening on {scheme}://");
+    let addr = line.trim().strip_prefix(prefix.as_str()).unwrap_or_else(|| panic!("{line:?}")).to_string();
+    (child, addr)
+}
+
 /// Whether the ops ledger at `ledger` records a probe job run with outcome ok.
 fn probe_recorded_ok(ledger: &Path) -> bool {
     ledger.exists()
@@ -145,18 +165,7 @@ fn quickstart_is_quiet_and_its_probe_follows_the_address_served() {
     // The first run's port was busy, so the sandbox's gm.toml names 8443 while it is served elsewhere.
     Gm::new(&["quickstart", "--home", h, "--no-serve"]).expect(0);
     let stderr_log = dir.join("quickstart.stderr");
-    let mut child = Command::new(GM)
-        .args(["quickstart", "--home", h, "--bind", "127.0.0.1:0"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&stderr_log).unwrap()))
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let (mut child, addr) = start_quickstart(h, &[], &stderr_log, "http");
     let ledger = home.join("gm-ops.db");
     let probe_ok = || probe_recorded_ok(&ledger);
     // The probe job's most recent minute is within its missed-run grace: it runs at start.
@@ -182,18 +191,7 @@ fn quickstart_tls_serves_https_that_curl_and_the_probe_job_trust_through_the_san
     let home = dir.join("gm-tls-sandbox");
     let h = home.to_str().unwrap();
     let stderr_log = dir.join("quickstart.stderr");
-    let mut child = Command::new(GM)
-        .args(["quickstart", "--home", h, "--bind", "127.0.0.1:0", "--tls"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&stderr_log).unwrap()))
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on https://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let (mut child, addr) = start_quickstart(h, &["--tls"], &stderr_log, "https");
     let ca = home.join("tls/ca.pem");
     let curl = |url: &str| {
         Command::new("curl").args(["-sS", "--http1.1", "--cacert", ca.to_str().unwrap(), url]).output().unwrap()

@@ -175,7 +175,7 @@ fn row<'a>(stdout: &'a str, check: &str) -> &'a str {
 }
 
 /// Each check's (status, reason) from `--json` output.
-fn json_checks(stdout: &str) -> HashMap<String, (String, String)> {
+pub(crate) fn json_checks(stdout: &str) -> HashMap<String, (String, String)> {
     let v = parse_str(stdout.trim()).unwrap();
     let checks = v.as_object().unwrap().get("checks").unwrap().as_array().unwrap();
     checks

@@ -5,6 +5,7 @@
 //! a hint naming `--ca-file`; with another CA's bundle they fail too; a bundle that cannot be used
 //! is refused before any request, with a hint.
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::harness::{sandbox, Gm, GmServer, TempDir};
+use crate::probe::json_checks;
 
 // ---------------------------------------------------------------------------------------------
 // A private PKI and a TLS front for gm serve
@@ -170,23 +172,8 @@ fn relay(tcp: TcpStream, config: Arc<rustls::ServerConfig>, backend: SocketAddr)
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// Each check's (status, reason) from `gm probe --json`.
-fn probe_checks(stdout: &str) -> Vec<(String, String, String)> {
-    let v = parse_str(stdout.trim()).unwrap();
-    let checks = v.as_object().unwrap().get("checks").unwrap().as_array().unwrap();
-    checks
-        .iter()
-        .map(|c| {
-            let c = c.as_object().unwrap();
-            let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap().to_string();
-            (s("check"), s("status"), s("reason"))
-        })
-        .collect()
-}
-
-fn reason_of(checks: &[(String, String, String)], name: &str) -> (String, String) {
-    let (_, status, reason) = checks.iter().find(|(c, _, _)| c == name).unwrap_or_else(|| panic!("{checks:?}"));
-    (status.clone(), reason.clone())
+fn reason_of(checks: &HashMap<String, (String, String)>, name: &str) -> (String, String) {
+    checks.get(name).cloned().unwrap_or_else(|| panic!("no {name} check: {checks:?}"))
 }
 
 fn token_of(stdout: &str) -> String {
@@ -215,9 +202,9 @@ fn probe_trusts_the_private_ca_with_ca_file_for_every_check_and_the_expiry() {
     // With the CA's bundle: every check passes, the tls check with the certificate's expiry.
     let (stdout, _) =
         Gm::new(&["probe", "--na", &na, "--ca-file", ca.file(), "--root-public-key", &root, "--json"]).expect(0);
-    let checks = probe_checks(&stdout);
+    let checks = json_checks(&stdout);
     assert_eq!(checks.len(), 7, "{stdout}");
-    assert!(checks.iter().all(|(_, status, _)| status == "OK"), "{stdout}");
+    assert!(checks.values().all(|(status, _)| status == "OK"), "{stdout}");
     let (_, tls) = reason_of(&checks, "tls");
     assert!(
         tls.starts_with("certificate trusted, expires in 8") || tls.starts_with("certificate trusted, expires in 9"),
@@ -227,7 +214,7 @@ fn probe_trusts_the_private_ca_with_ca_file_for_every_check_and_the_expiry() {
     // Without it the host's roots do not know the CA: the HTTP checks and the tls check say so,
     // and the tls check names the remedy.
     let (stdout, _) = Gm::new(&["probe", "--na", &na, "--check", "healthz,tls", "--json"]).expect(2);
-    let checks = probe_checks(&stdout);
+    let checks = json_checks(&stdout);
     let (status, healthz) = reason_of(&checks, "healthz");
     assert_eq!(status, "CRITICAL");
     assert!(
@@ -242,7 +229,7 @@ fn probe_trusts_the_private_ca_with_ca_file_for_every_check_and_the_expiry() {
     // Another CA's bundle: only that CA is trusted, so the NA is not.
     let (stdout, _) =
         Gm::new(&["probe", "--na", &na, "--ca-file", other.file(), "--check", "healthz,tls", "--json"]).expect(2);
-    let checks = probe_checks(&stdout);
+    let checks = json_checks(&stdout);
     assert_eq!(reason_of(&checks, "healthz").0, "CRITICAL", "{stdout}");
     let (status, tls) = reason_of(&checks, "tls");
     assert_eq!(status, "CRITICAL");
@@ -280,7 +267,7 @@ fn probe_trusts_the_private_ca_with_ca_file_for_every_check_and_the_expiry() {
     let soon = TlsFront::start(server.addr, ca.issue(10));
     let (stdout, _) =
         Gm::new(&["probe", "--na", &soon.url(), "--ca-file", ca.file(), "--check", "healthz,tls", "--json"]).expect(1);
-    let checks = probe_checks(&stdout);
+    let checks = json_checks(&stdout);
     assert_eq!(reason_of(&checks, "healthz").0, "OK", "{stdout}");
     let (status, tls) = reason_of(&checks, "tls");
     assert_eq!(status, "WARNING", "{stdout}");
