@@ -5,7 +5,10 @@
 //! fields. Every message and string field passes [`redact`] first, so secrets that slip into a
 //! message (`token=…`, `signature: …`, key paths) never reach the log.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::Write;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -64,19 +67,136 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let mut fields = FieldCollector(Vec::new());
-        let _ = record.key_values().visit(&mut fields);
-        let message = redact(&record.args().to_string());
-        let mut line = match self.format {
-            LogFormat::Text => text_line(record, &message, &fields.0),
-            LogFormat::Json => json_line(record, &message, fields.0),
-        };
-        line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        // Every request writes an access record, so a line is built in this thread's reused buffers
+        // instead of a String per field (the allocator was most of a small request's cost).
+        let written = SCRATCH
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => {
+                    scratch.write(record, self.format);
+                    true
+                }
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+        // A Display impl that logs from inside a log call, or a log call while the thread's
+        // locals are being destroyed: that line is built in fresh buffers.
+        if !written {
+            Scratch::default().write(record, self.format);
+        }
     }
 
     fn flush(&self) {
         let _ = std::io::stderr().flush();
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The buffers one log line is built in. `text` holds every key and value back to back; `fields`
+/// indexes it. Buffers grow to the longest line seen and are reused (a line over [`KEEP`] bytes
+/// does not pin its size).
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    raw: String,
+    fields: Vec<FieldAt>,
+    line: String,
+}
+
+/// One key/value pair of a line, as byte ranges of [`Scratch::text`].
+struct FieldAt {
+    key: Range<usize>,
+    value: Range<usize>,
+    /// A number or boolean: written as a JSON literal rather than a string.
+    literal: bool,
+}
+
+/// Buffer capacity kept between lines: an access line is ~300 bytes, and a thread per connection
+/// must not keep a long line's buffers while it waits on an idle keep-alive connection.
+const KEEP: usize = 4 * 1024;
+
+impl Scratch {
+    fn write(&mut self, record: &Record<'_>, format: LogFormat) {
+        self.render(record, format);
+        let _ = std::io::stderr().lock().write_all(self.line.as_bytes());
+        for buf in [&mut self.text, &mut self.raw, &mut self.line] {
+            if buf.capacity() > KEEP {
+                *buf = String::new();
+            }
+        }
+    }
+
+    /// Builds the record's line, newline included, in `line`.
+    fn render(&mut self, record: &Record<'_>, format: LogFormat) {
+        self.text.clear();
+        self.fields.clear();
+        self.line.clear();
+        let _ = record.key_values().visit(&mut Collector(self));
+        self.raw.clear();
+        let _ = write!(self.raw, "{}", record.args());
+        let message = self.push_redacted();
+        match format {
+            LogFormat::Text => self.text_line(record, message),
+            LogFormat::Json => self.json_line(record, message),
+        }
+        self.line.push('\n');
+    }
+
+    /// Appends `raw`, redacted, to `text` and returns where it landed.
+    fn push_redacted(&mut self) -> Range<usize> {
+        let start = self.text.len();
+        redact_into(&self.raw, &mut self.text);
+        start..self.text.len()
+    }
+
+    fn push_text(&mut self, text: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(text);
+        start..self.text.len()
+    }
+
+    fn text_line(&mut self, record: &Record<'_>, message: Range<usize>) {
+        let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
+        let _ =
+            write!(self.line, "{now} - {} - {} - {}", record.target(), level_name(record.level()), &self.text[message]);
+        for f in &self.fields {
+            let _ = write!(self.line, " {}={}", &self.text[f.key.clone()], &self.text[f.value.clone()]);
+        }
+    }
+
+    /// One JSON object with sorted keys and Python's default separators (as upstream's JSON formatter).
+    fn json_line(&mut self, record: &Record<'_>, message: Range<usize>) {
+        let start = self.text.len();
+        utc_isoformat_into(chrono::Utc::now(), &mut self.text);
+        let timestamp = start..self.text.len();
+        let fixed = [
+            ("timestamp", timestamp),
+            ("level", self.push_text(level_name(record.level()))),
+            ("logger", self.push_text(record.target())),
+            ("message", message),
+        ];
+        for (key, value) in fixed {
+            let key = self.push_text(key);
+            self.fields.push(FieldAt { key, value, literal: false });
+        }
+        let text = &self.text;
+        self.fields.sort_by(|a, b| text[a.key.clone()].cmp(&text[b.key.clone()]));
+        self.line.push('{');
+        for (i, f) in self.fields.iter().enumerate() {
+            if i > 0 {
+                self.line.push_str(", ");
+            }
+            write_string(&mut self.line, &text[f.key.clone()], true);
+            self.line.push_str(": ");
+            if f.literal {
+                self.line.push_str(&text[f.value.clone()]);
+            } else {
+                write_string(&mut self.line, &text[f.value.clone()], true);
+            }
+        }
+        self.line.push('}');
     }
 }
 
@@ -89,71 +209,53 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// A structured field value: numbers and booleans stay JSON literals, everything else is text.
-enum Field {
-    Literal(String),
-    Text(String),
-}
-
-fn text_line(record: &Record<'_>, message: &str, fields: &[(String, Field)]) -> String {
-    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
-    let mut line = format!("{now} - {} - {} - {message}", record.target(), level_name(record.level()));
-    for (k, v) in fields {
-        let (Field::Literal(shown) | Field::Text(shown)) = v;
-        line.push_str(&format!(" {k}={shown}"));
-    }
-    line
-}
-
-/// One JSON object with sorted keys and Python's default separators (as upstream's JSON formatter).
-fn json_line(record: &Record<'_>, message: &str, mut entries: Vec<(String, Field)>) -> String {
-    entries.push(("timestamp".to_string(), Field::Text(utc_isoformat(chrono::Utc::now()))));
-    entries.push(("level".to_string(), Field::Text(level_name(record.level()).to_string())));
-    entries.push(("logger".to_string(), Field::Text(record.target().to_string())));
-    entries.push(("message".to_string(), Field::Text(message.to_string())));
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = String::from("{");
-    for (i, (k, v)) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_string(&mut out, k, true);
-        out.push_str(": ");
-        match v {
-            Field::Literal(l) => out.push_str(l),
-            Field::Text(t) => write_string(&mut out, t, true),
-        }
-    }
-    out.push('}');
-    out
-}
-
-/// Python's `isoformat()` of a UTC instant (fraction only when non-zero).
-fn utc_isoformat(t: chrono::DateTime<chrono::Utc>) -> String {
+/// Python's `isoformat()` of a UTC instant (fraction only when non-zero), appended to `out`.
+fn utc_isoformat_into(t: chrono::DateTime<chrono::Utc>, out: &mut String) {
+    use chrono::{Datelike, Timelike};
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
     let micros = t.timestamp_subsec_micros();
-    if micros == 0 {
-        t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        format!("{}.{micros:06}+00:00", t.format("%Y-%m-%dT%H:%M:%S"))
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
     }
+    out.push_str("+00:00");
 }
 
-struct FieldCollector(Vec<(String, Field)>);
+/// Collects a record's structured fields into a [`Scratch`].
+struct Collector<'a>(&'a mut Scratch);
 
-impl<'kvs> log::kv::VisitSource<'kvs> for FieldCollector {
+impl<'kvs> log::kv::VisitSource<'kvs> for Collector<'_> {
     fn visit_pair(&mut self, key: log::kv::Key<'kvs>, value: log::kv::Value<'kvs>) -> Result<(), log::kv::Error> {
-        let v = if let Some(n) = value.to_i64() {
-            Field::Literal(n.to_string())
+        let s = &mut *self.0;
+        let key = s.push_text(key.as_str());
+        let start = s.text.len();
+        let literal = if let Some(n) = value.to_i64() {
+            let _ = write!(s.text, "{n}");
+            true
         } else if let Some(n) = value.to_u64() {
-            Field::Literal(n.to_string())
+            let _ = write!(s.text, "{n}");
+            true
         } else if let Some(f) = value.to_f64().filter(|f| f.is_finite()) {
-            Field::Literal(format!("{f:?}"))
+            let _ = write!(s.text, "{f:?}");
+            true
         } else if let Some(b) = value.to_bool() {
-            Field::Literal(b.to_string())
+            let _ = write!(s.text, "{b}");
+            true
         } else {
-            Field::Text(redact(&value.to_string()))
+            s.raw.clear();
+            let _ = write!(s.raw, "{value}");
+            redact_into(&s.raw, &mut s.text);
+            false
         };
-        self.0.push((key.as_str().to_string(), v));
+        s.fields.push(FieldAt { key, value: start..s.text.len(), literal });
         Ok(())
     }
 }
@@ -180,15 +282,24 @@ const LABELS: [&str; 12] = [
 /// `authorization: bearer`, `signature`, `token`, `password`, `secret`, `private key` (and the
 /// other label spellings) followed by `:` or `=` replaced by `[REDACTED]`; any path under
 /// `/etc/genesis-mesh/keys/` and any Windows path ending in `.key` or `.pem` replaced entirely.
+#[cfg(test)]
 pub(crate) fn redact(text: &str) -> String {
+    let mut out = String::new();
+    redact_into(text, &mut out);
+    out
+}
+
+/// [`redact`], appending to `out`.
+fn redact_into(text: &str, out: &mut String) {
     // Fast path: every rule needs a `:`/`=` separator, an escape sequence or the keys folder.
     if !text.contains([':', '=', '\u{1b}']) && !text.contains("/etc/genesis-mesh/keys/") {
-        return text.to_string();
+        out.push_str(text);
+        return;
     }
     let clean = strip_ansi(text);
     let lower = clean.to_ascii_lowercase();
     let bytes = clean.as_bytes();
-    let mut out = String::with_capacity(clean.len());
+    out.reserve(clean.len());
     let mut i = 0;
     let mut copied = 0;
     while i < bytes.len() {
@@ -212,7 +323,6 @@ pub(crate) fn redact(text: &str) -> String {
         }
     }
     out.push_str(&clean[copied..]);
-    out
 }
 
 fn is_value_end(b: u8) -> bool {
@@ -315,6 +425,79 @@ mod tests {
         assert_eq!(redact("token_fingerprint=11809f59"), "token_fingerprint=11809f59");
         assert_eq!(redact("\u{1b}[31mred\u{1b}[0m password = hunter2"), "red password = [REDACTED]");
         assert_eq!(redact("key at C:\\keys\\na.key"), "key at [REDACTED]");
+    }
+
+    #[test]
+    fn a_json_line_has_sorted_keys_literal_numbers_and_redacted_text() {
+        let fields: &[(&str, log::kv::Value<'_>)] = &[
+            ("status", log::kv::Value::from(200u16)),
+            ("duration_ms", log::kv::Value::from(1.5f64)),
+            ("path", log::kv::Value::from("/join?invite_token=abc")),
+            ("ok", log::kv::Value::from(true)),
+        ];
+        let record = Record::builder()
+            .args(format_args!("API request signature: xyz"))
+            .target("genesis_mesh.test")
+            .level(Level::Warn)
+            .key_values(&fields)
+            .build();
+        let mut scratch = Scratch::default();
+        // Twice through the same buffers: the second line must not carry anything of the first.
+        for _ in 0..2 {
+            scratch.render(&record, LogFormat::Json);
+            let line = scratch.line.clone();
+            let (head, tail) = line.split_once("\"timestamp\": \"").expect("a timestamp");
+            assert_eq!(
+                head,
+                "{\"duration_ms\": 1.5, \"level\": \"WARNING\", \"logger\": \"genesis_mesh.test\", \
+                 \"message\": \"API request signature: [REDACTED]\", \"ok\": true, \
+                 \"path\": \"/join?invite_token=[REDACTED]\", \"status\": 200, "
+            );
+            let (stamp, end) = tail.split_once('"').expect("a closed timestamp");
+            assert_eq!(end, "}\n");
+            assert!(stamp.ends_with("+00:00") && stamp.len() >= 25 && stamp.as_bytes()[10] == b'T', "{stamp}");
+        }
+        scratch.render(&record, LogFormat::Text);
+        assert!(
+            scratch.line.ends_with(
+                " - genesis_mesh.test - WARNING - API request signature: [REDACTED] status=200 duration_ms=1.5 \
+                 path=/join?invite_token=[REDACTED] ok=true\n"
+            ),
+            "{}",
+            scratch.line
+        );
+    }
+
+    /// A value whose Display logs: the inner record finds the thread's buffers busy and is built in
+    /// fresh ones instead of panicking on the RefCell (or losing the outer line).
+    #[test]
+    fn a_record_whose_value_logs_while_it_is_built_does_not_panic() {
+        struct Nested<'a>(&'a Logger);
+        impl std::fmt::Display for Nested<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.log(&Record::builder().args(format_args!("inner")).level(Level::Error).build());
+                f.write_str("outer")
+            }
+        }
+        log::set_max_level(LevelFilter::Info);
+        let logger = Logger { format: LogFormat::Json };
+        logger.log(&Record::builder().args(format_args!("{}", Nested(&logger))).level(Level::Error).build());
+        SCRATCH.with(|cell| {
+            let scratch = cell.borrow();
+            assert!(scratch.line.contains("\"message\": \"outer\""), "{}", scratch.line);
+        });
+    }
+
+    #[test]
+    fn utc_isoformat_shows_a_fraction_only_when_there_is_one() {
+        use chrono::TimeZone;
+        let mut out = String::new();
+        utc_isoformat_into(chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(), &mut out);
+        assert_eq!(out, "2026-01-02T03:04:05+00:00");
+        out.clear();
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::microseconds(7);
+        utc_isoformat_into(t, &mut out);
+        assert_eq!(out, "2026-01-02T03:04:05.000007+00:00");
     }
 
     #[test]
