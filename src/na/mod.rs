@@ -111,8 +111,15 @@ impl Authority {
 impl Handler for Authority {
     fn handle(&self, req: &Request) -> Response {
         let started = Instant::now();
-        let path = crate::http::percent_decode(&req.path).unwrap_or_else(|_| req.path.clone());
-        let (label, result) = self.dispatch(req, &path);
+        // Almost every path has no escape: decode (and allocate) only when there is one.
+        let decoded;
+        let path = if req.path.contains('%') {
+            decoded = crate::http::percent_decode(&req.path).unwrap_or_else(|_| req.path.clone());
+            decoded.as_str()
+        } else {
+            req.path.as_str()
+        };
+        let (label, result) = self.dispatch(req, path);
         let response = match result {
             Ok(r) => r,
             Err(e) => {

@@ -4,6 +4,8 @@
 //! (base64 keys contain `/`). Upstream's quirk is kept: `GET /attestations/verify` falls through to
 //! the `<id>` route and answers `404 Attestation not found`.
 
+use std::borrow::Cow;
+
 /// A matched route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -171,43 +173,43 @@ const GET_POST: &[&str] = &["GET", "HEAD", "OPTIONS", "POST"];
 const GET_DELETE: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS"];
 
 /// The routes a path offers: `(allowed methods, [(method, route)])`, plus a parameter.
-type Offer = (&'static [&'static str], Vec<(&'static str, Route)>, Option<String>);
+/// The method table is borrowed from static data for every path but the admin ones (looked up per
+/// request, so no allocation for a public route).
+type Offer = (&'static [&'static str], Cow<'static, [(&'static str, Route)]>, Option<String>);
 
 fn offer(path: &str) -> Option<Offer> {
-    let fixed = |allow, routes: Vec<(&'static str, Route)>| Some((allow, routes, None));
+    let fixed = |allow, routes: &'static [(&'static str, Route)]| Some((allow, Cow::Borrowed(routes), None));
     match path {
-        "/health" => fixed(GET, vec![("GET", Route::Health)]),
-        "/healthz" => fixed(GET, vec![("GET", Route::Healthz)]),
-        "/readyz" => fixed(GET, vec![("GET", Route::Readyz)]),
-        "/metrics" => fixed(GET, vec![("GET", Route::Metrics)]),
-        "/nodes" => fixed(GET, vec![("GET", Route::Nodes)]),
-        "/genesis" => fixed(GET, vec![("GET", Route::Genesis)]),
-        "/sovereign.json" => fixed(GET, vec![("GET", Route::Sovereign)]),
-        "/policy" => fixed(GET, vec![("GET", Route::Policy)]),
-        "/crl" => fixed(GET, vec![("GET", Route::Crl)]),
-        "/join" => fixed(POST, vec![("POST", Route::Join)]),
-        "/heartbeat" => fixed(POST, vec![("POST", Route::Heartbeat)]),
-        "/renew" => fixed(POST, vec![("POST", Route::Renew)]),
-        "/recognition-policy" => fixed(GET, vec![("GET", Route::RecognitionPolicy)]),
-        "/attestations" => fixed(GET, vec![("GET", Route::Attestations)]),
-        "/attestations/verify" => {
-            fixed(GET_POST, vec![("POST", Route::AttestationVerify), ("GET", Route::Attestation)])
-                .map(|(a, r, _)| (a, r, Some("verify".to_string())))
-        }
+        "/health" => fixed(GET, &[("GET", Route::Health)]),
+        "/healthz" => fixed(GET, &[("GET", Route::Healthz)]),
+        "/readyz" => fixed(GET, &[("GET", Route::Readyz)]),
+        "/metrics" => fixed(GET, &[("GET", Route::Metrics)]),
+        "/nodes" => fixed(GET, &[("GET", Route::Nodes)]),
+        "/genesis" => fixed(GET, &[("GET", Route::Genesis)]),
+        "/sovereign.json" => fixed(GET, &[("GET", Route::Sovereign)]),
+        "/policy" => fixed(GET, &[("GET", Route::Policy)]),
+        "/crl" => fixed(GET, &[("GET", Route::Crl)]),
+        "/join" => fixed(POST, &[("POST", Route::Join)]),
+        "/heartbeat" => fixed(POST, &[("POST", Route::Heartbeat)]),
+        "/renew" => fixed(POST, &[("POST", Route::Renew)]),
+        "/recognition-policy" => fixed(GET, &[("GET", Route::RecognitionPolicy)]),
+        "/attestations" => fixed(GET, &[("GET", Route::Attestations)]),
+        "/attestations/verify" => fixed(GET_POST, &[("POST", Route::AttestationVerify), ("GET", Route::Attestation)])
+            .map(|(a, r, _)| (a, r, Some("verify".to_string()))),
         "/attestations/verify-with-treaty" => {
-            fixed(GET_POST, vec![("POST", Route::VerifyWithTreaty), ("GET", Route::Attestation)])
+            fixed(GET_POST, &[("POST", Route::VerifyWithTreaty), ("GET", Route::Attestation)])
                 .map(|(a, r, _)| (a, r, Some("verify-with-treaty".to_string())))
         }
-        "/sovereign-revocation-feed" => fixed(GET, vec![("GET", Route::Feed)]),
-        "/recognition-treaties" => fixed(GET, vec![("GET", Route::Treaties)]),
-        "/recognition-treaties/verify" => fixed(GET_POST, vec![("POST", Route::TreatyVerify), ("GET", Route::Treaty)])
+        "/sovereign-revocation-feed" => fixed(GET, &[("GET", Route::Feed)]),
+        "/recognition-treaties" => fixed(GET, &[("GET", Route::Treaties)]),
+        "/recognition-treaties/verify" => fixed(GET_POST, &[("POST", Route::TreatyVerify), ("GET", Route::Treaty)])
             .map(|(a, r, _)| (a, r, Some("verify".to_string()))),
-        "/recognition-graph" => fixed(GET, vec![("GET", Route::Graph)]),
-        "/connectome.json" => fixed(GET, vec![("GET", Route::Connectome)]),
-        "/connectome/trust-path" => fixed(GET, vec![("GET", Route::TrustPath)]),
-        "/dashboard.json" => fixed(GET, vec![("GET", Route::DashboardJson)]),
-        "/dashboard" => fixed(GET, vec![("GET", Route::Dashboard)]),
-        "/agents" => fixed(GET_POST, vec![("GET", Route::Agents), ("POST", Route::AgentRegister)]),
+        "/recognition-graph" => fixed(GET, &[("GET", Route::Graph)]),
+        "/connectome.json" => fixed(GET, &[("GET", Route::Connectome)]),
+        "/connectome/trust-path" => fixed(GET, &[("GET", Route::TrustPath)]),
+        "/dashboard.json" => fixed(GET, &[("GET", Route::DashboardJson)]),
+        "/dashboard" => fixed(GET, &[("GET", Route::Dashboard)]),
+        "/agents" => fixed(GET_POST, &[("GET", Route::Agents), ("POST", Route::AgentRegister)]),
         _ if path.starts_with("/admin/") => admin_offer(path),
         _ => parameterised(path),
     }
@@ -246,20 +248,24 @@ fn admin_offer(path: &str) -> Option<Offer> {
             }
         };
         let allow = if method == "GET" { GET } else { POST };
-        Some((allow, vec![(method, route)], param))
+        Some((allow, Cow::Owned(vec![(method, route)]), param))
     })
 }
 
 fn parameterised(path: &str) -> Option<Offer> {
     let segment = |rest: &str| (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string());
     if let Some(key) = path.strip_prefix("/agents/").filter(|k| !k.is_empty()) {
-        return Some((GET_DELETE, vec![("GET", Route::Agent), ("DELETE", Route::AgentDelete)], Some(key.to_string())));
+        return Some((
+            GET_DELETE,
+            Cow::Borrowed(&[("GET", Route::Agent), ("DELETE", Route::AgentDelete)]),
+            Some(key.to_string()),
+        ));
     }
     if let Some(id) = path.strip_prefix("/attestations/").and_then(segment) {
-        return Some((GET, vec![("GET", Route::Attestation)], Some(id)));
+        return Some((GET, Cow::Borrowed(&[("GET", Route::Attestation)]), Some(id)));
     }
     if let Some(id) = path.strip_prefix("/recognition-treaties/").and_then(segment) {
-        return Some((GET, vec![("GET", Route::Treaty)], Some(id)));
+        return Some((GET, Cow::Borrowed(&[("GET", Route::Treaty)]), Some(id)));
     }
     None
 }
