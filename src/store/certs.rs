@@ -29,13 +29,15 @@ pub(crate) struct ActiveNodeRow {
 
 /// Rows in `issued_certs` (renewed and revoked included).
 pub(crate) fn count_all(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row("SELECT COUNT(*) FROM issued_certs", [], |r| r.get(0))
+    conn.prepare_cached("SELECT COUNT(*) FROM issued_certs")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(StoreError::sqlite("counting certificates"))
 }
 
 /// Rows with status `revoked`.
 pub(crate) fn count_revoked(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row("SELECT COUNT(*) FROM issued_certs WHERE status = 'revoked'", [], |r| r.get(0))
+    conn.prepare_cached("SELECT COUNT(*) FROM issued_certs WHERE status = 'revoked'")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(StoreError::sqlite("counting revoked certificates"))
 }
 

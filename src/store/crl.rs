@@ -24,7 +24,8 @@ pub(crate) fn max_sequence(conn: &Connection) -> Result<i64, StoreError> {
 
 /// The active sequence without loading the CRL (0 when none; `/metrics` never creates one).
 pub(crate) fn active_sequence(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions WHERE active = 1", [], |r| r.get(0))
+    conn.prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM crl_versions WHERE active = 1")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(StoreError::sqlite("reading the CRL sequence"))
 }
 

@@ -42,7 +42,8 @@ pub(crate) fn exists(conn: &Connection, policy_id: &str) -> Result<bool, StoreEr
 
 /// Number of stored policy versions (`genesis_mesh_na_policy_versions_total`).
 pub fn count(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row("SELECT COUNT(*) FROM policy_versions", [], |r| r.get(0))
+    conn.prepare_cached("SELECT COUNT(*) FROM policy_versions")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(StoreError::sqlite("counting policies"))
 }
 
