@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::model::timestamp::parse_db_time;
 use crate::ops::ledger::{self, Entry, LedgerKind, LedgerReader};
@@ -20,12 +20,47 @@ pub(crate) struct OpsMetrics {
     pub jobs: Option<Arc<JobMetrics>>,
     /// Textfiles written by scheduled probe jobs (`gm_probe_*` series).
     pub probe_textfiles: Vec<PathBuf>,
+    /// The ledger's series as last rendered, with the ledger's data version they were read at.
+    pub(crate) ledger_text: Mutex<Option<(i64, String)>>,
 }
 
 impl OpsMetrics {
     /// The Prometheus text.
     pub(crate) fn render(&self) -> String {
         let mut out = self.jobs.as_ref().map(|j| j.render()).unwrap_or_default();
+        out.push_str(&self.ledger_section());
+        let folder = self.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        gauge(
+            &mut out,
+            "gm_disk_free_ratio",
+            "Free share of the database filesystem (available to gm).",
+            crate::files::space::free_ratio(folder),
+        );
+        let texts: Vec<String> = self.probe_textfiles.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
+        out.push_str(&merge_families(&texts, "gm_probe_"));
+        out
+    }
+
+    /// The series read from the ops ledger (last backup, its destinations, last drill). A scrape
+    /// re-reads them only when the ledger's data version moved, i.e. some connection committed to
+    /// it since: every scrape otherwise ran four queries and decoded up to 500 entries again.
+    fn ledger_section(&self) -> String {
+        let version = self.ledger.data_version().ok().flatten();
+        let mut cached = self.ledger_text.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(v), Some((at, text))) = (version, cached.as_ref()) {
+            if v == *at {
+                return text.clone();
+            }
+        }
+        let text = self.read_ledger_section();
+        // Read after the version: a commit in between makes the next scrape read again, never
+        // keeps an older text.
+        *cached = version.map(|v| (v, text.clone()));
+        text
+    }
+
+    fn read_ledger_section(&self) -> String {
+        let mut out = String::new();
         let newest_ok = |kind| self.ledger.newest_ok(kind).ok().flatten();
         let ts = |e: &Entry| parse_db_time(&e.finished_at).map(|t| t.timestamp());
         let backup = newest_ok(LedgerKind::Backup);
@@ -60,15 +95,6 @@ impl OpsMetrics {
             "Time to ready measured by the last passed restore drill.",
             rto,
         );
-        let folder = self.db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        gauge(
-            &mut out,
-            "gm_disk_free_ratio",
-            "Free share of the database filesystem (available to gm).",
-            crate::files::space::free_ratio(folder),
-        );
-        let texts: Vec<String> = self.probe_textfiles.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
-        out.push_str(&merge_families(&texts, "gm_probe_"));
         out
     }
 }
@@ -125,13 +151,13 @@ fn destinations(entries: &[Entry]) -> String {
     let name = "gm_backup_destination_last_success_timestamp_seconds";
     let _ = writeln!(out, "# HELP {name} When a copy last reached the destination (Unix time).\n# TYPE {name} gauge");
     for (d, (t, _)) in &newest {
-        let _ = writeln!(out, "{name}{{destination=\"{}\"}} {t}", crate::sched::metrics::escape_label(d));
+        let _ = writeln!(out, "{name}{{destination=\"{}\"}} {t}", crate::sched::metrics::Label(d));
     }
     let name = "gm_backup_destination_size_bytes";
     let _ = writeln!(out, "# HELP {name} Size of the newest copy on the destination.\n# TYPE {name} gauge");
     for (d, (_, size)) in &newest {
         if let Some(size) = size {
-            let _ = writeln!(out, "{name}{{destination=\"{}\"}} {size}", crate::sched::metrics::escape_label(d));
+            let _ = writeln!(out, "{name}{{destination=\"{}\"}} {size}", crate::sched::metrics::Label(d));
         }
     }
     out

@@ -200,6 +200,7 @@ fn serve_with_clock(
         db_path: settings.db_path.clone(),
         jobs: scheduling.then(|| Arc::clone(&scheduler.recorder.metrics)),
         probe_textfiles: scheduler.probe_textfiles(),
+        ledger_text: std::sync::Mutex::new(None),
     };
     let connections = server.stats();
     let key_source = key_source_metric(&record.na_key);

@@ -286,25 +286,35 @@ impl LedgerReader {
 
     /// [`Ledger::newest_ok`] on the kept connection (opened now if the ledger has appeared).
     pub(crate) fn newest_ok(&self, kind: LedgerKind) -> Result<Option<Entry>, StoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = table::open_existing(&self.path)?;
-        }
-        match guard.as_ref() {
-            Some(conn) => table::newest_with_outcome(conn, kind.as_str(), Outcome::Ok.as_str()),
-            None => Ok(None),
-        }
+        self.with_conn(None, |conn| table::newest_with_outcome(conn, kind.as_str(), Outcome::Ok.as_str()))
+    }
+
+    /// The ledger's `PRAGMA data_version` on the kept connection: it changes whenever another
+    /// connection (a `gm managed` command, the scheduler) committed to the ledger since the last
+    /// call. `None` while there is no ledger.
+    pub(crate) fn data_version(&self) -> Result<Option<i64>, StoreError> {
+        self.with_conn(None, |conn| table::data_version(conn).map(Some))
     }
 
     /// The newest `limit` entries of `kind`, newest first, on the kept connection.
     pub(crate) fn recent(&self, kind: LedgerKind, limit: i64) -> Result<Vec<Entry>, StoreError> {
+        self.with_conn(Vec::new(), |conn| table::list(conn, Some(kind.as_str()), limit))
+    }
+
+    /// Runs `read` on the kept connection, opening it first if the ledger has appeared since;
+    /// `absent` while there is no ledger (which is not created).
+    fn with_conn<T>(
+        &self,
+        absent: T,
+        read: impl FnOnce(&crate::store::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = table::open_existing(&self.path)?;
         }
         match guard.as_ref() {
-            Some(conn) => table::list(conn, Some(kind.as_str()), limit),
-            None => Ok(Vec::new()),
+            Some(conn) => read(conn),
+            None => Ok(absent),
         }
     }
 }

@@ -7,9 +7,24 @@ use std::sync::Mutex;
 
 use super::runner::{Outcome, Run};
 
-/// Prometheus label value escaping: backslash, double quote and newline.
-pub(crate) fn escape_label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// A Prometheus label value, escaped as it is written (backslash, double quote and newline):
+/// `/metrics` writes one per series per scrape, so no String is made for it.
+pub(crate) struct Label<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(['\\', '"', '\n']) {
+            f.write_str(&rest[..i])?;
+            f.write_str(match rest.as_bytes()[i] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[i + 1..];
+        }
+        f.write_str(rest)
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -44,28 +59,28 @@ impl JobMetrics {
 
     /// The Prometheus text of every series.
     pub(crate) fn render(&self) -> String {
-        let m = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         let _ = writeln!(out, "# HELP gm_job_runs_total Scheduled job runs by outcome.");
         let _ = writeln!(out, "# TYPE gm_job_runs_total counter");
-        for (job, s) in &m {
+        for (job, s) in m.iter() {
             for outcome in ["ok", "failed", "skipped", "timeout"] {
                 let n = s.runs.get(outcome).copied().unwrap_or(0);
-                let _ = writeln!(out, "gm_job_runs_total{{job=\"{}\",outcome=\"{outcome}\"}} {n}", escape_label(job));
+                let _ = writeln!(out, "gm_job_runs_total{{job=\"{}\",outcome=\"{outcome}\"}} {n}", Label(job));
             }
         }
         let _ = writeln!(out, "# HELP gm_job_last_success_timestamp_seconds When the job last succeeded (Unix time).");
         let _ = writeln!(out, "# TYPE gm_job_last_success_timestamp_seconds gauge");
-        for (job, s) in &m {
+        for (job, s) in m.iter() {
             if let Some(t) = s.last_success {
-                let _ = writeln!(out, "gm_job_last_success_timestamp_seconds{{job=\"{}\"}} {t}", escape_label(job));
+                let _ = writeln!(out, "gm_job_last_success_timestamp_seconds{{job=\"{}\"}} {t}", Label(job));
             }
         }
         let _ = writeln!(out, "# HELP gm_job_duration_seconds Duration of the job's last run.");
         let _ = writeln!(out, "# TYPE gm_job_duration_seconds gauge");
-        for (job, s) in &m {
+        for (job, s) in m.iter() {
             if let Some(d) = s.last_duration {
-                let _ = writeln!(out, "gm_job_duration_seconds{{job=\"{}\"}} {d:.3}", escape_label(job));
+                let _ = writeln!(out, "gm_job_duration_seconds{{job=\"{}\"}} {d:.3}", Label(job));
             }
         }
         out
@@ -76,6 +91,14 @@ impl JobMetrics {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_label_escapes_backslash_quote_and_newline_only() {
+        assert_eq!(Label("plain-job_1").to_string(), "plain-job_1");
+        assert_eq!(Label("a\\b\"c\nd é").to_string(), "a\\\\b\\\"c\\nd é");
+        assert_eq!(Label("\"\"").to_string(), "\\\"\\\"");
+        assert_eq!(Label("").to_string(), "");
+    }
 
     #[test]
     fn counts_outcomes_and_keeps_the_last_success() {

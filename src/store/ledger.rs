@@ -94,7 +94,7 @@ pub(crate) fn record(conn: &Connection, e: &Entry) -> Result<i64, StoreError> {
 /// Entries, newest first, optionally of one kind.
 pub(crate) fn list(conn: &Connection, kind: Option<&str>, limit: i64) -> Result<Vec<Entry>, StoreError> {
     let mut stmt = conn
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM gm_ops_ledger WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2"
         ))
         .map_err(StoreError::sqlite("reading the ops ledger"))?;
@@ -133,6 +133,13 @@ pub(crate) fn newest_with_outcome(conn: &Connection, kind: &str, outcome: &str) 
     let mut rows =
         stmt.query_map(params![kind, outcome], entry).map_err(StoreError::sqlite("reading the ops ledger"))?;
     rows.next().transpose().map_err(StoreError::sqlite("reading the ops ledger"))
+}
+
+/// `PRAGMA data_version` of `conn`: differs between two calls when another connection committed.
+pub(crate) fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+        .map_err(StoreError::sqlite("reading the ops ledger's data version"))
 }
 
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {

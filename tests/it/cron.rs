@@ -127,6 +127,39 @@ fn serve_runs_jobs_and_exposes_their_metrics_and_no_scheduler_runs_none() {
     assert_eq!(ledger_count(&home, "SELECT COUNT(*) FROM gm_ops_ledger WHERE kind = 'job'"), before);
 }
 
+/// The ops-ledger series of `/metrics` are re-read only when the ledger changed, and they do
+/// change: a backup and a drill run by other processes while the server runs (between scrapes
+/// that kept the previous text) show on the next scrape, and a scrape with no ledger change in
+/// between gives the same series.
+#[test]
+fn metrics_follow_backups_and_drills_other_processes_record_while_serving() {
+    let dir = TempDir::new("cron-metrics-ledger");
+    let home = home_with_jobs(&dir, "");
+    let server = GmServer::start(&home, &["--no-scheduler"]);
+    let series = |name: &str| {
+        let metrics = server.get("/metrics").text();
+        let prefix = format!("{name} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+    };
+    let last_backup = "gm_backup_last_success_timestamp_seconds";
+    let last_drill = "gm_restore_drill_last_success_timestamp_seconds";
+    assert_eq!(series(last_backup), None, "no backup yet");
+    assert_eq!(series(last_backup), None, "a second scrape of the unchanged ledger");
+    let recipient = std::fs::read_to_string(home.join("recipients-test.txt")).unwrap();
+    let (stdout, _) = Gm::backup(&home, recipient.trim(), &home.join("b")).arg("--json").expect(0);
+    let v = gm::json::parse_str(&stdout).unwrap();
+    let report = v.as_object().unwrap();
+    let archive = report.get("backup_path").and_then(|p| p.as_str()).unwrap().to_string();
+    let size = report.get("size_bytes").and_then(|s| s.as_i64()).unwrap();
+    let stamp = series(last_backup).expect("the backup shows on the next scrape");
+    assert!(stamp.parse::<i64>().unwrap() > 1_700_000_000, "{stamp}");
+    assert_eq!(series("gm_backup_size_bytes"), Some(size.to_string()));
+    assert_eq!(series(last_drill), None);
+    Gm::drill(&home, Path::new(&archive), &home.join("backup-test.key"), &[]).expect(0);
+    assert!(series(last_drill).is_some(), "the drill shows on the next scrape");
+    assert_eq!(series(last_backup), Some(stamp), "the backup series are unchanged");
+}
+
 /// `promtool check metrics` passes on gm's own series; the only findings on the whole page are
 /// upstream's `genesis_mesh_na_*_total` gauges, kept for existing alerts (README, "Metrics").
 fn promtool_accepts_gm_series(metrics: &str) {
