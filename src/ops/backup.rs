@@ -13,6 +13,7 @@ use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -35,6 +36,7 @@ use super::leftovers::{self, remove_with_sidecars, tmp_path};
 use super::manifest::Manifest;
 use super::progress::{Progress, Silent};
 use super::s3::upload;
+use super::snapshot_stream::GrowingFile;
 
 /// Where the archive goes.
 pub(crate) enum Target {
@@ -211,47 +213,88 @@ pub(crate) fn backup(
     let store =
         Store::open_with_busy_timeout(&opts.db_path, OpenMode::ReadOnly, &isoformat_utc(now), opts.busy_timeout)
             .map_err(|e| busy_or(e, &opts.db_path, opts.busy_timeout))?;
-    store
-        .read(|c| {
-            snapshot::online_backup(c, &snap, opts.busy_timeout, |done, total| {
-                progress.update("snapshot", u64::try_from(done).unwrap_or(0), u64::try_from(total).unwrap_or(0))
-            })
-        })
-        .map_err(|e| busy_or(e, &opts.db_path, opts.busy_timeout))
-        .map_err(|e| write_failure(e, &shown, "snapshot"))?;
-    drop(store);
-    let snap_bytes = std::fs::metadata(&snap).map_err(io("read", &snap))?.len();
     let manifest_path = scratch.path().join("manifest.json");
     let tmp = final_path.as_deref().map(tmp_path);
+    // A second handle on the local file: the snapshot's part of the archive is made durable while
+    // `integrity_check` runs, so the final fsync only has the tail left.
+    let mut early_sync = None;
     if let Some(tmp) = &tmp {
         let _ = std::fs::remove_file(tmp);
         let out =
             create_new_private(tmp).map_err(io("create", tmp)).map_err(|e| write_failure(e, &shown, "archive"))?;
         // Best effort: without the lock, the pid in the name still marks the file as in use.
         let _ = out.try_lock();
+        early_sync = out.try_clone().ok();
         sinks.local = Some(out);
     }
+    let (growing, snap_file) = GrowingFile::create(&snap).map_err(|e| write_failure(e, &shown, "snapshot"))?;
+    let snap_meta = snap_file.metadata().map_err(io("read", &snap))?;
+    let mut archive = match ArchiveWriter::new(Hashing::new(sinks), &opts.key, opts.level) {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(tmp) = &tmp {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(write_failure(e, &shown, "archive"));
+        }
+    };
+    let archived_bytes = AtomicU64::new(0);
     let written = std::thread::scope(|scope| -> Result<(Manifest, String, Sinks, String, u64), OpsError> {
-        let checked = std::thread::Builder::new()
-            .name("backup-check".into())
-            .spawn_scoped(scope, || -> Result<_, OpsError> {
-                let conn = snapshot::open_immutable(&snap)?;
-                if let Err(problem) = snapshot::integrity_check(&conn)? {
-                    return Err(OpsError::Check { check: "integrity_check".into(), problem });
-                }
-                Ok(Manifest::count(&conn, now)?)
-            })
-            .map_err(io("start a thread for", &snap))?;
+        // The snapshot is hashed and archived by two threads that follow the file as it is
+        // written; the main thread copies the pages, then checks the finished file.
         let hashed = std::thread::Builder::new()
             .name("backup-hash".into())
-            .spawn_scoped(scope, || file_sha256(&snap))
+            .spawn_scoped(scope, || reader_sha256(&mut growing.follow()?, &snap))
             .map_err(io("start a thread for", &snap))?;
-        let mut archive = ArchiveWriter::new(Hashing::new(sinks), &opts.key, opts.level)?;
-        let streamed = archive.append("na.db", &snap, progress);
-        let (schema_version, row_counts, crl_sequence, connectome) =
-            checked.join().unwrap_or_else(|_| Err(panicked()))?;
-        let snapshot_sha256 = hashed.join().unwrap_or_else(|_| Err(panicked()))?;
-        streamed?;
+        let archived = std::thread::Builder::new()
+            .name("backup-archive".into())
+            .spawn_scoped(scope, || -> Result<_, OpsError> {
+                let size = growing.total().ok_or_else(|| OpsError::Archive { problem: "no snapshot".into() })?;
+                let reader = Tally { inner: growing.follow()?, done: &archived_bytes };
+                archive.append_reader("na.db", &snap_meta, size, reader, &snap)?;
+                if let Some(file) = &early_sync {
+                    file.sync_data().map_err(io("fsync", &snap))?;
+                }
+                Ok(archive)
+            })
+            .map_err(io("start a thread for", &snap))?;
+        let copied = store
+            .read(|c| Ok(growing.write_from(c, snap_file, progress)))
+            .map_err(OpsError::Store)
+            .and_then(|r| r)
+            .map_err(|e| match e {
+                OpsError::Store(s) => busy_or(s, &opts.db_path, opts.busy_timeout),
+                other => other,
+            })
+            .map_err(|e| write_failure(e, &shown, "snapshot"));
+        let checked = copied.and_then(|snap_bytes| -> Result<_, OpsError> {
+            // The rows are counted on a second connection while integrity_check runs.
+            let counted = std::thread::Builder::new()
+                .name("backup-count".into())
+                .spawn_scoped(scope, || -> Result<_, OpsError> {
+                    Ok(Manifest::count(&snapshot::open_immutable_mapped(&snap)?, now)?)
+                })
+                .map_err(io("start a thread for", &snap))?;
+            let conn = snapshot::open_immutable_mapped(&snap)?;
+            let checked = snapshot::integrity_check(&conn);
+            let counts = counted.join().unwrap_or_else(|_| Err(panicked()));
+            if let Err(problem) = checked? {
+                return Err(OpsError::Check { check: "integrity_check".into(), problem });
+            }
+            Ok((snap_bytes, counts?))
+        });
+        // The archive thread usually finishes during the check; its progress shows meanwhile.
+        let total = growing.total().unwrap_or(0);
+        while checked.is_ok() && !archived.is_finished() {
+            progress.update("archive", archived_bytes.load(Ordering::Relaxed), total);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        progress.update("archive", archived_bytes.load(Ordering::Relaxed), total);
+        let snapshot_sha256 = hashed.join().unwrap_or_else(|_| Err(panicked()));
+        let archive = archived.join().unwrap_or_else(|_| Err(panicked()));
+        let (snap_bytes, (schema_version, row_counts, crl_sequence, connectome)) = checked?;
+        let snapshot_sha256 = snapshot_sha256?;
+        let mut archive = archive?;
         let manifest = Manifest {
             created_at: isoformat_utc(now),
             network_name: genesis.network_name.clone(),
@@ -280,6 +323,7 @@ pub(crate) fn backup(
         sinks.finish_parts();
         Ok((manifest, manifest_sha256, sinks, sha256, size))
     });
+    drop(store);
     let (manifest, manifest_sha256, mut sinks, sha256, size) = match written {
         Ok(w) => w,
         Err(e) => {
@@ -499,6 +543,20 @@ pub(crate) fn snapshot_file(
     Ok(())
 }
 
+/// A reader that publishes how many bytes it has read (the archive thread's progress).
+struct Tally<'a, R> {
+    inner: R,
+    done: &'a AtomicU64,
+}
+
+impl<R: std::io::Read> std::io::Read for Tally<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// SHA-256 of a file, streamed.
 pub(crate) fn file_sha256(path: &Path) -> Result<String, OpsError> {
     let mut file = File::open(path).map_err(io("read", path))?;
@@ -506,7 +564,7 @@ pub(crate) fn file_sha256(path: &Path) -> Result<String, OpsError> {
 }
 
 /// SHA-256 of what `file` reads from its current position to the end (`path` names it in errors).
-pub(crate) fn reader_sha256(file: &mut File, path: &Path) -> Result<String, OpsError> {
+pub(crate) fn reader_sha256(file: &mut impl std::io::Read, path: &Path) -> Result<String, OpsError> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

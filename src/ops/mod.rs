@@ -26,6 +26,7 @@ pub mod prune;
 pub mod restore;
 pub(crate) mod runtime;
 pub mod s3;
+pub(crate) mod snapshot_stream;
 pub mod verify;
 
 pub use error::OpsError;

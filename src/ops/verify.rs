@@ -144,66 +144,81 @@ pub(crate) fn verify_into(
             r.fail("snapshot_size", format!("na.db is {found} bytes, the manifest says {}", manifest.snapshot_size))
         );
     }
-    let conn = match snapshot::open_immutable(&snap) {
-        Ok(c) => c,
-        Err(e) => return Ok(r.fail("integrity_check", e.to_string())),
-    };
-    match snapshot::integrity_check(&conn)? {
-        Ok(()) => r.pass("integrity_check", "ok"),
-        Err(problem) => return Ok(r.fail("integrity_check", problem)),
-    }
-    let versions = schema::applied_versions(&conn)?;
-    let missing = schema::missing_tables(&conn)?;
-    let version = versions.last().copied().unwrap_or(0);
-    if versions != (1..=schema::KNOWN_VERSION).collect::<Vec<_>>()
-        || !missing.is_empty()
-        || version != manifest.schema_version
-    {
-        return Ok(r.fail(
-            "schema",
-            format!(
-                "versions {}, missing tables {}, manifest says {}",
-                versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
-                if missing.is_empty() { "none".to_string() } else { missing.join(", ") },
-                manifest.schema_version
-            ),
-        ));
-    }
-    r.pass("schema", format!("versions 1-{version}, all tables present"));
-    let genesis_path = dir.join("genesis.signed.json");
-    let (bytes, genesis) = match load_genesis(&genesis_path) {
-        Ok(g) => g,
-        Err(e) => return Ok(r.fail("genesis", e.to_string())),
-    };
-    let genesis_sha = crate::crypto::digest::sha256_hex(&bytes);
-    if genesis_sha != manifest.genesis_sha256 || genesis.network_authority.public_key != manifest.na_public_key {
-        return Ok(r.fail("genesis", "genesis hash or NA key differ from the manifest"));
-    }
-    if !genesis.check_root_signatures().is_valid() {
-        return Ok(r.fail("genesis", "the genesis root signature does not verify"));
-    }
-    r.pass("genesis", format!("{} signed by its root key; NA key {}", genesis.network_name, manifest.na_public_key));
-    match check_signed_material(&conn, &manifest.na_public_key) {
-        Ok(0) => {
-            return Ok(r.fail(
-                "signed_material",
-                format!("{DAMAGED_OR_FORGED}: the snapshot holds no CRL or policy signed by the NA key (a database gm has served holds at least its first CRL)"),
-            ))
+    std::thread::scope(|scope| -> Result<VerifyReport, OpsError> {
+        let conn = match snapshot::open_immutable_mapped(&snap) {
+            Ok(c) => c,
+            Err(e) => return Ok(r.fail("integrity_check", e.to_string())),
+        };
+        // The rows are counted on a second connection while integrity_check runs (checked last).
+        let counted = std::thread::Builder::new()
+            .name("verify-count".into())
+            .spawn_scoped(scope, || -> Result<Vec<(String, i64)>, OpsError> {
+                let conn = snapshot::open_immutable_mapped(&snap)?;
+                Ok(snapshot::row_counts(&conn)?.into_iter().map(|(t, n)| (t.to_string(), n)).collect())
+            })
+            .map_err(super::error::io("start a thread for", &snap))?;
+        match snapshot::integrity_check(&conn)? {
+            Ok(()) => r.pass("integrity_check", "ok"),
+            Err(problem) => return Ok(r.fail("integrity_check", problem)),
         }
-        Ok(n) => r.pass("signed_material", format!("{n} CRL and policy version(s) verify with the NA key")),
-        Err(problem) => return Ok(r.fail("signed_material", problem)),
-    }
-    let counts: Vec<(String, i64)> =
-        snapshot::row_counts(&conn)?.into_iter().map(|(t, n)| (t.to_string(), n)).collect();
-    let mut expected = manifest.row_counts.clone();
-    let mut found = counts.clone();
-    expected.sort();
-    found.sort();
-    if expected != found {
-        return Ok(r.fail("row_counts", "row counts differ from the manifest"));
-    }
-    r.pass("row_counts", format!("{} tables match", counts.len()));
-    Ok(r)
+        let versions = schema::applied_versions(&conn)?;
+        let missing = schema::missing_tables(&conn)?;
+        let version = versions.last().copied().unwrap_or(0);
+        if versions != (1..=schema::KNOWN_VERSION).collect::<Vec<_>>()
+            || !missing.is_empty()
+            || version != manifest.schema_version
+        {
+            return Ok(r.fail(
+                "schema",
+                format!(
+                    "versions {}, missing tables {}, manifest says {}",
+                    versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                    if missing.is_empty() { "none".to_string() } else { missing.join(", ") },
+                    manifest.schema_version
+                ),
+            ));
+        }
+        r.pass("schema", format!("versions 1-{version}, all tables present"));
+        let genesis_path = dir.join("genesis.signed.json");
+        let (bytes, genesis) = match load_genesis(&genesis_path) {
+            Ok(g) => g,
+            Err(e) => return Ok(r.fail("genesis", e.to_string())),
+        };
+        let genesis_sha = crate::crypto::digest::sha256_hex(&bytes);
+        if genesis_sha != manifest.genesis_sha256 || genesis.network_authority.public_key != manifest.na_public_key {
+            return Ok(r.fail("genesis", "genesis hash or NA key differ from the manifest"));
+        }
+        if !genesis.check_root_signatures().is_valid() {
+            return Ok(r.fail("genesis", "the genesis root signature does not verify"));
+        }
+        r.pass(
+            "genesis",
+            format!("{} signed by its root key; NA key {}", genesis.network_name, manifest.na_public_key),
+        );
+        match check_signed_material(&conn, &manifest.na_public_key) {
+            Ok(0) => {
+                return Ok(r.fail(
+                    "signed_material",
+                    format!("{DAMAGED_OR_FORGED}: the snapshot holds no CRL or policy signed by the NA key (a database gm has served holds at least its first CRL)"),
+                ))
+            }
+            Ok(n) => r.pass("signed_material", format!("{n} CRL and policy version(s) verify with the NA key")),
+            Err(problem) => return Ok(r.fail("signed_material", problem)),
+        }
+        let counts: Vec<(String, i64)> = match counted.join() {
+            Ok(counts) => counts?,
+            Err(_) => return Err(OpsError::Archive { problem: "the row-counting thread panicked".into() }),
+        };
+        let mut expected = manifest.row_counts.clone();
+        let mut found = counts.clone();
+        expected.sort();
+        found.sort();
+        if expected != found {
+            return Ok(r.fail("row_counts", "row counts differ from the manifest"));
+        }
+        r.pass("row_counts", format!("{} tables match", counts.len()));
+        Ok(r)
+    })
 }
 
 /// The signature check: `Ok(Ok(Some))` signed by a pinned key (which one) and naming this archive's

@@ -56,6 +56,78 @@ pub(crate) fn online_backup(
     Ok(())
 }
 
+/// Reads a consistent copy of the database behind `src` page by page, in ONE read transaction,
+/// through SQLite's `sqlite_dbpage` table (what the pager sees, so committed frames still in the
+/// WAL are included): `start(page_size, page_count)` once the transaction holds its snapshot, then
+/// `page(bytes)` for every page in order. Writers in WAL mode go on meanwhile; a lock another
+/// process holds is waited for within the connection's busy timeout, then fails as busy.
+///
+/// The pages, written one after another, are a standalone database file that means what the
+/// online backup API's copy means: page 1's file format bytes (18 and 19) say rollback journal, as
+/// `journal_mode = DELETE` leaves them, and the page holding SQLite's lock byte (at 1 GiB) reads as
+/// zeros, as the backup API leaves it. Only the header's counters (change counter, schema cookie,
+/// version numbers) may differ from that copy.
+pub(crate) fn stream_pages<E: From<StoreError>>(
+    src: &Connection,
+    mut start: impl FnMut(u32, u64) -> Result<(), E>,
+    mut page: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let tx = src.unchecked_transaction().map_err(StoreError::sqlite("starting the snapshot"))?;
+    // The first read fixes the transaction's snapshot; the page count is read inside it.
+    let page_size: u32 = tx
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("reading the database for the snapshot"))?;
+    let pages: i64 = tx
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .map_err(StoreError::sqlite("reading the database for the snapshot"))?;
+    let pages = u64::try_from(pages).unwrap_or(0);
+    start(page_size, pages)?;
+    let mut stmt = tx
+        .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
+        .map_err(StoreError::sqlite("reading pages for the snapshot"))?;
+    let mut rows = stmt.query([]).map_err(StoreError::sqlite("reading pages for the snapshot"))?;
+    let mut expected = 1u64;
+    while let Some(row) = rows.next().map_err(StoreError::sqlite("reading pages for the snapshot"))? {
+        let pgno: i64 = row.get(0).map_err(StoreError::sqlite("reading pages for the snapshot"))?;
+        let pgno = u64::try_from(pgno).unwrap_or(0);
+        let data = row.get_ref(1).map_err(StoreError::sqlite("reading pages for the snapshot"))?;
+        let bytes = data.as_blob().map_err(|e| StoreError::sqlite("reading pages for the snapshot")(e.into()))?;
+        if pgno != expected || bytes.len() != page_size as usize {
+            return Err(E::from(corrupt(format!(
+                "page {pgno} of {pages} ({} bytes) came where page {expected} was due",
+                bytes.len()
+            ))));
+        }
+        if pgno == 1 {
+            let mut first = bytes.to_vec();
+            // File format write/read version: 1 = rollback journal (2 = WAL).
+            if let Some(versions) = first.get_mut(18..20) {
+                versions.copy_from_slice(&[1, 1]);
+            }
+            page(&first)?;
+        } else {
+            page(bytes)?;
+        }
+        expected += 1;
+    }
+    if expected != pages + 1 {
+        return Err(E::from(corrupt(format!("{} pages read, the database has {pages}", expected - 1))));
+    }
+    drop(rows);
+    drop(stmt);
+    tx.rollback().map_err(StoreError::sqlite("ending the snapshot"))?;
+    Ok(())
+}
+
+/// A page stream that does not add up (which SQLite never produces): reported as corruption.
+fn corrupt(problem: String) -> StoreError {
+    let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT);
+    StoreError::Sqlite {
+        op: "reading pages for the snapshot",
+        source: rusqlite::Error::SqliteFailure(code, Some(problem)),
+    }
+}
+
 /// A failed step reports the destination connection's message, which is "not an error" (the error
 /// belongs to the backup object); the result code alone says what happened ("database or disk is
 /// full", "disk I/O error").
@@ -101,6 +173,16 @@ pub fn open_immutable(path: &Path) -> Result<Connection, StoreError> {
             StoreError::Open { path: path.to_path_buf(), source: e }
         }
     })?;
+    Ok(conn)
+}
+
+/// [`open_immutable`] with the file memory-mapped (up to SQLite's 2 GiB ceiling), for a whole-file
+/// check of a private snapshot: `integrity_check` then reads pages from the page cache in place
+/// instead of copying each through a read call into a 2 MiB cache (~20 % faster on 1 GiB). The
+/// mapping counts in the peak RSS as file pages, not as memory gm allocates.
+pub(crate) fn open_immutable_mapped(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_immutable(path)?;
+    conn.execute_batch("PRAGMA mmap_size = 2147418112").map_err(StoreError::sqlite("mapping the snapshot"))?;
     Ok(conn)
 }
 
@@ -459,6 +541,128 @@ mod tests {
             assert_eq!(columns.get(t.revoked_at), Some(&"revoked_at"), "{}", t.table);
             assert_eq!(columns.get(t.reason), Some(&"revocation_reason"), "{}", t.table);
         }
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("gm-snapshot-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A WAL database of a few hundred pages whose last commits are still only in the WAL (the
+    /// returned connection keeps them there: no checkpoint runs while it is open).
+    fn wal_database(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             CREATE INDEX t_body ON t(body);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO t (body) SELECT printf('row %06d %0200d', i, i) FROM n;
+             PRAGMA wal_checkpoint(TRUNCATE);
+             DELETE FROM t WHERE id % 7 = 0;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO t (body) SELECT printf('late %06d %0300d', i, i) FROM n;",
+        )
+        .unwrap();
+        let wal = std::fs::metadata(path.with_extension("db-wal")).map(|m| m.len()).unwrap_or(0);
+        assert!(wal > 100_000, "the last commits must still be in the WAL ({wal} bytes)");
+        conn
+    }
+
+    /// Streams `path`'s pages into one buffer, calling `during(page_number)` after each page.
+    fn streamed(path: &Path, mut during: impl FnMut(u64)) -> Vec<u8> {
+        let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut out = Vec::new();
+        let mut expected = 0;
+        let mut n = 0;
+        stream_pages::<StoreError>(
+            &src,
+            |size, pages| {
+                expected = u64::from(size) * pages;
+                Ok(())
+            },
+            |page| {
+                out.extend_from_slice(page);
+                n += 1;
+                during(n);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(out.len() as u64, expected);
+        out
+    }
+
+    fn check_and_count(path: &Path) -> i64 {
+        let conn = open_immutable_mapped(path).unwrap();
+        assert_eq!(integrity_check(&conn).unwrap(), Ok(()));
+        conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap()
+    }
+
+    /// The header fields a copy may change without changing the database's meaning: the file
+    /// change counter, the schema cookie, version-valid-for and the writing library's version.
+    const HEADER_COUNTERS: [std::ops::Range<usize>; 3] = [24..28, 40..44, 92..100];
+
+    // The page stream is what the online backup API copies, committed WAL frames included: every
+    // page byte for byte, page 1 but for its counters, and a standalone rollback-journal file.
+    #[test]
+    fn the_page_stream_of_a_wal_database_is_the_online_backup_copy() {
+        let dir = temp_dir("stream");
+        let db = dir.join("src.db");
+        let writer = wal_database(&db);
+        let reference = dir.join("backup-api.db");
+        online_backup(&writer, &reference, Duration::from_secs(5), |_, _| {}).unwrap();
+        let api = std::fs::read(&reference).unwrap();
+        let pages = streamed(&db, |_| {});
+        assert_eq!(pages.len(), api.len());
+        assert_eq!((pages[18], pages[19]), (1, 1), "rollback journal, like journal_mode = DELETE");
+        let differing: Vec<usize> = (0..api.len()).filter(|&i| pages[i] != api[i]).collect();
+        assert!(
+            differing.iter().all(|i| HEADER_COUNTERS.iter().any(|r| r.contains(i))),
+            "bytes differing outside the header counters: {:?}",
+            differing.iter().take(10).collect::<Vec<_>>()
+        );
+        let copy = dir.join("streamed.db");
+        std::fs::write(&copy, &pages).unwrap();
+        let rows: i64 = writer.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(check_and_count(&copy), rows);
+        assert_eq!(check_and_count(&reference), rows);
+        drop(writer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // Commits made while the pages are read (here from inside the stream, so they surely fall in
+    // the middle of it) are not in the copy: it is the database as of the stream's one snapshot.
+    #[test]
+    fn writes_during_the_page_stream_stay_out_of_the_copy() {
+        let dir = temp_dir("stream-writer");
+        let db = dir.join("src.db");
+        let writer = wal_database(&db);
+        let before = dir.join("before.db");
+        online_backup(&writer, &before, Duration::from_secs(5), |_, _| {}).unwrap();
+        let rows: i64 = writer.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        let pages = streamed(&db, |page| {
+            if page % 20 == 0 {
+                writer
+                    .execute_batch(
+                        "INSERT INTO t (body) SELECT printf('during %0500d', id) FROM t LIMIT 50;
+                         DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY id LIMIT 10);",
+                    )
+                    .unwrap();
+            }
+        });
+        let now: i64 = writer.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert!(now > rows, "the writer committed during the stream");
+        let api = std::fs::read(&before).unwrap();
+        assert_eq!(pages.len(), api.len());
+        assert!((0..api.len()).all(|i| pages[i] == api[i] || HEADER_COUNTERS.iter().any(|r| r.contains(&i))));
+        let copy = dir.join("streamed.db");
+        std::fs::write(&copy, &pages).unwrap();
+        assert_eq!(check_and_count(&copy), rows);
+        drop(writer);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     // An older backup holds the treaty and attestation still active and knows nothing of what was
