@@ -266,7 +266,9 @@ pub(crate) fn backup(
                 OpsError::Store(s) => busy_or(s, &opts.db_path, opts.busy_timeout),
                 other => other,
             })
-            .map_err(|e| write_failure(e, &shown, "snapshot"));
+            .map_err(|e| write_failure(e, &shown, "snapshot"))
+            // Also when the page copy never started: the two followers must not wait forever.
+            .inspect_err(|_| growing.abandon());
         let checked = copied.and_then(|snap_bytes| -> Result<_, OpsError> {
             // The rows are counted on a second connection while integrity_check runs.
             let counted = std::thread::Builder::new()

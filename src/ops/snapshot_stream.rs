@@ -52,15 +52,19 @@ impl GrowingFile {
 
     /// Writes every page of `src` (one read transaction) into `file`, publishing each piece to the
     /// readers; returns the file's size. On any error the readers are told the file will not grow.
+    /// The readers are told even when the writing unwinds from a panic.
     pub(crate) fn write_from(&self, src: &Connection, file: File, progress: &dyn Progress) -> Result<u64, OpsError> {
+        let mut ending = Ending { growing: self, failed: true };
         let written = self.write_pages(src, file, progress);
-        let mut state = self.lock();
-        if written.is_err() {
-            state.failed = true;
-        }
-        drop(state);
-        self.grown.notify_all();
+        ending.failed = written.is_err();
         written
+    }
+
+    /// Tells the readers the file will not be completed (idempotent): a writing that never started
+    /// (no database connection could be had) must not leave them, and the backup, waiting forever.
+    pub(crate) fn abandon(&self) {
+        self.lock().failed = true;
+        self.grown.notify_all();
     }
 
     fn write_pages(&self, src: &Connection, mut file: File, progress: &dyn Progress) -> Result<u64, OpsError> {
@@ -146,6 +150,23 @@ impl GrowingFile {
     }
 }
 
+/// Wakes the readers when [`GrowingFile::write_from`] returns or unwinds; failed unless it
+/// returned the file's size.
+struct Ending<'a> {
+    growing: &'a GrowingFile,
+    failed: bool,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        if self.failed {
+            self.growing.abandon();
+        } else {
+            self.growing.grown.notify_all();
+        }
+    }
+}
+
 /// Reads a [`GrowingFile`] as it is written.
 pub(crate) struct Follower<'a> {
     growing: &'a GrowingFile,
@@ -164,5 +185,108 @@ impl Read for Follower<'_> {
         }
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::ops::progress::Silent;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("gm-growing-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A database of `rows` rows of 1,000 bytes in WAL mode, its rows still in the WAL.
+    fn database(dir: &Path, rows: i64) -> Connection {
+        let conn = Connection::open(dir.join("src.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v BLOB)").unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        for _ in 0..rows {
+            conn.execute("INSERT INTO t VALUES (randomblob(1000))", []).unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+        conn
+    }
+
+    fn read_all(growing: &GrowingFile) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        growing.follow().map_err(|e| std::io::Error::other(e.to_string()))?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn followers_read_the_whole_snapshot_while_it_is_written() {
+        let dir = temp_dir("whole");
+        let src = database(&dir, 600);
+        let (growing, file) = GrowingFile::create(&dir.join("snap")).unwrap();
+        let (size, followed, total) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| read_all(&growing));
+            let second = scope.spawn(|| (growing.total(), read_all(&growing)));
+            let size = growing.write_from(&src, file, &Silent).unwrap();
+            let (total, second) = second.join().unwrap();
+            (size, [first.join().unwrap().unwrap(), second.unwrap()], total)
+        });
+        let on_disk = std::fs::read(dir.join("snap")).unwrap();
+        assert!(size > 600 * 1000, "{size}");
+        assert_eq!(total, Some(size));
+        assert_eq!(on_disk.len() as u64, size);
+        for f in followed {
+            assert!(f == on_disk, "a follower read {} bytes that differ from the file", f.len());
+        }
+        let copy = Connection::open(dir.join("snap")).unwrap();
+        let rows: i64 = copy.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 600);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn abandoning_a_writing_that_never_started_releases_every_waiting_follower() {
+        let dir = temp_dir("abandon");
+        let (growing, _file) = GrowingFile::create(&dir.join("snap")).unwrap();
+        let (total, read) = std::thread::scope(|scope| {
+            let waiting_total = scope.spawn(|| growing.total());
+            let waiting_read = scope.spawn(|| read_all(&growing));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            growing.abandon();
+            (waiting_total.join().unwrap(), waiting_read.join().unwrap())
+        });
+        assert_eq!(total, None);
+        let err = read.unwrap_err();
+        assert!(err.to_string().contains("could not be completed"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Panics from the progress display (or anything else on the writing thread) must not leave
+    /// the archive and hash threads waiting for bytes that never come.
+    #[test]
+    fn a_writing_that_panics_releases_its_followers_with_an_error() {
+        struct Exploding;
+        impl Progress for Exploding {
+            fn update(&self, _: &'static str, _: u64, _: u64) {
+                panic!("progress display failed");
+            }
+        }
+        let dir = temp_dir("panic");
+        let src = database(&dir, 300);
+        let (growing, file) = GrowingFile::create(&dir.join("snap")).unwrap();
+        let read = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let growing = &growing;
+            scope.spawn(move || tx.send(read_all(growing)));
+            let wrote =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| growing.write_from(&src, file, &Exploding)));
+            assert!(wrote.is_err(), "the progress display panicked");
+            let read = rx.recv_timeout(std::time::Duration::from_secs(10));
+            growing.abandon(); // so a failing run ends instead of hanging in the scope
+            read.expect("the follower is still waiting 10 s after the writing panicked")
+        });
+        let err = read.unwrap_err();
+        assert!(err.to_string().contains("could not be completed"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
