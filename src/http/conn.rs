@@ -39,9 +39,31 @@ const LINGER_BYTES: usize = 1024 * 1024;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// What the event loop (`poller.rs`) hands a connection thread along with the socket: the bytes it read that
+/// no response answered yet, the responses it could not finish writing, and how many requests it served.
+#[derive(Debug, Default)]
+pub(super) struct Handover {
+    /// Received bytes not yet answered (a partial head, or requests the loop does not answer itself).
+    pub(super) received: Vec<u8>,
+    /// Encoded responses the socket did not take without blocking; written first.
+    pub(super) unsent: Vec<u8>,
+    /// Requests already served on this connection (`max_requests_per_connection` counts them).
+    pub(super) served: usize,
+    /// The last unsent response said `Connection: close`: close once it is written.
+    pub(super) close_after_unsent: bool,
+}
+
 /// Serves requests on `stream` until the client leaves, a limit or deadline ends the connection, or the server
-/// shuts down.
-pub(super) fn serve(stream: Wire, peer: SocketAddr, shared: &Shared, handler: &dyn Handler, idle: &IdleMark) {
+/// shuts down. A connection the event loop started (`poller.rs`) comes with a [`Handover`]: its unsent
+/// responses are written first, then its received bytes are served. The socket must be in blocking mode.
+pub(super) fn serve(
+    stream: Wire,
+    peer: SocketAddr,
+    shared: &Shared,
+    handler: &dyn Handler,
+    idle: &IdleMark,
+    handover: Handover,
+) {
     let read_slice = shared.limits.read_slice();
     let tcp = stream.tcp();
     let configured = tcp
@@ -52,22 +74,34 @@ pub(super) fn serve(stream: Wire, peer: SocketAddr, shared: &Shared, handler: &d
         log::debug!("cannot configure connection from {peer}: {err}");
         return;
     }
+    let Handover { mut received, unsent, served, close_after_unsent } = handover;
+    let filled = received.len();
+    received.resize(filled.max(INITIAL_BUFFER_BYTES), 0);
     let mut conn = Connection {
         stream,
         peer,
         shared,
         handler,
         idle,
-        buf: vec![0; INITIAL_BUFFER_BYTES],
-        filled: 0,
+        buf: received,
+        filled,
         consumed: 0,
-        out: Vec::with_capacity(1024),
+        out: unsent,
         date: DateCache::new(),
         read_slice,
         read_timeout: read_slice,
-        served: 0,
+        served,
         started: None,
     };
+    if !conn.out.is_empty() {
+        if let Err(err) = conn.write_out() {
+            log::debug!("response to {peer} not delivered: {err}");
+            return;
+        }
+        if close_after_unsent {
+            return;
+        }
+    }
     while let Next::KeepAlive = conn.serve_one() {}
 }
 

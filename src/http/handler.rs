@@ -11,6 +11,16 @@ use super::response::Response;
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.
     fn handle(&self, request: &Request) -> Response;
+
+    /// Answers `request` at once from memory, or `None` when answering may wait on anything (the database,
+    /// a lock held by slow work, another thread). The event loop that reads plain-HTTP connections calls
+    /// this on its own thread, so every connection it watches waits while it runs; on `None` it hands the
+    /// connection to a thread of its own, which calls [`Handler::handle`]. The answer must be the one
+    /// `handle` would give. By default nothing is answered at once.
+    fn handle_now(&self, request: &Request) -> Option<Response> {
+        let _ = request;
+        None
+    }
 }
 
 impl<F> Handler for F

@@ -10,13 +10,15 @@
 //! deadlines, access log), `request.rs` ([`Request`], head parsing, query helpers), `response.rs`
 //! ([`Response`], wire encoding), `limits.rs` ([`Limits`]), `fd_limit.rs` (raising the open-file limit),
 //! `error.rs` ([`HttpError`]), `handler.rs` ([`Handler`]), `shared.rs` (state the accept and connection
-//! threads share), `tests.rs` (behaviour tests against a real listener on port 0).
+//! threads share), `poller.rs` (the event loop that watches plain-HTTP connections between requests and
+//! answers what the handler answers at once), `worker.rs` (starting and joining connection threads), `tests.rs` (behaviour tests against a real listener on port 0).
 
 mod conn;
 mod error;
 mod fd_limit;
 mod handler;
 mod limits;
+mod poller;
 mod registry;
 mod request;
 mod response;
@@ -26,6 +28,7 @@ mod shared;
 mod tests;
 mod tls;
 mod wire;
+mod worker;
 
 pub use error::{HttpError, PercentDecodeError};
 pub use fd_limit::{raise_open_file_limit, FdLimit};

@@ -19,19 +19,20 @@ use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use super::conn;
+use super::conn::{self, Handover};
 use super::error::HttpError;
 use super::handler::Handler;
 use super::limits::Limits;
+use super::poller::Lanes;
 use super::registry::{Refusal, Registry};
 use super::request::generate_request_id;
 use super::response::{encode, DateCache, Framing, Response};
 use super::shared::{ServerStats, Shared};
 use super::tls::TlsState;
-use super::wire::Wire;
+use super::worker::{spawn_connection, OpenConnection, Workers};
 
 /// Pause after an `accept` failure such as running out of file descriptors, so the loop neither spins nor
 /// exits while the condition lasts.
@@ -122,19 +123,44 @@ impl Server {
     /// draining) if it panicked.
     pub fn run(self, handler: Arc<dyn Handler>) -> Result<ServeReport, HttpError> {
         let Server { listener, local_addr, shared } = self;
+        // Plain HTTP: connections wait for requests in the event loop (poller.rs); HTTPS keeps a thread each.
+        let (lanes, lane_threads) = match shared.tls {
+            None => {
+                let (lanes, threads) = Lanes::start(&shared, &handler).inspect_err(|_| {
+                    shared.shutdown.store(true, Ordering::Release);
+                })?;
+                (Some(lanes), threads)
+            }
+            Some(_) => (None, Vec::new()),
+        };
         let accept_shared = Arc::clone(&shared);
         let accept = thread::Builder::new()
             .name("http-accept".to_owned())
-            .spawn(move || accept_loop(&listener, &accept_shared, &handler))
-            .map_err(|source| HttpError::Spawn { thread: "http-accept", source })?;
+            .spawn(move || accept_loop(&listener, &accept_shared, &handler, lanes.as_deref()))
+            .map_err(|source| {
+                shared.shutdown.store(true, Ordering::Release);
+                HttpError::Spawn { thread: "http-accept", source }
+            })?;
         log::debug!("HTTP server listening on {local_addr}");
         let accepted = accept.join();
         shared.shutdown.store(true, Ordering::Release);
+        // The lanes close the connections they watch (none has a request in progress) within one sweep.
+        let mut lane_workers = Vec::with_capacity(lane_threads.len());
+        for lane in lane_threads {
+            match lane.join() {
+                Ok(workers) => lane_workers.push(workers),
+                Err(_) => log::error!("an HTTP event loop thread panicked; this is a bug in gm, please report it"),
+            }
+        }
         let forced_closed = drain(&shared);
         let Ok(mut workers) = accepted else {
             return Err(HttpError::AcceptLoopPanicked);
         };
-        workers.join_ended(shared.stats.open_connections.load(Ordering::Acquire) == 0);
+        let all_closed = shared.stats.open_connections.load(Ordering::Acquire) == 0;
+        workers.join_ended(all_closed);
+        for mut workers in lane_workers {
+            workers.join_ended(all_closed);
+        }
         let stats = &shared.stats;
         Ok(ServeReport {
             connections_total: stats.total_connections.load(Ordering::Acquire),
@@ -188,7 +214,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Accepts until shutdown; returns the connection threads it started that may still need joining.
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, handler: &Arc<dyn Handler>) -> Workers {
+fn accept_loop(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    handler: &Arc<dyn Handler>,
+    lanes: Option<&Lanes>,
+) -> Workers {
     let mut workers = Workers::default();
     let mut exhaustion_warning = Throttle::default();
     let mut error_warning = Throttle::default();
@@ -199,7 +230,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, handler: &Arc<dyn H
                 if shared.is_shutting_down() {
                     break;
                 }
-                admit(stream, peer, shared, handler, &mut workers, &mut cap_warning);
+                admit(stream, peer, shared, handler, lanes, &mut workers, &mut cap_warning);
             }
             Err(err) if is_descriptor_exhaustion(&err) => {
                 if exhaustion_warning.allows() {
@@ -223,13 +254,15 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, handler: &Arc<dyn H
     workers
 }
 
-/// Starts a thread for the connection, making room by closing an idle keep-alive connection when a limit is
-/// reached, or refuses it with 503 when there is no idle one to close.
+/// Gives the connection to an event-loop lane (plain HTTP) or starts a thread for it, making room by closing
+/// an idle keep-alive connection when a limit is reached, or refuses it with 503 when there is no idle one
+/// to close.
 fn admit(
     stream: TcpStream,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     handler: &Arc<dyn Handler>,
+    lanes: Option<&Lanes>,
     workers: &mut Workers,
     cap_warning: &mut Throttle,
 ) {
@@ -270,28 +303,16 @@ fn admit(
     }
     stats.open_connections.fetch_add(1, Ordering::AcqRel);
     stats.total_connections.fetch_add(1, Ordering::Relaxed);
-    let open_guard = OpenConnection { shared: Arc::clone(shared), id };
-    let handler = Arc::clone(handler);
-    let spawned =
-        thread::Builder::new().name(format!("http-conn-{id}")).stack_size(limits.thread_stack_bytes).spawn(move || {
-            let open_guard = open_guard;
-            let wire = match &open_guard.shared.tls {
-                None => Wire::Plain(stream),
-                Some(tls) => match tls.accept() {
-                    Ok(session) => Wire::tls(stream, session),
-                    Err(err) => {
-                        log::error!("cannot start TLS for the connection from {peer}: {err}; closing it");
-                        return;
-                    }
-                },
-            };
-            conn::serve(wire, peer, &open_guard.shared, handler.as_ref(), &admission.idle);
-        });
-    match spawned {
-        Ok(worker) => workers.push(worker),
-        Err(err) => {
-            log::error!("cannot start a thread for the connection from {peer}: {err}; closing it")
-        }
+    let open_guard = OpenConnection::new(Arc::clone(shared), id);
+    let (stream, open_guard, idle) = match lanes {
+        Some(lanes) => match lanes.watch(id, stream, peer, open_guard, admission.idle, limits.head_timeout) {
+            Ok(()) => return,
+            Err(back) => back,
+        },
+        None => (stream, open_guard, admission.idle),
+    };
+    if let Some(worker) = spawn_connection(id, stream, peer, open_guard, idle, Handover::default(), handler) {
+        workers.push(worker);
     }
 }
 
@@ -319,24 +340,6 @@ fn refuse_busy(stream: TcpStream, peer: SocketAddr) {
         let _ = stream.shutdown(Shutdown::Write);
     }
     conn::access_log("-", "-", status, started, &request_id, peer);
-}
-
-/// Marks one admitted connection as open until dropped, which happens last on its thread (or at once if the
-/// thread could not start).
-struct OpenConnection {
-    shared: Arc<Shared>,
-    id: u64,
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        lock(&self.shared.registry).remove(self.id);
-        self.shared.stats.open_connections.fetch_sub(1, Ordering::AcqRel);
-        if self.shared.is_shutting_down() {
-            let _guard = lock(&self.shared.drained_lock);
-            self.shared.drained.notify_all();
-        }
-    }
 }
 
 /// Waits up to `shutdown_grace` for connections to close, then forces the rest shut. Returns how many were
@@ -382,39 +385,6 @@ fn wait_until_closed(shared: &Shared, deadline: Instant) -> bool {
             Ok((guard, _)) => guard,
             Err(poisoned) => poisoned.into_inner().0,
         };
-    }
-}
-
-/// Connection threads started by the accept loop. Ended ones are joined now and then (amortised over
-/// accepts) so the list stays proportional to the open connections.
-#[derive(Default)]
-struct Workers {
-    handles: Vec<JoinHandle<()>>,
-    reap_at: usize,
-}
-
-impl Workers {
-    fn push(&mut self, handle: JoinHandle<()>) {
-        self.handles.push(handle);
-        if self.handles.len() >= self.reap_at {
-            self.join_ended(false);
-            self.reap_at = (self.handles.len() * 2).max(64);
-        }
-    }
-
-    /// Joins the ended threads, or all of them when `all_closed` says they are past their last step.
-    fn join_ended(&mut self, all_closed: bool) {
-        let mut i = 0;
-        while let Some(handle) = self.handles.get(i) {
-            if all_closed || handle.is_finished() {
-                let handle = self.handles.swap_remove(i);
-                if handle.join().is_err() {
-                    log::error!("an HTTP connection thread panicked; this is a bug in gm, please report it");
-                }
-            } else {
-                i += 1;
-            }
-        }
     }
 }
 

@@ -56,6 +56,30 @@ fn routes(request: &Request) -> Response {
     }
 }
 
+/// [`routes`] as a server of documents from memory offers it: every request but `/slow` and `/panic` is
+/// answered at once, on the event loop; those two (and anything with a body, which the loop never
+/// answers) go to a connection thread. Counts both kinds.
+#[derive(Default)]
+struct Routes {
+    answered_at_once: std::sync::atomic::AtomicUsize,
+    handled: std::sync::atomic::AtomicUsize,
+}
+
+impl Handler for Routes {
+    fn handle(&self, request: &Request) -> Response {
+        self.handled.fetch_add(1, Ordering::Relaxed);
+        routes(request)
+    }
+
+    fn handle_now(&self, request: &Request) -> Option<Response> {
+        if matches!(request.path.as_str(), "/slow" | "/panic") {
+            return None;
+        }
+        self.answered_at_once.fetch_add(1, Ordering::Relaxed);
+        Some(routes(request))
+    }
+}
+
 struct TestServer {
     addr: SocketAddr,
     handle: ShutdownHandle,
@@ -64,8 +88,19 @@ struct TestServer {
 }
 
 impl TestServer {
+    /// With [`Routes`]: most requests are answered on the event loop.
     fn start(limits: Limits) -> TestServer {
+        TestServer::start_with(limits, Arc::new(Routes::default()))
+    }
+
+    /// With a handler that answers nothing at once: every request goes to a connection thread.
+    fn start_threaded(limits: Limits) -> TestServer {
         TestServer::start_with(limits, Arc::new(routes))
+    }
+
+    /// One server of each kind.
+    fn both(limits: &Limits) -> [TestServer; 2] {
+        [TestServer::start(limits.clone()), TestServer::start_threaded(limits.clone())]
     }
 
     fn start_with(limits: Limits, handler: Arc<dyn Handler>) -> TestServer {
@@ -505,7 +540,12 @@ fn at_the_cap_the_longest_idle_keep_alive_connection_is_closed_for_a_newcomer() 
 
 #[test]
 fn keep_alive_serves_two_requests_on_one_connection() {
-    let server = TestServer::start(test_limits());
+    for server in TestServer::both(&test_limits()) {
+        keep_alive_serves_two_requests_on(&server);
+    }
+}
+
+fn keep_alive_serves_two_requests_on(server: &TestServer) {
     let mut client = Client::new(server.addr);
     assert_eq!(client.get("/healthz").status, 200);
     assert_eq!(client.get("/healthz").status, 200);
@@ -532,26 +572,95 @@ fn keep_alive_serves_two_requests_on_one_connection() {
 #[test]
 fn max_requests_per_connection_ends_with_close() {
     let limits = Limits { max_requests_per_connection: 2, ..test_limits() };
-    let server = TestServer::start(limits);
-    let mut client = Client::new(server.addr);
-    assert_eq!(client.get("/healthz").header("connection"), Some("keep-alive"));
-    assert_eq!(client.get("/healthz").header("connection"), Some("close"));
-    assert!(client.closed_by_server());
+    for server in TestServer::both(&limits) {
+        let mut client = Client::new(server.addr);
+        assert_eq!(client.get("/healthz").header("connection"), Some("keep-alive"));
+        assert_eq!(client.get("/healthz").header("connection"), Some("close"));
+        assert!(client.closed_by_server());
+    }
 }
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let server = TestServer::start(test_limits());
+    for server in TestServer::both(&test_limits()) {
+        let mut client = Client::new(server.addr);
+        client.send(
+            b"GET /id HTTP/1.1\r\nX-Request-ID: first\r\n\r\n\
+              POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\
+              GET /id HTTP/1.1\r\nX-Request-ID: third\r\n\r\n",
+        );
+        assert_eq!(client.reply(false).body_text(), "first");
+        assert_eq!(client.reply(false).body_text(), "hello");
+        assert_eq!(client.reply(false).body_text(), "third");
+        assert_eq!(client.get("/healthz").status, 200);
+    }
+}
+
+/// The event loop answers what it can and hands the connection, with every byte it did not answer, to a
+/// thread for the rest: answers stay in order, and the thread keeps serving the connection.
+#[test]
+fn requests_answered_at_once_and_by_a_thread_mix_in_order_on_one_connection() {
+    let handler = Arc::new(Routes::default());
+    let server = TestServer::start_with(test_limits(), Arc::clone(&handler) as Arc<dyn Handler>);
     let mut client = Client::new(server.addr);
+    assert_eq!(client.get("/healthz").status, 200);
+    assert_eq!(client.get("/healthz").status, 200);
+    assert_eq!(handler.answered_at_once.load(Ordering::Relaxed), 2, "answered on the event loop");
+    assert_eq!(handler.handled.load(Ordering::Relaxed), 0);
     client.send(
         b"GET /id HTTP/1.1\r\nX-Request-ID: first\r\n\r\n\
-          POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\
+          GET /slow HTTP/1.1\r\n\r\n\
           GET /id HTTP/1.1\r\nX-Request-ID: third\r\n\r\n",
     );
     assert_eq!(client.reply(false).body_text(), "first");
-    assert_eq!(client.reply(false).body_text(), "hello");
+    assert_eq!(client.reply(false).body_text(), "slow done");
     assert_eq!(client.reply(false).body_text(), "third");
-    assert_eq!(client.get("/healthz").status, 200);
+    assert_eq!(client.get("/healthz").status, 200, "the thread serves the connection on");
+    assert_eq!(handler.handled.load(Ordering::Relaxed), 3, "/slow, then everything after it, on the thread");
+    // A thread counts its response once written, so just after the client has read it.
+    wait_for("6 responses counted", Duration::from_secs(5), || {
+        server.stats.requests_total.load(Ordering::Acquire) == 6
+    });
+}
+
+/// A client that pipelines requests and never reads their answers fills its socket: the event loop hands
+/// it to a thread (which gives up at `write_timeout`) instead of waiting, and serves everyone else.
+#[test]
+fn a_client_that_pipelines_without_reading_holds_up_no_one() {
+    let limits = Limits { write_timeout: Duration::from_secs(1), ..test_limits() };
+    let server = TestServer::start(limits);
+    let mut hog = connect(server.addr);
+    let burst = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".repeat(100_000);
+    let hogging = thread::spawn(move || {
+        let _ = hog.write_all(&burst);
+        hog
+    });
+    wait_for("the hog's connection", Duration::from_secs(5), || server.open() == 1);
+    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut other = Client::new(server.addr);
+    assert_eq!(other.get("/healthz").status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    wait_for("the hog's connection to be dropped", Duration::from_secs(10), || server.open() == 1);
+    drop(hogging.join().unwrap());
+    assert_eq!(other.get("/healthz").status, 200);
+}
+
+/// Connections waiting in the event loop have no request in progress: shutdown closes them at once.
+#[test]
+fn shutdown_closes_the_connections_the_event_loop_watches() {
+    let server = TestServer::start(test_limits());
+    let mut idle = Client::new(server.addr);
+    assert_eq!(idle.get("/healthz").status, 200);
+    let mut fresh = Client::new(server.addr);
+    wait_for("both connections", Duration::from_secs(5), || server.open() == 2);
+    let started = Instant::now();
+    let report = server.stop();
+    assert_eq!(report.forced_closed, 0);
+    assert!(started.elapsed() < Duration::from_secs(2), "stopped after {:?}", started.elapsed());
+    assert!(idle.closed_by_server());
+    assert!(fresh.closed_by_server());
+    assert_eq!(server.open(), 0);
 }
 
 #[test]

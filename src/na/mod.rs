@@ -138,4 +138,27 @@ impl Handler for Authority {
         self.http_metrics.observe(label, response.status, started.elapsed());
         response
     }
+
+    /// The public documents served from memory (`/healthz`, `/genesis`, and `/crl` and `/policy` while
+    /// their cached bytes are current), answered as [`Handler::handle`] answers them; anything else, or a
+    /// cache that needs the database, is `None`.
+    fn handle_now(&self, req: &Request) -> Option<Response> {
+        if req.path.contains('%') {
+            return None;
+        }
+        let started = Instant::now();
+        let Match::Found(route, _) = router::route(&req.method, &req.path) else { return None };
+        if self.needs_client_certificate(route, &req.path) {
+            return None;
+        }
+        let response = match route {
+            Route::Healthz => routes::public::healthz(),
+            Route::Genesis => json_raw(200, self.genesis_body.clone()),
+            Route::Crl => routes::public::crl_from_memory(self)?,
+            Route::Policy => routes::public::policy_from_memory(self)?,
+            _ => return None,
+        };
+        self.http_metrics.observe(route.label(), response.status, started.elapsed());
+        Some(response)
+    }
 }

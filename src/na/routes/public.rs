@@ -222,6 +222,18 @@ pub(crate) fn sovereign(na: &Authority, req: &Request) -> Response {
     json_response(200, &Value::Object(body))
 }
 
+/// `GET /policy` when the active policy is in memory and current, else `None` (answering then
+/// needs the database): what the event loop answers on its own thread.
+pub(crate) fn policy_from_memory(na: &Authority) -> Option<Response> {
+    Some(json_raw(200, na.published.policy.get(na.store.published_epoch(), na.clock.now())?))
+}
+
+/// `GET /crl` when the signed CRL is in memory and current (not changed since, not in its re-issue
+/// window), else `None`: what the event loop answers on its own thread.
+pub(crate) fn crl_from_memory(na: &Authority) -> Option<Response> {
+    Some(json_raw(200, na.published.crl.get(na.store.published_epoch(), na.clock.now())?))
+}
+
 /// `GET /policy`: the active policy, creating and signing the default one when none is active.
 pub(crate) fn policy(na: &Authority) -> Result<Response, NaError> {
     let epoch = na.store.published_epoch();

@@ -1,0 +1,116 @@
+//! Connection threads: starting one for a connection (after the TLS accept for HTTPS), the guard that
+//! counts a connection open until its thread or lane lets it go, and joining the threads that ended.
+//!
+//! Owns: [`spawn_connection`], [`OpenConnection`], [`Workers`]. Its own file so that the accept thread
+//! (`server.rs`) and the event loop (`poller.rs`) both start threads through it rather than through each
+//! other. Must not decide which connection gets a thread: its callers do.
+
+use std::net::SocketAddr;
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use super::conn::{self, Handover};
+use super::handler::Handler;
+use super::registry::IdleMark;
+use super::shared::Shared;
+use super::wire::Wire;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts the thread that serves connection `id` (TLS first when the server is HTTPS), from `handover` on.
+/// `None` when the thread could not start (logged; the connection is closed).
+pub(super) fn spawn_connection(
+    id: u64,
+    stream: TcpStream,
+    peer: SocketAddr,
+    open_guard: OpenConnection,
+    idle: Arc<IdleMark>,
+    handover: Handover,
+    handler: &Arc<dyn Handler>,
+) -> Option<JoinHandle<()>> {
+    let handler = Arc::clone(handler);
+    let stack = open_guard.shared.limits.thread_stack_bytes;
+    let spawned = thread::Builder::new().name(format!("http-conn-{id}")).stack_size(stack).spawn(move || {
+        let open_guard = open_guard;
+        let wire = match &open_guard.shared.tls {
+            None => Wire::Plain(stream),
+            Some(tls) => match tls.accept() {
+                Ok(session) => Wire::tls(stream, session),
+                Err(err) => {
+                    log::error!("cannot start TLS for the connection from {peer}: {err}; closing it");
+                    return;
+                }
+            },
+        };
+        conn::serve(wire, peer, &open_guard.shared, handler.as_ref(), &idle, handover);
+    });
+    match spawned {
+        Ok(worker) => Some(worker),
+        Err(err) => {
+            log::error!("cannot start a thread for the connection from {peer}: {err}; closing it");
+            None
+        }
+    }
+}
+
+/// Marks one admitted connection as open until dropped, which happens last on its thread or when its lane
+/// closes it (or at once if the thread could not start).
+pub(super) struct OpenConnection {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl OpenConnection {
+    /// Connection `id`, counted in `shared.stats.open_connections` by the caller.
+    pub(super) fn new(shared: Arc<Shared>, id: u64) -> OpenConnection {
+        OpenConnection { shared, id }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        lock(&self.shared.registry).remove(self.id);
+        self.shared.stats.open_connections.fetch_sub(1, Ordering::AcqRel);
+        if self.shared.is_shutting_down() {
+            let _guard = lock(&self.shared.drained_lock);
+            self.shared.drained.notify_all();
+        }
+    }
+}
+
+/// Connection threads started by the accept loop or an event-loop lane. Ended ones are joined now and then (amortised over
+/// accepts) so the list stays proportional to the open connections.
+#[derive(Default)]
+pub(super) struct Workers {
+    handles: Vec<JoinHandle<()>>,
+    reap_at: usize,
+}
+
+impl Workers {
+    pub(super) fn push(&mut self, handle: JoinHandle<()>) {
+        self.handles.push(handle);
+        if self.handles.len() >= self.reap_at {
+            self.join_ended(false);
+            self.reap_at = (self.handles.len() * 2).max(64);
+        }
+    }
+
+    /// Joins the ended threads, or all of them when `all_closed` says they are past their last step.
+    pub(super) fn join_ended(&mut self, all_closed: bool) {
+        let mut i = 0;
+        while let Some(handle) = self.handles.get(i) {
+            if all_closed || handle.is_finished() {
+                let handle = self.handles.swap_remove(i);
+                if handle.join().is_err() {
+                    log::error!("an HTTP connection thread panicked; this is a bug in gm, please report it");
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
