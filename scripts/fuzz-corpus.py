@@ -54,6 +54,10 @@ def vector_requests():
         b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"HEAD /a%20b?x=1&y=%zz HTTP/1.1\r\nX-Request-ID: abc.123\r\nX-Close: 1\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
+        # http_conn answers /now... on the event loop: at-once answers mixed with a thread's.
+        b"GET /now HTTP/1.1\r\n\r\nGET /now/2 HTTP/1.1\r\nX-Echo: a\r\n\r\nPOST /t HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /now HTTP/1.1\r\n\r\n",
+        b"HEAD /now HTTP/1.1\r\n\r\nGET /now HTTP/1.0\r\n\r\n",
+        b"GET /now HTTP/1.1\r\nX-Close: 1\r\n\r\nGET /now HTTP/1.1\r\n\r\n",
     ]
     return out
 

@@ -1,6 +1,8 @@
-//! The connection state machine (`src/http/conn.rs`) end to end: one real `gm::http::Server` on
-//! 127.0.0.1 for the whole run, and per input one client connection that sends the bytes in
-//! fuzzer-chosen chunks, half-closes, and reads every response until the server closes.
+//! The connection state machine (`src/http/conn.rs`) and the event loop (`src/http/poller.rs`) end
+//! to end: one real `gm::http::Server` on 127.0.0.1 for the whole run, and per input one client
+//! connection that sends the bytes in fuzzer-chosen chunks, half-closes, and reads every response
+//! until the server closes. Requests for paths under `/now` are answered at once on the event loop
+//! (`Handler::handle_now`), the rest by a connection thread, so inputs mix the two and the hand-over.
 //!
 //! Input: byte 0 picks the limits (default or tiny), byte 1 is the length n of the chunk plan, the
 //! next n bytes are chunk lengths, the rest is what the client sends.
@@ -15,7 +17,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use gm::http::{Limits, Request, Response, Server};
+use gm::http::{Handler, Limits, Request, Response, Server};
 use gm_fuzz::chunks;
 use libfuzzer_sys::fuzz_target;
 
@@ -82,12 +84,25 @@ fn limits(tiny: bool) -> Limits {
 fn start(limits: Limits) -> SocketAddr {
     let server = Server::bind(([127, 0, 0, 1], 0).into(), limits).expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
-    let handler = Arc::new(echo);
+    let handler = Arc::new(Echo);
     std::thread::Builder::new()
         .name("fuzz-server".into())
         .spawn(move || server.run(handler))
         .expect("spawn the server thread");
     addr
+}
+
+/// [`echo`], answered at once for paths under `/now`.
+struct Echo;
+
+impl Handler for Echo {
+    fn handle(&self, request: &Request) -> Response {
+        echo(request)
+    }
+
+    fn handle_now(&self, request: &Request) -> Option<Response> {
+        request.path.starts_with("/now").then(|| echo(request))
+    }
 }
 
 /// Echoes parts of the request back, so response encoding sees client-chosen text too.

@@ -8,7 +8,7 @@
 //! `server.rs`.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -53,9 +53,20 @@ pub(super) struct Handover {
     pub(super) close_after_unsent: bool,
 }
 
+/// How [`serve`] ended.
+pub(super) enum Ended {
+    /// The connection is closed (or its socket dropped with this value).
+    Closed,
+    /// A plain connection served with `may_park` went a read slice without a byte of a next request: the
+    /// caller gives it back to the event loop, which closes it at `deadline` if nothing arrives.
+    Idle { stream: TcpStream, served: usize, deadline: Instant },
+}
+
 /// Serves requests on `stream` until the client leaves, a limit or deadline ends the connection, or the server
-/// shuts down. A connection the event loop started (`poller.rs`) comes with a [`Handover`]: its unsent
-/// responses are written first, then its received bytes are served. The socket must be in blocking mode.
+/// shuts down; with `may_park`, a plain connection that waits longer than one read slice for its next
+/// request is returned instead ([`Ended::Idle`]), so an idle connection holds no thread. A connection the
+/// event loop started (`poller.rs`) comes with a [`Handover`]: its unsent responses are written first, then
+/// its received bytes are served. The socket must be in blocking mode.
 pub(super) fn serve(
     stream: Wire,
     peer: SocketAddr,
@@ -63,7 +74,8 @@ pub(super) fn serve(
     handler: &dyn Handler,
     idle: &IdleMark,
     handover: Handover,
-) {
+    may_park: bool,
+) -> Ended {
     let read_slice = shared.limits.read_slice();
     let tcp = stream.tcp();
     let configured = tcp
@@ -72,7 +84,7 @@ pub(super) fn serve(
         .and_then(|()| tcp.set_write_timeout(Some(shared.limits.write_slice())));
     if let Err(err) = configured {
         log::debug!("cannot configure connection from {peer}: {err}");
-        return;
+        return Ended::Closed;
     }
     let Handover { mut received, unsent, served, close_after_unsent } = handover;
     let filled = received.len();
@@ -92,29 +104,51 @@ pub(super) fn serve(
         read_timeout: read_slice,
         served,
         started: None,
+        park_after: None,
     };
+    if may_park && !conn.stream.is_tls() {
+        conn.park_after = Some(read_slice);
+    }
     if !conn.out.is_empty() {
         if let Err(err) = conn.write_out() {
             log::debug!("response to {peer} not delivered: {err}");
-            return;
+            return Ended::Closed;
         }
         if close_after_unsent {
-            return;
+            return Ended::Closed;
         }
     }
-    while let Next::KeepAlive = conn.serve_one() {}
+    loop {
+        match conn.serve_one() {
+            Next::KeepAlive => {}
+            Next::Close => return Ended::Closed,
+            Next::Park { deadline } => {
+                let served = conn.served;
+                return match conn.stream {
+                    Wire::Plain(stream) => Ended::Idle { stream, served, deadline },
+                    Wire::Tls(_) => Ended::Closed,
+                };
+            }
+        }
+    }
 }
 
 /// Whether the connection carries on after a request.
 enum Next {
     KeepAlive,
     Close,
+    /// Idle with nothing buffered: give the connection back to the event loop (until `deadline`).
+    Park {
+        deadline: Instant,
+    },
 }
 
 /// Why reading a request stopped early.
 enum Stop {
     /// Close without answering: the client left, went idle past its limit, or the socket failed.
     Quiet,
+    /// Nothing of a next request arrived for a read slice: hand the idle connection back (`park_after`).
+    Park { deadline: Instant },
     /// Answer with a refusal, then close.
     Reject(Rejection),
 }
@@ -147,6 +181,9 @@ struct Connection<'a> {
     served: usize,
     /// When the first byte of the current request arrived.
     started: Option<Instant>,
+    /// Set for a plain connection the event loop may watch: how long to wait with nothing buffered before
+    /// giving the connection back to it.
+    park_after: Option<Duration>,
 }
 
 impl Connection<'_> {
@@ -244,7 +281,12 @@ impl Connection<'_> {
                     }
                     self.filled += n;
                 }
-                Ok(ReadEvent::Idle) => {}
+                Ok(ReadEvent::Idle) => {
+                    let waited = now.elapsed();
+                    if self.filled == 0 && self.park_after.is_some_and(|after| waited >= after) {
+                        return Err(Stop::Park { deadline: idle_deadline });
+                    }
+                }
                 Ok(ReadEvent::Eof) => return Err(Stop::Quiet),
                 Err(err) => {
                     log::debug!("reading from {} failed: {err}", self.peer);
@@ -305,8 +347,10 @@ impl Connection<'_> {
 
     /// Ends the connection early: quietly, or with the refusal's status and fixed JSON body.
     fn stop(&mut self, stop: Stop, request: Option<&Request>) -> Next {
-        let Stop::Reject(rejection) = stop else {
-            return Next::Close;
+        let rejection = match stop {
+            Stop::Reject(rejection) => rejection,
+            Stop::Park { deadline } => return Next::Park { deadline },
+            Stop::Quiet => return Next::Close,
         };
         match rejection {
             Rejection::Malformed { .. }

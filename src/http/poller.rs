@@ -36,7 +36,7 @@ use super::registry::IdleMark;
 use super::request::parse_head;
 use super::response::{encode, DateCache, Framing};
 use super::shared::Shared;
-use super::worker::{spawn_connection, OpenConnection, Workers};
+use super::worker::{spawn_connection, OpenConnection, Parked, Parking, Workers};
 
 /// How often a lane checks its connections' deadlines and the shutdown flag (its longest wait).
 const SWEEP: Duration = Duration::from_millis(100);
@@ -68,15 +68,7 @@ struct Incoming {
 }
 
 /// A connection a lane watches: between requests, or accepted and not yet sent anything.
-pub(super) struct Watched {
-    stream: TcpStream,
-    peer: SocketAddr,
-    open: OpenConnection,
-    idle: Arc<IdleMark>,
-    served: usize,
-    /// Closed quietly when nothing arrived by then.
-    deadline: Instant,
-}
+type Watched = Parked;
 
 /// What serving a readable connection came to.
 enum Next {
@@ -138,21 +130,28 @@ impl Lanes {
         idle: Arc<IdleMark>,
         head_timeout: Duration,
     ) -> Result<(), (TcpStream, OpenConnection, Arc<IdleMark>)> {
+        let deadline = Instant::now() + head_timeout;
+        self.park(id, Parked { stream, peer, open, idle, served: 0, deadline }).map_err(|p| (p.stream, p.open, p.idle))
+    }
+}
+
+impl Parking for Lanes {
+    fn park(&self, id: u64, conn: Parked) -> Result<(), Parked> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len().max(1);
-        let Some(lane) = self.lanes.get(index) else { return Err((stream, open, idle)) };
+        let Some(lane) = self.lanes.get(index) else { return Err(conn) };
         let mut incoming = lock(&lane.incoming);
-        if incoming.closed || stream.set_nonblocking(true).is_err() {
-            return Err((stream, open, idle));
+        if incoming.closed || conn.stream.set_nonblocking(true).is_err() {
+            return Err(conn);
         }
         // Registered under the lock: the lane's thread, seeing an event for an id it does not hold, takes
         // the waiting connections under the same lock, so it finds this one.
-        if let Err(err) = epoll::add(&lane.epoll, &stream, epoll::EventData::new_u64(id), epoll::EventFlags::IN) {
-            log::debug!("cannot watch the connection from {peer}: {err}; giving it a thread");
-            let _ = stream.set_nonblocking(false);
-            return Err((stream, open, idle));
+        let data = epoll::EventData::new_u64(id);
+        if let Err(err) = epoll::add(&lane.epoll, &conn.stream, data, epoll::EventFlags::IN) {
+            log::debug!("cannot watch the connection from {}: {err}; giving it a thread", conn.peer);
+            let _ = conn.stream.set_nonblocking(false);
+            return Err(conn);
         }
-        let deadline = Instant::now() + head_timeout;
-        incoming.waiting.push((id, Watched { stream, peer, open, idle, served: 0, deadline }));
+        incoming.waiting.push((id, conn));
         Ok(())
     }
 }
@@ -170,7 +169,7 @@ struct Scratch {
 }
 
 /// Runs lane `index` until shutdown; returns the connection threads it started.
-fn run_lane(lanes: &Lanes, index: usize, shared: &Arc<Shared>, handler: &Arc<dyn Handler>) -> Workers {
+fn run_lane(lanes: &Arc<Lanes>, index: usize, shared: &Arc<Shared>, handler: &Arc<dyn Handler>) -> Workers {
     let mut workers = Workers::default();
     let Some(lane) = lanes.lanes.get(index) else { return workers };
     let mut watched: HashMap<u64, Watched> = HashMap::new();
@@ -198,7 +197,10 @@ fn run_lane(lanes: &Lanes, index: usize, shared: &Arc<Shared>, handler: &Arc<dyn
                     watched.insert(id, conn);
                 }
                 Next::Close(conn) => close(lane, conn),
-                Next::HandOver(conn, handover) => hand_over(lane, id, conn, handover, handler, &mut workers),
+                Next::HandOver(conn, handover) => {
+                    let parking = Arc::clone(lanes) as Arc<dyn Parking>;
+                    hand_over(lane, id, conn, handover, handler, parking, &mut workers);
+                }
             }
         }
         let now = Instant::now();
@@ -244,6 +246,7 @@ fn hand_over(
     conn: Watched,
     handover: Handover,
     handler: &Arc<dyn Handler>,
+    parking: Arc<dyn Parking>,
     workers: &mut Workers,
 ) {
     let _ = epoll::delete(&lane.epoll, &conn.stream);
@@ -252,7 +255,7 @@ fn hand_over(
         return;
     }
     let Watched { stream, peer, open, idle, .. } = conn;
-    if let Some(worker) = spawn_connection(id, stream, peer, open, idle, handover, handler) {
+    if let Some(worker) = spawn_connection(id, stream, peer, open, idle, handover, handler, Some(parking)) {
         workers.push(worker);
     }
 }

@@ -32,7 +32,7 @@ use super::request::generate_request_id;
 use super::response::{encode, DateCache, Framing, Response};
 use super::shared::{ServerStats, Shared};
 use super::tls::TlsState;
-use super::worker::{spawn_connection, OpenConnection, Workers};
+use super::worker::{spawn_connection, OpenConnection, Parking, Workers};
 
 /// Pause after an `accept` failure such as running out of file descriptors, so the loop neither spins nor
 /// exits while the condition lasts.
@@ -136,7 +136,7 @@ impl Server {
         let accept_shared = Arc::clone(&shared);
         let accept = thread::Builder::new()
             .name("http-accept".to_owned())
-            .spawn(move || accept_loop(&listener, &accept_shared, &handler, lanes.as_deref()))
+            .spawn(move || accept_loop(&listener, &accept_shared, &handler, lanes.as_ref()))
             .map_err(|source| {
                 shared.shutdown.store(true, Ordering::Release);
                 HttpError::Spawn { thread: "http-accept", source }
@@ -218,7 +218,7 @@ fn accept_loop(
     listener: &TcpListener,
     shared: &Arc<Shared>,
     handler: &Arc<dyn Handler>,
-    lanes: Option<&Lanes>,
+    lanes: Option<&Arc<Lanes>>,
 ) -> Workers {
     let mut workers = Workers::default();
     let mut exhaustion_warning = Throttle::default();
@@ -262,7 +262,7 @@ fn admit(
     peer: SocketAddr,
     shared: &Arc<Shared>,
     handler: &Arc<dyn Handler>,
-    lanes: Option<&Lanes>,
+    lanes: Option<&Arc<Lanes>>,
     workers: &mut Workers,
     cap_warning: &mut Throttle,
 ) {
@@ -311,7 +311,8 @@ fn admit(
         },
         None => (stream, open_guard, admission.idle),
     };
-    if let Some(worker) = spawn_connection(id, stream, peer, open_guard, idle, Handover::default(), handler) {
+    let parking = lanes.map(|lanes| Arc::clone(lanes) as Arc<dyn Parking>);
+    if let Some(worker) = spawn_connection(id, stream, peer, open_guard, idle, Handover::default(), handler, parking) {
         workers.push(worker);
     }
 }

@@ -617,9 +617,15 @@ fn requests_answered_at_once_and_by_a_thread_mix_in_order_on_one_connection() {
     assert_eq!(client.reply(false).body_text(), "third");
     assert_eq!(client.get("/healthz").status, 200, "the thread serves the connection on");
     assert_eq!(handler.handled.load(Ordering::Relaxed), 3, "/slow, then everything after it, on the thread");
+    // Idle for longer than a read slice, the connection goes back to the event loop, which answers again.
+    thread::sleep(test_limits().read_slice() * 2);
+    let at_once = handler.answered_at_once.load(Ordering::Relaxed);
+    assert_eq!(client.get("/healthz").status, 200);
+    assert_eq!(handler.answered_at_once.load(Ordering::Relaxed), at_once + 1, "answered on the event loop again");
+    assert_eq!(handler.handled.load(Ordering::Relaxed), 3);
     // A thread counts its response once written, so just after the client has read it.
-    wait_for("6 responses counted", Duration::from_secs(5), || {
-        server.stats.requests_total.load(Ordering::Acquire) == 6
+    wait_for("7 responses counted", Duration::from_secs(5), || {
+        server.stats.requests_total.load(Ordering::Acquire) == 7
     });
 }
 

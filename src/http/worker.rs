@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 use super::conn::{self, Handover};
 use super::handler::Handler;
@@ -21,8 +22,30 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A plain connection between requests, as the event loop watches it.
+pub(super) struct Parked {
+    /// The socket (non-blocking once watched).
+    pub(super) stream: TcpStream,
+    pub(super) peer: SocketAddr,
+    pub(super) open: OpenConnection,
+    pub(super) idle: Arc<IdleMark>,
+    /// Requests served on it so far.
+    pub(super) served: usize,
+    /// Closed quietly when nothing arrived by then.
+    pub(super) deadline: Instant,
+}
+
+/// Where connection threads give back plain connections that went idle: the event loop (`poller.rs`).
+pub(super) trait Parking: Send + Sync {
+    /// Watches connection `id` from now on; gives it back when it cannot (the loop has stopped, or the
+    /// socket cannot be watched).
+    fn park(&self, id: u64, conn: Parked) -> Result<(), Parked>;
+}
+
 /// Starts the thread that serves connection `id` (TLS first when the server is HTTPS), from `handover` on.
-/// `None` when the thread could not start (logged; the connection is closed).
+/// With `parking`, the thread gives the connection back there once it waits a read slice for a next
+/// request, and ends. `None` when the thread could not start (logged; the connection is closed).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn spawn_connection(
     id: u64,
     stream: TcpStream,
@@ -31,6 +54,7 @@ pub(super) fn spawn_connection(
     idle: Arc<IdleMark>,
     handover: Handover,
     handler: &Arc<dyn Handler>,
+    parking: Option<Arc<dyn Parking>>,
 ) -> Option<JoinHandle<()>> {
     let handler = Arc::clone(handler);
     let stack = open_guard.shared.limits.thread_stack_bytes;
@@ -46,7 +70,12 @@ pub(super) fn spawn_connection(
                 }
             },
         };
-        conn::serve(wire, peer, &open_guard.shared, handler.as_ref(), &idle, handover);
+        let ended = conn::serve(wire, peer, &open_guard.shared, handler.as_ref(), &idle, handover, parking.is_some());
+        if let (conn::Ended::Idle { stream, served, deadline }, Some(parking)) = (ended, parking) {
+            let parked = Parked { stream, peer, open: open_guard, idle, served, deadline };
+            // When the loop cannot take it (shutting down), the connection closes here.
+            let _ = parking.park(id, parked);
+        }
     });
     match spawned {
         Ok(worker) => Some(worker),
