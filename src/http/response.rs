@@ -131,6 +131,11 @@ pub(super) struct Framing<'a> {
 /// the status actually sent (an invalid handler status becomes 500).
 pub(super) fn encode(response: &Response, framing: Framing<'_>, date: &mut DateCache, out: &mut Vec<u8>) -> u16 {
     out.clear();
+    encode_after(response, framing, date, out)
+}
+
+/// [`encode`] appending to what `out` holds: how the event loop answers pipelined requests with one write.
+pub(super) fn encode_after(response: &Response, framing: Framing<'_>, date: &mut DateCache, out: &mut Vec<u8>) -> u16 {
     let (status, reason) = match response.status {
         100..=999 => (response.status, reason_phrase(response.status)),
         other => {

@@ -1,15 +1,18 @@
 //! The listener, the accept thread, the connection cap and graceful shutdown.
 //!
 //! Owns: [`Server`], [`ShutdownHandle`] and [`ServeReport`] (the [`Handler`] it calls is `handler.rs`, the
-//! [`ServerStats`] `shared.rs`); admitting or refusing each connection, starting its thread, and on shutdown
-//! draining, then forcing shut, whatever is still open. Must not parse HTTP or apply per-request deadlines:
-//! that is `conn.rs`. Its behaviour tests are `tests.rs`.
+//! [`ServerStats`] `shared.rs`); admitting or refusing each connection, giving it to the event loop or a
+//! thread, and on shutdown draining, then forcing shut, whatever is still open. Must not parse HTTP or apply
+//! per-request deadlines: that is `conn.rs` (and `poller.rs` for connections between requests). Its
+//! behaviour tests are `tests.rs`.
 //!
-//! Concurrency model: one thread per connection, bounded by `max_connections`. Reads block with short
-//! per-connection timeouts and deadlines, so an idle or dribbling client only costs its own parked thread (a
-//! few KiB of touched stack out of a small `thread_stack_bytes` reservation) and never delays other clients.
-//! A readiness poller (epoll/kqueue) would need `unsafe` system calls or another dependency, and an async
-//! runtime is not allowed; with keep-alive the thread start is paid once per connection, not per request.
+//! Concurrency model, bounded by `max_connections`: a plain-HTTP connection waits for its requests in the
+//! event loop (`poller.rs`: epoll through rustix's safe wrapper, one lane per two cores), which answers
+//! what the handler can answer at once from memory and hands anything else to a thread of the connection's
+//! own (`worker.rs`, `conn.rs`); that thread gives the connection back once it is idle for a read slice.
+//! An HTTPS connection keeps one thread for its life. On a thread, reads block with short timeouts and
+//! deadlines, so a dribbling client only costs its own parked thread (a few KiB of touched stack out of a
+//! small `thread_stack_bytes` reservation) and never delays other clients; an async runtime is not allowed.
 //! The accept thread never reads from or waits on a client: at `max_connections`, or at an address's
 //! `max_connections_per_address`, it closes the longest-idle keep-alive connection to admit the newcomer
 //! (`registry.rs`), and only with none idle writes a canned 503 without blocking; shutdown wakes a blocking
