@@ -180,6 +180,9 @@ struct Scratch {
 fn run_lane(lanes: &Arc<Lanes>, index: usize, shared: &Arc<Shared>, handler: &Arc<dyn Handler>) -> Workers {
     let mut workers = Workers::default();
     let Some(lane) = lanes.lanes.get(index) else { return workers };
+    // However the loop ends (shutdown, or a bug that panics), the lane takes no more connections: the
+    // accept thread and the connection threads then start or keep threads instead.
+    let _closing = Closing(lane);
     let mut watched: HashMap<u64, Watched> = HashMap::new();
     let mut events = Vec::with_capacity(EVENTS);
     let mut scratch = Scratch { read: vec![0; READ_BYTES], out: Vec::with_capacity(4096), date: DateCache::new() };
@@ -222,14 +225,26 @@ fn run_lane(lanes: &Arc<Lanes>, index: usize, shared: &Arc<Shared>, handler: &Ar
             next_sweep = now + SWEEP;
         }
     }
-    let mut incoming = lock(&lane.incoming);
-    incoming.closed = true;
-    let left = std::mem::take(&mut incoming.waiting);
-    drop(incoming);
-    for (_, conn) in left.into_iter().chain(watched.drain()) {
+    for (_, conn) in watched.drain() {
         close(lane, conn);
     }
     workers
+}
+
+/// Closes its lane when dropped: no connection is parked there any more, and those waiting to be taken
+/// are closed.
+struct Closing<'a>(&'a Lane);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        let mut incoming = lock(&self.0.incoming);
+        incoming.closed = true;
+        let left = std::mem::take(&mut incoming.waiting);
+        drop(incoming);
+        for (_, conn) in left {
+            close(self.0, conn);
+        }
+    }
 }
 
 /// Takes the connections parked on `lane` since the last call.
