@@ -73,8 +73,14 @@ pub(super) fn spawn_connection(
         let ended = conn::serve(wire, peer, &open_guard.shared, handler.as_ref(), &idle, handover, parking.is_some());
         if let (conn::Ended::Idle { stream, served, deadline }, Some(parking)) = (ended, parking) {
             let parked = Parked { stream, peer, open: open_guard, idle, served, deadline };
-            // When the loop cannot take it (shutting down), the connection closes here.
-            let _ = parking.park(id, parked);
+            let Err(back) = parking.park(id, parked) else { return };
+            // The loop cannot take it: closed while shutting down, otherwise served on here for good.
+            if !back.open.shared.is_shutting_down() {
+                let handover = Handover { served: back.served, ..Handover::default() };
+                let shared = &back.open.shared;
+                let _ =
+                    conn::serve(Wire::Plain(back.stream), peer, shared, handler.as_ref(), &back.idle, handover, false);
+            }
         }
     });
     match spawned {
