@@ -1,6 +1,6 @@
 //! The event loop for plain-HTTP connections: a few threads ("lanes", one per two cores) each watch their share
 //! of the open connections with epoll and answer, on the lane's own thread, the requests the handler can
-//! answer at once from memory ([`Handler::handle_now`]: `/healthz`, `/genesis`, a fresh `/crl`). One
+//! answer at once from memory ([`Handler::handle_now`]: for the NA `/healthz`, `/genesis`, a current `/crl`). One
 //! wake-up then serves every connection that became readable, where a thread per connection costs two
 //! context switches per request; and a connection waiting for its next request holds no thread.
 //!
@@ -8,7 +8,8 @@
 //! connection thread (`conn.rs`, via [`super::worker::spawn_connection`]) of any connection whose next
 //! bytes are not a complete bodiless `GET`/`HEAD` the handler answers at once: a partial head (so a client
 //! that dribbles its head meets the thread's deadlines as before), a body, a refusal, a response the
-//! socket does not take without blocking. A connection handed over stays on its thread until it closes.
+//! socket does not take without blocking. The thread keeps the connection while requests keep coming and
+//! parks it here again ([`Parking`]) once it waits a read slice for the next one.
 //! Must not block: every socket here is non-blocking, and the handler's `handle_now` must not wait.
 //!
 //! Deadlines: a lane closes, without an answer, a connection that sent nothing for `head_timeout` after it
