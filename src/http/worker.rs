@@ -1,12 +1,12 @@
 //! Connection threads: starting one for a connection (after the TLS accept for HTTPS), the guard that
 //! counts a connection open until its thread or lane lets it go, and joining the threads that ended.
 //!
-//! Owns: [`spawn_connection`], [`OpenConnection`], [`Workers`]. Its own file so that the accept thread
-//! (`server.rs`) and the event loop (`poller.rs`) both start threads through it rather than through each
-//! other. Must not decide which connection gets a thread: its callers do.
+//! Owns: [`spawn_connection`], [`OpenConnection`], [`Workers`], and [`Parked`]/[`Parking`], the seam through
+//! which a thread gives an idle plain connection back to the event loop. Its own file so that the accept
+//! thread (`server.rs`) and the event loop (`poller.rs`) both start threads through it rather than through
+//! each other. Must not decide which connection gets a thread: its callers do.
 
-use std::net::SocketAddr;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
