@@ -113,8 +113,8 @@ struct FieldAt {
     literal: bool,
 }
 
-/// Buffer capacity kept between lines: an access line is ~300 bytes, and a thread per connection
-/// must not keep a long line's buffers while it waits on an idle keep-alive connection.
+/// Buffer capacity kept between lines: an access line is ~300 bytes, and a connection thread must
+/// not keep a long line's buffers while it serves a keep-alive connection.
 const KEEP: usize = 4 * 1024;
 
 impl Scratch {

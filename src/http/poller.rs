@@ -23,7 +23,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ use super::handler::Handler;
 use super::registry::IdleMark;
 use super::request::parse_head;
 use super::response::{encode_after, DateCache, Framing};
-use super::shared::Shared;
+use super::shared::{lock, Shared};
 use super::worker::{spawn_connection, OpenConnection, Parked, Parking, Workers};
 
 /// How often a lane checks its connections' deadlines and the shutdown flag (its longest wait).
@@ -63,22 +63,19 @@ struct Lane {
 
 #[derive(Default)]
 struct Incoming {
-    waiting: Vec<(u64, Watched)>,
+    waiting: Vec<(u64, Parked)>,
     /// The lane's thread has stopped: nothing more may be parked here.
     closed: bool,
 }
 
-/// A connection a lane watches: between requests, or accepted and not yet sent anything.
-type Watched = Parked;
-
 /// What serving a readable connection came to.
 enum Next {
     /// Watch it again.
-    Watch(Watched),
+    Watch(Parked),
     /// Close it (the client left, or asked to close and was answered).
-    Close(Watched),
+    Close(Parked),
     /// Give it to a connection thread with what is not answered yet.
-    HandOver(Watched, Handover),
+    HandOver(Parked, Handover),
 }
 
 impl Lanes {
@@ -165,10 +162,6 @@ fn lane_count(cores: usize) -> usize {
     (cores / 2).clamp(1, 4)
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A lane's reusable buffers.
 struct Scratch {
     read: Vec<u8>,
@@ -184,7 +177,7 @@ fn run_lane(lanes: &Arc<Lanes>, index: usize, shared: &Arc<Shared>, handler: &Ar
     // However the loop ends (shutdown, or a bug that panics), the lane takes no more connections: the
     // accept thread and the connection threads then start or keep threads instead.
     let _closing = Closing(lane);
-    let mut watched: HashMap<u64, Watched> = HashMap::new();
+    let mut watched: HashMap<u64, Parked> = HashMap::new();
     let mut events = Vec::with_capacity(EVENTS);
     let mut scratch = Scratch { read: vec![0; READ_BYTES], out: Vec::with_capacity(4096), date: DateCache::new() };
     let timeout = Timespec { tv_sec: 0, tv_nsec: i64::from(SWEEP.subsec_nanos()) };
@@ -249,7 +242,7 @@ impl Drop for Closing<'_> {
 }
 
 /// Takes the connections parked on `lane` since the last call.
-fn adopt(lane: &Lane, watched: &mut HashMap<u64, Watched>) {
+fn adopt(lane: &Lane, watched: &mut HashMap<u64, Parked>) {
     let waiting = std::mem::take(&mut lock(&lane.incoming).waiting);
     watched.extend(waiting);
 }
@@ -257,7 +250,7 @@ fn adopt(lane: &Lane, watched: &mut HashMap<u64, Watched>) {
 /// Stops watching `conn` and closes it (its slot is given back when `open` drops). The registry holds a
 /// second handle to the socket, so the epoll registration must be removed by hand: closing this handle
 /// alone would leave it reporting the closed connection.
-fn close(lane: &Lane, conn: Watched) {
+fn close(lane: &Lane, conn: Parked) {
     let _ = epoll::delete(&lane.epoll, &conn.stream);
     drop(conn);
 }
@@ -266,7 +259,7 @@ fn close(lane: &Lane, conn: Watched) {
 fn hand_over(
     lane: &Lane,
     id: u64,
-    conn: Watched,
+    conn: Parked,
     handover: Handover,
     handler: &Arc<dyn Handler>,
     parking: Arc<dyn Parking>,
@@ -277,7 +270,7 @@ fn hand_over(
         log::debug!("cannot hand over the connection from {}: {err}; closing it", conn.peer);
         return;
     }
-    let Watched { stream, peer, open, idle, .. } = conn;
+    let Parked { stream, peer, open, idle, .. } = conn;
     if let Some(worker) = spawn_connection(id, stream, peer, open, idle, handover, handler, Some(parking)) {
         workers.push(worker);
     }
@@ -285,7 +278,7 @@ fn hand_over(
 
 /// Reads what `conn` sent and answers every complete bodiless `GET`/`HEAD` the handler answers at once; the
 /// rest goes to a thread.
-fn serve_ready(mut conn: Watched, shared: &Shared, handler: &dyn Handler, scratch: &mut Scratch) -> Next {
+fn serve_ready(mut conn: Parked, shared: &Shared, handler: &dyn Handler, scratch: &mut Scratch) -> Next {
     conn.idle.set_busy();
     let read = match (&conn.stream).read(&mut scratch.read) {
         Ok(0) => return Next::Close(conn),
@@ -359,7 +352,7 @@ fn serve_ready(mut conn: Watched, shared: &Shared, handler: &dyn Handler, scratc
 }
 
 /// Marks `conn` idle with its next deadline.
-fn watch_again(mut conn: Watched, shared: &Shared) -> Next {
+fn watch_again(mut conn: Parked, shared: &Shared) -> Next {
     let limits = &shared.limits;
     if conn.served > 0 {
         conn.idle.set_idle();

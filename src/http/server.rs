@@ -21,7 +21,7 @@
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ use super::poller::Lanes;
 use super::registry::{Refusal, Registry};
 use super::request::generate_request_id;
 use super::response::{encode, DateCache, Framing, Response};
-use super::shared::{ServerStats, Shared};
+use super::shared::{lock, ServerStats, Shared};
 use super::tls::TlsState;
 use super::worker::{spawn_connection, OpenConnection, Parking, Workers};
 
@@ -210,10 +210,6 @@ fn wake_addr(local: SocketAddr) -> SocketAddr {
         ip => ip,
     };
     SocketAddr::new(ip, local.port())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Accepts until shutdown; returns the connection threads it started that may still need joining.

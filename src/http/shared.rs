@@ -3,7 +3,7 @@
 //! `server.rs` depend on it rather than on each other.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::limits::Limits;
 use super::registry::Registry;
@@ -53,4 +53,10 @@ impl Shared {
     pub(super) fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
+}
+
+/// Locks `mutex`, recovering its data from a thread that panicked while holding it (every lock of the
+/// HTTP layer guards state that stays consistent between its statements).
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -8,19 +8,15 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use super::conn::{self, Handover};
 use super::handler::Handler;
 use super::registry::IdleMark;
-use super::shared::Shared;
+use super::shared::{lock, Shared};
 use super::wire::Wire;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A plain connection between requests, as the event loop watches it.
 pub(super) struct Parked {

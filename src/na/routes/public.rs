@@ -236,10 +236,11 @@ pub(crate) fn crl_from_memory(na: &Authority) -> Option<Response> {
 
 /// `GET /policy`: the active policy, creating and signing the default one when none is active.
 pub(crate) fn policy(na: &Authority) -> Result<Response, NaError> {
-    let epoch = na.store.published_epoch();
-    if let Some(body) = na.published.policy.get(epoch, na.clock.now()) {
-        return Ok(json_raw(200, body));
+    if let Some(response) = policy_from_memory(na) {
+        return Ok(response);
     }
+    // Read before the database: a publish committed meanwhile leaves what is cached below stale.
+    let epoch = na.store.published_epoch();
     if let Some(json) = na.store.read(policy::active_json)? {
         let response = stored_object::<PolicyManifest>(&json, "policy_versions")?;
         na.published.policy.put(epoch, None, &response.body);
@@ -263,11 +264,12 @@ pub(crate) fn policy(na: &Authority) -> Result<Response, NaError> {
 /// A fresh stored CRL is served from memory ([`crate::na::authority::PublishedCache`]) until a write
 /// changes the CRL table or it reaches its re-issue window.
 pub(crate) fn crl(na: &Authority) -> Result<Response, NaError> {
-    let now = na.clock.now();
-    let epoch = na.store.published_epoch();
-    if let Some(body) = na.published.crl.get(epoch, now) {
-        return Ok(json_raw(200, body));
+    if let Some(response) = crl_from_memory(na) {
+        return Ok(response);
     }
+    let now = na.clock.now();
+    // Read before the database: a revocation committed meanwhile leaves what is cached below stale.
+    let epoch = na.store.published_epoch();
     let mut stored = None;
     if let Some((seq, json)) = na.store.read(crl::active)? {
         let current: Crl = publish::parse_stored(&json, "crl_versions", &seq.to_string())?;
