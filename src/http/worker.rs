@@ -145,3 +145,114 @@ impl Workers {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use super::super::limits::Limits;
+    use super::super::registry::Registry;
+    use super::super::request::Request;
+    use super::super::response::Response;
+    use super::super::shared::ServerStats;
+    use super::*;
+
+    /// An event loop that takes no connection back (as when its lane has stopped), counting the offers.
+    #[derive(Default)]
+    struct Refusing(AtomicUsize);
+
+    impl Parking for Refusing {
+        fn park(&self, _id: u64, conn: Parked) -> Result<(), Parked> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(conn)
+        }
+    }
+
+    /// One admitted connection on a thread whose parking refuses it: the client's end, the thread, what
+    /// it shares and the parking.
+    fn refused_connection() -> (TcpStream, JoinHandle<()>, Arc<Shared>, Arc<Refusing>) {
+        let shared = Arc::new(Shared {
+            limits: Limits::default(),
+            stats: Arc::new(ServerStats::default()),
+            shutdown: AtomicBool::new(false),
+            registry: Mutex::new(Registry::new()),
+            next_id: AtomicU64::new(2),
+            drained: Condvar::new(),
+            drained_lock: Mutex::new(()),
+            tls: None,
+        });
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        let admission = lock(&shared.registry).admit(1, peer.ip(), None, 8, 8).unwrap();
+        shared.stats.open_connections.fetch_add(1, Ordering::AcqRel);
+        let open = OpenConnection::new(Arc::clone(&shared), 1);
+        let handler: Arc<dyn Handler> = Arc::new(|request: &Request| Response::text(200, request.path.clone()));
+        let parking = Arc::new(Refusing::default());
+        let offered_to = Arc::clone(&parking) as Arc<dyn Parking>;
+        let worker =
+            spawn_connection(1, stream, peer, open, admission.idle, Handover::default(), &handler, Some(offered_to))
+                .unwrap();
+        (client, worker, shared, parking)
+    }
+
+    /// Reads from `client` until what arrived ends with `tail`.
+    fn read_until(client: &mut TcpStream, tail: &str) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(tail.as_bytes()) {
+            let n = client.read(&mut buf).expect("the response arrives");
+            assert!(n > 0, "closed before {tail:?}; got {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    /// Waits up to 5 s for the thread to offer the connection back after its read slice.
+    fn wait_for_offer(parking: &Refusing) {
+        let until = Instant::now() + Duration::from_secs(5);
+        while parking.0.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < until, "the thread never offered the idle connection to the event loop");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_connection_the_event_loop_cannot_take_back_stays_served_on_its_thread() {
+        let (mut client, worker, shared, parking) = refused_connection();
+        client.write_all(b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert!(read_until(&mut client, "/first").starts_with("HTTP/1.1 200 OK\r\n"));
+        wait_for_offer(&parking);
+        // Refused outside shutdown: the same thread answers the next request on the same connection.
+        client.write_all(b"GET /second HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        let second = read_until(&mut client, "/second");
+        assert!(second.contains("Connection: close\r\n"), "{second}");
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "nothing after the last response: {rest:?}");
+        worker.join().unwrap();
+        assert_eq!(parking.0.load(Ordering::SeqCst), 1, "offered once, then kept");
+        assert_eq!(shared.stats.open_connections.load(Ordering::Acquire), 0, "its slot is given back");
+        assert_eq!(shared.stats.requests_total.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_connection_the_event_loop_cannot_take_back_during_shutdown_is_closed() {
+        let (mut client, worker, shared, parking) = refused_connection();
+        client.write_all(b"GET /only HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert!(read_until(&mut client, "/only").starts_with("HTTP/1.1 200 OK\r\n"));
+        shared.shutdown.store(true, std::sync::atomic::Ordering::Release);
+        wait_for_offer(&parking);
+        worker.join().unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(client.read_to_end(&mut rest).unwrap(), 0, "closed without another byte");
+        assert_eq!(shared.stats.open_connections.load(Ordering::Acquire), 0);
+    }
+}
