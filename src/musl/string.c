@@ -1,18 +1,21 @@
 /*
- * memcpy and memmove for the static x86_64 musl build of gm (the binary install.sh ships).
+ * memcpy, memmove and memcmp for the static x86_64 musl build of gm (the binary install.sh ships),
+ * in place of musl's.
  *
  * Why: musl's x86_64 memcpy (src/string/x86_64/memcpy.s) starts every copy with `rep movsq` and
  * finishes it with a loop of single `movsb` instructions. `rep movs` has a fixed start-up cost of
  * tens of cycles, so a copy of 1 to 32 bytes, which is what formatting a log line or an HTTP head
  * is made of (~95 copies per /crl request), costs 30-40 ns where glibc's takes 2-3 ns. A perf profile
  * of `gm serve` answering /crl put 27% of the static build's CPU in musl's memcpy, and 29% of
- * `gm managed verify`'s (SQLite copies cells and pages). BENCHMARKS.md ("issue 19, fourth part")
- * has the figures before and after.
+ * `gm managed verify`'s (SQLite copies cells and pages). With memcpy fixed, verify's next cost was
+ * musl's memcmp (15%), a loop of one byte per step, which SQLite calls for every index key it
+ * compares. BENCHMARKS.md ("issue 19, fourth part") has the figures before and after.
  *
  * What: copies of up to 64 bytes load everything into registers and then store it, using two
  * overlapping loads of the largest width that fits (so there is no byte loop and no branch per
  * byte); 65 to 1023 bytes copy 16 bytes per step with an overlapping last step; 1024 bytes and more
  * use `rep movsb`, which every x86_64 CPU since Ivy Bridge (ERMS) runs at full speed for long copies.
+ * memcmp compares 8 bytes per step and orders the first differing word by its first differing byte.
  * Only SSE2 is used: it is part of the x86_64 baseline, so the binary runs on every x86_64 CPU.
  *
  * memmove is here too because musl's memmove (memmove.s) jumps into musl's memcpy object: linking
@@ -20,12 +23,12 @@
  *
  * How it is linked: build.rs compiles this file only for x86_64 musl targets and links it as a
  * whole archive ahead of musl's libc.a, so the linker takes these definitions and never pulls
- * musl's memcpy.o or memmove.o (if it ever did, the link fails on the duplicate: it can never
- * silently fall back). Compiled with -fno-builtin, -ffreestanding and
+ * musl's memcpy.o, memmove.o or memcmp.o (if it ever did, the link fails on the duplicate: it can
+ * never silently fall back). Compiled with -fno-builtin, -ffreestanding and
  * -fno-tree-loop-distribute-patterns, so the compiler cannot turn these loops back into calls to
- * memcpy. scripts/test-memcpy.sh checks both functions against a byte-by-byte reference for every
- * length up to 300 and growing lengths to 5000 at all 256 source/destination alignments, and
- * memmove at every overlap in both directions.
+ * memcpy. scripts/test-musl-string.sh checks all three against byte-by-byte references for every
+ * length up to 300 and growing lengths to 5000 at all 256 source/destination alignments, memmove
+ * at every overlap in both directions, and memcmp with the first difference at every position.
  */
 
 #include <stddef.h>
@@ -131,4 +134,31 @@ void *memmove(void *dest, const void *src, size_t n)
 			*--d = *--s;
 	}
 	return dest;
+}
+
+/* Orders 8 bytes at l against 8 bytes at r as memcmp does. On little-endian x86_64 the byte-swapped
+ * word has the first byte most significant, so words order as their first differing bytes do. */
+static inline __attribute__((always_inline)) int order_words(const unsigned char *l, const unsigned char *r)
+{
+	uint64_t a = __builtin_bswap64(*(const u64u *)l), b = __builtin_bswap64(*(const u64u *)r);
+	return a == b ? 0 : a < b ? -1 : 1;
+}
+
+int memcmp(const void *left, const void *right, size_t n)
+{
+	const unsigned char *l = left, *r = right;
+	if (n < 8) {
+		for (; n; n--, l++, r++) {
+			if (*l != *r)
+				return *l - *r;
+		}
+		return 0;
+	}
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		if (*(const u64u *)(l + i) != *(const u64u *)(r + i))
+			return order_words(l + i, r + i);
+	}
+	/* The last 1..7 bytes as the last 8, whose first bytes already compared equal. */
+	return i == n ? 0 : order_words(l + n - 8, r + n - 8);
 }
