@@ -49,6 +49,11 @@ const READ_BYTES: usize = 16 * 1024;
 /// Most events taken per wake-up.
 const EVENTS: usize = 256;
 
+/// A request path that makes the lane itself panic, outside the handler's guard: how the tests check
+/// that a lane which ends for any reason takes no more connections and the server serves on.
+#[cfg(test)]
+pub(super) const PANICS_THE_LANE: &str = "/test-panics-the-lane";
+
 /// The lanes of one server.
 pub(super) struct Lanes {
     lanes: Vec<Lane>,
@@ -298,6 +303,10 @@ fn serve_ready(mut conn: Parked, shared: &Shared, handler: &dyn Handler, scratch
     while !data.is_empty() {
         let Ok(Some(head)) = parse_head(data, limits, conn.peer) else { break };
         let request = &head.request;
+        #[cfg(test)]
+        if request.path == PANICS_THE_LANE {
+            panic!("the lane panics on purpose (test)");
+        }
         let bodiless = head.content_length == 0 && !head.expects_continue;
         if !bodiless || !(request.method == "GET" || request.method == "HEAD") {
             break;

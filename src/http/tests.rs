@@ -864,3 +864,29 @@ fn shutdown_before_run_returns_at_once() {
     let report = server.run(Arc::new(routes)).unwrap();
     assert_eq!(report, ServeReport { connections_total: 0, requests_total: 0, forced_closed: 0 });
 }
+
+#[test]
+fn a_lane_that_panics_takes_no_more_connections_and_the_server_serves_on() {
+    let server = TestServer::start(test_limits());
+    let mut before = Client::new(server.addr);
+    assert_eq!(before.get("/healthz").status, 200);
+    let mut culprit = Client::new(server.addr);
+    culprit.send(format!("GET {} HTTP/1.1\r\nHost: t\r\n\r\n", super::poller::PANICS_THE_LANE).as_bytes());
+    assert!(culprit.closed_by_server(), "the connection whose request broke the lane is closed");
+    // A connection the broken lane watched is closed with it; one on another lane (more than two cores)
+    // is still answered. Either way it never hangs.
+    let status = before.reply_to("/healthz");
+    assert!(status == 0 || status == 200, "got {status}");
+    // New connections get threads (or a lane still running), on every lane's turn, keep-alive past
+    // the read slice included: a thread whose connection no lane takes back serves it on.
+    for _ in 0..8 {
+        let mut fresh = Client::new(server.addr);
+        assert_eq!(fresh.get("/healthz").status, 200);
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(fresh.get("/id").status, 200);
+    }
+    drop((before, culprit));
+    let report = server.stop();
+    assert_eq!(report.forced_closed, 0);
+    wait_for("every connection closed", Duration::from_secs(5), || server.open() == 0);
+}

@@ -163,20 +163,27 @@ mod tests {
     use super::super::shared::ServerStats;
     use super::*;
 
-    /// An event loop that takes no connection back (as when its lane has stopped), counting the offers.
+    /// An event loop that takes no connection back (as when its lane has stopped), counting the offers;
+    /// with `shuts_down`, the server's shutdown starts as it refuses (the loop stopped for shutdown).
     #[derive(Default)]
-    struct Refusing(AtomicUsize);
+    struct Refusing {
+        offers: AtomicUsize,
+        shuts_down: bool,
+    }
 
     impl Parking for Refusing {
         fn park(&self, _id: u64, conn: Parked) -> Result<(), Parked> {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            self.offers.fetch_add(1, Ordering::SeqCst);
+            if self.shuts_down {
+                conn.open.shared.shutdown.store(true, Ordering::Release);
+            }
             Err(conn)
         }
     }
 
     /// One admitted connection on a thread whose parking refuses it: the client's end, the thread, what
     /// it shares and the parking.
-    fn refused_connection() -> (TcpStream, JoinHandle<()>, Arc<Shared>, Arc<Refusing>) {
+    fn refused_connection(shuts_down: bool) -> (TcpStream, JoinHandle<()>, Arc<Shared>, Arc<Refusing>) {
         let shared = Arc::new(Shared {
             limits: Limits::default(),
             stats: Arc::new(ServerStats::default()),
@@ -195,7 +202,7 @@ mod tests {
         shared.stats.open_connections.fetch_add(1, Ordering::AcqRel);
         let open = OpenConnection::new(Arc::clone(&shared), 1);
         let handler: Arc<dyn Handler> = Arc::new(|request: &Request| Response::text(200, request.path.clone()));
-        let parking = Arc::new(Refusing::default());
+        let parking = Arc::new(Refusing { offers: AtomicUsize::new(0), shuts_down });
         let offered_to = Arc::clone(&parking) as Arc<dyn Parking>;
         let worker =
             spawn_connection(1, stream, peer, open, admission.idle, Handover::default(), &handler, Some(offered_to))
@@ -218,7 +225,7 @@ mod tests {
     /// Waits up to 5 s for the thread to offer the connection back after its read slice.
     fn wait_for_offer(parking: &Refusing) {
         let until = Instant::now() + Duration::from_secs(5);
-        while parking.0.load(Ordering::SeqCst) == 0 {
+        while parking.offers.load(Ordering::SeqCst) == 0 {
             assert!(Instant::now() < until, "the thread never offered the idle connection to the event loop");
             thread::sleep(Duration::from_millis(10));
         }
@@ -226,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_connection_the_event_loop_cannot_take_back_stays_served_on_its_thread() {
-        let (mut client, worker, shared, parking) = refused_connection();
+        let (mut client, worker, shared, parking) = refused_connection(false);
         client.write_all(b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         assert!(read_until(&mut client, "/first").starts_with("HTTP/1.1 200 OK\r\n"));
         wait_for_offer(&parking);
@@ -238,17 +245,16 @@ mod tests {
         client.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "nothing after the last response: {rest:?}");
         worker.join().unwrap();
-        assert_eq!(parking.0.load(Ordering::SeqCst), 1, "offered once, then kept");
+        assert_eq!(parking.offers.load(Ordering::SeqCst), 1, "offered once, then kept");
         assert_eq!(shared.stats.open_connections.load(Ordering::Acquire), 0, "its slot is given back");
         assert_eq!(shared.stats.requests_total.load(Ordering::Relaxed), 2);
     }
 
     #[test]
     fn a_connection_the_event_loop_cannot_take_back_during_shutdown_is_closed() {
-        let (mut client, worker, shared, parking) = refused_connection();
+        let (mut client, worker, shared, parking) = refused_connection(true);
         client.write_all(b"GET /only HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         assert!(read_until(&mut client, "/only").starts_with("HTTP/1.1 200 OK\r\n"));
-        shared.shutdown.store(true, std::sync::atomic::Ordering::Release);
         wait_for_offer(&parking);
         worker.join().unwrap();
         let mut rest = Vec::new();
