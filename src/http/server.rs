@@ -20,8 +20,8 @@
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ use super::error::HttpError;
 use super::handler::Handler;
 use super::limits::Limits;
 use super::poller::Lanes;
-use super::registry::{Refusal, Registry};
+use super::registry::Refusal;
 use super::request::generate_request_id;
 use super::response::{encode, DateCache, Framing, Response};
 use super::shared::{lock, ServerStats, Shared};
@@ -89,16 +89,7 @@ impl Server {
         let listener = TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| HttpError::Listener { step: "read its local address", source })?;
-        let shared = Arc::new(Shared {
-            limits,
-            stats: Arc::new(ServerStats::default()),
-            shutdown: AtomicBool::new(false),
-            registry: Mutex::new(Registry::new()),
-            next_id: AtomicU64::new(1),
-            drained: Condvar::new(),
-            drained_lock: Mutex::new(()),
-            tls,
-        });
+        let shared = Shared::new(limits, tls);
         Ok(Server { listener, local_addr, shared })
     }
 

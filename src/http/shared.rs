@@ -49,6 +49,21 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// The state of a server just bound with `limits` (and built-in TLS when `tls` is set): no connection,
+    /// counters at zero, not shutting down.
+    pub(super) fn new(limits: Limits, tls: Option<Arc<super::tls::TlsState>>) -> Arc<Shared> {
+        Arc::new(Shared {
+            limits,
+            stats: Arc::new(ServerStats::default()),
+            shutdown: AtomicBool::new(false),
+            registry: Mutex::new(Registry::new()),
+            next_id: AtomicU64::new(1),
+            drained: Condvar::new(),
+            drained_lock: Mutex::new(()),
+            tls,
+        })
+    }
+
     /// Whether shutdown has been asked for.
     pub(super) fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)

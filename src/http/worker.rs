@@ -151,16 +151,14 @@ impl Workers {
 mod tests {
     use std::io::{Read as _, Write as _};
     use std::net::{TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    use std::sync::{Arc, Condvar, Mutex};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     use std::thread;
     use std::time::{Duration, Instant};
 
     use super::super::limits::Limits;
-    use super::super::registry::Registry;
     use super::super::request::Request;
     use super::super::response::Response;
-    use super::super::shared::ServerStats;
     use super::*;
 
     /// An event loop that takes no connection back (as when its lane has stopped), counting the offers;
@@ -184,16 +182,7 @@ mod tests {
     /// One admitted connection on a thread whose parking refuses it: the client's end, the thread, what
     /// it shares and the parking.
     fn refused_connection(shuts_down: bool) -> (TcpStream, JoinHandle<()>, Arc<Shared>, Arc<Refusing>) {
-        let shared = Arc::new(Shared {
-            limits: Limits::default(),
-            stats: Arc::new(ServerStats::default()),
-            shutdown: AtomicBool::new(false),
-            registry: Mutex::new(Registry::new()),
-            next_id: AtomicU64::new(2),
-            drained: Condvar::new(),
-            drained_lock: Mutex::new(()),
-            tls: None,
-        });
+        let shared = Shared::new(Limits::default(), None);
         let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
