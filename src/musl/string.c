@@ -14,7 +14,8 @@
  * What: copies of up to 64 bytes load everything into registers and then store it, using two
  * overlapping loads of the largest width that fits (so there is no byte loop and no branch per
  * byte); 65 to 1023 bytes copy 16 bytes per step with an overlapping last step; 1024 bytes and more
- * use `rep movsb`, which every x86_64 CPU since Ivy Bridge (ERMS) runs at full speed for long copies.
+ * use `rep movsb`, which CPUs with ERMS (Intel since Ivy Bridge, recent AMD) run at full speed; on
+ * an older CPU such copies are slower than musl's `rep movsq`, never wrong.
  * memcmp compares 8 bytes per step and orders the first differing word by its first differing byte.
  * Only SSE2 is used: it is part of the x86_64 baseline, so the binary runs on every x86_64 CPU.
  *
