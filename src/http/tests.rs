@@ -135,7 +135,8 @@ impl Drop for TestServer {
     }
 }
 
-fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+/// Polls `condition` until it holds, failing the test after `timeout` (also used by `worker.rs`'s tests).
+pub(super) fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -153,12 +153,12 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::thread;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::super::limits::Limits;
     use super::super::request::Request;
     use super::super::response::Response;
+    use super::super::tests::wait_for;
     use super::*;
 
     /// An event loop that takes no connection back (as when its lane has stopped), counting the offers;
@@ -213,11 +213,8 @@ mod tests {
 
     /// Waits up to 5 s for the thread to offer the connection back after its read slice.
     fn wait_for_offer(parking: &Refusing) {
-        let until = Instant::now() + Duration::from_secs(5);
-        while parking.offers.load(Ordering::SeqCst) == 0 {
-            assert!(Instant::now() < until, "the thread never offered the idle connection to the event loop");
-            thread::sleep(Duration::from_millis(10));
-        }
+        let offered = || parking.offers.load(Ordering::SeqCst) > 0;
+        wait_for("the thread to offer the idle connection to the event loop", Duration::from_secs(5), offered);
     }
 
     #[test]
