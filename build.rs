@@ -15,7 +15,9 @@
 //! For the static x86_64 musl build (the binary install.sh ships) it also compiles
 //! `src/musl/string.c`, a memcpy/memmove/memcmp that replaces musl's: musl's `rep movsq` start-up
 //! cost made small copies ~27% of the CPU of serving `/crl`, and its byte-at-a-time memcmp 15% of
-//! `gm managed verify` (the file says why and how it is linked).
+//! `gm managed verify` (the file says why and how it is linked); and `src/musl/sqlite_mem.c`,
+//! SQLite's allocator there: a bounded cache of freed blocks in front of musl's malloc, which gave
+//! every freed group straight back to the kernel (TLB shootdowns halved the join rate).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,6 +64,11 @@ fn musl_string() {
     let out_dir = std::env::var("OUT_DIR").unwrap_or_default();
     println!("cargo:rustc-link-search=native={out_dir}");
     println!("cargo:rustc-link-lib=static:+whole-archive=gm_string");
+    // SQLite's allocator (the file says why). Whole archive: nothing refers to it by name, its
+    // constructor installs it before main.
+    println!("cargo:rerun-if-changed=src/musl/sqlite_mem.c");
+    cc::Build::new().file("src/musl/sqlite_mem.c").opt_level(2).cargo_metadata(false).compile("gm_sqlite_mem");
+    println!("cargo:rustc-link-lib=static:+whole-archive=gm_sqlite_mem");
 }
 
 /// The short hash of HEAD when the package folder is the top of a git work tree (not merely inside

@@ -27,7 +27,7 @@
  * musl's memcpy.o, memmove.o or memcmp.o (if it ever did, the link fails on the duplicate: it can
  * never silently fall back). Compiled with -fno-builtin, -ffreestanding and
  * -fno-tree-loop-distribute-patterns, so the compiler cannot turn these loops back into calls to
- * memcpy. scripts/test-musl-string.sh checks all three against byte-by-byte references for every
+ * memcpy. scripts/test-musl.sh checks all three against byte-by-byte references for every
  * length up to 300 and growing lengths to 5000 at all 256 source/destination alignments, memmove
  * at every overlap in both directions, and memcmp with the first difference at every position.
  */

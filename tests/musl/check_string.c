@@ -4,7 +4,7 @@
  * source/destination alignments, with guard bytes on both sides; memmove for lengths 0..600 at every
  * overlap distance in both directions; memcmp for lengths 0..300 and growing to 5000 at 8x8
  * alignments, equal and with a difference (either way, bytes above and below 0x80) at every
- * position, followed within 8 bytes by a difference the other way round. Built and run by scripts/test-musl-string.sh, linked with that file so its definitions
+ * position, followed within 8 bytes by a difference the other way round. Built and run by scripts/test-musl.sh, linked with that file so its definitions
  * are the ones called. Exit 0 and "ok: N checks", or 1 naming the first failure.
  */
 #include <stdio.h>
