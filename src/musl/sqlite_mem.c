@@ -24,7 +24,8 @@
  *
  * Only the static x86_64 musl build links this file (build.rs); the glibc build keeps SQLite's
  * default allocator. scripts/test-musl.sh checks the functions directly (sizes, alignment,
- * contents kept by realloc, the cache bound), and the static binary runs the test suite's SQLite work.
+ * contents kept by realloc, the cache bound, four threads), and scripts/test-static.sh (run by CI)
+ * runs the integration tests against the static binary, so all of their SQLite work goes through it.
  */
 
 #include <pthread.h>

@@ -9,7 +9,7 @@ use std::process::Command;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::harness::{home_with_schema, identity, open_archive, ulimit_block_bytes, Gm, TempDir, GM};
+use crate::harness::{gm_bin, home_with_schema, identity, open_archive, ulimit_block_bytes, Gm, TempDir};
 
 /// What every command says first when `--allow-unsigned` lets an unsigned archive through.
 const UNSIGNED_WARNING: &str =
@@ -88,7 +88,7 @@ fn home_with_backup(dir: &TempDir) -> (PathBuf, String, PathBuf, PathBuf) {
 fn gm_with_file_limit(tmp: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let limit = (160u64 << 20) / ulimit_block_bytes();
     let o = Command::new("sh")
-        .args(["-c", &format!("trap '' XFSZ; ulimit -f {limit}; exec \"$0\" \"$@\""), GM])
+        .args(["-c", &format!("trap '' XFSZ; ulimit -f {limit}; exec \"$0\" \"$@\""), gm_bin()])
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{home_with_schema, identity, sandbox, ulimit_block_bytes, Gm, GmServer, TempDir, GM};
+use crate::harness::{gm_bin, home_with_schema, identity, sandbox, ulimit_block_bytes, Gm, GmServer, TempDir};
 use crate::signer::Operator;
 
 /// xorshift64*: enough randomness to spread kill moments, reproducible from its seed.
@@ -41,7 +41,7 @@ fn trials() -> usize {
 
 /// Starts `gm ARGS` with a clean environment (as the harness does), output discarded.
 fn spawn(args: &[&str]) -> Child {
-    let mut cmd = Command::new(GM);
+    let mut cmd = Command::new(gm_bin());
     cmd.args(args).env_clear();
     if let Ok(path) = std::env::var("PATH") {
         cmd.env("PATH", path);
@@ -336,7 +336,7 @@ fn backup_on_a_full_disk_fails_clearly_and_leaves_nothing() {
         let o = Command::new("sh")
             .args(["-c", &script])
             .env_clear()
-            .env("GM", GM)
+            .env("GM", gm_bin())
             .env("GM_HOME_DIR", h)
             .env("OUT", &final_path)
             .output()
@@ -479,7 +479,7 @@ fn restore_on_a_full_disk_is_an_io_error_not_a_damaged_backup() {
     let o = Command::new("sh")
         .args(["-c", &script])
         .env_clear()
-        .env("GM", GM)
+        .env("GM", gm_bin())
         .env("GM_HOME_DIR", h)
         .env("ARCHIVE", &archive)
         .env("KEY", &key)

@@ -287,11 +287,11 @@ fn progress_shows_on_a_terminal_and_never_in_pipes() {
     let tty = dir.join("tty");
     let command = format!(
         "{} managed backup --home {} --recipient {} --dir {} && {} managed verify --home {} --identity {} {}/*.age",
-        crate::harness::GM,
+        crate::harness::gm_bin(),
         home.display(),
         recipient,
         tty.display(),
-        crate::harness::GM,
+        crate::harness::gm_bin(),
         home.display(),
         key.display(),
         tty.display()

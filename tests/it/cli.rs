@@ -4,7 +4,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::harness::{sandbox, Gm, TempDir, GM};
+use crate::harness::{gm_bin, sandbox, Gm, TempDir};
 
 /// `git rev-parse --short=12 HEAD` of this checkout, when it is one and git is here.
 fn head_commit() -> Option<String> {
@@ -37,7 +37,7 @@ fn with_closed_stdout(args: &[&str], close_stderr: bool) -> (Option<i32>, String
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let stderr = if close_stderr { Stdio::from(writer.try_clone().unwrap()) } else { Stdio::piped() };
-    let out = Command::new(GM).args(args).stdout(writer).stderr(stderr).stdin(Stdio::null()).output().unwrap();
+    let out = Command::new(gm_bin()).args(args).stdout(writer).stderr(stderr).stdin(Stdio::null()).output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
 }
 

@@ -18,7 +18,7 @@ use gm::model::crl::Crl;
 use gm::model::policy::PolicyManifest;
 use gm::model::SignedObject;
 
-use crate::harness::{sandbox, wait_until, GmServer, TempDir, GM};
+use crate::harness::{gm_bin, sandbox, wait_until, GmServer, TempDir};
 use crate::signer::{field, Node, Operator};
 
 /// A customer-held home: the NA key moved out of the home (to the customer's folder), the signer
@@ -58,7 +58,7 @@ impl Signer {
     pub fn start(dir: &TempDir, home: &Path, key: &Path) -> Signer {
         let policy = dir.join("customer/signer-policy.toml");
         if !policy.exists() {
-            let out = Command::new(GM)
+            let out = Command::new(gm_bin())
                 .args(["signer", "init", "--policy", policy.to_str().unwrap(), "--genesis"])
                 .arg(home.join("genesis.signed.json"))
                 .env_clear()
@@ -75,7 +75,7 @@ impl Signer {
         }
         let state = dir.join("customer/state");
         let log = dir.join(&format!("customer/signer-{}.log", std::process::id()));
-        let child = Command::new(GM)
+        let child = Command::new(gm_bin())
             .args(["signer", "run", "--key", key.to_str().unwrap(), "--genesis"])
             .arg(home.join("genesis.signed.json"))
             .args(["--connect", &signer_addr(home).to_string(), "--na-host-key"])
@@ -213,7 +213,7 @@ fn customer_held_custody_signs_everything_through_the_remote_signer() {
     assert!(metric(&server, "gm_signer_requests_total{outcome=\"refused\"}") >= 2);
 
     // The signer's log verifies and records both decisions.
-    let out = Command::new(GM)
+    let out = Command::new(gm_bin())
         .args(["signer", "log", "--state-dir", signer.state.to_str().unwrap(), "--json"])
         .env_clear()
         .output()
@@ -237,7 +237,7 @@ fn customer_held_custody_signs_everything_through_the_remote_signer() {
     let other = Node::new();
     assert_eq!(server.get("/crl").status, 200, "the stored CRL is still served");
     assert_eq!(keeper.heartbeat(server.addr, &keeper_cert).status, 200, "heartbeats need no signature");
-    let probe = Command::new(GM)
+    let probe = Command::new(gm_bin())
         .args(["probe", "--na", &format!("http://{}", server.addr), "--check", "metrics"])
         .env_clear()
         .output()
@@ -324,7 +324,7 @@ fn serve_refuses_a_signer_listener_together_with_a_key_file_or_on_the_public_por
     let dir = TempDir::new("custody-conflict");
     let (home, key) = customer_held_home(&dir);
     let h = home.to_str().unwrap();
-    let out = Command::new(GM)
+    let out = Command::new(gm_bin())
         .args(["serve", "--home", h, "--bind", "127.0.0.1:0"])
         .env_clear()
         .env("NA_PRIVATE_KEY_FILE", &key)
@@ -336,7 +336,8 @@ fn serve_refuses_a_signer_listener_together_with_a_key_file_or_on_the_public_por
     let toml = std::fs::read_to_string(home.join("gm.toml")).unwrap();
     std::fs::write(home.join("gm.toml"), toml.replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:18443\""))
         .unwrap();
-    let out = Command::new(GM).args(["serve", "--home", h, "--bind", "127.0.0.1:18443"]).env_clear().output().unwrap();
+    let out =
+        Command::new(gm_bin()).args(["serve", "--home", h, "--bind", "127.0.0.1:18443"]).env_clear().output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("public port"), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -366,7 +367,7 @@ fn the_na_key_is_read_from_a_systemd_credential_when_systemd_provides_one() {
     assert!(server.stderr().contains("systemd credential na-key"), "{}", server.stderr());
     drop(server);
     // Without the credential and without a key file, serve refuses, naming the file it tried.
-    let out = Command::new(GM)
+    let out = Command::new(gm_bin())
         .args(["serve", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"])
         .env_clear()
         .output()

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{wait_until, Gm, GmServer, TempDir, GM};
+use crate::harness::{gm_bin, wait_until, Gm, GmServer, TempDir};
 
 /// The quickstart job table, in the order an operator proves them (README, "From zero…", step 7).
 const JOBS: [&str; 6] = ["backup", "verify", "restore-drill", "audit-export", "prune", "probe"];
@@ -81,7 +81,7 @@ pub(crate) struct Layout {
 pub(crate) fn install_layout(dir: &TempDir) -> Layout {
     let prefix = dir.join("root");
     let out = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/install.sh"))
-        .args(["--binary", GM, "--prefix", prefix.to_str().unwrap()])
+        .args(["--binary", gm_bin(), "--prefix", prefix.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "install.sh: {}", String::from_utf8_lossy(&out.stderr));
@@ -125,7 +125,7 @@ fn every_default_job_succeeds_in_the_install_sh_layout() {
 /// Starts `gm quickstart --home HOME --bind 127.0.0.1:0 EXTRA` with a bare environment (logs to
 /// `stderr_log`) and returns it with the address of its `listening on SCHEME://` line.
 fn start_quickstart(home: &str, extra: &[&str], stderr_log: &Path, scheme: &str) -> (std::process::Child, String) {
-    let mut child = Command::new(GM)
+    let mut child = Command::new(gm_bin())
         .args(["quickstart", "--home", home, "--bind", "127.0.0.1:0"])
         .args(extra)
         .env_clear()

@@ -7,9 +7,22 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const GM: &str = env!("CARGO_BIN_EXE_gm");
+/// The `gm` binary under test: cargo's build of this tree, or the one `GM_TEST_BIN` names.
+/// `scripts/test-static.sh` points it at the static musl build (what install.sh ships), so the
+/// suite also checks that build's own C (its `memcpy` and SQLite's allocator, `src/musl`).
+pub fn gm_bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("GM_TEST_BIN") {
+        Ok(bin) if !bin.is_empty() => match std::fs::canonicalize(&bin) {
+            Ok(path) => path.to_string_lossy().into_owned(),
+            Err(e) => panic!("GM_TEST_BIN={bin}: {e}"),
+        },
+        _ => env!("CARGO_BIN_EXE_gm").to_string(),
+    })
+}
 
 /// A folder removed on drop.
 pub struct TempDir(PathBuf);
@@ -47,7 +60,7 @@ pub struct Gm {
 
 impl Gm {
     pub fn new(args: &[&str]) -> Gm {
-        let mut cmd = Command::new(GM);
+        let mut cmd = Command::new(gm_bin());
         cmd.args(args).env_clear();
         for keep in ["PATH", "HOME"] {
             if let Ok(v) = std::env::var(keep) {
@@ -67,7 +80,7 @@ impl Gm {
     /// This invocation (its arguments, environment and folder) exec'd by `sh -c` after `umask 022`.
     pub fn under_umask_022(self) -> Gm {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "umask 022; exec \"$0\" \"$@\"", GM]).args(self.cmd.get_args()).env_clear();
+        cmd.args(["-c", "umask 022; exec \"$0\" \"$@\"", gm_bin()]).args(self.cmd.get_args()).env_clear();
         for (k, v) in self.cmd.get_envs() {
             if let Some(v) = v {
                 cmd.env(k, v);
@@ -205,10 +218,10 @@ impl GmServer {
     pub fn start_in_shell(home: &Path, extra: &[&str], env: &[(&str, &str)], prelude: &str) -> GmServer {
         let stderr_log = home.join(format!("serve-{}.log", std::process::id()));
         let mut cmd = if prelude.is_empty() {
-            Command::new(GM)
+            Command::new(gm_bin())
         } else {
             let mut sh = Command::new("sh");
-            sh.args(["-c", &format!("{prelude}; exec \"$0\" \"$@\""), GM]);
+            sh.args(["-c", &format!("{prelude}; exec \"$0\" \"$@\""), gm_bin()]);
             sh
         };
         cmd.args(["serve", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"]).args(extra).env_clear();

@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::harness::{sandbox, GmServer, TempDir, GM};
+use crate::harness::{gm_bin, sandbox, GmServer, TempDir};
 
 /// Where the units point ExecStart; the tests rewrite it to the binary under test.
 const INSTALLED_GM: &str = "/usr/local/bin/gm";
@@ -45,7 +45,7 @@ fn units_with_test_binary(dir: &TempDir) -> Vec<PathBuf> {
         .map(|unit| {
             let text = std::fs::read_to_string(unit).unwrap();
             let copy = dir.path().join(unit.file_name().unwrap());
-            std::fs::write(&copy, text.replace(INSTALLED_GM, GM)).unwrap();
+            std::fs::write(&copy, text.replace(INSTALLED_GM, gm_bin())).unwrap();
             copy
         })
         .collect()
@@ -163,7 +163,7 @@ fn gm_na_service_stops_within_the_scheduler_grace_plus_http_drain_and_reloads_on
 
 fn install(prefix: &Path) -> String {
     let out = Command::new(repo().join("scripts/install.sh"))
-        .args(["--binary", GM, "--prefix", prefix.to_str().unwrap()])
+        .args(["--binary", gm_bin(), "--prefix", prefix.to_str().unwrap()])
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -216,7 +216,7 @@ fn install_sh_under_a_prefix_lays_out_the_tree_and_a_second_run_changes_nothing(
     ] {
         assert_eq!(mode(&root.join(path)), want, "mode of {path}: {:o}", mode(&root.join(path)));
     }
-    assert_eq!(std::fs::read(root.join("usr/local/bin/gm")).unwrap(), std::fs::read(GM).unwrap());
+    assert_eq!(std::fs::read(root.join("usr/local/bin/gm")).unwrap(), std::fs::read(gm_bin()).unwrap());
     for unit in unit_files() {
         let installed = root.join("etc/systemd/system").join(unit.file_name().unwrap());
         assert_eq!(mode(&installed), 0o644, "{}", installed.display());
@@ -265,7 +265,7 @@ fn install_sh_installs_the_na_key_credential_drop_in_only_on_request_and_it_veri
     assert!(!dropin.exists() && !root.join("etc/gm/credentials").exists(), "installed without --na-key-credential");
     let run = |extra: &str| {
         let out = Command::new(repo().join("scripts/install.sh"))
-            .args(["--binary", GM, "--prefix", root.to_str().unwrap(), extra])
+            .args(["--binary", gm_bin(), "--prefix", root.to_str().unwrap(), extra])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
@@ -283,7 +283,7 @@ fn install_sh_installs_the_na_key_credential_drop_in_only_on_request_and_it_veri
     let units = dir.join("units");
     std::fs::create_dir_all(units.join("gm-na.service.d")).unwrap();
     let unit = std::fs::read_to_string(repo().join("systemd/gm-na.service")).unwrap();
-    std::fs::write(units.join("gm-na.service"), unit.replace(INSTALLED_GM, GM)).unwrap();
+    std::fs::write(units.join("gm-na.service"), unit.replace(INSTALLED_GM, gm_bin())).unwrap();
     std::fs::copy(&shipped, units.join("gm-na.service.d/na-key-credential.conf")).unwrap();
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no", "gm-na.service"])
@@ -357,11 +357,11 @@ fn install_sh_uninstall_removes_binary_units_and_runbooks_and_keeps_data_and_key
     // And it installs again over what was kept, leaving the kept key alone.
     let again = install(&root);
     assert!(again.contains("ok     /etc/gm/keys/backup-signing.key"), "{again}");
-    assert_eq!(std::fs::read(root.join("usr/local/bin/gm")).unwrap(), std::fs::read(GM).unwrap());
+    assert_eq!(std::fs::read(root.join("usr/local/bin/gm")).unwrap(), std::fs::read(gm_bin()).unwrap());
 }
 
 fn smoke(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(repo().join("scripts/smoke.sh")).args(args).env("GM", GM).output().unwrap();
+    let out = Command::new(repo().join("scripts/smoke.sh")).args(args).env("GM", gm_bin()).output().unwrap();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
 

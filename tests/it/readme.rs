@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::harness::{Gm, TempDir, GM};
+use crate::harness::{gm_bin, Gm, TempDir};
 
 /// The address the README uses for the sandbox; replaced by the address actually served.
 const README_URL: &str = "http://127.0.0.1:8443";
@@ -99,7 +99,7 @@ struct Quickstart {
 
 impl Quickstart {
     fn start(cwd: &Path, home: &str, extra: &[&str]) -> Quickstart {
-        let mut cmd = Command::new(GM);
+        let mut cmd = Command::new(gm_bin());
         cmd.args(["quickstart", "--home", home, "--bind", "127.0.0.1:0"]).args(extra).current_dir(cwd).env_clear();
         for keep in ["PATH", "HOME"] {
             if let Ok(v) = std::env::var(keep) {
@@ -189,7 +189,8 @@ fn placeholders(work: &Path, url: &str, beta: &Path) -> Vec<(&'static str, Strin
 /// Runs `script` (block `block` of `file`, placeholders substituted) with bash in `work`, the test
 /// build's `gm` first on PATH; every command must succeed.
 pub(crate) fn run_block(work: &Path, file: &str, block: &Block, script: &str) {
-    let path = format!("{}:{}", Path::new(GM).parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let path =
+        format!("{}:{}", Path::new(gm_bin()).parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("bash")
         .args(["-c", &format!("set -eo pipefail\n{script}")])
         .current_dir(work)

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{home_with_schema, identity, wait_until, Gm, TempDir, GM};
+use crate::harness::{gm_bin, home_with_schema, identity, wait_until, Gm, TempDir};
 use crate::s3_server::S3Server;
 
 pub const BUCKET: &str = "gm-backups";
@@ -289,7 +289,7 @@ pub fn add_filler(db: &Path, mib: u32) {
 /// Starts `gm managed backup --home H --recipient R EXTRA…` (stderr to `log`) and returns it once
 /// a multipart part of its upload has reached the server, still running.
 pub fn spawn_once_uploading(site: &Site, extra: &[&str], log: &Path) -> std::process::Child {
-    let mut child = Command::new(GM)
+    let mut child = Command::new(gm_bin())
         .args(["managed", "backup", "--home", site.h(), "--recipient", &site.recipient])
         .args(extra)
         .env_clear()

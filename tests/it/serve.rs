@@ -317,7 +317,7 @@ fn quickstart_refuses_a_non_empty_folder_without_config() {
 fn quickstart_keeps_root_key_offline_and_serves() {
     let dir = TempDir::new("qs-serve");
     let home = dir.join("sb");
-    let mut child = std::process::Command::new(crate::harness::GM)
+    let mut child = std::process::Command::new(crate::harness::gm_bin())
         .args(["quickstart", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

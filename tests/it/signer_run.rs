@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use gm::crypto::digest::sha256_hex;
 
-use crate::harness::{sandbox, wait_until, Gm, TempDir, GM};
+use crate::harness::{gm_bin, sandbox, wait_until, Gm, TempDir};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -142,7 +142,7 @@ fn signer_run_retries_an_unreachable_na_and_exits_0_on_sigterm() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let connect = format!("127.0.0.1:{port}");
     let stderr_log = dir.join("signer.log");
-    let mut child = Command::new(GM)
+    let mut child = Command::new(gm_bin())
         .args(run_args(&home, &key, &policy, &state, &connect))
         .env_clear()
         .stdin(Stdio::null())

@@ -170,7 +170,7 @@ fn gm_serve_refuses_to_start_with_an_expired_certificate_or_half_the_files() {
     let home = sandbox(&dir);
     let ca = TestCa::new(dir.path());
     let (chain, key, _) = ca.leaf(dir.path(), "old", -1);
-    let out = Command::new(crate::harness::GM)
+    let out = Command::new(crate::harness::gm_bin())
         .args(["serve", "--home", home.to_str().unwrap(), "--bind", "127.0.0.1:0"])
         .args(["--tls-cert", chain.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
         .output()
@@ -178,7 +178,7 @@ fn gm_serve_refuses_to_start_with_an_expired_certificate_or_half_the_files() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("expired") && stderr.contains("hint:"), "{stderr}");
-    let out = Command::new(crate::harness::GM)
+    let out = Command::new(crate::harness::gm_bin())
         .args([
             "serve",
             "--home",
