@@ -14,7 +14,7 @@ use sha2::Digest;
 use crate::crypto::digest::hex;
 
 use super::error::{io, OpsError};
-use super::gzip_members::{default_workers, MemberReader, MemberWriter};
+use super::gzip_members::{default_workers, MemberReader, MemberWriter, Spares};
 use super::progress::{Counting, Progress, Silent};
 
 /// Names an archive may hold.
@@ -430,6 +430,8 @@ struct HashingWriter<W: Write> {
     buf: Vec<u8>,
     pieces: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     hasher: Option<std::thread::JoinHandle<String>>,
+    /// Hashed pieces handed back for the next ones (see [`Spares`]).
+    spares: Spares,
 }
 
 const HASH_PIECE_BYTES: usize = 1 << 20;
@@ -437,10 +439,13 @@ const HASH_PIECE_BYTES: usize = 1 << 20;
 impl<W: Write> HashingWriter<W> {
     fn new(inner: W) -> std::io::Result<HashingWriter<W>> {
         let (pieces, queue) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let spares = Spares::default();
+        let handed_back = spares.clone();
         let hasher = std::thread::Builder::new().name("archive-sha256".into()).spawn(move || {
             let mut hasher = sha2::Sha256::new();
             for piece in queue {
                 hasher.update(&piece);
+                handed_back.give(piece);
             }
             hex(&hasher.finalize())
         })?;
@@ -449,11 +454,12 @@ impl<W: Write> HashingWriter<W> {
             buf: Vec::with_capacity(HASH_PIECE_BYTES),
             pieces: Some(pieces),
             hasher: Some(hasher),
+            spares,
         })
     }
 
     fn send_piece(&mut self) -> std::io::Result<()> {
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(HASH_PIECE_BYTES));
+        let piece = std::mem::replace(&mut self.buf, self.spares.take(HASH_PIECE_BYTES));
         let sent = self.pieces.as_ref().map(|p| p.send(piece));
         if !matches!(sent, Some(Ok(()))) {
             return Err(std::io::Error::other(HASHER_STOPPED));
