@@ -46,13 +46,16 @@ const SUBFIELD: [u8; 4] = [b'G', b'M', 4, 0];
 /// maps every block over 128 KiB fresh and unmaps it when freed, so a new 4 MiB chunk, 1 MiB hash
 /// piece or compressed member per step cost page faults, the kernel zeroing each page, and a TLB
 /// shootdown of the other core per unmap (~4,000 unmaps in one verify of a 1.1 GiB backup). Keeps
-/// at most [`Spares::MAX`] buffers.
+/// at most [`Spares::MAX`] buffers of at most [`Spares::MAX_BYTES`] each: a crafted archive's
+/// members (up to [`MAX_MEMBER_BYTES`]) are not kept, so what the spares hold stays under 64 MiB.
 #[derive(Clone, Default)]
 pub(crate) struct Spares(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl Spares {
     /// Buffers kept: enough for the chunks and members in flight between the pool's threads.
     const MAX: usize = 8;
+    /// Largest buffer kept: a chunk and its stored-block overhead, with room to spare.
+    const MAX_BYTES: usize = 2 * CHUNK_BYTES;
 
     /// An empty buffer with room for `capacity` bytes: a spare that has it if there is one, else
     /// the biggest spare (grown), else a new one.
@@ -71,7 +74,7 @@ impl Spares {
 
     /// Hands `buf` back (dropped when [`Spares::MAX`] are kept already).
     pub(crate) fn give(&self, buf: Vec<u8>) {
-        if buf.capacity() == 0 {
+        if buf.capacity() == 0 || buf.capacity() > Self::MAX_BYTES {
             return;
         }
         if let Ok(mut spares) = self.0.lock() {
@@ -529,6 +532,9 @@ mod tests {
         }
         spares.give(Vec::new());
         assert_eq!(spares.0.lock().unwrap().len(), Spares::MAX);
+        let kept = Spares::default();
+        kept.give(Vec::with_capacity(Spares::MAX_BYTES + 1));
+        assert!(kept.0.lock().unwrap().is_empty(), "a buffer bigger than any chunk is not kept");
     }
 
     #[test]
