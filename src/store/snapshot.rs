@@ -188,17 +188,35 @@ pub(crate) fn open_immutable_mapped(path: &Path) -> Result<Connection, StoreErro
 
 /// `PRAGMA integrity_check`: `Ok(())` or the first problems reported.
 pub(crate) fn integrity_check(conn: &Connection) -> Result<Result<(), String>, StoreError> {
-    let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(StoreError::sqlite("checking integrity"))?;
-    let rows: Vec<String> = stmt
+    Ok(reported(problems_in(first_column(conn, "PRAGMA integrity_check", "checking integrity")?)))
+}
+
+/// The text of the first column of every row `sql` returns.
+fn first_column(conn: &Connection, sql: &str, op: &'static str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(StoreError::sqlite(op))?;
+    let rows = stmt
         .query_map([], |r| r.get(0))
-        .map_err(StoreError::sqlite("checking integrity"))?
-        .collect::<Result<_, _>>()
-        .map_err(StoreError::sqlite("checking integrity"))?;
-    Ok(if rows.len() == 1 && rows[0] == "ok" {
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(StoreError::sqlite(op));
+    rows
+}
+
+/// The problems in an integrity pragma's rows: none when its one row is "ok".
+fn problems_in(rows: Vec<String>) -> Vec<String> {
+    if rows.len() == 1 && rows[0] == "ok" {
+        Vec::new()
+    } else {
+        rows
+    }
+}
+
+/// `Ok(())` when no problem was found, else the first five.
+fn reported(problems: Vec<String>) -> Result<(), String> {
+    if problems.is_empty() {
         Ok(())
     } else {
-        Err(rows.into_iter().take(5).collect::<Vec<_>>().join("; "))
-    })
+        Err(problems.into_iter().take(5).collect::<Vec<_>>().join("; "))
+    }
 }
 
 /// [`integrity_check`] of the file at `path` on up to `threads` connections at once, for a snapshot
@@ -218,17 +236,8 @@ pub(crate) fn integrity_check_split(path: &Path, threads: usize) -> Result<Resul
     if threads < 2 {
         return integrity_check(&conn);
     }
-    let tables: Vec<String> = {
-        let mut stmt = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
-            .map_err(StoreError::sqlite("listing the tables to check"))?;
-        let names = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(StoreError::sqlite("listing the tables to check"))?
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::sqlite("listing the tables to check"))?;
-        names
-    };
+    let tables =
+        first_column(&conn, "SELECT name FROM sqlite_schema WHERE type = 'table'", "listing the tables to check")?;
     let mut sized: Vec<(i64, String)> = tables
         .into_iter()
         .map(|t| {
@@ -252,15 +261,7 @@ pub(crate) fn integrity_check_split(path: &Path, threads: usize) -> Result<Resul
             let Some(sql) = jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else {
                 return Ok(problems);
             };
-            let mut stmt = conn.prepare(sql).map_err(StoreError::sqlite("checking integrity"))?;
-            let rows: Vec<String> = stmt
-                .query_map([], |r| r.get(0))
-                .map_err(StoreError::sqlite("checking integrity"))?
-                .collect::<Result<_, _>>()
-                .map_err(StoreError::sqlite("checking integrity"))?;
-            if !(rows.len() == 1 && rows[0] == "ok") {
-                problems.extend(rows);
-            }
+            problems.extend(problems_in(first_column(conn, sql, "checking integrity")?));
         }
     };
     let helpers = threads.min(jobs.len()) - 1;
@@ -284,7 +285,7 @@ pub(crate) fn integrity_check_split(path: &Path, threads: usize) -> Result<Resul
     for r in results {
         problems.extend(r?);
     }
-    Ok(if problems.is_empty() { Ok(()) } else { Err(problems.into_iter().take(5).collect::<Vec<_>>().join("; ")) })
+    Ok(reported(problems))
 }
 
 /// `name` as an SQL identifier in double quotes.
