@@ -17,6 +17,15 @@ fn count(home: &std::path::Path, sql: &str) -> i64 {
     c.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// The stored `cert_json` of `cert_id`, parsed.
+fn stored_cert(home: &std::path::Path, cert_id: &str) -> Value {
+    let c = rusqlite::Connection::open(home.join("na.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let json: String =
+        c.query_row("SELECT cert_json FROM issued_certs WHERE cert_id = ?1", [cert_id], |r| r.get(0)).unwrap();
+    parse_str(&json).unwrap()
+}
+
 fn audit_count(home: &std::path::Path, event: &str) -> i64 {
     count(home, &format!("SELECT COUNT(*) FROM audit_events WHERE event_json LIKE '%\"event_type\": \"{event}\"%'"))
 }
@@ -38,6 +47,8 @@ fn invite_join_heartbeat_renew_revoke_and_key_compromise() {
     let c = gm::model::certificate::JoinCertificate::from_value(&cert).unwrap();
     assert!(c.check_signatures(&[na]).is_valid());
     assert_eq!((c.expires_at.to_utc() - c.issued_at.to_utc()).num_hours(), 48, "validity capped by the invite");
+    // The 201 body and the stored row are one certificate (both rendered from one value).
+    assert_eq!(stored_cert(&home, &cert_id), cert);
     // The token is single use.
     let again = Node::new().join(server.addr, &token);
     assert_eq!(
@@ -51,6 +62,10 @@ fn invite_join_heartbeat_renew_revoke_and_key_compromise() {
     let renewed = node.renew(server.addr, &cert_id);
     assert_eq!(renewed.status, 201, "{}", renewed.text());
     let new_id = field(&renewed, "cert_id");
+    let renewed_cert = parse_str(&renewed.text()).unwrap();
+    assert_eq!(stored_cert(&home, &new_id), renewed_cert);
+    let r = gm::model::certificate::JoinCertificate::from_value(&renewed_cert).unwrap();
+    assert!(r.check_signatures(&[na]).is_valid());
     // Within the grace window the predecessor still works (D5).
     assert_eq!(node.heartbeat(server.addr, &cert_id).status, 200);
     let revoked = op.send(

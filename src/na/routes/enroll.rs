@@ -23,7 +23,7 @@ use crate::store::{certs, invites, nonces, StoreError};
 use super::super::audit;
 use super::super::auth::node::{self, NodeAuthError, NodeProof};
 use super::super::auth_failures::FailureKey;
-use super::super::authority::{json_response, Authority};
+use super::super::authority::{json_bytes, json_raw, json_response, Authority};
 use super::super::body;
 use super::super::coerce::int_field;
 use super::super::error::NaError;
@@ -147,23 +147,27 @@ fn new_certificate(
     Ok(Some(cert))
 }
 
+/// The row of a new certificate and the body of the 201 that answers it, both rendered from one
+/// `to_value` of the certificate (the join handler's largest allocation site was building it twice).
 fn cert_row(
     cert: &JoinCertificate,
     remote: &str,
     renewed_from: Option<String>,
     max_hours: Option<i64>,
-) -> certs::NewCert {
-    certs::NewCert {
+) -> (certs::NewCert, Vec<u8>) {
+    let value = cert.to_value();
+    let row = certs::NewCert {
         cert_id: cert.cert_id.clone(),
         node_public_key: cert.node_public_key.clone(),
-        cert_json: stored_json(&cert.to_value()),
+        cert_json: stored_json(&value),
         roles_json: roles_json(&cert.roles),
         issued_at: cert.issued_at.render_isoformat(),
         expires_at: cert.expires_at.render_isoformat(),
         remote_addr: remote.to_string(),
         renewed_from,
         max_validity_hours: max_hours,
-    }
+    };
+    (row, json_bytes(&value))
 }
 
 fn bad_validity() -> NaError {
@@ -226,7 +230,7 @@ pub(crate) fn join(na: &Authority, req: &Request) -> Result<crate::http::Respons
         )?,
     };
     let issued = cert.map(|cert| {
-        let row = cert_row(&cert, &remote, None, Some(invite.max_validity_hours));
+        let (row, response) = cert_row(&cert, &remote, None, Some(invite.max_validity_hours));
         let event = audit::Event::new(
             "certificate_issued",
             audit::details(vec![
@@ -238,7 +242,7 @@ pub(crate) fn join(na: &Authority, req: &Request) -> Result<crate::http::Respons
             ]),
             now,
         );
-        (cert, row, event)
+        (response, row, event)
     });
     let (token_w, key_w) = (token.clone(), node_key.clone());
     let outcome = na.store.write(move |c| {
@@ -251,15 +255,15 @@ pub(crate) fn join(na: &Authority, req: &Request) -> Result<crate::http::Respons
         if let Some(bad) = bad_role {
             return Ok(JoinOutcome::InvalidRole(bad));
         }
-        let Some((cert, row, event)) = issued else {
+        let Some((response, row, event)) = issued else {
             return Ok(JoinOutcome::BadValidity);
         };
         certs::insert(c, &row)?;
         event.write(c)?;
-        Ok(JoinOutcome::Issued(Box::new(cert)))
+        Ok(JoinOutcome::Issued(response))
     })?;
     match outcome {
-        JoinOutcome::Issued(cert) => Ok(json_response(201, &cert.to_value())),
+        JoinOutcome::Issued(response) => Ok(json_raw(201, response)),
         JoinOutcome::Replay(proof) => {
             Err(auth_failed(na, &NodeAuthError::NonceReplay(proof.nonce.clone()), &proof.scope, &remote, now))
         }
@@ -270,7 +274,8 @@ pub(crate) fn join(na: &Authority, req: &Request) -> Result<crate::http::Respons
 }
 
 enum JoinOutcome {
-    Issued(Box<JoinCertificate>),
+    /// The 201 body: the certificate as JSON.
+    Issued(Vec<u8>),
     Replay(NodeProof),
     TokenLost,
     InvalidRole(String),
@@ -573,7 +578,7 @@ pub(crate) fn renew(na: &Authority, req: &Request) -> Result<crate::http::Respon
         )?,
     };
     let issued = cert.map(|cert| {
-        let new_row = cert_row(&cert, &remote, Some(old_id.clone()), max_hours);
+        let (new_row, response) = cert_row(&cert, &remote, Some(old_id.clone()), max_hours);
         let event = audit::Event::new(
             "certificate_renewed",
             audit::details(vec![
@@ -583,7 +588,7 @@ pub(crate) fn renew(na: &Authority, req: &Request) -> Result<crate::http::Respon
             ]),
             now,
         );
-        (cert, new_row, event)
+        (response, new_row, event)
     });
     let outcome = na.store.write(move |c| {
         if !store_nonce(c, &proof, now)? {
@@ -601,15 +606,15 @@ pub(crate) fn renew(na: &Authority, req: &Request) -> Result<crate::http::Respon
         if roles_change {
             return Ok(RenewOutcome::Rejected("Role changes are not permitted during renewal"));
         }
-        let Some((cert, new_row, event)) = issued else {
+        let Some((response, new_row, event)) = issued else {
             return Ok(RenewOutcome::BadValidity);
         };
         certs::insert(c, &new_row)?;
         event.write(c)?;
-        Ok(RenewOutcome::Issued(Box::new(cert)))
+        Ok(RenewOutcome::Issued(response))
     })?;
     match outcome {
-        RenewOutcome::Issued(cert) => Ok(json_response(201, &cert.to_value())),
+        RenewOutcome::Issued(response) => Ok(json_raw(201, response)),
         RenewOutcome::Replay(proof) => {
             Err(auth_failed(na, &NodeAuthError::NonceReplay(proof.nonce.clone()), &proof.scope, &remote, now))
         }
@@ -619,7 +624,8 @@ pub(crate) fn renew(na: &Authority, req: &Request) -> Result<crate::http::Respon
 }
 
 enum RenewOutcome {
-    Issued(Box<JoinCertificate>),
+    /// The 201 body: the certificate as JSON.
+    Issued(Vec<u8>),
     Replay(NodeProof),
     Rejected(&'static str),
     BadValidity,
