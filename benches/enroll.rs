@@ -5,6 +5,10 @@
 //! addresses, so run the server with `--trusted-proxy-hops 1` (the per-address join and admin
 //! buckets would otherwise throttle a single benchmark client, as intended in production).
 //!
+//! With `BENCH_SERVER_PID` set to the pid of `gm serve` (scripts/bench-enroll.sh does), each phase
+//! also reports the CPU time the server and this load generator spent per request and the share of
+//! the machine's CPU that stayed idle: the budget that bounds the rate on the machine.
+//!
 //! Usage: cargo bench --bench enroll -- ADDR HOME [JOINS] [THREADS]
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
@@ -51,12 +55,14 @@ fn main() {
         })
         .collect();
     let bodies = Arc::new(bodies);
+    let cpu = CpuUse::sample();
     let (join_results, join_wall) = timed(addr, threads, joins, move |conn, i| {
         let (status, text) = conn.send(&post("/join", &bodies[i], i));
         assert_eq!(status, 201, "{text}");
         field(&text, "cert_id")
     });
     report("join", &join_results, join_wall);
+    CpuUse::report_since(cpu, joins);
 
     // Heartbeats are the steady-state load: ROUNDS rounds, one per issued certificate each.
     let rounds: usize = std::env::var("BENCH_HEARTBEAT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
@@ -72,12 +78,14 @@ fn main() {
             })
             .collect();
         let beats = Arc::new(beats);
+        let cpu = CpuUse::sample();
         let (beat_results, beat_wall) = timed(addr, threads, joins, move |conn, i| {
             let (status, text) = conn.send(&post("/heartbeat", &beats[i], i));
             assert_eq!(status, 200, "{text}");
             String::new()
         });
         report("heartbeat", &beat_results, beat_wall);
+        CpuUse::report_since(cpu, joins);
     }
 }
 
@@ -232,4 +240,49 @@ fn report<T>(name: &str, results: &[(Duration, T)], wall: Duration) {
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3
     );
+}
+
+/// CPU time counters at one moment: the server's and this process's (user + system, in Linux's
+/// fixed 10 ms clock ticks) and the machine's busy and idle ticks from `/proc/stat`.
+struct CpuUse {
+    server: u64,
+    client: u64,
+    busy: u64,
+    idle: u64,
+}
+
+impl CpuUse {
+    /// `None` without `BENCH_SERVER_PID` or when a counter cannot be read (not Linux).
+    fn sample() -> Option<CpuUse> {
+        let pid: u32 = std::env::var("BENCH_SERVER_PID").ok()?.parse().ok()?;
+        let ticks = |path: &str| -> Option<u64> {
+            let text = std::fs::read_to_string(path).ok()?;
+            // Fields after the parenthesised command name, which may contain spaces: utime and
+            // stime are fields 14 and 15 of the line, so 12 and 13 after the closing parenthesis.
+            let rest = &text[text.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        };
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal: idle and iowait count as idle.
+        let idle = cpu.get(3)? + cpu.get(4)?;
+        let busy = cpu.iter().take(8).sum::<u64>() - idle;
+        Some(CpuUse { server: ticks(&format!("/proc/{pid}/stat"))?, client: ticks("/proc/self/stat")?, busy, idle })
+    }
+
+    /// Prints the CPU per request of the phase that began at `before` and just ended.
+    fn report_since(before: Option<CpuUse>, requests: usize) {
+        let (Some(a), Some(b)) = (before, CpuUse::sample()) else { return };
+        let per_request = |ticks: u64| ticks as f64 * 10_000.0 / requests.max(1) as f64;
+        let (server, client) = (per_request(b.server - a.server), per_request(b.client - a.client));
+        let (busy, idle) = ((b.busy - a.busy) as f64, (b.idle - a.idle) as f64);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        println!(
+            "           CPU per request: server {server:.0} us, load generator {client:.0} us; \
+             machine idle {:.0}%; {cores:.0} cores at this cost bound the rate at {:.0} req/s",
+            100.0 * idle / (busy + idle).max(1.0),
+            cores * 1e6 / (server + client).max(1.0)
+        );
+    }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Enrollment benchmark: pre-creates N invites through the signed admin API, then drives pre-signed
 # POST /join and then POST /heartbeat requests from T client threads (benches/enroll.rs) against a
-# release `gm serve` on a sandbox. Reports req/s, p50, p99 and the machine's fsync cost.
+# release `gm serve` on a sandbox. Reports req/s, p50, p99, the CPU time gm serve and the load
+# generator spent per request with the machine's idle share, and the machine's fsync cost.
 # Targets (2 cores): >= 5,000 joins/s and >= 10,000 heartbeats/s, p99 <= 20 ms.
 # Usage: scripts/bench-enroll.sh [N=20000] [THREADS=16]
 # GM_BIN=path runs that gm binary instead of building target/release/gm (scripts/bench-compare.sh).
@@ -23,6 +24,6 @@ GENESIS_LOG_FORMAT=json "$bin" serve --home "$work/sb" --bind 127.0.0.1:0 --trus
 pid=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.05; done
 addr=$(sed -n 's#listening on http://##p' "$work/out")
-cargo bench --bench enroll --quiet -- "$addr" "$work/sb" "$n" "$threads"
+BENCH_SERVER_PID=$pid cargo bench --bench enroll --quiet -- "$addr" "$work/sb" "$n" "$threads"
 echo "peak RSS of gm serve: $(awk '/VmHWM/ {print $2}' "/proc/$pid/status") kB"
 echo "database: $(du -h "$work/sb/na.db" | cut -f1) + WAL $(du -h "$work/sb/na.db-wal" 2>/dev/null | cut -f1)"
