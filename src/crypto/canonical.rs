@@ -7,13 +7,20 @@
 //! files next to signed ones. This file must not parse JSON or alter values, must not perform I/O,
 //! and must never panic; its output must match CPython byte for byte.
 
-use crate::json::Value;
+use crate::json::{Map, Value};
 
 pub use crate::json::{python_float_repr, to_pretty_sorted_string, to_pretty_string, to_string_with, Style};
 
 /// The canonical signing bytes of `value` (pure ASCII).
 pub fn canonical_bytes(value: &Value) -> Vec<u8> {
     canonical_string(value).into_bytes()
+}
+
+/// The canonical signing bytes of the object `map` without its entry `skip`: what
+/// [`canonical_bytes`] gives for a copy of `map` with that entry removed (a node signs its request
+/// body without the `signature` field), without making the copy.
+pub fn canonical_bytes_without(map: &Map, skip: &str) -> Vec<u8> {
+    crate::json::object_to_string_without(map, skip, &Style::CANONICAL).into_bytes()
 }
 
 /// The canonical signing text of `value`; see [`Style::CANONICAL`].
@@ -131,5 +138,24 @@ mod tests {
         let f: f64 = "9.999999999999999e15".parse().unwrap();
         assert_eq!(python_float_repr(f), "1e+16");
         assert_eq!(canon("[9.999999999999999e15, 9999999999999998.0]"), "[1e+16,9999999999999998.0]");
+    }
+
+    #[test]
+    fn bytes_without_a_key_match_the_bytes_of_a_copy_without_it() {
+        let bodies = [
+            r#"{"signature": "sig", "b": 1, "a": {"signature": "kept", "z": [1, "é"]}, "A": "x\u0000"}"#,
+            r#"{"b": 1, "a": 2}"#,
+            r#"{"signature": {"nested": true}}"#,
+            r#"{"a": 1, "signature": 2, "a": 3}"#,
+        ];
+        for text in bodies {
+            let Value::Object(map) = parse_str(text).unwrap() else { panic!("{text}") };
+            let copy: Map =
+                map.iter().filter(|(k, _)| *k != "signature").map(|(k, v)| (k.to_string(), v.clone())).collect();
+            assert_eq!(canonical_bytes_without(&map, "signature"), canonical_bytes(&Value::Object(copy)), "{text}");
+        }
+        let Value::Object(map) = parse_str(r#"{"signature": "s", "b": 1}"#).unwrap() else { panic!() };
+        assert_eq!(canonical_bytes_without(&map, "signature"), br#"{"b":1}"#);
+        assert_eq!(canonical_bytes_without(&map, "absent"), br#"{"b":1,"signature":"s"}"#);
     }
 }

@@ -2,7 +2,7 @@
 //! the NA verifies them, so both sides call these and cannot drift apart. They only assemble the
 //! JSON value; [`super::canonical`] turns it into bytes.
 
-use super::canonical::canonical_bytes;
+use super::canonical::{canonical_bytes, canonical_bytes_without};
 use crate::json::{Map, Value};
 
 /// Version 1 signed bytes: canonical `{"body", "key_id", "nonce", "timestamp"}` (§6.2).
@@ -54,7 +54,5 @@ pub fn v2_payload(
 
 /// The bytes a node signs: canonical JSON of `body` without its `signature` key.
 pub fn node_signed_bytes(body: &Map) -> Vec<u8> {
-    let unsigned: Map =
-        body.iter().filter(|(k, _)| *k != "signature").map(|(k, v)| (k.to_string(), v.clone())).collect();
-    canonical_bytes(&Value::Object(unsigned))
+    canonical_bytes_without(body, "signature")
 }

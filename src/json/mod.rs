@@ -14,4 +14,6 @@ pub mod write;
 pub use escape::write_string;
 pub use parse::{parse, parse_str, ParseError, ParseLimits};
 pub use value::{Int, Iter, Map, Value};
-pub use write::{python_float_repr, to_pretty_sorted_string, to_pretty_string, to_string_with, Style};
+pub use write::{
+    object_to_string_without, python_float_repr, to_pretty_sorted_string, to_pretty_string, to_string_with, Style,
+};
