@@ -94,12 +94,14 @@ impl ModelTime {
         self.render(false)
     }
 
+    /// One allocation, sized for the longest form (`…T17:36:56.071388+00:00` is 32 bytes).
     fn render(&self, z_for_utc: bool) -> String {
-        let mut out = render_local(&self.local);
+        let mut out = String::with_capacity(32);
+        write_local(&mut out, &self.local);
         match self.offset_seconds {
             None => {}
             Some(0) if z_for_utc => out.push('Z'),
-            Some(off) => out.push_str(&render_offset(off)),
+            Some(off) => write_offset(&mut out, off),
         }
         out
     }
@@ -244,20 +246,30 @@ fn parse_offset(b: &[u8], dialect: Dialect) -> Result<Option<i32>, TimeError> {
     }
 }
 
-fn render_local(t: &NaiveDateTime) -> String {
+// Writing into a `String` cannot fail, so the `fmt::Result`s below carry nothing.
+fn write_local(out: &mut String, t: &NaiveDateTime) {
+    use fmt::Write;
     let micros = t.nanosecond() / 1_000;
-    let mut out =
-        format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second());
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
     if micros != 0 {
-        out.push_str(&format!(".{micros:06}"));
+        let _ = write!(out, ".{micros:06}");
     }
-    out
 }
 
-fn render_offset(off: i32) -> String {
+fn write_offset(out: &mut String, off: i32) {
+    use fmt::Write;
     let sign = if off < 0 { '-' } else { '+' };
     let abs = off.unsigned_abs();
-    format!("{sign}{:02}:{:02}", abs / 3600, (abs % 3600) / 60)
+    let _ = write!(out, "{sign}{:02}:{:02}", abs / 3600, (abs % 3600) / 60);
 }
 
 #[cfg(test)]
