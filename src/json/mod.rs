@@ -3,7 +3,8 @@
 //! and log lines share.
 //!
 //! A leaf like `clock` and `files`: every folder may use it, and it imports nothing else in gm.
-//! The signed canonical bytes are `crypto::canonical`, built on [`write::to_string_with`].
+//! The signed canonical bytes are `crypto::canonical`, built on [`write::to_string_with`] and
+//! [`write::object_to_string_without`].
 //! Spec: `na-wire.md` §3.1 (canonical JSON).
 
 pub mod escape;
