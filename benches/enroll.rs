@@ -7,7 +7,10 @@
 //!
 //! With `BENCH_SERVER_PID` set to the pid of `gm serve` (scripts/bench-enroll.sh does), each phase
 //! also reports the CPU time the server and this load generator spent per request and the share of
-//! the machine's CPU that stayed idle: the budget that bounds the rate on the machine.
+//! the machine's CPU that stayed idle (the budget that bounds the rate on the machine), and where
+//! the server's one `db-writer` thread spent its time per request: every write waits for it, so
+//! its running time plus its wait for a core plus its sleep bound the rate on their own. Before the
+//! joins it times the Ed25519 work of one join (proof check and certificate signature) on one core.
 //!
 //! Usage: cargo bench --bench enroll -- ADDR HOME [JOINS] [THREADS]
 
@@ -19,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gm::crypto::canonical::{canonical_bytes, canonical_string};
-use gm::crypto::keys::SigningKey;
+use gm::crypto::keys::{PublicKey, SigningKey};
+use gm::crypto::signature::verify_b64;
 use gm::json::{parse_str, Map, Value};
 use gm::model::timestamp::isoformat_utc;
 
@@ -55,6 +59,7 @@ fn main() {
         })
         .collect();
     let bodies = Arc::new(bodies);
+    crypto_floor(&nodes[0]);
     let cpu = CpuUse::sample();
     let (join_results, join_wall) = timed(addr, threads, joins, move |conn, i| {
         let (status, text) = conn.send(&post("/join", &bodies[i], i));
@@ -242,13 +247,43 @@ fn report<T>(name: &str, results: &[(Duration, T)], wall: Duration) {
     );
 }
 
+/// Times, on this thread and before any load, the Ed25519 work the server does for every join with
+/// the same gm functions: parse the node's public key and verify its proof (`verify_strict`), and
+/// sign the certificate. Printed as the part of a join's CPU that no server change short of
+/// different cryptography can remove.
+fn crypto_floor(key: &SigningKey) {
+    const ROUNDS: u32 = 2_000;
+    let message = [7u8; 300];
+    let (public, sig) = (key.public_key().to_b64(), key.sign_b64(&message));
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        let parsed = PublicKey::from_b64(std::hint::black_box(&public)).unwrap();
+        assert!(verify_b64(&parsed, std::hint::black_box(&message), &sig));
+    }
+    let verify = started.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS);
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        std::hint::black_box(key.sign_b64(std::hint::black_box(&message)));
+    }
+    let sign = started.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS);
+    println!(
+        "crypto per join on one core: key parse + verify_strict {verify:.1} us, sign {sign:.1} us, {:.1} us in all",
+        verify + sign
+    );
+}
+
 /// CPU time counters at one moment: the server's and this process's (user + system, in Linux's
-/// fixed 10 ms clock ticks) and the machine's busy and idle ticks from `/proc/stat`.
+/// fixed 10 ms clock ticks), the machine's busy and idle ticks from `/proc/stat`, and the server's
+/// `db-writer` thread's time on a core and waiting for one (`schedstat`, nanoseconds).
 struct CpuUse {
     server: u64,
     client: u64,
     busy: u64,
     idle: u64,
+    /// Every write runs on the one `db-writer` thread, one batch at a time: (running, runnable but
+    /// waiting for a core), in nanoseconds.
+    writer: (u64, u64),
+    at: Instant,
 }
 
 impl CpuUse {
@@ -263,18 +298,34 @@ impl CpuUse {
             let f: Vec<&str> = rest.split_whitespace().collect();
             Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
         };
+        let writer_task = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .filter_map(Result::ok)
+            .find(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "db-writer"))?;
+        let schedstat = std::fs::read_to_string(writer_task.path().join("schedstat")).ok()?;
+        let mut fields = schedstat.split_whitespace().map(str::parse::<u64>);
+        let writer = (fields.next()?.ok()?, fields.next()?.ok()?);
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
         // user nice system idle iowait irq softirq steal: idle and iowait count as idle.
         let idle = cpu.get(3)? + cpu.get(4)?;
         let busy = cpu.iter().take(8).sum::<u64>() - idle;
-        Some(CpuUse { server: ticks(&format!("/proc/{pid}/stat"))?, client: ticks("/proc/self/stat")?, busy, idle })
+        Some(CpuUse {
+            server: ticks(&format!("/proc/{pid}/stat"))?,
+            client: ticks("/proc/self/stat")?,
+            busy,
+            idle,
+            writer,
+            at: Instant::now(),
+        })
     }
 
-    /// Prints the CPU per request of the phase that began at `before` and just ended.
+    /// Prints the CPU per request of the phase that began at `before` and just ended, and where the
+    /// writer thread's time per request went.
     fn report_since(before: Option<CpuUse>, requests: usize) {
         let (Some(a), Some(b)) = (before, CpuUse::sample()) else { return };
-        let per_request = |ticks: u64| ticks as f64 * 10_000.0 / requests.max(1) as f64;
+        let n = requests.max(1) as f64;
+        let per_request = |ticks: u64| ticks as f64 * 10_000.0 / n;
         let (server, client) = (per_request(b.server - a.server), per_request(b.client - a.client));
         let (busy, idle) = ((b.busy - a.busy) as f64, (b.idle - a.idle) as f64);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -283,6 +334,18 @@ impl CpuUse {
              machine idle {:.0}%; {cores:.0} cores at this cost bound the rate at {:.0} req/s",
             100.0 * idle / (busy + idle).max(1.0),
             cores * 1e6 / (server + client).max(1.0)
+        );
+        // The writer is one thread, so its time per request bounds the rate whatever the cores do:
+        // running, waiting for a core, and the rest of the wall time (waiting for jobs, lingering
+        // for a batch, blocked in fsync).
+        let wall = b.at.duration_since(a.at).as_secs_f64() * 1e6 / n;
+        let running = (b.writer.0 - a.writer.0) as f64 / 1e3 / n;
+        let queued = (b.writer.1 - a.writer.1) as f64 / 1e3 / n;
+        println!(
+            "           db-writer thread per request: running {running:.0} us, waiting for a core {queued:.0} us, \
+             asleep (jobs, linger, fsync) {:.0} us of {wall:.0} us wall; running alone bounds the rate at {:.0} req/s",
+            (wall - running - queued).max(0.0),
+            1e6 / running.max(1.0)
         );
     }
 }

@@ -4,7 +4,8 @@
 # against each binary in turn, ROUNDS times, alternating BASE and NEW so that both see the same
 # machine state, and prints the median of each figure per binary and NEW/BASE as a ratio
 # (throughput: above 1 is faster; latency and CPU per request: below 1 is faster). The server's
-# CPU time per join and per heartbeat moves far less with this VM's load than their rates do.
+# CPU time per join and per heartbeat moves far less with this VM's load than their rates do;
+# `*_writer_us/req` is the part of it the one db-writer thread ran, which every write waits for.
 # Usage: scripts/bench-compare.sh BASE_BIN NEW_BIN [ROUNDS=2] [HTTP_SECONDS=5]
 #   e.g. git worktree add /tmp/base v0; (cd /tmp/base && cargo build --release)
 #        cargo build --release && scripts/bench-compare.sh /tmp/base/target/release/gm target/release/gm
@@ -29,8 +30,9 @@ one() {
     awk '$1 ~ /^\// && $2 ~ /^[0-9.]+$/ {print $1 "_req/s", $2}' "$f.http"
     awk '/^peak RSS/ {gsub(/[()]/, "", $5); print "serve_peak_rss_kB", $5}' "$f.http"
     awk '/^attestations\/verify/ {print "verify_req/s", $6; print "verify_p99_ms", $12}' "$f.trust"
-    awk '/req\/s/ && ($1 == "join" || $1 == "heartbeat") {phase = $1; print $1 "_req/s", $7; print $1 "_p99_ms", $13}
-         /CPU per request: server/ && phase != "" {print phase "_server_us/req", $5; phase = ""}' "$f.enroll"
+    awk '/req\/s/ && ($1 == "join" || $1 == "heartbeat") {phase = w = $1; print $1 "_req/s", $7; print $1 "_p99_ms", $13}
+         /CPU per request: server/ && phase != "" {print phase "_server_us/req", $5; phase = ""}
+         /db-writer thread per request: running/ && w != "" {print w "_writer_us/req", $6; w = ""}' "$f.enroll"
   } >"$f.figures"
   [ -s "$f.figures" ] || { echo "no figures from $label round $round; outputs:" >&2; cat "$f".* >&2; exit 1; }
 }

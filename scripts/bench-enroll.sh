@@ -2,7 +2,9 @@
 # Enrollment benchmark: pre-creates N invites through the signed admin API, then drives pre-signed
 # POST /join and then POST /heartbeat requests from T client threads (benches/enroll.rs) against a
 # release `gm serve` on a sandbox. Reports req/s, p50, p99, the CPU time gm serve and the load
-# generator spent per request with the machine's idle share, and the machine's fsync cost.
+# generator spent per request with the machine's idle share, where the one db-writer thread's time
+# per request went (running, waiting for a core, asleep), the Ed25519 cost of one join measured on
+# its own, and the machine's fsync cost.
 # Targets (2 cores): >= 5,000 joins/s and >= 10,000 heartbeats/s, p99 <= 20 ms.
 # Usage: scripts/bench-enroll.sh [N=20000] [THREADS=16]
 # GM_BIN=path runs that gm binary instead of building target/release/gm (scripts/bench-compare.sh).
