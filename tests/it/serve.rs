@@ -324,13 +324,26 @@ fn quickstart_keeps_root_key_offline_and_serves() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
     let addr: std::net::SocketAddr = line.trim().strip_prefix("listening on http://").unwrap().parse().unwrap();
     let r = request(addr, &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n"));
     assert_eq!(r.text(), "{\"status\":\"ok\"}\n");
     assert!(home.join("offline/root.key").exists() && !home.join("keys/root.key").exists());
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM, as systemd stops it: the scheduler stops its running jobs (the sandbox schedules an
+    // uptime probe) before gm exits. A SIGKILL would leave such a job running in its own process
+    // group, writing into the sandbox after the test removed it.
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "gm quickstart did not exit after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(stdout);
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("offline/ holds the ROOT and OPERATOR private keys"), "{stderr}");
