@@ -249,8 +249,9 @@ fn report<T>(name: &str, results: &[(Duration, T)], wall: Duration) {
 
 /// Times, on this thread and before any load, the Ed25519 work the server does for every join with
 /// the same gm functions: parse the node's public key and verify its proof (`verify_strict`), and
-/// sign the certificate. Printed as the part of a join's CPU that no server change short of
-/// different cryptography can remove.
+/// sign the certificate. Printed as the part of a join's CPU that stays whatever else the server
+/// changes: only checking proofs in batches (which can accept what `verify_strict` refuses) or other
+/// cryptography would lower it.
 fn crypto_floor(key: &SigningKey) {
     const ROUNDS: u32 = 2_000;
     let message = [7u8; 300];
