@@ -211,6 +211,14 @@ fn level_name(level: Level) -> &'static str {
 
 /// Python's `isoformat()` of a UTC instant (fraction only when non-zero), appended to `out`.
 fn utc_isoformat_into(t: chrono::DateTime<chrono::Utc>, out: &mut String) {
+    naive_isoformat_into(&t.naive_utc(), out);
+    out.push_str("+00:00");
+}
+
+/// Python's `isoformat()` of a naive date and time, `YYYY-MM-DDTHH:MM:SS` and `.ffffff` only when
+/// the microseconds are non-zero, appended to `out`. Shared with `model::timestamp`, which adds
+/// the offset of the instant it renders.
+pub(crate) fn naive_isoformat_into(t: &chrono::NaiveDateTime, out: &mut String) {
     use chrono::{Datelike, Timelike};
     let _ = write!(
         out,
@@ -222,11 +230,10 @@ fn utc_isoformat_into(t: chrono::DateTime<chrono::Utc>, out: &mut String) {
         t.minute(),
         t.second()
     );
-    let micros = t.timestamp_subsec_micros();
+    let micros = t.nanosecond() / 1_000;
     if micros != 0 {
         let _ = write!(out, ".{micros:06}");
     }
-    out.push_str("+00:00");
 }
 
 /// Collects a record's structured fields into a [`Scratch`].

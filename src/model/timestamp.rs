@@ -7,7 +7,7 @@
 //! (ISO strings, Unix seconds or milliseconds), [`parse_request_timestamp`] follows Python's
 //! `datetime.fromisoformat` used for node and admin request timestamps (§3.4).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use std::fmt;
 
 use crate::json::Value;
@@ -97,7 +97,7 @@ impl ModelTime {
     /// One allocation, sized for the longest form (`…T17:36:56.071388+00:00` is 32 bytes).
     fn render(&self, z_for_utc: bool) -> String {
         let mut out = String::with_capacity(32);
-        write_local(&mut out, &self.local);
+        crate::logging::naive_isoformat_into(&self.local, &mut out);
         match self.offset_seconds {
             None => {}
             Some(0) if z_for_utc => out.push('Z'),
@@ -246,25 +246,7 @@ fn parse_offset(b: &[u8], dialect: Dialect) -> Result<Option<i32>, TimeError> {
     }
 }
 
-// Writing into a `String` cannot fail, so the `fmt::Result`s below carry nothing.
-fn write_local(out: &mut String, t: &NaiveDateTime) {
-    use fmt::Write;
-    let micros = t.nanosecond() / 1_000;
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    if micros != 0 {
-        let _ = write!(out, ".{micros:06}");
-    }
-}
-
+// Writing into a `String` cannot fail, so the `fmt::Result` below carries nothing.
 fn write_offset(out: &mut String, off: i32) {
     use fmt::Write;
     let sign = if off < 0 { '-' } else { '+' };
