@@ -6,7 +6,7 @@
 //! named `gm_…` and are created only by [`ensure_gm_indexes`] (called by `gm serve`); they make the
 //! `/metrics` and `/nodes` counts indexed queries on big databases.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::error::StoreError;
 
@@ -266,8 +266,21 @@ fn column_exists(conn: &Connection, table: &str, column: &str) -> Result<bool, S
     Ok(names.iter().any(|n| n == column))
 }
 
-/// Creates gm's own `gm_…` indexes if missing.
+/// Creates gm's own `gm_…` indexes if missing, first dropping a `gm_audit_trust_changes` whose
+/// condition is not today's [`super::audit::trust_change_filter!`] (gm before issue 19's eighth part
+/// spelled it as an `IN` list): the query's WHERE must contain the index's word for word, or the
+/// dashboard's recent changes would scan every audit row. Rebuilding it reads each audit row once.
 pub(crate) fn ensure_gm_indexes(conn: &Connection) -> Result<(), StoreError> {
+    let trust_index: Option<String> = conn
+        .query_row("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'gm_audit_trust_changes'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(StoreError::sqlite("reading gm indexes"))?;
+    if trust_index.is_some_and(|sql| !sql.contains(super::audit::trust_change_filter!())) {
+        conn.execute_batch("DROP INDEX gm_audit_trust_changes")
+            .map_err(StoreError::sqlite("dropping a stale gm index"))?;
+    }
     conn.execute_batch(GM_INDEXES).map_err(StoreError::sqlite("creating gm indexes"))
 }
 
