@@ -17,7 +17,10 @@
 //! cost made small copies ~27% of the CPU of serving `/crl`, and its byte-at-a-time memcmp 15% of
 //! `gm managed verify` (the file says why and how it is linked); and `src/musl/sqlite_mem.c`,
 //! SQLite's allocator there: a bounded cache of freed blocks in front of musl's malloc, which gave
-//! every freed group straight back to the kernel (TLB shootdowns halved the join rate).
+//! every freed group straight back to the kernel (TLB shootdowns halved the join rate); and
+//! `src/musl/sqlite_pcache.c`, SQLite's page cache behind a wrapper that skips a commit's
+//! truncation when no page is past the end (SQLite walked the writer's whole cache after each
+//! page split).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,6 +72,11 @@ fn musl_string() {
     println!("cargo:rerun-if-changed=src/musl/sqlite_mem.c");
     cc::Build::new().file("src/musl/sqlite_mem.c").opt_level(2).cargo_metadata(false).compile("gm_sqlite_mem");
     println!("cargo:rustc-link-lib=static:+whole-archive=gm_sqlite_mem");
+    // SQLite's page cache behind a wrapper that skips truncations with nothing to drop (the file
+    // says why). Whole archive for the same reason.
+    println!("cargo:rerun-if-changed=src/musl/sqlite_pcache.c");
+    cc::Build::new().file("src/musl/sqlite_pcache.c").opt_level(2).cargo_metadata(false).compile("gm_sqlite_pcache");
+    println!("cargo:rustc-link-lib=static:+whole-archive=gm_sqlite_pcache");
 }
 
 /// The short hash of HEAD when the package folder is the top of a git work tree (not merely inside

@@ -5,7 +5,9 @@
 #     source/destination alignments; memmove at every overlap; memcmp with a difference at every
 #     position), built with the flags build.rs uses; and that the compiler turned no loop into a call;
 #   - sqlite_mem.c, SQLite's allocator there (tests/musl/check_sqlite_mem.c: sizes, alignment,
-#     xRoundup, realloc contents, the cache bound, four threads at once).
+#     xRoundup, realloc contents, the cache bound, four threads at once);
+#   - sqlite_pcache.c, the wrapper around SQLite's page cache there (tests/musl/check_sqlite_pcache.c:
+#     a model cache; after every truncation, skipped or not, no page at or above the limit is left).
 # Built with musl-gcc when installed (as the static build), else the system cc: either checks the
 # code. scripts/test.sh runs it; about 5 s.
 # Usage: scripts/test-musl.sh   (exit 0 ok, 1 a check failed, 2 no C compiler)
@@ -28,7 +30,13 @@ if [ -n "$calls" ]; then
   exit 1
 fi
 "$cc" "$work/check_string.o" "$work/string.o" -o "$work/check_string"
-echo "test-musl string.c ($(basename "$cc")): $("$work/check_string")"
+# Each result goes through a variable: a failing check inside an echo's $(...) would not stop set -e.
+out=$("$work/check_string")
+echo "test-musl string.c ($(basename "$cc")): $out"
 # sqlite_mem.c is included by its check (its functions are static) and built as build.rs builds it.
 "$cc" -O2 -Wall -Wextra -Werror -pthread tests/musl/check_sqlite_mem.c -o "$work/check_sqlite_mem"
-echo "test-musl sqlite_mem.c ($(basename "$cc")): $("$work/check_sqlite_mem")"
+out=$("$work/check_sqlite_mem")
+echo "test-musl sqlite_mem.c ($(basename "$cc")): $out"
+"$cc" -O2 -Wall -Wextra -Werror tests/musl/check_sqlite_pcache.c -o "$work/check_sqlite_pcache"
+out=$("$work/check_sqlite_pcache")
+echo "test-musl sqlite_pcache.c ($(basename "$cc")): $out"
