@@ -66,8 +66,7 @@ impl<S: HasSocket> DeadlineIo<S> {
 
     /// A socket timeout that ran out at the deadline reads as `WouldBlock` on Unix; call it what it is.
     fn name_timeout(&self, err: io::Error) -> io::Error {
-        let timed_out = matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
-        if timed_out && Instant::now() >= self.deadline {
+        if is_timeout(&err) && Instant::now() >= self.deadline {
             deadline_passed()
         } else {
             err
@@ -79,23 +78,41 @@ fn deadline_passed() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "the request deadline passed")
 }
 
+/// True for what a socket timeout that ran out looks like on Unix.
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
 impl<S: HasSocket> Read for DeadlineIo<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        if let Some(socket) = self.inner.tcp() {
-            socket.set_read_timeout(Some(left))?;
+        loop {
+            let left = self.left()?;
+            if let Some(socket) = self.inner.tcp() {
+                socket.set_read_timeout(Some(left))?;
+            }
+            match self.inner.read(buf) {
+                // The kernel counts a socket timeout in clock ticks and can end it up to a tick
+                // before the deadline (CI saw `WouldBlock` there): wait out what is left.
+                Err(e) if is_timeout(&e) && Instant::now() < self.deadline => continue,
+                result => return result.map_err(|e| self.name_timeout(e)),
+            }
         }
-        self.inner.read(buf).map_err(|e| self.name_timeout(e))
     }
 }
 
 impl<S: HasSocket> Write for DeadlineIo<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        if let Some(socket) = self.inner.tcp() {
-            socket.set_write_timeout(Some(left))?;
+        loop {
+            let left = self.left()?;
+            if let Some(socket) = self.inner.tcp() {
+                socket.set_write_timeout(Some(left))?;
+            }
+            match self.inner.write(buf) {
+                // As in `read`: a socket timeout that ended a tick early.
+                Err(e) if is_timeout(&e) && Instant::now() < self.deadline => continue,
+                result => return result.map_err(|e| self.name_timeout(e)),
+            }
         }
-        self.inner.write(buf).map_err(|e| self.name_timeout(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -414,6 +431,54 @@ mod tests {
         assert!(resolve_by("localhost:80", later).unwrap().iter().all(|a| a.ip().is_loopback()));
         let passed = Instant::now();
         assert_eq!(resolve_by("localhost:80", passed).unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// A stream whose first reads and writes end like a socket timeout that ran out a clock tick
+    /// early (`WouldBlock` before the deadline), then work.
+    struct EarlyTimeouts {
+        early: usize,
+    }
+
+    impl EarlyTimeouts {
+        fn step(&mut self) -> io::Result<usize> {
+            if self.early > 0 {
+                self.early -= 1;
+                return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            }
+            Ok(1)
+        }
+    }
+
+    impl Read for EarlyTimeouts {
+        fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+            self.step()
+        }
+    }
+
+    impl Write for EarlyTimeouts {
+        fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+            self.step()
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl HasSocket for EarlyTimeouts {
+        fn tcp(&self) -> Option<&TcpStream> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_socket_timeout_that_ends_before_the_deadline_is_waited_out_not_reported() {
+        let mut io = DeadlineIo::new(EarlyTimeouts { early: 2 }, Instant::now() + Duration::from_secs(30));
+        assert_eq!(io.read(&mut [0u8; 8]).unwrap(), 1, "two early timeouts, then the byte");
+        io.inner.early = 3;
+        assert_eq!(io.write(b"x").unwrap(), 1);
+        // Past the deadline it is TimedOut, never WouldBlock.
+        let mut late = DeadlineIo::new(EarlyTimeouts { early: 1 }, Instant::now());
+        assert_eq!(late.read(&mut [0u8; 8]).unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 
     #[test]
