@@ -177,7 +177,7 @@ fn killed_restores_leave_the_old_or_the_new_database_whole() {
         if i % 3 == 0 {
             let server = GmServer::start(&home, &[]);
             op.invite(server.addr, "{}");
-            drop(server);
+            server.kill_nine();
             let wal = std::fs::metadata(home.join("na.db-wal")).map(|m| m.len()).unwrap_or(0);
             assert!(wal > 0, "seed {seed}, trial {i}: the crashed server's last commits are in its WAL");
         } else {

@@ -349,7 +349,7 @@ fn acknowledged_join_survives_kill_nine() {
     let joined = node.join(server.addr, &op.invite(server.addr, "{}"));
     assert_eq!(joined.status, 201);
     let cert_id = field(&joined, "cert_id");
-    drop(server); // SIGKILL, no shutdown path
+    server.kill_nine();
     assert_eq!(count(&home, &format!("SELECT COUNT(*) FROM issued_certs WHERE cert_id = '{cert_id}'")), 1);
     assert_eq!(audit_count(&home, "certificate_issued"), 1, "the certificate never lands without its audit event");
 }

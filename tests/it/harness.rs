@@ -261,6 +261,12 @@ impl GmServer {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
+    /// A crash: SIGKILL, no shutdown path (dropping the server sends SIGTERM).
+    pub fn kill_nine(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> i32 {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
@@ -276,8 +282,21 @@ impl GmServer {
 }
 
 impl Drop for GmServer {
+    /// Stops the server as systemd would: SIGTERM, so its scheduler stops the jobs it runs in their
+    /// own process groups (a SIGKILL left a running sandbox probe behind, which then recreated files
+    /// in the test's removed folder), and SIGKILL only if it has not exited within 5 s.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Ok(None) = self.child.try_wait() {
+                if Instant::now() >= deadline {
+                    let _ = self.child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.wait();
     }
 }
