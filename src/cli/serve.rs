@@ -266,6 +266,8 @@ fn serve_with_clock(
     authority.flush_auth_failures(true);
     sched_stop.store(true, Ordering::SeqCst);
     if let Some(t) = sched_thread {
+        // The runner parks up to 1 s between ticks; wake it to see the stop now.
+        t.thread().unpark();
         log::info!(target: "gm::serve", "waiting for running jobs (up to {} s)", scheduler.settings.shutdown_grace.as_secs());
         let _ = t.join();
     }

@@ -445,7 +445,9 @@ fn kill_group(child: &mut Child) {
     }
 }
 
-/// Runs the runner on a named thread until `stop` is set, then shuts it down with `grace`.
+/// Runs the runner on a named thread until `stop` is set, then shuts it down with `grace`. Between
+/// ticks the thread parks (at most 1 s, 200 ms while a job runs): whoever sets `stop` and can
+/// should also unpark it (`gm serve` does, so a SIGTERM is not held up by the nap).
 pub(crate) fn spawn(
     mut runner: Runner,
     now: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
@@ -460,7 +462,7 @@ pub(crate) fn spawn(
             let until_next =
                 runner.next_wake().map_or(Duration::from_secs(1), |w| (w - t).to_std().unwrap_or_default());
             let nap = until_next.min(if running > 0 { Duration::from_millis(200) } else { Duration::from_secs(1) });
-            std::thread::sleep(nap.max(Duration::from_millis(10)));
+            std::thread::park_timeout(nap.max(Duration::from_millis(10)));
         }
         runner.shutdown(grace, || now());
     })
