@@ -83,16 +83,21 @@ fn is_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
-impl<S: HasSocket> Read for DeadlineIo<S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl<S: HasSocket> DeadlineIo<S> {
+    /// Runs one read or write (`op`) with the socket's timeout (`arm`) set to what is left. The
+    /// kernel counts a socket timeout in clock ticks and can end it up to a tick before the
+    /// deadline (CI saw `WouldBlock` there), so such a timeout is waited out, not reported.
+    fn until_deadline(
+        &mut self,
+        arm: fn(&TcpStream, Option<Duration>) -> io::Result<()>,
+        mut op: impl FnMut(&mut S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         loop {
             let left = self.left()?;
             if let Some(socket) = self.inner.tcp() {
-                socket.set_read_timeout(Some(left))?;
+                arm(socket, Some(left))?;
             }
-            match self.inner.read(buf) {
-                // The kernel counts a socket timeout in clock ticks and can end it up to a tick
-                // before the deadline (CI saw `WouldBlock` there): wait out what is left.
+            match op(&mut self.inner) {
                 Err(e) if is_timeout(&e) && Instant::now() < self.deadline => continue,
                 result => return result.map_err(|e| self.name_timeout(e)),
             }
@@ -100,19 +105,15 @@ impl<S: HasSocket> Read for DeadlineIo<S> {
     }
 }
 
+impl<S: HasSocket> Read for DeadlineIo<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.until_deadline(TcpStream::set_read_timeout, |s| s.read(buf))
+    }
+}
+
 impl<S: HasSocket> Write for DeadlineIo<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            let left = self.left()?;
-            if let Some(socket) = self.inner.tcp() {
-                socket.set_write_timeout(Some(left))?;
-            }
-            match self.inner.write(buf) {
-                // As in `read`: a socket timeout that ended a tick early.
-                Err(e) if is_timeout(&e) && Instant::now() < self.deadline => continue,
-                result => return result.map_err(|e| self.name_timeout(e)),
-            }
-        }
+        self.until_deadline(TcpStream::set_write_timeout, |s| s.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
